@@ -1,0 +1,2 @@
+//! ringbroker-bench.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Consumer-group coordinator (work in progress).

@@ -1,0 +1,1 @@
+//! Kafka wire protocol pieces shared by the broker, the tools and the bench.

@@ -1,0 +1,1 @@
+//! Generated flatbuffers code for ringbroker internal messages (see schema/*.fbs).

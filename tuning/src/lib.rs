@@ -1,0 +1,1 @@
+//! Tuning profiles, system check and iotune.
