@@ -1,1 +1,3 @@
 //! Kafka wire protocol pieces shared by the broker, the tools and the bench.
+
+pub mod batch;
