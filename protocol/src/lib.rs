@@ -1,3 +1,5 @@
 //! Kafka wire protocol pieces shared by the broker, the tools and the bench.
 
 pub mod batch;
+pub mod frame;
+pub mod records;
