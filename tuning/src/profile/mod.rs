@@ -1,0 +1,319 @@
+//! Tuning profiles: loading a TOML profile over the built-in defaults, overriding keys from command-line
+//! flags, and resolving the result against the machine ([`resolve`]).
+//!
+//! The built-in defaults ARE `tuning/profiles/default.toml` (embedded with `include_str!`), so the
+//! documented file and the code cannot disagree. A profile file only needs the keys it changes.
+//!
+//! ```no_run
+//! use ringbroker_tuning::Profile;
+//! let mut profile = Profile::load(std::path::Path::new("tuning/profiles/dev.toml"))?;
+//! profile.set_from_flag("flush_policy", "always")?;
+//! let resolved = profile.resolve()?;
+//! print!("{resolved}"); // "shard_cores = 0-1 (profile)" ...
+//! # Ok::<(), ringbroker_tuning::ProfileError>(())
+//! ```
+
+mod key;
+pub mod resolve;
+pub mod value;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+pub use key::Key;
+pub use resolve::{EffectiveSetting, ResolvedProfile};
+pub use value::{CoreSpec, FlushPolicy, IoMemorySpec};
+
+use crate::error::ProfileError;
+use crate::machine::Machine;
+use value::{ByteBounds, ValueError};
+
+/// The shipped default profile; also the base every other profile is laid over.
+pub const DEFAULT_PROFILE_TOML: &str = include_str!("../../profiles/default.toml");
+/// The shipped laptop / CI profile.
+pub const DEV_PROFILE_TOML: &str = include_str!("../../profiles/dev.toml");
+/// The shipped 16-core bare-metal profile.
+pub const BARE_METAL_16C_PROFILE_TOML: &str = include_str!("../../profiles/bare-metal-16c.toml");
+
+/// DMA alignment every buffer and segment size respects (the largest common logical block size).
+pub const DMA_ALIGN_BYTES: u64 = 4096;
+/// glommio's smallest useful io memory; below it registered buffers thrash.
+pub const IO_MEMORY_BYTES_MIN: u64 = 64 << 10;
+/// Upper bound for io memory per executor (glommio's own default is 10 MiB).
+pub const IO_MEMORY_BYTES_MAX: u64 = 1 << 30;
+/// io_uring ring depth bounds: the kernel wants a power of two; 4096 entries is past any gain for one core.
+pub const IO_RING_DEPTH_MIN: u64 = 8;
+pub const IO_RING_DEPTH_MAX: u64 = 4096;
+/// More DMA writes in flight per partition than this only adds memory, never bandwidth.
+pub const DMA_WRITES_IN_FLIGHT_MAX: u64 = 1024;
+/// Write buffer bounds: one page at least; 64 MiB per partition is already far past the bandwidth knee.
+pub const WRITE_BUFFER_BYTES_MIN: u64 = DMA_ALIGN_BYTES;
+pub const WRITE_BUFFER_BYTES_MAX: u64 = 64 << 20;
+/// Segment bounds: index entries hold 32-bit positions like Kafka's, so a segment stays below 2 GiB.
+pub const SEGMENT_BYTES_MIN: u64 = 1 << 20;
+pub const SEGMENT_BYTES_MAX: u64 = (1 << 31) - DMA_ALIGN_BYTES;
+/// Tail cache per shard: 0 disables it; 64 GiB bounds a typo like an extra zero... or three.
+pub const TAIL_CACHE_BYTES_MAX: u64 = 64 << 30;
+/// Socket buffers: 0 keeps kernel autotuning; the kernel caps larger requests at net.core.[rw]mem_max.
+pub const SOCKET_BUFFER_BYTES_MAX: u64 = 1 << 30;
+/// Connection limit bounds for the whole broker.
+pub const MAX_CONNECTIONS_MAX: u64 = 1_000_000;
+/// A request must fit a default producer batch (1 MiB) and Kafka's signed 32-bit frame size.
+pub const MAX_REQUEST_BYTES_MIN: u64 = 1 << 20;
+pub const MAX_REQUEST_BYTES_MAX: u64 = i32::MAX as u64;
+
+/// Where an effective setting came from, printed after each value at broker start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provenance {
+    /// The built-in default (default.toml).
+    Default,
+    /// The profile file given with --profile.
+    Profile,
+    /// A command-line flag (see [`Profile::set_from_flag`]).
+    Flag,
+    /// The data directory's io-properties.toml written by `tune iotune`.
+    Iotune,
+}
+
+impl std::fmt::Display for Provenance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Provenance::Default => "default",
+            Provenance::Profile => "profile",
+            Provenance::Flag => "flag",
+            Provenance::Iotune => "iotune",
+        })
+    }
+}
+
+/// A parsed profile, not yet checked against the machine. Each field is documented in default.toml under the
+/// same name. Read the fields freely; change them through [`Profile::set_from_flag`] so provenance follows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Profile {
+    /// The file name, or "builtin default".
+    pub name: String,
+    pub shard_cores: CoreSpec,
+    pub bench_cores: CoreSpec,
+    pub pin_executors: bool,
+    pub io_memory_bytes: IoMemorySpec,
+    pub io_ring_depth: u32,
+    pub dma_writes_in_flight_per_partition: u32,
+    pub write_buffer_bytes: u64,
+    pub flush_policy: FlushPolicy,
+    pub segment_bytes: u64,
+    pub tail_cache_bytes_per_shard: u64,
+    pub socket_send_buffer_bytes: u64,
+    pub socket_recv_buffer_bytes: u64,
+    pub max_connections: u32,
+    pub max_request_bytes: u64,
+    sources: BTreeMap<Key, Provenance>,
+}
+
+impl Profile {
+    /// The embedded default.toml: what `serve` uses without --profile. Call [`Profile::resolve`] next.
+    pub fn builtin_default() -> Profile {
+        let table = parse_table(DEFAULT_PROFILE_TOML, "builtin default");
+        // The embedded file is part of the build, not input: unit tests parse it, so failing here is a bug.
+        let table = table.unwrap_or_else(|err| panic!("embedded default.toml is broken: {err}"));
+        let mut profile = Profile::placeholder();
+        for key in Key::ALL {
+            assert!(
+                table.contains_key(key.name()),
+                "default.toml must set `{key}`"
+            );
+        }
+        if let Err(err) = profile.apply_table(&table, "builtin default", Provenance::Default) {
+            panic!("embedded default.toml is broken: {err}");
+        }
+        profile
+    }
+
+    /// Reads a profile file and lays it over the built-in defaults.
+    pub fn load(path: &Path) -> Result<Profile, ProfileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Profile::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// Parses profile text (named `name` in errors) over the built-in defaults.
+    pub fn from_toml_str(text: &str, name: &str) -> Result<Profile, ProfileError> {
+        let table = parse_table(text, name)?;
+        let mut profile = Profile::builtin_default();
+        profile.name = name.to_string();
+        profile.apply_table(&table, name, Provenance::Profile)?;
+        Ok(profile)
+    }
+
+    /// Overrides one key from a command-line flag; `value` is TOML (`4`, `[2,3]`, `"64MiB"`) or a bare word
+    /// (`64MiB`, `2-15`, `always`). The key's provenance becomes [`Provenance::Flag`].
+    pub fn set_from_flag(&mut self, key: &str, value: &str) -> Result<(), ProfileError> {
+        let parsed = format!("value = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut table| table.remove("value"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        let mut table = toml::Table::new();
+        table.insert(key.to_string(), parsed);
+        self.apply_table(&table, "flag", Provenance::Flag)
+    }
+
+    /// Where `key`'s current value came from.
+    pub fn source(&self, key: Key) -> Provenance {
+        self.sources
+            .get(&key)
+            .copied()
+            .unwrap_or(Provenance::Default)
+    }
+
+    /// Resolves the profile for the machine this process runs on: concrete cores, io memory within the
+    /// locked-memory limit, and cross-key checks.
+    pub fn resolve(&self) -> Result<ResolvedProfile, ProfileError> {
+        self.resolve_for(&Machine::detect()?)
+    }
+
+    /// [`Profile::resolve`] against given machine facts (tests, or planning for another machine).
+    pub fn resolve_for(&self, machine: &Machine) -> Result<ResolvedProfile, ProfileError> {
+        resolve::resolve(self, machine)
+    }
+
+    /// Values that never survive: [`Profile::builtin_default`] overwrites every key from default.toml.
+    fn placeholder() -> Profile {
+        Profile {
+            name: "builtin default".to_string(),
+            shard_cores: CoreSpec::Auto,
+            bench_cores: CoreSpec::Auto,
+            pin_executors: false,
+            io_memory_bytes: IoMemorySpec::Auto,
+            io_ring_depth: 0,
+            dma_writes_in_flight_per_partition: 0,
+            write_buffer_bytes: 0,
+            flush_policy: FlushPolicy::Never,
+            segment_bytes: 0,
+            tail_cache_bytes_per_shard: 0,
+            socket_send_buffer_bytes: 0,
+            socket_recv_buffer_bytes: 0,
+            max_connections: 0,
+            max_request_bytes: 0,
+            sources: BTreeMap::new(),
+        }
+    }
+
+    fn apply_table(
+        &mut self,
+        table: &toml::Table,
+        name: &str,
+        provenance: Provenance,
+    ) -> Result<(), ProfileError> {
+        for (key_name, value) in table {
+            let Some(key) = Key::from_name(key_name) else {
+                return Err(ProfileError::UnknownKey {
+                    profile: name.to_string(),
+                    key: key_name.clone(),
+                    fix: Key::unknown_key_fix(key_name),
+                });
+            };
+            self.apply_key(key, value)
+                .map_err(|err| ProfileError::InvalidValue {
+                    profile: name.to_string(),
+                    key: key_name.clone(),
+                    value: value.to_string(),
+                    reason: err.reason,
+                    fix: err.fix,
+                })?;
+            self.sources.insert(key, provenance);
+        }
+        Ok(())
+    }
+
+    fn apply_key(&mut self, key: Key, value: &toml::Value) -> Result<(), ValueError> {
+        let aligned = |min, max| ByteBounds {
+            min,
+            max,
+            align: DMA_ALIGN_BYTES,
+        };
+        let any = |max| ByteBounds {
+            min: 0,
+            max,
+            align: 1,
+        };
+        match key {
+            Key::ShardCores => self.shard_cores = value::parse_cores(value)?,
+            Key::BenchCores => self.bench_cores = value::parse_cores(value)?,
+            Key::PinExecutors => self.pin_executors = value::parse_bool(value)?,
+            Key::IoMemoryBytes => {
+                let bounds = aligned(IO_MEMORY_BYTES_MIN, IO_MEMORY_BYTES_MAX);
+                self.io_memory_bytes = value::parse_io_memory(value, bounds)?;
+            }
+            Key::IoRingDepth => {
+                let depth = value::parse_int(value, IO_RING_DEPTH_MIN, IO_RING_DEPTH_MAX)?;
+                if !depth.is_power_of_two() {
+                    let fix = format!(
+                        "use {} or {}",
+                        depth.next_power_of_two() / 2,
+                        depth.next_power_of_two()
+                    );
+                    return Err(ValueError::new(
+                        "io_uring ring depths are powers of two",
+                        fix,
+                    ));
+                }
+                self.io_ring_depth = depth as u32;
+            }
+            Key::DmaWritesInFlightPerPartition => {
+                self.dma_writes_in_flight_per_partition =
+                    value::parse_int(value, 1, DMA_WRITES_IN_FLIGHT_MAX)? as u32;
+            }
+            Key::WriteBufferBytes => {
+                self.write_buffer_bytes = value::parse_bytes(
+                    value,
+                    aligned(WRITE_BUFFER_BYTES_MIN, WRITE_BUFFER_BYTES_MAX),
+                )?;
+            }
+            Key::FlushPolicy => self.flush_policy = value::parse_flush_policy(value)?,
+            Key::SegmentBytes => {
+                self.segment_bytes =
+                    value::parse_bytes(value, aligned(SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX))?;
+            }
+            Key::TailCacheBytesPerShard => {
+                self.tail_cache_bytes_per_shard =
+                    value::parse_bytes(value, any(TAIL_CACHE_BYTES_MAX))?;
+            }
+            Key::SocketSendBufferBytes => {
+                self.socket_send_buffer_bytes =
+                    value::parse_bytes(value, any(SOCKET_BUFFER_BYTES_MAX))?;
+            }
+            Key::SocketRecvBufferBytes => {
+                self.socket_recv_buffer_bytes =
+                    value::parse_bytes(value, any(SOCKET_BUFFER_BYTES_MAX))?;
+            }
+            Key::MaxConnections => {
+                self.max_connections = value::parse_int(value, 1, MAX_CONNECTIONS_MAX)? as u32
+            }
+            Key::MaxRequestBytes => {
+                let bounds = ByteBounds {
+                    min: MAX_REQUEST_BYTES_MIN,
+                    max: MAX_REQUEST_BYTES_MAX,
+                    align: 1,
+                };
+                self.max_request_bytes = value::parse_bytes(value, bounds)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_table(text: &str, name: &str) -> Result<toml::Table, ProfileError> {
+    text.parse::<toml::Table>()
+        .map_err(|err| ProfileError::Syntax {
+            profile: name.to_string(),
+            message: err.to_string().trim().to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,256 @@
+//! Profile parsing, overrides, resolution and every error's message (it must name the key and the fix).
+
+use super::*;
+
+/// A machine like this one: 2 cores, 8 MiB RLIMIT_MEMLOCK.
+fn small_machine() -> Machine {
+    Machine {
+        online_cores: vec![0, 1],
+        usable_cores: vec![0, 1],
+        memlock_limit_bytes: Some(8 << 20),
+    }
+}
+
+fn server_machine() -> Machine {
+    Machine {
+        online_cores: (0..16).collect(),
+        usable_cores: (0..16).collect(),
+        memlock_limit_bytes: None,
+    }
+}
+
+fn error_for(text: &str) -> ProfileError {
+    match Profile::from_toml_str(text, "test.toml").and_then(|p| p.resolve_for(&small_machine())) {
+        Ok(resolved) => panic!("expected an error for {text:?}, got {resolved:?}"),
+        Err(err) => err,
+    }
+}
+
+fn assert_names_key_and_fix(err: &ProfileError, key: &str) {
+    let message = err.to_string();
+    assert_eq!(err.key(), Some(key), "{message}");
+    assert!(
+        message.contains(&format!("`{key}`")),
+        "message must name the key: {message}"
+    );
+    assert!(
+        message.contains("fix:"),
+        "message must give a fix: {message}"
+    );
+}
+
+#[test]
+fn builtin_default_sets_every_key_and_resolves_here() {
+    let profile = Profile::builtin_default();
+    for key in Key::ALL {
+        assert_eq!(profile.source(key), Provenance::Default);
+    }
+    let resolved = profile.resolve_for(&small_machine()).unwrap();
+    assert_eq!(resolved.shard_cores, vec![0, 1]);
+    assert_eq!(
+        resolved.io_memory_bytes,
+        1 << 20,
+        "8 MiB / (3 x 2) rounds down to 1 MiB"
+    );
+    assert!(resolved.locked_memory_needed_bytes() <= 8 << 20);
+    assert_eq!(resolved.max_request_bytes, 104_857_600);
+    // Also on the machine running the tests.
+    Profile::builtin_default().resolve().unwrap();
+}
+
+#[test]
+fn shipped_profiles_parse_and_resolve_on_their_machines() {
+    let dev = Profile::from_toml_str(DEV_PROFILE_TOML, "dev.toml").unwrap();
+    let dev = dev.resolve_for(&small_machine()).unwrap();
+    assert_eq!(dev.shard_cores, vec![0, 1]);
+    assert!(!dev.pin_executors);
+    assert!(!dev.warnings.is_empty(), "dev shares bench and shard cores");
+
+    let server =
+        Profile::from_toml_str(BARE_METAL_16C_PROFILE_TOML, "bare-metal-16c.toml").unwrap();
+    let server = server.resolve_for(&server_machine()).unwrap();
+    assert_eq!(server.shard_cores, (2..=13).collect::<Vec<_>>());
+    assert_eq!(server.bench_cores, vec![14, 15]);
+    assert!(server.warnings.is_empty());
+    assert_eq!(server.flush_policy, FlushPolicy::IntervalMs(5));
+
+    // On this small machine the server profile is impossible, and says so.
+    let err = Profile::from_toml_str(BARE_METAL_16C_PROFILE_TOML, "bare-metal-16c.toml")
+        .unwrap()
+        .resolve_for(&small_machine())
+        .unwrap_err();
+    assert_names_key_and_fix(&err, "shard_cores");
+}
+
+#[test]
+fn shipped_profile_files_on_disk_match_the_embedded_ones() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    for name in ["default.toml", "dev.toml", "bare-metal-16c.toml"] {
+        Profile::load(&dir.join(name)).unwrap();
+    }
+}
+
+#[test]
+fn profile_values_and_provenance() {
+    let profile = Profile::from_toml_str(
+        "shard_cores = [1]\nflush_policy = \"always\"\nsegment_bytes = \"128MiB\"\n",
+        "p.toml",
+    )
+    .unwrap();
+    assert_eq!(profile.shard_cores, CoreSpec::List(vec![1]));
+    assert_eq!(profile.flush_policy, FlushPolicy::Always);
+    assert_eq!(profile.segment_bytes, 128 << 20);
+    assert_eq!(profile.source(Key::SegmentBytes), Provenance::Profile);
+    assert_eq!(profile.source(Key::IoRingDepth), Provenance::Default);
+
+    let resolved = profile.resolve_for(&small_machine()).unwrap();
+    assert_eq!(
+        resolved.bench_cores,
+        vec![0],
+        "auto bench takes the core without a shard"
+    );
+    assert_eq!(
+        resolved.io_memory_bytes,
+        2 << 20,
+        "one shard: 8 MiB / 3 rounds down to 2 MiB"
+    );
+    let text = resolved.to_string();
+    assert!(text.contains("segment_bytes = 128 MiB (profile)"), "{text}");
+    assert!(text.contains("io_ring_depth = 128 (default)"), "{text}");
+}
+
+#[test]
+fn flags_override_with_flag_provenance() {
+    let mut profile = Profile::builtin_default();
+    profile.set_from_flag("flush_policy", "never").unwrap();
+    profile.set_from_flag("shard_cores", "1").unwrap();
+    profile
+        .set_from_flag("write_buffer_bytes", "64KiB")
+        .unwrap();
+    profile.set_from_flag("bench_cores", "[0]").unwrap();
+    profile.set_from_flag("max_connections", "7").unwrap();
+    assert_eq!(profile.flush_policy, FlushPolicy::Never);
+    assert_eq!(profile.shard_cores, CoreSpec::List(vec![1]));
+    assert_eq!(profile.write_buffer_bytes, 64 << 10);
+    assert_eq!(profile.max_connections, 7);
+    let resolved = profile.resolve_for(&small_machine()).unwrap();
+    assert!(resolved.to_string().contains("flush_policy = never (flag)"));
+
+    let err = profile.set_from_flag("flush_polcy", "never").unwrap_err();
+    assert!(err.to_string().contains("`flush_policy`"), "{err}");
+}
+
+#[test]
+fn auto_cores_leave_room_on_bigger_machines() {
+    let resolved = Profile::builtin_default()
+        .resolve_for(&server_machine())
+        .unwrap();
+    assert_eq!(resolved.shard_cores, (2..16).collect::<Vec<_>>());
+    assert_eq!(resolved.bench_cores, vec![0, 1]);
+    assert_eq!(resolved.io_memory_bytes, resolve::IO_MEMORY_AUTO_MAX_BYTES);
+    assert_eq!(resolve::auto_shard_cores(&[0, 1, 2, 3]), vec![1, 2, 3]);
+    assert_eq!(resolve::auto_shard_cores(&[5]), vec![5]);
+}
+
+#[test]
+fn unknown_key_is_an_error_naming_key_and_fix() {
+    let err = error_for("shard_core = \"auto\"\n");
+    assert_names_key_and_fix(&err, "shard_core");
+    assert!(err.to_string().contains("did you mean"), "{err}");
+    let err = error_for("[storage]\nsegment_bytes = 1\n");
+    assert_names_key_and_fix(&err, "storage");
+}
+
+#[test]
+fn core_that_does_not_exist_is_an_error() {
+    let err = error_for("shard_cores = [0, 7]\n");
+    assert_names_key_and_fix(&err, "shard_cores");
+    let message = err.to_string();
+    assert!(message.contains("core(s) 7"), "{message}");
+    assert!(message.contains("cores from 0-1"), "{message}");
+    let err = error_for("bench_cores = \"4-5\"\n");
+    assert_names_key_and_fix(&err, "bench_cores");
+}
+
+#[test]
+fn io_memory_above_memlock_is_an_error() {
+    let err = error_for("io_memory_bytes = \"4MiB\"\n");
+    assert_names_key_and_fix(&err, "io_memory_bytes");
+    let message = err.to_string();
+    assert!(
+        message.contains("24 MiB exceeds the locked-memory limit RLIMIT_MEMLOCK = 8 MiB"),
+        "{message}"
+    );
+    assert!(
+        message.contains("set io_memory_bytes = 1396736"),
+        "{message}"
+    );
+    assert!(message.contains("ulimit -l 24576"), "{message}");
+
+    let tiny = Machine {
+        memlock_limit_bytes: Some(64 << 10),
+        ..small_machine()
+    };
+    let err = Profile::builtin_default().resolve_for(&tiny).unwrap_err();
+    assert_names_key_and_fix(&err, "io_memory_bytes");
+}
+
+#[test]
+fn bad_flush_policy_is_an_error() {
+    for text in [
+        "flush_policy = \"sometimes\"\n",
+        "flush_policy = 0\n",
+        "flush_policy = -3\n",
+        "flush_policy = true\n",
+    ] {
+        let err = error_for(text);
+        assert_names_key_and_fix(&err, "flush_policy");
+    }
+    assert!(error_for("flush_policy = 0\n")
+        .to_string()
+        .contains("\"always\""));
+}
+
+#[test]
+fn other_impossible_values_are_errors() {
+    let cases = [
+        ("io_ring_depth = 100\n", "io_ring_depth", "use 64 or 128"),
+        (
+            "write_buffer_bytes = 5000\n",
+            "write_buffer_bytes",
+            "4096 or 8192",
+        ),
+        ("segment_bytes = \"4GiB\"\n", "segment_bytes", "between"),
+        ("max_request_bytes = 10\n", "max_request_bytes", "between"),
+        (
+            "pin_executors = \"yes\"\n",
+            "pin_executors",
+            "true or false",
+        ),
+        (
+            "dma_writes_in_flight_per_partition = 64\nio_ring_depth = 32\n",
+            "dma_writes_in_flight_per_partition",
+            "at most 32",
+        ),
+        (
+            "write_buffer_bytes = \"2MiB\"\nsegment_bytes = \"1MiB\"\n",
+            "write_buffer_bytes",
+            "raise segment_bytes",
+        ),
+        ("shard_cores = []\n", "shard_cores", "auto"),
+    ];
+    for (text, key, fix) in cases {
+        let err = error_for(text);
+        assert_names_key_and_fix(&err, key);
+        assert!(err.to_string().contains(fix), "{text}: {err}");
+    }
+}
+
+#[test]
+fn syntax_and_read_errors_say_what_to_do() {
+    let err = Profile::from_toml_str("shard_cores = ", "broken.toml").unwrap_err();
+    assert!(matches!(err, ProfileError::Syntax { .. }), "{err}");
+    assert!(err.to_string().contains("fix:"));
+    let err = Profile::load(Path::new("/nonexistent/profile.toml")).unwrap_err();
+    assert!(err.to_string().contains("--profile"), "{err}");
+}
