@@ -1,1 +1,43 @@
-//! Consumer-group coordinator (work in progress).
+//! Consumer-group coordinator of one shard: the Kafka classic group protocol (JoinGroup, SyncGroup,
+//! Heartbeat, LeaveGroup with client-side assignors), committed offsets (OffsetCommit, OffsetFetch,
+//! OffsetDelete) and group administration (DescribeGroups, ListGroups, DeleteGroups).
+//!
+//! One [`GroupCoordinator`] runs per shard, inside that shard's glommio executor (single thread: state
+//! lives in `RefCell`s that are never borrowed across an await). The server routes a group's requests to
+//! the shard that owns `__consumer_offsets` partition [`offsets_partition_for`]`(group, `
+//! [`OFFSETS_TOPIC_PARTITIONS`]`)`, the way Kafka places its coordinators.
+//!
+//! Membership lives in memory only (as in Kafka, consumers simply rejoin after a restart); committed
+//! offsets are durable through an [`OffsetStore`]: [`LogOffsetStore`] writes Kafka v2 record batches to
+//! `__consumer_offsets` partition logs on the engine's storage, and [`MemoryOffsetStore`] serves tests.
+//!
+//! Module map: `config` (limits and timeouts), `partitioner` (group → offsets partition), `store` (the
+//! persistence trait, records, in-memory store), `record_codec` (Kafka's key/value formats),
+//! `log_store` (the PartitionLog-backed store), `group`/`member` (the per-group state machine data),
+//! `waiter` (parked JoinGroup/SyncGroup calls), `coordinator` (the public handlers and timers),
+//! `membership` (join/sync/heartbeat/leave), `offsets` (commit/fetch/delete), `admin` (describe, list,
+//! delete), `responses` (shaping results for each request version).
+
+mod admin;
+mod config;
+mod coordinator;
+mod error;
+mod group;
+mod log_store;
+mod member;
+mod membership;
+mod offsets;
+mod partitioner;
+mod rebalance;
+mod record_codec;
+mod responses;
+mod store;
+mod waiter;
+
+pub use config::GroupConfig;
+pub use coordinator::{ClientInfo, GroupCoordinator};
+pub use error::GroupError;
+pub use group::GroupState;
+pub use log_store::LogOffsetStore;
+pub use partitioner::{java_string_hashcode, offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
+pub use store::{CommittedOffset, MemoryOffsetStore, OffsetKey, OffsetRecord, OffsetStore};

@@ -1,0 +1,396 @@
+//! Committed offsets: OffsetCommit (persist, then apply), OffsetFetch, OffsetDelete, recovery replay and
+//! the retention sweep. Every change goes through [`Inner::persist_and_apply`] under the persist lock, so
+//! the in-memory view is always the replay of the store's log.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+use glommio::sync::Permit;
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
+    OffsetFetchResponse,
+};
+
+use super::coordinator::{now_ms, Inner};
+use super::error::GroupError;
+use super::group::{Group, GroupState};
+use super::responses::*;
+use super::store::{CommittedOffset, OffsetKey, OffsetRecord};
+
+/// First OffsetCommit version carrying `group_instance_id`.
+const COMMIT_STATIC_MEMBERSHIP_VERSION: i16 = 7;
+/// First OffsetFetch version with a top-level error code.
+const FETCH_TOP_LEVEL_ERROR_VERSION: i16 = 2;
+/// First OffsetFetch version with the `groups` batch.
+const FETCH_GROUPS_BATCH_VERSION: i16 = 8;
+
+/// A fetched partition: (partition, committed offset if any).
+type FetchedTopic = (String, Vec<(i32, Option<CommittedOffset>)>);
+
+impl Inner {
+    /// Takes the persist lock (one offsets change at a time, in log order).
+    pub(crate) async fn persist_lock(&self) -> Result<Permit<'_>, GroupError> {
+        self.persist_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|error| GroupError::Storage(format!("persist lock closed: {error}")))
+    }
+
+    /// Persists `records`, then applies them; the caller holds the persist lock.
+    pub(crate) async fn persist_then_apply(&self, records: &[OffsetRecord]) -> Result<(), GroupError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.store.persist(records).await?;
+        self.apply_records(records, Instant::now(), now_ms());
+        Ok(())
+    }
+
+    pub(crate) async fn persist_and_apply(&self, records: &[OffsetRecord]) -> Result<(), GroupError> {
+        let _permit = self.persist_lock().await?;
+        self.persist_then_apply(records).await
+    }
+
+    /// Replays records into the groups (creating Empty groups as needed); returns the offsets now held.
+    pub(crate) fn apply_records(&self, records: &[OffsetRecord], now: Instant, now_ms: i64) -> usize {
+        let mut groups = self.groups.borrow_mut();
+        for record in records {
+            let key = &record.key;
+            let group = groups.entry(key.group_id.clone()).or_insert_with(|| Group::new(&key.group_id, now, now_ms));
+            match &record.value {
+                Some(value) => {
+                    group.offsets.insert((key.topic.clone(), key.partition), value.clone());
+                }
+                None => {
+                    group.offsets.remove(&(key.topic.clone(), key.partition));
+                }
+            }
+        }
+        // Groups whose offsets were all deleted and that nobody uses are gone (Kafka's group tombstone).
+        groups.retain(|_, g| !(g.offsets.is_empty() && g.state == GroupState::Empty && g.size() == 0 && g.generation_id == 0));
+        groups.values().map(|g| g.offsets.len()).sum()
+    }
+
+    /// Kafka's commit checks; `Ok` when the commit may proceed.
+    fn check_commit(&self, req: &OffsetCommitRequest, version: i16) -> Result<(), i16> {
+        let group_id = req.group_id.0.as_str();
+        if group_id.is_empty() {
+            return Err(INVALID_GROUP_ID);
+        }
+        let generation_id = req.generation_id_or_member_epoch;
+        let member_id = req.member_id.as_str();
+        let instance_id = if version >= COMMIT_STATIC_MEMBERSHIP_VERSION { req.group_instance_id.as_deref() } else { None };
+        let mut groups = self.groups.borrow_mut();
+        let Some(group) = groups.get_mut(group_id) else {
+            // No group: only a standalone consumer (generation -1) may commit; it creates the group.
+            return if generation_id < 0 { Ok(()) } else { Err(ILLEGAL_GENERATION) };
+        };
+        if group.state == GroupState::Dead {
+            return Err(COORDINATOR_NOT_AVAILABLE);
+        }
+        if group.is_static_member_fenced(member_id, instance_id) {
+            return Err(FENCED_INSTANCE_ID);
+        }
+        if generation_id < 0 && group.state == GroupState::Empty {
+            return Ok(());
+        }
+        if group.state == GroupState::CompletingRebalance {
+            return Err(REBALANCE_IN_PROGRESS);
+        }
+        let current_generation = group.generation_id;
+        let Some(member) = group.member_mut(member_id) else {
+            return Err(UNKNOWN_MEMBER_ID);
+        };
+        if generation_id != current_generation {
+            return Err(ILLEGAL_GENERATION);
+        }
+        // A commit proves the member is alive.
+        member.touch_session(Instant::now());
+        Ok(())
+    }
+
+    pub(crate) async fn offset_commit(self: &Rc<Self>, req: &OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
+        let checked = self.check_commit(req, version);
+        let commit_timestamp_ms = now_ms();
+        let mut codes: Vec<Vec<i16>> = Vec::with_capacity(req.topics.len());
+        let mut records = Vec::new();
+        for topic in &req.topics {
+            let mut topic_codes = Vec::with_capacity(topic.partitions.len());
+            for partition in &topic.partitions {
+                let metadata = partition.committed_metadata.as_deref().unwrap_or("");
+                let code = match checked {
+                    Err(code) => code,
+                    Ok(()) if metadata.len() > self.config.offset_metadata_max_bytes => OFFSET_METADATA_TOO_LARGE,
+                    Ok(()) => {
+                        records.push(OffsetRecord {
+                            key: OffsetKey {
+                                group_id: req.group_id.0.to_string(),
+                                topic: topic.name.0.to_string(),
+                                partition: partition.partition_index,
+                            },
+                            value: Some(CommittedOffset {
+                                offset: partition.committed_offset,
+                                leader_epoch: partition.committed_leader_epoch,
+                                metadata: metadata.to_string(),
+                                commit_timestamp_ms,
+                            }),
+                        });
+                        NONE
+                    }
+                };
+                topic_codes.push(code);
+            }
+            codes.push(topic_codes);
+        }
+        if let Err(error) = self.persist_and_apply(&records).await {
+            tracing::warn!(group = %req.group_id.0.as_str(), %error, "offset commit not persisted");
+            // Kafka answers a storage failure of the offsets log with NOT_COORDINATOR: the client looks the
+            // coordinator up again and retries.
+            for code in codes.iter_mut().flatten().filter(|c| **c == NONE) {
+                *code = NOT_COORDINATOR;
+            }
+        }
+        let mut response = OffsetCommitResponse::default();
+        response.topics = req
+            .topics
+            .iter()
+            .zip(codes)
+            .map(|(topic, topic_codes)| {
+                let mut out = OffsetCommitResponseTopic::default();
+                out.name = topic.name.clone();
+                out.partitions = topic
+                    .partitions
+                    .iter()
+                    .zip(topic_codes)
+                    .map(|(partition, code)| {
+                        let mut p = OffsetCommitResponsePartition::default();
+                        p.partition_index = partition.partition_index;
+                        p.error_code = code;
+                        p
+                    })
+                    .collect();
+                out
+            })
+            .collect();
+        response
+    }
+
+    /// Offsets of one group: every stored one when `topics` is `None`, else the asked partitions (-1 for
+    /// those without a commit; unknown groups are not an error).
+    fn fetch_group(&self, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Vec<FetchedTopic> {
+        let groups = self.groups.borrow();
+        let offsets = groups.get(group_id).map(|g| &g.offsets);
+        match topics {
+            Some(topics) => topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let found = partitions
+                        .into_iter()
+                        .map(|p| (p, offsets.and_then(|o| o.get(&(topic.clone(), p))).cloned()))
+                        .collect();
+                    (topic, found)
+                })
+                .collect(),
+            None => {
+                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> = BTreeMap::new();
+                for ((topic, partition), committed) in offsets.into_iter().flatten() {
+                    by_topic.entry(topic.clone()).or_default().push((*partition, Some(committed.clone())));
+                }
+                by_topic.into_iter().collect()
+            }
+        }
+    }
+
+    pub(crate) fn offset_fetch(&self, req: &OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+        let mut response = OffsetFetchResponse::default();
+        if version >= FETCH_GROUPS_BATCH_VERSION {
+            response.groups = req
+                .groups
+                .iter()
+                .map(|g| {
+                    let topics = g.topics.as_ref().map(|ts| {
+                        ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect()
+                    });
+                    let mut group = OffsetFetchResponseGroup::default();
+                    group.group_id = g.group_id.clone();
+                    group.topics = self.fetch_group(g.group_id.0.as_str(), topics).into_iter().map(batch_topic).collect();
+                    group
+                })
+                .collect();
+            return response;
+        }
+        let topics = req
+            .topics
+            .as_ref()
+            .map(|ts| ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
+        response.topics = self
+            .fetch_group(req.group_id.0.as_str(), topics)
+            .into_iter()
+            .map(|(name, partitions)| {
+                let mut topic = OffsetFetchResponseTopic::default();
+                topic.name = str_bytes(&name).into();
+                topic.partitions = partitions
+                    .into_iter()
+                    .map(|(index, committed)| {
+                        let mut p = OffsetFetchResponsePartition::default();
+                        p.partition_index = index;
+                        let (offset, epoch, metadata) = offset_fields(committed);
+                        p.committed_offset = offset;
+                        p.committed_leader_epoch = epoch;
+                        p.metadata = Some(str_bytes(&metadata));
+                        p
+                    })
+                    .collect();
+                topic
+            })
+            .collect();
+        if version >= FETCH_TOP_LEVEL_ERROR_VERSION {
+            response.error_code = NONE;
+        }
+        response
+    }
+
+    pub(crate) async fn offset_delete(self: &Rc<Self>, req: &OffsetDeleteRequest) -> OffsetDeleteResponse {
+        let mut response = OffsetDeleteResponse::default();
+        let group_id = req.group_id.0.as_str();
+        let decided = self.decide_offset_delete(req);
+        let (codes, records) = match decided {
+            Ok(decided) => decided,
+            Err(code) => {
+                response.error_code = code;
+                return response;
+            }
+        };
+        if let Err(error) = self.persist_and_apply(&records).await {
+            tracing::warn!(group = group_id, %error, "offset delete not persisted");
+            response.error_code = NOT_COORDINATOR;
+            return response;
+        }
+        response.topics = req
+            .topics
+            .iter()
+            .zip(codes)
+            .map(|(topic, topic_codes)| {
+                let mut out = OffsetDeleteResponseTopic::default();
+                out.name = topic.name.clone();
+                out.partitions = topic
+                    .partitions
+                    .iter()
+                    .zip(topic_codes)
+                    .map(|(p, code)| {
+                        let mut partition = OffsetDeleteResponsePartition::default();
+                        partition.partition_index = p.partition_index;
+                        partition.error_code = code;
+                        partition
+                    })
+                    .collect();
+                out
+            })
+            .collect();
+        response
+    }
+
+    /// Kafka's `handleDeleteOffsets` checks: per-partition codes and the tombstones to write.
+    #[allow(clippy::type_complexity)]
+    fn decide_offset_delete(&self, req: &OffsetDeleteRequest) -> Result<(Vec<Vec<i16>>, Vec<OffsetRecord>), i16> {
+        let group_id = req.group_id.0.as_str();
+        let groups = self.groups.borrow();
+        let group = groups.get(group_id).filter(|g| g.state != GroupState::Dead).ok_or(GROUP_ID_NOT_FOUND)?;
+        let subscribed = match group.state {
+            GroupState::Empty => None,
+            _ if group.protocol_type.as_deref() == Some("consumer") => Some(group.subscribed_topics()),
+            _ => return Err(NON_EMPTY_GROUP),
+        };
+        let mut records = Vec::new();
+        let codes = req
+            .topics
+            .iter()
+            .map(|topic| {
+                let name = topic.name.0.as_str();
+                // Unknown subscriptions count as subscribed, to be safe (as Kafka does).
+                let in_use = subscribed.as_ref().is_some_and(|s| s.as_ref().is_none_or(|topics| topics.contains(name)));
+                topic
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        if in_use {
+                            return GROUP_SUBSCRIBED_TO_TOPIC;
+                        }
+                        if group.offsets.contains_key(&(name.to_string(), p.partition_index)) {
+                            records.push(OffsetRecord {
+                                key: OffsetKey {
+                                    group_id: group_id.to_string(),
+                                    topic: name.to_string(),
+                                    partition: p.partition_index,
+                                },
+                                value: None,
+                            });
+                        }
+                        NONE
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok((codes, records))
+    }
+
+    /// Tombstones offsets of Empty groups older than the retention; drops Empty groups left with none.
+    pub(crate) async fn expire_offsets(&self, now_ms: i64) -> Result<usize, GroupError> {
+        let _permit = self.persist_lock().await?;
+        let retention_ms = self.config.offsets_retention_ms;
+        let records: Vec<OffsetRecord> = {
+            let groups = self.groups.borrow();
+            groups
+                .values()
+                .filter(|g| g.state == GroupState::Empty)
+                .flat_map(|g| {
+                    g.offsets
+                        .iter()
+                        .filter(move |(_, c)| now_ms.saturating_sub(c.commit_timestamp_ms.max(g.empty_since_ms)) >= retention_ms)
+                        .map(move |((topic, partition), _)| OffsetRecord {
+                            key: OffsetKey { group_id: g.group_id.clone(), topic: topic.clone(), partition: *partition },
+                            value: None,
+                        })
+                })
+                .collect()
+        };
+        self.persist_then_apply(&records).await?;
+        self.groups
+            .borrow_mut()
+            .retain(|_, g| !(g.state == GroupState::Empty && g.offsets.is_empty() && g.pending_members.is_empty()));
+        Ok(records.len())
+    }
+}
+
+/// (offset, leader epoch, metadata) as OffsetFetch reports them; -1/-1/"" when nothing is committed.
+fn offset_fields(committed: Option<CommittedOffset>) -> (i64, i32, String) {
+    match committed {
+        Some(c) => (c.offset, c.leader_epoch, c.metadata),
+        None => (-1, -1, String::new()),
+    }
+}
+
+fn batch_topic((name, partitions): FetchedTopic) -> OffsetFetchResponseTopics {
+    let mut topic = OffsetFetchResponseTopics::default();
+    topic.name = str_bytes(&name).into();
+    topic.partitions = partitions
+        .into_iter()
+        .map(|(index, committed)| {
+            let mut p = OffsetFetchResponsePartitions::default();
+            p.partition_index = index;
+            let (offset, epoch, metadata) = offset_fields(committed);
+            p.committed_offset = offset;
+            p.committed_leader_epoch = epoch;
+            p.metadata = Some(str_bytes(&metadata));
+            p
+        })
+        .collect();
+    topic
+}
