@@ -11,6 +11,9 @@
 //! The broker and the bench call [`Profile::load`] / [`Profile::builtin_default`], then
 //! [`Profile::resolve`], and print the [`ResolvedProfile`] (`key = value (source)`) at start.
 
+pub mod apply;
+pub mod check;
+pub mod cli;
 mod error;
 pub mod iotune;
 pub mod machine;

@@ -130,10 +130,10 @@ fn check_bounds(bytes: u64, bounds: ByteBounds) -> Result<(), ValueError> {
                 human_bytes(bounds.min),
                 human_bytes(bounds.max)
             ),
-            format!("pick a size in that range (default.toml shows a sensible one)"),
+            "pick a size in that range (default.toml shows a sensible one)".to_string(),
         ));
     }
-    if bytes % bounds.align != 0 {
+    if !bytes.is_multiple_of(bounds.align) {
         let down = bytes / bounds.align * bounds.align;
         return Err(ValueError::new(
             format!("it must be a multiple of {} (DMA alignment)", bounds.align),
@@ -253,7 +253,7 @@ pub fn human_bytes(bytes: u64) -> String {
         ("KiB", KIB),
     ];
     for (unit, size) in UNITS {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{} {unit}", bytes / size);
         }
     }
