@@ -20,22 +20,35 @@ def create_topic(bootstrap: str, name: str, partitions: int, timeout: float = 30
     admin = AdminClient({"bootstrap.servers": bootstrap, **COMMON})
     futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
     futures[name].result(timeout=timeout)
-    wait_for_topic(admin, name, partitions, timeout)
+    wait_for_topic(bootstrap, admin, name, partitions, timeout)
 
 
-def wait_for_topic(admin: AdminClient, name: str, partitions: int, timeout: float = 30.0) -> None:
-    """Until Metadata shows every partition with a leader (Kafka needs a moment after CreateTopics)."""
+def wait_for_topic(bootstrap: str, admin: AdminClient, name: str, partitions: int, timeout: float = 30.0) -> None:
+    """Until Metadata shows every partition with a leader and every partition answers ListOffsets (Apache
+    Kafka shows leaders a moment before the partitions accept requests: NOT_LEADER_OR_FOLLOWER meanwhile)."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         md = admin.list_topics(name, timeout=10)
         t = md.topics.get(name)
-        if t is not None and t.error is None and len(t.partitions) == partitions:
-            if all(p.leader >= 0 for p in t.partitions.values()):
-                return
         last = t
+        if t is not None and t.error is None and len(t.partitions) == partitions:
+            if all(p.leader >= 0 for p in t.partitions.values()) and _partitions_answer(bootstrap, name, partitions):
+                return
         time.sleep(0.1)
     raise AssertionError(f"topic {name} not ready with {partitions} partitions: {last}")
+
+
+def _partitions_answer(bootstrap: str, name: str, partitions: int) -> bool:
+    c = consumer(bootstrap)
+    try:
+        for p in range(partitions):
+            c.get_watermark_offsets(TopicPartition(name, p), timeout=5)
+        return True
+    except KafkaException:
+        return False
+    finally:
+        c.close()
 
 
 @dataclass
