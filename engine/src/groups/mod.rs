@@ -32,6 +32,8 @@ mod rebalance;
 mod record_codec;
 mod responses;
 mod store;
+#[cfg(test)]
+mod tests;
 mod waiter;
 
 pub use config::GroupConfig;

@@ -3,7 +3,10 @@
 //! (rebalance timeout, initial delay) and the sync deadline per generation. Timers re-check the state when
 //! they fire (by epoch or generation), so stale ones simply end.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::{Rc, Weak};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -131,23 +134,21 @@ impl Inner {
     pub(crate) fn spawn_session_timer(self: &Rc<Self>, group_id: &str, member_id: &str) {
         let weak = Rc::downgrade(self);
         let (group_id, member_id) = (group_id.to_string(), member_id.to_string());
-        glommio::spawn_local(async move {
+        spawn_deferred(async move {
             while let Some(wait) = session_check(&weak, &group_id, &member_id) {
                 sleep(wait).await;
             }
-        })
-        .detach();
+        });
     }
 
     fn spawn_join_timer(self: &Rc<Self>, group_id: &str, epoch: u64) {
         let weak = Rc::downgrade(self);
         let group_id = group_id.to_string();
-        glommio::spawn_local(async move {
+        spawn_deferred(async move {
             while let Some(wait) = join_check(&weak, &group_id, epoch) {
                 sleep(wait).await;
             }
-        })
-        .detach();
+        });
     }
 
     /// Members that have not sent SyncGroup one rebalance timeout after the generation formed are removed
@@ -155,7 +156,7 @@ impl Inner {
     fn spawn_sync_timer(self: &Rc<Self>, group_id: &str, generation_id: i32, timeout: Duration) {
         let weak = Rc::downgrade(self);
         let group_id = group_id.to_string();
-        glommio::spawn_local(async move {
+        spawn_deferred(async move {
             sleep(timeout).await;
             let Some(inner) = weak.upgrade() else { return };
             let mut groups = inner.groups.borrow_mut();
@@ -171,8 +172,33 @@ impl Inner {
                 }
             }
             inner.prepare_rebalance(group, "members did not sync in time");
-        })
-        .detach();
+        });
+    }
+}
+
+/// Spawns a detached timer task that first yields: glommio may run a new task right away, and the
+/// spawner still holds the groups borrow the task is about to take.
+fn spawn_deferred(task: impl Future<Output = ()> + 'static) {
+    glommio::spawn_local(async move {
+        YieldOnce(false).await;
+        task.await;
+    })
+    .detach();
+}
+
+/// Returns `Pending` once (after waking itself), then `Ready`.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
