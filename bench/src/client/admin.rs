@@ -1,0 +1,302 @@
+//! The control-plane calls a run needs: find the topic's partitions and leaders (Metadata), create
+//! the topic (CreateTopics), and read earliest/latest offsets (ListOffsets).
+
+use std::collections::{BTreeMap, HashMap};
+use std::thread;
+use std::time::Duration;
+
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    BrokerId, CreateTopicsRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use serde::{Deserialize, Serialize};
+
+use crate::client::connection::Connection;
+use crate::client::versions::{CREATE_TOPICS, LIST_OFFSETS, METADATA};
+use crate::error::{BenchError, Result};
+
+/// Kafka's TOPIC_ALREADY_EXISTS: creating an existing topic is fine for a benchmark.
+const TOPIC_ALREADY_EXISTS: i16 = 36;
+/// Kafka's LEADER_NOT_AVAILABLE: the topic exists but its leaders are still being elected.
+const LEADER_NOT_AVAILABLE: i16 = 5;
+/// Kafka's UNKNOWN_TOPIC_OR_PARTITION.
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+/// How many times we ask Metadata again while leaders are being elected.
+pub const METADATA_RETRIES: u32 = 50;
+/// Pause between those attempts.
+pub const METADATA_RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// ListOffsets timestamp meaning "the log end offset".
+pub const LATEST_TIMESTAMP: i64 = -1;
+/// ListOffsets timestamp meaning "the log start offset".
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+
+/// A partition and the broker leading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionLeader {
+    /// Partition index.
+    pub partition: i32,
+    /// Node id of the leader.
+    pub leader: i32,
+}
+
+/// Where a topic's partitions live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TopicLayout {
+    /// Topic name.
+    pub topic: String,
+    /// Partitions in index order.
+    pub partitions: Vec<PartitionLeader>,
+    /// node id → "host:port".
+    pub brokers: BTreeMap<i32, String>,
+}
+
+impl TopicLayout {
+    /// The address of a node.
+    pub fn broker_addr(&self, node: i32) -> Result<&str> {
+        self.brokers
+            .get(&node)
+            .map(String::as_str)
+            .ok_or_else(|| BenchError::Metadata(format!("leader {node} is not in the broker list")))
+    }
+}
+
+/// Creates `topic` unless it exists.
+pub fn create_topic(
+    conn: &mut Connection,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i16,
+    timeout_ms: i32,
+) -> Result<bool> {
+    let version = conn.versions().pick(CREATE_TOPICS)?;
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name(topic))
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication_factor)])
+        .with_timeout_ms(timeout_ms);
+    let response = conn.call(&request, version)?;
+    let Some(result) = response.topics.first() else {
+        return Err(BenchError::Protocol(format!(
+            "CreateTopics answered nothing for {topic}"
+        )));
+    };
+    match result.error_code {
+        0 => Ok(true),
+        TOPIC_ALREADY_EXISTS => Ok(false),
+        code => {
+            let detail = result
+                .error_message
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            Err(BenchError::broker(
+                code,
+                format!("CreateTopics {topic}: {detail}"),
+            ))
+        }
+    }
+}
+
+/// Reads the topic's layout, waiting while leaders are not yet elected.
+pub fn topic_layout(conn: &mut Connection, topic: &str, bootstrap: &str) -> Result<TopicLayout> {
+    let version = conn.versions().pick(METADATA)?;
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic_name(topic)))
+        ]))
+        .with_allow_auto_topic_creation(false);
+    let mut last_error = String::new();
+    for _ in 0..METADATA_RETRIES {
+        let response = conn.call(&request, version)?;
+        match layout_from_metadata(&response, topic, bootstrap) {
+            Ok(layout) => return Ok(layout),
+            Err(LayoutError::Retry(why)) => last_error = why,
+            Err(LayoutError::Fatal(e)) => return Err(e),
+        }
+        thread::sleep(METADATA_RETRY_PAUSE);
+    }
+    Err(BenchError::Metadata(format!("{topic}: {last_error}")))
+}
+
+enum LayoutError {
+    Retry(String),
+    Fatal(BenchError),
+}
+
+fn layout_from_metadata(
+    response: &MetadataResponse,
+    topic: &str,
+    bootstrap: &str,
+) -> std::result::Result<TopicLayout, LayoutError> {
+    let bootstrap_host = bootstrap
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(bootstrap);
+    let brokers = response
+        .brokers
+        .iter()
+        .map(|b| {
+            // A broker that advertises a wildcard address is reached through the bootstrap host.
+            let host = match b.host.as_str() {
+                "" | "0.0.0.0" | "::" => bootstrap_host,
+                h => h,
+            };
+            (b.node_id.0, format!("{host}:{}", b.port))
+        })
+        .collect::<BTreeMap<_, _>>();
+    let Some(t) = response
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(topic))
+    else {
+        return Err(LayoutError::Fatal(BenchError::Metadata(format!(
+            "topic {topic} missing from Metadata; create it with --partitions N"
+        ))));
+    };
+    match t.error_code {
+        0 => {}
+        LEADER_NOT_AVAILABLE => return Err(LayoutError::Retry("leader not available".into())),
+        UNKNOWN_TOPIC_OR_PARTITION => {
+            return Err(LayoutError::Fatal(BenchError::Metadata(format!(
+                "topic {topic} does not exist; create it with --partitions N"
+            ))))
+        }
+        code => {
+            return Err(LayoutError::Fatal(BenchError::broker(
+                code,
+                format!("Metadata {topic}"),
+            )))
+        }
+    }
+    let mut partitions = Vec::with_capacity(t.partitions.len());
+    for p in &t.partitions {
+        if p.error_code != 0 || p.leader_id.0 < 0 {
+            return Err(LayoutError::Retry(format!(
+                "partition {} has no leader (error {})",
+                p.partition_index, p.error_code
+            )));
+        }
+        partitions.push(PartitionLeader {
+            partition: p.partition_index,
+            leader: p.leader_id.0,
+        });
+    }
+    if partitions.is_empty() {
+        return Err(LayoutError::Retry("topic has no partitions yet".into()));
+    }
+    partitions.sort_by_key(|p| p.partition);
+    Ok(TopicLayout {
+        topic: topic.to_string(),
+        partitions,
+        brokers,
+    })
+}
+
+/// ListOffsets for every partition of the layout, asking each leader for its partitions.
+pub fn list_offsets(
+    layout: &TopicLayout,
+    timestamp: i64,
+    read_timeout: Duration,
+) -> Result<HashMap<i32, i64>> {
+    let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    for p in &layout.partitions {
+        by_leader.entry(p.leader).or_default().push(p.partition);
+    }
+    let mut offsets = HashMap::new();
+    for (leader, partitions) in by_leader {
+        let mut conn = Connection::connect(layout.broker_addr(leader)?, read_timeout)?;
+        let version = conn.versions().pick(LIST_OFFSETS)?;
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(topic_name(&layout.topic))
+                .with_partitions(
+                    partitions
+                        .iter()
+                        .map(|&p| {
+                            ListOffsetsPartition::default()
+                                .with_partition_index(p)
+                                .with_timestamp(timestamp)
+                        })
+                        .collect(),
+                )]);
+        let response = conn.call(&request, version)?;
+        for t in &response.topics {
+            for p in &t.partitions {
+                if p.error_code != 0 {
+                    return Err(BenchError::broker(
+                        p.error_code,
+                        format!("ListOffsets {}-{}", layout.topic, p.partition_index),
+                    ));
+                }
+                offsets.insert(p.partition_index, p.offset);
+            }
+        }
+    }
+    for p in &layout.partitions {
+        if !offsets.contains_key(&p.partition) {
+            return Err(BenchError::Metadata(format!(
+                "ListOffsets omitted partition {}",
+                p.partition
+            )));
+        }
+    }
+    Ok(offsets)
+}
+
+/// A topic name for kafka-protocol.
+pub fn topic_name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::metadata_response::{
+        MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    };
+
+    fn metadata(leader: i32, error: i16) -> MetadataResponse {
+        MetadataResponse::default()
+            .with_brokers(vec![MetadataResponseBroker::default()
+                .with_node_id(BrokerId(1))
+                .with_host(StrBytes::from_static_str("0.0.0.0"))
+                .with_port(9093)])
+            .with_topics(vec![MetadataResponseTopic::default()
+                .with_name(Some(topic_name("t")))
+                .with_error_code(error)
+                .with_partitions(vec![
+                    MetadataResponsePartition::default()
+                        .with_partition_index(1)
+                        .with_leader_id(BrokerId(leader)),
+                    MetadataResponsePartition::default()
+                        .with_partition_index(0)
+                        .with_leader_id(BrokerId(1)),
+                ])])
+    }
+
+    #[test]
+    fn layout_sorts_partitions_and_rewrites_wildcard_hosts() {
+        let Ok(layout) = layout_from_metadata(&metadata(1, 0), "t", "127.0.0.1:9092") else {
+            panic!("layout expected");
+        };
+        assert_eq!(layout.partitions[0].partition, 0);
+        assert_eq!(layout.broker_addr(1).expect("known"), "127.0.0.1:9093");
+    }
+
+    #[test]
+    fn missing_leader_is_retried() {
+        assert!(matches!(
+            layout_from_metadata(&metadata(-1, 0), "t", "h:1"),
+            Err(LayoutError::Retry(_))
+        ));
+        assert!(matches!(
+            layout_from_metadata(&metadata(1, 3), "t", "h:1"),
+            Err(LayoutError::Fatal(_))
+        ));
+    }
+}
