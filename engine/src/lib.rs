@@ -2,8 +2,24 @@
 //! partitions (log storage, fetch/produce paths) and consumer-group coordinators.
 //!
 //! Module map (one concern per folder, see ../shared/STYLE.md):
+//! - `server`: executors, listeners, connections, the dispatcher and one handler per Kafka API.
+//! - `shard`: one core's state, the cross-shard mesh, segment file handles.
+//! - `metadata`: the topic table and partition ownership; `admin`: topic creation/deletion.
+//! - `produce`, `fetch`, `offsets`: the per-partition data paths, local or across shards.
 //! - `storage`: per-partition segmented log on DMA files, indexes, recovery, tail cache.
 //! - `groups`: consumer-group coordinator and committed offsets.
+//! - `config`: the effective settings and every limit; `errors`: Kafka error code mapping.
 
+pub mod admin;
+pub mod config;
+pub mod errors;
+pub mod fetch;
 pub mod groups;
+pub mod metadata;
+pub mod offsets;
+pub mod produce;
+pub mod server;
+pub mod shard;
 pub mod storage;
+
+pub use config::BrokerConfig;

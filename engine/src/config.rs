@@ -1,0 +1,95 @@
+//! The broker's effective settings: what `ringbroker serve` resolved from defaults, the tuning
+//! profile and flags. Every limit the broker enforces is a named field here, documented once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::storage::LogConfig;
+
+/// Default Kafka listener address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
+/// Default data directory (relative to the working directory, like Kafka's quickstart).
+pub const DEFAULT_DATA_DIR: &str = "./ringbroker-data";
+/// glommio io memory per executor. glommio registers it on ~3 rings per executor; under this
+/// machine's 8 MiB RLIMIT_MEMLOCK, 1 MiB keeps two shards well within the limit (DESIGN 7).
+pub const DEFAULT_IO_MEMORY_BYTES: usize = 1 << 20;
+/// Default io_uring ring depth per executor.
+pub const DEFAULT_RING_DEPTH: usize = 128;
+/// Default cap on concurrent client connections per broker (split evenly across shards).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default cap on requests read ahead of their responses on one connection (clients pipeline
+/// up to 5 by default; beyond the cap we stop reading, which is TCP backpressure).
+pub const DEFAULT_MAX_IN_FLIGHT_REQUESTS: usize = 32;
+/// Default cap on partitions per topic at creation.
+pub const DEFAULT_MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+/// Default capacity of each cross-shard channel, in messages.
+pub const MESH_CHANNEL_CAPACITY: usize = 1024;
+
+/// Everything a broker needs to start.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Address the Kafka listener binds on (one SO_REUSEPORT listener per shard).
+    pub listen: SocketAddr,
+    /// host:port given to clients in Metadata (defaults to `listen`).
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    /// This broker's node id (Kafka `node.id`).
+    pub node_id: i32,
+    /// Cluster id reported in Metadata.
+    pub cluster_id: String,
+    pub data_dir: PathBuf,
+    /// CPU of each shard, one entry per shard; `None` means unpinned.
+    pub shard_cpus: Vec<Option<usize>>,
+    pub io_memory_bytes: usize,
+    pub ring_depth: usize,
+    /// Create unknown topics on Metadata requests (Kafka `auto.create.topics.enable`).
+    pub auto_create_topics: bool,
+    /// Partitions of an auto-created topic and of CreateTopics with -1 (Kafka `num.partitions`).
+    pub default_partitions: i32,
+    pub max_partitions_per_topic: i32,
+    /// Largest request frame accepted (Kafka `socket.request.max.bytes`).
+    pub max_request_bytes: usize,
+    /// Largest record batch accepted (Kafka `message.max.bytes`, default 1 MiB + overhead).
+    pub max_message_bytes: usize,
+    pub max_connections: usize,
+    pub max_in_flight_requests: usize,
+    /// Per-partition log settings (segment size, flush policy, caches).
+    pub log: LogConfig,
+}
+
+impl BrokerConfig {
+    /// Kafka's default `message.max.bytes`.
+    pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
+
+    pub fn shard_count(&self) -> usize {
+        self.shard_cpus.len()
+    }
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        let listen: SocketAddr = DEFAULT_LISTEN
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9092)));
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        BrokerConfig {
+            listen,
+            advertised_host: listen.ip().to_string(),
+            advertised_port: listen.port(),
+            node_id: 0,
+            cluster_id: "ringbroker-cluster".to_string(),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            shard_cpus: (0..cpus).map(Some).collect(),
+            io_memory_bytes: DEFAULT_IO_MEMORY_BYTES,
+            ring_depth: DEFAULT_RING_DEPTH,
+            auto_create_topics: true,
+            default_partitions: 1,
+            max_partitions_per_topic: DEFAULT_MAX_PARTITIONS_PER_TOPIC,
+            max_request_bytes: ringbroker_protocol::frame::DEFAULT_MAX_REQUEST_BYTES,
+            max_message_bytes: Self::DEFAULT_MAX_MESSAGE_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_in_flight_requests: DEFAULT_MAX_IN_FLIGHT_REQUESTS,
+            log: LogConfig::default(),
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The fetch path for one partition: resolve (offset, max bytes) on the owning shard to whole
+//! record batches, as tail-cache bytes or segment file ranges, waiting for new data when asked
+//! (long poll). The connection's shard turns file ranges into bytes (see `shard::file_cache`).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::select;
+use kafka_protocol::ResponseError;
+use ringbroker_schema::{
+    FetchChunk, FetchChunkArgs, FetchRequest as MeshFetch, FetchRequestArgs, FetchResult,
+    FetchResultArgs, FileRange, FileRangeArgs, Payload,
+};
+
+use crate::errors::{self, storage_error_code};
+use crate::shard::Shard;
+use crate::storage::ReadChunk;
+
+/// What one partition's read came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchOutcome {
+    pub error_code: i16,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub chunks: Vec<ReadChunk>,
+}
+
+impl FetchOutcome {
+    pub fn error(code: i16) -> FetchOutcome {
+        FetchOutcome {
+            error_code: code,
+            high_watermark: -1,
+            log_start_offset: -1,
+            chunks: Vec::new(),
+        }
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.chunks.iter().map(ReadChunk::len).sum()
+    }
+}
+
+/// One partition read request.
+#[derive(Debug, Clone, Copy)]
+pub struct PartitionRead<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub max_bytes: usize,
+    /// When the partition has nothing at `offset`, wait up to this long for new data.
+    pub wait_ms: u32,
+}
+
+/// Reads from a partition this shard owns.
+pub async fn read_local(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome {
+    let Some(log) = shard.log(read.topic, read.partition) else {
+        return FetchOutcome::error(ResponseError::UnknownTopicOrPartition.code());
+    };
+    if read.wait_ms > 0
+        && read.offset >= log.high_watermark()
+        && read.offset >= log.log_start_offset()
+    {
+        let wait = log.wait_for_data(read.offset);
+        let timeout = glommio::timer::sleep(Duration::from_millis(u64::from(read.wait_ms)));
+        futures::pin_mut!(wait);
+        futures::pin_mut!(timeout);
+        let _ = select(wait, timeout).await;
+    }
+    if read.max_bytes == 0 {
+        return FetchOutcome {
+            error_code: errors::NONE,
+            high_watermark: log.high_watermark(),
+            log_start_offset: log.log_start_offset(),
+            chunks: Vec::new(),
+        };
+    }
+    match log.read(read.offset, read.max_bytes).await {
+        Ok(result) => FetchOutcome {
+            error_code: errors::NONE,
+            high_watermark: result.high_watermark,
+            log_start_offset: result.log_start_offset,
+            chunks: result.chunks,
+        },
+        Err(e) => {
+            let code = storage_error_code(&e);
+            if code != ResponseError::OffsetOutOfRange.code() {
+                tracing::warn!(topic = read.topic, partition = read.partition, error = %e, "read failed");
+            }
+            FetchOutcome {
+                error_code: code,
+                high_watermark: log.high_watermark(),
+                log_start_offset: log.log_start_offset(),
+                chunks: Vec::new(),
+            }
+        }
+    }
+}
+
+/// Reads from a partition wherever it lives.
+pub async fn read(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome {
+    let owner = shard.owner_of(read.topic, read.partition);
+    if owner == shard.id {
+        return read_local(shard, read).await;
+    }
+    let reply = shard
+        .mesh
+        .call(owner, 128, |fbb| {
+            let topic = fbb.create_string(read.topic);
+            let request = MeshFetch::create(
+                fbb,
+                &FetchRequestArgs {
+                    topic: Some(topic),
+                    partition: read.partition,
+                    offset: read.offset,
+                    max_bytes: i32::try_from(read.max_bytes).unwrap_or(i32::MAX),
+                    wait_ms: read.wait_ms as i32,
+                },
+            );
+            (Payload::FetchRequest, request.as_union_value())
+        })
+        .await;
+    let message = match reply {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(topic = read.topic, partition = read.partition, error = %e, "cross-shard fetch failed");
+            return FetchOutcome::error(ResponseError::NotLeaderOrFollower.code());
+        }
+    };
+    let Some(result) = message
+        .envelope()
+        .ok()
+        .and_then(|env| env.payload_as_fetch_result())
+    else {
+        return FetchOutcome::error(ResponseError::UnknownServerError.code());
+    };
+    let mut chunks = Vec::new();
+    for chunk in result.chunks().iter().flatten() {
+        if let Some(file) = chunk.file() {
+            chunks.push(ReadChunk::File {
+                path: file.path().unwrap_or_default().into(),
+                position: file.position(),
+                len: file.length(),
+            });
+        } else if let Some(data) = chunk.data() {
+            // One copy: out of the mesh message into bytes the response can own.
+            chunks.push(ReadChunk::Memory(Bytes::copy_from_slice(data.bytes())));
+        }
+    }
+    FetchOutcome {
+        error_code: result.error_code(),
+        high_watermark: result.high_watermark(),
+        log_start_offset: result.log_start_offset(),
+        chunks,
+    }
+}
+
+/// Serves a fetch that arrived over the mesh (this shard owns the partition).
+pub async fn serve_remote(shard: &Shard, from: usize, correlation: u64, request: MeshFetch<'_>) {
+    let topic = request.topic().unwrap_or_default().to_string();
+    let outcome = read_local(
+        shard,
+        PartitionRead {
+            topic: &topic,
+            partition: request.partition(),
+            offset: request.offset(),
+            max_bytes: usize::try_from(request.max_bytes()).unwrap_or(0),
+            wait_ms: u32::try_from(request.wait_ms()).unwrap_or(0),
+        },
+    )
+    .await;
+    let capacity = 128 + outcome.bytes() as usize;
+    shard
+        .mesh
+        .reply(from, correlation, capacity, |fbb| {
+            let mut chunk_offsets = Vec::with_capacity(outcome.chunks.len());
+            for chunk in &outcome.chunks {
+                let args = match chunk {
+                    ReadChunk::Memory(bytes) => FetchChunkArgs {
+                        data: Some(fbb.create_vector(bytes)),
+                        file: None,
+                    },
+                    ReadChunk::File {
+                        path,
+                        position,
+                        len,
+                    } => {
+                        let path = fbb.create_string(&path.to_string_lossy());
+                        let file = FileRange::create(
+                            fbb,
+                            &FileRangeArgs {
+                                path: Some(path),
+                                position: *position,
+                                length: *len,
+                            },
+                        );
+                        FetchChunkArgs {
+                            data: None,
+                            file: Some(file),
+                        }
+                    }
+                };
+                chunk_offsets.push(FetchChunk::create(fbb, &args));
+            }
+            let chunks = fbb.create_vector(&chunk_offsets);
+            let result = FetchResult::create(
+                fbb,
+                &FetchResultArgs {
+                    error_code: outcome.error_code,
+                    high_watermark: outcome.high_watermark,
+                    log_start_offset: outcome.log_start_offset,
+                    chunks: Some(chunks),
+                },
+            );
+            (Payload::FetchResult, result.as_union_value())
+        })
+        .await;
+}
+
+/// Turns a partition's chunks into bytes for the response: memory chunks as they are (no copy),
+/// file ranges read through the shard's file cache.
+pub async fn materialize(shard: &Shard, chunks: Vec<ReadChunk>) -> std::io::Result<Vec<Bytes>> {
+    let mut out = Vec::with_capacity(chunks.len());
+    for chunk in chunks {
+        match chunk {
+            ReadChunk::Memory(bytes) => out.push(bytes),
+            ReadChunk::File {
+                path,
+                position,
+                len,
+            } => out.push(shard.files.read(&path, position, len).await?),
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,84 @@
+//! The API versions this broker advertises: exactly what it implements (KAFKA-COMPAT.md §1).
+//! Not derived from the `kafka-protocol` crate's ranges: those describe what the crate can decode,
+//! not what we serve (e.g. librdkafka needs Produce and FindCoordinator to start at v0).
+
+use kafka_protocol::messages::ApiKey;
+
+/// (api, min version, max version) for every API we serve.
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    // Produce v0-2 are advertised so librdkafka < 2.11.1 keeps compressing (KAFKA-18659); they
+    // never arrive from clients that also speak v3+, and are refused like Kafka 4 refuses them.
+    (ApiKey::Produce, 0, 7),
+    (ApiKey::Fetch, 4, 11),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::OffsetCommit, 2, 7),
+    (ApiKey::OffsetFetch, 1, 7),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 7),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 4),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
+];
+
+/// Versions below this are advertised but refused (see above).
+pub const PRODUCE_MIN_SERVED_VERSION: i16 = 3;
+
+/// The advertised range of `api`, if we serve it.
+pub fn supported_range(api: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(key, _, _)| *key == api)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+/// Whether a request of `api` at `version` can be served.
+pub fn is_served(api: ApiKey, version: i16) -> bool {
+    match supported_range(api) {
+        Some((min, max)) => {
+            version >= min
+                && version <= max
+                && !(api == ApiKey::Produce && version < PRODUCE_MIN_SERVED_VERSION)
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_ranges_are_within_what_the_codec_decodes() {
+        for (api, min, max) in SUPPORTED_APIS {
+            let codec = api.valid_versions();
+            let served_min = if *api == ApiKey::Produce {
+                PRODUCE_MIN_SERVED_VERSION
+            } else {
+                *min
+            };
+            assert!(
+                served_min >= codec.min && *max <= codec.max,
+                "{api:?} {min}-{max} vs {codec:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn librdkafka_feature_gates_start_at_zero() {
+        assert_eq!(supported_range(ApiKey::Produce).map(|r| r.0), Some(0));
+        assert_eq!(
+            supported_range(ApiKey::FindCoordinator).map(|r| r.0),
+            Some(0)
+        );
+        assert!(!is_served(ApiKey::Produce, 2));
+        assert!(is_served(ApiKey::Produce, 7));
+    }
+}

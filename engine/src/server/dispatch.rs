@@ -1,0 +1,90 @@
+//! Routes a decoded request to the handler of its API (one file per API under `handlers/`) and
+//! turns the handler's result into response bytes.
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, Encodable};
+use ringbroker_protocol::frame::{self, Request};
+use thiserror::Error;
+
+use super::handlers;
+use crate::shard::Shard;
+
+/// What the connection does with a request's result.
+pub enum Outcome {
+    /// Write these bytes (a complete response frame, possibly in several parts).
+    Reply(Vec<Bytes>),
+    /// Write nothing (Produce with acks=0).
+    NoReply,
+    /// Close the connection (after the responses before this one).
+    Close,
+}
+
+#[derive(Debug, Error)]
+pub enum HandlerError {
+    #[error("cannot decode {api:?} v{version} body: {reason}")]
+    Malformed {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
+    #[error("cannot encode {api:?} v{version} response: {reason}")]
+    Encode {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Decodes the body of `request` as `T`.
+pub fn decode_body<T: Decodable>(request: &Request) -> Result<T, HandlerError> {
+    let mut body = request.body.clone();
+    T::decode(&mut body, request.version()).map_err(|e| HandlerError::Malformed {
+        api: request.api_key,
+        version: request.version(),
+        reason: e.to_string(),
+    })
+}
+
+/// Encodes `body` as the response to `request`.
+pub fn respond<T: Encodable>(request: &Request, body: &T) -> Result<Outcome, HandlerError> {
+    let frame = frame::encode_response(
+        request.api_key,
+        request.version(),
+        request.correlation_id(),
+        body,
+    )
+    .map_err(|e| HandlerError::Encode {
+        api: request.api_key,
+        version: request.version(),
+        reason: e.to_string(),
+    })?;
+    Ok(Outcome::Reply(vec![frame.freeze()]))
+}
+
+/// Serves one request. Errors close the connection with a log line: Kafka does the same for
+/// requests it cannot parse.
+pub async fn handle(shard: &Shard, request: Request, peer: &str) -> Outcome {
+    let api = request.api_key;
+    let version = request.version();
+    let result = match api {
+        ApiKey::ApiVersions => handlers::api_versions::handle(&request),
+        ApiKey::Metadata => handlers::metadata::handle(shard, &request).await,
+        ApiKey::CreateTopics => handlers::create_topics::handle(shard, &request).await,
+        ApiKey::DeleteTopics => handlers::delete_topics::handle(shard, &request).await,
+        ApiKey::Produce => handlers::produce::handle(shard, &request).await,
+        ApiKey::Fetch => handlers::fetch::handle(shard, &request).await,
+        ApiKey::ListOffsets => handlers::list_offsets::handle(shard, &request).await,
+        ApiKey::FindCoordinator => handlers::find_coordinator::handle(shard, &request),
+        _ => handlers::groups::handle(shard, &request).await,
+    };
+    match result {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            tracing::warn!(%peer, ?api, version, correlation_id = request.correlation_id(), error = %e, "closing connection");
+            Outcome::Close
+        }
+    }
+}

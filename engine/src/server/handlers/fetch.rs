@@ -1,0 +1,207 @@
+//! Fetch (v4-11): read every requested partition (concurrently, wherever it lives), wait for new
+//! data when the result is smaller than `min_bytes` (long poll, up to `max_wait_ms`), cap the
+//! response at `max_bytes` (the first batch always goes, KIP-74), and write the stored batches
+//! into the response without re-encoding them.
+//!
+//! The response is encoded by hand: v4-11 are non-flexible and simple, and writing the header
+//! around the record bytes lets those bytes go out as they are (tail cache buffers, no copy)
+//! instead of being copied into an encoder's buffer.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::future::join_all;
+use futures::stream::{FuturesUnordered, StreamExt};
+use kafka_protocol::messages::FetchRequest;
+use kafka_protocol::ResponseError;
+use ringbroker_protocol::frame::Request;
+
+use crate::fetch::{self, FetchOutcome, PartitionRead};
+use crate::server::dispatch::{decode_body, HandlerError, Outcome};
+use crate::shard::Shard;
+
+/// Largest wait a client may ask for; longer waits are cut to this (Kafka clients use ≤ 500 ms).
+pub const MAX_FETCH_WAIT_MS: i32 = 30_000;
+
+struct Wanted {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    max_bytes: usize,
+    known: bool,
+}
+
+pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+    let body: FetchRequest = decode_body(request)?;
+    let table = shard.topic_table();
+    let mut wanted = Vec::new();
+    let mut topic_order: Vec<(String, usize)> = Vec::new();
+    for topic in &body.topics {
+        let name = topic.topic.0.to_string();
+        let partition_count = table.partition_count(&name);
+        topic_order.push((name.clone(), topic.partitions.len()));
+        for p in &topic.partitions {
+            wanted.push(Wanted {
+                topic: name.clone(),
+                partition: p.partition,
+                offset: p.fetch_offset,
+                max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
+                known: partition_count.is_some_and(|n| p.partition >= 0 && p.partition < n),
+            });
+        }
+    }
+    let max_bytes = usize::try_from(body.max_bytes).unwrap_or(0);
+    let min_bytes = u64::try_from(body.min_bytes).unwrap_or(0);
+    let max_wait_ms = body.max_wait_ms.clamp(0, MAX_FETCH_WAIT_MS) as u32;
+
+    let mut outcomes = read_all(shard, &wanted, 0).await;
+    let total: u64 = outcomes.iter().map(FetchOutcome::bytes).sum();
+    if total < min_bytes.max(1) && max_wait_ms > 0 && !wanted.is_empty() && all_clean(&outcomes) {
+        if wait_for_any(shard, &wanted, max_wait_ms).await {
+            outcomes = read_all(shard, &wanted, 0).await;
+        }
+    }
+    apply_max_bytes(&mut outcomes, max_bytes);
+    let mut record_parts = Vec::with_capacity(outcomes.len());
+    for outcome in &mut outcomes {
+        let chunks = std::mem::take(&mut outcome.chunks);
+        match fetch::materialize(shard, chunks).await {
+            Ok(parts) => record_parts.push(parts),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading segment data for fetch failed");
+                outcome.error_code = ResponseError::KafkaStorageError.code();
+                record_parts.push(Vec::new());
+            }
+        }
+    }
+    let parts = encode_response(request, &topic_order, &wanted, &outcomes, record_parts);
+    Ok(Outcome::Reply(parts))
+}
+
+fn all_clean(outcomes: &[FetchOutcome]) -> bool {
+    outcomes.iter().all(|o| o.error_code == 0)
+}
+
+async fn read_all(shard: &Shard, wanted: &[Wanted], wait_ms: u32) -> Vec<FetchOutcome> {
+    join_all(wanted.iter().map(|w| async move {
+        if !w.known {
+            return FetchOutcome::error(ResponseError::UnknownTopicOrPartition.code());
+        }
+        fetch::read(
+            shard,
+            PartitionRead {
+                topic: &w.topic,
+                partition: w.partition,
+                offset: w.offset,
+                max_bytes: w.max_bytes,
+                wait_ms,
+            },
+        )
+        .await
+    }))
+    .await
+}
+
+/// Waits until any partition has data past its fetch offset or the wait ends. Each read waits on
+/// its partition's new-data notifier (no polling); the first one with data ends the wait.
+async fn wait_for_any(shard: &Shard, wanted: &[Wanted], wait_ms: u32) -> bool {
+    let mut waits: FuturesUnordered<_> = wanted
+        .iter()
+        .filter(|w| w.known)
+        .map(|w| {
+            fetch::read(
+                shard,
+                PartitionRead {
+                    topic: &w.topic,
+                    partition: w.partition,
+                    offset: w.offset,
+                    max_bytes: 0,
+                    wait_ms,
+                },
+            )
+        })
+        .collect();
+    // Any partition answering (data arrived, or its wait ended) ends the wait for all.
+    waits.next().await.is_some()
+}
+
+/// Caps the response at `max_bytes` in request order; the first partition with data keeps at
+/// least its data even when larger (clients must always make progress, KIP-74).
+fn apply_max_bytes(outcomes: &mut [FetchOutcome], max_bytes: usize) {
+    let mut total = 0u64;
+    let mut any = false;
+    for outcome in outcomes.iter_mut() {
+        let bytes = outcome.bytes();
+        if bytes == 0 {
+            continue;
+        }
+        if any && total + bytes > max_bytes as u64 {
+            outcome.chunks.clear();
+            continue;
+        }
+        any = true;
+        total += bytes;
+    }
+}
+
+fn put_string(out: &mut BytesMut, s: &str) {
+    debug_assert!(s.len() <= i16::MAX as usize);
+    out.put_i16(s.len() as i16);
+    out.put_slice(s.as_bytes());
+}
+
+/// Encodes a Fetch v4-11 response frame around the record bytes.
+fn encode_response(
+    request: &Request,
+    topics: &[(String, usize)],
+    wanted: &[Wanted],
+    outcomes: &[FetchOutcome],
+    record_parts: Vec<Vec<Bytes>>,
+) -> Vec<Bytes> {
+    let version = request.version();
+    debug_assert!((4..=11).contains(&version));
+    let mut parts: Vec<Bytes> = Vec::new();
+    let mut head = BytesMut::with_capacity(256);
+    head.put_i32(0); // frame size, patched below
+    head.put_i32(request.correlation_id()); // response header v0
+    head.put_i32(0); // throttle_time_ms
+    if version >= 7 {
+        head.put_i16(0); // top-level error_code
+        head.put_i32(0); // session_id: no fetch session
+    }
+    head.put_i32(topics.len() as i32);
+    let mut index = 0usize;
+    let mut record_parts = record_parts.into_iter();
+    for (name, count) in topics {
+        put_string(&mut head, name);
+        head.put_i32(*count as i32);
+        for _ in 0..*count {
+            let w = &wanted[index];
+            let o = &outcomes[index];
+            index += 1;
+            let data = record_parts.next().unwrap_or_default();
+            let data_len: usize = data.iter().map(Bytes::len).sum();
+            head.put_i32(w.partition);
+            head.put_i16(o.error_code);
+            head.put_i64(o.high_watermark);
+            head.put_i64(o.high_watermark); // last_stable_offset: no transactions yet
+            if version >= 5 {
+                head.put_i64(o.log_start_offset);
+            }
+            head.put_i32(0); // aborted_transactions: empty
+            if version >= 11 {
+                head.put_i32(-1); // preferred_read_replica: none
+            }
+            // records: never null (librdkafka rejects a -1 size, KAFKA-COMPAT trap 11)
+            head.put_i32(data_len as i32);
+            if data_len > 0 {
+                parts.push(head.split().freeze());
+                parts.extend(data);
+            }
+        }
+    }
+    parts.push(head.split().freeze());
+    let total: usize = parts.iter().map(Bytes::len).sum();
+    let mut first = BytesMut::from(&parts[0][..]);
+    first[0..4].copy_from_slice(&((total - 4) as i32).to_be_bytes());
+    parts[0] = first.freeze();
+    parts
+}

@@ -1,0 +1,408 @@
+//! Consumer-group APIs. Each group is coordinated by the shard owning its `__consumer_offsets`
+//! partition (Kafka's placement); a request arriving elsewhere is forwarded there as its raw
+//! Kafka body and the encoded response body comes back (schema `GroupRequest`/`GroupResult`).
+//! APIs spanning groups (ListGroups, DescribeGroups, DeleteGroups) ask each group's shard.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::DescribedGroup;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable};
+use ringbroker_protocol::frame::Request;
+use ringbroker_schema::{
+    GroupRequest as MeshGroupRequest, GroupRequestArgs, GroupResult, GroupResultArgs, Payload,
+};
+
+use crate::groups::{offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
+use crate::metadata::owner_shard;
+use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
+use crate::shard::Shard;
+
+/// Name of the committed-offsets topic (Kafka's).
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// The shard coordinating `group_id`.
+pub fn coordinator_shard(group_id: &str, shard_count: usize) -> usize {
+    owner_shard(
+        OFFSETS_TOPIC,
+        offsets_partition_for(group_id, OFFSETS_TOPIC_PARTITIONS),
+        shard_count,
+    )
+}
+
+pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+    let version = request.version();
+    let group = match request.api_key {
+        ApiKey::JoinGroup => Some(
+            decode_body::<JoinGroupRequest>(request)?
+                .group_id
+                .0
+                .to_string(),
+        ),
+        ApiKey::SyncGroup => Some(
+            decode_body::<SyncGroupRequest>(request)?
+                .group_id
+                .0
+                .to_string(),
+        ),
+        ApiKey::Heartbeat => Some(
+            decode_body::<HeartbeatRequest>(request)?
+                .group_id
+                .0
+                .to_string(),
+        ),
+        ApiKey::LeaveGroup => Some(
+            decode_body::<LeaveGroupRequest>(request)?
+                .group_id
+                .0
+                .to_string(),
+        ),
+        ApiKey::OffsetCommit => Some(
+            decode_body::<OffsetCommitRequest>(request)?
+                .group_id
+                .0
+                .to_string(),
+        ),
+        ApiKey::OffsetFetch => Some(
+            decode_body::<OffsetFetchRequest>(request)?
+                .group_id
+                .0
+                .to_string(),
+        ),
+        ApiKey::OffsetDelete => Some(
+            decode_body::<OffsetDeleteRequest>(request)?
+                .group_id
+                .0
+                .to_string(),
+        ),
+        _ => None,
+    };
+    if let Some(group) = group {
+        let owner = coordinator_shard(&group, shard.count);
+        let body = if owner == shard.id {
+            serve_local(shard, request.api_key as i16, version, request.body.clone()).await?
+        } else {
+            forward(shard, owner, request.api_key as i16, version, &request.body).await?
+        };
+        return Ok(Outcome::Reply(frame_body(request, body)?));
+    }
+    match request.api_key {
+        ApiKey::ListGroups => list_groups(shard, request).await,
+        ApiKey::DescribeGroups => describe_groups(shard, request).await,
+        ApiKey::DeleteGroups => delete_groups(shard, request).await,
+        other => Err(HandlerError::Refused(format!("{other:?} is not served"))),
+    }
+}
+
+/// Puts the response header in front of an encoded body.
+fn frame_body(request: &Request, body: Bytes) -> Result<Vec<Bytes>, HandlerError> {
+    let header_version = request.api_key.response_header_version(request.version());
+    let header = ResponseHeader::default().with_correlation_id(request.correlation_id());
+    let mut head = BytesMut::new();
+    let size = header
+        .compute_size(header_version)
+        .map_err(|e| encode_error(request, e))?
+        + body.len();
+    head.extend_from_slice(&(size as i32).to_be_bytes());
+    header
+        .encode(&mut head, header_version)
+        .map_err(|e| encode_error(request, e))?;
+    Ok(vec![head.freeze(), body])
+}
+
+fn encode_error(request: &Request, e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Encode {
+        api: request.api_key,
+        version: request.version(),
+        reason: e.to_string(),
+    }
+}
+
+fn malformed(api: ApiKey, version: i16, e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Malformed {
+        api,
+        version,
+        reason: e.to_string(),
+    }
+}
+
+fn encode<T: Encodable>(api: ApiKey, version: i16, body: &T) -> Result<Bytes, HandlerError> {
+    let mut out = BytesMut::new();
+    body.encode(&mut out, version)
+        .map_err(|e| HandlerError::Encode {
+            api,
+            version,
+            reason: e.to_string(),
+        })?;
+    Ok(out.freeze())
+}
+
+fn decode<T: Decodable>(api: ApiKey, version: i16, mut body: Bytes) -> Result<T, HandlerError> {
+    T::decode(&mut body, version).map_err(|e| malformed(api, version, e))
+}
+
+/// Runs a single-group request on this shard's coordinator; returns the encoded response body.
+async fn serve_local(
+    shard: &Shard,
+    api_key: i16,
+    version: i16,
+    body: Bytes,
+) -> Result<Bytes, HandlerError> {
+    let api = ApiKey::try_from(api_key)
+        .map_err(|()| HandlerError::Refused(format!("unknown api key {api_key}")))?;
+    let groups = &shard.groups;
+    match api {
+        ApiKey::JoinGroup => {
+            let response = groups
+                .join_group(decode(api, version, body)?, version)
+                .await;
+            encode(api, version, &response)
+        }
+        ApiKey::SyncGroup => {
+            let response = groups
+                .sync_group(decode(api, version, body)?, version)
+                .await;
+            encode(api, version, &response)
+        }
+        ApiKey::Heartbeat => {
+            let response = groups.heartbeat(decode(api, version, body)?, version).await;
+            encode(api, version, &response)
+        }
+        ApiKey::LeaveGroup => {
+            let response = groups
+                .leave_group(decode(api, version, body)?, version)
+                .await;
+            encode(api, version, &response)
+        }
+        ApiKey::OffsetCommit => {
+            let response = groups
+                .offset_commit(decode(api, version, body)?, version)
+                .await;
+            encode(api, version, &response)
+        }
+        ApiKey::OffsetFetch => {
+            let response = groups
+                .offset_fetch(decode(api, version, body)?, version)
+                .await;
+            encode(api, version, &response)
+        }
+        ApiKey::OffsetDelete => {
+            let response = groups.offset_delete(decode(api, version, body)?).await;
+            encode(api, version, &response)
+        }
+        ApiKey::ListGroups => {
+            let request: ListGroupsRequest = decode(api, version, body)?;
+            let filter: Vec<String> = request
+                .states_filter
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            let response = ListGroupsResponse::default().with_groups(groups.list_groups(&filter));
+            encode(api, version, &response)
+        }
+        ApiKey::DescribeGroups => {
+            let request: DescribeGroupsRequest = decode(api, version, body)?;
+            let described: Vec<DescribedGroup> = request
+                .groups
+                .iter()
+                .map(|g| groups.describe_group(g.0.as_str()))
+                .collect();
+            encode(
+                api,
+                version,
+                &DescribeGroupsResponse::default().with_groups(described),
+            )
+        }
+        ApiKey::DeleteGroups => {
+            let request: DeleteGroupsRequest = decode(api, version, body)?;
+            let mut results = Vec::with_capacity(request.groups_names.len());
+            for name in &request.groups_names {
+                let code = groups.delete_group(name.0.as_str()).await;
+                results.push(
+                    DeletableGroupResult::default()
+                        .with_group_id(name.clone())
+                        .with_error_code(code),
+                );
+            }
+            encode(
+                api,
+                version,
+                &DeleteGroupsResponse::default().with_results(results),
+            )
+        }
+        other => Err(HandlerError::Refused(format!(
+            "{other:?} is not a group api"
+        ))),
+    }
+}
+
+/// Sends a group request body to `owner` and returns its encoded response body.
+async fn forward(
+    shard: &Shard,
+    owner: usize,
+    api_key: i16,
+    version: i16,
+    body: &[u8],
+) -> Result<Bytes, HandlerError> {
+    let reply = shard
+        .mesh
+        .call(owner, body.len() + 64, |fbb| {
+            let body = fbb.create_vector(body);
+            let request = MeshGroupRequest::create(
+                fbb,
+                &GroupRequestArgs {
+                    api_key,
+                    api_version: version,
+                    body: Some(body),
+                },
+            );
+            (Payload::GroupRequest, request.as_union_value())
+        })
+        .await
+        .map_err(|e| HandlerError::Refused(e.to_string()))?;
+    let envelope = reply
+        .envelope()
+        .map_err(|e| HandlerError::Refused(e.to_string()))?;
+    let result = envelope
+        .payload_as_group_result()
+        .ok_or_else(|| HandlerError::Refused("coordinator shard sent no group result".into()))?;
+    match result.body() {
+        Some(body) => Ok(Bytes::copy_from_slice(body.bytes())),
+        None => Err(HandlerError::Refused(
+            "coordinator shard could not serve the request".into(),
+        )),
+    }
+}
+
+/// Serves a forwarded group request (this shard coordinates the group).
+pub async fn serve_remote(
+    shard: &Shard,
+    from: usize,
+    correlation: u64,
+    request: MeshGroupRequest<'_>,
+) {
+    let body = Bytes::copy_from_slice(request.body().map(|b| b.bytes()).unwrap_or_default());
+    let result = serve_local(shard, request.api_key(), request.api_version(), body).await;
+    if let Err(e) = &result {
+        tracing::warn!(from, error = %e, "forwarded group request failed");
+    }
+    let body = result.ok();
+    shard
+        .mesh
+        .reply(
+            from,
+            correlation,
+            body.as_ref().map_or(0, Bytes::len) + 64,
+            |fbb| {
+                let body = body.as_ref().map(|b| fbb.create_vector(b));
+                let reply = GroupResult::create(fbb, &GroupResultArgs { body });
+                (Payload::GroupResult, reply.as_union_value())
+            },
+        )
+        .await;
+}
+
+/// Runs `api` with `body` on every shard and returns the decoded responses (ours first).
+async fn on_all_shards<T: Decodable>(
+    shard: &Shard,
+    api: ApiKey,
+    version: i16,
+    body: Bytes,
+) -> Result<Vec<T>, HandlerError> {
+    let mut out = Vec::with_capacity(shard.count);
+    let local = serve_local(shard, api as i16, version, body.clone()).await?;
+    out.push(decode(api, version, local)?);
+    for peer in (0..shard.count).filter(|p| *p != shard.id) {
+        let remote = forward(shard, peer, api as i16, version, &body).await?;
+        out.push(decode(api, version, remote)?);
+    }
+    Ok(out)
+}
+
+async fn list_groups(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+    let responses: Vec<ListGroupsResponse> = on_all_shards(
+        shard,
+        ApiKey::ListGroups,
+        request.version(),
+        request.body.clone(),
+    )
+    .await?;
+    let groups: Vec<ListedGroup> = responses.into_iter().flat_map(|r| r.groups).collect();
+    respond(request, &ListGroupsResponse::default().with_groups(groups))
+}
+
+/// Re-encodes a request body holding only the groups one shard coordinates.
+fn body_for<T: Encodable>(request: &Request, body: &T) -> Result<Bytes, HandlerError> {
+    encode(request.api_key, request.version(), body)
+}
+
+async fn describe_groups(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+    let body: DescribeGroupsRequest = decode_body(request)?;
+    let mut described = Vec::with_capacity(body.groups.len());
+    for group in &body.groups {
+        let owner = coordinator_shard(group.0.as_str(), shard.count);
+        let single = body.clone().with_groups(vec![group.clone()]);
+        let encoded = body_for(request, &single)?;
+        let response = if owner == shard.id {
+            serve_local(
+                shard,
+                ApiKey::DescribeGroups as i16,
+                request.version(),
+                encoded,
+            )
+            .await?
+        } else {
+            forward(
+                shard,
+                owner,
+                ApiKey::DescribeGroups as i16,
+                request.version(),
+                &encoded,
+            )
+            .await?
+        };
+        let response: DescribeGroupsResponse =
+            decode(ApiKey::DescribeGroups, request.version(), response)?;
+        described.extend(response.groups);
+    }
+    respond(
+        request,
+        &DescribeGroupsResponse::default().with_groups(described),
+    )
+}
+
+async fn delete_groups(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+    let body: DeleteGroupsRequest = decode_body(request)?;
+    let mut results = Vec::with_capacity(body.groups_names.len());
+    for group in &body.groups_names {
+        let owner = coordinator_shard(group.0.as_str(), shard.count);
+        let single = body.clone().with_groups_names(vec![group.clone()]);
+        let encoded = body_for(request, &single)?;
+        let response = if owner == shard.id {
+            serve_local(
+                shard,
+                ApiKey::DeleteGroups as i16,
+                request.version(),
+                encoded,
+            )
+            .await?
+        } else {
+            forward(
+                shard,
+                owner,
+                ApiKey::DeleteGroups as i16,
+                request.version(),
+                &encoded,
+            )
+            .await?
+        };
+        let response: DeleteGroupsResponse =
+            decode(ApiKey::DeleteGroups, request.version(), response)?;
+        results.extend(response.results);
+    }
+    respond(
+        request,
+        &DeleteGroupsResponse::default().with_results(results),
+    )
+}

@@ -1,0 +1,65 @@
+//! ListOffsets: earliest, latest, max timestamp or by timestamp, per partition.
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::ResponseError;
+use ringbroker_protocol::frame::Request;
+
+use crate::offsets::{self, MAX_TIMESTAMP};
+use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
+use crate::shard::Shard;
+
+/// ListOffsets version that introduced the max-timestamp (-3) lookup.
+const MAX_TIMESTAMP_MIN_VERSION: i16 = 7;
+
+pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+    let body: ListOffsetsRequest = decode_body(request)?;
+    let table = shard.topic_table();
+    let mut topics = Vec::with_capacity(body.topics.len());
+    for topic in &body.topics {
+        let name = topic.name.0.as_str();
+        let partition_count = table.partition_count(name);
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            let lookup = if partition_count
+                .is_none_or(|n| p.partition_index < 0 || p.partition_index >= n)
+            {
+                None
+            } else if p.timestamp == MAX_TIMESTAMP && request.version() < MAX_TIMESTAMP_MIN_VERSION
+            {
+                None
+            } else {
+                Some(offsets::lookup(shard, name, p.partition_index, p.timestamp).await)
+            };
+            let response = match lookup {
+                Some(found) => ListOffsetsPartitionResponse::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(found.error_code)
+                    .with_offset(found.offset)
+                    .with_timestamp(found.timestamp)
+                    .with_leader_epoch(-1),
+                None => ListOffsetsPartitionResponse::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(if partition_count.is_none() {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    } else if p.timestamp == MAX_TIMESTAMP {
+                        ResponseError::UnsupportedVersion.code()
+                    } else {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    })
+                    .with_offset(-1)
+                    .with_timestamp(-1)
+                    .with_leader_epoch(-1),
+            };
+            partitions.push(response);
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions),
+        );
+    }
+    respond(request, &ListOffsetsResponse::default().with_topics(topics))
+}

@@ -1,0 +1,125 @@
+//! Metadata: this broker, the cluster id, and the topics asked for (all when null, or for v0 an
+//! empty list), auto-creating unknown ones when allowed (Kafka `auto.create.topics.enable`).
+//! Leader epochs are not tracked yet: -1 tells every client "no epoch" (KAFKA-COMPAT trap 13).
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use ringbroker_protocol::frame::Request;
+use uuid::Uuid;
+
+use crate::admin::{self, NewTopic};
+use crate::metadata::TopicMeta;
+use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
+use crate::shard::Shard;
+
+/// Topics whose names start with this are the broker's own (reported `is_internal`).
+pub const INTERNAL_TOPIC_PREFIX: &str = "__";
+
+pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+    let body: MetadataRequest = decode_body(request)?;
+    let version = request.version();
+    let requested: Option<Vec<String>> = match &body.topics {
+        None => None,
+        Some(list) if list.is_empty() && version == 0 => None,
+        Some(list) => Some(
+            list.iter()
+                .filter_map(|t| match &t.name {
+                    Some(name) => Some(name.0.to_string()),
+                    None => topic_name_by_id(shard, t.topic_id),
+                })
+                .collect(),
+        ),
+    };
+    let auto_create =
+        shard.config.auto_create_topics && (version < 4 || body.allow_auto_topic_creation);
+    let mut topics = Vec::new();
+    match requested {
+        None => {
+            let table = shard.topic_table();
+            for (name, meta) in &table.topics {
+                topics.push(describe_topic(shard, name, meta));
+            }
+        }
+        Some(names) => {
+            for name in names {
+                topics.push(lookup_or_create(shard, &name, auto_create).await);
+            }
+        }
+    }
+    let config = &shard.config;
+    let broker = MetadataResponseBroker::default()
+        .with_node_id(BrokerId(config.node_id))
+        .with_host(StrBytes::from_string(config.advertised_host.clone()))
+        .with_port(i32::from(config.advertised_port));
+    let response = MetadataResponse::default()
+        .with_brokers(vec![broker])
+        .with_cluster_id(Some(StrBytes::from_string(config.cluster_id.clone())))
+        .with_controller_id(BrokerId(config.node_id))
+        .with_topics(topics);
+    respond(request, &response)
+}
+
+fn topic_name_by_id(shard: &Shard, id: Uuid) -> Option<String> {
+    let table = shard.topic_table();
+    table
+        .topics
+        .iter()
+        .find(|(_, meta)| meta.id == *id.as_bytes())
+        .map(|(name, _)| name.clone())
+}
+
+async fn lookup_or_create(shard: &Shard, name: &str, auto_create: bool) -> MetadataResponseTopic {
+    if let Some(meta) = shard.topic_table().get(name).cloned() {
+        return describe_topic(shard, name, &meta);
+    }
+    if auto_create {
+        let outcome = admin::create_topic(
+            shard,
+            &NewTopic {
+                name: name.to_string(),
+                partitions: -1,
+                configs: Default::default(),
+                validate_only: false,
+            },
+        )
+        .await;
+        if let Some(meta) = shard.topic_table().get(name).cloned() {
+            return describe_topic(shard, name, &meta);
+        }
+        if outcome.error_code == ResponseError::InvalidTopicException.code() {
+            return missing_topic(name, outcome.error_code);
+        }
+    }
+    missing_topic(name, ResponseError::UnknownTopicOrPartition.code())
+}
+
+fn missing_topic(name: &str, error_code: i16) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(error_code)
+        .with_name(Some(TopicName(StrBytes::from_string(name.to_string()))))
+        .with_partitions(Vec::new())
+}
+
+fn describe_topic(shard: &Shard, name: &str, meta: &TopicMeta) -> MetadataResponseTopic {
+    let node = BrokerId(shard.config.node_id);
+    let partitions = (0..meta.partitions)
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(node)
+                .with_leader_epoch(-1)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+                .with_offline_replicas(Vec::new())
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(name.to_string()))))
+        .with_topic_id(Uuid::from_bytes(meta.id))
+        .with_is_internal(name.starts_with(INTERNAL_TOPIC_PREFIX))
+        .with_partitions(partitions)
+}
