@@ -12,9 +12,9 @@ use crate::report::{format_count, LatencySummary, RunResult};
 
 /// Picture size.
 const WIDTH: f64 = 1280.0;
-const HEIGHT: f64 = 560.0;
+const HEIGHT: f64 = 620.0;
 /// Latency panel box.
-const LAT_LEFT: f64 = 80.0;
+const LAT_LEFT: f64 = 90.0;
 const LAT_RIGHT: f64 = 820.0;
 const TOP: f64 = 60.0;
 const BOTTOM: f64 = 470.0;
@@ -115,7 +115,7 @@ fn latency_panel(svg: &mut String, runs: &[RunResult]) {
     for e in (a.y_min_log as i32)..=(a.y_max_log as i32) {
         let us = 10f64.powi(e);
         let y = a.y(us);
-        let label = crate::report::format_us(us);
+        let label = decade_label(us);
         let _ = writeln!(
             svg,
             r##"<line x1="{LAT_LEFT}" y1="{y:.1}" x2="{LAT_RIGHT}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" font-size="13" text-anchor="end">{label}</text>"##,
@@ -137,7 +137,7 @@ fn latency_panel(svg: &mut String, runs: &[RunResult]) {
     );
     let _ = writeln!(
         svg,
-        r#"<text x="22" y="{}" font-size="14" text-anchor="middle" transform="rotate(-90 22 {})">latency (log scale)</text>"#,
+        r#"<text x="20" y="{}" font-size="14" text-anchor="middle" transform="rotate(-90 20 {})">latency (log scale)</text>"#,
         (TOP + BOTTOM) / 2.0,
         (TOP + BOTTOM) / 2.0
     );
@@ -241,6 +241,19 @@ fn throughput_panel(svg: &mut String, runs: &[RunResult]) {
     );
 }
 
+/// A power of ten of microseconds as `1µs`, `100µs`, `10ms`, `1s`.
+fn decade_label(us: f64) -> String {
+    if us < 1.0 {
+        format!("{}ns", (us * 1000.0).round())
+    } else if us < 1000.0 {
+        format!("{}µs", us.round())
+    } else if us < 1_000_000.0 {
+        format!("{}ms", (us / 1000.0).round())
+    } else {
+        format!("{}s", (us / 1_000_000.0).round())
+    }
+}
+
 /// 1.2M, 350k, 12.
 fn short_count(v: f64) -> String {
     if v >= 1e6 {
@@ -303,6 +316,13 @@ pub fn write(path: &Path, runs: &[RunResult]) -> Result<()> {
 mod tests {
     use super::*;
     use crate::report::tests::sample;
+
+    #[test]
+    fn decade_labels_are_compact() {
+        assert_eq!(decade_label(100.0), "100µs");
+        assert_eq!(decade_label(10_000.0), "10ms");
+        assert_eq!(decade_label(1_000_000.0), "1s");
+    }
 
     #[test]
     fn nines_axis() {
