@@ -25,7 +25,11 @@ impl Inner {
         described.protocol_type = str_bytes(group.protocol_type.as_deref().unwrap_or(""));
         let stable = group.state == GroupState::Stable;
         // Like Kafka: protocol, metadata and assignments are only meaningful once the group is Stable.
-        let protocol = if stable { group.protocol_name.clone().unwrap_or_default() } else { String::new() };
+        let protocol = if stable {
+            group.protocol_name.clone().unwrap_or_default()
+        } else {
+            String::new()
+        };
         described.protocol_data = str_bytes(&protocol);
         described.members = group
             .members
@@ -51,7 +55,12 @@ impl Inner {
         let mut listed: Vec<ListedGroup> = groups
             .values()
             .filter(|g| g.state != GroupState::Dead)
-            .filter(|g| states_filter.is_empty() || states_filter.iter().any(|s| s.eq_ignore_ascii_case(g.state.name())))
+            .filter(|g| {
+                states_filter.is_empty()
+                    || states_filter
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(g.state.name()))
+            })
             .map(|g| {
                 let mut entry = ListedGroup::default();
                 entry.group_id = str_bytes(&g.group_id).into();
@@ -89,12 +98,20 @@ impl Inner {
                 .offsets
                 .keys()
                 .map(|(topic, partition)| OffsetRecord {
-                    key: OffsetKey { group_id: group_id.to_string(), topic: topic.clone(), partition: *partition },
+                    key: OffsetKey {
+                        group_id: group_id.to_string(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    },
                     value: None,
                 })
                 .collect()
         };
-        let persisted = if tombstones.is_empty() { Ok(()) } else { self.store.persist(&tombstones).await };
+        let persisted = if tombstones.is_empty() {
+            Ok(())
+        } else {
+            self.store.persist(&tombstones).await
+        };
         let mut groups = self.groups.borrow_mut();
         match persisted {
             Ok(()) => {

@@ -12,8 +12,9 @@ use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    LeaveGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
-    OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
+    LeaveGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
+    OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
+    SyncGroupResponse,
 };
 
 use super::config::GroupConfig;
@@ -21,6 +22,7 @@ use super::error::GroupError;
 use super::group::Group;
 use super::responses;
 use super::store::OffsetStore;
+use super::waiter::Reply;
 
 /// Who sent a JoinGroup (from the request header and the socket): shown by DescribeGroups and used as the
 /// prefix of new member ids, as Kafka does.
@@ -58,8 +60,14 @@ impl GroupCoordinator {
     /// A coordinator with no groups, over `store`; call [`GroupCoordinator::recover`] (or use
     /// [`GroupCoordinator::open`]) before serving so committed offsets come back.
     pub fn new(config: GroupConfig, store: Rc<dyn OffsetStore>) -> Self {
-        assert!(config.session_timeout_min_ms <= config.session_timeout_max_ms, "session timeout bounds inverted");
-        assert!(config.group_members_max > 0, "group_members_max must be positive");
+        assert!(
+            config.session_timeout_min_ms <= config.session_timeout_max_ms,
+            "session timeout bounds inverted"
+        );
+        assert!(
+            config.group_members_max > 0,
+            "group_members_max must be positive"
+        );
         Self {
             inner: Rc::new(Inner {
                 config,
@@ -104,17 +112,23 @@ impl GroupCoordinator {
 
     /// JoinGroup from a client whose id and host are unknown (see [`GroupCoordinator::join_group_from`]).
     pub async fn join_group(&self, req: JoinGroupRequest, version: i16) -> JoinGroupResponse {
-        self.join_group_from(req, version, &ClientInfo::default()).await
+        self.join_group_from(req, version, &ClientInfo::default())
+            .await
     }
 
     /// JoinGroup (v0-9): parks until the rebalance completes, or answers at once (errors,
     /// MEMBER_ID_REQUIRED, a static member's rejoin without rebalance).
-    pub async fn join_group_from(&self, req: JoinGroupRequest, version: i16, client: &ClientInfo) -> JoinGroupResponse {
+    pub async fn join_group_from(
+        &self,
+        req: JoinGroupRequest,
+        version: i16,
+        client: &ClientInfo,
+    ) -> JoinGroupResponse {
         let outcome = match self.inner.join(&req, version, client) {
-            Ok(handle) => handle.wait().await.unwrap_or_else(|| {
+            Reply::Later(handle) => handle.wait().await.unwrap_or_else(|| {
                 super::member::JoinOutcome::error(responses::REBALANCE_IN_PROGRESS, &req.member_id)
             }),
-            Err(outcome) => outcome,
+            Reply::Now(outcome) => outcome,
         };
         responses::join_response(outcome, version)
     }
@@ -122,11 +136,10 @@ impl GroupCoordinator {
     /// SyncGroup (v0-5): the leader's call stores every member's assignment; followers park until then.
     pub async fn sync_group(&self, req: SyncGroupRequest, version: i16) -> SyncGroupResponse {
         let outcome = match self.inner.sync(&req, version) {
-            Ok(handle) => handle
-                .wait()
-                .await
-                .unwrap_or_else(|| super::member::SyncOutcome::error(responses::REBALANCE_IN_PROGRESS)),
-            Err(outcome) => outcome,
+            Reply::Later(handle) => handle.wait().await.unwrap_or_else(|| {
+                super::member::SyncOutcome::error(responses::REBALANCE_IN_PROGRESS)
+            }),
+            Reply::Now(outcome) => outcome,
         };
         responses::sync_response(outcome, version)
     }
@@ -143,7 +156,11 @@ impl GroupCoordinator {
     }
 
     /// OffsetCommit (v0-9): answers once the offsets are durable in the store.
-    pub async fn offset_commit(&self, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
+    pub async fn offset_commit(
+        &self,
+        req: OffsetCommitRequest,
+        version: i16,
+    ) -> OffsetCommitResponse {
         self.inner.offset_commit(&req, version).await
     }
 
@@ -178,7 +195,13 @@ impl GroupCoordinator {
             .groups
             .borrow()
             .get(group_id)
-            .map(|group| group.offsets.iter().map(|((topic, partition), c)| (topic.clone(), *partition, c.offset)).collect())
+            .map(|group| {
+                group
+                    .offsets
+                    .iter()
+                    .map(|((topic, partition), c)| (topic.clone(), *partition, c.offset))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

@@ -137,7 +137,11 @@ impl Group {
             .protocols
             .iter()
             .map(|p| p.name.clone())
-            .filter(|name| self.members.iter().all(|m| m.protocols.iter().any(|p| &p.name == name)))
+            .filter(|name| {
+                self.members
+                    .iter()
+                    .all(|m| m.protocols.iter().any(|p| &p.name == name))
+            })
             .collect()
     }
 
@@ -147,7 +151,10 @@ impl Group {
             return !protocol_type.is_empty() && !protocols.is_empty();
         }
         self.protocol_type.as_deref() == Some(protocol_type)
-            && self.candidate_protocols().iter().any(|name| protocols.iter().any(|p| &p.name == name))
+            && self
+                .candidate_protocols()
+                .iter()
+                .any(|name| protocols.iter().any(|p| &p.name == name))
     }
 
     /// Kafka's vote: each member votes for its most preferred protocol among those all support; most

@@ -53,7 +53,12 @@ pub struct SyncOutcome {
 
 impl SyncOutcome {
     pub fn error(error_code: i16) -> Self {
-        Self { error_code, protocol_type: None, protocol_name: None, assignment: Bytes::new() }
+        Self {
+            error_code,
+            protocol_type: None,
+            protocol_name: None,
+            assignment: Bytes::new(),
+        }
     }
 }
 
@@ -97,7 +102,11 @@ impl Member {
     }
 
     pub fn metadata_for(&self, protocol: &str) -> Bytes {
-        self.protocols.iter().find(|p| p.name == protocol).map(|p| p.metadata.clone()).unwrap_or_default()
+        self.protocols
+            .iter()
+            .find(|p| p.name == protocol)
+            .map(|p| p.metadata.clone())
+            .unwrap_or_default()
     }
 
     pub fn touch_session(&mut self, now: Instant) {

@@ -1,18 +1,20 @@
 //! JoinGroup, SyncGroup, Heartbeat and LeaveGroup on the group state machine, following Kafka's classic
-//! `GroupCoordinator` check by check (error precedence included). Handlers answer at once (`Err(outcome)`)
+//! `GroupCoordinator` check by check (error precedence included). Handlers answer at once (`Reply::Now(outcome)`)
 //! or return a handle the caller awaits while the request is parked.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::{HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest};
+use kafka_protocol::messages::{
+    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest,
+};
 
 use super::coordinator::{now_ms, ClientInfo, Inner};
 use super::group::{Group, GroupState};
 use super::member::{JoinOutcome, Member, MemberProtocol, SyncOutcome};
 use super::responses::*;
-use super::waiter::{waiter, WaitHandle};
+use super::waiter::{waiter, Reply, WaitHandle};
 
 /// JoinGroup version from which a new dynamic member must first obtain its id (KIP-394).
 const JOIN_MEMBER_ID_REQUIRED_VERSION: i16 = 4;
@@ -49,23 +51,30 @@ impl Inner {
         req: &JoinGroupRequest,
         version: i16,
         client: &ClientInfo,
-    ) -> Result<WaitHandle<JoinOutcome>, JoinOutcome> {
+    ) -> Reply<JoinOutcome> {
         let group_id = req.group_id.0.to_string();
         let member_id = req.member_id.to_string();
         if group_id.is_empty() {
-            return Err(JoinOutcome::error(INVALID_GROUP_ID, &member_id));
+            return Reply::Now(JoinOutcome::error(INVALID_GROUP_ID, &member_id));
         }
         if req.session_timeout_ms < self.config.session_timeout_min_ms
             || req.session_timeout_ms > self.config.session_timeout_max_ms
         {
-            return Err(JoinOutcome::error(INVALID_SESSION_TIMEOUT, &member_id));
+            return Reply::Now(JoinOutcome::error(INVALID_SESSION_TIMEOUT, &member_id));
         }
         // JoinGroup v0 has no rebalance timeout: the session timeout bounds the rebalance too.
-        let rebalance_timeout_ms =
-            if version == 0 || req.rebalance_timeout_ms <= 0 { req.session_timeout_ms } else { req.rebalance_timeout_ms };
+        let rebalance_timeout_ms = if version == 0 || req.rebalance_timeout_ms <= 0 {
+            req.session_timeout_ms
+        } else {
+            req.rebalance_timeout_ms
+        };
         let params = JoinParams {
             member_id,
-            instance_id: if version >= JOIN_STATIC_MEMBERSHIP_VERSION { text(&req.group_instance_id) } else { None },
+            instance_id: if version >= JOIN_STATIC_MEMBERSHIP_VERSION {
+                text(&req.group_instance_id)
+            } else {
+                None
+            },
             client: client.clone(),
             session_timeout: duration_ms(req.session_timeout_ms),
             rebalance_timeout: duration_ms(rebalance_timeout_ms),
@@ -73,17 +82,22 @@ impl Inner {
             protocols: req
                 .protocols
                 .iter()
-                .map(|p| MemberProtocol { name: p.name.to_string(), metadata: p.metadata.clone() })
+                .map(|p| MemberProtocol {
+                    name: p.name.to_string(),
+                    metadata: p.metadata.clone(),
+                })
                 .collect(),
         };
         let mut groups = self.groups.borrow_mut();
         if params.member_id.is_empty() {
-            let group = groups.entry(group_id.clone()).or_insert_with(|| Group::new(&group_id, Instant::now(), now_ms()));
+            let group = groups
+                .entry(group_id.clone())
+                .or_insert_with(|| Group::new(&group_id, Instant::now(), now_ms()));
             self.join_new_member(group, params, version)
         } else {
             match groups.get_mut(&group_id) {
                 Some(group) => self.join_known_member(group, params),
-                None => Err(JoinOutcome::error(UNKNOWN_MEMBER_ID, &params.member_id)),
+                None => Reply::Now(JoinOutcome::error(UNKNOWN_MEMBER_ID, &params.member_id)),
             }
         }
     }
@@ -94,32 +108,42 @@ impl Inner {
         group: &mut Group,
         mut params: JoinParams,
         version: i16,
-    ) -> Result<WaitHandle<JoinOutcome>, JoinOutcome> {
+    ) -> Reply<JoinOutcome> {
         if group.state == GroupState::Dead {
-            return Err(JoinOutcome::error(COORDINATOR_NOT_AVAILABLE, ""));
+            return Reply::Now(JoinOutcome::error(COORDINATOR_NOT_AVAILABLE, ""));
         }
         if !group.supports_protocols(&params.protocol_type, &params.protocols) {
-            return Err(JoinOutcome::error(INCONSISTENT_GROUP_PROTOCOL, ""));
+            return Reply::Now(JoinOutcome::error(INCONSISTENT_GROUP_PROTOCOL, ""));
         }
-        let replaces_static = params.instance_id.as_deref().and_then(|id| group.static_member_id(id)).is_some();
+        let replaces_static = params
+            .instance_id
+            .as_deref()
+            .and_then(|id| group.static_member_id(id))
+            .is_some();
         if !replaces_static && group.size() >= self.config.group_members_max {
-            return Err(JoinOutcome::error(GROUP_MAX_SIZE_REACHED, ""));
+            return Reply::Now(JoinOutcome::error(GROUP_MAX_SIZE_REACHED, ""));
         }
-        let prefix = params.instance_id.clone().unwrap_or_else(|| params.client.client_id.clone());
+        let prefix = params
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| params.client.client_id.clone());
         params.member_id = format!("{prefix}-{}", uuid::Uuid::new_v4());
         if let Some(instance_id) = params.instance_id.clone() {
             if let Some(old_member_id) = group.static_member_id(&instance_id).map(str::to_string) {
                 return self.replace_static_member(group, &old_member_id, params);
             }
-            return Ok(self.add_member_and_rebalance(group, params, false));
+            return Reply::Later(self.add_member_and_rebalance(group, params, false));
         }
         if version >= JOIN_MEMBER_ID_REQUIRED_VERSION {
             // Two-step join: hand out the id, remember it for one session timeout.
-            group.pending_members.insert(params.member_id.clone(), Instant::now() + params.session_timeout);
+            group.pending_members.insert(
+                params.member_id.clone(),
+                Instant::now() + params.session_timeout,
+            );
             self.spawn_session_timer(&group.group_id, &params.member_id);
-            return Err(JoinOutcome::error(MEMBER_ID_REQUIRED, &params.member_id));
+            return Reply::Now(JoinOutcome::error(MEMBER_ID_REQUIRED, &params.member_id));
         }
-        Ok(self.add_member_and_rebalance(group, params, false))
+        Reply::Later(self.add_member_and_rebalance(group, params, false))
     }
 
     /// Kafka's `doCurrentMemberJoinGroup` (a member id the client got earlier).
@@ -127,39 +151,51 @@ impl Inner {
         self: &Rc<Self>,
         group: &mut Group,
         params: JoinParams,
-    ) -> Result<WaitHandle<JoinOutcome>, JoinOutcome> {
+    ) -> Reply<JoinOutcome> {
         let member_id = params.member_id.clone();
         if group.state == GroupState::Dead {
-            return Err(JoinOutcome::error(COORDINATOR_NOT_AVAILABLE, &member_id));
+            return Reply::Now(JoinOutcome::error(COORDINATOR_NOT_AVAILABLE, &member_id));
         }
         if group.pending_members.contains_key(&member_id) {
             if !group.supports_protocols(&params.protocol_type, &params.protocols) {
-                return Err(JoinOutcome::error(INCONSISTENT_GROUP_PROTOCOL, &member_id));
+                return Reply::Now(JoinOutcome::error(INCONSISTENT_GROUP_PROTOCOL, &member_id));
             }
-            return Ok(self.add_member_and_rebalance(group, params, true));
+            return Reply::Later(self.add_member_and_rebalance(group, params, true));
         }
         if group.is_static_member_fenced(&member_id, params.instance_id.as_deref()) {
-            return Err(JoinOutcome::error(FENCED_INSTANCE_ID, &member_id));
+            return Reply::Now(JoinOutcome::error(FENCED_INSTANCE_ID, &member_id));
         }
         if !group.has_member(&member_id) {
-            return Err(JoinOutcome::error(UNKNOWN_MEMBER_ID, &member_id));
+            return Reply::Now(JoinOutcome::error(UNKNOWN_MEMBER_ID, &member_id));
         }
         if !group.supports_protocols(&params.protocol_type, &params.protocols) {
-            return Err(JoinOutcome::error(INCONSISTENT_GROUP_PROTOCOL, &member_id));
+            return Reply::Now(JoinOutcome::error(INCONSISTENT_GROUP_PROTOCOL, &member_id));
         }
-        let unchanged = group.member(&member_id).is_some_and(|m| m.protocols == params.protocols);
+        let unchanged = group
+            .member(&member_id)
+            .is_some_and(|m| m.protocols == params.protocols);
         match group.state {
-            GroupState::PreparingRebalance => Ok(self.update_member_and_rebalance(group, params)),
+            GroupState::PreparingRebalance => {
+                Reply::Later(self.update_member_and_rebalance(group, params))
+            }
             GroupState::CompletingRebalance if unchanged => {
                 // A retried join of this generation: answer it again (the leader gets the members again).
-                let members = if group.is_leader(&member_id) { group.joined_members() } else { Vec::new() };
-                Err(current_generation(group, &member_id, members))
+                let members = if group.is_leader(&member_id) {
+                    group.joined_members()
+                } else {
+                    Vec::new()
+                };
+                Reply::Now(current_generation(group, &member_id, members))
             }
             GroupState::Stable if unchanged && !group.is_leader(&member_id) => {
-                Err(current_generation(group, &member_id, Vec::new()))
+                Reply::Now(current_generation(group, &member_id, Vec::new()))
             }
-            GroupState::CompletingRebalance | GroupState::Stable => Ok(self.update_member_and_rebalance(group, params)),
-            GroupState::Empty | GroupState::Dead => Err(JoinOutcome::error(UNKNOWN_MEMBER_ID, &member_id)),
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                Reply::Later(self.update_member_and_rebalance(group, params))
+            }
+            GroupState::Empty | GroupState::Dead => {
+                Reply::Now(JoinOutcome::error(UNKNOWN_MEMBER_ID, &member_id))
+            }
         }
     }
 
@@ -200,7 +236,8 @@ impl Inner {
             GroupState::PreparingRebalance => {
                 if now < group.join_not_before {
                     // Kafka's InitialDelayedJoin: each arrival during the delay extends it, up to the deadline.
-                    group.join_not_before = (now + self.config.initial_rebalance_delay()).min(group.join_deadline);
+                    group.join_not_before =
+                        (now + self.config.initial_rebalance_delay()).min(group.join_deadline);
                 }
                 self.try_complete_join(group);
             }
@@ -209,7 +246,11 @@ impl Inner {
         handle
     }
 
-    fn update_member_and_rebalance(self: &Rc<Self>, group: &mut Group, params: JoinParams) -> WaitHandle<JoinOutcome> {
+    fn update_member_and_rebalance(
+        self: &Rc<Self>,
+        group: &mut Group,
+        params: JoinParams,
+    ) -> WaitHandle<JoinOutcome> {
         let (join_waiter, handle) = waiter();
         if let Some(member) = group.member_mut(&params.member_id) {
             // A duplicate join replaces the earlier one, which is told to rejoin.
@@ -235,13 +276,13 @@ impl Inner {
         group: &mut Group,
         old_member_id: &str,
         params: JoinParams,
-    ) -> Result<WaitHandle<JoinOutcome>, JoinOutcome> {
+    ) -> Reply<JoinOutcome> {
         let current_leader = group.leader_id.clone().unwrap_or_default();
         let new_member_id = params.member_id.clone();
         let (join_waiter, handle) = waiter();
         let Some(member) = group.member_mut(old_member_id) else {
             debug_assert!(false, "static member id registered but missing");
-            return Err(JoinOutcome::error(UNKNOWN_MEMBER_ID, &new_member_id));
+            return Reply::Now(JoinOutcome::error(UNKNOWN_MEMBER_ID, &new_member_id));
         };
         member.complete_join(JoinOutcome::error(FENCED_INSTANCE_ID, old_member_id));
         member.complete_sync(SyncOutcome::error(FENCED_INSTANCE_ID));
@@ -269,53 +310,71 @@ impl Inner {
                 if let Some(member) = group.member_mut(&new_member_id) {
                     member.join_waiter = None;
                 }
-                Err(outcome)
+                Reply::Now(outcome)
             }
             GroupState::PreparingRebalance => {
                 self.try_complete_join(group);
-                Ok(handle)
+                Reply::Later(handle)
             }
             _ => {
                 self.prepare_rebalance(group, "static member rejoined with changed protocols");
-                Ok(handle)
+                Reply::Later(handle)
             }
         }
     }
 
-    pub(crate) fn sync(self: &Rc<Self>, req: &SyncGroupRequest, version: i16) -> Result<WaitHandle<SyncOutcome>, SyncOutcome> {
+    pub(crate) fn sync(
+        self: &Rc<Self>,
+        req: &SyncGroupRequest,
+        version: i16,
+    ) -> Reply<SyncOutcome> {
         let member_id = req.member_id.to_string();
-        let instance_id = if version >= SYNC_STATIC_MEMBERSHIP_VERSION { text(&req.group_instance_id) } else { None };
+        let instance_id = if version >= SYNC_STATIC_MEMBERSHIP_VERSION {
+            text(&req.group_instance_id)
+        } else {
+            None
+        };
         let mut groups = self.groups.borrow_mut();
         let Some(group) = groups.get_mut(req.group_id.0.as_str()) else {
-            return Err(SyncOutcome::error(UNKNOWN_MEMBER_ID));
+            return Reply::Now(SyncOutcome::error(UNKNOWN_MEMBER_ID));
         };
         if group.state == GroupState::Dead {
-            return Err(SyncOutcome::error(COORDINATOR_NOT_AVAILABLE));
+            return Reply::Now(SyncOutcome::error(COORDINATOR_NOT_AVAILABLE));
         }
         if group.is_static_member_fenced(&member_id, instance_id.as_deref()) {
-            return Err(SyncOutcome::error(FENCED_INSTANCE_ID));
+            return Reply::Now(SyncOutcome::error(FENCED_INSTANCE_ID));
         }
         if !group.has_member(&member_id) {
-            return Err(SyncOutcome::error(UNKNOWN_MEMBER_ID));
+            return Reply::Now(SyncOutcome::error(UNKNOWN_MEMBER_ID));
         }
         if req.generation_id != group.generation_id {
-            return Err(SyncOutcome::error(ILLEGAL_GENERATION));
+            return Reply::Now(SyncOutcome::error(ILLEGAL_GENERATION));
         }
-        let type_mismatch = req.protocol_type.as_ref().is_some_and(|t| group.protocol_type.as_deref() != Some(t.as_str()));
-        let name_mismatch = req.protocol_name.as_ref().is_some_and(|n| group.protocol_name.as_deref() != Some(n.as_str()));
+        let type_mismatch = req
+            .protocol_type
+            .as_ref()
+            .is_some_and(|t| group.protocol_type.as_deref() != Some(t.as_str()));
+        let name_mismatch = req
+            .protocol_name
+            .as_ref()
+            .is_some_and(|n| group.protocol_name.as_deref() != Some(n.as_str()));
         if type_mismatch || name_mismatch {
-            return Err(SyncOutcome::error(INCONSISTENT_GROUP_PROTOCOL));
+            return Reply::Now(SyncOutcome::error(INCONSISTENT_GROUP_PROTOCOL));
         }
         let now = Instant::now();
         group.pending_sync.remove(&member_id);
         match group.state {
-            GroupState::Empty | GroupState::Dead => Err(SyncOutcome::error(UNKNOWN_MEMBER_ID)),
-            GroupState::PreparingRebalance => Err(SyncOutcome::error(REBALANCE_IN_PROGRESS)),
+            GroupState::Empty | GroupState::Dead => {
+                Reply::Now(SyncOutcome::error(UNKNOWN_MEMBER_ID))
+            }
+            GroupState::PreparingRebalance => Reply::Now(SyncOutcome::error(REBALANCE_IN_PROGRESS)),
             GroupState::Stable => {
-                let member = group.member_mut(&member_id).ok_or_else(|| SyncOutcome::error(UNKNOWN_MEMBER_ID))?;
+                let Some(member) = group.member_mut(&member_id) else {
+                    return Reply::Now(SyncOutcome::error(UNKNOWN_MEMBER_ID));
+                };
                 member.touch_session(now);
                 let assignment = member.assignment.clone();
-                Err(synced(group, assignment))
+                Reply::Now(synced(group, assignment))
             }
             GroupState::CompletingRebalance => {
                 let (sync_waiter, handle) = waiter();
@@ -334,7 +393,8 @@ impl Inner {
                             .unwrap_or_default();
                     }
                     group.state = GroupState::Stable;
-                    let (protocol_type, protocol_name) = (group.protocol_type.clone(), group.protocol_name.clone());
+                    let (protocol_type, protocol_name) =
+                        (group.protocol_type.clone(), group.protocol_name.clone());
                     for member in &mut group.members {
                         let assignment = member.assignment.clone();
                         member.complete_sync(SyncOutcome {
@@ -346,14 +406,18 @@ impl Inner {
                     }
                     tracing::debug!(group = %group.group_id, generation = group.generation_id, "group stable");
                 }
-                Ok(handle)
+                Reply::Later(handle)
             }
         }
     }
 
     pub(crate) fn heartbeat(self: &Rc<Self>, req: &HeartbeatRequest, version: i16) -> i16 {
         let member_id = req.member_id.as_str();
-        let instance_id = if version >= HEARTBEAT_STATIC_MEMBERSHIP_VERSION { text(&req.group_instance_id) } else { None };
+        let instance_id = if version >= HEARTBEAT_STATIC_MEMBERSHIP_VERSION {
+            text(&req.group_instance_id)
+        } else {
+            None
+        };
         let mut groups = self.groups.borrow_mut();
         let Some(group) = groups.get_mut(req.group_id.0.as_str()) else {
             return UNKNOWN_MEMBER_ID;
@@ -381,15 +445,25 @@ impl Inner {
     }
 
     /// LeaveGroup: the top-level error and one result per leaving member.
-    pub(crate) fn leave(self: &Rc<Self>, req: &LeaveGroupRequest, version: i16) -> (i16, Vec<LeaveResult>) {
+    pub(crate) fn leave(
+        self: &Rc<Self>,
+        req: &LeaveGroupRequest,
+        version: i16,
+    ) -> (i16, Vec<LeaveResult>) {
         let identities: Vec<(String, Option<String>)> = if version >= LEAVE_BATCH_VERSION {
-            req.members.iter().map(|m| (m.member_id.to_string(), text(&m.group_instance_id))).collect()
+            req.members
+                .iter()
+                .map(|m| (m.member_id.to_string(), text(&m.group_instance_id)))
+                .collect()
         } else {
             vec![(req.member_id.to_string(), None)]
         };
         let mut groups = self.groups.borrow_mut();
         let Some(group) = groups.get_mut(req.group_id.0.as_str()) else {
-            let results = identities.into_iter().map(|(m, i)| (m, i, UNKNOWN_MEMBER_ID)).collect();
+            let results = identities
+                .into_iter()
+                .map(|(m, i)| (m, i, UNKNOWN_MEMBER_ID))
+                .collect();
             return (NONE, results);
         };
         if group.state == GroupState::Dead {
@@ -405,10 +479,18 @@ impl Inner {
         (NONE, results)
     }
 
-    fn leave_one(self: &Rc<Self>, group: &mut Group, member_id: &str, instance_id: Option<&str>) -> i16 {
+    fn leave_one(
+        self: &Rc<Self>,
+        group: &mut Group,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> i16 {
         if member_id.is_empty() {
             // Removal by instance id (admin RemoveMembersFromConsumerGroup).
-            let Some(registered) = instance_id.and_then(|id| group.static_member_id(id)).map(str::to_string) else {
+            let Some(registered) = instance_id
+                .and_then(|id| group.static_member_id(id))
+                .map(str::to_string)
+            else {
                 return UNKNOWN_MEMBER_ID;
             };
             self.remove_member_and_update(group, &registered, "static member removed");
@@ -430,7 +512,11 @@ impl Inner {
 }
 
 /// The current generation as a JoinGroup answer for `member_id`.
-fn current_generation(group: &Group, member_id: &str, members: Vec<super::member::JoinedMember>) -> JoinOutcome {
+fn current_generation(
+    group: &Group,
+    member_id: &str,
+    members: Vec<super::member::JoinedMember>,
+) -> JoinOutcome {
     JoinOutcome {
         error_code: NONE,
         generation_id: group.generation_id,

@@ -7,15 +7,19 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use glommio::sync::Permit;
-use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
-use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
 use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
-    OffsetFetchResponseTopics,
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{
-    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
-    OffsetFetchResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    OffsetFetchRequest, OffsetFetchResponse,
 };
 
 use super::coordinator::{now_ms, Inner};
@@ -31,6 +35,9 @@ const FETCH_TOP_LEVEL_ERROR_VERSION: i16 = 2;
 /// First OffsetFetch version with the `groups` batch.
 const FETCH_GROUPS_BATCH_VERSION: i16 = 8;
 
+/// OffsetDelete's plan: an error code per requested partition, and the tombstones to write.
+type DeleteDecision = (Vec<Vec<i16>>, Vec<OffsetRecord>);
+
 /// A fetched partition: (partition, committed offset if any).
 type FetchedTopic = (String, Vec<(i32, Option<CommittedOffset>)>);
 
@@ -44,7 +51,10 @@ impl Inner {
     }
 
     /// Persists `records`, then applies them; the caller holds the persist lock.
-    pub(crate) async fn persist_then_apply(&self, records: &[OffsetRecord]) -> Result<(), GroupError> {
+    pub(crate) async fn persist_then_apply(
+        &self,
+        records: &[OffsetRecord],
+    ) -> Result<(), GroupError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -53,20 +63,32 @@ impl Inner {
         Ok(())
     }
 
-    pub(crate) async fn persist_and_apply(&self, records: &[OffsetRecord]) -> Result<(), GroupError> {
+    pub(crate) async fn persist_and_apply(
+        &self,
+        records: &[OffsetRecord],
+    ) -> Result<(), GroupError> {
         let _permit = self.persist_lock().await?;
         self.persist_then_apply(records).await
     }
 
     /// Replays records into the groups (creating Empty groups as needed); returns the offsets now held.
-    pub(crate) fn apply_records(&self, records: &[OffsetRecord], now: Instant, now_ms: i64) -> usize {
+    pub(crate) fn apply_records(
+        &self,
+        records: &[OffsetRecord],
+        now: Instant,
+        now_ms: i64,
+    ) -> usize {
         let mut groups = self.groups.borrow_mut();
         for record in records {
             let key = &record.key;
-            let group = groups.entry(key.group_id.clone()).or_insert_with(|| Group::new(&key.group_id, now, now_ms));
+            let group = groups
+                .entry(key.group_id.clone())
+                .or_insert_with(|| Group::new(&key.group_id, now, now_ms));
             match &record.value {
                 Some(value) => {
-                    group.offsets.insert((key.topic.clone(), key.partition), value.clone());
+                    group
+                        .offsets
+                        .insert((key.topic.clone(), key.partition), value.clone());
                 }
                 None => {
                     group.offsets.remove(&(key.topic.clone(), key.partition));
@@ -74,7 +96,12 @@ impl Inner {
             }
         }
         // Groups whose offsets were all deleted and that nobody uses are gone (Kafka's group tombstone).
-        groups.retain(|_, g| !(g.offsets.is_empty() && g.state == GroupState::Empty && g.size() == 0 && g.generation_id == 0));
+        groups.retain(|_, g| {
+            !(g.offsets.is_empty()
+                && g.state == GroupState::Empty
+                && g.size() == 0
+                && g.generation_id == 0)
+        });
         groups.values().map(|g| g.offsets.len()).sum()
     }
 
@@ -86,11 +113,19 @@ impl Inner {
         }
         let generation_id = req.generation_id_or_member_epoch;
         let member_id = req.member_id.as_str();
-        let instance_id = if version >= COMMIT_STATIC_MEMBERSHIP_VERSION { req.group_instance_id.as_deref() } else { None };
+        let instance_id = if version >= COMMIT_STATIC_MEMBERSHIP_VERSION {
+            req.group_instance_id.as_deref()
+        } else {
+            None
+        };
         let mut groups = self.groups.borrow_mut();
         let Some(group) = groups.get_mut(group_id) else {
             // No group: only a standalone consumer (generation -1) may commit; it creates the group.
-            return if generation_id < 0 { Ok(()) } else { Err(ILLEGAL_GENERATION) };
+            return if generation_id < 0 {
+                Ok(())
+            } else {
+                Err(ILLEGAL_GENERATION)
+            };
         };
         if group.state == GroupState::Dead {
             return Err(COORDINATOR_NOT_AVAILABLE);
@@ -116,7 +151,11 @@ impl Inner {
         Ok(())
     }
 
-    pub(crate) async fn offset_commit(self: &Rc<Self>, req: &OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
+    pub(crate) async fn offset_commit(
+        self: &Rc<Self>,
+        req: &OffsetCommitRequest,
+        version: i16,
+    ) -> OffsetCommitResponse {
         let checked = self.check_commit(req, version);
         let commit_timestamp_ms = now_ms();
         let mut codes: Vec<Vec<i16>> = Vec::with_capacity(req.topics.len());
@@ -127,7 +166,9 @@ impl Inner {
                 let metadata = partition.committed_metadata.as_deref().unwrap_or("");
                 let code = match checked {
                     Err(code) => code,
-                    Ok(()) if metadata.len() > self.config.offset_metadata_max_bytes => OFFSET_METADATA_TOO_LARGE,
+                    Ok(()) if metadata.len() > self.config.offset_metadata_max_bytes => {
+                        OFFSET_METADATA_TOO_LARGE
+                    }
                     Ok(()) => {
                         records.push(OffsetRecord {
                             key: OffsetKey {
@@ -184,7 +225,11 @@ impl Inner {
 
     /// Offsets of one group: every stored one when `topics` is `None`, else the asked partitions (-1 for
     /// those without a commit; unknown groups are not an error).
-    fn fetch_group(&self, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Vec<FetchedTopic> {
+    fn fetch_group(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Vec<FetchedTopic> {
         let groups = self.groups.borrow();
         let offsets = groups.get(group_id).map(|g| &g.offsets);
         match topics {
@@ -199,16 +244,24 @@ impl Inner {
                 })
                 .collect(),
             None => {
-                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> = BTreeMap::new();
+                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
+                    BTreeMap::new();
                 for ((topic, partition), committed) in offsets.into_iter().flatten() {
-                    by_topic.entry(topic.clone()).or_default().push((*partition, Some(committed.clone())));
+                    by_topic
+                        .entry(topic.clone())
+                        .or_default()
+                        .push((*partition, Some(committed.clone())));
                 }
                 by_topic.into_iter().collect()
             }
         }
     }
 
-    pub(crate) fn offset_fetch(&self, req: &OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    pub(crate) fn offset_fetch(
+        &self,
+        req: &OffsetFetchRequest,
+        version: i16,
+    ) -> OffsetFetchResponse {
         let mut response = OffsetFetchResponse::default();
         if version >= FETCH_GROUPS_BATCH_VERSION {
             response.groups = req
@@ -216,20 +269,27 @@ impl Inner {
                 .iter()
                 .map(|g| {
                     let topics = g.topics.as_ref().map(|ts| {
-                        ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect()
+                        ts.iter()
+                            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                            .collect()
                     });
                     let mut group = OffsetFetchResponseGroup::default();
                     group.group_id = g.group_id.clone();
-                    group.topics = self.fetch_group(g.group_id.0.as_str(), topics).into_iter().map(batch_topic).collect();
+                    group.topics = self
+                        .fetch_group(g.group_id.0.as_str(), topics)
+                        .into_iter()
+                        .map(batch_topic)
+                        .collect();
                     group
                 })
                 .collect();
             return response;
         }
-        let topics = req
-            .topics
-            .as_ref()
-            .map(|ts| ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
+        let topics = req.topics.as_ref().map(|ts| {
+            ts.iter()
+                .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                .collect()
+        });
         response.topics = self
             .fetch_group(req.group_id.0.as_str(), topics)
             .into_iter()
@@ -257,7 +317,10 @@ impl Inner {
         response
     }
 
-    pub(crate) async fn offset_delete(self: &Rc<Self>, req: &OffsetDeleteRequest) -> OffsetDeleteResponse {
+    pub(crate) async fn offset_delete(
+        self: &Rc<Self>,
+        req: &OffsetDeleteRequest,
+    ) -> OffsetDeleteResponse {
         let mut response = OffsetDeleteResponse::default();
         let group_id = req.group_id.0.as_str();
         let decided = self.decide_offset_delete(req);
@@ -298,14 +361,18 @@ impl Inner {
     }
 
     /// Kafka's `handleDeleteOffsets` checks: per-partition codes and the tombstones to write.
-    #[allow(clippy::type_complexity)]
-    fn decide_offset_delete(&self, req: &OffsetDeleteRequest) -> Result<(Vec<Vec<i16>>, Vec<OffsetRecord>), i16> {
+    fn decide_offset_delete(&self, req: &OffsetDeleteRequest) -> Result<DeleteDecision, i16> {
         let group_id = req.group_id.0.as_str();
         let groups = self.groups.borrow();
-        let group = groups.get(group_id).filter(|g| g.state != GroupState::Dead).ok_or(GROUP_ID_NOT_FOUND)?;
+        let group = groups
+            .get(group_id)
+            .filter(|g| g.state != GroupState::Dead)
+            .ok_or(GROUP_ID_NOT_FOUND)?;
         let subscribed = match group.state {
             GroupState::Empty => None,
-            _ if group.protocol_type.as_deref() == Some("consumer") => Some(group.subscribed_topics()),
+            _ if group.protocol_type.as_deref() == Some("consumer") => {
+                Some(group.subscribed_topics())
+            }
             _ => return Err(NON_EMPTY_GROUP),
         };
         let mut records = Vec::new();
@@ -315,7 +382,9 @@ impl Inner {
             .map(|topic| {
                 let name = topic.name.0.as_str();
                 // Unknown subscriptions count as subscribed, to be safe (as Kafka does).
-                let in_use = subscribed.as_ref().is_some_and(|s| s.as_ref().is_none_or(|topics| topics.contains(name)));
+                let in_use = subscribed
+                    .as_ref()
+                    .is_some_and(|s| s.as_ref().is_none_or(|topics| topics.contains(name)));
                 topic
                     .partitions
                     .iter()
@@ -323,7 +392,10 @@ impl Inner {
                         if in_use {
                             return GROUP_SUBSCRIBED_TO_TOPIC;
                         }
-                        if group.offsets.contains_key(&(name.to_string(), p.partition_index)) {
+                        if group
+                            .offsets
+                            .contains_key(&(name.to_string(), p.partition_index))
+                        {
                             records.push(OffsetRecord {
                                 key: OffsetKey {
                                     group_id: group_id.to_string(),
@@ -353,18 +425,25 @@ impl Inner {
                 .flat_map(|g| {
                     g.offsets
                         .iter()
-                        .filter(move |(_, c)| now_ms.saturating_sub(c.commit_timestamp_ms.max(g.empty_since_ms)) >= retention_ms)
+                        .filter(move |(_, c)| {
+                            now_ms.saturating_sub(c.commit_timestamp_ms.max(g.empty_since_ms))
+                                >= retention_ms
+                        })
                         .map(move |((topic, partition), _)| OffsetRecord {
-                            key: OffsetKey { group_id: g.group_id.clone(), topic: topic.clone(), partition: *partition },
+                            key: OffsetKey {
+                                group_id: g.group_id.clone(),
+                                topic: topic.clone(),
+                                partition: *partition,
+                            },
                             value: None,
                         })
                 })
                 .collect()
         };
         self.persist_then_apply(&records).await?;
-        self.groups
-            .borrow_mut()
-            .retain(|_, g| !(g.state == GroupState::Empty && g.offsets.is_empty() && g.pending_members.is_empty()));
+        self.groups.borrow_mut().retain(|_, g| {
+            !(g.state == GroupState::Empty && g.offsets.is_empty() && g.pending_members.is_empty())
+        });
         Ok(records.len())
     }
 }

@@ -6,9 +6,9 @@ pub const OFFSETS_TOPIC_PARTITIONS: i32 = 50;
 
 /// Java's `String.hashCode()`: `s[0]*31^(n-1) + ... + s[n-1]` over UTF-16 code units, wrapping on i32.
 pub fn java_string_hashcode(value: &str) -> i32 {
-    value
-        .encode_utf16()
-        .fold(0i32, |hash, unit| hash.wrapping_mul(31).wrapping_add(i32::from(unit)))
+    value.encode_utf16().fold(0i32, |hash, unit| {
+        hash.wrapping_mul(31).wrapping_add(i32::from(unit))
+    })
 }
 
 /// The `__consumer_offsets` partition that holds `group_id`: Kafka's
@@ -39,7 +39,13 @@ mod tests {
     fn partition_is_within_range_and_handles_min_value() {
         assert_eq!(offsets_partition_for("polygenelubricants", 50), 0);
         assert_eq!(offsets_partition_for("hello", 50), 99_162_322 % 50);
-        for group in ["", "g", "my-group", "console-consumer-12345", "connect-cluster"] {
+        for group in [
+            "",
+            "g",
+            "my-group",
+            "console-consumer-12345",
+            "connect-cluster",
+        ] {
             let partition = offsets_partition_for(group, OFFSETS_TOPIC_PARTITIONS);
             assert!((0..OFFSETS_TOPIC_PARTITIONS).contains(&partition));
         }

@@ -30,8 +30,12 @@ impl Inner {
         }
         group.pending_sync.clear();
         let from_empty = group.state == GroupState::Empty;
-        let rebalance_timeout =
-            group.members.iter().map(|m| m.rebalance_timeout).max().unwrap_or(Duration::ZERO);
+        let rebalance_timeout = group
+            .members
+            .iter()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or(Duration::ZERO);
         let now = Instant::now();
         group.join_deadline = now + rebalance_timeout;
         group.join_not_before = if from_empty {
@@ -81,7 +85,11 @@ impl Inner {
         }
         group.protocol_name = group.select_protocol();
         group.state = GroupState::CompletingRebalance;
-        let leader_rejoined = group.leader_id.as_deref().and_then(|id| group.member(id)).is_some_and(|m| m.is_awaiting_join());
+        let leader_rejoined = group
+            .leader_id
+            .as_deref()
+            .and_then(|id| group.member(id))
+            .is_some_and(|m| m.is_awaiting_join());
         if !leader_rejoined {
             group.leader_id = group
                 .members
@@ -93,11 +101,18 @@ impl Inner {
         let leader_id = group.leader_id.clone().unwrap_or_default();
         let all_members = group.joined_members();
         let now = Instant::now();
-        let (generation_id, protocol_type, protocol_name) =
-            (group.generation_id, group.protocol_type.clone(), group.protocol_name.clone());
+        let (generation_id, protocol_type, protocol_name) = (
+            group.generation_id,
+            group.protocol_type.clone(),
+            group.protocol_name.clone(),
+        );
         group.pending_sync.clear();
         for member in &mut group.members {
-            let members = if member.member_id == leader_id { all_members.clone() } else { Vec::new() };
+            let members = if member.member_id == leader_id {
+                all_members.clone()
+            } else {
+                Vec::new()
+            };
             member.complete_join(JoinOutcome {
                 error_code: 0,
                 generation_id,
@@ -110,20 +125,32 @@ impl Inner {
             member.touch_session(now);
             group.pending_sync.insert(member.member_id.clone());
         }
-        let sync_timeout = group.members.iter().map(|m| m.rebalance_timeout).max().unwrap_or(Duration::ZERO);
+        let sync_timeout = group
+            .members
+            .iter()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or(Duration::ZERO);
         tracing::debug!(group = %group.group_id, generation_id, leader = %leader_id, "generation formed");
         self.spawn_sync_timer(&group.group_id, generation_id, sync_timeout);
     }
 
     /// Kafka's `removeMemberAndUpdateGroup`: the member is gone (left, expired, late); answer its parked
     /// requests and rebalance the rest.
-    pub(crate) fn remove_member_and_update(self: &Rc<Self>, group: &mut Group, member_id: &str, reason: &str) {
+    pub(crate) fn remove_member_and_update(
+        self: &Rc<Self>,
+        group: &mut Group,
+        member_id: &str,
+        reason: &str,
+    ) {
         if let Some(mut member) = group.remove_member(member_id) {
             member.complete_join(JoinOutcome::error(UNKNOWN_MEMBER_ID, member_id));
             member.complete_sync(SyncOutcome::error(UNKNOWN_MEMBER_ID));
         }
         match group.state {
-            GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(group, reason),
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                self.prepare_rebalance(group, reason)
+            }
             GroupState::PreparingRebalance => self.try_complete_join(group),
             GroupState::Empty | GroupState::Dead => {}
         }
@@ -160,8 +187,13 @@ impl Inner {
             sleep(timeout).await;
             let Some(inner) = weak.upgrade() else { return };
             let mut groups = inner.groups.borrow_mut();
-            let Some(group) = groups.get_mut(&group_id) else { return };
-            let current = matches!(group.state, GroupState::CompletingRebalance | GroupState::Stable);
+            let Some(group) = groups.get_mut(&group_id) else {
+                return;
+            };
+            let current = matches!(
+                group.state,
+                GroupState::CompletingRebalance | GroupState::Stable
+            );
             if !current || group.generation_id != generation_id || group.pending_sync.is_empty() {
                 return;
             }
@@ -224,7 +256,11 @@ fn session_check(weak: &Weak<Inner>, group_id: &str, member_id: &str) -> Option<
         member.touch_session(now);
         return Some(member.session_timeout);
     }
-    tracing::info!(group = group_id, member = member_id, "session timed out; removing member");
+    tracing::info!(
+        group = group_id,
+        member = member_id,
+        "session timed out; removing member"
+    );
     inner.remove_member_and_update(group, member_id, "session timeout");
     None
 }

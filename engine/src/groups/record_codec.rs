@@ -24,8 +24,9 @@ pub enum DecodedKey {
 }
 
 fn put_string(buf: &mut BytesMut, value: &str) -> Result<(), GroupError> {
-    let len = i16::try_from(value.len())
-        .map_err(|_| GroupError::MalformedRecord(format!("string of {} bytes exceeds i16", value.len())))?;
+    let len = i16::try_from(value.len()).map_err(|_| {
+        GroupError::MalformedRecord(format!("string of {} bytes exceeds i16", value.len()))
+    })?;
     buf.put_i16(len);
     buf.put_slice(value.as_bytes());
     Ok(())
@@ -33,15 +34,19 @@ fn put_string(buf: &mut BytesMut, value: &str) -> Result<(), GroupError> {
 
 fn get_string(buf: &mut Bytes) -> Result<String, GroupError> {
     if buf.remaining() < 2 {
-        return Err(GroupError::MalformedRecord("truncated string length".into()));
+        return Err(GroupError::MalformedRecord(
+            "truncated string length".into(),
+        ));
     }
     let len = buf.get_i16();
-    let len = usize::try_from(len).map_err(|_| GroupError::MalformedRecord("negative string length".into()))?;
+    let len = usize::try_from(len)
+        .map_err(|_| GroupError::MalformedRecord("negative string length".into()))?;
     if buf.remaining() < len {
         return Err(GroupError::MalformedRecord("truncated string".into()));
     }
     let raw = buf.split_to(len);
-    String::from_utf8(raw.to_vec()).map_err(|_| GroupError::MalformedRecord("string is not UTF-8".into()))
+    String::from_utf8(raw.to_vec())
+        .map_err(|_| GroupError::MalformedRecord("string is not UTF-8".into()))
 }
 
 fn need(buf: &Bytes, bytes: usize, what: &str) -> Result<(), GroupError> {
@@ -78,10 +83,16 @@ pub fn decode_key(mut buf: Bytes) -> Result<DecodedKey, GroupError> {
             let topic = get_string(&mut buf)?;
             need(&buf, 4, "key partition")?;
             let partition = buf.get_i32();
-            Ok(DecodedKey::Offset(OffsetKey { group_id, topic, partition }))
+            Ok(DecodedKey::Offset(OffsetKey {
+                group_id,
+                topic,
+                partition,
+            }))
         }
         GROUP_METADATA_KEY_VERSION => Ok(DecodedKey::GroupMetadata),
-        other => Err(GroupError::MalformedRecord(format!("unknown key version {other}"))),
+        other => Err(GroupError::MalformedRecord(format!(
+            "unknown key version {other}"
+        ))),
     }
 }
 
@@ -102,8 +113,15 @@ pub fn decode_value(mut buf: Bytes) -> Result<CommittedOffset, GroupError> {
     match version {
         // Version 1 carries an expire timestamp after the commit timestamp; we count retention from the
         // commit, so it is read past and ignored.
-        0 | 1 | 3 => Ok(CommittedOffset { offset, leader_epoch, metadata, commit_timestamp_ms }),
-        other => Err(GroupError::MalformedRecord(format!("unknown value version {other}"))),
+        0 | 1 | 3 => Ok(CommittedOffset {
+            offset,
+            leader_epoch,
+            metadata,
+            commit_timestamp_ms,
+        }),
+        other => Err(GroupError::MalformedRecord(format!(
+            "unknown value version {other}"
+        ))),
     }
 }
 
@@ -113,7 +131,11 @@ mod tests {
 
     #[test]
     fn key_and_value_round_trip() {
-        let key = OffsetKey { group_id: "g".into(), topic: "orders".into(), partition: 7 };
+        let key = OffsetKey {
+            group_id: "g".into(),
+            topic: "orders".into(),
+            partition: 7,
+        };
         let value = CommittedOffset {
             offset: 42,
             leader_epoch: 3,
@@ -129,19 +151,33 @@ mod tests {
 
     #[test]
     fn key_bytes_match_kafka_layout() {
-        let key = OffsetKey { group_id: "g".into(), topic: "t".into(), partition: 1 };
+        let key = OffsetKey {
+            group_id: "g".into(),
+            topic: "t".into(),
+            partition: 1,
+        };
         let bytes = encode_key(&key).unwrap();
         assert_eq!(&bytes[..], &[0, 1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 1]);
     }
 
     #[test]
     fn truncated_input_is_an_error_not_a_panic() {
-        let value = CommittedOffset { offset: 1, leader_epoch: -1, metadata: "x".into(), commit_timestamp_ms: 2 };
+        let value = CommittedOffset {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: "x".into(),
+            commit_timestamp_ms: 2,
+        };
         let bytes = encode_value(&value).unwrap();
         for cut in 0..bytes.len() {
             assert!(decode_value(bytes.slice(..cut)).is_err());
         }
-        let key = encode_key(&OffsetKey { group_id: "g".into(), topic: "t".into(), partition: 1 }).unwrap();
+        let key = encode_key(&OffsetKey {
+            group_id: "g".into(),
+            topic: "t".into(),
+            partition: 1,
+        })
+        .unwrap();
         for cut in 0..key.len() {
             assert!(decode_key(key.slice(..cut)).is_err());
         }

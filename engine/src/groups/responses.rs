@@ -6,7 +6,9 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
-use kafka_protocol::messages::{HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, SyncGroupResponse};
+use kafka_protocol::messages::{
+    HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, SyncGroupResponse,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use super::member::{JoinOutcome, SyncOutcome};
@@ -79,7 +81,11 @@ pub fn sync_response(outcome: SyncOutcome, version: i16) -> SyncGroupResponse {
         response.protocol_name = outcome.protocol_name.as_deref().map(str_bytes);
     }
     // Never null: an errored sync still carries empty assignment bytes.
-    response.assignment = if outcome.error_code == NONE { outcome.assignment } else { Bytes::new() };
+    response.assignment = if outcome.error_code == NONE {
+        outcome.assignment
+    } else {
+        Bytes::new()
+    };
     response
 }
 
@@ -92,7 +98,11 @@ pub fn heartbeat_response(error_code: i16) -> HeartbeatResponse {
 /// One leaving member's result: (member id, group instance id, error code).
 pub type LeaveResult = (String, Option<String>, i16);
 
-pub fn leave_response(error_code: i16, members: Vec<LeaveResult>, version: i16) -> LeaveGroupResponse {
+pub fn leave_response(
+    error_code: i16,
+    members: Vec<LeaveResult>,
+    version: i16,
+) -> LeaveGroupResponse {
     let mut response = LeaveGroupResponse::default();
     if version >= LEAVE_BATCH_VERSION {
         response.error_code = error_code;

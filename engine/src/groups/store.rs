@@ -43,7 +43,10 @@ pub struct OffsetRecord {
 /// order, from `load_all`. The coordinator calls `persist` one call at a time.
 pub trait OffsetStore {
     /// Appends `records` atomically enough that a replay sees each record whole or not at all.
-    fn persist<'a>(&'a self, records: &'a [OffsetRecord]) -> LocalBoxFuture<'a, Result<(), GroupError>>;
+    fn persist<'a>(
+        &'a self,
+        records: &'a [OffsetRecord],
+    ) -> LocalBoxFuture<'a, Result<(), GroupError>>;
     /// Every record persisted so far, oldest first (for recovery at start-up).
     fn load_all(&self) -> LocalBoxFuture<'_, Result<Vec<OffsetRecord>, GroupError>>;
 }
@@ -71,7 +74,10 @@ impl MemoryOffsetStore {
 }
 
 impl OffsetStore for MemoryOffsetStore {
-    fn persist<'a>(&'a self, records: &'a [OffsetRecord]) -> LocalBoxFuture<'a, Result<(), GroupError>> {
+    fn persist<'a>(
+        &'a self,
+        records: &'a [OffsetRecord],
+    ) -> LocalBoxFuture<'a, Result<(), GroupError>> {
         Box::pin(async move {
             self.records.borrow_mut().extend_from_slice(records);
             Ok(())

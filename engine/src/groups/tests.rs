@@ -11,8 +11,12 @@ use glommio::timer::sleep;
 use glommio::LocalExecutorBuilder;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
-use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
-use kafka_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
@@ -55,7 +59,12 @@ fn s(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_string())
 }
 
-fn join_req(group: &str, member: &str, instance: Option<&str>, protocols: &[(&str, &[u8])]) -> JoinGroupRequest {
+fn join_req(
+    group: &str,
+    member: &str,
+    instance: Option<&str>,
+    protocols: &[(&str, &[u8])],
+) -> JoinGroupRequest {
     let mut req = JoinGroupRequest::default();
     req.group_id = s(group).into();
     req.member_id = s(member);
@@ -79,7 +88,12 @@ fn range() -> Vec<(&'static str, &'static [u8])> {
     vec![("range", b"sub")]
 }
 
-fn sync_req(group: &str, generation: i32, member: &str, assignments: &[(&str, &[u8])]) -> SyncGroupRequest {
+fn sync_req(
+    group: &str,
+    generation: i32,
+    member: &str,
+    assignments: &[(&str, &[u8])],
+) -> SyncGroupRequest {
     let mut req = SyncGroupRequest::default();
     req.group_id = s(group).into();
     req.generation_id = generation;
@@ -104,7 +118,11 @@ async fn heartbeat(c: &GroupCoordinator, group: &str, generation: i32, member: &
     c.heartbeat(req, 4).await.error_code
 }
 
-fn spawn_join(c: &GroupCoordinator, req: JoinGroupRequest, version: i16) -> glommio::Task<JoinGroupResponse> {
+fn spawn_join(
+    c: &GroupCoordinator,
+    req: JoinGroupRequest,
+    version: i16,
+) -> glommio::Task<JoinGroupResponse> {
     let c = c.clone();
     glommio::spawn_local(async move { c.join_group(req, version).await })
 }
@@ -115,12 +133,18 @@ fn spawn_sync(c: &GroupCoordinator, req: SyncGroupRequest) -> glommio::Task<Sync
 }
 
 /// Joins one dynamic member with the v4+ two-step flow; returns the (parked) join task and member id.
-async fn two_step_join(c: &GroupCoordinator, group: &str) -> (glommio::Task<JoinGroupResponse>, String) {
+async fn two_step_join(
+    c: &GroupCoordinator,
+    group: &str,
+) -> (glommio::Task<JoinGroupResponse>, String) {
     let first = c.join_group(join_req(group, "", None, &range()), 5).await;
     assert_eq!(first.error_code, MEMBER_ID_REQUIRED);
     let member_id = first.member_id.to_string();
     assert!(!member_id.is_empty());
-    (spawn_join(c, join_req(group, &member_id, None, &range()), 5), member_id)
+    (
+        spawn_join(c, join_req(group, &member_id, None, &range()), 5),
+        member_id,
+    )
 }
 
 /// A single member group, Stable; returns (member id, generation).
@@ -128,12 +152,22 @@ async fn stable_single(c: &GroupCoordinator, group: &str) -> (String, i32) {
     let joined = c.join_group(join_req(group, "", None, &range()), 3).await;
     assert_eq!(joined.error_code, NONE);
     let member = joined.member_id.to_string();
-    let synced = c.sync_group(sync_req(group, joined.generation_id, &member, &[(&member, b"a")]), 3).await;
+    let synced = c
+        .sync_group(
+            sync_req(group, joined.generation_id, &member, &[(&member, b"a")]),
+            3,
+        )
+        .await;
     assert_eq!(synced.error_code, NONE);
     (member, joined.generation_id)
 }
 
-fn commit_req(group: &str, generation: i32, member: &str, offsets: &[(&str, i32, i64, Option<&str>)]) -> OffsetCommitRequest {
+fn commit_req(
+    group: &str,
+    generation: i32,
+    member: &str,
+    offsets: &[(&str, i32, i64, Option<&str>)],
+) -> OffsetCommitRequest {
     let mut req = OffsetCommitRequest::default();
     req.group_id = s(group).into();
     req.generation_id_or_member_epoch = generation;
@@ -156,7 +190,11 @@ fn commit_req(group: &str, generation: i32, member: &str, offsets: &[(&str, i32,
 }
 
 fn commit_codes(response: &OffsetCommitResponse) -> Vec<i16> {
-    response.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)).collect()
+    response
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+        .collect()
 }
 
 fn fetch_req(group: &str, topics: Option<&[(&str, &[i32])]>) -> OffsetFetchRequest {
@@ -182,7 +220,12 @@ fn fetched(response: &OffsetFetchResponse) -> Vec<(String, i32, i64, String)> {
         .iter()
         .flat_map(|t| {
             t.partitions.iter().map(|p| {
-                (t.name.0.to_string(), p.partition_index, p.committed_offset, p.metadata.as_deref().unwrap_or("<null>").to_string())
+                (
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    p.committed_offset,
+                    p.metadata.as_deref().unwrap_or("<null>").to_string(),
+                )
             })
         })
         .collect()
@@ -200,8 +243,13 @@ fn single_member_join_sync_stable() {
         assert_eq!(joined.members.len(), 1);
         assert_eq!(&joined.members[0].metadata[..], b"sub");
         let member = joined.member_id.to_string();
-        assert_eq!(c.describe_group("g").group_state.as_str(), "CompletingRebalance");
-        let synced = c.sync_group(sync_req("g", 1, &member, &[(&member, b"p0,p1")]), 3).await;
+        assert_eq!(
+            c.describe_group("g").group_state.as_str(),
+            "CompletingRebalance"
+        );
+        let synced = c
+            .sync_group(sync_req("g", 1, &member, &[(&member, b"p0,p1")]), 3)
+            .await;
         assert_eq!(synced.error_code, NONE);
         assert_eq!(&synced.assignment[..], b"p0,p1");
         assert_eq!(heartbeat(&c, "g", 1, &member).await, NONE);
@@ -231,7 +279,11 @@ fn three_members_share_one_generation_and_get_their_assignments() {
             assert_eq!((r.error_code, r.generation_id), (NONE, generation));
             assert_eq!(r.leader.as_str(), m1);
         }
-        assert_eq!(responses[0].members.len(), 3, "the leader sees every member");
+        assert_eq!(
+            responses[0].members.len(),
+            3,
+            "the leader sees every member"
+        );
         assert!(responses[1].members.is_empty() && responses[2].members.is_empty());
         let f2 = spawn_sync(&c, sync_req("g", generation, &m2, &[]));
         let f3 = spawn_sync(&c, sync_req("g", generation, &m3, &[]));
@@ -257,7 +309,11 @@ fn silent_member_expires_and_the_rest_rebalance() {
         let (m2, generation) = (r2.member_id.to_string(), r1.generation_id);
         assert_eq!(r1.generation_id, r2.generation_id);
         let f2 = spawn_sync(&c, sync_req("g", generation, &m2, &[]));
-        c.sync_group(sync_req("g", generation, &m1, &[(&m1, b"x"), (&m2, b"y")]), 3).await;
+        c.sync_group(
+            sync_req("g", generation, &m1, &[(&m1, b"x"), (&m2, b"y")]),
+            3,
+        )
+        .await;
         f2.await;
         // m2 goes silent; m1 keeps heartbeating until told to rejoin.
         let mut told = false;
@@ -277,7 +333,10 @@ fn silent_member_expires_and_the_rest_rebalance() {
         assert_eq!(rejoined.error_code, NONE);
         assert_eq!(rejoined.generation_id, generation + 1);
         assert_eq!(rejoined.members.len(), 1);
-        assert_eq!(heartbeat(&c, "g", rejoined.generation_id, &m2).await, UNKNOWN_MEMBER_ID);
+        assert_eq!(
+            heartbeat(&c, "g", rejoined.generation_id, &m2).await,
+            UNKNOWN_MEMBER_ID
+        );
     });
 }
 
@@ -303,7 +362,10 @@ fn leave_group_rebalances_immediately() {
         let left = c.leave_group(leave, 3).await;
         assert_eq!(left.error_code, NONE);
         assert_eq!(left.members[0].error_code, NONE);
-        assert_eq!(heartbeat(&c, "g", generation, &m1).await, REBALANCE_IN_PROGRESS);
+        assert_eq!(
+            heartbeat(&c, "g", generation, &m1).await,
+            REBALANCE_IN_PROGRESS
+        );
         let rejoined = c.join_group(join_req("g", &m1, None, &range()), 3).await;
         assert_eq!(rejoined.generation_id, generation + 1);
 
@@ -323,13 +385,24 @@ fn member_id_required_and_pending_ids_expire() {
         assert_eq!(first.error_code, MEMBER_ID_REQUIRED);
         assert_eq!(first.generation_id, -1);
         let member = first.member_id.to_string();
-        let joined = c.join_group(join_req("g", &member, None, &range()), 4).await;
-        assert_eq!((joined.error_code, joined.member_id.as_str()), (NONE, member.as_str()));
+        let joined = c
+            .join_group(join_req("g", &member, None, &range()), 4)
+            .await;
+        assert_eq!(
+            (joined.error_code, joined.member_id.as_str()),
+            (NONE, member.as_str())
+        );
 
         // An id handed out but never used expires after the session timeout.
-        let pending = c.join_group(join_req("h", "", None, &range()), 4).await.member_id.to_string();
+        let pending = c
+            .join_group(join_req("h", "", None, &range()), 4)
+            .await
+            .member_id
+            .to_string();
         sleep(Duration::from_millis(SESSION_MS as u64 * 2)).await;
-        let late = c.join_group(join_req("h", &pending, None, &range()), 4).await;
+        let late = c
+            .join_group(join_req("h", &pending, None, &range()), 4)
+            .await;
         assert_eq!(late.error_code, UNKNOWN_MEMBER_ID);
     });
 }
@@ -338,15 +411,23 @@ fn member_id_required_and_pending_ids_expire() {
 fn static_member_rejoins_without_rebalance() {
     run(|| async {
         let (c, _) = coordinator();
-        let joined = c.join_group(join_req("g", "", Some("instance-1"), &range()), 5).await;
-        assert_eq!(joined.error_code, NONE, "static members skip MEMBER_ID_REQUIRED");
+        let joined = c
+            .join_group(join_req("g", "", Some("instance-1"), &range()), 5)
+            .await;
+        assert_eq!(
+            joined.error_code, NONE,
+            "static members skip MEMBER_ID_REQUIRED"
+        );
         let old = joined.member_id.to_string();
         assert!(old.starts_with("instance-1-"));
         let generation = joined.generation_id;
-        c.sync_group(sync_req("g", generation, &old, &[(&old, b"mine")]), 3).await;
+        c.sync_group(sync_req("g", generation, &old, &[(&old, b"mine")]), 3)
+            .await;
 
         // Restarted process: same instance id, no member id, same protocols.
-        let again = c.join_group(join_req("g", "", Some("instance-1"), &range()), 5).await;
+        let again = c
+            .join_group(join_req("g", "", Some("instance-1"), &range()), 5)
+            .await;
         assert_eq!(again.error_code, NONE);
         assert_eq!(again.generation_id, generation, "no rebalance");
         let new = again.member_id.to_string();
@@ -364,7 +445,9 @@ fn static_member_rejoins_without_rebalance() {
 
         // A changed protocol preference (the vote would now pick roundrobin) forces a rebalance.
         let preferences: [(&str, &[u8]); 2] = [("roundrobin", b"x"), ("range", b"sub")];
-        let changed = c.join_group(join_req("g", "", Some("instance-1"), &preferences), 5).await;
+        let changed = c
+            .join_group(join_req("g", "", Some("instance-1"), &preferences), 5)
+            .await;
         assert_eq!(changed.error_code, NONE);
         assert_eq!(changed.generation_id, generation + 1);
         assert_eq!(changed.protocol_name.as_deref(), Some("roundrobin"));
@@ -376,22 +459,50 @@ fn generation_and_member_errors() {
     run(|| async {
         let (c, _) = coordinator();
         let (member, generation) = stable_single(&c, "g").await;
-        assert_eq!(heartbeat(&c, "g", generation + 7, &member).await, ILLEGAL_GENERATION);
-        assert_eq!(heartbeat(&c, "g", generation, "stranger").await, UNKNOWN_MEMBER_ID);
-        assert_eq!(heartbeat(&c, "nope", generation, &member).await, UNKNOWN_MEMBER_ID);
-        let bad_sync = c.sync_group(sync_req("g", generation - 1, &member, &[]), 3).await;
+        assert_eq!(
+            heartbeat(&c, "g", generation + 7, &member).await,
+            ILLEGAL_GENERATION
+        );
+        assert_eq!(
+            heartbeat(&c, "g", generation, "stranger").await,
+            UNKNOWN_MEMBER_ID
+        );
+        assert_eq!(
+            heartbeat(&c, "nope", generation, &member).await,
+            UNKNOWN_MEMBER_ID
+        );
+        let bad_sync = c
+            .sync_group(sync_req("g", generation - 1, &member, &[]), 3)
+            .await;
         assert_eq!(bad_sync.error_code, ILLEGAL_GENERATION);
-        let bad_commit = c.offset_commit(commit_req("g", generation + 1, &member, &[("t", 0, 5, None)]), 7).await;
+        let bad_commit = c
+            .offset_commit(
+                commit_req("g", generation + 1, &member, &[("t", 0, 5, None)]),
+                7,
+            )
+            .await;
         assert_eq!(commit_codes(&bad_commit), vec![ILLEGAL_GENERATION]);
-        let unknown_commit = c.offset_commit(commit_req("g", generation, "stranger", &[("t", 0, 5, None)]), 7).await;
+        let unknown_commit = c
+            .offset_commit(
+                commit_req("g", generation, "stranger", &[("t", 0, 5, None)]),
+                7,
+            )
+            .await;
         assert_eq!(commit_codes(&unknown_commit), vec![UNKNOWN_MEMBER_ID]);
-        let unknown_join = c.join_group(join_req("g", "stranger", None, &range()), 5).await;
+        let unknown_join = c
+            .join_group(join_req("g", "stranger", None, &range()), 5)
+            .await;
         assert_eq!(unknown_join.error_code, UNKNOWN_MEMBER_ID);
-        let inconsistent = c.join_group(join_req("g", "", None, &[("roundrobin", b"")]), 3).await;
+        let inconsistent = c
+            .join_group(join_req("g", "", None, &[("roundrobin", b"")]), 3)
+            .await;
         assert_eq!(inconsistent.error_code, INCONSISTENT_GROUP_PROTOCOL);
         let mut too_short = join_req("g", "", None, &range());
         too_short.session_timeout_ms = 1;
-        assert_eq!(c.join_group(too_short, 3).await.error_code, INVALID_SESSION_TIMEOUT);
+        assert_eq!(
+            c.join_group(too_short, 3).await.error_code,
+            INVALID_SESSION_TIMEOUT
+        );
     });
 }
 
@@ -401,7 +512,8 @@ fn member_that_does_not_rejoin_is_dropped_at_the_rebalance_timeout() {
         let (c, _) = coordinator();
         let r1 = c.join_group(join_req("g", "", None, &range()), 3).await;
         let m1 = r1.member_id.to_string();
-        c.sync_group(sync_req("g", r1.generation_id, &m1, &[]), 3).await;
+        c.sync_group(sync_req("g", r1.generation_id, &m1, &[]), 3)
+            .await;
         // A newcomer starts a rebalance; m1 keeps heartbeating (so its session stays alive) but never rejoins.
         let j2 = spawn_join(&c, join_req("g", "", None, &range()), 3);
         let keep_alive = {
@@ -417,7 +529,11 @@ fn member_that_does_not_rejoin_is_dropped_at_the_rebalance_timeout() {
         let r2 = j2.await;
         assert_eq!(r2.error_code, NONE);
         assert_eq!(r2.generation_id, 2);
-        assert_eq!(r2.members.len(), 1, "m1 was dropped after the rebalance timeout");
+        assert_eq!(
+            r2.members.len(),
+            1,
+            "m1 was dropped after the rebalance timeout"
+        );
         assert_eq!(r2.leader, r2.member_id);
         keep_alive.await;
     });
@@ -427,12 +543,35 @@ fn member_that_does_not_rejoin_is_dropped_at_the_rebalance_timeout() {
 fn protocol_vote_prefers_what_most_members_want() {
     run(|| async {
         let (c, _) = coordinator();
-        let a = c.join_group(join_req("g", "", None, &[("range", b""), ("sticky", b"")]), 3).await;
+        let a = c
+            .join_group(
+                join_req("g", "", None, &[("range", b""), ("sticky", b"")]),
+                3,
+            )
+            .await;
         let ma = a.member_id.to_string();
-        let jb = spawn_join(&c, join_req("g", "", None, &[("sticky", b""), ("range", b"")]), 3);
-        let jc = spawn_join(&c, join_req("g", "", None, &[("sticky", b""), ("range", b""), ("rr", b"")]), 3);
+        let jb = spawn_join(
+            &c,
+            join_req("g", "", None, &[("sticky", b""), ("range", b"")]),
+            3,
+        );
+        let jc = spawn_join(
+            &c,
+            join_req(
+                "g",
+                "",
+                None,
+                &[("sticky", b""), ("range", b""), ("rr", b"")],
+            ),
+            3,
+        );
         sleep(Duration::from_millis(5)).await;
-        let ra = c.join_group(join_req("g", &ma, None, &[("range", b""), ("sticky", b"")]), 3).await;
+        let ra = c
+            .join_group(
+                join_req("g", &ma, None, &[("range", b""), ("sticky", b"")]),
+                3,
+            )
+            .await;
         assert_eq!(ra.protocol_name.as_deref(), Some("sticky"));
         assert_eq!(jb.await.protocol_name.as_deref(), Some("sticky"));
         jc.await;
@@ -445,11 +584,25 @@ fn offsets_commit_fetch_round_trip() {
         let (c, store) = coordinator();
         // A standalone consumer (assign) commits with generation -1 to an unknown group.
         let committed = c
-            .offset_commit(commit_req("solo", -1, "", &[("t", 0, 10, Some("meta-0")), ("t", 1, 11, None), ("u", 0, 3, Some(""))]), 7)
+            .offset_commit(
+                commit_req(
+                    "solo",
+                    -1,
+                    "",
+                    &[
+                        ("t", 0, 10, Some("meta-0")),
+                        ("t", 1, 11, None),
+                        ("u", 0, 3, Some("")),
+                    ],
+                ),
+                7,
+            )
             .await;
         assert_eq!(commit_codes(&committed), vec![NONE, NONE, NONE]);
         assert_eq!(store.len(), 3);
-        let got = c.offset_fetch(fetch_req("solo", Some(&[("t", &[0, 1, 2])])), 5).await;
+        let got = c
+            .offset_fetch(fetch_req("solo", Some(&[("t", &[0, 1, 2])])), 5)
+            .await;
         assert_eq!(got.error_code, NONE);
         assert_eq!(
             fetched(&got),
@@ -461,24 +614,39 @@ fn offsets_commit_fetch_round_trip() {
         );
         let all = c.offset_fetch(fetch_req("solo", None), 5).await;
         assert_eq!(fetched(&all).len(), 3);
-        let unknown = c.offset_fetch(fetch_req("nobody", Some(&[("t", &[0])])), 5).await;
+        let unknown = c
+            .offset_fetch(fetch_req("nobody", Some(&[("t", &[0])])), 5)
+            .await;
         assert_eq!(fetched(&unknown), vec![("t".into(), 0, -1, "".into())]);
-        assert_eq!(c.committed_offsets("solo"), vec![("t".into(), 0, 10), ("t".into(), 1, 11), ("u".into(), 0, 3)]);
+        assert_eq!(
+            c.committed_offsets("solo"),
+            vec![("t".into(), 0, 10), ("t".into(), 1, 11), ("u".into(), 0, 3)]
+        );
         // A commit with a generation to a group that does not exist is from a stale member.
-        let stale = c.offset_commit(commit_req("other", 3, "m", &[("t", 0, 1, None)]), 7).await;
+        let stale = c
+            .offset_commit(commit_req("other", 3, "m", &[("t", 0, 1, None)]), 7)
+            .await;
         assert_eq!(commit_codes(&stale), vec![ILLEGAL_GENERATION]);
         let long = "x".repeat(5_000);
-        let too_large = c.offset_commit(commit_req("solo", -1, "", &[("t", 0, 99, Some(&long))]), 7).await;
+        let too_large = c
+            .offset_commit(commit_req("solo", -1, "", &[("t", 0, 99, Some(&long))]), 7)
+            .await;
         assert_eq!(commit_codes(&too_large), vec![OFFSET_METADATA_TOO_LARGE]);
         assert_eq!(c.committed_offsets("solo")[0].2, 10);
 
         // Members of a live group commit with their generation.
         let (member, generation) = stable_single(&c, "live").await;
-        let ok = c.offset_commit(commit_req("live", generation, &member, &[("t", 0, 42, Some("m"))]), 7).await;
+        let ok = c
+            .offset_commit(
+                commit_req("live", generation, &member, &[("t", 0, 42, Some("m"))]),
+                7,
+            )
+            .await;
         assert_eq!(commit_codes(&ok), vec![NONE]);
         // v8 batched fetch.
         let mut batched = OffsetFetchRequest::default();
-        let mut g = kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup::default();
+        let mut g =
+            kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup::default();
         g.group_id = s("live").into();
         g.topics = None;
         batched.groups = vec![g];
@@ -492,16 +660,32 @@ fn offsets_survive_a_restart_over_the_same_store() {
     run(|| async {
         let store = Rc::new(MemoryOffsetStore::new());
         let first = GroupCoordinator::new(test_config(), store.clone());
-        first.offset_commit(commit_req("g", -1, "", &[("t", 0, 5, Some("a")), ("t", 1, 6, None)]), 7).await;
-        first.offset_commit(commit_req("g", -1, "", &[("t", 0, 7, Some("b"))]), 7).await;
-        first.offset_commit(commit_req("gone", -1, "", &[("t", 0, 1, None)]), 7).await;
+        first
+            .offset_commit(
+                commit_req("g", -1, "", &[("t", 0, 5, Some("a")), ("t", 1, 6, None)]),
+                7,
+            )
+            .await;
+        first
+            .offset_commit(commit_req("g", -1, "", &[("t", 0, 7, Some("b"))]), 7)
+            .await;
+        first
+            .offset_commit(commit_req("gone", -1, "", &[("t", 0, 1, None)]), 7)
+            .await;
         assert_eq!(first.delete_group("gone").await, NONE);
         drop(first);
 
-        let second = GroupCoordinator::open(test_config(), store.clone()).await.expect("recovery");
-        assert_eq!(second.committed_offsets("g"), vec![("t".into(), 0, 7), ("t".into(), 1, 6)]);
+        let second = GroupCoordinator::open(test_config(), store.clone())
+            .await
+            .expect("recovery");
+        assert_eq!(
+            second.committed_offsets("g"),
+            vec![("t".into(), 0, 7), ("t".into(), 1, 6)]
+        );
         assert!(second.committed_offsets("gone").is_empty());
-        let got = second.offset_fetch(fetch_req("g", Some(&[("t", &[0])])), 5).await;
+        let got = second
+            .offset_fetch(fetch_req("g", Some(&[("t", &[0])])), 5)
+            .await;
         assert_eq!(fetched(&got), vec![("t".into(), 0, 7, "b".into())]);
         assert_eq!(second.describe_group("g").group_state.as_str(), "Empty");
         assert_eq!(second.describe_group("gone").group_state.as_str(), "Dead");
@@ -513,7 +697,11 @@ fn delete_group_only_when_empty() {
     run(|| async {
         let (c, _) = coordinator();
         let (member, generation) = stable_single(&c, "g").await;
-        c.offset_commit(commit_req("g", generation, &member, &[("t", 0, 1, None)]), 7).await;
+        c.offset_commit(
+            commit_req("g", generation, &member, &[("t", 0, 1, None)]),
+            7,
+        )
+        .await;
         assert_eq!(c.delete_group("g").await, NON_EMPTY_GROUP);
         assert_eq!(c.delete_group("missing").await, GROUP_ID_NOT_FOUND);
         let mut leave = LeaveGroupRequest::default();
@@ -534,10 +722,22 @@ fn offset_delete_respects_subscriptions() {
         let (c, _) = coordinator();
         // Consumer protocol subscription v0 to topic "t": version, topics ["t"], user data null.
         let subscription: &[u8] = &[0, 0, 0, 0, 0, 1, 0, 1, b't', 0xff, 0xff, 0xff, 0xff];
-        let joined = c.join_group(join_req("g", "", None, &[("range", subscription)]), 3).await;
+        let joined = c
+            .join_group(join_req("g", "", None, &[("range", subscription)]), 3)
+            .await;
         let member = joined.member_id.to_string();
-        c.sync_group(sync_req("g", joined.generation_id, &member, &[]), 3).await;
-        c.offset_commit(commit_req("g", joined.generation_id, &member, &[("t", 0, 1, None), ("u", 0, 2, None)]), 7).await;
+        c.sync_group(sync_req("g", joined.generation_id, &member, &[]), 3)
+            .await;
+        c.offset_commit(
+            commit_req(
+                "g",
+                joined.generation_id,
+                &member,
+                &[("t", 0, 1, None), ("u", 0, 2, None)],
+            ),
+            7,
+        )
+        .await;
         let mut req = OffsetDeleteRequest::default();
         req.group_id = s("g").into();
         req.topics = ["t", "u"]
@@ -553,7 +753,10 @@ fn offset_delete_respects_subscriptions() {
             .collect();
         let response = c.offset_delete(req.clone()).await;
         assert_eq!(response.error_code, NONE);
-        assert_eq!(response.topics[0].partitions[0].error_code, GROUP_SUBSCRIBED_TO_TOPIC);
+        assert_eq!(
+            response.topics[0].partitions[0].error_code,
+            GROUP_SUBSCRIBED_TO_TOPIC
+        );
         assert_eq!(response.topics[1].partitions[0].error_code, NONE);
         assert_eq!(c.committed_offsets("g"), vec![("t".into(), 0, 1)]);
         req.group_id = s("missing").into();
@@ -565,9 +768,13 @@ fn offset_delete_respects_subscriptions() {
 fn expired_offsets_of_empty_groups_are_tombstoned() {
     run(|| async {
         let store = Rc::new(MemoryOffsetStore::new());
-        let config = GroupConfig { offsets_retention_ms: 0, ..test_config() };
+        let config = GroupConfig {
+            offsets_retention_ms: 0,
+            ..test_config()
+        };
         let c = GroupCoordinator::new(config, store.clone());
-        c.offset_commit(commit_req("g", -1, "", &[("t", 0, 5, None)]), 7).await;
+        c.offset_commit(commit_req("g", -1, "", &[("t", 0, 5, None)]), 7)
+            .await;
         assert_eq!(c.expire_offsets().await.expect("sweep"), 1);
         assert!(c.committed_offsets("g").is_empty());
         assert!(c.list_groups(&[]).is_empty());
@@ -580,7 +787,9 @@ fn encodes<M: Encodable + Message>(message: &M, version: i16) {
         return;
     }
     let mut buf = BytesMut::new();
-    message.encode(&mut buf, version).unwrap_or_else(|e| panic!("version {version}: {e}"));
+    message
+        .encode(&mut buf, version)
+        .unwrap_or_else(|e| panic!("version {version}: {e}"));
 }
 
 #[test]
@@ -589,19 +798,32 @@ fn every_response_encodes_at_every_version() {
         let (c, _) = coordinator();
         for version in 0..=9 {
             let group = format!("g{version}");
-            let mut joined = c.join_group(join_req(&group, "", Some("i"), &range()), version).await;
+            let mut joined = c
+                .join_group(join_req(&group, "", Some("i"), &range()), version)
+                .await;
             if joined.error_code == MEMBER_ID_REQUIRED {
                 let id = joined.member_id.to_string();
                 encodes(&joined, version);
-                joined = c.join_group(join_req(&group, &id, Some("i"), &range()), version).await;
+                joined = c
+                    .join_group(join_req(&group, &id, Some("i"), &range()), version)
+                    .await;
             }
             assert_eq!(joined.error_code, NONE, "join v{version}");
             encodes(&joined, version);
             let member = joined.member_id.to_string();
             if version <= 5 {
-                let synced = c.sync_group(sync_req(&group, joined.generation_id, &member, &[]), version).await;
+                let synced = c
+                    .sync_group(
+                        sync_req(&group, joined.generation_id, &member, &[]),
+                        version,
+                    )
+                    .await;
                 encodes(&synced, version);
-                encodes(&c.sync_group(sync_req(&group, 99, &member, &[]), version).await, version);
+                encodes(
+                    &c.sync_group(sync_req(&group, 99, &member, &[]), version)
+                        .await,
+                    version,
+                );
             }
             if version <= 4 {
                 let mut hb = HeartbeatRequest::default();
@@ -609,10 +831,19 @@ fn every_response_encodes_at_every_version() {
                 hb.member_id = s(&member);
                 encodes(&c.heartbeat(hb, version).await, version);
             }
-            let commit = c.offset_commit(commit_req(&group, joined.generation_id, &member, &[("t", 0, 1, None)]), version).await;
+            let commit = c
+                .offset_commit(
+                    commit_req(&group, joined.generation_id, &member, &[("t", 0, 1, None)]),
+                    version,
+                )
+                .await;
             encodes(&commit, version);
             if version <= 7 {
-                encodes(&c.offset_fetch(fetch_req(&group, Some(&[("t", &[0, 1])])), version).await, version);
+                encodes(
+                    &c.offset_fetch(fetch_req(&group, Some(&[("t", &[0, 1])])), version)
+                        .await,
+                    version,
+                );
             }
             if version <= 5 {
                 let mut leave = LeaveGroupRequest::default();
@@ -620,7 +851,11 @@ fn every_response_encodes_at_every_version() {
                 leave.member_id = s("nobody");
                 let mut identity = MemberIdentity::default();
                 identity.member_id = s("nobody");
-                leave.members = if version >= 3 { vec![identity] } else { Vec::new() };
+                leave.members = if version >= 3 {
+                    vec![identity]
+                } else {
+                    Vec::new()
+                };
                 encodes(&c.leave_group(leave, version).await, version);
             }
         }

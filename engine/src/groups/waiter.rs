@@ -14,6 +14,12 @@ pub struct WaitHandle<T> {
     receiver: LocalReceiver<T>,
 }
 
+/// A handler's answer: now, or later through a handle (the request is parked in the group).
+pub enum Reply<T> {
+    Now(T),
+    Later(WaitHandle<T>),
+}
+
 /// A fresh one-shot pair.
 pub fn waiter<T>() -> (Waiter<T>, WaitHandle<T>) {
     // One slot: exactly one value is ever sent.
