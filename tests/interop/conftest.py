@@ -5,6 +5,8 @@ Modes:
   module for the malformed-input suite). The fixture waits until the port answers ApiVersions and the "ready"
   log line appears, and on teardown sends SIGTERM and checks the broker exits with status 0. The broker's
   stdout+stderr go to a file whose tail is attached to every failing test's report.
+- `INTEROP_BROKER=kafka`: the same, but with Apache Kafka 4.4 from bench/reference/kafka.sh (restartable, so
+  every test runs; shard-count parameters other than 1 are skipped as duplicates).
 - `RINGBROKER_BOOTSTRAP=host:port`: use an already running broker (e.g. the Apache Kafka reference from
   bench/reference/kafka.sh) to check that the tests themselves are right. Tests that restart or kill the broker
   skip, and shard-count parameters other than 1 are skipped as duplicates.
@@ -28,6 +30,9 @@ import kafka_wire as kw
 
 EXTERNAL_BOOTSTRAP = os.environ.get("RINGBROKER_BOOTSTRAP")
 BROKER_BIN = os.environ.get("RINGBROKER_BIN")
+# INTEROP_BROKER=kafka: start Apache Kafka 4.4 (bench/reference/kafka.sh) per test instead of ringbroker, to
+# check the tests themselves, including the restart and kill -9 ones.
+REFERENCE_KAFKA = os.environ.get("INTEROP_BROKER") == "kafka"
 
 # How long a broker may take from exec to answering ApiVersions and logging "ready".
 START_TIMEOUT_S = 60.0
@@ -169,6 +174,78 @@ class BrokerProcess:
         return "\n".join(text.splitlines()[-lines:])
 
 
+class KafkaReferenceProcess:
+    """Apache Kafka 4.4 driven through bench/reference/kafka.sh, with BrokerProcess's interface, so the
+    restart and kill -9 tests can be checked against the real thing (INTEROP_BROKER=kafka)."""
+
+    managed = True
+    SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "reference" / "kafka.sh"
+
+    def __init__(self, data_dir: Path, shards: int):
+        self.data_dir = data_dir
+        self.shards = shards
+        self.port = free_port()
+        self.controller_port = free_port()
+        self._running = False
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _script(self, *args: str) -> None:
+        proc = subprocess.run(
+            ["bash", str(self.SCRIPT), *args, "--data-dir", str(self.data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert proc.returncode == 0, f"kafka.sh {args[0]} failed: {proc.stdout}{proc.stderr}"
+
+    def start(self) -> None:
+        self._script("start", "--port", str(self.port), "--controller-port", str(self.controller_port))
+        self._running = True
+
+    def stop(self) -> int:
+        self._script("stop")
+        self._running = False
+        return 0
+
+    def stop_clean(self) -> None:
+        self.stop()
+
+    def kill9(self) -> None:
+        pid = int((self.data_dir / "kafka.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        (self.data_dir / "kafka.pid").unlink()
+        self._running = False
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def running(self) -> bool:
+        return self._running
+
+    def log_size(self) -> int:
+        try:
+            return (self.data_dir / "server.log").stat().st_size
+        except OSError:
+            return 0
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            text = (self.data_dir / "server.log").read_text(errors="replace")
+        except OSError:
+            return "(no kafka log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
 class ExternalBroker:
     """A broker someone else runs (RINGBROKER_BOOTSTRAP): nothing to start, stop or kill."""
 
@@ -201,6 +278,13 @@ def _launch(base_dir: Path, shards: int, shard_variant: bool = True):
             pytest.skip("shard count does not apply to an external broker (covered by the shards=1 case)")
         assert api_versions_answer(EXTERNAL_BOOTSTRAP, timeout=5), f"no broker answers at {EXTERNAL_BOOTSTRAP}"
         return ExternalBroker(EXTERNAL_BOOTSTRAP)
+    if REFERENCE_KAFKA:
+        if shard_variant and shards != 1:
+            pytest.skip("shard count does not apply to Apache Kafka (covered by the shards=1 case)")
+        kafka = KafkaReferenceProcess(base_dir / "kafka", shards)
+        _ACTIVE.append(kafka)
+        kafka.start()
+        return kafka
     if not BROKER_BIN:
         pytest.fail("set RINGBROKER_BIN to the ringbroker binary (or RINGBROKER_BOOTSTRAP to a running broker)")
     assert os.access(BROKER_BIN, os.X_OK), f"RINGBROKER_BIN={BROKER_BIN} is not executable"

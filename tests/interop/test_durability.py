@@ -85,7 +85,12 @@ def test_kill9_mid_produce_loses_no_acknowledged_record(broker, topic_name):
         try:
             p = clients.producer(
                 broker.bootstrap,
-                **{"message.timeout.ms": 20_000, "linger.ms": 2, "reconnect.backoff.max.ms": 500},
+                **{
+                    "message.timeout.ms": 20_000,
+                    "linger.ms": 2,
+                    "reconnect.backoff.max.ms": 500,
+                    "queue.buffering.max.messages": 20_000,
+                },
             )
             i = 0
             while not stop.is_set():
