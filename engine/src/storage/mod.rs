@@ -1,1 +1,81 @@
-//! Per-partition segmented log storage (work in progress).
+//! Per-partition segmented log storage, running inside one glommio executor (single-threaded).
+//!
+//! A partition is a directory of segments named by base offset (`00000000000000000000.log`) with a
+//! sparse offset index (`.index`) and a time index (`.timeindex`) beside each. Record batches are
+//! stored byte for byte as produced, only the base offset rewritten (it precedes the CRC), so reads
+//! can hand out file ranges for sendfile or tail-cache bytes verbatim.
+//!
+//! Module map:
+//! - `log`: the `PartitionLog` handle, offset assignment, public types;
+//! - `appender`: group-commit DMA writes, tail page, segment create/seal/roll, fdatasync policy;
+//! - `reader`: Fetch-semantics reads and timestamp lookups;
+//! - `recovery`: open, checkpoint trust or scan + truncate of the torn tail;
+//! - `scan`: walking batch headers / validating batches in a segment file;
+//! - `segment`, `index`, `tail_cache`, `watch`: the data structures;
+//! - `checkpoint`, `files`: the clean-shutdown checkpoint and small-file helpers;
+//! - `config`, `error`: `LogConfig`/`FlushPolicy` and `StorageError`.
+//!
+//! Durability (see `FlushPolicy`): an append resolves once its DMA write completed, so it survives a
+//! broker crash; surviving a power loss needs fdatasync, done per round (`Always`), within the
+//! interval (`IntervalMs`, default 1000 ms) or only on seal/close (`Never`).
+
+mod appender;
+mod checkpoint;
+mod config;
+mod error;
+mod files;
+mod index;
+mod log;
+mod reader;
+mod recovery;
+mod scan;
+mod segment;
+mod tail_cache;
+mod watch;
+
+#[cfg(test)]
+mod tests;
+
+use std::cell::Cell;
+use std::path::Path;
+
+pub use config::{
+    FlushPolicy, LogConfig, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_INDEX_INTERVAL_BYTES,
+    DEFAULT_SEGMENT_BYTES, PAGE_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
+};
+pub use error::StorageError;
+pub use log::{AppendOutcome, PartitionLog, ReadChunk, ReadResult};
+
+thread_local! {
+    /// Whether this thread's executor already ran the probe workaround.
+    static DMA_PROBE_PRIMED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Works around glommio 0.9's io-poll probe bug (DESIGN.md section 7): the first `DmaFile` opened on
+/// an executor decides, per device, whether reads go to the poll ring, by reading offset 0 of that
+/// file; an empty file makes the probe "succeed" and every later DMA read fails with EOPNOTSUPP. Call
+/// once per executor, before any other DMA open on the device of `data_dir`: it opens a non-empty
+/// file there first. `PartitionLog::open` also calls it (once per thread) as a safety net.
+pub async fn prime_dma_probe(data_dir: &Path) -> Result<(), StorageError> {
+    // Blocking std calls: a 4 KiB file, once per executor at start-up.
+    std::fs::create_dir_all(data_dir)?;
+    let probe_path = data_dir.join(format!(
+        ".dma-probe-{}-{}",
+        std::process::id(),
+        glommio::executor().id()
+    ));
+    std::fs::write(&probe_path, [0xA5u8; PAGE_BYTES as usize])?;
+    let opened = glommio::io::DmaFile::open(&probe_path).await;
+    std::fs::remove_file(&probe_path)?;
+    opened?.close().await?;
+    DMA_PROBE_PRIMED.with(|primed| primed.set(true));
+    Ok(())
+}
+
+/// Runs [`prime_dma_probe`] unless this thread already did.
+pub(crate) async fn prime_dma_probe_once(data_dir: &Path) -> Result<(), StorageError> {
+    if DMA_PROBE_PRIMED.with(Cell::get) {
+        return Ok(());
+    }
+    prime_dma_probe(data_dir).await
+}

@@ -1,0 +1,458 @@
+//! `PartitionLog`: the handle the engine holds for one partition. It owns the shared state (segments,
+//! offsets, tail cache, high-watermark watch), assigns offsets synchronously on append and delegates
+//! I/O to the appender (writes), reader (reads, timestamp lookups) and recovery (open) modules.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use ringbroker_protocol::batch::{batches, set_base_offset, BatchHeader};
+
+use super::appender;
+use super::checkpoint::CHECKPOINT_FILE_NAME;
+use super::config::{LogConfig, SEGMENT_BYTES_MAX};
+use super::error::StorageError;
+use super::files;
+use super::reader;
+use super::recovery;
+use super::segment::{
+    segment_file_path, CommitMark, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+};
+use super::tail_cache::TailCache;
+use super::watch::OffsetWatch;
+
+/// Offsets of one successful append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub base_offset: i64,
+    pub last_offset: i64,
+}
+
+/// A piece of a read: bytes from the tail cache, or a range of a segment file to `sendfile`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadChunk {
+    /// Whole batches from the tail cache.
+    Memory(Bytes),
+    /// `len` bytes of whole batches at `position` of the segment file at `path`.
+    File {
+        path: PathBuf,
+        position: u64,
+        len: u64,
+    },
+}
+
+impl ReadChunk {
+    pub fn len(&self) -> u64 {
+        match self {
+            ReadChunk::Memory(bytes) => bytes.len() as u64,
+            ReadChunk::File { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Result of [`PartitionLog::read`]: the chunks in order, plus the offsets a Fetch response reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    pub chunks: Vec<ReadChunk>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+impl ReadResult {
+    /// Total bytes of all chunks.
+    pub fn total_bytes(&self) -> u64 {
+        self.chunks.iter().map(ReadChunk::len).sum()
+    }
+}
+
+/// Mutable state of one log. Borrowed only between awaits.
+pub(crate) struct LogState {
+    /// Ascending by base offset; the last one receives appends.
+    pub segments: Vec<Segment>,
+    pub log_start_offset: i64,
+    /// Next offset to assign.
+    pub log_end_offset: i64,
+    /// (timestamp, offset) of the largest timestamp below the high watermark.
+    pub max_timestamp: Option<(i64, i64)>,
+    pub tail_cache: TailCache,
+    /// The appender task is running (at most one per log).
+    pub flusher_running: bool,
+    /// A delayed fdatasync (FlushPolicy::IntervalMs) is pending.
+    pub sync_scheduled: bool,
+    /// No appends any more (closed or removed).
+    pub closed: bool,
+    /// The clean-shutdown checkpoint was written by `close`.
+    pub checkpoint_written: bool,
+    /// First write failure; the log is fenced once set.
+    pub failure: Option<String>,
+}
+
+impl LogState {
+    /// Index of the segment holding `offset` (the last one with base <= offset).
+    pub(crate) fn segment_index_for(&self, offset: i64) -> Option<usize> {
+        self.segments
+            .partition_point(|segment| segment.base_offset <= offset)
+            .checked_sub(1)
+    }
+
+    pub(crate) fn segment_by_base_mut(&mut self, base_offset: i64) -> Option<&mut Segment> {
+        let index = self
+            .segments
+            .binary_search_by_key(&base_offset, |segment| segment.base_offset)
+            .ok()?;
+        self.segments.get_mut(index)
+    }
+}
+
+/// Shared core of a log; `PartitionLog` handles and the appender task hold it.
+pub(crate) struct LogInner {
+    pub dir: PathBuf,
+    pub config: LogConfig,
+    pub state: RefCell<LogState>,
+    /// The high watermark: one past the last offset whose append completed.
+    pub high_watermark: Rc<OffsetWatch>,
+    /// Counts finished appender runs; `close` waits on it for the appender to go idle.
+    pub flusher_runs: Rc<OffsetWatch>,
+}
+
+impl LogInner {
+    pub(crate) fn fenced_error(&self) -> StorageError {
+        let state = self.state.borrow();
+        match &state.failure {
+            Some(failure) => StorageError::Fenced(failure.clone()),
+            None => StorageError::Closed,
+        }
+    }
+
+    /// Waits until the appender has written everything queued (or failed).
+    pub(crate) async fn wait_appender_idle(&self) {
+        loop {
+            let (running, runs) = {
+                let state = self.state.borrow();
+                (state.flusher_running, self.flusher_runs.get())
+            };
+            if !running {
+                return;
+            }
+            self.flusher_runs.wait_until(runs + 1).await;
+        }
+    }
+}
+
+/// A cheap, clonable handle to one partition's log. Single-threaded: lives on one glommio executor.
+#[derive(Clone)]
+pub struct PartitionLog {
+    inner: Rc<LogInner>,
+}
+
+impl PartitionLog {
+    /// Opens or creates `dir` (e.g. `<data>/<topic>-<partition>/`) and runs recovery: with a
+    /// clean-shutdown checkpoint the files are trusted; without one the active segment is scanned and
+    /// its tail truncated at the first invalid batch. The checkpoint is deleted before returning.
+    pub async fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, StorageError> {
+        config.validate()?;
+        super::prime_dma_probe_once(dir).await?;
+        let recovered = recovery::recover(dir, &config).await?;
+        let log_start_offset = recovered
+            .segments
+            .first()
+            .map_or(0, |segment| segment.base_offset);
+        let state = LogState {
+            segments: recovered.segments,
+            log_start_offset,
+            log_end_offset: recovered.log_end_offset,
+            max_timestamp: recovered.max_timestamp,
+            tail_cache: TailCache::new(config.tail_cache_bytes),
+            flusher_running: false,
+            sync_scheduled: false,
+            closed: false,
+            checkpoint_written: false,
+            failure: None,
+        };
+        Ok(PartitionLog {
+            inner: Rc::new(LogInner {
+                dir: dir.to_path_buf(),
+                config,
+                state: RefCell::new(state),
+                high_watermark: OffsetWatch::new(recovered.log_end_offset),
+                flusher_runs: OffsetWatch::new(0),
+            }),
+        })
+    }
+
+    /// Appends one or more complete v2 record batches (concatenated). Offsets are assigned when this
+    /// function is CALLED, before the returned future is first polled, so call order is offset order.
+    /// The stored copy gets the assigned base offsets. The future resolves once the bytes are written
+    /// by DMA (and fdatasync'ed under `FlushPolicy::Always`); many appends may be in flight and are
+    /// written together (group commit).
+    pub fn append(
+        &self,
+        batches: &[u8],
+    ) -> impl Future<Output = Result<AppendOutcome, StorageError>> + 'static {
+        let assigned = self.assign(batches);
+        if assigned.is_ok() {
+            appender::kick(&self.inner);
+        }
+        let inner = self.inner.clone();
+        async move {
+            let (outcome, target) = assigned?;
+            inner.high_watermark.wait_until(target).await;
+            if inner.high_watermark.get() >= target {
+                Ok(outcome)
+            } else {
+                Err(inner.fenced_error())
+            }
+        }
+    }
+
+    /// The synchronous half of `append`: checks the input, assigns offsets, makes the stored copy,
+    /// updates indexes and tail cache, queues the bytes. Returns the outcome and the high watermark
+    /// the append waits for.
+    fn assign(&self, input: &[u8]) -> Result<(AppendOutcome, i64), StorageError> {
+        let offsets_count = count_offsets(input)?;
+        let inner = &*self.inner;
+        let mut state = inner.state.borrow_mut();
+        if let Some(failure) = &state.failure {
+            return Err(StorageError::Fenced(failure.clone()));
+        }
+        if state.closed {
+            return Err(StorageError::Closed);
+        }
+        let base_offset = state.log_end_offset;
+        let last_offset = base_offset + offsets_count - 1;
+        let append_bytes = input.len() as u64;
+        let needs_roll = state.segments.last().is_none_or(|active| {
+            active.size_bytes > 0
+                && (active.size_bytes + append_bytes > inner.config.segment_bytes
+                    || last_offset - active.base_offset > i64::from(u32::MAX))
+        });
+        if needs_roll {
+            state.segments.push(Segment::new(&inner.dir, base_offset));
+        }
+
+        // Copy 1 of 2 on the write path: our own buffer, so we can rewrite base offsets and keep the
+        // bytes for the tail cache after the caller's request buffer is gone.
+        let mut stored = BytesMut::from(input);
+        let mut position = 0usize;
+        let mut next_offset = base_offset;
+        while position < stored.len() {
+            let header =
+                BatchHeader::parse(&stored[position..]).map_err(StorageError::InvalidBatch)?;
+            let end = position + header.total_bytes();
+            set_base_offset(&mut stored[position..end], next_offset);
+            next_offset += i64::from(header.last_offset_delta) + 1;
+            position = end;
+        }
+        debug_assert_eq!(next_offset, last_offset + 1);
+        let stored = stored.freeze();
+
+        let LogState {
+            segments,
+            tail_cache,
+            log_end_offset,
+            ..
+        } = &mut *state;
+        let active = segments
+            .last_mut()
+            .expect("a segment was pushed above if none existed");
+        let segment_start = active.size_bytes;
+        let mut max_timestamp: Option<(i64, i64)> = None;
+        let mut position = 0usize;
+        while position < stored.len() {
+            let header =
+                BatchHeader::parse(&stored[position..]).map_err(StorageError::InvalidBatch)?;
+            let len = header.total_bytes();
+            active.note_batch(
+                segment_start + position as u64,
+                len as u64,
+                header.base_offset,
+                header.last_offset(),
+                header.max_timestamp,
+                inner.config.index_interval_bytes,
+            );
+            if max_timestamp.is_none_or(|(timestamp, _)| header.max_timestamp > timestamp) {
+                max_timestamp = Some((header.max_timestamp, header.base_offset));
+            }
+            tail_cache.push(
+                header.base_offset,
+                header.last_offset(),
+                &stored,
+                position,
+                len,
+            );
+            position += len;
+        }
+        active.size_bytes += append_bytes;
+        active.write.queued_bytes += append_bytes;
+        active.write.queued.push_back(stored);
+        active.write.commits.push_back(CommitMark {
+            end_position: active.size_bytes,
+            next_offset: last_offset + 1,
+            max_timestamp,
+        });
+        *log_end_offset = last_offset + 1;
+        Ok((
+            AppendOutcome {
+                base_offset,
+                last_offset,
+            },
+            last_offset + 1,
+        ))
+    }
+
+    /// Reads whole batches starting with the one containing `offset`: at least that batch, then more
+    /// while the total stays within `max_bytes`, never beyond the high watermark, from one segment (or
+    /// the tail cache). `offset == high_watermark` gives no chunks; outside
+    /// `[log_start_offset, high_watermark]` is `OffsetOutOfRange`.
+    pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, StorageError> {
+        reader::read(&self.inner, offset, max_bytes).await
+    }
+
+    /// First offset of the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.inner.state.borrow().log_start_offset
+    }
+
+    /// One past the last offset whose append completed (readable).
+    pub fn high_watermark(&self) -> i64 {
+        self.inner.high_watermark.get()
+    }
+
+    /// Next offset to assign.
+    pub fn log_end_offset(&self) -> i64 {
+        self.inner.state.borrow().log_end_offset
+    }
+
+    /// First batch (below the high watermark) whose max timestamp is >= `timestamp_ms`, as (offset,
+    /// timestamp). Batch granularity: the offset is the batch's base offset; the timestamp is the
+    /// batch's base timestamp if that already qualifies, else its max timestamp.
+    pub async fn offset_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
+        reader::offset_for_timestamp(&self.inner, timestamp_ms).await
+    }
+
+    /// (timestamp, offset) of the largest timestamp below the high watermark (ListOffsets -3).
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        self.inner.state.borrow().max_timestamp
+    }
+
+    /// Resolves once `high_watermark() > offset`, or when the log is closed or failed (the caller
+    /// re-checks). Parks on the high-watermark watch: no polling.
+    pub async fn wait_for_data(&self, offset: i64) {
+        self.inner
+            .high_watermark
+            .wait_until(offset.saturating_add(1))
+            .await;
+    }
+
+    /// Bytes of data in all segments (logical sizes, not the preallocated file sizes).
+    pub fn size_bytes(&self) -> u64 {
+        let state = self.inner.state.borrow();
+        state
+            .segments
+            .iter()
+            .map(|segment| segment.size_bytes)
+            .sum()
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Stops appends, waits for queued writes, fdatasyncs, writes the index files of unsealed
+    /// segments and the clean-shutdown checkpoint. Reads keep working. Idempotent.
+    pub async fn close(&self) -> Result<(), StorageError> {
+        let inner = &*self.inner;
+        {
+            let mut state = inner.state.borrow_mut();
+            state.closed = true;
+            if state.checkpoint_written {
+                return Ok(());
+            }
+        }
+        inner.wait_appender_idle().await;
+        if inner.state.borrow().failure.is_some() {
+            // No checkpoint: the next open scans and truncates whatever the failure left behind.
+            inner.high_watermark.fail();
+            return Err(inner.fenced_error());
+        }
+        let result = appender::write_clean_shutdown(inner).await;
+        if result.is_ok() {
+            inner.state.borrow_mut().checkpoint_written = true;
+        }
+        // Release long-pollers: nothing will arrive any more.
+        inner.high_watermark.fail();
+        result
+    }
+
+    /// Deletes the partition's files and directory (DeleteTopics). Waits for queued writes first.
+    pub async fn remove(self) -> Result<(), StorageError> {
+        let inner = &*self.inner;
+        inner.state.borrow_mut().closed = true;
+        inner.wait_appender_idle().await;
+        inner.high_watermark.fail();
+        let bases: Vec<i64> = {
+            let mut state = inner.state.borrow_mut();
+            for segment in &mut state.segments {
+                segment.file = None;
+            }
+            state
+                .segments
+                .iter()
+                .map(|segment| segment.base_offset)
+                .collect()
+        };
+        for base_offset in bases {
+            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                files::remove_if_exists(&segment_file_path(&inner.dir, base_offset, suffix))
+                    .await?;
+            }
+        }
+        files::remove_if_exists(&inner.dir.join(CHECKPOINT_FILE_NAME)).await?;
+        // Blocking but tiny: the directory is empty now (DeleteTopics is rare).
+        std::fs::remove_dir(&inner.dir)?;
+        if let Some(parent) = inner.dir.parent() {
+            files::sync_directory(parent).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `input` is a non-empty sequence of complete v2 batch headers and returns how many
+/// offsets it spans. (CRC and record checks are the produce path's job: "already validated".)
+fn count_offsets(input: &[u8]) -> Result<i64, StorageError> {
+    if input.is_empty() {
+        return Err(StorageError::EmptyAppend);
+    }
+    if input.len() as u64 > SEGMENT_BYTES_MAX {
+        return Err(StorageError::AppendTooLarge { bytes: input.len() });
+    }
+    let mut iter = batches(input);
+    let mut offsets = 0i64;
+    for item in iter.by_ref() {
+        let (header, _) = item.map_err(StorageError::InvalidBatch)?;
+        if header.last_offset_delta < 0 {
+            return Err(StorageError::InvalidAppend(format!(
+                "negative last offset delta {}",
+                header.last_offset_delta
+            )));
+        }
+        offsets += i64::from(header.last_offset_delta) + 1;
+    }
+    if iter.remaining() != 0 {
+        return Err(StorageError::InvalidAppend(format!(
+            "{} trailing bytes are not a complete batch",
+            iter.remaining()
+        )));
+    }
+    Ok(offsets)
+}

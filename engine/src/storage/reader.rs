@@ -1,0 +1,185 @@
+//! Reads: Kafka Fetch semantics over the tail cache and the segment files, and timestamp lookups.
+//!
+//! A read returns whole batches, starting with the batch that CONTAINS the requested offset, at least
+//! that batch even if it is bigger than `max_bytes`, then more while the total stays within
+//! `max_bytes`, never past the high watermark. Recent data comes from the tail cache; older data is
+//! described as a file range (for sendfile), found with the sparse offset index and a short header
+//! walk.
+
+use std::rc::Rc;
+
+use glommio::io::DmaFile;
+
+use super::error::StorageError;
+use super::log::{LogInner, ReadChunk, ReadResult};
+use super::scan::HeaderScanner;
+
+/// A planned file read, computed under the state borrow.
+struct FilePlan {
+    file: Rc<DmaFile>,
+    segment_base_offset: i64,
+    path: std::path::PathBuf,
+    scan_from: u64,
+    committed_bytes: u64,
+}
+
+pub(crate) async fn read(
+    inner: &LogInner,
+    offset: i64,
+    max_bytes: usize,
+) -> Result<ReadResult, StorageError> {
+    let high_watermark = inner.high_watermark.get();
+    let plan = {
+        let state = inner.state.borrow();
+        let log_start_offset = state.log_start_offset;
+        if offset < log_start_offset || offset > high_watermark {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                high_watermark,
+            });
+        }
+        let result = |chunks| ReadResult {
+            chunks,
+            high_watermark,
+            log_start_offset,
+        };
+        if offset == high_watermark {
+            return Ok(result(Vec::new()));
+        }
+        if let Some(cached) = state.tail_cache.read(offset, max_bytes, high_watermark) {
+            return Ok(result(cached.into_iter().map(ReadChunk::Memory).collect()));
+        }
+        let segment = state
+            .segment_index_for(offset)
+            .and_then(|index| state.segments.get(index))
+            .ok_or_else(|| StorageError::Corrupt(format!("no segment holds offset {offset}")))?;
+        let file = segment.file.clone().ok_or_else(|| {
+            StorageError::Corrupt(format!("segment {} has no file", segment.base_offset))
+        })?;
+        FilePlan {
+            file,
+            segment_base_offset: segment.base_offset,
+            path: segment.log_path.clone(),
+            scan_from: segment.offset_index.lookup(segment.relative(offset)),
+            committed_bytes: segment.committed_bytes,
+        }
+    };
+    let path = plan.path.clone();
+    let (position, len) = file_range(inner, plan, offset, max_bytes).await?;
+    let log_start_offset = inner.state.borrow().log_start_offset;
+    Ok(ReadResult {
+        chunks: vec![ReadChunk::File {
+            path,
+            position,
+            len,
+        }],
+        high_watermark,
+        log_start_offset,
+    })
+}
+
+/// Finds (position, len) of the whole batches to return from one segment.
+async fn file_range(
+    inner: &LogInner,
+    plan: FilePlan,
+    offset: i64,
+    max_bytes: usize,
+) -> Result<(u64, u64), StorageError> {
+    let mut scanner = HeaderScanner::new(plan.file, plan.scan_from, plan.committed_bytes);
+    let (start, first) = loop {
+        match scanner.next().await? {
+            Some((position, header)) if header.last_offset() >= offset => break (position, header),
+            Some(_) => continue,
+            None => {
+                return Err(StorageError::Corrupt(format!(
+                    "offset {offset} not found in segment {}",
+                    plan.segment_base_offset
+                )))
+            }
+        }
+    };
+    if first.base_offset > offset {
+        return Err(StorageError::Corrupt(format!(
+            "segment {} has a gap before offset {offset}",
+            plan.segment_base_offset
+        )));
+    }
+    let mut end = start + first.total_bytes() as u64;
+    let budget_end = start + max_bytes as u64;
+    // Jump over whole batches with the sparse index, then walk the few headers after the jump.
+    let jump = {
+        let state = inner.state.borrow();
+        let index = state
+            .segments
+            .binary_search_by_key(&plan.segment_base_offset, |segment| segment.base_offset)
+            .ok();
+        index.and_then(|index| {
+            state.segments[index]
+                .offset_index
+                .last_position_at_most(end - 1, budget_end.min(plan.committed_bytes))
+        })
+    };
+    if let Some(position) = jump {
+        end = position;
+    }
+    scanner.seek(end);
+    while let Some((position, header)) = scanner.next().await? {
+        let batch_end = position + header.total_bytes() as u64;
+        if batch_end > budget_end {
+            break;
+        }
+        end = batch_end;
+    }
+    Ok((start, end - start))
+}
+
+/// Candidate segment for a timestamp lookup.
+struct TimestampPlan {
+    file: Rc<DmaFile>,
+    scan_from: u64,
+    committed_bytes: u64,
+}
+
+pub(crate) async fn offset_for_timestamp(
+    inner: &LogInner,
+    timestamp_ms: i64,
+) -> Result<Option<(i64, i64)>, StorageError> {
+    let plans: Vec<TimestampPlan> = {
+        let state = inner.state.borrow();
+        state
+            .segments
+            .iter()
+            .filter(|segment| {
+                segment
+                    .max_timestamp
+                    .is_some_and(|(max, _)| max >= timestamp_ms)
+            })
+            .filter(|segment| segment.committed_bytes > 0)
+            .filter_map(|segment| {
+                let start_offset =
+                    segment.base_offset + i64::from(segment.time_index.start_for(timestamp_ms));
+                Some(TimestampPlan {
+                    file: segment.file.clone()?,
+                    scan_from: segment.offset_index.lookup(segment.relative(start_offset)),
+                    committed_bytes: segment.committed_bytes,
+                })
+            })
+            .collect()
+    };
+    for plan in plans {
+        let mut scanner = HeaderScanner::new(plan.file, plan.scan_from, plan.committed_bytes);
+        while let Some((_, header)) = scanner.next().await? {
+            if header.max_timestamp >= timestamp_ms {
+                let timestamp = if header.base_timestamp >= timestamp_ms {
+                    header.base_timestamp
+                } else {
+                    header.max_timestamp
+                };
+                return Ok(Some((header.base_offset, timestamp)));
+            }
+            glommio::yield_if_needed().await;
+        }
+    }
+    Ok(None)
+}

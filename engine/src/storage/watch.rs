@@ -1,0 +1,145 @@
+//! `OffsetWatch`: a single-threaded "value reached N" notifier. The high watermark of a log is one;
+//! appends wait for it to pass their last offset and long-polling fetches wait for it to pass the fetch
+//! offset. Waiters are keyed by target so that advancing wakes only the ones that are satisfied (no
+//! thundering herd, no sleep loop).
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+/// A monotonic `i64` with waiters. Once failed, every waiter resolves at once.
+#[derive(Debug)]
+pub(crate) struct OffsetWatch {
+    value: Cell<i64>,
+    failed: Cell<bool>,
+    waiters: RefCell<BTreeMap<(i64, u64), Waker>>,
+    next_waiter_id: Cell<u64>,
+}
+
+impl OffsetWatch {
+    pub(crate) fn new(value: i64) -> Rc<OffsetWatch> {
+        Rc::new(OffsetWatch {
+            value: Cell::new(value),
+            failed: Cell::new(false),
+            waiters: RefCell::new(BTreeMap::new()),
+            next_waiter_id: Cell::new(0),
+        })
+    }
+
+    pub(crate) fn get(&self) -> i64 {
+        self.value.get()
+    }
+
+    /// Raises the value and wakes every waiter whose target is now reached.
+    pub(crate) fn advance(&self, value: i64) {
+        debug_assert!(value >= self.value.get(), "watch values only grow");
+        self.value.set(value);
+        let ready = {
+            let mut waiters = self.waiters.borrow_mut();
+            let still_waiting = waiters.split_off(&(value.saturating_add(1), 0));
+            std::mem::replace(&mut *waiters, still_waiting)
+        };
+        // Wake outside the borrow: a woken task may register again.
+        for waker in ready.into_values() {
+            waker.wake();
+        }
+    }
+
+    /// Marks the watch failed and wakes everybody.
+    pub(crate) fn fail(&self) {
+        self.failed.set(true);
+        let all = std::mem::take(&mut *self.waiters.borrow_mut());
+        for waker in all.into_values() {
+            waker.wake();
+        }
+    }
+
+    /// Resolves once `get() >= target` or the watch failed.
+    pub(crate) fn wait_until(self: &Rc<Self>, target: i64) -> WaitUntil {
+        WaitUntil {
+            watch: self.clone(),
+            target,
+            waiter_id: None,
+        }
+    }
+}
+
+/// Future of [`OffsetWatch::wait_until`].
+pub(crate) struct WaitUntil {
+    watch: Rc<OffsetWatch>,
+    target: i64,
+    waiter_id: Option<u64>,
+}
+
+impl Future for WaitUntil {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if this.watch.value.get() >= this.target || this.watch.failed.get() {
+            if let Some(id) = this.waiter_id.take() {
+                this.watch.waiters.borrow_mut().remove(&(this.target, id));
+            }
+            return Poll::Ready(());
+        }
+        let id = match this.waiter_id {
+            Some(id) => id,
+            None => {
+                let id = this.watch.next_waiter_id.get();
+                this.watch.next_waiter_id.set(id + 1);
+                this.waiter_id = Some(id);
+                id
+            }
+        };
+        this.watch
+            .waiters
+            .borrow_mut()
+            .insert((this.target, id), cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for WaitUntil {
+    fn drop(&mut self) {
+        if let Some(id) = self.waiter_id {
+            self.watch.waiters.borrow_mut().remove(&(self.target, id));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Wake;
+
+    struct CountingWaker(std::sync::atomic::AtomicUsize);
+    impl Wake for CountingWaker {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn wakes_only_satisfied_waiters() {
+        let watch = OffsetWatch::new(0);
+        let counter = std::sync::Arc::new(CountingWaker(0.into()));
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut near = Box::pin(watch.wait_until(5));
+        let mut far = Box::pin(watch.wait_until(10));
+        assert!(near.as_mut().poll(&mut cx).is_pending());
+        assert!(far.as_mut().poll(&mut cx).is_pending());
+        watch.advance(5);
+        assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(near.as_mut().poll(&mut cx).is_ready());
+        assert!(far.as_mut().poll(&mut cx).is_pending());
+        drop(far);
+        assert!(watch.waiters.borrow().is_empty());
+        let mut after_fail = Box::pin(watch.wait_until(100));
+        watch.fail();
+        assert!(after_fail.as_mut().poll(&mut cx).is_ready());
+    }
+}
