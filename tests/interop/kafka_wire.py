@@ -391,7 +391,7 @@ class FetchPartition:
     index: int
     error_code: int
     high_watermark: int
-    records: bytes
+    records: bytes | None
 
 
 def parse_fetch_v4(reader: Reader) -> dict[str, dict[int, FetchPartition]]:
@@ -409,7 +409,7 @@ def parse_fetch_v4(reader: Reader) -> dict[str, dict[int, FetchPartition]]:
             aborted = reader.i32()
             for _ in range(max(aborted, 0)):
                 reader.take(16)
-            records = reader.bytes_field() or b""
+            records = reader.bytes_field()  # None = null (librdkafka rejects it: KAFKA-COMPAT.md trap 11)
             parts[index] = FetchPartition(index, error_code, hw, records)
     return out
 

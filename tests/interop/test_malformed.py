@@ -247,10 +247,37 @@ def test_fetch_with_huge_max_bytes(sock, witness):
     assert got is not None and got[0] == 51
     part = kw.parse_fetch_v4(got[1])[witness.target][0]
     assert part.error_code == kw.ERROR_NONE
+    assert part.records is not None, "null records"
     batches = kw.parse_batches(part.records)
     assert batches and batches[0].base_offset == r.base_offset
     assert batches[0].values == [b"fetch-me-%d" % i for i in range(3)]
     assert len(part.records) < 1 << 20, "the answer carries far more than the partition holds"
+
+
+@pytest.mark.parametrize(
+    "name,offset_or_partition,expected",
+    [
+        ("negative_offset", ("offset", -5), 1),  # OFFSET_OUT_OF_RANGE
+        ("offset_past_end", ("offset", 1_000_000_000), 1),
+        ("unknown_partition", ("partition", 7), 3),  # UNKNOWN_TOPIC_OR_PARTITION
+    ],
+)
+def test_fetch_out_of_range(sock, witness, name, offset_or_partition, expected):
+    kind, v = offset_or_partition
+    partitions = {0: v} if kind == "offset" else {v: 0}
+    sock.sendall(kw.fetch_v4(60, witness.target, partitions))
+    got = kw.read_response(sock)
+    assert got is not None and got[0] == 60
+    part = next(iter(kw.parse_fetch_v4(got[1])[witness.target].values()))
+    assert part.error_code == expected, f"{name}: error_code {part.error_code}, expected {expected}"
+    assert part.records == b"", f"{name}: records {part.records!r}, expected empty bytes (never null)"
+
+
+def test_produce_to_unknown_partition(sock, witness):
+    sock.sendall(kw.produce_v7(61, witness.target, {9: kw.record_batch([b"nowhere"])}))
+    got = kw.read_response(sock)
+    assert got is not None and got[0] == 61
+    assert kw.parse_produce_v7(got[1])[witness.target][9].error_code == 3  # UNKNOWN_TOPIC_OR_PARTITION
 
 
 # ------------------------------------------------------------------------------------------------- logging

@@ -88,6 +88,7 @@ def test_each_connection_produces_and_fetches_every_partition(broker, topic_name
             for p, r in parts.items():
                 assert r.error_code == 0, f"connection {conn}: fetch partition {p}: error {r.error_code}"
                 assert r.high_watermark == base + RECORDS_PER_BATCH, (conn, p, r.high_watermark)
+                assert r.records is not None, f"partition {p}: null records (must be bytes)"
                 batches = kw.parse_batches(r.records)
                 assert batches, f"connection {conn}: fetch partition {p} returned no batch"
                 assert all(b.crc_ok and b.magic == 2 for b in batches)
