@@ -1,7 +1,7 @@
 //! The `ringbroker tune ...` subcommands. The `ringbroker` binary embeds [`TuneCommand`] as
 //! `Tune { #[command(subcommand)] cmd: TuneCommand }` and calls [`run`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -153,7 +153,7 @@ fn run_iotune(args: &IotuneArgs) -> ExitCode {
         eprintln!("iotune: {err}");
         return ExitCode::FAILURE;
     }
-    println!("wrote {}", display(&out));
+    println!("wrote {}", out.display());
     ExitCode::SUCCESS
 }
 
@@ -187,10 +187,6 @@ pub fn render_properties(p: &IoProperties) -> String {
         p.recommended_dma_writes_in_flight
     ));
     out
-}
-
-fn display(path: &Path) -> String {
-    path.display().to_string()
 }
 
 fn usage_error(err: &dyn std::fmt::Display) -> ExitCode {

@@ -25,11 +25,8 @@ pub fn o_direct(dir: &Path) -> CheckLine {
     const WHY: &str = "the log writes segments with O_DIRECT (DMA, no page cache); without it the broker cannot store data";
     let probe = ScratchFile::create(dir, "check", 0).and_then(|file| {
         let buffer = AlignedBuf::new(DMA_ALIGN_BYTES as usize);
-        // SAFETY: ManuallyDrop keeps this borrowed File from closing the fd that `file` owns.
-        let std_file = std::mem::ManuallyDrop::new(unsafe {
-            <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(file.fd())
-        });
-        std_file
+
+        file.file()
             .write_all_at(buffer.as_slice(), 0)
             .map_err(|e| crate::TuneError::io("write 4 KiB aligned with O_DIRECT", e))
     });

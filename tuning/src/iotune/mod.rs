@@ -1,7 +1,7 @@
 //! `ringbroker tune iotune`: measures a data directory with O_DIRECT I/O on io_uring and writes
 //! `io-properties.toml` there for the broker.
 //!
-//! Steps, in order (defaults take about 16 s): sequential 1 MiB writes over a preallocated file (at least one
+//! Steps, in order (defaults take about 25 s): sequential 1 MiB writes over a preallocated file (at least one
 //! full pass, so later reads hit written blocks), sequential 1 MiB reads, 4 KiB random writes and reads at
 //! each queue depth, and fdatasync latency after 4 KiB appends into a fresh preallocated file (the log's own
 //! pattern: preallocated segment, append, flush).
@@ -55,13 +55,13 @@ pub struct IotuneConfig {
 }
 
 impl IotuneConfig {
-    /// The full measurement (about 16 s on a fast SSD).
+    /// The full measurement (about 25 s).
     pub fn new(data_dir: &Path) -> IotuneConfig {
         IotuneConfig {
             data_dir: data_dir.to_path_buf(),
             file_bytes: DEFAULT_FILE_BYTES,
             seq_duration: Duration::from_secs(3),
-            random_duration: Duration::from_secs(1),
+            random_duration: Duration::from_secs(2),
             queue_depths: DEFAULT_QUEUE_DEPTHS.to_vec(),
             fdatasync_duration: Duration::from_secs(2),
         }
@@ -198,10 +198,7 @@ fn fdatasync_latency_us(
 ) -> Result<(u64, u64), TuneError> {
     let file = ScratchFile::create(dir, "iotune-sync", file_bytes)?;
     let buffer = AlignedBuf::new(RANDOM_BLOCK_BYTES);
-    // SAFETY: the fd stays open while `file` lives; ManuallyDrop keeps this File from closing it.
-    let std_file = std::mem::ManuallyDrop::new(unsafe {
-        <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(file.fd())
-    });
+
     let pages = (file_bytes / RANDOM_BLOCK_BYTES as u64) as usize;
     let mut samples_us = Vec::with_capacity(FDATASYNC_SAMPLES_MAX.min(pages));
     let start = Instant::now();
@@ -209,7 +206,7 @@ fn fdatasync_latency_us(
         && (samples_us.is_empty() || start.elapsed() < duration)
     {
         let offset = (samples_us.len() * RANDOM_BLOCK_BYTES) as u64;
-        std_file
+        file.file()
             .write_all_at(buffer.as_slice(), offset)
             .map_err(|e| {
                 TuneError::io(format!("O_DIRECT write to {}", file.path().display()), e)

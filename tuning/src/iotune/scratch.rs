@@ -48,6 +48,11 @@ impl ScratchFile {
         Ok(())
     }
 
+    /// The open file, for positional std I/O (`FileExt::write_all_at`).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     pub fn fd(&self) -> i32 {
         self.file.as_raw_fd()
     }
