@@ -1,12 +1,24 @@
 //! The `ringbroker` command: `serve` starts the broker; the other subcommands are Kafka client tools.
 
+mod common;
+mod consume;
+mod error;
+mod format;
+mod group_member;
+mod groups;
+mod produce;
 mod serve;
+mod topics;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "ringbroker", version, about = "Kafka-compatible thread-per-core event streaming broker")]
+#[command(
+    name = "ringbroker",
+    version,
+    about = "Kafka-compatible thread-per-core event streaming broker"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,11 +28,34 @@ struct Cli {
 enum Command {
     /// Start the broker (defaults: 127.0.0.1:9092, ./ringbroker-data, one shard per core).
     Serve(serve::ServeArgs),
+    /// Create, list, describe and delete topics (like kafka-topics.sh).
+    Topics(topics::TopicsArgs),
+    /// Write stdin lines as records (like kafka-console-producer.sh).
+    Produce(produce::ProduceArgs),
+    /// Print records of a topic (like kafka-console-consumer.sh).
+    Consume(consume::ConsumeArgs),
+    /// List and describe consumer groups, show lag, reset offsets (like kafka-consumer-groups.sh).
+    Groups(groups::GroupsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Topics(args) => finish(topics::run(args)),
+        Command::Produce(args) => finish(produce::run(args)),
+        Command::Consume(args) => finish(consume::run(args)),
+        Command::Groups(args) => finish(groups::run(args)),
+    }
+}
+
+/// Reports a client subcommand's error on one stderr line and turns it into the exit code.
+fn finish(result: Result<(), error::ToolError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            error.exit_code()
+        }
     }
 }
