@@ -1,5 +1,414 @@
 //! The durable [`OffsetStore`]: offset records as Kafka v2 record batches in the `__consumer_offsets`
-//! partition logs this shard owns (waiting for engine/src/storage and protocol records to land).
+//! partition logs this shard owns, on the engine's own storage (`crate::storage::PartitionLog`). A group's
+//! records go to partition [`offsets_partition_for`]`(group)`, like Kafka's, each `persist` call as one
+//! batch per partition (so a commit is replayed whole or not at all). Keys and values use Kafka's
+//! `OffsetCommitKey`/`OffsetCommitValue` formats; a delete is a tombstone (null value).
+//!
+//! Compaction: every commit appends, so a partition log only grows. When it is much larger than its live
+//! offsets, the live records are written to a fresh log beside it (`<dir>.compacting`), which is renamed
+//! to `<dir>.compacted` once complete and then swapped in place of the old directory. `open` finishes or
+//! discards an interrupted swap, so a crash at any step loses nothing.
 
-/// Placeholder type name; the implementation lands with the storage layer.
-pub struct LogOffsetStore;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use glommio::io::BufferedFile;
+use ringbroker_protocol::batch::batches;
+use ringbroker_protocol::records::{decode_records, BatchBuilder, Compression, Record};
+
+use super::error::GroupError;
+use super::partitioner::offsets_partition_for;
+use super::record_codec::{decode_key, decode_value, encode_key, encode_value, DecodedKey};
+use super::store::{LocalBoxFuture, OffsetRecord, OffsetStore};
+use crate::storage::{LogConfig, PartitionLog, ReadChunk};
+
+/// Kafka's internal topic name, used for the partition directories (`<data>/__consumer_offsets-<n>/`).
+pub const OFFSETS_TOPIC_NAME: &str = "__consumer_offsets";
+/// Bytes read per step while replaying an offsets partition at start-up.
+const REPLAY_READ_BYTES: usize = 1 << 20;
+/// A partition log is compacted only past this size (below it, replay at start-up is quick anyway).
+pub const DEFAULT_COMPACTION_MIN_BYTES: u64 = 64 << 20;
+/// ...and only when it is at least this many times the size of its live records.
+const COMPACTION_GARBAGE_RATIO: u64 = 2;
+/// Records per batch when rewriting live offsets (keeps each batch far below any size limit).
+const COMPACTION_BATCH_RECORDS: usize = 1_000;
+/// Suffix of a compacted log being written.
+const COMPACTING_SUFFIX: &str = ".compacting";
+/// Suffix of a complete compacted log waiting to replace the partition directory.
+const COMPACTED_SUFFIX: &str = ".compacted";
+
+/// Offsets store over the `__consumer_offsets` partitions one shard owns.
+pub struct LogOffsetStore {
+    data_dir: PathBuf,
+    config: LogConfig,
+    /// Owned offsets partitions by partition number (replaced wholesale by compaction).
+    logs: RefCell<BTreeMap<i32, PartitionLog>>,
+    /// Partition count of the offsets topic (placement of groups).
+    partition_count: i32,
+    compaction_min_bytes: u64,
+}
+
+fn storage_error(what: &str, error: impl std::fmt::Display) -> GroupError {
+    GroupError::Storage(format!("{what}: {error}"))
+}
+
+fn with_suffix(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+impl LogOffsetStore {
+    /// Opens (creating if needed) `<data_dir>/__consumer_offsets-<p>/` for every owned partition `p`.
+    /// The caller decides ownership (the server's shard placement of the offsets topic).
+    pub async fn open(
+        data_dir: &Path,
+        owned_partitions: &[i32],
+        partition_count: i32,
+        config: LogConfig,
+    ) -> Result<Self, GroupError> {
+        assert!(
+            partition_count > 0,
+            "offsets topic needs at least one partition"
+        );
+        let mut logs = BTreeMap::new();
+        for &partition in owned_partitions {
+            assert!(
+                (0..partition_count).contains(&partition),
+                "offsets partition {partition} out of range"
+            );
+            let dir = Self::partition_dir(data_dir, partition);
+            finish_interrupted_compaction(&dir)?;
+            let log = PartitionLog::open(&dir, config.clone())
+                .await
+                .map_err(|e| storage_error(&format!("opening {}", dir.display()), e))?;
+            logs.insert(partition, log);
+        }
+        Ok(Self {
+            data_dir: data_dir.to_path_buf(),
+            config,
+            logs: RefCell::new(logs),
+            partition_count,
+            compaction_min_bytes: DEFAULT_COMPACTION_MIN_BYTES,
+        })
+    }
+
+    /// Sets the size from which a partition log may be compacted (tests use tiny values).
+    pub fn with_compaction_min_bytes(mut self, bytes: u64) -> Self {
+        self.compaction_min_bytes = bytes;
+        self
+    }
+
+    fn partition_dir(data_dir: &Path, partition: i32) -> PathBuf {
+        data_dir.join(format!("{OFFSETS_TOPIC_NAME}-{partition}"))
+    }
+
+    /// The log of an owned partition (for the server's Fetch of `__consumer_offsets`, metrics).
+    pub fn log(&self, partition: i32) -> Option<PartitionLog> {
+        self.logs.borrow().get(&partition).cloned()
+    }
+
+    /// Closes every log cleanly (checkpoint, so the next open skips the recovery scan).
+    pub async fn close(&self) -> Result<(), GroupError> {
+        let logs: Vec<PartitionLog> = self.logs.borrow().values().cloned().collect();
+        for log in logs {
+            log.close()
+                .await
+                .map_err(|e| storage_error("closing offsets log", e))?;
+        }
+        Ok(())
+    }
+
+    /// Batches per partition holding `records` in order, at most `batch_records` records each.
+    fn build_batches(
+        &self,
+        records: &[OffsetRecord],
+        batch_records: usize,
+    ) -> Result<BTreeMap<i32, Vec<Bytes>>, GroupError> {
+        debug_assert!(batch_records > 0);
+        let mut builders: BTreeMap<i32, (BatchBuilder, Vec<Bytes>)> = BTreeMap::new();
+        let now_ms = super::coordinator::now_ms();
+        let owned = self.logs.borrow();
+        for record in records {
+            let partition = offsets_partition_for(&record.key.group_id, self.partition_count);
+            if !owned.contains_key(&partition) {
+                return Err(GroupError::PartitionNotOwned {
+                    group_id: record.key.group_id.clone(),
+                    partition,
+                });
+            }
+            let key = encode_key(&record.key)?;
+            let value = record.value.as_ref().map(encode_value).transpose()?;
+            let timestamp_ms = record
+                .value
+                .as_ref()
+                .map_or(now_ms, |v| v.commit_timestamp_ms);
+            let (builder, done) = builders
+                .entry(partition)
+                .or_insert_with(|| (BatchBuilder::new(Compression::None), Vec::new()));
+            builder
+                .push(&Record {
+                    key: Some(&key),
+                    value: value.as_deref(),
+                    headers: &[],
+                    timestamp_ms,
+                })
+                .map_err(|e| storage_error("building offsets batch", e))?;
+            if builder.record_count() >= batch_records {
+                done.push(
+                    builder
+                        .finish()
+                        .map_err(|e| storage_error("building offsets batch", e))?,
+                );
+            }
+        }
+        builders
+            .into_iter()
+            .map(|(partition, (mut builder, mut done))| {
+                if !builder.is_empty() {
+                    done.push(
+                        builder
+                            .finish()
+                            .map_err(|e| storage_error("building offsets batch", e))?,
+                    );
+                }
+                Ok((partition, done))
+            })
+            .collect()
+    }
+
+    /// Rewrites one partition's live records into a fresh log and swaps it in.
+    async fn compact_partition(&self, partition: i32, batches: &[Bytes]) -> Result<(), GroupError> {
+        let dir = Self::partition_dir(&self.data_dir, partition);
+        let compacting = with_suffix(&dir, COMPACTING_SUFFIX);
+        let compacted = with_suffix(&dir, COMPACTED_SUFFIX);
+        remove_dir_if_exists(&compacting)?;
+        let fresh = PartitionLog::open(&compacting, self.config.clone())
+            .await
+            .map_err(|e| storage_error("opening compacted offsets log", e))?;
+        let appends: Vec<_> = batches.iter().map(|batch| fresh.append(batch)).collect();
+        for append in appends {
+            append
+                .await
+                .map_err(|e| storage_error("writing compacted offsets log", e))?;
+        }
+        fresh
+            .close()
+            .await
+            .map_err(|e| storage_error("closing compacted offsets log", e))?;
+        drop(fresh);
+        // Blocking renames: a few metadata operations, once per compaction.
+        std::fs::rename(&compacting, &compacted)
+            .map_err(|e| storage_error("marking compacted log complete", e))?;
+        let old = self.logs.borrow_mut().remove(&partition);
+        if let Some(old) = old {
+            old.close()
+                .await
+                .map_err(|e| storage_error("closing offsets log", e))?;
+        }
+        finish_interrupted_compaction(&dir)?;
+        let log = PartitionLog::open(&dir, self.config.clone())
+            .await
+            .map_err(|e| storage_error(&format!("reopening {}", dir.display()), e))?;
+        self.logs.borrow_mut().insert(partition, log);
+        Ok(())
+    }
+}
+
+/// Completes a swap a crash interrupted: a complete `<dir>.compacted` replaces `<dir>`; an incomplete
+/// `<dir>.compacting` is discarded (the old log is still whole).
+fn finish_interrupted_compaction(dir: &Path) -> Result<(), GroupError> {
+    remove_dir_if_exists(&with_suffix(dir, COMPACTING_SUFFIX))?;
+    let compacted = with_suffix(dir, COMPACTED_SUFFIX);
+    if compacted.exists() {
+        remove_dir_if_exists(dir)?;
+        std::fs::rename(&compacted, dir)
+            .map_err(|e| storage_error("installing compacted offsets log", e))?;
+    }
+    Ok(())
+}
+
+fn remove_dir_if_exists(dir: &Path) -> Result<(), GroupError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(storage_error(&format!("removing {}", dir.display()), e)),
+    }
+}
+
+/// Every record of one partition log, oldest first, appended to `out`.
+async fn replay(
+    partition: i32,
+    log: &PartitionLog,
+    out: &mut Vec<OffsetRecord>,
+) -> Result<(), GroupError> {
+    let what = format!("replaying {OFFSETS_TOPIC_NAME}-{partition}");
+    let mut offset = log.log_start_offset();
+    while offset < log.high_watermark() {
+        let read = log
+            .read(offset, REPLAY_READ_BYTES)
+            .await
+            .map_err(|e| storage_error(&what, e))?;
+        if read.chunks.is_empty() {
+            break;
+        }
+        for chunk in read.chunks {
+            let bytes = match chunk {
+                ReadChunk::Memory(bytes) => bytes,
+                ReadChunk::File {
+                    path,
+                    position,
+                    len,
+                } => read_file_range(&path, position, len)
+                    .await
+                    .map_err(|e| storage_error(&what, e))?,
+            };
+            let mut next = offset;
+            for batch in batches(&bytes) {
+                let (header, _) = batch.map_err(|e| storage_error(&what, e))?;
+                next = next.max(header.last_offset() + 1);
+            }
+            if next == offset {
+                return Err(storage_error(&what, "read returned no whole batch"));
+            }
+            for record in decode_records(&bytes).map_err(|e| storage_error(&what, e))? {
+                // A batch comes back whole even if `offset` lies inside it: skip what we already have.
+                if record.offset < offset {
+                    continue;
+                }
+                if let Some(decoded) = decode_record(record.key, record.value)? {
+                    out.push(decoded);
+                }
+            }
+            offset = next;
+        }
+    }
+    Ok(())
+}
+
+/// One stored record as an [`OffsetRecord`]; `None` for records that are not offset commits (Kafka's
+/// group-metadata records).
+fn decode_record(
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+) -> Result<Option<OffsetRecord>, GroupError> {
+    let Some(key) = key else {
+        return Err(GroupError::MalformedRecord("record without key".into()));
+    };
+    let DecodedKey::Offset(key) = decode_key(key)? else {
+        return Ok(None);
+    };
+    let value = value.map(decode_value).transpose()?;
+    Ok(Some(OffsetRecord { key, value }))
+}
+
+async fn read_file_range(path: &Path, position: u64, len: u64) -> Result<Bytes, String> {
+    let file = BufferedFile::open(path)
+        .await
+        .map_err(|e| format!("open {}: {e}", path.display()))?;
+    let len = usize::try_from(len).map_err(|_| format!("range of {len} bytes"))?;
+    let read = file
+        .read_at(position, len)
+        .await
+        .map_err(|e| format!("read {}: {e}", path.display()));
+    // Close errors on a read-only descriptor carry no information worth failing the replay for.
+    let _ = file.close().await;
+    let read = read?;
+    if read.len() != len {
+        return Err(format!(
+            "short read of {}: {} of {len} bytes",
+            path.display(),
+            read.len()
+        ));
+    }
+    let mut bytes = BytesMut::with_capacity(len);
+    bytes.extend_from_slice(&read);
+    Ok(bytes.freeze())
+}
+
+impl OffsetStore for LogOffsetStore {
+    fn persist<'a>(
+        &'a self,
+        records: &'a [OffsetRecord],
+    ) -> LocalBoxFuture<'a, Result<(), GroupError>> {
+        Box::pin(async move {
+            let batches = self.build_batches(records, usize::MAX)?;
+            // Start every append before awaiting any: offsets are assigned at call time and the log
+            // writes concurrent appends in one group commit.
+            let pending: Vec<_> = {
+                let logs = self.logs.borrow();
+                batches
+                    .iter()
+                    .flat_map(|(partition, list)| list.iter().map(move |batch| (*partition, batch)))
+                    .filter_map(|(partition, batch)| {
+                        logs.get(&partition)
+                            .map(|log| (partition, log.append(batch)))
+                    })
+                    .collect()
+            };
+            for (partition, append) in pending {
+                append.await.map_err(|e| {
+                    storage_error(&format!("appending to {OFFSETS_TOPIC_NAME}-{partition}"), e)
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    fn load_all(&self) -> LocalBoxFuture<'_, Result<Vec<OffsetRecord>, GroupError>> {
+        Box::pin(async move {
+            let logs: Vec<(i32, PartitionLog)> = self
+                .logs
+                .borrow()
+                .iter()
+                .map(|(p, l)| (*p, l.clone()))
+                .collect();
+            let mut records = Vec::new();
+            for (partition, log) in &logs {
+                replay(*partition, log, &mut records).await?;
+            }
+            Ok(records)
+        })
+    }
+
+    fn wants_compaction(&self) -> bool {
+        self.logs
+            .borrow()
+            .values()
+            .any(|log| log.size_bytes() >= self.compaction_min_bytes)
+    }
+
+    fn compact<'a>(
+        &'a self,
+        live: &'a [OffsetRecord],
+    ) -> LocalBoxFuture<'a, Result<usize, GroupError>> {
+        Box::pin(async move {
+            let rewritten = self.build_batches(live, COMPACTION_BATCH_RECORDS)?;
+            let sizes: Vec<(i32, u64)> = self
+                .logs
+                .borrow()
+                .iter()
+                .map(|(p, l)| (*p, l.size_bytes()))
+                .collect();
+            let mut compacted = 0;
+            for (partition, size_bytes) in sizes {
+                let batches = rewritten
+                    .get(&partition)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let live_bytes: u64 = batches.iter().map(|b| b.len() as u64).sum();
+                if size_bytes < self.compaction_min_bytes
+                    || size_bytes < live_bytes.saturating_mul(COMPACTION_GARBAGE_RATIO)
+                {
+                    continue;
+                }
+                tracing::info!(partition, size_bytes, live_bytes, "compacting offsets log");
+                self.compact_partition(partition, batches).await?;
+                compacted += 1;
+            }
+            Ok(compacted)
+        })
+    }
+}

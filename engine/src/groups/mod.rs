@@ -40,6 +40,6 @@ pub use config::GroupConfig;
 pub use coordinator::{ClientInfo, GroupCoordinator};
 pub use error::GroupError;
 pub use group::GroupState;
-pub use log_store::LogOffsetStore;
+pub use log_store::{LogOffsetStore, OFFSETS_TOPIC_NAME};
 pub use partitioner::{java_string_hashcode, offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
 pub use store::{CommittedOffset, MemoryOffsetStore, OffsetKey, OffsetRecord, OffsetStore};

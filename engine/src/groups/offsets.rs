@@ -413,7 +413,8 @@ impl Inner {
         Ok((codes, records))
     }
 
-    /// Tombstones offsets of Empty groups older than the retention; drops Empty groups left with none.
+    /// Tombstones offsets of Empty groups older than the retention, drops Empty groups left with none,
+    /// and compacts the store when it asks for it.
     pub(crate) async fn expire_offsets(&self, now_ms: i64) -> Result<usize, GroupError> {
         let _permit = self.persist_lock().await?;
         let retention_ms = self.config.offsets_retention_ms;
@@ -441,10 +442,36 @@ impl Inner {
                 .collect()
         };
         self.persist_then_apply(&records).await?;
+        if self.store.wants_compaction() {
+            let live = self.live_records();
+            self.store.compact(&live).await?;
+        }
         self.groups.borrow_mut().retain(|_, g| {
             !(g.state == GroupState::Empty && g.offsets.is_empty() && g.pending_members.is_empty())
         });
         Ok(records.len())
+    }
+}
+
+impl Inner {
+    /// Every committed offset as a record (what a replay of a compacted store must yield).
+    pub(crate) fn live_records(&self) -> Vec<OffsetRecord> {
+        let groups = self.groups.borrow();
+        groups
+            .values()
+            .flat_map(|g| {
+                g.offsets
+                    .iter()
+                    .map(move |((topic, partition), committed)| OffsetRecord {
+                        key: OffsetKey {
+                            group_id: g.group_id.clone(),
+                            topic: topic.clone(),
+                            partition: *partition,
+                        },
+                        value: Some(committed.clone()),
+                    })
+            })
+            .collect()
     }
 }
 

@@ -49,6 +49,21 @@ pub trait OffsetStore {
     ) -> LocalBoxFuture<'a, Result<(), GroupError>>;
     /// Every record persisted so far, oldest first (for recovery at start-up).
     fn load_all(&self) -> LocalBoxFuture<'_, Result<Vec<OffsetRecord>, GroupError>>;
+
+    /// Whether the store has grown enough that [`OffsetStore::compact`] may be worth its cost.
+    fn wants_compaction(&self) -> bool {
+        false
+    }
+
+    /// Rewrites the store to hold only `live` (every current committed offset, as replay would give).
+    /// Called under the same exclusion as `persist`. Returns how many logs were rewritten.
+    fn compact<'a>(
+        &'a self,
+        live: &'a [OffsetRecord],
+    ) -> LocalBoxFuture<'a, Result<usize, GroupError>> {
+        let _ = live;
+        Box::pin(async { Ok(0) })
+    }
 }
 
 /// An in-memory [`OffsetStore`] for tests and for embedding without durability: share one between two

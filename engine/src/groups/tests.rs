@@ -863,11 +863,175 @@ fn every_response_encodes_at_every_version() {
         described.groups = vec![c.describe_group("g3"), c.describe_group("missing")];
         let mut listed = ListGroupsResponse::default();
         listed.groups = c.list_groups(&[]);
-        for version in 0..=4 {
+        for version in 0..=6 {
             encodes(&described, version);
-        }
-        for version in 0..=3 {
             encodes(&listed, version);
         }
+    });
+}
+
+fn small_log_config() -> crate::storage::LogConfig {
+    crate::storage::LogConfig {
+        segment_bytes: 8 << 10,
+        index_interval_bytes: 256,
+        flush: crate::storage::FlushPolicy::Never,
+        // No tail cache: replay reads segment files, the path a restarted broker takes.
+        tail_cache_bytes: 0,
+        max_inflight_writes: 4,
+        write_buffer_bytes: 8 << 10,
+        preallocate: false,
+    }
+}
+
+#[test]
+fn offsets_survive_a_restart_over_partition_logs() {
+    run(|| async {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let groups: Vec<String> = (0..6).map(|i| format!("group-{i}")).collect();
+        let mut owned: Vec<i32> = groups
+            .iter()
+            .map(|g| offsets_partition_for(g, OFFSETS_TOPIC_PARTITIONS))
+            .collect();
+        owned.sort_unstable();
+        owned.dedup();
+        {
+            let store = LogOffsetStore::open(
+                temp.path(),
+                &owned,
+                OFFSETS_TOPIC_PARTITIONS,
+                small_log_config(),
+            )
+            .await
+            .expect("open store");
+            let c = GroupCoordinator::open(test_config(), Rc::new(store))
+                .await
+                .expect("open");
+            // Enough commits to roll several 8 KiB segments.
+            for round in 0..40i64 {
+                for group in &groups {
+                    let metadata = format!("round {round}");
+                    let req = commit_req(
+                        group,
+                        -1,
+                        "",
+                        &[
+                            ("orders", 0, round, Some(&metadata)),
+                            ("orders", 1, round * 2, None),
+                        ],
+                    );
+                    assert_eq!(
+                        commit_codes(&c.offset_commit(req, 7).await),
+                        vec![NONE, NONE]
+                    );
+                }
+            }
+            assert_eq!(c.delete_group("group-5").await, NONE);
+            // A group whose partition this shard does not own is refused, not silently lost.
+            let foreign = (0..1000)
+                .map(|i| format!("foreign-{i}"))
+                .find(|g| !owned.contains(&offsets_partition_for(g, OFFSETS_TOPIC_PARTITIONS)))
+                .expect("some group maps elsewhere");
+            let refused = c
+                .offset_commit(commit_req(&foreign, -1, "", &[("t", 0, 1, None)]), 7)
+                .await;
+            assert_eq!(commit_codes(&refused), vec![NOT_COORDINATOR]);
+            assert!(c.committed_offsets(&foreign).is_empty());
+        }
+        let store = LogOffsetStore::open(
+            temp.path(),
+            &owned,
+            OFFSETS_TOPIC_PARTITIONS,
+            small_log_config(),
+        )
+        .await
+        .expect("reopen store");
+        let c = GroupCoordinator::open(test_config(), Rc::new(store))
+            .await
+            .expect("recover");
+        for group in &groups[..5] {
+            assert_eq!(
+                c.committed_offsets(group),
+                vec![("orders".into(), 0, 39), ("orders".into(), 1, 78)],
+                "{group}"
+            );
+            let got = c
+                .offset_fetch(fetch_req(group, Some(&[("orders", &[0, 1])])), 5)
+                .await;
+            assert_eq!(fetched(&got)[0].3, "round 39");
+            assert_eq!(fetched(&got)[1].3, "");
+        }
+        assert!(c.committed_offsets("group-5").is_empty());
+        assert_eq!(c.describe_group("group-5").group_state.as_str(), "Dead");
+    });
+}
+
+#[test]
+fn compaction_keeps_only_live_offsets_and_survives_restart() {
+    run(|| async {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let partition = offsets_partition_for("g", OFFSETS_TOPIC_PARTITIONS);
+        let open_store = || async {
+            LogOffsetStore::open(
+                temp.path(),
+                &[partition],
+                OFFSETS_TOPIC_PARTITIONS,
+                small_log_config(),
+            )
+            .await
+            .expect("open store")
+            .with_compaction_min_bytes(4096)
+        };
+        {
+            let store = Rc::new(open_store().await);
+            let c = GroupCoordinator::open(test_config(), store.clone())
+                .await
+                .expect("open");
+            for round in 0..200i64 {
+                let req = commit_req(
+                    "g",
+                    -1,
+                    "",
+                    &[("t", 0, round, Some("m")), ("t", 1, round, None)],
+                );
+                assert_eq!(
+                    commit_codes(&c.offset_commit(req, 7).await),
+                    vec![NONE, NONE]
+                );
+            }
+            let before = store.log(partition).expect("owned").size_bytes();
+            assert_eq!(
+                c.expire_offsets().await.expect("sweep"),
+                0,
+                "nothing is old enough to expire"
+            );
+            let after = store.log(partition).expect("owned").size_bytes();
+            assert!(
+                after * 10 < before,
+                "compaction shrank {before} bytes only to {after}"
+            );
+            // Commits after the swap land in the new log.
+            c.offset_commit(commit_req("g", -1, "", &[("t", 0, 1_000, Some("late"))]), 7)
+                .await;
+            store.close().await.expect("close");
+        }
+        // Debris of a compaction interrupted before completion is discarded at open.
+        let debris = temp
+            .path()
+            .join(format!("{OFFSETS_TOPIC_NAME}-{partition}.compacting"));
+        std::fs::create_dir_all(&debris).expect("debris dir");
+        std::fs::write(debris.join("00000000000000000000.log"), b"torn").expect("debris file");
+        let store = Rc::new(open_store().await);
+        assert!(!debris.exists());
+        let c = GroupCoordinator::open(test_config(), store)
+            .await
+            .expect("recover");
+        assert_eq!(
+            c.committed_offsets("g"),
+            vec![("t".into(), 0, 1_000), ("t".into(), 1, 199)]
+        );
+        let got = c
+            .offset_fetch(fetch_req("g", Some(&[("t", &[0])])), 5)
+            .await;
+        assert_eq!(fetched(&got)[0].3, "late");
     });
 }
