@@ -1035,3 +1035,88 @@ fn compaction_keeps_only_live_offsets_and_survives_restart() {
         assert_eq!(fetched(&got)[0].3, "late");
     });
 }
+
+#[test]
+fn initial_delay_gathers_a_starting_fleet_into_one_generation() {
+    run(|| async {
+        let config = GroupConfig {
+            initial_rebalance_delay_ms: 200,
+            ..test_config()
+        };
+        let c = GroupCoordinator::new(config, Rc::new(MemoryOffsetStore::new()));
+        let (j1, _) = two_step_join(&c, "g").await;
+        sleep(Duration::from_millis(50)).await;
+        let (j2, _) = two_step_join(&c, "g").await;
+        let (j3, _) = two_step_join(&c, "g").await;
+        let responses = [j1.await, j2.await, j3.await];
+        for r in &responses {
+            assert_eq!((r.error_code, r.generation_id), (NONE, 1));
+        }
+        assert_eq!(
+            responses.iter().map(|r| r.members.len()).sum::<usize>(),
+            3,
+            "one leader sees all three"
+        );
+    });
+}
+
+#[test]
+fn members_that_never_sync_are_removed() {
+    run(|| async {
+        let (c, _) = coordinator();
+        let r1 = c.join_group(join_req("g", "", None, &range()), 3).await;
+        let m1 = r1.member_id.to_string();
+        c.sync_group(sync_req("g", r1.generation_id, &m1, &[]), 3)
+            .await;
+        let j2 = spawn_join(&c, join_req("g", "", None, &range()), 3);
+        let r1 = c.join_group(join_req("g", &m1, None, &range()), 3).await;
+        let r2 = j2.await;
+        let m2 = r2.member_id.to_string();
+        assert_eq!(r1.leader.as_str(), m1);
+        // The follower syncs and waits; the leader never sends its assignment.
+        let follower = c
+            .sync_group(sync_req("g", r2.generation_id, &m2, &[]), 3)
+            .await;
+        assert_eq!(
+            follower.error_code, REBALANCE_IN_PROGRESS,
+            "released when the late leader is dropped"
+        );
+        let rejoined = c.join_group(join_req("g", &m2, None, &range()), 3).await;
+        assert_eq!(rejoined.generation_id, r2.generation_id + 1);
+        assert_eq!(rejoined.leader.as_str(), m2);
+        assert_eq!(
+            heartbeat(&c, "g", rejoined.generation_id, &m1).await,
+            UNKNOWN_MEMBER_ID
+        );
+    });
+}
+
+#[test]
+fn join_group_v0_uses_the_session_timeout_as_rebalance_timeout() {
+    run(|| async {
+        let (c, _) = coordinator();
+        let mut req = join_req("g", "", None, &range());
+        req.rebalance_timeout_ms = 60_000; // not on the wire in v0: must be ignored
+        let r1 = c.join_group(req, 0).await;
+        let m1 = r1.member_id.to_string();
+        c.sync_group(sync_req("g", r1.generation_id, &m1, &[]), 0)
+            .await;
+        let started = std::time::Instant::now();
+        let keep_alive = {
+            let (c, m1) = (c.clone(), m1.clone());
+            glommio::spawn_local(async move {
+                for _ in 0..6 {
+                    heartbeat(&c, "g", 1, &m1).await;
+                    sleep(Duration::from_millis(SESSION_MS as u64 / 3)).await;
+                }
+            })
+        };
+        let r2 = c.join_group(join_req("g", "", None, &range()), 0).await;
+        assert_eq!(r2.members.len(), 1, "m1 did not rejoin and was dropped");
+        assert!(
+            started.elapsed() < Duration::from_millis(5_000),
+            "bounded by the session timeout"
+        );
+        keep_alive.await;
+    });
+}
