@@ -198,6 +198,23 @@ impl Group {
         Some(member)
     }
 
+    /// Keeps the leader if it rejoined; otherwise the first member that did (or any member) leads.
+    pub fn elect_joined_leader(&mut self) {
+        let leader_rejoined = self
+            .leader_id
+            .as_deref()
+            .and_then(|id| self.member(id))
+            .is_some_and(|m| m.is_awaiting_join());
+        if !leader_rejoined {
+            self.leader_id = self
+                .members
+                .iter()
+                .find(|m| m.is_awaiting_join())
+                .or(self.members.first())
+                .map(|m| m.member_id.clone());
+        }
+    }
+
     /// Every member with its metadata for the selected protocol (the leader's JoinGroup view).
     pub fn joined_members(&self) -> Vec<JoinedMember> {
         let protocol = self.protocol_name.clone().unwrap_or_default();

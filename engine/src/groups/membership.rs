@@ -384,27 +384,7 @@ impl Inner {
                     member.sync_waiter = Some(sync_waiter);
                 }
                 if group.is_leader(&member_id) {
-                    for member in &mut group.members {
-                        member.assignment = req
-                            .assignments
-                            .iter()
-                            .find(|a| a.member_id.as_str() == member.member_id)
-                            .map(|a| a.assignment.clone())
-                            .unwrap_or_default();
-                    }
-                    group.state = GroupState::Stable;
-                    let (protocol_type, protocol_name) =
-                        (group.protocol_type.clone(), group.protocol_name.clone());
-                    for member in &mut group.members {
-                        let assignment = member.assignment.clone();
-                        member.complete_sync(SyncOutcome {
-                            error_code: NONE,
-                            protocol_type: protocol_type.clone(),
-                            protocol_name: protocol_name.clone(),
-                            assignment,
-                        });
-                    }
-                    tracing::debug!(group = %group.group_id, generation = group.generation_id, "group stable");
+                    install_assignments(group, req);
                 }
                 Reply::Later(handle)
             }
@@ -526,6 +506,31 @@ fn current_generation(
         member_id: member_id.to_string(),
         members,
     }
+}
+
+/// The leader's SyncGroup: every member gets its assignment (empty if the leader gave none), the group
+/// turns Stable and every parked SyncGroup is answered.
+fn install_assignments(group: &mut Group, req: &SyncGroupRequest) {
+    for member in &mut group.members {
+        member.assignment = req
+            .assignments
+            .iter()
+            .find(|a| a.member_id.as_str() == member.member_id)
+            .map(|a| a.assignment.clone())
+            .unwrap_or_default();
+    }
+    group.state = GroupState::Stable;
+    let (protocol_type, protocol_name) = (group.protocol_type.clone(), group.protocol_name.clone());
+    for member in &mut group.members {
+        let assignment = member.assignment.clone();
+        member.complete_sync(SyncOutcome {
+            error_code: NONE,
+            protocol_type: protocol_type.clone(),
+            protocol_name: protocol_name.clone(),
+            assignment,
+        });
+    }
+    tracing::debug!(group = %group.group_id, generation = group.generation_id, "group stable");
 }
 
 fn synced(group: &Group, assignment: Bytes) -> SyncOutcome {

@@ -85,19 +85,7 @@ impl Inner {
         }
         group.protocol_name = group.select_protocol();
         group.state = GroupState::CompletingRebalance;
-        let leader_rejoined = group
-            .leader_id
-            .as_deref()
-            .and_then(|id| group.member(id))
-            .is_some_and(|m| m.is_awaiting_join());
-        if !leader_rejoined {
-            group.leader_id = group
-                .members
-                .iter()
-                .find(|m| m.is_awaiting_join())
-                .or(group.members.first())
-                .map(|m| m.member_id.clone());
-        }
+        group.elect_joined_leader();
         let leader_id = group.leader_id.clone().unwrap_or_default();
         let all_members = group.joined_members();
         let now = Instant::now();
