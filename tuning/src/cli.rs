@@ -105,9 +105,9 @@ fn run_check(args: &CheckArgs) -> ExitCode {
         Err(err) => return usage_error(&err),
     };
     match args.output {
-        OutputFormat::Table => print!("{}", report.render_table()),
+        OutputFormat::Table => emit(&report.render_table()),
         OutputFormat::Json => match serde_json::to_string_pretty(&report) {
-            Ok(json) => println!("{json}"),
+            Ok(json) => emit(&format!("{json}\n")),
             Err(err) => return usage_error(&err),
         },
     }
@@ -120,12 +120,12 @@ fn run_apply(args: &ApplyArgs) -> ExitCode {
         Err(err) => return usage_error(&err),
     };
     let outcomes = apply::apply(&report, args.dry_run);
-    print!("{}", apply::render(&outcomes));
+    emit(&apply::render(&outcomes));
     let failed = outcomes
         .iter()
         .any(|o| matches!(o.result, apply::ApplyResult::Failed(_)));
     if failed {
-        println!("some fixes could not be applied (run as root, outside a container, or apply them by hand)");
+        emit("some fixes could not be applied (run as root, outside a container, or apply them by hand)\n");
     }
     ExitCode::from(u8::from(failed))
 }
@@ -148,12 +148,12 @@ fn run_iotune(args: &IotuneArgs) -> ExitCode {
         .out
         .clone()
         .unwrap_or_else(|| IoProperties::default_path(&args.data_dir));
-    print!("{}", render_properties(&properties));
+    emit(&render_properties(&properties));
     if let Err(err) = properties.write(&out) {
         eprintln!("iotune: {err}");
         return ExitCode::FAILURE;
     }
-    println!("wrote {}", out.display());
+    emit(&format!("wrote {}\n", out.display()));
     ExitCode::SUCCESS
 }
 
@@ -187,6 +187,16 @@ pub fn render_properties(p: &IoProperties) -> String {
         p.recommended_dma_writes_in_flight
     ));
     out
+}
+
+/// Writes to stdout without panicking when the reader went away (`tune check | head`): the exit code
+/// still tells the result, and there is no one left to read an error.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
 }
 
 fn usage_error(err: &dyn std::fmt::Display) -> ExitCode {
