@@ -232,6 +232,7 @@ pub fn run_checks(context: &CheckContext) -> Report {
     let data_dir = storage::existing_ancestor(&context.data_dir);
     lines.push(storage::o_direct(&data_dir));
     lines.extend(storage::block_device(&data_dir));
+    lines.push(storage::io_properties(&context.data_dir));
     lines.push(cpu::cpu_count(&context.machine, profile));
     lines.push(cpu::numa(profile));
     lines.push(cpu::smt_siblings(profile));
@@ -292,7 +293,7 @@ mod tests {
             machine,
         };
         let report = run_checks(&context);
-        assert!(report.lines.len() >= 16, "{report:?}");
+        assert!(report.lines.len() >= 17, "{report:?}");
         let table = report.render_table();
         assert!(
             table.contains("io_uring") && table.contains("why:"),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::{CheckLine, Fix};
 use crate::iotune::buffer::AlignedBuf;
 use crate::iotune::scratch::ScratchFile;
+use crate::iotune::IoProperties;
 use crate::profile::DMA_ALIGN_BYTES;
 use crate::sysfs;
 
@@ -38,6 +39,36 @@ pub fn o_direct(dir: &Path) -> CheckLine {
             WHY,
             Fix::manual("put --data-dir on ext4 or xfs on a local disk (tmpfs before Linux 6.6, overlayfs on some kernels and many FUSE filesystems refuse O_DIRECT)"),
         ),
+    }
+}
+
+/// Whether iotune has measured this data directory (the broker then sizes in-flight writes from it).
+pub fn io_properties(data_dir: &Path) -> CheckLine {
+    const WHY: &str =
+        "iotune's measurement sizes in-flight DMA writes to the device instead of a guess";
+    let path = IoProperties::default_path(data_dir);
+    let fix = Fix::manual(format!(
+        "ringbroker tune iotune --data-dir {}",
+        data_dir.display()
+    ));
+    if !path.exists() {
+        return CheckLine::warn(
+            "io properties",
+            format!("{} not found", path.display()),
+            WHY,
+            fix,
+        );
+    }
+    match IoProperties::load(&path) {
+        Ok(p) => CheckLine::ok(
+            "io properties",
+            format!(
+                "seq write {:.0} MiB/s, seq read {:.0} MiB/s, fdatasync p99 {} us, writes in flight {}",
+                p.seq_write_mib_per_s, p.seq_read_mib_per_s, p.fdatasync_latency_us_p99, p.recommended_dma_writes_in_flight
+            ),
+            WHY,
+        ),
+        Err(err) => CheckLine::warn("io properties", err.to_string(), WHY, fix),
     }
 }
 

@@ -252,17 +252,12 @@ mod tests {
     #[test]
     fn quick_run_measures_a_temp_dir_and_cleans_up() {
         let dir = tempfile::tempdir().unwrap();
-        let started = Instant::now();
         let mut lines = Vec::new();
         let properties = run(&IotuneConfig::quick(dir.path()), &mut |line| {
             lines.push(line.to_string())
         })
         .unwrap();
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "test-sized run took {:?}",
-            started.elapsed()
-        );
+
         assert!(properties.seq_write_mib_per_s > 0.0 && properties.seq_read_mib_per_s > 0.0);
         assert_eq!(properties.rand_write_4k.len(), DEFAULT_QUEUE_DEPTHS.len());
         assert!(properties.rand_read_4k.iter().all(|p| p.iops > 0.0));
