@@ -1,7 +1,7 @@
 //! Topic administration: CreateTopics, DeleteTopics, DescribeConfigs and ListOffsets.
 
 use super::error::{check_code, ClientError};
-use super::Client;
+use super::{Client, Target};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 const RESOURCE_TYPE_TOPIC: i8 = 2;
 /// DescribeConfigs (v1+) config source DEFAULT_CONFIG: the broker's default, not set on the topic.
 const CONFIG_SOURCE_DEFAULT: i8 = 5;
+/// First DeleteTopics version naming topics in `topics` rather than `topic_names`.
+const DELETE_TOPICS_STATE_VERSION: i16 = 6;
 /// ListOffsets timestamp meaning "log start offset".
 pub const EARLIEST_TIMESTAMP: i64 = -2;
 /// ListOffsets timestamp meaning "log end offset" (high watermark).
@@ -130,17 +132,20 @@ impl Client {
         names: &[&str],
         timeout_ms: i32,
     ) -> Result<TopicResults, ClientError> {
-        let request = DeleteTopicsRequest::default()
-            .with_timeout_ms(timeout_ms)
-            // v0-5 carry names in topic_names, v6+ in topics; fill both, each version encodes its own.
-            .with_topic_names(names.iter().map(|name| topic_name(name)).collect())
-            .with_topics(
-                names
-                    .iter()
-                    .map(|name| DeleteTopicState::default().with_name(Some(topic_name(name))))
-                    .collect(),
-            );
-        let (response, _) = self.send_to_controller(&request)?;
+        let (response, _) = self.send_built(Target::Controller, |version| {
+            let request = DeleteTopicsRequest::default().with_timeout_ms(timeout_ms);
+            // v0-5 carry names in topic_names, v6+ in topics.
+            if version >= DELETE_TOPICS_STATE_VERSION {
+                request.with_topics(
+                    names
+                        .iter()
+                        .map(|name| DeleteTopicState::default().with_name(Some(topic_name(name))))
+                        .collect(),
+                )
+            } else {
+                request.with_topic_names(names.iter().map(|name| topic_name(name)).collect())
+            }
+        })?;
         for name in names {
             self.invalidate_topic(name);
         }

@@ -13,6 +13,11 @@ use std::time::Duration;
 const METADATA_RETRIES: usize = 20;
 /// Pause between those rounds.
 const METADATA_RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// Metadata rounds while a topic is unknown: a topic just created (or being auto-created) reaches the
+/// broker's metadata cache a moment after CreateTopics returns (Kafka propagates it asynchronously).
+const UNKNOWN_TOPIC_RETRIES: usize = 10;
+/// First Metadata version with `allow_auto_topic_creation`.
+const METADATA_AUTO_CREATE_FLAG_VERSION: i16 = 4;
 
 /// A broker as Metadata lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +69,17 @@ pub struct ClusterMetadata {
     pub controller_id: i32,
     pub brokers: Vec<BrokerInfo>,
     pub topics: Vec<TopicInfo>,
+}
+
+/// Which broker a request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The bootstrap connection.
+    Any,
+    /// One broker by node id.
+    Node(i32),
+    /// The controller from the last Metadata, else any broker.
+    Controller,
 }
 
 /// A blocking Kafka client: connections per broker and cached metadata.
@@ -187,15 +203,31 @@ impl Client {
     }
 
     /// Sends `request` to the controller if known, else to any broker (brokers forward admin requests).
-    pub fn send_to_controller<R: Request>(
+    pub fn send_to_controller<R: Request + Clone>(
         &mut self,
         request: &R,
     ) -> Result<(R::Response, i16), ClientError> {
-        if self.broker_addrs.contains_key(&self.controller_id) {
-            self.send_to(self.controller_id, request)
-        } else {
-            self.send_any(request)
-        }
+        self.send_built(Target::Controller, |_| request.clone())
+    }
+
+    /// Builds the request for the version negotiated with `target` and sends it. For requests whose
+    /// fields move between versions (kafka-protocol refuses to encode a field the version lacks).
+    pub fn send_built<R: Request>(
+        &mut self,
+        target: Target,
+        build: impl FnOnce(i16) -> R,
+    ) -> Result<(R::Response, i16), ClientError> {
+        let connection = match target {
+            Target::Any => self.any_broker()?,
+            Target::Node(node_id) => self.broker(node_id)?,
+            Target::Controller if self.broker_addrs.contains_key(&self.controller_id) => {
+                self.broker(self.controller_id)?
+            }
+            Target::Controller => self.any_broker()?,
+        };
+        let version = connection.version_for::<R>()?;
+        let request = build(version);
+        Ok((connection.send_version(&request, version)?, version))
     }
 
     /// Runs Metadata for `topics` (`None` = all topics; `Some(&[])` = brokers only) and refreshes the
@@ -205,18 +237,23 @@ impl Client {
         topics: Option<&[&str]>,
         allow_auto_create: bool,
     ) -> Result<ClusterMetadata, ClientError> {
-        let request = MetadataRequest::default()
-            .with_topics(topics.map(|names| {
-                names
-                    .iter()
-                    .map(|name| {
-                        MetadataRequestTopic::default()
-                            .with_name(Some(TopicName(StrBytes::from_string((*name).to_owned()))))
-                    })
-                    .collect()
-            }))
-            .with_allow_auto_topic_creation(allow_auto_create);
-        let (response, _) = self.send_any(&request)?;
+        let (response, _) = self.send_built(Target::Any, |version| {
+            MetadataRequest::default()
+                .with_topics(topics.map(|names| {
+                    names
+                        .iter()
+                        .map(|name| {
+                            MetadataRequestTopic::default().with_name(Some(TopicName(
+                                StrBytes::from_string((*name).to_owned()),
+                            )))
+                        })
+                        .collect()
+                }))
+                // The flag exists from v4; older versions always auto-create (if the broker does).
+                .with_allow_auto_topic_creation(
+                    allow_auto_create || version < METADATA_AUTO_CREATE_FLAG_VERSION,
+                )
+        })?;
         let metadata = convert_metadata(response);
         check_code_top_level(&metadata)?;
         self.controller_id = metadata.controller_id;
@@ -256,7 +293,10 @@ impl Client {
                     .any(|partition| partition.leader < 0);
             let waiting =
                 topic.error_code == LEADER_NOT_AVAILABLE || (topic.error_code == 0 && leaderless);
-            if waiting && attempt < METADATA_RETRIES {
+            let unknown = topic.error_code == UNKNOWN_TOPIC_OR_PARTITION;
+            if (waiting && attempt < METADATA_RETRIES)
+                || (unknown && attempt < UNKNOWN_TOPIC_RETRIES)
+            {
                 std::thread::sleep(METADATA_RETRY_BACKOFF);
                 continue;
             }

@@ -6,7 +6,7 @@ use super::error::{
     check_code, ClientError, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
     MEMBER_ID_REQUIRED, NOT_COORDINATOR,
 };
-use super::Client;
+use super::{Client, Target};
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
@@ -30,6 +30,8 @@ const COORDINATOR_RETRIES: usize = 20;
 const COORDINATOR_RETRY_BACKOFF: Duration = Duration::from_millis(100);
 /// FindCoordinator key type of a consumer group.
 const KEY_TYPE_GROUP: i8 = 0;
+/// First LeaveGroup version with the `members` array.
+const LEAVE_GROUP_MEMBERS_VERSION: i16 = 3;
 /// OffsetCommit retention "use the broker's default" (v2-4).
 const DEFAULT_RETENTION_MS: i64 = -1;
 
@@ -154,13 +156,21 @@ impl Client {
         }
     }
 
-    fn send_to_coordinator<R: Request>(
+    fn send_to_coordinator<R: Request + Clone>(
         &mut self,
         group: &str,
         request: &R,
     ) -> Result<(R::Response, i16), ClientError> {
+        self.send_built_to_coordinator(group, |_| request.clone())
+    }
+
+    fn send_built_to_coordinator<R: Request>(
+        &mut self,
+        group: &str,
+        build: impl FnOnce(i16) -> R,
+    ) -> Result<(R::Response, i16), ClientError> {
         let node = self.find_coordinator(group)?;
-        let result = self.send_to(node, request);
+        let result = self.send_built(Target::Node(node), build);
         if result.is_err() {
             self.coordinators.remove(group);
         }
@@ -272,15 +282,18 @@ impl Client {
         self.check_group_code(group, response.error_code, || format!("Heartbeat {group}"))
     }
 
-    /// LeaveGroup for one member (v0-2 member_id field, v3+ members array: both filled).
+    /// LeaveGroup for one member (v0-2 member_id field, v3+ members array).
     pub fn leave_group(&mut self, group: &str, member_id: &str) -> Result<(), ClientError> {
-        let request = LeaveGroupRequest::default()
-            .with_group_id(group_id(group))
-            .with_member_id(str_bytes(member_id))
-            .with_members(vec![
-                MemberIdentity::default().with_member_id(str_bytes(member_id))
-            ]);
-        let (response, _) = self.send_to_coordinator(group, &request)?;
+        let (response, _) = self.send_built_to_coordinator(group, |version| {
+            let request = LeaveGroupRequest::default().with_group_id(group_id(group));
+            if version >= LEAVE_GROUP_MEMBERS_VERSION {
+                request.with_members(vec![
+                    MemberIdentity::default().with_member_id(str_bytes(member_id))
+                ])
+            } else {
+                request.with_member_id(str_bytes(member_id))
+            }
+        })?;
         self.check_group_code(group, response.error_code, || format!("LeaveGroup {group}"))?;
         for member in response.members {
             check_code(

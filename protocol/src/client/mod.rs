@@ -16,7 +16,7 @@ pub mod groups;
 pub mod produce;
 mod versions;
 
-pub use cluster::{BrokerInfo, Client, ClusterMetadata, PartitionInfo, TopicInfo};
+pub use cluster::{BrokerInfo, Client, ClusterMetadata, PartitionInfo, Target, TopicInfo};
 pub use connection::{api_name, Connection, MAX_RESPONSE_BYTES};
 pub use error::{check_code, kafka_error_name, ClientError};
 pub use versions::{client_range, BrokerVersions};

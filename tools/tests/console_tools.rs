@@ -1,0 +1,423 @@
+//! End to end: the `ringbroker` client subcommands against the real broker binary, driven through
+//! stdin/stdout as a user would (the Kafka quickstart, keys, codecs, groups and lag, errors).
+
+mod support;
+
+use ringbroker_protocol::records::partition_for_key;
+use support::{ok_stdout, run_tool, stderr_text, unique_topic, Broker};
+
+/// Consumers in these tests stop after this long without new records.
+const IDLE_TIMEOUT_MS: &str = "10000";
+
+fn lines(count: usize, prefix: &str) -> String {
+    (0..count).map(|n| format!("{prefix}-{n}\n")).collect()
+}
+
+#[test]
+fn quickstart_produce_then_consume_from_beginning() {
+    let broker = Broker::start();
+    let topic = unique_topic("sample_topic");
+    // As in the Kafka quickstart: no explicit create, the producer's Metadata auto-creates the topic.
+    let input = "This is my first event\nThis is my second event\n";
+    ok_stdout(&broker.tool(&["produce"], &["--topic", &topic], Some(input.as_bytes())));
+    let output = broker.tool(
+        &["consume"],
+        &[
+            "--topic",
+            &topic,
+            "--from-beginning",
+            "--max-messages",
+            "2",
+            "--timeout-ms",
+            IDLE_TIMEOUT_MS,
+        ],
+        None,
+    );
+    assert_eq!(ok_stdout(&output), input);
+    assert!(stderr_text(&output).contains("Processed a total of 2 messages"));
+}
+
+#[test]
+fn topics_create_list_describe_delete() {
+    let broker = Broker::start();
+    let topic = unique_topic("admin");
+    let created = broker.tool(
+        &["topics", "create"],
+        &[
+            "--topic",
+            &topic,
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "1",
+            "--config",
+            "retention.ms=3600000",
+        ],
+        None,
+    );
+    assert_eq!(ok_stdout(&created), format!("Created topic {topic}.\n"));
+    let again = broker.tool(&["topics", "create"], &["--topic", &topic], None);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr_text(&again).contains("already exists"),
+        "{}",
+        stderr_text(&again)
+    );
+    ok_stdout(&broker.tool(
+        &["topics", "create"],
+        &["--topic", &topic, "--if-not-exists"],
+        None,
+    ));
+
+    let listed = ok_stdout(&broker.tool(&["topics", "list"], &[], None));
+    assert!(listed.lines().any(|line| line == topic), "{listed}");
+
+    ok_stdout(&broker.tool(
+        &["produce"],
+        &["--topic", &topic],
+        Some(lines(7, "r").as_bytes()),
+    ));
+    let described = ok_stdout(&broker.tool(
+        &["topics", "describe"],
+        &["--topic", &topic, "--output", "json"],
+        None,
+    ));
+    let json: serde_json::Value = serde_json::from_str(&described).expect("describe --output json");
+    let partitions = json["topics"][0]["partitions"]
+        .as_array()
+        .expect("partitions");
+    assert_eq!(partitions.len(), 3);
+    let records: i64 = partitions
+        .iter()
+        .map(|p| p["log_end_offset"].as_i64().unwrap() - p["log_start_offset"].as_i64().unwrap())
+        .sum();
+    assert_eq!(records, 7);
+    assert_eq!(json["topics"][0]["configs"]["retention.ms"], "3600000");
+    let table = ok_stdout(&broker.tool(&["topics", "describe"], &["--topic", &topic], None));
+    assert!(table.contains("PartitionCount: 3"), "{table}");
+    assert!(table.contains("LOG-END-OFFSET"), "{table}");
+
+    assert_eq!(
+        ok_stdout(&broker.tool(&["topics", "delete"], &["--topic", &topic], None)),
+        format!("Deleted topic {topic}.\n")
+    );
+    let gone = broker.tool(&["topics", "describe"], &["--topic", &topic], None);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        stderr_text(&gone).contains("does not exist"),
+        "{}",
+        stderr_text(&gone)
+    );
+}
+
+#[test]
+fn keyed_records_land_on_the_java_partitioner_partition() {
+    let broker = Broker::start();
+    let topic = unique_topic("keyed");
+    ok_stdout(&broker.tool(
+        &["topics", "create"],
+        &["--topic", &topic, "--partitions", "4"],
+        None,
+    ));
+    let input: String = (0..40).map(|n| format!("user{n}:event{n}\n")).collect();
+    ok_stdout(&broker.tool(
+        &["produce"],
+        &[
+            "--topic",
+            &topic,
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=:",
+        ],
+        Some(input.as_bytes()),
+    ));
+    let output = ok_stdout(&broker.tool(
+        &["consume"],
+        &[
+            "--topic",
+            &topic,
+            "--from-beginning",
+            "--max-messages",
+            "40",
+            "--timeout-ms",
+            IDLE_TIMEOUT_MS,
+            "--format",
+            "%p %k %s\\n",
+        ],
+        None,
+    ));
+    let mut seen = 0;
+    for line in output.lines() {
+        let parts: Vec<&str> = line.split(' ').collect();
+        let (partition, key, value) = (parts[0].parse::<i32>().unwrap(), parts[1], parts[2]);
+        assert_eq!(partition, partition_for_key(key.as_bytes(), 4), "key {key}");
+        assert_eq!(value, format!("event{}", &key[4..]));
+        seen += 1;
+    }
+    assert_eq!(seen, 40);
+}
+
+#[test]
+fn every_codec_round_trips_through_the_broker() {
+    let broker = Broker::start();
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let topic = unique_topic(&format!("codec-{codec}"));
+        ok_stdout(&broker.tool(&["topics", "create"], &["--topic", &topic], None));
+        let input = lines(200, codec);
+        ok_stdout(&broker.tool(
+            &["produce"],
+            &["--topic", &topic, "--compression", codec],
+            Some(input.as_bytes()),
+        ));
+        let output = broker.tool(
+            &["consume"],
+            &[
+                "--topic",
+                &topic,
+                "--from-beginning",
+                "--max-messages",
+                "200",
+                "--timeout-ms",
+                IDLE_TIMEOUT_MS,
+            ],
+            None,
+        );
+        assert_eq!(ok_stdout(&output), input, "codec {codec}");
+    }
+}
+
+#[test]
+fn partition_offset_and_print_properties() {
+    let broker = Broker::start();
+    let topic = unique_topic("offsets");
+    ok_stdout(&broker.tool(&["topics", "create"], &["--topic", &topic], None));
+    ok_stdout(&broker.tool(
+        &["produce"],
+        &[
+            "--topic",
+            &topic,
+            "--header",
+            "source=test",
+            "--property",
+            "parse.key=true",
+        ],
+        Some(lines(10, "k\tv").as_bytes()),
+    ));
+    let output = ok_stdout(&broker.tool(
+        &["consume"],
+        &[
+            "--topic",
+            &topic,
+            "--partition",
+            "0",
+            "--offset",
+            "5",
+            "--max-messages",
+            "2",
+            "--timeout-ms",
+            IDLE_TIMEOUT_MS,
+            "--property",
+            "print.offset=true",
+            "--property",
+            "print.key=true",
+            "--property",
+            "print.headers=true",
+            "--property",
+            "print.partition=true",
+        ],
+        None,
+    ));
+    assert_eq!(
+        output,
+        "Partition:0\tOffset:5\tsource:test\tk\tv-5\nPartition:0\tOffset:6\tsource:test\tk\tv-6\n"
+    );
+    let json = ok_stdout(&broker.tool(
+        &["consume"],
+        &[
+            "--topic",
+            &topic,
+            "--partition",
+            "0",
+            "--offset",
+            "9",
+            "--max-messages",
+            "1",
+            "--timeout-ms",
+            IDLE_TIMEOUT_MS,
+            "--output",
+            "json",
+        ],
+        None,
+    ));
+    let record: serde_json::Value = serde_json::from_str(json.trim()).expect("json line");
+    assert_eq!(record["offset"], 9);
+    assert_eq!(record["key"], "k");
+    assert_eq!(record["value"], "v-9");
+}
+
+#[test]
+fn group_consume_commits_and_describe_shows_lag() {
+    let broker = Broker::start();
+    let topic = unique_topic("grouped");
+    let group = unique_topic("group");
+    ok_stdout(&broker.tool(
+        &["topics", "create"],
+        &["--topic", &topic, "--partitions", "2"],
+        None,
+    ));
+    let keyed: String = (0..10).map(|n| format!("k{n}:v{n}\n")).collect();
+    let keyed_args = [
+        "--topic",
+        topic.as_str(),
+        "--property",
+        "parse.key=true",
+        "--property",
+        "key.separator=:",
+    ];
+    ok_stdout(&broker.tool(&["produce"], &keyed_args, Some(keyed.as_bytes())));
+    let consume_args = [
+        "--topic",
+        topic.as_str(),
+        "--group",
+        group.as_str(),
+        "--from-beginning",
+        "--timeout-ms",
+        "5000",
+    ];
+    let first = ok_stdout(&broker.tool(&["consume"], &consume_args, None));
+    assert_eq!(first.lines().count(), 10, "{first}");
+
+    let describe = |broker: &Broker| -> serde_json::Value {
+        let text = ok_stdout(&broker.tool(
+            &["groups", "describe"],
+            &["--group", &group, "--output", "json"],
+            None,
+        ));
+        serde_json::from_str(&text).expect("groups describe json")
+    };
+    let described = describe(&broker);
+    let rows = described["partitions"].as_array().expect("partitions");
+    assert_eq!(rows.len(), 2, "{described}");
+    let committed: i64 = rows
+        .iter()
+        .map(|row| row["current_offset"].as_i64().unwrap())
+        .sum();
+    assert_eq!(committed, 10);
+    assert!(rows.iter().all(|row| row["lag"] == 0), "{described}");
+
+    ok_stdout(&broker.tool(
+        &["produce"],
+        &["--topic", &topic],
+        Some(b"late-1\nlate-2\nlate-3\n"),
+    ));
+    let lag: i64 = describe(&broker)["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["lag"].as_i64().unwrap())
+        .sum();
+    assert_eq!(lag, 3);
+    let table = ok_stdout(&broker.tool(&["groups", "describe"], &["--group", &group], None));
+    assert!(table.contains("LAG"), "{table}");
+
+    let second = ok_stdout(&broker.tool(&["consume"], &consume_args, None));
+    let mut late: Vec<&str> = second.lines().collect();
+    late.sort_unstable();
+    assert_eq!(late, ["late-1", "late-2", "late-3"]);
+
+    let listed = ok_stdout(&broker.tool(&["groups", "list"], &[], None));
+    assert!(listed.lines().any(|line| line == group), "{listed}");
+
+    let dry = ok_stdout(&broker.tool(
+        &["groups", "reset-offsets"],
+        &["--group", &group, "--topic", &topic, "--to-earliest"],
+        None,
+    ));
+    assert!(dry.contains("Dry run"), "{dry}");
+    ok_stdout(&broker.tool(
+        &["groups", "reset-offsets"],
+        &[
+            "--group",
+            &group,
+            "--topic",
+            &topic,
+            "--to-earliest",
+            "--execute",
+        ],
+        None,
+    ));
+    let again = ok_stdout(&broker.tool(&["consume"], &consume_args, None));
+    assert_eq!(again.lines().count(), 13, "{again}");
+}
+
+#[test]
+fn unknown_topic_is_a_one_line_error() {
+    let broker = Broker::start();
+    let topic = unique_topic("missing");
+    let output = broker.tool(
+        &["consume"],
+        &["--topic", &topic, "--timeout-ms", "1000"],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr_text(&output);
+    let error_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("error:"))
+        .collect();
+    assert_eq!(error_lines.len(), 1, "{stderr}");
+    assert!(
+        error_lines[0].contains(&format!("topic '{topic}' does not exist")),
+        "{stderr}"
+    );
+    assert!(error_lines[0].contains("topics create"), "{stderr}");
+}
+
+#[test]
+fn broker_down_is_a_one_line_error() {
+    let port = support::free_port();
+    let bootstrap = format!("127.0.0.1:{port}");
+    for subcommand in [
+        &["produce"][..],
+        &["consume"][..],
+        &["topics", "list"][..],
+        &["groups", "list"][..],
+    ] {
+        let mut args: Vec<&str> = subcommand.to_vec();
+        args.extend(["--bootstrap-server", bootstrap.as_str()]);
+        if subcommand[0] != "topics" && subcommand[0] != "groups" {
+            args.extend(["--topic", "t"]);
+        }
+        let output = run_tool(&args, Some(b"x\n"));
+        assert_eq!(output.status.code(), Some(1), "{subcommand:?}");
+        let stderr = stderr_text(&output);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("error: cannot reach a broker at {bootstrap}")),
+            "{stderr}"
+        );
+        assert!(stderr.contains("ringbroker serve"), "{stderr}");
+    }
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let output = run_tool(&["consume", "--topic", "t", "--no-such-flag"], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_text(&output).contains("--no-such-flag"));
+    // --offset needs --partition, as in Kafka's console consumer.
+    let output = run_tool(&["consume", "--topic", "t", "--offset", "5"], None);
+    assert_eq!(output.status.code(), Some(2));
+    let output = run_tool(&["produce", "--topic", "t", "--acks", "2"], None);
+    assert_eq!(output.status.code(), Some(2));
+    for help in [
+        &["topics", "create", "--help"][..],
+        &["produce", "--help"],
+        &["consume", "--help"],
+        &["groups", "describe", "--help"],
+    ] {
+        let text = ok_stdout(&run_tool(help, None));
+        assert!(text.contains("Example"), "{help:?}: {text}");
+    }
+}
