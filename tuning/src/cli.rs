@@ -68,7 +68,7 @@ pub struct IotuneArgs {
     /// The data directory to measure (must exist; needs about 1 GiB free, less is used if it is short).
     #[arg(long)]
     pub data_dir: PathBuf,
-    /// Where to write the io properties (default: <data-dir>/io-properties.toml).
+    /// Where to write the io properties (default: DATA_DIR/io-properties.toml).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// A sub-second smoke run on a small file; its figures are rough.

@@ -56,7 +56,7 @@ pub const SEGMENT_BYTES_MIN: u64 = 1 << 20;
 pub const SEGMENT_BYTES_MAX: u64 = (1 << 31) - DMA_ALIGN_BYTES;
 /// Tail cache per shard: 0 disables it; 64 GiB bounds a typo like an extra zero... or three.
 pub const TAIL_CACHE_BYTES_MAX: u64 = 64 << 30;
-/// Socket buffers: 0 keeps kernel autotuning; the kernel caps larger requests at net.core.[rw]mem_max.
+/// Socket buffers: 0 keeps kernel autotuning; the kernel caps larger requests at net.core.rmem_max and wmem_max.
 pub const SOCKET_BUFFER_BYTES_MAX: u64 = 1 << 30;
 /// Connection limit bounds for the whole broker.
 pub const MAX_CONNECTIONS_MAX: u64 = 1_000_000;
