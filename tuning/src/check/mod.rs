@@ -234,9 +234,10 @@ pub fn run_checks(context: &CheckContext) -> Report {
     lines.extend(storage::block_device(&data_dir));
     lines.push(storage::io_properties(&context.data_dir));
     lines.push(cpu::cpu_count(&context.machine, profile));
-    lines.push(cpu::numa(profile));
-    lines.push(cpu::smt_siblings(profile));
-    lines.push(cpu::governor(&context.machine, profile));
+    let system = Path::new(cpu::SYSTEM_SYSFS);
+    lines.push(cpu::numa(system, profile));
+    lines.push(cpu::smt_siblings(system, profile));
+    lines.push(cpu::governor(system, &context.machine, profile));
     lines.push(kernel::transparent_huge_pages());
     lines.push(kernel::swappiness());
     lines.push(kernel::irqbalance(profile));
