@@ -421,3 +421,58 @@ fn bad_flags_are_usage_errors() {
         assert!(text.contains("Example"), "{help:?}: {text}");
     }
 }
+
+#[test]
+fn two_group_members_share_the_partitions_and_commit_everything() {
+    let broker = Broker::start();
+    let topic = unique_topic("shared");
+    let group = unique_topic("sharers");
+    ok_stdout(&broker.tool(
+        &["topics", "create"],
+        &["--topic", &topic, "--partitions", "2"],
+        None,
+    ));
+    let keyed: String = (0..40).map(|n| format!("k{n}:v{n}\n")).collect();
+    let keyed_args = [
+        "--topic",
+        topic.as_str(),
+        "--property",
+        "parse.key=true",
+        "--property",
+        "key.separator=:",
+    ];
+    ok_stdout(&broker.tool(&["produce"], &keyed_args, Some(keyed.as_bytes())));
+    let consume_args = [
+        "--topic",
+        topic.as_str(),
+        "--group",
+        group.as_str(),
+        "--from-beginning",
+        "--timeout-ms",
+        "6000",
+    ];
+    // Two members join at about the same time; whatever the rebalance timing, together they read
+    // every record (at least once) and leave everything committed.
+    let outputs: Vec<String> = std::thread::scope(|scope| {
+        let members: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| ok_stdout(&broker.tool(&["consume"], &consume_args, None))))
+            .collect();
+        members
+            .into_iter()
+            .map(|member| member.join().expect("member thread"))
+            .collect()
+    });
+    let mut seen: Vec<&str> = outputs.iter().flat_map(|output| output.lines()).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), 40, "{outputs:?}");
+    let text = ok_stdout(&broker.tool(
+        &["groups", "describe"],
+        &["--group", &group, "--output", "json"],
+        None,
+    ));
+    let described: serde_json::Value = serde_json::from_str(&text).expect("groups describe json");
+    let rows = described["partitions"].as_array().expect("partitions");
+    assert_eq!(rows.len(), 2, "{described}");
+    assert!(rows.iter().all(|row| row["lag"] == 0), "{described}");
+}
