@@ -302,7 +302,6 @@ pub async fn apply_partitions_command(
             if let Err(e) = log.remove().await {
                 tracing::warn!(topic, dir = %dir.display(), error = %e, "could not remove partition files");
             }
-            shard.files.forget_under(&dir);
         }
         return AdminOutcome::ok();
     }

@@ -1,6 +1,6 @@
 //! The fetch path for one partition: resolve (offset, max bytes) on the owning shard to whole
 //! record batches, as tail-cache bytes or segment file ranges, waiting for new data when asked
-//! (long poll). The connection's shard turns file ranges into bytes (see `shard::file_cache`).
+//! (long poll). The connection's shard sends file ranges with `sendfile` (see `server::sendfile`).
 
 use std::time::Duration;
 
@@ -214,21 +214,4 @@ pub async fn serve_remote(shard: &Shard, from: usize, correlation: u64, request:
             (Payload::FetchResult, result.as_union_value())
         })
         .await;
-}
-
-/// Turns a partition's chunks into bytes for the response: memory chunks as they are (no copy),
-/// file ranges read through the shard's file cache.
-pub async fn materialize(shard: &Shard, chunks: Vec<ReadChunk>) -> std::io::Result<Vec<Bytes>> {
-    let mut out = Vec::with_capacity(chunks.len());
-    for chunk in chunks {
-        match chunk {
-            ReadChunk::Memory(bytes) => out.push(bytes),
-            ReadChunk::File {
-                path,
-                position,
-                len,
-            } => out.push(shard.files.read(&path, position, len).await?),
-        }
-    }
-    Ok(out)
 }

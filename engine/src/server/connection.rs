@@ -6,7 +6,9 @@
 //! assigns offsets when an append is first polled. The queue is bounded
 //! (`max_in_flight_requests`): when full, the reader stops reading and TCP pushes back.
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use futures::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -17,8 +19,16 @@ use kafka_protocol::messages::ApiKey;
 use ringbroker_protocol::frame::{self, FRAME_PREFIX_BYTES};
 
 use super::api_versions::{is_served, supported_range};
-use super::dispatch::{self, Outcome};
+use super::dispatch::{self, Outcome, Part};
+use super::sendfile;
 use crate::shard::Shard;
+
+/// A connection with no request for this long is closed (Kafka `connections.max.idle.ms`).
+pub const CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// A frame whose body does not arrive within this long is a slow-loris: close the connection.
+pub const FRAME_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Frame bodies are read in steps of at least this size (doubling with what has arrived).
+pub const FRAME_READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Serves one accepted connection until the peer closes it or breaks the protocol.
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
@@ -29,15 +39,21 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "set_nodelay failed");
     }
+    let socket = stream.as_raw_fd();
+    if let Err(e) = sendfile::set_send_timeout(socket) {
+        tracing::debug!(%peer, error = %e, "cannot set the socket send timeout");
+    }
+    // `stream`'s halves live until both tasks below end, so `socket` stays valid for sendfile.
     let (reader, writer) = stream.split();
     let (queue_tx, queue_rx) = local_channel::new_bounded(shard.config.max_in_flight_requests);
-    let writer_task = glommio::spawn_local(write_responses(writer, queue_rx, peer.clone()));
+    let writer_task = glommio::spawn_local(write_responses(writer, socket, queue_rx, peer.clone()));
     read_requests(&shard, reader, &queue_tx, &peer).await;
     drop(queue_tx);
     writer_task.await;
 }
 
-/// Reads frames until EOF or a protocol violation; each request becomes a task in the queue.
+/// Reads frames until EOF, idleness, or a protocol violation; each request becomes a task in the
+/// queue.
 async fn read_requests(
     shard: &Rc<Shard>,
     mut reader: ReadHalf<TcpStream>,
@@ -47,11 +63,18 @@ async fn read_requests(
     let max_request_bytes = shard.config.max_request_bytes;
     loop {
         let mut prefix = [0u8; FRAME_PREFIX_BYTES];
-        if let Err(e) = reader.read_exact(&mut prefix).await {
-            if e.kind() != std::io::ErrorKind::UnexpectedEof {
-                tracing::debug!(%peer, error = %e, "connection read failed");
+        match with_timeout(CONNECTION_IDLE_TIMEOUT, reader.read_exact(&mut prefix)).await {
+            None => {
+                tracing::info!(%peer, idle_s = CONNECTION_IDLE_TIMEOUT.as_secs(), "closing idle connection");
+                return;
             }
-            return;
+            Some(Err(e)) => {
+                if e.kind() != std::io::ErrorKind::UnexpectedEof {
+                    tracing::debug!(%peer, error = %e, "connection read failed");
+                }
+                return;
+            }
+            Some(Ok(())) => {}
         }
         let size = match frame::frame_size(prefix, max_request_bytes) {
             Ok(size) => size,
@@ -60,17 +83,48 @@ async fn read_requests(
                 return;
             }
         };
-        let mut body = BytesMut::zeroed(size);
-        if let Err(e) = reader.read_exact(&mut body).await {
-            tracing::warn!(%peer, error = %e, size, "closing connection: truncated frame");
-            return;
-        }
+        let body = match with_timeout(FRAME_BODY_TIMEOUT, read_body(&mut reader, size)).await {
+            Some(Ok(body)) => body,
+            Some(Err(e)) => {
+                tracing::warn!(%peer, error = %e, size, "closing connection: truncated frame");
+                return;
+            }
+            None => {
+                tracing::warn!(%peer, size, timeout_s = FRAME_BODY_TIMEOUT.as_secs(), "closing connection: frame body too slow");
+                return;
+            }
+        };
         let Some(task) = admit(shard, body, peer) else {
             return;
         };
         if queue.send(task).await.is_err() {
             return;
         }
+    }
+}
+
+/// Reads a frame body of `size` bytes, growing the buffer as bytes arrive: a peer that claims a
+/// large frame and sends nothing holds at most `FRAME_READ_CHUNK_BYTES`, not the claimed size.
+async fn read_body(reader: &mut ReadHalf<TcpStream>, size: usize) -> std::io::Result<BytesMut> {
+    let mut body = BytesMut::with_capacity(size.min(FRAME_READ_CHUNK_BYTES));
+    while body.len() < size {
+        let start = body.len();
+        let want = (size - start).min(FRAME_READ_CHUNK_BYTES.max(start));
+        body.resize(start + want, 0);
+        reader.read_exact(&mut body[start..]).await?;
+    }
+    debug_assert_eq!(body.len(), size);
+    Ok(body)
+}
+
+/// Runs `fut` for at most `limit`; `None` when time ran out.
+async fn with_timeout<F: std::future::Future>(limit: Duration, fut: F) -> Option<F::Output> {
+    let timer = glommio::timer::sleep(limit);
+    futures::pin_mut!(fut);
+    futures::pin_mut!(timer);
+    match futures::future::select(fut, timer).await {
+        futures::future::Either::Left((output, _)) => Some(output),
+        futures::future::Either::Right(_) => None,
     }
 }
 
@@ -91,7 +145,10 @@ fn admit(shard: &Rc<Shard>, body: BytesMut, peer: &str) -> Option<JoinHandle<Out
             let max = supported_range(ApiKey::ApiVersions).map_or(0, |r| r.1);
             let reply = frame::unsupported_api_versions_response(prefix.correlation_id, max);
             return Some(
-                glommio::spawn_local(async move { Outcome::Reply(vec![reply.freeze()]) }).detach(),
+                glommio::spawn_local(
+                    async move { Outcome::Reply(vec![Part::Bytes(reply.freeze())]) },
+                )
+                .detach(),
             );
         }
         tracing::warn!(
@@ -125,6 +182,7 @@ pub const COALESCE_BELOW_BYTES: usize = 64 * 1024;
 /// Writes each request's response in request order; stops at the first `Close`.
 async fn write_responses(
     mut writer: WriteHalf<TcpStream>,
+    socket: RawFd,
     queue: LocalReceiver<JoinHandle<Outcome>>,
     peer: String,
 ) {
@@ -135,39 +193,54 @@ async fn write_responses(
             Some(Outcome::NoReply) => continue,
             Some(Outcome::Close) | None => break,
         };
-        for part in parts {
-            if part.len() < COALESCE_BELOW_BYTES {
-                pending.extend_from_slice(&part);
-                if pending.len() < COALESCE_BELOW_BYTES {
-                    continue;
-                }
-            }
-            if !pending.is_empty() {
-                if let Err(e) = writer.write_all(&pending).await {
-                    tracing::debug!(%peer, error = %e, "connection write failed");
-                    return;
-                }
-                pending.clear();
-            }
-            if part.len() >= COALESCE_BELOW_BYTES {
-                if let Err(e) = writer.write_all(&part).await {
-                    tracing::debug!(%peer, error = %e, "connection write failed");
-                    return;
-                }
-            }
+        if let Err(e) = write_parts(&mut writer, socket, &mut pending, parts).await {
+            tracing::debug!(%peer, error = %e, "connection write failed");
+            return;
         }
-        // Flush at the end of each response: it must not sit in our buffer while the client
-        // waits for it.
-        if !pending.is_empty() {
-            if let Err(e) = writer.write_all(&pending).await {
-                tracing::debug!(%peer, error = %e, "connection write failed");
-                return;
-            }
-            pending.clear();
-        }
-    }
-    if !pending.is_empty() {
-        let _ = writer.write_all(&pending).await;
     }
     let _ = writer.close().await;
+}
+
+/// Writes one response: small parts are gathered into `pending` so they go out in few sends;
+/// large byte parts are written directly and file ranges go by `sendfile`.
+async fn write_parts(
+    writer: &mut WriteHalf<TcpStream>,
+    socket: RawFd,
+    pending: &mut BytesMut,
+    parts: Vec<Part>,
+) -> std::io::Result<()> {
+    for part in parts {
+        match part {
+            Part::Bytes(bytes) if bytes.len() < COALESCE_BELOW_BYTES => {
+                pending.extend_from_slice(&bytes);
+                if pending.len() >= COALESCE_BELOW_BYTES {
+                    writer.write_all(pending).await?;
+                    pending.clear();
+                }
+            }
+            Part::Bytes(bytes) => {
+                if !pending.is_empty() {
+                    writer.write_all(pending).await?;
+                    pending.clear();
+                }
+                writer.write_all(&bytes).await?;
+            }
+            Part::File(range) => {
+                if !pending.is_empty() {
+                    writer.write_all(pending).await?;
+                    pending.clear();
+                }
+                writer.flush().await?;
+                glommio::executor()
+                    .spawn_blocking(move || sendfile::send_range(socket, &range))
+                    .await?;
+            }
+        }
+    }
+    // The response must not sit in our buffer while the client waits for it.
+    if !pending.is_empty() {
+        writer.write_all(pending).await?;
+        pending.clear();
+    }
+    Ok(())
 }

@@ -8,12 +8,32 @@ use ringbroker_protocol::frame::{self, Request};
 use thiserror::Error;
 
 use super::handlers;
+use super::sendfile::FileRange;
 use crate::shard::Shard;
+
+/// A piece of a response frame: bytes, or a segment file range sent with `sendfile`.
+pub enum Part {
+    Bytes(Bytes),
+    File(FileRange),
+}
+
+impl Part {
+    pub fn len(&self) -> usize {
+        match self {
+            Part::Bytes(b) => b.len(),
+            Part::File(range) => range.len as usize,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// What the connection does with a request's result.
 pub enum Outcome {
-    /// Write these bytes (a complete response frame, possibly in several parts).
-    Reply(Vec<Bytes>),
+    /// Write these parts, in order (together one complete response frame).
+    Reply(Vec<Part>),
     /// Write nothing (Produce with acks=0).
     NoReply,
     /// Close the connection (after the responses before this one).
@@ -61,7 +81,7 @@ pub fn respond<T: Encodable>(request: &Request, body: &T) -> Result<Outcome, Han
         version: request.version(),
         reason: e.to_string(),
     })?;
-    Ok(Outcome::Reply(vec![frame.freeze()]))
+    Ok(Outcome::Reply(vec![Part::Bytes(frame.freeze())]))
 }
 
 /// Serves one request. Errors close the connection with a log line: Kafka does the same for

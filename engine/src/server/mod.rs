@@ -7,6 +7,7 @@ pub mod connection;
 pub mod dispatch;
 pub mod handlers;
 mod peer;
+pub mod sendfile;
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,7 +2,6 @@
 //! state. Everything here is touched by exactly one thread; other shards reach it only through
 //! mesh messages (see `mesh`).
 
-pub mod file_cache;
 pub mod mesh;
 
 use std::cell::{Cell, RefCell};
@@ -14,7 +13,6 @@ use crate::groups::GroupCoordinator;
 use crate::metadata::{owner_shard, TopicTable};
 use crate::storage::PartitionLog;
 
-pub use file_cache::FileCache;
 pub use mesh::Mesh;
 
 /// Shard 0 is the controller: the only writer of the topic table.
@@ -30,8 +28,6 @@ pub struct Shard {
     /// Logs of the partitions this shard owns: topic → partition index → log.
     logs: RefCell<HashMap<String, HashMap<i32, PartitionLog>>>,
     pub mesh: Mesh,
-    /// Read-only handles of segment files, for serving file ranges of fetches.
-    pub files: FileCache,
     /// Open client connections on this shard.
     pub connections: Cell<usize>,
     /// Coordinator of the consumer groups whose offsets partition this shard owns.
@@ -55,7 +51,6 @@ impl Shard {
             topics: RefCell::new(Rc::new(topics)),
             logs: RefCell::new(HashMap::new()),
             mesh,
-            files: FileCache::new(),
             connections: Cell::new(0),
             groups,
         }

@@ -7,7 +7,7 @@
 //! around the record bytes lets those bytes go out as they are (tail cache buffers, no copy)
 //! instead of being copied into an encoder's buffer.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use futures::future::join_all;
 use futures::stream::{FuturesUnordered, StreamExt};
 use kafka_protocol::messages::FetchRequest;
@@ -15,8 +15,10 @@ use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
 use crate::fetch::{self, FetchOutcome, PartitionRead};
-use crate::server::dispatch::{decode_body, HandlerError, Outcome};
+use crate::server::dispatch::{decode_body, HandlerError, Outcome, Part};
+use crate::server::sendfile::FileRange;
 use crate::shard::Shard;
+use crate::storage::ReadChunk;
 
 /// Largest wait a client may ask for; longer waits are cut to this (Kafka clients use ≤ 500 ms).
 pub const MAX_FETCH_WAIT_MS: i32 = 30_000;
@@ -54,25 +56,13 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
 
     let mut outcomes = read_all(shard, &wanted, 0).await;
     let total: u64 = outcomes.iter().map(FetchOutcome::bytes).sum();
-    if total < min_bytes.max(1) && max_wait_ms > 0 && !wanted.is_empty() && all_clean(&outcomes) {
-        if wait_for_any(shard, &wanted, max_wait_ms).await {
-            outcomes = read_all(shard, &wanted, 0).await;
-        }
+    let should_wait =
+        total < min_bytes && max_wait_ms > 0 && !wanted.is_empty() && all_clean(&outcomes);
+    if should_wait && wait_for_any(shard, &wanted, max_wait_ms).await {
+        outcomes = read_all(shard, &wanted, 0).await;
     }
     apply_max_bytes(&mut outcomes, max_bytes);
-    let mut record_parts = Vec::with_capacity(outcomes.len());
-    for outcome in &mut outcomes {
-        let chunks = std::mem::take(&mut outcome.chunks);
-        match fetch::materialize(shard, chunks).await {
-            Ok(parts) => record_parts.push(parts),
-            Err(e) => {
-                tracing::warn!(error = %e, "reading segment data for fetch failed");
-                outcome.error_code = ResponseError::KafkaStorageError.code();
-                record_parts.push(Vec::new());
-            }
-        }
-    }
-    let parts = encode_response(request, &topic_order, &wanted, &outcomes, record_parts);
+    let parts = encode_response(request, &topic_order, &wanted, &mut outcomes);
     Ok(Outcome::Reply(parts))
 }
 
@@ -148,17 +138,17 @@ fn put_string(out: &mut BytesMut, s: &str) {
     out.put_slice(s.as_bytes());
 }
 
-/// Encodes a Fetch v4-11 response frame around the record bytes.
+/// Encodes a Fetch v4-11 response frame around the record data: tail-cache bytes go out as they
+/// are, segment file ranges by `sendfile`.
 fn encode_response(
     request: &Request,
     topics: &[(String, usize)],
     wanted: &[Wanted],
-    outcomes: &[FetchOutcome],
-    record_parts: Vec<Vec<Bytes>>,
-) -> Vec<Bytes> {
+    outcomes: &mut [FetchOutcome],
+) -> Vec<Part> {
     let version = request.version();
     debug_assert!((4..=11).contains(&version));
-    let mut parts: Vec<Bytes> = Vec::new();
+    let mut parts: Vec<Part> = Vec::new();
     let mut head = BytesMut::with_capacity(256);
     head.put_i32(0); // frame size, patched below
     head.put_i32(request.correlation_id()); // response header v0
@@ -169,16 +159,14 @@ fn encode_response(
     }
     head.put_i32(topics.len() as i32);
     let mut index = 0usize;
-    let mut record_parts = record_parts.into_iter();
     for (name, count) in topics {
         put_string(&mut head, name);
         head.put_i32(*count as i32);
         for _ in 0..*count {
             let w = &wanted[index];
-            let o = &outcomes[index];
+            let o = &mut outcomes[index];
             index += 1;
-            let data = record_parts.next().unwrap_or_default();
-            let data_len: usize = data.iter().map(Bytes::len).sum();
+            let data_len = o.bytes();
             head.put_i32(w.partition);
             head.put_i16(o.error_code);
             head.put_i64(o.high_watermark);
@@ -191,17 +179,33 @@ fn encode_response(
                 head.put_i32(-1); // preferred_read_replica: none
             }
             // records: never null (librdkafka rejects a -1 size, KAFKA-COMPAT trap 11)
-            head.put_i32(data_len as i32);
+            head.put_i32(i32::try_from(data_len).unwrap_or(i32::MAX));
             if data_len > 0 {
-                parts.push(head.split().freeze());
-                parts.extend(data);
+                parts.push(Part::Bytes(head.split().freeze()));
+                for chunk in std::mem::take(&mut o.chunks) {
+                    parts.push(match chunk {
+                        ReadChunk::Memory(bytes) => Part::Bytes(bytes),
+                        ReadChunk::File {
+                            path,
+                            position,
+                            len,
+                        } => Part::File(FileRange {
+                            path,
+                            position,
+                            len,
+                        }),
+                    });
+                }
             }
         }
     }
-    parts.push(head.split().freeze());
-    let total: usize = parts.iter().map(Bytes::len).sum();
-    let mut first = BytesMut::from(&parts[0][..]);
-    first[0..4].copy_from_slice(&((total - 4) as i32).to_be_bytes());
-    parts[0] = first.freeze();
+    parts.push(Part::Bytes(head.split().freeze()));
+    let total: usize = parts.iter().map(Part::len).sum();
+    if let Some(Part::Bytes(first)) = parts.first_mut() {
+        // One small copy: the first part is always header bytes written above.
+        let mut patched = BytesMut::from(&first[..]);
+        patched[0..4].copy_from_slice(&((total - 4) as i32).to_be_bytes());
+        *first = patched.freeze();
+    }
     parts
 }

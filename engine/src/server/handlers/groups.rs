@@ -16,7 +16,7 @@ use ringbroker_schema::{
 
 use crate::groups::{offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
 use crate::metadata::owner_shard;
-use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
+use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome, Part};
 use crate::shard::Shard;
 
 /// Name of the committed-offsets topic (Kafka's).
@@ -96,7 +96,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
 }
 
 /// Puts the response header in front of an encoded body.
-fn frame_body(request: &Request, body: Bytes) -> Result<Vec<Bytes>, HandlerError> {
+fn frame_body(request: &Request, body: Bytes) -> Result<Vec<Part>, HandlerError> {
     let header_version = request.api_key.response_header_version(request.version());
     let header = ResponseHeader::default().with_correlation_id(request.correlation_id());
     let mut head = BytesMut::new();
@@ -108,7 +108,7 @@ fn frame_body(request: &Request, body: Bytes) -> Result<Vec<Bytes>, HandlerError
     header
         .encode(&mut head, header_version)
         .map_err(|e| encode_error(request, e))?;
-    Ok(vec![head.freeze(), body])
+    Ok(vec![Part::Bytes(head.freeze()), Part::Bytes(body)])
 }
 
 fn encode_error(request: &Request, e: impl std::fmt::Display) -> HandlerError {

@@ -23,32 +23,29 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
         let partition_count = table.partition_count(name);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
-            let lookup = if partition_count
-                .is_none_or(|n| p.partition_index < 0 || p.partition_index >= n)
-            {
-                None
+            let known =
+                partition_count.is_some_and(|n| p.partition_index >= 0 && p.partition_index < n);
+            let error_code = if !known {
+                Some(ResponseError::UnknownTopicOrPartition.code())
             } else if p.timestamp == MAX_TIMESTAMP && request.version() < MAX_TIMESTAMP_MIN_VERSION
             {
-                None
+                Some(ResponseError::UnsupportedVersion.code())
             } else {
-                Some(offsets::lookup(shard, name, p.partition_index, p.timestamp).await)
+                None
             };
-            let response = match lookup {
-                Some(found) => ListOffsetsPartitionResponse::default()
+            let response = match error_code {
+                None => {
+                    let found = offsets::lookup(shard, name, p.partition_index, p.timestamp).await;
+                    ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(found.error_code)
+                        .with_offset(found.offset)
+                        .with_timestamp(found.timestamp)
+                        .with_leader_epoch(-1)
+                }
+                Some(code) => ListOffsetsPartitionResponse::default()
                     .with_partition_index(p.partition_index)
-                    .with_error_code(found.error_code)
-                    .with_offset(found.offset)
-                    .with_timestamp(found.timestamp)
-                    .with_leader_epoch(-1),
-                None => ListOffsetsPartitionResponse::default()
-                    .with_partition_index(p.partition_index)
-                    .with_error_code(if partition_count.is_none() {
-                        ResponseError::UnknownTopicOrPartition.code()
-                    } else if p.timestamp == MAX_TIMESTAMP {
-                        ResponseError::UnsupportedVersion.code()
-                    } else {
-                        ResponseError::UnknownTopicOrPartition.code()
-                    })
+                    .with_error_code(code)
                     .with_offset(-1)
                     .with_timestamp(-1)
                     .with_leader_epoch(-1),
