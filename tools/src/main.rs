@@ -36,6 +36,11 @@ enum Command {
     Consume(consume::ConsumeArgs),
     /// List and describe consumer groups, show lag, reset offsets (like kafka-consumer-groups.sh).
     Groups(groups::GroupsArgs),
+    /// Check this machine against a tuning profile, apply fixes, measure the data dir (iotune).
+    Tune {
+        #[command(subcommand)]
+        command: ringbroker_tuning::cli::TuneCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -46,6 +51,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => finish(produce::run(args)),
         Command::Consume(args) => finish(consume::run(args)),
         Command::Groups(args) => finish(groups::run(args)),
+        Command::Tune { command } => ringbroker_tuning::cli::run(command),
     }
 }
 

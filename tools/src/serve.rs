@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use ringbroker_engine::config::{BrokerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use ringbroker_engine::storage::{FlushPolicy as LogFlushPolicy, LogConfig};
-use ringbroker_tuning::{FlushPolicy, Profile, ResolvedProfile};
+use ringbroker_tuning::{FlushPolicy, IoProperties, Profile, ResolvedProfile};
 
 /// Per-partition tail cache = the profile's per-shard budget divided by this (a shard typically
 /// serves several hot partitions), at least `MIN_TAIL_CACHE_BYTES_PER_PARTITION`.
@@ -16,9 +16,11 @@ const MIN_TAIL_CACHE_BYTES_PER_PARTITION: u64 = 1 << 20;
 
 /// Flags of `ringbroker serve`.
 #[derive(Debug, Clone, clap::Args)]
-#[command(after_help = "Examples:\n  ringbroker serve\n  ringbroker serve --listen 0.0.0.0:9092 \
+#[command(
+    after_help = "Examples:\n  ringbroker serve\n  ringbroker serve --listen 0.0.0.0:9092 \
 --advertised-listener broker1.example.com:9092 --data-dir /var/lib/ringbroker\n  ringbroker serve --shards 1 \
---set flush_policy=always\n  ringbroker serve --profile tuning/profiles/dev.toml")]
+--set flush_policy=always\n  ringbroker serve --profile tuning/profiles/dev.toml"
+)]
 pub struct ServeArgs {
     /// Address the Kafka listener binds on (one SO_REUSEPORT listener per shard).
     #[arg(long, default_value = DEFAULT_LISTEN)]
@@ -78,7 +80,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
 fn init_logging(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Builds the engine's configuration and the "key = value (source)" lines to print.
@@ -88,22 +93,39 @@ fn resolve(args: &ServeArgs) -> Result<(BrokerConfig, Vec<String>), String> {
         None => Profile::builtin_default(),
     };
     for assignment in &args.overrides {
-        let (key, value) = assignment
-            .split_once('=')
-            .ok_or_else(|| format!("--set {assignment}: expected KEY=VALUE, e.g. --set flush_policy=always"))?;
-        profile.set_from_flag(key.trim(), value.trim()).map_err(|e| e.to_string())?;
+        let (key, value) = assignment.split_once('=').ok_or_else(|| {
+            format!("--set {assignment}: expected KEY=VALUE, e.g. --set flush_policy=always")
+        })?;
+        profile
+            .set_from_flag(key.trim(), value.trim())
+            .map_err(|e| e.to_string())?;
     }
-    let resolved = profile.resolve().map_err(|e| e.to_string())?;
+    let mut resolved = profile.resolve().map_err(|e| e.to_string())?;
+    // Measured device properties (`ringbroker tune iotune`) size the in-flight writes.
+    let io_properties_path = IoProperties::default_path(&args.data_dir);
+    if io_properties_path.exists() {
+        match IoProperties::load(&io_properties_path) {
+            Ok(properties) => resolved.apply_io_properties(&properties),
+            Err(e) => tracing::warn!("ignoring {}: {e}", io_properties_path.display()),
+        }
+    }
     for warning in &resolved.warnings {
         tracing::warn!("profile: {warning}");
     }
-    let listen = parse_address(&args.listen).map_err(|e| format!("--listen {}: {e}", args.listen))?;
+    let listen =
+        parse_address(&args.listen).map_err(|e| format!("--listen {}: {e}", args.listen))?;
     let (advertised_host, advertised_port) = match &args.advertised_listener {
-        Some(address) => split_host_port(address).map_err(|e| format!("--advertised-listener {address}: {e}"))?,
+        Some(address) => {
+            split_host_port(address).map_err(|e| format!("--advertised-listener {address}: {e}"))?
+        }
         None => (listen.ip().to_string(), listen.port()),
     };
     let shard_cpus = shard_cpus(&resolved, args.shards)?;
-    let mut settings: Vec<String> = resolved.settings().iter().map(ToString::to_string).collect();
+    let mut settings: Vec<String> = resolved
+        .settings()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     if let Some(n) = args.shards {
         settings.push(format!("shards = {n} (flag)"));
     }
@@ -128,7 +150,10 @@ fn resolve(args: &ServeArgs) -> Result<(BrokerConfig, Vec<String>), String> {
 
 /// The CPU of each shard: the profile's shard cores, cut or extended to `--shards N`. Shards
 /// beyond the profile's cores run unpinned (a warning says so).
-fn shard_cpus(resolved: &ResolvedProfile, shards: Option<usize>) -> Result<Vec<Option<usize>>, String> {
+fn shard_cpus(
+    resolved: &ResolvedProfile,
+    shards: Option<usize>,
+) -> Result<Vec<Option<usize>>, String> {
     let cores = &resolved.shard_cores;
     let count = shards.unwrap_or(cores.len());
     if count == 0 {
@@ -154,7 +179,8 @@ fn log_config(resolved: &ResolvedProfile) -> LogConfig {
         FlushPolicy::IntervalMs(ms) => LogFlushPolicy::IntervalMs(ms),
         FlushPolicy::Never => LogFlushPolicy::Never,
     };
-    let tail_cache = (resolved.tail_cache_bytes_per_shard / TAIL_CACHE_SHARE_DIVISOR).max(MIN_TAIL_CACHE_BYTES_PER_PARTITION);
+    let tail_cache = (resolved.tail_cache_bytes_per_shard / TAIL_CACHE_SHARE_DIVISOR)
+        .max(MIN_TAIL_CACHE_BYTES_PER_PARTITION);
     LogConfig {
         segment_bytes: resolved.segment_bytes,
         flush,
@@ -178,7 +204,10 @@ fn split_host_port(text: &str) -> Result<(String, u16), String> {
     if host.is_empty() {
         return Err("empty host".into());
     }
-    Ok((host.trim_matches(|c| c == '[' || c == ']').to_string(), port))
+    Ok((
+        host.trim_matches(|c| c == '[' || c == ']').to_string(),
+        port,
+    ))
 }
 
 #[cfg(test)]
@@ -187,7 +216,10 @@ mod tests {
 
     #[test]
     fn host_port_parsing() {
-        assert_eq!(split_host_port("broker:9092"), Ok(("broker".to_string(), 9092)));
+        assert_eq!(
+            split_host_port("broker:9092"),
+            Ok(("broker".to_string(), 9092))
+        );
         assert_eq!(split_host_port("[::1]:9092"), Ok(("::1".to_string(), 9092)));
         assert!(split_host_port("broker").is_err());
         assert!(split_host_port(":1").is_err());
