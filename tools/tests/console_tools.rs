@@ -507,3 +507,65 @@ fn two_group_members_share_the_partitions_and_commit_everything() {
     assert_eq!(rows.len(), 2, "{described}");
     assert!(rows.iter().all(|row| row["lag"] == 0), "{described}");
 }
+
+#[test]
+fn consumer_without_from_beginning_sees_only_new_records() {
+    let broker = Broker::start();
+    let topic = unique_topic("live");
+    ok_stdout(&broker.tool(&["topics", "create"], &["--topic", &topic], None));
+    ok_stdout(&broker.tool(&["produce"], &["--topic", &topic], Some(b"old-1\nold-2\n")));
+    let consumed = std::thread::scope(|scope| {
+        let consumer = scope.spawn(|| {
+            broker.tool(
+                &["consume"],
+                &[
+                    "--topic",
+                    &topic,
+                    "--max-messages",
+                    "3",
+                    "--timeout-ms",
+                    "20000",
+                ],
+                None,
+            )
+        });
+        // Give the consumer time to look up the log end before the new records arrive.
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        ok_stdout(&broker.tool(
+            &["produce"],
+            &["--topic", &topic],
+            Some(b"new-1\nnew-2\nnew-3\n"),
+        ));
+        consumer.join().expect("consumer thread")
+    });
+    assert_eq!(ok_stdout(&consumed), "new-1\nnew-2\nnew-3\n");
+}
+
+#[test]
+fn every_acks_setting_delivers() {
+    let broker = Broker::start();
+    for acks in ["0", "1", "all"] {
+        let topic = unique_topic(&format!("acks{acks}"));
+        ok_stdout(&broker.tool(&["topics", "create"], &["--topic", &topic], None));
+        let input = lines(50, "acked");
+        ok_stdout(&broker.tool(
+            &["produce"],
+            &["--topic", &topic, "--acks", acks],
+            Some(input.as_bytes()),
+        ));
+        let output = broker.tool(
+            &["consume"],
+            &[
+                "--topic",
+                &topic,
+                "--from-beginning",
+                "--max-messages",
+                "50",
+                "--timeout-ms",
+                IDLE_TIMEOUT_MS,
+            ],
+            None,
+        );
+        assert_eq!(ok_stdout(&output), input, "acks {acks}");
+    }
+}
