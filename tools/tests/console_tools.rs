@@ -569,3 +569,62 @@ fn every_acks_setting_delivers() {
         assert_eq!(ok_stdout(&output), input, "acks {acks}");
     }
 }
+
+#[test]
+fn ctrl_c_commits_and_leaves_the_group() {
+    let broker = Broker::start();
+    let topic = unique_topic("interrupted");
+    let group = unique_topic("interrupted-group");
+    ok_stdout(&broker.tool(&["topics", "create"], &["--topic", &topic], None));
+    ok_stdout(&broker.tool(
+        &["produce"],
+        &["--topic", &topic],
+        Some(lines(5, "before").as_bytes()),
+    ));
+    let mut consumer = std::process::Command::new(support::ringbroker_bin())
+        .args([
+            "consume",
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "--topic",
+            &topic,
+            "--group",
+            &group,
+            "--from-beginning",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn consumer");
+    // Wait until the consumer printed the five records, then interrupt it like a user's Ctrl-C.
+    let mut stdout = std::io::BufReader::new(consumer.stdout.take().expect("stdout"));
+    let mut printed = Vec::new();
+    for _ in 0..5 {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).expect("read consumer output");
+        printed.push(line);
+    }
+    assert_eq!(printed.concat(), lines(5, "before"));
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &consumer.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(interrupted.success());
+    let status = consumer.wait().expect("consumer exit");
+    assert!(status.success(), "consumer exited with {status}");
+    let text = ok_stdout(&broker.tool(
+        &["groups", "describe"],
+        &["--group", &group, "--output", "json"],
+        None,
+    ));
+    let described: serde_json::Value = serde_json::from_str(&text).expect("groups describe json");
+    assert_eq!(
+        described["partitions"][0]["current_offset"], 5,
+        "{described}"
+    );
+    assert_eq!(
+        described["members"].as_array().map(Vec::len),
+        Some(0),
+        "{described}"
+    );
+}
