@@ -81,7 +81,11 @@ impl OffsetIndex {
         bytes: &[u8],
         segment_size_bytes: u64,
     ) -> Result<OffsetIndex, StorageError> {
-        if !bytes.len().is_multiple_of(OFFSET_INDEX_ENTRY_BYTES) {
+        if !bytes
+            .chunks_exact(OFFSET_INDEX_ENTRY_BYTES)
+            .remainder()
+            .is_empty()
+        {
             return Err(StorageError::Corrupt(format!(
                 "offset index of {} bytes",
                 bytes.len()
@@ -162,7 +166,11 @@ impl TimeIndex {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<TimeIndex, StorageError> {
-        if !bytes.len().is_multiple_of(TIME_INDEX_ENTRY_BYTES) {
+        if !bytes
+            .chunks_exact(TIME_INDEX_ENTRY_BYTES)
+            .remainder()
+            .is_empty()
+        {
             return Err(StorageError::Corrupt(format!(
                 "time index of {} bytes",
                 bytes.len()

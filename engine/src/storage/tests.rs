@@ -640,44 +640,62 @@ fn every_flush_policy_appends_and_bad_input_is_rejected() {
     }
 }
 
-/// Throughput of 1 KiB batches with many appends in flight (group commit), default production config
-/// except FlushPolicy::Never (fdatasync measured separately by the policy). Run with
+/// CPU time of the calling thread (user + system), to separate the per-append cost from the wait
+/// for the disk and from other processes competing for the cores.
+fn thread_cpu_time() -> Duration {
+    // SAFETY: getrusage only writes into the zeroed struct we pass.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut usage);
+        usage
+    };
+    let micros = |time: libc::timeval| time.tv_sec as u64 * 1_000_000 + time.tv_usec as u64;
+    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+}
+
+/// Throughput of 1 KiB batches, one batch per append, with `in_flight` appends outstanding (group
+/// commit coalesces them), default production config except FlushPolicy::Never. Run with
 /// `cargo test -p ringbroker-engine --release storage::tests::append_throughput -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn append_throughput_1k_batches() {
-    run(|| async {
-        const TOTAL_BYTES: usize = 1 << 30;
-        const IN_FLIGHT: usize = 512;
-        let dir = tempfile::tempdir_in("/work").expect("tempdir");
-        let config = LogConfig {
-            flush: FlushPolicy::Never,
-            ..LogConfig::default()
-        };
-        let log = PartitionLog::open(dir.path(), config).await.expect("open");
-        let batch = test_batch(0, 1, 1024 - 70);
-        let count = TOTAL_BYTES / batch.len();
-        let started = Instant::now();
-        let mut inflight = std::collections::VecDeque::with_capacity(IN_FLIGHT);
-        for _ in 0..count {
-            if inflight.len() == IN_FLIGHT {
-                let task: glommio::Task<Result<AppendOutcome, StorageError>> =
-                    inflight.pop_front().expect("non-empty");
+    for in_flight in [512usize, 4096, 16384] {
+        run(move || async move {
+            const TOTAL_BYTES: usize = 1 << 30;
+            let dir = tempfile::tempdir_in("/work").expect("tempdir");
+            let config = LogConfig {
+                flush: FlushPolicy::Never,
+                ..LogConfig::default()
+            };
+            let log = PartitionLog::open(dir.path(), config).await.expect("open");
+            let batch = test_batch(0, 1, 1024 - 70);
+            assert_eq!(batch.len(), 1024);
+            let count = TOTAL_BYTES / batch.len();
+            let started = Instant::now();
+            let cpu_started = thread_cpu_time();
+            let mut pending = std::collections::VecDeque::with_capacity(in_flight);
+            for _ in 0..count {
+                if pending.len() == in_flight {
+                    let task: glommio::Task<Result<AppendOutcome, StorageError>> =
+                        pending.pop_front().expect("non-empty");
+                    task.await.expect("append");
+                }
+                pending.push_back(glommio::spawn_local(log.append(&batch)));
+            }
+            for task in pending {
                 task.await.expect("append");
             }
-            inflight.push_back(glommio::spawn_local(log.append(&batch)));
-        }
-        for task in inflight {
-            task.await.expect("append");
-        }
-        let elapsed = started.elapsed();
-        let megabytes = (count * batch.len()) as f64 / 1e6;
-        println!(
-            "appended {count} batches of {} bytes: {megabytes:.0} MB in {elapsed:?} = {:.0} MB/s, {:.0} batches/s",
-            batch.len(),
-            megabytes / elapsed.as_secs_f64(),
-            count as f64 / elapsed.as_secs_f64()
-        );
-        log.close().await.expect("close");
-    });
+            let elapsed = started.elapsed();
+            let cpu = thread_cpu_time() - cpu_started;
+            let megabytes = (count * batch.len()) as f64 / 1e6;
+            println!(
+                "in flight {in_flight}: {count} appends of 1 KiB, {megabytes:.0} MB in {elapsed:.2?} = {:.0} MB/s, \
+                 {:.0} appends/s; executor CPU {cpu:.2?} = {:.2} us/append",
+                megabytes / elapsed.as_secs_f64(),
+                count as f64 / elapsed.as_secs_f64(),
+                cpu.as_secs_f64() * 1e6 / count as f64,
+            );
+            log.close().await.expect("close");
+        });
+    }
 }
