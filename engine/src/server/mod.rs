@@ -21,10 +21,20 @@ use thiserror::Error;
 
 use crate::admin;
 use crate::config::{BrokerConfig, MESH_CHANNEL_CAPACITY};
+use crate::groups::{GroupConfig, GroupCoordinator, LogOffsetStore, OFFSETS_TOPIC_PARTITIONS};
+use crate::metadata::owner_shard;
 use crate::metadata::TopicTable;
 use crate::shard::mesh::MeshMessage;
 use crate::shard::{Mesh, Shard};
-use crate::storage;
+use crate::storage::{self, LogConfig};
+
+/// Segment size of the `__consumer_offsets` partitions: commits are small and compacted, and
+/// there are 50 such partitions per broker.
+const OFFSETS_SEGMENT_BYTES: u64 = 16 << 20;
+/// Tail cache of each `__consumer_offsets` partition (only replay reads it).
+const OFFSETS_TAIL_CACHE_BYTES: usize = 256 << 10;
+/// Kafka's name of the committed-offsets topic (its partition directories).
+const OFFSETS_TOPIC_NAME: &str = "__consumer_offsets";
 
 /// How often an idle shard checks whether shutdown was requested.
 const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -137,10 +147,7 @@ async fn run_shard(
         .await
         .map_err(|e| fail(format!("DMA probe: {e}")))?;
     let table = TopicTable::load(&config.data_dir).map_err(|e| fail(e.to_string()))?;
-    let groups = Rc::new(crate::groups::GroupCoordinator::new(
-        crate::groups::GroupConfig::default(),
-        Rc::new(crate::groups::MemoryOffsetStore::new()),
-    ));
+    let (groups, offsets_store) = open_group_coordinator(&config, id).await.map_err(fail)?;
     let shard = Rc::new(Shard::new(
         id,
         config.clone(),
@@ -171,7 +178,40 @@ async fn run_shard(
             tracing::warn!(shard = id, dir = %log.dir().display(), error = %e, "checkpoint at shutdown failed");
         }
     }
+    if let Err(e) = offsets_store.close().await {
+        tracing::warn!(shard = id, error = %e, "closing the committed-offsets logs failed");
+    }
     Ok(())
+}
+
+/// Opens this shard's `__consumer_offsets` partitions and the group coordinator over them;
+/// committed offsets are replayed before the shard serves.
+async fn open_group_coordinator(
+    config: &BrokerConfig,
+    shard_id: usize,
+) -> Result<(Rc<GroupCoordinator>, Rc<LogOffsetStore>), String> {
+    let owned: Vec<i32> = (0..OFFSETS_TOPIC_PARTITIONS)
+        .filter(|p| owner_shard(OFFSETS_TOPIC_NAME, *p, config.shard_count()) == shard_id)
+        .collect();
+    let log_config = LogConfig {
+        segment_bytes: OFFSETS_SEGMENT_BYTES,
+        tail_cache_bytes: OFFSETS_TAIL_CACHE_BYTES,
+        ..config.log.clone()
+    };
+    let store = Rc::new(
+        LogOffsetStore::open(
+            &config.data_dir,
+            &owned,
+            OFFSETS_TOPIC_PARTITIONS,
+            log_config,
+        )
+        .await
+        .map_err(|e| format!("committed offsets: {e}"))?,
+    );
+    let coordinator = GroupCoordinator::open(GroupConfig::default(), store.clone())
+        .await
+        .map_err(|e| format!("committed offsets recovery: {e}"))?;
+    Ok((Rc::new(coordinator), store))
 }
 
 async fn open_owned_partitions(shard: &Rc<Shard>) -> Result<(), String> {
