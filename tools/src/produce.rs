@@ -18,6 +18,8 @@ const LINE_QUEUE_CAPACITY: usize = 10_000;
 const MAX_SEND_ATTEMPTS: usize = 5;
 /// Pause before retrying a batch.
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
+/// Wait for the next line when no batch is pending (no linger deadline to wake up for).
+const IDLE_WAIT: Duration = Duration::from_secs(3600);
 /// How long the broker may take to replicate with acks=all.
 const PRODUCE_TIMEOUT_MS: i32 = 30_000;
 
@@ -167,29 +169,50 @@ impl Spreader {
     }
 }
 
+/// Picks each record's partition: the fixed `--partition`, murmur2 of the key, or the sticky partition.
+struct Partitioner {
+    fixed: Option<i32>,
+    partitions: i32,
+    spreader: Spreader,
+    sticky: i32,
+}
+
+impl Partitioner {
+    fn new(fixed: Option<i32>, partitions: i32) -> Partitioner {
+        let mut spreader = Spreader::new();
+        let sticky = spreader.pick(partitions, None);
+        Partitioner {
+            fixed,
+            partitions,
+            spreader,
+            sticky,
+        }
+    }
+
+    fn choose(&self, key: Option<&[u8]>) -> i32 {
+        match (self.fixed, key) {
+            (Some(partition), _) => partition,
+            (None, Some(key)) => partition_for_key(key, self.partitions),
+            (None, None) => self.sticky,
+        }
+    }
+
+    /// Keyless records move to another partition once the sticky partition's batch went out.
+    fn sent(&mut self, partitions: &[i32]) {
+        if partitions.contains(&self.sticky) {
+            self.sticky = self.spreader.pick(self.partitions, Some(self.sticky));
+        }
+    }
+}
+
 /// Runs `ringbroker produce`.
 pub fn run(args: ProduceArgs) -> Result<(), ToolError> {
     let format = LineFormat::from_properties(&args.properties)?;
     if args.batch_size == 0 {
         return Err(ToolError::Usage("--batch-size must be positive".into()));
     }
-    let bootstrap = args.connect.bootstrap_server.clone();
-    let mut client = args.connect.connect()?;
-    // Producers let the broker auto-create topics (if it is configured to), as the Java producer does.
-    let topic = client
-        .topic(&args.topic, true)
-        .map_err(|error| ToolError::for_topic(error, &args.topic, &bootstrap))?;
-    let partitions = topic.partitions.len() as i32;
-    if let Some(partition) = args.partition {
-        if partition < 0 || partition >= partitions {
-            return Err(ToolError::Usage(format!(
-                "--partition {partition} does not exist: topic '{}' has partitions 0..{}",
-                args.topic,
-                partitions - 1
-            )));
-        }
-    }
-    let lines = spawn_stdin_reader();
+    let (client, partitions) = open_topic(&args)?;
+    let mut partitioner = Partitioner::new(args.partition, partitions);
     let mut producer = Producer {
         client,
         topic: args.topic.clone(),
@@ -203,21 +226,16 @@ pub fn run(args: ProduceArgs) -> Result<(), ToolError> {
         .map(|(key, value)| (key.as_str(), Some(value.as_bytes())))
         .collect();
     let linger = Duration::from_millis(args.linger_ms);
-    let mut spreader = Spreader::new();
-    let mut sticky = spreader.pick(partitions, None);
+    let lines = spawn_stdin_reader();
     let mut deadline: Option<Instant> = None;
     let mut line_number = 0u64;
     loop {
-        let wait = deadline.map_or(Duration::from_secs(3600), |at| {
-            at.saturating_duration_since(Instant::now())
-        });
+        let wait = deadline.map_or(IDLE_WAIT, |at| at.saturating_duration_since(Instant::now()));
         let line = match lines.recv_timeout(wait) {
             Ok(Ok(line)) => line,
             Ok(Err(error)) => return Err(ToolError::Stdin(error)),
             Err(RecvTimeoutError::Timeout) => {
-                if producer.flush_all()?.contains(&sticky) {
-                    sticky = spreader.pick(partitions, Some(sticky));
-                }
+                partitioner.sent(&producer.flush_all()?);
                 deadline = None;
                 continue;
             }
@@ -225,11 +243,7 @@ pub fn run(args: ProduceArgs) -> Result<(), ToolError> {
         };
         line_number += 1;
         let (key, value) = format.split(&line, line_number)?;
-        let partition = match (args.partition, key) {
-            (Some(partition), _) => partition,
-            (None, Some(key)) => partition_for_key(key, partitions),
-            (None, None) => sticky,
-        };
+        let partition = partitioner.choose(key);
         let record = Record {
             key,
             value: Some(value),
@@ -240,9 +254,7 @@ pub fn run(args: ProduceArgs) -> Result<(), ToolError> {
         deadline.get_or_insert_with(|| Instant::now() + linger);
         if full {
             producer.flush(&[partition])?;
-            if partition == sticky {
-                sticky = spreader.pick(partitions, Some(sticky));
-            }
+            partitioner.sent(&[partition]);
             if producer.is_empty() {
                 deadline = None;
             }
@@ -250,6 +262,27 @@ pub fn run(args: ProduceArgs) -> Result<(), ToolError> {
     }
     producer.flush_all()?;
     Ok(())
+}
+
+/// Connects, looks the topic up (letting the broker auto-create it, as the Java producer does) and
+/// checks `--partition`. Returns the client and the partition count.
+fn open_topic(args: &ProduceArgs) -> Result<(Client, i32), ToolError> {
+    let bootstrap = &args.connect.bootstrap_server;
+    let mut client = args.connect.connect()?;
+    let topic = client
+        .topic(&args.topic, true)
+        .map_err(|error| ToolError::for_topic(error, &args.topic, bootstrap))?;
+    let partitions = topic.partitions.len() as i32;
+    if let Some(partition) = args.partition {
+        if partition < 0 || partition >= partitions {
+            return Err(ToolError::Usage(format!(
+                "--partition {partition} does not exist: topic '{}' has partitions 0..{}",
+                args.topic,
+                partitions - 1
+            )));
+        }
+    }
+    Ok((client, partitions))
 }
 
 /// Reads stdin on a thread so the main loop can wait for lines and for the linger deadline at once.
@@ -438,6 +471,24 @@ mod tests {
         assert_eq!(parse_acks("-1").unwrap(), -1);
         assert_eq!(parse_acks("0").unwrap(), 0);
         assert!(parse_acks("2").is_err());
+    }
+
+    #[test]
+    fn partitioner_prefers_fixed_then_key_then_sticky() {
+        let mut partitioner = Partitioner::new(None, 4);
+        assert_eq!(partitioner.choose(Some(b"21")), partition_for_key(b"21", 4));
+        let sticky = partitioner.choose(None);
+        assert_eq!(partitioner.choose(None), sticky);
+        partitioner.sent(&[(sticky + 1) % 4]);
+        assert_eq!(
+            partitioner.choose(None),
+            sticky,
+            "another partition's batch keeps the sticky one"
+        );
+        partitioner.sent(&[sticky]);
+        assert_ne!(partitioner.choose(None), sticky);
+        let fixed = Partitioner::new(Some(2), 4);
+        assert_eq!(fixed.choose(Some(b"21")), 2);
     }
 
     #[test]
