@@ -403,6 +403,12 @@ fn unknown_topic_is_a_one_line_error() {
         "{stderr}"
     );
     assert!(error_lines[0].contains("topics create"), "{stderr}");
+
+    let group = unique_topic("no-such-group");
+    let output = broker.tool(&["groups", "describe"], &["--group", &group], None);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr_text(&output);
+    assert_eq!(stderr.trim_end(), format!("error: consumer group '{group}' does not exist: list groups with `ringbroker groups list`"));
 }
 
 #[test]
