@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -33,6 +34,8 @@ BROKER_BIN = os.environ.get("RINGBROKER_BIN")
 # INTEROP_BROKER=kafka: start Apache Kafka 4.4 (bench/reference/kafka.sh) per test instead of ringbroker, to
 # check the tests themselves, including the restart and kill -9 ones.
 REFERENCE_KAFKA = os.environ.get("INTEROP_BROKER") == "kafka"
+# INTEROP_KEEP_DATA=1: keep the brokers' data dirs after each test (deleted by default: they can be GiBs).
+KEEP_DATA = os.environ.get("INTEROP_KEEP_DATA") == "1"
 
 # How long a broker may take from exec to answering ApiVersions and logging "ready".
 START_TIMEOUT_S = 60.0
@@ -82,6 +85,10 @@ class BrokerProcess:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def partition_data_dir(self) -> Path:
+        return self.data_dir
 
     managed = True
 
@@ -191,6 +198,10 @@ class KafkaReferenceProcess:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def partition_data_dir(self) -> Path:
+        return self.data_dir / "logs"
 
     def _script(self, *args: str) -> None:
         proc = subprocess.run(
@@ -303,6 +314,10 @@ def _shutdown(broker) -> None:
     finally:
         if broker in _ACTIVE:
             _ACTIVE.remove(broker)
+        # Partition data can be large (ringbroker preallocates whole segments): free it now rather than when
+        # pytest prunes old temp dirs. The broker log stays beside it for a failed test's report.
+        if not KEEP_DATA:
+            shutil.rmtree(broker.partition_data_dir, ignore_errors=True)
 
 
 @pytest.fixture
