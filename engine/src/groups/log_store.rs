@@ -34,6 +34,11 @@ pub const DEFAULT_COMPACTION_MIN_BYTES: u64 = 64 << 20;
 const COMPACTION_GARBAGE_RATIO: u64 = 2;
 /// Records per batch when rewriting live offsets (keeps each batch far below any size limit).
 const COMPACTION_BATCH_RECORDS: usize = 1_000;
+/// Largest segment of offsets partition logs (Kafka's `offsets.topic.segment.bytes` is 100 MiB; commits are
+/// small and compaction rewrites whole logs, so smaller segments suffice).
+pub const OFFSETS_SEGMENT_BYTES: u64 = 8 << 20;
+/// Largest tail cache per offsets partition: nothing fetches these logs on the hot path, and replay reads files.
+const OFFSETS_TAIL_CACHE_BYTES: usize = 64 << 10;
 /// Suffix of a compacted log being written.
 const COMPACTING_SUFFIX: &str = ".compacting";
 /// Suffix of a complete compacted log waiting to replace the partition directory.
@@ -50,6 +55,18 @@ pub struct LogOffsetStore {
     compaction_min_bytes: u64,
 }
 
+/// The storage settings of offsets partitions, derived from the broker's: segment size and tail cache
+/// capped, no preallocation; flush policy and write tuning kept. There are 50 of them per broker: preallocating 1 GiB segments and keeping a 4 MiB tail cache
+/// each, as data partitions do, would take 50 GiB of disk and 200 MiB of memory for a few KiB of commits.
+pub fn offsets_log_config(base: &LogConfig) -> LogConfig {
+    LogConfig {
+        segment_bytes: base.segment_bytes.min(OFFSETS_SEGMENT_BYTES),
+        tail_cache_bytes: base.tail_cache_bytes.min(OFFSETS_TAIL_CACHE_BYTES),
+        preallocate: false,
+        ..base.clone()
+    }
+}
+
 fn storage_error(what: &str, error: impl std::fmt::Display) -> GroupError {
     GroupError::Storage(format!("{what}: {error}"))
 }
@@ -62,13 +79,15 @@ fn with_suffix(dir: &Path, suffix: &str) -> PathBuf {
 
 impl LogOffsetStore {
     /// Opens (creating if needed) `<data_dir>/__consumer_offsets-<p>/` for every owned partition `p`.
-    /// The caller decides ownership (the server's shard placement of the offsets topic).
+    /// The caller decides ownership (the server's shard placement of the offsets topic). `config` is the
+    /// broker's log configuration; [`offsets_log_config`] adapts it to offsets partitions.
     pub async fn open(
         data_dir: &Path,
         owned_partitions: &[i32],
         partition_count: i32,
-        config: LogConfig,
+        config: &LogConfig,
     ) -> Result<Self, GroupError> {
+        let config = offsets_log_config(config);
         assert!(
             partition_count > 0,
             "offsets topic needs at least one partition"

@@ -40,6 +40,8 @@ pub use config::GroupConfig;
 pub use coordinator::{ClientInfo, GroupCoordinator};
 pub use error::GroupError;
 pub use group::GroupState;
-pub use log_store::{LogOffsetStore, OFFSETS_TOPIC_NAME};
+pub use log_store::{
+    offsets_log_config, LogOffsetStore, OFFSETS_SEGMENT_BYTES, OFFSETS_TOPIC_NAME,
+};
 pub use partitioner::{java_string_hashcode, offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
 pub use store::{CommittedOffset, MemoryOffsetStore, OffsetKey, OffsetRecord, OffsetStore};

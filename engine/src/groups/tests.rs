@@ -899,7 +899,7 @@ fn offsets_survive_a_restart_over_partition_logs() {
                 temp.path(),
                 &owned,
                 OFFSETS_TOPIC_PARTITIONS,
-                small_log_config(),
+                &small_log_config(),
             )
             .await
             .expect("open store");
@@ -941,7 +941,7 @@ fn offsets_survive_a_restart_over_partition_logs() {
             temp.path(),
             &owned,
             OFFSETS_TOPIC_PARTITIONS,
-            small_log_config(),
+            &small_log_config(),
         )
         .await
         .expect("reopen store");
@@ -975,7 +975,7 @@ fn compaction_keeps_only_live_offsets_and_survives_restart() {
                 temp.path(),
                 &[partition],
                 OFFSETS_TOPIC_PARTITIONS,
-                small_log_config(),
+                &small_log_config(),
             )
             .await
             .expect("open store")
@@ -1119,4 +1119,15 @@ fn join_group_v0_uses_the_session_timeout_as_rebalance_timeout() {
         );
         keep_alive.await;
     });
+}
+
+#[test]
+fn offsets_partitions_never_preallocate_big_segments() {
+    let broker = crate::storage::LogConfig::default();
+    let offsets = offsets_log_config(&broker);
+    assert!(!offsets.preallocate);
+    assert!(offsets.segment_bytes <= OFFSETS_SEGMENT_BYTES);
+    assert!(offsets.tail_cache_bytes < broker.tail_cache_bytes);
+    assert_eq!(offsets.flush, broker.flush);
+    offsets.validate().expect("valid storage config");
 }
