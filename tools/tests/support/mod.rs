@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 /// Longest the broker may take to accept connections after start.
 const BROKER_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Segments are preallocated at full size (1 GiB by default): tests that create dozens of partitions
+/// (and the broker's __consumer_offsets) would fill the disk, so test brokers use small segments.
+const TEST_SEGMENT_BYTES: &str = "segment_bytes=4MiB";
 /// Longest one tool invocation may run before the test fails.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -65,7 +68,7 @@ impl Broker {
         let child = Command::new(ringbroker_bin())
             .args(["serve", "--listen", &bootstrap, "--data-dir"])
             .arg(data_dir.path().join("data"))
-            .args(["--shards", "1"])
+            .args(["--shards", "1", "--set", TEST_SEGMENT_BYTES])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
