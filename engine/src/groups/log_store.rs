@@ -85,9 +85,9 @@ impl LogOffsetStore {
         data_dir: &Path,
         owned_partitions: &[i32],
         partition_count: i32,
-        config: &LogConfig,
+        config: LogConfig,
     ) -> Result<Self, GroupError> {
-        let config = offsets_log_config(config);
+        let config = offsets_log_config(&config);
         assert!(
             partition_count > 0,
             "offsets topic needs at least one partition"

@@ -899,7 +899,7 @@ fn offsets_survive_a_restart_over_partition_logs() {
                 temp.path(),
                 &owned,
                 OFFSETS_TOPIC_PARTITIONS,
-                &small_log_config(),
+                small_log_config(),
             )
             .await
             .expect("open store");
@@ -941,7 +941,7 @@ fn offsets_survive_a_restart_over_partition_logs() {
             temp.path(),
             &owned,
             OFFSETS_TOPIC_PARTITIONS,
-            &small_log_config(),
+            small_log_config(),
         )
         .await
         .expect("reopen store");
@@ -975,7 +975,7 @@ fn compaction_keeps_only_live_offsets_and_survives_restart() {
                 temp.path(),
                 &[partition],
                 OFFSETS_TOPIC_PARTITIONS,
-                &small_log_config(),
+                small_log_config(),
             )
             .await
             .expect("open store")
