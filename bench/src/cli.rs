@@ -121,9 +121,10 @@ pub struct RunArgs {
     /// Producer batch size in bytes (Kafka `batch.size`): records per batch = what fits.
     #[arg(long, default_value_t = DEFAULT_BATCH_BYTES)]
     pub batch_size: usize,
-    /// With --rate: the longest a record waits for its batch to fill (Kafka `linger.ms`).
-    #[arg(long, default_value_t = 5)]
-    pub linger_ms: u64,
+    /// With --rate: the longest a record waits for its batch to fill (Kafka `linger.ms`; fractions
+    /// such as 0.2 are allowed, for latency runs).
+    #[arg(long, default_value_t = 5.0)]
+    pub linger_ms: f64,
     /// Produce acks: 0, 1 or all (-1).
     #[arg(long, default_value = "1", value_parser = parse_acks)]
     pub acks: i16,
@@ -133,7 +134,7 @@ pub struct RunArgs {
     /// Records to produce (produce, e2e) or read (consume) in total, warm-up included.
     #[arg(long, conflicts_with = "duration")]
     pub records: Option<u64>,
-    /// Measured run time after the warm-up, e.g. 30s, 500ms, 2m (default 10s).
+    /// Measured run time after the warm-up, e.g. 30s, 500ms, 2m (default 10s; consume: until caught up).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Warm-up time excluded from the results (rounded up to whole seconds).
@@ -212,6 +213,9 @@ impl RunArgs {
                 return bad(format!("--rate must be a positive number, got {rate}"));
             }
         }
+        if !(self.linger_ms.is_finite() && self.linger_ms >= 0.0) {
+            return bad(format!("--linger-ms must be >= 0, got {}", self.linger_ms));
+        }
         if let Some(p) = self.partitions {
             if p <= 0 {
                 return bad(format!("--partitions must be positive, got {p}"));
@@ -229,11 +233,13 @@ impl RunArgs {
         Ok(())
     }
 
-    /// How long the measured part runs when bounded by time.
-    pub fn measured_duration(&self) -> Option<Duration> {
+    /// How long the measured part runs when bounded by time. A catch-up read without a bound ends
+    /// when it reaches the log end the run started with.
+    pub fn measured_duration(&self, workload: Workload) -> Option<Duration> {
         match (self.records, self.duration) {
             (Some(_), _) => None,
             (None, Some(d)) => Some(d),
+            (None, None) if workload == Workload::Consume => None,
             (None, None) => Some(DEFAULT_DURATION),
         }
     }
@@ -396,13 +402,17 @@ mod tests {
         let Command::Consume(args) = parse(&["ringbroker-bench", "consume"]).command else {
             panic!("expected consume");
         };
-        assert_eq!(args.measured_duration(), Some(DEFAULT_DURATION));
+        assert_eq!(args.measured_duration(Workload::Consume), None);
+        assert_eq!(
+            args.measured_duration(Workload::E2e),
+            Some(DEFAULT_DURATION)
+        );
         let Command::Consume(args) =
             parse(&["ringbroker-bench", "consume", "--records", "5"]).command
         else {
             panic!("expected consume");
         };
-        assert_eq!(args.measured_duration(), None);
+        assert_eq!(args.measured_duration(Workload::Produce), None);
     }
 
     #[test]

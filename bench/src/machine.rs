@@ -18,6 +18,16 @@ pub struct Machine {
     pub cpu_model: String,
     /// Host name.
     pub hostname: String,
+    /// 1-minute load average when the run ended: on a shared machine, other work competes for the
+    /// cores the broker and the bench are pinned to.
+    #[serde(default)]
+    pub load_average_1m: Option<f64>,
+    /// `/proc/pressure/cpu` "some avg60" (% of time some task waited for a CPU), when available.
+    #[serde(default)]
+    pub cpu_pressure_some_avg60: Option<f64>,
+    /// `/proc/pressure/io` "some avg60", when available.
+    #[serde(default)]
+    pub io_pressure_some_avg60: Option<f64>,
 }
 
 fn read_trimmed(path: &str) -> String {
@@ -45,11 +55,36 @@ pub fn describe() -> Machine {
         os: read_trimmed("/proc/sys/kernel/ostype"),
         cpu_model,
         hostname: read_trimmed("/proc/sys/kernel/hostname"),
+        load_average_1m: fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok()),
+        cpu_pressure_some_avg60: pressure_some_avg60("/proc/pressure/cpu"),
+        io_pressure_some_avg60: pressure_some_avg60("/proc/pressure/io"),
     }
+}
+
+/// Parses the `some ... avg60=X` field of a PSI file.
+fn pressure_some_avg60(path: &str) -> Option<f64> {
+    parse_pressure(&fs::read_to_string(path).ok()?)
+}
+
+fn parse_pressure(text: &str) -> Option<f64> {
+    let some = text.lines().find(|l| l.starts_with("some "))?;
+    some.split_whitespace()
+        .find_map(|field| field.strip_prefix("avg60="))?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn parses_pressure_lines() {
+        let text = "some avg10=93.10 avg60=89.35 avg300=84.74 total=1\nfull avg10=0.00 avg60=1.00 avg300=0.00 total=0\n";
+        assert_eq!(super::parse_pressure(text), Some(89.35));
+        assert_eq!(super::parse_pressure("nothing"), None);
+    }
+
     #[test]
     fn describes_this_machine() {
         let m = super::describe();

@@ -257,6 +257,23 @@ pub fn summary_text(r: &RunResult) -> String {
             );
         }
     }
+    if let Some(load) = r.machine.load_average_1m {
+        let cpu = r
+            .machine
+            .cpu_pressure_some_avg60
+            .map(|p| format!(", CPU pressure {p:.0}%"))
+            .unwrap_or_default();
+        let io = r
+            .machine
+            .io_pressure_some_avg60
+            .map(|p| format!(", IO pressure {p:.0}%"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  machine  {} cores, load average {load:.2}{cpu}{io}",
+            r.machine.cores
+        );
+    }
     if res.errors > 0 {
         let _ = writeln!(s, "  errors   {} partition errors in responses", res.errors);
     }

@@ -44,9 +44,7 @@ impl BatchShape {
         let mut records = (args.batch_size.saturating_sub(header) / per_record).max(1);
         if let Some(rate) = args.rate {
             let per_producer = rate / args.producers.max(1) as f64;
-            let in_linger = (per_producer * args.linger_ms as f64 / 1000.0)
-                .ceil()
-                .max(1.0);
+            let in_linger = (per_producer * args.linger_ms / 1000.0).ceil().max(1.0);
             records = records.min(in_linger as usize);
         }
         BatchShape {

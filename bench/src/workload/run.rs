@@ -110,7 +110,7 @@ pub fn run(
             })?);
         }
     }
-    let measurement = drive(args, &shared, &flags, &producers, &consumers);
+    let measurement = drive(workload, args, &shared, &flags, &producers, &consumers);
     let mut first_error = None;
     for h in producers.into_iter().chain(consumers) {
         let r = h
@@ -188,6 +188,7 @@ fn spawn(
 
 /// Ticks the collector until the run ends; returns the measurement.
 fn drive(
+    workload: Workload,
     args: &RunArgs,
     shared: &Arc<Shared>,
     flags: &StopFlags,
@@ -198,7 +199,7 @@ fn drive(
         Duration::from_secs(args.warmup.as_secs() + u64::from(args.warmup.subsec_nanos() > 0));
     let mut collector = Collector::new(shared.clone(), warmup);
     let deadline = args
-        .measured_duration()
+        .measured_duration(workload)
         .map(|d| collector.started() + warmup + d);
     let live = std::io::stderr().is_terminal();
     let mut next_tick = collector.started() + INTERVAL;
