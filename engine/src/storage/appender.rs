@@ -17,7 +17,9 @@ use bytes::Bytes;
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
 
 use super::checkpoint::{self, CleanShutdown};
-use super::config::{align_down, align_up, FlushPolicy, LogConfig, PAGE_BYTES};
+use super::config::{
+    align_down, align_up, FlushPolicy, LogConfig, PAGE_BYTES, PREALLOCATE_STEP_BYTES,
+};
 use super::error::StorageError;
 use super::files;
 use super::log::{LogInner, LogState};
@@ -56,6 +58,8 @@ struct Round {
     writes: Vec<(DmaBuffer, u64)>,
     /// `written_bytes` once the round completed.
     end_bytes: u64,
+    /// fallocate the file to this size before writing (the round would pass the reserved size).
+    preallocate_to: Option<u64>,
     /// The partly filled last page after the round.
     tail_page: Vec<u8>,
 }
@@ -76,6 +80,7 @@ enum Done {
     Created {
         base_offset: i64,
         file: Rc<DmaFile>,
+        allocated_bytes: u64,
     },
     Written {
         base_offset: i64,
@@ -93,7 +98,11 @@ async fn run(inner: Rc<LogInner>) {
             Job::Idle => break,
             Job::Create { base_offset, path } => create_segment_file(&path, &inner.config)
                 .await
-                .map(|file| Done::Created { base_offset, file }),
+                .map(|(file, allocated_bytes)| Done::Created {
+                    base_offset,
+                    file,
+                    allocated_bytes,
+                }),
             Job::Write(round) => write_round(round, &inner.config).await,
             Job::Seal(seal) => {
                 let base_offset = seal.base_offset;
@@ -179,13 +188,27 @@ fn plan_round(segment: &mut Segment, file: Rc<DmaFile>, config: &LogConfig) -> R
         filler.put(chunk);
     }
     let (writes, tail_page) = filler.finish();
+    let end_bytes = segment.written_bytes + new_bytes;
+    let padded_end = align_up(end_bytes);
+    let preallocate_to = (config.preallocate && padded_end > segment.allocated_bytes).then(|| {
+        // Rounds run one at a time, so recording the new size now cannot race another round.
+        segment.allocated_bytes = preallocation_target(padded_end, config.segment_bytes);
+        segment.allocated_bytes
+    });
     Round {
         base_offset: segment.base_offset,
         file,
         writes,
-        end_bytes: segment.written_bytes + new_bytes,
+        end_bytes,
+        preallocate_to,
         tail_page,
     }
+}
+
+/// The size to fallocate a segment file to when its data reaches `needed_bytes`: one step ahead,
+/// never past the segment size unless the data itself is (an oversized first append).
+fn preallocation_target(needed_bytes: u64, segment_bytes: u64) -> u64 {
+    (needed_bytes + PREALLOCATE_STEP_BYTES).min(segment_bytes.max(needed_bytes))
 }
 
 /// Fills page-aligned DMA buffers of at most `buffer_bytes` with a byte stream starting at a page
@@ -254,6 +277,9 @@ impl<'a> BufferFiller<'a> {
 
 /// Runs the round's writes, at most `max_inflight_writes` at once; syncs under `FlushPolicy::Always`.
 async fn write_round(round: Round, config: &LogConfig) -> Result<Done, StorageError> {
+    if let Some(size_bytes) = round.preallocate_to {
+        round.file.pre_allocate(size_bytes, false).await?;
+    }
     let mut inflight = VecDeque::with_capacity(config.max_inflight_writes);
     for (buffer, position) in round.writes {
         debug_assert_eq!(position % PAGE_BYTES, 0);
@@ -289,11 +315,12 @@ async fn write_round(round: Round, config: &LogConfig) -> Result<Done, StorageEr
     })
 }
 
-/// Opens (and preallocates) a new segment file; stale content of the same name is discarded.
+/// Opens (and preallocates the first step of) a new segment file; stale content of the same name is
+/// discarded. Returns the file and its reserved size.
 async fn create_segment_file(
     path: &std::path::Path,
     config: &LogConfig,
-) -> Result<Rc<DmaFile>, StorageError> {
+) -> Result<(Rc<DmaFile>, u64), StorageError> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -301,13 +328,15 @@ async fn create_segment_file(
         .truncate(true)
         .dma_open(path)
         .await?;
+    let mut allocated_bytes = 0;
     if config.preallocate {
-        file.pre_allocate(config.segment_bytes, false).await?;
+        allocated_bytes = preallocation_target(0, config.segment_bytes);
+        file.pre_allocate(allocated_bytes, false).await?;
     }
     if let Some(dir) = path.parent() {
         files::sync_directory(dir).await?;
     }
-    Ok(Rc::new(file))
+    Ok((Rc::new(file), allocated_bytes))
 }
 
 fn plan_seal(segment: &mut Segment, file: Rc<DmaFile>, dir: &std::path::Path) -> Seal {
@@ -336,9 +365,14 @@ async fn seal_segment(seal: Seal) -> Result<(), StorageError> {
 
 fn apply(inner: &Rc<LogInner>, done: Done) {
     match done {
-        Done::Created { base_offset, file } => {
+        Done::Created {
+            base_offset,
+            file,
+            allocated_bytes,
+        } => {
             if let Some(segment) = inner.state.borrow_mut().segment_by_base_mut(base_offset) {
                 segment.file = Some(file);
+                segment.allocated_bytes = allocated_bytes;
             }
         }
         Done::Sealed { base_offset } => {

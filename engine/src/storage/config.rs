@@ -15,6 +15,12 @@ pub const SEGMENT_BYTES_MAX: u64 = u32::MAX as u64;
 /// Smallest allowed segment: one page. Tests use small segments to exercise rolling.
 pub const SEGMENT_BYTES_MIN: u64 = PAGE_BYTES;
 
+/// How far ahead of the data the active segment file is fallocated (Redpanda's fallocation step is
+/// 32 MiB). Reserving whole 1 GiB segments up front filled the disk with 50 mostly empty
+/// `__consumer_offsets` partitions; a step keeps extents contiguous and DMA writes non-extending while
+/// reserving little per idle partition.
+pub const PREALLOCATE_STEP_BYTES: u64 = 16 << 20;
+
 /// Default segment size, 1 GiB like Kafka's `log.segment.bytes`.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 1 << 30;
 
@@ -64,8 +70,9 @@ pub struct LogConfig {
     /// Size of one DMA write buffer (rounded up to whole pages). One round writes at most
     /// `max_inflight_writes * write_buffer_bytes` of new data (or one whole append if bigger).
     pub write_buffer_bytes: usize,
-    /// fallocate each segment to `segment_bytes` when it is created, so that DMA writes never extend
-    /// the file (ext4 runs size-extending O_DIRECT writes synchronously) and extents stay contiguous.
+    /// fallocate the active segment ahead of the writes, `PREALLOCATE_STEP_BYTES` at a time, so that
+    /// DMA writes never extend the file (ext4 runs size-extending O_DIRECT writes synchronously) and
+    /// extents stay contiguous.
     pub preallocate: bool,
 }
 

@@ -17,6 +17,7 @@ use super::error::StorageError;
 use super::files;
 use super::reader;
 use super::recovery;
+use super::retention::{self, RetentionPolicy};
 use super::segment::{
     segment_file_path, CommitMark, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
@@ -361,6 +362,17 @@ impl PartitionLog {
             .iter()
             .map(|segment| segment.size_bytes)
             .sum()
+    }
+
+    /// Deletes whole sealed segments from the head of the log that are past `policy` at `now_ms`
+    /// (the active segment always stays); moves the log start offset. Returns the number deleted.
+    /// Run it from a low-priority task queue.
+    pub async fn apply_retention(
+        &self,
+        policy: RetentionPolicy,
+        now_ms: i64,
+    ) -> Result<usize, StorageError> {
+        retention::apply(&self.inner, policy, now_ms).await
     }
 
     /// The partition directory.

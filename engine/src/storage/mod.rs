@@ -10,6 +10,7 @@
 //! - `appender`: group-commit DMA writes, tail page, segment create/seal/roll, fdatasync policy;
 //! - `reader`: Fetch-semantics reads and timestamp lookups;
 //! - `recovery`: open, checkpoint trust or scan + truncate of the torn tail;
+//! - `retention`: deleting whole segments past retention.ms / retention.bytes;
 //! - `scan`: walking batch headers / validating batches in a segment file;
 //! - `segment`, `index`, `tail_cache`, `watch`: the data structures;
 //! - `checkpoint`, `files`: the clean-shutdown checkpoint and small-file helpers;
@@ -28,6 +29,7 @@ mod index;
 mod log;
 mod reader;
 mod recovery;
+mod retention;
 mod scan;
 mod segment;
 mod tail_cache;
@@ -45,6 +47,7 @@ pub use config::{
 };
 pub use error::StorageError;
 pub use log::{AppendOutcome, PartitionLog, ReadChunk, ReadResult};
+pub use retention::RetentionPolicy;
 
 thread_local! {
     /// Whether this thread's executor already ran the probe workaround.

@@ -223,9 +223,8 @@ async fn open_active(
         }
         bytes.to_vec()
     };
-    if config.preallocate && file_size < config.segment_bytes {
-        file.pre_allocate(config.segment_bytes, false).await?;
-    }
+    // The appender fallocates further ahead when writes reach the end of the file.
+    segment.allocated_bytes = file_size;
     segment.set_recovered_end(size_bytes, tail_page);
     segment.file = Some(Rc::new(file));
     Ok(segment)

@@ -12,9 +12,14 @@ use ringbroker_protocol::batch::{validate_batch, BatchHeader, BATCH_HEADER_BYTES
 use super::error::StorageError;
 use super::segment::Segment;
 
-/// Bytes read at once while walking headers or validating batches: large enough to amortise the DMA
-/// read, small enough to stay within the executor's io_memory budget (1 MiB).
+/// Bytes read at once while validating batches in recovery: large enough to amortise the DMA read,
+/// small enough to stay within the executor's io_memory budget (1 MiB).
 pub const SCAN_WINDOW_BYTES: u64 = 256 << 10;
+
+/// Bytes read at once while walking headers for a fetch or timestamp lookup: a read starts at most
+/// one index interval (4 KiB by default) before its batch, so a few pages cover the walk for small
+/// batches without reading data the fetch will send by sendfile anyway.
+pub const HEADER_WINDOW_BYTES: u64 = 16 << 10;
 
 /// A batch bigger than this is treated as garbage by recovery rather than read into memory. It is
 /// far above any batch a produce request can carry (Kafka's message.max.bytes default is ~1 MiB).
@@ -81,7 +86,7 @@ impl HeaderScanner {
             .as_ref()
             .is_some_and(|window| window.slice(self.position, header_bytes).is_some());
         if !covered {
-            let len = SCAN_WINDOW_BYTES.min(self.end - self.position);
+            let len = HEADER_WINDOW_BYTES.min(self.end - self.position);
             self.window = Some(read_window(&self.file, self.position, len).await?);
         }
         let bytes = self

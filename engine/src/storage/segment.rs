@@ -70,6 +70,8 @@ pub(crate) struct Segment {
     pub file: Option<Rc<DmaFile>>,
     /// Bytes assigned to this segment (written, in flight and queued).
     pub size_bytes: u64,
+    /// File size reserved by fallocate (the file's size while the segment is active).
+    pub allocated_bytes: u64,
     /// Prefix of the file whose DMA writes completed.
     pub written_bytes: u64,
     /// Prefix holding only offsets below the high watermark (what readers may see).
@@ -95,6 +97,7 @@ impl Segment {
             log_path: segment_file_path(dir, base_offset, LOG_SUFFIX),
             file: None,
             size_bytes: 0,
+            allocated_bytes: 0,
             written_bytes: 0,
             committed_bytes: 0,
             next_offset: base_offset,

@@ -588,6 +588,108 @@ fn wait_for_data_wakes_on_append() {
 }
 
 #[test]
+fn retention_deletes_whole_sealed_segments_from_the_head() {
+    run(|| async {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(temp.path(), small_config())
+            .await
+            .expect("open");
+        for i in 0..40i64 {
+            log.append(&test_batch(1000 * i, 1, 900))
+                .await
+                .expect("append");
+        }
+        let segments_before = segment_files(temp.path(), "log").len();
+        assert!(segments_before >= 4);
+        // Nothing is old or large enough yet.
+        let keep_all = RetentionPolicy {
+            retention_ms: Some(1_000_000),
+            retention_bytes: Some(1 << 30),
+        };
+        assert_eq!(
+            log.apply_retention(keep_all, 40_000)
+                .await
+                .expect("retention"),
+            0
+        );
+        // By time: segments whose newest batch is older than 20_000 - 5_000 go.
+        let by_time = RetentionPolicy {
+            retention_ms: Some(5_000),
+            retention_bytes: None,
+        };
+        let deleted = log
+            .apply_retention(by_time, 20_000)
+            .await
+            .expect("retention");
+        assert!(deleted >= 1);
+        let start = log.log_start_offset();
+        assert!(start > 0 && start <= 15, "log start {start}");
+        assert!(matches!(
+            log.read(start - 1, 1).await,
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(
+            batch_offsets(&read_bytes(&log.read(start, 1).await.expect("read"))),
+            vec![(start, start)]
+        );
+        // By size: keep at least ~2 segments' worth, the active segment always stays.
+        let by_size = RetentionPolicy {
+            retention_ms: None,
+            retention_bytes: Some(1),
+        };
+        log.apply_retention(by_size, 0).await.expect("retention");
+        assert_eq!(segment_files(temp.path(), "log").len(), 1);
+        assert_eq!(segment_files(temp.path(), "index").len(), 0);
+        let start = log.log_start_offset();
+        assert_eq!(log.high_watermark(), 40);
+        assert_eq!(
+            read_all(&log, start, 1 << 20).await.len() as u64,
+            log.size_bytes()
+        );
+        log.close().await.expect("close");
+        let log = PartitionLog::open(temp.path(), small_config())
+            .await
+            .expect("reopen");
+        assert_eq!(log.log_start_offset(), start);
+        assert_eq!(log.high_watermark(), 40);
+    });
+}
+
+#[test]
+fn active_segment_is_preallocated_in_steps() {
+    run(|| async {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            flush: FlushPolicy::Never,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(temp.path(), config.clone())
+            .await
+            .expect("open");
+        log.append(&test_batch(1, 1, 100)).await.expect("append");
+        let path = segment_file_path(temp.path());
+        let file_size = || std::fs::metadata(&path).expect("stat").len();
+        // One step ahead of the data, not a whole 1 GiB segment.
+        assert!(file_size() >= config::PREALLOCATE_STEP_BYTES);
+        assert!(file_size() <= config::PREALLOCATE_STEP_BYTES + PAGE_BYTES);
+        let big = test_batch(2, 1, 1 << 20);
+        let mut stored_bytes = 0;
+        while stored_bytes <= config::PREALLOCATE_STEP_BYTES {
+            log.append(&big).await.expect("append");
+            stored_bytes += big.len() as u64;
+        }
+        assert!(file_size() > config::PREALLOCATE_STEP_BYTES);
+        assert!(file_size() <= log.size_bytes() + 2 * config::PREALLOCATE_STEP_BYTES);
+        let bytes = log.size_bytes();
+        drop(log);
+        let log = PartitionLog::open(temp.path(), config)
+            .await
+            .expect("reopen after crash");
+        assert_eq!(log.size_bytes(), bytes);
+    });
+}
+
+#[test]
 fn remove_deletes_the_partition_directory() {
     run(|| async {
         let temp = tempfile::tempdir().expect("tempdir");

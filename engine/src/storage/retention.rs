@@ -1,0 +1,78 @@
+//! Retention: deleting whole segments from the head of the log (Kafka's `retention.ms` and
+//! `retention.bytes`). Only sealed segments go; the active one always stays, so the log never loses
+//! its end offset. Deleted segments leave the state first (reads stop using them), then their files
+//! are removed, index files before the data file so that a crash in between leaves a data file whose
+//! index is rebuilt, never an orphan index.
+
+use super::error::StorageError;
+use super::files;
+use super::log::LogInner;
+use super::segment::{segment_file_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+
+/// Retention limits of one log; `None` means unlimited (Kafka's -1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Delete a segment once its largest timestamp is older than `now_ms - retention_ms`.
+    pub retention_ms: Option<i64>,
+    /// Delete the oldest segments while the log stays at least this large without them.
+    pub retention_bytes: Option<u64>,
+}
+
+/// Deletes the segments past `policy` at time `now_ms`; returns how many were deleted.
+pub(crate) async fn apply(
+    inner: &LogInner,
+    policy: RetentionPolicy,
+    now_ms: i64,
+) -> Result<usize, StorageError> {
+    let deleted_bases: Vec<i64> = {
+        let mut state = inner.state.borrow_mut();
+        let mut remaining_bytes: u64 = state
+            .segments
+            .iter()
+            .map(|segment| segment.size_bytes)
+            .sum();
+        let mut count = 0;
+        let candidates = state.segments.len().saturating_sub(1);
+        for segment in &state.segments[..candidates] {
+            if !segment.sealed {
+                break;
+            }
+            let expired = policy.retention_ms.is_some_and(|retention_ms| {
+                segment
+                    .max_timestamp
+                    .is_some_and(|(timestamp, _)| timestamp < now_ms.saturating_sub(retention_ms))
+            });
+            let oversized = policy.retention_bytes.is_some_and(|retention_bytes| {
+                remaining_bytes - segment.size_bytes >= retention_bytes
+            });
+            if !(expired || oversized) {
+                break;
+            }
+            remaining_bytes -= segment.size_bytes;
+            count += 1;
+        }
+        let deleted: Vec<i64> = state
+            .segments
+            .drain(..count)
+            .map(|segment| segment.base_offset)
+            .collect();
+        if let Some(first) = state.segments.first() {
+            assert!(
+                first.base_offset >= state.log_start_offset,
+                "log start only moves forward"
+            );
+            state.log_start_offset = first.base_offset;
+        }
+        deleted
+    };
+    for &base_offset in &deleted_bases {
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
+            files::remove_if_exists(&segment_file_path(&inner.dir, base_offset, suffix)).await?;
+        }
+    }
+    if !deleted_bases.is_empty() {
+        files::sync_directory(&inner.dir).await?;
+        tracing::info!(dir = %inner.dir.display(), segments = deleted_bases.len(), "retention deleted segments");
+    }
+    Ok(deleted_bases.len())
+}
