@@ -18,7 +18,7 @@ use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
 
 use super::checkpoint::{self, CleanShutdown};
 use super::config::{
-    align_down, align_up, FlushPolicy, LogConfig, PAGE_BYTES, PREALLOCATE_STEP_BYTES,
+    align_down, align_up, preallocation_target, FlushPolicy, LogConfig, PAGE_BYTES,
 };
 use super::error::StorageError;
 use super::files;
@@ -203,12 +203,6 @@ fn plan_round(segment: &mut Segment, file: Rc<DmaFile>, config: &LogConfig) -> R
         preallocate_to,
         tail_page,
     }
-}
-
-/// The size to fallocate a segment file to when its data reaches `needed_bytes`: one step ahead,
-/// never past the segment size unless the data itself is (an oversized first append).
-fn preallocation_target(needed_bytes: u64, segment_bytes: u64) -> u64 {
-    (needed_bytes + PREALLOCATE_STEP_BYTES).min(segment_bytes.max(needed_bytes))
 }
 
 /// Fills page-aligned DMA buffers of at most `buffer_bytes` with a byte stream starting at a page

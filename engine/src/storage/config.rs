@@ -121,6 +121,12 @@ impl LogConfig {
     }
 }
 
+/// The size to fallocate a segment file to when its data reaches `needed_bytes`: one step ahead,
+/// never past the segment size unless the data itself is (an oversized first append).
+pub(crate) fn preallocation_target(needed_bytes: u64, segment_bytes: u64) -> u64 {
+    (needed_bytes + PREALLOCATE_STEP_BYTES).min(segment_bytes.max(needed_bytes))
+}
+
 /// Rounds down to a page boundary.
 pub(crate) fn align_down(position: u64) -> u64 {
     position & !(PAGE_BYTES - 1)

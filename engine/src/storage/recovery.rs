@@ -10,7 +10,9 @@ use std::rc::Rc;
 use glommio::io::{DmaFile, OpenOptions};
 
 use super::checkpoint::{self, CleanShutdown};
-use super::config::{align_down, align_up, LogConfig, PAGE_BYTES, SEGMENT_BYTES_MAX};
+use super::config::{
+    align_down, align_up, preallocation_target, LogConfig, PAGE_BYTES, SEGMENT_BYTES_MAX,
+};
 use super::error::StorageError;
 use super::files::{self, TEMPORARY_SUFFIX};
 use super::index::{OffsetIndex, TimeIndex};
@@ -223,8 +225,17 @@ async fn open_active(
         }
         bytes.to_vec()
     };
-    // The appender fallocates further ahead when writes reach the end of the file.
+    // Everything past `size_bytes` is zero now (clean shutdown or `zero_after`): give back what lies
+    // beyond one preallocation step (files of older versions reserved whole segments). The appender
+    // fallocates further ahead when writes reach the end of the file.
     segment.allocated_bytes = file_size;
+    if config.preallocate {
+        let wanted_bytes = preallocation_target(align_up(size_bytes), config.segment_bytes);
+        if file_size > wanted_bytes {
+            file.truncate(wanted_bytes).await?;
+            segment.allocated_bytes = wanted_bytes;
+        }
+    }
     segment.set_recovered_end(size_bytes, tail_page);
     segment.file = Some(Rc::new(file));
     Ok(segment)

@@ -681,6 +681,18 @@ fn active_segment_is_preallocated_in_steps() {
         assert!(file_size() > config::PREALLOCATE_STEP_BYTES);
         assert!(file_size() <= log.size_bytes() + 2 * config::PREALLOCATE_STEP_BYTES);
         let bytes = log.size_bytes();
+        log.close().await.expect("close");
+        // Files of older versions reserved a whole segment: reopening gives the excess back.
+        let oversized = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        oversized.set_len(256 << 20).expect("extend");
+        let log = PartitionLog::open(temp.path(), config.clone())
+            .await
+            .expect("reopen");
+        assert_eq!(log.size_bytes(), bytes);
+        assert!(file_size() <= bytes + config::PREALLOCATE_STEP_BYTES + PAGE_BYTES);
         drop(log);
         let log = PartitionLog::open(temp.path(), config)
             .await
