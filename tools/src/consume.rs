@@ -55,7 +55,8 @@ pub struct ConsumeArgs {
     timeout_ms: Option<u64>,
     /// Formatter property KEY=VALUE (repeatable): print.key, print.partition, print.offset,
     /// print.timestamp, print.headers, print.value, key.separator, line.separator.
-    #[arg(long = "property", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    /// (Kafka 4's --formatter-property is accepted too.)
+    #[arg(long = "property", alias = "formatter-property", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     properties: Vec<(String, String)>,
     /// kcat-style output template: %t topic, %p partition, %o offset, %k key, %s value, %T timestamp,
     /// %h headers, %K/%S key/value length, \n newline.

@@ -173,9 +173,9 @@ fn lag_rows(
             for (topic, partitions) in decode_assignment(&member.assignment)? {
                 for partition in partitions {
                     let owner = (
-                        member.member_id.clone(),
-                        member.client_host.clone(),
-                        member.client_id.clone(),
+                        or_dash(&member.member_id),
+                        or_dash(&member.client_host),
+                        or_dash(&member.client_id),
                     );
                     owners.insert((topic.clone(), partition), owner);
                 }
@@ -212,6 +212,15 @@ fn lag_rows(
             partition: key.1,
         })
         .collect())
+}
+
+/// A table cell for a possibly empty string: "-" keeps columns parseable by `awk`.
+fn or_dash(value: &str) -> String {
+    if value.is_empty() {
+        "-".to_owned()
+    } else {
+        value.to_owned()
+    }
 }
 
 fn dash(value: Option<i64>) -> String {

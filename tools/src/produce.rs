@@ -60,7 +60,8 @@ pub struct ProduceArgs {
     #[arg(long)]
     topic: String,
     /// Reader property KEY=VALUE (repeatable): parse.key, key.separator.
-    #[arg(long = "property", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    /// (Kafka 4's --reader-property is accepted too.)
+    #[arg(long = "property", alias = "reader-property", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     properties: Vec<(String, String)>,
     /// Write every record to this partition instead of partitioning by key.
     #[arg(long)]
