@@ -5,6 +5,7 @@ use crate::common::{render_table, ConnectArgs, Output, OutputFormat};
 use crate::error::ToolError;
 use ringbroker_protocol::client::admin::OffsetSpec;
 use ringbroker_protocol::client::assignor::{decode_assignment, CONSUMER_PROTOCOL_TYPE};
+use ringbroker_protocol::client::error::{GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP};
 use ringbroker_protocol::client::groups::GroupDescription;
 use ringbroker_protocol::client::{Client, ClientError};
 use serde_json::json;
@@ -37,6 +38,20 @@ enum GroupsCommand {
         after_help = "Examples:\n  ringbroker groups reset-offsets --group audit --topic events --to-earliest --execute\n  ringbroker groups reset-offsets --group audit --topic events:0,1 --to-offset 100"
     )]
     ResetOffsets(ResetArgs),
+    /// Delete a group and its committed offsets (the group must have no active members).
+    #[command(
+        after_help = "Example:\n  ringbroker groups delete --bootstrap-server localhost:9092 --group audit"
+    )]
+    Delete(GroupDeleteArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct GroupDeleteArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Group id.
+    #[arg(long)]
+    group: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -109,6 +124,7 @@ pub fn run(args: GroupsArgs) -> Result<(), ToolError> {
         GroupsCommand::List(args) => list(args),
         GroupsCommand::Describe(args) => describe(args),
         GroupsCommand::ResetOffsets(args) => reset(args),
+        GroupsCommand::Delete(args) => delete(args),
     }
 }
 
@@ -371,6 +387,23 @@ fn reset(args: ResetArgs) -> Result<(), ToolError> {
         }
     };
     Output::new().print(&text)
+}
+
+fn delete(args: GroupDeleteArgs) -> Result<(), ToolError> {
+    let mut client = args.connect.connect()?;
+    let group = &args.group;
+    match client.delete_group(group) {
+        Ok(()) => Output::new().print(&format!("Deleted consumer group '{group}'.\n")),
+        Err(error) if error.kafka_code() == Some(GROUP_ID_NOT_FOUND) => {
+            Err(ToolError::Failed(format!(
+            "consumer group '{group}' does not exist: list groups with `ringbroker groups list`"
+        )))
+        }
+        Err(error) if error.kafka_code() == Some(NON_EMPTY_GROUP) => Err(ToolError::Failed(
+            format!("consumer group '{group}' still has active members: stop its consumers first"),
+        )),
+        Err(error) => Err(error.into()),
+    }
 }
 
 #[cfg(test)]

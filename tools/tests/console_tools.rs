@@ -380,6 +380,13 @@ fn group_consume_commits_and_describe_shows_lag() {
     ));
     let again = ok_stdout(&broker.tool(&["consume"], &consume_args, None));
     assert_eq!(again.lines().count(), 13, "{again}");
+
+    let deleted = ok_stdout(&broker.tool(&["groups", "delete"], &["--group", &group], None));
+    assert_eq!(deleted, format!("Deleted consumer group '{group}'.\n"));
+    let listed = ok_stdout(&broker.tool(&["groups", "list"], &[], None));
+    assert!(!listed.lines().any(|line| line == group), "{listed}");
+    let gone = broker.tool(&["groups", "describe"], &["--group", &group], None);
+    assert_eq!(gone.status.code(), Some(1), "{}", stderr_text(&gone));
 }
 
 #[test]

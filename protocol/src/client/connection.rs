@@ -318,6 +318,7 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::CreateTopics => "CreateTopics",
         ApiKey::DeleteTopics => "DeleteTopics",
         ApiKey::DescribeConfigs => "DescribeConfigs",
+        ApiKey::DeleteGroups => "DeleteGroups",
         _ => "Kafka API",
     }
 }

@@ -27,6 +27,8 @@ pub const REBALANCE_IN_PROGRESS: i16 = 27;
 pub const UNSUPPORTED_VERSION: i16 = 35;
 /// Kafka's TOPIC_ALREADY_EXISTS.
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+/// Kafka's NON_EMPTY_GROUP.
+pub const NON_EMPTY_GROUP: i16 = 68;
 /// Kafka's GROUP_ID_NOT_FOUND.
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
 /// Kafka's MEMBER_ID_REQUIRED (JoinGroup v4+ first round).

@@ -1,5 +1,5 @@
 //! Consumer-group calls: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
-//! OffsetFetch, ListGroups and DescribeGroups. Group calls go to the group's coordinator, found once
+//! OffsetFetch, ListGroups, DescribeGroups and DeleteGroups. Group calls go to the group's coordinator, found once
 //! and cached; a NOT_COORDINATOR-style answer drops the cache so the next call looks it up again.
 
 use super::error::{
@@ -16,9 +16,9 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    DescribeGroupsRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest,
-    LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
-    SyncGroupRequest, TopicName,
+    DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest,
+    OffsetFetchRequest, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 use std::collections::BTreeMap;
@@ -445,5 +445,21 @@ impl Client {
                 })
                 .collect(),
         })
+    }
+
+    /// Deletes a group (it must have no active members) with its committed offsets.
+    pub fn delete_group(&mut self, group: &str) -> Result<(), ClientError> {
+        let request = DeleteGroupsRequest::default().with_groups_names(vec![group_id(group)]);
+        let (response, _) = self.send_to_coordinator(group, &request)?;
+        let result = response
+            .results
+            .into_iter()
+            .find(|result| result.group_id.0.as_str() == group)
+            .ok_or_else(|| ClientError::Protocol {
+                addr: format!("coordinator of {group}"),
+                reason: "DeleteGroups answer does not name the group".into(),
+            })?;
+        self.coordinators.remove(group);
+        check_code(result.error_code, || format!("DeleteGroups {group}"), None)
     }
 }

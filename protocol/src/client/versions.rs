@@ -27,6 +27,7 @@ const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 4),
     (ApiKey::DeleteTopics, 1, 5),
     (ApiKey::DescribeConfigs, 1, 3),
+    (ApiKey::DeleteGroups, 0, 2),
 ];
 
 /// The versions of `api` this client can send, or `None` if it never sends it.
