@@ -57,7 +57,7 @@ start_broker() {
 bench() {
     local name="$1"; shift
     log "ringbroker-bench $* (${name})"
-    taskset -c "${BENCH_CORE}" "${BENCH}" "$@" --bootstrap-server "${BOOT}" --cores "${BENCH_CORE}" \
+    taskset -c "${BENCH_CORE}" "${BENCH}" "$@" --bootstrap-server "${BOOT}" --cores "${BENCH_CORE}" --broker-pid "${broker_pid}" \
         --label "${name}" --json "${OUT_DIR}/${name}.json" --hdr-log "${OUT_DIR}/${name}.hlog" \
         | tee -a "${OUT_DIR}/log.txt"
 }

@@ -175,6 +175,9 @@ pub struct RunArgs {
     #[arg(long)]
     #[serde(skip)]
     pub hdr_log: Option<PathBuf>,
+    /// Process id of a broker on this machine: its CPU time over the measured window is reported.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
     /// Label of this run in `compare` tables and plots (default: derived from the parameters).
     #[arg(long)]
     pub label: Option<String>,

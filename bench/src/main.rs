@@ -7,6 +7,7 @@
 mod cli;
 mod client;
 mod compare;
+mod cpu;
 mod error;
 mod hlog;
 mod machine;

@@ -82,6 +82,12 @@ pub struct Results {
     pub produce: Option<Throughput>,
     /// Consumer throughput.
     pub consume: Option<Throughput>,
+    /// CPU seconds the bench used over the measured window.
+    #[serde(default)]
+    pub bench_cpu_s: f64,
+    /// CPU seconds the broker (`--broker-pid`) used over the measured window.
+    #[serde(default)]
+    pub broker_cpu_s: Option<f64>,
     /// Produce request→ack latency.
     pub produce_latency: Option<LatencySummary>,
     /// End-to-end latency.
@@ -196,6 +202,10 @@ pub fn results(workload: Workload, m: &Measurement) -> Results {
         errors: c.errors,
         produce,
         consume,
+        bench_cpu_s: c.bench_cpu_ticks as f64 / crate::cpu::ticks_per_second(),
+        broker_cpu_s: c
+            .broker_cpu_ticks
+            .map(|t| t as f64 / crate::cpu::ticks_per_second()),
         produce_latency: LatencySummary::from_histogram(&m.produce),
         e2e_latency: LatencySummary::from_histogram(&m.e2e),
     }
@@ -257,6 +267,17 @@ pub fn summary_text(r: &RunResult) -> String {
             );
         }
     }
+    let share = |cpu_s: f64| cpu_s / res.measured_s.max(1e-9) * 100.0;
+    let broker_cpu = res
+        .broker_cpu_s
+        .map(|b| format!(", broker {b:.2} s ({:.0}% of a core)", share(b)))
+        .unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "  cpu      bench {:.2} s ({:.0}% of a core){broker_cpu}",
+        res.bench_cpu_s,
+        share(res.bench_cpu_s)
+    );
     if let Some(load) = r.machine.load_average_1m {
         let cpu = r
             .machine
@@ -370,6 +391,8 @@ pub(crate) mod tests {
                 errors: 0,
                 produce: Some(t.clone()),
                 consume: Some(t),
+                bench_cpu_s: 1.0,
+                broker_cpu_s: None,
                 produce_latency: lat.clone(),
                 e2e_latency: lat,
             },

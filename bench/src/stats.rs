@@ -119,6 +119,10 @@ pub struct CounterSnapshot {
     pub consumed_batch_bytes: u64,
     /// See [`Counters::errors`].
     pub errors: u64,
+    /// CPU clock ticks the bench process has used.
+    pub bench_cpu_ticks: u64,
+    /// CPU clock ticks the broker process (`--broker-pid`) has used, if known.
+    pub broker_cpu_ticks: Option<u64>,
 }
 
 impl Counters {
@@ -133,6 +137,8 @@ impl Counters {
             consumed_records: r(&self.consumed_records),
             consumed_batch_bytes: r(&self.consumed_batch_bytes),
             errors: r(&self.errors),
+            bench_cpu_ticks: 0,
+            broker_cpu_ticks: None,
         }
     }
 }
@@ -148,6 +154,11 @@ impl CounterSnapshot {
             consumed_records: self.consumed_records - earlier.consumed_records,
             consumed_batch_bytes: self.consumed_batch_bytes - earlier.consumed_batch_bytes,
             errors: self.errors - earlier.errors,
+            bench_cpu_ticks: self.bench_cpu_ticks.saturating_sub(earlier.bench_cpu_ticks),
+            broker_cpu_ticks: match (self.broker_cpu_ticks, earlier.broker_cpu_ticks) {
+                (Some(now), Some(then)) => Some(now.saturating_sub(then)),
+                _ => None,
+            },
         }
     }
 }
@@ -202,6 +213,15 @@ pub struct Measurement {
     pub warmup_not_reached: bool,
 }
 
+/// The counters plus the CPU time of the bench and the broker.
+fn snapshot(shared: &Shared, broker_pid: Option<u32>) -> CounterSnapshot {
+    CounterSnapshot {
+        bench_cpu_ticks: crate::cpu::process_cpu_ticks(None).unwrap_or(0),
+        broker_cpu_ticks: broker_pid.and_then(|pid| crate::cpu::process_cpu_ticks(Some(pid))),
+        ..shared.counters.snapshot()
+    }
+}
+
 /// Drives the interval ticks.
 pub struct Collector {
     shared: Arc<Shared>,
@@ -211,6 +231,7 @@ pub struct Collector {
     last_tick: Instant,
     last_counters: CounterSnapshot,
     baseline: Option<(Instant, CounterSnapshot)>,
+    broker_pid: Option<u32>,
     spare: Histogram<u64>,
     total_produce: Histogram<u64>,
     total_e2e: Histogram<u64>,
@@ -240,9 +261,9 @@ pub struct Progress {
 
 impl Collector {
     /// Starts the clock. A zero warm-up starts the measured window at once.
-    pub fn new(shared: Arc<Shared>, warmup: Duration) -> Self {
+    pub fn new(shared: Arc<Shared>, warmup: Duration, broker_pid: Option<u32>) -> Self {
         let now = Instant::now();
-        let counters = shared.counters.snapshot();
+        let counters = snapshot(&shared, broker_pid);
         Collector {
             shared,
             started: now,
@@ -251,6 +272,7 @@ impl Collector {
             last_tick: now,
             last_counters: counters,
             baseline: warmup.is_zero().then_some((now, counters)),
+            broker_pid,
             spare: new_histogram(),
             total_produce: new_histogram(),
             total_e2e: new_histogram(),
@@ -266,7 +288,7 @@ impl Collector {
     /// Closes the interval ending now.
     pub fn tick(&mut self) -> Progress {
         let now = Instant::now();
-        let counters = self.shared.counters.snapshot();
+        let counters = snapshot(&self.shared, self.broker_pid);
         let interval_start = self.last_tick.duration_since(self.started);
         let length = now.duration_since(self.last_tick);
         let warming_up = self.baseline.is_none();
@@ -373,7 +395,7 @@ mod tests {
         let r = shared.recorder(LatencyKind::Produce);
         r.record_spaced(10_000, 1_000, 5);
         r.record_spaced(500, 0, 3);
-        let mut c = Collector::new(shared.clone(), Duration::ZERO);
+        let mut c = Collector::new(shared.clone(), Duration::ZERO, None);
         shared
             .counters
             .acked_records
@@ -391,7 +413,7 @@ mod tests {
     fn warmup_intervals_are_excluded() {
         let shared = Arc::new(Shared::default());
         let r = shared.recorder(LatencyKind::E2e);
-        let mut c = Collector::new(shared.clone(), Duration::from_millis(20));
+        let mut c = Collector::new(shared.clone(), Duration::from_millis(20), None);
         r.record_spaced(1_000_000, 0, 10);
         shared
             .counters
@@ -415,7 +437,7 @@ mod tests {
     fn a_run_shorter_than_the_warmup_is_measured_whole() {
         let shared = Arc::new(Shared::default());
         let r = shared.recorder(LatencyKind::Produce);
-        let c = Collector::new(shared.clone(), Duration::from_secs(60));
+        let c = Collector::new(shared.clone(), Duration::from_secs(60), None);
         r.record_spaced(7_000, 0, 2);
         let m = c.finish();
         assert!(m.warmup_not_reached);

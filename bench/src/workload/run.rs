@@ -197,7 +197,7 @@ fn drive(
 ) -> Measurement {
     let warmup =
         Duration::from_secs(args.warmup.as_secs() + u64::from(args.warmup.subsec_nanos() > 0));
-    let mut collector = Collector::new(shared.clone(), warmup);
+    let mut collector = Collector::new(shared.clone(), warmup, args.broker_pid);
     let deadline = args
         .measured_duration(workload)
         .map(|d| collector.started() + warmup + d);
