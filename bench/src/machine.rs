@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// What the JSON result says about the machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Machine {
-    /// Cores this process may run on.
+    /// Cores online in the machine (not only those the bench is pinned to).
     pub cores: usize,
     /// Kernel release (uname -r).
     pub kernel: String,
@@ -61,6 +61,13 @@ pub fn describe() -> Machine {
         cpu_pressure_some_avg60: pressure_some_avg60("/proc/pressure/cpu"),
         io_pressure_some_avg60: pressure_some_avg60("/proc/pressure/io"),
     }
+}
+
+/// `sysconf(_SC_NPROCESSORS_ONLN)`: unlike `available_parallelism`, not narrowed by `taskset`.
+fn cores_online() -> usize {
+    // SAFETY: sysconf has no preconditions; it only reads a system constant.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).ok().filter(|&n| n > 0).unwrap_or(1)
 }
 
 /// Parses the `some ... avg60=X` field of a PSI file.
