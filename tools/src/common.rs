@@ -4,7 +4,21 @@
 use crate::error::ToolError;
 use ringbroker_protocol::client::{Client, ClientConfig};
 use std::io::Write;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A flag that turns true on SIGINT (Ctrl-C) or SIGTERM, so a command can finish cleanly (flush,
+/// commit, leave its group) instead of dying mid-way.
+pub fn stop_on_ctrl_c() -> Result<Arc<AtomicBool>, ToolError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(|error| {
+            ToolError::Failed(format!("cannot install the Ctrl-C handler: {error}"))
+        })?;
+    }
+    Ok(stop)
+}
 
 /// Where the broker is: shared by every client subcommand.
 #[derive(Debug, Clone, clap::Args)]

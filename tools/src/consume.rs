@@ -2,7 +2,7 @@
 //! it reads the chosen partitions from the chosen offsets; with `--group` it joins the consumer group
 //! (see `group_member`) and commits what it printed.
 
-use crate::common::{parse_key_value, ConnectArgs, Output, OutputFormat};
+use crate::common::{parse_key_value, stop_on_ctrl_c, ConnectArgs, Output, OutputFormat};
 use crate::error::ToolError;
 use crate::format::{parse_template, ConsoleFormat, RecordFormat};
 use crate::group_member::{GroupMember, RoundOutcome};
@@ -14,7 +14,6 @@ use ringbroker_protocol::client::{check_code, Client, ClientError};
 use ringbroker_protocol::records::decode_records;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Fetch rounds in a row that may fail with retriable errors (leader moves) before giving up.
@@ -188,12 +187,7 @@ pub fn run(args: ConsumeArgs) -> Result<(), ToolError> {
             ConsoleFormat::from_properties(&args.properties).map_err(ToolError::Usage)?,
         )
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(|error| {
-            ToolError::Failed(format!("cannot install the Ctrl-C handler: {error}"))
-        })?;
-    }
+    let stop = stop_on_ctrl_c()?;
     let bootstrap = args.connect.bootstrap_server.clone();
     let mut client = args.connect.connect()?;
     let topic = client

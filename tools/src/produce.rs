@@ -2,13 +2,14 @@
 //! the partition Kafka's default partitioner picks (murmur2); keyless ones stick to one partition per
 //! batch and move on when that batch is sent, like the Java client's sticky partitioner.
 
-use crate::common::{now_ms, parse_key_value, ConnectArgs};
+use crate::common::{now_ms, parse_key_value, stop_on_ctrl_c, ConnectArgs};
 use crate::error::ToolError;
 use bytes::Bytes;
 use ringbroker_protocol::client::{Client, ClientError};
 use ringbroker_protocol::records::{partition_for_key, BatchBuilder, Compression, Record};
 use std::collections::BTreeMap;
 use std::io::BufRead;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -18,8 +19,9 @@ const LINE_QUEUE_CAPACITY: usize = 10_000;
 const MAX_SEND_ATTEMPTS: usize = 5;
 /// Pause before retrying a batch.
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
-/// Wait for the next line when no batch is pending (no linger deadline to wake up for).
-const IDLE_WAIT: Duration = Duration::from_secs(3600);
+/// Longest wait for the next line before checking for Ctrl-C (records typed so far are sent before
+/// exiting, as Kafka's console producer flushes on shutdown).
+const STOP_POLL: Duration = Duration::from_millis(100);
 /// How long the broker may take to replicate with acks=all.
 const PRODUCE_TIMEOUT_MS: i32 = 30_000;
 
@@ -227,17 +229,22 @@ pub fn run(args: ProduceArgs) -> Result<(), ToolError> {
         .map(|(key, value)| (key.as_str(), Some(value.as_bytes())))
         .collect();
     let linger = Duration::from_millis(args.linger_ms);
+    let stop = stop_on_ctrl_c()?;
     let lines = spawn_stdin_reader();
     let mut deadline: Option<Instant> = None;
     let mut line_number = 0u64;
-    loop {
-        let wait = deadline.map_or(IDLE_WAIT, |at| at.saturating_duration_since(Instant::now()));
+    while !stop.load(Ordering::Relaxed) {
+        let wait = deadline.map_or(STOP_POLL, |at| {
+            at.saturating_duration_since(Instant::now()).min(STOP_POLL)
+        });
         let line = match lines.recv_timeout(wait) {
             Ok(Ok(line)) => line,
             Ok(Err(error)) => return Err(ToolError::Stdin(error)),
             Err(RecvTimeoutError::Timeout) => {
-                partitioner.sent(&producer.flush_all()?);
-                deadline = None;
+                if deadline.is_some_and(|at| Instant::now() >= at) {
+                    partitioner.sent(&producer.flush_all()?);
+                    deadline = None;
+                }
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,

@@ -641,3 +641,50 @@ fn ctrl_c_commits_and_leaves_the_group() {
         "{described}"
     );
 }
+
+#[test]
+fn ctrl_c_on_the_producer_sends_what_was_typed() {
+    let broker = Broker::start();
+    let topic = unique_topic("typed");
+    ok_stdout(&broker.tool(&["topics", "create"], &["--topic", &topic], None));
+    // A linger far longer than the test: the records go out only because of the interrupt.
+    let mut producer = std::process::Command::new(support::ringbroker_bin())
+        .args([
+            "produce",
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "--topic",
+            &topic,
+            "--linger-ms",
+            "600000",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn producer");
+    let mut stdin = producer.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut stdin, b"typed-1\ntyped-2\n").expect("type lines");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &producer.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(interrupted.success());
+    let status = producer.wait().expect("producer exit");
+    drop(stdin);
+    assert!(status.success(), "producer exited with {status}");
+    let output = broker.tool(
+        &["consume"],
+        &[
+            "--topic",
+            &topic,
+            "--from-beginning",
+            "--max-messages",
+            "2",
+            "--timeout-ms",
+            IDLE_TIMEOUT_MS,
+        ],
+        None,
+    );
+    assert_eq!(ok_stdout(&output), "typed-1\ntyped-2\n");
+}
