@@ -688,3 +688,35 @@ fn ctrl_c_on_the_producer_sends_what_was_typed() {
     );
     assert_eq!(ok_stdout(&output), "typed-1\ntyped-2\n");
 }
+
+#[test]
+fn keyless_records_spread_over_partitions_batch_by_batch() {
+    let broker = Broker::start();
+    let topic = unique_topic("spread");
+    ok_stdout(&broker.tool(
+        &["topics", "create"],
+        &["--topic", &topic, "--partitions", "3"],
+        None,
+    ));
+    // ~60 small batches: the sticky partition moves after each, so every partition gets some.
+    let input = lines(3000, "keyless-record-with-some-padding");
+    ok_stdout(&broker.tool(
+        &["produce"],
+        &["--topic", &topic, "--batch-size", "2048"],
+        Some(input.as_bytes()),
+    ));
+    let described = ok_stdout(&broker.tool(
+        &["topics", "describe"],
+        &["--topic", &topic, "--output", "json"],
+        None,
+    ));
+    let json: serde_json::Value = serde_json::from_str(&described).expect("describe json");
+    let counts: Vec<i64> = json["topics"][0]["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|p| p["log_end_offset"].as_i64().unwrap() - p["log_start_offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(counts.iter().sum::<i64>(), 3000, "{counts:?}");
+    assert!(counts.iter().all(|count| *count > 0), "{counts:?}");
+}
