@@ -48,9 +48,7 @@ pub fn describe() -> Machine {
         })
         .unwrap_or_else(|| "unknown".into());
     Machine {
-        cores: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        cores: cores_online(),
         kernel: read_trimmed("/proc/sys/kernel/osrelease"),
         os: read_trimmed("/proc/sys/kernel/ostype"),
         cpu_model,
