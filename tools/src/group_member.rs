@@ -239,7 +239,9 @@ impl GroupMember {
         Ok(())
     }
 
-    /// Final commit, then LeaveGroup so the others rebalance at once.
+    /// Final commit, then LeaveGroup so the others rebalance at once. Losing the membership at this
+    /// point (a rebalance started, the session expired) only means the next reader starts from the
+    /// last successful commit: a warning, not a failure.
     pub fn close(
         mut self,
         client: &mut Client,
@@ -247,6 +249,29 @@ impl GroupMember {
     ) -> Result<(), ClientError> {
         let committed = self.commit(client, positions);
         let left = client.leave_group(&self.group, &self.member_id);
-        committed.and(left)
+        for (what, result) in [
+            ("commit final offsets", committed),
+            ("leave the group", left),
+        ] {
+            match result {
+                Ok(()) => {}
+                Err(error) if membership_lost(&error) => {
+                    eprintln!(
+                        "warning: could not {what} of group '{}': {error}",
+                        self.group
+                    );
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
     }
+}
+
+/// Errors meaning this member's generation is over.
+fn membership_lost(error: &ClientError) -> bool {
+    matches!(
+        error.kafka_code(),
+        Some(REBALANCE_IN_PROGRESS | ILLEGAL_GENERATION | UNKNOWN_MEMBER_ID)
+    )
 }
