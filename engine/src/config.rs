@@ -8,6 +8,8 @@ use crate::storage::LogConfig;
 
 /// Default Kafka listener address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
+/// Default address of the metrics endpoint (`/metrics`, `/health`, `/ready`).
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9644";
 /// Default data directory (relative to the working directory, like Kafka's quickstart).
 pub const DEFAULT_DATA_DIR: &str = "./ringbroker-data";
 /// glommio io memory per executor. glommio registers it on ~3 rings per executor; under this
@@ -55,6 +57,8 @@ pub struct BrokerConfig {
     pub max_in_flight_requests: usize,
     /// Per-partition log settings (segment size, flush policy, caches).
     pub log: LogConfig,
+    /// Address of the metrics endpoint; `None` disables the endpoint and all recording.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl BrokerConfig {
@@ -90,6 +94,7 @@ impl Default for BrokerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_in_flight_requests: DEFAULT_MAX_IN_FLIGHT_REQUESTS,
             log: LogConfig::default(),
+            metrics_listen: DEFAULT_METRICS_LISTEN.parse().ok(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - `produce`, `fetch`, `offsets`: the per-partition data paths, local or across shards.
 //! - `storage`: per-partition segmented log on DMA files, indexes, recovery, tail cache.
 //! - `groups`: consumer-group coordinator and committed offsets.
+//! - `metrics`: per-shard counters and histograms, the Prometheus endpoint.
 //! - `config`: the effective settings and every limit; `errors`: Kafka error code mapping.
 
 pub mod admin;
@@ -16,6 +17,7 @@ pub mod errors;
 pub mod fetch;
 pub mod groups;
 pub mod metadata;
+pub mod metrics;
 pub mod offsets;
 pub mod produce;
 pub mod server;

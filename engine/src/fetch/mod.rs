@@ -13,6 +13,7 @@ use ringbroker_schema::{
 };
 
 use crate::errors::{self, storage_error_code};
+use crate::metrics::{hooks, Stage};
 use crate::shard::Shard;
 use crate::storage::ReadChunk;
 
@@ -74,7 +75,8 @@ pub async fn read_local(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome 
             chunks: Vec::new(),
         };
     }
-    match log.read(read.offset, read.max_bytes).await {
+    let result = log.read(read.offset, read.max_bytes);
+    match hooks::timed(shard.metrics(), Stage::FetchRead, result).await {
         Ok(result) => FetchOutcome {
             error_code: errors::NONE,
             high_watermark: result.high_watermark,
@@ -102,23 +104,23 @@ pub async fn read(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome {
     if owner == shard.id {
         return read_local(shard, read).await;
     }
-    let reply = shard
-        .mesh
-        .call(owner, 128, |fbb| {
-            let topic = fbb.create_string(read.topic);
-            let request = MeshFetch::create(
-                fbb,
-                &FetchRequestArgs {
-                    topic: Some(topic),
-                    partition: read.partition,
-                    offset: read.offset,
-                    max_bytes: i32::try_from(read.max_bytes).unwrap_or(i32::MAX),
-                    wait_ms: read.wait_ms as i32,
-                },
-            );
-            (Payload::FetchRequest, request.as_union_value())
-        })
-        .await;
+    let hop = shard.mesh.call(owner, 128, |fbb| {
+        let topic = fbb.create_string(read.topic);
+        let request = MeshFetch::create(
+            fbb,
+            &FetchRequestArgs {
+                topic: Some(topic),
+                partition: read.partition,
+                offset: read.offset,
+                max_bytes: i32::try_from(read.max_bytes).unwrap_or(i32::MAX),
+                wait_ms: read.wait_ms as i32,
+            },
+        );
+        (Payload::FetchRequest, request.as_union_value())
+    });
+    // Long-poll waits are measured as the wait stage, not as hops.
+    let metrics = shard.metrics().filter(|_| read.wait_ms == 0);
+    let reply = hooks::timed(metrics, Stage::FetchHop, hop).await;
     let message = match reply {
         Ok(m) => m,
         Err(e) => {

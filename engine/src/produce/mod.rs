@@ -10,6 +10,7 @@ use ringbroker_schema::{
 };
 
 use crate::errors::{self, storage_error_code};
+use crate::metrics::{hooks, Stage};
 use crate::shard::Shard;
 
 /// What one partition's produce came to.
@@ -84,12 +85,15 @@ pub async fn append_local(
     let Some(log) = shard.log(topic, partition) else {
         return ProduceOutcome::error(ResponseError::UnknownTopicOrPartition.code());
     };
-    match log.append(records).await {
-        Ok(outcome) => ProduceOutcome {
-            error_code: errors::NONE,
-            base_offset: outcome.base_offset,
-            log_start_offset: log.log_start_offset(),
-        },
+    match hooks::timed(shard.metrics(), Stage::ProduceAppend, log.append(records)).await {
+        Ok(outcome) => {
+            hooks::appended(shard.metrics(), records.len(), &outcome);
+            ProduceOutcome {
+                error_code: errors::NONE,
+                base_offset: outcome.base_offset,
+                log_start_offset: log.log_start_offset(),
+            }
+        }
         Err(e) => {
             tracing::warn!(topic, partition, error = %e, "append failed");
             ProduceOutcome::error(storage_error_code(&e))
@@ -105,22 +109,20 @@ pub async fn append(shard: &Shard, topic: &str, partition: i32, records: Bytes) 
     if owner == shard.id {
         return append_local(shard, topic, partition, &records).await;
     }
-    let reply = shard
-        .mesh
-        .call(owner, records.len() + 128, |fbb| {
-            let topic = fbb.create_string(topic);
-            let records = fbb.create_vector(&records);
-            let request = MeshProduce::create(
-                fbb,
-                &ProduceRequestArgs {
-                    topic: Some(topic),
-                    partition,
-                    records: Some(records),
-                },
-            );
-            (Payload::ProduceRequest, request.as_union_value())
-        })
-        .await;
+    let hop = shard.mesh.call(owner, records.len() + 128, |fbb| {
+        let topic = fbb.create_string(topic);
+        let records = fbb.create_vector(&records);
+        let request = MeshProduce::create(
+            fbb,
+            &ProduceRequestArgs {
+                topic: Some(topic),
+                partition,
+                records: Some(records),
+            },
+        );
+        (Payload::ProduceRequest, request.as_union_value())
+    });
+    let reply = hooks::timed(shard.metrics(), Stage::ProduceHop, hop).await;
     let message = match reply {
         Ok(m) => m,
         Err(e) => {

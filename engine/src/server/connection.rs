@@ -8,7 +8,8 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use futures::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -21,6 +22,7 @@ use ringbroker_protocol::frame::{self, FRAME_PREFIX_BYTES};
 use super::api_versions::{is_served, supported_range};
 use super::dispatch::{self, Outcome, Part};
 use super::sendfile;
+use crate::metrics::{hooks, ShardMetrics};
 use crate::shard::Shard;
 
 /// A connection with no request for this long is closed (Kafka `connections.max.idle.ms`).
@@ -29,6 +31,14 @@ pub const CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 pub const FRAME_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Frame bodies are read in steps of at least this size (doubling with what has arrived).
 pub const FRAME_READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A request whose response the writer awaits, with what its metrics need.
+struct InFlight {
+    task: JoinHandle<Outcome>,
+    api_key: i16,
+    /// When its frame was read (only when metrics are on).
+    received: Option<Instant>,
+}
 
 /// Serves one accepted connection until the peer closes it or breaks the protocol.
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
@@ -46,7 +56,14 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     // `stream`'s halves live until both tasks below end, so `socket` stays valid for sendfile.
     let (reader, writer) = stream.split();
     let (queue_tx, queue_rx) = local_channel::new_bounded(shard.config.max_in_flight_requests);
-    let writer_task = glommio::spawn_local(write_responses(writer, socket, queue_rx, peer.clone()));
+    let metrics = shard.metrics.clone();
+    let writer_task = glommio::spawn_local(write_responses(
+        writer,
+        socket,
+        queue_rx,
+        peer.clone(),
+        metrics,
+    ));
     read_requests(&shard, reader, &queue_tx, &peer).await;
     drop(queue_tx);
     writer_task.await;
@@ -57,7 +74,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 async fn read_requests(
     shard: &Rc<Shard>,
     mut reader: ReadHalf<TcpStream>,
-    queue: &local_channel::LocalSender<JoinHandle<Outcome>>,
+    queue: &local_channel::LocalSender<InFlight>,
     peer: &str,
 ) {
     let max_request_bytes = shard.config.max_request_bytes;
@@ -94,10 +111,17 @@ async fn read_requests(
                 return;
             }
         };
-        let Some(task) = admit(shard, body, peer) else {
+        let received = hooks::now(shard.metrics());
+        let api_key = frame::request_prefix(&body).map_or(-1, |p| p.api_key);
+        let Some(task) = admit(shard, body, peer, received) else {
             return;
         };
-        if queue.send(task).await.is_err() {
+        let in_flight = InFlight {
+            task,
+            api_key,
+            received,
+        };
+        if queue.send(in_flight).await.is_err() {
             return;
         }
     }
@@ -129,7 +153,12 @@ async fn with_timeout<F: std::future::Future>(limit: Duration, fut: F) -> Option
 }
 
 /// Checks a frame's api and version and spawns its handler. `None` closes the connection.
-fn admit(shard: &Rc<Shard>, body: BytesMut, peer: &str) -> Option<JoinHandle<Outcome>> {
+fn admit(
+    shard: &Rc<Shard>,
+    body: BytesMut,
+    peer: &str,
+    received: Option<Instant>,
+) -> Option<JoinHandle<Outcome>> {
     let prefix = match frame::request_prefix(&body) {
         Ok(p) => p,
         Err(e) => {
@@ -170,8 +199,11 @@ fn admit(shard: &Rc<Shard>, body: BytesMut, peer: &str) -> Option<JoinHandle<Out
     let shard = shard.clone();
     let peer = peer.to_string();
     Some(
-        glommio::spawn_local(async move { dispatch::handle(&shard, request, &peer).await })
-            .detach(),
+        glommio::spawn_local(async move {
+            hooks::handler_started(shard.metrics(), prefix.api_key, received);
+            dispatch::handle(&shard, request, &peer).await
+        })
+        .detach(),
     )
 }
 
@@ -183,20 +215,28 @@ pub const COALESCE_BELOW_BYTES: usize = 64 * 1024;
 async fn write_responses(
     mut writer: WriteHalf<TcpStream>,
     socket: RawFd,
-    queue: LocalReceiver<JoinHandle<Outcome>>,
+    queue: LocalReceiver<InFlight>,
     peer: String,
+    metrics: Option<Arc<ShardMetrics>>,
 ) {
+    let metrics = metrics.as_deref();
     let mut pending = BytesMut::with_capacity(COALESCE_BELOW_BYTES);
-    while let Some(task) = queue.recv().await {
-        let parts = match task.await {
+    while let Some(request) = queue.recv().await {
+        let parts = match request.task.await {
             Some(Outcome::Reply(parts)) => parts,
-            Some(Outcome::NoReply) => continue,
+            Some(Outcome::NoReply) => {
+                hooks::responded(metrics, request.api_key, request.received, None);
+                continue;
+            }
             Some(Outcome::Close) | None => break,
         };
+        hooks::sending(metrics, &parts);
+        let write_started = hooks::now(metrics);
         if let Err(e) = write_parts(&mut writer, socket, &mut pending, parts).await {
             tracing::debug!(%peer, error = %e, "connection write failed");
             return;
         }
+        hooks::responded(metrics, request.api_key, request.received, write_started);
     }
     let _ = writer.close().await;
 }

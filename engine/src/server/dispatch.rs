@@ -9,6 +9,7 @@ use thiserror::Error;
 
 use super::handlers;
 use super::sendfile::FileRange;
+use crate::metrics::hooks;
 use crate::shard::Shard;
 
 /// A piece of a response frame: bytes, or a segment file range sent with `sendfile`.
@@ -89,6 +90,9 @@ pub fn respond<T: Encodable>(request: &Request, body: &T) -> Result<Outcome, Han
 pub async fn handle(shard: &Shard, request: Request, peer: &str) -> Outcome {
     let api = request.api_key;
     let version = request.version();
+    if let Some(m) = shard.metrics() {
+        m.request(api as i16);
+    }
     let result = match api {
         ApiKey::ApiVersions => handlers::api_versions::handle(&request),
         ApiKey::Metadata => handlers::metadata::handle(shard, &request).await,
@@ -103,6 +107,9 @@ pub async fn handle(shard: &Shard, request: Request, peer: &str) -> Outcome {
     match result {
         Ok(outcome) => outcome,
         Err(e) => {
+            if let Some(m) = shard.metrics() {
+                m.error(api as i16, hooks::CLOSED_ERROR_CODE);
+            }
             tracing::warn!(%peer, ?api, version, correlation_id = request.correlation_id(), error = %e, "closing connection");
             Outcome::Close
         }

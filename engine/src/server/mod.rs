@@ -24,6 +24,7 @@ use crate::config::{BrokerConfig, MESH_CHANNEL_CAPACITY};
 use crate::groups::{GroupConfig, GroupCoordinator, LogOffsetStore, OFFSETS_TOPIC_PARTITIONS};
 use crate::metadata::owner_shard;
 use crate::metadata::TopicTable;
+use crate::metrics::{self, MetricsRegistry, ShardMetrics};
 use crate::shard::mesh::MeshMessage;
 use crate::shard::{Mesh, Shard};
 use crate::storage::{self, LogConfig};
@@ -70,6 +71,8 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     let mesh = MeshBuilder::<MeshMessage, _>::full(shards, MESH_CHANNEL_CAPACITY);
     let ready = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let config = Arc::new(config);
+    let metrics = config.metrics_listen.map(|_| MetricsRegistry::new(shards));
+    let endpoint = metrics::start_endpoint(config.metrics_listen, metrics.as_ref(), &stop);
     let handles = LocalExecutorPoolBuilder::new(placement)
         .name("ringbroker-shard")
         .io_memory(config.io_memory_bytes)
@@ -78,7 +81,8 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
             let config = config.clone();
             let stop = stop.clone();
             let ready = ready.clone();
-            move || async move { run_shard(config, mesh, stop, ready).await }
+            let metrics = metrics.clone();
+            move || async move { run_shard(config, mesh, stop, ready, metrics).await }
         })
         .map_err(|e| ServerError::Executors(e.to_string()))?;
     let mut first_error = None;
@@ -95,6 +99,11 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
                 )));
             }
         }
+    }
+    // Every shard has ended (a panicking one sets no flag): let the metrics thread end too.
+    stop.store(true, Ordering::SeqCst);
+    if let Some(endpoint) = endpoint {
+        endpoint.join();
     }
     match first_error {
         Some(e) => Err(e),
@@ -135,6 +144,7 @@ async fn run_shard(
     mesh: MeshBuilder<MeshMessage, glommio::channels::channel_mesh::Full>,
     stop: Arc<AtomicBool>,
     ready: Arc<std::sync::atomic::AtomicUsize>,
+    metrics: Option<Arc<MetricsRegistry>>,
 ) -> Result<(), ServerError> {
     let config = Rc::new((*config).clone());
     let (senders, receivers) = mesh
@@ -148,18 +158,19 @@ async fn run_shard(
         .map_err(|e| fail(format!("DMA probe: {e}")))?;
     let table = TopicTable::load(&config.data_dir).map_err(|e| fail(e.to_string()))?;
     let (groups, offsets_store) = open_group_coordinator(&config, id).await.map_err(fail)?;
-    let shard = Rc::new(Shard::new(
-        id,
-        config.clone(),
-        table,
-        Mesh::new(senders),
-        groups,
-    ));
+    let shard = Rc::new(
+        Shard::new(id, config.clone(), table, Mesh::new(senders), groups)
+            .with_metrics(metrics.as_ref().and_then(|m| m.shard(id))),
+    );
     open_owned_partitions(&shard).await.map_err(fail)?;
     peer::spawn_receivers(shard.clone(), receivers);
     let listener = TcpListener::bind(config.listen)
         .map_err(|e| fail(format!("cannot listen on {}: {e}", config.listen)))?;
     glommio::spawn_local(accept_loop(shard.clone(), listener)).detach();
+    metrics::sampler::spawn(shard.clone());
+    if let Some(metrics) = &metrics {
+        metrics.mark_ready();
+    }
 
     if ready.fetch_add(1, Ordering::SeqCst) + 1 == shard.count {
         tracing::info!(
@@ -245,9 +256,15 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
                 "refusing connection: max_connections reached"
             );
             drop(stream);
+            if let Some(m) = shard.metrics() {
+                ShardMetrics::add(&m.counters.connections_refused, 1);
+            }
             continue;
         }
         shard.connections.set(shard.connections.get() + 1);
+        if let Some(m) = shard.metrics() {
+            ShardMetrics::add(&m.counters.connections_accepted, 1);
+        }
         let shard_for_conn = shard.clone();
         glommio::spawn_local(async move {
             connection::serve(shard_for_conn.clone(), stream).await;

@@ -7,10 +7,12 @@ pub mod mesh;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::config::BrokerConfig;
 use crate::groups::GroupCoordinator;
 use crate::metadata::{owner_shard, TopicTable};
+use crate::metrics::ShardMetrics;
 use crate::storage::PartitionLog;
 
 pub use mesh::Mesh;
@@ -32,6 +34,8 @@ pub struct Shard {
     pub connections: Cell<usize>,
     /// Coordinator of the consumer groups whose offsets partition this shard owns.
     pub groups: Rc<GroupCoordinator>,
+    /// This shard's metrics (only this shard writes them); `None` when metrics are off.
+    pub metrics: Option<Arc<ShardMetrics>>,
 }
 
 impl Shard {
@@ -53,7 +57,21 @@ impl Shard {
             mesh,
             connections: Cell::new(0),
             groups,
+            metrics: None,
         }
+    }
+
+    /// Attaches the shard's metrics (before the shard is shared).
+    pub fn with_metrics(mut self, metrics: Option<Arc<ShardMetrics>>) -> Shard {
+        debug_assert!(metrics.as_ref().is_none_or(|m| m.shard == self.id));
+        self.metrics = metrics;
+        self
+    }
+
+    /// The shard's metrics, if recording.
+    #[inline]
+    pub fn metrics(&self) -> Option<&ShardMetrics> {
+        self.metrics.as_deref()
     }
 
     /// The shard owning a partition.

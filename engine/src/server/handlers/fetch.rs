@@ -15,6 +15,7 @@ use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
 use crate::fetch::{self, FetchOutcome, PartitionRead};
+use crate::metrics::{hooks, Stage};
 use crate::server::dispatch::{decode_body, HandlerError, Outcome, Part};
 use crate::server::sendfile::FileRange;
 use crate::shard::Shard;
@@ -58,10 +59,12 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
     let total: u64 = outcomes.iter().map(FetchOutcome::bytes).sum();
     let should_wait =
         total < min_bytes && max_wait_ms > 0 && !wanted.is_empty() && all_clean(&outcomes);
-    if should_wait && wait_for_any(shard, &wanted, max_wait_ms).await {
+    let wait = wait_for_any(shard, &wanted, max_wait_ms);
+    if should_wait && hooks::timed(shard.metrics(), Stage::FetchWait, wait).await {
         outcomes = read_all(shard, &wanted, 0).await;
     }
     apply_max_bytes(&mut outcomes, max_bytes);
+    hooks::fetched(shard.metrics(), &outcomes);
     let parts = encode_response(request, &topic_order, &wanted, &mut outcomes);
     Ok(Outcome::Reply(parts))
 }

@@ -8,6 +8,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
+use crate::metrics::hooks;
 use crate::produce::{self, ProduceOutcome};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
@@ -55,6 +56,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
         layout.push((topic.name.clone(), indexes));
     }
     let outcomes = join_all(appends).await;
+    hooks::produced(shard.metrics(), &outcomes);
     if body.acks == ACKS_NONE {
         return Ok(Outcome::NoReply);
     }

@@ -1,0 +1,598 @@
+//! The process-wide view over every shard's metrics: created before the shards start (one
+//! `Arc<ShardMetrics>` per shard), read by the HTTP endpoint, encoded with `prometheus-client`
+//! in the Prometheus text format. Consumer lag is computed here, at scrape time, by joining the
+//! committed offsets published by the coordinators' shards with the high watermarks published by
+//! the partitions' shards: no shard ever waits for another or for a scrape.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::ResponseError;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use super::histogram::HistogramSnapshot;
+use super::shard::{slot_error_code, ShardMetrics, Stage, API_SLOTS, ERROR_CODE_SLOTS};
+
+/// Prefix of every exported metric name.
+pub const METRIC_PREFIX: &str = "ringbroker";
+
+/// All shards' metrics plus readiness.
+#[derive(Debug)]
+pub struct MetricsRegistry {
+    shards: Vec<Arc<ShardMetrics>>,
+    ready_shards: AtomicUsize,
+    started_unix_ms: AtomicU64,
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+impl MetricsRegistry {
+    pub fn new(shard_count: usize) -> Arc<MetricsRegistry> {
+        assert!(shard_count >= 1);
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Arc::new(MetricsRegistry {
+            shards: (0..shard_count)
+                .map(|id| Arc::new(ShardMetrics::new(id)))
+                .collect(),
+            ready_shards: AtomicUsize::new(0),
+            started_unix_ms: AtomicU64::new(started),
+        })
+    }
+
+    /// The metrics of shard `id` (the shard keeps this Arc and writes only through it).
+    pub fn shard(&self, id: usize) -> Option<Arc<ShardMetrics>> {
+        self.shards.get(id).cloned()
+    }
+
+    pub fn shards(&self) -> &[Arc<ShardMetrics>] {
+        &self.shards
+    }
+
+    /// A shard finished recovery and serves its listener.
+    pub fn mark_ready(&self) {
+        let ready = self.ready_shards.fetch_add(1, Ordering::SeqCst) + 1;
+        debug_assert!(ready <= self.shards.len());
+    }
+
+    /// Every shard recovered and serving.
+    pub fn is_ready(&self) -> bool {
+        self.ready_shards.load(Ordering::SeqCst) >= self.shards.len()
+    }
+
+    /// The whole scrape in the Prometheus text format (version 0.0.4).
+    pub fn encode_text(self: &Arc<Self>) -> Result<String, std::fmt::Error> {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Scrape(self.clone())));
+        let mut out = String::with_capacity(64 * 1024);
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)?;
+        Ok(out)
+    }
+}
+
+/// The collector that encodes a registry on each scrape.
+#[derive(Debug)]
+struct Scrape(Arc<MetricsRegistry>);
+
+fn api_name(slot: usize) -> String {
+    i16::try_from(slot)
+        .ok()
+        .and_then(|k| ApiKey::try_from(k).ok())
+        .map_or_else(|| format!("api_{slot}"), |api| format!("{api:?}"))
+}
+
+fn error_name(code: i16) -> String {
+    ResponseError::try_from_code(code).map_or_else(|| format!("code_{code}"), |e| format!("{e:?}"))
+}
+
+fn name(metric: &str) -> String {
+    format!("{METRIC_PREFIX}_{metric}")
+}
+
+/// Writes one counter family: `values` are (labels, value) rows.
+fn counter_family(
+    encoder: &mut DescriptorEncoder,
+    metric: &str,
+    help: &str,
+    rows: &[(Labels, u64)],
+) -> Result<(), std::fmt::Error> {
+    let name = name(metric);
+    let mut family = encoder.encode_descriptor(&name, help, None, MetricType::Counter)?;
+    for (labels, value) in rows {
+        ConstCounter::new(*value).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+fn gauge_family<V: EncodeGaugeValue + Copy>(
+    encoder: &mut DescriptorEncoder,
+    metric: &str,
+    help: &str,
+    rows: &[(Labels, V)],
+) -> Result<(), std::fmt::Error> {
+    let name = name(metric);
+    let mut family = encoder.encode_descriptor(&name, help, None, MetricType::Gauge)?;
+    for (labels, value) in rows {
+        ConstGauge::new(*value).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+fn histogram_family(
+    encoder: &mut DescriptorEncoder,
+    metric: &str,
+    help: &str,
+    rows: &[(Labels, HistogramSnapshot)],
+) -> Result<(), std::fmt::Error> {
+    let name = name(metric);
+    let mut family = encoder.encode_descriptor(&name, help, None, MetricType::Histogram)?;
+    for (labels, h) in rows {
+        family
+            .encode_family(labels)?
+            .encode_histogram::<NoLabelSet>(h.sum_seconds, h.count, &h.buckets, None)?;
+    }
+    Ok(())
+}
+
+fn shard_label(m: &ShardMetrics) -> Labels {
+    vec![("shard", m.shard.to_string())]
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let shards = self.0.shards();
+        encode_throughput(&mut encoder, shards)?;
+        encode_requests(&mut encoder, shards)?;
+        encode_stages(&mut encoder, shards)?;
+        encode_connections(&mut encoder, shards)?;
+        encode_io(&mut encoder, shards)?;
+        encode_partitions_and_lag(&mut encoder, shards)?;
+        gauge_family(
+            &mut encoder,
+            "ready",
+            "1 when every shard has recovered its partitions and serves.",
+            &[(Vec::new(), i64::from(self.0.is_ready()))],
+        )?;
+        gauge_family(
+            &mut encoder,
+            "start_time_seconds",
+            "Unix time the broker started.",
+            &[(
+                Vec::new(),
+                self.0.started_unix_ms.load(Ordering::Relaxed) as f64 / 1e3,
+            )],
+        )
+    }
+}
+
+fn per_shard(
+    shards: &[Arc<ShardMetrics>],
+    read: impl Fn(&ShardMetrics) -> u64,
+) -> Vec<(Labels, u64)> {
+    shards.iter().map(|m| (shard_label(m), read(m))).collect()
+}
+
+fn load(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+fn encode_throughput(
+    e: &mut DescriptorEncoder,
+    shards: &[Arc<ShardMetrics>],
+) -> Result<(), std::fmt::Error> {
+    let c = |f: fn(&ShardMetrics) -> &AtomicU64| per_shard(shards, move |m| load(f(m)));
+    counter_family(
+        e,
+        "produce_bytes_in",
+        "Record batch bytes appended by Produce (counted on the partition's shard).",
+        &c(|m| &m.counters.produce_bytes_in),
+    )?;
+    counter_family(
+        e,
+        "produce_records_in",
+        "Records appended by Produce.",
+        &c(|m| &m.counters.produce_records_in),
+    )?;
+    counter_family(
+        e,
+        "fetch_bytes_out",
+        "Record batch bytes returned by Fetch (counted on the connection's shard).",
+        &c(|m| &m.counters.fetch_bytes_out),
+    )?;
+    counter_family(
+        e,
+        "fetch_records_out",
+        "Records returned by Fetch from memory (tail cache); sendfile ranges count in bytes only.",
+        &c(|m| &m.counters.fetch_records_out),
+    )?;
+    let mut sent = Vec::new();
+    for m in shards {
+        for (how, value) in [
+            ("copy", load(&m.counters.bytes_sent_copied)),
+            ("sendfile", load(&m.counters.bytes_sent_sendfile)),
+        ] {
+            sent.push((
+                vec![("shard", m.shard.to_string()), ("method", how.to_string())],
+                value,
+            ));
+        }
+    }
+    counter_family(
+        e,
+        "response_bytes_sent",
+        "Response bytes written to clients, by method: copied from memory or sendfile.",
+        &sent,
+    )
+}
+
+fn encode_requests(
+    e: &mut DescriptorEncoder,
+    shards: &[Arc<ShardMetrics>],
+) -> Result<(), std::fmt::Error> {
+    let mut requests = Vec::new();
+    let mut errors = Vec::new();
+    let mut latency = Vec::new();
+    for m in shards {
+        for slot in 0..API_SLOTS {
+            let count = m.requests_of(slot);
+            if count == 0 {
+                continue;
+            }
+            let api = api_name(slot);
+            let labels = vec![("shard", m.shard.to_string()), ("api", api.clone())];
+            requests.push((labels.clone(), count));
+            latency.push((labels, m.latency_of(slot).snapshot()));
+            for error_slot in 0..ERROR_CODE_SLOTS {
+                let n = m.errors_of(slot, error_slot);
+                if n > 0 {
+                    let code = slot_error_code(error_slot);
+                    errors.push((
+                        vec![
+                            ("shard", m.shard.to_string()),
+                            ("api", api.clone()),
+                            ("error_code", code.to_string()),
+                            ("error", error_name(code)),
+                        ],
+                        n,
+                    ));
+                }
+            }
+        }
+    }
+    counter_family(e, "requests", "Requests received, by api.", &requests)?;
+    counter_family(e, "request_errors", "Error codes answered, by api and code (per partition for Produce/Fetch; -1 = connection closed on a bad request).", &errors)?;
+    histogram_family(
+        e,
+        "request_latency_seconds",
+        "Time from a request's frame being read to its response written, by api.",
+        &latency,
+    )
+}
+
+fn encode_stages(
+    e: &mut DescriptorEncoder,
+    shards: &[Arc<ShardMetrics>],
+) -> Result<(), std::fmt::Error> {
+    let mut rows = Vec::new();
+    for m in shards {
+        for stage in Stage::ALL {
+            let h = m.stage_histogram(stage);
+            if h.count() == 0 {
+                continue;
+            }
+            let (api, step) = stage.labels();
+            rows.push((
+                vec![
+                    ("shard", m.shard.to_string()),
+                    ("api", api.to_string()),
+                    ("stage", step.to_string()),
+                ],
+                h.snapshot(),
+            ));
+        }
+    }
+    histogram_family(e, "stage_latency_seconds", "Latency of each step of the produce and fetch paths (queue, hop, append/read, wait, reply).", &rows)
+}
+
+fn encode_connections(
+    e: &mut DescriptorEncoder,
+    shards: &[Arc<ShardMetrics>],
+) -> Result<(), std::fmt::Error> {
+    let open: Vec<(Labels, i64)> = shards
+        .iter()
+        .map(|m| (shard_label(m), load(&m.connections_open) as i64))
+        .collect();
+    gauge_family(e, "connections_open", "Open client connections.", &open)?;
+    counter_family(
+        e,
+        "connections_accepted",
+        "Client connections accepted.",
+        &per_shard(shards, |m| load(&m.counters.connections_accepted)),
+    )?;
+    counter_family(
+        e,
+        "connections_refused",
+        "Client connections refused at max_connections.",
+        &per_shard(shards, |m| load(&m.counters.connections_refused)),
+    )
+}
+
+fn encode_io(
+    e: &mut DescriptorEncoder,
+    shards: &[Arc<ShardMetrics>],
+) -> Result<(), std::fmt::Error> {
+    let io = |f: fn(&ShardMetrics) -> &AtomicU64| per_shard(shards, move |m| load(f(m)));
+    counter_family(
+        e,
+        "io_file_reads",
+        "File reads through the executor's io_uring rings (glommio IoStats).",
+        &io(|m| &m.io.file_reads),
+    )?;
+    counter_family(
+        e,
+        "io_file_read_bytes",
+        "Bytes read through the rings.",
+        &io(|m| &m.io.file_bytes_read),
+    )?;
+    counter_family(
+        e,
+        "io_file_buffered_reads",
+        "Buffered file reads.",
+        &io(|m| &m.io.file_buffered_reads),
+    )?;
+    counter_family(
+        e,
+        "io_file_buffered_read_bytes",
+        "Buffered bytes read.",
+        &io(|m| &m.io.file_buffered_bytes_read),
+    )?;
+    counter_family(
+        e,
+        "io_file_writes",
+        "DMA file writes through the rings.",
+        &io(|m| &m.io.file_writes),
+    )?;
+    counter_family(
+        e,
+        "io_file_write_bytes",
+        "Bytes written by DMA writes.",
+        &io(|m| &m.io.file_bytes_written),
+    )?;
+    counter_family(
+        e,
+        "io_file_buffered_writes",
+        "Buffered file writes.",
+        &io(|m| &m.io.file_buffered_writes),
+    )?;
+    counter_family(
+        e,
+        "io_file_buffered_write_bytes",
+        "Buffered bytes written.",
+        &io(|m| &m.io.file_buffered_bytes_written),
+    )?;
+    counter_family(
+        e,
+        "io_files_opened",
+        "Files opened by the executor.",
+        &io(|m| &m.io.files_opened),
+    )?;
+    counter_family(
+        e,
+        "io_files_closed",
+        "Files closed by the executor.",
+        &io(|m| &m.io.files_closed),
+    )?;
+    let mut quantiles = Vec::new();
+    for m in shards {
+        for (q, bits) in [
+            ("0.5", &m.io.io_latency_us_p50_bits),
+            ("0.99", &m.io.io_latency_us_p99_bits),
+        ] {
+            quantiles.push((
+                vec![("shard", m.shard.to_string()), ("quantile", q.to_string())],
+                f64::from_bits(load(bits)) / 1e6,
+            ));
+        }
+    }
+    gauge_family(
+        e,
+        "io_latency_seconds",
+        "io_uring operation latency quantiles over the last sampling interval (glommio IoStats).",
+        &quantiles,
+    )
+}
+
+fn encode_partitions_and_lag(
+    e: &mut DescriptorEncoder,
+    shards: &[Arc<ShardMetrics>],
+) -> Result<(), std::fmt::Error> {
+    let published: Vec<_> = shards.iter().map(|m| (m.shard, m.published())).collect();
+    let mut high_watermarks: HashMap<(&str, i32), i64> = HashMap::new();
+    let mut start = Vec::new();
+    let mut hw = Vec::new();
+    let mut end = Vec::new();
+    let mut size = Vec::new();
+    for (shard, p) in &published {
+        for s in &p.partitions {
+            high_watermarks.insert((s.topic.as_str(), s.partition), s.high_watermark);
+            let labels = vec![
+                ("shard", shard.to_string()),
+                ("topic", s.topic.clone()),
+                ("partition", s.partition.to_string()),
+            ];
+            start.push((labels.clone(), s.log_start_offset));
+            hw.push((labels.clone(), s.high_watermark));
+            end.push((labels.clone(), s.log_end_offset));
+            size.push((labels, i64::try_from(s.size_bytes).unwrap_or(i64::MAX)));
+        }
+    }
+    gauge_family(
+        e,
+        "partition_log_start_offset",
+        "First offset of the partition's log.",
+        &start,
+    )?;
+    gauge_family(
+        e,
+        "partition_high_watermark",
+        "One past the last readable offset.",
+        &hw,
+    )?;
+    gauge_family(
+        e,
+        "partition_log_end_offset",
+        "Next offset to assign.",
+        &end,
+    )?;
+    gauge_family(
+        e,
+        "partition_size_bytes",
+        "Bytes of data in the partition's segments.",
+        &size,
+    )?;
+    let mut committed = Vec::new();
+    let mut lag = Vec::new();
+    for (_, p) in &published {
+        for g in &p.groups {
+            for (topic, partition, offset) in &g.offsets {
+                let labels = vec![
+                    ("group", g.group.clone()),
+                    ("topic", topic.clone()),
+                    ("partition", partition.to_string()),
+                ];
+                committed.push((labels.clone(), *offset));
+                if let Some(end) = high_watermarks.get(&(topic.as_str(), *partition)) {
+                    // Same definition as `kafka-consumer-groups.sh`: latest offset − committed.
+                    lag.push((labels, (end - offset).max(0)));
+                }
+            }
+        }
+    }
+    gauge_family(
+        e,
+        "consumer_group_committed_offset",
+        "Committed offset per group and partition.",
+        &committed,
+    )?;
+    gauge_family(
+        e,
+        "consumer_group_lag",
+        "High watermark minus committed offset per group and partition.",
+        &lag,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::metrics::shard::{GroupSample, PartitionSample, Published};
+
+    fn sample_line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+    }
+
+    #[test]
+    fn scrape_reports_recorded_events() {
+        let registry = MetricsRegistry::new(2);
+        let s0 = registry.shard(0).unwrap();
+        let s1 = registry.shard(1).unwrap();
+        ShardMetrics::add(&s0.counters.produce_bytes_in, 1000);
+        ShardMetrics::add(&s0.counters.produce_records_in, 10);
+        s0.request(0);
+        s0.request(0);
+        s0.request_latency(0, Duration::from_micros(300));
+        s0.error(0, 3);
+        s1.stage(Stage::ProduceAppend, Duration::from_micros(50));
+        let text = registry.encode_text().unwrap();
+        assert_eq!(
+            sample_line(&text, "ringbroker_produce_bytes_in_total{shard=\"0\"}"),
+            Some("1000")
+        );
+        assert_eq!(
+            sample_line(&text, "ringbroker_produce_records_in_total{shard=\"0\"}"),
+            Some("10")
+        );
+        assert_eq!(
+            sample_line(
+                &text,
+                "ringbroker_requests_total{shard=\"0\",api=\"Produce\"}"
+            ),
+            Some("2")
+        );
+        assert!(text.contains(
+            "ringbroker_request_errors_total{shard=\"0\",api=\"Produce\",error_code=\"3\",error=\"UnknownTopicOrPartition\"} 1"
+        ));
+        assert_eq!(
+            sample_line(
+                &text,
+                "ringbroker_request_latency_seconds_count{shard=\"0\",api=\"Produce\"}"
+            ),
+            Some("1")
+        );
+        assert_eq!(sample_line(&text, "ringbroker_request_latency_seconds_bucket{shard=\"0\",api=\"Produce\",le=\"+Inf\"}"), Some("1"));
+        assert!(text.contains("# TYPE ringbroker_request_latency_seconds histogram"));
+        assert_eq!(sample_line(&text, "ringbroker_stage_latency_seconds_count{shard=\"1\",api=\"Produce\",stage=\"append\"}"), Some("1"));
+        assert_eq!(sample_line(&text, "ringbroker_ready "), Some("0"));
+        registry.mark_ready();
+        registry.mark_ready();
+        assert!(registry.is_ready());
+    }
+
+    #[test]
+    fn lag_joins_commits_with_high_watermarks_across_shards() {
+        let registry = MetricsRegistry::new(2);
+        let partition = |p: i32, hw: i64| PartitionSample {
+            topic: "orders".into(),
+            partition: p,
+            log_start_offset: 0,
+            high_watermark: hw,
+            log_end_offset: hw,
+            size_bytes: 4096,
+        };
+        assert!(registry.shard(0).unwrap().publish(Published {
+            partitions: vec![partition(0, 100)],
+            groups: vec![GroupSample {
+                group: "billing".into(),
+                offsets: vec![("orders".into(), 0, 90), ("orders".into(), 1, 7)],
+            }],
+        }));
+        assert!(registry.shard(1).unwrap().publish(Published {
+            partitions: vec![partition(1, 7)],
+            groups: Vec::new(),
+        }));
+        let text = registry.encode_text().unwrap();
+        assert_eq!(
+            sample_line(
+                &text,
+                "ringbroker_consumer_group_lag{group=\"billing\",topic=\"orders\",partition=\"0\"}"
+            ),
+            Some("10")
+        );
+        assert_eq!(
+            sample_line(
+                &text,
+                "ringbroker_consumer_group_lag{group=\"billing\",topic=\"orders\",partition=\"1\"}"
+            ),
+            Some("0")
+        );
+        assert_eq!(
+            sample_line(
+                &text,
+                "ringbroker_partition_size_bytes{shard=\"1\",topic=\"orders\",partition=\"1\"}"
+            ),
+            Some("4096")
+        );
+    }
+}
