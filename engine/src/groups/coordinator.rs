@@ -2,7 +2,7 @@
 //! Kafka requests, the shared state they work on, recovery of committed offsets at start-up, and the
 //! background offset-retention sweep.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -20,6 +20,7 @@ use kafka_protocol::messages::{
 use super::config::GroupConfig;
 use super::error::GroupError;
 use super::group::Group;
+use super::persist_queue::QueuedPersist;
 use super::responses;
 use super::store::OffsetStore;
 use super::waiter::Reply;
@@ -40,6 +41,10 @@ pub(crate) struct Inner {
     pub groups: RefCell<HashMap<String, Group>>,
     /// Serialises persist-then-apply of offset changes so the in-memory view applies them in log order.
     pub persist_lock: Semaphore,
+    /// Offset changes waiting for the flusher (see `persist_queue`).
+    pub persist_queue: RefCell<Vec<QueuedPersist>>,
+    /// Whether a flusher task is draining `persist_queue`.
+    pub flusher_running: Cell<bool>,
 }
 
 /// The consumer-group coordinator of one shard. Cheap to clone (shares its state); lives on one glommio
@@ -74,6 +79,8 @@ impl GroupCoordinator {
                 store,
                 groups: RefCell::new(HashMap::new()),
                 persist_lock: Semaphore::new(1),
+                persist_queue: RefCell::new(Vec::new()),
+                flusher_running: Cell::new(false),
             }),
         }
     }

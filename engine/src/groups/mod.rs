@@ -15,7 +15,7 @@
 //! persistence trait, records, in-memory store), `record_codec` (Kafka's key/value formats),
 //! `log_store` (the PartitionLog-backed store), `group`/`member` (the per-group state machine data),
 //! `waiter` (parked JoinGroup/SyncGroup calls), `coordinator` (the public handlers and timers),
-//! `membership` (join/sync/heartbeat/leave), `offsets` (commit/fetch/delete), `admin` (describe, list,
+//! `membership` (join/sync/heartbeat/leave), `offsets` (commit/fetch/delete), `persist_queue` (group commit of offset changes), `admin` (describe, list,
 //! delete), `responses` (shaping results for each request version).
 
 mod admin;
@@ -28,6 +28,7 @@ mod member;
 mod membership;
 mod offsets;
 mod partitioner;
+mod persist_queue;
 mod rebalance;
 mod record_codec;
 mod responses;

@@ -1,5 +1,5 @@
 //! Committed offsets: OffsetCommit (persist, then apply), OffsetFetch, OffsetDelete, recovery replay and
-//! the retention sweep. Every change goes through [`Inner::persist_and_apply`] under the persist lock, so
+//! the retention sweep. Every change is persisted under the persist lock before it is applied, so
 //! the in-memory view is always the replay of the store's log.
 
 use std::collections::BTreeMap;
@@ -61,14 +61,6 @@ impl Inner {
         self.store.persist(records).await?;
         self.apply_records(records, Instant::now(), now_ms());
         Ok(())
-    }
-
-    pub(crate) async fn persist_and_apply(
-        &self,
-        records: &[OffsetRecord],
-    ) -> Result<(), GroupError> {
-        let _permit = self.persist_lock().await?;
-        self.persist_then_apply(records).await
     }
 
     /// Replays records into the groups (creating Empty groups as needed); returns the offsets now held.
@@ -190,7 +182,7 @@ impl Inner {
             }
             codes.push(topic_codes);
         }
-        if let Err(error) = self.persist_and_apply(&records).await {
+        if let Err(error) = self.persist_and_apply(records).await {
             tracing::warn!(group = %req.group_id.0.as_str(), %error, "offset commit not persisted");
             // Kafka answers a storage failure of the offsets log with NOT_COORDINATOR: the client looks the
             // coordinator up again and retries.
@@ -331,7 +323,7 @@ impl Inner {
                 return response;
             }
         };
-        if let Err(error) = self.persist_and_apply(&records).await {
+        if let Err(error) = self.persist_and_apply(records).await {
             tracing::warn!(group = group_id, %error, "offset delete not persisted");
             response.error_code = NOT_COORDINATOR;
             return response;

@@ -1131,3 +1131,38 @@ fn offsets_partitions_never_preallocate_big_segments() {
     assert_eq!(offsets.flush, broker.flush);
     offsets.validate().expect("valid storage config");
 }
+
+#[test]
+fn concurrent_commits_are_group_committed_in_order() {
+    run(|| async {
+        let store = Rc::new(MemoryOffsetStore::new());
+        let c = GroupCoordinator::new(test_config(), store.clone());
+        let tasks: Vec<_> = (0..200i64)
+            .map(|i| {
+                let c = c.clone();
+                glommio::spawn_local(async move {
+                    let req = commit_req("g", -1, "", &[("t", (i % 3) as i32, i, None)]);
+                    commit_codes(&c.offset_commit(req, 7).await)
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await, vec![NONE]);
+        }
+        let expected = vec![
+            ("t".into(), 0, 198),
+            ("t".into(), 1, 199),
+            ("t".into(), 2, 197),
+        ];
+        assert_eq!(c.committed_offsets("g"), expected);
+        assert_eq!(store.len(), 200);
+        let restarted = GroupCoordinator::open(test_config(), store)
+            .await
+            .expect("recover");
+        assert_eq!(
+            restarted.committed_offsets("g"),
+            expected,
+            "memory and log agree on the order"
+        );
+    });
+}
