@@ -297,8 +297,12 @@ pub async fn apply_partitions_command(
     remove: bool,
 ) -> AdminOutcome {
     if remove {
+        shard.producers.forget(topic);
         for log in shard.take_logs(topic) {
             let dir = log.dir().to_path_buf();
+            if let Err(e) = shard.producers.remove_files(&dir).await {
+                tracing::warn!(topic, error = %e, "could not remove the producer state snapshot");
+            }
             if let Err(e) = log.remove().await {
                 tracing::warn!(topic, dir = %dir.display(), error = %e, "could not remove partition files");
             }
@@ -321,9 +325,15 @@ pub async fn open_partition(
     partition: i32,
 ) -> Result<PartitionLog, String> {
     let dir = partition_dir(&shard.config.data_dir, topic, partition);
-    PartitionLog::open(&dir, shard.config.log.clone())
+    let log = PartitionLog::open(&dir, shard.config.log.clone())
         .await
-        .map_err(|e| format!("cannot open {}: {e}", dir.display()))
+        .map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
+    shard
+        .producers
+        .load(topic, partition, &log)
+        .await
+        .map_err(|e| format!("cannot recover producer state of {}: {e}", dir.display()))?;
+    Ok(log)
 }
 
 /// Builds the flatbuffer form of the topic table.

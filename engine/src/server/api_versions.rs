@@ -26,6 +26,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    // v0 must be listed: librdkafka enables idempotence only when it overlaps (KAFKA-COMPAT §1).
+    (ApiKey::InitProducerId, 0, 4),
 ];
 
 /// Versions below this are advertised but refused (see above).

@@ -6,6 +6,7 @@ pub mod delete_topics;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod groups;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
