@@ -8,6 +8,7 @@
 //! - `produce`, `fetch`, `offsets`: the per-partition data paths, local or across shards.
 //! - `storage`: per-partition segmented log on DMA files, indexes, recovery, tail cache.
 //! - `groups`: consumer-group coordinator and committed offsets.
+//! - `producer_state`: idempotent producers: per-partition sequence state, producer ids.
 //! - `metrics`: per-shard counters and histograms, the Prometheus endpoint.
 //! - `config`: the effective settings and every limit; `errors`: Kafka error code mapping.
 
@@ -20,6 +21,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod offsets;
 pub mod produce;
+pub mod producer_state;
 pub mod server;
 pub mod shard;
 pub mod storage;

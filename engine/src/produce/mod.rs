@@ -10,6 +10,7 @@ use ringbroker_schema::{
 };
 
 use crate::errors::{self, storage_error_code};
+use crate::producer_state::Decision;
 use crate::metrics::{hooks, Stage};
 use crate::shard::Shard;
 
@@ -85,6 +86,20 @@ pub async fn append_local(
     let Some(log) = shard.log(topic, partition) else {
         return ProduceOutcome::error(ResponseError::UnknownTopicOrPartition.code());
     };
+    // Idempotent producers: checked and recorded synchronously with the offsets `append` is
+    // about to assign (no await in between), so pipelined batches are checked in order.
+    let end = log.log_end_offset();
+    match shard.producers.check_and_record(topic, partition, records, end) {
+        Decision::Append => {}
+        Decision::Duplicate { base_offset } => {
+            return ProduceOutcome {
+                error_code: errors::NONE,
+                base_offset,
+                log_start_offset: log.log_start_offset(),
+            }
+        }
+        Decision::Reject(code) => return ProduceOutcome::error(code),
+    }
     match hooks::timed(shard.metrics(), Stage::ProduceAppend, log.append(records)).await {
         Ok(outcome) => {
             hooks::appended(shard.metrics(), records.len(), &outcome);
@@ -96,6 +111,7 @@ pub async fn append_local(
         }
         Err(e) => {
             tracing::warn!(topic, partition, error = %e, "append failed");
+            shard.producers.rollback(topic, partition, end);
             ProduceOutcome::error(storage_error_code(&e))
         }
     }

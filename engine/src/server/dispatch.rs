@@ -102,6 +102,7 @@ pub async fn handle(shard: &Shard, request: Request, peer: &str) -> Outcome {
         ApiKey::Fetch => handlers::fetch::handle(shard, &request).await,
         ApiKey::ListOffsets => handlers::list_offsets::handle(shard, &request).await,
         ApiKey::FindCoordinator => handlers::find_coordinator::handle(shard, &request),
+        ApiKey::InitProducerId => handlers::init_producer_id::handle(shard, &request).await,
         _ => handlers::groups::handle(shard, &request).await,
     };
     match result {

@@ -189,6 +189,8 @@ async fn run_shard(
             tracing::warn!(shard = id, dir = %log.dir().display(), error = %e, "checkpoint at shutdown failed");
         }
     }
+    // After the logs are closed: the snapshots cover everything, restart scans nothing.
+    shard.producers.snapshot_all().await;
     if let Err(e) = offsets_store.close().await {
         tracing::warn!(shard = id, error = %e, "closing the committed-offsets logs failed");
     }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::config::BrokerConfig;
 use crate::groups::GroupCoordinator;
 use crate::metadata::{owner_shard, TopicTable};
+use crate::producer_state::ShardProducers;
 use crate::metrics::ShardMetrics;
 use crate::storage::PartitionLog;
 
@@ -34,6 +35,8 @@ pub struct Shard {
     pub connections: Cell<usize>,
     /// Coordinator of the consumer groups whose offsets partition this shard owns.
     pub groups: Rc<GroupCoordinator>,
+    /// Idempotent producers' state of the partitions this shard owns, and its producer ids.
+    pub producers: ShardProducers,
     /// This shard's metrics (only this shard writes them); `None` when metrics are off.
     pub metrics: Option<Arc<ShardMetrics>>,
 }
@@ -48,6 +51,7 @@ impl Shard {
     ) -> Shard {
         let count = config.shard_count();
         debug_assert!(id < count);
+        let producers = ShardProducers::new(&config.data_dir, id, count);
         Shard {
             id,
             count,
@@ -57,6 +61,7 @@ impl Shard {
             mesh,
             connections: Cell::new(0),
             groups,
+            producers,
             metrics: None,
         }
     }
