@@ -13,10 +13,11 @@
 //!
 //! Module map: `config` (limits and timeouts), `partitioner` (group → offsets partition), `store` (the
 //! persistence trait, records, in-memory store), `record_codec` (Kafka's key/value formats),
-//! `log_store` (the PartitionLog-backed store), `group`/`member` (the per-group state machine data),
-//! `waiter` (parked JoinGroup/SyncGroup calls), `coordinator` (the public handlers and timers),
-//! `membership` (join/sync/heartbeat/leave), `offsets` (commit/fetch/delete), `persist_queue` (group commit of offset changes), `admin` (describe, list,
-//! delete), `responses` (shaping results for each request version).
+//! `log_store` (the PartitionLog-backed store and its compaction), `group`/`member` (the per-group
+//! state machine data), `waiter` (parked JoinGroup/SyncGroup calls), `coordinator` (the public
+//! handlers), `membership` (join/sync/heartbeat/leave), `rebalance` (generations and timers),
+//! `offsets` (commit/fetch/delete/retention), `persist_queue` (group commit of offset changes),
+//! `admin` (describe, list, delete), `responses` (shaping results for each request version).
 
 mod admin;
 mod config;
