@@ -8,6 +8,7 @@ mod group_member;
 mod groups;
 mod produce;
 mod serve;
+mod stats;
 mod topics;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,8 @@ enum Command {
     Consume(consume::ConsumeArgs),
     /// List and describe consumer groups, show lag, reset offsets (like kafka-consumer-groups.sh).
     Groups(groups::GroupsArgs),
+    /// Live view of a broker's metrics: throughput, latency percentiles, lagging groups.
+    Stats(stats::StatsArgs),
     /// Check this machine against a tuning profile, apply fixes, measure the data dir (iotune).
     Tune {
         #[command(subcommand)]
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => finish(produce::run(args)),
         Command::Consume(args) => finish(consume::run(args)),
         Command::Groups(args) => finish(groups::run(args)),
+        Command::Stats(args) => finish(stats::run(args)),
         Command::Tune { command } => ringbroker_tuning::cli::run(command),
     }
 }

@@ -5,7 +5,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ringbroker_engine::config::{BrokerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use ringbroker_engine::config::{
+    BrokerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN,
+};
 use ringbroker_engine::storage::{FlushPolicy as LogFlushPolicy, LogConfig};
 use ringbroker_tuning::{FlushPolicy, IoProperties, Profile, ResolvedProfile};
 
@@ -49,6 +51,10 @@ pub struct ServeArgs {
     /// This broker's node id (Kafka node.id).
     #[arg(long, default_value_t = 0)]
     pub node_id: i32,
+    /// Address of the metrics endpoint (/metrics, /health, /ready); `none` disables it and all
+    /// metrics recording.
+    #[arg(long, value_name = "ADDR|none", default_value = DEFAULT_METRICS_LISTEN)]
+    pub metrics_listen: String,
     /// Log filter (tracing EnvFilter syntax); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     pub log: String,
@@ -143,6 +149,7 @@ fn resolve(args: &ServeArgs) -> Result<(BrokerConfig, Vec<String>), String> {
         max_request_bytes: resolved.max_request_bytes as usize,
         max_connections: resolved.max_connections as usize,
         log: log_config(&resolved),
+        metrics_listen: metrics_listen(&args.metrics_listen)?,
         ..BrokerConfig::default()
     };
     Ok((config, settings))
@@ -189,6 +196,16 @@ fn log_config(resolved: &ResolvedProfile) -> LogConfig {
         write_buffer_bytes: resolved.write_buffer_bytes as usize,
         ..LogConfig::default()
     }
+}
+
+/// `--metrics-listen`: an address, or `none` to turn metrics off.
+fn metrics_listen(text: &str) -> Result<Option<SocketAddr>, String> {
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    parse_address(text)
+        .map(Some)
+        .map_err(|e| format!("--metrics-listen {text}: {e} (or `none` to disable metrics)"))
 }
 
 fn parse_address(text: &str) -> Result<SocketAddr, String> {
