@@ -43,6 +43,15 @@ impl AdminOutcome {
     }
 }
 
+/// Names the broker keeps for itself: their partition directories are the group coordinators'
+/// committed-offsets logs.
+pub const RESERVED_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
+
+/// Whether `name` is a broker-internal topic a client may not create.
+pub fn is_reserved_topic(name: &str) -> bool {
+    RESERVED_TOPICS.contains(&name)
+}
+
 /// A topic to create.
 #[derive(Debug, Clone)]
 pub struct NewTopic {
@@ -135,6 +144,15 @@ async fn controller_create(shard: &Shard, topic: &NewTopic) -> AdminOutcome {
     debug_assert_eq!(shard.id, CONTROLLER_SHARD);
     if let Err(reason) = validate_topic_name(&topic.name) {
         return AdminOutcome::error(ResponseError::InvalidTopicException, reason);
+    }
+    if is_reserved_topic(&topic.name) {
+        return AdminOutcome::error(
+            ResponseError::InvalidTopicException,
+            format!(
+                "'{}' is an internal topic of the broker and cannot be created",
+                topic.name
+            ),
+        );
     }
     let partitions = if topic.partitions == -1 {
         shard.config.default_partitions

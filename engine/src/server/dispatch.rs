@@ -103,7 +103,7 @@ pub async fn handle(shard: &Shard, request: Request, peer: &str) -> Outcome {
         ApiKey::ListOffsets => handlers::list_offsets::handle(shard, &request).await,
         ApiKey::FindCoordinator => handlers::find_coordinator::handle(shard, &request),
         ApiKey::InitProducerId => handlers::init_producer_id::handle(shard, &request).await,
-        _ => handlers::groups::handle(shard, &request).await,
+        _ => handlers::groups::handle(shard, &request, peer).await,
     };
     match result {
         Ok(outcome) => outcome,

@@ -1979,6 +1979,8 @@ impl<'a> GroupRequest<'a> {
   pub const VT_API_KEY: ::flatbuffers::VOffsetT = 4;
   pub const VT_API_VERSION: ::flatbuffers::VOffsetT = 6;
   pub const VT_BODY: ::flatbuffers::VOffsetT = 8;
+  pub const VT_CLIENT_ID: ::flatbuffers::VOffsetT = 10;
+  pub const VT_CLIENT_HOST: ::flatbuffers::VOffsetT = 12;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1990,6 +1992,8 @@ impl<'a> GroupRequest<'a> {
     args: &'args GroupRequestArgs<'args>
   ) -> ::flatbuffers::WIPOffset<GroupRequest<'bldr>> {
     let mut builder = GroupRequestBuilder::new(_fbb);
+    if let Some(x) = args.client_host { builder.add_client_host(x); }
+    if let Some(x) = args.client_id { builder.add_client_id(x); }
     if let Some(x) = args.body { builder.add_body(x); }
     builder.add_api_version(args.api_version);
     builder.add_api_key(args.api_key);
@@ -2018,6 +2022,21 @@ impl<'a> GroupRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(GroupRequest::VT_BODY, None)}
   }
+  /// The requesting client's id and host (JoinGroup records them for DescribeGroups).
+  #[inline]
+  pub fn client_id(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(GroupRequest::VT_CLIENT_ID, None)}
+  }
+  #[inline]
+  pub fn client_host(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(GroupRequest::VT_CLIENT_HOST, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for GroupRequest<'_> {
@@ -2029,6 +2048,8 @@ impl ::flatbuffers::Verifiable for GroupRequest<'_> {
      .visit_field::<i16>("api_key", Self::VT_API_KEY, false)?
      .visit_field::<i16>("api_version", Self::VT_API_VERSION, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("body", Self::VT_BODY, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("client_id", Self::VT_CLIENT_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("client_host", Self::VT_CLIENT_HOST, false)?
      .finish();
     Ok(())
   }
@@ -2037,6 +2058,8 @@ pub struct GroupRequestArgs<'a> {
     pub api_key: i16,
     pub api_version: i16,
     pub body: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub client_id: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub client_host: Option<::flatbuffers::WIPOffset<&'a str>>,
 }
 impl<'a> Default for GroupRequestArgs<'a> {
   #[inline]
@@ -2045,6 +2068,8 @@ impl<'a> Default for GroupRequestArgs<'a> {
       api_key: 0,
       api_version: 0,
       body: None,
+      client_id: None,
+      client_host: None,
     }
   }
 }
@@ -2067,6 +2092,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GroupRequestBuilder<'a, 'b, A
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupRequest::VT_BODY, body);
   }
   #[inline]
+  pub fn add_client_id(&mut self, client_id: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupRequest::VT_CLIENT_ID, client_id);
+  }
+  #[inline]
+  pub fn add_client_host(&mut self, client_host: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(GroupRequest::VT_CLIENT_HOST, client_host);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> GroupRequestBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     GroupRequestBuilder {
@@ -2087,6 +2120,8 @@ impl ::core::fmt::Debug for GroupRequest<'_> {
       ds.field("api_key", &self.api_key());
       ds.field("api_version", &self.api_version());
       ds.field("body", &self.body());
+      ds.field("client_id", &self.client_id());
+      ds.field("client_host", &self.client_host());
       ds.finish()
   }
 }

@@ -14,7 +14,7 @@ use ringbroker_schema::{
     GroupRequest as MeshGroupRequest, GroupRequestArgs, GroupResult, GroupResultArgs, Payload,
 };
 
-use crate::groups::{offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
+use crate::groups::{offsets_partition_for, ClientInfo, OFFSETS_TOPIC_PARTITIONS};
 use crate::metadata::owner_shard;
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome, Part};
 use crate::shard::Shard;
@@ -31,8 +31,17 @@ pub fn coordinator_shard(group_id: &str, shard_count: usize) -> usize {
     )
 }
 
-pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+pub async fn handle(shard: &Shard, request: &Request, peer: &str) -> Result<Outcome, HandlerError> {
     let version = request.version();
+    let client = ClientInfo {
+        client_id: request
+            .header
+            .client_id
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        client_host: peer_host(peer),
+    };
     let group = match request.api_key {
         ApiKey::JoinGroup => Some(
             decode_body::<JoinGroupRequest>(request)?
@@ -80,11 +89,15 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
     };
     if let Some(group) = group {
         let owner = coordinator_shard(&group, shard.count);
-        let body = if owner == shard.id {
-            serve_local(shard, request.api_key as i16, version, request.body.clone()).await?
-        } else {
-            forward(shard, owner, request.api_key as i16, version, &request.body).await?
-        };
+        let body = route(
+            shard,
+            owner,
+            request.api_key,
+            version,
+            request.body.clone(),
+            &client,
+        )
+        .await?;
         return Ok(Outcome::Reply(frame_body(request, body)?));
     }
     match request.api_key {
@@ -93,6 +106,15 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
         ApiKey::DeleteGroups => delete_groups(shard, request).await,
         other => Err(HandlerError::Refused(format!("{other:?} is not served"))),
     }
+}
+
+/// Kafka reports a member's host as "/<ip>" (Java's InetAddress form).
+fn peer_host(peer: &str) -> String {
+    let ip = peer
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    format!("/{ip}")
 }
 
 /// Puts the response header in front of an encoded body.
@@ -148,6 +170,7 @@ async fn serve_local(
     api_key: i16,
     version: i16,
     body: Bytes,
+    client: &ClientInfo,
 ) -> Result<Bytes, HandlerError> {
     let api = ApiKey::try_from(api_key)
         .map_err(|()| HandlerError::Refused(format!("unknown api key {api_key}")))?;
@@ -155,7 +178,7 @@ async fn serve_local(
     match api {
         ApiKey::JoinGroup => {
             let response = groups
-                .join_group(decode(api, version, body)?, version)
+                .join_group_from(decode(api, version, body)?, version, client)
                 .await;
             encode(api, version, &response)
         }
@@ -237,6 +260,22 @@ async fn serve_local(
     }
 }
 
+/// Runs a single-group request body on the shard `owner` (in place when that is this shard).
+async fn route(
+    shard: &Shard,
+    owner: usize,
+    api: ApiKey,
+    version: i16,
+    body: Bytes,
+    client: &ClientInfo,
+) -> Result<Bytes, HandlerError> {
+    if owner == shard.id {
+        serve_local(shard, api as i16, version, body, client).await
+    } else {
+        forward(shard, owner, api as i16, version, &body, client).await
+    }
+}
+
 /// Sends a group request body to `owner` and returns its encoded response body.
 async fn forward(
     shard: &Shard,
@@ -244,17 +283,22 @@ async fn forward(
     api_key: i16,
     version: i16,
     body: &[u8],
+    client: &ClientInfo,
 ) -> Result<Bytes, HandlerError> {
     let reply = shard
         .mesh
         .call(owner, body.len() + 64, |fbb| {
             let body = fbb.create_vector(body);
+            let client_id = fbb.create_string(&client.client_id);
+            let client_host = fbb.create_string(&client.client_host);
             let request = MeshGroupRequest::create(
                 fbb,
                 &GroupRequestArgs {
                     api_key,
                     api_version: version,
                     body: Some(body),
+                    client_id: Some(client_id),
+                    client_host: Some(client_host),
                 },
             );
             (Payload::GroupRequest, request.as_union_value())
@@ -283,7 +327,18 @@ pub async fn serve_remote(
     request: MeshGroupRequest<'_>,
 ) {
     let body = Bytes::copy_from_slice(request.body().map(|b| b.bytes()).unwrap_or_default());
-    let result = serve_local(shard, request.api_key(), request.api_version(), body).await;
+    let client = ClientInfo {
+        client_id: request.client_id().unwrap_or_default().to_string(),
+        client_host: request.client_host().unwrap_or_default().to_string(),
+    };
+    let result = serve_local(
+        shard,
+        request.api_key(),
+        request.api_version(),
+        body,
+        &client,
+    )
+    .await;
     if let Err(e) = &result {
         tracing::warn!(from, error = %e, "forwarded group request failed");
     }
@@ -311,10 +366,11 @@ async fn on_all_shards<T: Decodable>(
     body: Bytes,
 ) -> Result<Vec<T>, HandlerError> {
     let mut out = Vec::with_capacity(shard.count);
-    let local = serve_local(shard, api as i16, version, body.clone()).await?;
+    let client = ClientInfo::default();
+    let local = serve_local(shard, api as i16, version, body.clone(), &client).await?;
     out.push(decode(api, version, local)?);
     for peer in (0..shard.count).filter(|p| *p != shard.id) {
-        let remote = forward(shard, peer, api as i16, version, &body).await?;
+        let remote = forward(shard, peer, api as i16, version, &body, &client).await?;
         out.push(decode(api, version, remote)?);
     }
     Ok(out)
@@ -344,24 +400,15 @@ async fn describe_groups(shard: &Shard, request: &Request) -> Result<Outcome, Ha
         let owner = coordinator_shard(group.0.as_str(), shard.count);
         let single = body.clone().with_groups(vec![group.clone()]);
         let encoded = body_for(request, &single)?;
-        let response = if owner == shard.id {
-            serve_local(
-                shard,
-                ApiKey::DescribeGroups as i16,
-                request.version(),
-                encoded,
-            )
-            .await?
-        } else {
-            forward(
-                shard,
-                owner,
-                ApiKey::DescribeGroups as i16,
-                request.version(),
-                &encoded,
-            )
-            .await?
-        };
+        let response = route(
+            shard,
+            owner,
+            ApiKey::DescribeGroups,
+            request.version(),
+            encoded,
+            &ClientInfo::default(),
+        )
+        .await?;
         let response: DescribeGroupsResponse =
             decode(ApiKey::DescribeGroups, request.version(), response)?;
         described.extend(response.groups);
@@ -379,24 +426,15 @@ async fn delete_groups(shard: &Shard, request: &Request) -> Result<Outcome, Hand
         let owner = coordinator_shard(group.0.as_str(), shard.count);
         let single = body.clone().with_groups_names(vec![group.clone()]);
         let encoded = body_for(request, &single)?;
-        let response = if owner == shard.id {
-            serve_local(
-                shard,
-                ApiKey::DeleteGroups as i16,
-                request.version(),
-                encoded,
-            )
-            .await?
-        } else {
-            forward(
-                shard,
-                owner,
-                ApiKey::DeleteGroups as i16,
-                request.version(),
-                &encoded,
-            )
-            .await?
-        };
+        let response = route(
+            shard,
+            owner,
+            ApiKey::DeleteGroups,
+            request.version(),
+            encoded,
+            &ClientInfo::default(),
+        )
+        .await?;
         let response: DeleteGroupsResponse =
             decode(ApiKey::DeleteGroups, request.version(), response)?;
         results.extend(response.results);
