@@ -33,6 +33,15 @@ pub async fn timed<F: Future>(metrics: Option<&ShardMetrics>, stage: Stage, fut:
     output
 }
 
+/// A request's body was read off the socket; `prefix_read` is when its size prefix arrived.
+#[inline]
+pub fn frame_read(metrics: Option<&ShardMetrics>, api_key: i16, prefix_read: Option<Instant>) {
+    const PRODUCE: i16 = 0;
+    if let (Some(m), Some(started), PRODUCE) = (metrics, prefix_read, api_key) {
+        m.stage(Stage::ProduceNetworkRead, started.elapsed());
+    }
+}
+
 /// A request's handler task starts running: the time since its frame was read is queue wait.
 #[inline]
 pub fn handler_started(metrics: Option<&ShardMetrics>, api_key: i16, received: Option<Instant>) {

@@ -21,6 +21,8 @@ pub const ERROR_CODE_SLOTS: usize = 130;
 /// A step of the produce or fetch path whose latency is measured separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// Produce: reading the request body off the socket (after its size prefix arrived).
+    ProduceNetworkRead,
     /// Produce: from the frame being read to the handler starting (executor queue).
     ProduceQueue,
     /// Produce: the round trip to the owning shard over the mesh (includes its append).
@@ -42,7 +44,8 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 9] = [
+    pub const ALL: [Stage; 10] = [
+        Stage::ProduceNetworkRead,
         Stage::ProduceQueue,
         Stage::ProduceHop,
         Stage::ProduceAppend,
@@ -57,6 +60,7 @@ impl Stage {
     /// (api label, stage label) as exported.
     pub fn labels(self) -> (&'static str, &'static str) {
         match self {
+            Stage::ProduceNetworkRead => ("Produce", "network_read"),
             Stage::ProduceQueue => ("Produce", "queue"),
             Stage::ProduceHop => ("Produce", "hop"),
             Stage::ProduceAppend => ("Produce", "append"),

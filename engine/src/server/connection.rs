@@ -93,6 +93,7 @@ async fn read_requests(
             }
             Some(Ok(())) => {}
         }
+        let prefix_read = hooks::now(shard.metrics());
         let size = match frame::frame_size(prefix, max_request_bytes) {
             Ok(size) => size,
             Err(e) => {
@@ -113,6 +114,7 @@ async fn read_requests(
         };
         let received = hooks::now(shard.metrics());
         let api_key = frame::request_prefix(&body).map_or(-1, |p| p.api_key);
+        hooks::frame_read(shard.metrics(), api_key, prefix_read);
         let Some(task) = admit(shard, body, peer, received) else {
             return;
         };
