@@ -186,7 +186,10 @@ mod tests {
         let second = meta(10, 10, 200);
         let entry = entry_with(0, &[first, second]);
         assert_eq!(entry.check(&incoming(0, 0, 10)), Verdict::Duplicate(first));
-        assert_eq!(entry.check(&incoming(0, 10, 10)), Verdict::Duplicate(second));
+        assert_eq!(
+            entry.check(&incoming(0, 10, 10)),
+            Verdict::Duplicate(second)
+        );
         // Same first sequence, different length: not a duplicate, and out of order.
         assert_eq!(entry.check(&incoming(0, 10, 3)), Verdict::Reject(45));
     }

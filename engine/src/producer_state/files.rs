@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use glommio::io::{BufferedFile, DmaFile, Directory};
+use glommio::io::{BufferedFile, Directory, DmaFile};
 
 use super::error::ProducerStateError;
 
@@ -50,9 +50,7 @@ pub async fn write_durably(path: &Path, bytes: Vec<u8>) -> Result<(), ProducerSt
 pub async fn read_whole(path: &Path) -> Result<Option<Vec<u8>>, ProducerStateError> {
     let file = match BufferedFile::open(path).await {
         Ok(f) => f,
-        Err(glommio::GlommioError::IoError(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(None)
-        }
+        Err(e) if is_not_found(&e) => return Ok(None),
         Err(e) => return Err(ProducerStateError::io("open", path, e)),
     };
     let size = file
@@ -104,7 +102,17 @@ pub async fn read_range(
 pub async fn remove_if_exists(path: &Path) -> Result<(), ProducerStateError> {
     match glommio::io::remove(path).await {
         Ok(()) => Ok(()),
-        Err(glommio::GlommioError::IoError(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(ProducerStateError::io("remove", path, e)),
+    }
+}
+
+fn is_not_found(e: &glommio::GlommioError<()>) -> bool {
+    match e {
+        glommio::GlommioError::IoError(source)
+        | glommio::GlommioError::EnhancedIoError { source, .. } => {
+            source.kind() == std::io::ErrorKind::NotFound
+        }
+        _ => false,
     }
 }

@@ -82,17 +82,21 @@ async fn highest_reserved(dir: &Path) -> Result<i64, ProducerStateError> {
         let entry = entry.map_err(|e| ProducerStateError::io("list", dir, e))?;
         let path = entry.path();
         let name = entry.file_name();
-        if !name.to_string_lossy().starts_with("shard-") || name.to_string_lossy().ends_with(".tmp") {
+        if !name.to_string_lossy().starts_with("shard-") || name.to_string_lossy().ends_with(".tmp")
+        {
             continue;
         }
         let Some(bytes) = files::read_whole(&path).await? else {
             continue;
         };
         let text = String::from_utf8_lossy(&bytes);
-        let value: i64 = text.trim().parse().map_err(|_| ProducerStateError::BadIdFile {
-            path: path.clone(),
-            reason: format!("not a number: {:?}", text.trim()),
-        })?;
+        let value: i64 = text
+            .trim()
+            .parse()
+            .map_err(|_| ProducerStateError::BadIdFile {
+                path: path.clone(),
+                reason: format!("not a number: {:?}", text.trim()),
+            })?;
         highest = highest.max(value);
     }
     Ok(highest)
@@ -119,8 +123,9 @@ mod tests {
             .spawn(move || async move {
                 let mut seen = std::collections::HashSet::new();
                 for shards in [2usize, 3, 1] {
-                    let mut allocators: Vec<IdAllocator> =
-                        (0..shards).map(|s| IdAllocator::new(&path, s, shards)).collect();
+                    let mut allocators: Vec<IdAllocator> = (0..shards)
+                        .map(|s| IdAllocator::new(&path, s, shards))
+                        .collect();
                     for round in 0..(ID_BLOCK + 3) {
                         for a in allocators.iter_mut() {
                             let id = a.allocate().await.unwrap();
