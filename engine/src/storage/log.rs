@@ -2,7 +2,7 @@
 //! offsets, tail cache, high-watermark watch), assigns offsets synchronously on append and delegates
 //! I/O to the appender (writes), reader (reads, timestamp lookups) and recovery (open) modules.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -12,7 +12,7 @@ use ringbroker_protocol::batch::{batches, set_base_offset, BatchHeader};
 
 use super::appender;
 use super::checkpoint::CHECKPOINT_FILE_NAME;
-use super::config::{LogConfig, SEGMENT_BYTES_MAX};
+use super::config::{LogConfig, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
 use super::error::StorageError;
 use super::files;
 use super::reader;
@@ -115,6 +115,9 @@ impl LogState {
 pub(crate) struct LogInner {
     pub dir: PathBuf,
     pub config: LogConfig,
+    /// Roll size of new segments: `config.segment_bytes` until the topic's `segment.bytes`
+    /// changes it (`PartitionLog::set_segment_bytes`).
+    pub segment_bytes: Cell<u64>,
     pub state: RefCell<LogState>,
     /// The high watermark: one past the last offset whose append completed.
     pub high_watermark: Rc<OffsetWatch>,
@@ -179,6 +182,7 @@ impl PartitionLog {
         Ok(PartitionLog {
             inner: Rc::new(LogInner {
                 dir: dir.to_path_buf(),
+                segment_bytes: Cell::new(config.segment_bytes),
                 config,
                 state: RefCell::new(state),
                 high_watermark: OffsetWatch::new(recovered.log_end_offset),
@@ -230,7 +234,7 @@ impl PartitionLog {
         let append_bytes = input.len() as u64;
         let needs_roll = state.segments.last().is_none_or(|active| {
             active.size_bytes > 0
-                && (active.size_bytes + append_bytes > inner.config.segment_bytes
+                && (active.size_bytes + append_bytes > inner.segment_bytes.get()
                     || last_offset - active.base_offset > i64::from(u32::MAX))
         });
         if needs_roll {
@@ -373,6 +377,23 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<usize, StorageError> {
         retention::apply(&self.inner, policy, now_ms).await
+    }
+
+    /// Changes the roll size for the segments to come (a topic's `segment.bytes` changed); the
+    /// active segment rolls when its next append would pass the new size. Clamped to the limits of
+    /// the format.
+    pub fn set_segment_bytes(&self, segment_bytes: u64) {
+        self.inner
+            .segment_bytes
+            .set(segment_bytes.clamp(SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX));
+    }
+
+    /// Moves the log start offset to `offset` (Kafka's DeleteRecords): reads below it become
+    /// out of range and whole segments entirely below it are deleted. `offset` may not pass the
+    /// high watermark; a smaller offset than the current start changes nothing. Returns the new
+    /// log start offset (the low watermark).
+    pub async fn delete_records_before(&self, offset: i64) -> Result<i64, StorageError> {
+        retention::delete_before(&self.inner, offset).await
     }
 
     /// The partition directory.

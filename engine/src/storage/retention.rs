@@ -57,22 +57,57 @@ pub(crate) async fn apply(
             .map(|segment| segment.base_offset)
             .collect();
         if let Some(first) = state.segments.first() {
-            assert!(
-                first.base_offset >= state.log_start_offset,
-                "log start only moves forward"
-            );
-            state.log_start_offset = first.base_offset;
+            // DeleteRecords may have moved the start inside the new first segment already.
+            state.log_start_offset = state.log_start_offset.max(first.base_offset);
         }
         deleted
     };
-    for &base_offset in &deleted_bases {
+    remove_segment_files(inner, &deleted_bases).await?;
+    Ok(deleted_bases.len())
+}
+
+/// Moves the log start offset to `offset` (DeleteRecords) and deletes the sealed segments that lie
+/// wholly below it. Returns the new log start offset.
+pub(crate) async fn delete_before(inner: &LogInner, offset: i64) -> Result<i64, StorageError> {
+    let (deleted_bases, new_start) = {
+        let mut state = inner.state.borrow_mut();
+        let high_watermark = inner.high_watermark.get();
+        if offset > high_watermark || offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: state.log_start_offset,
+                high_watermark,
+            });
+        }
+        state.log_start_offset = state.log_start_offset.max(offset);
+        let start = state.log_start_offset;
+        // Segment i lies below `start` when the next segment begins at or before it; the active
+        // (last) segment always stays.
+        let candidates = state.segments.len().saturating_sub(1);
+        let count = (0..candidates)
+            .take_while(|&i| state.segments[i].sealed && state.segments[i + 1].base_offset <= start)
+            .count();
+        let deleted: Vec<i64> = state
+            .segments
+            .drain(..count)
+            .map(|segment| segment.base_offset)
+            .collect();
+        (deleted, start)
+    };
+    remove_segment_files(inner, &deleted_bases).await?;
+    Ok(new_start)
+}
+
+/// Removes the files of segments already taken out of the state.
+async fn remove_segment_files(inner: &LogInner, deleted_bases: &[i64]) -> Result<(), StorageError> {
+    for &base_offset in deleted_bases {
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
             files::remove_if_exists(&segment_file_path(&inner.dir, base_offset, suffix)).await?;
         }
     }
     if !deleted_bases.is_empty() {
         files::sync_directory(&inner.dir).await?;
-        tracing::info!(dir = %inner.dir.display(), segments = deleted_bases.len(), "retention deleted segments");
+        tracing::info!(dir = %inner.dir.display(), segments = deleted_bases.len(), "deleted segments below the log start");
     }
-    Ok(deleted_bases.len())
+    Ok(())
 }

@@ -37,13 +37,19 @@ impl OffsetWatch {
     pub(crate) fn advance(&self, value: i64) {
         debug_assert!(value >= self.value.get(), "watch values only grow");
         self.value.set(value);
-        let ready = {
+        // Pop the satisfied waiters from the front (the map is ordered by target).
+        let mut ready = Vec::new();
+        {
             let mut waiters = self.waiters.borrow_mut();
-            let still_waiting = waiters.split_off(&(value.saturating_add(1), 0));
-            std::mem::replace(&mut *waiters, still_waiting)
-        };
+            while let Some(entry) = waiters.first_entry() {
+                if entry.key().0 > value {
+                    break;
+                }
+                ready.push(entry.remove());
+            }
+        }
         // Wake outside the borrow: a woken task may register again.
-        for waker in ready.into_values() {
+        for waker in ready {
             waker.wake();
         }
     }
