@@ -16,6 +16,9 @@
 //! - `checkpoint`, `files`: the clean-shutdown checkpoint and small-file helpers;
 //! - `config`, `error`: `LogConfig`/`FlushPolicy` and `StorageError`.
 //!
+//! Disk space: the active segment is fallocated `PREALLOCATE_STEP_BYTES` (16 MiB) ahead of its data,
+//! sealed segments are truncated to their data, so an idle partition costs ~16 MiB, not a segment.
+//!
 //! Durability (see `FlushPolicy`): an append resolves once its DMA write completed, so it survives a
 //! broker crash; surviving a power loss needs fdatasync, done per round (`Always`), within the
 //! interval (`IntervalMs`, default 1000 ms) or only on seal/close (`Never`).
@@ -43,7 +46,8 @@ use std::path::Path;
 
 pub use config::{
     FlushPolicy, LogConfig, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_INDEX_INTERVAL_BYTES,
-    DEFAULT_SEGMENT_BYTES, PAGE_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
+    DEFAULT_SEGMENT_BYTES, PAGE_BYTES, PREALLOCATE_STEP_BYTES, SEGMENT_BYTES_MAX,
+    SEGMENT_BYTES_MIN,
 };
 pub use error::StorageError;
 pub use log::{AppendOutcome, PartitionLog, ReadChunk, ReadResult};
