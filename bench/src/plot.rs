@@ -12,7 +12,11 @@ use crate::report::{format_count, LatencySummary, RunResult};
 
 /// Picture size.
 const WIDTH: f64 = 1280.0;
-const HEIGHT: f64 = 620.0;
+const HEIGHT_MIN: f64 = 620.0;
+/// Legend under the latency panel: two columns of entries this far apart.
+const LEGEND_TOP: f64 = 545.0;
+const LEGEND_ROW: f64 = 18.0;
+const LEGEND_COLUMN: f64 = 370.0;
 /// Latency panel box.
 const LAT_LEFT: f64 = 90.0;
 const LAT_RIGHT: f64 = 820.0;
@@ -141,7 +145,7 @@ fn latency_panel(svg: &mut String, runs: &[RunResult]) {
         (TOP + BOTTOM) / 2.0,
         (TOP + BOTTOM) / 2.0
     );
-    let mut legend_y = TOP + 18.0;
+    let mut entry = 0usize;
     for (i, r) in runs.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         for (kind, l) in latencies(r) {
@@ -161,16 +165,17 @@ fn latency_panel(svg: &mut String, runs: &[RunResult]) {
                 r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2.5"{dash}/>"#,
                 points.join(" ")
             );
+            let legend_x = LAT_LEFT + LEGEND_COLUMN * (entry % 2) as f64;
+            let legend_y = LEGEND_TOP + LEGEND_ROW * (entry / 2) as f64;
             let _ = writeln!(
                 svg,
-                r#"<line x1="{}" y1="{legend_y:.1}" x2="{}" y2="{legend_y:.1}" stroke="{color}" stroke-width="2.5"{dash}/><text x="{}" y="{:.1}" font-size="13">{} {kind}</text>"#,
-                LAT_LEFT + 12.0,
-                LAT_LEFT + 44.0,
-                LAT_LEFT + 50.0,
+                r#"<line x1="{legend_x:.1}" y1="{legend_y:.1}" x2="{:.1}" y2="{legend_y:.1}" stroke="{color}" stroke-width="2.5"{dash}/><text x="{:.1}" y="{:.1}" font-size="13">{} {kind}</text>"#,
+                legend_x + 32.0,
+                legend_x + 38.0,
                 legend_y + 4.0,
                 escape(&r.label)
             );
-            legend_y += 18.0;
+            entry += 1;
         }
     }
 }
@@ -267,10 +272,15 @@ fn short_count(v: f64) -> String {
 
 /// The whole picture as SVG text.
 pub fn svg(runs: &[RunResult]) -> String {
+    let entries: usize = runs
+        .iter()
+        .map(|r| latencies(r).iter().filter(|(_, l)| l.is_some()).count())
+        .sum();
+    let height = HEIGHT_MIN.max(LEGEND_TOP + LEGEND_ROW * entries.div_ceil(2) as f64 + 10.0);
     let mut s = String::new();
     let _ = writeln!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">"#
     );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     latency_panel(&mut s, runs);
