@@ -6,6 +6,7 @@
 #   bench/reference/kafka.sh start  --port 9192 --data-dir /tmp/kref [--cpus 0] [--fsync] [--heap 1g]
 #   bench/reference/kafka.sh status --data-dir /tmp/kref
 #   bench/reference/kafka.sh stop   --data-dir /tmp/kref
+#   bench/reference/kafka.sh fetch                        # only fetch the jars into target/lib
 #
 # start: fetches the jars if needed, writes <data-dir>/server.properties, formats the KRaft storage (first start
 # only), launches the JVM in the background (pinned with taskset when --cpus is given), and returns once the
@@ -47,9 +48,11 @@ while [ $# -gt 0 ]; do
         *) die "unknown argument: $1" ;;
     esac
 done
-[ -n "${DATA_DIR}" ] || die "--data-dir is required"
-mkdir -p "${DATA_DIR}"
-DATA_DIR="$(cd "${DATA_DIR}" && pwd)"
+if [ "${ACTION}" != "fetch" ]; then
+    [ -n "${DATA_DIR}" ] || die "--data-dir is required"
+    mkdir -p "${DATA_DIR}"
+    DATA_DIR="$(cd "${DATA_DIR}" && pwd)"
+fi
 PID_FILE="${DATA_DIR}/kafka.pid"
 PORT_FILE="${DATA_DIR}/kafka.port"
 
