@@ -24,6 +24,8 @@ const TOPIC_ALREADY_EXISTS: i16 = 36;
 const LEADER_NOT_AVAILABLE: i16 = 5;
 /// Kafka's UNKNOWN_TOPIC_OR_PARTITION.
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+/// Metadata v4 added `allow_auto_topic_creation`; encoding `false` into an older version fails.
+const FIRST_METADATA_VERSION_WITH_AUTO_CREATE_FLAG: i16 = 4;
 /// How many times we ask Metadata again while leaders are being elected.
 pub const METADATA_RETRIES: u32 = 50;
 /// Pause between those attempts.
@@ -108,7 +110,8 @@ pub fn topic_layout(conn: &mut Connection, topic: &str, bootstrap: &str) -> Resu
         .with_topics(Some(vec![
             MetadataRequestTopic::default().with_name(Some(topic_name(topic)))
         ]))
-        .with_allow_auto_topic_creation(false);
+        // The field exists from v4 on; older versions always auto-create (as the broker is configured).
+        .with_allow_auto_topic_creation(version < FIRST_METADATA_VERSION_WITH_AUTO_CREATE_FLAG);
     let mut last_error = String::new();
     for _ in 0..METADATA_RETRIES {
         let response = conn.call(&request, version)?;
@@ -286,6 +289,52 @@ mod tests {
         };
         assert_eq!(layout.partitions[0].partition, 0);
         assert_eq!(layout.broker_addr(1).expect("known"), "127.0.0.1:9093");
+    }
+
+    #[test]
+    fn metadata_requests_encode_for_every_version_we_speak() {
+        use kafka_protocol::protocol::Encodable;
+        for version in crate::client::versions::METADATA.min..=crate::client::versions::METADATA.max
+        {
+            let request = MetadataRequest::default()
+                .with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(topic_name("t")))
+                ]))
+                .with_allow_auto_topic_creation(
+                    version < FIRST_METADATA_VERSION_WITH_AUTO_CREATE_FLAG,
+                );
+            let mut buf = bytes::BytesMut::new();
+            request.encode(&mut buf, version).expect("encodes");
+        }
+    }
+
+    #[test]
+    fn admin_requests_encode_for_every_version_we_speak() {
+        use crate::client::versions::{CREATE_TOPICS, LIST_OFFSETS};
+        use kafka_protocol::protocol::Encodable;
+        for version in LIST_OFFSETS.min..=LIST_OFFSETS.max {
+            let request = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(topic_name("t"))
+                    .with_partitions(vec![ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(LATEST_TIMESTAMP)])]);
+            request
+                .encode(&mut bytes::BytesMut::new(), version)
+                .expect("ListOffsets encodes");
+        }
+        for version in CREATE_TOPICS.min..=CREATE_TOPICS.max {
+            let request = CreateTopicsRequest::default()
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(topic_name("t"))
+                    .with_num_partitions(2)
+                    .with_replication_factor(1)])
+                .with_timeout_ms(1000);
+            request
+                .encode(&mut bytes::BytesMut::new(), version)
+                .expect("CreateTopics encodes");
+        }
     }
 
     #[test]

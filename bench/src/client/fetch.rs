@@ -77,6 +77,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn requests_encode_for_every_version_we_speak() {
+        use kafka_protocol::protocol::Encodable;
+        let limits = FetchLimits {
+            max_wait_ms: 100,
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            partition_max_bytes: 1 << 16,
+        };
+        let api = crate::client::versions::FETCH;
+        for version in api.min..=api.max {
+            let mut buf = bytes::BytesMut::new();
+            request("t", &[(0, 5)], limits)
+                .encode(&mut buf, version)
+                .expect("encodes");
+        }
+    }
+
+    #[test]
     fn request_carries_positions_and_limits() {
         let limits = FetchLimits {
             max_wait_ms: 100,

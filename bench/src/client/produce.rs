@@ -155,6 +155,31 @@ mod tests {
     use ringbroker_protocol::batch::{validate_batch, Compression};
 
     #[test]
+    fn frames_build_for_every_version_we_speak() {
+        let api = crate::client::versions::PRODUCE;
+        for version in api.min..=api.max {
+            let batch = Bytes::from(built_batch(2, b"", &[b'x'; 20], Compression::None));
+            let mut frame = ProduceFrame::new("t", -1, 1000, version, batch).expect("frame");
+            let bytes = Bytes::copy_from_slice(frame.prepare(
+                1,
+                0,
+                Stamp {
+                    first_ns: 1,
+                    spacing_ns: 0,
+                },
+            ));
+            let mut body = bytes.slice(4..);
+            decode_request_header_from_buffer(&mut body).expect("header");
+            ProduceRequest::decode(&mut body, version).expect("body decodes");
+        }
+        let batch = Bytes::from(built_batch(1, b"", &[b'x'; 20], Compression::None));
+        assert!(
+            ProduceFrame::new("t", 1, 1000, 9, batch).is_err(),
+            "flexible versions are refused"
+        );
+    }
+
+    #[test]
     fn frame_patches_decode_as_a_valid_request() {
         let batch = Bytes::from(built_batch(5, b"", &[b'x'; 100], Compression::None));
         let mut frame = ProduceFrame::new("topic", 1, 30_000, 7, batch).expect("frame");
