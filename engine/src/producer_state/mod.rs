@@ -44,7 +44,8 @@ struct PartitionState {
     dirty: bool,
 }
 
-type Partitions = Rc<RefCell<HashMap<(String, i32), PartitionState>>>;
+/// Topic → partition → state (nested so the produce path looks up by `&str` without allocating).
+type Partitions = Rc<RefCell<HashMap<String, HashMap<i32, PartitionState>>>>;
 
 /// The producer state of every partition this shard owns, and this shard's id allocator.
 pub struct ShardProducers {
@@ -71,21 +72,25 @@ impl ShardProducers {
         log: &PartitionLog,
     ) -> Result<(), ProducerStateError> {
         let producers = recovery::recover(log).await?;
-        self.partitions.borrow_mut().insert(
-            (topic.to_string(), partition),
-            PartitionState {
-                log: log.clone(),
-                producers,
-                dirty: false,
-            },
-        );
+        self.partitions
+            .borrow_mut()
+            .entry(topic.to_string())
+            .or_default()
+            .insert(
+                partition,
+                PartitionState {
+                    log: log.clone(),
+                    producers,
+                    dirty: false,
+                },
+            );
         self.start_snapshot_task();
         Ok(())
     }
 
     /// Drops the state of a deleted topic.
     pub fn forget(&self, topic: &str) {
-        self.partitions.borrow_mut().retain(|(t, _), _| t != topic);
+        self.partitions.borrow_mut().remove(topic);
     }
 
     /// Removes a partition's snapshot file (before its directory is deleted).
@@ -104,7 +109,10 @@ impl ShardProducers {
         log_end_offset: i64,
     ) -> Decision {
         let mut partitions = self.partitions.borrow_mut();
-        let Some(state) = partitions.get_mut(&(topic.to_string(), partition)) else {
+        let Some(state) = partitions
+            .get_mut(topic)
+            .and_then(|p| p.get_mut(&partition))
+        else {
             // Not loaded (no idempotent state kept for it): nothing to check against.
             return Decision::Append;
         };
@@ -120,7 +128,8 @@ impl ShardProducers {
         if let Some(state) = self
             .partitions
             .borrow_mut()
-            .get_mut(&(topic.to_string(), partition))
+            .get_mut(topic)
+            .and_then(|p| p.get_mut(&partition))
         {
             state.producers.rollback(base_offset);
         }
@@ -159,6 +168,7 @@ async fn snapshot_dirty(partitions: &Partitions) {
     let pending: Vec<(std::path::PathBuf, Vec<u8>)> = partitions
         .borrow_mut()
         .values_mut()
+        .flat_map(|p| p.values_mut())
         .filter(|state| state.dirty)
         .map(|state| {
             state.dirty = false;
