@@ -9,6 +9,12 @@ use ringbroker_protocol::batch::BatchHeader;
 
 use super::entry::{increment_sequence, BatchMeta, IncomingBatch, ProducerEntry, Verdict};
 
+/// Producers remembered per partition. Kafka expires idle producers after
+/// `producer.id.expiration.ms` (1 day); we bound memory (and snapshot size) by count instead and
+/// forget the producer that appended least recently. A forgotten producer is treated as Kafka
+/// treats an expired one: its next batch is accepted at any sequence.
+pub const PRODUCERS_PER_PARTITION_MAX: usize = 10_000;
+
 /// What the produce path does with one partition's records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -87,7 +93,23 @@ impl PartitionProducers {
         for (id, entry) in staged {
             self.producers.insert(id, entry);
         }
+        self.evict_over_limit();
         Decision::Append
+    }
+
+    /// Drops the least recently appending producers beyond [`PRODUCERS_PER_PARTITION_MAX`].
+    fn evict_over_limit(&mut self) {
+        while self.producers.len() > PRODUCERS_PER_PARTITION_MAX {
+            let oldest = self
+                .producers
+                .iter()
+                .min_by_key(|(_, e)| e.batches.back().map_or(i64::MIN, |b| b.last_offset))
+                .map(|(id, _)| *id);
+            match oldest {
+                Some(id) => self.producers.remove(&id),
+                None => break,
+            };
+        }
     }
 
     /// Forgets batches recorded at or after `base_offset` (their append failed), so that their
@@ -113,6 +135,7 @@ impl PartitionProducers {
                 last_offset: header.last_offset(),
             },
         );
+        self.evict_over_limit();
     }
 }
 
@@ -182,6 +205,23 @@ pub(crate) mod tests {
         let plain = build_simple_batch(1, &[b"a"]);
         assert_eq!(table.check_and_record(&plain, 1), Decision::Append);
         assert_eq!(table.check_and_record(&plain, 2), Decision::Append);
+    }
+
+    #[test]
+    fn the_least_recent_producer_is_forgotten_beyond_the_limit() {
+        let mut table = PartitionProducers::default();
+        let limit = PRODUCERS_PER_PARTITION_MAX as i64;
+        for id in 0..=limit {
+            table.check_and_record(&idempotent_batch(id, 0, 5, 1), id);
+        }
+        assert_eq!(table.producers.len(), PRODUCERS_PER_PARTITION_MAX);
+        assert!(!table.producers.contains_key(&0));
+        assert!(table.producers.contains_key(&limit));
+        // Forgotten means accepted at any sequence, like an expired producer in Kafka.
+        assert_eq!(
+            table.check_and_record(&idempotent_batch(0, 0, 42, 1), limit + 1),
+            Decision::Append
+        );
     }
 
     #[test]
