@@ -10,8 +10,8 @@ use ringbroker_schema::{
 };
 
 use crate::errors::{self, storage_error_code};
-use crate::producer_state::Decision;
 use crate::metrics::{hooks, Stage};
+use crate::producer_state::Decision;
 use crate::shard::Shard;
 
 /// What one partition's produce came to.
@@ -89,7 +89,10 @@ pub async fn append_local(
     // Idempotent producers: checked and recorded synchronously with the offsets `append` is
     // about to assign (no await in between), so pipelined batches are checked in order.
     let end = log.log_end_offset();
-    match shard.producers.check_and_record(topic, partition, records, end) {
+    match shard
+        .producers
+        .check_and_record(topic, partition, records, end)
+    {
         Decision::Append => {}
         Decision::Duplicate { base_offset } => {
             return ProduceOutcome {
