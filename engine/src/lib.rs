@@ -10,6 +10,8 @@
 //! - `groups`: consumer-group coordinator and committed offsets.
 //! - `producer_state`: idempotent producers: per-partition sequence state, producer ids.
 //! - `metrics`: per-shard counters and histograms, the Prometheus endpoint.
+//! - `topic_config`: Kafka topic configs (names, defaults, validation, effective settings);
+//!   `retention`: the per-shard background task deleting segments past retention.
 //! - `config`: the effective settings and every limit; `errors`: Kafka error code mapping.
 
 pub mod admin;
@@ -22,8 +24,10 @@ pub mod metrics;
 pub mod offsets;
 pub mod produce;
 pub mod producer_state;
+pub mod retention;
 pub mod server;
 pub mod shard;
 pub mod storage;
+pub mod topic_config;
 
 pub use config::BrokerConfig;

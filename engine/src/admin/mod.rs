@@ -3,6 +3,8 @@
 //! new topic table and broadcasts it to every shard before answering: once a client sees
 //! CreateTopics succeed, every shard routes the new topic.
 
+pub mod configs;
+
 use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 
@@ -154,6 +156,9 @@ async fn controller_create(shard: &Shard, topic: &NewTopic) -> AdminOutcome {
             ),
         );
     }
+    if let Err(e) = crate::topic_config::validate(&shard.config, &topic.configs) {
+        return AdminOutcome::error(ResponseError::InvalidConfig, e.to_string());
+    }
     let partitions = if topic.partitions == -1 {
         shard.config.default_partitions
     } else {
@@ -261,6 +266,7 @@ async fn commit_table(shard: &Shard, table: TopicTable) -> Result<(), AdminOutco
         }
     }
     *shard.topics.borrow_mut() = table;
+    crate::retention::apply_roll_sizes(shard);
     Ok(())
 }
 

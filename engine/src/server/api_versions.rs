@@ -28,6 +28,11 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     // v0 must be listed: librdkafka enables idempotence only when it overlaps (KAFKA-COMPAT §1).
     (ApiKey::InitProducerId, 0, 4),
+    // The codec decodes v1+; v0 is only used by brokers older than Kafka 1.1's clients.
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DeleteRecords, 0, 2),
 ];
 
 /// Versions below this are advertised but refused (see above).

@@ -103,6 +103,12 @@ pub async fn handle(shard: &Shard, request: Request, peer: &str) -> Outcome {
         ApiKey::ListOffsets => handlers::list_offsets::handle(shard, &request).await,
         ApiKey::FindCoordinator => handlers::find_coordinator::handle(shard, &request),
         ApiKey::InitProducerId => handlers::init_producer_id::handle(shard, &request).await,
+        ApiKey::DescribeConfigs => handlers::describe_configs::handle(shard, &request).await,
+        ApiKey::AlterConfigs => handlers::alter_configs::handle(shard, &request).await,
+        ApiKey::DeleteRecords => handlers::delete_records::handle(shard, &request).await,
+        ApiKey::IncrementalAlterConfigs => {
+            handlers::incremental_alter_configs::handle(shard, &request).await
+        }
         _ => handlers::groups::handle(shard, &request, peer).await,
     };
     match result {

@@ -168,6 +168,7 @@ async fn run_shard(
         .map_err(|e| fail(format!("cannot listen on {}: {e}", config.listen)))?;
     glommio::spawn_local(accept_loop(shard.clone(), listener)).detach();
     metrics::sampler::spawn(shard.clone());
+    crate::retention::spawn(shard.clone());
     if let Some(metrics) = &metrics {
         metrics.mark_ready();
     }

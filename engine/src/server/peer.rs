@@ -59,6 +59,7 @@ async fn serve_request(shard: &Shard, from: usize, message: MeshMessage) {
         Payload::MetadataUpdate => {
             if let Some(update) = envelope.payload_as_metadata_update() {
                 shard.set_topic_table(table_from_update(&update));
+                crate::retention::apply_roll_sizes(shard);
             }
             admin::reply_ack(shard, from, correlation, &AdminOutcome::ok()).await;
         }
@@ -114,6 +115,21 @@ async fn serve_request(shard: &Shard, from: usize, message: MeshMessage) {
                 }
             };
             admin::reply_ack(shard, from, correlation, &outcome).await;
+        }
+        Payload::AlterTopicConfigsRequest => {
+            let outcome = match envelope.payload_as_alter_topic_configs_request() {
+                Some(request) => admin::configs::serve_remote(shard, request).await,
+                None => {
+                    AdminOutcome::error(kafka_protocol::ResponseError::InvalidRequest, "malformed")
+                }
+            };
+            admin::reply_ack(shard, from, correlation, &outcome).await;
+        }
+        Payload::DeleteRecordsRequest => {
+            if let Some(request) = envelope.payload_as_delete_records_request() {
+                crate::retention::delete_records::serve_remote(shard, from, correlation, request)
+                    .await;
+            }
         }
         Payload::GroupRequest => {
             if let Some(request) = envelope.payload_as_group_request() {

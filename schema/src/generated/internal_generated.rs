@@ -13,10 +13,10 @@ pub mod internal {
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_PAYLOAD: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_PAYLOAD: u8 = 13;
+pub const ENUM_MAX_PAYLOAD: u8 = 16;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_PAYLOAD: [Payload; 14] = [
+pub const ENUM_VALUES_PAYLOAD: [Payload; 17] = [
   Payload::NONE,
   Payload::ProduceRequest,
   Payload::ProduceResult,
@@ -31,6 +31,9 @@ pub const ENUM_VALUES_PAYLOAD: [Payload; 14] = [
   Payload::GroupRequest,
   Payload::GroupResult,
   Payload::Ack,
+  Payload::AlterTopicConfigsRequest,
+  Payload::DeleteRecordsRequest,
+  Payload::DeleteRecordsResult,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -52,9 +55,12 @@ impl Payload {
   pub const GroupRequest: Self = Self(11);
   pub const GroupResult: Self = Self(12);
   pub const Ack: Self = Self(13);
+  pub const AlterTopicConfigsRequest: Self = Self(14);
+  pub const DeleteRecordsRequest: Self = Self(15);
+  pub const DeleteRecordsResult: Self = Self(16);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 13;
+  pub const ENUM_MAX: u8 = 16;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::ProduceRequest,
@@ -70,6 +76,9 @@ impl Payload {
     Self::GroupRequest,
     Self::GroupResult,
     Self::Ack,
+    Self::AlterTopicConfigsRequest,
+    Self::DeleteRecordsRequest,
+    Self::DeleteRecordsResult,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -88,6 +97,9 @@ impl Payload {
       Self::GroupRequest => Some("GroupRequest"),
       Self::GroupResult => Some("GroupResult"),
       Self::Ack => Some("Ack"),
+      Self::AlterTopicConfigsRequest => Some("AlterTopicConfigsRequest"),
+      Self::DeleteRecordsRequest => Some("DeleteRecordsRequest"),
+      Self::DeleteRecordsResult => Some("DeleteRecordsResult"),
       _ => None,
     }
   }
@@ -2336,6 +2348,532 @@ impl ::core::fmt::Debug for Ack<'_> {
       ds.finish()
   }
 }
+pub enum ConfigOpOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// One change of a topic config (AlterConfigs / IncrementalAlterConfigs), applied by the controller.
+pub struct ConfigOp<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for ConfigOp<'a> {
+  type Inner = ConfigOp<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> ConfigOp<'a> {
+  pub const VT_KEY: ::flatbuffers::VOffsetT = 4;
+  pub const VT_VALUE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_OP: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    ConfigOp { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ConfigOpArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<ConfigOp<'bldr>> {
+    let mut builder = ConfigOpBuilder::new(_fbb);
+    if let Some(x) = args.value { builder.add_value(x); }
+    if let Some(x) = args.key { builder.add_key(x); }
+    builder.add_op(args.op);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn key(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(ConfigOp::VT_KEY, None)}
+  }
+  #[inline]
+  pub fn value(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(ConfigOp::VT_VALUE, None)}
+  }
+  /// Kafka's IncrementalAlterConfigs operation: 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT.
+  #[inline]
+  pub fn op(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(ConfigOp::VT_OP, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for ConfigOp<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("key", Self::VT_KEY, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("value", Self::VT_VALUE, false)?
+     .visit_field::<i8>("op", Self::VT_OP, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ConfigOpArgs<'a> {
+    pub key: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub value: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub op: i8,
+}
+impl<'a> Default for ConfigOpArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ConfigOpArgs {
+      key: None,
+      value: None,
+      op: 0,
+    }
+  }
+}
+
+pub struct ConfigOpBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ConfigOpBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_key(&mut self, key: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ConfigOp::VT_KEY, key);
+  }
+  #[inline]
+  pub fn add_value(&mut self, value: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ConfigOp::VT_VALUE, value);
+  }
+  #[inline]
+  pub fn add_op(&mut self, op: i8) {
+    self.fbb_.push_slot::<i8>(ConfigOp::VT_OP, op, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ConfigOpBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ConfigOpBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<ConfigOp<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for ConfigOp<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("ConfigOp");
+      ds.field("key", &self.key());
+      ds.field("value", &self.value());
+      ds.field("op", &self.op());
+      ds.finish()
+  }
+}
+pub enum AlterTopicConfigsRequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Changes the configs of one topic; answered with an Ack.
+pub struct AlterTopicConfigsRequest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for AlterTopicConfigsRequest<'a> {
+  type Inner = AlterTopicConfigsRequest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> AlterTopicConfigsRequest<'a> {
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
+  pub const VT_OPS: ::flatbuffers::VOffsetT = 6;
+  pub const VT_REPLACE_ALL: ::flatbuffers::VOffsetT = 8;
+  pub const VT_VALIDATE_ONLY: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    AlterTopicConfigsRequest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args AlterTopicConfigsRequestArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<AlterTopicConfigsRequest<'bldr>> {
+    let mut builder = AlterTopicConfigsRequestBuilder::new(_fbb);
+    if let Some(x) = args.ops { builder.add_ops(x); }
+    if let Some(x) = args.name { builder.add_name(x); }
+    builder.add_validate_only(args.validate_only);
+    builder.add_replace_all(args.replace_all);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(AlterTopicConfigsRequest::VT_NAME, None)}
+  }
+  #[inline]
+  pub fn ops(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigOp<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigOp>>>>(AlterTopicConfigsRequest::VT_OPS, None)}
+  }
+  /// AlterConfigs semantics: the SET ops become the topic's whole explicit config set.
+  #[inline]
+  pub fn replace_all(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(AlterTopicConfigsRequest::VT_REPLACE_ALL, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn validate_only(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(AlterTopicConfigsRequest::VT_VALIDATE_ONLY, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for AlterTopicConfigsRequest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<ConfigOp>>>>("ops", Self::VT_OPS, false)?
+     .visit_field::<bool>("replace_all", Self::VT_REPLACE_ALL, false)?
+     .visit_field::<bool>("validate_only", Self::VT_VALIDATE_ONLY, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct AlterTopicConfigsRequestArgs<'a> {
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub ops: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigOp<'a>>>>>,
+    pub replace_all: bool,
+    pub validate_only: bool,
+}
+impl<'a> Default for AlterTopicConfigsRequestArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    AlterTopicConfigsRequestArgs {
+      name: None,
+      ops: None,
+      replace_all: false,
+      validate_only: false,
+    }
+  }
+}
+
+pub struct AlterTopicConfigsRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> AlterTopicConfigsRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AlterTopicConfigsRequest::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_ops(&mut self, ops: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<ConfigOp<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AlterTopicConfigsRequest::VT_OPS, ops);
+  }
+  #[inline]
+  pub fn add_replace_all(&mut self, replace_all: bool) {
+    self.fbb_.push_slot::<bool>(AlterTopicConfigsRequest::VT_REPLACE_ALL, replace_all, false);
+  }
+  #[inline]
+  pub fn add_validate_only(&mut self, validate_only: bool) {
+    self.fbb_.push_slot::<bool>(AlterTopicConfigsRequest::VT_VALIDATE_ONLY, validate_only, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> AlterTopicConfigsRequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    AlterTopicConfigsRequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<AlterTopicConfigsRequest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for AlterTopicConfigsRequest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("AlterTopicConfigsRequest");
+      ds.field("name", &self.name());
+      ds.field("ops", &self.ops());
+      ds.field("replace_all", &self.replace_all());
+      ds.field("validate_only", &self.validate_only());
+      ds.finish()
+  }
+}
+pub enum DeleteRecordsRequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// DeleteRecords of one partition, sent to its owner shard.
+pub struct DeleteRecordsRequest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for DeleteRecordsRequest<'a> {
+  type Inner = DeleteRecordsRequest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> DeleteRecordsRequest<'a> {
+  pub const VT_TOPIC: ::flatbuffers::VOffsetT = 4;
+  pub const VT_PARTITION: ::flatbuffers::VOffsetT = 6;
+  pub const VT_OFFSET: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    DeleteRecordsRequest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args DeleteRecordsRequestArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<DeleteRecordsRequest<'bldr>> {
+    let mut builder = DeleteRecordsRequestBuilder::new(_fbb);
+    builder.add_offset(args.offset);
+    builder.add_partition(args.partition);
+    if let Some(x) = args.topic { builder.add_topic(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn topic(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(DeleteRecordsRequest::VT_TOPIC, None)}
+  }
+  #[inline]
+  pub fn partition(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(DeleteRecordsRequest::VT_PARTITION, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn offset(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(DeleteRecordsRequest::VT_OFFSET, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for DeleteRecordsRequest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("topic", Self::VT_TOPIC, false)?
+     .visit_field::<i32>("partition", Self::VT_PARTITION, false)?
+     .visit_field::<i64>("offset", Self::VT_OFFSET, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct DeleteRecordsRequestArgs<'a> {
+    pub topic: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub partition: i32,
+    pub offset: i64,
+}
+impl<'a> Default for DeleteRecordsRequestArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    DeleteRecordsRequestArgs {
+      topic: None,
+      partition: 0,
+      offset: 0,
+    }
+  }
+}
+
+pub struct DeleteRecordsRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DeleteRecordsRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_topic(&mut self, topic: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(DeleteRecordsRequest::VT_TOPIC, topic);
+  }
+  #[inline]
+  pub fn add_partition(&mut self, partition: i32) {
+    self.fbb_.push_slot::<i32>(DeleteRecordsRequest::VT_PARTITION, partition, 0);
+  }
+  #[inline]
+  pub fn add_offset(&mut self, offset: i64) {
+    self.fbb_.push_slot::<i64>(DeleteRecordsRequest::VT_OFFSET, offset, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DeleteRecordsRequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    DeleteRecordsRequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<DeleteRecordsRequest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for DeleteRecordsRequest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("DeleteRecordsRequest");
+      ds.field("topic", &self.topic());
+      ds.field("partition", &self.partition());
+      ds.field("offset", &self.offset());
+      ds.finish()
+  }
+}
+pub enum DeleteRecordsResultOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// The owner's answer to DeleteRecordsRequest.
+pub struct DeleteRecordsResult<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for DeleteRecordsResult<'a> {
+  type Inner = DeleteRecordsResult<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> DeleteRecordsResult<'a> {
+  pub const VT_ERROR_CODE: ::flatbuffers::VOffsetT = 4;
+  pub const VT_LOW_WATERMARK: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    DeleteRecordsResult { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args DeleteRecordsResultArgs
+  ) -> ::flatbuffers::WIPOffset<DeleteRecordsResult<'bldr>> {
+    let mut builder = DeleteRecordsResultBuilder::new(_fbb);
+    builder.add_low_watermark(args.low_watermark);
+    builder.add_error_code(args.error_code);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn error_code(&self) -> i16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i16>(DeleteRecordsResult::VT_ERROR_CODE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn low_watermark(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(DeleteRecordsResult::VT_LOW_WATERMARK, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for DeleteRecordsResult<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i16>("error_code", Self::VT_ERROR_CODE, false)?
+     .visit_field::<i64>("low_watermark", Self::VT_LOW_WATERMARK, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct DeleteRecordsResultArgs {
+    pub error_code: i16,
+    pub low_watermark: i64,
+}
+impl<'a> Default for DeleteRecordsResultArgs {
+  #[inline]
+  fn default() -> Self {
+    DeleteRecordsResultArgs {
+      error_code: 0,
+      low_watermark: 0,
+    }
+  }
+}
+
+pub struct DeleteRecordsResultBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DeleteRecordsResultBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_error_code(&mut self, error_code: i16) {
+    self.fbb_.push_slot::<i16>(DeleteRecordsResult::VT_ERROR_CODE, error_code, 0);
+  }
+  #[inline]
+  pub fn add_low_watermark(&mut self, low_watermark: i64) {
+    self.fbb_.push_slot::<i64>(DeleteRecordsResult::VT_LOW_WATERMARK, low_watermark, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DeleteRecordsResultBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    DeleteRecordsResultBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<DeleteRecordsResult<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for DeleteRecordsResult<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("DeleteRecordsResult");
+      ds.field("error_code", &self.error_code());
+      ds.field("low_watermark", &self.low_watermark());
+      ds.finish()
+  }
+}
 pub enum EnvelopeOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -2598,6 +3136,51 @@ impl<'a> Envelope<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_alter_topic_configs_request(&self) -> Option<AlterTopicConfigsRequest<'a>> {
+    if self.payload_type() == Payload::AlterTopicConfigsRequest {
+      self.payload().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { AlterTopicConfigsRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_delete_records_request(&self) -> Option<DeleteRecordsRequest<'a>> {
+    if self.payload_type() == Payload::DeleteRecordsRequest {
+      self.payload().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { DeleteRecordsRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_delete_records_result(&self) -> Option<DeleteRecordsResult<'a>> {
+    if self.payload_type() == Payload::DeleteRecordsResult {
+      self.payload().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { DeleteRecordsResult::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Envelope<'_> {
@@ -2623,6 +3206,9 @@ impl ::flatbuffers::Verifiable for Envelope<'_> {
           Payload::GroupRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GroupRequest>>("Payload::GroupRequest", pos),
           Payload::GroupResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GroupResult>>("Payload::GroupResult", pos),
           Payload::Ack => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Ack>>("Payload::Ack", pos),
+          Payload::AlterTopicConfigsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<AlterTopicConfigsRequest>>("Payload::AlterTopicConfigsRequest", pos),
+          Payload::DeleteRecordsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DeleteRecordsRequest>>("Payload::DeleteRecordsRequest", pos),
+          Payload::DeleteRecordsResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DeleteRecordsResult>>("Payload::DeleteRecordsResult", pos),
           _ => Ok(()),
         }
      })?
@@ -2777,6 +3363,27 @@ impl ::core::fmt::Debug for Envelope<'_> {
         },
         Payload::Ack => {
           if let Some(x) = self.payload_as_ack() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::AlterTopicConfigsRequest => {
+          if let Some(x) = self.payload_as_alter_topic_configs_request() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::DeleteRecordsRequest => {
+          if let Some(x) = self.payload_as_delete_records_request() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::DeleteRecordsResult => {
+          if let Some(x) = self.payload_as_delete_records_result() {
             ds.field("payload", &x)
           } else {
             ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")

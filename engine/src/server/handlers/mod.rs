@@ -1,11 +1,15 @@
 //! One handler per Kafka API (the dispatcher in `server::dispatch` is a plain match over them).
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_topics;
+pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_configs;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod groups;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;

@@ -1,0 +1,51 @@
+//! DeleteRecords (v0-2): moves each partition's log start offset (the low watermark) forward on
+//! its owner shard; whole segments below it are deleted (`retention::delete_records`).
+
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use kafka_protocol::ResponseError;
+use ringbroker_protocol::frame::Request;
+
+use crate::retention::delete_records;
+use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
+use crate::shard::Shard;
+
+pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+    let body: DeleteRecordsRequest = decode_body(request)?;
+    let table = shard.topic_table();
+    let mut topics = Vec::with_capacity(body.topics.len());
+    for topic in &body.topics {
+        let name = topic.name.0.as_str();
+        let partition_count = table.partition_count(name);
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            let known =
+                partition_count.is_some_and(|n| p.partition_index >= 0 && p.partition_index < n);
+            let outcome = if known {
+                delete_records::delete(shard, name, p.partition_index, p.offset).await
+            } else {
+                delete_records::DeleteRecordsOutcome {
+                    error_code: ResponseError::UnknownTopicOrPartition.code(),
+                    low_watermark: -1,
+                }
+            };
+            partitions.push(
+                DeleteRecordsPartitionResult::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(outcome.error_code)
+                    .with_low_watermark(outcome.low_watermark),
+            );
+        }
+        topics.push(
+            DeleteRecordsTopicResult::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions),
+        );
+    }
+    respond(
+        request,
+        &DeleteRecordsResponse::default().with_topics(topics),
+    )
+}

@@ -1,0 +1,63 @@
+"""Issue 9: topic configs (CreateTopics validation, DescribeConfigs, AlterConfigs, IncrementalAlterConfigs)
+with confluent-kafka's AdminClient."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ConfigSource,
+    NewTopic,
+)
+
+import clients
+
+TIMEOUT = 20
+
+
+def admin_for(broker) -> AdminClient:
+    return AdminClient({"bootstrap.servers": broker.bootstrap})
+
+
+def describe_topic(admin: AdminClient, topic: str) -> dict:
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    return admin.describe_configs([resource])[resource].result(timeout=TIMEOUT)
+
+
+def create(admin: AdminClient, broker, topic: str, config: dict) -> None:
+    admin.create_topics([NewTopic(topic, 1, 1, config=config)])[topic].result(timeout=TIMEOUT)
+    clients.wait_for_topic(broker.bootstrap, admin, topic, 1)
+
+
+@pytest.mark.parametrize("broker", [1, 2], indirect=True, ids=["shards1", "shards2"])
+def test_describe_reports_created_configs_and_defaults(broker, topic_name):
+    admin = admin_for(broker)
+    create(admin, broker, topic_name, {"cleanup.policy": "compact", "retention.ms": "3000"})
+    configs = describe_topic(admin, topic_name)
+    assert configs["cleanup.policy"].value == "compact"
+    assert configs["cleanup.policy"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert configs["retention.ms"].value == "3000"
+    assert configs["retention.bytes"].value == "-1"
+    assert configs["retention.bytes"].is_default
+    assert configs["message.timestamp.type"].value == "CreateTime"
+    assert configs["max.message.bytes"].value == "1048588"
+
+
+def test_unknown_or_invalid_config_is_refused_at_create(broker, topic_name):
+    admin = admin_for(broker)
+    for bad in ({"retention.hours": "1"}, {"cleanup.policy": "forever"}, {"segment.bytes": "100"}):
+        with pytest.raises(KafkaException) as err:
+            admin.create_topics([NewTopic(topic_name, 1, 1, config=bad)])[topic_name].result(timeout=TIMEOUT)
+        assert err.value.args[0].code() == 40, bad  # INVALID_CONFIG
+
+
+def test_describe_broker_configs(broker):
+    admin = admin_for(broker)
+    resource = ConfigResource(ConfigResource.Type.BROKER, "0")
+    configs = admin.describe_configs([resource])[resource].result(timeout=TIMEOUT)
+    assert configs["log.retention.ms"].value == "604800000"
+    assert configs["log.cleanup.policy"].value == "delete"
