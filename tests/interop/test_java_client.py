@@ -101,7 +101,7 @@ def test_default_java_producer_across_restart(broker, topic_name, java_classpath
 
 def test_java_admin_client(broker, topic_name, java_classpath):
     out = run_ok(java_classpath, "ringbroker.interop.AdminRoundTrip", broker.bootstrap, topic_name)
-    for step in ("OK create", "OK list", "OK describe", "OK listOffsets EarliestSpec 0", "OK listOffsets LatestSpec 5",
+    for step in ("OK describeCluster nodes=1", "OK create", "OK list", "OK describe", "OK listOffsets EarliestSpec 0", "OK listOffsets LatestSpec 5",
                  "OK delete"):
         assert step in out, out
 

@@ -17,7 +17,8 @@ import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.StringSerializer;
 
 /**
- * Issue 11: the 4.4 AdminClient creates, lists, describes and deletes a topic and lists offsets. Prints one
+ * Issue 11: the 4.4 AdminClient describes the cluster, creates, lists, describes and deletes a topic and lists
+ * offsets. Prints one
  * "OK step" line per step; any failure throws (exit status 1) with the exception, which names the API the
  * broker lacked when that is the cause (UnsupportedVersionException).
  *
@@ -35,6 +36,12 @@ public final class AdminRoundTrip {
         Properties props = new Properties();
         props.put("bootstrap.servers", bootstrap);
         try (Admin admin = Admin.create(props)) {
+            var cluster = admin.describeCluster();
+            int nodes = cluster.nodes().get(CALL_SECONDS, TimeUnit.SECONDS).size();
+            String clusterId = cluster.clusterId().get(CALL_SECONDS, TimeUnit.SECONDS);
+            check(nodes == 1, "describeCluster: " + nodes + " nodes");
+            System.out.println("OK describeCluster nodes=" + nodes + " cluster_id=" + clusterId);
+
             admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all()
                     .get(CALL_SECONDS, TimeUnit.SECONDS);
             System.out.println("OK create");
