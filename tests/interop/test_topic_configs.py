@@ -61,3 +61,41 @@ def test_describe_broker_configs(broker):
     configs = admin.describe_configs([resource])[resource].result(timeout=TIMEOUT)
     assert configs["log.retention.ms"].value == "604800000"
     assert configs["log.cleanup.policy"].value == "delete"
+
+
+@pytest.mark.parametrize("broker", [1, 2], indirect=True, ids=["shards1", "shards2"])
+def test_alter_and_incremental_alter_round_trip(broker, topic_name):
+    admin = admin_for(broker)
+    create(admin, broker, topic_name, {"retention.ms": "3000"})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic_name, set_config={"retention.bytes": "10485760"})
+    admin.alter_configs([resource])[resource].result(timeout=TIMEOUT)
+    configs = describe_topic(admin, topic_name)
+    assert configs["retention.bytes"].value == "10485760"
+    # AlterConfigs replaces the whole set: retention.ms is back to its default.
+    assert configs["retention.ms"].value == "604800000"
+    assert configs["retention.ms"].is_default
+
+    resource = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        topic_name,
+        incremental_configs=[
+            ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND),
+            ConfigEntry("message.timestamp.type", "LogAppendTime", incremental_operation=AlterConfigOpType.SET),
+            ConfigEntry("retention.bytes", None, incremental_operation=AlterConfigOpType.DELETE),
+        ],
+    )
+    admin.incremental_alter_configs([resource])[resource].result(timeout=TIMEOUT)
+    configs = describe_topic(admin, topic_name)
+    assert configs["cleanup.policy"].value == "delete,compact"
+    assert configs["message.timestamp.type"].value == "LogAppendTime"
+    assert configs["retention.bytes"].value == "-1"
+
+    bad = ConfigResource(ConfigResource.Type.TOPIC, topic_name, set_config={"retention.ms": "-7"})
+    with pytest.raises(KafkaException) as err:
+        admin.alter_configs([bad])[bad].result(timeout=TIMEOUT)
+    assert err.value.args[0].code() == 40  # INVALID_CONFIG
+
+    # Configs survive a restart (they live in the topic table).
+    broker.restart()
+    configs = describe_topic(admin_for(broker), topic_name)
+    assert configs["cleanup.policy"].value == "delete,compact"

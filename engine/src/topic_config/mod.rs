@@ -322,7 +322,11 @@ pub fn describe(broker: &BrokerConfig, configs: &BTreeMap<String, String>) -> Ve
         .iter()
         .map(|def| DescribedConfig {
             def,
-            value: effective.value_of(def.name).unwrap_or_default(),
+            // Explicit values as given (Kafka reports them verbatim, e.g. "delete,compact").
+            value: configs
+                .get(def.name)
+                .cloned()
+                .unwrap_or_else(|| effective.value_of(def.name).unwrap_or_default()),
             is_explicit: configs.contains_key(def.name),
             default_value: defaults.value_of(def.name).unwrap_or_default(),
         })
