@@ -112,7 +112,6 @@ fn topics_create_list_describe_delete() {
 /// Configs given at creation come back from DescribeConfigs (Kafka Connect depends on it, see
 /// KAFKA-COMPAT.md §3). Passes against Apache Kafka 4.4 (RINGBROKER_TOOLS_BOOTSTRAP).
 #[test]
-#[ignore = "needs broker: ringbroker does not serve DescribeConfigs (API 32) yet"]
 fn topic_configs_given_at_creation_are_described() {
     let broker = Broker::start();
     let topic = unique_topic("configured");
