@@ -12,8 +12,8 @@ use std::sync::Arc;
 use crate::config::BrokerConfig;
 use crate::groups::GroupCoordinator;
 use crate::metadata::{owner_shard, TopicTable};
-use crate::producer_state::ShardProducers;
 use crate::metrics::ShardMetrics;
+use crate::producer_state::ShardProducers;
 use crate::storage::PartitionLog;
 
 pub use mesh::Mesh;
