@@ -99,3 +99,39 @@ def test_alter_and_incremental_alter_round_trip(broker, topic_name):
     broker.restart()
     configs = describe_topic(admin_for(broker), topic_name)
     assert configs["cleanup.policy"].value == "delete,compact"
+
+
+@pytest.mark.parametrize("broker", [1, 2], indirect=True, ids=["shards1", "shards2"])
+def test_log_append_time_topic_stamps_broker_time(broker, topic_name):
+    import time
+
+    from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer, TopicPartition
+
+    admin = admin_for(broker)
+    create(admin, broker, topic_name, {"message.timestamp.type": "LogAppendTime"})
+    before_ms = int(time.time() * 1000)
+    delivered = []
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(10):
+        producer.produce(
+            topic_name, value=b"v%d" % i, timestamp=1000, on_delivery=lambda err, msg: delivered.append((err, msg))
+        )
+    assert producer.flush(TIMEOUT) == 0
+    assert all(err is None for err, _ in delivered)
+    # The Produce response carries log_append_time_ms: the delivery reports show the broker's time.
+    assert all(msg.timestamp()[0] == TIMESTAMP_LOG_APPEND_TIME for _, msg in delivered)
+    assert all(msg.timestamp()[1] >= before_ms for _, msg in delivered)
+
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "lat", "enable.auto.commit": False})
+    try:
+        consumer.assign([TopicPartition(topic_name, 0, 0)])
+        seen = []
+        deadline = time.monotonic() + TIMEOUT
+        while len(seen) < 10 and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is not None and message.error() is None:
+                seen.append(message.timestamp())
+        assert len(seen) == 10
+        assert all(kind == TIMESTAMP_LOG_APPEND_TIME and ts >= before_ms for kind, ts in seen), seen
+    finally:
+        consumer.close()

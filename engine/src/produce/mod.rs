@@ -20,6 +20,8 @@ pub struct ProduceOutcome {
     pub error_code: i16,
     pub base_offset: i64,
     pub log_start_offset: i64,
+    /// Broker time stamped on a LogAppendTime topic; -1 under CreateTime.
+    pub log_append_time_ms: i64,
 }
 
 impl ProduceOutcome {
@@ -28,6 +30,7 @@ impl ProduceOutcome {
             error_code: code,
             base_offset: -1,
             log_start_offset: -1,
+            log_append_time_ms: -1,
         }
     }
 }
@@ -99,6 +102,7 @@ pub async fn append_local(
                 error_code: errors::NONE,
                 base_offset,
                 log_start_offset: log.log_start_offset(),
+                log_append_time_ms: -1,
             }
         }
         Decision::Reject(code) => return ProduceOutcome::error(code),
@@ -110,6 +114,7 @@ pub async fn append_local(
                 error_code: errors::NONE,
                 base_offset: outcome.base_offset,
                 log_start_offset: log.log_start_offset(),
+                log_append_time_ms: outcome.log_append_time_ms,
             }
         }
         Err(e) => {
@@ -158,6 +163,7 @@ pub async fn append(shard: &Shard, topic: &str, partition: i32, records: Bytes) 
             error_code: result.error_code(),
             base_offset: result.base_offset(),
             log_start_offset: result.log_start_offset(),
+            log_append_time_ms: result.log_append_time_ms(),
         },
         None => ProduceOutcome::error(ResponseError::UnknownServerError.code()),
     }
@@ -177,6 +183,7 @@ pub async fn serve_remote(shard: &Shard, from: usize, correlation: u64, request:
                     error_code: outcome.error_code,
                     base_offset: outcome.base_offset,
                     log_start_offset: outcome.log_start_offset,
+                    log_append_time_ms: outcome.log_append_time_ms,
                 },
             );
             (Payload::ProduceResult, result.as_union_value())

@@ -12,7 +12,7 @@ use glommio::{Latency, Shares};
 
 use crate::shard::Shard;
 use crate::storage::PartitionLog;
-use crate::topic_config::TopicSettings;
+use crate::topic_config::{TimestampType, TopicSettings};
 
 /// How often retention is checked (Kafka's `log.retention.check.interval.ms` is 5 minutes; a few
 /// seconds keeps short test retentions honest, and a check of an idle log is a few comparisons).
@@ -47,7 +47,7 @@ pub fn spawn(shard: Rc<Shard>) {
     }
 }
 
-/// Applies each topic's `segment.bytes` to the open logs at once (after a table change); no I/O.
+/// Applies each topic's `segment.bytes` and `message.timestamp.type` to the open logs at once (after a table change); no I/O.
 pub fn apply_roll_sizes(shard: &Shard) {
     let table = shard.topic_table();
     for log in shard.all_logs() {
@@ -56,8 +56,8 @@ pub fn apply_roll_sizes(shard: &Shard) {
                 .get(&topic)
                 .map(|meta| TopicSettings::resolve(&shard.config, &meta.configs))
         });
-        if let Some(segment_bytes) = settings.and_then(|s| u64::try_from(s.segment_bytes).ok()) {
-            log.set_segment_bytes(segment_bytes);
+        if let Some(settings) = settings {
+            apply_log_settings(&log, &settings);
         }
     }
 }
@@ -80,9 +80,7 @@ pub async fn run_once(shard: &Shard) {
 
 /// Applies a topic's settings to one of its partition logs.
 pub async fn apply_settings(log: &PartitionLog, settings: &TopicSettings) {
-    if let Ok(segment_bytes) = u64::try_from(settings.segment_bytes) {
-        log.set_segment_bytes(segment_bytes);
-    }
+    apply_log_settings(log, settings);
     let policy = settings.retention_policy();
     if policy.retention_ms.is_none() && policy.retention_bytes.is_none() {
         return;
@@ -90,6 +88,14 @@ pub async fn apply_settings(log: &PartitionLog, settings: &TopicSettings) {
     if let Err(e) = log.apply_retention(policy, now_ms()).await {
         tracing::warn!(dir = %log.dir().display(), error = %e, "retention failed");
     }
+}
+
+/// The settings an open log takes without I/O: roll size and timestamp type.
+fn apply_log_settings(log: &PartitionLog, settings: &TopicSettings) {
+    if let Ok(segment_bytes) = u64::try_from(settings.segment_bytes) {
+        log.set_segment_bytes(segment_bytes);
+    }
+    log.set_log_append_time(settings.timestamp_type == TimestampType::LogAppendTime);
 }
 
 /// The topic of a partition log, from its directory name `<topic>-<partition>` (topic names may

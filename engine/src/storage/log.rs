@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use ringbroker_protocol::batch::{batches, set_base_offset, BatchHeader};
+use ringbroker_protocol::batch::{batches, set_base_offset, set_log_append_time, BatchHeader};
 
 use super::appender;
 use super::checkpoint::CHECKPOINT_FILE_NAME;
@@ -29,6 +29,8 @@ use super::watch::OffsetWatch;
 pub struct AppendOutcome {
     pub base_offset: i64,
     pub last_offset: i64,
+    /// The broker time stamped into the batches of a LogAppendTime log; -1 under CreateTime.
+    pub log_append_time_ms: i64,
 }
 
 /// A piece of a read: bytes from the tail cache, or a range of a segment file to `sendfile`.
@@ -118,6 +120,8 @@ pub(crate) struct LogInner {
     /// Roll size of new segments: `config.segment_bytes` until the topic's `segment.bytes`
     /// changes it (`PartitionLog::set_segment_bytes`).
     pub segment_bytes: Cell<u64>,
+    /// The topic's `message.timestamp.type` is LogAppendTime: appends stamp the broker's clock.
+    pub log_append_time: Cell<bool>,
     pub state: RefCell<LogState>,
     /// The high watermark: one past the last offset whose append completed.
     pub high_watermark: Rc<OffsetWatch>,
@@ -183,6 +187,7 @@ impl PartitionLog {
             inner: Rc::new(LogInner {
                 dir: dir.to_path_buf(),
                 segment_bytes: Cell::new(config.segment_bytes),
+                log_append_time: Cell::new(false),
                 config,
                 state: RefCell::new(state),
                 high_watermark: OffsetWatch::new(recovered.log_end_offset),
@@ -246,10 +251,20 @@ impl PartitionLog {
         let mut stored = BytesMut::from(input);
         let mut position = 0usize;
         let mut next_offset = base_offset;
+        // LogAppendTime: attribute bit and max timestamp rewritten, CRC recomputed (both are
+        // CRC-covered, unlike the base offset).
+        let log_append_time_ms = if inner.log_append_time.get() {
+            wall_clock_ms()
+        } else {
+            -1
+        };
         while position < stored.len() {
             let header =
                 BatchHeader::parse(&stored[position..]).map_err(StorageError::InvalidBatch)?;
             let end = position + header.total_bytes();
+            if log_append_time_ms >= 0 {
+                set_log_append_time(&mut stored[position..end], log_append_time_ms);
+            }
             set_base_offset(&mut stored[position..end], next_offset);
             next_offset += i64::from(header.last_offset_delta) + 1;
             position = end;
@@ -306,6 +321,7 @@ impl PartitionLog {
             AppendOutcome {
                 base_offset,
                 last_offset,
+                log_append_time_ms,
             },
             last_offset + 1,
         ))
@@ -388,6 +404,11 @@ impl PartitionLog {
             .set(segment_bytes.clamp(SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX));
     }
 
+    /// Makes later appends LogAppendTime (the topic's `message.timestamp.type`), or CreateTime.
+    pub fn set_log_append_time(&self, log_append_time: bool) {
+        self.inner.log_append_time.set(log_append_time);
+    }
+
     /// Moves the log start offset to `offset` (Kafka's DeleteRecords): reads below it become
     /// out of range and whole segments entirely below it are deleted. `offset` may not pass the
     /// high watermark; a smaller offset than the current start changes nothing. Returns the new
@@ -458,6 +479,13 @@ impl PartitionLog {
         }
         Ok(())
     }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (the clock of record timestamps).
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Checks that `input` is a non-empty sequence of complete v2 batch headers and returns how many

@@ -307,6 +307,7 @@ impl<'a> ProduceResult<'a> {
   pub const VT_ERROR_CODE: ::flatbuffers::VOffsetT = 4;
   pub const VT_BASE_OFFSET: ::flatbuffers::VOffsetT = 6;
   pub const VT_LOG_START_OFFSET: ::flatbuffers::VOffsetT = 8;
+  pub const VT_LOG_APPEND_TIME_MS: ::flatbuffers::VOffsetT = 10;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -318,6 +319,7 @@ impl<'a> ProduceResult<'a> {
     args: &'args ProduceResultArgs
   ) -> ::flatbuffers::WIPOffset<ProduceResult<'bldr>> {
     let mut builder = ProduceResultBuilder::new(_fbb);
+    builder.add_log_append_time_ms(args.log_append_time_ms);
     builder.add_log_start_offset(args.log_start_offset);
     builder.add_base_offset(args.base_offset);
     builder.add_error_code(args.error_code);
@@ -346,6 +348,14 @@ impl<'a> ProduceResult<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<i64>(ProduceResult::VT_LOG_START_OFFSET, Some(-1)).unwrap()}
   }
+  /// Broker time stamped on a LogAppendTime topic; -1 under CreateTime.
+  #[inline]
+  pub fn log_append_time_ms(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(ProduceResult::VT_LOG_APPEND_TIME_MS, Some(-1)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for ProduceResult<'_> {
@@ -357,6 +367,7 @@ impl ::flatbuffers::Verifiable for ProduceResult<'_> {
      .visit_field::<i16>("error_code", Self::VT_ERROR_CODE, false)?
      .visit_field::<i64>("base_offset", Self::VT_BASE_OFFSET, false)?
      .visit_field::<i64>("log_start_offset", Self::VT_LOG_START_OFFSET, false)?
+     .visit_field::<i64>("log_append_time_ms", Self::VT_LOG_APPEND_TIME_MS, false)?
      .finish();
     Ok(())
   }
@@ -365,6 +376,7 @@ pub struct ProduceResultArgs {
     pub error_code: i16,
     pub base_offset: i64,
     pub log_start_offset: i64,
+    pub log_append_time_ms: i64,
 }
 impl<'a> Default for ProduceResultArgs {
   #[inline]
@@ -373,6 +385,7 @@ impl<'a> Default for ProduceResultArgs {
       error_code: 0,
       base_offset: -1,
       log_start_offset: -1,
+      log_append_time_ms: -1,
     }
   }
 }
@@ -395,6 +408,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ProduceResultBuilder<'a, 'b, 
     self.fbb_.push_slot::<i64>(ProduceResult::VT_LOG_START_OFFSET, log_start_offset, -1);
   }
   #[inline]
+  pub fn add_log_append_time_ms(&mut self, log_append_time_ms: i64) {
+    self.fbb_.push_slot::<i64>(ProduceResult::VT_LOG_APPEND_TIME_MS, log_append_time_ms, -1);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ProduceResultBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     ProduceResultBuilder {
@@ -415,6 +432,7 @@ impl ::core::fmt::Debug for ProduceResult<'_> {
       ds.field("error_code", &self.error_code());
       ds.field("base_offset", &self.base_offset());
       ds.field("log_start_offset", &self.log_start_offset());
+      ds.field("log_append_time_ms", &self.log_append_time_ms());
       ds.finish()
   }
 }

@@ -73,7 +73,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
                     .with_index(index)
                     .with_error_code(outcome.error_code)
                     .with_base_offset(outcome.base_offset)
-                    .with_log_append_time_ms(-1)
+                    .with_log_append_time_ms(outcome.log_append_time_ms)
                     .with_log_start_offset(outcome.log_start_offset)
             })
             .collect();
