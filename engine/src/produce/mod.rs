@@ -72,7 +72,9 @@ pub fn validate_records(records: &[u8], max_message_bytes: usize) -> Result<usiz
 
 fn batch_error(e: BatchError) -> (i16, String) {
     let code = match e {
-        BatchError::BadMagic(_) => ResponseError::UnsupportedForMessageFormat.code(),
+        // Kafka (ProduceRequest.validateRecords): v3+ requests may only carry magic-2 batches,
+        // anything else is an InvalidRecordException, answered INVALID_RECORD.
+        BatchError::BadMagic(_) => ResponseError::InvalidRecord.code(),
         BatchError::BadRecordCount { .. } => ResponseError::InvalidRecord.code(),
         _ => ResponseError::CorruptMessage.code(),
     };
