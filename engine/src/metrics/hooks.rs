@@ -33,12 +33,20 @@ pub async fn timed<F: Future>(metrics: Option<&ShardMetrics>, stage: Stage, fut:
     output
 }
 
-/// A request's body was read off the socket; `prefix_read` is when its size prefix arrived.
+/// A request's body was read off the socket at `received`; its size prefix arrived at
+/// `prefix_read` (two clock reads the caller takes anyway: no extra one here).
 #[inline]
-pub fn frame_read(metrics: Option<&ShardMetrics>, api_key: i16, prefix_read: Option<Instant>) {
+pub fn frame_read(
+    metrics: Option<&ShardMetrics>,
+    api_key: i16,
+    prefix_read: Option<Instant>,
+    received: Option<Instant>,
+) {
     const PRODUCE: i16 = 0;
-    if let (Some(m), Some(started), PRODUCE) = (metrics, prefix_read, api_key) {
-        m.stage(Stage::ProduceNetworkRead, started.elapsed());
+    if let (Some(m), Some(started), Some(received), PRODUCE) =
+        (metrics, prefix_read, received, api_key)
+    {
+        m.stage(Stage::ProduceNetworkRead, received - started);
     }
 }
 
@@ -76,9 +84,11 @@ pub fn responded(
     let (Some(m), Some(received)) = (metrics, received) else {
         return;
     };
-    m.request_latency(api_key, received.elapsed());
+    // One clock read for both: a read costs ~35 ns on this VM and a produce request takes ~7.
+    let now = Instant::now();
+    m.request_latency(api_key, now - received);
     if let (Some(started), Some((_, reply))) = (write_started, Stage::queue_and_reply(api_key)) {
-        m.stage(reply, started.elapsed());
+        m.stage(reply, now - started);
     }
 }
 

@@ -114,7 +114,7 @@ async fn read_requests(
         };
         let received = hooks::now(shard.metrics());
         let api_key = frame::request_prefix(&body).map_or(-1, |p| p.api_key);
-        hooks::frame_read(shard.metrics(), api_key, prefix_read);
+        hooks::frame_read(shard.metrics(), api_key, prefix_read, received);
         let Some(task) = admit(shard, body, peer, received) else {
             return;
         };
