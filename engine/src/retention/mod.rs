@@ -4,6 +4,8 @@
 //! yields between partitions, so produce and fetch keep the core when they need it.
 
 pub mod delete_records;
+#[cfg(test)]
+mod tests;
 
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

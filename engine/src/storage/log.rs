@@ -167,10 +167,14 @@ impl PartitionLog {
         config.validate()?;
         super::prime_dma_probe_once(dir).await?;
         let recovered = recovery::recover(dir, &config).await?;
-        let log_start_offset = recovered
+        let first_base = recovered
             .segments
             .first()
             .map_or(0, |segment| segment.base_offset);
+        let log_start_offset = match retention::saved_log_start(dir).await? {
+            Some(saved) => saved.clamp(first_base, recovered.log_end_offset.max(first_base)),
+            None => first_base,
+        };
         let state = LogState {
             segments: recovered.segments,
             log_start_offset,
@@ -472,6 +476,7 @@ impl PartitionLog {
             }
         }
         files::remove_if_exists(&inner.dir.join(CHECKPOINT_FILE_NAME)).await?;
+        files::remove_if_exists(&inner.dir.join(retention::LOG_START_FILE_NAME)).await?;
         // Blocking but tiny: the directory is empty now (DeleteTopics is rare).
         std::fs::remove_dir(&inner.dir)?;
         if let Some(parent) = inner.dir.parent() {

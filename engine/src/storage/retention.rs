@@ -9,6 +9,11 @@ use super::files;
 use super::log::LogInner;
 use super::segment::{segment_file_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 
+/// File (in the partition directory) holding the log start offset when DeleteRecords moved it
+/// inside a segment (Kafka's log-start-offset checkpoint); without it the start is the first
+/// segment's base offset.
+pub(crate) const LOG_START_FILE_NAME: &str = "log-start-offset";
+
 /// Retention limits of one log; `None` means unlimited (Kafka's -1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RetentionPolicy {
@@ -94,8 +99,29 @@ pub(crate) async fn delete_before(inner: &LogInner, offset: i64) -> Result<i64, 
             .collect();
         (deleted, start)
     };
+    // Durable before any file goes: a crash in between restarts with the same start.
+    files::write_file_atomically(
+        &inner.dir.join(LOG_START_FILE_NAME),
+        new_start.to_string().into_bytes(),
+    )
+    .await?;
     remove_segment_files(inner, &deleted_bases).await?;
     Ok(new_start)
+}
+
+/// The log start offset saved by DeleteRecords, if any (a damaged file counts as none: the start
+/// falls back to the first segment, which only shows records DeleteRecords had hidden).
+pub(crate) async fn saved_log_start(dir: &std::path::Path) -> Result<Option<i64>, StorageError> {
+    let Some(bytes) = files::read_small_file(&dir.join(LOG_START_FILE_NAME)).await? else {
+        return Ok(None);
+    };
+    let parsed = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|text| text.trim().parse::<i64>().ok());
+    if parsed.is_none() {
+        tracing::warn!(dir = %dir.display(), "ignoring an unreadable log start offset file");
+    }
+    Ok(parsed)
 }
 
 /// Removes the files of segments already taken out of the state.
