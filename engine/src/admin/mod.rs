@@ -4,6 +4,7 @@
 //! CreateTopics succeed, every shard routes the new topic.
 
 pub mod configs;
+pub mod partitions;
 
 use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
@@ -106,7 +107,9 @@ pub async fn delete_topic(shard: &Shard, name: &str) -> AdminOutcome {
     ack_outcome(reply)
 }
 
-fn ack_outcome(reply: Result<MeshMessage, crate::shard::mesh::MeshError>) -> AdminOutcome {
+pub(crate) fn ack_outcome(
+    reply: Result<MeshMessage, crate::shard::mesh::MeshError>,
+) -> AdminOutcome {
     let message = match reply {
         Ok(m) => m,
         Err(e) => return AdminOutcome::error(ResponseError::NotController, e.to_string()),
@@ -134,11 +137,11 @@ thread_local! {
     static CONTROLLER: ControllerState = ControllerState::default();
 }
 
-fn begin(name: &str) -> bool {
+pub(crate) fn begin(name: &str) -> bool {
     CONTROLLER.with(|c| c.in_progress.borrow_mut().insert(name.to_string()))
 }
 
-fn end(name: &str) {
+pub(crate) fn end(name: &str) {
     CONTROLLER.with(|c| c.in_progress.borrow_mut().remove(name));
 }
 
@@ -243,7 +246,7 @@ async fn controller_delete(shard: &Shard, name: &str) -> AdminOutcome {
 }
 
 /// Persists the new table, then installs it on every shard (others over the mesh).
-async fn commit_table(shard: &Shard, table: TopicTable) -> Result<(), AdminOutcome> {
+pub(crate) async fn commit_table(shard: &Shard, table: TopicTable) -> Result<(), AdminOutcome> {
     // A small synchronous write on the controller: topic changes are rare and must be durable
     // before anyone is told they happened.
     table
@@ -271,7 +274,7 @@ async fn commit_table(shard: &Shard, table: TopicTable) -> Result<(), AdminOutco
 }
 
 /// Asks each owning shard to open (or remove) its partitions of `topic`.
-async fn command_owners(
+pub(crate) async fn command_owners(
     shard: &Shard,
     topic: &str,
     partitions: &[i32],

@@ -98,6 +98,7 @@ pub async fn handle(shard: &Shard, request: Request, peer: &str) -> Outcome {
         ApiKey::Metadata => handlers::metadata::handle(shard, &request).await,
         ApiKey::CreateTopics => handlers::create_topics::handle(shard, &request).await,
         ApiKey::DeleteTopics => handlers::delete_topics::handle(shard, &request).await,
+        ApiKey::CreatePartitions => handlers::create_partitions::handle(shard, &request).await,
         ApiKey::Produce => handlers::produce::handle(shard, &request).await,
         ApiKey::Fetch => handlers::fetch::handle(shard, &request).await,
         ApiKey::ListOffsets => handlers::list_offsets::handle(shard, &request).await,

@@ -90,6 +90,24 @@ async fn serve_request(shard: &Shard, from: usize, message: MeshMessage) {
             };
             admin::reply_ack(shard, from, correlation, &outcome).await;
         }
+        Payload::CreatePartitionsRequest => {
+            let outcome = match envelope.payload_as_create_partitions_request() {
+                Some(request) => {
+                    let name = request.name().unwrap_or_default().to_string();
+                    admin::partitions::create_partitions(
+                        shard,
+                        &name,
+                        request.count(),
+                        request.validate_only(),
+                    )
+                    .await
+                }
+                None => {
+                    AdminOutcome::error(kafka_protocol::ResponseError::InvalidRequest, "malformed")
+                }
+            };
+            admin::reply_ack(shard, from, correlation, &outcome).await;
+        }
         Payload::DeleteTopicRequest => {
             let name = envelope
                 .payload_as_delete_topic_request()

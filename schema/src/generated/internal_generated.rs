@@ -13,10 +13,10 @@ pub mod internal {
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_PAYLOAD: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_PAYLOAD: u8 = 16;
+pub const ENUM_MAX_PAYLOAD: u8 = 17;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_PAYLOAD: [Payload; 17] = [
+pub const ENUM_VALUES_PAYLOAD: [Payload; 18] = [
   Payload::NONE,
   Payload::ProduceRequest,
   Payload::ProduceResult,
@@ -34,6 +34,7 @@ pub const ENUM_VALUES_PAYLOAD: [Payload; 17] = [
   Payload::AlterTopicConfigsRequest,
   Payload::DeleteRecordsRequest,
   Payload::DeleteRecordsResult,
+  Payload::CreatePartitionsRequest,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -58,9 +59,10 @@ impl Payload {
   pub const AlterTopicConfigsRequest: Self = Self(14);
   pub const DeleteRecordsRequest: Self = Self(15);
   pub const DeleteRecordsResult: Self = Self(16);
+  pub const CreatePartitionsRequest: Self = Self(17);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 16;
+  pub const ENUM_MAX: u8 = 17;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::ProduceRequest,
@@ -79,6 +81,7 @@ impl Payload {
     Self::AlterTopicConfigsRequest,
     Self::DeleteRecordsRequest,
     Self::DeleteRecordsResult,
+    Self::CreatePartitionsRequest,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -100,6 +103,7 @@ impl Payload {
       Self::AlterTopicConfigsRequest => Some("AlterTopicConfigsRequest"),
       Self::DeleteRecordsRequest => Some("DeleteRecordsRequest"),
       Self::DeleteRecordsResult => Some("DeleteRecordsResult"),
+      Self::CreatePartitionsRequest => Some("CreatePartitionsRequest"),
       _ => None,
     }
   }
@@ -2892,6 +2896,137 @@ impl ::core::fmt::Debug for DeleteRecordsResult<'_> {
       ds.finish()
   }
 }
+pub enum CreatePartitionsRequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Grows a topic to `count` partitions (CreatePartitions), sent to the controller; answered with an Ack.
+pub struct CreatePartitionsRequest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for CreatePartitionsRequest<'a> {
+  type Inner = CreatePartitionsRequest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> CreatePartitionsRequest<'a> {
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
+  pub const VT_COUNT: ::flatbuffers::VOffsetT = 6;
+  pub const VT_VALIDATE_ONLY: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    CreatePartitionsRequest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args CreatePartitionsRequestArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<CreatePartitionsRequest<'bldr>> {
+    let mut builder = CreatePartitionsRequestBuilder::new(_fbb);
+    builder.add_count(args.count);
+    if let Some(x) = args.name { builder.add_name(x); }
+    builder.add_validate_only(args.validate_only);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(CreatePartitionsRequest::VT_NAME, None)}
+  }
+  #[inline]
+  pub fn count(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(CreatePartitionsRequest::VT_COUNT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn validate_only(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(CreatePartitionsRequest::VT_VALIDATE_ONLY, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for CreatePartitionsRequest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .visit_field::<i32>("count", Self::VT_COUNT, false)?
+     .visit_field::<bool>("validate_only", Self::VT_VALIDATE_ONLY, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct CreatePartitionsRequestArgs<'a> {
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub count: i32,
+    pub validate_only: bool,
+}
+impl<'a> Default for CreatePartitionsRequestArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    CreatePartitionsRequestArgs {
+      name: None,
+      count: 0,
+      validate_only: false,
+    }
+  }
+}
+
+pub struct CreatePartitionsRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> CreatePartitionsRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(CreatePartitionsRequest::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_count(&mut self, count: i32) {
+    self.fbb_.push_slot::<i32>(CreatePartitionsRequest::VT_COUNT, count, 0);
+  }
+  #[inline]
+  pub fn add_validate_only(&mut self, validate_only: bool) {
+    self.fbb_.push_slot::<bool>(CreatePartitionsRequest::VT_VALIDATE_ONLY, validate_only, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> CreatePartitionsRequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    CreatePartitionsRequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<CreatePartitionsRequest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for CreatePartitionsRequest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("CreatePartitionsRequest");
+      ds.field("name", &self.name());
+      ds.field("count", &self.count());
+      ds.field("validate_only", &self.validate_only());
+      ds.finish()
+  }
+}
 pub enum EnvelopeOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -3199,6 +3334,21 @@ impl<'a> Envelope<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_create_partitions_request(&self) -> Option<CreatePartitionsRequest<'a>> {
+    if self.payload_type() == Payload::CreatePartitionsRequest {
+      self.payload().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { CreatePartitionsRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Envelope<'_> {
@@ -3227,6 +3377,7 @@ impl ::flatbuffers::Verifiable for Envelope<'_> {
           Payload::AlterTopicConfigsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<AlterTopicConfigsRequest>>("Payload::AlterTopicConfigsRequest", pos),
           Payload::DeleteRecordsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DeleteRecordsRequest>>("Payload::DeleteRecordsRequest", pos),
           Payload::DeleteRecordsResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DeleteRecordsResult>>("Payload::DeleteRecordsResult", pos),
+          Payload::CreatePartitionsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<CreatePartitionsRequest>>("Payload::CreatePartitionsRequest", pos),
           _ => Ok(()),
         }
      })?
@@ -3402,6 +3553,13 @@ impl ::core::fmt::Debug for Envelope<'_> {
         },
         Payload::DeleteRecordsResult => {
           if let Some(x) = self.payload_as_delete_records_result() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::CreatePartitionsRequest => {
+          if let Some(x) = self.payload_as_create_partitions_request() {
             ds.field("payload", &x)
           } else {
             ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
