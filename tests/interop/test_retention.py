@@ -116,3 +116,34 @@ def test_delete_records_moves_the_log_start(broker, topic_name):
         assert first is not None and bases[0] <= first <= 2500
     finally:
         consumer.close()
+
+
+def test_size_retention_set_by_incremental_alter_applies_to_the_open_log(broker, topic_name):
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic_name, 1, 1, config={"segment.bytes": str(1 << 20)})])[topic_name].result(
+        timeout=TIMEOUT
+    )
+    clients.wait_for_topic(broker.bootstrap, admin, topic_name, 1)
+    produce(broker.bootstrap, topic_name)
+    partition_dir = Path(broker.partition_data_dir) / f"{topic_name}-0"
+    assert len(list(partition_dir.glob("*.log"))) >= 4
+    assert watermarks(broker.bootstrap, topic_name)[0] == 0
+    resource = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        topic_name,
+        incremental_configs=[
+            ConfigEntry("retention.bytes", str(2 << 20), incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    admin.incremental_alter_configs([resource])[resource].result(timeout=TIMEOUT)
+    deadline = time.monotonic() + RETENTION_WAIT_S
+    while watermarks(broker.bootstrap, topic_name)[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    low, high = watermarks(broker.bootstrap, topic_name)
+    assert 0 < low < high == RECORDS
+    # What stays is at least retention.bytes and less than retention.bytes plus one segment.
+    kept = sum(p.stat().st_size for p in partition_dir.glob("*.log") if int(p.stem) != max(
+        int(q.stem) for q in partition_dir.glob("*.log")))
+    assert kept <= (2 << 20), kept
