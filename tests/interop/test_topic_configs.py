@@ -135,3 +135,18 @@ def test_log_append_time_topic_stamps_broker_time(broker, topic_name):
         assert all(kind == TIMESTAMP_LOG_APPEND_TIME and ts >= before_ms for kind, ts in seen), seen
     finally:
         consumer.close()
+
+
+def test_topic_max_message_bytes_limits_batches(broker, topic_name):
+    from confluent_kafka import Producer
+
+    admin = admin_for(broker)
+    create(admin, broker, topic_name, {"max.message.bytes": "2000"})
+    errors = []
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    producer.produce(topic_name, value=b"s" * 100, on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(TIMEOUT)  # separate batches: the limit applies per batch
+    producer.produce(topic_name, value=b"b" * 5000, on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(TIMEOUT)
+    assert errors[0] is None
+    assert errors[1] is not None and errors[1].code() == 10  # MSG_SIZE_TOO_LARGE

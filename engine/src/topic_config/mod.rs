@@ -303,6 +303,15 @@ pub fn validate(
     Ok(())
 }
 
+/// The topic's `max.message.bytes` (the produce path's batch size limit): one map lookup, no
+/// full resolve, as it runs per Produce request.
+pub fn max_message_bytes(broker: &BrokerConfig, configs: &BTreeMap<String, String>) -> usize {
+    configs
+        .get(MAX_MESSAGE_BYTES)
+        .and_then(|value| value.trim().parse::<usize>().ok())
+        .unwrap_or(broker.max_message_bytes)
+}
+
 /// One row of a topic's described configs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DescribedConfig {

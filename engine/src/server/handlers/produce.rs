@@ -29,6 +29,9 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
     for topic in &body.topic_data {
         let name = topic.name.0.as_str();
         let partitions = table.partition_count(name);
+        let max_message_bytes = table.get(name).map_or(max_message_bytes, |meta| {
+            crate::topic_config::max_message_bytes(&shard.config, &meta.configs)
+        });
         let mut indexes = Vec::with_capacity(topic.partition_data.len());
         for data in &topic.partition_data {
             let index = data.index;
