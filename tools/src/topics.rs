@@ -1,4 +1,5 @@
-//! `ringbroker topics create|list|describe|delete`: topic administration, like `kafka-topics.sh`.
+//! `ringbroker topics create|list|describe|alter|delete`: topic administration, like `kafka-topics.sh`
+//! (`alter --config` like `kafka-configs.sh --alter`).
 
 use crate::common::{parse_key_value, render_table, ConnectArgs, Output, OutputFormat};
 use crate::error::ToolError;
@@ -33,6 +34,11 @@ enum TopicsCommand {
         after_help = "Example:\n  ringbroker topics describe --bootstrap-server localhost:9092 --topic orders\n  ringbroker topics describe --output json"
     )]
     Describe(DescribeArgs),
+    /// Set topic configs (KEY=VALUE) or return them to their defaults (--delete-config KEY).
+    #[command(
+        after_help = "Example:\n  ringbroker topics alter --bootstrap-server localhost:9092 --topic orders --config retention.ms=3600000 --delete-config retention.bytes"
+    )]
+    Alter(AlterArgs),
     /// Delete a topic and its data.
     #[command(
         after_help = "Example:\n  ringbroker topics delete --bootstrap-server localhost:9092 --topic orders"
@@ -84,6 +90,21 @@ struct DescribeArgs {
 }
 
 #[derive(Debug, clap::Args)]
+struct AlterArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Topic name.
+    #[arg(long)]
+    topic: String,
+    /// Topic config KEY=VALUE to set (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    configs: Vec<(String, String)>,
+    /// Topic config to return to its default (repeatable).
+    #[arg(long = "delete-config", value_name = "KEY")]
+    delete_configs: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
 struct DeleteArgs {
     #[command(flatten)]
     connect: ConnectArgs,
@@ -101,6 +122,7 @@ pub fn run(args: TopicsArgs) -> Result<(), ToolError> {
         TopicsCommand::Create(args) => create(args),
         TopicsCommand::List(args) => list(args),
         TopicsCommand::Describe(args) => describe(args),
+        TopicsCommand::Alter(args) => alter(args),
         TopicsCommand::Delete(args) => delete(args),
     }
 }
@@ -305,6 +327,30 @@ fn report_json(report: &TopicReport) -> serde_json::Value {
             "log_end_offset": offset_of(&report.end_offsets, partition.partition),
         })).collect::<Vec<_>>(),
     })
+}
+
+fn alter(args: AlterArgs) -> Result<(), ToolError> {
+    if args.configs.is_empty() && args.delete_configs.is_empty() {
+        return Err(ToolError::Usage(
+            "give at least one --config KEY=VALUE or --delete-config KEY".into(),
+        ));
+    }
+    let bootstrap = args.connect.bootstrap_server.clone();
+    let mut client = args.connect.connect()?;
+    let changes: Vec<(String, Option<String>)> = args
+        .configs
+        .into_iter()
+        .map(|(key, value)| (key, Some(value)))
+        .chain(args.delete_configs.into_iter().map(|key| (key, None)))
+        .collect();
+    client
+        .alter_topic_configs(&args.topic, &changes)
+        .map_err(|error| ToolError::for_topic(error, &args.topic, &bootstrap))?;
+    Output::new().print(&format!(
+        "Completed updating config for topic {}.\n",
+        args.topic
+    ))?;
+    Ok(())
 }
 
 fn delete(args: DeleteArgs) -> Result<(), ToolError> {

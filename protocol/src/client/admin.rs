@@ -1,14 +1,18 @@
-//! Topic administration: CreateTopics, DeleteTopics, DescribeConfigs and ListOffsets.
+//! Topic administration: CreateTopics, DeleteTopics, DescribeConfigs, IncrementalAlterConfigs and
+//! ListOffsets.
 
 use super::error::{check_code, ClientError};
 use super::{Client, Target};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, ListOffsetsRequest,
-    TopicName,
+    BrokerId, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest, ListOffsetsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
@@ -17,6 +21,10 @@ use std::collections::BTreeMap;
 const RESOURCE_TYPE_TOPIC: i8 = 2;
 /// DescribeConfigs (v1+) config source DEFAULT_CONFIG: the broker's default, not set on the topic.
 const CONFIG_SOURCE_DEFAULT: i8 = 5;
+/// IncrementalAlterConfigs operation SET.
+const ALTER_OP_SET: i8 = 0;
+/// IncrementalAlterConfigs operation DELETE (back to the default).
+const ALTER_OP_DELETE: i8 = 1;
 /// First DeleteTopics version naming topics in `topics` rather than `topic_names`.
 const DELETE_TOPICS_STATE_VERSION: i16 = 6;
 /// ListOffsets timestamp meaning "log start offset".
@@ -202,6 +210,48 @@ impl Client {
             .collect();
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
+    }
+
+    /// Sets (`Some(value)`) or deletes back to the default (`None`) configs of a topic with
+    /// IncrementalAlterConfigs (what `kafka-configs --alter` sends).
+    pub fn alter_topic_configs(
+        &mut self,
+        topic: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<(), ClientError> {
+        let configs = changes
+            .iter()
+            .map(|(name, value)| {
+                AlterableConfig::default()
+                    .with_name(str_bytes(name))
+                    .with_config_operation(if value.is_some() {
+                        ALTER_OP_SET
+                    } else {
+                        ALTER_OP_DELETE
+                    })
+                    .with_value(value.as_deref().map(str_bytes))
+            })
+            .collect();
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(RESOURCE_TYPE_TOPIC)
+                .with_resource_name(str_bytes(topic))
+                .with_configs(configs),
+        ]);
+        let (response, _) = self.send_any(&request)?;
+        let result = response
+            .responses
+            .into_iter()
+            .find(|result| result.resource_name.as_str() == topic)
+            .ok_or_else(|| ClientError::Protocol {
+                addr: "IncrementalAlterConfigs".into(),
+                reason: format!("no result for topic {topic}"),
+            })?;
+        check_code(
+            result.error_code,
+            || format!("IncrementalAlterConfigs {topic}"),
+            result.error_message.as_deref(),
+        )
     }
 
     /// Looks up offsets of `partitions` of `topic`, asking each partition's leader. Returns
