@@ -92,12 +92,14 @@ pub async fn apply_settings(log: &PartitionLog, settings: &TopicSettings) {
     }
 }
 
-/// The settings an open log takes without I/O: roll size and timestamp type.
+/// The settings an open log takes without I/O: roll size and age, timestamp type.
 fn apply_log_settings(log: &PartitionLog, settings: &TopicSettings) {
     if let Ok(segment_bytes) = u64::try_from(settings.segment_bytes) {
         log.set_segment_bytes(segment_bytes);
     }
     log.set_log_append_time(settings.timestamp_type == TimestampType::LogAppendTime);
+    // Kafka's default segment.ms (7 days) is a real limit there too; only explicit values differ.
+    log.set_segment_ms(Some(settings.segment_ms));
 }
 
 /// The topic of a partition log, from its directory name `<topic>-<partition>` (topic names may

@@ -158,3 +158,26 @@ fn log_append_time_and_segment_size_apply_to_open_logs() {
         log.close().await.expect("close");
     });
 }
+
+#[test]
+fn segment_ms_rolls_an_old_active_segment_on_the_next_append() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t-0");
+    run(move || async move {
+        let log = PartitionLog::open(&path, small_config())
+            .await
+            .expect("open");
+        apply_settings(
+            &log,
+            &settings(&[("segment.ms", "50"), ("segment.bytes", "1048576")]),
+        )
+        .await;
+        log.append(&batch(5)).await.expect("append");
+        log.append(&batch(5)).await.expect("append");
+        assert_eq!(segment_count(&log), 1);
+        glommio::timer::sleep(std::time::Duration::from_millis(80)).await;
+        log.append(&batch(5)).await.expect("append");
+        assert_eq!(segment_count(&log), 2, "the old segment rolled");
+        log.close().await.expect("close");
+    });
+}

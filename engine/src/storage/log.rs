@@ -122,6 +122,10 @@ pub(crate) struct LogInner {
     pub segment_bytes: Cell<u64>,
     /// The topic's `message.timestamp.type` is LogAppendTime: appends stamp the broker's clock.
     pub log_append_time: Cell<bool>,
+    /// The topic's `segment.ms`: an append rolls a non-empty active segment older than this.
+    pub segment_ms: Cell<Option<i64>>,
+    /// Wall-clock time the active segment was created (or the log opened) at.
+    pub active_since_ms: Cell<i64>,
     pub state: RefCell<LogState>,
     /// The high watermark: one past the last offset whose append completed.
     pub high_watermark: Rc<OffsetWatch>,
@@ -192,6 +196,8 @@ impl PartitionLog {
                 dir: dir.to_path_buf(),
                 segment_bytes: Cell::new(config.segment_bytes),
                 log_append_time: Cell::new(false),
+                segment_ms: Cell::new(None),
+                active_since_ms: Cell::new(wall_clock_ms()),
                 config,
                 state: RefCell::new(state),
                 high_watermark: OffsetWatch::new(recovered.log_end_offset),
@@ -241,13 +247,24 @@ impl PartitionLog {
         let base_offset = state.log_end_offset;
         let last_offset = base_offset + offsets_count - 1;
         let append_bytes = input.len() as u64;
+        // segment.ms: the clock is read only when the topic sets it.
+        let now_ms = inner.segment_ms.get().map(|_| wall_clock_ms());
+        let too_old = |segment_ms: Option<i64>| {
+            segment_ms.zip(now_ms).is_some_and(|(segment_ms, now)| {
+                now.saturating_sub(inner.active_since_ms.get()) >= segment_ms
+            })
+        };
         let needs_roll = state.segments.last().is_none_or(|active| {
             active.size_bytes > 0
                 && (active.size_bytes + append_bytes > inner.segment_bytes.get()
-                    || last_offset - active.base_offset > i64::from(u32::MAX))
+                    || last_offset - active.base_offset > i64::from(u32::MAX)
+                    || too_old(inner.segment_ms.get()))
         });
         if needs_roll {
             state.segments.push(Segment::new(&inner.dir, base_offset));
+            inner
+                .active_since_ms
+                .set(now_ms.unwrap_or_else(wall_clock_ms));
         }
 
         // Copy 1 of 2 on the write path: our own buffer, so we can rewrite base offsets and keep the
@@ -406,6 +423,13 @@ impl PartitionLog {
         self.inner
             .segment_bytes
             .set(segment_bytes.clamp(SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX));
+    }
+
+    /// Rolls the active segment on the next append once it is older than `segment_ms` (a topic's
+    /// `segment.ms`); `None` rolls by size only.
+    pub fn set_segment_ms(&self, segment_ms: Option<i64>) {
+        debug_assert!(segment_ms.is_none_or(|ms| ms > 0));
+        self.inner.segment_ms.set(segment_ms);
     }
 
     /// Makes later appends LogAppendTime (the topic's `message.timestamp.type`), or CreateTime.
