@@ -37,11 +37,12 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
     };
     let mut results = Vec::with_capacity(body.resources.len());
     for resource in &body.resources {
+        // Null or empty keys mean every config (as Kafka's ConfigHelper reads them).
         let wanted = |name: &str| {
             resource
                 .configuration_keys
                 .as_ref()
-                .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
+                .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == name))
         };
         let result = DescribeConfigsResult::default()
             .with_resource_type(resource.resource_type)
