@@ -59,7 +59,8 @@ pub struct ConfigDef {
     pub doc: &'static str,
 }
 
-/// Every topic config this broker knows, in Kafka's names. Others are refused (INVALID_CONFIG).
+/// Every topic config this broker enforces, in Kafka's names. `ACCEPTED_NOT_ENFORCED` lists the
+/// Kafka names kept without effect; any other name is refused (INVALID_CONFIG).
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     ConfigDef {
         name: CLEANUP_POLICY,
@@ -115,6 +116,36 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         broker_synonym: "log.roll.ms",
         doc: "time after which a segment is rolled",
     },
+];
+
+/// Kafka topic config names accepted and kept in the topic table without an
+/// effect yet: replication (one broker), compression conversion (batches are stored as sent),
+/// flushing (the profile's flush policy governs), tiered storage, throttling.
+pub const ACCEPTED_NOT_ENFORCED: &[&str] = &[
+    "compression.type",
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.zstd.level",
+    "min.insync.replicas",
+    "unclean.leader.election.enable",
+    "flush.messages",
+    "flush.ms",
+    "index.interval.bytes",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "file.delete.delay.ms",
+    "min.cleanable.dirty.ratio",
+    "max.compaction.lag.ms",
+    "preallocate",
+    "message.downconversion.enable",
+    "message.timestamp.difference.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.after.max.ms",
+    "leader.replication.throttled.replicas",
+    "follower.replication.throttled.replicas",
+    "local.retention.ms",
+    "local.retention.bytes",
+    "remote.storage.enable",
 ];
 
 /// The definition of a topic config, if known.
@@ -233,6 +264,11 @@ impl TopicSettings {
                     _ => return Err(invalid("must be CreateTime or LogAppendTime")),
                 }
             }
+            // Kafka topic configs that clients and tools set routinely (Kafka Streams, Connect,
+            // kafka-topics scripts) but that have no effect on a single-broker, uncompressing
+            // log yet: stored as given (not yet listed by DescribeConfigs), so creating such a topic does
+            // not fail.
+            _ if ACCEPTED_NOT_ENFORCED.contains(&name) => {}
             _ => return Err(TopicConfigError::Unknown(name.to_string())),
         }
         Ok(())
@@ -446,5 +482,15 @@ mod tests {
         assert!(cleanup.is_explicit);
         assert_eq!(cleanup.value, "compact");
         assert_eq!(cleanup.default_value, "delete");
+    }
+
+    #[test]
+    fn kafka_configs_without_effect_yet_are_accepted() {
+        let broker = BrokerConfig::default();
+        let configs = BTreeMap::from([
+            ("compression.type".to_string(), "lz4".to_string()),
+            ("min.insync.replicas".to_string(), "2".to_string()),
+        ]);
+        assert_eq!(validate(&broker, &configs), Ok(()));
     }
 }
