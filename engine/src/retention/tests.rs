@@ -1,39 +1,14 @@
 //! Retention, DeleteRecords and per-topic log settings on real partition logs.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 
 use ringbroker_protocol::batch::{build_simple_batch, validate_batch};
 
 use super::apply_settings;
 use crate::config::BrokerConfig;
-use crate::storage::{FlushPolicy, LogConfig, PartitionLog, ReadChunk, StorageError};
+use crate::storage::tests::{run, small_config};
+use crate::storage::{PartitionLog, ReadChunk, StorageError};
 use crate::topic_config::TopicSettings;
-
-fn run<F, Fut>(make: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + 'static,
-{
-    glommio::LocalExecutorBuilder::default()
-        .io_memory(1 << 20)
-        .spawn(make)
-        .expect("spawn executor")
-        .join()
-        .expect("test body panicked");
-}
-
-fn small_config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 8 << 10,
-        index_interval_bytes: 256,
-        flush: FlushPolicy::Never,
-        tail_cache_bytes: 0,
-        max_inflight_writes: 4,
-        write_buffer_bytes: 8 << 10,
-        preallocate: true,
-    }
-}
 
 fn batch(timestamp: i64) -> Vec<u8> {
     let value = vec![b'v'; 1000];

@@ -39,7 +39,7 @@ mod tail_cache;
 mod watch;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::cell::Cell;
 use std::path::Path;

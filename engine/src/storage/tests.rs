@@ -14,7 +14,7 @@ use super::checkpoint::CHECKPOINT_FILE_NAME;
 use super::*;
 
 /// Runs `make()` on a fresh glommio executor with the engine's io_memory budget.
-fn run<F, Fut>(make: F)
+pub(crate) fn run<F, Fut>(make: F)
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = ()> + 'static,
@@ -28,7 +28,7 @@ where
 }
 
 /// Small segments and a small index interval so that a few KiB exercise rolls and index jumps.
-fn small_config() -> LogConfig {
+pub(crate) fn small_config() -> LogConfig {
     LogConfig {
         segment_bytes: 8 << 10,
         index_interval_bytes: 256,
