@@ -448,17 +448,7 @@ pub fn table_from_update(update: &MetadataUpdate<'_>) -> TopicTable {
                 id.copy_from_slice(bytes.bytes());
             }
         }
-        let configs = entry
-            .configs()
-            .iter()
-            .flatten()
-            .filter_map(|c| {
-                Some((
-                    c.key()?.to_string(),
-                    c.value().unwrap_or_default().to_string(),
-                ))
-            })
-            .collect();
+        let configs = configs_from_entries(entry.configs());
         let partitions = entry.owners().map_or(0, |o| o.len() as i32);
         table.topics.insert(
             name.to_string(),
@@ -470,4 +460,20 @@ pub fn table_from_update(update: &MetadataUpdate<'_>) -> TopicTable {
         );
     }
     table
+}
+
+/// Reads flatbuffer config entries back into a map (keys without a name are dropped).
+pub fn configs_from_entries(
+    entries: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<ConfigEntry<'_>>>>,
+) -> BTreeMap<String, String> {
+    entries
+        .iter()
+        .flatten()
+        .filter_map(|c| {
+            Some((
+                c.key()?.to_string(),
+                c.value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
 }

@@ -69,17 +69,7 @@ async fn serve_request(shard: &Shard, from: usize, message: MeshMessage) {
                     let topic = NewTopic {
                         name: request.name().unwrap_or_default().to_string(),
                         partitions: request.partitions(),
-                        configs: request
-                            .configs()
-                            .iter()
-                            .flatten()
-                            .filter_map(|c| {
-                                Some((
-                                    c.key()?.to_string(),
-                                    c.value().unwrap_or_default().to_string(),
-                                ))
-                            })
-                            .collect(),
+                        configs: admin::configs_from_entries(request.configs()),
                         validate_only: request.validate_only(),
                     };
                     admin::create_topic(shard, &topic).await
