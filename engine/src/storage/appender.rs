@@ -105,10 +105,10 @@ async fn run(inner: Rc<LogInner>) {
                 }),
             Job::Write(round) => write_round(round, &inner.config).await,
             Job::Seal(seal) => {
-                let base_offset = seal.base_offset;
-                seal_segment(seal)
-                    .await
-                    .map(|()| Done::Sealed { base_offset })
+                // Sealing syncs the whole rolled segment (an fdatasync that can take long on a
+                // busy disk): it runs beside the appends to the next segment, not before them.
+                spawn_seal(&inner, seal);
+                continue;
             }
         };
         match done {
@@ -129,7 +129,10 @@ fn next_job(inner: &LogInner) -> Job {
     let mut state = inner.state.borrow_mut();
     let state = &mut *state;
     let last_index = state.segments.len().saturating_sub(1);
-    let unsealed = state.segments.iter().position(|segment| !segment.sealed);
+    let unsealed = state
+        .segments
+        .iter()
+        .position(|segment| !segment.sealed && !segment.sealing);
     let job = match (state.failure.is_some(), unsealed) {
         (true, _) | (false, None) => Job::Idle,
         (false, Some(index)) => {
@@ -145,7 +148,11 @@ fn next_job(inner: &LogInner) -> Job {
                     Job::Write(plan_round(segment, file, &inner.config))
                 }
                 Some(_) if is_active => Job::Idle,
-                Some(file) => Job::Seal(plan_seal(segment, file, &inner.dir)),
+                Some(file) => {
+                    segment.sealing = true;
+                    state.seals_in_flight += 1;
+                    Job::Seal(plan_seal(&mut state.segments[index], file, &inner.dir))
+                }
             }
         }
     };
@@ -307,6 +314,26 @@ async fn write_round(round: Round, config: &LogConfig) -> Result<Done, StorageEr
         end_bytes: round.end_bytes,
         tail_page: round.tail_page,
     })
+}
+
+/// Runs a segment's seal in its own task; `wait_appender_idle` waits for it through
+/// `seals_in_flight` and the `flusher_runs` watch.
+fn spawn_seal(inner: &Rc<LogInner>, seal: Seal) {
+    let inner = inner.clone();
+    glommio::spawn_local(async move {
+        let base_offset = seal.base_offset;
+        match seal_segment(seal).await {
+            Ok(()) => apply(&inner, Done::Sealed { base_offset }),
+            Err(error) => fail(&inner, &error),
+        }
+        {
+            let mut state = inner.state.borrow_mut();
+            debug_assert!(state.seals_in_flight > 0);
+            state.seals_in_flight -= 1;
+        }
+        inner.flusher_runs.advance(inner.flusher_runs.get() + 1);
+    })
+    .detach();
 }
 
 /// Opens (and preallocates the first step of) a new segment file; stale content of the same name is

@@ -86,6 +86,8 @@ pub(crate) struct LogState {
     pub tail_cache: TailCache,
     /// The appender task is running (at most one per log).
     pub flusher_running: bool,
+    /// Seals of rolled segments still running in their own tasks.
+    pub seals_in_flight: usize,
     /// A delayed fdatasync (FlushPolicy::IntervalMs) is pending.
     pub sync_scheduled: bool,
     /// No appends any more (closed or removed).
@@ -143,11 +145,28 @@ impl LogInner {
     }
 
     /// Waits until the appender has written everything queued (or failed).
+    /// Waits until no rolled segment is still being sealed (retention acts on sealed segments only).
+    pub(crate) async fn wait_seals_done(&self) {
+        loop {
+            let (sealing, runs) = {
+                let state = self.state.borrow();
+                (state.seals_in_flight > 0, self.flusher_runs.get())
+            };
+            if !sealing {
+                return;
+            }
+            self.flusher_runs.wait_until(runs + 1).await;
+        }
+    }
+
     pub(crate) async fn wait_appender_idle(&self) {
         loop {
             let (running, runs) = {
                 let state = self.state.borrow();
-                (state.flusher_running, self.flusher_runs.get())
+                (
+                    state.flusher_running || state.seals_in_flight > 0,
+                    self.flusher_runs.get(),
+                )
             };
             if !running {
                 return;
@@ -186,6 +205,7 @@ impl PartitionLog {
             max_timestamp: recovered.max_timestamp,
             tail_cache: TailCache::new(config.tail_cache_bytes),
             flusher_running: false,
+            seals_in_flight: 0,
             sync_scheduled: false,
             closed: false,
             checkpoint_written: false,
@@ -403,6 +423,11 @@ impl PartitionLog {
             .iter()
             .map(|segment| segment.size_bytes)
             .sum()
+    }
+
+    /// Waits for rolled segments' seals (sync, truncate, index files) running in the background.
+    pub async fn wait_seals_done(&self) {
+        self.inner.wait_seals_done().await;
     }
 
     /// Deletes whole sealed segments from the head of the log that are past `policy` at `now_ms`

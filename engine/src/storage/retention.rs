@@ -29,6 +29,8 @@ pub(crate) async fn apply(
     policy: RetentionPolicy,
     now_ms: i64,
 ) -> Result<usize, StorageError> {
+    // A segment that just rolled is sealed in its own task; let it finish so it counts.
+    inner.wait_seals_done().await;
     let deleted_bases: Vec<i64> = {
         let mut state = inner.state.borrow_mut();
         let mut remaining_bytes: u64 = state
@@ -74,6 +76,7 @@ pub(crate) async fn apply(
 /// Moves the log start offset to `offset` (DeleteRecords) and deletes the sealed segments that lie
 /// wholly below it. Returns the new log start offset.
 pub(crate) async fn delete_before(inner: &LogInner, offset: i64) -> Result<i64, StorageError> {
+    inner.wait_seals_done().await;
     let (deleted_bases, new_start) = {
         let mut state = inner.state.borrow_mut();
         let high_watermark = inner.high_watermark.get();

@@ -86,6 +86,9 @@ pub(crate) struct Segment {
     pub bytes_since_index_entry: u64,
     /// No more writes: data synced, file truncated to `size_bytes`, index files written.
     pub sealed: bool,
+    /// The seal (sync, truncate, index files) runs in its own task, beside the appends to the
+    /// next segment.
+    pub sealing: bool,
     pub write: WriteQueue,
 }
 
@@ -106,6 +109,7 @@ impl Segment {
             time_index: TimeIndex::default(),
             bytes_since_index_entry: 0,
             sealed: false,
+            sealing: false,
             write: WriteQueue::default(),
         }
     }

@@ -135,7 +135,9 @@ fn round_trip_across_segment_rolls() {
         let logs = segment_files(&dir, "log");
         assert!(logs.len() > 3, "segments rolled: {logs:?}");
         assert_eq!(logs[0].file_name().unwrap(), "00000000000000000000.log");
-        // Sealed segments are truncated to their data and have index files.
+        // Sealed segments are truncated to their data and have index files (seals run beside
+        // the appends to the next segment, so wait for the last one).
+        log.wait_seals_done().await;
         assert_eq!(segment_files(&dir, "index").len(), logs.len() - 1);
         for sealed in &logs[..logs.len() - 1] {
             assert!(std::fs::metadata(sealed).unwrap().len() <= small_config().segment_bytes);
