@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import TopicPartition
 
 import chaos_helpers as ch
 import clients
@@ -444,39 +444,50 @@ def unmount_small_fs(image: Path, mount: Path) -> None:
     image.unlink(missing_ok=True)
 
 
+def write_filler(mount: Path) -> Path:
+    """FILLER_BYTES of zeros on the small filesystem, deleted later to give space back."""
+    filler = mount / "filler"
+    with open(filler, "wb") as f:
+        f.write(bytes(FILLER_BYTES))
+        os.fsync(f.fileno())
+    return filler
+
+
+def fill_disk(b, topic: str) -> tuple[dict[int, bytes], list[int]]:
+    """Raw ~1 MiB produces to partition 0 until three are refused. Asserts the broker stayed up and the first
+    refusal is KAFKA_STORAGE_ERROR. Returns ({offset: value} of the acknowledged records, the error codes)."""
+    acked: dict[int, bytes] = {}
+    errors_seen: list[int] = []
+    n = 0
+    with kw.connect(b.bootstrap, timeout=30) as s:
+        for corr in range(1000):  # ~1 GiB of attempts: far more than the filesystem holds
+            values = [disk_value(n + i) for i in range(DISK_BATCH_RECORDS)]
+            r = ch.produce_raw(s, corr, topic, ch.plain_batch(values))
+            if r.error_code == kw.ERROR_NONE:
+                for i, v in enumerate(values):
+                    acked[r.base_offset + i] = v
+                n += DISK_BATCH_RECORDS
+                continue
+            errors_seen.append(r.error_code)
+            if len(errors_seen) >= 3:
+                break
+    assert b.running(), f"broker exited when the disk filled:\n{b.log_tail(40)}"
+    assert errors_seen, "the disk never filled"
+    assert errors_seen[0] == ch.ERROR_KAFKA_STORAGE_ERROR, f"disk full answered {errors_seen[0]}, expected 56"
+    return acked, errors_seen
+
+
 @pytest.mark.timeout(240)
 def test_disk_full_fails_appends_and_recovers(tmp_path):
     image, mount = tmp_path / "small-fs.img", tmp_path / "small-fs"
     mount_small_fs(image, mount)
     b = None
     try:
-        filler = mount / "filler"
-        with open(filler, "wb") as f:
-            f.write(bytes(FILLER_BYTES))
-            os.fsync(f.fileno())
+        filler = write_filler(mount)
         b = start_configured(tmp_path, 1, ["--metrics-listen", "none"], data_dir=mount / "data")
         topic = "diskfull"
         clients.create_topic(b.bootstrap, topic, 1)
-        acked: dict[int, bytes] = {}  # offset -> value
-        n = 0
-        first_error = None
-        errors_seen = []
-        with kw.connect(b.bootstrap, timeout=30) as s:
-            for corr in range(1000):  # ~1 GiB of attempts: far more than the filesystem holds
-                values = [disk_value(n + i) for i in range(DISK_BATCH_RECORDS)]
-                r = ch.produce_raw(s, corr, topic, ch.plain_batch(values))
-                if r.error_code == kw.ERROR_NONE:
-                    for i, v in enumerate(values):
-                        acked[r.base_offset + i] = v
-                    n += DISK_BATCH_RECORDS
-                    continue
-                errors_seen.append(r.error_code)
-                first_error = first_error or r.error_code
-                if len(errors_seen) >= 3:
-                    break
-        assert b.running(), f"broker exited when the disk filled:\n{b.log_tail(40)}"
-        assert first_error is not None, "the disk never filled"
-        assert first_error == ch.ERROR_KAFKA_STORAGE_ERROR, f"disk full answered {first_error}, expected 56"
+        acked, errors_seen = fill_disk(b, topic)
         full_df = shutil.disk_usage(mount)
 
         filler.unlink()
@@ -509,6 +520,41 @@ def test_disk_full_fails_appends_and_recovers(tmp_path):
             if b is not None:
                 if b.running():
                     b.stop()  # exit status checked by nothing here: the point is the disk's state above
+                if b in conftest._ACTIVE:
+                    conftest._ACTIVE.remove(b)
+        finally:
+            unmount_small_fs(image, mount)
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.xfail(
+    reason="a broker restarted while its data disk is full does not start: 'ringbroker failed: shard 0 failed: "
+    "DMA probe: storage I/O failed: No space left on device (os error 28)', so acknowledged records cannot even "
+    "be read until space is freed (a clean SIGTERM stop while full does exit 0)",
+    strict=False,
+)
+def test_restart_while_disk_full_still_serves_reads(tmp_path):
+    image, mount = tmp_path / "small-fs.img", tmp_path / "small-fs"
+    mount_small_fs(image, mount)
+    b = None
+    try:
+        write_filler(mount)
+        b = start_configured(tmp_path, 1, ["--metrics-listen", "none"], data_dir=mount / "data")
+        clients.create_topic(b.bootstrap, "diskfull", 1)
+        acked, _ = fill_disk(b, "diskfull")
+        b.restart()  # clean stop (must exit 0), then start with the disk still full
+        with kw.connect(b.bootstrap, timeout=30) as s:
+            r = ch.produce_raw(s, 1, "diskfull", ch.plain_batch([b"while-full"]))
+            assert r.error_code in (kw.ERROR_NONE, ch.ERROR_KAFKA_STORAGE_ERROR), f"append answered {r.error_code}"
+        data, high = ch.consume_checked(b.bootstrap, "diskfull", 1)
+        log = dict(data[0])
+        missing = [o for o, v in acked.items() if log.get(o) != v]
+        assert not missing, f"{len(missing)} of {len(acked)} acknowledged records lost, first offsets {missing[:5]}"
+    finally:
+        try:
+            if b is not None:
+                if b.running():
+                    b.stop()
                 if b in conftest._ACTIVE:
                     conftest._ACTIVE.remove(b)
         finally:
