@@ -19,36 +19,41 @@ const CRC_FIELD: usize = CRC_START - 4;
 /// Each complete frame goes through the broker's steps (size check, fixed prefix, header
 /// decode, then the body codec when the API and version are served). A size the broker would
 /// refuse, or a frame cut short by the end of the input, ends the stream as it ends a connection.
-pub fn frame_and_header(data: &[u8]) {
+/// Returns how many request bodies decoded (the seed tests check that seeds reach the codec).
+pub fn frame_and_header(data: &[u8]) -> usize {
+    let mut decoded = 0usize;
     let mut rest = data;
     while rest.len() >= FRAME_PREFIX_BYTES {
         let prefix = [rest[0], rest[1], rest[2], rest[3]];
         let size = match frame::frame_size(prefix, DEFAULT_MAX_REQUEST_BYTES) {
             Ok(size) => size,
-            Err(_) => return,
+            Err(_) => return decoded,
         };
         assert!(size > 0 && size <= DEFAULT_MAX_REQUEST_BYTES);
         let after_prefix = &rest[FRAME_PREFIX_BYTES..];
         if size > after_prefix.len() {
-            return;
+            return decoded;
         }
-        one_frame(&after_prefix[..size]);
+        if one_frame(&after_prefix[..size]) {
+            decoded += 1;
+        }
         rest = &after_prefix[size..];
     }
+    decoded
 }
 
-/// One request frame (the bytes after the size prefix).
-fn one_frame(frame_bytes: &[u8]) {
+/// One request frame (the bytes after the size prefix). True when its body decoded.
+fn one_frame(frame_bytes: &[u8]) -> bool {
     let prefix = match frame::request_prefix(frame_bytes) {
         Ok(prefix) => prefix,
         Err(_) => {
             assert!(frame_bytes.len() < frame::MIN_REQUEST_HEADER_BYTES);
-            return;
+            return false;
         }
     };
     let request = match frame::decode_request(Bytes::copy_from_slice(frame_bytes)) {
         Ok(request) => request,
-        Err(_) => return,
+        Err(_) => return false,
     };
     // The decoded header must agree with the fields read by hand, and the body is what is left.
     assert_eq!(request.api_key as i16, prefix.api_key);
@@ -56,27 +61,27 @@ fn one_frame(frame_bytes: &[u8]) {
     assert_eq!(request.correlation_id(), prefix.correlation_id);
     assert!(request.body.len() <= frame_bytes.len() - frame::MIN_REQUEST_HEADER_BYTES);
     let version = request.version();
-    if served::is_served(request.api_key, version) {
-        decode_body(request.api_key, request.body, version);
-    }
+    served::is_served(request.api_key, version)
+        && decode_body(request.api_key, request.body, version)
 }
 
 /// Decodes a request body with the codec the broker's handlers use. Errors are fine; only
-/// panics, aborts and runaway allocation are findings.
-fn decode_body(api_key: ApiKey, mut body: Bytes, version: i16) {
+/// panics, aborts and runaway allocation are findings. True when the body decoded.
+fn decode_body(api_key: ApiKey, mut body: Bytes, version: i16) -> bool {
     let before = body.len();
-    if RequestKind::decode(api_key, &mut body, version).is_ok() {
-        assert!(body.len() <= before);
-    }
+    let ok = RequestKind::decode(api_key, &mut body, version).is_ok();
+    assert!(body.len() <= before);
+    ok
 }
 
 /// Treats `data` as a buffer of concatenated record batches (a Produce `records` field, a segment
 /// stretch or a Fetch answer). The first byte is a switch, the rest the batches: when its low bit
 /// is set the CRC of every well-framed batch is recomputed first, so the fuzzer can reach record
-/// decoding and decompression instead of stopping at CRC mismatches.
-pub fn record_batch(data: &[u8]) {
+/// decoding and decompression instead of stopping at CRC mismatches. Returns how many records
+/// `decode_records` produced (the seed tests check that seeds reach record decoding).
+pub fn record_batch(data: &[u8]) -> usize {
     let Some((&switch, body)) = data.split_first() else {
-        return;
+        return 0;
     };
     let mut buf = body.to_vec();
     if switch & 1 == 1 {
@@ -100,9 +105,13 @@ pub fn record_batch(data: &[u8]) {
     }
     assert_eq!(iter.position(), consumed);
     assert_eq!(iter.position() + iter.remaining(), buf.len());
-    if let Ok(decoded) = records::decode_records(&buf) {
-        // Every record comes from a complete batch, each holding at least one byte per record.
-        assert!(decoded.len() <= buf.len());
+    match records::decode_records(&buf) {
+        Ok(decoded) => {
+            // Every record comes from a complete batch, each holding at least one byte per record.
+            assert!(decoded.len() <= buf.len());
+            decoded.len()
+        }
+        Err(_) => 0,
     }
 }
 
@@ -124,7 +133,10 @@ fn fix_crcs(buf: &mut [u8]) {
 /// Plain-runner entry: runs `target` once on each file named in `args` (directories are walked
 /// one level deep, so an afl `crashes/` or `queue/` directory can be replayed whole). Reports
 /// each file before running it so a panic's output names the input that caused it.
-pub fn run_files(target: fn(&[u8]), args: impl Iterator<Item = String>) -> Result<usize, String> {
+pub fn run_files(
+    target: fn(&[u8]) -> usize,
+    args: impl Iterator<Item = String>,
+) -> Result<usize, String> {
     let mut count = 0usize;
     for arg in args {
         let path = std::path::PathBuf::from(&arg);
@@ -147,4 +159,68 @@ pub fn run_files(target: fn(&[u8]), args: impl Iterator<Item = String>) -> Resul
         }
     }
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `target` on every committed seed of `dir` and returns (file name, result) pairs.
+    fn seeds(dir: &str, target: fn(&[u8]) -> usize) -> Vec<(String, usize)> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("in")
+            .join(dir);
+        let mut out: Vec<(String, usize)> = std::fs::read_dir(&path)
+            .expect("seed directory")
+            .map(|entry| {
+                let entry = entry.expect("seed entry");
+                let data = std::fs::read(entry.path()).expect("seed file");
+                (
+                    entry.file_name().to_string_lossy().into_owned(),
+                    target(&data),
+                )
+            })
+            .collect();
+        out.sort();
+        assert!(!out.is_empty(), "no seeds in {}", path.display());
+        out
+    }
+
+    #[test]
+    fn every_frame_seed_reaches_the_body_codec() {
+        for (name, decoded) in seeds("frame_and_header", frame_and_header) {
+            let expected = if name == "pipelined" { 2 } else { 1 };
+            assert_eq!(decoded, expected, "seed {name}");
+        }
+    }
+
+    #[test]
+    fn every_batch_seed_decodes_records() {
+        for (name, records) in seeds("record_batch", record_batch) {
+            let expected = match name.as_str() {
+                "two_batches" => 3,
+                _ => 2,
+            };
+            assert_eq!(records, expected, "seed {name}");
+        }
+    }
+
+    #[test]
+    fn short_and_refused_inputs_are_handled() {
+        assert_eq!(frame_and_header(&[]), 0);
+        assert_eq!(frame_and_header(&[0, 0, 0, 0]), 0);
+        assert_eq!(frame_and_header(&[0x7f, 0xff, 0xff, 0xff, 1, 2]), 0);
+        assert_eq!(frame_and_header(&[0, 0, 0, 3, 0, 18, 0]), 0);
+        assert_eq!(record_batch(&[]), 0);
+        assert_eq!(record_batch(&[1; 70]), 0);
+    }
+
+    #[test]
+    fn served_table_matches_the_engine_rules() {
+        assert!(served::is_served(ApiKey::Produce, 3));
+        assert!(!served::is_served(ApiKey::Produce, 2));
+        assert!(!served::is_served(ApiKey::Fetch, 3));
+        assert!(served::is_served(ApiKey::ApiVersions, 4));
+        assert!(!served::is_served(ApiKey::SaslHandshake, 0));
+    }
 }

@@ -4,13 +4,13 @@
 //! best on small inputs, and its mutations find the rest.
 
 use bytes::{BufMut, BytesMut};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, FetchRequest, MetadataRequest, ProduceRequest, RequestHeader,
     TopicName,
 };
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use ringbroker_protocol::batch::{build_simple_batch, Compression};
 use ringbroker_protocol::records::{BatchBuilder, Record};
@@ -28,29 +28,57 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let api_versions = ApiVersionsRequest::default()
         .with_client_software_name(StrBytes::from_static_str("fz"))
         .with_client_software_version(StrBytes::from_static_str("1"));
-    write(frames_dir, "api_versions_v3", &frame(ApiKey::ApiVersions, 3, &api_versions)?)?;
-    write(frames_dir, "api_versions_v0", &frame(ApiKey::ApiVersions, 0, &api_versions)?)?;
+    write(
+        frames_dir,
+        "api_versions_v3",
+        &frame(ApiKey::ApiVersions, 3, &api_versions)?,
+    )?;
+    write(
+        frames_dir,
+        "api_versions_v0",
+        &frame(ApiKey::ApiVersions, 0, &api_versions)?,
+    )?;
 
-    let metadata = MetadataRequest::default()
-        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic.clone()))]));
-    write(frames_dir, "metadata_v12", &frame(ApiKey::Metadata, 12, &metadata)?)?;
-    write(frames_dir, "metadata_v1", &frame(ApiKey::Metadata, 1, &metadata)?)?;
+    let metadata = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(topic.clone())),
+    ]));
+    write(
+        frames_dir,
+        "metadata_v12",
+        &frame(ApiKey::Metadata, 12, &metadata)?,
+    )?;
+    write(
+        frames_dir,
+        "metadata_v1",
+        &frame(ApiKey::Metadata, 1, &metadata)?,
+    )?;
 
-    let produce = ProduceRequest::default().with_acks(-1).with_timeout_ms(1000).with_topic_data(
-        vec![TopicProduceData::default().with_name(topic.clone()).with_partition_data(vec![
-            PartitionProduceData::default()
+    let produce = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(1000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic.clone())
+            .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
-                .with_records(Some(simple.clone().into())),
-        ])],
-    );
-    write(frames_dir, "produce_v7", &frame(ApiKey::Produce, 7, &produce)?)?;
-    write(frames_dir, "produce_v3", &frame(ApiKey::Produce, 3, &produce)?)?;
+                .with_records(Some(simple.clone().into()))])]);
+    write(
+        frames_dir,
+        "produce_v7",
+        &frame(ApiKey::Produce, 7, &produce)?,
+    )?;
+    write(
+        frames_dir,
+        "produce_v3",
+        &frame(ApiKey::Produce, 3, &produce)?,
+    )?;
 
-    let fetch = FetchRequest::default().with_max_bytes(1 << 20).with_topics(vec![
-        FetchTopic::default().with_topic(topic).with_partitions(vec![
-            FetchPartition::default().with_partition(0).with_partition_max_bytes(1 << 20),
-        ]),
-    ]);
+    let fetch = FetchRequest::default()
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic)
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(1 << 20)])]);
     write(frames_dir, "fetch_v11", &frame(ApiKey::Fetch, 11, &fetch)?)?;
 
     // Two frames back to back, as on a pipelining connection.

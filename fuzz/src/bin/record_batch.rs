@@ -3,7 +3,7 @@
 #[cfg(feature = "afl")]
 fn main() {
     afl::fuzz!(|data: &[u8]| {
-        ringbroker_fuzz::record_batch(data);
+        let _ = ringbroker_fuzz::record_batch(data);
     });
 }
 
