@@ -262,20 +262,7 @@ def test_thousands_of_connections_at_once(tmp_path, topic_name):
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(
     "shards",
-    [
-        1,
-        pytest.param(
-            2,
-            marks=pytest.mark.xfail(
-                reason="max_connections is split per shard (engine/src/server/mod.rs accept_loop: "
-                "div_ceil(max_connections, shards) each) and SO_REUSEPORT hashes connections unevenly, so with "
-                "2 shards and max_connections=50 a connection among the first 50 (observed: the 43rd) is closed "
-                "at accept with 'refusing connection: max_connections reached shard=0 limit=25'; the profile "
-                "documents the limit as broker-wide",
-                strict=False,
-            ),
-        ),
-    ],
+    [1, 2],
     ids=["shards1", "shards2"],
 )
 def test_max_connections_limit(tmp_path, shards):
@@ -527,12 +514,6 @@ def test_disk_full_fails_appends_and_recovers(tmp_path):
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.xfail(
-    reason="a broker restarted while its data disk is full does not start: 'ringbroker failed: shard 0 failed: "
-    "DMA probe: storage I/O failed: No space left on device (os error 28)', so acknowledged records cannot even "
-    "be read until space is freed (a clean SIGTERM stop while full does exit 0)",
-    strict=False,
-)
 def test_restart_while_disk_full_still_serves_reads(tmp_path):
     image, mount = tmp_path / "small-fs.img", tmp_path / "small-fs"
     mount_small_fs(image, mount)

@@ -10,7 +10,7 @@ mod peer;
 pub mod sendfile;
 
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,7 +82,8 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
             let stop = stop.clone();
             let ready = ready.clone();
             let metrics = metrics.clone();
-            move || async move { run_shard(config, mesh, stop, ready, metrics).await }
+            let slots = ConnectionSlots::new(config.max_connections);
+            move || async move { run_shard(config, mesh, stop, ready, metrics, slots).await }
         })
         .map_err(|e| ServerError::Executors(e.to_string()))?;
     let mut first_error = None;
@@ -145,6 +146,7 @@ async fn run_shard(
     stop: Arc<AtomicBool>,
     ready: Arc<std::sync::atomic::AtomicUsize>,
     metrics: Option<Arc<MetricsRegistry>>,
+    slots: ConnectionSlots,
 ) -> Result<(), ServerError> {
     let config = Rc::new((*config).clone());
     let (senders, receivers) = mesh
@@ -166,7 +168,7 @@ async fn run_shard(
     peer::spawn_receivers(shard.clone(), receivers);
     let listener = TcpListener::bind(config.listen)
         .map_err(|e| fail(format!("cannot listen on {}: {e}", config.listen)))?;
-    glommio::spawn_local(accept_loop(shard.clone(), listener)).detach();
+    glommio::spawn_local(accept_loop(shard.clone(), listener, slots)).detach();
     metrics::sampler::spawn(shard.clone());
     crate::retention::spawn(shard.clone());
     if let Some(metrics) = &metrics {
@@ -241,8 +243,40 @@ async fn open_owned_partitions(shard: &Rc<Shard>) -> Result<(), String> {
     Ok(())
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
-    let per_shard_limit = shard.config.max_connections.div_ceil(shard.count).max(1);
+/// Broker-wide count of open client connections against `max_connections`, shared by every
+/// shard's accept loop (SO_REUSEPORT spreads connections unevenly, so a per-shard share would
+/// refuse clients early). Touched once per connection, never on the request path.
+#[derive(Clone)]
+struct ConnectionSlots {
+    open: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl ConnectionSlots {
+    fn new(max: usize) -> ConnectionSlots {
+        ConnectionSlots {
+            open: Arc::new(AtomicUsize::new(0)),
+            max,
+        }
+    }
+
+    /// Takes a slot unless all are taken.
+    fn try_take(&self) -> bool {
+        let before = self.open.fetch_add(1, Ordering::SeqCst);
+        if before >= self.max {
+            self.open.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    fn release(&self) {
+        let before = self.open.fetch_sub(1, Ordering::SeqCst);
+        debug_assert!(before > 0, "released a connection slot never taken");
+    }
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, slots: ConnectionSlots) {
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
@@ -252,10 +286,10 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
                 continue;
             }
         };
-        if shard.connections.get() >= per_shard_limit {
+        if !slots.try_take() {
             tracing::warn!(
                 shard = shard.id,
-                limit = per_shard_limit,
+                limit = slots.max,
                 "refusing connection: max_connections reached"
             );
             drop(stream);
@@ -269,11 +303,13 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             ShardMetrics::add(&m.counters.connections_accepted, 1);
         }
         let shard_for_conn = shard.clone();
+        let slots_for_conn = slots.clone();
         glommio::spawn_local(async move {
             connection::serve(shard_for_conn.clone(), stream).await;
             shard_for_conn
                 .connections
                 .set(shard_for_conn.connections.get() - 1);
+            slots_for_conn.release();
         })
         .detach();
     }

@@ -71,12 +71,43 @@ pub async fn prime_dma_probe(data_dir: &Path) -> Result<(), StorageError> {
         std::process::id(),
         glommio::executor().id()
     ));
-    std::fs::write(&probe_path, [0xA5u8; PAGE_BYTES as usize])?;
-    let opened = glommio::io::DmaFile::open(&probe_path).await;
-    std::fs::remove_file(&probe_path)?;
-    opened?.close().await?;
+    match std::fs::write(&probe_path, [0xA5u8; PAGE_BYTES as usize]) {
+        Ok(()) => {
+            let opened = glommio::io::DmaFile::open(&probe_path).await;
+            std::fs::remove_file(&probe_path)?;
+            opened?.close().await?;
+        }
+        Err(write_error) => {
+            // A full disk must not keep the broker from starting and serving what it holds:
+            // any existing non-empty segment serves the probe just as well (it is only read).
+            let _ = std::fs::remove_file(&probe_path);
+            let Some(existing) = existing_nonempty_segment(data_dir) else {
+                return Err(write_error.into());
+            };
+            tracing::warn!(error = %write_error, probe = %existing.display(), "cannot write the DMA probe file; probing an existing segment");
+            glommio::io::DmaFile::open(&existing).await?.close().await?;
+        }
+    }
     DMA_PROBE_PRIMED.with(|primed| primed.set(true));
     Ok(())
+}
+
+/// A segment file of at least one page in some partition directory of `data_dir`.
+fn existing_nonempty_segment(data_dir: &Path) -> Option<std::path::PathBuf> {
+    let partitions = std::fs::read_dir(data_dir).ok()?;
+    for partition in partitions.flatten() {
+        let Ok(files) = std::fs::read_dir(partition.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let path = file.path();
+            let is_segment = path.extension().is_some_and(|e| e == "log");
+            if is_segment && file.metadata().is_ok_and(|m| m.len() >= PAGE_BYTES) {
+                return Some(path);
+            }
+        }
+    }
+    None
 }
 
 /// Runs [`prime_dma_probe`] unless this thread already did.
