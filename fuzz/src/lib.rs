@@ -4,7 +4,6 @@
 //! finding. The binaries in `src/bin` wrap them either in afl's `fuzz!` loop or, built with
 //! `--no-default-features`, in a plain runner over files (see [`run_files`] and README.md).
 
-pub mod served;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestKind};
@@ -61,7 +60,7 @@ fn one_frame(frame_bytes: &[u8]) -> bool {
     assert_eq!(request.correlation_id(), prefix.correlation_id);
     assert!(request.body.len() <= frame_bytes.len() - frame::MIN_REQUEST_HEADER_BYTES);
     let version = request.version();
-    served::is_served(request.api_key, version)
+    ringbroker_protocol::api_versions::is_served(request.api_key, version)
         && decode_body(request.api_key, request.body, version)
 }
 
@@ -217,10 +216,10 @@ mod tests {
 
     #[test]
     fn served_table_matches_the_engine_rules() {
-        assert!(served::is_served(ApiKey::Produce, 3));
-        assert!(!served::is_served(ApiKey::Produce, 2));
-        assert!(!served::is_served(ApiKey::Fetch, 3));
-        assert!(served::is_served(ApiKey::ApiVersions, 4));
-        assert!(!served::is_served(ApiKey::SaslHandshake, 0));
+        assert!(ringbroker_protocol::api_versions::is_served(ApiKey::Produce, 3));
+        assert!(!ringbroker_protocol::api_versions::is_served(ApiKey::Produce, 2));
+        assert!(!ringbroker_protocol::api_versions::is_served(ApiKey::Fetch, 3));
+        assert!(ringbroker_protocol::api_versions::is_served(ApiKey::ApiVersions, 4));
+        assert!(!ringbroker_protocol::api_versions::is_served(ApiKey::SaslHandshake, 0));
     }
 }

@@ -19,11 +19,11 @@ use glommio::task::JoinHandle;
 use kafka_protocol::messages::ApiKey;
 use ringbroker_protocol::frame::{self, FRAME_PREFIX_BYTES};
 
-use super::api_versions::{is_served, supported_range};
 use super::dispatch::{self, Outcome, Part};
 use super::sendfile;
 use crate::metrics::{hooks, ShardMetrics};
 use crate::shard::Shard;
+use ringbroker_protocol::api_versions::{is_served, supported_range};
 
 /// A connection with no request for this long is closed (Kafka `connections.max.idle.ms`).
 pub const CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(600);

@@ -2,7 +2,6 @@
 //! shard's partitions, binds a SO_REUSEPORT listener on every shard, serves connections, and
 //! shuts down cleanly (checkpointing every log) on SIGINT/SIGTERM.
 
-pub mod api_versions;
 pub mod connection;
 pub mod dispatch;
 pub mod handlers;

@@ -4,8 +4,8 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::ApiVersionsResponse;
 use ringbroker_protocol::frame::Request;
 
-use crate::server::api_versions::SUPPORTED_APIS;
 use crate::server::dispatch::{respond, HandlerError, Outcome};
+use ringbroker_protocol::api_versions::SUPPORTED_APIS;
 
 pub fn handle(request: &Request) -> Result<Outcome, HandlerError> {
     // The request body (client software name/version) is informational; a body we cannot read

@@ -1,4 +1,5 @@
-//! The API versions this broker advertises: exactly what it implements (KAFKA-COMPAT.md §1).
+//! The API versions the ringbroker broker advertises: exactly what it implements (KAFKA-COMPAT.md
+//! §1). Kept here, beside the codecs, so the broker and the fuzz targets (fuzz/) share one table.
 //! Not derived from the `kafka-protocol` crate's ranges: those describe what the crate can decode,
 //! not what we serve (e.g. librdkafka needs Produce and FindCoordinator to start at v0).
 
