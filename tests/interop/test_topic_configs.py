@@ -36,8 +36,16 @@ def create(admin: AdminClient, broker, topic: str, config: dict) -> None:
 @pytest.mark.parametrize("broker", [1, 2], indirect=True, ids=["shards1", "shards2"])
 def test_describe_reports_created_configs_and_defaults(broker, topic_name):
     admin = admin_for(broker)
-    create(admin, broker, topic_name, {"cleanup.policy": "compact", "retention.ms": "3000"})
+    create(
+        admin,
+        broker,
+        topic_name,
+        {"cleanup.policy": "compact", "retention.ms": "3000", "min.insync.replicas": "1"},
+    )
     configs = describe_topic(admin, topic_name)
+    # Accepted but not enforced (single broker): still listed as set, as Kafka lists it.
+    assert configs["min.insync.replicas"].value == "1"
+    assert configs["min.insync.replicas"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
     assert configs["cleanup.policy"].value == "compact"
     assert configs["cleanup.policy"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
     assert configs["retention.ms"].value == "3000"

@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -13,10 +16,17 @@ use uuid::Uuid;
 
 use crate::admin::{self, AdminOutcome, NewTopic};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
+use crate::server::handlers::describe_configs::{
+    accepted_not_enforced, SOURCE_DEFAULT_CONFIG, SOURCE_DYNAMIC_TOPIC_CONFIG,
+};
 use crate::shard::Shard;
+use crate::topic_config;
 
 /// Brokers in this cluster: replication across brokers is a later issue.
 const AVAILABLE_BROKERS: i16 = 1;
+
+/// First CreateTopics version whose response carries the created topic's configs (KIP-525).
+const CONFIGS_IN_RESPONSE_MIN_VERSION: i16 = 5;
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
     let body: CreateTopicsRequest = decode_body(request)?;
@@ -40,11 +50,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
                 "manual replica assignments are not supported; give num_partitions instead",
             )
         } else {
-            let configs: BTreeMap<String, String> = topic
-                .configs
-                .iter()
-                .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
-                .collect();
+            let configs = requested_configs(topic);
             admin::create_topic(
                 shard,
                 &NewTopic {
@@ -67,6 +73,14 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
                 .with_num_partitions(created.map_or(topic.num_partitions, |m| m.partitions))
                 .with_replication_factor(1)
                 .with_topic_id(created.map_or(Uuid::nil(), |m| Uuid::from_bytes(m.id)));
+            if request.version() >= CONFIGS_IN_RESPONSE_MIN_VERSION {
+                // validate_only creates nothing: describe the configs as they would be.
+                let configs = match created {
+                    Some(meta) if !body.validate_only => meta.configs.clone(),
+                    _ => requested_configs(topic),
+                };
+                result = result.with_configs(Some(created_topic_configs(shard, &configs)));
+            }
         } else {
             result = result.with_num_partitions(-1).with_replication_factor(-1);
         }
@@ -76,4 +90,44 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
         request,
         &CreateTopicsResponse::default().with_topics(results),
     )
+}
+
+/// The configs a CreateTopics entry asks for (null values mean "the default": left out).
+fn requested_configs(topic: &CreatableTopic) -> BTreeMap<String, String> {
+    topic
+        .configs
+        .iter()
+        .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+        .collect()
+}
+
+/// Every config of a new topic with its value and source, as Kafka returns them from
+/// CreateTopics v5+ (the AdminClient's `createTopics(...).config(topic)` reads them).
+fn created_topic_configs(
+    shard: &Shard,
+    configs: &BTreeMap<String, String>,
+) -> Vec<CreatableTopicConfigs> {
+    let row = |name: &str, value: String, source: i8| {
+        CreatableTopicConfigs::default()
+            .with_name(StrBytes::from_string(name.to_string()))
+            .with_value(Some(StrBytes::from_string(value)))
+            .with_read_only(false)
+            .with_config_source(source)
+            .with_is_sensitive(false)
+    };
+    topic_config::describe(&shard.config, configs)
+        .into_iter()
+        .map(|d| {
+            let source = if d.is_explicit {
+                SOURCE_DYNAMIC_TOPIC_CONFIG
+            } else {
+                SOURCE_DEFAULT_CONFIG
+            };
+            row(d.def.name, d.value, source)
+        })
+        .chain(
+            accepted_not_enforced(configs)
+                .map(|(name, value)| row(name, value.to_string(), SOURCE_DYNAMIC_TOPIC_CONFIG)),
+        )
+        .collect()
 }

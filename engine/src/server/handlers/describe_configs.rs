@@ -84,6 +84,24 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
                                 synonyms,
                             )
                         })
+                        .chain(
+                            accepted_not_enforced(&meta.configs)
+                                .filter(|(config, _)| wanted(config))
+                                .map(|(config, value)| {
+                                    let synonyms =
+                                        vec![synonym(config, value, SOURCE_DYNAMIC_TOPIC_CONFIG)];
+                                    entry(
+                                        &options,
+                                        config,
+                                        value.to_string(),
+                                        SOURCE_DYNAMIC_TOPIC_CONFIG,
+                                        false,
+                                        ConfigType::String,
+                                        ACCEPTED_NOT_ENFORCED_DOC,
+                                        synonyms,
+                                    )
+                                }),
+                        )
                         .collect(),
                 ),
                 None => result
@@ -133,6 +151,20 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
         request,
         &DescribeConfigsResponse::default().with_results(results),
     )
+}
+
+/// Documentation of a config kept as given but without effect on this broker.
+const ACCEPTED_NOT_ENFORCED_DOC: &str = "accepted and stored, not enforced by ringbroker";
+
+/// The topic's explicit configs that are stored but not enforced (`topic_config::ACCEPTED_NOT_ENFORCED`):
+/// listed so that `kafka-configs --describe` shows what was set, as Kafka does.
+pub(crate) fn accepted_not_enforced(
+    configs: &std::collections::BTreeMap<String, String>,
+) -> impl Iterator<Item = (&str, &str)> {
+    configs
+        .iter()
+        .filter(|(name, _)| topic_config::config_def(name).is_none())
+        .map(|(name, value)| (name.as_str(), value.as_str()))
 }
 
 /// What the request asked to include.

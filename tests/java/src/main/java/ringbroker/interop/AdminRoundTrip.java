@@ -7,6 +7,8 @@ import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ListOffsetsResult;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
@@ -42,9 +44,22 @@ public final class AdminRoundTrip {
             check(nodes == 1, "describeCluster: " + nodes + " nodes");
             System.out.println("OK describeCluster nodes=" + nodes + " cluster_id=" + clusterId);
 
-            admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all()
-                    .get(CALL_SECONDS, TimeUnit.SECONDS);
-            System.out.println("OK create");
+            // One enforced config and one Kafka accepts but we only store: CreateTopics v5+ returns both.
+            Map<String, String> wanted = Map.of("retention.ms", "86400000", "min.insync.replicas", "1");
+            var created = admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1).configs(wanted)));
+            created.all().get(CALL_SECONDS, TimeUnit.SECONDS);
+            check(created.numPartitions(topic).get(CALL_SECONDS, TimeUnit.SECONDS) == PARTITIONS,
+                    "createTopics: numPartitions");
+            Config config = created.config(topic).get(CALL_SECONDS, TimeUnit.SECONDS);
+            for (var e : wanted.entrySet()) {
+                ConfigEntry entry = config.get(e.getKey());
+                check(entry != null && e.getValue().equals(entry.value())
+                        && entry.source() == ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG,
+                        "createTopics config " + e.getKey() + ": " + entry);
+            }
+            ConfigEntry policy = config.get("cleanup.policy");
+            check(policy != null && "delete".equals(policy.value()), "createTopics default cleanup.policy: " + policy);
+            System.out.println("OK create configs=" + config.entries().size());
 
             Set<String> names = admin.listTopics().names().get(CALL_SECONDS, TimeUnit.SECONDS);
             check(names.contains(topic), "listTopics lacks " + topic + ": " + names);
