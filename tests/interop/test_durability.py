@@ -3,12 +3,14 @@ acks=all produce run every acknowledged record is readable and the log is valid.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 
 import pytest
 
 import clients
+from conftest import free_port
 
 PARTITIONS = 4
 
@@ -135,3 +137,24 @@ def test_kill9_mid_produce_loses_no_acknowledged_record(broker, topic_name):
         f"first {missing[:5]}"
     )
     print(f"\nacked {len(acked)} (at kill {acked_at_kill}), failed deliveries {failed}, log {sum(high.values())}")
+
+
+def test_second_broker_on_the_same_data_dir_is_refused(broker, topic_name):
+    """Two brokers appending to the same partition files would corrupt them: the second one must refuse to
+    start, name the holder, and leave the first one serving."""
+    require_managed(broker)
+    if not hasattr(broker, "binary"):
+        pytest.skip("checks ringbroker's own data directory lock")
+    second = subprocess.run(
+        [broker.binary, "serve", "--listen", f"127.0.0.1:{free_port()}", "--data-dir", str(broker.data_dir),
+         "--shards", "1", "--metrics-listen", "none"],
+        capture_output=True, text=True, timeout=60,
+    )
+    output = second.stdout + second.stderr
+    assert second.returncode != 0, output
+    assert "in use by another ringbroker" in output, output
+    # The first broker still serves: produce and read back.
+    clients.create_topic(broker.bootstrap, topic_name, 1)
+    clients.produce_all(clients.producer(broker.bootstrap), topic_name, [(b"k", b"still-here")])
+    got, _ = clients.consume_all(broker.bootstrap, topic_name, 1)
+    assert [v for _, _, v in got[0]] == [b"still-here"]

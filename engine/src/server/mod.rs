@@ -3,6 +3,7 @@
 //! shuts down cleanly (checkpointing every log) on SIGINT/SIGTERM.
 
 pub mod connection;
+pub mod data_dir_lock;
 pub mod dispatch;
 pub mod handlers;
 mod peer;
@@ -52,6 +53,8 @@ pub enum ServerError {
     Shard { shard: usize, reason: String },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error(transparent)]
+    DataDirLock(#[from] data_dir_lock::DataDirLockError),
 }
 
 /// Runs the broker until SIGINT or SIGTERM. `on_ready` is called once every shard serves.
@@ -60,6 +63,8 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         path: config.data_dir.display().to_string(),
         source,
     })?;
+    // Held until run returns: no second broker may write these partition files meanwhile.
+    let _data_dir_lock = data_dir_lock::DataDirLock::acquire(&config.data_dir)?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone()).map_err(ServerError::Signals)?;
