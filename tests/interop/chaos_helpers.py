@@ -4,7 +4,6 @@ a CRC-checking full consume, and process memory readings."""
 from __future__ import annotations
 
 import struct
-import subprocess
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
 import clients
 import kafka_wire as kw
-from conftest import READY_LINE, START_TIMEOUT_S, BrokerProcess, api_versions_answer
+from conftest import BrokerProcess
 
 # Record batch attribute bits 0-2: the compression codec (Kafka: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
 CODEC_GZIP = 1
@@ -24,44 +23,10 @@ ERROR_KAFKA_STORAGE_ERROR = 56
 
 
 class ConfiguredBroker(BrokerProcess):
-    """A BrokerProcess whose `serve` command line carries extra flags (e.g. `--set max_connections=50`).
-    Same start-up wait as the conftest fixture: ApiVersions answered and the "ready" log line."""
+    """A BrokerProcess whose `serve` command line carries extra flags (e.g. `--set max_connections=50`)."""
 
     def __init__(self, binary: str, data_dir: Path, shards: int, log_dir: Path, extra_args: list[str]):
-        super().__init__(binary, data_dir, shards, log_dir)
-        self.extra_args = extra_args
-
-    def start(self) -> None:
-        assert self.proc is None or self.proc.poll() is not None, "broker already running"
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._log_file = open(self.log_path, "ab")
-        self.starts += 1
-        self._log_file.write(f"\n===== start #{self.starts} {self.extra_args} =====\n".encode())
-        self._log_file.flush()
-        log_start = self.log_path.stat().st_size
-        cmd = [
-            self.binary,
-            "serve",
-            "--listen",
-            self.bootstrap,
-            "--data-dir",
-            str(self.data_dir),
-            "--shards",
-            str(self.shards),
-            *self.extra_args,
-        ]
-        self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        answered = False
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"broker exited with {self.proc.returncode} during start-up:\n{self.log_tail()}")
-            if not answered:
-                answered = api_versions_answer(self.bootstrap)
-            if answered and READY_LINE.search(self._log_since(log_start)):
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"broker not ready within {START_TIMEOUT_S} s:\n{self.log_tail()}")
+        super().__init__(binary, data_dir, shards, log_dir, extra_args=extra_args)
 
 
 def vm_rss_bytes(pid: int) -> int:

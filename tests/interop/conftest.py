@@ -72,10 +72,20 @@ def api_versions_answer(bootstrap: str, timeout: float = 2.0) -> bool:
 class BrokerProcess:
     """One `ringbroker serve` process with a fixed port and data dir, restartable."""
 
-    def __init__(self, binary: str, data_dir: Path, shards: int, log_dir: Path, port: int | None = None):
+    def __init__(
+        self,
+        binary: str,
+        data_dir: Path,
+        shards: int,
+        log_dir: Path,
+        port: int | None = None,
+        extra_args: list[str] | None = None,
+    ):
         self.binary = binary
         self.data_dir = data_dir
         self.shards = shards
+        # Extra `serve` flags, e.g. ["--set", "max_connections=50"].
+        self.extra_args = list(extra_args or [])
         self.port = port or free_port()
         self.log_path = log_dir / f"broker-{self.port}.log"
         self.proc: subprocess.Popen | None = None
@@ -97,7 +107,9 @@ class BrokerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "ab")
         self.starts += 1
-        self._log_file.write(f"\n===== start #{self.starts} (shards={self.shards}) =====\n".encode())
+        self._log_file.write(
+            f"\n===== start #{self.starts} (shards={self.shards}) {self.extra_args} =====\n".encode()
+        )
         self._log_file.flush()
         log_start = self.log_path.stat().st_size
         cmd = [
@@ -109,6 +121,7 @@ class BrokerProcess:
             str(self.data_dir),
             "--shards",
             str(self.shards),
+            *self.extra_args,
         ]
         self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT_S
