@@ -100,6 +100,9 @@ if [ "${SKIP_INTEROP:-0}" != "1" ]; then
     bash bench/reference/kafka.sh fetch
     ls bench/reference/target/lib | grep -E '^kafka(_2.13|-clients|-tools)-[0-9]' || fail "Kafka jars missing"
 
+    step "fetch Apache Kafka Connect 4.4 jars (tests/interop/connect/fetch.sh, Maven Central)"
+    bash tests/interop/connect/fetch.sh || fail "Kafka Connect jars could not be fetched"
+
     step "python venv in .venv (confluent-kafka ${CONFLUENT_KAFKA_VERSION}, pytest ${PYTEST_VERSION})"
     if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys' >/dev/null 2>&1; then
         rm -rf .venv
