@@ -462,12 +462,30 @@ impl PartitionLog {
         self.inner.log_append_time.set(log_append_time);
     }
 
+    /// Runs one compaction pass (`cleanup.policy=compact`): rewrites sealed segments older than the
+    /// compaction lag keeping the latest record per key; see `storage::compaction`. `None` when
+    /// there was nothing to do. Run it from a low-priority task queue.
+    pub async fn compact(
+        &self,
+        policy: &super::compaction::CompactionPolicy,
+        now_ms: i64,
+        memo: &mut super::compaction::CompactionMemo,
+    ) -> Result<Option<super::compaction::CompactionOutcome>, StorageError> {
+        super::compaction::compact(&self.inner, policy, now_ms, memo).await
+    }
+
     /// Moves the log start offset to `offset` (Kafka's DeleteRecords): reads below it become
     /// out of range and whole segments entirely below it are deleted. `offset` may not pass the
     /// high watermark; a smaller offset than the current start changes nothing. Returns the new
     /// log start offset (the low watermark).
     pub async fn delete_records_before(&self, offset: i64) -> Result<i64, StorageError> {
         retention::delete_before(&self.inner, offset).await
+    }
+
+    /// The shared core, for storage tests that drive internals (crash simulation).
+    #[cfg(test)]
+    pub(crate) fn inner_for_tests(&self) -> Rc<LogInner> {
+        self.inner.clone()
     }
 
     /// The partition directory.
@@ -526,6 +544,12 @@ impl PartitionLog {
         }
         files::remove_if_exists(&inner.dir.join(CHECKPOINT_FILE_NAME)).await?;
         files::remove_if_exists(&inner.dir.join(retention::LOG_START_FILE_NAME)).await?;
+        files::remove_if_exists(
+            &inner
+                .dir
+                .join(super::compaction::CLEANER_CHECKPOINT_FILE_NAME),
+        )
+        .await?;
         // Blocking but tiny: the directory is empty now (DeleteTopics is rare).
         std::fs::remove_dir(&inner.dir)?;
         if let Some(parent) = inner.dir.parent() {

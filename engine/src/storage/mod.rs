@@ -11,6 +11,7 @@
 //! - `reader`: Fetch-semantics reads and timestamp lookups;
 //! - `recovery`: open, checkpoint trust or scan + truncate of the torn tail;
 //! - `retention`: deleting whole segments past retention.ms / retention.bytes;
+//! - `compaction`: the log cleaner of `cleanup.policy=compact` topics (latest record per key);
 //! - `scan`: walking batch headers / validating batches in a segment file;
 //! - `segment`, `index`, `tail_cache`, `watch`: the data structures;
 //! - `checkpoint`, `files`: the clean-shutdown checkpoint and small-file helpers;
@@ -25,6 +26,7 @@
 
 mod appender;
 mod checkpoint;
+pub mod compaction;
 mod config;
 mod error;
 mod files;
@@ -44,6 +46,7 @@ pub(crate) mod tests;
 use std::cell::Cell;
 use std::path::Path;
 
+pub use compaction::{CompactionMemo, CompactionOutcome, CompactionPolicy};
 pub use config::{
     FlushPolicy, LogConfig, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_INDEX_INTERVAL_BYTES,
     DEFAULT_SEGMENT_BYTES, PAGE_BYTES, PREALLOCATE_STEP_BYTES, SEGMENT_BYTES_MAX,

@@ -29,82 +29,83 @@ pub(crate) async fn read(
     max_bytes: usize,
 ) -> Result<ReadResult, StorageError> {
     let high_watermark = inner.high_watermark.get();
-    let plan = {
-        let state = inner.state.borrow();
-        let log_start_offset = state.log_start_offset;
-        if offset < log_start_offset || offset > high_watermark {
-            return Err(StorageError::OffsetOutOfRange {
-                offset,
-                log_start_offset,
+    // Where to look: moves on to the next segment when compaction removed the rest of a segment.
+    let mut at = offset;
+    loop {
+        let (plan, segment_end) = {
+            let state = inner.state.borrow();
+            let log_start_offset = state.log_start_offset;
+            if offset < log_start_offset || offset > high_watermark {
+                return Err(StorageError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset,
+                    high_watermark,
+                });
+            }
+            let result = |chunks| ReadResult {
+                chunks,
                 high_watermark,
-            });
-        }
-        let result = |chunks| ReadResult {
-            chunks,
+                log_start_offset,
+            };
+            if at >= high_watermark {
+                return Ok(result(Vec::new()));
+            }
+            if let Some(cached) = state.tail_cache.read(at, max_bytes, high_watermark) {
+                return Ok(result(cached.into_iter().map(ReadChunk::Memory).collect()));
+            }
+            let segment = state
+                .segment_index_for(at)
+                .and_then(|index| state.segments.get(index))
+                .ok_or_else(|| StorageError::Corrupt(format!("no segment holds offset {at}")))?;
+            let file = segment.file.clone().ok_or_else(|| {
+                StorageError::Corrupt(format!("segment {} has no file", segment.base_offset))
+            })?;
+            let plan = FilePlan {
+                file,
+                segment_base_offset: segment.base_offset,
+                path: segment.log_path.clone(),
+                scan_from: segment.offset_index.lookup(segment.relative(at)),
+                committed_bytes: segment.committed_bytes,
+            };
+            (plan, segment.next_offset)
+        };
+        let path = plan.path.clone();
+        let Some((position, len)) = file_range(inner, plan, at, max_bytes).await? else {
+            // Nothing at or after `at` in this (compacted) segment: continue with the next one.
+            debug_assert!(segment_end > at);
+            at = segment_end.max(at + 1);
+            continue;
+        };
+        let log_start_offset = inner.state.borrow().log_start_offset;
+        return Ok(ReadResult {
+            chunks: vec![ReadChunk::File {
+                path,
+                position,
+                len,
+            }],
             high_watermark,
             log_start_offset,
-        };
-        if offset == high_watermark {
-            return Ok(result(Vec::new()));
-        }
-        if let Some(cached) = state.tail_cache.read(offset, max_bytes, high_watermark) {
-            return Ok(result(cached.into_iter().map(ReadChunk::Memory).collect()));
-        }
-        let segment = state
-            .segment_index_for(offset)
-            .and_then(|index| state.segments.get(index))
-            .ok_or_else(|| StorageError::Corrupt(format!("no segment holds offset {offset}")))?;
-        let file = segment.file.clone().ok_or_else(|| {
-            StorageError::Corrupt(format!("segment {} has no file", segment.base_offset))
-        })?;
-        FilePlan {
-            file,
-            segment_base_offset: segment.base_offset,
-            path: segment.log_path.clone(),
-            scan_from: segment.offset_index.lookup(segment.relative(offset)),
-            committed_bytes: segment.committed_bytes,
-        }
-    };
-    let path = plan.path.clone();
-    let (position, len) = file_range(inner, plan, offset, max_bytes).await?;
-    let log_start_offset = inner.state.borrow().log_start_offset;
-    Ok(ReadResult {
-        chunks: vec![ReadChunk::File {
-            path,
-            position,
-            len,
-        }],
-        high_watermark,
-        log_start_offset,
-    })
+        });
+    }
 }
 
-/// Finds (position, len) of the whole batches to return from one segment.
+/// Finds (position, len) of the whole batches to return from one segment; `None` if the segment
+/// holds no batch at or after `offset` (compaction removed its tail). A batch starting after
+/// `offset` is a compaction gap: the read starts there, as in Kafka.
 async fn file_range(
     inner: &LogInner,
     plan: FilePlan,
     offset: i64,
     max_bytes: usize,
-) -> Result<(u64, u64), StorageError> {
+) -> Result<Option<(u64, u64)>, StorageError> {
     let mut scanner = HeaderScanner::new(plan.file, plan.scan_from, plan.committed_bytes);
     let (start, first) = loop {
         match scanner.next().await? {
             Some((position, header)) if header.last_offset() >= offset => break (position, header),
             Some(_) => continue,
-            None => {
-                return Err(StorageError::Corrupt(format!(
-                    "offset {offset} not found in segment {}",
-                    plan.segment_base_offset
-                )))
-            }
+            None => return Ok(None),
         }
     };
-    if first.base_offset > offset {
-        return Err(StorageError::Corrupt(format!(
-            "segment {} has a gap before offset {offset}",
-            plan.segment_base_offset
-        )));
-    }
     let mut end = start + first.total_bytes() as u64;
     let budget_end = start + max_bytes as u64;
     // Jump over whole batches with the sparse index, then walk the few headers after the jump.
@@ -131,7 +132,7 @@ async fn file_range(
         }
         end = batch_end;
     }
-    Ok((start, end - start))
+    Ok(Some((start, end - start)))
 }
 
 /// Candidate segment for a timestamp lookup.

@@ -31,6 +31,7 @@ pub(crate) struct Recovered {
 pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, StorageError> {
     // Blocking, but once per partition open and tiny.
     std::fs::create_dir_all(dir)?;
+    super::compaction::swap::finish_interrupted_swaps(dir).await?;
     let mut base_offsets = list_segments(dir).await?;
     let clean_shutdown = checkpoint::take(dir).await?;
     if base_offsets.is_empty() {
@@ -130,14 +131,15 @@ async fn open_sealed(
             segment.next_offset = next_base_offset;
         }
         None => {
-            let end = scan_valid_batches(
+            // Tolerates the offset gaps and partial batches of compacted segments.
+            let end = super::compaction::scan_sealed_segment(
                 &file,
                 &mut segment,
                 size_bytes.min(SEGMENT_BYTES_MAX),
                 config.index_interval_bytes,
             )
             .await?;
-            if end != size_bytes || segment.next_offset != next_base_offset {
+            if end != size_bytes || segment.next_offset > next_base_offset {
                 return Err(StorageError::Corrupt(format!(
                     "sealed segment {} is damaged at position {end} of {size_bytes} (offsets up to {}, next segment starts at {next_base_offset})",
                     segment.log_path.display(),
@@ -145,6 +147,7 @@ async fn open_sealed(
                 )));
             }
             segment.finish_time_index();
+            segment.next_offset = next_base_offset;
         }
     }
     // Sealed: no tail page, never written again.

@@ -1,0 +1,393 @@
+//! Compaction of real partition logs on DMA files: latest value per key, tombstones and
+//! `delete.retention.ms`, reads inside offset gaps, reopen with and without index files, a crash at
+//! each swap step, and the offset map's memory cap.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ringbroker_protocol::batch::batches;
+use ringbroker_protocol::records::{BatchBuilder, Compression, Record};
+
+use super::batch_filter::plain_records;
+use super::swap::SWAP_STEPS;
+use super::*;
+use crate::storage::tests::{run, small_config};
+use crate::storage::{PartitionLog, ReadChunk};
+
+/// Far in the past, so the compaction lag never holds a segment back.
+const TIMESTAMP: i64 = 1_000;
+
+/// One stored record as the tests compare them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    offset: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+}
+
+/// A batch of (key, value) records; `None` value is a tombstone.
+fn batch(records: &[(String, Option<String>)], codec: Compression) -> Vec<u8> {
+    let mut builder = BatchBuilder::new(codec);
+    for (key, value) in records {
+        builder
+            .push(&Record {
+                key: Some(key.as_bytes()),
+                value: value.as_deref().map(str::as_bytes),
+                headers: &[],
+                timestamp_ms: TIMESTAMP,
+            })
+            .expect("push");
+    }
+    builder.finish().expect("finish").to_vec()
+}
+
+fn policy(max_keys: usize) -> CompactionPolicy {
+    CompactionPolicy {
+        min_compaction_lag_ms: 0,
+        delete_retention_ms: 60_000,
+        max_keys,
+    }
+}
+
+/// Appends `updates` updates over `keys` keys, 4 per batch, alternating codecs; returns the latest
+/// value of every key.
+async fn fill(log: &PartitionLog, keys: usize, updates: usize) -> BTreeMap<String, String> {
+    fill_keys(log, "key", keys, updates).await
+}
+
+/// [`fill`] with keys `<prefix>-<n>`.
+async fn fill_keys(
+    log: &PartitionLog,
+    prefix: &str,
+    keys: usize,
+    updates: usize,
+) -> BTreeMap<String, String> {
+    let mut latest = BTreeMap::new();
+    let mut pending = Vec::new();
+    for i in 0..updates {
+        let key = format!("{prefix}-{}", i % keys);
+        let value = format!("value-{i}-{}", "x".repeat(40));
+        latest.insert(key.clone(), value.clone());
+        pending.push((key, Some(value)));
+        if pending.len() == 4 {
+            let codec = if i % 8 == 3 {
+                Compression::Lz4
+            } else {
+                Compression::None
+            };
+            log.append(&batch(&pending, codec)).await.expect("append");
+            pending.clear();
+        }
+    }
+    if !pending.is_empty() {
+        log.append(&batch(&pending, Compression::None))
+            .await
+            .expect("append");
+    }
+    log.wait_seals_done().await;
+    latest
+}
+
+/// Every record from the log start to the high watermark, via `PartitionLog::read`.
+async fn read_all(log: &PartitionLog) -> Vec<Seen> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.high_watermark() {
+        let result = log.read(offset, 4096).await.expect("read");
+        if result.chunks.is_empty() {
+            break;
+        }
+        for chunk in &result.chunks {
+            let bytes = match chunk {
+                ReadChunk::Memory(bytes) => bytes.to_vec(),
+                ReadChunk::File {
+                    path,
+                    position,
+                    len,
+                } => {
+                    let file = std::fs::read(path).expect("segment");
+                    file[*position as usize..(*position + *len) as usize].to_vec()
+                }
+            };
+            for item in batches(&bytes) {
+                let (header, raw) = item.expect("batch");
+                validate_stored_batch(raw).expect("valid stored batch");
+                let plain = plain_records(raw).expect("plain");
+                for record in plain.records().expect("records") {
+                    if record.offset < offset {
+                        continue;
+                    }
+                    let value_of = plain_value(record.raw);
+                    out.push(Seen {
+                        offset: record.offset,
+                        key: record.key.map(<[u8]>::to_vec),
+                        value: value_of,
+                    });
+                }
+                offset = offset.max(header.last_offset() + 1);
+            }
+        }
+    }
+    out
+}
+
+/// The value of a raw record (the tests need it; the cleaner only needs "is null").
+fn plain_value(raw: &[u8]) -> Option<Vec<u8>> {
+    let decoded = raw;
+    // length, attributes, timestamp delta, offset delta, key, value
+    let mut at = 0usize;
+    let varint = |at: &mut usize| -> i64 {
+        let mut raw_value: u64 = 0;
+        let mut shift = 0;
+        loop {
+            let byte = decoded[*at];
+            *at += 1;
+            raw_value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        ((raw_value >> 1) as i64) ^ -((raw_value & 1) as i64)
+    };
+    varint(&mut at);
+    at += 1;
+    varint(&mut at);
+    varint(&mut at);
+    let key_len = varint(&mut at);
+    if key_len > 0 {
+        at += key_len as usize;
+    }
+    let value_len = varint(&mut at);
+    (value_len >= 0).then(|| decoded[at..at + value_len as usize].to_vec())
+}
+
+/// The latest value per key among `records` (a later record wins), tombstoned keys removed.
+fn latest_values(records: &[Seen]) -> BTreeMap<String, String> {
+    let mut latest = BTreeMap::new();
+    for record in records {
+        let key = String::from_utf8(record.key.clone().expect("keyed")).expect("utf8");
+        match &record.value {
+            Some(value) => {
+                latest.insert(key, String::from_utf8(value.clone()).expect("utf8"));
+            }
+            None => {
+                latest.remove(&key);
+            }
+        }
+    }
+    latest
+}
+
+/// Offsets strictly increase and no key appears twice below `sealed_end`.
+fn assert_compacted(records: &[Seen], sealed_end: i64) {
+    assert!(records.windows(2).all(|w| w[0].offset < w[1].offset));
+    let mut keys = std::collections::HashSet::new();
+    for record in records.iter().filter(|r| r.offset < sealed_end) {
+        assert!(
+            keys.insert(record.key.clone()),
+            "key {:?} twice in sealed segments",
+            record.key
+        );
+    }
+}
+
+/// Base offset of the active segment (everything below is sealed).
+fn active_base(dir: &Path) -> i64 {
+    let mut bases: Vec<i64> = std::fs::read_dir(dir)
+        .expect("list")
+        .filter_map(|e| {
+            let name = e.expect("entry").file_name();
+            crate::storage::segment::parse_log_file_name(name.to_str()?)
+        })
+        .collect();
+    bases.sort_unstable();
+    *bases.last().expect("a segment")
+}
+
+#[test]
+fn keeps_the_latest_record_per_key_across_reopen_and_index_loss() {
+    run(|| async {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let dir = temp.path().join("t-0");
+        let log = PartitionLog::open(&dir, small_config())
+            .await
+            .expect("open");
+        let latest = fill(&log, 10, 600).await;
+        let before = log.size_bytes();
+        let mut memo = CompactionMemo::default();
+        let outcome = log
+            .compact(&policy(DEFAULT_MAX_KEYS), TIMESTAMP + 10, &mut memo)
+            .await
+            .expect("compact")
+            .expect("work to do");
+        assert!(outcome.segments_cleaned > 0 && outcome.records_removed > 0);
+        assert!(log.size_bytes() < before);
+        let records = read_all(&log).await;
+        assert_compacted(&records, active_base(&dir));
+        assert_eq!(latest_values(&records), latest);
+        // Nothing new: the next pass has nothing to do.
+        assert_eq!(
+            log.compact(&policy(DEFAULT_MAX_KEYS), TIMESTAMP + 10, &mut memo)
+                .await
+                .expect("compact"),
+            None
+        );
+        // A read inside a gap starts at the next retained batch.
+        let gap = (records[0].offset + 1..records[1].offset).next();
+        if let Some(gap) = gap {
+            let result = log.read(gap, 1).await.expect("read in gap");
+            assert!(!result.chunks.is_empty());
+        }
+        log.close().await.expect("close");
+        drop(log);
+
+        let log = PartitionLog::open(&dir, small_config())
+            .await
+            .expect("reopen");
+        assert_eq!(read_all(&log).await, records);
+        log.close().await.expect("close");
+        drop(log);
+        // Without index files the sealed (compacted, gapped) segments are scanned.
+        for entry in std::fs::read_dir(&dir).expect("list") {
+            let path = entry.expect("entry").path();
+            if path
+                .extension()
+                .is_some_and(|e| e == "index" || e == "timeindex")
+            {
+                std::fs::remove_file(path).expect("remove index");
+            }
+        }
+        let log = PartitionLog::open(&dir, small_config())
+            .await
+            .expect("reopen");
+        assert_eq!(read_all(&log).await, records);
+    });
+}
+
+#[test]
+fn tombstones_stay_for_delete_retention_then_go() {
+    run(|| async {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let dir = temp.path().join("t-0");
+        let log = PartitionLog::open(&dir, small_config())
+            .await
+            .expect("open");
+        let mut latest = fill(&log, 10, 100).await;
+        let tombstones: Vec<(String, Option<String>)> = ["key-1", "key-2"]
+            .iter()
+            .map(|key| (key.to_string(), None))
+            .collect();
+        log.append(&batch(&tombstones, Compression::None))
+            .await
+            .expect("tombstones");
+        latest.remove("key-1");
+        latest.remove("key-2");
+        // Push the tombstones into a sealed segment.
+        latest.extend(fill_keys(&log, "other", 3, 300).await);
+        let now = super::system_time_ms(SystemTime::now());
+        let mut memo = CompactionMemo::default();
+        log.compact(&policy(DEFAULT_MAX_KEYS), now, &mut memo)
+            .await
+            .expect("compact")
+            .expect("work");
+        let records = read_all(&log).await;
+        assert_eq!(latest_values(&records), latest);
+        let tombstone_count = records.iter().filter(|r| r.value.is_none()).count();
+        assert_eq!(
+            tombstone_count, 2,
+            "tombstones kept within delete.retention.ms"
+        );
+        // Before delete.retention.ms passed nothing changes.
+        assert_eq!(
+            log.compact(&policy(DEFAULT_MAX_KEYS), now + 1_000, &mut memo)
+                .await
+                .expect("compact"),
+            None
+        );
+        // After it, the tombstones go.
+        let later = now + policy(DEFAULT_MAX_KEYS).delete_retention_ms + 1_000;
+        let outcome = log
+            .compact(&policy(DEFAULT_MAX_KEYS), later, &mut memo)
+            .await
+            .expect("compact")
+            .expect("work");
+        assert_eq!(outcome.records_removed, 2);
+        let records = read_all(&log).await;
+        assert!(records.iter().all(|r| r.value.is_some()));
+        assert_eq!(latest_values(&records), latest);
+        assert_compacted(&records, active_base(&dir));
+    });
+}
+
+#[test]
+fn a_crash_at_each_swap_step_leaves_a_valid_log() {
+    for step in SWAP_STEPS {
+        run(move || async move {
+            let temp = tempfile::tempdir().expect("tempdir");
+            let dir = temp.path().join("t-0");
+            let log = PartitionLog::open(&dir, small_config())
+                .await
+                .expect("open");
+            let latest = fill(&log, 7, 400).await;
+            let original = read_all(&log).await;
+            let mut memo = CompactionMemo::default();
+            compact_with_crash(
+                &log.inner_for_tests(),
+                &policy(DEFAULT_MAX_KEYS),
+                TIMESTAMP + 10,
+                &mut memo,
+                Some(step),
+            )
+            .await
+            .expect("compact until the crash");
+            drop(log); // kill -9: no close, no checkpoint
+
+            let log = PartitionLog::open(&dir, small_config())
+                .await
+                .expect("recover");
+            let recovered = read_all(&log).await;
+            assert_eq!(latest_values(&recovered), latest, "{step:?}");
+            assert!(
+                recovered.len() < original.len(),
+                "{step:?}: the swap was finished"
+            );
+            let mut memo = CompactionMemo::default();
+            log.compact(&policy(DEFAULT_MAX_KEYS), TIMESTAMP + 10, &mut memo)
+                .await
+                .expect("compact after recovery");
+            let records = read_all(&log).await;
+            assert_compacted(&records, active_base(&dir));
+            assert_eq!(latest_values(&records), latest, "{step:?}");
+        });
+    }
+}
+
+#[test]
+fn a_small_offset_map_compacts_over_several_passes() {
+    run(|| async {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let dir = temp.path().join("t-0");
+        let log = PartitionLog::open(&dir, small_config())
+            .await
+            .expect("open");
+        let latest = fill(&log, 30, 600).await;
+        let mut memo = CompactionMemo::default();
+        let mut passes = 0;
+        let mut last_end = i64::MIN;
+        while let Some(outcome) = log
+            .compact(&policy(8), TIMESTAMP + 10, &mut memo)
+            .await
+            .expect("compact")
+        {
+            assert!(outcome.cleaned_up_to > last_end, "each pass gets further");
+            last_end = outcome.cleaned_up_to;
+            passes += 1;
+            assert!(passes < 1_000, "passes end");
+        }
+        assert!(passes > 2, "the cap split the work ({passes} passes)");
+        let records = read_all(&log).await;
+        assert_eq!(latest_values(&records), latest);
+        assert_compacted(&records, active_base(&dir));
+    });
+}
