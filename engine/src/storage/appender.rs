@@ -23,6 +23,7 @@ use super::config::{
 use super::error::StorageError;
 use super::files;
 use super::log::{LogInner, LogState};
+use super::rollback;
 use super::segment::{segment_file_path, Segment, INDEX_SUFFIX, TIME_INDEX_SUFFIX};
 
 /// Starts the appender task unless it is already running.
@@ -48,6 +49,8 @@ enum Job {
     },
     Write(Round),
     Seal(Seal),
+    /// A write failed for lack of space: roll back to the high watermark (`rollback`).
+    RollBack,
 }
 
 /// One group-commit round for one segment.
@@ -110,14 +113,16 @@ async fn run(inner: Rc<LogInner>) {
                 spawn_seal(&inner, seal);
                 continue;
             }
+            Job::RollBack => {
+                let result = rollback::roll_back(&inner).await;
+                finish_rollback(&inner, result);
+                continue;
+            }
         };
         match done {
             Ok(done) => apply(&inner, done),
-            Err(error) => {
-                fail(&inner, &error);
-                inner.state.borrow_mut().flusher_running = false;
-                break;
-            }
+            // Fenced: the next job is Idle; suspended (disk full): the next job rolls back.
+            Err(error) => fail(&inner, &error),
         }
     }
     inner.flusher_runs.advance(inner.flusher_runs.get() + 1);
@@ -133,6 +138,19 @@ fn next_job(inner: &LogInner) -> Job {
         .segments
         .iter()
         .position(|segment| !segment.sealed && !segment.sealing);
+    if let Some(suspension) = &mut state.suspension {
+        let due =
+            suspension.rollback_failures == 0 || std::time::Instant::now() >= suspension.retry_at;
+        let job = if state.failure.is_none() && suspension.rollback_pending && due {
+            suspension.rollback_pending = false;
+            suspension.rollback_running = true;
+            Job::RollBack
+        } else {
+            state.flusher_running = false;
+            Job::Idle
+        };
+        return job;
+    }
     let job = match (state.failure.is_some(), unsealed) {
         (true, _) | (false, None) => Job::Idle,
         (false, Some(index)) => {
@@ -282,13 +300,21 @@ async fn write_round(round: Round, config: &LogConfig) -> Result<Done, StorageEr
         round.file.pre_allocate(size_bytes, false).await?;
     }
     let mut inflight = VecDeque::with_capacity(config.max_inflight_writes);
+    // After a failure no new write starts, but the ones in flight are awaited: a rollback zeroes
+    // the tail, and a write landing after that would put stale batches back.
+    let mut first_error: Option<std::io::Error> = None;
     for (buffer, position) in round.writes {
         debug_assert_eq!(position % PAGE_BYTES, 0);
         debug_assert_eq!(buffer.len() as u64 % PAGE_BYTES, 0);
         if inflight.len() >= config.max_inflight_writes {
             if let Some(write) = inflight.pop_front() {
-                write.await?;
+                if let Err(error) = write.await {
+                    first_error.get_or_insert(error);
+                }
             }
+        }
+        if first_error.is_some() {
+            break;
         }
         let file = round.file.clone();
         inflight.push_back(glommio::spawn_local(async move {
@@ -304,7 +330,12 @@ async fn write_round(round: Round, config: &LogConfig) -> Result<Done, StorageEr
         }));
     }
     while let Some(write) = inflight.pop_front() {
-        write.await?;
+        if let Err(error) = write.await {
+            first_error.get_or_insert(error);
+        }
+    }
+    if let Some(error) = first_error.or_else(test_hook::injected_failure) {
+        return Err(error.into());
     }
     if config.flush == FlushPolicy::Always {
         round.file.fdatasync().await?;
@@ -349,6 +380,9 @@ async fn create_segment_file(
         .truncate(true)
         .dma_open(path)
         .await?;
+    if let Some(error) = test_hook::injected_failure() {
+        return Err(error.into());
+    }
     let mut allocated_bytes = 0;
     if config.preallocate {
         allocated_bytes = preallocation_target(0, config.segment_bytes);
@@ -496,8 +530,44 @@ async fn sync_unsealed(inner: &Rc<LogInner>) {
     }
 }
 
-/// Fences the log after a failed write or sync and releases every waiter.
-pub(crate) fn fail(inner: &LogInner, error: &StorageError) {
+/// After a failed write or sync: suspends the log if the failure is a lack of space (the appender
+/// rolls it back and appends retry later, see `rollback`), else fences it.
+pub(crate) fn fail(inner: &Rc<LogInner>, error: &StorageError) {
+    let fenced = inner.state.borrow().failure.is_some();
+    if !fenced && rollback::is_retryable(error) {
+        tracing::warn!(dir = %inner.dir.display(), %error, "partition log is out of space; refusing appends and rolling back to the last acknowledged offset");
+        rollback::suspend(&mut inner.state.borrow_mut(), error);
+        kick(inner);
+        return;
+    }
+    fence(inner, error);
+}
+
+/// Records the end of a rollback: retry later, or fence the log if the rollback itself broke.
+fn finish_rollback(inner: &Rc<LogInner>, result: Result<(), StorageError>) {
+    let retryable = result.as_ref().err().is_none_or(rollback::is_retryable);
+    {
+        let mut state = inner.state.borrow_mut();
+        if let Some(suspension) = &mut state.suspension {
+            suspension.rollback_running = false;
+            suspension.retry_at = std::time::Instant::now() + rollback::APPEND_RETRY_INTERVAL;
+            if result.is_err() && retryable {
+                suspension.rollback_pending = true;
+                suspension.rollback_failures += 1;
+            }
+        }
+    }
+    if let Err(error) = result {
+        if retryable {
+            tracing::warn!(dir = %inner.dir.display(), %error, "rollback after a full disk failed; trying again later");
+        } else {
+            fence(inner, &error);
+        }
+    }
+}
+
+/// Fences the log for good (until a restart runs recovery) and releases every waiter.
+fn fence(inner: &LogInner, error: &StorageError) {
     tracing::error!(dir = %inner.dir.display(), %error, "partition log write failed; fencing the log");
     inner
         .state
@@ -541,4 +611,38 @@ pub(crate) async fn write_clean_shutdown(inner: &LogInner) -> Result<(), Storage
         checkpoint::write(&inner.dir, clean_shutdown).await?;
     }
     Ok(())
+}
+
+/// Fault injection for the storage tests: the next rounds (after their writes completed, the
+/// worst case: data on disk but not acknowledged) and segment creations fail with an OS error.
+/// Compiled to nothing outside tests.
+pub(crate) mod test_hook {
+    #[cfg(test)]
+    thread_local! {
+        static FAILURES: std::cell::Cell<(i32, u32)> = const { std::cell::Cell::new((0, 0)) };
+    }
+
+    /// Makes the next `count` rounds or segment creations on this thread fail with `errno`.
+    #[cfg(test)]
+    pub(crate) fn fail_next(errno: i32, count: u32) {
+        FAILURES.with(|failures| failures.set((errno, count)));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn injected_failure() -> Option<std::io::Error> {
+        FAILURES.with(|failures| {
+            let (errno, count) = failures.get();
+            if count == 0 {
+                return None;
+            }
+            failures.set((errno, count - 1));
+            Some(std::io::Error::from_raw_os_error(errno))
+        })
+    }
+
+    #[cfg(not(test))]
+    #[inline(always)]
+    pub(crate) fn injected_failure() -> Option<std::io::Error> {
+        None
+    }
 }

@@ -39,6 +39,10 @@ pub enum StorageError {
     /// its tail on disk is unknown. Reopening runs recovery.
     #[error("partition log failed earlier and is fenced: {0}")]
     Fenced(String),
+    /// A write failed for lack of space: the log rolled back to its last acknowledged offset and
+    /// refuses appends until one tried after `APPEND_RETRY_INTERVAL` succeeds (no restart needed).
+    #[error("partition log is out of disk space; appends resume once space is freed: {0}")]
+    NoSpace(String),
     /// A `LogConfig` value is unusable.
     #[error("invalid log configuration: {0}")]
     InvalidConfig(String),

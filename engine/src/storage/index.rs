@@ -67,6 +67,14 @@ impl OffsetIndex {
         self.entries.last().copied()
     }
 
+    /// Drops the entries at or past `position` (a log rolling back its unwritten tail).
+    pub(crate) fn truncate_from_position(&mut self, position: u64) {
+        let kept = self
+            .entries
+            .partition_point(|entry| u64::from(entry.position) < position);
+        self.entries.truncate(kept);
+    }
+
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.entries.len() * OFFSET_INDEX_ENTRY_BYTES);
         for entry in &self.entries {
@@ -154,6 +162,14 @@ impl TimeIndex {
 
     pub(crate) fn last(&self) -> Option<TimeEntry> {
         self.entries.last().copied()
+    }
+
+    /// Drops the entries at or past `relative_offset` (a log rolling back its unwritten tail).
+    pub(crate) fn truncate_from_offset(&mut self, relative_offset: u32) {
+        let kept = self
+            .entries
+            .partition_point(|entry| entry.relative_offset < relative_offset);
+        self.entries.truncate(kept);
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -246,5 +262,26 @@ mod tests {
         assert_eq!(index.start_for(101), 0);
         assert_eq!(index.start_for(201), 10);
         assert_eq!(TimeIndex::decode(&index.encode()).unwrap(), index);
+        index.truncate_from_offset(10);
+        assert_eq!(index.last().map(|e| e.relative_offset), Some(0));
+        index.truncate_from_offset(0);
+        assert_eq!(index.last(), None);
+    }
+
+    #[test]
+    fn offset_index_truncates_by_position() {
+        let mut index = OffsetIndex::default();
+        for (relative_offset, position) in [(10, 4100), (20, 8300)] {
+            index.push(OffsetEntry {
+                relative_offset,
+                position,
+            });
+        }
+        index.truncate_from_position(8301);
+        assert_eq!(index.last().map(|e| e.position), Some(8300));
+        index.truncate_from_position(8300);
+        assert_eq!(index.last().map(|e| e.position), Some(4100));
+        index.truncate_from_position(0);
+        assert_eq!(index.last(), None);
     }
 }

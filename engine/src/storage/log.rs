@@ -18,6 +18,7 @@ use super::files;
 use super::reader;
 use super::recovery;
 use super::retention::{self, RetentionPolicy};
+use super::rollback::Suspension;
 use super::segment::{
     segment_file_path, CommitMark, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
@@ -96,6 +97,8 @@ pub(crate) struct LogState {
     pub checkpoint_written: bool,
     /// First write failure; the log is fenced once set.
     pub failure: Option<String>,
+    /// A write failed for lack of space: appends are refused until a retry (see `rollback`).
+    pub suspension: Option<Suspension>,
 }
 
 impl LogState {
@@ -138,9 +141,10 @@ pub(crate) struct LogInner {
 impl LogInner {
     pub(crate) fn fenced_error(&self) -> StorageError {
         let state = self.state.borrow();
-        match &state.failure {
-            Some(failure) => StorageError::Fenced(failure.clone()),
-            None => StorageError::Closed,
+        match (&state.failure, &state.suspension) {
+            (Some(failure), _) => StorageError::Fenced(failure.clone()),
+            (None, Some(suspension)) => StorageError::NoSpace(suspension.reason.clone()),
+            (None, None) => StorageError::Closed,
         }
     }
 
@@ -210,6 +214,7 @@ impl PartitionLog {
             closed: false,
             checkpoint_written: false,
             failure: None,
+            suspension: None,
         };
         Ok(PartitionLog {
             inner: Rc::new(LogInner {
@@ -235,6 +240,9 @@ impl PartitionLog {
         &self,
         batches: &[u8],
     ) -> impl Future<Output = Result<AppendOutcome, StorageError>> + 'static {
+        // The epoch ends if the log rolls back (disk full): this append then fails, even if a
+        // later append reaches the same offsets.
+        let epoch = self.inner.high_watermark.epoch();
         let assigned = self.assign(batches);
         if assigned.is_ok() {
             appender::kick(&self.inner);
@@ -242,8 +250,9 @@ impl PartitionLog {
         let inner = self.inner.clone();
         async move {
             let (outcome, target) = assigned?;
-            inner.high_watermark.wait_until(target).await;
-            if inner.high_watermark.get() >= target {
+            let watch = &inner.high_watermark;
+            watch.wait_until_in_epoch(target, epoch).await;
+            if watch.epoch() == epoch && watch.get() >= target {
                 Ok(outcome)
             } else {
                 Err(inner.fenced_error())
@@ -251,11 +260,34 @@ impl PartitionLog {
         }
     }
 
+    /// Refuses appends of a suspended log (disk full) until it may retry; the first append after
+    /// `APPEND_RETRY_INTERVAL` clears the suspension and goes through as the probe.
+    fn check_suspension(&self) -> Result<(), StorageError> {
+        let mut state = self.inner.state.borrow_mut();
+        let Some(suspension) = &state.suspension else {
+            return Ok(());
+        };
+        if suspension.may_retry(std::time::Instant::now()) {
+            tracing::info!(dir = %self.inner.dir.display(), "retrying appends after running out of disk space");
+            state.suspension = None;
+            return Ok(());
+        }
+        let error = StorageError::NoSpace(suspension.reason.clone());
+        let rollback_pending = suspension.rollback_pending;
+        drop(state);
+        if rollback_pending {
+            // An earlier rollback failed: the appender tries it again.
+            appender::kick(&self.inner);
+        }
+        Err(error)
+    }
+
     /// The synchronous half of `append`: checks the input, assigns offsets, makes the stored copy,
     /// updates indexes and tail cache, queues the bytes. Returns the outcome and the high watermark
     /// the append waits for.
     fn assign(&self, input: &[u8]) -> Result<(AppendOutcome, i64), StorageError> {
         let offsets_count = count_offsets(input)?;
+        self.check_suspension()?;
         let inner = &*self.inner;
         let mut state = inner.state.borrow_mut();
         if let Some(failure) = &state.failure {
@@ -505,7 +537,23 @@ impl PartitionLog {
             }
         }
         inner.wait_appender_idle().await;
-        if inner.state.borrow().failure.is_some() {
+        let rolled_back = inner
+            .state
+            .borrow()
+            .suspension
+            .as_ref()
+            .is_some_and(|suspension| !suspension.rollback_pending);
+        if rolled_back {
+            // Consistent again, but a segment may still wait for its seal: one more try.
+            inner.state.borrow_mut().suspension = None;
+            appender::kick(&self.inner);
+            inner.wait_appender_idle().await;
+        }
+        let unusable = {
+            let state = inner.state.borrow();
+            state.failure.is_some() || state.suspension.is_some()
+        };
+        if unusable {
             // No checkpoint: the next open scans and truncates whatever the failure left behind.
             inner.high_watermark.fail();
             return Err(inner.fenced_error());

@@ -11,6 +11,7 @@
 //! - `reader`: Fetch-semantics reads and timestamp lookups;
 //! - `recovery`: open, checkpoint trust or scan + truncate of the torn tail;
 //! - `retention`: deleting whole segments past retention.ms / retention.bytes;
+//! - `rollback`: surviving a full disk: roll back to the high watermark, retry when space returns;
 //! - `compaction`: the log cleaner of `cleanup.policy=compact` topics (latest record per key);
 //! - `scan`: walking batch headers / validating batches in a segment file;
 //! - `segment`, `index`, `tail_cache`, `watch`: the data structures;
@@ -35,6 +36,7 @@ mod log;
 mod reader;
 mod recovery;
 mod retention;
+mod rollback;
 mod scan;
 mod segment;
 mod tail_cache;
@@ -55,6 +57,7 @@ pub use config::{
 pub use error::StorageError;
 pub use log::{AppendOutcome, PartitionLog, ReadChunk, ReadResult};
 pub use retention::RetentionPolicy;
+pub use rollback::APPEND_RETRY_INTERVAL;
 
 thread_local! {
     /// Whether this thread's executor already ran the probe workaround.

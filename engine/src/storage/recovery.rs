@@ -247,7 +247,11 @@ async fn open_active(
 /// Zeroes the file from `end` on: the rest of the page is rewritten with zeroes, whole pages after it
 /// are deallocated (they read back as zeroes). Without this, a later scan that ends exactly where a
 /// stale batch begins would resurrect it.
-async fn zero_after(file: &DmaFile, end: u64, file_size: u64) -> Result<(), StorageError> {
+pub(crate) async fn zero_after(
+    file: &DmaFile,
+    end: u64,
+    file_size: u64,
+) -> Result<(), StorageError> {
     let page_start = align_down(end);
     if page_start != end {
         let existing = file

@@ -118,10 +118,23 @@ pub(crate) async fn scan_valid_batches(
     limit: u64,
     index_interval_bytes: u32,
 ) -> Result<u64, StorageError> {
+    scan_valid_batches_from(file, segment, 0, limit, index_interval_bytes).await
+}
+
+/// [`scan_valid_batches`] from `start`, a batch boundary whose batch has offset
+/// `segment.next_offset` (the indexes already describe everything before it).
+pub(crate) async fn scan_valid_batches_from(
+    file: &DmaFile,
+    segment: &mut Segment,
+    start: u64,
+    limit: u64,
+    index_interval_bytes: u32,
+) -> Result<u64, StorageError> {
     let header_bytes = BATCH_HEADER_BYTES as u64;
-    let mut position = 0u64;
+    debug_assert!(start <= limit);
+    let mut position = start;
     let mut window: Option<Window> = None;
-    while limit - position >= header_bytes {
+    while limit.saturating_sub(position) >= header_bytes {
         if window
             .as_ref()
             .and_then(|w| w.slice(position, header_bytes))

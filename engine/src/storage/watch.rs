@@ -10,11 +10,15 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-/// A monotonic `i64` with waiters. Once failed, every waiter resolves at once.
+/// A monotonic `i64` with waiters. Once failed, every waiter resolves at once. An interrupt (a
+/// log rolling back after a retryable write failure) resolves every waiter of the epoch it ends,
+/// so waiters must re-check what they waited for.
 #[derive(Debug)]
 pub(crate) struct OffsetWatch {
     value: Cell<i64>,
     failed: Cell<bool>,
+    /// Bumped by [`OffsetWatch::interrupt`].
+    epoch: Cell<u64>,
     waiters: RefCell<BTreeMap<(i64, u64), Waker>>,
     next_waiter_id: Cell<u64>,
 }
@@ -24,6 +28,7 @@ impl OffsetWatch {
         Rc::new(OffsetWatch {
             value: Cell::new(value),
             failed: Cell::new(false),
+            epoch: Cell::new(0),
             waiters: RefCell::new(BTreeMap::new()),
             next_waiter_id: Cell::new(0),
         })
@@ -63,11 +68,33 @@ impl OffsetWatch {
         }
     }
 
-    /// Resolves once `get() >= target` or the watch failed.
+    /// The current epoch (see [`OffsetWatch::interrupt`]).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.get()
+    }
+
+    /// Ends the current epoch and wakes everybody, without failing the watch for good: waiters
+    /// taken in the ended epoch resolve; later ones wait as usual.
+    pub(crate) fn interrupt(&self) {
+        self.epoch.set(self.epoch.get() + 1);
+        let all = std::mem::take(&mut *self.waiters.borrow_mut());
+        for waker in all.into_values() {
+            waker.wake();
+        }
+    }
+
+    /// Resolves once `get() >= target`, the watch failed, or its epoch changed.
     pub(crate) fn wait_until(self: &Rc<Self>, target: i64) -> WaitUntil {
+        self.wait_until_in_epoch(target, self.epoch.get())
+    }
+
+    /// Like [`OffsetWatch::wait_until`], but also resolves at once if the epoch is no longer
+    /// `epoch` (taken when the waiter's reason to wait began, e.g. when an append got its offsets).
+    pub(crate) fn wait_until_in_epoch(self: &Rc<Self>, target: i64, epoch: u64) -> WaitUntil {
         WaitUntil {
             watch: self.clone(),
             target,
+            epoch,
             waiter_id: None,
         }
     }
@@ -77,6 +104,7 @@ impl OffsetWatch {
 pub(crate) struct WaitUntil {
     watch: Rc<OffsetWatch>,
     target: i64,
+    epoch: u64,
     waiter_id: Option<u64>,
 }
 
@@ -85,7 +113,10 @@ impl Future for WaitUntil {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        if this.watch.value.get() >= this.target || this.watch.failed.get() {
+        if this.watch.value.get() >= this.target
+            || this.watch.failed.get()
+            || this.watch.epoch.get() != this.epoch
+        {
             if let Some(id) = this.waiter_id.take() {
                 this.watch.waiters.borrow_mut().remove(&(this.target, id));
             }
@@ -147,5 +178,26 @@ mod tests {
         let mut after_fail = Box::pin(watch.wait_until(100));
         watch.fail();
         assert!(after_fail.as_mut().poll(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn interrupt_resolves_the_ended_epoch_only() {
+        let watch = OffsetWatch::new(0);
+        let counter = std::sync::Arc::new(CountingWaker(0.into()));
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let epoch = watch.epoch();
+        let mut waiting = Box::pin(watch.wait_until(10));
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        watch.interrupt();
+        assert!(waiting.as_mut().poll(&mut cx).is_ready());
+        // Taken before the interrupt, first polled after it: still resolves.
+        let mut late = Box::pin(watch.wait_until_in_epoch(10, epoch));
+        assert!(late.as_mut().poll(&mut cx).is_ready());
+        // A waiter of the new epoch waits as usual.
+        let mut fresh = Box::pin(watch.wait_until(10));
+        assert!(fresh.as_mut().poll(&mut cx).is_pending());
+        watch.advance(10);
+        assert!(fresh.as_mut().poll(&mut cx).is_ready());
     }
 }
