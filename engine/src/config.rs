@@ -22,10 +22,24 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Default cap on requests read ahead of their responses on one connection (clients pipeline
 /// up to 5 by default; beyond the cap we stop reading, which is TCP backpressure).
 pub const DEFAULT_MAX_IN_FLIGHT_REQUESTS: usize = 32;
+/// Default of `connections_max_idle_ms`: Kafka's `connections.max.idle.ms` (10 minutes).
+pub const DEFAULT_CONNECTIONS_MAX_IDLE_MS: u64 = 600_000;
+/// Default of `request_read_timeout_ms`: a frame (its size prefix, then its body) must arrive
+/// within this long, or the client is a slow-loris and is cut off. 30 s is far above what a
+/// 100 MiB frame needs on any working network.
+pub const DEFAULT_REQUEST_READ_TIMEOUT_MS: u64 = 30_000;
+/// Default of `max_in_flight_bytes_per_connection`: request bytes read from one connection and
+/// not yet answered. 2 x the default max_request_bytes lets a client pipeline its usual 5 produce
+/// requests of 1 MiB; beyond it the broker stops reading that socket until responses drain.
+pub const DEFAULT_MAX_IN_FLIGHT_BYTES_PER_CONNECTION: usize = 200 << 20;
 /// Default cap on partitions per topic at creation.
 pub const DEFAULT_MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
 /// Default capacity of each cross-shard channel, in messages.
 pub const MESH_CHANNEL_CAPACITY: usize = 1024;
+/// Default `log_cleaner_interval_ms`: how often a compacted topic's partition is checked for
+/// cleanable segments (Kafka's `log.cleaner.backoff.ms` is 15 s; a check with nothing to clean
+/// costs a few comparisons and one small file read).
+pub const DEFAULT_LOG_CLEANER_INTERVAL_MS: u64 = 5_000;
 
 /// Everything a broker needs to start.
 #[derive(Debug, Clone)]
@@ -55,10 +69,22 @@ pub struct BrokerConfig {
     pub max_message_bytes: usize,
     pub max_connections: usize,
     pub max_in_flight_requests: usize,
+    /// A connection with no request for this long is closed (Kafka `connections.max.idle.ms`).
+    pub connections_max_idle_ms: u64,
+    /// A frame's size prefix and then its body must each arrive within this long (slow-loris cut).
+    pub request_read_timeout_ms: u64,
+    /// Request bytes read from one connection and not yet answered; at the cap the broker stops
+    /// reading that socket (TCP backpressure). A larger single request is admitted alone.
+    pub max_in_flight_bytes_per_connection: usize,
     /// Per-partition log settings (segment size, flush policy, caches).
     pub log: LogConfig,
     /// Address of the metrics endpoint; `None` disables the endpoint and all recording.
     pub metrics_listen: Option<SocketAddr>,
+    /// Least time between two compaction passes of one partition (`log_cleaner_interval_ms`).
+    pub log_cleaner_interval_ms: u64,
+    /// Keys in the cleaner's offset map per pass (`log_cleaner_max_keys`, Kafka's
+    /// `log.cleaner.dedupe.buffer.size` in keys); a pass that fills it cleans up to where it got.
+    pub log_cleaner_max_keys: usize,
 }
 
 impl BrokerConfig {
@@ -93,8 +119,13 @@ impl Default for BrokerConfig {
             max_message_bytes: Self::DEFAULT_MAX_MESSAGE_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_in_flight_requests: DEFAULT_MAX_IN_FLIGHT_REQUESTS,
+            connections_max_idle_ms: DEFAULT_CONNECTIONS_MAX_IDLE_MS,
+            request_read_timeout_ms: DEFAULT_REQUEST_READ_TIMEOUT_MS,
+            max_in_flight_bytes_per_connection: DEFAULT_MAX_IN_FLIGHT_BYTES_PER_CONNECTION,
             log: LogConfig::default(),
             metrics_listen: DEFAULT_METRICS_LISTEN.parse().ok(),
+            log_cleaner_interval_ms: DEFAULT_LOG_CLEANER_INTERVAL_MS,
+            log_cleaner_max_keys: crate::storage::compaction::DEFAULT_MAX_KEYS,
         }
     }
 }

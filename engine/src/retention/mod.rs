@@ -1,8 +1,10 @@
 //! The per-shard retention task: every `RETENTION_CHECK_INTERVAL` it applies each owned partition's
 //! topic settings to its log — the roll size (`segment.bytes`) and retention (`retention.ms`,
-//! `retention.bytes`, deleting whole sealed segments). It runs in its own low-share task queue and
+//! `retention.bytes`, deleting whole sealed segments) and, for `cleanup.policy=compact` topics,
+//! compaction (`compaction`, at most every `log_cleaner_interval_ms`). It runs in its own low-share task queue and
 //! yields between partitions, so produce and fetch keep the core when they need it.
 
+pub mod compaction;
 pub mod delete_records;
 #[cfg(test)]
 mod tests;
@@ -76,6 +78,8 @@ pub async fn run_once(shard: &Shard) {
         };
         let settings = TopicSettings::resolve(&shard.config, &meta.configs);
         apply_settings(&log, &settings).await;
+        glommio::yield_if_needed().await;
+        compaction::maybe_compact(&shard.config, &log, &settings, now_ms()).await;
         glommio::yield_if_needed().await;
     }
 }

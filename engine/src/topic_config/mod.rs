@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 use crate::config::BrokerConfig;
-use crate::storage::{RetentionPolicy, SEGMENT_BYTES_MAX};
+use crate::storage::{CompactionPolicy, RetentionPolicy, SEGMENT_BYTES_MAX};
 
 /// `retention.ms`: how long data is kept (-1: forever).
 pub const RETENTION_MS: &str = "retention.ms";
@@ -297,6 +297,16 @@ impl TopicSettings {
         })
     }
 
+    /// What compaction does under these settings; `None` unless `cleanup.policy` includes
+    /// `compact`. `max_keys` is the broker's offset-map cap.
+    pub fn compaction_policy(&self, max_keys: usize) -> Option<CompactionPolicy> {
+        self.cleanup_policy.compact.then_some(CompactionPolicy {
+            min_compaction_lag_ms: self.min_compaction_lag_ms,
+            delete_retention_ms: self.delete_retention_ms,
+            max_keys,
+        })
+    }
+
     /// What retention deletes under these settings (compact-only topics are never deleted by
     /// time or size, as in Kafka).
     pub fn retention_policy(&self) -> RetentionPolicy {
@@ -469,6 +479,30 @@ mod tests {
         assert_eq!(compacted.retention_policy(), RetentionPolicy::default());
         let infinite = TopicSettings::resolve(&broker, &configs(&[(RETENTION_MS, "-1")]));
         assert_eq!(infinite.retention_policy().retention_ms, None);
+    }
+
+    #[test]
+    fn compaction_policy_follows_cleanup_policy() {
+        let broker = BrokerConfig::default();
+        let deleted = TopicSettings::resolve(&broker, &configs(&[]));
+        assert_eq!(deleted.compaction_policy(10), None);
+        let both = TopicSettings::resolve(
+            &broker,
+            &configs(&[
+                (CLEANUP_POLICY, "compact,delete"),
+                (MIN_COMPACTION_LAG_MS, "5"),
+                (DELETE_RETENTION_MS, "7"),
+            ]),
+        );
+        assert_eq!(
+            both.compaction_policy(10),
+            Some(CompactionPolicy {
+                min_compaction_lag_ms: 5,
+                delete_retention_ms: 7,
+                max_keys: 10
+            })
+        );
+        assert!(both.retention_policy().retention_ms.is_some());
     }
 
     #[test]
