@@ -148,6 +148,9 @@ fn resolve(args: &ServeArgs) -> Result<(BrokerConfig, Vec<String>), String> {
         default_partitions: args.default_partitions,
         max_request_bytes: resolved.max_request_bytes as usize,
         max_connections: resolved.max_connections as usize,
+        connections_max_idle_ms: resolved.connections_max_idle_ms,
+        request_read_timeout_ms: resolved.request_read_timeout_ms,
+        max_in_flight_bytes_per_connection: resolved.max_in_flight_bytes_per_connection as usize,
         log: log_config(&resolved),
         metrics_listen: metrics_listen(&args.metrics_listen)?,
         ..BrokerConfig::default()

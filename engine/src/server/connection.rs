@@ -3,8 +3,15 @@
 //!
 //! The reader spawns one task per request and queues its handle; the writer awaits the handles
 //! in queue order. Produce ordering holds because tasks start in spawn order and a partition log
-//! assigns offsets when an append is first polled. The queue is bounded
-//! (`max_in_flight_requests`): when full, the reader stops reading and TCP pushes back.
+//! assigns offsets when an append is first polled. Two bounds stop the reader (and TCP pushes back
+//! on the client) until responses drain: `max_in_flight_requests` (the queue) and
+//! `max_in_flight_bytes_per_connection` (request bytes read but not yet answered, Kafka's
+//! memory-pool mute), so a client that pipelines without reading answers costs bounded memory.
+//!
+//! Timeouts: a connection with no request for `connections_max_idle_ms` is closed (Kafka's
+//! `connections.max.idle.ms`); a frame must arrive whole within `request_read_timeout_ms` of its
+//! first byte (prefix) and of the start of its body, which cuts off slow-loris clients. Each
+//! connection is its own task, so a slow one never blocks the others.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
@@ -15,6 +22,7 @@ use bytes::BytesMut;
 use futures::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::TcpStream;
+use glommio::sync::{Semaphore, StaticPermit};
 use glommio::task::JoinHandle;
 use kafka_protocol::messages::ApiKey;
 use ringbroker_protocol::frame::{self, FRAME_PREFIX_BYTES};
@@ -25,10 +33,6 @@ use crate::metrics::{hooks, ShardMetrics};
 use crate::shard::Shard;
 use ringbroker_protocol::api_versions::{is_served, supported_range};
 
-/// A connection with no request for this long is closed (Kafka `connections.max.idle.ms`).
-pub const CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
-/// A frame whose body does not arrive within this long is a slow-loris: close the connection.
-pub const FRAME_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Frame bodies are read in steps of at least this size (doubling with what has arrived).
 pub const FRAME_READ_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -38,6 +42,15 @@ struct InFlight {
     api_key: i16,
     /// When its frame was read (only when metrics are on).
     received: Option<Instant>,
+    /// Its share of `max_in_flight_bytes_per_connection`, given back once the response is written.
+    _bytes: StaticPermit,
+}
+
+/// The per-connection limits, from the broker's settings.
+struct Limits {
+    max_request_bytes: usize,
+    idle: Duration,
+    request_read: Duration,
 }
 
 /// Serves one accepted connection until the peer closes it or breaks the protocol.
@@ -64,7 +77,10 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         peer.clone(),
         metrics,
     ));
-    read_requests(&shard, reader, &queue_tx, &peer).await;
+    let budget = Rc::new(Semaphore::new(
+        shard.config.max_in_flight_bytes_per_connection as u64,
+    ));
+    read_requests(&shard, reader, &queue_tx, &budget, &peer).await;
     drop(queue_tx);
     writer_task.await;
 }
@@ -75,40 +91,45 @@ async fn read_requests(
     shard: &Rc<Shard>,
     mut reader: ReadHalf<TcpStream>,
     queue: &local_channel::LocalSender<InFlight>,
+    budget: &Rc<Semaphore>,
     peer: &str,
 ) {
-    let max_request_bytes = shard.config.max_request_bytes;
+    let config = &shard.config;
+    let limits = Limits {
+        max_request_bytes: config.max_request_bytes,
+        idle: Duration::from_millis(config.connections_max_idle_ms),
+        request_read: Duration::from_millis(config.request_read_timeout_ms),
+    };
+    let budget_bytes = config.max_in_flight_bytes_per_connection;
     loop {
-        let mut prefix = [0u8; FRAME_PREFIX_BYTES];
-        match with_timeout(CONNECTION_IDLE_TIMEOUT, reader.read_exact(&mut prefix)).await {
-            None => {
-                tracing::info!(%peer, idle_s = CONNECTION_IDLE_TIMEOUT.as_secs(), "closing idle connection");
-                return;
-            }
-            Some(Err(e)) => {
-                if e.kind() != std::io::ErrorKind::UnexpectedEof {
-                    tracing::debug!(%peer, error = %e, "connection read failed");
-                }
-                return;
-            }
-            Some(Ok(())) => {}
-        }
+        let Some(prefix) = read_prefix(&mut reader, &limits, peer).await else {
+            return;
+        };
         let prefix_read = hooks::now(shard.metrics());
-        let size = match frame::frame_size(prefix, max_request_bytes) {
+        let size = match frame::frame_size(prefix, limits.max_request_bytes) {
             Ok(size) => size,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection: bad frame size");
                 return;
             }
         };
-        let body = match with_timeout(FRAME_BODY_TIMEOUT, read_body(&mut reader, size)).await {
+        // Backpressure before the body is read: a request larger than the whole budget waits
+        // until it is the only one in flight (it is bounded by max_request_bytes).
+        let permit = match budget
+            .acquire_static_permit(size.min(budget_bytes) as u64)
+            .await
+        {
+            Ok(permit) => permit,
+            Err(_) => return,
+        };
+        let body = match with_timeout(limits.request_read, read_body(&mut reader, size)).await {
             Some(Ok(body)) => body,
             Some(Err(e)) => {
                 tracing::warn!(%peer, error = %e, size, "closing connection: truncated frame");
                 return;
             }
             None => {
-                tracing::warn!(%peer, size, timeout_s = FRAME_BODY_TIMEOUT.as_secs(), "closing connection: frame body too slow");
+                tracing::warn!(%peer, size, timeout_ms = limits.request_read.as_millis() as u64, "closing connection: frame body too slow (request_read_timeout_ms)");
                 return;
             }
         };
@@ -122,9 +143,45 @@ async fn read_requests(
             task,
             api_key,
             received,
+            _bytes: permit,
         };
         if queue.send(in_flight).await.is_err() {
             return;
+        }
+    }
+}
+
+/// Reads a frame's size prefix: the first byte may take `limits.idle` (an idle connection), the
+/// rest must follow within `limits.request_read`. `None` closes the connection.
+async fn read_prefix(
+    reader: &mut ReadHalf<TcpStream>,
+    limits: &Limits,
+    peer: &str,
+) -> Option<[u8; FRAME_PREFIX_BYTES]> {
+    let mut prefix = [0u8; FRAME_PREFIX_BYTES];
+    let result = match with_timeout(limits.idle, reader.read_exact(&mut prefix[..1])).await {
+        None => {
+            tracing::info!(%peer, idle_ms = limits.idle.as_millis() as u64, "closing idle connection (connections_max_idle_ms)");
+            return None;
+        }
+        Some(Ok(())) => {
+            match with_timeout(limits.request_read, reader.read_exact(&mut prefix[1..])).await {
+                None => {
+                    tracing::warn!(%peer, timeout_ms = limits.request_read.as_millis() as u64, "closing connection: frame size prefix too slow (request_read_timeout_ms)");
+                    return None;
+                }
+                Some(result) => result,
+            }
+        }
+        Some(Err(e)) => Err(e),
+    };
+    match result {
+        Ok(()) => Some(prefix),
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::UnexpectedEof {
+                tracing::debug!(%peer, error = %e, "connection read failed");
+            }
+            None
         }
     }
 }

@@ -21,6 +21,9 @@ pub enum Key {
     SocketRecvBufferBytes,
     MaxConnections,
     MaxRequestBytes,
+    ConnectionsMaxIdleMs,
+    RequestReadTimeoutMs,
+    MaxInFlightBytesPerConnection,
 }
 
 impl From<Key> for &'static str {
@@ -31,7 +34,7 @@ impl From<Key> for &'static str {
 
 impl Key {
     /// Every key, in the order the broker prints them.
-    pub const ALL: [Key; 14] = [
+    pub const ALL: [Key; 17] = [
         Key::ShardCores,
         Key::BenchCores,
         Key::PinExecutors,
@@ -46,6 +49,9 @@ impl Key {
         Key::SocketRecvBufferBytes,
         Key::MaxConnections,
         Key::MaxRequestBytes,
+        Key::ConnectionsMaxIdleMs,
+        Key::RequestReadTimeoutMs,
+        Key::MaxInFlightBytesPerConnection,
     ];
 
     /// The key's name in TOML and on the command line.
@@ -65,6 +71,9 @@ impl Key {
             Key::SocketRecvBufferBytes => "socket_recv_buffer_bytes",
             Key::MaxConnections => "max_connections",
             Key::MaxRequestBytes => "max_request_bytes",
+            Key::ConnectionsMaxIdleMs => "connections_max_idle_ms",
+            Key::RequestReadTimeoutMs => "request_read_timeout_ms",
+            Key::MaxInFlightBytesPerConnection => "max_in_flight_bytes_per_connection",
         }
     }
 

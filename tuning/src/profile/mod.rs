@@ -63,6 +63,13 @@ pub const MAX_CONNECTIONS_MAX: u64 = 1_000_000;
 /// A request must fit a default producer batch (1 MiB) and Kafka's signed 32-bit frame size.
 pub const MAX_REQUEST_BYTES_MIN: u64 = 1 << 20;
 pub const MAX_REQUEST_BYTES_MAX: u64 = i32::MAX as u64;
+/// Bounds of `connections_max_idle_ms` and `request_read_timeout_ms`: at least 100 ms (a shorter
+/// timeout cuts off healthy clients), at most a day.
+pub const CONNECTION_TIMEOUT_MS_MIN: u64 = 100;
+pub const CONNECTION_TIMEOUT_MS_MAX: u64 = 86_400_000;
+/// Bounds of `max_in_flight_bytes_per_connection`: at least 64 KiB, at most 16 GiB.
+pub const MAX_IN_FLIGHT_BYTES_PER_CONNECTION_MIN: u64 = 64 << 10;
+pub const MAX_IN_FLIGHT_BYTES_PER_CONNECTION_MAX: u64 = 16 << 30;
 
 /// Where an effective setting came from, printed after each value at broker start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -109,6 +116,9 @@ pub struct Profile {
     pub socket_recv_buffer_bytes: u64,
     pub max_connections: u32,
     pub max_request_bytes: u64,
+    pub connections_max_idle_ms: u64,
+    pub request_read_timeout_ms: u64,
+    pub max_in_flight_bytes_per_connection: u64,
     sources: BTreeMap<Key, Provenance>,
 }
 
@@ -199,6 +209,9 @@ impl Profile {
             socket_recv_buffer_bytes: 0,
             max_connections: 0,
             max_request_bytes: 0,
+            connections_max_idle_ms: 0,
+            request_read_timeout_ms: 0,
+            max_in_flight_bytes_per_connection: 0,
             sources: BTreeMap::new(),
         }
     }
@@ -301,6 +314,22 @@ impl Profile {
                     align: 1,
                 };
                 self.max_request_bytes = value::parse_bytes(value, bounds)?;
+            }
+            Key::ConnectionsMaxIdleMs => {
+                self.connections_max_idle_ms =
+                    value::parse_int(value, CONNECTION_TIMEOUT_MS_MIN, CONNECTION_TIMEOUT_MS_MAX)?;
+            }
+            Key::RequestReadTimeoutMs => {
+                self.request_read_timeout_ms =
+                    value::parse_int(value, CONNECTION_TIMEOUT_MS_MIN, CONNECTION_TIMEOUT_MS_MAX)?;
+            }
+            Key::MaxInFlightBytesPerConnection => {
+                let bounds = ByteBounds {
+                    min: MAX_IN_FLIGHT_BYTES_PER_CONNECTION_MIN,
+                    max: MAX_IN_FLIGHT_BYTES_PER_CONNECTION_MAX,
+                    align: 1,
+                };
+                self.max_in_flight_bytes_per_connection = value::parse_bytes(value, bounds)?;
             }
         }
         Ok(())

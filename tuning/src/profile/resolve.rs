@@ -41,6 +41,9 @@ pub struct ResolvedProfile {
     pub socket_recv_buffer_bytes: u64,
     pub max_connections: u32,
     pub max_request_bytes: u64,
+    pub connections_max_idle_ms: u64,
+    pub request_read_timeout_ms: u64,
+    pub max_in_flight_bytes_per_connection: u64,
     /// RLIMIT_MEMLOCK seen at resolve time; `None` = unlimited.
     pub memlock_limit_bytes: Option<u64>,
     /// Legal but questionable combinations (e.g. bench and shards sharing cores); print them at start.
@@ -136,6 +139,11 @@ impl ResolvedProfile {
             Key::SocketRecvBufferBytes => socket_text(self.socket_recv_buffer_bytes),
             Key::MaxConnections => self.max_connections.to_string(),
             Key::MaxRequestBytes => human_bytes(self.max_request_bytes),
+            Key::ConnectionsMaxIdleMs => self.connections_max_idle_ms.to_string(),
+            Key::RequestReadTimeoutMs => self.request_read_timeout_ms.to_string(),
+            Key::MaxInFlightBytesPerConnection => {
+                human_bytes(self.max_in_flight_bytes_per_connection)
+            }
         }
     }
 }
@@ -332,6 +340,9 @@ pub(super) fn resolve(
         socket_recv_buffer_bytes: profile.socket_recv_buffer_bytes,
         max_connections: profile.max_connections,
         max_request_bytes: profile.max_request_bytes,
+        connections_max_idle_ms: profile.connections_max_idle_ms,
+        request_read_timeout_ms: profile.request_read_timeout_ms,
+        max_in_flight_bytes_per_connection: profile.max_in_flight_bytes_per_connection,
         memlock_limit_bytes: machine.memlock_limit_bytes,
         warnings,
         sources,
