@@ -33,7 +33,8 @@ from pathlib import Path
 import pytest
 
 import kafka_wire as kw
-from conftest import free_port
+import conftest
+from conftest import BrokerProcess, _launch, _shutdown, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CONNECT_DIR = REPO / "tests" / "interop" / "connect"
@@ -57,6 +58,8 @@ SINK_TIMEOUT_S = 180
 SESSION_TIMEOUT_MS = 6_000
 HEARTBEAT_INTERVAL_MS = 2_000
 REBALANCE_DELAY_MS = 5_000
+# The session timeout of the sink tasks' consumers (their own group, one per sink connector).
+SINK_SESSION_TIMEOUT_MS = 10_000
 # Bound for a killed worker's tasks to be RUNNING elsewhere: session timeout + scheduled delay + two rebalance
 # rounds, with room for a loaded CI machine. Well inside Connect's default rebalance.timeout.ms (60 s).
 REASSIGN_TIMEOUT_S = (SESSION_TIMEOUT_MS + REBALANCE_DELAY_MS) / 1000 + 30
@@ -93,7 +96,7 @@ BROKER_DOWN_WARNING = re.compile(
 # (RetriableCommitFailedException, "coordinator is not available"), and the next one fails with
 # CommitFailedException because ringbroker keeps group membership in memory (engine/src/groups/mod.rs): after the
 # restart the member is unknown and rejoins, so the task re-reads from its last committed offset (the duplicates
-# counted below). Apache Kafka reloads group membership on coordinator failover and would only show the first.
+# counted below).
 RESTART_COMMIT_ERROR = re.compile(
     r"Commit of offsets threw an unexpected exception|Offset commit failed on partition .* coordinator is not"
 )
@@ -101,12 +104,37 @@ RESTART_COMMIT_ERROR = re.compile(
 RESTART_ERROR_LIMIT = 3
 # WARN lines Connect logs in normal operation, against Apache Kafka too (allowed any time, a few times each):
 # - AbstractCoordinator.close() runs with a zero timer, so the LeaveGroup it has just sent is always "pending";
-# - a worker joining a cluster whose leader has read further in the config topic logs that it catches up.
+# - a worker joining a cluster whose leader has read further in the config topic logs that it catches up;
+# - a producer's first Metadata request for a topic that is being auto-created (Apache Kafka answers
+#   UNKNOWN_TOPIC_OR_PARTITION or LEADER_NOT_AVAILABLE until the creation has propagated).
 BENIGN_WARNING = re.compile(
     r"Close timed out with \d+ pending requests to coordinator|Catching up to assignment's config offset"
+    r"|reported a recoverable issue with correlation id \d+ : \{[^}=]+=(UNKNOWN_TOPIC_OR_PARTITION|LEADER_NOT_AVAILABLE)\}"
 )
 # How often one worker may log each benign warning (once per shutdown / per join; more means a loop).
 BENIGN_REPEAT_LIMIT = 5
+
+
+# Shards of the ringbroker under test: 2, so group coordinators, internal topics and data partitions are spread
+# over both shards (not a shard-count variant: with INTEROP_BROKER=kafka the same test runs against Kafka).
+BROKER_SHARDS = 2
+
+
+# Small segments keep the ~33 partitions a Connect cluster creates cheap on disk (ringbroker preallocates segments).
+BROKER_FLAGS = ["--set", "segment_bytes=16MiB"]
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """conftest's broker, with BROKER_SHARDS shards in every mode (and BROKER_FLAGS for ringbroker)."""
+    if conftest.EXTERNAL_BOOTSTRAP or conftest.REFERENCE_KAFKA or not conftest.BROKER_BIN:
+        b = _launch(tmp_path, BROKER_SHARDS, shard_variant=False)
+    else:
+        b = BrokerProcess(conftest.BROKER_BIN, tmp_path / "data", BROKER_SHARDS, tmp_path, extra_args=BROKER_FLAGS)
+        conftest._ACTIVE.append(b)
+        b.start()
+    yield b
+    _shutdown(b)
 
 
 @pytest.fixture(scope="session")
@@ -230,7 +258,9 @@ def check_worker_logs(ws: list[Worker], restart_windows: list[tuple[float, float
     - inside a window: "broker down" WARN lines (BROKER_DOWN_WARNING), and the interrupted-commit ERROR lines
       (RESTART_COMMIT_ERROR) at most RESTART_ERROR_LIMIT times per kind and worker;
     - any time: the benign Connect warnings (BENIGN_WARNING) at most BENIGN_REPEAT_LIMIT times per kind and worker.
-    Any other ERROR or WARN line fails the test."""
+    Any other ERROR or WARN line fails the test. The rule is about ringbroker: against Apache Kafka
+    (INTEROP_BROKER=kafka) the offending lines are printed, not asserted (Kafka 4.4 is noisier across its own
+    restart: its coordinator reloads groups, tasks miss their graceful-stop deadline, commits hit NOT_COORDINATOR)."""
     bad: list[str] = []
     for w in ws:
         if not w.log.exists():
@@ -256,7 +286,11 @@ def check_worker_logs(ws: list[Worker], restart_windows: list[tuple[float, float
                 if seen[kind] <= allowed[1]:
                     continue
             bad.append(f"{w.name}: {line}")
-    assert not bad, f"{len(bad)} unexpected ERROR/WARN lines in the worker logs:\n" + "\n".join(bad[:40])
+    report = f"{len(bad)} unexpected ERROR/WARN lines in the worker logs:\n" + "\n".join(bad[:40])
+    if conftest.REFERENCE_KAFKA:
+        print(f"(Apache Kafka, not asserted) {report}")
+        return
+    assert not bad, report
 
 
 def requests_sent(ws: list[Worker]) -> dict[str, set[int]]:
@@ -296,7 +330,6 @@ def check_requests(ws: list[Worker], bootstrap: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ standalone
 @pytest.mark.timeout(480)
-@pytest.mark.parametrize("broker", [2], indirect=True, ids=["shards2"])
 def test_standalone_file_source_to_file_sink(broker, topic_name, tmp_path, connect_classpath, workers):
     source, sink = tmp_path / "source.txt", tmp_path / "sink.txt"
     write_lines(source, "line", 0, STANDALONE_LINES)
@@ -370,6 +403,8 @@ def distributed_worker(classpath: str, tmp_path: Path, bootstrap: str, name: str
         "offset.flush.interval.ms=1000\n"
         f"session.timeout.ms={SESSION_TIMEOUT_MS}\n"
         f"heartbeat.interval.ms={HEARTBEAT_INTERVAL_MS}\n"
+        # Sink tasks' consumers: a killed worker's sink consumer leaves the group after this, not Kafka's 45 s.
+        f"consumer.session.timeout.ms={SINK_SESSION_TIMEOUT_MS}\n"
         f"scheduled.rebalance.max.delay.ms={REBALANCE_DELAY_MS}\n"
         # exactly.once.source.support stays at its default (disabled): no transactions are needed.
         f"listeners=http://127.0.0.1:{rest_port}\n"
@@ -412,7 +447,6 @@ def check_sink(source_lines: list[str], sink: Path) -> int:
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("broker", [2], indirect=True, ids=["shards2"])
 def test_distributed_failover_and_broker_restart(broker, topic_name, tmp_path, connect_classpath, workers):
     if not getattr(broker, "managed", True):
         pytest.skip("needs a broker this test can restart")
