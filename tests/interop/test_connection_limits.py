@@ -40,6 +40,8 @@ HOLD_FETCH_WAIT_MS = 12_000
 
 @pytest.fixture(scope="module")
 def limited_broker(tmp_path_factory):
+    if conftest.EXTERNAL_BOOTSTRAP or conftest.REFERENCE_KAFKA or not conftest.BROKER_BIN:
+        pytest.skip("starts its own broker with short limits: needs RINGBROKER_BIN (a ringbroker binary)")
     base = tmp_path_factory.mktemp("limits-broker")
     extra = [
         "--metrics-listen", "none",
