@@ -70,6 +70,18 @@ impl TailCache {
         }
     }
 
+    /// Drops the batches below `offset` (compaction rewrote the segments holding them: reads must
+    /// see the cleaned copy, not the original batches).
+    pub(crate) fn evict_below(&mut self, offset: i64) {
+        while let Some(front) = self.batches.front() {
+            if front.base_offset >= offset {
+                break;
+            }
+            self.cached_bytes -= front.len;
+            self.batches.pop_front();
+        }
+    }
+
     /// Drops everything (after a skipped oversized batch the cache restarts at the next one).
     pub(crate) fn clear(&mut self) {
         self.batches.clear();

@@ -523,13 +523,17 @@ async fn rewrite_segment(
     let installed = {
         let mut state = inner.state.borrow_mut();
         let closed = state.closed;
-        match state.segment_by_base_mut(base_offset) {
+        let installed = match state.segment_by_base_mut(base_offset) {
             Some(current) if current.sealed && !closed => {
                 *current = segment;
                 true
             }
             _ => false,
+        };
+        if installed {
+            state.tail_cache.evict_below(candidate.next_offset);
         }
+        installed
     };
     if !installed {
         // Retention, DeleteRecords or removal took the segment while we swapped: do not resurrect
