@@ -334,7 +334,8 @@ async fn write_round(round: Round, config: &LogConfig) -> Result<Done, StorageEr
             first_error.get_or_insert(error);
         }
     }
-    if let Some(error) = first_error.or_else(test_hook::injected_failure) {
+    if let Some(error) = first_error.or_else(|| test_hook::injected_failure(test_hook::Site::Round))
+    {
         return Err(error.into());
     }
     if config.flush == FlushPolicy::Always {
@@ -380,7 +381,7 @@ async fn create_segment_file(
         .truncate(true)
         .dma_open(path)
         .await?;
-    if let Some(error) = test_hook::injected_failure() {
+    if let Some(error) = test_hook::injected_failure(test_hook::Site::Create) {
         return Err(error.into());
     }
     let mut allocated_bytes = 0;
@@ -413,6 +414,9 @@ fn plan_seal(segment: &mut Segment, file: Rc<DmaFile>, dir: &std::path::Path) ->
 async fn seal_segment(seal: Seal) -> Result<(), StorageError> {
     seal.file.truncate(seal.size_bytes).await?;
     seal.file.fdatasync().await?;
+    if let Some(error) = test_hook::injected_failure(test_hook::Site::Seal) {
+        return Err(error.into());
+    }
     files::write_file_atomically(&seal.index_path, seal.index_bytes).await?;
     files::write_file_atomically(&seal.time_index_path, seal.time_index_bytes).await?;
     Ok(())
@@ -614,35 +618,46 @@ pub(crate) async fn write_clean_shutdown(inner: &LogInner) -> Result<(), Storage
 }
 
 /// Fault injection for the storage tests: the next rounds (after their writes completed, the
-/// worst case: data on disk but not acknowledged) and segment creations fail with an OS error.
-/// Compiled to nothing outside tests.
+/// worst case: data on disk but not acknowledged), segment creations or seals (before the index
+/// files) fail with an OS error. Compiled to nothing outside tests.
 pub(crate) mod test_hook {
+    /// Where a failure is injected.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Site {
+        /// A write round, or the creation of a segment file (whichever comes first).
+        Round,
+        Create,
+        /// A seal, after truncate and fdatasync, before the index files.
+        Seal,
+    }
+
     #[cfg(test)]
     thread_local! {
-        static FAILURES: std::cell::Cell<(i32, u32)> = const { std::cell::Cell::new((0, 0)) };
+        static FAILURES: std::cell::Cell<(i32, u32, bool)> = const { std::cell::Cell::new((0, 0, false)) };
     }
 
-    /// Makes the next `count` rounds or segment creations on this thread fail with `errno`.
+    /// Makes the next `count` rounds or segment creations (`seals: false`) or seals
+    /// (`seals: true`) on this thread fail with `errno`.
     #[cfg(test)]
-    pub(crate) fn fail_next(errno: i32, count: u32) {
-        FAILURES.with(|failures| failures.set((errno, count)));
+    pub(crate) fn fail_next(errno: i32, count: u32, seals: bool) {
+        FAILURES.with(|failures| failures.set((errno, count, seals)));
     }
 
     #[cfg(test)]
-    pub(crate) fn injected_failure() -> Option<std::io::Error> {
+    pub(crate) fn injected_failure(site: Site) -> Option<std::io::Error> {
         FAILURES.with(|failures| {
-            let (errno, count) = failures.get();
-            if count == 0 {
+            let (errno, count, seals) = failures.get();
+            if count == 0 || seals != (site == Site::Seal) {
                 return None;
             }
-            failures.set((errno, count - 1));
+            failures.set((errno, count - 1, seals));
             Some(std::io::Error::from_raw_os_error(errno))
         })
     }
 
     #[cfg(not(test))]
     #[inline(always)]
-    pub(crate) fn injected_failure() -> Option<std::io::Error> {
+    pub(crate) fn injected_failure(_site: Site) -> Option<std::io::Error> {
         None
     }
 }

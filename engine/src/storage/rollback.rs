@@ -19,7 +19,8 @@
 //!   empty as the active segment when the one before it is full); the tail cache is emptied; a
 //!   segment whose seal failed is sealed again later;
 //! - the indexes of the cut segment are rebuilt exactly as recovery does it: entries past the cut
-//!   dropped, the batches after the last kept entry re-scanned from disk (`scan_valid_batches_from`);
+//!   dropped, the batches after the last kept entry re-scanned from disk
+//!   (`scan_valid_batches_from`);
 //! - disk: the cut segment is zeroed past the acknowledged end (`recovery::zero_after`: a later
 //!   scan must not resurrect batches of the failed round) and files of removed segments deleted.
 
@@ -338,7 +339,7 @@ mod tests {
                     n += 1;
                 }
                 let acknowledged_end = log.high_watermark();
-                test_hook::fail_next(libc::ENOSPC, 1);
+                test_hook::fail_next(libc::ENOSPC, 1, false);
                 let failing: Vec<_> = (0..3)
                     .map(|i| log.append(&numbered_batch(900_000 + i)))
                     .collect();
@@ -385,6 +386,63 @@ mod tests {
     }
 
     #[test]
+    fn a_seal_out_of_space_is_retried_and_nothing_is_lost() {
+        run(|| async {
+            let temp = tempfile::tempdir().expect("tempdir");
+            let dir = temp.path().join("t-0");
+            let log = PartitionLog::open(&dir, small_config())
+                .await
+                .expect("open");
+            let mut expected = Vec::new();
+            test_hook::fail_next(libc::ENOSPC, 1, true);
+            let mut n = 0;
+            // Until a roll's seal fails: acknowledged appends may still complete, then appends are
+            // refused while the log is suspended.
+            let mut refused = 0;
+            while refused == 0 {
+                assert!(n < 64, "no seal ever failed");
+                match log.append(&numbered_batch(n)).await {
+                    Ok(outcome) => {
+                        let mut stored = numbered_batch(n);
+                        set_base_offset(&mut stored, outcome.base_offset);
+                        expected.extend_from_slice(&stored);
+                    }
+                    Err(StorageError::NoSpace(_)) => refused += 1,
+                    Err(error) => panic!("unexpected {error}"),
+                }
+                n += 1;
+            }
+            assert_eq!(read_everything(&log).await, expected);
+            glommio::timer::sleep(APPEND_RETRY_INTERVAL + Duration::from_millis(20)).await;
+            for _ in 0..12 {
+                append_ok(&log, &numbered_batch(n), &mut expected).await;
+                n += 1;
+            }
+            log.close().await.expect("close");
+            // Every rolled segment was sealed in the end: index files beside it.
+            let mut logs: Vec<_> = std::fs::read_dir(&dir)
+                .expect("list")
+                .map(|entry| entry.expect("entry").path())
+                .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+                .collect();
+            logs.sort();
+            assert!(logs.len() > 2, "the appends rolled several segments");
+            for path in &logs[..logs.len() - 1] {
+                assert!(
+                    path.with_extension("index").exists(),
+                    "{} unsealed",
+                    path.display()
+                );
+            }
+            let reopened = PartitionLog::open(&dir, small_config())
+                .await
+                .expect("reopen");
+            assert_eq!(read_everything(&reopened).await, expected);
+            reopened.close().await.expect("close");
+        });
+    }
+
+    #[test]
     fn io_errors_stay_fenced() {
         run(|| async {
             let temp = tempfile::tempdir().expect("tempdir");
@@ -393,7 +451,7 @@ mod tests {
                 .expect("open");
             let mut expected = Vec::new();
             append_ok(&log, &numbered_batch(0), &mut expected).await;
-            test_hook::fail_next(libc::EIO, 1);
+            test_hook::fail_next(libc::EIO, 1, false);
             let error = log.append(&numbered_batch(1)).await.expect_err("EIO");
             assert!(matches!(error, StorageError::Fenced(_)), "{error}");
             glommio::timer::sleep(APPEND_RETRY_INTERVAL + Duration::from_millis(20)).await;
