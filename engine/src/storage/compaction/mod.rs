@@ -38,7 +38,7 @@ use ringbroker_protocol::batch::{BatchHeader, BATCH_HEADER_BYTES};
 
 use self::batch_filter::{plain_records, rebuild_batch, validate_stored_batch};
 use self::offset_map::{key_digest, OffsetMap};
-use self::swap::{cleaned_path, commit_swap};
+use self::swap::{cleaned_path, remove_swap, replace_log, stage_swap, swap_path, SWAP_GRACE};
 use super::error::StorageError;
 use super::files;
 use super::log::LogInner;
@@ -194,6 +194,7 @@ pub(crate) async fn compact_with_crash(
         cleaned_up_to: map_end,
         ..CompactionOutcome::default()
     };
+    let mut pending = Vec::new();
     for candidate in candidates.iter().filter(|c| c.base_offset < map_end) {
         let was_clean = candidate.next_offset <= first_dirty;
         let filter = Filter {
@@ -205,20 +206,24 @@ pub(crate) async fn compact_with_crash(
         if removed == 0 {
             continue;
         }
-        let Some(after) =
+        let Some((after, swap)) =
             rewrite_segment(inner, candidate, &filter, was_clean, crash_after).await?
         else {
             // The segment went away meanwhile (retention, DeleteRecords, close).
+            finish_swaps(inner, pending, None).await?;
             return Ok(Some(outcome));
         };
         outcome.segments_cleaned += 1;
         outcome.records_removed += removed;
         outcome.bytes_before += candidate.size_bytes;
         outcome.bytes_after += after;
+        pending.extend(swap);
         if crash_after.is_some() {
+            finish_swaps(inner, pending, crash_after).await?;
             return Ok(Some(outcome));
         }
     }
+    finish_swaps(inner, pending, None).await?;
     memo.tombstone_horizon_ms = horizon;
     if dirty {
         files::write_file_atomically(
@@ -433,15 +438,16 @@ async fn count_removed(candidate: &Candidate, filter: &Filter<'_>) -> Result<u64
     Ok(removed)
 }
 
-/// Writes the cleaned copy of `candidate`, swaps it in and updates the log state. Returns the new
-/// size, or `None` if the segment left the log meanwhile (nothing is installed then).
+/// Writes the cleaned copy of `candidate`, stages it as `.swap` and serves reads from it. Returns
+/// the new size and the swap left to finish, or `None` if the segment left the log meanwhile
+/// (nothing is installed then).
 async fn rewrite_segment(
     inner: &LogInner,
     candidate: &Candidate,
     filter: &Filter<'_>,
     was_clean: bool,
     crash_after: Option<swap::SwapStep>,
-) -> Result<Option<u64>, StorageError> {
+) -> Result<Option<(u64, Option<PendingSwap>)>, StorageError> {
     let dir = &inner.dir;
     let base_offset = candidate.base_offset;
     let cleaned = cleaned_path(dir, base_offset);
@@ -514,12 +520,17 @@ async fn rewrite_segment(
         files::remove_if_exists(&cleaned).await?;
         return Ok(None);
     }
-    commit_swap(dir, base_offset, crash_after).await?;
-    if crash_after.is_some() {
-        return Ok(Some(size_bytes));
+    stage_swap(dir, base_offset).await?;
+    if crash_after == Some(swap::SwapStep::RenamedToSwap) {
+        return Ok(Some((size_bytes, None)));
     }
-    let index_bytes = segment.offset_index.encode();
-    let time_index_bytes = segment.time_index.encode();
+    let pending = PendingSwap {
+        base_offset,
+        index_bytes: segment.offset_index.encode(),
+        time_index_bytes: segment.time_index.encode(),
+    };
+    // New reads use `.swap` until `<base>.log` holds the new data too (see `swap`).
+    segment.log_path = swap_path(dir, base_offset);
     let installed = {
         let mut state = inner.state.borrow_mut();
         let closed = state.closed;
@@ -536,26 +547,70 @@ async fn rewrite_segment(
         installed
     };
     if !installed {
-        // Retention, DeleteRecords or removal took the segment while we swapped: do not resurrect
-        // its files.
-        remove_segment_files(dir, base_offset).await?;
+        // Retention, DeleteRecords or removal took the segment meanwhile: drop the new data.
+        remove_swap(dir, base_offset).await?;
         return Ok(None);
     }
-    files::write_file_atomically(
-        &segment_file_path(dir, base_offset, INDEX_SUFFIX),
-        index_bytes,
-    )
-    .await?;
-    files::write_file_atomically(
-        &segment_file_path(dir, base_offset, TIME_INDEX_SUFFIX),
-        time_index_bytes,
-    )
-    .await?;
-    if !still_present(inner, base_offset) {
-        remove_segment_files(dir, base_offset).await?;
-        return Ok(None);
+    Ok(Some((size_bytes, Some(pending))))
+}
+
+/// A cleaned segment served from `<base>.log.swap`, waiting for `<base>.log` to be replaced.
+struct PendingSwap {
+    base_offset: i64,
+    index_bytes: Vec<u8>,
+    time_index_bytes: Vec<u8>,
+}
+
+/// Steps 3 and 4 of the swap for every segment of a pass, after a grace period for reads planned on
+/// the old files.
+async fn finish_swaps(
+    inner: &LogInner,
+    pending: Vec<PendingSwap>,
+    crash_after: Option<swap::SwapStep>,
+) -> Result<(), StorageError> {
+    if pending.is_empty() {
+        return Ok(());
     }
-    Ok(Some(size_bytes))
+    let dir = &inner.dir;
+    glommio::timer::sleep(SWAP_GRACE).await;
+    let mut replaced = Vec::with_capacity(pending.len());
+    for swap in pending {
+        let base_offset = swap.base_offset;
+        if !still_present(inner, base_offset) {
+            remove_swap(dir, base_offset).await?;
+            continue;
+        }
+        replace_log(dir, base_offset, crash_after).await?;
+        if crash_after.is_some() {
+            return Ok(());
+        }
+        {
+            let mut state = inner.state.borrow_mut();
+            if let Some(segment) = state.segment_by_base_mut(base_offset) {
+                segment.log_path = segment_file_path(dir, base_offset, LOG_SUFFIX);
+            }
+        }
+        files::write_file_atomically(
+            &segment_file_path(dir, base_offset, INDEX_SUFFIX),
+            swap.index_bytes,
+        )
+        .await?;
+        files::write_file_atomically(
+            &segment_file_path(dir, base_offset, TIME_INDEX_SUFFIX),
+            swap.time_index_bytes,
+        )
+        .await?;
+        if !still_present(inner, base_offset) {
+            // Retention or DeleteRecords took it while we swapped: do not resurrect its files.
+            remove_segment_files(dir, base_offset).await?;
+        }
+        replaced.push(base_offset);
+    }
+    glommio::timer::sleep(SWAP_GRACE).await;
+    for base_offset in replaced {
+        remove_swap(dir, base_offset).await?;
+    }
+    files::sync_directory(dir).await
 }
 
 fn still_present(inner: &LogInner, base_offset: i64) -> bool {

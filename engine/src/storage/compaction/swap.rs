@@ -2,17 +2,23 @@
 //!
 //! 1. the cleaner writes `<base>.log.cleaned` and fdatasyncs it (a leftover `.cleaned` is incomplete:
 //!    recovery deletes it, the old segment is whole);
-//! 2. `.cleaned` is renamed to `<base>.log.swap`, directory synced: from here on the new data is
-//!    complete and recovery finishes the swap;
-//! 3. the old segment's index files are removed (they describe the old positions);
-//! 4. `.swap` is renamed over `<base>.log` (atomic replace), directory synced;
-//! 5. the cleaner writes the new index files atomically (a crash before leaves no index files: the
-//!    next open rebuilds them by scanning the sealed segment).
+//! 2. [`stage_swap`]: `.cleaned` is renamed to `<base>.log.swap`, directory synced: from here on the
+//!    new data is complete and recovery finishes the swap. The log serves new reads from `.swap`
+//!    while `<base>.log` still holds the old data for reads planned earlier: Fetch hands out file
+//!    ranges by path and `sendfile` opens the path later, so a path must never change content under a
+//!    planned range. The cleaner waits [`SWAP_GRACE`] before step 3.
+//! 3. [`replace_log`]: the old index files are removed (they describe the old positions), `.swap` is
+//!    hard-linked to `<base>.log.tmp` and that renamed over `<base>.log` (atomic replace), directory
+//!    synced; the log serves `<base>.log` again and the cleaner writes the new index files (a crash
+//!    before leaves none: the next open rebuilds them by scanning the sealed segment);
+//! 4. after another [`SWAP_GRACE`] (reads planned on `.swap`), [`remove_swap`] deletes `.swap`.
 //!
-//! At every point the name `<base>.log` holds either the old or the new segment. Readers that had
-//! the old file open keep reading the old inode (Linux keeps it alive until the last fd closes).
+//! At every point the name `<base>.log` holds either the old or the new segment, and recovery
+//! ([`finish_interrupted_swaps`]) renames a `.swap` over it. Readers that had a file open keep
+//! reading its inode (Linux keeps it alive until the last fd closes).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::storage::error::StorageError;
 use crate::storage::files;
@@ -25,7 +31,16 @@ pub const CLEANED_SUFFIX: &str = "cleaned";
 /// Suffix (after `.log`) of a complete cleaned segment waiting to replace the original.
 pub const SWAP_SUFFIX: &str = "swap";
 
-/// Steps of [`commit_swap`], for the crash tests.
+/// How long a replaced segment file keeps its content under its old name for reads planned before
+/// the swap (the path is opened by `sendfile` when the response is written, normally within
+/// milliseconds; a slow client's earlier responses can delay it more).
+#[cfg(not(test))]
+pub const SWAP_GRACE: Duration = Duration::from_secs(2);
+/// Tests do not wait for readers.
+#[cfg(test)]
+pub const SWAP_GRACE: Duration = Duration::from_millis(10);
+
+/// Steps of the swap, for the crash tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum SwapStep {
     RenamedToSwap,
@@ -63,26 +78,38 @@ pub(crate) fn swap_path(dir: &Path, base_offset: i64) -> PathBuf {
     with_suffix(segment_file_path(dir, base_offset, LOG_SUFFIX), SWAP_SUFFIX)
 }
 
-/// Steps 2-4: installs the synced `<base>.log.cleaned` as `<base>.log`. `crash_after` stops after
-/// that step (tests simulate a crash with it).
-pub(crate) async fn commit_swap(
+/// Step 2: the synced `<base>.log.cleaned` becomes `<base>.log.swap`.
+pub(crate) async fn stage_swap(dir: &Path, base_offset: i64) -> Result<(), StorageError> {
+    glommio::io::rename(cleaned_path(dir, base_offset), swap_path(dir, base_offset)).await?;
+    files::sync_directory(dir).await
+}
+
+/// Step 3: `<base>.log` gets the content of `.swap` (which stays, for reads planned on it).
+/// `crash_after` stops after that step (tests simulate a crash with it).
+pub(crate) async fn replace_log(
     dir: &Path,
     base_offset: i64,
     crash_after: Option<SwapStep>,
 ) -> Result<(), StorageError> {
-    let swap = swap_path(dir, base_offset);
-    glommio::io::rename(cleaned_path(dir, base_offset), &swap).await?;
-    files::sync_directory(dir).await?;
-    if crash_after == Some(SwapStep::RenamedToSwap) {
-        return Ok(());
-    }
     remove_indexes(dir, base_offset).await?;
     if crash_after == Some(SwapStep::RemovedIndexes) {
         return Ok(());
     }
-    glommio::io::rename(&swap, segment_file_path(dir, base_offset, LOG_SUFFIX)).await?;
-    files::sync_directory(dir).await?;
-    Ok(())
+    let log = segment_file_path(dir, base_offset, LOG_SUFFIX);
+    let mut link = log.clone().into_os_string();
+    link.push(".");
+    link.push(files::TEMPORARY_SUFFIX);
+    let link = PathBuf::from(link);
+    files::remove_if_exists(&link).await?;
+    // Blocking but tiny: glommio has no link(2).
+    std::fs::hard_link(swap_path(dir, base_offset), &link)?;
+    glommio::io::rename(&link, &log).await?;
+    files::sync_directory(dir).await
+}
+
+/// Step 4: removes `.swap` once no read can still use it.
+pub(crate) async fn remove_swap(dir: &Path, base_offset: i64) -> Result<(), StorageError> {
+    files::remove_if_exists(&swap_path(dir, base_offset)).await
 }
 
 async fn remove_indexes(dir: &Path, base_offset: i64) -> Result<(), StorageError> {
@@ -123,6 +150,8 @@ pub(crate) async fn finish_interrupted_swaps(dir: &Path) -> Result<(), StorageEr
             segment_file_path(dir, base_offset, LOG_SUFFIX),
         )
         .await?;
+        // rename(2) does nothing when both names are links of one file (a crash after step 3).
+        remove_swap(dir, base_offset).await?;
     }
     if !cleaned.is_empty() || !swaps.is_empty() {
         files::sync_directory(dir).await?;
@@ -178,7 +207,12 @@ mod tests {
                 let temp = tempfile::tempdir().expect("tempdir");
                 setup(temp.path());
                 std::fs::write(cleaned_path(temp.path(), 5), NEW).expect("cleaned");
-                commit_swap(temp.path(), 5, Some(step)).await.expect("swap");
+                stage_swap(temp.path(), 5).await.expect("stage");
+                if step != SwapStep::RenamedToSwap {
+                    replace_log(temp.path(), 5, Some(step))
+                        .await
+                        .expect("replace");
+                }
                 finish_interrupted_swaps(temp.path())
                     .await
                     .expect("recover");
@@ -190,8 +224,11 @@ mod tests {
             let temp = tempfile::tempdir().expect("tempdir");
             setup(temp.path());
             std::fs::write(cleaned_path(temp.path(), 5), NEW).expect("cleaned");
-            commit_swap(temp.path(), 5, None).await.expect("swap");
+            stage_swap(temp.path(), 5).await.expect("stage");
+            replace_log(temp.path(), 5, None).await.expect("replace");
             assert_eq!(state(temp.path()), (NEW.to_vec(), false));
+            remove_swap(temp.path(), 5).await.expect("remove swap");
+            assert_eq!(leftovers(temp.path()), 0);
             finish_interrupted_swaps(temp.path()).await.expect("no-op");
             assert_eq!(state(temp.path()), (NEW.to_vec(), false));
         });
