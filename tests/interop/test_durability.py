@@ -158,3 +158,30 @@ def test_second_broker_on_the_same_data_dir_is_refused(broker, topic_name):
     clients.produce_all(clients.producer(broker.bootstrap), topic_name, [(b"k", b"still-here")])
     got, _ = clients.consume_all(broker.bootstrap, topic_name, 1)
     assert [v for _, _, v in got[0]] == [b"still-here"]
+
+
+def test_stopped_broker_releases_its_port_at_once(broker):
+    """Once the broker has exited its port must refuse connections and bind again: a listener left behind
+    (glommio's pending io_uring accept kept it alive past the exit) queued clients that nobody served and
+    could make an immediate restart fail. Connections that were open at the stop are closed by the broker."""
+    require_managed(broker)
+    import socket
+
+    import kafka_wire as kw
+
+    sockets = []
+    for correlation_id in range(1, 9):
+        sock = kw.connect(broker.bootstrap)
+        sock.sendall(kw.api_versions_v0(correlation_id))
+        assert kw.read_response(sock) is not None
+        sockets.append(sock)
+    broker.stop_clean()
+    # Right after the exit (the old listener lingered for some milliseconds, so do not wait).
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", broker.port), timeout=2).close()
+    for sock in sockets:
+        sock.close()
+    broker.start()
+    with kw.connect(broker.bootstrap) as sock:
+        sock.sendall(kw.api_versions_v0(99))
+        assert kw.read_response(sock) is not None

@@ -6,6 +6,7 @@ pub mod connection;
 pub mod data_dir_lock;
 pub mod dispatch;
 pub mod handlers;
+mod listener;
 mod peer;
 pub mod sendfile;
 
@@ -170,9 +171,10 @@ async fn run_shard(
     );
     open_owned_partitions(&shard).await.map_err(fail)?;
     peer::spawn_receivers(shard.clone(), receivers);
-    let listener = TcpListener::bind(config.listen)
-        .map_err(|e| fail(format!("cannot listen on {}: {e}", config.listen)))?;
-    glommio::spawn_local(accept_loop(shard.clone(), listener, slots)).detach();
+    let listener::ShardListener { listener, stopper } =
+        listener::bind_shard_listener(config.listen)
+            .map_err(|e| fail(format!("cannot listen on {}: {e}", config.listen)))?;
+    glommio::spawn_local(accept_loop(shard.clone(), listener, slots, stop.clone())).detach();
     metrics::sampler::spawn(shard.clone());
     crate::retention::spawn(shard.clone());
     if let Some(metrics) = &metrics {
@@ -191,6 +193,9 @@ async fn run_shard(
     while !stop.load(Ordering::Relaxed) {
         glommio::timer::sleep(SHUTDOWN_POLL_INTERVAL).await;
     }
+    // Stop accepting before the logs close: no client connects to a broker that is going away,
+    // and the port is free at once for the next start.
+    stopper.stop();
     for log in shard.all_logs() {
         if let Err(e) = log.close().await {
             tracing::warn!(shard = id, dir = %log.dir().display(), error = %e, "checkpoint at shutdown failed");
@@ -280,10 +285,16 @@ impl ConnectionSlots {
     }
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, slots: ConnectionSlots) {
+async fn accept_loop(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    slots: ConnectionSlots,
+    stop: Arc<AtomicBool>,
+) {
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
+            Err(_) if stop.load(Ordering::Relaxed) => return,
             Err(e) => {
                 tracing::warn!(shard = shard.id, error = %e, "accept failed");
                 glommio::timer::sleep(Duration::from_millis(10)).await;
