@@ -204,6 +204,14 @@ pub(crate) async fn compact_with_crash(
         };
         let removed = count_removed(candidate, &filter).await?;
         if removed == 0 {
+            if !was_clean {
+                // Cleaned without a rewrite: its tombstones' clock starts now, as for a rewrite.
+                touch(&segment_file_path(
+                    &inner.dir,
+                    candidate.base_offset,
+                    LOG_SUFFIX,
+                ))?;
+            }
             continue;
         }
         let Some((after, swap)) =
@@ -611,6 +619,15 @@ async fn finish_swaps(
         remove_swap(dir, base_offset).await?;
     }
     files::sync_directory(dir).await
+}
+
+/// Sets a file's mtime to now (blocking: one small syscall per segment cleaned without rewrite).
+fn touch(path: &Path) -> Result<(), StorageError> {
+    std::fs::File::options()
+        .write(true)
+        .open(path)?
+        .set_modified(SystemTime::now())?;
+    Ok(())
 }
 
 fn still_present(inner: &LogInner, base_offset: i64) -> bool {

@@ -394,3 +394,48 @@ fn a_small_offset_map_compacts_over_several_passes() {
         assert_compacted(&records, active_base(&dir));
     });
 }
+
+#[test]
+fn the_tombstone_clock_starts_when_a_segment_is_first_cleaned_even_without_a_rewrite() {
+    run(|| async {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let dir = temp.path().join("t-0");
+        let log = PartitionLog::open(&dir, small_config())
+            .await
+            .expect("open");
+        // Unique keys and one tombstone: a pass has nothing to remove.
+        log.append(&batch(&[("gone".to_string(), None)], Compression::None))
+            .await
+            .expect("tombstone");
+        fill_keys(&log, "unique", 400, 400).await;
+        let sealed_long_ago = SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+        for entry in std::fs::read_dir(&dir).expect("list") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "log") {
+                std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .expect("open segment")
+                    .set_modified(sealed_long_ago)
+                    .expect("set mtime");
+            }
+        }
+        let now = super::system_time_ms(SystemTime::now());
+        let mut memo = CompactionMemo::default();
+        let outcome = log
+            .compact(&policy(DEFAULT_MAX_KEYS), now, &mut memo)
+            .await
+            .expect("compact")
+            .expect("dirty segments");
+        assert_eq!(outcome.segments_cleaned, 0);
+        // Within delete.retention.ms of that first cleaning the tombstone stays.
+        assert_eq!(
+            log.compact(&policy(DEFAULT_MAX_KEYS), now + 1_000, &mut memo)
+                .await
+                .expect("compact"),
+            None
+        );
+        let records = read_all(&log).await;
+        assert_eq!(records.iter().filter(|r| r.value.is_none()).count(), 1);
+    });
+}
