@@ -4,6 +4,7 @@
 # thing) and by the benchmarks (the side-by-side reference). Settings are documented in README.md here.
 #
 #   bench/reference/kafka.sh start  --port 9192 --data-dir /tmp/kref [--cpus 0] [--fsync] [--heap 1g]
+#                                   [--config KEY=VALUE]...   (extra server.properties lines, win over ours)
 #   bench/reference/kafka.sh status --data-dir /tmp/kref
 #   bench/reference/kafka.sh stop   --data-dir /tmp/kref
 #   bench/reference/kafka.sh fetch                        # only fetch the jars into target/lib
@@ -22,7 +23,7 @@ START_TIMEOUT_SECONDS=120
 STOP_TIMEOUT_SECONDS=60
 
 usage() {
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -36,6 +37,7 @@ CPUS=""
 FSYNC=0
 HEAP="1g"
 CONTROLLER_PORT=""
+EXTRA_CONFIG=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --port) PORT="$2"; shift 2 ;;
@@ -44,6 +46,9 @@ while [ $# -gt 0 ]; do
         --cpus) CPUS="$2"; shift 2 ;;
         --fsync) FSYNC=1; shift ;;
         --heap) HEAP="$2"; shift 2 ;;
+        --config)
+            [[ "$2" == *=* ]] || die "--config needs KEY=VALUE, got $2"
+            EXTRA_CONFIG+=("$2"); shift 2 ;;
         -h|--help) usage ;;
         *) die "unknown argument: $1" ;;
     esac
@@ -136,6 +141,11 @@ PROPS
     if [ "${FSYNC}" = "1" ]; then
         # fsync before acknowledging: the "durable" level of the side-by-side benchmark.
         echo "log.flush.interval.messages=1" >> "${props}"
+    fi
+    if [ "${#EXTRA_CONFIG[@]}" -gt 0 ]; then
+        # java.util.Properties keeps the last value of a repeated key, so these override the lines above.
+        echo "# --config" >> "${props}"
+        printf '%s\n' "${EXTRA_CONFIG[@]}" >> "${props}"
     fi
     echo "${props}"
 }

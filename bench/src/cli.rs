@@ -269,6 +269,10 @@ pub struct CompareArgs {
     /// Draw latency percentile distributions and throughput bars to FILE.svg (or .png via rsvg-convert).
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Draw latency against offered load of the runs made with --rate, one series per label prefix
+    /// before `@` (e.g. `kafka @40000`, `kafka @80000`), to FILE.svg (or .png).
+    #[arg(long)]
+    pub sweep_plot: Option<PathBuf>,
 }
 
 /// Parses `0`, `1`, `-1` or `all`.
@@ -428,11 +432,14 @@ mod tests {
             "b.json",
             "--plot",
             "x.svg",
+            "--sweep-plot",
+            "s.png",
         ]);
         let Command::Compare(c) = cli.command else {
             panic!("expected compare");
         };
         assert_eq!(c.files.len(), 2);
         assert_eq!(c.plot, Some(PathBuf::from("x.svg")));
+        assert_eq!(c.sweep_plot, Some(PathBuf::from("s.png")));
     }
 }

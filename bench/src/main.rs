@@ -2,7 +2,8 @@
 //! omission corrected), for ringbroker and any other Kafka-compatible broker.
 //!
 //! `produce`, `consume` and `e2e` run a workload and print a summary (optionally `--json`,
-//! `--hdr-log`); `compare` puts result files side by side and can plot them.
+//! `--hdr-log`); `compare` puts result files side by side and can plot them (percentile curves and
+//! throughput bars, and latency against offered load for rate sweeps).
 
 mod cli;
 mod client;
@@ -14,6 +15,7 @@ mod machine;
 mod plot;
 mod report;
 mod stats;
+mod sweep;
 mod workload;
 
 use std::process::ExitCode;
@@ -77,6 +79,10 @@ fn run_compare(args: &CompareArgs) -> Result<()> {
     if let Some(path) = &args.plot {
         plot::write(path, &runs)?;
         println!("plot written to {}", path.display());
+    }
+    if let Some(path) = &args.sweep_plot {
+        sweep::write(path, &runs)?;
+        println!("sweep plot written to {}", path.display());
     }
     Ok(())
 }

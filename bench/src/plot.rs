@@ -25,10 +25,12 @@ const BOTTOM: f64 = 470.0;
 /// Throughput panel box.
 const BAR_LEFT: f64 = 920.0;
 const BAR_RIGHT: f64 = 1250.0;
+/// Width of one character of the 12 px bar labels (DejaVu Sans averages about 7 px).
+const BAR_LABEL_CHAR_WIDTH: f64 = 7.0;
 /// Most nines the percentile axis shows (99.9999%).
 const MAX_NINES: f64 = 6.0;
 /// Colours of the runs, in order (colour-blind-safe palette of Okabe and Ito).
-const PALETTE: [&str; 8] = [
+pub(crate) const PALETTE: [&str; 8] = [
     "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
 ];
 
@@ -41,7 +43,7 @@ pub fn nines(percentile: f64, count: u64) -> f64 {
     (1.0 / (1.0 - percentile / 100.0)).log10().min(resolution)
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -234,9 +236,11 @@ fn throughput_panel(svg: &mut String, runs: &[RunResult]) {
         let cx = x + w / 2.0;
         let _ = writeln!(
             svg,
-            r#"<text x="{cx:.1}" y="{:.1}" font-size="12" text-anchor="end" transform="rotate(-35 {cx:.1} {:.1})">{} {kind}</text>"#,
-            BOTTOM + 16.0,
-            BOTTOM + 16.0,
+            r#"<text x="{:.1}" y="{:.1}" font-size="12" text-anchor="end" transform="rotate(-90 {:.1} {:.1})">{} {kind}</text>"#,
+            cx + 4.0,
+            BOTTOM + 10.0,
+            cx + 4.0,
+            BOTTOM + 10.0,
             escape(&runs[run].label)
         );
     }
@@ -247,7 +251,7 @@ fn throughput_panel(svg: &mut String, runs: &[RunResult]) {
 }
 
 /// A power of ten of microseconds as `1µs`, `100µs`, `10ms`, `1s`.
-fn decade_label(us: f64) -> String {
+pub(crate) fn decade_label(us: f64) -> String {
     if us < 1.0 {
         format!("{}ns", (us * 1000.0).round())
     } else if us < 1000.0 {
@@ -260,7 +264,7 @@ fn decade_label(us: f64) -> String {
 }
 
 /// 1.2M, 350k, 12.
-fn short_count(v: f64) -> String {
+pub(crate) fn short_count(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.1}M", v / 1e6)
     } else if v >= 1e3 {
@@ -276,7 +280,15 @@ pub fn svg(runs: &[RunResult]) -> String {
         .iter()
         .map(|r| latencies(r).iter().filter(|(_, l)| l.is_some()).count())
         .sum();
-    let height = HEIGHT_MIN.max(LEGEND_TOP + LEGEND_ROW * entries.div_ceil(2) as f64 + 10.0);
+    // The bar labels stand upright under the bars: room for the longest one.
+    let longest_bar_label = runs
+        .iter()
+        .map(|r| r.label.chars().count() + " produce".len())
+        .max()
+        .unwrap_or(0);
+    let height = HEIGHT_MIN
+        .max(LEGEND_TOP + LEGEND_ROW * entries.div_ceil(2) as f64 + 10.0)
+        .max(BOTTOM + 20.0 + BAR_LABEL_CHAR_WIDTH * longest_bar_label as f64);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -291,7 +303,11 @@ pub fn svg(runs: &[RunResult]) -> String {
 
 /// Writes the plot; `.png` goes through `rsvg-convert`.
 pub fn write(path: &Path, runs: &[RunResult]) -> Result<()> {
-    let text = svg(runs);
+    write_svg_or_png(path, svg(runs))
+}
+
+/// Writes SVG text to `path`, or, for a `.png` path, the SVG beside it and the PNG rendered from it.
+pub(crate) fn write_svg_or_png(path: &Path, text: String) -> Result<()> {
     let is_png = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("png"));

@@ -103,8 +103,16 @@ pub fn create_topic(
     }
 }
 
-/// Reads the topic's layout, waiting while leaders are not yet elected.
-pub fn topic_layout(conn: &mut Connection, topic: &str, bootstrap: &str) -> Result<TopicLayout> {
+/// Reads the topic's layout, waiting while leaders are not yet elected. With `just_created`, an
+/// unknown topic is waited for too: Kafka (KRaft) answers CreateTopics once the controller has the
+/// topic, and its broker side may answer Metadata with UNKNOWN_TOPIC_OR_PARTITION a moment longer
+/// (seen with `log.flush.interval.messages=1`, where the metadata log syncs every record).
+pub fn topic_layout(
+    conn: &mut Connection,
+    topic: &str,
+    bootstrap: &str,
+    just_created: bool,
+) -> Result<TopicLayout> {
     let version = conn.versions().pick(METADATA)?;
     let request = MetadataRequest::default()
         .with_topics(Some(vec![
@@ -115,7 +123,7 @@ pub fn topic_layout(conn: &mut Connection, topic: &str, bootstrap: &str) -> Resu
     let mut last_error = String::new();
     for _ in 0..METADATA_RETRIES {
         let response = conn.call(&request, version)?;
-        match layout_from_metadata(&response, topic, bootstrap) {
+        match layout_from_metadata(&response, topic, bootstrap, just_created) {
             Ok(layout) => return Ok(layout),
             Err(LayoutError::Retry(why)) => last_error = why,
             Err(LayoutError::Fatal(e)) => return Err(e),
@@ -134,6 +142,7 @@ fn layout_from_metadata(
     response: &MetadataResponse,
     topic: &str,
     bootstrap: &str,
+    just_created: bool,
 ) -> std::result::Result<TopicLayout, LayoutError> {
     let bootstrap_host = bootstrap
         .rsplit_once(':')
@@ -163,6 +172,11 @@ fn layout_from_metadata(
     match t.error_code {
         0 => {}
         LEADER_NOT_AVAILABLE => return Err(LayoutError::Retry("leader not available".into())),
+        UNKNOWN_TOPIC_OR_PARTITION if just_created => {
+            return Err(LayoutError::Retry(
+                "created, but not yet in the broker's metadata".into(),
+            ))
+        }
         UNKNOWN_TOPIC_OR_PARTITION => {
             return Err(LayoutError::Fatal(BenchError::Metadata(format!(
                 "topic {topic} does not exist; create it with --partitions N"
@@ -284,7 +298,7 @@ mod tests {
 
     #[test]
     fn layout_sorts_partitions_and_rewrites_wildcard_hosts() {
-        let Ok(layout) = layout_from_metadata(&metadata(1, 0), "t", "127.0.0.1:9092") else {
+        let Ok(layout) = layout_from_metadata(&metadata(1, 0), "t", "127.0.0.1:9092", false) else {
             panic!("layout expected");
         };
         assert_eq!(layout.partitions[0].partition, 0);
@@ -340,12 +354,20 @@ mod tests {
     #[test]
     fn missing_leader_is_retried() {
         assert!(matches!(
-            layout_from_metadata(&metadata(-1, 0), "t", "h:1"),
+            layout_from_metadata(&metadata(-1, 0), "t", "h:1", false),
             Err(LayoutError::Retry(_))
         ));
         assert!(matches!(
-            layout_from_metadata(&metadata(1, 3), "t", "h:1"),
+            layout_from_metadata(&metadata(1, 3), "t", "h:1", false),
             Err(LayoutError::Fatal(_))
+        ));
+    }
+
+    #[test]
+    fn a_just_created_topic_is_waited_for() {
+        assert!(matches!(
+            layout_from_metadata(&metadata(1, UNKNOWN_TOPIC_OR_PARTITION), "t", "h:1", true),
+            Err(LayoutError::Retry(_))
         ));
     }
 }

@@ -39,8 +39,9 @@ pub fn run(
     let read_timeout =
         Duration::from_millis(args.request_timeout_ms.max(0) as u64) + READ_TIMEOUT_SLACK;
     let mut bootstrap = Connection::connect(&args.bootstrap_server, read_timeout)?;
+    let mut just_created = false;
     if let Some(partitions) = args.partitions {
-        admin::create_topic(
+        just_created = admin::create_topic(
             &mut bootstrap,
             &args.topic,
             partitions,
@@ -52,6 +53,7 @@ pub fn run(
         &mut bootstrap,
         &args.topic,
         &args.bootstrap_server,
+        just_created,
     )?);
     drop(bootstrap);
     let shape = BatchShape::new(args);
