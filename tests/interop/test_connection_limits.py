@@ -57,14 +57,21 @@ def limited_broker(tmp_path_factory):
 
 
 class IdleAwareWitness(Witness):
-    """The witness of test_malformed.py; its raw connection sits idle between checks, which this broker's
-    short connections_max_idle_ms rightly closes, so each check opens a fresh one (librdkafka reconnects by
-    itself, as it does against Kafka)."""
+    """The witness of test_malformed.py; its raw connection sits idle between uses, which this broker's
+    short connections_max_idle_ms rightly closes, so a connection older than half that limit is replaced
+    before use (librdkafka reconnects by itself, as it does against Kafka)."""
 
-    def check(self) -> None:
-        self.raw.close()
-        self.raw = kw.connect(self.bootstrap)
-        super().check()
+    @property
+    def raw(self) -> socket.socket:
+        if time.monotonic() - self._raw_opened > IDLE_MS / 1000 / 2:
+            self._raw.close()
+            self.raw = kw.connect(self.bootstrap)
+        return self._raw
+
+    @raw.setter
+    def raw(self, value: socket.socket) -> None:
+        self._raw = value
+        self._raw_opened = time.monotonic()
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +155,8 @@ def test_slow_loris_is_cut_off_and_others_unaffected(limited_broker, witness, wh
             checks += 1
             assert time.monotonic() - check_started < 5.0, "a witness round took over 5 s beside a slow-loris"
         closed_after = time.monotonic() - started + wait_closed(s, READ_TIMEOUT_MS / 1000 + CLOSE_SLACK_S)
+        # One deadline per frame, from its first byte (the prefix's time counts against the body's).
+        assert closed_after < READ_TIMEOUT_MS / 1000 + 2.0, f"cut off only after {closed_after:.2f} s"
     finally:
         stop.set()
         t.join(5)

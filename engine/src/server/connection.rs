@@ -10,8 +10,8 @@
 //!
 //! Timeouts: a connection with no request for `connections_max_idle_ms` is closed (Kafka's
 //! `connections.max.idle.ms`); a frame must arrive whole within `request_read_timeout_ms` of its
-//! first byte (prefix) and of the start of its body, which cuts off slow-loris clients. Each
-//! connection is its own task, so a slow one never blocks the others.
+//! first byte (time spent waiting for our own in-flight budget not counted), which cuts off
+//! slow-loris clients. Each connection is its own task, so a slow one never blocks the others.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
@@ -102,7 +102,7 @@ async fn read_requests(
     };
     let budget_bytes = config.max_in_flight_bytes_per_connection;
     loop {
-        let Some(prefix) = read_prefix(&mut reader, &limits, peer).await else {
+        let Some((prefix, prefix_took)) = read_prefix(&mut reader, &limits, peer).await else {
             return;
         };
         let prefix_read = hooks::now(shard.metrics());
@@ -122,7 +122,9 @@ async fn read_requests(
             Ok(permit) => permit,
             Err(_) => return,
         };
-        let body = match with_timeout(limits.request_read, read_body(&mut reader, size)).await {
+        // One deadline for the whole frame: what the prefix took is gone from the body's time.
+        let body_time = limits.request_read.saturating_sub(prefix_took);
+        let body = match with_timeout(body_time, read_body(&mut reader, size)).await {
             Some(Ok(body)) => body,
             Some(Err(e)) => {
                 tracing::warn!(%peer, error = %e, size, "closing connection: truncated frame");
@@ -152,19 +154,22 @@ async fn read_requests(
 }
 
 /// Reads a frame's size prefix: the first byte may take `limits.idle` (an idle connection), the
-/// rest must follow within `limits.request_read`. `None` closes the connection.
+/// rest must follow within `limits.request_read`. Returns the prefix and how long the rest took;
+/// `None` closes the connection.
 async fn read_prefix(
     reader: &mut ReadHalf<TcpStream>,
     limits: &Limits,
     peer: &str,
-) -> Option<[u8; FRAME_PREFIX_BYTES]> {
+) -> Option<([u8; FRAME_PREFIX_BYTES], Duration)> {
     let mut prefix = [0u8; FRAME_PREFIX_BYTES];
+    let mut first_byte_at = Instant::now();
     let result = match with_timeout(limits.idle, reader.read_exact(&mut prefix[..1])).await {
         None => {
             tracing::info!(%peer, idle_ms = limits.idle.as_millis() as u64, "closing idle connection (connections_max_idle_ms)");
             return None;
         }
         Some(Ok(())) => {
+            first_byte_at = Instant::now();
             match with_timeout(limits.request_read, reader.read_exact(&mut prefix[1..])).await {
                 None => {
                     tracing::warn!(%peer, timeout_ms = limits.request_read.as_millis() as u64, "closing connection: frame size prefix too slow (request_read_timeout_ms)");
@@ -176,7 +181,7 @@ async fn read_prefix(
         Some(Err(e)) => Err(e),
     };
     match result {
-        Ok(()) => Some(prefix),
+        Ok(()) => Some((prefix, first_byte_at.elapsed())),
         Err(e) => {
             if e.kind() != std::io::ErrorKind::UnexpectedEof {
                 tracing::debug!(%peer, error = %e, "connection read failed");
