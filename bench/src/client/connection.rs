@@ -107,6 +107,11 @@ impl FrameWriter {
         id
     }
 
+    /// The id [`FrameWriter::next_correlation_id`] will hand out next, without taking it.
+    pub fn peek_correlation_id(&self) -> i32 {
+        self.next_correlation_id
+    }
+
     /// Encodes and sends a request; returns its correlation id.
     pub fn send_request<R: Request>(&mut self, request: &R, version: i16) -> Result<i32> {
         let correlation_id = self.next_correlation_id();

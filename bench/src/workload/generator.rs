@@ -22,11 +22,17 @@ pub const POOL_BATCHES: usize = 8;
 /// Memory a pool may use; large batches get fewer distinct copies.
 pub const POOL_BYTES_MAX: usize = 128 << 20;
 
+/// Each catch-up batch size is this many times the one below it (see [`BatchShape::catch_up_sizes`]).
+pub const CATCH_UP_GROWTH: usize = 2;
+
 /// The shape of the generated batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchShape {
     /// Records per batch.
     pub records_per_batch: usize,
+    /// Records that fit in `--batch-size`: the most a paced producer that fell behind puts in one
+    /// batch (equal to `records_per_batch` when not paced).
+    pub records_per_full_batch: usize,
     /// Value bytes per record.
     pub record_size: usize,
     /// Key bytes per record (0: null key).
@@ -41,7 +47,8 @@ impl BatchShape {
     pub fn new(args: &cli::RunArgs) -> Self {
         let per_record = args.record_size + args.key_size + RECORD_OVERHEAD_BYTES;
         let header = ringbroker_protocol::batch::BATCH_HEADER_BYTES;
-        let mut records = (args.batch_size.saturating_sub(header) / per_record).max(1);
+        let full = (args.batch_size.saturating_sub(header) / per_record).max(1);
+        let mut records = full;
         if let Some(rate) = args.rate {
             let per_producer = rate / args.producers.max(1) as f64;
             let in_linger = (per_producer * args.linger_ms / 1000.0).ceil().max(1.0);
@@ -49,9 +56,33 @@ impl BatchShape {
         }
         BatchShape {
             records_per_batch: records,
+            records_per_full_batch: full,
             record_size: args.record_size,
             key_size: args.key_size,
             compression: codec(args.compression),
+        }
+    }
+
+    /// Batch sizes (records) a paced producer may send, smallest first: the linger-sized batch, then
+    /// [`CATCH_UP_GROWTH`] times more up to a full `--batch-size` batch. A producer that fell behind
+    /// its rate (the broker is slow to acknowledge and the in-flight window is full) sends the largest
+    /// size that its overdue records fill, as the Java producer's batches keep growing while they wait.
+    pub fn catch_up_sizes(&self) -> Vec<usize> {
+        let mut sizes = vec![self.records_per_batch];
+        let mut n = self.records_per_batch;
+        while n < self.records_per_full_batch {
+            n = (n * CATCH_UP_GROWTH).min(self.records_per_full_batch);
+            sizes.push(n);
+        }
+        sizes
+    }
+
+    /// The same shape with `records` records per batch.
+    pub fn with_records(&self, records: usize) -> BatchShape {
+        debug_assert!(records >= 1 && records <= self.records_per_full_batch);
+        BatchShape {
+            records_per_batch: records,
+            ..*self
         }
     }
 
@@ -162,6 +193,16 @@ mod tests {
             "2",
         ]));
         assert_eq!(shape.records_per_batch, 10);
+        // 64 KiB of 1 KiB records is 63 records: 10, 20, 40, then the full batch.
+        assert_eq!(shape.records_per_full_batch, 63);
+        assert_eq!(shape.catch_up_sizes(), vec![10, 20, 40, 63]);
+        assert_eq!(shape.with_records(20).payload_bytes(), 20 * 1024);
+    }
+
+    #[test]
+    fn unpaced_runs_have_one_batch_size() {
+        let shape = BatchShape::new(&args(&["--record-size", "100"]));
+        assert_eq!(shape.catch_up_sizes(), vec![shape.records_per_batch]);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -61,12 +61,34 @@ struct InFlight {
     batch_bytes: u64,
 }
 
+/// How long a paced producer waits before it looks again at a full in-flight window: records keep
+/// coming due meanwhile, and the next batch takes all of them (see `BatchShape::catch_up_sizes`).
+pub const WINDOW_POLL: Duration = Duration::from_micros(50);
+
+/// Pre-built frames of one batch size.
+struct FrameClass {
+    records: u64,
+    payload_bytes: u64,
+    frames: Vec<ProduceFrame>,
+}
+
 /// One connection's sending side.
 struct Lane {
     writer: FrameWriter,
-    frames: Vec<ProduceFrame>,
+    /// Smallest batch size first; one class unless the producer is paced.
+    classes: Vec<FrameClass>,
     in_flight: Option<SyncSender<InFlight>>,
     reader: Option<JoinHandle<Result<()>>>,
+}
+
+impl Lane {
+    /// The largest class whose records are all overdue (`due` of them), at least the smallest.
+    fn class_for(&self, due: u64) -> usize {
+        self.classes
+            .iter()
+            .rposition(|c| c.records <= due)
+            .unwrap_or(0)
+    }
 }
 
 /// Runs one producer to completion (time up, record limit, or error).
@@ -79,7 +101,15 @@ pub fn run(
     read_timeout: Duration,
 ) -> Result<()> {
     CorePlan::pin_current(plan.core);
-    let pool = build_pool(&plan.shape, plan.index as u64 + 1)?;
+    let pools = plan
+        .shape
+        .catch_up_sizes()
+        .into_iter()
+        .map(|n| {
+            let shape = plan.shape.with_records(n);
+            build_pool(&shape, plan.index as u64 + 1).map(|pool| (shape, pool))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut lanes = BTreeMap::new();
     for p in &plan.partitions {
         if let std::collections::btree_map::Entry::Vacant(slot) = lanes.entry(p.leader) {
@@ -87,7 +117,7 @@ pub fn run(
                 &plan,
                 &layout,
                 p.leader,
-                &pool,
+                &pools,
                 &shared,
                 &flags,
                 read_timeout,
@@ -115,31 +145,39 @@ fn open_lane(
     plan: &ProducerPlan,
     layout: &TopicLayout,
     leader: i32,
-    pool: &[Bytes],
+    pools: &[(BatchShape, Vec<Bytes>)],
     shared: &Arc<Shared>,
     flags: &Arc<StopFlags>,
     read_timeout: Duration,
 ) -> Result<Lane> {
     let conn = Connection::connect(layout.broker_addr(leader)?, read_timeout)?;
     let version = conn.versions().pick(PRODUCE)?;
-    let frames = pool
-        .iter()
-        .map(|b| {
-            ProduceFrame::new(
-                &layout.topic,
-                plan.acks,
-                plan.timeout_ms,
-                version,
-                b.clone(),
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let mut classes = Vec::with_capacity(pools.len());
+    for (shape, pool) in pools {
+        let frames = pool
+            .iter()
+            .map(|b| {
+                ProduceFrame::new(
+                    &layout.topic,
+                    plan.acks,
+                    plan.timeout_ms,
+                    version,
+                    b.clone(),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        classes.push(FrameClass {
+            records: shape.records_per_batch as u64,
+            payload_bytes: shape.payload_bytes(),
+            frames,
+        });
+    }
     let (writer, reader, _) = conn.into_split();
     if plan.acks == 0 {
         // acks=0: Kafka sends no response at all, so there is nothing to read or time.
         return Ok(Lane {
             writer,
-            frames,
+            classes,
             in_flight: None,
             reader: None,
         });
@@ -161,7 +199,7 @@ fn open_lane(
         .map_err(|e| BenchError::Worker(format!("spawning ack reader: {e}")))?;
     Ok(Lane {
         writer,
-        frames,
+        classes,
         in_flight: Some(tx),
         reader: Some(handle),
     })
@@ -174,8 +212,6 @@ fn send_loop(
     flags: &StopFlags,
     clock: Clock,
 ) -> Result<()> {
-    let per_batch = plan.shape.records_per_batch as u64;
-    let payload_bytes = plan.shape.payload_bytes();
     let spacing = plan.rate.map(|r| Duration::from_secs_f64(1.0 / r));
     let spacing_ns = spacing.map_or(0, |s| s.as_nanos() as u64);
     let start = Instant::now();
@@ -186,49 +222,67 @@ fn send_loop(
         let lane = lanes.get_mut(&partition.leader).ok_or_else(|| {
             BenchError::Metadata(format!("no connection to leader {}", partition.leader))
         })?;
-        let first_intended = match spacing {
+        let (class_index, first_intended) = match spacing {
             Some(s) => {
                 let first = start + s.mul_f64(sent as f64);
-                wait_until(first + s.mul_f64(per_batch.saturating_sub(1) as f64), flags);
-                first
+                // Records whose intended send time has passed (the first one is due at `start`).
+                let due = (start.elapsed().as_nanos() / s.as_nanos().max(1)) as u64 + 1;
+                let class = lane.class_for(due.saturating_sub(sent));
+                let records = lane.classes[class].records;
+                wait_until(first + s.mul_f64(records.saturating_sub(1) as f64), flags);
+                (class, first)
             }
-            None => Instant::now(),
+            None => (0, Instant::now()),
         };
-        let frame_index = sends % lane.frames.len();
-        let correlation_id = lane.writer.next_correlation_id();
-        let batch_bytes = lane.frames[frame_index].batch_bytes() as u64;
+        let class = &mut lane.classes[class_index];
+        let (records, payload_bytes) = (class.records, class.payload_bytes);
+        let frame_index = sends % class.frames.len();
+        let batch_bytes = class.frames[frame_index].batch_bytes() as u64;
         if let Some(tx) = &lane.in_flight {
             let entry = InFlight {
-                correlation_id,
+                correlation_id: lane.writer.peek_correlation_id(),
                 first_intended,
                 spacing_ns,
-                records: per_batch,
+                records,
                 payload_bytes,
                 batch_bytes,
             };
-            if tx.send(entry).is_err() {
-                break; // the reader failed; its error is reported when joined
+            if spacing.is_none() {
+                if tx.send(entry).is_err() {
+                    break; // the reader failed; its error is reported when joined
+                }
+            } else {
+                match tx.try_send(entry) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        // Paced and the window is full: wait a little, then size the batch again.
+                        thread::sleep(WINDOW_POLL);
+                        continue;
+                    }
+                    Err(TrySendError::Disconnected(_)) => break,
+                }
             }
         }
+        let correlation_id = lane.writer.next_correlation_id();
         let stamp = Stamp {
             first_ns: clock.wall_ns(first_intended),
             spacing_ns,
         };
-        let bytes = lane.frames[frame_index].prepare(correlation_id, partition.partition, stamp);
+        let bytes = class.frames[frame_index].prepare(correlation_id, partition.partition, stamp);
         lane.writer.write_frame(bytes)?;
         shared
             .counters
             .sent_records
-            .fetch_add(per_batch, Ordering::Relaxed);
+            .fetch_add(records, Ordering::Relaxed);
         if lane.in_flight.is_none() {
             let c = &shared.counters;
-            c.acked_records.fetch_add(per_batch, Ordering::Relaxed);
+            c.acked_records.fetch_add(records, Ordering::Relaxed);
             c.acked_payload_bytes
                 .fetch_add(payload_bytes, Ordering::Relaxed);
             c.acked_batch_bytes
                 .fetch_add(batch_bytes, Ordering::Relaxed);
         }
-        sent += per_batch;
+        sent += records;
         sends += 1;
     }
     Ok(())
