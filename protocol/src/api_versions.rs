@@ -35,6 +35,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DeleteRecords, 0, 2),
+    // v0-2: v1 adds the endpoint type (KIP-919), v2 the fenced-broker flags (KIP-1073).
+    (ApiKey::DescribeCluster, 0, 2),
 ];
 
 /// Versions below this are advertised but refused (see above).

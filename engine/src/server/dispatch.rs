@@ -105,6 +105,7 @@ pub async fn handle(shard: &Shard, request: Request, peer: &str) -> Outcome {
         ApiKey::FindCoordinator => handlers::find_coordinator::handle(shard, &request),
         ApiKey::InitProducerId => handlers::init_producer_id::handle(shard, &request).await,
         ApiKey::DescribeConfigs => handlers::describe_configs::handle(shard, &request).await,
+        ApiKey::DescribeCluster => handlers::describe_cluster::handle(shard, &request),
         ApiKey::AlterConfigs => handlers::alter_configs::handle(shard, &request).await,
         ApiKey::DeleteRecords => handlers::delete_records::handle(shard, &request).await,
         ApiKey::IncrementalAlterConfigs => {

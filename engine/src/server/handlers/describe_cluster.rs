@@ -1,0 +1,123 @@
+//! DescribeCluster (API 60, KIP-700): the cluster id, the controller and the brokers, which Kafka 4's
+//! AdminClient asks for in `describeCluster()` (Kafka Connect does, for the cluster id) when the broker
+//! offers it, instead of a Metadata request. This broker is the whole cluster and its own controller.
+//! Answered like Kafka's broker listener (`AuthHelper.computeDescribeClusterResponse`): only the
+//! broker endpoint type is served, and with no authorizer every supported cluster operation is allowed.
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use ringbroker_protocol::frame::Request;
+
+use crate::config::BrokerConfig;
+use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
+use crate::shard::Shard;
+
+/// `endpoint_type` (v1+) of a broker listener (KIP-919; 2 is a controller, 0 unknown).
+const ENDPOINT_TYPE_BROKER: i8 = 1;
+/// Kafka's ACL operation codes (`AclOperation`) that apply to the CLUSTER resource
+/// (`AclEntry.supportedOperations(CLUSTER)`): CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9,
+/// DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
+const CLUSTER_OPERATIONS: [u8; 7] = [5, 7, 8, 9, 10, 11, 12];
+/// `cluster_authorized_operations` when the client did not ask for them (the schema default).
+const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+
+pub fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+    let body: DescribeClusterRequest = decode_body(request)?;
+    respond(request, &describe(&shard.config, request.version(), &body))
+}
+
+/// The response to `body` at `version` for the broker configured by `config`.
+fn describe(
+    config: &BrokerConfig,
+    version: i16,
+    body: &DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    if body.endpoint_type != ENDPOINT_TYPE_BROKER {
+        // v0 has no endpoint type field (it decodes as the broker default), so this is v1+;
+        // Kafka answers INVALID_REQUEST to v0 and these two codes to later versions.
+        let error = if version == 0 {
+            ResponseError::InvalidRequest
+        } else if body.endpoint_type == 2 {
+            ResponseError::MismatchedEndpointType
+        } else {
+            ResponseError::UnsupportedEndpointType
+        };
+        return DescribeClusterResponse::default().with_error_code(error.code());
+    }
+    let operations = if body.include_cluster_authorized_operations {
+        CLUSTER_OPERATIONS
+            .iter()
+            .fold(0i32, |bits, op| bits | (1 << op))
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
+    let broker = DescribeClusterBroker::default()
+        .with_broker_id(BrokerId(config.node_id))
+        .with_host(StrBytes::from_string(config.advertised_host.clone()))
+        .with_port(i32::from(config.advertised_port))
+        .with_is_fenced(false);
+    DescribeClusterResponse::default()
+        .with_endpoint_type(ENDPOINT_TYPE_BROKER)
+        .with_cluster_id(StrBytes::from_string(config.cluster_id.clone()))
+        .with_controller_id(BrokerId(config.node_id))
+        .with_brokers(vec![broker])
+        .with_cluster_authorized_operations(operations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> BrokerConfig {
+        BrokerConfig {
+            node_id: 7,
+            advertised_host: "broker.example".into(),
+            advertised_port: 9093,
+            cluster_id: "test-cluster".into(),
+            ..BrokerConfig::default()
+        }
+    }
+
+    #[test]
+    fn describes_this_broker_as_the_cluster_and_its_controller() {
+        let response = describe(&config(), 2, &DescribeClusterRequest::default());
+        assert_eq!(response.error_code, 0);
+        assert_eq!(response.cluster_id.as_str(), "test-cluster");
+        assert_eq!(response.controller_id, BrokerId(7));
+        assert_eq!(response.endpoint_type, ENDPOINT_TYPE_BROKER);
+        assert_eq!(response.brokers.len(), 1);
+        let broker = &response.brokers[0];
+        assert_eq!(broker.broker_id, BrokerId(7));
+        assert_eq!(broker.host.as_str(), "broker.example");
+        assert_eq!(broker.port, 9093);
+        assert!(!broker.is_fenced);
+        assert_eq!(response.cluster_authorized_operations, i32::MIN);
+    }
+
+    #[test]
+    fn authorized_operations_only_when_asked() {
+        let request =
+            DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+        let response = describe(&config(), 1, &request);
+        // CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
+        assert_eq!(response.cluster_authorized_operations, 0b1_1111_1010_0000);
+    }
+
+    #[test]
+    fn a_controller_endpoint_request_is_refused_like_kafka() {
+        let request = DescribeClusterRequest::default().with_endpoint_type(2);
+        let response = describe(&config(), 1, &request);
+        assert_eq!(
+            response.error_code,
+            ResponseError::MismatchedEndpointType.code()
+        );
+        assert!(response.brokers.is_empty());
+        let unknown = DescribeClusterRequest::default().with_endpoint_type(0);
+        assert_eq!(
+            describe(&config(), 2, &unknown).error_code,
+            ResponseError::UnsupportedEndpointType.code()
+        );
+    }
+}
