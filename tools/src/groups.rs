@@ -35,7 +35,7 @@ enum GroupsCommand {
     Describe(DescribeArgs),
     /// Move a group's committed offsets (the group must have no active members). Dry run unless --execute.
     #[command(
-        after_help = "Examples:\n  ringbroker groups reset-offsets --group audit --topic events --to-earliest --execute\n  ringbroker groups reset-offsets --group audit --topic events:0,1 --to-offset 100"
+        after_help = "Examples:\n  ringbroker groups reset-offsets --group audit --topic events --to-earliest --execute\n  ringbroker groups reset-offsets --group audit --topic events:0,1 --to-offset 100\n  ringbroker groups reset-offsets --group audit --topic events --shift-by -10 --execute\n  ringbroker groups reset-offsets --group audit --topic events --to-datetime 2026-11-25T14:30:00.000 --execute"
     )]
     ResetOffsets(ResetArgs),
     /// Delete a group and its committed offsets (the group must have no active members).
@@ -74,7 +74,7 @@ struct DescribeArgs {
 }
 
 #[derive(Debug, clap::Args)]
-#[group(id = "target", required = true, multiple = false, args = ["to_earliest", "to_latest", "to_offset"])]
+#[group(id = "target", required = true, multiple = false, args = ["to_earliest", "to_latest", "to_offset", "shift_by", "to_datetime"])]
 struct ResetArgs {
     #[command(flatten)]
     connect: ConnectArgs,
@@ -93,11 +93,30 @@ struct ResetArgs {
     /// Reset to this offset (clamped to each partition's log start..end).
     #[arg(long = "to-offset", value_name = "OFFSET")]
     to_offset: Option<i64>,
+    /// Move each partition's committed offset by N (negative: back), clamped to log start..end.
+    #[arg(long = "shift-by", value_name = "N", allow_negative_numbers = true)]
+    shift_by: Option<i64>,
+    /// Reset to the first offset whose timestamp is at or after this UTC time, e.g.
+    /// 2026-11-25T14:30:00.000 (Kafka's format; a trailing Z or +00:00 is accepted). Partitions with
+    /// no such record go to the log end.
+    #[arg(long = "to-datetime", value_name = "YYYY-MM-DDTHH:mm:SS.sss", value_parser = parse_utc_datetime_ms)]
+    to_datetime: Option<i64>,
     /// Apply the reset (without it, only show the plan).
     #[arg(long)]
     execute: bool,
     #[arg(long, value_enum, default_value = "plain")]
     output: OutputFormat,
+}
+
+/// A UTC date-time in Kafka's reset format as milliseconds since the epoch.
+fn parse_utc_datetime_ms(text: &str) -> Result<i64, String> {
+    let time = humantime::parse_rfc3339_weak(text.trim()).map_err(|e| {
+        format!("'{text}' is not a UTC date-time like 2026-11-25T14:30:00.000: {e}")
+    })?;
+    let since_epoch = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| format!("'{text}' is before 1970"))?;
+    i64::try_from(since_epoch.as_millis()).map_err(|_| format!("'{text}' is too far in the future"))
 }
 
 fn parse_topic_partitions(text: &str) -> Result<(String, Option<Vec<i32>>), String> {
@@ -343,16 +362,47 @@ fn reset(args: ResetArgs) -> Result<(), ToolError> {
     }
     let starts = client.list_offsets(topic, &partitions, OffsetSpec::Earliest)?;
     let ends = client.list_offsets(topic, &partitions, OffsetSpec::Latest)?;
+    let committed: BTreeMap<i32, i64> = if args.shift_by.is_some() {
+        client
+            .fetch_committed_offsets(&args.group, Some(&[(topic.clone(), partitions.clone())]))?
+            .into_iter()
+            .filter(|c| c.offset >= 0)
+            .map(|c| (c.partition, c.offset))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    let by_time = match args.to_datetime {
+        Some(ms) => client.list_offsets(topic, &partitions, OffsetSpec::Timestamp(ms))?,
+        None => BTreeMap::new(),
+    };
     let mut plan: Vec<(i32, i64)> = Vec::with_capacity(partitions.len());
     for partition in &partitions {
         let start = starts.get(partition).map_or(0, |(offset, _)| *offset);
-        let end = ends.get(partition).map_or(start, |(offset, _)| *offset);
+        let end = ends
+            .get(partition)
+            .map_or(start, |(offset, _)| *offset)
+            .max(start);
         let target = if args.to_earliest {
             start
         } else if args.to_latest {
             end
+        } else if let Some(shift) = args.shift_by {
+            let Some(current) = committed.get(partition) else {
+                return Err(ToolError::Failed(format!(
+                    "group '{}' has no committed offset for {topic}:{partition} to shift: reset it with --to-earliest, --to-latest or --to-offset",
+                    args.group
+                )));
+            };
+            current.saturating_add(shift).clamp(start, end)
+        } else if args.to_datetime.is_some() {
+            // -1: no record at or after that time (Kafka's reset then goes to the log end).
+            match by_time.get(partition) {
+                Some((offset, _)) if *offset >= 0 => (*offset).clamp(start, end),
+                _ => end,
+            }
         } else {
-            args.to_offset.unwrap_or(start).clamp(start, end.max(start))
+            args.to_offset.unwrap_or(start).clamp(start, end)
         };
         plan.push((*partition, target));
     }
@@ -409,6 +459,21 @@ fn delete(args: GroupDeleteArgs) -> Result<(), ToolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reset_datetimes_parse_as_utc_milliseconds() {
+        assert_eq!(parse_utc_datetime_ms("1970-01-01T00:00:01.500"), Ok(1500));
+        assert_eq!(
+            parse_utc_datetime_ms("2026-11-25T14:30:00Z"),
+            Ok(1_795_617_000_000)
+        );
+        assert_eq!(
+            parse_utc_datetime_ms("2026-11-25T14:30:00+00:00"),
+            parse_utc_datetime_ms("2026-11-25T14:30:00.000")
+        );
+        assert!(parse_utc_datetime_ms("yesterday").is_err());
+        assert!(parse_utc_datetime_ms("2026-13-01T00:00:00").is_err());
+    }
 
     #[test]
     fn topic_partition_lists_parse() {

@@ -380,6 +380,35 @@ fn group_consume_commits_and_describe_shows_lag() {
     let again = ok_stdout(&broker.tool(&["consume"], &consume_args, None));
     assert_eq!(again.lines().count(), 13, "{again}");
 
+    // Back by two per partition (2 partitions): exactly the last four records again.
+    let reset = |target: &[&str]| {
+        let mut args = vec![
+            "--group",
+            group.as_str(),
+            "--topic",
+            topic.as_str(),
+            "--execute",
+        ];
+        args.extend_from_slice(target);
+        ok_stdout(&broker.tool(&["groups", "reset-offsets"], &args, None))
+    };
+    reset(&["--shift-by", "-2"]);
+    let shifted = ok_stdout(&broker.tool(&["consume"], &consume_args, None));
+    assert_eq!(shifted.lines().count(), 4, "{shifted}");
+    // Before every record: all 13 again; far in the future: none.
+    reset(&["--to-datetime", "2000-01-01T00:00:00.000"]);
+    let from_2000 = ok_stdout(&broker.tool(&["consume"], &consume_args, None));
+    assert_eq!(from_2000.lines().count(), 13, "{from_2000}");
+    reset(&["--to-datetime", "2999-01-01T00:00:00.000"]);
+    let described = describe(&broker);
+    let lag: i64 = described["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["lag"].as_i64().unwrap())
+        .sum();
+    assert_eq!(lag, 0, "{described}");
+
     let deleted = ok_stdout(&broker.tool(&["groups", "delete"], &["--group", &group], None));
     assert_eq!(deleted, format!("Deleted consumer group '{group}'.\n"));
     let listed = ok_stdout(&broker.tool(&["groups", "list"], &[], None));
