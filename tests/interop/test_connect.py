@@ -30,9 +30,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource
 
-import kafka_wire as kw
 import conftest
+import kafka_wire as kw
 from conftest import BrokerProcess, _launch, _shutdown, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,6 +68,8 @@ REASSIGN_TIMEOUT_S = (SESSION_TIMEOUT_MS + REBALANCE_DELAY_MS) / 1000 + 30
 RESTART_GRACE_S = 30
 # How long a worker gets to exit after SIGTERM (it takes ~1 s) before it is killed (see Worker.stop).
 WORKER_STOP_TIMEOUT_S = 30
+# The distributed workers' config, offset and status topics (created by the first worker, compacted).
+INTERNAL_TOPICS = ("connect-configs", "connect-offsets", "connect-status")
 # The JVM heap per worker (2 workers + the broker share the CI machine).
 WORKER_HEAP = "-Xmx384m"
 
@@ -393,9 +396,9 @@ def distributed_worker(classpath: str, tmp_path: Path, bootstrap: str, name: str
         "group.id=ringbroker-connect\n"
         "key.converter=org.apache.kafka.connect.storage.StringConverter\n"
         "value.converter=org.apache.kafka.connect.storage.StringConverter\n"
-        "config.storage.topic=connect-configs\n"
-        "offset.storage.topic=connect-offsets\n"
-        "status.storage.topic=connect-status\n"
+        f"config.storage.topic={INTERNAL_TOPICS[0]}\n"
+        f"offset.storage.topic={INTERNAL_TOPICS[1]}\n"
+        f"status.storage.topic={INTERNAL_TOPICS[2]}\n"
         "config.storage.replication.factor=1\n"
         "offset.storage.replication.factor=1\n"
         "status.storage.replication.factor=1\n"
@@ -425,6 +428,16 @@ def status_all_running(port: int, name: str, on_worker: str | None = None) -> di
     if on_worker is not None and any(u.get("worker_id") != on_worker for u in units):
         return None
     return st
+
+
+def internal_topic_policies(bootstrap: str) -> dict[str, str]:
+    """cleanup.policy of the distributed workers' internal topics, as DescribeConfigs reports it."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    out = {}
+    for topic in INTERNAL_TOPICS:
+        resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+        out[topic] = admin.describe_configs([resource])[resource].result(timeout=30)["cleanup.policy"].value
+    return out
 
 
 def check_sink(source_lines: list[str], sink: Path) -> int:
@@ -521,6 +534,8 @@ def test_distributed_failover_and_broker_restart(broker, topic_name, tmp_path, c
         for name, config in connectors.items():
             got = rest(port, "GET", f"/connectors/{name}/config")
             assert {k: got.get(k) for k in config} == config, f"{name} config after the restart: {got}"
+    policies = internal_topic_policies(broker.bootstrap)
+    assert policies == {t: "compact" for t in INTERNAL_TOPICS}, f"internal topics after the restart: {policies}"
     for name in connectors:
         wait_for(f"{name} RUNNING after the broker restart", lambda name=name: status_all_running(ports[victim], name),
                  RUNNING_TIMEOUT_S, detail=lambda: "".join(w.tail(30) for w in workers))
