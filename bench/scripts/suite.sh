@@ -16,7 +16,8 @@
 #   sweep     e2e at fixed rates: SWEEP_FRACTIONS of the slower broker's max (0.5 is "half of the
 #             slower broker's max", the same offered load for both) and SWEEP_FAST_FRACTIONS of the
 #             faster one's, linger 1 ms
-#   perftools Kafka's ProducerPerformance (PERF_RECORDS x 1 KiB, acks=all, unthrottled) and
+#   perftools Kafka's ProducerPerformance (PERF_RECORDS x 1 KiB, acks=all, unthrottled; PERF_RECORDS_FSYNC
+#             at the fsync level) and
 #             ConsumerPerformance (the same records) against both brokers
 #   metrics   METRICS_PAIRS alternating pairs, ringbroker metrics on / --metrics-listen none (default
 #             level only): produce 1 KiB with 1 MiB and with 16 KiB batches, MB/s and broker CPU s/GB
@@ -28,8 +29,8 @@
 # PARTS [limits produce consume e2e sweep perftools metrics], SIZES [100 1024], ACKS [1 all],
 # PARTITION_COUNTS [1 8], CONSUME_RECORDS [1000000], SWEEP_FRACTIONS [0.25 0.5 0.75 1.0],
 # SWEEP_FAST_FRACTIONS [0.5 0.9], SWEEP_RATES (absolute rates instead of fractions), PERF_RECORDS
-# [1000000], METRICS_PAIRS [4], BROKER_CORE [0], BENCH_CORE [1], KAFKA_PORT [19800], RB_PORT [19810],
-# METRICS_PORT [19811], DATA_ROOT [/tmp/ringbroker-suite-data; wiped], BUILD [1: cargo build --release],
+# [1000000], PERF_RECORDS_FSYNC [200000], METRICS_PAIRS [6], BROKER_CORE [0], BENCH_CORE [1],
+# KAFKA_PORT [19800], RB_PORT [19810], METRICS_PORT [19811], DATA_ROOT [/tmp/ringbroker-suite-data; wiped], BUILD [1: cargo build --release],
 # RINGBROKER_BIN / BENCH_BIN (skip the build), SUITE_COMMIT (commit to report when the binaries were
 # built elsewhere), CARGO_TARGET_DIR as usual.
 # Needs: cargo, java 17 + maven (kafka.sh fetches the jars), python3, taskset; iperf3 for the loopback limit.
@@ -44,7 +45,7 @@ OUT_DIR="$(cd "${OUT_DIR}" && pwd)"
 if [ "${SMOKE:-0}" = "1" ]; then
     : "${DURATION:=1s}" "${WARMUP:=0s}" "${SIZES:=1024}" "${ACKS:=all}" "${PARTITION_COUNTS:=1}"
     : "${CONSUME_RECORDS:=100000}" "${SWEEP_FRACTIONS:=0.5}" "${SWEEP_FAST_FRACTIONS:=0.9}"
-    : "${PERF_RECORDS:=50000}" "${METRICS_PAIRS:=1}" "${KAFKA_WARMUP:=1s}" "${LIMIT_TEST_MIB:=256}"
+    : "${PERF_RECORDS:=50000}" "${PERF_RECORDS_FSYNC:=20000}" "${METRICS_PAIRS:=1}" "${KAFKA_WARMUP:=1s}" "${LIMIT_TEST_MIB:=256}"
     : "${LOOPBACK_SECONDS:=1}"
 fi
 DURATION="${DURATION:-4s}"
@@ -59,7 +60,10 @@ SWEEP_FRACTIONS="${SWEEP_FRACTIONS:-0.25 0.5 0.75 1.0}"
 SWEEP_FAST_FRACTIONS="${SWEEP_FAST_FRACTIONS:-0.5 0.9}"
 SWEEP_RATES="${SWEEP_RATES:-}"
 PERF_RECORDS="${PERF_RECORDS:-1000000}"
-METRICS_PAIRS="${METRICS_PAIRS:-4}"
+# At the fsync level Kafka syncs every append of the Java producer's 16 KiB batches: far fewer records fit
+# in the time budget.
+PERF_RECORDS_FSYNC="${PERF_RECORDS_FSYNC:-200000}"
+METRICS_PAIRS="${METRICS_PAIRS:-6}"
 BROKER_CORE="${BROKER_CORE:-0}"
 BENCH_CORE="${BENCH_CORE:-1}"
 KAFKA_PORT="${KAFKA_PORT:-19800}"
@@ -350,7 +354,8 @@ run_sweep() {
 
 # Kafka's own ProducerPerformance and ConsumerPerformance, on the bench core, with the jars kafka.sh fetched.
 run_perftools() {
-    local level="$1" broker boot out topic
+    local level="$1" broker boot out topic records="${PERF_RECORDS}"
+    [ "${level}" = "fsync" ] && records="${PERF_RECORDS_FSYNC}"
     for broker in kafka ringbroker; do
         boot="$(boot_of "${broker}")"
         topic="perf"
@@ -358,20 +363,20 @@ run_perftools() {
         "${RINGBROKER_BIN}" topics create --bootstrap-server "${boot}" --topic "${topic}" --partitions 1 \
             >/dev/null 2>&1 || fail "creating ${topic} on ${broker} failed"
         sync
-        log "${level} ${broker}: ProducerPerformance ${PERF_RECORDS} x 1024 B, acks=all"
+        log "${level} ${broker}: ProducerPerformance ${records} x 1024 B, acks=all"
         timeout "${RUN_TIMEOUT_SECONDS}" taskset -c "${BENCH_CORE}" java -Xmx512M \
             -Dlog4j2.configurationFile="${REPO}/bench/reference/log4j2.xml" -Dkafka.logs.dir="${OUT_DIR}/perftools" \
             -cp "${KAFKA_CP}" org.apache.kafka.tools.ProducerPerformance --topic "${topic}" \
-            --num-records "${PERF_RECORDS}" --record-size 1024 --throughput -1 \
+            --num-records "${records}" --record-size 1024 --throughput -1 \
             --producer-props "bootstrap.servers=${boot}" acks=all > "${out}-producer.txt" 2>&1 \
             || fail "ProducerPerformance against ${broker} (${level}) failed: $(tail -2 "${out}-producer.txt" | tr '\n' ' ')"
         tail -1 "${out}-producer.txt" | sed 's/^/    /' | tee -a "${OUT_DIR}/log.txt"
         sync
-        log "${level} ${broker}: ConsumerPerformance ${PERF_RECORDS} records"
+        log "${level} ${broker}: ConsumerPerformance ${records} records"
         timeout "${RUN_TIMEOUT_SECONDS}" taskset -c "${BENCH_CORE}" java -Xmx512M \
             -Dlog4j2.configurationFile="${REPO}/bench/reference/log4j2.xml" -Dkafka.logs.dir="${OUT_DIR}/perftools" \
             -cp "${KAFKA_CP}" org.apache.kafka.tools.ConsumerPerformance --bootstrap-server "${boot}" \
-            --topic "${topic}" --messages "${PERF_RECORDS}" > "${out}-consumer.txt" 2>&1 \
+            --topic "${topic}" --messages "${records}" > "${out}-consumer.txt" 2>&1 \
             || fail "ConsumerPerformance against ${broker} (${level}) failed: $(tail -2 "${out}-consumer.txt" | tr '\n' ' ')"
         tail -1 "${out}-consumer.txt" | sed 's/^/    /' | tee -a "${OUT_DIR}/log.txt"
         delete_topic "${broker}" "${topic}"
