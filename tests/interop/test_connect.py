@@ -6,10 +6,11 @@
   the broker; source and sink connectors created over REST. One worker is killed with SIGKILL: its tasks must run
   on the other worker within the rebalance bound and lines appended afterwards must still arrive. The broker is
   then restarted and the killed worker started again: connector configs, source offsets and status must still be
-  there (read back from the broker's topics), and the sink file must hold every source line, in order, each at
-  least once (duplicates are counted and printed: at-least-once delivery allows them).
-- Both: the workers' logs must show no ERROR at all, and WARN lines only where the test caused them (see
-  `check_worker_logs`). Every (API, version) the workers' Kafka clients sent is listed (from the request log of
+  there (read back from the broker's topics, which DescribeConfigs still reports cleanup.policy=compact), and the
+  sink file must hold every source line, in order, each at least once (duplicates are counted and printed:
+  at-least-once delivery allows them).
+- Both: the workers' logs must show no ERROR and WARN lines only where the test caused them, each kind a few times
+  at most (the exact rule: `check_worker_logs`). Every (API, version) the workers' Kafka clients sent is listed (from the request log of
   tests/interop/connect/log4j2.xml) and must be inside the broker's advertised ApiVersions range.
 
 The jars come from Maven Central via tests/interop/connect/fetch.sh (run here when missing). Skipped, saying why,
