@@ -240,8 +240,8 @@ impl PartitionLog {
         &self,
         batches: &[u8],
     ) -> impl Future<Output = Result<AppendOutcome, StorageError>> + 'static {
-        // The epoch ends if the log rolls back (disk full): this append then fails, even if a
-        // later append reaches the same offsets.
+        // The epoch ends if the log rolls back (disk full): this append then fails unless it
+        // completed before the rollback, even if a later append reaches the same offsets.
         let epoch = self.inner.high_watermark.epoch();
         let assigned = self.assign(batches);
         if assigned.is_ok() {
@@ -252,7 +252,16 @@ impl PartitionLog {
             let (outcome, target) = assigned?;
             let watch = &inner.high_watermark;
             watch.wait_until_in_epoch(target, epoch).await;
-            if watch.epoch() == epoch && watch.get() >= target {
+            // A rollback keeps everything below the high watermark it found: an append that
+            // completed before it is acknowledged even if this future is polled only after it.
+            let committed = if watch.epoch() == epoch {
+                watch.get() >= target
+            } else {
+                watch
+                    .value_at_end_of(epoch)
+                    .is_some_and(|end| end >= target)
+            };
+            if committed {
                 Ok(outcome)
             } else {
                 Err(inner.fenced_error())

@@ -116,8 +116,8 @@ async fn open_sealed(
     config: &LogConfig,
 ) -> Result<Segment, StorageError> {
     let mut segment = Segment::new(dir, base_offset);
-    let file = DmaFile::open(&segment.log_path).await?;
-    let size_bytes = file.file_size().await?;
+    let mut file = DmaFile::open(&segment.log_path).await?;
+    let mut size_bytes = file.file_size().await?;
     match load_indexes(dir, base_offset, size_bytes).await? {
         Some((offset_index, time_index)) => {
             segment.offset_index = offset_index;
@@ -139,6 +139,12 @@ async fn open_sealed(
                 config.index_interval_bytes,
             )
             .await?;
+            if end < size_bytes && segment.next_offset == next_base_offset {
+                // Killed between the roll and the seal's truncate: every offset is there and the
+                // rest is the preallocated reserve. Finish the seal instead of refusing to start.
+                file = finish_interrupted_seal(dir, &mut segment, end).await?;
+                size_bytes = end;
+            }
             if end != size_bytes || segment.next_offset > next_base_offset {
                 return Err(StorageError::Corrupt(format!(
                     "sealed segment {} is damaged at position {end} of {size_bytes} (offsets up to {}, next segment starts at {next_base_offset})",
@@ -157,6 +163,37 @@ async fn open_sealed(
     segment.file = Some(Rc::new(file));
     segment.sealed = true;
     Ok(segment)
+}
+
+/// Does what a seal interrupted by a crash left undone: truncates the segment to its `end_bytes`
+/// of data, syncs, writes its index files. Returns the file, opened for reading.
+async fn finish_interrupted_seal(
+    dir: &Path,
+    segment: &mut Segment,
+    end_bytes: u64,
+) -> Result<DmaFile, StorageError> {
+    tracing::warn!(segment = %segment.log_path.display(), end_bytes, "finishing the seal of a segment cut short by a crash");
+    let writable = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .dma_open(&segment.log_path)
+        .await?;
+    writable.truncate(end_bytes).await?;
+    writable.fdatasync().await?;
+    writable.close().await?;
+    segment.finish_time_index();
+    let base_offset = segment.base_offset;
+    files::write_file_atomically(
+        &segment_file_path(dir, base_offset, INDEX_SUFFIX),
+        segment.offset_index.encode(),
+    )
+    .await?;
+    files::write_file_atomically(
+        &segment_file_path(dir, base_offset, TIME_INDEX_SUFFIX),
+        segment.time_index.encode(),
+    )
+    .await?;
+    Ok(DmaFile::open(&segment.log_path).await?)
 }
 
 /// The last segment: opened for writing, trusted from the checkpoint or scanned, then prepared for

@@ -815,3 +815,44 @@ fn append_throughput_1k_batches() {
         });
     }
 }
+
+/// A kill -9 between a roll and the seal's truncate leaves the rolled segment at its preallocated
+/// size without index files: recovery finishes the seal instead of refusing to open the log.
+#[test]
+fn a_seal_cut_short_by_a_crash_is_finished_by_recovery() {
+    run(|| async {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let dir = temp.path().join("t-0");
+        let log = PartitionLog::open(&dir, small_config())
+            .await
+            .expect("open");
+        let mut stored = Vec::new();
+        for i in 0..20 {
+            let batch = test_batch(1_000 + i, 1, 900);
+            let outcome = log.append(&batch).await.expect("append");
+            stored.extend_from_slice(&with_base_offset(&batch, outcome.base_offset));
+        }
+        log.close().await.expect("close");
+        let logs = segment_files(&dir, "log");
+        assert!(logs.len() >= 2, "the appends rolled a segment");
+        let first = &logs[0];
+        let data_bytes = std::fs::metadata(first).expect("stat").len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(first)
+            .expect("open segment")
+            .set_len(1 << 20)
+            .expect("extend like preallocation");
+        std::fs::remove_file(first.with_extension("index")).expect("rm index");
+        std::fs::remove_file(first.with_extension("timeindex")).expect("rm timeindex");
+        std::fs::remove_file(dir.join(CHECKPOINT_FILE_NAME)).expect("rm checkpoint");
+
+        let reopened = PartitionLog::open(&dir, small_config())
+            .await
+            .expect("recovery finishes the interrupted seal");
+        assert_eq!(read_all(&reopened, 0, 1 << 20).await, stored);
+        assert_eq!(std::fs::metadata(first).expect("stat").len(), data_bytes);
+        assert!(first.with_extension("index").exists());
+        reopened.close().await.expect("close");
+    });
+}

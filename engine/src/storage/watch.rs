@@ -19,6 +19,8 @@ pub(crate) struct OffsetWatch {
     failed: Cell<bool>,
     /// Bumped by [`OffsetWatch::interrupt`].
     epoch: Cell<u64>,
+    /// The value when the last interrupt ended the epoch before the current one.
+    value_at_last_interrupt: Cell<i64>,
     waiters: RefCell<BTreeMap<(i64, u64), Waker>>,
     next_waiter_id: Cell<u64>,
 }
@@ -29,6 +31,7 @@ impl OffsetWatch {
             value: Cell::new(value),
             failed: Cell::new(false),
             epoch: Cell::new(0),
+            value_at_last_interrupt: Cell::new(value),
             waiters: RefCell::new(BTreeMap::new()),
             next_waiter_id: Cell::new(0),
         })
@@ -76,11 +79,18 @@ impl OffsetWatch {
     /// Ends the current epoch and wakes everybody, without failing the watch for good: waiters
     /// taken in the ended epoch resolve; later ones wait as usual.
     pub(crate) fn interrupt(&self) {
+        self.value_at_last_interrupt.set(self.value.get());
         self.epoch.set(self.epoch.get() + 1);
         let all = std::mem::take(&mut *self.waiters.borrow_mut());
         for waker in all.into_values() {
             waker.wake();
         }
+    }
+
+    /// The value when `epoch` ended, if it is the epoch just before the current one (older
+    /// epochs' end values are not kept: callers treat them as unknown).
+    pub(crate) fn value_at_end_of(&self, epoch: u64) -> Option<i64> {
+        (epoch + 1 == self.epoch.get()).then(|| self.value_at_last_interrupt.get())
     }
 
     /// Resolves once `get() >= target`, the watch failed, or its epoch changed.
@@ -199,5 +209,13 @@ mod tests {
         assert!(fresh.as_mut().poll(&mut cx).is_pending());
         watch.advance(10);
         assert!(fresh.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(watch.value_at_end_of(epoch), Some(0));
+        watch.interrupt();
+        assert_eq!(watch.value_at_end_of(epoch + 1), Some(10));
+        assert_eq!(
+            watch.value_at_end_of(epoch),
+            None,
+            "only the last end is kept"
+        );
     }
 }
