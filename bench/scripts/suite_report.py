@@ -141,8 +141,8 @@ def header(env, limits):
     if limits:
         out.append(
             f"- limits: disk (dd O_DIRECT 1 MiB writes) **{limits.get('disk_write_mb_s')} MB/s**, loopback TCP "
-            f"(iperf3 core {env.get('broker_core') if env else '?'} -> {env.get('bench_core') if env else '?'}) "
-            f"**{limits.get('loopback_mb_s')} MB/s**"
+            f"(iperf3 core {env.get('broker_core') if env else '?'} -> {env.get('bench_core') if env else '?'}, "
+            f"the better of {limits.get('iperf3', '?').strip().rstrip(';')}) **{limits.get('loopback_mb_s')} MB/s**"
         )
     out.append("")
     return out
