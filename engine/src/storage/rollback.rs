@@ -460,6 +460,33 @@ mod tests {
     }
 
     #[test]
+    fn closing_a_suspended_log_keeps_what_was_acknowledged() {
+        run(|| async {
+            let temp = tempfile::tempdir().expect("tempdir");
+            let dir = temp.path().join("t-0");
+            let log = PartitionLog::open(&dir, small_config())
+                .await
+                .expect("open");
+            let mut expected = Vec::new();
+            for n in 0..10 {
+                append_ok(&log, &numbered_batch(n), &mut expected).await;
+            }
+            test_hook::fail_next(libc::ENOSPC, 1, false);
+            assert!(log.append(&numbered_batch(99)).await.is_err());
+            // Closing right away: the log was rolled back, so close checkpoints what was
+            // acknowledged (and nothing else).
+            log.close().await.expect("close a rolled-back log");
+            let reopened = PartitionLog::open(&dir, small_config())
+                .await
+                .expect("reopen");
+            assert_eq!(read_everything(&reopened).await, expected);
+            let mut more = expected.clone();
+            append_ok(&reopened, &numbered_batch(10), &mut more).await;
+            reopened.close().await.expect("close");
+        });
+    }
+
+    #[test]
     fn io_errors_stay_fenced() {
         run(|| async {
             let temp = tempfile::tempdir().expect("tempdir");

@@ -254,3 +254,35 @@ fn syntax_and_read_errors_say_what_to_do() {
     let err = Profile::load(Path::new("/nonexistent/profile.toml")).unwrap_err();
     assert!(err.to_string().contains("--profile"), "{err}");
 }
+
+#[test]
+fn connection_limits_are_flags_with_bounds() {
+    let mut profile = Profile::builtin_default();
+    assert_eq!(profile.connections_max_idle_ms, 600_000);
+    assert_eq!(profile.request_read_timeout_ms, 30_000);
+    assert_eq!(profile.max_in_flight_bytes_per_connection, 200 << 20);
+    profile
+        .set_from_flag("connections_max_idle_ms", "2000")
+        .unwrap();
+    profile
+        .set_from_flag("request_read_timeout_ms", "3000")
+        .unwrap();
+    profile
+        .set_from_flag("max_in_flight_bytes_per_connection", "4MiB")
+        .unwrap();
+    let resolved = profile.resolve_for(&small_machine()).unwrap();
+    assert_eq!(resolved.connections_max_idle_ms, 2000);
+    assert_eq!(resolved.request_read_timeout_ms, 3000);
+    assert_eq!(resolved.max_in_flight_bytes_per_connection, 4 << 20);
+    assert!(resolved
+        .to_string()
+        .contains("max_in_flight_bytes_per_connection = 4 MiB (flag)"));
+    for (key, value) in [
+        ("connections_max_idle_ms", "10"),
+        ("request_read_timeout_ms", "0"),
+        ("max_in_flight_bytes_per_connection", "1KiB"),
+    ] {
+        let err = profile.set_from_flag(key, value).unwrap_err();
+        assert!(err.to_string().contains(key), "{err}");
+    }
+}
