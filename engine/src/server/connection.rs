@@ -153,42 +153,45 @@ async fn read_requests(
     }
 }
 
-/// Reads a frame's size prefix: the first byte may take `limits.idle` (an idle connection), the
-/// rest must follow within `limits.request_read`. Returns the prefix and how long the rest took;
-/// `None` closes the connection.
+/// Reads a frame's size prefix: the first bytes may take `limits.idle` (an idle connection), the
+/// rest must follow within `limits.request_read`. One `recv` in the usual case (the whole prefix
+/// arrives at once). Returns the prefix and how long its rest took; `None` closes the connection.
 async fn read_prefix(
     reader: &mut ReadHalf<TcpStream>,
     limits: &Limits,
     peer: &str,
 ) -> Option<([u8; FRAME_PREFIX_BYTES], Duration)> {
     let mut prefix = [0u8; FRAME_PREFIX_BYTES];
-    let mut first_byte_at = Instant::now();
-    let result = match with_timeout(limits.idle, reader.read_exact(&mut prefix[..1])).await {
+    let first = match with_timeout(limits.idle, reader.read(&mut prefix)).await {
         None => {
             tracing::info!(%peer, idle_ms = limits.idle.as_millis() as u64, "closing idle connection (connections_max_idle_ms)");
             return None;
         }
-        Some(Ok(())) => {
-            first_byte_at = Instant::now();
-            match with_timeout(limits.request_read, reader.read_exact(&mut prefix[1..])).await {
-                None => {
-                    tracing::warn!(%peer, timeout_ms = limits.request_read.as_millis() as u64, "closing connection: frame size prefix too slow (request_read_timeout_ms)");
-                    return None;
-                }
-                Some(result) => result,
-            }
+        Some(Ok(0)) => return None, // the peer closed the connection
+        Some(Ok(read)) => read,
+        Some(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "connection read failed");
+            return None;
         }
-        Some(Err(e)) => Err(e),
     };
-    match result {
-        Ok(()) => Some((prefix, first_byte_at.elapsed())),
-        Err(e) => {
-            if e.kind() != std::io::ErrorKind::UnexpectedEof {
-                tracing::debug!(%peer, error = %e, "connection read failed");
+    let first_bytes_at = Instant::now();
+    if first < FRAME_PREFIX_BYTES {
+        let rest = reader.read_exact(&mut prefix[first..]);
+        match with_timeout(limits.request_read, rest).await {
+            None => {
+                tracing::warn!(%peer, timeout_ms = limits.request_read.as_millis() as u64, "closing connection: frame size prefix too slow (request_read_timeout_ms)");
+                return None;
             }
-            None
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                if e.kind() != std::io::ErrorKind::UnexpectedEof {
+                    tracing::debug!(%peer, error = %e, "connection read failed");
+                }
+                return None;
+            }
         }
     }
+    Some((prefix, first_bytes_at.elapsed()))
 }
 
 /// Reads a frame body of `size` bytes, growing the buffer as bytes arrive: a peer that claims a
