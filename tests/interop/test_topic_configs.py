@@ -158,3 +158,35 @@ def test_topic_max_message_bytes_limits_batches(broker, topic_name):
     producer.flush(TIMEOUT)
     assert errors[0] is None
     assert errors[1] is not None and errors[1].code() == 10  # MSG_SIZE_TOO_LARGE
+
+
+@pytest.mark.parametrize("broker", [2], indirect=True, ids=["shards2"])
+def test_concurrent_creates_then_describe(broker, topic_name):
+    """Two clients create the same compacted topic at once (Kafka Connect workers starting together do): the
+    one told TOPIC_ALREADY_EXISTS describes the topic right away, and that must find it with its config."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from confluent_kafka import KafkaError
+
+    admins = [admin_for(broker), admin_for(broker)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for round_ in range(10):
+            name = f"{topic_name}-{round_}"
+            start = threading.Barrier(2)
+
+            def create_and_describe(admin: AdminClient) -> str:
+                start.wait()
+                future = admin.create_topics([NewTopic(name, 3, 1, config={"cleanup.policy": "compact"})])[name]
+                try:
+                    future.result(timeout=TIMEOUT)
+                    outcome = "created"
+                except KafkaException as e:
+                    assert e.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS, e
+                    outcome = "exists"
+                configs = describe_topic(admin, name)
+                assert configs["cleanup.policy"].value == "compact", (outcome, configs["cleanup.policy"])
+                return outcome
+
+            outcomes = sorted(f.result(timeout=60) for f in [pool.submit(create_and_describe, a) for a in admins])
+            assert outcomes == ["created", "exists"], (round_, outcomes)

@@ -145,6 +145,27 @@ pub(crate) fn end(name: &str) {
     CONTROLLER.with(|c| c.in_progress.borrow_mut().remove(name));
 }
 
+fn in_progress(name: &str) -> bool {
+    CONTROLLER.with(|c| c.in_progress.borrow().contains(name))
+}
+
+/// How often a request waits on another change of the same topic to finish.
+const IN_PROGRESS_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+/// Longest wait on another change of the same topic (a create commits the table to every shard,
+/// which takes milliseconds; this bounds a stuck one).
+const IN_PROGRESS_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits until no create or delete of `name` is running. A second CreateTopics for a name being
+/// created is then answered TOPIC_ALREADY_EXISTS only once the topic is visible on every shard:
+/// Kafka Connect workers starting together create the same internal topics and describe their
+/// configs right after, which failed with UNKNOWN_TOPIC_OR_PARTITION for a few hundred ms.
+async fn wait_until_not_in_progress(name: &str) {
+    let deadline = std::time::Instant::now() + IN_PROGRESS_WAIT_MAX;
+    while in_progress(name) && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(IN_PROGRESS_POLL).await;
+    }
+}
+
 async fn controller_create(shard: &Shard, topic: &NewTopic) -> AdminOutcome {
     debug_assert_eq!(shard.id, CONTROLLER_SHARD);
     if let Err(reason) = validate_topic_name(&topic.name) {
@@ -176,6 +197,7 @@ async fn controller_create(shard: &Shard, topic: &NewTopic) -> AdminOutcome {
             ),
         );
     }
+    wait_until_not_in_progress(&topic.name).await;
     if shard.topic_table().get(&topic.name).is_some() || !begin(&topic.name) {
         return AdminOutcome::error(
             ResponseError::TopicAlreadyExists,
