@@ -118,6 +118,7 @@ def compacted_state(bootstrap: str, topic: str, partition_dir: Path, expected, t
     return None
 
 
+@pytest.mark.parametrize("broker", [1, 2], indirect=True, ids=["shards1", "shards2"])
 def test_compacted_topic_keeps_the_latest_value_per_key(broker, topic_name):
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     config = {

@@ -598,9 +598,14 @@ impl PartitionLog {
                 files::remove_if_exists(&segment_file_path(&inner.dir, base_offset, suffix))
                     .await?;
             }
-            // A compaction swap may be in its grace period.
+            // A compaction may be writing a cleaned copy or be in a swap's grace period.
             files::remove_if_exists(&super::compaction::swap::swap_path(&inner.dir, base_offset))
                 .await?;
+            files::remove_if_exists(&super::compaction::swap::cleaned_path(
+                &inner.dir,
+                base_offset,
+            ))
+            .await?;
         }
         files::remove_if_exists(&inner.dir.join(CHECKPOINT_FILE_NAME)).await?;
         files::remove_if_exists(&inner.dir.join(retention::LOG_START_FILE_NAME)).await?;
