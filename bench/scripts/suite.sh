@@ -12,7 +12,7 @@
 #   limits    dd O_DIRECT write of the data dir, iperf3 loopback (broker core -> bench core)
 #   produce   SIZES x ACKS x PARTITION_COUNTS, DURATION after WARMUP, 1 MiB batches, 5 in flight
 #   consume   fill CONSUME_RECORDS x 1 KiB per partition count, then a catch-up read of all of it
-#   e2e       e2e at full speed (1 KiB, 64 KiB batches, acks=all, 1 partition) -> each broker's max
+#   e2e       e2e at full speed (1 KiB, 64 KiB batches, acks=all, 1 partition), twice -> each broker's max
 #   sweep     e2e at fixed rates: SWEEP_FRACTIONS of the slower broker's max (0.5 is "half of the
 #             slower broker's max", the same offered load for both) and SWEEP_FAST_FRACTIONS of the
 #             faster one's, linger 1 ms
@@ -316,12 +316,17 @@ run_consume() {
 
 e2e_args=(--partitions 1 --record-size 1024 --batch-size "${E2E_BATCH_BYTES}" --acks all)
 
+# Twice per broker (alternating): on a shared machine one unthrottled run can meet a stall that makes the
+# "max" a fraction of what the broker sustains, and every rate of the sweep derives from it. The better
+# run counts.
 run_e2e_max() {
-    local level="$1" broker
-    for broker in kafka ringbroker; do
-        bench "${level}-${broker}-e2e-max" "${broker}" "${broker} ${level} e2e max" \
-            e2e --topic "e2e-max" "${e2e_args[@]}" --duration "${DURATION}" --warmup "${WARMUP}"
-        delete_topic "${broker}" "e2e-max"
+    local level="$1" broker attempt
+    for attempt in 1 2; do
+        for broker in kafka ringbroker; do
+            bench "${level}-${broker}-e2e-max${attempt}" "${broker}" "${broker} ${level} e2e max #${attempt}" \
+                e2e --topic "e2e-max${attempt}" "${e2e_args[@]}" --duration "${DURATION}" --warmup "${WARMUP}"
+            delete_topic "${broker}" "e2e-max${attempt}"
+        done
     done
 }
 
@@ -329,21 +334,25 @@ run_e2e_max() {
 sweep_rates() {
     local level="$1"
     if [ -n "${SWEEP_RATES}" ]; then echo "${SWEEP_RATES}"; return; fi
-    python3 - "${OUT_DIR}/runs/${level}-kafka-e2e-max.json" "${OUT_DIR}/runs/${level}-ringbroker-e2e-max.json" \
-        "${SWEEP_FRACTIONS}" "${SWEEP_FAST_FRACTIONS}" <<'PY'
+    python3 - "${OUT_DIR}/runs/${level}" "${SWEEP_FRACTIONS}" "${SWEEP_FAST_FRACTIONS}" <<'PY'
 import json, sys
 maxes = []
-for path in sys.argv[1:3]:
-    try:
-        maxes.append(json.load(open(path))["results"]["produce"]["records_per_s"])
-    except (OSError, KeyError, TypeError, ValueError):
-        pass
+for broker in ("kafka", "ringbroker"):
+    best = []
+    for attempt in (1, 2):
+        try:
+            path = f"{sys.argv[1]}-{broker}-e2e-max{attempt}.json"
+            best.append(json.load(open(path))["results"]["produce"]["records_per_s"])
+        except (OSError, KeyError, TypeError, ValueError):
+            pass
+    if best:
+        maxes.append(max(best))
 if not maxes:
     sys.exit(1)
 slow, fast = min(maxes), max(maxes)
-rates = {round(slow * float(f), -2) for f in sys.argv[3].split()}
+rates = {round(slow * float(f), -2) for f in sys.argv[2].split()}
 if len(maxes) == 2:
-    rates |= {round(fast * float(f), -2) for f in sys.argv[4].split()}
+    rates |= {round(fast * float(f), -2) for f in sys.argv[3].split()}
 print(" ".join(str(int(r)) for r in sorted(rates) if r > 0))
 PY
 }

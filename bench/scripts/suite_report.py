@@ -232,15 +232,20 @@ def e2e_tables(runs, levels):
     ]
     targets = []
     for level in levels:
-        maxes = {b: runs.get(f"{level}-{b}-e2e-max") for b in BROKERS}
+        attempts = [{b: runs.get(f"{level}-{b}-e2e-max{i}") for b in BROKERS} for i in (1, 2)]
         rates = sorted(
             {int(n.rsplit("rate", 1)[1]) for n in runs if n.startswith(f"{level}-") and "-e2e-rate" in n}
         )
-        rows = [("max", maxes)] + [
+        rows = [("max", a) for a in attempts] + [
             (rate, {b: runs.get(f"{level}-{b}-e2e-rate{rate}") for b in BROKERS}) for rate in rates
         ]
-        present = [m.records_per_s for m in maxes.values() if m]
-        half = round(min(present) * 0.5, -2) if present else None
+        # Each broker's max is its better unthrottled run; half of the slower one is the common load.
+        best = {}
+        for a in attempts:
+            for b, m in a.items():
+                if m is not None:
+                    best[b] = max(best.get(b, 0.0), m.records_per_s)
+        half = round(min(best.values()) * 0.5, -2) if best else None
         for rate, pair in rows:
             k, r = pair["kafka"], pair["ringbroker"]
             for broker in BROKERS:
