@@ -151,6 +151,8 @@ fn resolve(args: &ServeArgs) -> Result<(BrokerConfig, Vec<String>), String> {
         connections_max_idle_ms: resolved.connections_max_idle_ms,
         request_read_timeout_ms: resolved.request_read_timeout_ms,
         max_in_flight_bytes_per_connection: resolved.max_in_flight_bytes_per_connection as usize,
+        log_cleaner_interval_ms: resolved.log_cleaner_interval_ms,
+        log_cleaner_max_keys: usize::try_from(resolved.log_cleaner_max_keys).unwrap_or(usize::MAX),
         log: log_config(&resolved),
         metrics_listen: metrics_listen(&args.metrics_listen)?,
         ..BrokerConfig::default()

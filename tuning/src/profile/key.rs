@@ -24,6 +24,8 @@ pub enum Key {
     ConnectionsMaxIdleMs,
     RequestReadTimeoutMs,
     MaxInFlightBytesPerConnection,
+    LogCleanerIntervalMs,
+    LogCleanerMaxKeys,
 }
 
 impl From<Key> for &'static str {
@@ -34,7 +36,7 @@ impl From<Key> for &'static str {
 
 impl Key {
     /// Every key, in the order the broker prints them.
-    pub const ALL: [Key; 17] = [
+    pub const ALL: [Key; 19] = [
         Key::ShardCores,
         Key::BenchCores,
         Key::PinExecutors,
@@ -52,6 +54,8 @@ impl Key {
         Key::ConnectionsMaxIdleMs,
         Key::RequestReadTimeoutMs,
         Key::MaxInFlightBytesPerConnection,
+        Key::LogCleanerIntervalMs,
+        Key::LogCleanerMaxKeys,
     ];
 
     /// The key's name in TOML and on the command line.
@@ -74,6 +78,8 @@ impl Key {
             Key::ConnectionsMaxIdleMs => "connections_max_idle_ms",
             Key::RequestReadTimeoutMs => "request_read_timeout_ms",
             Key::MaxInFlightBytesPerConnection => "max_in_flight_bytes_per_connection",
+            Key::LogCleanerIntervalMs => "log_cleaner_interval_ms",
+            Key::LogCleanerMaxKeys => "log_cleaner_max_keys",
         }
     }
 

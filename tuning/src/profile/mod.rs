@@ -70,6 +70,13 @@ pub const CONNECTION_TIMEOUT_MS_MAX: u64 = 86_400_000;
 /// Bounds of `max_in_flight_bytes_per_connection`: at least 64 KiB, at most 16 GiB.
 pub const MAX_IN_FLIGHT_BYTES_PER_CONNECTION_MIN: u64 = 64 << 10;
 pub const MAX_IN_FLIGHT_BYTES_PER_CONNECTION_MAX: u64 = 16 << 30;
+/// Bounds of `log_cleaner_interval_ms`: at least 100 ms (a pass re-reads the partition's sealed
+/// segments), at most a day.
+pub const LOG_CLEANER_INTERVAL_MS_MIN: u64 = 100;
+pub const LOG_CLEANER_INTERVAL_MS_MAX: u64 = 86_400_000;
+/// Bounds of `log_cleaner_max_keys`: at least 1024 keys, at most 64 Mi keys (~2.5 GiB of offset map).
+pub const LOG_CLEANER_MAX_KEYS_MIN: u64 = 1 << 10;
+pub const LOG_CLEANER_MAX_KEYS_MAX: u64 = 64 << 20;
 
 /// Where an effective setting came from, printed after each value at broker start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -119,6 +126,8 @@ pub struct Profile {
     pub connections_max_idle_ms: u64,
     pub request_read_timeout_ms: u64,
     pub max_in_flight_bytes_per_connection: u64,
+    pub log_cleaner_interval_ms: u64,
+    pub log_cleaner_max_keys: u64,
     sources: BTreeMap<Key, Provenance>,
 }
 
@@ -212,6 +221,8 @@ impl Profile {
             connections_max_idle_ms: 0,
             request_read_timeout_ms: 0,
             max_in_flight_bytes_per_connection: 0,
+            log_cleaner_interval_ms: 0,
+            log_cleaner_max_keys: 0,
             sources: BTreeMap::new(),
         }
     }
@@ -330,6 +341,17 @@ impl Profile {
                     align: 1,
                 };
                 self.max_in_flight_bytes_per_connection = value::parse_bytes(value, bounds)?;
+            }
+            Key::LogCleanerIntervalMs => {
+                self.log_cleaner_interval_ms = value::parse_int(
+                    value,
+                    LOG_CLEANER_INTERVAL_MS_MIN,
+                    LOG_CLEANER_INTERVAL_MS_MAX,
+                )?;
+            }
+            Key::LogCleanerMaxKeys => {
+                self.log_cleaner_max_keys =
+                    value::parse_int(value, LOG_CLEANER_MAX_KEYS_MIN, LOG_CLEANER_MAX_KEYS_MAX)?;
             }
         }
         Ok(())

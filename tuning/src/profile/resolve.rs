@@ -44,6 +44,8 @@ pub struct ResolvedProfile {
     pub connections_max_idle_ms: u64,
     pub request_read_timeout_ms: u64,
     pub max_in_flight_bytes_per_connection: u64,
+    pub log_cleaner_interval_ms: u64,
+    pub log_cleaner_max_keys: u64,
     /// RLIMIT_MEMLOCK seen at resolve time; `None` = unlimited.
     pub memlock_limit_bytes: Option<u64>,
     /// Legal but questionable combinations (e.g. bench and shards sharing cores); print them at start.
@@ -144,6 +146,8 @@ impl ResolvedProfile {
             Key::MaxInFlightBytesPerConnection => {
                 human_bytes(self.max_in_flight_bytes_per_connection)
             }
+            Key::LogCleanerIntervalMs => self.log_cleaner_interval_ms.to_string(),
+            Key::LogCleanerMaxKeys => self.log_cleaner_max_keys.to_string(),
         }
     }
 }
@@ -343,6 +347,8 @@ pub(super) fn resolve(
         connections_max_idle_ms: profile.connections_max_idle_ms,
         request_read_timeout_ms: profile.request_read_timeout_ms,
         max_in_flight_bytes_per_connection: profile.max_in_flight_bytes_per_connection,
+        log_cleaner_interval_ms: profile.log_cleaner_interval_ms,
+        log_cleaner_max_keys: profile.log_cleaner_max_keys,
         memlock_limit_bytes: machine.memlock_limit_bytes,
         warnings,
         sources,

@@ -286,3 +286,29 @@ fn connection_limits_are_flags_with_bounds() {
         assert!(err.to_string().contains(key), "{err}");
     }
 }
+
+#[test]
+fn log_cleaner_settings_are_flags_with_bounds() {
+    let mut profile = Profile::builtin_default();
+    assert_eq!(profile.log_cleaner_interval_ms, 5000);
+    assert_eq!(profile.log_cleaner_max_keys, 524_288);
+    profile
+        .set_from_flag("log_cleaner_interval_ms", "200")
+        .unwrap();
+    profile
+        .set_from_flag("log_cleaner_max_keys", "4096")
+        .unwrap();
+    let resolved = profile.resolve_for(&small_machine()).unwrap();
+    assert_eq!(resolved.log_cleaner_interval_ms, 200);
+    assert_eq!(resolved.log_cleaner_max_keys, 4096);
+    assert!(resolved
+        .to_string()
+        .contains("log_cleaner_interval_ms = 200 (flag)"));
+    for (key, value) in [
+        ("log_cleaner_interval_ms", "10"),
+        ("log_cleaner_max_keys", "1"),
+    ] {
+        let err = profile.set_from_flag(key, value).unwrap_err();
+        assert!(err.to_string().contains(key), "{err}");
+    }
+}
