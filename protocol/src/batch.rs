@@ -218,9 +218,48 @@ pub fn crc32c_of(batch: &[u8]) -> u32 {
     crc32c::crc32c(&batch[CRC_START..])
 }
 
-/// Validates `buf` as exactly one complete v2 batch: header, length, codec, record count bounded by
-/// the bytes present, and the CRC32C. Record contents are not decoded (they may be compressed).
+/// Validates `buf` as one complete v2 batch as a **producer** must send it (the broker's Produce
+/// path): header, length, codec, CRC32C, at least one record, and `last_offset_delta ==
+/// record_count - 1` (a producer numbers its records 0..n-1 contiguously, as Kafka's
+/// `LogValidator` requires). Record contents are not decoded (they may be compressed).
+///
+/// Batches read back from a log (Fetch answers, stored segments) may legitimately hold fewer records
+/// than their offset span after compaction: check those with [`validate_log_batch`].
+pub fn validate_produce_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = check_frame(buf)?;
+    // Kafka requires last_offset_delta == record_count - 1 for batches produced by clients, and a
+    // produced batch must hold at least one record.
+    let count_ok = header.record_count > 0
+        && header.last_offset_delta >= 0
+        && header.last_offset_delta == header.record_count - 1;
+    check_count(buf, &header, count_ok)?;
+    check_crc(buf, header)
+}
+
+/// Validates `buf` as one complete v2 batch as it may sit in a **log** (what Fetch returns and
+/// consumers read): header, length, codec, CRC32C, and `0 <= record_count <= last_offset_delta + 1`.
+/// Log compaction keeps a batch's base offset and last offset delta but drops records, so its
+/// offset deltas have gaps; it may even keep a batch with no records at all (Kafka retains the
+/// last batch of a producer for its producer state), which a consumer skips. The record offset
+/// deltas themselves are checked when the records are decoded (`records::decode_records`).
+pub fn validate_log_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = check_frame(buf)?;
+    let count_ok = header.record_count >= 0
+        && header.last_offset_delta >= 0
+        && i64::from(header.record_count) <= i64::from(header.last_offset_delta) + 1;
+    check_count(buf, &header, count_ok)?;
+    check_crc(buf, header)
+}
+
+/// The produce-path check under its historical name: same as [`validate_produce_batch`]. Kept for
+/// callers that validate batches they built themselves (tests, the bench); code reading batches
+/// back from a log should call [`validate_log_batch`].
 pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    validate_produce_batch(buf)
+}
+
+/// Header, exact length and codec: the checks every batch passes, produced or stored.
+fn check_frame(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(buf)?;
     if header.total_bytes() != buf.len() {
         return Err(BatchError::Truncated {
@@ -233,23 +272,26 @@ pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
             header.attributes & ATTR_COMPRESSION_MASK,
         ));
     }
+    Ok(header)
+}
+
+/// Fails with `BadRecordCount` unless `count_ok` holds and an uncompressed batch has room for every
+/// claimed record (compressed data can be smaller than the records it holds).
+fn check_count(buf: &[u8], header: &BatchHeader, count_ok: bool) -> Result<(), BatchError> {
     let record_bytes = buf.len() - BATCH_HEADER_BYTES;
-    let count_ok = header.record_count >= 0
-        && header.last_offset_delta >= 0
-        // Kafka requires last_offset_delta == record_count - 1 for batches produced by clients;
-        // a non-empty batch must hold at least one record.
-        && (header.record_count == 0 || header.last_offset_delta == header.record_count - 1);
-    // An uncompressed batch must have room for every claimed record; compressed data can be
-    // smaller than the records it holds, so only the delta/count relation applies there.
     let room_ok = header.compression() != Some(Compression::None)
-        || (header.record_count as usize).saturating_mul(MIN_RECORD_BYTES) <= record_bytes;
-    if !count_ok || !room_ok || header.record_count == 0 {
+        || (header.record_count.max(0) as usize).saturating_mul(MIN_RECORD_BYTES) <= record_bytes;
+    if !count_ok || !room_ok {
         return Err(BatchError::BadRecordCount {
             count: header.record_count,
             last_offset_delta: header.last_offset_delta,
             bytes: record_bytes,
         });
     }
+    Ok(())
+}
+
+fn check_crc(buf: &[u8], header: BatchHeader) -> Result<BatchHeader, BatchError> {
     let actual = crc32c_of(buf);
     if actual != header.crc {
         return Err(BatchError::CrcMismatch {
@@ -458,6 +500,66 @@ mod tests {
         ));
     }
 
+    /// Rewrites the count fields (as a cleaner leaves them) and fixes the CRC.
+    fn with_counts(mut batch: Vec<u8>, last_offset_delta: i32, record_count: i32) -> Vec<u8> {
+        batch[OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4]
+            .copy_from_slice(&last_offset_delta.to_be_bytes());
+        batch[OFFSET_RECORD_COUNT..OFFSET_RECORD_COUNT + 4]
+            .copy_from_slice(&record_count.to_be_bytes());
+        let crc = crc32c_of(&batch);
+        batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        batch
+    }
+
+    #[test]
+    fn compacted_batch_is_a_valid_log_batch_but_not_a_valid_produce_batch() {
+        // Two records left of an offset span of five.
+        let batch = with_counts(build_simple_batch(5, &[b"a", b"b"]), 4, 2);
+        let header = validate_log_batch(&batch).expect("compacted batch is valid in a log");
+        assert_eq!(header.record_count, 2);
+        assert_eq!(header.last_offset(), 4);
+        assert!(matches!(
+            validate_produce_batch(&batch),
+            Err(BatchError::BadRecordCount {
+                count: 2,
+                last_offset_delta: 4,
+                ..
+            })
+        ));
+        assert!(validate_batch(&batch).is_err());
+    }
+
+    #[test]
+    fn empty_batch_is_valid_only_in_a_log() {
+        let mut empty = build_simple_batch(5, &[b"a"])[..BATCH_HEADER_BYTES].to_vec();
+        let length = (BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32;
+        empty[OFFSET_BATCH_LENGTH..OFFSET_BATCH_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+        let empty = with_counts(empty, 3, 0);
+        assert_eq!(validate_log_batch(&empty).expect("valid").record_count, 0);
+        assert!(matches!(
+            validate_produce_batch(&empty),
+            Err(BatchError::BadRecordCount { count: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn counts_beyond_the_offset_span_are_rejected_everywhere() {
+        let plain = build_simple_batch(5, &[b"a", b"b", b"c"]);
+        for (delta, count) in [(1, 3), (-1, 0), (-1, 3), (2, -1)] {
+            let batch = with_counts(plain.clone(), delta, count);
+            for check in [validate_log_batch, validate_produce_batch] {
+                assert!(
+                    matches!(check(&batch), Err(BatchError::BadRecordCount { .. })),
+                    "delta {delta} count {count}"
+                );
+            }
+        }
+        // A produced batch's deltas are contiguous: last_offset_delta must be exactly count - 1.
+        let gapped = with_counts(plain, 3, 3);
+        assert!(validate_log_batch(&gapped).is_ok());
+        assert!(validate_produce_batch(&gapped).is_err());
+    }
+
     #[test]
     fn iterator_yields_complete_batches_and_leaves_partial_tail() {
         let a = build_simple_batch(1, &[b"a"]);
@@ -479,6 +581,7 @@ mod tests {
         #[test]
         fn validate_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = validate_batch(&bytes);
+            let _ = validate_log_batch(&bytes);
             for item in batches(&bytes) { let _ = item; }
         }
 

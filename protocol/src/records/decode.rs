@@ -5,6 +5,11 @@
 //! checked (as the Java consumer does with `check.crcs=true`), control batches (transaction markers) are
 //! skipped, compressed batches are decompressed. A batch is returned whole even when the fetch offset lies
 //! inside it: callers drop records below the offset they asked for.
+//!
+//! Batches are checked as log batches (`batch::validate_log_batch`), the way Kafka's consumer reads
+//! them: a compacted batch keeps its base offset and last offset delta but may hold fewer records
+//! (gaps in the offset deltas), or none at all (kept for producer state; it yields no records).
+//! Record offset deltas must still rise strictly and stay within `0..=last_offset_delta`.
 
 use super::compression::{decompress, MAX_DECOMPRESSED_BYTES};
 use super::varint::Reader;
@@ -35,7 +40,7 @@ pub fn decode_records(batches: &[u8]) -> Result<Vec<OwnedRecord>, RecordsError> 
     // rest comes with the next fetch from the consumer's position.
     for item in batch::batches(batches) {
         let (_, bytes) = item?;
-        let header = batch::validate_batch(bytes)?;
+        let header = batch::validate_log_batch(bytes)?;
         if header.is_control() {
             continue;
         }
@@ -58,7 +63,7 @@ fn decode_batch_into(
         Some(Compression::None) => Bytes::copy_from_slice(body),
         Some(codec) => Bytes::from(decompress(codec, body)?),
         None => {
-            debug_assert!(false, "validate_batch accepted an unknown codec");
+            debug_assert!(false, "validate_log_batch accepted an unknown codec");
             return Err(batch::BatchError::BadCompression(header.attributes & 0x07).into());
         }
     };
@@ -71,8 +76,19 @@ fn decode_batch_into(
     debug_assert!(plain.len() <= MAX_DECOMPRESSED_BYTES.max(body.len()));
     out.reserve(count);
     let mut reader = Reader::new(&plain);
+    let mut previous_delta: Option<i64> = None;
     for _ in 0..count {
         let record = decode_record(header, &plain, &mut reader)?;
+        let delta = record.offset.wrapping_sub(header.base_offset);
+        let in_span = (0..=i64::from(header.last_offset_delta)).contains(&delta);
+        if !in_span || previous_delta.is_some_and(|previous| delta <= previous) {
+            return Err(RecordsError::BadOffsetDelta {
+                delta,
+                previous: previous_delta,
+                last_offset_delta: header.last_offset_delta,
+            });
+        }
+        previous_delta = Some(delta);
         out.push(record);
     }
     if reader.remaining() != 0 {

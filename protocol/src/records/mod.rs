@@ -47,6 +47,15 @@ pub enum RecordsError {
     /// A length or count field is out of range.
     #[error("invalid {what} {len} in record data")]
     BadLength { len: i64, what: &'static str },
+    /// A record's offset delta is outside its batch's span or not above the previous record's.
+    #[error(
+        "record offset delta {delta} is invalid (previous {previous:?}, batch last offset delta {last_offset_delta})"
+    )]
+    BadOffsetDelta {
+        delta: i64,
+        previous: Option<i64>,
+        last_offset_delta: i32,
+    },
     /// Bytes were left after the batch's declared records.
     #[error("{bytes} unexpected bytes after the last record of a batch")]
     TrailingBytes { bytes: usize },
@@ -87,5 +96,7 @@ pub fn compression_name(codec: Compression) -> &'static str {
     }
 }
 
+#[cfg(test)]
+mod compacted_tests;
 #[cfg(test)]
 mod tests;
