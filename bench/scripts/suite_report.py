@@ -236,7 +236,7 @@ def e2e_tables(runs, levels):
         rates = sorted(
             {int(n.rsplit("rate", 1)[1]) for n in runs if n.startswith(f"{level}-") and "-e2e-rate" in n}
         )
-        rows = [("max", a) for a in attempts] + [
+        rows = [(f"max{i}", a) for i, a in enumerate(attempts, start=1)] + [
             (rate, {b: runs.get(f"{level}-{b}-e2e-rate{rate}") for b in BROKERS}) for rate in rates
         ]
         # Each broker's max is its better unthrottled run; half of the slower one is the common load.
@@ -252,19 +252,20 @@ def e2e_tables(runs, levels):
                 run = pair[broker]
                 if run is None:
                     continue
-                offered = "unthrottled" if rate == "max" else fmt_count(rate)
-                if rate != "max" and half is not None and rate == half:
+                unthrottled = isinstance(rate, str)
+                offered = f"unthrottled #{rate[3:]}" if unthrottled else fmt_count(rate)
+                if not unthrottled and half is not None and rate == half:
                     offered += " (half of the slower max)"
-                # At "max" the two brokers carry different loads: a p99 ratio would compare unlike things.
-                ratio = fmt_ratio(r.p99, k.p99) if broker == "ringbroker" and k and r and rate != "max" else ""
-                behind = "" if rate == "max" or run.records_per_s >= KEPT_UP_SHARE * rate else " (fell behind)"
+                # Unthrottled, the two brokers carry different loads: a p99 ratio would compare unlike things.
+                ratio = fmt_ratio(r.p99, k.p99) if broker == "ringbroker" and k and r and not unthrottled else ""
+                behind = "" if unthrottled or run.records_per_s >= KEPT_UP_SHARE * rate else " (fell behind)"
                 out.append(
                     f"| {level} | {offered} | {'Kafka' if broker == 'kafka' else broker} | "
                     f"{fmt_count(run.records_per_s)}{behind} | {fmt_mb(run.mb_per_s)} | "
                     + " | ".join(latency_cells(run))
                     + f" | {cpu_cell(run)} | {ratio} |"
                 )
-            if rate != "max" and k and r and k.p99 and r.p99 is not None:
+            if not isinstance(rate, str) and k and r and k.p99 and r.p99 is not None:
                 targets.append((level, rate, rate == half, r.p99 / k.p99, k, r))
     out.append("")
     return out, targets
