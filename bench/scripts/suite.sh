@@ -9,7 +9,7 @@
 #
 # Default OUT_DIR: /tmp/ringbroker-suite. Steps (PARTS, in this order; a failed run is logged in
 # failures.txt and the suite goes on):
-#   limits    dd O_DIRECT write of the data dir, iperf3 loopback (broker core -> bench core)
+#   limits    dd O_DIRECT write and read of the data dir, iperf3 loopback (broker core -> bench core)
 #   produce   SIZES x ACKS x PARTITION_COUNTS, DURATION after WARMUP, 1 MiB batches, 5 in flight
 #   consume   fill CONSUME_RECORDS x 1 KiB per partition count, then a catch-up read of all of it
 #   e2e       e2e at full speed (1 KiB, 64 KiB batches, acks=all, 1 partition), twice -> each broker's max
@@ -145,10 +145,15 @@ if has_part limits; then
     log "dd O_DIRECT sequential write, 1 MiB blocks, ${LIMIT_TEST_MIB} MiB, on ${DATA_ROOT}"
     dd_line="$(dd if=/dev/zero of="${DATA_ROOT}/dd.test" bs=1M count="${LIMIT_TEST_MIB}" oflag=direct \
         conv=fdatasync 2>&1 | tail -1)"
-    rm -f "${DATA_ROOT}/dd.test"
     echo "${dd_line}" | tee -a "${OUT_DIR}/log.txt"
+    log "dd O_DIRECT sequential read of the same file"
+    dd_read_line="$(dd if="${DATA_ROOT}/dd.test" of=/dev/null bs=1M iflag=direct 2>&1 | tail -1)"
+    rm -f "${DATA_ROOT}/dd.test"
+    echo "${dd_read_line}" | tee -a "${OUT_DIR}/log.txt"
     # "2147483648 bytes (2.1 GB, 2.0 GiB) copied, 1.02 s, 2.1 GB/s": bytes / seconds.
-    disk_mb_s="$(echo "${dd_line}" | awk -F', ' '{split($1, b, " "); split($3, t, " "); printf "%.0f", b[1] / t[1] / 1e6}')"
+    dd_mb_s() { awk -F', ' '{split($1, b, " "); split($3, t, " "); printf "%.0f", b[1] / t[1] / 1e6}'; }
+    disk_mb_s="$(echo "${dd_line}" | dd_mb_s)"
+    disk_read_mb_s="$(echo "${dd_read_line}" | dd_mb_s)"
     loop_mb_s=""
     loop_detail=""
     if command -v iperf3 >/dev/null; then
@@ -172,9 +177,10 @@ if has_part limits; then
     else
         fail "iperf3 not installed: no loopback limit (apt-get install iperf3)"
     fi
-    log "limits: disk ${disk_mb_s} MB/s, loopback ${loop_mb_s:-?} MB/s (${loop_detail})"
-    printf '{"disk_write_mb_s": %s, "loopback_mb_s": %s, "dd": "%s", "iperf3": "%s"}\n' "${disk_mb_s:-null}" \
-        "${loop_mb_s:-null}" "${dd_line}" "${loop_detail}" > "${OUT_DIR}/limits.json"
+    log "limits: disk write ${disk_mb_s} MB/s, read ${disk_read_mb_s} MB/s, loopback ${loop_mb_s:-?} MB/s (${loop_detail})"
+    printf '{"disk_write_mb_s": %s, "disk_read_mb_s": %s, "loopback_mb_s": %s, "dd": "%s", "dd_read": "%s", "iperf3": "%s"}\n' \
+        "${disk_mb_s:-null}" "${disk_read_mb_s:-null}" "${loop_mb_s:-null}" "${dd_line}" "${dd_read_line}" \
+        "${loop_detail}" > "${OUT_DIR}/limits.json"
 fi
 
 # ---------------------------------------------------------------- brokers

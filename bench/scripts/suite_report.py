@@ -140,7 +140,8 @@ def header(env, limits):
         ]
     if limits:
         out.append(
-            f"- limits: disk (dd O_DIRECT 1 MiB writes) **{limits.get('disk_write_mb_s')} MB/s**, loopback TCP "
+            f"- limits: disk (dd O_DIRECT 1 MiB writes) **{limits.get('disk_write_mb_s')} MB/s**, reads "
+            f"**{limits.get('disk_read_mb_s', '?')} MB/s**, loopback TCP "
             f"(iperf3 core {env.get('broker_core') if env else '?'} -> {env.get('bench_core') if env else '?'}, "
             f"the better of {limits.get('iperf3', '?').strip().rstrip(';')}) **{limits.get('loopback_mb_s')} MB/s**"
         )
@@ -192,6 +193,7 @@ def produce_table(runs, levels, limits):
 
 def consume_table(runs, levels, limits):
     loop = limits.get("loopback_mb_s") if limits else None
+    disk_read = limits.get("disk_read_mb_s") if limits else None
     parts_list = sorted({n.rsplit("-p", 1)[1] for n in runs if "-consume-1KiB-p" in n}, key=int)
     if not parts_list:
         return []
@@ -199,9 +201,9 @@ def consume_table(runs, levels, limits):
         "## Catch-up consume (1 KiB records written just before with acks=all; Kafka reads from the page cache, "
         "ringbroker's segments were written with O_DIRECT)",
         "",
-        "| level | partitions | broker | GB read | records/s | MB/s | % loopback | broker CPU s/GB (% of core) | "
-        "fill: records/s (acks=all) | ours/Kafka read |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| level | partitions | broker | GB read | records/s | MB/s | % disk read | % loopback | "
+        "broker CPU s/GB (% of core) | fill: records/s (acks=all) | ours/Kafka read |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for level in levels:
         for parts in parts_list:
@@ -214,7 +216,8 @@ def consume_table(runs, levels, limits):
                 ratio = fmt_ratio(run.mb_per_s, k.mb_per_s) if broker == "ringbroker" and k else ""
                 out.append(
                     f"| {level} | {parts} | {'Kafka' if broker == 'kafka' else broker} | {run.bytes / 1e9:.2f} | "
-                    f"{fmt_count(run.records_per_s)} | {fmt_mb(run.mb_per_s)} | {share(run.mb_per_s, loop)} | "
+                    f"{fmt_count(run.records_per_s)} | {fmt_mb(run.mb_per_s)} | {share(run.mb_per_s, disk_read)} | "
+                    f"{share(run.mb_per_s, loop)} | "
                     f"{cpu_cell(run)} | {fmt_count(fill.records_per_s) if fill else '-'} | {ratio} |"
                 )
     out.append("")
