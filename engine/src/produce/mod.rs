@@ -1,6 +1,9 @@
 //! The produce path for one partition: validate the producer's record batches, append them on
 //! the owning shard (in place when that is this shard, over the mesh otherwise) and report the
-//! base offset. Batches are never decoded: only their 61-byte headers are read (KAFKA-COMPAT §5).
+//! base offset. Batches are not decoded: only their 61-byte headers are read (KAFKA-COMPAT §5),
+//! except on compacted topics, whose records must all carry a key (`keys`).
+
+mod keys;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
@@ -35,8 +38,9 @@ impl ProduceOutcome {
     }
 }
 
-/// Checks every batch of a Produce `records` field: complete v2 batches, each CRC-valid and at
-/// most `max_message_bytes`. Returns the Kafka error code to answer with, and a reason to log.
+/// Checks every batch of a Produce `records` field: complete v2 batches as a producer must send
+/// them (`batch::validate_produce_batch`: contiguous offset deltas, at least one record), each
+/// CRC-valid and at most `max_message_bytes`. Returns the Kafka error code to answer with, and a reason to log.
 pub fn validate_records(records: &[u8], max_message_bytes: usize) -> Result<usize, (i16, String)> {
     if records.is_empty() {
         return Err((ResponseError::CorruptMessage.code(), "empty records".into()));
@@ -54,7 +58,7 @@ pub fn validate_records(records: &[u8], max_message_bytes: usize) -> Result<usiz
                 ),
             ));
         }
-        batch::validate_batch(bytes).map_err(batch_error)?;
+        batch::validate_produce_batch(bytes).map_err(batch_error)?;
         count += 1;
     }
     if iter.remaining() != 0 {
@@ -91,6 +95,18 @@ pub async fn append_local(
     let Some(log) = shard.log(topic, partition) else {
         return ProduceOutcome::error(ResponseError::UnknownTopicOrPartition.code());
     };
+    // Checked on the owning shard, before the producer state sees the batches (Kafka's
+    // LogValidator runs before the duplicate check), and synchronously like it.
+    let compacted = shard
+        .topic_table()
+        .get(topic)
+        .is_some_and(|meta| keys::keys_required(&shard.config, &meta.configs));
+    if compacted {
+        if let Err((code, reason)) = keys::check_keys(records, topic, partition) {
+            tracing::warn!(topic, partition, error_code = code, %reason, "rejected produce");
+            return ProduceOutcome::error(code);
+        }
+    }
     // Idempotent producers: checked and recorded synchronously with the offsets `append` is
     // about to assign (no await in between), so pipelined batches are checked in order.
     let end = log.log_end_offset();
@@ -203,6 +219,17 @@ mod tests {
         let mut records = build_simple_batch(1, &[b"a", b"b"]);
         records.extend(build_simple_batch(2, &[b"c"]));
         assert_eq!(validate_records(&records, 1 << 20), Ok(2));
+    }
+
+    #[test]
+    fn rejects_a_batch_with_gapped_offset_deltas() {
+        // Two records claiming an offset span of three: fine in a compacted log, not from a producer.
+        let mut gapped = build_simple_batch(1, &[b"a", b"b"]);
+        gapped[23..27].copy_from_slice(&2i32.to_be_bytes());
+        let crc = ringbroker_protocol::batch::crc32c_of(&gapped);
+        gapped[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(ringbroker_protocol::batch::validate_log_batch(&gapped).is_ok());
+        assert_eq!(validate_records(&gapped, 1 << 20).map_err(|e| e.0), Err(87));
     }
 
     #[test]
