@@ -748,3 +748,97 @@ fn keyless_records_spread_over_partitions_batch_by_batch() {
     assert_eq!(counts.iter().sum::<i64>(), 3000, "{counts:?}");
     assert!(counts.iter().all(|count| *count > 0), "{counts:?}");
 }
+
+/// A compacted topic read from the beginning: the cleaner leaves batches holding fewer records than
+/// their offset span (the hot key's records removed between unique keys' ones), which the console
+/// consumer must read as Kafka's does, offsets with gaps.
+#[test]
+fn consume_from_beginning_reads_a_compacted_topic() {
+    /// Lines produced: every even one updates the hot key, every odd one has a key of its own.
+    const LINES: usize = 3000;
+    /// Value padding: ~3 MB in all, so three 1 MiB segments and two of them sealed (cleanable).
+    const PADDING: usize = 1000;
+    /// The cleaner's first pass comes within the retention tick plus log_cleaner_interval_ms (5 s by
+    /// default); this leaves room for a loaded machine.
+    const COMPACTION_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
+    let broker = Broker::start();
+    let topic = unique_topic("compacted");
+    ok_stdout(&broker.tool(
+        &["topics", "create"],
+        &[
+            "--topic",
+            &topic,
+            "--config",
+            "cleanup.policy=compact",
+            "--config",
+            "segment.bytes=1048576",
+            "--config",
+            "min.compaction.lag.ms=0",
+        ],
+        None,
+    ));
+    let padding = "p".repeat(PADDING);
+    let input: String = (0..LINES)
+        .map(|n| match n % 2 {
+            0 => format!("hot:hot-{n}-{padding}\n"),
+            _ => format!("key{n}:value-{n}-{padding}\n"),
+        })
+        .collect();
+    ok_stdout(&broker.tool(
+        &["produce"],
+        &[
+            "--topic",
+            &topic,
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=:",
+        ],
+        Some(input.as_bytes()),
+    ));
+    let deadline = std::time::Instant::now() + COMPACTION_WAIT;
+    loop {
+        let output = ok_stdout(&broker.tool(
+            &["consume"],
+            &[
+                "--topic",
+                &topic,
+                "--from-beginning",
+                "--timeout-ms",
+                "3000",
+                "--format",
+                "%o %k\\n",
+            ],
+            None,
+        ));
+        let records: Vec<(i64, String)> = output
+            .lines()
+            .map(|line| {
+                let (offset, key) = line.split_once(' ').expect("offset and key");
+                (offset.parse().expect("offset"), key.to_string())
+            })
+            .collect();
+        assert!(records.windows(2).all(|w| w[0].0 < w[1].0), "offsets rise");
+        // Every unique key survives compaction with its own offset.
+        let unique: Vec<i64> = records
+            .iter()
+            .filter(|(_, key)| key != "hot")
+            .map(|(offset, _)| *offset)
+            .collect();
+        let expected: Vec<i64> = (0..LINES as i64).filter(|n| n % 2 == 1).collect();
+        assert_eq!(unique, expected);
+        let hot = records.len() - unique.len();
+        if hot < LINES / 2 {
+            // Compacted: the hot key's records in the sealed segments are gone, leaving gaps.
+            assert!(records.windows(2).any(|w| w[1].0 - w[0].0 > 1));
+            assert_eq!(records.last().map(|r| r.0), Some(LINES as i64 - 1));
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not compacted within {COMPACTION_WAIT:?}:\n{}",
+            broker.log()
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
