@@ -2,8 +2,10 @@
 //! answers into records (`decode_records`), the codecs (`compression`) and the Java client's default
 //! partitioner (`murmur2`, `partition_for_key`).
 //!
-//! The broker never decodes records (it stores batches as sent); this module serves the tools and the
-//! bench. Header parsing and CRC checks come from `crate::batch`, shared with the broker.
+//! The broker stores batches as sent and decodes records only where Kafka requires it (the keys of
+//! records produced to compacted topics, the cleaner, the group offsets replay); this module also
+//! serves the tools and the bench. Header parsing and CRC checks come from `crate::batch`, shared
+//! with the broker.
 
 mod builder;
 pub mod compression;
