@@ -8,7 +8,7 @@
 //! compressed batches are recompressed with their own codec.
 
 use ringbroker_protocol::batch::{
-    crc32c_of, BatchError, BatchHeader, Compression, BATCH_HEADER_BYTES, CRC_START,
+    crc32c_of, BatchHeader, Compression, BATCH_HEADER_BYTES, CRC_START,
 };
 use ringbroker_protocol::records::compression::{compress, decompress};
 use ringbroker_protocol::records::RecordsError;
@@ -47,40 +47,6 @@ fn records_error(error: RecordsError) -> StorageError {
 
 fn corrupt(what: &str) -> StorageError {
     StorageError::Corrupt(format!("stored batch: {what}"))
-}
-
-/// Checks a stored batch the way the cleaner and the recovery of cleaned segments need it: complete,
-/// magic 2, known codec, CRC32C. Unlike the produce-path check, a cleaned batch may hold fewer
-/// records than its offset span (`record_count <= last_offset_delta + 1`).
-pub(crate) fn validate_stored_batch(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
-    let header = BatchHeader::parse(bytes)?;
-    if header.total_bytes() != bytes.len() {
-        return Err(BatchError::Truncated {
-            needed: header.total_bytes(),
-            available: bytes.len(),
-        });
-    }
-    if header.compression().is_none() {
-        return Err(BatchError::BadCompression(header.attributes & 0x07));
-    }
-    let count_ok = header.last_offset_delta >= 0
-        && header.record_count >= 0
-        && i64::from(header.record_count) <= i64::from(header.last_offset_delta) + 1;
-    if !count_ok {
-        return Err(BatchError::BadRecordCount {
-            count: header.record_count,
-            last_offset_delta: header.last_offset_delta,
-            bytes: bytes.len() - BATCH_HEADER_BYTES,
-        });
-    }
-    let actual = crc32c_of(bytes);
-    if actual != header.crc {
-        return Err(BatchError::CrcMismatch {
-            expected: header.crc,
-            actual,
-        });
-    }
-    Ok(header)
 }
 
 /// Decompresses the records section of `batch` (already validated).
@@ -208,7 +174,7 @@ fn read_nullable(bytes: &[u8], at: usize) -> Result<(Option<&[u8]>, usize), Stor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ringbroker_protocol::batch::set_base_offset;
+    use ringbroker_protocol::batch::{set_base_offset, validate_log_batch, BatchError};
     use ringbroker_protocol::records::{decode_records, BatchBuilder, Record};
 
     fn keyed_batch(codec: Compression, records: &[(Option<&str>, Option<&str>)]) -> Vec<u8> {
@@ -256,7 +222,7 @@ mod tests {
             assert_eq!(records[3].offset, 53);
             let kept: Vec<&[u8]> = vec![records[1].raw, records[3].raw];
             let rebuilt = rebuild_batch(&batch, &kept).expect("rebuild");
-            let header = validate_stored_batch(&rebuilt).expect("valid");
+            let header = validate_log_batch(&rebuilt).expect("valid");
             let original = BatchHeader::parse(&batch).expect("header");
             assert_eq!(header.record_count, 2);
             assert_eq!(header.last_offset_delta, original.last_offset_delta);
@@ -285,11 +251,11 @@ mod tests {
         let records = plain_records(&batch).expect("plain");
         let kept: Vec<&[u8]> = vec![records.records().expect("records")[1].raw];
         let mut rebuilt = rebuild_batch(&batch, &kept).expect("rebuild");
-        assert!(validate_stored_batch(&rebuilt).is_ok());
+        assert!(validate_log_batch(&rebuilt).is_ok());
         let last = rebuilt.len() - 1;
         rebuilt[last] ^= 0xff;
         assert!(matches!(
-            validate_stored_batch(&rebuilt),
+            validate_log_batch(&rebuilt),
             Err(BatchError::CrcMismatch { .. })
         ));
         // Client-side decoding of an uncompacted batch still agrees with our view.

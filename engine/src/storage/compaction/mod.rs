@@ -36,13 +36,14 @@ use futures::AsyncWriteExt;
 use glommio::io::{DmaFile, DmaStreamWriter, DmaStreamWriterBuilder, OpenOptions};
 use ringbroker_protocol::batch::{BatchHeader, BATCH_HEADER_BYTES};
 
-use self::batch_filter::{plain_records, rebuild_batch, validate_stored_batch};
+use self::batch_filter::{plain_records, rebuild_batch};
 use self::offset_map::{key_digest, OffsetMap};
 use self::swap::{cleaned_path, remove_swap, replace_log, stage_swap, swap_path, SWAP_GRACE};
 use super::error::StorageError;
 use super::files;
 use super::log::LogInner;
 use super::segment::{segment_file_path, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use ringbroker_protocol::batch::validate_log_batch;
 
 /// File (in the partition directory) holding the first offset not yet cleaned (Kafka's
 /// `cleaner-offset-checkpoint`, one per partition here).
@@ -376,7 +377,7 @@ async fn build_offset_map(
         let mut reader = BatchReader::new(candidate);
         while let Some(window) = reader.next_window().await? {
             for batch in window.iter() {
-                let header = validate_stored_batch(batch).map_err(StorageError::InvalidBatch)?;
+                let header = validate_log_batch(batch).map_err(StorageError::InvalidBatch)?;
                 if header.last_offset() < first_dirty || header.is_control() {
                     map_end = map_end.max(header.last_offset() + 1);
                     continue;
@@ -412,7 +413,7 @@ fn filter_batch(
     filter: &Filter<'_>,
     build: bool,
 ) -> Result<(Option<Vec<u8>>, u64), StorageError> {
-    let header = validate_stored_batch(batch).map_err(StorageError::InvalidBatch)?;
+    let header = validate_log_batch(batch).map_err(StorageError::InvalidBatch)?;
     if header.is_control() {
         return Ok((build.then(|| batch.to_vec()), 0));
     }
@@ -678,7 +679,7 @@ pub(crate) async fn scan_sealed_segment(
             break;
         }
         let batch = file.read_at(position, total as usize).await?;
-        let Ok(valid) = validate_stored_batch(&batch) else {
+        let Ok(valid) = validate_log_batch(&batch) else {
             break;
         };
         if valid.base_offset < segment.next_offset {

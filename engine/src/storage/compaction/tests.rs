@@ -111,7 +111,7 @@ async fn read_all(log: &PartitionLog) -> Vec<Seen> {
             };
             for item in batches(&bytes) {
                 let (header, raw) = item.expect("batch");
-                validate_stored_batch(raw).expect("valid stored batch");
+                validate_log_batch(raw).expect("valid stored batch");
                 let plain = plain_records(raw).expect("plain");
                 for record in plain.records().expect("records") {
                     if record.offset < offset {
