@@ -45,9 +45,16 @@ pub(crate) async fn apply(
                 break;
             }
             let expired = policy.retention_ms.is_some_and(|retention_ms| {
-                segment
-                    .max_timestamp
-                    .is_some_and(|(timestamp, _)| timestamp < now_ms.saturating_sub(retention_ms))
+                // A segment without records (compaction emptied it) has no timestamp: its file's
+                // modification time counts instead, as in Kafka's LogSegment.largestTimestamp.
+                let largest_timestamp = segment.max_timestamp.map(|(ts, _)| ts).or_else(|| {
+                    file_modified_ms(&segment_file_path(
+                        &inner.dir,
+                        segment.base_offset,
+                        LOG_SUFFIX,
+                    ))
+                });
+                largest_timestamp.is_some_and(|ts| ts < now_ms.saturating_sub(retention_ms))
             });
             let oversized = policy.retention_bytes.is_some_and(|retention_bytes| {
                 remaining_bytes - segment.size_bytes >= retention_bytes
@@ -71,6 +78,14 @@ pub(crate) async fn apply(
     };
     remove_segment_files(inner, &deleted_bases).await?;
     Ok(deleted_bases.len())
+}
+
+/// Modification time of `path` in milliseconds since the epoch; `None` if it cannot be read (the
+/// segment then waits for the next retention round rather than being deleted on a guess).
+fn file_modified_ms(path: &std::path::Path) -> Option<i64> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    let since_epoch = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(since_epoch.as_millis()).ok()
 }
 
 /// Moves the log start offset to `offset` (DeleteRecords) and deletes the sealed segments that lie

@@ -439,3 +439,41 @@ fn the_tombstone_clock_starts_when_a_segment_is_first_cleaned_even_without_a_rew
         assert_eq!(records.iter().filter(|r| r.value.is_none()).count(), 1);
     });
 }
+
+#[test]
+fn segments_emptied_by_compaction_still_expire_by_time() {
+    run(|| async {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let dir = temp.path().join("t-0");
+        let log = PartitionLog::open(&dir, small_config())
+            .await
+            .expect("open");
+        fill(&log, 10, 600).await;
+        let mut memo = CompactionMemo::default();
+        log.compact(&policy(DEFAULT_MAX_KEYS), TIMESTAMP + 10, &mut memo)
+            .await
+            .expect("compact")
+            .expect("work to do");
+        let active = active_base(&dir);
+        // Every record is from TIMESTAMP, long ago: with cleanup.policy=compact,delete all sealed
+        // segments are past a one-hour retention, including those compaction left without a
+        // record (no timestamp: their file time counts, as Kafka's LogSegment.largestTimestamp).
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis() as i64;
+        let two_hours_later = now_ms + 2 * 3_600_000;
+        let deleted = log
+            .apply_retention(
+                crate::storage::RetentionPolicy {
+                    retention_ms: Some(3_600_000),
+                    retention_bytes: None,
+                },
+                two_hours_later,
+            )
+            .await
+            .expect("retention");
+        assert!(deleted > 0);
+        assert_eq!(log.log_start_offset(), active);
+    });
+}
