@@ -129,23 +129,11 @@ fn latency_panel(svg: &mut String, runs: &[RunResult]) {
             y + 4.0
         );
     }
-    let _ = writeln!(
+    frame_with_axis_titles(
         svg,
-        r##"<rect x="{LAT_LEFT}" y="{TOP}" width="{}" height="{}" fill="none" stroke="#444"/>"##,
-        LAT_RIGHT - LAT_LEFT,
-        BOTTOM - TOP
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" font-size="14" text-anchor="middle">percentile (log scale of 1/(1-p))</text>"#,
-        (LAT_LEFT + LAT_RIGHT) / 2.0,
-        BOTTOM + 44.0
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="20" y="{}" font-size="14" text-anchor="middle" transform="rotate(-90 20 {})">latency (log scale)</text>"#,
-        (TOP + BOTTOM) / 2.0,
-        (TOP + BOTTOM) / 2.0
+        (LAT_LEFT, LAT_RIGHT, TOP, BOTTOM),
+        "percentile (log scale of 1/(1-p))",
+        "latency (log scale)",
     );
     let mut entry = 0usize;
     for (i, r) in runs.iter().enumerate() {
@@ -251,6 +239,37 @@ fn throughput_panel(svg: &mut String, runs: &[RunResult]) {
 }
 
 /// A power of ten of microseconds as `1µs`, `100µs`, `10ms`, `1s`.
+/// A plot area's border and its axis titles (x below, y rotated on the left). `area` is
+/// (left, right, top, bottom) in SVG units; titles are plain text (escaped here).
+pub(crate) fn frame_with_axis_titles(
+    svg: &mut String,
+    area: (f64, f64, f64, f64),
+    x_title: &str,
+    y_title: &str,
+) {
+    let (left, right, top, bottom) = area;
+    let _ = writeln!(
+        svg,
+        r##"<rect x="{left}" y="{top}" width="{}" height="{}" fill="none" stroke="#444"/>"##,
+        right - left,
+        bottom - top
+    );
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="{}" font-size="14" text-anchor="middle">{}</text>"#,
+        (left + right) / 2.0,
+        bottom + 44.0,
+        escape(x_title)
+    );
+    let _ = writeln!(
+        svg,
+        r#"<text x="20" y="{}" font-size="14" text-anchor="middle" transform="rotate(-90 20 {})">{}</text>"#,
+        (top + bottom) / 2.0,
+        (top + bottom) / 2.0,
+        escape(y_title)
+    );
+}
+
 pub(crate) fn decade_label(us: f64) -> String {
     if us < 1.0 {
         format!("{}ns", (us * 1000.0).round())

@@ -10,7 +10,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::error::Result;
-use crate::plot::{decade_label, escape, short_count, write_svg_or_png, PALETTE};
+use crate::plot::{
+    decade_label, escape, frame_with_axis_titles, short_count, write_svg_or_png, PALETTE,
+};
 use crate::report::{LatencySummary, RunResult};
 
 /// Share of the offered rate a broker must acknowledge for a point to count as "kept up".
@@ -181,23 +183,11 @@ fn grid(svg: &mut String, a: &Axes) {
             decade_label(us)
         );
     }
-    let _ = writeln!(
+    frame_with_axis_titles(
         svg,
-        r##"<rect x="{LEFT}" y="{TOP}" width="{}" height="{}" fill="none" stroke="#444"/>"##,
-        RIGHT - LEFT,
-        BOTTOM - TOP
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" font-size="14" text-anchor="middle">offered load (records/s, log scale)</text>"#,
-        (LEFT + RIGHT) / 2.0,
-        BOTTOM + 44.0
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="20" y="{}" font-size="14" text-anchor="middle" transform="rotate(-90 20 {})">latency (log scale)</text>"#,
-        (TOP + BOTTOM) / 2.0,
-        (TOP + BOTTOM) / 2.0
+        (LEFT, RIGHT, TOP, BOTTOM),
+        "offered load (records/s, log scale)",
+        "latency (log scale)",
     );
 }
 
