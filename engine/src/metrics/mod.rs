@@ -8,6 +8,7 @@
 //! - `shard`: one shard's counters, histograms, stages and published snapshot.
 //! - `registry`: every shard's metrics, readiness, and the Prometheus encoding (lag is joined here).
 //! - `sampler`: the once-a-second refresher running on each shard.
+//! - `single_writer`: lock-free adds for counters only their shard writes.
 //! - `http`: the endpoint thread.
 //!
 //! Recording is off when the endpoint is disabled (`metrics_listen: None`): the shard then has no
@@ -19,6 +20,7 @@ pub mod http;
 pub mod registry;
 pub mod sampler;
 pub mod shard;
+pub mod single_writer;
 
 use std::net::SocketAddr;
 

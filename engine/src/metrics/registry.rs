@@ -36,6 +36,8 @@ type Labels = Vec<(&'static str, String)>;
 impl MetricsRegistry {
     pub fn new(shard_count: usize) -> Arc<MetricsRegistry> {
         assert!(shard_count >= 1);
+        // Metrics are on: calibrate the hooks' clock before any request needs it.
+        super::hooks::calibrate_clock();
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);

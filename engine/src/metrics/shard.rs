@@ -1,5 +1,5 @@
 //! One shard's metrics: counters and histograms that only that shard's thread writes (relaxed
-//! atomics: an uncontended `lock xadd` on a line no other core writes), plus the snapshot of
+//! atomic loads and stores, no locked instructions: see `single_writer`), plus the snapshot of
 //! partition offsets, group commits and IO stats that the shard refreshes once a second.
 //!
 //! The scraper reads the atomics whenever it likes and the snapshot under a mutex the shard only
@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::histogram::LatencyHistogram;
+use super::single_writer::{self, WriterCheck};
 
 /// Api keys 0..API_SLOTS get their own counters and histogram (Kafka's keys are below 75 today;
 /// higher keys are counted in the last slot).
@@ -157,6 +158,8 @@ pub struct ShardMetrics {
     latency: Box<[LatencyHistogram; API_SLOTS]>,
     stages: [LatencyHistogram; Stage::ALL.len()],
     published: Mutex<Published>,
+    /// Debug builds: every record comes from one thread (the adds are not atomic RMWs).
+    writer: WriterCheck,
 }
 
 fn api_slot(api_key: i16) -> usize {
@@ -193,36 +196,41 @@ impl ShardMetrics {
             latency: Box::new(std::array::from_fn(|_| LatencyHistogram::default())),
             stages: std::array::from_fn(|_| LatencyHistogram::default()),
             published: Mutex::new(Published::default()),
+            writer: WriterCheck::default(),
         }
     }
 
-    /// Adds `n` to a counter (relaxed: only this shard writes it).
+    /// Adds `n` to a counter of this shard; only the shard's thread may call it.
     #[inline]
     pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+        single_writer::add(counter, n);
     }
 
     /// One request of `api_key` started.
     #[inline]
     pub fn request(&self, api_key: i16) {
-        self.requests[api_slot(api_key)].fetch_add(1, Ordering::Relaxed);
+        self.writer.assert_single_writer();
+        single_writer::add(&self.requests[api_slot(api_key)], 1);
     }
 
     /// One error `code` (non-zero) in a response of `api_key` (per partition for data APIs).
     #[inline]
     pub fn error(&self, api_key: i16, code: i16) {
         debug_assert_ne!(code, 0, "zero is not an error");
-        self.errors[api_slot(api_key)][error_slot(code)].fetch_add(1, Ordering::Relaxed);
+        self.writer.assert_single_writer();
+        single_writer::add(&self.errors[api_slot(api_key)][error_slot(code)], 1);
     }
 
     /// A request of `api_key` took `elapsed` from its frame being read to its response written.
     #[inline]
     pub fn request_latency(&self, api_key: i16, elapsed: Duration) {
+        self.writer.assert_single_writer();
         self.latency[api_slot(api_key)].record(elapsed);
     }
 
     #[inline]
     pub fn stage(&self, stage: Stage, elapsed: Duration) {
+        self.writer.assert_single_writer();
         self.stages[stage as usize].record(elapsed);
     }
 

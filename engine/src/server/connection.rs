@@ -41,7 +41,7 @@ struct InFlight {
     task: JoinHandle<Outcome>,
     api_key: i16,
     /// When its frame was read (only when metrics are on).
-    received: Option<Instant>,
+    received: Option<hooks::Stamp>,
     /// Its share of `max_in_flight_bytes_per_connection`, given back once the response is written.
     _bytes: StaticPermit,
 }
@@ -224,7 +224,7 @@ fn admit(
     shard: &Rc<Shard>,
     body: BytesMut,
     peer: &str,
-    received: Option<Instant>,
+    received: Option<hooks::Stamp>,
 ) -> Option<JoinHandle<Outcome>> {
     let prefix = match frame::request_prefix(&body) {
         Ok(p) => p,
