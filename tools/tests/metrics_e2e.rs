@@ -1,7 +1,8 @@
 //! End to end: the real broker with `--metrics-listen` on a free port; records produced with
 //! `ringbroker produce` and read by a consumer group must show up in `/metrics` (bytes, records,
 //! request counts, latency histograms, lag equal to `groups describe`), `/health` and `/ready`
-//! answer 200, and `ringbroker stats --once` renders the view.
+//! answer 200, and `ringbroker stats --once` renders the view. Records read back from segment
+//! files (sendfile) count in `ringbroker_fetch_records_out_total` like those from memory.
 
 mod support;
 
@@ -32,13 +33,20 @@ impl Drop for MetricsBroker {
 }
 
 fn start() -> MetricsBroker {
+    start_with(&[])
+}
+
+/// A broker with `extra` serve flags.
+fn start_with(extra: &[&str]) -> MetricsBroker {
     let data = tempfile::tempdir().expect("temp dir");
     let bootstrap = format!("127.0.0.1:{}", free_port());
     let metrics = format!("127.0.0.1:{}", free_port());
     let log = std::fs::File::create(data.path().join("broker.log")).expect("log file");
     let child = Command::new(ringbroker_bin())
         .args(["serve", "--listen", &bootstrap, "--shards", "2"])
-        .args(["--metrics-listen", &metrics, "--data-dir"])
+        .args(["--metrics-listen", &metrics])
+        .args(extra)
+        .arg("--data-dir")
         .arg(data.path().join("data"))
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log handle"))
@@ -195,6 +203,59 @@ fn scrape_shows_produce_fetch_latency_and_lag() {
         None,
     ));
     assert!(view.contains("Produce") && view.contains(&group), "{view}");
+}
+
+#[test]
+fn fetch_records_out_counts_records_sent_by_sendfile() {
+    // Partitions hold more than their tail cache (1 MiB at least): the oldest records are read
+    // back from segment files.
+    let broker = start_with(&[
+        "--set",
+        "tail_cache_bytes_per_shard=64KiB",
+        "--set",
+        "segment_bytes=1MiB",
+    ]);
+    let topic = unique_topic("metrics-sendfile");
+    let bs = broker.bootstrap.as_str();
+    let create = ["topics", "create", "--bootstrap-server", bs, "--topic"];
+    ok_stdout(&run_tool(
+        &[&create[..], &[&topic, "--partitions", "2"]].concat(),
+        None,
+    ));
+    const RECORDS: usize = 150_000;
+    let input: String = (0..RECORDS).map(|n| format!("record-{n}\n")).collect();
+    ok_stdout(&run_tool(
+        &["produce", "--bootstrap-server", bs, "--topic", &topic],
+        Some(input.as_bytes()),
+    ));
+    let max_messages = RECORDS.to_string();
+    let consumed = ok_stdout(&run_tool(
+        &[
+            "consume",
+            "--bootstrap-server",
+            bs,
+            "--topic",
+            &topic,
+            "--from-beginning",
+            "--max-messages",
+            &max_messages,
+            "--timeout-ms",
+            "20000",
+        ],
+        None,
+    ));
+    assert_eq!(consumed.lines().count(), RECORDS);
+    let (_, scrape) = get(&broker.metrics, "/metrics").expect("scrape");
+    let sendfile = ["method=\"sendfile\""];
+    assert!(
+        sum(&scrape, "ringbroker_response_bytes_sent_total", &sendfile) > 0.0,
+        "{scrape}"
+    );
+    assert_eq!(
+        sum(&scrape, "ringbroker_fetch_records_out_total", &[]),
+        RECORDS as f64,
+        "{scrape}"
+    );
 }
 
 #[test]

@@ -142,6 +142,7 @@ pub async fn read(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome {
                 path: file.path().unwrap_or_default().into(),
                 position: file.position(),
                 len: file.length(),
+                records: file.records(),
             });
         } else if let Some(data) = chunk.data() {
             // One copy: out of the mesh message into bytes the response can own.
@@ -185,6 +186,7 @@ pub async fn serve_remote(shard: &Shard, from: usize, correlation: u64, request:
                         path,
                         position,
                         len,
+                        records,
                     } => {
                         let path = fbb.create_string(&path.to_string_lossy());
                         let file = FileRange::create(
@@ -193,6 +195,7 @@ pub async fn serve_remote(shard: &Shard, from: usize, correlation: u64, request:
                                 path: Some(path),
                                 position: *position,
                                 length: *len,
+                                records: *records,
                             },
                         );
                         FetchChunkArgs {

@@ -280,6 +280,7 @@ async fn replay(
                     path,
                     position,
                     len,
+                    ..
                 } => read_file_range(&path, position, len)
                     .await
                     .map_err(|e| storage_error(&what, e))?,

@@ -119,7 +119,7 @@ pub fn produced(metrics: Option<&ShardMetrics>, outcomes: &[ProduceOutcome]) {
     }
 }
 
-/// What a Fetch returns, after `max_bytes` was applied: bytes, records from memory, errors.
+/// What a Fetch returns, after `max_bytes` was applied: bytes, records, errors.
 pub fn fetched(metrics: Option<&ShardMetrics>, outcomes: &[FetchOutcome]) {
     let Some(m) = metrics else { return };
     let (mut bytes, mut records) = (0u64, 0u64);
@@ -129,9 +129,11 @@ pub fn fetched(metrics: Option<&ShardMetrics>, outcomes: &[FetchOutcome]) {
         }
         for chunk in &outcome.chunks {
             bytes += chunk.len();
-            if let ReadChunk::Memory(data) = chunk {
-                records += records_in(data);
-            }
+            records += match chunk {
+                ReadChunk::Memory(data) => records_in(data),
+                // Counted by the read from the headers it walked: the file is not read here.
+                ReadChunk::File { records, .. } => *records,
+            };
         }
     }
     ShardMetrics::add(&m.counters.fetch_bytes_out, bytes);
@@ -172,12 +174,20 @@ mod tests {
             error_code: 0,
             high_watermark: 2,
             log_start_offset: 0,
-            chunks: vec![ReadChunk::Memory(batch.clone())],
+            chunks: vec![
+                ReadChunk::File {
+                    path: "/nonexistent/00000000000000000000.log".into(),
+                    position: 4096,
+                    len: 1000,
+                    records: 7,
+                },
+                ReadChunk::Memory(batch.clone()),
+            ],
         };
         fetched(Some(&m), &[ok, FetchOutcome::error(1)]);
         let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-        assert_eq!(load(&m.counters.fetch_bytes_out), batch.len() as u64);
-        assert_eq!(load(&m.counters.fetch_records_out), 2);
+        assert_eq!(load(&m.counters.fetch_bytes_out), 1000 + batch.len() as u64);
+        assert_eq!(load(&m.counters.fetch_records_out), 7 + 2);
         assert_eq!(m.errors_of(1, 1), 1);
     }
 }

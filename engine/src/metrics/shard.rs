@@ -90,8 +90,9 @@ pub struct Counters {
     pub produce_bytes_in: AtomicU64,
     pub produce_records_in: AtomicU64,
     pub fetch_bytes_out: AtomicU64,
-    /// Records of batches served from memory (batches sent by sendfile are counted in bytes only:
-    /// counting them would mean reading the file).
+    /// Records of the batches a Fetch returned, from memory or by sendfile (the read counts a file
+    /// range's records from the headers it walks; see `storage::reader::file_range`). Whole
+    /// batches: records below the fetch offset in the first batch are counted too, as sent.
     pub fetch_records_out: AtomicU64,
     /// Response bytes written from memory buffers (headers, tail-cache batches).
     pub bytes_sent_copied: AtomicU64,

@@ -49,6 +49,7 @@ pub async fn recover(log: &PartitionLog) -> Result<PartitionProducers, ProducerS
                     path,
                     position,
                     len,
+                    ..
                 } => {
                     let bytes = files::read_range(path, *position, *len).await?;
                     replay_batches(&mut state, &bytes)

@@ -117,6 +117,7 @@ fn log_append_time_and_segment_size_apply_to_open_logs() {
                 path,
                 position,
                 len,
+                ..
             } => {
                 let all = std::fs::read(path).expect("read file");
                 all[*position as usize..(*position + *len) as usize].to_vec()

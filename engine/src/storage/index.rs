@@ -50,17 +50,18 @@ impl OffsetIndex {
         }
     }
 
-    /// The furthest indexed batch start within `(after_position, up_to_position]`, if any.
-    pub(crate) fn last_position_at_most(
+    /// The entry of the furthest indexed batch start within `(after_position, up_to_position]`, if
+    /// any.
+    pub(crate) fn last_entry_at_most(
         &self,
         after_position: u64,
         up_to_position: u64,
-    ) -> Option<u64> {
+    ) -> Option<OffsetEntry> {
         let n = self
             .entries
             .partition_point(|entry| u64::from(entry.position) <= up_to_position);
-        let position = u64::from(self.entries.get(n.checked_sub(1)?)?.position);
-        (position > after_position).then_some(position)
+        let entry = *self.entries.get(n.checked_sub(1)?)?;
+        (u64::from(entry.position) > after_position).then_some(entry)
     }
 
     pub(crate) fn last(&self) -> Option<OffsetEntry> {
@@ -233,9 +234,15 @@ mod tests {
         assert_eq!(index.lookup(10), 4100);
         assert_eq!(index.lookup(19), 4100);
         assert_eq!(index.lookup(1000), 8300);
-        assert_eq!(index.last_position_at_most(0, 9000), Some(8300));
-        assert_eq!(index.last_position_at_most(0, 8299), Some(4100));
-        assert_eq!(index.last_position_at_most(4100, 8299), None);
+        assert_eq!(
+            index.last_entry_at_most(0, 9000).map(|e| e.position),
+            Some(8300)
+        );
+        assert_eq!(
+            index.last_entry_at_most(0, 8299).map(|e| e.position),
+            Some(4100)
+        );
+        assert_eq!(index.last_entry_at_most(4100, 8299), None);
         let decoded = OffsetIndex::decode(&index.encode(), 9000).unwrap();
         assert_eq!(decoded, index);
         assert!(OffsetIndex::decode(&index.encode(), 8300).is_err());

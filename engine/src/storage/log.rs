@@ -39,11 +39,13 @@ pub struct AppendOutcome {
 pub enum ReadChunk {
     /// Whole batches from the tail cache.
     Memory(Bytes),
-    /// `len` bytes of whole batches at `position` of the segment file at `path`.
+    /// `len` bytes of whole batches at `position` of the segment file at `path`, holding
+    /// `records` records (known from the batch headers the read walked or its index jump).
     File {
         path: PathBuf,
         position: u64,
         len: u64,
+        records: u64,
     },
 }
 

@@ -9,6 +9,7 @@
 use std::rc::Rc;
 
 use glommio::io::DmaFile;
+use ringbroker_protocol::batch::BatchHeader;
 
 use super::error::StorageError;
 use super::log::{LogInner, ReadChunk, ReadResult};
@@ -21,6 +22,16 @@ struct FilePlan {
     path: std::path::PathBuf,
     scan_from: u64,
     committed_bytes: u64,
+    /// The segment's `offsets_dense`: its index entries tell how many records a jump skips.
+    offsets_dense: bool,
+}
+
+/// Whole batches of one segment file that a read returns.
+struct FileRange {
+    position: u64,
+    len: u64,
+    /// Records in those batches (what the fetch-records metric counts).
+    records: u64,
 }
 
 pub(crate) async fn read(
@@ -66,11 +77,12 @@ pub(crate) async fn read(
                 path: segment.log_path.clone(),
                 scan_from: segment.offset_index.lookup(segment.relative(at)),
                 committed_bytes: segment.committed_bytes,
+                offsets_dense: segment.offsets_dense,
             };
             (plan, segment.next_offset)
         };
         let path = plan.path.clone();
-        let Some((position, len)) = file_range(inner, plan, at, max_bytes).await? else {
+        let Some(range) = file_range(inner, plan, at, max_bytes).await? else {
             // Nothing at or after `at` in this (compacted) segment: continue with the next one.
             debug_assert!(segment_end > at);
             at = segment_end.max(at + 1);
@@ -80,8 +92,9 @@ pub(crate) async fn read(
         return Ok(ReadResult {
             chunks: vec![ReadChunk::File {
                 path,
-                position,
-                len,
+                position: range.position,
+                len: range.len,
+                records: range.records,
             }],
             high_watermark,
             log_start_offset,
@@ -89,15 +102,20 @@ pub(crate) async fn read(
     }
 }
 
-/// Finds (position, len) of the whole batches to return from one segment; `None` if the segment
-/// holds no batch at or after `offset` (compaction removed its tail). A batch starting after
-/// `offset` is a compaction gap: the read starts there, as in Kafka.
+/// Finds the whole batches to return from one segment; `None` if the segment holds no batch at or
+/// after `offset` (compaction removed its tail). A batch starting after `offset` is a compaction
+/// gap: the read starts there, as in Kafka.
+///
+/// Records are counted exactly without reading more than the range planning does: walked batches
+/// by their `record_count`, batches jumped over with the sparse index by their offset span, which
+/// only a dense segment (never compacted) allows. A compacted segment is walked header by header
+/// instead of jumping: up to `max_bytes / HEADER_WINDOW_BYTES` more header reads per fetch there.
 async fn file_range(
     inner: &LogInner,
     plan: FilePlan,
     offset: i64,
     max_bytes: usize,
-) -> Result<Option<(u64, u64)>, StorageError> {
+) -> Result<Option<FileRange>, StorageError> {
     let mut scanner = HeaderScanner::new(plan.file, plan.scan_from, plan.committed_bytes);
     let (start, first) = loop {
         match scanner.next().await? {
@@ -107,9 +125,10 @@ async fn file_range(
         }
     };
     let mut end = start + first.total_bytes() as u64;
+    let mut records = batch_records(&first, plan.offsets_dense);
     let budget_end = start + max_bytes as u64;
     // Jump over whole batches with the sparse index, then walk the few headers after the jump.
-    let jump = {
+    let jump = plan.offsets_dense.then(|| {
         let state = inner.state.borrow();
         let index = state
             .segments
@@ -118,11 +137,18 @@ async fn file_range(
         index.and_then(|index| {
             state.segments[index]
                 .offset_index
-                .last_position_at_most(end - 1, budget_end.min(plan.committed_bytes))
+                .last_entry_at_most(end - 1, budget_end.min(plan.committed_bytes))
         })
-    };
-    if let Some(position) = jump {
-        end = position;
+    });
+    if let Some(entry) = jump.flatten() {
+        // Dense: the batches jumped over hold every offset between the first batch and the entry's.
+        let jumped_to = plan.segment_base_offset + i64::from(entry.relative_offset);
+        assert!(
+            jumped_to > first.last_offset(),
+            "index entries follow the first batch"
+        );
+        records += (jumped_to - first.last_offset() - 1) as u64;
+        end = u64::from(entry.position);
     }
     scanner.seek(end);
     while let Some((position, header)) = scanner.next().await? {
@@ -131,8 +157,24 @@ async fn file_range(
             break;
         }
         end = batch_end;
+        records += batch_records(&header, plan.offsets_dense);
     }
-    Ok(Some((start, end - start)))
+    Ok(Some(FileRange {
+        position: start,
+        len: end - start,
+        records,
+    }))
+}
+
+/// Records of a stored batch (a dense segment's batches fill their offset span).
+fn batch_records(header: &BatchHeader, offsets_dense: bool) -> u64 {
+    debug_assert!(
+        !offsets_dense || header.record_count == header.last_offset_delta + 1,
+        "a dense segment holds a batch of {} records over {} offsets",
+        header.record_count,
+        header.last_offset_delta + 1
+    );
+    u64::try_from(header.record_count).unwrap_or(0)
 }
 
 /// Candidate segment for a timestamp lookup.

@@ -31,6 +31,7 @@ pub(crate) struct Recovered {
 pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, StorageError> {
     // Blocking, but once per partition open and tiny.
     std::fs::create_dir_all(dir)?;
+    let once_compacted = once_compacted(dir)?;
     super::compaction::swap::finish_interrupted_swaps(dir).await?;
     let mut base_offsets = list_segments(dir).await?;
     let clean_shutdown = checkpoint::take(dir).await?;
@@ -39,12 +40,13 @@ pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered,
     }
     let mut segments = Vec::with_capacity(base_offsets.len());
     for (index, &base_offset) in base_offsets.iter().enumerate() {
-        let segment = match base_offsets.get(index + 1) {
+        let mut segment = match base_offsets.get(index + 1) {
             Some(&next_base_offset) => {
                 open_sealed(dir, base_offset, next_base_offset, config).await?
             }
             None => open_active(dir, base_offset, clean_shutdown, config).await?,
         };
+        segment.offsets_dense = !once_compacted;
         segments.push(segment);
     }
     let log_end_offset = segments.last().map_or(0, |segment| segment.next_offset);
@@ -60,6 +62,24 @@ pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered,
         log_end_offset,
         max_timestamp,
     })
+}
+
+/// Whether compaction ever ran on the log in `dir` (its cleaner checkpoint, or a swap it left):
+/// its segments may then hold offset gaps, and nothing on disk says which ones.
+fn once_compacted(dir: &Path) -> Result<bool, StorageError> {
+    use super::compaction::{swap, CLEANER_CHECKPOINT_FILE_NAME};
+    // Blocking, but once per partition open and tiny.
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        let swap_left = name
+            .rsplit_once('.')
+            .is_some_and(|(_, suffix)| [swap::CLEANED_SUFFIX, swap::SWAP_SUFFIX].contains(&suffix));
+        if name == CLEANER_CHECKPOINT_FILE_NAME || swap_left {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Base offsets of the `.log` files, ascending; deletes leftovers of interrupted atomic writes.

@@ -294,6 +294,7 @@ mod tests {
                         path,
                         position,
                         len,
+                        ..
                     } => {
                         let file = std::fs::read(path).expect("segment");
                         bytes.extend_from_slice(

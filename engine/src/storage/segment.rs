@@ -89,6 +89,11 @@ pub(crate) struct Segment {
     /// The seal (sync, truncate, index files) runs in its own task, beside the appends to the
     /// next segment.
     pub sealing: bool,
+    /// Every offset in `[base_offset, next_offset)` is a record here: batches follow each other
+    /// without gaps and each holds `last_offset_delta + 1` records, as appends write them. False
+    /// for segments compaction rewrote and for every segment of a once-compacted log found at open
+    /// (the files do not say which were cleaned): reads then count records batch by batch.
+    pub offsets_dense: bool,
     pub write: WriteQueue,
 }
 
@@ -110,6 +115,7 @@ impl Segment {
             bytes_since_index_entry: 0,
             sealed: false,
             sealing: false,
+            offsets_dense: true,
             write: WriteQueue::default(),
         }
     }

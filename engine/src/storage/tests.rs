@@ -47,7 +47,7 @@ fn test_batch(timestamp: i64, records: usize, value_bytes: usize) -> Vec<u8> {
     build_simple_batch(timestamp, &values)
 }
 
-/// The bytes a read returned, chunk by chunk.
+/// The bytes a read returned, chunk by chunk; checks each file range's record count.
 fn read_bytes(result: &ReadResult) -> Vec<u8> {
     let mut out = Vec::new();
     for chunk in &result.chunks {
@@ -57,13 +57,23 @@ fn read_bytes(result: &ReadResult) -> Vec<u8> {
                 path,
                 position,
                 len,
+                records,
             } => {
                 let file = std::fs::read(path).expect("read segment");
-                out.extend_from_slice(&file[*position as usize..(*position + *len) as usize]);
+                let range = &file[*position as usize..(*position + *len) as usize];
+                assert_eq!(*records, records_in(range), "records of a file range");
+                out.extend_from_slice(range);
             }
         }
     }
     out
+}
+
+/// Records of the whole batches in `bytes`, from their headers.
+pub(crate) fn records_in(bytes: &[u8]) -> u64 {
+    batches(bytes)
+        .map(|item| item.expect("valid batch").0.record_count as u64)
+        .sum()
 }
 
 /// (base offset, last offset) of each batch in `bytes`, checking every batch is complete.
@@ -266,6 +276,39 @@ fn reads_follow_fetch_semantics() {
             assert_eq!(batch_offsets(&read_bytes(&all)).len(), 20);
         });
     }
+}
+
+#[test]
+fn file_reads_count_the_records_they_return() {
+    run(|| async {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            ..small_config()
+        };
+        let log = PartitionLog::open(temp.path(), config).await.expect("open");
+        let mut total = 0u64;
+        for i in 0..40 {
+            let records = 1 + (i % 7);
+            total += records as u64;
+            log.append(&test_batch(i as i64, records, 60))
+                .await
+                .expect("append");
+        }
+        // Small reads walk headers only; big ones jump over batches with the offset index.
+        for max_bytes in [1, 700, 3000, 1 << 20] {
+            for offset in [0, 3, 50, 100] {
+                let result = log.read(offset, max_bytes).await.expect("read");
+                let ReadChunk::File { records, .. } = &result.chunks[0] else {
+                    panic!("no tail cache: reads come from the file");
+                };
+                assert_eq!(*records, records_in(&read_bytes(&result)));
+                assert!(*records > 0);
+            }
+        }
+        let all = log.read(0, 1 << 20).await.expect("read");
+        assert!(matches!(all.chunks[..], [ReadChunk::File { records, .. }] if records == total));
+    });
 }
 
 #[test]

@@ -625,6 +625,7 @@ impl<'a> FileRange<'a> {
   pub const VT_PATH: ::flatbuffers::VOffsetT = 4;
   pub const VT_POSITION: ::flatbuffers::VOffsetT = 6;
   pub const VT_LENGTH: ::flatbuffers::VOffsetT = 8;
+  pub const VT_RECORDS: ::flatbuffers::VOffsetT = 10;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -636,6 +637,7 @@ impl<'a> FileRange<'a> {
     args: &'args FileRangeArgs<'args>
   ) -> ::flatbuffers::WIPOffset<FileRange<'bldr>> {
     let mut builder = FileRangeBuilder::new(_fbb);
+    builder.add_records(args.records);
     builder.add_length(args.length);
     builder.add_position(args.position);
     if let Some(x) = args.path { builder.add_path(x); }
@@ -664,6 +666,14 @@ impl<'a> FileRange<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(FileRange::VT_LENGTH, Some(0)).unwrap()}
   }
+  /// Records in the range's batches (for the fetch-records metric; 0 from an older sender).
+  #[inline]
+  pub fn records(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(FileRange::VT_RECORDS, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for FileRange<'_> {
@@ -675,6 +685,7 @@ impl ::flatbuffers::Verifiable for FileRange<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("path", Self::VT_PATH, false)?
      .visit_field::<u64>("position", Self::VT_POSITION, false)?
      .visit_field::<u64>("length", Self::VT_LENGTH, false)?
+     .visit_field::<u64>("records", Self::VT_RECORDS, false)?
      .finish();
     Ok(())
   }
@@ -683,6 +694,7 @@ pub struct FileRangeArgs<'a> {
     pub path: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub position: u64,
     pub length: u64,
+    pub records: u64,
 }
 impl<'a> Default for FileRangeArgs<'a> {
   #[inline]
@@ -691,6 +703,7 @@ impl<'a> Default for FileRangeArgs<'a> {
       path: None,
       position: 0,
       length: 0,
+      records: 0,
     }
   }
 }
@@ -713,6 +726,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> FileRangeBuilder<'a, 'b, A> {
     self.fbb_.push_slot::<u64>(FileRange::VT_LENGTH, length, 0);
   }
   #[inline]
+  pub fn add_records(&mut self, records: u64) {
+    self.fbb_.push_slot::<u64>(FileRange::VT_RECORDS, records, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> FileRangeBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     FileRangeBuilder {
@@ -733,6 +750,7 @@ impl ::core::fmt::Debug for FileRange<'_> {
       ds.field("path", &self.path());
       ds.field("position", &self.position());
       ds.field("length", &self.length());
+      ds.field("records", &self.records());
       ds.finish()
   }
 }

@@ -192,6 +192,7 @@ fn encode_response(
                             path,
                             position,
                             len,
+                            ..
                         } => Part::File(FileRange {
                             path,
                             position,

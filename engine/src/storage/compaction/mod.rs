@@ -517,6 +517,8 @@ async fn rewrite_segment(
     new_file.fdatasync().await?;
     let size_bytes = position;
     segment.next_offset = candidate.next_offset;
+    // Compaction leaves offset gaps and batches with fewer records than their offset span.
+    segment.offsets_dense = false;
     segment.finish_time_index();
     segment.size_bytes = size_bytes;
     segment.written_bytes = size_bytes;

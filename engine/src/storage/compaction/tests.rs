@@ -104,9 +104,12 @@ async fn read_all(log: &PartitionLog) -> Vec<Seen> {
                     path,
                     position,
                     len,
+                    records,
                 } => {
                     let file = std::fs::read(path).expect("segment");
-                    file[*position as usize..(*position + *len) as usize].to_vec()
+                    let range = file[*position as usize..(*position + *len) as usize].to_vec();
+                    assert_eq!(*records, crate::storage::tests::records_in(&range));
+                    range
                 }
             };
             for item in batches(&bytes) {
