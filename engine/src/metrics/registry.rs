@@ -18,7 +18,8 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::histogram::HistogramSnapshot;
-use super::shard::{slot_error_code, ShardMetrics, Stage, API_SLOTS, ERROR_CODE_SLOTS};
+use super::shard::{slot_error_code, Published, ShardMetrics, Stage, API_SLOTS, ERROR_CODE_SLOTS};
+use crate::storage::LogHealth;
 
 /// Prefix of every exported metric name.
 pub const METRIC_PREFIX: &str = "ringbroker";
@@ -460,6 +461,7 @@ fn encode_partitions_and_lag(
         "Bytes of data in the partition's segments.",
         &size,
     )?;
+    encode_partition_health(e, &published)?;
     let mut committed = Vec::new();
     let mut lag = Vec::new();
     for (_, p) in &published {
@@ -489,6 +491,50 @@ fn encode_partitions_and_lag(
         "consumer_group_lag",
         "High watermark minus committed offset per group and partition.",
         &lag,
+    )
+}
+
+/// Partition logs that refuse appends: a count per shard and state, always exported so that an
+/// alert on `> 0` sees zeroes too (Kafka's `OfflinePartitionsCount`), and a series per offline
+/// partition naming it.
+fn encode_partition_health(
+    e: &mut DescriptorEncoder,
+    published: &[(usize, Published)],
+) -> Result<(), std::fmt::Error> {
+    const OFFLINE: [(LogHealth, &str); 2] = [
+        (LogHealth::Suspended, "suspended"),
+        (LogHealth::Fenced, "fenced"),
+    ];
+    let mut counts = Vec::new();
+    let mut offline = Vec::new();
+    for (shard, p) in published {
+        for (health, state) in OFFLINE {
+            let of_state = p.partitions.iter().filter(|s| s.health == health);
+            for s in of_state.clone() {
+                let labels = vec![
+                    ("shard", shard.to_string()),
+                    ("topic", s.topic.clone()),
+                    ("partition", s.partition.to_string()),
+                    ("state", state.to_string()),
+                ];
+                offline.push((labels, 1i64));
+            }
+            let labels = vec![("shard", shard.to_string()), ("state", state.to_string())];
+            counts.push((labels, of_state.count() as i64));
+        }
+    }
+    gauge_family(
+        e,
+        "partition_logs_offline",
+        "Partition logs refusing appends: suspended (disk full, retried) or fenced (write error, \
+         until a restart).",
+        &counts,
+    )?;
+    gauge_family(
+        e,
+        "partition_log_offline",
+        "1 for each partition log refusing appends, by state (absent while it takes them).",
+        &offline,
     )
 }
 
@@ -562,6 +608,7 @@ mod tests {
             high_watermark: hw,
             log_end_offset: hw,
             size_bytes: 4096,
+            health: LogHealth::Online,
         };
         assert!(registry.shard(0).unwrap().publish(Published {
             partitions: vec![partition(0, 100)],
@@ -595,6 +642,50 @@ mod tests {
                 "ringbroker_partition_size_bytes{shard=\"1\",topic=\"orders\",partition=\"1\"}"
             ),
             Some("4096")
+        );
+    }
+
+    #[test]
+    fn offline_partition_logs_are_counted_per_shard_and_state() {
+        let registry = MetricsRegistry::new(2);
+        let partition = |p: i32, health: LogHealth| PartitionSample {
+            topic: "orders".into(),
+            partition: p,
+            log_start_offset: 0,
+            high_watermark: 0,
+            log_end_offset: 0,
+            size_bytes: 0,
+            health,
+        };
+        let partitions = vec![
+            partition(0, LogHealth::Online),
+            partition(1, LogHealth::Suspended),
+            partition(2, LogHealth::Fenced),
+            partition(3, LogHealth::Suspended),
+        ];
+        assert!(registry.shard(0).unwrap().publish(Published {
+            partitions,
+            groups: Vec::new(),
+        }));
+        let text = registry.encode_text().unwrap();
+        let count = |shard: &str, state: &str| {
+            let series =
+                format!("ringbroker_partition_logs_offline{{shard=\"{shard}\",state=\"{state}\"}}");
+            sample_line(&text, &series).map(str::to_string)
+        };
+        assert_eq!(count("0", "suspended").as_deref(), Some("2"));
+        assert_eq!(count("0", "fenced").as_deref(), Some("1"));
+        assert_eq!(count("1", "suspended").as_deref(), Some("0"), "{text}");
+        assert_eq!(
+            sample_line(
+                &text,
+                "ringbroker_partition_log_offline{shard=\"0\",topic=\"orders\",partition=\"2\",state=\"fenced\"}"
+            ),
+            Some("1")
+        );
+        assert!(
+            !text.contains("partition=\"0\",state="),
+            "an online log has no series"
         );
     }
 }

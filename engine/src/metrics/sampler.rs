@@ -1,7 +1,8 @@
 //! The shard-side refresher: once a second, on the shard's own executor, copy what is cheap to
-//! read but not worth counting on the hot path into the shard's `ShardMetrics`: partition offsets
-//! and sizes, the committed offsets of the groups this shard coordinates, open connections, and
-//! the executor's glommio `IoStats` (which glommio resets on every read, so they are summed here).
+//! read but not worth counting on the hot path into the shard's `ShardMetrics`: partition offsets,
+//! sizes and health, the committed offsets of the groups this shard coordinates, open connections,
+//! and the executor's glommio `IoStats` (which glommio resets on every read, so they are summed
+//! here).
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +58,7 @@ fn partition_samples(shard: &Shard) -> Vec<PartitionSample> {
                     high_watermark: log.high_watermark(),
                     log_end_offset: log.log_end_offset(),
                     size_bytes: log.size_bytes(),
+                    health: log.health(),
                 });
             }
         }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::histogram::LatencyHistogram;
 use super::single_writer::{self, WriterCheck};
+use crate::storage::LogHealth;
 
 /// Api keys 0..API_SLOTS get their own counters and histogram (Kafka's keys are below 75 today;
 /// higher keys are counted in the last slot).
@@ -129,6 +130,8 @@ pub struct PartitionSample {
     pub high_watermark: i64,
     pub log_end_offset: i64,
     pub size_bytes: u64,
+    /// Whether the log takes appends (suspended on a full disk, fenced on a write error).
+    pub health: LogHealth,
 }
 
 /// Committed offsets of one group whose coordinator lives on the shard.
@@ -300,6 +303,7 @@ mod tests {
                 high_watermark: 5,
                 log_end_offset: 5,
                 size_bytes: 100,
+                health: LogHealth::Online,
             }],
             groups: Vec::new(),
         };

@@ -62,6 +62,18 @@ impl ReadChunk {
     }
 }
 
+/// Whether a log takes appends (what an operator alerts on; see `rollback` for the two failures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogHealth {
+    /// Appends go through.
+    Online,
+    /// A write ran out of space: appends are refused until one tried after
+    /// `APPEND_RETRY_INTERVAL` succeeds.
+    Suspended,
+    /// A write failed otherwise: appends are refused until a restart.
+    Fenced,
+}
+
 /// Result of [`PartitionLog::read`]: the chunks in order, plus the offsets a Fetch response reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadResult {
@@ -456,6 +468,16 @@ impl PartitionLog {
             .high_watermark
             .wait_until(offset.saturating_add(1))
             .await;
+    }
+
+    /// Whether the log takes appends (a fenced log may also be suspended: fenced wins).
+    pub fn health(&self) -> LogHealth {
+        let state = self.inner.state.borrow();
+        match (&state.failure, &state.suspension) {
+            (Some(_), _) => LogHealth::Fenced,
+            (None, Some(_)) => LogHealth::Suspended,
+            (None, None) => LogHealth::Online,
+        }
     }
 
     /// Bytes of data in all segments (logical sizes, not the preallocated file sizes).

@@ -55,7 +55,7 @@ pub use config::{
     SEGMENT_BYTES_MIN,
 };
 pub use error::StorageError;
-pub use log::{AppendOutcome, PartitionLog, ReadChunk, ReadResult};
+pub use log::{AppendOutcome, LogHealth, PartitionLog, ReadChunk, ReadResult};
 pub use retention::RetentionPolicy;
 pub use rollback::APPEND_RETRY_INTERVAL;
 

@@ -271,7 +271,7 @@ mod tests {
 
     use super::super::appender::test_hook;
     use super::super::tests::{run, small_config};
-    use super::super::{PartitionLog, ReadChunk, StorageError};
+    use super::super::{LogHealth, PartitionLog, ReadChunk, StorageError};
     use super::APPEND_RETRY_INTERVAL;
 
     /// A ~900-byte batch whose values name `n`.
@@ -370,6 +370,7 @@ mod tests {
                     matches!(refused, Err(StorageError::NoSpace(_))),
                     "suspended"
                 );
+                assert_eq!(log.health(), LogHealth::Suspended);
                 assert_eq!(log.high_watermark(), acknowledged_end);
                 assert_eq!(
                     log.log_end_offset(),
@@ -378,6 +379,7 @@ mod tests {
                 );
                 append_once_space_returns(&log, &numbered_batch(n), &mut expected).await;
                 n += 1;
+                assert_eq!(log.health(), LogHealth::Online);
                 assert_eq!(read_everything(&log).await, expected, "cycle {cycle}");
             }
             // A crash now (copy of the files) and a clean restart both find exactly that.
@@ -497,8 +499,10 @@ mod tests {
             let mut expected = Vec::new();
             append_ok(&log, &numbered_batch(0), &mut expected).await;
             test_hook::fail_next(libc::EIO, 1, false);
+            assert_eq!(log.health(), LogHealth::Online);
             let error = log.append(&numbered_batch(1)).await.expect_err("EIO");
             assert!(matches!(error, StorageError::Fenced(_)), "{error}");
+            assert_eq!(log.health(), LogHealth::Fenced);
             glommio::timer::sleep(APPEND_RETRY_INTERVAL + Duration::from_millis(20)).await;
             let error = log
                 .append(&numbered_batch(2))
