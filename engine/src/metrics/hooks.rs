@@ -140,6 +140,37 @@ pub fn fetched(metrics: Option<&ShardMetrics>, outcomes: &[FetchOutcome]) {
     ShardMetrics::add(&m.counters.fetch_records_out, records);
 }
 
+/// Awaits `fut`, the connection's reader waiting for its in-flight budget (it reads nothing from
+/// the socket meanwhile), counted as one read pause. Only called when the budget is spent, so the
+/// common path takes no clock read here.
+pub async fn read_paused<F: Future>(metrics: Option<&ShardMetrics>, fut: F) -> F::Output {
+    let Some(m) = metrics else {
+        return fut.await;
+    };
+    ShardMetrics::add(&m.counters.connection_read_pauses, 1);
+    // Ends the pause even if the connection task is dropped while it waits.
+    let _pause = ReadPause {
+        metrics: m,
+        started: std::time::Instant::now(),
+    };
+    fut.await
+}
+
+/// A read pause in progress: its end is counted on drop.
+struct ReadPause<'a> {
+    metrics: &'a ShardMetrics,
+    started: std::time::Instant,
+}
+
+impl Drop for ReadPause<'_> {
+    fn drop(&mut self) {
+        let counters = &self.metrics.counters;
+        let paused_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        ShardMetrics::add(&counters.connection_read_paused_us, paused_us);
+        ShardMetrics::add(&counters.connection_read_pauses_ended, 1);
+    }
+}
+
 /// Records in whole v2 batches (only their 61-byte headers are read).
 fn records_in(mut data: &[u8]) -> u64 {
     let mut records = 0u64;
@@ -164,6 +195,29 @@ mod tests {
         data.extend(build_simple_batch(3, &[b"d"]));
         assert_eq!(records_in(&data), 4);
         assert_eq!(records_in(&data[..10]), 0);
+    }
+
+    #[test]
+    fn read_pauses_are_counted_until_they_end_or_are_dropped() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let m = ShardMetrics::new(0);
+        let counters = &m.counters;
+        assert_eq!(
+            futures::executor::block_on(read_paused(Some(&m), async { 7 })),
+            7
+        );
+        assert_eq!(counters.connection_read_pauses.load(Relaxed), 1);
+        assert_eq!(counters.connection_read_pauses_ended.load(Relaxed), 1);
+        // A pause still waiting counts as ongoing; dropping it (connection gone) ends it.
+        let mut waiting = Box::pin(read_paused(Some(&m), futures::future::pending::<()>()));
+        let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(counters.connection_read_pauses.load(Relaxed), 2);
+        assert_eq!(counters.connection_read_pauses_ended.load(Relaxed), 1);
+        drop(waiting);
+        assert_eq!(counters.connection_read_pauses_ended.load(Relaxed), 2);
+        futures::executor::block_on(read_paused(None, async {}));
+        assert_eq!(counters.connection_read_pauses.load(Relaxed), 2);
     }
 
     #[test]

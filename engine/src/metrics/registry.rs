@@ -11,7 +11,9 @@ use std::sync::Arc;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::ResponseError;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeMetric, NoLabelSet};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeMetric, NoLabelSet,
+};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -101,11 +103,11 @@ fn name(metric: &str) -> String {
 }
 
 /// Writes one counter family: `values` are (labels, value) rows.
-fn counter_family(
+fn counter_family<V: EncodeCounterValue + Copy>(
     encoder: &mut DescriptorEncoder,
     metric: &str,
     help: &str,
-    rows: &[(Labels, u64)],
+    rows: &[(Labels, V)],
 ) -> Result<(), std::fmt::Error> {
     let name = name(metric);
     let mut family = encoder.encode_descriptor(&name, help, None, MetricType::Counter)?;
@@ -325,6 +327,49 @@ fn encode_connections(
         "connections_refused",
         "Client connections refused at max_connections.",
         &per_shard(shards, |m| load(&m.counters.connections_refused)),
+    )?;
+    encode_read_pauses(e, shards)
+}
+
+/// Connections that stopped reading their socket at `max_in_flight_bytes_per_connection`.
+fn encode_read_pauses(
+    e: &mut DescriptorEncoder,
+    shards: &[Arc<ShardMetrics>],
+) -> Result<(), std::fmt::Error> {
+    let paused_now: Vec<(Labels, i64)> = shards
+        .iter()
+        .map(|m| {
+            // Ended first: both only grow, so the difference read this way is never negative.
+            let ended = load(&m.counters.connection_read_pauses_ended);
+            let started = load(&m.counters.connection_read_pauses);
+            (shard_label(m), started.saturating_sub(ended) as i64)
+        })
+        .collect();
+    gauge_family(
+        e,
+        "connections_read_paused",
+        "Connections not reading their socket right now: their requests in flight reached \
+         max_in_flight_bytes_per_connection.",
+        &paused_now,
+    )?;
+    counter_family(
+        e,
+        "connection_read_paused",
+        "Times a connection stopped reading its socket at max_in_flight_bytes_per_connection.",
+        &per_shard(shards, |m| load(&m.counters.connection_read_pauses)),
+    )?;
+    let paused_seconds: Vec<(Labels, f64)> = shards
+        .iter()
+        .map(|m| {
+            let us = load(&m.counters.connection_read_paused_us);
+            (shard_label(m), us as f64 / 1e6)
+        })
+        .collect();
+    counter_family(
+        e,
+        "connection_read_paused_seconds",
+        "Seconds connections spent not reading their socket (ended pauses).",
+        &paused_seconds,
     )
 }
 

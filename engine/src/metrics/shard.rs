@@ -101,6 +101,13 @@ pub struct Counters {
     pub bytes_sent_sendfile: AtomicU64,
     pub connections_accepted: AtomicU64,
     pub connections_refused: AtomicU64,
+    /// Times a connection stopped reading its socket because its requests in flight reached
+    /// `max_in_flight_bytes_per_connection` (Kafka's muted channel).
+    pub connection_read_pauses: AtomicU64,
+    /// Of those, pauses that ended: the difference is the connections paused right now.
+    pub connection_read_pauses_ended: AtomicU64,
+    /// Microseconds connections spent paused, summed over ended pauses.
+    pub connection_read_paused_us: AtomicU64,
 }
 
 /// glommio `IoStats` of the shard's executor, summed over its rings since start.

@@ -115,12 +115,9 @@ async fn read_requests(
         };
         // Backpressure before the body is read: a request larger than the whole budget waits
         // until it is the only one in flight (it is bounded by max_request_bytes).
-        let permit = match budget
-            .acquire_static_permit(size.min(budget_bytes) as u64)
-            .await
-        {
-            Ok(permit) => permit,
-            Err(_) => return,
+        let units = size.min(budget_bytes) as u64;
+        let Some(permit) = acquire_budget(budget, units, shard.metrics()).await else {
+            return;
         };
         // One deadline for the whole frame: what the prefix took is gone from the body's time.
         let body_time = limits.request_read.saturating_sub(prefix_took);
@@ -151,6 +148,22 @@ async fn read_requests(
             return;
         }
     }
+}
+
+/// Takes `units` of the connection's in-flight budget. When it is spent the reader stops reading
+/// the socket until responses free it, and that pause is counted; the common path is one
+/// `try_acquire` and touches no metric.
+async fn acquire_budget(
+    budget: &Rc<Semaphore>,
+    units: u64,
+    metrics: Option<&ShardMetrics>,
+) -> Option<StaticPermit> {
+    if let Ok(permit) = budget.try_acquire_static_permit(units) {
+        return Some(permit);
+    }
+    hooks::read_paused(metrics, budget.acquire_static_permit(units))
+        .await
+        .ok()
 }
 
 /// Reads a frame's size prefix: the first bytes may take `limits.idle` (an idle connection), the
