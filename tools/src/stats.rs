@@ -337,7 +337,7 @@ pub fn render(
         "ringbroker stats  {url}  (last {seconds:.1} s)\n\n"
     ));
     out.push_str(&format!(
-        "in   {:>12.0} records/s {:>10.2} MB/s\nout  {:>12.0} records/s {:>10.2} MB/s  (records out: tail-cache reads only)\nconnections {}\n\n",
+        "in   {:>12.0} records/s {:>10.2} MB/s\nout  {:>12.0} records/s {:>10.2} MB/s\nconnections {}\n\n",
         rate(current.records_in, previous.records_in, seconds),
         rate(current.bytes_in, previous.bytes_in, seconds) / mb,
         rate(current.records_out, previous.records_out, seconds),
