@@ -125,7 +125,7 @@ async fn file_range(
         }
     };
     let mut end = start + first.total_bytes() as u64;
-    let mut records = batch_records(&first, plan.offsets_dense);
+    let mut records = batch_records(&first);
     let budget_end = start + max_bytes as u64;
     // Jump over whole batches with the sparse index, then walk the few headers after the jump.
     let jump = plan.offsets_dense.then(|| {
@@ -157,7 +157,7 @@ async fn file_range(
             break;
         }
         end = batch_end;
-        records += batch_records(&header, plan.offsets_dense);
+        records += batch_records(&header);
     }
     Ok(Some(FileRange {
         position: start,
@@ -166,14 +166,8 @@ async fn file_range(
     }))
 }
 
-/// Records of a stored batch (a dense segment's batches fill their offset span).
-fn batch_records(header: &BatchHeader, offsets_dense: bool) -> u64 {
-    debug_assert!(
-        !offsets_dense || header.record_count == header.last_offset_delta + 1,
-        "a dense segment holds a batch of {} records over {} offsets",
-        header.record_count,
-        header.last_offset_delta + 1
-    );
+/// Records of a stored batch.
+fn batch_records(header: &BatchHeader) -> u64 {
     u64::try_from(header.record_count).unwrap_or(0)
 }
 

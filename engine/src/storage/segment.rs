@@ -92,7 +92,9 @@ pub(crate) struct Segment {
     /// Every offset in `[base_offset, next_offset)` is a record here: batches follow each other
     /// without gaps and each holds `last_offset_delta + 1` records, as appends write them. False
     /// for segments compaction rewrote and for every segment of a once-compacted log found at open
-    /// (the files do not say which were cleaned): reads then count records batch by batch.
+    /// (the files do not say which were cleaned): reads then count records batch by batch. Only
+    /// the fetch-records metric relies on it, so a wrong `true` (a crash in the first compaction
+    /// pass after its swaps, before its checkpoint) over-counts and breaks nothing.
     pub offsets_dense: bool,
     pub write: WriteQueue,
 }
