@@ -453,7 +453,7 @@ fn encode_io(
     gauge_family(
         e,
         "io_latency_seconds",
-        "io_uring operation latency quantiles over the last sampling interval (glommio IoStats).",
+        "File read latency quantiles (io_uring submission to completion, glommio IoStats) over the last second; NaN without reads. Writes are in the produce append stage.",
         &quantiles,
     )
 }

@@ -99,15 +99,18 @@ fn add_io_stats(io: &IoCounters, stats: &glommio::IoStats) {
     add(&io.file_buffered_bytes_written, buffered_write_bytes);
     add(&io.files_opened, rings.files_opened());
     add(&io.files_closed, rings.files_closed());
+    // glommio times file reads only (DMA and buffered), when the executor records latencies
+    // (metrics on). An interval without reads has no quantiles: NaN, as Prometheus summaries
+    // report an empty window, rather than the last interval's value.
     let latency = rings.io_latency_us();
-    if latency.count() > 0 {
-        for (q, slot) in [
-            (0.5, &io.io_latency_us_p50_bits),
-            (0.99, &io.io_latency_us_p99_bits),
-        ] {
-            if let Ok(Some(value)) = latency.quantile(q) {
-                slot.store(value.to_bits(), Ordering::Relaxed);
-            }
-        }
+    for (q, slot) in [
+        (0.5, &io.io_latency_us_p50_bits),
+        (0.99, &io.io_latency_us_p99_bits),
+    ] {
+        let value = match latency.quantile(q) {
+            Ok(Some(value)) if latency.count() > 0 => value,
+            _ => f64::NAN,
+        };
+        slot.store(value.to_bits(), Ordering::Relaxed);
     }
 }

@@ -123,7 +123,8 @@ pub struct IoCounters {
     pub file_buffered_bytes_written: AtomicU64,
     pub files_opened: AtomicU64,
     pub files_closed: AtomicU64,
-    /// io_uring latency quantiles (µs) of the last sampling interval, as f64 bits.
+    /// File read latency quantiles (µs, io_uring submission to completion) of the last sampling
+    /// interval, as f64 bits; NaN when the interval had no reads.
     pub io_latency_us_p50_bits: AtomicU64,
     pub io_latency_us_p99_bits: AtomicU64,
 }
