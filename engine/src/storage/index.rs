@@ -41,27 +41,37 @@ impl OffsetIndex {
 
     /// Position of the last indexed batch whose base offset is <= `relative_offset` (0 if none).
     pub(crate) fn lookup(&self, relative_offset: u32) -> u64 {
+        self.lookup_entry(relative_offset)
+            .map_or(0, |(_, entry)| u64::from(entry.position))
+    }
+
+    /// The last entry (and its number) whose base offset is <= `relative_offset`, if any.
+    pub(crate) fn lookup_entry(&self, relative_offset: u32) -> Option<(usize, OffsetEntry)> {
         let after = self
             .entries
             .partition_point(|entry| entry.relative_offset <= relative_offset);
-        match after {
-            0 => 0,
-            n => u64::from(self.entries[n - 1].position),
-        }
+        let number = after.checked_sub(1)?;
+        Some((number, self.entries[number]))
     }
 
-    /// The entry of the furthest indexed batch start within `(after_position, up_to_position]`, if
-    /// any.
+    /// Number of entries.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The entry (and its number) of the furthest indexed batch start within
+    /// `(after_position, up_to_position]`, if any.
     pub(crate) fn last_entry_at_most(
         &self,
         after_position: u64,
         up_to_position: u64,
-    ) -> Option<OffsetEntry> {
+    ) -> Option<(usize, OffsetEntry)> {
         let n = self
             .entries
             .partition_point(|entry| u64::from(entry.position) <= up_to_position);
-        let entry = *self.entries.get(n.checked_sub(1)?)?;
-        (u64::from(entry.position) > after_position).then_some(entry)
+        let number = n.checked_sub(1)?;
+        let entry = *self.entries.get(number)?;
+        (u64::from(entry.position) > after_position).then_some((number, entry))
     }
 
     pub(crate) fn last(&self) -> Option<OffsetEntry> {
@@ -234,13 +244,19 @@ mod tests {
         assert_eq!(index.lookup(10), 4100);
         assert_eq!(index.lookup(19), 4100);
         assert_eq!(index.lookup(1000), 8300);
+        assert_eq!(index.lookup_entry(9), None);
+        assert_eq!(index.lookup_entry(19).map(|(n, _)| n), Some(0));
         assert_eq!(
-            index.last_entry_at_most(0, 9000).map(|e| e.position),
-            Some(8300)
+            index
+                .last_entry_at_most(0, 9000)
+                .map(|(n, e)| (n, e.position)),
+            Some((1, 8300))
         );
         assert_eq!(
-            index.last_entry_at_most(0, 8299).map(|e| e.position),
-            Some(4100)
+            index
+                .last_entry_at_most(0, 8299)
+                .map(|(n, e)| (n, e.position)),
+            Some((0, 4100))
         );
         assert_eq!(index.last_entry_at_most(4100, 8299), None);
         let decoded = OffsetIndex::decode(&index.encode(), 9000).unwrap();

@@ -24,6 +24,9 @@ struct FilePlan {
     committed_bytes: u64,
     /// The segment's `offsets_dense`: its index entries tell how many records a jump skips.
     offsets_dense: bool,
+    /// In a segment that is not dense, the records before `scan_from` if the segment knows them
+    /// (`index_records`).
+    records_before_scan: Option<u64>,
 }
 
 /// Whole batches of one segment file that a read returns.
@@ -71,13 +74,18 @@ pub(crate) async fn read(
             let file = segment.file.clone().ok_or_else(|| {
                 StorageError::Corrupt(format!("segment {} has no file", segment.base_offset))
             })?;
+            let scan_entry = segment.offset_index.lookup_entry(segment.relative(at));
+            let records_before_scan = segment.index_records.as_ref().and_then(|counts| {
+                scan_entry.map_or(Some(0), |(number, _)| counts.before_entry(number))
+            });
             let plan = FilePlan {
                 file,
                 segment_base_offset: segment.base_offset,
                 path: segment.log_path.clone(),
-                scan_from: segment.offset_index.lookup(segment.relative(at)),
+                scan_from: scan_entry.map_or(0, |(_, entry)| u64::from(entry.position)),
                 committed_bytes: segment.committed_bytes,
                 offsets_dense: segment.offsets_dense,
+                records_before_scan,
             };
             (plan, segment.next_offset)
         };
@@ -107,20 +115,23 @@ pub(crate) async fn read(
 /// gap: the read starts there, as in Kafka.
 ///
 /// Records are counted exactly without reading more than the range planning does: walked batches
-/// by their `record_count`, batches jumped over with the sparse index by their offset span, which
-/// only a dense segment (never compacted) allows. A compacted segment is walked header by header
-/// instead of jumping: up to `max_bytes / HEADER_WINDOW_BYTES` more header reads per fetch there.
+/// by their `record_count`, batches jumped over with the sparse index as [`index_jump`] counts
+/// them. A compacted segment whose counts are unknown (found at open, until compaction rewrites
+/// it) is walked header by header instead: up to `max_bytes / HEADER_WINDOW_BYTES` more header
+/// reads per fetch there.
 async fn file_range(
     inner: &LogInner,
     plan: FilePlan,
     offset: i64,
     max_bytes: usize,
 ) -> Result<Option<FileRange>, StorageError> {
-    let mut scanner = HeaderScanner::new(plan.file, plan.scan_from, plan.committed_bytes);
+    let mut scanner = HeaderScanner::new(plan.file.clone(), plan.scan_from, plan.committed_bytes);
+    // Records of the batches walked past before the first one returned.
+    let mut records_passed = 0u64;
     let (start, first) = loop {
         match scanner.next().await? {
             Some((position, header)) if header.last_offset() >= offset => break (position, header),
-            Some(_) => continue,
+            Some((_, header)) => records_passed += batch_records(&header),
             None => return Ok(None),
         }
     };
@@ -128,27 +139,13 @@ async fn file_range(
     let mut records = batch_records(&first);
     let budget_end = start + max_bytes as u64;
     // Jump over whole batches with the sparse index, then walk the few headers after the jump.
-    let jump = plan.offsets_dense.then(|| {
-        let state = inner.state.borrow();
-        let index = state
-            .segments
-            .binary_search_by_key(&plan.segment_base_offset, |segment| segment.base_offset)
-            .ok();
-        index.and_then(|index| {
-            state.segments[index]
-                .offset_index
-                .last_entry_at_most(end - 1, budget_end.min(plan.committed_bytes))
-        })
-    });
-    if let Some(entry) = jump.flatten() {
-        // Dense: the batches jumped over hold every offset between the first batch and the entry's.
-        let jumped_to = plan.segment_base_offset + i64::from(entry.relative_offset);
-        assert!(
-            jumped_to > first.last_offset(),
-            "index entries follow the first batch"
-        );
-        records += (jumped_to - first.last_offset() - 1) as u64;
-        end = u64::from(entry.position);
+    let records_through_first = plan
+        .records_before_scan
+        .map(|before| before + records_passed + records);
+    let jump = index_jump(inner, &plan, &first, end, budget_end, records_through_first);
+    if let Some((position, records_jumped)) = jump {
+        records += records_jumped;
+        end = position;
     }
     scanner.seek(end);
     while let Some((position, header)) = scanner.next().await? {
@@ -164,6 +161,51 @@ async fn file_range(
         len: end - start,
         records,
     }))
+}
+
+/// The furthest indexed batch start in `(end, budget_end]` and the records of the batches a read
+/// jumps over to get there from `end` (just past `first`). `None` when there is no such entry, when
+/// the records are not known exactly (a segment that is not dense and has no `index_records`), or
+/// when compaction replaced the segment since the plan (its index describes another file).
+fn index_jump(
+    inner: &LogInner,
+    plan: &FilePlan,
+    first: &BatchHeader,
+    end: u64,
+    budget_end: u64,
+    records_through_first: Option<u64>,
+) -> Option<(u64, u64)> {
+    let state = inner.state.borrow();
+    let index = state
+        .segments
+        .binary_search_by_key(&plan.segment_base_offset, |segment| segment.base_offset)
+        .ok()?;
+    let segment = &state.segments[index];
+    if !segment
+        .file
+        .as_ref()
+        .is_some_and(|file| Rc::ptr_eq(file, &plan.file))
+    {
+        return None;
+    }
+    let (number, entry) = segment
+        .offset_index
+        .last_entry_at_most(end - 1, budget_end.min(plan.committed_bytes))?;
+    let records_jumped = if plan.offsets_dense {
+        // The batches jumped over hold every offset between the first batch and the entry's.
+        let jumped_to = plan.segment_base_offset + i64::from(entry.relative_offset);
+        assert!(
+            jumped_to > first.last_offset(),
+            "index entries follow the first batch"
+        );
+        (jumped_to - first.last_offset() - 1) as u64
+    } else {
+        let before_entry = segment.index_records.as_ref()?.before_entry(number)?;
+        let through_first = records_through_first?;
+        debug_assert!(before_entry >= through_first, "record counts grow");
+        before_entry.checked_sub(through_first)?
+    };
+    Some((u64::from(entry.position), records_jumped))
 }
 
 /// Records of a stored batch.

@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use glommio::io::DmaFile;
+use ringbroker_protocol::batch::BatchHeader;
 
 use super::config::{align_down, PAGE_BYTES};
 use super::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
@@ -96,7 +97,29 @@ pub(crate) struct Segment {
     /// the fetch-records metric relies on it, so a wrong `true` (a crash in the first compaction
     /// pass after its swaps, before its checkpoint) over-counts and breaks nothing.
     pub offsets_dense: bool,
+    /// Records before each offset-index entry, for a segment that is not dense and whose batches
+    /// were all seen (written by compaction or scanned by recovery); `None` otherwise.
+    pub index_records: Option<IndexRecordCounts>,
     pub write: WriteQueue,
+}
+
+/// For each offset-index entry of a segment, the records stored before its batch (from the
+/// segment start), so that a read can count the records of batches it jumps over with the index
+/// in a segment whose offsets have gaps. 4 bytes per entry (one per `index_interval_bytes`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct IndexRecordCounts {
+    before_entry: Vec<u32>,
+    /// Records of the batches noted so far.
+    noted: u32,
+}
+
+impl IndexRecordCounts {
+    /// Records stored before the batch of index entry `entry`.
+    pub(crate) fn before_entry(&self, entry: usize) -> Option<u64> {
+        self.before_entry
+            .get(entry)
+            .map(|&records| u64::from(records))
+    }
 }
 
 impl Segment {
@@ -118,6 +141,7 @@ impl Segment {
             sealed: false,
             sealing: false,
             offsets_dense: true,
+            index_records: None,
             write: WriteQueue::default(),
         }
     }
@@ -168,6 +192,38 @@ impl Segment {
             self.max_timestamp = Some((max_timestamp, base_offset));
         }
         self.next_offset = last_offset + 1;
+    }
+
+    /// [`Segment::note_batch`] for a batch of a segment that may hold fewer records than its offsets
+    /// (compaction output, a recovery scan of a compacted segment): also keeps `index_records`.
+    /// Every batch of the segment must be noted this way, from its start.
+    pub(crate) fn note_counted_batch(
+        &mut self,
+        position: u64,
+        header: &BatchHeader,
+        index_interval_bytes: u32,
+    ) {
+        let entries = self.offset_index.len();
+        self.note_batch(
+            position,
+            header.total_bytes() as u64,
+            header.base_offset,
+            header.last_offset(),
+            header.max_timestamp,
+            index_interval_bytes,
+        );
+        let counts = self.index_records.get_or_insert_with(Default::default);
+        debug_assert_eq!(
+            counts.before_entry.len(),
+            entries,
+            "every batch noted with counts"
+        );
+        if self.offset_index.len() > entries {
+            counts.before_entry.push(counts.noted);
+        }
+        // Relative offsets fit u32, so a segment's records do too.
+        let records = u32::try_from(header.record_count).unwrap_or(0);
+        counts.noted = counts.noted.saturating_add(records);
     }
 
     /// Adds the segment's max timestamp as the final time-index entry (on seal and close), so that a

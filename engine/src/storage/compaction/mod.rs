@@ -483,14 +483,8 @@ async fn rewrite_segment(
             }
             for batch in kept {
                 let header = BatchHeader::parse(&batch).map_err(StorageError::InvalidBatch)?;
-                segment.note_batch(
-                    position,
-                    batch.len() as u64,
-                    header.base_offset,
-                    header.last_offset(),
-                    header.max_timestamp,
-                    inner.config.index_interval_bytes,
-                );
+                debug_assert_eq!(header.total_bytes(), batch.len());
+                segment.note_counted_batch(position, &header, inner.config.index_interval_bytes);
                 writer.write_all(&batch).await?;
                 position += batch.len() as u64;
             }
@@ -687,14 +681,7 @@ pub(crate) async fn scan_sealed_segment(
         if valid.base_offset < segment.next_offset {
             break;
         }
-        segment.note_batch(
-            position,
-            total,
-            valid.base_offset,
-            valid.last_offset(),
-            valid.max_timestamp,
-            index_interval_bytes,
-        );
+        segment.note_counted_batch(position, &valid, index_interval_bytes);
         position += total;
         glommio::yield_if_needed().await;
     }
