@@ -10,6 +10,10 @@
 #   WORKLOAD=batched: 100 B records in 16 KiB batches (~140 records per request), 20 M records per run.
 #   WORKLOAD=single:  one 100 B record per request, 64 requests in flight, 400,000 requests per run (the worst
 #                     case: the least broker work per request there is).
+# RATE=N (records per second) holds both sides at the same offered load: where the broker is partly bound by
+# the disk, its CPU per request grows when the disk is slow (more data waits, more cache misses in the copies),
+# so at full speed the disk's swings between runs (+-20% here) drown a per-request cost of a few tenths of a
+# percent; at a fixed rate both sides do the same work per second.
 # Usage (release build first):
 #   cargo build --release -p ringbroker-tools -p ringbroker-bench
 #   WORKLOAD=single PAIRS=20 bash bench/scripts/metrics-ab.sh /tmp/metrics-ab-single
@@ -22,10 +26,11 @@ PORT="${PORT:-19850}"
 METRICS_PORT="${METRICS_PORT:-19851}"
 DATA=/tmp/ringbroker-metrics-ab
 case "${WORKLOAD:-batched}" in
-  batched) LOAD=(--record-size 100 --batch-size 16384 --records 20000000) ;;
+  batched) LOAD=(--record-size 100 --batch-size 16384 --records "${RECORDS:-20000000}") ;;
   single) LOAD=(--record-size 100 --batch-size 120 --max-in-flight 64 --records 400000) ;;
   *) echo "WORKLOAD must be batched or single" >&2; exit 2 ;;
 esac
+[ -n "${RATE:-}" ] && LOAD+=(--rate "$RATE")
 mkdir -p "$OUT/runs"
 run() { # pair mode
   local pair=$1 mode=$2 listen=none
