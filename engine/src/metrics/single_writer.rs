@@ -14,7 +14,10 @@ use std::thread::ThreadId;
 /// Adds `n` to a counter only the calling thread writes (wrapping, as a counter would after 2^64).
 #[inline]
 pub fn add(counter: &AtomicU64, n: u64) {
-    counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
 }
 
 /// In debug builds, remembers the first thread that writes and asserts every later write comes
