@@ -24,7 +24,7 @@ RB="${RB:-$TARGET_DIR/release/ringbroker}"
 BENCH="${BENCH:-$TARGET_DIR/release/ringbroker-bench}"
 PORT="${PORT:-19850}"
 METRICS_PORT="${METRICS_PORT:-19851}"
-DATA=/tmp/ringbroker-metrics-ab
+DATA="${DATA:-/tmp/ringbroker-metrics-ab}"  # the broker's data dir, emptied before each run
 case "${WORKLOAD:-batched}" in
   batched) LOAD=(--record-size 100 --batch-size 16384 --records "${RECORDS:-20000000}") ;;
   single) LOAD=(--record-size 100 --batch-size 120 --max-in-flight 64 --records 400000) ;;
