@@ -270,7 +270,7 @@ mod tests {
     use ringbroker_protocol::batch::{batches, build_simple_batch, set_base_offset};
 
     use super::super::appender::test_hook;
-    use super::super::tests::{run, small_config};
+    use super::super::tests::{open_temp_log, run, small_config};
     use super::super::{LogHealth, PartitionLog, ReadChunk, StorageError};
     use super::APPEND_RETRY_INTERVAL;
 
@@ -342,11 +342,7 @@ mod tests {
     #[test]
     fn out_of_space_rolls_back_and_appends_resume_without_reopen() {
         run(|| async {
-            let temp = tempfile::tempdir().expect("tempdir");
-            let dir = temp.path().join("t-0");
-            let log = PartitionLog::open(&dir, small_config())
-                .await
-                .expect("open");
+            let (temp, dir, log) = open_temp_log().await;
             let mut expected = Vec::new();
             let mut n = 0;
             // Failures at different fill levels of the 8 KiB segments: inside a segment, on the
@@ -407,11 +403,7 @@ mod tests {
     #[test]
     fn a_seal_out_of_space_is_retried_and_nothing_is_lost() {
         run(|| async {
-            let temp = tempfile::tempdir().expect("tempdir");
-            let dir = temp.path().join("t-0");
-            let log = PartitionLog::open(&dir, small_config())
-                .await
-                .expect("open");
+            let (_temp, dir, log) = open_temp_log().await;
             let mut expected = Vec::new();
             test_hook::fail_next(libc::ENOSPC, 1, true);
             let mut n = 0;
@@ -465,11 +457,7 @@ mod tests {
     #[test]
     fn closing_a_suspended_log_keeps_what_was_acknowledged() {
         run(|| async {
-            let temp = tempfile::tempdir().expect("tempdir");
-            let dir = temp.path().join("t-0");
-            let log = PartitionLog::open(&dir, small_config())
-                .await
-                .expect("open");
+            let (_temp, dir, log) = open_temp_log().await;
             let mut expected = Vec::new();
             for n in 0..10 {
                 append_ok(&log, &numbered_batch(n), &mut expected).await;

@@ -40,6 +40,17 @@ pub(crate) fn small_config() -> LogConfig {
     }
 }
 
+/// A log with `small_config` in a fresh temporary directory (`<temp>/t-0`). Keep the `TempDir`
+/// alive while the log is used: dropping it removes the directory.
+pub(crate) async fn open_temp_log() -> (tempfile::TempDir, PathBuf, PartitionLog) {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = temp.path().join("t-0");
+    let log = PartitionLog::open(&dir, small_config())
+        .await
+        .expect("open");
+    (temp, dir, log)
+}
+
 /// A batch of `records` records of `value_bytes` each, all at `timestamp`.
 fn test_batch(timestamp: i64, records: usize, value_bytes: usize) -> Vec<u8> {
     let value = vec![b'v'; value_bytes];
@@ -864,11 +875,7 @@ fn append_throughput_1k_batches() {
 #[test]
 fn a_seal_cut_short_by_a_crash_is_finished_by_recovery() {
     run(|| async {
-        let temp = tempfile::tempdir().expect("tempdir");
-        let dir = temp.path().join("t-0");
-        let log = PartitionLog::open(&dir, small_config())
-            .await
-            .expect("open");
+        let (_temp, dir, log) = open_temp_log().await;
         let mut stored = Vec::new();
         for i in 0..20 {
             let batch = test_batch(1_000 + i, 1, 900);

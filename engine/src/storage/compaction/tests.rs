@@ -11,7 +11,7 @@ use ringbroker_protocol::records::{BatchBuilder, Compression, Record};
 use super::batch_filter::plain_records;
 use super::swap::SWAP_STEPS;
 use super::*;
-use crate::storage::tests::{run, small_config};
+use crate::storage::tests::{open_temp_log, run, small_config};
 use crate::storage::{PartitionLog, ReadChunk};
 
 /// Far in the past, so the compaction lag never holds a segment back.
@@ -309,11 +309,7 @@ async fn assert_big_reads_count_records(log: &PartitionLog) {
 #[test]
 fn tombstones_stay_for_delete_retention_then_go() {
     run(|| async {
-        let temp = tempfile::tempdir().expect("tempdir");
-        let dir = temp.path().join("t-0");
-        let log = PartitionLog::open(&dir, small_config())
-            .await
-            .expect("open");
+        let (_temp, dir, log) = open_temp_log().await;
         let mut latest = fill(&log, 10, 100).await;
         let tombstones: Vec<(String, Option<String>)> = ["key-1", "key-2"]
             .iter()
@@ -365,11 +361,7 @@ fn tombstones_stay_for_delete_retention_then_go() {
 fn a_crash_at_each_swap_step_leaves_a_valid_log() {
     for step in SWAP_STEPS {
         run(move || async move {
-            let temp = tempfile::tempdir().expect("tempdir");
-            let dir = temp.path().join("t-0");
-            let log = PartitionLog::open(&dir, small_config())
-                .await
-                .expect("open");
+            let (_temp, dir, log) = open_temp_log().await;
             let latest = fill(&log, 7, 400).await;
             let original = read_all(&log).await;
             let mut memo = CompactionMemo::default();
@@ -407,11 +399,7 @@ fn a_crash_at_each_swap_step_leaves_a_valid_log() {
 #[test]
 fn a_small_offset_map_compacts_over_several_passes() {
     run(|| async {
-        let temp = tempfile::tempdir().expect("tempdir");
-        let dir = temp.path().join("t-0");
-        let log = PartitionLog::open(&dir, small_config())
-            .await
-            .expect("open");
+        let (_temp, dir, log) = open_temp_log().await;
         let latest = fill(&log, 30, 600).await;
         let mut memo = CompactionMemo::default();
         let mut passes = 0;
@@ -436,11 +424,7 @@ fn a_small_offset_map_compacts_over_several_passes() {
 #[test]
 fn the_tombstone_clock_starts_when_a_segment_is_first_cleaned_even_without_a_rewrite() {
     run(|| async {
-        let temp = tempfile::tempdir().expect("tempdir");
-        let dir = temp.path().join("t-0");
-        let log = PartitionLog::open(&dir, small_config())
-            .await
-            .expect("open");
+        let (_temp, dir, log) = open_temp_log().await;
         // Unique keys and one tombstone: a pass has nothing to remove.
         log.append(&batch(&[("gone".to_string(), None)], Compression::None))
             .await
@@ -481,11 +465,7 @@ fn the_tombstone_clock_starts_when_a_segment_is_first_cleaned_even_without_a_rew
 #[test]
 fn segments_emptied_by_compaction_still_expire_by_time() {
     run(|| async {
-        let temp = tempfile::tempdir().expect("tempdir");
-        let dir = temp.path().join("t-0");
-        let log = PartitionLog::open(&dir, small_config())
-            .await
-            .expect("open");
+        let (_temp, dir, log) = open_temp_log().await;
         fill(&log, 10, 600).await;
         let mut memo = CompactionMemo::default();
         log.compact(&policy(DEFAULT_MAX_KEYS), TIMESTAMP + 10, &mut memo)
