@@ -118,17 +118,23 @@ def compacted_state(bootstrap: str, topic: str, partition_dir: Path, expected, t
     return None
 
 
-@pytest.mark.parametrize("broker", [1, 2], indirect=True, ids=["shards1", "shards2"])
-def test_compacted_topic_keeps_the_latest_value_per_key(broker, topic_name):
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+def create_compacted_topic(bootstrap: str, topic: str) -> None:
+    """One partition, compacted as soon as a segment is sealed (1 MiB segments), tombstones kept
+    DELETE_RETENTION_MS."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
     config = {
         "cleanup.policy": "compact",
         "segment.bytes": str(1 << 20),
         "min.compaction.lag.ms": "0",
         "delete.retention.ms": str(DELETE_RETENTION_MS),
     }
-    admin.create_topics([NewTopic(topic_name, 1, 1, config=config)])[topic_name].result(timeout=TIMEOUT)
-    clients.wait_for_topic(broker.bootstrap, admin, topic_name, 1)
+    admin.create_topics([NewTopic(topic, 1, 1, config=config)])[topic].result(timeout=TIMEOUT)
+    clients.wait_for_topic(bootstrap, admin, topic, 1)
+
+
+@pytest.mark.parametrize("broker", [1, 2], indirect=True, ids=["shards1", "shards2"])
+def test_compacted_topic_keeps_the_latest_value_per_key(broker, topic_name):
+    create_compacted_topic(broker.bootstrap, topic_name)
     expected = produce_updates(broker.bootstrap, topic_name)
     partition_dir = Path(broker.partition_data_dir) / f"{topic_name}-0"
     assert len(list(partition_dir.glob("*.log"))) >= 3
@@ -155,15 +161,7 @@ KILL_AFTER_S = (0.5, 2.0, 4.0, 6.5)
 def test_kill9_during_compaction_leaves_a_valid_log(broker, topic_name):
     if not getattr(broker, "managed", False):
         pytest.skip("needs a broker the test can kill")
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    config = {
-        "cleanup.policy": "compact",
-        "segment.bytes": str(1 << 20),
-        "min.compaction.lag.ms": "0",
-        "delete.retention.ms": str(DELETE_RETENTION_MS),
-    }
-    admin.create_topics([NewTopic(topic_name, 1, 1, config=config)])[topic_name].result(timeout=TIMEOUT)
-    clients.wait_for_topic(broker.bootstrap, admin, topic_name, 1)
+    create_compacted_topic(broker.bootstrap, topic_name)
     expected = produce_updates(broker.bootstrap, topic_name)
     partition_dir = Path(broker.partition_data_dir) / f"{topic_name}-0"
     for delay in KILL_AFTER_S:

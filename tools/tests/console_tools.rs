@@ -6,6 +6,22 @@ mod support;
 use ringbroker_protocol::records::partition_for_key;
 use support::{ok_stdout, run_tool, stderr_text, unique_topic, Broker};
 
+/// Produces `lines` of `key:value` with the console producer (`parse.key`, `key.separator=:`).
+fn produce_keyed(broker: &Broker, topic: &str, lines: &str) {
+    ok_stdout(&broker.tool(
+        &["produce"],
+        &[
+            "--topic",
+            topic,
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=:",
+        ],
+        Some(lines.as_bytes()),
+    ));
+}
+
 /// Consumers in these tests stop after this long without new records.
 const IDLE_TIMEOUT_MS: &str = "10000";
 
@@ -150,18 +166,7 @@ fn keyed_records_land_on_the_java_partitioner_partition() {
         None,
     ));
     let input: String = (0..40).map(|n| format!("user{n}:event{n}\n")).collect();
-    ok_stdout(&broker.tool(
-        &["produce"],
-        &[
-            "--topic",
-            &topic,
-            "--property",
-            "parse.key=true",
-            "--property",
-            "key.separator=:",
-        ],
-        Some(input.as_bytes()),
-    ));
+    produce_keyed(&broker, &topic, &input);
     let output = ok_stdout(&broker.tool(
         &["consume"],
         &[
@@ -297,15 +302,7 @@ fn group_consume_commits_and_describe_shows_lag() {
         None,
     ));
     let keyed: String = (0..10).map(|n| format!("k{n}:v{n}\n")).collect();
-    let keyed_args = [
-        "--topic",
-        topic.as_str(),
-        "--property",
-        "parse.key=true",
-        "--property",
-        "key.separator=:",
-    ];
-    ok_stdout(&broker.tool(&["produce"], &keyed_args, Some(keyed.as_bytes())));
+    produce_keyed(&broker, &topic, &keyed);
     let consume_args = [
         "--topic",
         topic.as_str(),
@@ -505,15 +502,7 @@ fn two_group_members_share_the_partitions_and_commit_everything() {
         None,
     ));
     let keyed: String = (0..40).map(|n| format!("k{n}:v{n}\n")).collect();
-    let keyed_args = [
-        "--topic",
-        topic.as_str(),
-        "--property",
-        "parse.key=true",
-        "--property",
-        "key.separator=:",
-    ];
-    ok_stdout(&broker.tool(&["produce"], &keyed_args, Some(keyed.as_bytes())));
+    produce_keyed(&broker, &topic, &keyed);
     let consume_args = [
         "--topic",
         topic.as_str(),
@@ -784,18 +773,7 @@ fn consume_from_beginning_reads_a_compacted_topic() {
             _ => format!("key{n}:value-{n}-{padding}\n"),
         })
         .collect();
-    ok_stdout(&broker.tool(
-        &["produce"],
-        &[
-            "--topic",
-            &topic,
-            "--property",
-            "parse.key=true",
-            "--property",
-            "key.separator=:",
-        ],
-        Some(input.as_bytes()),
-    ));
+    produce_keyed(&broker, &topic, &input);
     let deadline = std::time::Instant::now() + COMPACTION_WAIT;
     loop {
         let output = ok_stdout(&broker.tool(
