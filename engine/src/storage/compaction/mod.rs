@@ -581,9 +581,15 @@ async fn finish_swaps(
     let mut replaced = Vec::with_capacity(pending.len());
     for swap in pending {
         let base_offset = swap.base_offset;
-        if !still_present(inner, base_offset) {
-            remove_swap(dir, base_offset).await?;
-            continue;
+        match presence(inner, base_offset) {
+            SegmentPresence::InLog => {}
+            SegmentPresence::Gone => {
+                remove_swap(dir, base_offset).await?;
+                continue;
+            }
+            // Reads may already have been served the cleaned data: it must survive the restart.
+            // Every `.swap` left is complete, and the next open finishes its swap.
+            SegmentPresence::LogClosed => return Ok(()),
         }
         replace_log(dir, base_offset, crash_after).await?;
         if crash_after.is_some() {
@@ -605,9 +611,14 @@ async fn finish_swaps(
             swap.time_index_bytes,
         )
         .await?;
-        if !still_present(inner, base_offset) {
-            // Retention or DeleteRecords took it while we swapped: do not resurrect its files.
-            remove_segment_files(dir, base_offset).await?;
+        match presence(inner, base_offset) {
+            SegmentPresence::InLog => {}
+            SegmentPresence::Gone => {
+                // Retention or DeleteRecords took it while we swapped: do not resurrect its files.
+                remove_segment_files(dir, base_offset).await?;
+            }
+            // `<base>.log` holds the cleaned data; the next open finishes the rest (see above).
+            SegmentPresence::LogClosed => return Ok(()),
         }
         replaced.push(base_offset);
     }
@@ -627,13 +638,34 @@ fn touch(path: &Path) -> Result<(), StorageError> {
     Ok(())
 }
 
-fn still_present(inner: &LogInner, base_offset: i64) -> bool {
+/// Where a segment being swapped stands. A closed log is not the same as a removed segment: the
+/// close (shutdown) keeps every file, a removal (retention, DeleteRecords) wants them gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SegmentPresence {
+    InLog,
+    Gone,
+    LogClosed,
+}
+
+fn presence(inner: &LogInner, base_offset: i64) -> SegmentPresence {
     let state = inner.state.borrow();
-    !state.closed
-        && state
-            .segments
-            .binary_search_by_key(&base_offset, |segment| segment.base_offset)
-            .is_ok()
+    if state.closed {
+        return SegmentPresence::LogClosed;
+    }
+    let in_log = state
+        .segments
+        .binary_search_by_key(&base_offset, |segment| segment.base_offset)
+        .is_ok();
+    if in_log {
+        SegmentPresence::InLog
+    } else {
+        SegmentPresence::Gone
+    }
+}
+
+/// Whether the segment may still be rewritten (in the log, the log open).
+fn still_present(inner: &LogInner, base_offset: i64) -> bool {
+    presence(inner, base_offset) == SegmentPresence::InLog
 }
 
 async fn remove_segment_files(dir: &Path, base_offset: i64) -> Result<(), StorageError> {

@@ -14,7 +14,9 @@
 //! 4. after another [`SWAP_GRACE`] (reads planned on `.swap`), [`remove_swap`] deletes `.swap`.
 //!
 //! At every point the name `<base>.log` holds either the old or the new segment, and recovery
-//! ([`finish_interrupted_swaps`]) renames a `.swap` over it. Readers that had a file open keep
+//! ([`finish_interrupted_swaps`]) renames a `.swap` over it. A close (shutdown) after step 2 leaves
+//! the files as they are for that recovery: reads may have been served the new data, so a restart
+//! must not bring back the old (the cleaner removes a `.swap` only when its segment left the log). Readers that had a file open keep
 //! reading its inode (Linux keeps it alive until the last fd closes).
 
 use std::path::{Path, PathBuf};

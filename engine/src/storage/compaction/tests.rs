@@ -105,7 +105,9 @@ async fn read_all(log: &PartitionLog) -> Vec<Seen> {
                     position,
                     len,
                     records,
+                    inode,
                 } => {
+                    assert_eq!(path_inode(path), *inode, "the path names the planned file");
                     let file = std::fs::read(path).expect("segment");
                     let range = file[*position as usize..(*position + *len) as usize].to_vec();
                     assert_eq!(*records, crate::storage::tests::records_in(&range));
@@ -132,6 +134,12 @@ async fn read_all(log: &PartitionLog) -> Vec<Seen> {
         }
     }
     out
+}
+
+/// The inode `path` names now.
+fn path_inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).expect("segment metadata").ino()
 }
 
 /// The value of a raw record (the tests need it; the cleaner only needs "is null").
@@ -296,6 +304,7 @@ async fn assert_big_reads_count_records(log: &PartitionLog) {
                 position,
                 len,
                 records,
+                ..
             } = chunk
             {
                 let file = std::fs::read(path).expect("segment");
@@ -394,6 +403,48 @@ fn a_crash_at_each_swap_step_leaves_a_valid_log() {
             assert_eq!(latest_values(&records), latest, "{step:?}");
         });
     }
+}
+
+/// Whether some segment is served from its staged `.swap` (cleaned, `<base>.log` not replaced yet).
+fn serving_a_staged_swap(log: &PartitionLog) -> bool {
+    let inner = log.inner_for_tests();
+    let state = inner.state.borrow();
+    state
+        .segments
+        .iter()
+        .any(|segment| segment.log_path.extension().is_some_and(|e| e == "swap"))
+}
+
+#[test]
+fn a_close_during_the_swap_grace_keeps_the_cleaned_data_reads_were_served() {
+    run(|| async {
+        let (_temp, dir, log) = open_temp_log().await;
+        let latest = fill(&log, 7, 400).await;
+        let original = read_all(&log).await;
+        let pass = {
+            let inner = log.inner_for_tests();
+            glommio::spawn_local(async move {
+                let mut memo = CompactionMemo::default();
+                compact(&inner, &policy(DEFAULT_MAX_KEYS), TIMESTAMP + 10, &mut memo).await
+            })
+        };
+        while !serving_a_staged_swap(&log) {
+            glommio::timer::sleep(std::time::Duration::from_micros(200)).await;
+        }
+        // Reads are served the cleaned data now; a shutdown lands in the swap's grace period.
+        let served = read_all(&log).await;
+        assert!(served.len() < original.len(), "reads see the cleaned data");
+        log.close().await.expect("close");
+        pass.await.expect("compaction after close");
+        drop(log);
+
+        let log = PartitionLog::open(&dir, small_config())
+            .await
+            .expect("reopen");
+        let reopened = read_all(&log).await;
+        assert_eq!(reopened, served, "the cleaned data survives the restart");
+        assert_eq!(latest_values(&reopened), latest);
+    });
 }
 
 #[test]
