@@ -143,6 +143,7 @@ pub async fn read(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome {
                 position: file.position(),
                 len: file.length(),
                 records: file.records(),
+                inode: file.inode(),
             });
         } else if let Some(data) = chunk.data() {
             // One copy: out of the mesh message into bytes the response can own.
@@ -187,6 +188,7 @@ pub async fn serve_remote(shard: &Shard, from: usize, correlation: u64, request:
                         position,
                         len,
                         records,
+                        inode,
                     } => {
                         let path = fbb.create_string(&path.to_string_lossy());
                         let file = FileRange::create(
@@ -196,6 +198,7 @@ pub async fn serve_remote(shard: &Shard, from: usize, correlation: u64, request:
                                 position: *position,
                                 length: *len,
                                 records: *records,
+                                inode: *inode,
                             },
                         );
                         FetchChunkArgs {

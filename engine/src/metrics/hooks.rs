@@ -234,6 +234,7 @@ mod tests {
                     position: 4096,
                     len: 1000,
                     records: 7,
+                    inode: 0,
                 },
                 ReadChunk::Memory(batch.clone()),
             ],

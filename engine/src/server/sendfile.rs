@@ -6,6 +6,7 @@
 //! pays off for catch-up reads of older data, while the hot tail is served from memory.
 
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ pub struct FileRange {
     pub path: PathBuf,
     pub position: u64,
     pub len: u64,
+    /// The inode the read was planned on (0: unknown, not checked).
+    pub inode: u64,
 }
 
 /// Sets the socket's send timeout so a blocking sendfile to a stalled client returns.
@@ -50,6 +53,17 @@ pub fn set_send_timeout(socket: RawFd) -> std::io::Result<()> {
 /// until this returns: the caller holds the stream across the await.
 pub fn send_range(socket: RawFd, range: &FileRange) -> std::io::Result<()> {
     let file = std::fs::File::open(&range.path)?;
+    let opened = file.metadata()?.ino();
+    if range.inode != 0 && opened != range.inode {
+        // Compaction replaced the file after the read was planned (a send delayed past the swap's
+        // grace period). Its bytes at these positions are other batches: fail the connection, the
+        // client fetches again, rather than hand it records it would take for the ones it asked for.
+        return Err(std::io::Error::other(format!(
+            "{} was replaced since the read was planned (inode {} now {opened})",
+            range.path.display(),
+            range.inode
+        )));
+    }
     let mut offset = libc::off_t::try_from(range.position).map_err(|_| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -84,4 +98,36 @@ pub fn send_range(socket: RawFd, range: &FileRange) -> std::io::Result<()> {
         left -= sent as usize;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn sends_the_planned_file_and_refuses_a_file_put_in_its_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("00000000000000000000.log");
+        std::fs::write(&path, b"planned bytes").expect("write");
+        let planned = FileRange {
+            path: path.clone(),
+            position: 8,
+            len: 5,
+            inode: std::fs::metadata(&path).expect("metadata").ino(),
+        };
+        let (mut client, server) = UnixStream::pair().expect("socket pair");
+        send_range(server.as_raw_fd(), &planned).expect("the planned file");
+        let mut received = [0u8; 5];
+        client.read_exact(&mut received).expect("read");
+        assert_eq!(&received, b"bytes");
+
+        // What compaction's swap does: another file renamed over the path.
+        let replacement = dir.path().join("cleaned");
+        std::fs::write(&replacement, b"other content").expect("write");
+        std::fs::rename(&replacement, &path).expect("rename");
+        let error = send_range(server.as_raw_fd(), &planned).expect_err("a replaced file");
+        assert!(error.to_string().contains("replaced"), "{error}");
+    }
 }

@@ -16,6 +16,20 @@ pub const TEMPORARY_SUFFIX: &str = "tmp";
 /// smallest sensible interval stays far below it.
 const SMALL_FILE_BYTES_MAX: u64 = 256 << 20;
 
+/// The inode number of an open file. A read is planned on a segment's open file but sent by
+/// opening its path later (`sendfile`); the sender checks that the path still names this inode.
+pub(crate) fn inode_of(file: &impl std::os::fd::AsRawFd) -> std::io::Result<u64> {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: the descriptor is open for the duration of the call (borrowed from `file`) and
+    // `stat` points to writable memory of the size fstat fills.
+    let rc = unsafe { libc::fstat(file.as_raw_fd(), stat.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fstat succeeded, so it initialised the whole struct.
+    Ok(unsafe { stat.assume_init() }.st_ino)
+}
+
 fn is_not_found(error: &glommio::GlommioError<()>) -> bool {
     error.raw_os_error() == Some(libc::ENOENT)
 }

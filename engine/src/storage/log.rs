@@ -41,11 +41,14 @@ pub enum ReadChunk {
     Memory(Bytes),
     /// `len` bytes of whole batches at `position` of the segment file at `path`, holding
     /// `records` records (known from the batch headers the read walked or its index jump).
+    /// `inode` is the file the read was planned on: compaction may later put another file under
+    /// `path`, and the sender must not send that file's bytes at these positions.
     File {
         path: PathBuf,
         position: u64,
         len: u64,
         records: u64,
+        inode: u64,
     },
 }
 

@@ -12,6 +12,7 @@ use glommio::io::DmaFile;
 use ringbroker_protocol::batch::BatchHeader;
 
 use super::error::StorageError;
+use super::files;
 use super::log::{LogInner, ReadChunk, ReadResult};
 use super::scan::HeaderScanner;
 
@@ -90,6 +91,7 @@ pub(crate) async fn read(
             (plan, segment.next_offset)
         };
         let path = plan.path.clone();
+        let planned_on = plan.file.clone();
         let Some(range) = file_range(inner, plan, at, max_bytes).await? else {
             // Nothing at or after `at` in this (compacted) segment: continue with the next one.
             debug_assert!(segment_end > at);
@@ -103,6 +105,7 @@ pub(crate) async fn read(
                 position: range.position,
                 len: range.len,
                 records: range.records,
+                inode: files::inode_of(planned_on.as_ref())?,
             }],
             high_watermark,
             log_start_offset,

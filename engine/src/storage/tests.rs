@@ -69,7 +69,14 @@ fn read_bytes(result: &ReadResult) -> Vec<u8> {
                 position,
                 len,
                 records,
+                inode,
             } => {
+                use std::os::unix::fs::MetadataExt;
+                let named = std::fs::metadata(path).expect("segment metadata").ino();
+                assert_eq!(
+                    named, *inode,
+                    "the path names the file the read was planned on"
+                );
                 let file = std::fs::read(path).expect("read segment");
                 let range = &file[*position as usize..(*position + *len) as usize];
                 assert_eq!(*records, records_in(range), "records of a file range");

@@ -626,6 +626,7 @@ impl<'a> FileRange<'a> {
   pub const VT_POSITION: ::flatbuffers::VOffsetT = 6;
   pub const VT_LENGTH: ::flatbuffers::VOffsetT = 8;
   pub const VT_RECORDS: ::flatbuffers::VOffsetT = 10;
+  pub const VT_INODE: ::flatbuffers::VOffsetT = 12;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -637,6 +638,7 @@ impl<'a> FileRange<'a> {
     args: &'args FileRangeArgs<'args>
   ) -> ::flatbuffers::WIPOffset<FileRange<'bldr>> {
     let mut builder = FileRangeBuilder::new(_fbb);
+    builder.add_inode(args.inode);
     builder.add_records(args.records);
     builder.add_length(args.length);
     builder.add_position(args.position);
@@ -674,6 +676,15 @@ impl<'a> FileRange<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(FileRange::VT_RECORDS, Some(0)).unwrap()}
   }
+  /// Inode of the file the read was planned on; the sender checks the path still names it
+  /// (compaction replaces segment files). 0 from an older sender: not checked.
+  #[inline]
+  pub fn inode(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(FileRange::VT_INODE, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for FileRange<'_> {
@@ -686,6 +697,7 @@ impl ::flatbuffers::Verifiable for FileRange<'_> {
      .visit_field::<u64>("position", Self::VT_POSITION, false)?
      .visit_field::<u64>("length", Self::VT_LENGTH, false)?
      .visit_field::<u64>("records", Self::VT_RECORDS, false)?
+     .visit_field::<u64>("inode", Self::VT_INODE, false)?
      .finish();
     Ok(())
   }
@@ -695,6 +707,7 @@ pub struct FileRangeArgs<'a> {
     pub position: u64,
     pub length: u64,
     pub records: u64,
+    pub inode: u64,
 }
 impl<'a> Default for FileRangeArgs<'a> {
   #[inline]
@@ -704,6 +717,7 @@ impl<'a> Default for FileRangeArgs<'a> {
       position: 0,
       length: 0,
       records: 0,
+      inode: 0,
     }
   }
 }
@@ -730,6 +744,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> FileRangeBuilder<'a, 'b, A> {
     self.fbb_.push_slot::<u64>(FileRange::VT_RECORDS, records, 0);
   }
   #[inline]
+  pub fn add_inode(&mut self, inode: u64) {
+    self.fbb_.push_slot::<u64>(FileRange::VT_INODE, inode, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> FileRangeBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     FileRangeBuilder {
@@ -751,6 +769,7 @@ impl ::core::fmt::Debug for FileRange<'_> {
       ds.field("position", &self.position());
       ds.field("length", &self.length());
       ds.field("records", &self.records());
+      ds.field("inode", &self.inode());
       ds.finish()
   }
 }

@@ -192,11 +192,13 @@ fn encode_response(
                             path,
                             position,
                             len,
+                            inode,
                             ..
                         } => Part::File(FileRange {
                             path,
                             position,
                             len,
+                            inode,
                         }),
                     });
                 }
