@@ -90,12 +90,14 @@ JAVA_API_KEYS = {
 REQUEST_LINE = re.compile(r"apiKey=([A-Z_]+), apiVersion=(\d+)")
 LOG_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\] (ERROR|WARN|INFO|DEBUG|TRACE) (.*)$")
 # WARN lines the Kafka clients log while the broker is down or shutting down (only allowed inside a broker restart
-# window): the connection is refused or dropped (in-flight requests fail with NETWORK_EXCEPTION), and produce requests that reach a shutting-down broker are
-# answered NOT_LEADER_OR_FOLLOWER (retriable: the producer refreshes metadata and retries, as with a Kafka broker
-# in controlled shutdown).
+# window): the connection is refused or dropped (in-flight requests fail with NETWORK_EXCEPTION), produce requests
+# that reach a shutting-down broker are answered NOT_LEADER_OR_FOLLOWER, and offset commits that reach it after it
+# closed __consumer_offsets are answered NOT_COORDINATOR (both retriable: the client looks the leader or the
+# coordinator up again and retries, as with a Kafka broker in controlled shutdown).
 BROKER_DOWN_WARNING = re.compile(
     r"Connection to node -?\d+ \(.*\) could not be established|Bootstrap broker .* disconnected"
     r"|Error: NETWORK_EXCEPTION|Error: NOT_LEADER_OR_FOLLOWER|Received invalid metadata error in produce request"
+    r"|Offset commit failed on partition .* This is not the correct coordinator"
 )
 # ERROR lines a sink task logs when a broker restart interrupts an offset commit (only allowed inside a broker
 # restart window, a few times each): the commit in flight fails while the coordinator is unreachable
