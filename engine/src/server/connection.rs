@@ -313,7 +313,12 @@ async fn write_responses(
         hooks::sending(metrics, &parts);
         let write_started = hooks::now(metrics);
         if let Err(e) = write_parts(&mut writer, socket, &mut pending, parts).await {
-            tracing::debug!(%peer, error = %e, "connection write failed");
+            if sendfile::FileReplaced::is(&e) {
+                // Rare (a send delayed past compaction's grace period) and worth knowing about.
+                tracing::warn!(%peer, error = %e, "closing the connection: a fetch's segment file was replaced before it was sent; the client fetches again");
+            } else {
+                tracing::debug!(%peer, error = %e, "connection write failed");
+            }
             return;
         }
         hooks::responded(metrics, request.api_key, request.received, write_started);

@@ -25,6 +25,37 @@ pub struct FileRange {
     pub inode: u64,
 }
 
+/// A planned range's path names another file than the one the read was planned on.
+#[derive(Debug)]
+pub struct FileReplaced {
+    pub path: PathBuf,
+    pub planned_inode: u64,
+    pub found_inode: u64,
+}
+
+impl std::fmt::Display for FileReplaced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} was replaced since the read was planned (inode {} now {})",
+            self.path.display(),
+            self.planned_inode,
+            self.found_inode
+        )
+    }
+}
+
+impl std::error::Error for FileReplaced {}
+
+impl FileReplaced {
+    /// Whether `error` is this one.
+    pub fn is(error: &std::io::Error) -> bool {
+        error
+            .get_ref()
+            .is_some_and(|inner| inner.is::<FileReplaced>())
+    }
+}
+
 /// Sets the socket's send timeout so a blocking sendfile to a stalled client returns.
 pub fn set_send_timeout(socket: RawFd) -> std::io::Result<()> {
     let timeout = libc::timeval {
@@ -58,11 +89,11 @@ pub fn send_range(socket: RawFd, range: &FileRange) -> std::io::Result<()> {
         // Compaction replaced the file after the read was planned (a send delayed past the swap's
         // grace period). Its bytes at these positions are other batches: fail the connection, the
         // client fetches again, rather than hand it records it would take for the ones it asked for.
-        return Err(std::io::Error::other(format!(
-            "{} was replaced since the read was planned (inode {} now {opened})",
-            range.path.display(),
-            range.inode
-        )));
+        return Err(std::io::Error::other(FileReplaced {
+            path: range.path.clone(),
+            planned_inode: range.inode,
+            found_inode: opened,
+        }));
     }
     let mut offset = libc::off_t::try_from(range.position).map_err(|_| {
         std::io::Error::new(
@@ -128,6 +159,6 @@ mod tests {
         std::fs::write(&replacement, b"other content").expect("write");
         std::fs::rename(&replacement, &path).expect("rename");
         let error = send_range(server.as_raw_fd(), &planned).expect_err("a replaced file");
-        assert!(error.to_string().contains("replaced"), "{error}");
+        assert!(FileReplaced::is(&error), "{error}");
     }
 }
