@@ -31,7 +31,7 @@ pub(crate) struct Recovered {
 pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, StorageError> {
     // Blocking, but once per partition open and tiny.
     std::fs::create_dir_all(dir)?;
-    let once_compacted = once_compacted(dir)?;
+    let dense_from = first_dense_offset(dir).await?;
     super::compaction::swap::finish_interrupted_swaps(dir).await?;
     let mut base_offsets = list_segments(dir).await?;
     let clean_shutdown = checkpoint::take(dir).await?;
@@ -46,7 +46,7 @@ pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered,
             }
             None => open_active(dir, base_offset, clean_shutdown, config).await?,
         };
-        segment.offsets_dense = !once_compacted;
+        segment.offsets_dense = segment.base_offset >= dense_from;
         segments.push(segment);
     }
     let log_end_offset = segments.last().map_or(0, |segment| segment.next_offset);
@@ -64,10 +64,14 @@ pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered,
     })
 }
 
-/// Whether compaction ever ran on the log in `dir` (its cleaner checkpoint, or a swap it left):
-/// its segments may then hold offset gaps, and nothing on disk says which ones.
-fn once_compacted(dir: &Path) -> Result<bool, StorageError> {
-    use super::compaction::{swap, CLEANER_CHECKPOINT_FILE_NAME};
+/// The first offset from which segments are known never to have been rewritten by compaction (their
+/// offsets are dense: the index tells how many records a read jumps over). Compaction rewrites only
+/// segments below its checkpoint, and writes the checkpoint before it finishes a pass's swaps, so
+/// a segment starting at or after the checkpoint is dense. A swap left over (an interrupted pass)
+/// makes every segment count as rewritten, as does a damaged checkpoint; without a checkpoint
+/// nothing was ever compacted.
+async fn first_dense_offset(dir: &Path) -> Result<i64, StorageError> {
+    use super::compaction::{read_checkpoint, swap, CLEANER_CHECKPOINT_FILE_NAME};
     // Blocking, but once per partition open and tiny.
     for entry in std::fs::read_dir(dir)? {
         let name = entry?.file_name();
@@ -75,11 +79,15 @@ fn once_compacted(dir: &Path) -> Result<bool, StorageError> {
         let swap_left = name
             .rsplit_once('.')
             .is_some_and(|(_, suffix)| [swap::CLEANED_SUFFIX, swap::SWAP_SUFFIX].contains(&suffix));
-        if name == CLEANER_CHECKPOINT_FILE_NAME || swap_left {
-            return Ok(true);
+        if swap_left {
+            return Ok(i64::MAX);
         }
     }
-    Ok(false)
+    match read_checkpoint(dir).await? {
+        Some(checkpoint) => Ok(checkpoint),
+        None if dir.join(CLEANER_CHECKPOINT_FILE_NAME).exists() => Ok(i64::MAX),
+        None => Ok(i64::MIN),
+    }
 }
 
 /// Base offsets of the `.log` files, ascending; deletes leftovers of interrupted atomic writes.

@@ -218,7 +218,16 @@ pub(crate) async fn compact_with_crash(
         let Some((after, swap)) =
             rewrite_segment(inner, candidate, &filter, was_clean, crash_after).await?
         else {
-            // The segment went away meanwhile (retention, DeleteRecords, close).
+            // The segment went away meanwhile (retention, DeleteRecords, close): the segments
+            // before it are cleaned (and may have been rewritten), the rest waits for a pass. A
+            // closed log keeps its staged swaps, which make the next open treat every segment
+            // as rewritten (and the directory may be gone: DeleteTopics).
+            let cleaned_to = candidate.base_offset.clamp(first_dirty, map_end);
+            let closed = inner.state.borrow().closed;
+            if dirty && cleaned_to > first_dirty && !closed {
+                write_checkpoint(inner, cleaned_to).await?;
+            }
+            outcome.cleaned_up_to = cleaned_to.max(first_dirty);
             finish_swaps(inner, pending, None).await?;
             return Ok(Some(outcome));
         };
@@ -232,15 +241,14 @@ pub(crate) async fn compact_with_crash(
             return Ok(Some(outcome));
         }
     }
+    // The checkpoint goes first: every segment this pass rewrote is staged by now (recovery
+    // finishes its swap), and an open counts segments below the checkpoint as rewritten (offset
+    // gaps), the ones at or after it as dense.
+    if dirty {
+        write_checkpoint(inner, map_end).await?;
+    }
     finish_swaps(inner, pending, None).await?;
     memo.tombstone_horizon_ms = horizon;
-    if dirty {
-        files::write_file_atomically(
-            &inner.dir.join(CLEANER_CHECKPOINT_FILE_NAME),
-            map_end.to_string().into_bytes(),
-        )
-        .await?;
-    }
     if outcome.segments_cleaned > 0 {
         tracing::info!(dir = %inner.dir.display(), segments = outcome.segments_cleaned, removed = outcome.records_removed, bytes_before = outcome.bytes_before, bytes_after = outcome.bytes_after, "compacted");
     }
@@ -673,6 +681,15 @@ async fn remove_segment_files(dir: &Path, base_offset: i64) -> Result<(), Storag
         files::remove_if_exists(&segment_file_path(dir, base_offset, suffix)).await?;
     }
     Ok(())
+}
+
+/// Saves the first offset not yet cleaned (read back by the next pass and by recovery).
+async fn write_checkpoint(inner: &LogInner, first_uncleaned: i64) -> Result<(), StorageError> {
+    files::write_file_atomically(
+        &inner.dir.join(CLEANER_CHECKPOINT_FILE_NAME),
+        first_uncleaned.to_string().into_bytes(),
+    )
+    .await
 }
 
 /// The cleaner checkpoint of `dir` (a damaged file counts as none: the next pass re-cleans from the

@@ -293,6 +293,50 @@ fn keeps_the_latest_record_per_key_across_reopen_and_index_loss() {
     });
 }
 
+#[test]
+fn a_reopened_log_counts_only_segments_below_the_cleaner_checkpoint_as_rewritten() {
+    run(|| async {
+        let (_temp, dir, log) = open_temp_log().await;
+        fill(&log, 10, 600).await;
+        let mut memo = CompactionMemo::default();
+        let outcome = log
+            .compact(&policy(DEFAULT_MAX_KEYS), TIMESTAMP + 10, &mut memo)
+            .await
+            .expect("compact")
+            .expect("work to do");
+        // Appended after the pass: never rewritten, offsets dense.
+        fill_keys(&log, "late", 50, 600).await;
+        let records = read_all(&log).await;
+        log.close().await.expect("close");
+        drop(log);
+
+        let log = PartitionLog::open(&dir, small_config())
+            .await
+            .expect("reopen");
+        let density: Vec<(i64, bool)> = {
+            let inner = log.inner_for_tests();
+            let state = inner.state.borrow();
+            state
+                .segments
+                .iter()
+                .map(|segment| (segment.base_offset, segment.offsets_dense))
+                .collect()
+        };
+        assert!(density.iter().any(|(_, dense)| *dense));
+        assert!(density.iter().any(|(_, dense)| !*dense));
+        for (base_offset, dense) in density {
+            assert_eq!(
+                dense,
+                base_offset >= outcome.cleaned_up_to,
+                "segment {base_offset}"
+            );
+        }
+        // Every read still reports exact record counts (read_all checks each chunk).
+        assert_eq!(read_all(&log).await, records);
+        assert_big_reads_count_records(&log).await;
+    });
+}
+
 /// Reads of up to 64 KiB from a few offsets report the records of the batches they return.
 async fn assert_big_reads_count_records(log: &PartitionLog) {
     let (start, end) = (log.log_start_offset(), log.high_watermark());
