@@ -4,6 +4,7 @@
 //! are removed, index files before the data file so that a crash in between leaves a data file whose
 //! index is rebuilt, never an orphan index.
 
+use super::compaction::swap;
 use super::error::StorageError;
 use super::files;
 use super::log::LogInner;
@@ -142,9 +143,12 @@ pub(crate) async fn saved_log_start(dir: &std::path::Path) -> Result<Option<i64>
     Ok(parsed)
 }
 
-/// Removes the files of segments already taken out of the state.
+/// Removes the files of segments already taken out of the state. A compaction's staged copy
+/// (`.swap`) goes first: the next open would otherwise make it the segment again. (A `.cleaned`
+/// being written is the cleaner's to drop when it sees the segment gone; an open deletes leftovers.)
 async fn remove_segment_files(inner: &LogInner, deleted_bases: &[i64]) -> Result<(), StorageError> {
     for &base_offset in deleted_bases {
+        files::remove_if_exists(&swap::swap_path(&inner.dir, base_offset)).await?;
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
             files::remove_if_exists(&segment_file_path(&inner.dir, base_offset, suffix)).await?;
         }

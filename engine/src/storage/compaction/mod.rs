@@ -191,17 +191,96 @@ pub(crate) async fn compact_with_crash(
     }
 
     // Pass 2: rewrite what has something to remove.
-    let mut outcome = CompactionOutcome {
-        cleaned_up_to: map_end,
-        ..CompactionOutcome::default()
+    let mut progress = Progress {
+        pending: Vec::new(),
+        outcome: CompactionOutcome {
+            cleaned_up_to: map_end,
+            ..CompactionOutcome::default()
+        },
+        stopped_at: None,
     };
-    let mut pending = Vec::new();
-    for candidate in candidates.iter().filter(|c| c.base_offset < map_end) {
-        let was_clean = candidate.next_offset <= first_dirty;
+    let scope = PassScope {
+        map: &map,
+        map_end,
+        first_dirty,
+        horizon,
+    };
+    let rewritten =
+        rewrite_candidates(inner, &candidates, &scope, crash_after, &mut progress).await;
+    if crash_after.is_some() {
+        finish_swaps(inner, progress.pending, crash_after).await?;
+        return rewritten.map(|()| Some(progress.outcome));
+    }
+    // Segments below where the pass got to are cleaned (some rewritten); a pass stopped early by
+    // an error or a segment leaving the log still finishes the swaps it staged: a staged swap
+    // left until the next open would keep serving from `.swap` and outlive a retention delete.
+    let cleaned_to = progress
+        .stopped_at
+        .unwrap_or(map_end)
+        .clamp(first_dirty, map_end);
+    progress.outcome.cleaned_up_to = cleaned_to;
+    // The checkpoint goes before the swaps finish: every segment this pass rewrote is staged by
+    // now (recovery finishes its swap), and an open counts segments below the checkpoint as
+    // rewritten (offset gaps), the ones at or after it as dense. Not on a closed log: its staged
+    // swaps make the next open count every segment as rewritten, and DeleteTopics may be removing
+    // its directory.
+    let closed = inner.state.borrow().closed;
+    let checkpointed = if dirty && cleaned_to > first_dirty && !closed {
+        write_checkpoint(inner, cleaned_to).await
+    } else {
+        Ok(())
+    };
+    let finished = finish_swaps(inner, progress.pending, None).await;
+    rewritten?;
+    checkpointed?;
+    finished?;
+    let outcome = progress.outcome;
+    if progress.stopped_at.is_none() {
+        memo.tombstone_horizon_ms = horizon;
+    }
+    if outcome.segments_cleaned > 0 {
+        tracing::info!(dir = %inner.dir.display(), segments = outcome.segments_cleaned, removed = outcome.records_removed, bytes_before = outcome.bytes_before, bytes_after = outcome.bytes_after, "compacted");
+    }
+    Ok(Some(outcome))
+}
+
+/// What pass 2 works with.
+struct PassScope<'a> {
+    map: &'a OffsetMap,
+    /// End of the mapped (dirty) range.
+    map_end: i64,
+    /// Start of the dirty range: segments ending at or before it were cleaned by earlier passes.
+    first_dirty: i64,
+    /// Tombstones in clean segments cleaned at or before this time go.
+    horizon: i64,
+}
+
+/// What pass 2 did so far.
+struct Progress {
+    /// Swaps staged (served from `.swap`) and not finished yet.
+    pending: Vec<PendingSwap>,
+    outcome: CompactionOutcome,
+    /// The base offset of the segment the pass stopped at (an error, or the segment left the
+    /// log); `None` when every candidate was handled.
+    stopped_at: Option<i64>,
+}
+
+/// Pass 2 over the candidates below the mapped range's end: rewrites and stages each segment in
+/// which something goes.
+async fn rewrite_candidates(
+    inner: &LogInner,
+    candidates: &[Candidate],
+    scope: &PassScope<'_>,
+    crash_after: Option<swap::SwapStep>,
+    progress: &mut Progress,
+) -> Result<(), StorageError> {
+    for candidate in candidates.iter().filter(|c| c.base_offset < scope.map_end) {
+        progress.stopped_at = Some(candidate.base_offset);
+        let was_clean = candidate.next_offset <= scope.first_dirty;
         let filter = Filter {
-            map: &map,
-            map_end,
-            drop_tombstones: was_clean && candidate.modified_ms <= horizon,
+            map: scope.map,
+            map_end: scope.map_end,
+            drop_tombstones: was_clean && candidate.modified_ms <= scope.horizon,
         };
         let removed = count_removed(candidate, &filter).await?;
         if removed == 0 {
@@ -218,41 +297,21 @@ pub(crate) async fn compact_with_crash(
         let Some((after, swap)) =
             rewrite_segment(inner, candidate, &filter, was_clean, crash_after).await?
         else {
-            // The segment went away meanwhile (retention, DeleteRecords, close): the segments
-            // before it are cleaned (and may have been rewritten), the rest waits for a pass. A
-            // closed log keeps its staged swaps, which make the next open treat every segment
-            // as rewritten (and the directory may be gone: DeleteTopics).
-            let cleaned_to = candidate.base_offset.clamp(first_dirty, map_end);
-            let closed = inner.state.borrow().closed;
-            if dirty && cleaned_to > first_dirty && !closed {
-                write_checkpoint(inner, cleaned_to).await?;
-            }
-            outcome.cleaned_up_to = cleaned_to.max(first_dirty);
-            finish_swaps(inner, pending, None).await?;
-            return Ok(Some(outcome));
+            // The segment went away meanwhile (retention, DeleteRecords, close).
+            return Ok(());
         };
+        let outcome = &mut progress.outcome;
         outcome.segments_cleaned += 1;
         outcome.records_removed += removed;
         outcome.bytes_before += candidate.size_bytes;
         outcome.bytes_after += after;
-        pending.extend(swap);
+        progress.pending.extend(swap);
         if crash_after.is_some() {
-            finish_swaps(inner, pending, crash_after).await?;
-            return Ok(Some(outcome));
+            return Ok(());
         }
     }
-    // The checkpoint goes first: every segment this pass rewrote is staged by now (recovery
-    // finishes its swap), and an open counts segments below the checkpoint as rewritten (offset
-    // gaps), the ones at or after it as dense.
-    if dirty {
-        write_checkpoint(inner, map_end).await?;
-    }
-    finish_swaps(inner, pending, None).await?;
-    memo.tombstone_horizon_ms = horizon;
-    if outcome.segments_cleaned > 0 {
-        tracing::info!(dir = %inner.dir.display(), segments = outcome.segments_cleaned, removed = outcome.records_removed, bytes_before = outcome.bytes_before, bytes_after = outcome.bytes_after, "compacted");
-    }
-    Ok(Some(outcome))
+    progress.stopped_at = None;
+    Ok(())
 }
 
 /// The sealed segments from the log start whose newest record is older than the compaction lag
@@ -657,17 +716,15 @@ enum SegmentPresence {
 
 fn presence(inner: &LogInner, base_offset: i64) -> SegmentPresence {
     let state = inner.state.borrow();
-    if state.closed {
-        return SegmentPresence::LogClosed;
-    }
     let in_log = state
         .segments
         .binary_search_by_key(&base_offset, |segment| segment.base_offset)
         .is_ok();
-    if in_log {
-        SegmentPresence::InLog
-    } else {
-        SegmentPresence::Gone
+    // A segment deleted before the close is gone: its files must not come back at the next open.
+    match (in_log, state.closed) {
+        (false, _) => SegmentPresence::Gone,
+        (true, true) => SegmentPresence::LogClosed,
+        (true, false) => SegmentPresence::InLog,
     }
 }
 

@@ -492,6 +492,58 @@ fn a_close_during_the_swap_grace_keeps_the_cleaned_data_reads_were_served() {
 }
 
 #[test]
+fn a_segment_deleted_while_its_swap_is_staged_stays_deleted_after_a_close() {
+    run(|| async {
+        let (_temp, dir, log) = open_temp_log().await;
+        let latest = fill(&log, 7, 400).await;
+        let pass = {
+            let inner = log.inner_for_tests();
+            glommio::spawn_local(async move {
+                let mut memo = CompactionMemo::default();
+                compact(&inner, &policy(DEFAULT_MAX_KEYS), TIMESTAMP + 10, &mut memo).await
+            })
+        };
+        while !serving_a_staged_swap(&log) {
+            glommio::timer::sleep(std::time::Duration::from_micros(200)).await;
+        }
+        // DeleteRecords past the first segments, then a shutdown, both within the swap's grace.
+        let start = {
+            let inner = log.inner_for_tests();
+            let state = inner.state.borrow();
+            state.segments[2].base_offset
+        };
+        assert_eq!(
+            log.delete_records_before(start).await.expect("delete"),
+            start
+        );
+        log.close().await.expect("close");
+        pass.await.expect("compaction after close");
+        drop(log);
+
+        let log = PartitionLog::open(&dir, small_config())
+            .await
+            .expect("reopen");
+        assert_eq!(
+            log.log_start_offset(),
+            start,
+            "deleted segments stay deleted"
+        );
+        let first_base = {
+            let inner = log.inner_for_tests();
+            let state = inner.state.borrow();
+            state.segments[0].base_offset
+        };
+        assert_eq!(first_base, start);
+        let records = read_all(&log).await;
+        assert!(records.iter().all(|record| record.offset >= start));
+        // Every key still in the log holds its latest value.
+        for (key, value) in latest_values(&records) {
+            assert_eq!(latest.get(&key), Some(&value), "{key}");
+        }
+    });
+}
+
+#[test]
 fn a_small_offset_map_compacts_over_several_passes() {
     run(|| async {
         let (_temp, dir, log) = open_temp_log().await;
