@@ -459,27 +459,37 @@ fn serving_a_staged_swap(log: &PartitionLog) -> bool {
         .any(|segment| segment.log_path.extension().is_some_and(|e| e == "swap"))
 }
 
+/// Starts a compaction pass in its own task and returns once it serves a segment from a staged
+/// swap (within the swap's grace period).
+async fn pass_until_a_swap_is_staged(
+    log: &PartitionLog,
+) -> glommio::task::JoinHandle<Result<Option<CompactionOutcome>, StorageError>> {
+    let inner = log.inner_for_tests();
+    let pass = glommio::spawn_local(async move {
+        let mut memo = CompactionMemo::default();
+        compact(&inner, &policy(DEFAULT_MAX_KEYS), TIMESTAMP + 10, &mut memo).await
+    })
+    .detach();
+    while !serving_a_staged_swap(log) {
+        glommio::timer::sleep(std::time::Duration::from_micros(200)).await;
+    }
+    pass
+}
+
 #[test]
 fn a_close_during_the_swap_grace_keeps_the_cleaned_data_reads_were_served() {
     run(|| async {
         let (_temp, dir, log) = open_temp_log().await;
         let latest = fill(&log, 7, 400).await;
         let original = read_all(&log).await;
-        let pass = {
-            let inner = log.inner_for_tests();
-            glommio::spawn_local(async move {
-                let mut memo = CompactionMemo::default();
-                compact(&inner, &policy(DEFAULT_MAX_KEYS), TIMESTAMP + 10, &mut memo).await
-            })
-        };
-        while !serving_a_staged_swap(&log) {
-            glommio::timer::sleep(std::time::Duration::from_micros(200)).await;
-        }
+        let pass = pass_until_a_swap_is_staged(&log).await;
         // Reads are served the cleaned data now; a shutdown lands in the swap's grace period.
         let served = read_all(&log).await;
         assert!(served.len() < original.len(), "reads see the cleaned data");
         log.close().await.expect("close");
-        pass.await.expect("compaction after close");
+        pass.await
+            .expect("pass task")
+            .expect("compaction after close");
         drop(log);
 
         let log = PartitionLog::open(&dir, small_config())
@@ -496,16 +506,7 @@ fn a_segment_deleted_while_its_swap_is_staged_stays_deleted_after_a_close() {
     run(|| async {
         let (_temp, dir, log) = open_temp_log().await;
         let latest = fill(&log, 7, 400).await;
-        let pass = {
-            let inner = log.inner_for_tests();
-            glommio::spawn_local(async move {
-                let mut memo = CompactionMemo::default();
-                compact(&inner, &policy(DEFAULT_MAX_KEYS), TIMESTAMP + 10, &mut memo).await
-            })
-        };
-        while !serving_a_staged_swap(&log) {
-            glommio::timer::sleep(std::time::Duration::from_micros(200)).await;
-        }
+        let pass = pass_until_a_swap_is_staged(&log).await;
         // DeleteRecords past the first segments, then a shutdown, both within the swap's grace.
         let start = {
             let inner = log.inner_for_tests();
@@ -517,7 +518,9 @@ fn a_segment_deleted_while_its_swap_is_staged_stays_deleted_after_a_close() {
             start
         );
         log.close().await.expect("close");
-        pass.await.expect("compaction after close");
+        pass.await
+            .expect("pass task")
+            .expect("compaction after close");
         drop(log);
 
         let log = PartitionLog::open(&dir, small_config())
