@@ -476,6 +476,22 @@ async fn pass_until_a_swap_is_staged(
     pass
 }
 
+/// Shuts `log` down while `pass` runs, lets the pass end, and opens the log again (a restart).
+async fn close_during_pass_and_reopen(
+    log: PartitionLog,
+    pass: glommio::task::JoinHandle<Result<Option<CompactionOutcome>, StorageError>>,
+    dir: &Path,
+) -> PartitionLog {
+    log.close().await.expect("close");
+    pass.await
+        .expect("pass task")
+        .expect("compaction after close");
+    drop(log);
+    PartitionLog::open(dir, small_config())
+        .await
+        .expect("reopen")
+}
+
 #[test]
 fn a_close_during_the_swap_grace_keeps_the_cleaned_data_reads_were_served() {
     run(|| async {
@@ -486,15 +502,7 @@ fn a_close_during_the_swap_grace_keeps_the_cleaned_data_reads_were_served() {
         // Reads are served the cleaned data now; a shutdown lands in the swap's grace period.
         let served = read_all(&log).await;
         assert!(served.len() < original.len(), "reads see the cleaned data");
-        log.close().await.expect("close");
-        pass.await
-            .expect("pass task")
-            .expect("compaction after close");
-        drop(log);
-
-        let log = PartitionLog::open(&dir, small_config())
-            .await
-            .expect("reopen");
+        let log = close_during_pass_and_reopen(log, pass, &dir).await;
         let reopened = read_all(&log).await;
         assert_eq!(reopened, served, "the cleaned data survives the restart");
         assert_eq!(latest_values(&reopened), latest);
@@ -517,15 +525,7 @@ fn a_segment_deleted_while_its_swap_is_staged_stays_deleted_after_a_close() {
             log.delete_records_before(start).await.expect("delete"),
             start
         );
-        log.close().await.expect("close");
-        pass.await
-            .expect("pass task")
-            .expect("compaction after close");
-        drop(log);
-
-        let log = PartitionLog::open(&dir, small_config())
-            .await
-            .expect("reopen");
+        let log = close_during_pass_and_reopen(log, pass, &dir).await;
         assert_eq!(
             log.log_start_offset(),
             start,
