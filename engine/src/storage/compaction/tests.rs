@@ -88,6 +88,18 @@ async fn fill_keys(
     latest
 }
 
+/// One pass at a time after every record's timestamp (no lag holds a segment back); the pass must
+/// find work.
+async fn compact_expecting_work(
+    log: &PartitionLog,
+    memo: &mut CompactionMemo,
+) -> CompactionOutcome {
+    log.compact(&policy(DEFAULT_MAX_KEYS), TIMESTAMP + 10, memo)
+        .await
+        .expect("compact")
+        .expect("work to do")
+}
+
 /// Every record from the log start to the high watermark, via `PartitionLog::read`.
 async fn read_all(log: &PartitionLog) -> Vec<Seen> {
     let mut out = Vec::new();
@@ -230,11 +242,7 @@ fn keeps_the_latest_record_per_key_across_reopen_and_index_loss() {
         let latest = fill(&log, 10, 600).await;
         let before = log.size_bytes();
         let mut memo = CompactionMemo::default();
-        let outcome = log
-            .compact(&policy(DEFAULT_MAX_KEYS), TIMESTAMP + 10, &mut memo)
-            .await
-            .expect("compact")
-            .expect("work to do");
+        let outcome = compact_expecting_work(&log, &mut memo).await;
         assert!(outcome.segments_cleaned > 0 && outcome.records_removed > 0);
         assert!(log.size_bytes() < before);
         let records = read_all(&log).await;
@@ -299,11 +307,7 @@ fn a_reopened_log_counts_only_segments_below_the_cleaner_checkpoint_as_rewritten
         let (_temp, dir, log) = open_temp_log().await;
         fill(&log, 10, 600).await;
         let mut memo = CompactionMemo::default();
-        let outcome = log
-            .compact(&policy(DEFAULT_MAX_KEYS), TIMESTAMP + 10, &mut memo)
-            .await
-            .expect("compact")
-            .expect("work to do");
+        let outcome = compact_expecting_work(&log, &mut memo).await;
         // Appended after the pass: never rewritten, offsets dense.
         fill_keys(&log, "late", 50, 600).await;
         let records = read_all(&log).await;
@@ -617,11 +621,7 @@ fn segments_emptied_by_compaction_still_expire_by_time() {
     run(|| async {
         let (_temp, dir, log) = open_temp_log().await;
         fill(&log, 10, 600).await;
-        let mut memo = CompactionMemo::default();
-        log.compact(&policy(DEFAULT_MAX_KEYS), TIMESTAMP + 10, &mut memo)
-            .await
-            .expect("compact")
-            .expect("work to do");
+        compact_expecting_work(&log, &mut CompactionMemo::default()).await;
         let active = active_base(&dir);
         // Every record is from TIMESTAMP, long ago: with cleanup.policy=compact,delete all sealed
         // segments are past a one-hour retention, including those compaction left without a
