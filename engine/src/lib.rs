@@ -5,6 +5,7 @@
 //! - `server`: executors, listeners, connections, the dispatcher and one handler per Kafka API.
 //! - `shard`: one core's state, the cross-shard mesh, segment file handles.
 //! - `metadata`: the topic table and partition ownership; `admin`: topic creation/deletion.
+//! - `cluster`: the Raft metadata quorum's records, the metadata image, the controller's decisions.
 //! - `produce`, `fetch`, `offsets`: the per-partition data paths, local or across shards.
 //! - `storage`: per-partition segmented log on DMA files, indexes, recovery, tail cache.
 //! - `groups`: consumer-group coordinator and committed offsets.
@@ -15,6 +16,7 @@
 //! - `config`: the effective settings and every limit; `errors`: Kafka error code mapping.
 
 pub mod admin;
+pub mod cluster;
 pub mod config;
 pub mod errors;
 pub mod fetch;

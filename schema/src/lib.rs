@@ -20,3 +20,22 @@ mod internal_generated {
 }
 
 pub use internal_generated::ringbroker::internal::*;
+
+/// The cluster metadata log's records and the broker-to-controller requests (`fbs/controller.fbs`).
+pub mod controller {
+    #[allow(
+        clippy::all,
+        clippy::pedantic,
+        deprecated,
+        unsafe_op_in_unsafe_fn,
+        mismatched_lifetime_syntaxes,
+        non_camel_case_types,
+        unused_imports
+    )]
+    #[rustfmt::skip]
+    mod generated {
+        include!("generated/controller_generated.rs");
+    }
+
+    pub use generated::ringbroker::controller::*;
+}

@@ -164,7 +164,7 @@ async fn controller_alter(
 }
 
 /// The explicit config set after `ops`, validated as a whole.
-fn apply_ops(
+pub(crate) fn apply_ops(
     broker: &crate::config::BrokerConfig,
     current: &BTreeMap<String, String>,
     ops: &[ConfigOp],

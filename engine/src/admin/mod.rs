@@ -225,6 +225,7 @@ async fn create_committed(shard: &Shard, topic: &NewTopic, partitions: i32) -> A
             id: new_topic_id(),
             partitions,
             configs: topic.configs.clone(),
+            assignments: Vec::new(),
         },
     );
     if let Err(outcome) = commit_table(shard, table).await {
@@ -478,6 +479,7 @@ pub fn table_from_update(update: &MetadataUpdate<'_>) -> TopicTable {
                 id,
                 partitions,
                 configs,
+                assignments: Vec::new(),
             },
         );
     }

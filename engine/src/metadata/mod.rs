@@ -35,6 +35,42 @@ pub struct TopicMeta {
     pub partitions: i32,
     /// Topic-level configs as given at creation (Kafka names, e.g. `cleanup.policy`).
     pub configs: BTreeMap<String, String>,
+    /// Where each partition lives in the cluster, indexed by partition number (`partitions`
+    /// entries once the cluster metadata has placed them; empty in a pre-cluster `topics.json`).
+    #[serde(default)]
+    pub assignments: Vec<PartitionState>,
+}
+
+/// One partition's place in the cluster: its replicas (broker ids), the in-sync ones, the leader
+/// and the epochs that order changes (Kafka's PartitionRecord).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// The leading broker; `NO_LEADER` when no replica can lead.
+    pub leader: i32,
+    /// Bumped on every leader change (clients and followers fence stale leaders with it).
+    pub leader_epoch: i32,
+    /// Bumped on every change of the partition.
+    pub partition_epoch: i32,
+}
+
+/// Kafka's "no leader" broker id.
+pub const NO_LEADER: i32 = -1;
+
+impl TopicMeta {
+    /// The state of `partition`, if it exists and is placed.
+    pub fn partition_state(&self, partition: i32) -> Option<&PartitionState> {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.assignments.get(p))
+    }
+
+    /// The leader of `partition` (`NO_LEADER` when it has none or is unknown).
+    pub fn leader_of(&self, partition: i32) -> i32 {
+        self.partition_state(partition)
+            .map_or(NO_LEADER, |s| s.leader)
+    }
 }
 
 /// The topic table. Partition owners are derived (`owner_shard`), not stored, so a restart with a
@@ -121,6 +157,7 @@ mod tests {
                 id: new_topic_id(),
                 partitions: 8,
                 configs: BTreeMap::from([("cleanup.policy".into(), "compact".into())]),
+                assignments: Vec::new(),
             },
         );
         table.persist(dir.path()).expect("persist");

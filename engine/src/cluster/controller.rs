@@ -1,0 +1,1026 @@
+//! The active controller's decisions, as pure functions of the metadata image: what records a
+//! broker registration, a heartbeat, a missed session, a topic creation or deletion, a partition
+//! increase or a config change produce, and what each requester is told. Nothing here does I/O:
+//! the controller task (`controller_task`) proposes the records to the quorum and answers once
+//! they are committed and applied.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::ResponseError;
+
+use super::config::ClusterConfig;
+use super::image::MetadataImage;
+use super::placement::{self, Candidate, PlacementError};
+use super::records::{BrokerRegistration, MetadataRecord, TopicId};
+use crate::admin::configs::{apply_ops, ConfigOp};
+use crate::admin::is_reserved_topic;
+use crate::config::BrokerConfig;
+use crate::metadata::topic_name::validate_topic_name;
+use crate::metadata::{new_topic_id, PartitionState, NO_LEADER};
+
+/// Partition data is not replicated between brokers yet (issue 18): a replica list of more than
+/// one broker would promise copies that do not exist, so topics are created with one replica.
+pub const MAX_REPLICATION_FACTOR: i16 = 1;
+
+/// Kafka's name of the committed-offsets topic and its partition count
+/// (`offsets.topic.num.partitions`).
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// The answer for one topic of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicOutcome {
+    pub name: String,
+    pub error_code: i16,
+    pub message: Option<String>,
+}
+
+impl TopicOutcome {
+    fn ok(name: &str) -> TopicOutcome {
+        TopicOutcome {
+            name: name.to_string(),
+            error_code: 0,
+            message: None,
+        }
+    }
+
+    fn error(name: &str, error: ResponseError, message: impl Into<String>) -> TopicOutcome {
+        TopicOutcome {
+            name: name.to_string(),
+            error_code: error.code(),
+            message: Some(message.into()),
+        }
+    }
+}
+
+/// Records to commit and the answers to give once they are.
+#[derive(Debug, Default)]
+pub struct Decision {
+    pub outcomes: Vec<TopicOutcome>,
+    pub records: Vec<MetadataRecord>,
+}
+
+/// What the controller needs besides the image: the broker's topic defaults and limits.
+pub struct Context<'a> {
+    pub broker: &'a BrokerConfig,
+    pub cluster: &'a ClusterConfig,
+    pub image: &'a MetadataImage,
+}
+
+/// A topic to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    /// -1: `num.partitions`.
+    pub partitions: i32,
+    /// -1: `default.replication.factor`.
+    pub replication_factor: i16,
+    /// Explicit replicas per partition; empty: the controller places them.
+    pub assignments: Vec<Vec<i32>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// CreateTopics. `internal` allows the broker's own topics (`__consumer_offsets`).
+pub fn create_topics(
+    ctx: &Context<'_>,
+    specs: &[TopicSpec],
+    validate_only: bool,
+    internal: bool,
+) -> Decision {
+    let mut decision = Decision::default();
+    let mut leaders = leader_counts(ctx.image);
+    let mut seen = BTreeSet::new();
+    let duplicated: BTreeSet<&str> = specs
+        .iter()
+        .filter(|s| !seen.insert(s.name.as_str()))
+        .map(|s| s.name.as_str())
+        .collect();
+    for spec in specs {
+        if duplicated.contains(spec.name.as_str()) {
+            decision.outcomes.push(TopicOutcome::error(
+                &spec.name,
+                ResponseError::InvalidRequest,
+                "Create topics request from client contains duplicate topic names",
+            ));
+            continue;
+        }
+        match plan_topic(ctx, spec, internal, &leaders) {
+            Ok(records) => {
+                if !validate_only {
+                    for record in &records {
+                        if let MetadataRecord::Partition { state, .. } = record {
+                            *leaders.entry(state.leader).or_insert(0) += 1;
+                        }
+                    }
+                    decision.records.extend(records);
+                }
+                decision.outcomes.push(TopicOutcome::ok(&spec.name));
+            }
+            Err(outcome) => decision.outcomes.push(outcome),
+        }
+    }
+    decision
+}
+
+fn plan_topic(
+    ctx: &Context<'_>,
+    spec: &TopicSpec,
+    internal: bool,
+    leaders: &HashMap<i32, usize>,
+) -> Result<Vec<MetadataRecord>, TopicOutcome> {
+    let name = spec.name.as_str();
+    let fail = |error, message: String| Err(TopicOutcome::error(name, error, message));
+    if let Err(reason) = validate_topic_name(name) {
+        return fail(ResponseError::InvalidTopicException, reason);
+    }
+    if is_reserved_topic(name) && !internal {
+        return fail(
+            ResponseError::InvalidTopicException,
+            format!("'{name}' is an internal topic of the broker and cannot be created"),
+        );
+    }
+    if ctx.image.topics.get(name).is_some() {
+        return fail(
+            ResponseError::TopicAlreadyExists,
+            format!("Topic '{name}' already exists."),
+        );
+    }
+    if let Err(e) = crate::topic_config::validate(ctx.broker, &spec.configs) {
+        return fail(ResponseError::InvalidConfig, e.to_string());
+    }
+    let replicas = if spec.assignments.is_empty() {
+        place_new(ctx, name, spec.partitions, spec.replication_factor, leaders)?
+    } else {
+        if spec.partitions != -1 || spec.replication_factor != -1 {
+            return fail(
+                ResponseError::InvalidRequest,
+                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
+            );
+        }
+        check_assignments(ctx, name, &spec.assignments)?;
+        spec.assignments.clone()
+    };
+    let partitions = replicas.len() as i32;
+    if partitions < 1 || partitions > ctx.broker.max_partitions_per_topic {
+        return fail(
+            ResponseError::InvalidPartitions,
+            format!(
+                "number of partitions must be between 1 and {} (setting max_partitions_per_topic), got {partitions}",
+                ctx.broker.max_partitions_per_topic
+            ),
+        );
+    }
+    let topic_id = new_topic_id();
+    let mut records = vec![MetadataRecord::Topic {
+        name: name.to_string(),
+        topic_id,
+        configs: spec.configs.clone(),
+    }];
+    records.extend(partition_records(ctx.image, topic_id, 0, replicas));
+    Ok(records)
+}
+
+/// Placement of `count` new partitions (`-1`: the defaults) with the live brokers.
+fn place_new(
+    ctx: &Context<'_>,
+    name: &str,
+    count: i32,
+    replication_factor: i16,
+    leaders: &HashMap<i32, usize>,
+) -> Result<Vec<Vec<i32>>, TopicOutcome> {
+    let count = if count == -1 {
+        ctx.broker.default_partitions
+    } else {
+        count
+    };
+    if count < 1 || count > ctx.broker.max_partitions_per_topic {
+        return Err(TopicOutcome::error(
+            name,
+            ResponseError::InvalidPartitions,
+            format!(
+                "number of partitions must be between 1 and {} (setting max_partitions_per_topic), got {count}",
+                ctx.broker.max_partitions_per_topic
+            ),
+        ));
+    }
+    let factor = if replication_factor == -1 {
+        ctx.cluster.default_replication_factor
+    } else {
+        replication_factor
+    };
+    check_factor(name, factor)?;
+    let candidates: Vec<Candidate> = ctx
+        .image
+        .live_brokers()
+        .map(|b| Candidate {
+            node_id: b.node_id,
+            rack: b.rack.clone(),
+            leaders: leaders.get(&b.node_id).copied().unwrap_or(0),
+        })
+        .collect();
+    placement::place(&candidates, count, i32::from(factor)).map_err(|e| {
+        let error = match e {
+            PlacementError::NotEnoughBrokers { .. } | PlacementError::InvalidFactor(_) => {
+                ResponseError::InvalidReplicationFactor
+            }
+        };
+        TopicOutcome::error(name, error, e.to_string())
+    })
+}
+
+fn check_factor(name: &str, factor: i16) -> Result<(), TopicOutcome> {
+    if factor > MAX_REPLICATION_FACTOR {
+        return Err(TopicOutcome::error(
+            name,
+            ResponseError::InvalidReplicationFactor,
+            format!(
+                "Replication factor {factor} is not supported yet: partition data is not replicated between brokers, so the largest replication factor is {MAX_REPLICATION_FACTOR}."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An explicit assignment: every list the same length, distinct registered brokers.
+fn check_assignments(
+    ctx: &Context<'_>,
+    name: &str,
+    assignments: &[Vec<i32>],
+) -> Result<(), TopicOutcome> {
+    let invalid = |message: String| {
+        Err(TopicOutcome::error(
+            name,
+            ResponseError::InvalidReplicaAssignment,
+            message,
+        ))
+    };
+    let factor = assignments.first().map_or(0, Vec::len);
+    for (partition, replicas) in assignments.iter().enumerate() {
+        if replicas.is_empty() || replicas.len() != factor {
+            return invalid(format!(
+                "All partitions should have the same number of replicas; partition {partition} has {}",
+                replicas.len()
+            ));
+        }
+        let distinct: BTreeSet<&i32> = replicas.iter().collect();
+        if distinct.len() != replicas.len() {
+            return invalid(format!(
+                "Duplicate brokers not allowed in replica assignment: {replicas:?} for partition {partition}"
+            ));
+        }
+        if let Some(unknown) = replicas
+            .iter()
+            .find(|id| !ctx.image.brokers.contains_key(id))
+        {
+            return invalid(format!(
+                "Broker {unknown} in the replica assignment of partition {partition} is not registered"
+            ));
+        }
+    }
+    check_factor(name, i16::try_from(factor).unwrap_or(i16::MAX))
+}
+
+/// Partition records for new partitions `first..` of `topic_id`: every replica in the ISR, the
+/// first live replica leads.
+fn partition_records(
+    image: &MetadataImage,
+    topic_id: TopicId,
+    first: i32,
+    replicas: Vec<Vec<i32>>,
+) -> impl Iterator<Item = MetadataRecord> + '_ {
+    replicas.into_iter().enumerate().map(move |(i, replicas)| {
+        let leader = replicas
+            .iter()
+            .copied()
+            .find(|r| image.is_live(*r))
+            .unwrap_or(NO_LEADER);
+        MetadataRecord::Partition {
+            topic_id,
+            partition: first + i as i32,
+            state: PartitionState {
+                isr: replicas.clone(),
+                replicas,
+                leader,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            },
+        }
+    })
+}
+
+/// Partitions each broker leads now.
+fn leader_counts(image: &MetadataImage) -> HashMap<i32, usize> {
+    let mut counts = HashMap::new();
+    for meta in image.topics.topics.values() {
+        for state in &meta.assignments {
+            *counts.entry(state.leader).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// DeleteTopics.
+pub fn delete_topics(ctx: &Context<'_>, names: &[String]) -> Decision {
+    let mut decision = Decision::default();
+    let mut removed = BTreeSet::new();
+    for name in names {
+        match ctx.image.topics.get(name) {
+            _ if is_reserved_topic(name) => decision.outcomes.push(TopicOutcome::error(
+                name,
+                ResponseError::InvalidTopicException,
+                format!("Topic '{name}' is an internal topic of the broker and cannot be deleted."),
+            )),
+            Some(meta) => {
+                if removed.insert(meta.id) {
+                    decision
+                        .records
+                        .push(MetadataRecord::RemoveTopic { topic_id: meta.id });
+                }
+                decision.outcomes.push(TopicOutcome::ok(name));
+            }
+            None => decision.outcomes.push(TopicOutcome::error(
+                name,
+                ResponseError::UnknownTopicOrPartition,
+                format!("Topic '{name}' does not exist."),
+            )),
+        }
+    }
+    decision
+}
+
+/// CreatePartitions: grows a topic to `count` partitions.
+pub fn create_partitions(
+    ctx: &Context<'_>,
+    name: &str,
+    count: i32,
+    assignments: &[Vec<i32>],
+    validate_only: bool,
+) -> Decision {
+    let mut decision = Decision::default();
+    let outcome = match plan_partitions(ctx, name, count, assignments) {
+        Ok(records) => {
+            if !validate_only {
+                decision.records = records;
+            }
+            TopicOutcome::ok(name)
+        }
+        Err(outcome) => outcome,
+    };
+    decision.outcomes.push(outcome);
+    decision
+}
+
+fn plan_partitions(
+    ctx: &Context<'_>,
+    name: &str,
+    count: i32,
+    assignments: &[Vec<i32>],
+) -> Result<Vec<MetadataRecord>, TopicOutcome> {
+    let Some(meta) = ctx.image.topics.get(name) else {
+        return Err(TopicOutcome::error(
+            name,
+            ResponseError::UnknownTopicOrPartition,
+            format!("Topic '{name}' does not exist."),
+        ));
+    };
+    let current = meta.partitions;
+    if count <= current {
+        return Err(TopicOutcome::error(
+            name,
+            ResponseError::InvalidPartitions,
+            format!("Topic currently has {current} partitions, which is higher than the requested {count}."),
+        ));
+    }
+    if count > ctx.broker.max_partitions_per_topic {
+        return Err(TopicOutcome::error(
+            name,
+            ResponseError::InvalidPartitions,
+            format!(
+                "{count} partitions exceed max_partitions_per_topic ({})",
+                ctx.broker.max_partitions_per_topic
+            ),
+        ));
+    }
+    let added = count - current;
+    let replicas = if assignments.is_empty() {
+        let factor = meta
+            .assignments
+            .first()
+            .map_or(1, |s| s.replicas.len() as i16);
+        place_new(ctx, name, added, factor, &leader_counts(ctx.image))?
+    } else {
+        if assignments.len() != added as usize {
+            return Err(TopicOutcome::error(
+                name,
+                ResponseError::InvalidReplicaAssignment,
+                format!(
+                    "Increasing the number of partitions by {added} but {} assignments provided.",
+                    assignments.len()
+                ),
+            ));
+        }
+        check_assignments(ctx, name, assignments)?;
+        assignments.to_vec()
+    };
+    Ok(partition_records(ctx.image, meta.id, current, replicas).collect())
+}
+
+/// AlterConfigs / IncrementalAlterConfigs of one topic.
+pub fn alter_configs(
+    ctx: &Context<'_>,
+    name: &str,
+    ops: &[ConfigOp],
+    replace_all: bool,
+    validate_only: bool,
+) -> Decision {
+    let mut decision = Decision::default();
+    let Some(meta) = ctx.image.topics.get(name) else {
+        decision.outcomes.push(TopicOutcome::error(
+            name,
+            ResponseError::UnknownTopicOrPartition,
+            format!("Topic '{name}' does not exist."),
+        ));
+        return decision;
+    };
+    match apply_ops(ctx.broker, &meta.configs, ops, replace_all) {
+        Ok(configs) => {
+            if !validate_only && configs != meta.configs {
+                decision.records.push(MetadataRecord::TopicConfig {
+                    topic_id: meta.id,
+                    configs,
+                });
+            }
+            decision.outcomes.push(TopicOutcome::ok(name));
+        }
+        Err(outcome) => decision.outcomes.push(TopicOutcome {
+            name: name.to_string(),
+            error_code: outcome.error_code,
+            message: outcome.message,
+        }),
+    }
+    decision
+}
+
+// ------------------------------------------------------------------------------------------ brokers
+
+/// When each registered broker was last heard from (the active controller's soft state: a new
+/// active controller starts every session afresh).
+#[derive(Debug, Default)]
+pub struct BrokerSessions {
+    last_heard: HashMap<i32, Instant>,
+}
+
+impl BrokerSessions {
+    /// Starts every registered broker's session now (on becoming the active controller).
+    pub fn restart_all(&mut self, image: &MetadataImage, now: Instant) {
+        self.last_heard = image.brokers.keys().map(|id| (*id, now)).collect();
+    }
+
+    pub fn heard(&mut self, node_id: i32, now: Instant) {
+        self.last_heard.insert(node_id, now);
+    }
+
+    fn alive(&self, node_id: i32, timeout: Duration, now: Instant) -> bool {
+        self.last_heard
+            .get(&node_id)
+            .is_some_and(|at| now.saturating_duration_since(*at) < timeout)
+    }
+}
+
+/// A broker's registration request.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub node_id: i32,
+    pub incarnation: [u8; 16],
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+    pub cluster_id: Option<String>,
+}
+
+/// Kafka's error for a broker id that another live broker process holds.
+pub const DUPLICATE_BROKER_REGISTRATION: i16 = 101;
+/// Kafka's error for a broker of another cluster.
+pub const INCONSISTENT_CLUSTER_ID: i16 = 104;
+/// Kafka's error for a heartbeat of a registration that is no longer current.
+pub const STALE_BROKER_EPOCH: i16 = 77;
+
+/// BrokerRegistration: the records of a (re-)registration, or the error to answer.
+pub fn register_broker(
+    ctx: &Context<'_>,
+    sessions: &BrokerSessions,
+    request: &Registration,
+    now: Instant,
+) -> Result<Vec<MetadataRecord>, (i16, String)> {
+    if let (Some(theirs), Some(ours)) = (&request.cluster_id, &ctx.image.cluster_id) {
+        if theirs != ours {
+            return Err((
+                INCONSISTENT_CLUSTER_ID,
+                format!("the broker's data directory belongs to cluster {theirs}, this is cluster {ours}"),
+            ));
+        }
+    }
+    if let Some(existing) = ctx.image.brokers.get(&request.node_id) {
+        let other_process = existing.incarnation != request.incarnation;
+        if other_process
+            && !existing.fenced
+            && sessions.alive(request.node_id, ctx.cluster.broker_session_timeout, now)
+        {
+            return Err((
+                DUPLICATE_BROKER_REGISTRATION,
+                format!(
+                    "node id {} is registered by another live broker ({}:{}); node ids must be unique",
+                    request.node_id, existing.host, existing.port
+                ),
+            ));
+        }
+    }
+    let mut records = vec![MetadataRecord::Broker(BrokerRegistration {
+        node_id: request.node_id,
+        incarnation: request.incarnation,
+        epoch: 0,
+        host: request.host.clone(),
+        port: request.port,
+        rack: request.rack.clone(),
+        fenced: true,
+        shutting_down: false,
+    })];
+    // A re-registration replaces a live old incarnation: it no longer leads anything.
+    if ctx.image.is_live(request.node_id) {
+        records.extend(move_leaderships(ctx.image, request.node_id));
+    }
+    Ok(records)
+}
+
+/// A broker's heartbeat.
+#[derive(Debug, Clone, Copy)]
+pub struct Heartbeat {
+    pub node_id: i32,
+    pub epoch: i64,
+    pub applied_index: u64,
+    pub want_shutdown: bool,
+}
+
+/// The answer to a heartbeat, and the records it causes.
+#[derive(Debug, Default)]
+pub struct HeartbeatDecision {
+    pub error: Option<(i16, String)>,
+    pub records: Vec<MetadataRecord>,
+    /// The broker is fenced after the records are applied.
+    pub fenced: bool,
+    pub shutdown_complete: bool,
+}
+
+/// BrokerHeartbeat: unfences a broker that caught up with the metadata log, runs a controlled
+/// shutdown (leaderships moved away, broker fenced).
+pub fn heartbeat(
+    ctx: &Context<'_>,
+    sessions: &mut BrokerSessions,
+    beat: &Heartbeat,
+    now: Instant,
+) -> HeartbeatDecision {
+    let Some(broker) = ctx.image.brokers.get(&beat.node_id) else {
+        return HeartbeatDecision {
+            error: Some((
+                STALE_BROKER_EPOCH,
+                format!("broker {} is not registered", beat.node_id),
+            )),
+            fenced: true,
+            ..HeartbeatDecision::default()
+        };
+    };
+    if broker.epoch != beat.epoch {
+        return HeartbeatDecision {
+            error: Some((
+                STALE_BROKER_EPOCH,
+                format!(
+                    "broker epoch {} is stale: the current registration of broker {} has epoch {}",
+                    beat.epoch, beat.node_id, broker.epoch
+                ),
+            )),
+            fenced: true,
+            ..HeartbeatDecision::default()
+        };
+    }
+    sessions.heard(beat.node_id, now);
+    let mut decision = HeartbeatDecision {
+        fenced: broker.fenced,
+        shutdown_complete: broker.shutting_down,
+        ..HeartbeatDecision::default()
+    };
+    if beat.want_shutdown {
+        if !broker.shutting_down {
+            decision.records.push(MetadataRecord::BrokerState {
+                node_id: beat.node_id,
+                epoch: broker.epoch,
+                fenced: true,
+                shutting_down: true,
+            });
+            decision
+                .records
+                .extend(move_leaderships(ctx.image, beat.node_id));
+        }
+        decision.fenced = true;
+        decision.shutdown_complete = true;
+        return decision;
+    }
+    let caught_up = beat.applied_index >= broker.epoch as u64;
+    if broker.fenced && !broker.shutting_down && caught_up {
+        decision.records.push(MetadataRecord::BrokerState {
+            node_id: beat.node_id,
+            epoch: broker.epoch,
+            fenced: false,
+            shutting_down: false,
+        });
+        decision
+            .records
+            .extend(elect_leaderless(ctx.image, Some(beat.node_id)));
+        decision.fenced = false;
+    }
+    decision
+}
+
+/// Fences every live broker whose session expired, moving its leaderships away.
+pub fn fence_expired(
+    ctx: &Context<'_>,
+    sessions: &BrokerSessions,
+    now: Instant,
+) -> Vec<MetadataRecord> {
+    let mut records = Vec::new();
+    for broker in ctx.image.live_brokers() {
+        if !sessions.alive(broker.node_id, ctx.cluster.broker_session_timeout, now) {
+            tracing::warn!(
+                node_id = broker.node_id,
+                timeout_ms = ctx.cluster.broker_session_timeout.as_millis() as u64,
+                "fencing broker: no heartbeat within broker.session.timeout.ms"
+            );
+            records.push(MetadataRecord::BrokerState {
+                node_id: broker.node_id,
+                epoch: broker.epoch,
+                fenced: true,
+                shutting_down: false,
+            });
+            records.extend(move_leaderships(ctx.image, broker.node_id));
+        }
+    }
+    records
+}
+
+/// New leaders for the partitions `node_id` leads: the next in-sync replica that is live, or none
+/// (no unclean election). The last in-sync replica stays in the ISR, as Kafka keeps it.
+fn move_leaderships(image: &MetadataImage, node_id: i32) -> Vec<MetadataRecord> {
+    image
+        .partitions_led_by(node_id)
+        .into_iter()
+        .map(|(topic_id, partition, mut state)| {
+            let next = state
+                .isr
+                .iter()
+                .copied()
+                .find(|r| *r != node_id && image.is_live(*r));
+            if next.is_some() && state.isr.len() > 1 {
+                state.isr.retain(|r| *r != node_id);
+            }
+            state.leader = next.unwrap_or(NO_LEADER);
+            state.leader_epoch += 1;
+            state.partition_epoch += 1;
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                state,
+            }
+        })
+        .collect()
+}
+
+/// Leaders for partitions that have none, from their live in-sync replicas (`also_live` counts as
+/// live: a broker being unfenced by the same decision).
+fn elect_leaderless(image: &MetadataImage, also_live: Option<i32>) -> Vec<MetadataRecord> {
+    let live = |id: i32| Some(id) == also_live || image.is_live(id);
+    let mut records = Vec::new();
+    for meta in image.topics.topics.values() {
+        for (partition, state) in meta.assignments.iter().enumerate() {
+            if state.leader != NO_LEADER {
+                continue;
+            }
+            let Some(leader) = state.isr.iter().copied().find(|r| live(*r)) else {
+                continue;
+            };
+            let mut state = state.clone();
+            state.leader = leader;
+            state.leader_epoch += 1;
+            state.partition_epoch += 1;
+            records.push(MetadataRecord::Partition {
+                topic_id: meta.id,
+                partition: partition as i32,
+                state,
+            });
+        }
+    }
+    records
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image_with_brokers(ids: &[i32]) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        let mut index = 0;
+        for id in ids {
+            index += 1;
+            image.apply(
+                index,
+                &[MetadataRecord::Broker(BrokerRegistration {
+                    node_id: *id,
+                    incarnation: [*id as u8; 16],
+                    epoch: 0,
+                    host: format!("10.0.0.{id}"),
+                    port: 9092,
+                    rack: None,
+                    fenced: true,
+                    shutting_down: false,
+                })],
+            );
+            let epoch = index as i64;
+            index += 1;
+            image.apply(
+                index,
+                &[MetadataRecord::BrokerState {
+                    node_id: *id,
+                    epoch,
+                    fenced: false,
+                    shutting_down: false,
+                }],
+            );
+        }
+        image
+    }
+
+    fn context<'a>(
+        broker: &'a BrokerConfig,
+        cluster: &'a ClusterConfig,
+        image: &'a MetadataImage,
+    ) -> Context<'a> {
+        Context {
+            broker,
+            cluster,
+            image,
+        }
+    }
+
+    fn spec(name: &str, partitions: i32) -> TopicSpec {
+        TopicSpec {
+            name: name.into(),
+            partitions,
+            replication_factor: -1,
+            assignments: Vec::new(),
+            configs: BTreeMap::new(),
+        }
+    }
+
+    fn commit(image: &mut MetadataImage, records: &[MetadataRecord]) {
+        let next = image.applied_index + 1;
+        image.apply(next, records);
+    }
+
+    #[test]
+    fn a_topic_is_placed_over_the_live_brokers_with_leaders_spread() {
+        let broker = BrokerConfig::default();
+        let cluster = ClusterConfig::single_node(1);
+        let mut image = image_with_brokers(&[1, 2, 3]);
+        let decision = create_topics(
+            &Context {
+                broker: &broker,
+                cluster: &cluster,
+                image: &image,
+            },
+            &[spec("orders", 12)],
+            false,
+            false,
+        );
+        assert_eq!(decision.outcomes, vec![TopicOutcome::ok("orders")]);
+        commit(&mut image, &decision.records);
+        let meta = image.topics.get("orders").expect("created");
+        assert_eq!(meta.partitions, 12);
+        for leader in [1, 2, 3] {
+            assert_eq!(image.partitions_led_by(leader).len(), 4);
+        }
+        // A second topic starts where the first left the load: still even.
+        let again = create_topics(
+            &Context {
+                broker: &broker,
+                cluster: &cluster,
+                image: &image,
+            },
+            &[spec("orders", 1), spec("audit", 3)],
+            false,
+            false,
+        );
+        assert_eq!(
+            again.outcomes[0].error_code,
+            ResponseError::TopicAlreadyExists.code()
+        );
+        commit(&mut image, &again.records);
+        for leader in [1, 2, 3] {
+            assert_eq!(image.partitions_led_by(leader).len(), 5);
+        }
+    }
+
+    #[test]
+    fn bad_creations_get_kafkas_errors_and_no_records() {
+        let broker = BrokerConfig::default();
+        let cluster = ClusterConfig::single_node(1);
+        let image = image_with_brokers(&[1, 2]);
+        let ctx = Context {
+            broker: &broker,
+            cluster: &cluster,
+            image: &image,
+        };
+        let mut replicated = spec("r", 1);
+        replicated.replication_factor = 3;
+        let mut assigned = spec("a", -1);
+        assigned.assignments = vec![vec![7]];
+        let decision = create_topics(
+            &ctx,
+            &[
+                replicated,
+                assigned,
+                spec("bad name!", 1),
+                spec("__consumer_offsets", 1),
+                spec("dup", 1),
+                spec("dup", 1),
+            ],
+            false,
+            false,
+        );
+        let codes: Vec<i16> = decision.outcomes.iter().map(|o| o.error_code).collect();
+        assert_eq!(
+            codes,
+            vec![
+                ResponseError::InvalidReplicationFactor.code(),
+                ResponseError::InvalidReplicaAssignment.code(),
+                ResponseError::InvalidTopicException.code(),
+                ResponseError::InvalidTopicException.code(),
+                ResponseError::InvalidRequest.code(),
+                ResponseError::InvalidRequest.code(),
+            ]
+        );
+        assert!(decision.records.is_empty());
+    }
+
+    #[test]
+    fn registration_heartbeats_fencing_and_controlled_shutdown() {
+        let broker_config = BrokerConfig::default();
+        let cluster = ClusterConfig::single_node(1);
+        let mut image = image_with_brokers(&[1, 2]);
+        let mut sessions = BrokerSessions::default();
+        let t0 = Instant::now();
+        sessions.restart_all(&image, t0);
+        let created = create_topics(
+            &context(&broker_config, &cluster, &image),
+            &[spec("t", 4)],
+            false,
+            false,
+        );
+        commit(&mut image, &created.records);
+        assert_eq!(image.partitions_led_by(2).len(), 2);
+
+        // Another process claiming node id 2 while it heartbeats is refused.
+        let impostor = Registration {
+            node_id: 2,
+            incarnation: [99; 16],
+            host: "10.0.0.9".into(),
+            port: 9092,
+            rack: None,
+            cluster_id: None,
+        };
+        let refused = register_broker(
+            &context(&broker_config, &cluster, &image),
+            &sessions,
+            &impostor,
+            t0,
+        );
+        assert_eq!(refused.map_err(|e| e.0), Err(DUPLICATE_BROKER_REGISTRATION));
+
+        // Broker 2 goes silent: fenced after the session timeout, its partitions lose their leader.
+        let later = t0 + cluster.broker_session_timeout + Duration::from_millis(1);
+        sessions.heard(1, later);
+        let fenced = fence_expired(&context(&broker_config, &cluster, &image), &sessions, later);
+        commit(&mut image, &fenced);
+        assert!(!image.is_live(2));
+        assert!(image.partitions_led_by(2).is_empty());
+        let leaderless = image.topics.get("t").expect("t").assignments.iter();
+        assert_eq!(leaderless.filter(|s| s.leader == NO_LEADER).count(), 2);
+
+        // It restarts: a new registration (fenced), then a heartbeat once caught up unfences it and
+        // gives its partitions their leader back.
+        let restarted = Registration {
+            incarnation: [42; 16],
+            ..impostor
+        };
+        let records = register_broker(
+            &context(&broker_config, &cluster, &image),
+            &sessions,
+            &restarted,
+            later,
+        )
+        .expect("ok");
+        commit(&mut image, &records);
+        let epoch = image.brokers[&2].epoch;
+        let behind = heartbeat(
+            &context(&broker_config, &cluster, &image),
+            &mut sessions,
+            &Heartbeat {
+                node_id: 2,
+                epoch,
+                applied_index: epoch as u64 - 1,
+                want_shutdown: false,
+            },
+            later,
+        );
+        assert!(behind.fenced && behind.records.is_empty());
+        let caught_up = heartbeat(
+            &context(&broker_config, &cluster, &image),
+            &mut sessions,
+            &Heartbeat {
+                node_id: 2,
+                epoch,
+                applied_index: epoch as u64,
+                want_shutdown: false,
+            },
+            later,
+        );
+        assert!(!caught_up.fenced);
+        commit(&mut image, &caught_up.records);
+        assert_eq!(image.partitions_led_by(2).len(), 2);
+        let state = &image.topics.get("t").expect("t").assignments;
+        assert!(state.iter().all(|s| s.leader != NO_LEADER));
+        assert!(state.iter().any(|s| s.leader_epoch == 2));
+
+        // A stale epoch is refused.
+        let stale = heartbeat(
+            &context(&broker_config, &cluster, &image),
+            &mut sessions,
+            &Heartbeat {
+                node_id: 2,
+                epoch: epoch - 1,
+                applied_index: epoch as u64,
+                want_shutdown: false,
+            },
+            later,
+        );
+        assert_eq!(stale.error.map(|e| e.0), Some(STALE_BROKER_EPOCH));
+
+        // Controlled shutdown moves its leaderships away and fences it.
+        let shutdown = heartbeat(
+            &context(&broker_config, &cluster, &image),
+            &mut sessions,
+            &Heartbeat {
+                node_id: 2,
+                epoch,
+                applied_index: epoch as u64,
+                want_shutdown: true,
+            },
+            later,
+        );
+        assert!(shutdown.shutdown_complete && shutdown.fenced);
+        commit(&mut image, &shutdown.records);
+        assert!(image.partitions_led_by(2).is_empty());
+        assert!(!image.is_live(2));
+    }
+
+    #[test]
+    fn partitions_grow_and_topics_go() {
+        let broker = BrokerConfig::default();
+        let cluster = ClusterConfig::single_node(1);
+        let mut image = image_with_brokers(&[1, 2]);
+        let created = create_topics(
+            &context(&broker, &cluster, &image),
+            &[spec("t", 2)],
+            false,
+            false,
+        );
+        commit(&mut image, &created.records);
+        let shrink = create_partitions(&context(&broker, &cluster, &image), "t", 1, &[], false);
+        assert_eq!(
+            shrink.outcomes[0].error_code,
+            ResponseError::InvalidPartitions.code()
+        );
+        let grown = create_partitions(&context(&broker, &cluster, &image), "t", 5, &[], false);
+        assert_eq!(grown.outcomes, vec![TopicOutcome::ok("t")]);
+        commit(&mut image, &grown.records);
+        assert_eq!(image.topics.get("t").expect("t").partitions, 5);
+        let deleted = delete_topics(
+            &context(&broker, &cluster, &image),
+            &["t".into(), "nope".into()],
+        );
+        assert_eq!(deleted.outcomes[0], TopicOutcome::ok("t"));
+        assert_eq!(
+            deleted.outcomes[1].error_code,
+            ResponseError::UnknownTopicOrPartition.code()
+        );
+        commit(&mut image, &deleted.records);
+        assert!(image.topics.get("t").is_none());
+    }
+}

@@ -1,0 +1,344 @@
+//! The metadata image: the cluster as the committed metadata log describes it (brokers, topics with
+//! their partitions' replicas, leaders and ISR), built by applying records
+//! in log order. Every node applies the same entries in the same order, so every node's image at a
+//! given index is the same; the image at an index is also what a snapshot at that index holds.
+
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+use super::records::{BrokerRegistration, MetadataRecord, TopicId};
+use crate::metadata::{PartitionState, TopicMeta, TopicTable};
+
+/// The cluster metadata at `applied_index`.
+#[derive(Debug, Clone, Default)]
+pub struct MetadataImage {
+    pub cluster_id: Option<String>,
+    pub brokers: BTreeMap<i32, BrokerRegistration>,
+    /// Topics by name (shared with the shards: cloned only when changed).
+    pub topics: Rc<TopicTable>,
+    /// Names by topic id (derived from `topics`).
+    names_by_id: HashMap<TopicId, String>,
+    /// Index of the last metadata log entry applied (0: none).
+    pub applied_index: u64,
+}
+
+impl MetadataImage {
+    /// Applies one log entry's records. Records that name an unknown topic or broker are skipped
+    /// with a warning: every node skips them alike, so images stay identical, and the controller
+    /// never writes such records from a consistent image.
+    pub fn apply(&mut self, index: u64, records: &[MetadataRecord]) {
+        debug_assert!(
+            index > self.applied_index || (index == 0 && self.applied_index == 0),
+            "entries apply in log order: {index} after {}",
+            self.applied_index
+        );
+        for record in records {
+            self.apply_record(index, record);
+        }
+        self.applied_index = index;
+    }
+
+    fn apply_record(&mut self, index: u64, record: &MetadataRecord) {
+        match record {
+            MetadataRecord::ClusterId(id) => {
+                if self.cluster_id.is_none() {
+                    self.cluster_id = Some(id.clone());
+                }
+            }
+            MetadataRecord::Broker(registration) => {
+                let mut registration = registration.clone();
+                // The broker epoch is the index of its registration: unique and increasing.
+                if index > 0 {
+                    registration.epoch = index as i64;
+                }
+                self.brokers.insert(registration.node_id, registration);
+            }
+            MetadataRecord::BrokerState {
+                node_id,
+                epoch,
+                fenced,
+                shutting_down,
+            } => match self.brokers.get_mut(node_id) {
+                Some(broker) if broker.epoch == *epoch => {
+                    broker.fenced = *fenced;
+                    broker.shutting_down = *shutting_down;
+                }
+                _ => tracing::warn!(node_id, epoch, "metadata: state of an unknown broker epoch"),
+            },
+            MetadataRecord::Topic {
+                name,
+                topic_id,
+                configs,
+            } => {
+                let topics = Rc::make_mut(&mut self.topics);
+                topics.topics.insert(
+                    name.clone(),
+                    TopicMeta {
+                        id: *topic_id,
+                        partitions: 0,
+                        configs: configs.clone(),
+                        assignments: Vec::new(),
+                    },
+                );
+                self.names_by_id.insert(*topic_id, name.clone());
+            }
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                state,
+            } => {
+                let Some(name) = self.names_by_id.get(topic_id).cloned() else {
+                    tracing::warn!(partition, "metadata: partition of an unknown topic id");
+                    return;
+                };
+                let topics = Rc::make_mut(&mut self.topics);
+                let Some(meta) = topics.topics.get_mut(&name) else {
+                    return;
+                };
+                let Ok(slot) = usize::try_from(*partition) else {
+                    return;
+                };
+                if slot > meta.assignments.len() {
+                    tracing::warn!(topic = %name, partition, "metadata: partitions must be added in order");
+                    return;
+                }
+                if slot == meta.assignments.len() {
+                    meta.assignments.push(state.clone());
+                } else {
+                    meta.assignments[slot] = state.clone();
+                }
+                meta.partitions = meta.assignments.len() as i32;
+            }
+            MetadataRecord::RemoveTopic { topic_id } => {
+                if let Some(name) = self.names_by_id.remove(topic_id) {
+                    Rc::make_mut(&mut self.topics).topics.remove(&name);
+                }
+            }
+            MetadataRecord::TopicConfig { topic_id, configs } => {
+                let Some(name) = self.names_by_id.get(topic_id).cloned() else {
+                    return;
+                };
+                if let Some(meta) = Rc::make_mut(&mut self.topics).topics.get_mut(&name) {
+                    meta.configs = configs.clone();
+                }
+            }
+        }
+    }
+
+    /// The records that rebuild this image (a snapshot).
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut records = Vec::new();
+        if let Some(id) = &self.cluster_id {
+            records.push(MetadataRecord::ClusterId(id.clone()));
+        }
+        for broker in self.brokers.values() {
+            records.push(MetadataRecord::Broker(broker.clone()));
+            records.push(MetadataRecord::BrokerState {
+                node_id: broker.node_id,
+                epoch: broker.epoch,
+                fenced: broker.fenced,
+                shutting_down: broker.shutting_down,
+            });
+        }
+        for (name, meta) in &self.topics.topics {
+            records.push(MetadataRecord::Topic {
+                name: name.clone(),
+                topic_id: meta.id,
+                configs: meta.configs.clone(),
+            });
+            for (partition, state) in meta.assignments.iter().enumerate() {
+                records.push(MetadataRecord::Partition {
+                    topic_id: meta.id,
+                    partition: partition as i32,
+                    state: state.clone(),
+                });
+            }
+        }
+        records
+    }
+
+    /// Rebuilds the image a snapshot at `index` describes.
+    pub fn from_records(index: u64, records: &[MetadataRecord]) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        // Index 0: broker epochs come from the records themselves, not from the index.
+        image.apply(0, records);
+        image.applied_index = index;
+        image
+    }
+
+    /// The name of the topic with this id.
+    pub fn topic_name(&self, topic_id: &TopicId) -> Option<&str> {
+        self.names_by_id.get(topic_id).map(String::as_str)
+    }
+
+    /// Registered brokers that may lead partitions (not fenced, not shutting down).
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers
+            .values()
+            .filter(|b| !b.fenced && !b.shutting_down)
+    }
+
+    /// Whether `node_id` is registered and live.
+    pub fn is_live(&self, node_id: i32) -> bool {
+        self.brokers
+            .get(&node_id)
+            .is_some_and(|b| !b.fenced && !b.shutting_down)
+    }
+
+    /// Every partition whose replicas include `node_id`: what that broker must host.
+    pub fn partitions_hosted_by(&self, node_id: i32) -> Vec<(String, i32)> {
+        let mut hosted = Vec::new();
+        for (name, meta) in &self.topics.topics {
+            for (partition, state) in meta.assignments.iter().enumerate() {
+                if state.replicas.contains(&node_id) {
+                    hosted.push((name.clone(), partition as i32));
+                }
+            }
+        }
+        hosted
+    }
+
+    /// Partitions `node_id` leads, with their topic id.
+    pub fn partitions_led_by(&self, node_id: i32) -> Vec<(TopicId, i32, PartitionState)> {
+        let mut led = Vec::new();
+        for meta in self.topics.topics.values() {
+            for (partition, state) in meta.assignments.iter().enumerate() {
+                if state.leader == node_id {
+                    led.push((meta.id, partition as i32, state.clone()));
+                }
+            }
+        }
+        led
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::NO_LEADER;
+
+    fn broker(node_id: i32) -> MetadataRecord {
+        MetadataRecord::Broker(BrokerRegistration {
+            node_id,
+            incarnation: [node_id as u8; 16],
+            epoch: 0,
+            host: format!("10.0.0.{node_id}"),
+            port: 9092,
+            rack: None,
+            fenced: true,
+            shutting_down: false,
+        })
+    }
+
+    fn placed(leader: i32) -> PartitionState {
+        PartitionState {
+            replicas: vec![leader],
+            isr: vec![leader],
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+
+    #[test]
+    fn applying_records_builds_brokers_topics_and_partitions() {
+        let mut image = MetadataImage::default();
+        image.apply(1, &[MetadataRecord::ClusterId("c".into()), broker(1)]);
+        image.apply(2, &[broker(2)]);
+        assert_eq!(
+            image.brokers[&1].epoch, 1,
+            "the epoch is the registration's index"
+        );
+        assert_eq!(image.brokers[&2].epoch, 2);
+        assert_eq!(
+            image.live_brokers().count(),
+            0,
+            "registered brokers start fenced"
+        );
+        image.apply(
+            3,
+            &[MetadataRecord::BrokerState {
+                node_id: 1,
+                epoch: 1,
+                fenced: false,
+                shutting_down: false,
+            }],
+        );
+        assert!(image.is_live(1) && !image.is_live(2));
+        image.apply(
+            4,
+            &[
+                MetadataRecord::Topic {
+                    name: "t".into(),
+                    topic_id: [9; 16],
+                    configs: BTreeMap::new(),
+                },
+                MetadataRecord::Partition {
+                    topic_id: [9; 16],
+                    partition: 0,
+                    state: placed(1),
+                },
+                MetadataRecord::Partition {
+                    topic_id: [9; 16],
+                    partition: 1,
+                    state: placed(2),
+                },
+            ],
+        );
+        let meta = image.topics.get("t").expect("topic");
+        assert_eq!(meta.partitions, 2);
+        assert_eq!(meta.leader_of(1), 2);
+        assert_eq!(meta.leader_of(7), NO_LEADER);
+        assert_eq!(image.partitions_hosted_by(2), vec![("t".to_string(), 1)]);
+        assert_eq!(image.topic_name(&[9; 16]), Some("t"));
+    }
+
+    #[test]
+    fn a_stale_broker_epoch_changes_nothing() {
+        let mut image = MetadataImage::default();
+        image.apply(5, &[broker(1)]);
+        image.apply(6, &[broker(1)]); // re-registration after a restart: epoch 6
+        image.apply(
+            7,
+            &[MetadataRecord::BrokerState {
+                node_id: 1,
+                epoch: 5,
+                fenced: false,
+                shutting_down: false,
+            }],
+        );
+        assert!(
+            image.brokers[&1].fenced,
+            "an old incarnation's unfence is ignored"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_rebuilds_the_same_image() {
+        let mut image = MetadataImage::default();
+        image.apply(1, &[MetadataRecord::ClusterId("c".into()), broker(1)]);
+        image.apply(
+            2,
+            &[
+                MetadataRecord::Topic {
+                    name: "t".into(),
+                    topic_id: [9; 16],
+                    configs: BTreeMap::from([("retention.ms".into(), "1000".into())]),
+                },
+                MetadataRecord::Partition {
+                    topic_id: [9; 16],
+                    partition: 0,
+                    state: placed(1),
+                },
+            ],
+        );
+        let rebuilt = MetadataImage::from_records(2, &image.to_records());
+        assert_eq!(rebuilt.cluster_id, image.cluster_id);
+        assert_eq!(rebuilt.brokers, image.brokers);
+        assert_eq!(rebuilt.topics, image.topics);
+        assert_eq!(rebuilt.applied_index, 2);
+        image.apply(3, &[MetadataRecord::RemoveTopic { topic_id: [9; 16] }]);
+        assert!(image.topics.get("t").is_none());
+        assert_eq!(image.topic_name(&[9; 16]), None);
+    }
+}
