@@ -13,7 +13,7 @@ pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9644";
 /// Default data directory (relative to the working directory, like Kafka's quickstart).
 pub const DEFAULT_DATA_DIR: &str = "./ringbroker-data";
 /// glommio io memory per executor. glommio registers it on ~3 rings per executor; under this
-/// machine's 8 MiB RLIMIT_MEMLOCK, 1 MiB keeps two shards well within the limit (DESIGN 7).
+/// machine's 8 MiB RLIMIT_MEMLOCK, 1 MiB keeps two shards well within the limit (docs/ARCHITECTURE.md section 11).
 pub const DEFAULT_IO_MEMORY_BYTES: usize = 1 << 20;
 /// Default io_uring ring depth per executor.
 pub const DEFAULT_RING_DEPTH: usize = 128;
