@@ -81,29 +81,29 @@ fn check(file: &Path) -> ExitCode {
     }
 }
 
-/// The help line of a declared setting, from its clap declaration (the doc comment).
-fn help_of(def: &SettingDef) -> String {
+/// The clap argument of a declared setting (its flag and, from its doc comment, its help line).
+fn serve_arg(def: &SettingDef) -> Option<clap::Arg> {
     use clap::Args as _;
     let command = ServeArgs::augment_args(clap::Command::new("serve"));
-    let help = command
+    let arg = command
         .get_arguments()
         .find(|arg| arg.get_id() == def.field)
-        .and_then(|arg| arg.get_help())
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    help
+        .cloned();
+    arg
+}
+
+/// The help line of a declared setting.
+fn help_of(def: &SettingDef) -> String {
+    serve_arg(def)
+        .and_then(|arg| arg.get_help().map(ToString::to_string))
+        .unwrap_or_default()
 }
 
 /// The flag of a declared setting (its clap long name, which may differ from the field).
 fn flag_of(def: &SettingDef) -> String {
-    use clap::Args as _;
-    let command = ServeArgs::augment_args(clap::Command::new("serve"));
-    let flag = command
-        .get_arguments()
-        .find(|arg| arg.get_id() == def.field)
-        .and_then(|arg| arg.get_long())
-        .map_or_else(|| def.flag(), |long| format!("--{long}"));
-    flag
+    serve_arg(def)
+        .and_then(|arg| arg.get_long().map(|long| format!("--{long}")))
+        .unwrap_or_else(|| def.flag())
 }
 
 fn cell(text: &str) -> String {

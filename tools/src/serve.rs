@@ -14,6 +14,14 @@
 //! - `logging`, `rate_limit`: log output (text or JSON, colour on terminals only, repeated warnings
 //!   limited);
 //! - `reload`: the SIGHUP handler.
+//!
+//! To add a setting: one more field in `ServeArgs` below, `#[setting(key = "kafka.name", env =
+//! "RINGBROKER_KAFKA_NAME", default = "...", kafka = Some("kafka.name") | None, live = false)]`,
+//! its doc comment (the help line), `#[arg(long, ...)]`, and type `Option<T>` where `T: FromStr +
+//! Display` (an existing one from `values`, or a new one there); then use
+//! `resolved.settings.<field>.value` in `Resolved::broker_config`, and run
+//! `ringbroker config reference --update docs/CONFIGURATION.md` (a test checks the page). A `live`
+//! setting also needs its apply step in `Resolved::apply_live`.
 
 mod config_file;
 pub mod logging;

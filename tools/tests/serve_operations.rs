@@ -6,13 +6,14 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{free_port, ok_stdout, ringbroker_bin, run_tool, stderr_text, unique_topic};
+use support::{
+    free_port, http_get as get, ok_stdout, ringbroker_bin, run_tool, stderr_text, unique_topic,
+};
 
 /// Longest the broker may take to answer on its port, or to log an expected line.
 const WAIT: Duration = Duration::from_secs(60);
@@ -101,18 +102,6 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// (status, body) of `GET path`, or None when nothing answers.
-fn get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_ascii_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_string()))
 }
 
 fn fixture(name: &str) -> PathBuf {

@@ -199,6 +199,19 @@ mod tests {
         }
     }
 
+    /// Runs `body` under a subscriber limited by `limit`, returning what it wrote.
+    fn with_limit(limit: &RepeatLimit, body: impl FnOnce()) -> Captured {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::registry().with(limit.clone()).with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(move || writer.clone()),
+        );
+        tracing::subscriber::with_default(subscriber, body);
+        captured
+    }
+
     fn warn_from_one_place(times: usize) {
         for i in 0..times {
             tracing::warn!(i, "the same warning");
@@ -207,15 +220,8 @@ mod tests {
 
     #[test]
     fn repeats_from_one_call_site_are_limited_and_counted() {
-        let captured = Captured::default();
         let limit = RepeatLimit::new(3);
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::registry().with(limit.clone()).with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(move || writer.clone()),
-        );
-        tracing::subscriber::with_default(subscriber, || {
+        let captured = with_limit(&limit, || {
             warn_from_one_place(100);
             tracing::warn!("another warning, from elsewhere");
             tracing::info!("info lines are never limited");
@@ -234,15 +240,8 @@ mod tests {
 
     #[test]
     fn zero_means_no_limit_and_the_limit_changes_live() {
-        let captured = Captured::default();
         let limit = RepeatLimit::new(0);
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::registry().with(limit.clone()).with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(move || writer.clone()),
-        );
-        tracing::subscriber::with_default(subscriber, || {
+        let captured = with_limit(&limit, || {
             warn_from_one_place(50);
             limit.set_per_second(1);
             warn_from_one_place(50);

@@ -41,6 +41,14 @@ fn config(name: &str, text: &str) -> (tempfile::TempDir, String) {
     (dir, path.display().to_string())
 }
 
+/// The error of resolving a config file holding `text`.
+fn error_for_file(text: &str) -> String {
+    let (_dir, path) = config("r.toml", text);
+    resolve_with(&flags(&["--config", &path]), &[])
+        .unwrap_err()
+        .to_string()
+}
+
 fn row(resolved: &Resolved, key: &str) -> (String, Provenance) {
     let rows = resolved.rows();
     let found = rows.iter().find(|row| row.key == key).unwrap();
@@ -160,22 +168,13 @@ fn flag_over_environment_over_file_over_default() {
 
 #[test]
 fn unknown_toml_keys_are_errors_naming_the_closest_known_key() {
-    let (_dir, path) = config("r.toml", "num.partition = 3\n");
-    let error = resolve_with(&flags(&["--config", &path]), &[])
-        .unwrap_err()
-        .to_string();
+    let error = error_for_file("num.partition = 3\n");
     assert!(error.contains("unknown key `num.partition`"), "{error}");
     assert!(error.contains("did you mean `num.partitions`?"), "{error}");
-    let (_dir, path) = config("r.toml", "completely.different.thing = 1\n");
-    let error = resolve_with(&flags(&["--config", &path]), &[])
-        .unwrap_err()
-        .to_string();
+    let error = error_for_file("completely.different.thing = 1\n");
     assert!(error.contains("the closest known key is `"), "{error}");
     // A tuning key under its profile name where the file uses Kafka's.
-    let (_dir, path) = config("r.toml", "max_request_bytes = 1048576\n");
-    let error = resolve_with(&flags(&["--config", &path]), &[])
-        .unwrap_err()
-        .to_string();
+    let error = error_for_file("max_request_bytes = 1048576\n");
     assert!(error.contains("`socket.request.max.bytes`"), "{error}");
 }
 
@@ -195,10 +194,7 @@ fn bad_values_name_the_key_and_where_they_came_from() {
         .to_string();
     assert!(error.contains(&format!("config file {path}")), "{error}");
     assert!(error.contains("one data directory"), "{error}");
-    let (_dir, path) = config("r.toml", "log.segment.bytes = 5\n");
-    let error = resolve_with(&flags(&["--config", &path]), &[])
-        .unwrap_err()
-        .to_string();
+    let error = error_for_file("log.segment.bytes = 5\n");
     assert!(error.contains("segment_bytes"), "{error}");
     assert!(
         error.contains("`log.segment.bytes` is the config-file name"),
