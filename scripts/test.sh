@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs every ringbroker test from a clean clone on a fresh Debian machine (as root, or with sudo-less apt when
 # everything is already installed). Installs what it needs (kcat from apt, a Python venv in .venv with pinned
-# confluent-kafka/pytest), then: release build, rustfmt check, clippy, `cargo test`, and the interop tests in
-# tests/interop against the release binary.
+# confluent-kafka/pytest, cargo-deb from crates.io), then: release build, rustfmt check, clippy, `cargo test`,
+# the interop tests in tests/interop against the release binary, and the Debian package test
+# (scripts/package-test.sh: build, dpkg -i, run the service, kcat through it, dpkg --purge; needs root).
 #
 #   bash scripts/test.sh            # everything
-#   SKIP_INTEROP=1 bash scripts/test.sh   # Rust steps only
+#   SKIP_INTEROP=1 bash scripts/test.sh   # Rust steps (and the package test) only
 #   SKIP_RUST=1 RINGBROKER_BIN=path bash scripts/test.sh   # interop tests only, against an existing binary
+#   SKIP_PACKAGE=1 bash scripts/test.sh   # without the package test
 #   PYTEST_ARGS="-k kcat" bash scripts/test.sh   # pass extra arguments to pytest
 #
 # Every step prints a banner; the first failing step stops the run with a message naming it.
@@ -154,6 +156,16 @@ if [ "${SKIP_INTEROP:-0}" != "1" ]; then
         124) fail "pytest did not finish within ${INTEROP_TIMEOUT_SECONDS} s" ;;
         *) fail "pytest failed (exit code ${rc})" ;;
     esac
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+if [ "${SKIP_PACKAGE:-0}" != "1" ]; then
+    step "Debian package: build, install, run as a service, kcat through it, purge (scripts/package-test.sh)"
+    [ "$(id -u)" = "0" ] || fail "the package test installs a package and a system user: run as root, or SKIP_PACKAGE=1"
+    if ! command -v kcat >/dev/null 2>&1; then
+        apt_install kcat
+    fi
+    bash scripts/package-test.sh
 fi
 
 CURRENT_STEP="done"

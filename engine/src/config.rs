@@ -1,8 +1,12 @@
-//! The broker's effective settings: what `ringbroker serve` resolved from defaults, the tuning
-//! profile and flags. Every limit the broker enforces is a named field here, documented once.
+//! The broker's effective settings: what `ringbroker serve` resolved from defaults, the config
+//! file, the environment, the tuning profile and flags. Every limit the broker enforces is a named
+//! field here, documented once. The few settings that may change while the broker runs (SIGHUP)
+//! live in [`LiveSettings`], shared by every shard and read where they are used.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use crate::storage::LogConfig;
 
@@ -13,7 +17,7 @@ pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9644";
 /// Default data directory (relative to the working directory, like Kafka's quickstart).
 pub const DEFAULT_DATA_DIR: &str = "./ringbroker-data";
 /// glommio io memory per executor. glommio registers it on ~3 rings per executor; under this
-/// machine's 8 MiB RLIMIT_MEMLOCK, 1 MiB keeps two shards well within the limit (DESIGN 7).
+/// machine's 8 MiB RLIMIT_MEMLOCK, 1 MiB keeps two shards well within the limit (docs/ARCHITECTURE.md section 11).
 pub const DEFAULT_IO_MEMORY_BYTES: usize = 1 << 20;
 /// Default io_uring ring depth per executor.
 pub const DEFAULT_RING_DEPTH: usize = 128;
@@ -40,6 +44,80 @@ pub const MESH_CHANNEL_CAPACITY: usize = 1024;
 /// cleanable segments (Kafka's `log.cleaner.backoff.ms` is 15 s; a check with nothing to clean
 /// costs a few comparisons and one small file read).
 pub const DEFAULT_LOG_CLEANER_INTERVAL_MS: u64 = 5_000;
+/// Default `log.retention.ms` of the broker (the `retention.ms` of topics that do not set it):
+/// Kafka's 7 days.
+pub const DEFAULT_LOG_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// Default `log.retention.bytes` of the broker: unlimited, as in Kafka.
+pub const DEFAULT_LOG_RETENTION_BYTES: i64 = -1;
+
+/// Settings a running broker takes without a restart (`ringbroker serve` reloads them on SIGHUP).
+/// One instance is shared by every shard; each value is read where it is used (the retention task,
+/// topic config defaults, shutdown), never on the per-record path, so relaxed atomics suffice: a
+/// change is seen by the next pass that reads it.
+#[derive(Debug)]
+pub struct LiveSettings {
+    log_retention_ms: AtomicI64,
+    log_retention_bytes: AtomicI64,
+    log_cleaner_interval_ms: AtomicU64,
+    log_cleaner_max_keys: AtomicUsize,
+    shutdown_drain_ms: AtomicU64,
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        LiveSettings {
+            log_retention_ms: AtomicI64::new(DEFAULT_LOG_RETENTION_MS),
+            log_retention_bytes: AtomicI64::new(DEFAULT_LOG_RETENTION_BYTES),
+            log_cleaner_interval_ms: AtomicU64::new(DEFAULT_LOG_CLEANER_INTERVAL_MS),
+            log_cleaner_max_keys: AtomicUsize::new(crate::storage::compaction::DEFAULT_MAX_KEYS),
+            shutdown_drain_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LiveSettings {
+    /// `log.retention.ms`: the `retention.ms` of topics that do not set their own (-1: forever).
+    pub fn log_retention_ms(&self) -> i64 {
+        self.log_retention_ms.load(Ordering::Relaxed)
+    }
+    pub fn set_log_retention_ms(&self, ms: i64) {
+        debug_assert!(ms >= -1, "retention is -1 (forever) or a duration");
+        self.log_retention_ms.store(ms, Ordering::Relaxed);
+    }
+    /// `log.retention.bytes`: the `retention.bytes` of topics that do not set their own (-1: no
+    /// limit).
+    pub fn log_retention_bytes(&self) -> i64 {
+        self.log_retention_bytes.load(Ordering::Relaxed)
+    }
+    pub fn set_log_retention_bytes(&self, bytes: i64) {
+        debug_assert!(bytes >= -1, "retention is -1 (no limit) or a size");
+        self.log_retention_bytes.store(bytes, Ordering::Relaxed);
+    }
+    /// Least time between two compaction passes of one partition (`log_cleaner_interval_ms`).
+    pub fn log_cleaner_interval_ms(&self) -> u64 {
+        self.log_cleaner_interval_ms.load(Ordering::Relaxed)
+    }
+    pub fn set_log_cleaner_interval_ms(&self, ms: u64) {
+        self.log_cleaner_interval_ms.store(ms, Ordering::Relaxed);
+    }
+    /// Keys in the cleaner's offset map per pass (`log_cleaner_max_keys`, Kafka's
+    /// `log.cleaner.dedupe.buffer.size` in keys); a pass that fills it cleans up to where it got.
+    pub fn log_cleaner_max_keys(&self) -> usize {
+        self.log_cleaner_max_keys.load(Ordering::Relaxed)
+    }
+    pub fn set_log_cleaner_max_keys(&self, keys: usize) {
+        debug_assert!(keys > 0, "an offset map holds at least one key");
+        self.log_cleaner_max_keys.store(keys, Ordering::Relaxed);
+    }
+    /// How long a stopping broker keeps serving after `/ready` turned 503, so that load balancers
+    /// stop sending clients before the listeners close.
+    pub fn shutdown_drain_ms(&self) -> u64 {
+        self.shutdown_drain_ms.load(Ordering::Relaxed)
+    }
+    pub fn set_shutdown_drain_ms(&self, ms: u64) {
+        self.shutdown_drain_ms.store(ms, Ordering::Relaxed);
+    }
+}
 
 /// Everything a broker needs to start.
 #[derive(Debug, Clone)]
@@ -80,11 +158,8 @@ pub struct BrokerConfig {
     pub log: LogConfig,
     /// Address of the metrics endpoint; `None` disables the endpoint and all recording.
     pub metrics_listen: Option<SocketAddr>,
-    /// Least time between two compaction passes of one partition (`log_cleaner_interval_ms`).
-    pub log_cleaner_interval_ms: u64,
-    /// Keys in the cleaner's offset map per pass (`log_cleaner_max_keys`, Kafka's
-    /// `log.cleaner.dedupe.buffer.size` in keys); a pass that fills it cleans up to where it got.
-    pub log_cleaner_max_keys: usize,
+    /// Settings that may change while the broker runs (one instance shared by every shard).
+    pub live: Arc<LiveSettings>,
 }
 
 impl BrokerConfig {
@@ -124,8 +199,7 @@ impl Default for BrokerConfig {
             max_in_flight_bytes_per_connection: DEFAULT_MAX_IN_FLIGHT_BYTES_PER_CONNECTION,
             log: LogConfig::default(),
             metrics_listen: DEFAULT_METRICS_LISTEN.parse().ok(),
-            log_cleaner_interval_ms: DEFAULT_LOG_CLEANER_INTERVAL_MS,
-            log_cleaner_max_keys: crate::storage::compaction::DEFAULT_MAX_KEYS,
+            live: Arc::new(LiveSettings::default()),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The ringbroker broker engine: thread-per-core shards on glommio, each owning a subset of
 //! partitions (log storage, fetch/produce paths) and consumer-group coordinators.
 //!
-//! Module map (one concern per folder, see ../shared/STYLE.md):
+//! Module map (one concern per folder, see docs/STYLE.md):
 //! - `server`: executors, listeners, connections, the dispatcher and one handler per Kafka API.
 //! - `shard`: one core's state, the cross-shard mesh, segment file handles.
 //! - `metadata`: the topic table and partition ownership; `admin`: topic creation/deletion.

@@ -1,5 +1,5 @@
-//! The API versions the ringbroker broker advertises: exactly what it implements (KAFKA-COMPAT.md
-//! §1). Kept here, beside the codecs, so the broker and the fuzz targets (fuzz/) share one table.
+//! The API versions the ringbroker broker advertises: exactly what it implements
+//! (docs/COMPATIBILITY.md section 1, checked against this table by a test). Kept here, beside the codecs, so the broker and the fuzz targets (fuzz/) share one table.
 //! Not derived from the `kafka-protocol` crate's ranges: those describe what the crate can decode,
 //! not what we serve (e.g. librdkafka needs Produce and FindCoordinator to start at v0).
 
@@ -28,7 +28,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
-    // v0 must be listed: librdkafka enables idempotence only when it overlaps (KAFKA-COMPAT §1).
+    // v0 must be listed: librdkafka enables idempotence only when it overlaps (docs/COMPATIBILITY.md section 1).
     (ApiKey::InitProducerId, 0, 4),
     // The codec decodes v1+; v0 is only used by brokers older than Kafka 1.1's clients.
     (ApiKey::DescribeConfigs, 1, 4),
@@ -91,5 +91,45 @@ mod tests {
         );
         assert!(!is_served(ApiKey::Produce, 2));
         assert!(is_served(ApiKey::Produce, 7));
+    }
+
+    /// One row of the API table in docs/COMPATIBILITY.md: (name, key, min, max).
+    fn documented_row(line: &str) -> Option<(String, i16, i16, i16)> {
+        let cells: Vec<&str> = line
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(str::trim)
+            .collect();
+        let [name, key, versions, ..] = cells.as_slice() else {
+            return None;
+        };
+        let key = key.parse().ok()?;
+        let (min, max) = versions.split_once('-').unwrap_or((versions, versions));
+        Some((name.to_string(), key, min.parse().ok()?, max.parse().ok()?))
+    }
+
+    #[test]
+    fn compatibility_doc_lists_every_served_api() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/COMPATIBILITY.md");
+        let text = std::fs::read_to_string(path).expect("docs/COMPATIBILITY.md is readable");
+        let table = text
+            .split("<!-- api-versions-table")
+            .nth(1)
+            .and_then(|rest| rest.split("<!-- end of api-versions-table").next())
+            .expect("docs/COMPATIBILITY.md has the api-versions-table markers");
+        let mut documented: Vec<(String, i16, i16, i16)> =
+            table.lines().filter_map(documented_row).collect();
+        let mut served: Vec<(String, i16, i16, i16)> = SUPPORTED_APIS
+            .iter()
+            .map(|(api, min, max)| (format!("{api:?}"), *api as i16, *min, *max))
+            .collect();
+        documented.sort_by_key(|row| row.1);
+        served.sort_by_key(|row| row.1);
+        assert_eq!(
+            documented, served,
+            "docs/COMPATIBILITY.md section 1 must list exactly SUPPORTED_APIS \
+             (| Name | key | min-max | notes |): update the page with the code"
+        );
     }
 }

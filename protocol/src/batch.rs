@@ -374,7 +374,7 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
 }
 
 /// Sets LogAppendTime semantics: attribute bit 3 and `max_timestamp = now_ms`, then recomputes the
-/// CRC (both fields are CRC-covered, see KAFKA-COMPAT.md trap 3).
+/// CRC (both fields are CRC-covered, see docs/COMPATIBILITY.md trap 3).
 pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     debug_assert!(batch.len() >= BATCH_HEADER_BYTES);
     let attributes = read_i16(batch, OFFSET_ATTRIBUTES) | ATTR_TIMESTAMP_TYPE_LOG_APPEND;

@@ -122,7 +122,7 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, FrameError> {
 }
 
 /// Encodes a complete response frame (size prefix, response header, body) for `api_key` at
-/// `version`. ApiVersions always uses response header v0 (KAFKA-COMPAT.md §2); the crate's
+/// `version`. ApiVersions always uses response header v0 (docs/COMPATIBILITY.md section 2); the crate's
 /// `response_header_version` already encodes that rule.
 pub fn encode_response<M: Encodable>(
     api_key: ApiKey,

@@ -409,7 +409,7 @@ def parse_fetch_v4(reader: Reader) -> dict[str, dict[int, FetchPartition]]:
             aborted = reader.i32()
             for _ in range(max(aborted, 0)):
                 reader.take(16)
-            records = reader.bytes_field()  # None = null (librdkafka rejects it: KAFKA-COMPAT.md trap 11)
+            records = reader.bytes_field()  # None = null (librdkafka rejects it: docs/COMPATIBILITY.md trap 11)
             parts[index] = FetchPartition(index, error_code, hw, records)
     return out
 

@@ -1,4 +1,4 @@
-"""ApiVersions: the advertised ranges cover what real clients need (shared/KAFKA-COMPAT.md §1), in both the
+"""ApiVersions: the advertised ranges cover what real clients need (docs/COMPATIBILITY.md section 1), in both the
 v0 and the flexible v3 encoding (response header v0 even for v3: no tag buffer after the correlation id)."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import pytest
 
 import kafka_wire as kw
 
-# (api key, name, the range KAFKA-COMPAT.md's table says to advertise). Issue 2's APIs must be advertised.
+# (api key, name, the smallest range real clients need: docs/COMPATIBILITY.md section 1). Issue 2's APIs must be
+# advertised.
 REQUIRED = [
     (18, "ApiVersions", 0, 3),
     (0, "Produce", 0, 7),

@@ -1,17 +1,20 @@
 //! The `ringbroker` command: `serve` starts the broker; the other subcommands are Kafka client tools.
 
 mod common;
+mod config;
 mod consume;
 mod error;
 mod format;
 mod group_member;
 mod groups;
+mod manuals;
 mod produce;
 mod serve;
 mod stats;
 mod topics;
 
 use clap::{Parser, Subcommand};
+use clap_complete::Shell;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -44,6 +47,19 @@ enum Command {
         #[command(subcommand)]
         command: ringbroker_tuning::cli::TuneCommand,
     },
+    /// Check a broker config file without starting, or print every setting's reference.
+    Config(config::ConfigArgs),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
+    /// Write the man pages (ringbroker.1 and one per subcommand) into a directory.
+    Man {
+        /// Where to write them.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out_dir: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,7 +72,15 @@ fn main() -> ExitCode {
         Command::Groups(args) => finish(groups::run(args)),
         Command::Stats(args) => finish(stats::run(args)),
         Command::Tune { command } => ringbroker_tuning::cli::run(command),
+        Command::Config(args) => config::run(args),
+        Command::Completions { shell } => manuals::completions(shell),
+        Command::Man { out_dir } => manuals::man_pages(&out_dir),
     }
+}
+
+/// The whole command line, for the generated completions and man pages.
+pub fn cli_command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 /// Reports a client subcommand's error on one stderr line and turns it into the exit code.

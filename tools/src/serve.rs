@@ -1,249 +1,226 @@
-//! `ringbroker serve`: resolves the effective settings (embedded default profile, then
-//! `--profile FILE`, then flags), prints each with where it came from, and hands over to the engine.
+//! `ringbroker serve`: resolves the effective settings, prints each with where it came from, and
+//! hands over to the engine; SIGHUP reloads what can change live.
+//!
+//! Every broker setting is declared once below, in `serve_settings!` (see `settings` for what one
+//! declaration gives). Sources, strongest first: flag, environment (`RINGBROKER_*`), config file
+//! (`--config FILE`: TOML with Kafka's setting names, or Kafka's `server.properties`), default. The
+//! tuning-profile keys take the same order above the profile (`profile`).
+//!
+//! - `settings`: the declaration macro and the precedence rules;
+//! - `values`: the value types (listeners, data dir, ...), parsed alike from every source;
+//! - `config_file`: TOML and properties files into flat keys;
+//! - `profile`: the tuning-profile keys as settings;
+//! - `resolved`: one complete resolution (settings, profile, warnings) and the engine config;
+//! - `logging`, `rate_limit`: log output (text or JSON, colour on terminals only, repeated warnings
+//!   limited);
+//! - `reload`: the SIGHUP handler.
+//!
+//! To add a setting: one more field in `ServeArgs` below, `#[setting(key = "kafka.name", env =
+//! "RINGBROKER_KAFKA_NAME", default = "...", kafka = Some("kafka.name") | None, live = false)]`,
+//! its doc comment (the help line), `#[arg(long, ...)]`, and type `Option<T>` where `T: FromStr +
+//! Display` (an existing one from `values`, or a new one there); then use
+//! `resolved.settings.<field>.value` in `Resolved::broker_config`, and run
+//! `ringbroker config reference --update docs/CONFIGURATION.md` (a test checks the page). A `live`
+//! setting also needs its apply step in `Resolved::apply_live`.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+mod config_file;
+pub mod logging;
+pub mod profile;
+mod rate_limit;
+mod reload;
+pub mod resolved;
+pub mod settings;
+#[cfg(test)]
+mod tests;
+pub mod values;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ringbroker_engine::config::{
-    BrokerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN,
+use ringbroker_engine::config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN};
+use thiserror::Error;
+
+pub use resolved::Resolved;
+use settings::serve_settings;
+use values::{
+    AdvertisedListener, DataDir, IntIn, Listener, LogFilter, LogFormat, MetricsListen,
+    ProfileChoice, ShardCount, Switch,
 };
-use ringbroker_engine::storage::{FlushPolicy as LogFlushPolicy, LogConfig};
-use ringbroker_tuning::{FlushPolicy, IoProperties, Profile, ResolvedProfile};
 
-/// Per-partition tail cache = the profile's per-shard budget divided by this (a shard typically
-/// serves several hot partitions), at least `MIN_TAIL_CACHE_BYTES_PER_PARTITION`.
-const TAIL_CACHE_SHARE_DIVISOR: u64 = 8;
-const MIN_TAIL_CACHE_BYTES_PER_PARTITION: u64 = 1 << 20;
+/// The environment variable naming the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "RINGBROKER_CONFIG";
 
-/// Flags of `ringbroker serve`.
-#[derive(Debug, Clone, clap::Args)]
-#[command(
-    after_help = "Examples:\n  ringbroker serve\n  ringbroker serve --listen 0.0.0.0:9092 \
---advertised-listener broker1.example.com:9092 --data-dir /var/lib/ringbroker\n  ringbroker serve --shards 1 \
---set flush_policy=always\n  ringbroker serve --profile tuning/profiles/dev.toml"
-)]
-pub struct ServeArgs {
-    /// Address the Kafka listener binds on (one SO_REUSEPORT listener per shard).
-    #[arg(long, default_value = DEFAULT_LISTEN)]
-    pub listen: String,
-    /// host:port that clients are told to connect to (defaults to --listen).
-    #[arg(long, value_name = "HOST:PORT")]
-    pub advertised_listener: Option<String>,
-    /// Directory holding the topic table and every partition's log.
-    #[arg(long, default_value = DEFAULT_DATA_DIR)]
-    pub data_dir: PathBuf,
-    /// Number of shards (one executor per core). Default: the profile's shard cores (one per core).
-    #[arg(long, value_name = "N")]
-    pub shards: Option<usize>,
-    /// Tuning profile (TOML, see tuning/profiles/). Default: the embedded default profile.
+/// Why the settings cannot be used; every message names the setting and where its value came from.
+#[derive(Debug, Error)]
+pub enum SettingsError {
+    #[error("cannot use config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("config file {path}: unknown key `{key}`; {hint}")]
+    UnknownKey {
+        path: PathBuf,
+        key: String,
+        hint: String,
+    },
+    #[error("{origin}: `{key}` = {value} is invalid: {reason}")]
+    Invalid {
+        origin: String,
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Profile(#[from] ringbroker_tuning::ProfileError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Flags of `serve` that are not settings: where settings come from.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SettingSources {
+    /// Config file: TOML with Kafka's setting names (`listeners`, `log.dirs`, `num.partitions`, ...),
+    /// or Kafka's server.properties (a name ending in .properties). Env: RINGBROKER_CONFIG.
+    /// Without one, the built-in defaults.
     #[arg(long, value_name = "FILE")]
-    pub profile: Option<PathBuf>,
-    /// Override one profile key, e.g. --set flush_policy=always --set segment_bytes=64MiB.
+    pub config: Option<PathBuf>,
+    /// Override one tuning-profile key (its profile or Kafka name), e.g. --set flush_policy=always
+    /// --set segment_bytes=64MiB.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
-    /// Create unknown topics when clients ask for them in Metadata (Kafka auto.create.topics.enable).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "true|false")]
-    pub auto_create_topics: bool,
-    /// Partitions of auto-created topics and of CreateTopics with -1 (Kafka num.partitions).
-    #[arg(long, default_value_t = 1)]
-    pub default_partitions: i32,
-    /// This broker's node id (Kafka node.id).
-    #[arg(long, default_value_t = 0)]
-    pub node_id: i32,
-    /// Address of the metrics endpoint (/metrics, /health, /ready); `none` disables it and all
-    /// metrics recording.
-    #[arg(long, value_name = "ADDR|none", default_value = DEFAULT_METRICS_LISTEN)]
-    pub metrics_listen: String,
-    /// Log filter (tracing EnvFilter syntax); RUST_LOG overrides it.
-    #[arg(long, default_value = "info")]
-    pub log: String,
+}
+
+serve_settings! {
+    /// Flags of `ringbroker serve`. Each is also a config-file key and an environment variable
+    /// (see `ringbroker config reference` and docs/CONFIGURATION.md).
+    #[derive(Debug, Clone, Default, clap::Args)]
+    #[command(
+        after_help = "Examples:\n  ringbroker serve\n  ringbroker serve --config /etc/ringbroker/ringbroker.toml\n  \
+ringbroker serve --listen 0.0.0.0:9092 --advertised-listener broker1.example.com:9092 --data-dir /var/lib/ringbroker\n  \
+ringbroker serve --shards 1 --set flush_policy=always\n  ringbroker serve --profile dev\n\n\
+Precedence: flag, then environment (RINGBROKER_*), then config file, then default.\n\
+SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM stop cleanly."
+    )]
+    pub struct ServeArgs {
+        #[command(flatten)]
+        pub sources: SettingSources,
+
+        #[setting(key = "listeners", env = "RINGBROKER_LISTENERS", default = DEFAULT_LISTEN, kafka = Some("listeners"), live = false)]
+        /// Address the Kafka listener binds on (one SO_REUSEPORT listener per shard); HOST:PORT or
+        /// Kafka's PLAINTEXT://HOST:PORT list (other entries are reported and not served).
+        #[arg(long, value_name = "HOST:PORT")]
+        pub listen: Option<Listener>,
+
+        #[setting(key = "advertised.listeners", env = "RINGBROKER_ADVERTISED_LISTENERS", default = "", kafka = Some("advertised.listeners"), live = false)]
+        /// host:port that clients are told to connect to (empty: the listener's address).
+        #[arg(long, value_name = "HOST:PORT")]
+        pub advertised_listener: Option<AdvertisedListener>,
+
+        #[setting(key = "log.dirs", env = "RINGBROKER_LOG_DIRS", default = DEFAULT_DATA_DIR, kafka = Some("log.dirs"), live = false)]
+        /// Directory holding the topic table and every partition's log (one directory).
+        #[arg(long, value_name = "DIR")]
+        pub data_dir: Option<DataDir>,
+
+        #[setting(key = "node.id", env = "RINGBROKER_NODE_ID", default = "0", kafka = Some("node.id"), live = false)]
+        /// This broker's node id, reported to clients.
+        #[arg(long, value_name = "N")]
+        pub node_id: Option<IntIn<0, { i32::MAX as i64 }>>,
+
+        #[setting(key = "auto.create.topics.enable", env = "RINGBROKER_AUTO_CREATE_TOPICS_ENABLE", default = "true", kafka = Some("auto.create.topics.enable"), live = false)]
+        /// Create unknown topics when clients ask for them in Metadata.
+        #[arg(long, value_name = "true|false")]
+        pub auto_create_topics: Option<Switch>,
+
+        #[setting(key = "num.partitions", env = "RINGBROKER_NUM_PARTITIONS", default = "1", kafka = Some("num.partitions"), live = false)]
+        /// Partitions of auto-created topics and of CreateTopics with -1.
+        #[arg(long, value_name = "N")]
+        pub default_partitions: Option<IntIn<1, 10_000>>,
+
+        #[setting(key = "log.retention.ms", env = "RINGBROKER_LOG_RETENTION_MS", default = "604800000", kafka = Some("log.retention.ms"), live = true)]
+        /// How long data is kept in topics that do not set retention.ms (-1: forever; 7 days).
+        /// A config file may give log.retention.hours or .minutes instead, as in Kafka.
+        #[arg(long, value_name = "MS", allow_negative_numbers = true)]
+        pub log_retention_ms: Option<IntIn<-1, { i64::MAX }>>,
+
+        #[setting(key = "log.retention.bytes", env = "RINGBROKER_LOG_RETENTION_BYTES", default = "-1", kafka = Some("log.retention.bytes"), live = true)]
+        /// Partition size kept in topics that do not set retention.bytes (-1: no limit).
+        #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
+        pub log_retention_bytes: Option<IntIn<-1, { i64::MAX }>>,
+
+        #[setting(key = "shards", env = "RINGBROKER_SHARDS", default = "auto", kafka = None, live = false)]
+        /// Number of shards (one executor per core); auto: one per shard core of the profile.
+        #[arg(long, value_name = "N|auto")]
+        pub shards: Option<ShardCount>,
+
+        #[setting(key = "profile", env = "RINGBROKER_PROFILE", default = "default", kafka = None, live = false)]
+        /// Tuning profile: a shipped one by name (default, dev, bare-metal-16c) or a TOML file.
+        #[arg(long, value_name = "NAME|FILE")]
+        pub profile: Option<ProfileChoice>,
+
+        #[setting(key = "metrics_listen", env = "RINGBROKER_METRICS_LISTEN", default = DEFAULT_METRICS_LISTEN, kafka = None, live = false)]
+        /// Address of the metrics endpoint (/metrics, /health, /ready); `none` disables it and all
+        /// metrics recording.
+        #[arg(long, value_name = "ADDR|none")]
+        pub metrics_listen: Option<MetricsListen>,
+
+        #[setting(key = "shutdown_drain_ms", env = "RINGBROKER_SHUTDOWN_DRAIN_MS", default = "0", kafka = None, live = true)]
+        /// On SIGTERM, keep serving this long after /ready turned 503, so load balancers stop
+        /// sending clients before the listeners close.
+        #[arg(long, value_name = "MS")]
+        pub shutdown_drain_ms: Option<IntIn<0, 3_600_000>>,
+
+        #[setting(key = "log_filter", env = "RINGBROKER_LOG_FILTER", default = "info", kafka = None, live = true)]
+        /// Log filter (tracing syntax: `info`, `warn,ringbroker_engine=debug`).
+        #[arg(long = "log", value_name = "FILTER")]
+        pub log: Option<LogFilter>,
+
+        #[setting(key = "log_format", env = "RINGBROKER_LOG_FORMAT", default = "text", kafka = None, live = false)]
+        /// Log lines as `text` (coloured only on a terminal) or `json` (one object per line, for
+        /// log shippers).
+        #[arg(long, value_name = "text|json")]
+        pub log_format: Option<LogFormat>,
+
+        #[setting(key = "log_warnings_per_second", env = "RINGBROKER_LOG_WARNINGS_PER_SECOND", default = "10", kafka = None, live = true)]
+        /// Warnings and errors logged per second from one place in the code; the rest are counted
+        /// and reported in one line (0: no limit).
+        #[arg(long, value_name = "N")]
+        pub log_warnings_per_second: Option<IntIn<0, 1_000_000>>,
+    }
 }
 
 /// Runs the broker until SIGINT/SIGTERM.
 pub fn run(args: ServeArgs) -> ExitCode {
-    init_logging(&args.log);
-    let (config, settings) = match resolve(&args) {
+    let resolved = match Resolved::load(&args, &settings::process_environment) {
         Ok(resolved) => resolved,
         Err(message) => {
             eprintln!("error: {message}");
             return ExitCode::from(2);
         }
     };
-    for line in settings {
-        tracing::info!("setting {line}");
+    let config = match resolved.broker_config() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let logging = logging::init(&resolved.settings);
+    resolved.log_start_up();
+    let reloader = match reload::spawn(args, &resolved, config.live.clone(), logging) {
+        Ok(reloader) => Some(reloader),
+        Err(e) => {
+            tracing::warn!(error = %e, "SIGHUP reload unavailable: cannot install its handler");
+            None
+        }
+    };
+    let outcome = ringbroker_engine::server::run(config);
+    if let Some(reloader) = reloader {
+        reloader.stop();
     }
-    match ringbroker_engine::server::run(config) {
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("ringbroker failed: {e}");
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(default_filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-/// Builds the engine's configuration and the "key = value (source)" lines to print.
-fn resolve(args: &ServeArgs) -> Result<(BrokerConfig, Vec<String>), String> {
-    let mut profile = match &args.profile {
-        Some(path) => Profile::load(path).map_err(|e| e.to_string())?,
-        None => Profile::builtin_default(),
-    };
-    for assignment in &args.overrides {
-        let (key, value) = assignment.split_once('=').ok_or_else(|| {
-            format!("--set {assignment}: expected KEY=VALUE, e.g. --set flush_policy=always")
-        })?;
-        profile
-            .set_from_flag(key.trim(), value.trim())
-            .map_err(|e| e.to_string())?;
-    }
-    let mut resolved = profile.resolve().map_err(|e| e.to_string())?;
-    // Measured device properties (`ringbroker tune iotune`) size the in-flight writes.
-    let io_properties_path = IoProperties::default_path(&args.data_dir);
-    if io_properties_path.exists() {
-        match IoProperties::load(&io_properties_path) {
-            Ok(properties) => resolved.apply_io_properties(&properties),
-            Err(e) => tracing::warn!("ignoring {}: {e}", io_properties_path.display()),
-        }
-    }
-    for warning in &resolved.warnings {
-        tracing::warn!("profile: {warning}");
-    }
-    let listen =
-        parse_address(&args.listen).map_err(|e| format!("--listen {}: {e}", args.listen))?;
-    let (advertised_host, advertised_port) = match &args.advertised_listener {
-        Some(address) => {
-            split_host_port(address).map_err(|e| format!("--advertised-listener {address}: {e}"))?
-        }
-        None => (listen.ip().to_string(), listen.port()),
-    };
-    let shard_cpus = shard_cpus(&resolved, args.shards)?;
-    let mut settings: Vec<String> = resolved
-        .settings()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    if let Some(n) = args.shards {
-        settings.push(format!("shards = {n} (flag)"));
-    }
-    let config = BrokerConfig {
-        listen,
-        advertised_host,
-        advertised_port,
-        node_id: args.node_id,
-        data_dir: args.data_dir.clone(),
-        shard_cpus,
-        io_memory_bytes: resolved.io_memory_bytes as usize,
-        ring_depth: resolved.io_ring_depth as usize,
-        auto_create_topics: args.auto_create_topics,
-        default_partitions: args.default_partitions,
-        max_request_bytes: resolved.max_request_bytes as usize,
-        max_connections: resolved.max_connections as usize,
-        connections_max_idle_ms: resolved.connections_max_idle_ms,
-        request_read_timeout_ms: resolved.request_read_timeout_ms,
-        max_in_flight_bytes_per_connection: resolved.max_in_flight_bytes_per_connection as usize,
-        log_cleaner_interval_ms: resolved.log_cleaner_interval_ms,
-        log_cleaner_max_keys: usize::try_from(resolved.log_cleaner_max_keys).unwrap_or(usize::MAX),
-        log: log_config(&resolved),
-        metrics_listen: metrics_listen(&args.metrics_listen)?,
-        ..BrokerConfig::default()
-    };
-    Ok((config, settings))
-}
-
-/// The CPU of each shard: the profile's shard cores, cut or extended to `--shards N`. Shards
-/// beyond the profile's cores run unpinned (a warning says so).
-fn shard_cpus(
-    resolved: &ResolvedProfile,
-    shards: Option<usize>,
-) -> Result<Vec<Option<usize>>, String> {
-    let cores = &resolved.shard_cores;
-    let count = shards.unwrap_or(cores.len());
-    if count == 0 {
-        return Err("--shards must be at least 1".into());
-    }
-    if !resolved.pin_executors {
-        return Ok(vec![None; count]);
-    }
-    if count > cores.len() {
-        tracing::warn!(
-            shards = count,
-            cores = cores.len(),
-            "more shards than shard cores: running all shards unpinned"
-        );
-        return Ok(vec![None; count]);
-    }
-    Ok(cores.iter().take(count).map(|c| Some(*c)).collect())
-}
-
-fn log_config(resolved: &ResolvedProfile) -> LogConfig {
-    let flush = match resolved.flush_policy {
-        FlushPolicy::Always => LogFlushPolicy::Always,
-        FlushPolicy::IntervalMs(ms) => LogFlushPolicy::IntervalMs(ms),
-        FlushPolicy::Never => LogFlushPolicy::Never,
-    };
-    let tail_cache = (resolved.tail_cache_bytes_per_shard / TAIL_CACHE_SHARE_DIVISOR)
-        .max(MIN_TAIL_CACHE_BYTES_PER_PARTITION);
-    LogConfig {
-        segment_bytes: resolved.segment_bytes,
-        flush,
-        tail_cache_bytes: tail_cache as usize,
-        max_inflight_writes: resolved.dma_writes_in_flight_per_partition as usize,
-        write_buffer_bytes: resolved.write_buffer_bytes as usize,
-        ..LogConfig::default()
-    }
-}
-
-/// `--metrics-listen`: an address, or `none` to turn metrics off.
-fn metrics_listen(text: &str) -> Result<Option<SocketAddr>, String> {
-    if text.eq_ignore_ascii_case("none") {
-        return Ok(None);
-    }
-    parse_address(text)
-        .map(Some)
-        .map_err(|e| format!("--metrics-listen {text}: {e} (or `none` to disable metrics)"))
-}
-
-fn parse_address(text: &str) -> Result<SocketAddr, String> {
-    text.to_socket_addrs()
-        .map_err(|e| e.to_string())?
-        .next()
-        .ok_or_else(|| "does not resolve to an address".to_string())
-}
-
-fn split_host_port(text: &str) -> Result<(String, u16), String> {
-    let (host, port) = text.rsplit_once(':').ok_or("expected HOST:PORT")?;
-    let port = port.parse::<u16>().map_err(|e| format!("bad port: {e}"))?;
-    if host.is_empty() {
-        return Err("empty host".into());
-    }
-    Ok((
-        host.trim_matches(|c| c == '[' || c == ']').to_string(),
-        port,
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_port_parsing() {
-        assert_eq!(
-            split_host_port("broker:9092"),
-            Ok(("broker".to_string(), 9092))
-        );
-        assert_eq!(split_host_port("[::1]:9092"), Ok(("::1".to_string(), 9092)));
-        assert!(split_host_port("broker").is_err());
-        assert!(split_host_port(":1").is_err());
     }
 }

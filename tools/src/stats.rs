@@ -4,7 +4,7 @@
 //! the difference between the last two scrapes; `--once` prints one such view and exits.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -60,6 +60,9 @@ pub fn run(args: StatsArgs) -> Result<(), ToolError> {
         let mut out = std::io::stdout().lock();
         let written = if args.once {
             out.write_all(view.as_bytes())
+        } else if !std::io::stdout().is_terminal() {
+            // A file or a pipe gets plain views one after another, no terminal control codes.
+            out.write_all(format!("{view}\n").as_bytes())
         } else {
             // Clear the screen and home the cursor: a refreshing view, like `top`.
             out.write_all(format!("\x1b[2J\x1b[H{view}").as_bytes())

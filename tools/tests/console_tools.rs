@@ -126,7 +126,7 @@ fn topics_create_list_describe_delete() {
 }
 
 /// Configs given at creation come back from DescribeConfigs (Kafka Connect depends on it, see
-/// KAFKA-COMPAT.md §3). Passes against Apache Kafka 4.4 (RINGBROKER_TOOLS_BOOTSTRAP).
+/// docs/COMPATIBILITY.md section 3). Passes against Apache Kafka 4.4 (RINGBROKER_TOOLS_BOOTSTRAP).
 #[test]
 fn topic_configs_given_at_creation_are_described() {
     let broker = Broker::start();

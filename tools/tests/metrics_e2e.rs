@@ -6,12 +6,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{free_port, ok_stdout, ringbroker_bin, run_tool, unique_topic};
+use support::{free_port, http_get as get, ok_stdout, ringbroker_bin, run_tool, unique_topic};
 
 /// Longest the broker may take to serve /ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -65,17 +64,6 @@ fn start_with(extra: &[&str]) -> MetricsBroker {
         std::thread::sleep(Duration::from_millis(100));
     }
     broker
-}
-
-/// (status, body) of `GET path`, or None when nothing listens yet.
-fn get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_ascii_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_string()))
 }
 
 /// Sum of every sample of `name` whose labels include all of `labels`.

@@ -34,8 +34,9 @@ pub struct Target {
     /// The broker's data directory (checked for O_DIRECT, block size, scheduler).
     #[arg(long, default_value = ".")]
     pub data_dir: PathBuf,
-    /// Tuning profile to check against (default: the built-in default profile).
-    #[arg(long)]
+    /// Tuning profile to check against: a shipped one by name (default, dev, bare-metal-16c) or a
+    /// file (default: the built-in default profile).
+    #[arg(long, value_name = "NAME|FILE")]
     pub profile: Option<PathBuf>,
 }
 
@@ -86,9 +87,15 @@ pub fn run(cmd: TuneCommand) -> ExitCode {
 }
 
 fn report_for(target: &Target) -> Result<Report, ProfileError> {
-    let profile = match &target.profile {
-        Some(path) => Profile::load(path)?,
-        None => Profile::builtin_default(),
+    let shipped = target
+        .profile
+        .as_deref()
+        .and_then(|path| path.to_str())
+        .and_then(Profile::shipped);
+    let profile = match (&target.profile, shipped) {
+        (_, Some(shipped)) => shipped?,
+        (Some(path), None) => Profile::load(path)?,
+        (None, None) => Profile::builtin_default(),
     };
     let machine = Machine::detect()?;
     let context = CheckContext {

@@ -70,6 +70,23 @@ fn check_with_an_unreadable_profile_is_a_usage_error() {
 }
 
 #[test]
+fn check_takes_a_shipped_profile_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let code = cli::run(parse(&[
+        "check",
+        "--profile",
+        "dev",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]));
+    // 0 or 1 depending on this machine's settings; 2 would mean the name was not understood.
+    assert!(
+        code == ExitCode::SUCCESS || code == ExitCode::from(1),
+        "{code:?}"
+    );
+}
+
+#[test]
 fn check_with_an_impossible_profile_fails() {
     let dir = tempfile::tempdir().unwrap();
     let profile = dir.path().join("p.toml");

@@ -1,6 +1,7 @@
 //! The metrics endpoint: a minimal HTTP/1.1 responder on its own std thread (never on a shard)
 //! serving `GET /metrics` (Prometheus text), `/health` (the process is alive) and `/ready` (every
-//! shard recovered and serving). One request per connection, answered in turn: scrapers are few
+//! shard recovered and serving; 503 again from the moment shutdown starts, while the broker still
+//! serves, so that load balancers drain before the listeners close). One request per connection, answered in turn: scrapers are few
 //! and a scrape takes well under a millisecond, so a thread pool would buy nothing.
 
 use std::io::{Read, Write};
@@ -23,7 +24,8 @@ pub const STOP_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Content type of the Prometheus text exposition format.
 pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// A running endpoint; the thread ends once `stop` is set.
+/// A running endpoint; the thread ends once `stop` is set (after the shards have stopped: `/ready`
+/// must keep answering 503 while they drain).
 pub struct MetricsEndpoint {
     pub local_addr: SocketAddr,
     thread: JoinHandle<()>,
@@ -31,9 +33,11 @@ pub struct MetricsEndpoint {
 
 impl MetricsEndpoint {
     /// Binds `addr` and serves on a thread named `ringbroker-metrics` until `stop` is set.
+    /// `shutting_down` is the broker's stop request: from the moment it is set, `/ready` answers 503.
     pub fn start(
         addr: SocketAddr,
         registry: Arc<MetricsRegistry>,
+        shutting_down: Arc<AtomicBool>,
         stop: Arc<AtomicBool>,
     ) -> Result<MetricsEndpoint, MetricsError> {
         let listener =
@@ -46,7 +50,7 @@ impl MetricsEndpoint {
             .map_err(|source| MetricsError::Bind { addr, source })?;
         let thread = std::thread::Builder::new()
             .name("ringbroker-metrics".into())
-            .spawn(move || serve(listener, &registry, &stop))
+            .spawn(move || serve(listener, &registry, &shutting_down, &stop))
             .map_err(MetricsError::Thread)?;
         Ok(MetricsEndpoint { local_addr, thread })
     }
@@ -59,10 +63,18 @@ impl MetricsEndpoint {
     }
 }
 
-fn serve(listener: TcpListener, registry: &Arc<MetricsRegistry>, stop: &AtomicBool) {
+fn serve(
+    listener: TcpListener,
+    registry: &Arc<MetricsRegistry>,
+    shutting_down: &AtomicBool,
+    stop: &AtomicBool,
+) {
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, peer)) => {
+                if shutting_down.load(Ordering::SeqCst) {
+                    registry.mark_stopping();
+                }
                 if let Err(e) = answer(stream, registry) {
                     tracing::debug!(%peer, error = %e, "metrics request failed");
                 }
@@ -108,11 +120,12 @@ fn route(
         },
         "/health" => ("200 OK", "text/plain", "ok\n".into()),
         "/ready" if registry.is_ready() => ("200 OK", "text/plain", "ready\n".into()),
-        "/ready" => (
+        "/ready" if registry.ready_shards() < registry.shards().len() => (
             "503 Service Unavailable",
             "text/plain",
             "recovering\n".into(),
         ),
+        "/ready" => ("503 Service Unavailable", "text/plain", "stopping\n".into()),
         _ => (
             "404 Not Found",
             "text/plain",
@@ -191,22 +204,31 @@ mod tests {
     #[test]
     fn serves_metrics_health_and_ready() {
         let registry = MetricsRegistry::new(1);
+        let shutting_down = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let endpoint = MetricsEndpoint::start(
             "127.0.0.1:0".parse().unwrap(),
             registry.clone(),
+            shutting_down.clone(),
             stop.clone(),
         )
         .unwrap();
         let addr = endpoint.local_addr;
         assert!(get(addr, "/health").starts_with("HTTP/1.1 200 OK"));
-        assert!(get(addr, "/ready").starts_with("HTTP/1.1 503"));
+        assert!(get(addr, "/ready").ends_with("recovering\n"));
         registry.mark_ready();
         assert!(get(addr, "/ready").starts_with("HTTP/1.1 200 OK"));
         let metrics = get(addr, "/metrics?x=1");
         assert!(metrics.starts_with("HTTP/1.1 200 OK"));
         assert!(metrics.contains("ringbroker_ready 1"));
         assert!(get(addr, "/nope").starts_with("HTTP/1.1 404"));
+        // Shutdown requested: not ready at once, while the endpoint (and the broker) still serve.
+        shutting_down.store(true, Ordering::SeqCst);
+        let ready = get(addr, "/ready");
+        assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
+        assert!(ready.ends_with("stopping\n"), "{ready}");
+        assert!(get(addr, "/metrics").contains("ringbroker_ready 0"));
+        assert!(get(addr, "/health").starts_with("HTTP/1.1 200 OK"));
         stop.store(true, Ordering::Relaxed);
         endpoint.join();
     }

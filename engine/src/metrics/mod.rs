@@ -44,13 +44,20 @@ pub enum MetricsError {
 
 /// Starts the endpoint when metrics are on. A bind failure is logged and the broker serves
 /// without it: metrics must never keep a broker from serving Kafka clients.
+/// `shutting_down` turns `/ready` to 503; `stop` ends the endpoint's thread.
 pub fn start_endpoint(
     listen: Option<SocketAddr>,
     registry: Option<&std::sync::Arc<MetricsRegistry>>,
+    shutting_down: &std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Option<MetricsEndpoint> {
     let (listen, registry) = (listen?, registry?);
-    match MetricsEndpoint::start(listen, registry.clone(), stop.clone()) {
+    match MetricsEndpoint::start(
+        listen,
+        registry.clone(),
+        shutting_down.clone(),
+        stop.clone(),
+    ) {
         Ok(endpoint) => {
             tracing::info!(listen = %endpoint.local_addr, "metrics endpoint serving /metrics, /health, /ready");
             Some(endpoint)

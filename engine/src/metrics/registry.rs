@@ -5,7 +5,7 @@
 //! the partitions' shards: no shard ever waits for another or for a scrape.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use kafka_protocol::messages::ApiKey;
@@ -31,6 +31,9 @@ pub const METRIC_PREFIX: &str = "ringbroker";
 pub struct MetricsRegistry {
     shards: Vec<Arc<ShardMetrics>>,
     ready_shards: AtomicUsize,
+    /// Set at the start of shutdown: `/ready` and `ringbroker_ready` turn false before listeners
+    /// close, so load balancers drain first.
+    stopping: AtomicBool,
     started_unix_ms: AtomicU64,
 }
 
@@ -49,6 +52,7 @@ impl MetricsRegistry {
                 .map(|id| Arc::new(ShardMetrics::new(id)))
                 .collect(),
             ready_shards: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
             started_unix_ms: AtomicU64::new(started),
         })
     }
@@ -68,9 +72,20 @@ impl MetricsRegistry {
         debug_assert!(ready <= self.shards.len());
     }
 
-    /// Every shard recovered and serving.
+    /// Shards that finished recovery and serve.
+    pub fn ready_shards(&self) -> usize {
+        self.ready_shards.load(Ordering::SeqCst)
+    }
+
+    /// The broker is shutting down: not ready any more, whatever the shards say.
+    pub fn mark_stopping(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Every shard recovered and serving, and no shutdown started.
     pub fn is_ready(&self) -> bool {
-        self.ready_shards.load(Ordering::SeqCst) >= self.shards.len()
+        !self.stopping.load(Ordering::SeqCst)
+            && self.ready_shards.load(Ordering::SeqCst) >= self.shards.len()
     }
 
     /// The whole scrape in the Prometheus text format (version 0.0.4).
@@ -641,6 +656,10 @@ mod tests {
         registry.mark_ready();
         registry.mark_ready();
         assert!(registry.is_ready());
+        registry.mark_stopping();
+        assert!(!registry.is_ready());
+        let text = registry.encode_text().unwrap();
+        assert_eq!(sample_line(&text, "ringbroker_ready "), Some("0"));
     }
 
     #[test]

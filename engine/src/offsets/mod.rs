@@ -1,5 +1,5 @@
 //! ListOffsets for one partition: earliest (-2), latest (-1), max timestamp (-3), or the first
-//! offset whose timestamp is at least the given one (KAFKA-COMPAT trap 14).
+//! offset whose timestamp is at least the given one (docs/COMPATIBILITY.md trap 14).
 
 use kafka_protocol::ResponseError;
 use ringbroker_schema::{

@@ -1,6 +1,6 @@
 //! The produce path for one partition: validate the producer's record batches, append them on
 //! the owning shard (in place when that is this shard, over the mesh otherwise) and report the
-//! base offset. Batches are not decoded: only their 61-byte headers are read (KAFKA-COMPAT §5),
+//! base offset. Batches are not decoded: only their 61-byte headers are read (docs/COMPATIBILITY.md section 5),
 //! except on compacted topics, whose records must all carry a key (`keys`).
 
 mod keys;

@@ -1,6 +1,6 @@
 //! Scheduling of log compaction from the retention task: a partition of a topic whose
 //! `cleanup.policy` includes `compact` gets a compaction pass at most every
-//! `log_cleaner_interval_ms` (`BrokerConfig`). The pass itself (`PartitionLog::compact`) only runs
+//! `log_cleaner_interval_ms` (`LiveSettings`, read at each tick so a reload takes effect at once). The pass itself (`PartitionLog::compact`) only runs
 //! when sealed segments are dirty or tombstones are due, and yields between batches.
 
 use std::cell::RefCell;
@@ -30,11 +30,11 @@ pub async fn maybe_compact(
     settings: &TopicSettings,
     now_ms: i64,
 ) {
-    let Some(policy) = settings.compaction_policy(broker.log_cleaner_max_keys.max(1)) else {
+    let Some(policy) = settings.compaction_policy(broker.live.log_cleaner_max_keys().max(1)) else {
         return;
     };
     let dir = log.dir().to_path_buf();
-    let interval = i64::try_from(broker.log_cleaner_interval_ms).unwrap_or(i64::MAX);
+    let interval = i64::try_from(broker.live.log_cleaner_interval_ms()).unwrap_or(i64::MAX);
     let Some(mut scheduled) = SCHEDULE.with(|schedule| {
         let schedule = schedule.borrow();
         let scheduled = schedule.get(&dir).copied().unwrap_or_default();

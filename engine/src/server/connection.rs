@@ -1,5 +1,5 @@
 //! One client connection: read frames, hand each request to the dispatcher as its own task, and
-//! write the responses back strictly in request order (clients pipeline; KAFKA-COMPAT trap 17).
+//! write the responses back strictly in request order (clients pipeline; docs/COMPATIBILITY.md trap 17).
 //!
 //! The reader spawns one task per request and queues its handle; the writer awaits the handles
 //! in queue order. Produce ordering holds because tasks start in spawn order and a partition log

@@ -1,6 +1,7 @@
 //! The server: starts one glommio executor per shard, joins them in a channel mesh, recovers each
 //! shard's partitions, binds a SO_REUSEPORT listener on every shard, serves connections, and
-//! shuts down cleanly (checkpointing every log) on SIGINT/SIGTERM.
+//! shuts down cleanly on SIGINT/SIGTERM: `/ready` turns 503 at once, the shards keep serving for
+//! `shutdown_drain_ms` (load balancers drain), then close their listeners and checkpoint every log.
 
 pub mod connection;
 pub mod data_dir_lock;
@@ -77,7 +78,14 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     let ready = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let config = Arc::new(config);
     let metrics = config.metrics_listen.map(|_| MetricsRegistry::new(shards));
-    let endpoint = metrics::start_endpoint(config.metrics_listen, metrics.as_ref(), &stop);
+    // The endpoint outlives the shards: it answers `/ready` with 503 while they drain and close.
+    let endpoint_stop = Arc::new(AtomicBool::new(false));
+    let endpoint = metrics::start_endpoint(
+        config.metrics_listen,
+        metrics.as_ref(),
+        &stop,
+        &endpoint_stop,
+    );
     let handles = LocalExecutorPoolBuilder::new(placement)
         .name("ringbroker-shard")
         .io_memory(config.io_memory_bytes)
@@ -112,6 +120,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     }
     // Every shard has ended (a panicking one sets no flag): let the metrics thread end too.
     stop.store(true, Ordering::SeqCst);
+    endpoint_stop.store(true, Ordering::SeqCst);
     if let Some(endpoint) = endpoint {
         endpoint.join();
     }
@@ -196,6 +205,18 @@ async fn run_shard(
     }
     while !stop.load(Ordering::Relaxed) {
         glommio::timer::sleep(SHUTDOWN_POLL_INTERVAL).await;
+    }
+    // `/ready` already answers 503 (the endpoint watches the same flag): keep serving while load
+    // balancers notice and send new clients elsewhere.
+    let drain_ms = config.live.shutdown_drain_ms();
+    if drain_ms > 0 {
+        if id == 0 {
+            tracing::info!(
+                drain_ms,
+                "shutting down: /ready is 503, serving until the drain ends"
+            );
+        }
+        glommio::timer::sleep(Duration::from_millis(drain_ms)).await;
     }
     // Stop accepting before the logs close: no client connects to a broker that is going away,
     // and the port is free at once for the next start.

@@ -38,7 +38,7 @@ pub const DEFAULT_TAIL_CACHE_BYTES: usize = 4 << 20;
 pub const DEFAULT_MAX_INFLIGHT_WRITES: usize = 4;
 
 /// Default size of one DMA write buffer: 1 MiB sequential O_DIRECT writes reach the disk's bandwidth
-/// here (DESIGN.md section 8); bigger buffers only add latency.
+/// here (BENCHMARKS.md); bigger buffers only add latency.
 pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 1 << 20;
 
 /// When the log calls fdatasync. O_DIRECT writes reach the device when they complete, so an

@@ -64,7 +64,7 @@ thread_local! {
     static DMA_PROBE_PRIMED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Works around glommio 0.9's io-poll probe bug (DESIGN.md section 7): the first `DmaFile` opened on
+/// Works around glommio 0.9's io-poll probe bug (docs/ARCHITECTURE.md section 11): the first `DmaFile` opened on
 /// an executor decides, per device, whether reads go to the poll ring, by reading offset 0 of that
 /// file; an empty file makes the probe "succeed" and every later DMA read fails with EOPNOTSUPP. Call
 /// once per executor, before any other DMA open on the device of `data_dir`: it opens a non-empty

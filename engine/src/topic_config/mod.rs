@@ -29,8 +29,6 @@ pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 /// `message.timestamp.type`: CreateTime or LogAppendTime.
 pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
 
-/// Kafka's default `retention.ms`: 7 days.
-pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// Kafka's default `segment.ms`: 7 days.
 pub const DEFAULT_SEGMENT_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// Kafka's default `delete.retention.ms`: 1 day.
@@ -194,11 +192,12 @@ pub struct TopicSettings {
 }
 
 impl TopicSettings {
-    /// Broker defaults (no topic override).
+    /// Broker defaults (no topic override). Retention comes from the broker's `log.retention.ms`
+    /// and `log.retention.bytes`, which may change while it runs.
     pub fn defaults(broker: &BrokerConfig) -> TopicSettings {
         TopicSettings {
-            retention_ms: DEFAULT_RETENTION_MS,
-            retention_bytes: -1,
+            retention_ms: broker.live.log_retention_ms(),
+            retention_bytes: broker.live.log_retention_bytes(),
             segment_bytes: i64::try_from(broker.log.segment_bytes).unwrap_or(i64::MAX),
             segment_ms: DEFAULT_SEGMENT_MS,
             cleanup_policy: CleanupPolicy {
@@ -417,6 +416,25 @@ mod tests {
         assert_eq!(value(MESSAGE_TIMESTAMP_TYPE).as_deref(), Some("CreateTime"));
         assert!(described.iter().all(|d| !d.is_explicit));
         assert_eq!(described.len(), TOPIC_CONFIGS.len());
+    }
+
+    #[test]
+    fn retention_defaults_follow_the_broker_settings_while_it_runs() {
+        let broker = BrokerConfig::default();
+        let explicit = configs(&[(RETENTION_MS, "1000")]);
+        broker.live.set_log_retention_ms(3_600_000);
+        broker.live.set_log_retention_bytes(1 << 30);
+        let defaults = TopicSettings::resolve(&broker, &BTreeMap::new());
+        assert_eq!(defaults.retention_ms, 3_600_000);
+        assert_eq!(defaults.retention_bytes, 1 << 30);
+        // A topic's own setting still wins over the broker default.
+        assert_eq!(
+            TopicSettings::resolve(&broker, &explicit).retention_ms,
+            1000
+        );
+        let described = describe(&broker, &explicit);
+        let retention = described.iter().find(|d| d.def.name == RETENTION_MS);
+        assert_eq!(retention.map(|d| d.default_value.as_str()), Some("3600000"));
     }
 
     #[test]

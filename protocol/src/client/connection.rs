@@ -265,7 +265,7 @@ impl Connection {
             addr: addr.to_owned(),
             reason,
         };
-        // ApiVersions responses always use header v0 (KAFKA-COMPAT.md §2).
+        // ApiVersions responses always use header v0 (docs/COMPATIBILITY.md section 2).
         let header = ResponseHeader::decode(&mut body, 0)
             .map_err(|error| decode_error(&self.addr, error.to_string()))?;
         if header.correlation_id != correlation_id {

@@ -330,7 +330,7 @@ impl Client {
                                 .with_partition_index(*partition)
                                 .with_committed_offset(*offset)
                                 .with_committed_leader_epoch(-1)
-                                // Empty, not null: null metadata breaks sarama (KAFKA-COMPAT.md trap 15).
+                                // Empty, not null: null metadata breaks sarama (docs/COMPATIBILITY.md trap 15).
                                 .with_committed_metadata(Some(StrBytes::from_static_str("")))
                         })
                         .collect(),

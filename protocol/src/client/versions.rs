@@ -76,7 +76,7 @@ mod tests {
 
     #[test]
     fn negotiation_picks_the_highest_common_version() {
-        // Ringbroker's advertisement (KAFKA-COMPAT.md §1): Produce 0-7, Fetch 4-11.
+        // Ringbroker's advertisement (docs/COMPATIBILITY.md section 1): Produce 0-7, Fetch 4-11.
         let broker =
             BrokerVersions::new([(0, 0, 7), (1, 4, 11), (3, 0, 7), (19, 2, 4), (10, 0, 2)]);
         assert_eq!(broker.negotiate(ApiKey::Produce), Some(7));

@@ -1,5 +1,5 @@
-//! The closed set of profile keys: their TOML names, one-line meanings, and the "did you mean" help for
-//! unknown keys.
+//! The closed set of profile keys: their TOML names, one-line meanings, their Kafka equivalents (which
+//! name them in a broker config file), and the "did you mean" help for unknown keys.
 
 use serde::Serialize;
 
@@ -83,6 +83,67 @@ impl Key {
         }
     }
 
+    /// One line saying what the key does (default.toml has the full story).
+    pub const fn doc(self) -> &'static str {
+        match self {
+            Key::ShardCores => "cores that run a shard (one glommio executor each); \"auto\": all usable cores on 1-2 core machines, else all but the first eighth",
+            Key::BenchCores => "cores the bench client pins its threads to; \"auto\": usable cores without a shard",
+            Key::PinExecutors => "pin each shard's executor to its core",
+            Key::IoMemoryBytes => "glommio io memory per shard, registered on 3 rings: 3 x this x shards must fit RLIMIT_MEMLOCK; \"auto\": the largest power of two up to 8 MiB that fits",
+            Key::IoRingDepth => "io_uring entries per ring (a power of two, 8-4096); bounds a shard's I/O in flight",
+            Key::DmaWritesInFlightPerPartition => "concurrent DMA writes of one partition's active segment (at most io_ring_depth); `tune iotune` measures it",
+            Key::WriteBufferBytes => "bytes a partition gathers before a DMA write (a multiple of 4 KiB)",
+            Key::FlushPolicy => "when fdatasync runs: \"always\" (before each acknowledgement), an interval in ms, or \"never\"",
+            Key::SegmentBytes => "size at which a partition's segment is sealed and the next one started",
+            Key::TailCacheBytesPerShard => "recent data kept in memory per shard for consumers at the tail; 0 disables it",
+            Key::SocketSendBufferBytes => "SO_SNDBUF of client sockets; 0 keeps kernel autotuning",
+            Key::SocketRecvBufferBytes => "SO_RCVBUF of client sockets; 0 keeps kernel autotuning",
+            Key::MaxConnections => "client connections the broker accepts at once",
+            Key::MaxRequestBytes => "largest request frame accepted, refused before its body is read",
+            Key::ConnectionsMaxIdleMs => "a connection with no request for this long is closed",
+            Key::RequestReadTimeoutMs => "a frame's size prefix, then its body, must each arrive within this long (slow-loris cut-off)",
+            Key::MaxInFlightBytesPerConnection => "request bytes read from one connection and not yet answered; at the cap the broker stops reading it",
+            Key::LogCleanerIntervalMs => "least time between two compaction passes of one partition",
+            Key::LogCleanerMaxKeys => "keys in the compaction offset map per pass (about 40 bytes each)",
+        }
+    }
+
+    /// The Kafka broker setting with the same meaning and unit, if Kafka has one. A broker config file
+    /// (`ringbroker serve --config`) names the key by it: Kafka's name where Kafka has the setting.
+    pub const fn kafka_name(self) -> Option<&'static str> {
+        match self {
+            Key::SegmentBytes => Some("log.segment.bytes"),
+            Key::SocketSendBufferBytes => Some("socket.send.buffer.bytes"),
+            Key::SocketRecvBufferBytes => Some("socket.receive.buffer.bytes"),
+            Key::MaxConnections => Some("max.connections"),
+            Key::MaxRequestBytes => Some("socket.request.max.bytes"),
+            Key::ConnectionsMaxIdleMs => Some("connections.max.idle.ms"),
+            Key::LogCleanerIntervalMs => Some("log.cleaner.backoff.ms"),
+            _ => None,
+        }
+    }
+
+    /// The nearest Kafka setting where the meaning differs, with how (documentation only).
+    pub const fn kafka_similar(self) -> Option<&'static str> {
+        match self {
+            Key::FlushPolicy => Some("log.flush.interval.ms (Kafka never syncs by default)"),
+            Key::LogCleanerMaxKeys => Some("log.cleaner.dedupe.buffer.size (in bytes there)"),
+            Key::MaxInFlightBytesPerConnection => {
+                Some("queued.max.request.bytes (broker-wide there)")
+            }
+            Key::ShardCores => Some("num.network.threads and num.io.threads (threads there)"),
+            _ => None,
+        }
+    }
+
+    /// The key's name in a broker config file: its Kafka name if it has one, else its profile name.
+    pub const fn config_key(self) -> &'static str {
+        match self.kafka_name() {
+            Some(name) => name,
+            None => self.name(),
+        }
+    }
+
     /// The key with this TOML name.
     pub fn from_name(name: &str) -> Option<Key> {
         Key::ALL.into_iter().find(|key| key.name() == name)
@@ -117,8 +178,9 @@ impl std::fmt::Display for Key {
     }
 }
 
-/// Levenshtein distance over bytes; key names are ASCII.
-fn edit_distance(a: &str, b: &str) -> usize {
+/// Levenshtein distance over bytes; key names are ASCII. Also ranks "did you mean" suggestions for
+/// broker config keys.
+pub fn edit_distance(a: &str, b: &str) -> usize {
     let b = b.as_bytes();
     let mut previous: Vec<usize> = (0..=b.len()).collect();
     for (i, &ca) in a.as_bytes().iter().enumerate() {

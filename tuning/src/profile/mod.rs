@@ -22,7 +22,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-pub use key::Key;
+pub use key::{edit_distance, Key};
 pub use resolve::{EffectiveSetting, ResolvedProfile};
 pub use value::{CoreSpec, FlushPolicy, IoMemorySpec};
 
@@ -36,6 +36,13 @@ pub const DEFAULT_PROFILE_TOML: &str = include_str!("../../profiles/default.toml
 pub const DEV_PROFILE_TOML: &str = include_str!("../../profiles/dev.toml");
 /// The shipped 16-core bare-metal profile.
 pub const BARE_METAL_16C_PROFILE_TOML: &str = include_str!("../../profiles/bare-metal-16c.toml");
+
+/// The shipped profiles by name (file stem), for `--profile NAME`.
+pub const SHIPPED_PROFILES: [(&str, &str); 3] = [
+    ("default", DEFAULT_PROFILE_TOML),
+    ("dev", DEV_PROFILE_TOML),
+    ("bare-metal-16c", BARE_METAL_16C_PROFILE_TOML),
+];
 
 /// DMA alignment every buffer and segment size respects (the largest common logical block size).
 pub const DMA_ALIGN_BYTES: u64 = 4096;
@@ -86,6 +93,10 @@ pub enum Provenance {
     Default,
     /// The profile file given with --profile.
     Profile,
+    /// A broker config file (`ringbroker serve --config FILE`).
+    File,
+    /// An environment variable (`RINGBROKER_...`).
+    Env,
     /// A command-line flag (see [`Profile::set_from_flag`]).
     Flag,
     /// The data directory's io-properties.toml written by `tune iotune`.
@@ -97,6 +108,8 @@ impl std::fmt::Display for Provenance {
         f.write_str(match self {
             Provenance::Default => "default",
             Provenance::Profile => "profile",
+            Provenance::File => "file",
+            Provenance::Env => "env",
             Provenance::Flag => "flag",
             Provenance::Iotune => "iotune",
         })
@@ -171,14 +184,60 @@ impl Profile {
     /// Overrides one key from a command-line flag; `value` is TOML (`4`, `[2,3]`, `"64MiB"`) or a bare word
     /// (`64MiB`, `2-15`, `always`). The key's provenance becomes [`Provenance::Flag`].
     pub fn set_from_flag(&mut self, key: &str, value: &str) -> Result<(), ProfileError> {
+        self.set_text(key, value, "flag", Provenance::Flag)
+    }
+
+    /// Sets one key from text (TOML or a bare word, as [`Profile::set_from_flag`]) that came from
+    /// `provenance`; `origin` names the place in errors (a file, an environment variable).
+    pub fn set_text(
+        &mut self,
+        key: &str,
+        value: &str,
+        origin: &str,
+        provenance: Provenance,
+    ) -> Result<(), ProfileError> {
         let parsed = format!("value = {value}")
             .parse::<toml::Table>()
             .ok()
             .and_then(|mut table| table.remove("value"))
             .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        self.set_value(key, parsed, origin, provenance)
+    }
+
+    /// Sets one key from a TOML value that came from `provenance` (named `origin` in errors).
+    pub fn set_value(
+        &mut self,
+        key: &str,
+        value: toml::Value,
+        origin: &str,
+        provenance: Provenance,
+    ) -> Result<(), ProfileError> {
         let mut table = toml::Table::new();
-        table.insert(key.to_string(), parsed);
-        self.apply_table(&table, "flag", Provenance::Flag)
+        table.insert(key.to_string(), value);
+        self.apply_table(&table, origin, provenance)
+    }
+
+    /// One of the profiles shipped in `tuning/profiles/` and embedded in the binary, by file stem:
+    /// `default`, `dev`, `bare-metal-16c`.
+    pub fn shipped(name: &str) -> Option<Result<Profile, ProfileError>> {
+        let text = SHIPPED_PROFILES
+            .iter()
+            .find(|(shipped, _)| *shipped == name)
+            .map(|(_, text)| *text)?;
+        if name == "default" {
+            return Some(Ok(Profile::builtin_default()));
+        }
+        Some(Profile::from_toml_str(text, name))
+    }
+
+    /// The value `key` has in the built-in default profile, as written in default.toml.
+    pub fn default_text(key: Key) -> String {
+        let table = parse_table(DEFAULT_PROFILE_TOML, "builtin default").unwrap_or_default();
+        match table.get(key.name()) {
+            Some(toml::Value::String(text)) => text.clone(),
+            Some(value) => value.to_string(),
+            None => String::new(),
+        }
     }
 
     /// Where `key`'s current value came from.

@@ -312,3 +312,65 @@ fn log_cleaner_settings_are_flags_with_bounds() {
         assert!(err.to_string().contains(key), "{err}");
     }
 }
+
+#[test]
+fn keys_set_from_a_config_file_or_the_environment_keep_that_provenance() {
+    let mut profile = Profile::builtin_default();
+    profile
+        .set_text(
+            "flush_policy",
+            "always",
+            "config file r.toml",
+            Provenance::File,
+        )
+        .unwrap();
+    profile
+        .set_value(
+            "io_ring_depth",
+            toml::Value::Integer(256),
+            "environment X",
+            Provenance::Env,
+        )
+        .unwrap();
+    assert_eq!(profile.source(Key::FlushPolicy), Provenance::File);
+    assert_eq!(profile.source(Key::IoRingDepth), Provenance::Env);
+    assert_eq!(profile.flush_policy, FlushPolicy::Always);
+    let error = profile
+        .set_text(
+            "io_ring_depth",
+            "3",
+            "environment RINGBROKER_IO_RING_DEPTH",
+            Provenance::Env,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("environment RINGBROKER_IO_RING_DEPTH"),
+        "{error}"
+    );
+}
+
+#[test]
+fn shipped_profiles_load_by_name() {
+    for (name, _) in SHIPPED_PROFILES {
+        let profile = Profile::shipped(name).unwrap().unwrap();
+        assert!(profile.resolve_for(&server_machine()).is_ok(), "{name}");
+    }
+    assert!(Profile::shipped("nope").is_none());
+    assert_eq!(Profile::default_text(Key::ShardCores), "auto");
+    assert_eq!(Profile::default_text(Key::IoRingDepth), "128");
+}
+
+#[test]
+fn config_keys_are_kafka_names_where_kafka_has_the_setting() {
+    assert_eq!(
+        Key::MaxRequestBytes.config_key(),
+        "socket.request.max.bytes"
+    );
+    assert_eq!(Key::FlushPolicy.config_key(), "flush_policy");
+    let mut names: Vec<&str> = Key::ALL.iter().map(|key| key.config_key()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), Key::ALL.len());
+    assert!(Key::ALL.iter().all(|key| !key.doc().is_empty()));
+}

@@ -181,7 +181,7 @@ fn encode_response(
             if version >= 11 {
                 head.put_i32(-1); // preferred_read_replica: none
             }
-            // records: never null (librdkafka rejects a -1 size, KAFKA-COMPAT trap 11)
+            // records: never null (librdkafka rejects a -1 size, docs/COMPATIBILITY.md trap 11)
             head.put_i32(i32::try_from(data_len).unwrap_or(i32::MAX));
             if data_len > 0 {
                 parts.push(Part::Bytes(head.split().freeze()));

@@ -1,6 +1,6 @@
 //! Metadata: this broker, the cluster id, and the topics asked for (all when null, or for v0 an
 //! empty list), auto-creating unknown ones when allowed (Kafka `auto.create.topics.enable`).
-//! Leader epochs are not tracked yet: -1 tells every client "no epoch" (KAFKA-COMPAT trap 13).
+//! Leader epochs are not tracked yet: -1 tells every client "no epoch" (docs/COMPATIBILITY.md trap 13).
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,

@@ -1,0 +1,174 @@
+//! SIGHUP: re-read the config file (and the environment), resolve every setting again as at start,
+//! apply what a running broker can take, and log each change: what was reloaded, and what changed
+//! but takes effect only after a restart. A file that no longer resolves changes nothing.
+//!
+//! Live settings are the ones declared `live = true` (and the profile keys `profile::is_live`):
+//! the log filter and the warning limit (applied here), and the engine's `LiveSettings` (broker
+//! retention defaults, compaction interval and offset-map size, shutdown drain), read by the
+//! shards where they use them.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use ringbroker_engine::config::LiveSettings;
+use signal_hook::consts::SIGHUP;
+use signal_hook::iterator::{Handle, Signals};
+
+use super::logging::Logging;
+use super::settings::{process_environment, SettingRow};
+use super::{Resolved, ServeArgs};
+
+/// The running SIGHUP handler thread.
+pub struct Reloader {
+    handle: Handle,
+    thread: JoinHandle<()>,
+}
+
+impl Reloader {
+    /// Ends the handler thread (after the broker stopped).
+    pub fn stop(self) {
+        self.handle.close();
+        if self.thread.join().is_err() {
+            tracing::error!("the SIGHUP handler thread panicked");
+        }
+    }
+}
+
+/// One setting whose value differs between two resolutions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub key: &'static str,
+    pub old: String,
+    pub new: String,
+    pub live: bool,
+}
+
+/// The settings that differ from `running` in `reloaded`, by config key.
+pub fn changes(running: &[SettingRow], reloaded: &[SettingRow]) -> Vec<Change> {
+    reloaded
+        .iter()
+        .filter_map(|new| {
+            let old = running.iter().find(|old| old.key == new.key)?;
+            (old.value != new.value).then(|| Change {
+                key: new.key,
+                old: old.value.clone(),
+                new: new.value.clone(),
+                live: new.live,
+            })
+        })
+        .collect()
+}
+
+/// Installs the SIGHUP handler. `start` is what the broker started with.
+pub fn spawn(
+    args: ServeArgs,
+    start: &Resolved,
+    live: Arc<LiveSettings>,
+    logging: Option<Logging>,
+) -> std::io::Result<Reloader> {
+    let mut signals = Signals::new([SIGHUP])?;
+    let handle = signals.handle();
+    let mut running = start.rows();
+    let thread = std::thread::Builder::new()
+        .name("ringbroker-reload".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                reload(&args, &mut running, &live, logging.as_ref());
+            }
+        })?;
+    Ok(Reloader { handle, thread })
+}
+
+fn reload(
+    args: &ServeArgs,
+    running: &mut [SettingRow],
+    live: &LiveSettings,
+    logging: Option<&Logging>,
+) {
+    let reloaded = match Resolved::load(args, &process_environment) {
+        Ok(reloaded) => reloaded,
+        Err(e) => {
+            tracing::error!("SIGHUP: cannot reload, the running settings stay: {e}");
+            return;
+        }
+    };
+    let rows = reloaded.rows();
+    let found = changes(running, &rows);
+    if found.is_empty() {
+        tracing::info!("SIGHUP: settings re-read, nothing changed");
+        return;
+    }
+    reloaded.apply_live(live);
+    if let Some(logging) = logging {
+        logging.set_warnings_per_second(
+            u64::try_from(reloaded.settings.log_warnings_per_second.value.0).unwrap_or(0),
+        );
+    }
+    for change in &found {
+        let Change { key, old, new, .. } = change;
+        if change.live {
+            tracing::info!("SIGHUP: reloaded {key}: {old} -> {new}");
+        } else {
+            tracing::warn!(
+                "SIGHUP: {key} changed ({old} -> {new}) but cannot change while the broker runs: it \
+                 takes effect after a restart"
+            );
+        }
+    }
+    // What is running now: live values replaced, the others as the broker started.
+    for change in found.iter().filter(|change| change.live) {
+        if let Some(row) = running.iter_mut().find(|row| row.key == change.key) {
+            row.value.clone_from(&change.new);
+        }
+    }
+    // The filter goes last, so the lines above are written under the filter they were decided in.
+    let filter = &reloaded.settings.log;
+    if found.iter().any(|change| change.key == "log_filter") {
+        match logging.map(|logging| logging.set_filter(&filter.value)) {
+            Some(Ok(())) => tracing::info!("SIGHUP: log filter is now {}", filter.value),
+            Some(Err(e)) => {
+                tracing::error!("SIGHUP: cannot apply log filter {}: {e}", filter.value)
+            }
+            None => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringbroker_tuning::Provenance;
+
+    fn row(key: &'static str, value: &str, live: bool) -> SettingRow {
+        SettingRow {
+            key,
+            value: value.to_string(),
+            source: Provenance::File,
+            note: None,
+            live,
+            env: String::new(),
+        }
+    }
+
+    #[test]
+    fn changes_name_old_and_new_values() {
+        let running = [
+            row("log_filter", "info", true),
+            row("num.partitions", "1", false),
+        ];
+        let reloaded = [
+            row("log_filter", "debug", true),
+            row("num.partitions", "1", false),
+        ];
+        assert_eq!(
+            changes(&running, &reloaded),
+            vec![Change {
+                key: "log_filter",
+                old: "info".into(),
+                new: "debug".into(),
+                live: true
+            }]
+        );
+        assert!(changes(&running, &running).is_empty());
+    }
+}

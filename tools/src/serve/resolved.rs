@@ -1,0 +1,303 @@
+//! One complete resolution of `serve`'s settings: the declared settings, the tuning profile on the
+//! machine, the config file's unused keys as warnings, and from all of it the engine's
+//! `BrokerConfig`. `serve` resolves once at start, SIGHUP resolves again to compare, and
+//! `ringbroker config check` resolves without starting anything.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ringbroker_engine::config::{BrokerConfig, LiveSettings};
+use ringbroker_engine::storage::{FlushPolicy as LogFlushPolicy, LogConfig};
+use ringbroker_tuning::profile::edit_distance;
+use ringbroker_tuning::{FlushPolicy, IoProperties, Key, ResolvedProfile};
+
+use super::config_file::{ConfigFile, FileFormat};
+use super::settings::{env_var_for_key, Environment, Layers, SettingRow};
+use super::values::{AdvertisedListener, ShardCount};
+use super::{profile, ServeArgs, ServeSettings, SettingsError, CONFIG_ENV, SERVE_SETTINGS};
+
+/// Per-partition tail cache = the profile's per-shard budget divided by this (a shard typically
+/// serves several hot partitions), at least `MIN_TAIL_CACHE_BYTES_PER_PARTITION`.
+const TAIL_CACHE_SHARE_DIVISOR: u64 = 8;
+const MIN_TAIL_CACHE_BYTES_PER_PARTITION: u64 = 1 << 20;
+/// An unknown key this close (in edits) to a known one is most likely a typo of it.
+const TYPO_DISTANCE_MAX: usize = 3;
+
+/// The effective settings of one `serve` start (or reload, or check).
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub settings: ServeSettings,
+    pub profile: ResolvedProfile,
+    pub file: Option<ConfigFile>,
+    /// Questionable but legal choices and ignored input, printed at start as warnings.
+    pub warnings: Vec<String>,
+}
+
+impl Resolved {
+    /// Resolves `args` over the environment `env`, the config file and the defaults.
+    pub fn load(args: &ServeArgs, env: Environment<'_>) -> Result<Resolved, SettingsError> {
+        let config_path = args
+            .sources
+            .config
+            .clone()
+            .or_else(|| env(CONFIG_ENV).map(PathBuf::from));
+        let file = config_path.as_deref().map(ConfigFile::load).transpose()?;
+        let mut warnings = Vec::new();
+        if let Some(file) = &file {
+            check_keys(file, &mut warnings)?;
+        }
+        let layers = Layers {
+            env,
+            file: file.as_ref(),
+        };
+        let settings = ServeSettings::resolve(args, &layers)?;
+        let profile = profile::build(
+            &settings.profile.value,
+            file.as_ref(),
+            env,
+            &args.sources.overrides,
+        )?;
+        let mut resolved_profile = profile.resolve()?;
+        // Measured device properties (`ringbroker tune iotune`) size the in-flight writes.
+        let io_properties_path = IoProperties::default_path(&settings.data_dir.value.0);
+        if io_properties_path.exists() {
+            match IoProperties::load(&io_properties_path) {
+                Ok(properties) => resolved_profile.apply_io_properties(&properties),
+                Err(e) => warnings.push(format!("ignoring {}: {e}", io_properties_path.display())),
+            }
+        }
+        warnings.extend(
+            resolved_profile
+                .warnings
+                .iter()
+                .map(|warning| format!("profile: {warning}")),
+        );
+        if let ShardCount::Count(count) = settings.shards.value {
+            let cores = resolved_profile.shard_cores.len();
+            if resolved_profile.pin_executors && count > cores {
+                warnings.push(format!(
+                    "shards = {count} is more than the profile's {cores} shard cores: running all shards unpinned"
+                ));
+            }
+        }
+        let listener = &settings.listen.value;
+        if !listener.ignored.is_empty() {
+            warnings.push(format!(
+                "listeners: serving {listener}; not serving {} (ringbroker serves one PLAINTEXT listener)",
+                listener.ignored.join(", ")
+            ));
+        }
+        if listener.address.ip().is_unspecified()
+            && settings.advertised_listener.value == AdvertisedListener::SameAsListener
+        {
+            warnings.push(format!(
+                "listeners binds every interface ({listener}) and advertised.listeners is not set: clients \
+                 are told to connect to {}; set advertised.listeners to this host's name",
+                listener.address
+            ));
+        }
+        Ok(Resolved {
+            settings,
+            profile: resolved_profile,
+            file,
+            warnings,
+        })
+    }
+
+    /// Every effective setting: the declared ones, then the profile's, each by config-file key.
+    pub fn rows(&self) -> Vec<SettingRow> {
+        let mut rows = self.settings.rows();
+        rows.extend(
+            self.profile
+                .settings()
+                .into_iter()
+                .map(|setting| SettingRow {
+                    key: setting.key.config_key(),
+                    value: setting.value,
+                    source: setting.source,
+                    note: setting.note,
+                    live: profile::is_live(setting.key),
+                    env: env_var_for_key(setting.key.config_key()),
+                }),
+        );
+        rows
+    }
+
+    /// Logs what a start uses: the config file, every setting with its source, the warnings.
+    pub fn log_start_up(&self) {
+        if let Some(file) = &self.file {
+            let format = match file.format {
+                FileFormat::Toml => "TOML",
+                FileFormat::Properties => "Kafka properties",
+            };
+            tracing::info!("config file {} ({format})", file.path.display());
+            for folded in &file.folded {
+                tracing::info!("config file: {folded}");
+            }
+        }
+        for row in self.rows() {
+            tracing::info!("setting {row}");
+        }
+        for warning in &self.warnings {
+            tracing::warn!("{warning}");
+        }
+    }
+
+    /// The engine's configuration.
+    pub fn broker_config(&self) -> Result<BrokerConfig, SettingsError> {
+        let settings = &self.settings;
+        let resolved = &self.profile;
+        let listen = settings.listen.value.address;
+        let (advertised_host, advertised_port) = match &settings.advertised_listener.value {
+            AdvertisedListener::SameAsListener => (listen.ip().to_string(), listen.port()),
+            AdvertisedListener::Address { host, port } => (host.clone(), *port),
+        };
+        let live = Arc::new(LiveSettings::default());
+        self.apply_live(&live);
+        Ok(BrokerConfig {
+            listen,
+            advertised_host,
+            advertised_port,
+            node_id: settings.node_id.value.0 as i32,
+            data_dir: settings.data_dir.value.0.clone(),
+            shard_cpus: shard_cpus(resolved, settings.shards.value),
+            io_memory_bytes: resolved.io_memory_bytes as usize,
+            ring_depth: resolved.io_ring_depth as usize,
+            auto_create_topics: settings.auto_create_topics.value.0,
+            default_partitions: settings.default_partitions.value.0 as i32,
+            max_request_bytes: resolved.max_request_bytes as usize,
+            max_connections: resolved.max_connections as usize,
+            connections_max_idle_ms: resolved.connections_max_idle_ms,
+            request_read_timeout_ms: resolved.request_read_timeout_ms,
+            max_in_flight_bytes_per_connection: resolved.max_in_flight_bytes_per_connection
+                as usize,
+            log: log_config(resolved),
+            metrics_listen: settings.metrics_listen.value.0,
+            live,
+            ..BrokerConfig::default()
+        })
+    }
+
+    /// Stores every setting a running engine takes live into `live`.
+    pub fn apply_live(&self, live: &LiveSettings) {
+        let settings = &self.settings;
+        live.set_log_retention_ms(settings.log_retention_ms.value.0);
+        live.set_log_retention_bytes(settings.log_retention_bytes.value.0);
+        live.set_shutdown_drain_ms(settings.shutdown_drain_ms.value.0 as u64);
+        live.set_log_cleaner_interval_ms(self.profile.log_cleaner_interval_ms);
+        live.set_log_cleaner_max_keys(
+            usize::try_from(self.profile.log_cleaner_max_keys).unwrap_or(usize::MAX),
+        );
+    }
+}
+
+/// Every key a config file may hold: the declared settings' and the profile keys'.
+pub fn known_keys() -> Vec<&'static str> {
+    SERVE_SETTINGS
+        .iter()
+        .map(|def| def.key)
+        .chain(Key::ALL.iter().map(|key| key.config_key()))
+        .collect()
+}
+
+/// The known key nearest to `key`, with its distance.
+fn closest_known(key: &str) -> Option<(usize, &'static str)> {
+    known_keys()
+        .into_iter()
+        .map(|known| (edit_distance(key, known), known))
+        .min()
+}
+
+/// Unknown keys: an error in a TOML file (written for ringbroker), one warning line in a Kafka
+/// properties file (written for Kafka, which has many settings ringbroker has no use for).
+fn check_keys(file: &ConfigFile, warnings: &mut Vec<String>) -> Result<(), SettingsError> {
+    let known = known_keys();
+    let unknown: Vec<&str> = file.keys().filter(|key| !known.contains(key)).collect();
+    match file.format {
+        FileFormat::Toml => match unknown.first() {
+            Some(key) => Err(SettingsError::UnknownKey {
+                path: file.path.clone(),
+                key: key.to_string(),
+                hint: unknown_key_hint(key),
+            }),
+            None => Ok(()),
+        },
+        FileFormat::Properties => {
+            if !unknown.is_empty() {
+                let listed: Vec<String> = unknown
+                    .iter()
+                    .map(|key| match closest_known(key) {
+                        Some((distance, near)) if distance <= TYPO_DISTANCE_MAX => {
+                            format!("{key} (did you mean {near}?)")
+                        }
+                        _ => key.to_string(),
+                    })
+                    .collect();
+                warnings.push(format!(
+                    "config file {}: {} settings ringbroker does not use: {}",
+                    file.path.display(),
+                    listed.len(),
+                    listed.join(", ")
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// What to say about an unknown key: the Kafka name if it is a profile key's other name, else the
+/// closest known key.
+fn unknown_key_hint(key: &str) -> String {
+    if let Some(profile_key) = Key::from_name(key).filter(|k| k.config_key() != k.name()) {
+        return format!(
+            "profile key `{key}` is written `{}` in a config file (Kafka's name for it)",
+            profile_key.config_key()
+        );
+    }
+    match closest_known(key) {
+        Some((distance, near)) if distance <= TYPO_DISTANCE_MAX => {
+            format!("did you mean `{near}`? (`ringbroker config reference` lists every key)")
+        }
+        Some((_, near)) => format!(
+            "the closest known key is `{near}` (`ringbroker config reference` lists every key)"
+        ),
+        None => "`ringbroker config reference` lists every key".to_string(),
+    }
+}
+
+/// The CPU of each shard: the profile's shard cores, cut or extended to `shards`. Shards beyond
+/// the profile's cores run unpinned (a warning says so).
+fn shard_cpus(resolved: &ResolvedProfile, shards: ShardCount) -> Vec<Option<usize>> {
+    let cores = &resolved.shard_cores;
+    let count = match shards {
+        ShardCount::Auto => cores.len(),
+        ShardCount::Count(n) => n,
+    };
+    debug_assert!(count >= 1, "ShardCount refuses 0 and a profile has a core");
+    if !resolved.pin_executors {
+        return vec![None; count];
+    }
+    if count > cores.len() {
+        // `Resolved::load` warned about it.
+        return vec![None; count];
+    }
+    cores.iter().take(count).map(|c| Some(*c)).collect()
+}
+
+fn log_config(resolved: &ResolvedProfile) -> LogConfig {
+    let flush = match resolved.flush_policy {
+        FlushPolicy::Always => LogFlushPolicy::Always,
+        FlushPolicy::IntervalMs(ms) => LogFlushPolicy::IntervalMs(ms),
+        FlushPolicy::Never => LogFlushPolicy::Never,
+    };
+    let tail_cache = (resolved.tail_cache_bytes_per_shard / TAIL_CACHE_SHARE_DIVISOR)
+        .max(MIN_TAIL_CACHE_BYTES_PER_PARTITION);
+    LogConfig {
+        segment_bytes: resolved.segment_bytes,
+        flush,
+        tail_cache_bytes: tail_cache as usize,
+        max_inflight_writes: resolved.dma_writes_in_flight_per_partition as usize,
+        write_buffer_bytes: resolved.write_buffer_bytes as usize,
+        ..LogConfig::default()
+    }
+}

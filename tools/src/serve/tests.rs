@@ -1,0 +1,275 @@
+//! Resolution of `serve`'s settings: precedence over all four sources, errors that name the key and
+//! where its value came from, Kafka's server.properties, and the engine config built from it.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use clap::Parser;
+use ringbroker_engine::config::{
+    DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_LOG_CLEANER_INTERVAL_MS, DEFAULT_LOG_RETENTION_BYTES,
+    DEFAULT_LOG_RETENTION_MS, DEFAULT_METRICS_LISTEN,
+};
+use ringbroker_tuning::Provenance;
+
+use super::*;
+
+#[derive(Parser)]
+struct Command {
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+fn flags(line: &[&str]) -> ServeArgs {
+    let mut argv = vec!["serve"];
+    argv.extend(line);
+    Command::try_parse_from(argv).unwrap().args
+}
+
+fn resolve_with(args: &ServeArgs, env: &[(&str, &str)]) -> Result<Resolved, SettingsError> {
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Resolved::load(args, &move |name: &str| env.get(name).cloned())
+}
+
+/// A config file in a temporary directory; the data dir points there too.
+fn config(name: &str, text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    (dir, path.display().to_string())
+}
+
+/// The error of resolving a config file holding `text`.
+fn error_for_file(text: &str) -> String {
+    let (_dir, path) = config("r.toml", text);
+    resolve_with(&flags(&["--config", &path]), &[])
+        .unwrap_err()
+        .to_string()
+}
+
+fn row(resolved: &Resolved, key: &str) -> (String, Provenance) {
+    let rows = resolved.rows();
+    let found = rows.iter().find(|row| row.key == key).unwrap();
+    (found.value.clone(), found.source)
+}
+
+#[test]
+fn defaults_are_the_engine_defaults() {
+    let resolved = resolve_with(&ServeArgs::default(), &[]).unwrap();
+    let settings = &resolved.settings;
+    assert_eq!(settings.listen.value.address.to_string(), DEFAULT_LISTEN);
+    assert_eq!(settings.data_dir.value.0, Path::new(DEFAULT_DATA_DIR));
+    assert_eq!(
+        settings
+            .metrics_listen
+            .value
+            .0
+            .map(|a| a.to_string())
+            .as_deref(),
+        Some(DEFAULT_METRICS_LISTEN)
+    );
+    assert_eq!(settings.log_retention_ms.value.0, DEFAULT_LOG_RETENTION_MS);
+    assert_eq!(
+        settings.log_retention_bytes.value.0,
+        DEFAULT_LOG_RETENTION_BYTES
+    );
+    assert!(resolved
+        .rows()
+        .iter()
+        .all(|row| row.source == Provenance::Default));
+    let config = resolved.broker_config().unwrap();
+    assert_eq!(
+        config.live.log_cleaner_interval_ms(),
+        DEFAULT_LOG_CLEANER_INTERVAL_MS
+    );
+    assert_eq!(config.default_partitions, 1);
+    assert!(config.auto_create_topics);
+    assert_eq!(config.advertised_host, "127.0.0.1");
+}
+
+#[test]
+fn flag_over_environment_over_file_over_default() {
+    let (dir, path) = config(
+        "ringbroker.toml",
+        "num.partitions = 3\nlog_filter = \"debug\"\nnode.id = 7\nflush_policy = \"always\"\n\
+         socket.request.max.bytes = \"64MiB\"\nlog.retention.hours = 1\n",
+    );
+    let data = dir.path().join("data").display().to_string();
+    let args = flags(&[
+        "--config",
+        &path,
+        "--default-partitions",
+        "5",
+        "--set",
+        "flush_policy=never",
+        "--data-dir",
+        &data,
+    ]);
+    let env = [
+        ("RINGBROKER_NUM_PARTITIONS", "4"),
+        ("RINGBROKER_LOG_FILTER", "warn"),
+        ("RINGBROKER_FLUSH_POLICY", "10"),
+        ("RINGBROKER_SOCKET_REQUEST_MAX_BYTES", "32MiB"),
+    ];
+    let resolved = resolve_with(&args, &env).unwrap();
+    assert_eq!(
+        row(&resolved, "num.partitions"),
+        ("5".into(), Provenance::Flag)
+    );
+    assert_eq!(
+        row(&resolved, "log_filter"),
+        ("warn".into(), Provenance::Env)
+    );
+    assert_eq!(row(&resolved, "node.id"), ("7".into(), Provenance::File));
+    assert_eq!(
+        row(&resolved, "log.retention.ms"),
+        ("3600000".into(), Provenance::File)
+    );
+    assert_eq!(row(&resolved, "listeners").1, Provenance::Default);
+    assert_eq!(
+        row(&resolved, "flush_policy"),
+        ("never".into(), Provenance::Flag)
+    );
+    assert_eq!(
+        row(&resolved, "socket.request.max.bytes"),
+        ("32 MiB".into(), Provenance::Env)
+    );
+    let printed = resolved
+        .rows()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>();
+    assert!(printed.contains(&"log_filter = warn (env RINGBROKER_LOG_FILTER)".to_string()));
+    let config = resolved.broker_config().unwrap();
+    assert_eq!(config.default_partitions, 5);
+    assert_eq!(config.node_id, 7);
+    assert_eq!(config.max_request_bytes, 32 << 20);
+    assert_eq!(config.live.log_retention_ms(), 3_600_000);
+    // Without the flag and the variable, the file decides.
+    let args = flags(&["--config", &path, "--data-dir", &data]);
+    let resolved = resolve_with(&args, &[]).unwrap();
+    assert_eq!(
+        row(&resolved, "num.partitions"),
+        ("3".into(), Provenance::File)
+    );
+    assert_eq!(
+        row(&resolved, "flush_policy"),
+        ("always".into(), Provenance::File)
+    );
+    // The config file may also come from the environment.
+    let resolved = resolve_with(&ServeArgs::default(), &[(CONFIG_ENV, path.as_str())]).unwrap();
+    assert_eq!(
+        row(&resolved, "num.partitions"),
+        ("3".into(), Provenance::File)
+    );
+}
+
+#[test]
+fn unknown_toml_keys_are_errors_naming_the_closest_known_key() {
+    let error = error_for_file("num.partition = 3\n");
+    assert!(error.contains("unknown key `num.partition`"), "{error}");
+    assert!(error.contains("did you mean `num.partitions`?"), "{error}");
+    let error = error_for_file("completely.different.thing = 1\n");
+    assert!(error.contains("the closest known key is `"), "{error}");
+    // A tuning key under its profile name where the file uses Kafka's.
+    let error = error_for_file("max_request_bytes = 1048576\n");
+    assert!(error.contains("`socket.request.max.bytes`"), "{error}");
+}
+
+#[test]
+fn bad_values_name_the_key_and_where_they_came_from() {
+    let error = resolve_with(&ServeArgs::default(), &[("RINGBROKER_NUM_PARTITIONS", "0")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("environment RINGBROKER_NUM_PARTITIONS"),
+        "{error}"
+    );
+    assert!(error.contains("`num.partitions` = 0"), "{error}");
+    let (_dir, path) = config("r.toml", "log.dirs = \"/a,/b\"\n");
+    let error = resolve_with(&flags(&["--config", &path]), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains(&format!("config file {path}")), "{error}");
+    assert!(error.contains("one data directory"), "{error}");
+    let error = error_for_file("log.segment.bytes = 5\n");
+    assert!(error.contains("segment_bytes"), "{error}");
+    assert!(
+        error.contains("`log.segment.bytes` is the config-file name"),
+        "{error}"
+    );
+    assert!(flags(&[]).sources.config.is_none());
+    assert!(Command::try_parse_from(["serve", "--shards", "0"]).is_err());
+}
+
+#[test]
+fn kafka_server_properties_start_a_broker() {
+    let text = include_str!("../../tests/fixtures/kafka-server.properties");
+    let (dir, path) = config("server.properties", text);
+    let data = dir.path().join("data").display().to_string();
+    let resolved = resolve_with(&flags(&["--config", &path, "--data-dir", &data]), &[]).unwrap();
+    assert_eq!(
+        resolved.settings.listen.value.address.to_string(),
+        "0.0.0.0:9092"
+    );
+    assert_eq!(row(&resolved, "node.id"), ("1".into(), Provenance::File));
+    assert_eq!(
+        row(&resolved, "log.retention.ms"),
+        ("604800000".into(), Provenance::File)
+    );
+    assert_eq!(row(&resolved, "socket.send.buffer.bytes").0, "100 KiB");
+    let config = resolved.broker_config().unwrap();
+    assert_eq!(config.advertised_host, "localhost");
+    assert_eq!(config.advertised_port, 9092);
+    let unused: Vec<&String> = resolved
+        .warnings
+        .iter()
+        .filter(|w| w.contains("settings ringbroker does not use"))
+        .collect();
+    assert_eq!(unused.len(), 1, "one warning line: {:?}", resolved.warnings);
+    for key in [
+        "num.network.threads",
+        "offsets.topic.replication.factor",
+        "log.retention.check.interval.ms",
+    ] {
+        assert!(unused[0].contains(key), "{key} in {}", unused[0]);
+    }
+    assert!(!unused[0].contains("log.retention.hours"), "{}", unused[0]);
+    assert!(
+        resolved
+            .warnings
+            .iter()
+            .any(|w| w.contains("not serving CONTROLLER://:9093")),
+        "{:?}",
+        resolved.warnings
+    );
+}
+
+#[test]
+fn properties_typos_are_pointed_out() {
+    let (_dir, path) = config("s.properties", "num.partition=3\nnum.io.threads=8\n");
+    let resolved = resolve_with(&flags(&["--config", &path]), &[]).unwrap();
+    let line = resolved
+        .warnings
+        .iter()
+        .find(|w| w.contains("does not use"))
+        .unwrap();
+    assert!(
+        line.contains("num.partition (did you mean num.partitions?)"),
+        "{line}"
+    );
+    assert!(line.contains("num.io.threads"), "{line}");
+}
+
+#[test]
+fn the_packaged_config_file_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/ringbroker.toml");
+    let resolved = resolve_with(&flags(&["--config", path]), &[]).unwrap();
+    assert_eq!(
+        resolved.settings.data_dir.value.0,
+        Path::new("/var/lib/ringbroker")
+    );
+    assert!(resolved.broker_config().is_ok());
+}

@@ -1,0 +1,472 @@
+//! The value types of `serve`'s settings, each parsed by `FromStr` the same way from a flag, an
+//! environment variable, a config file or a default, and printed by `Display` at start-up.
+//!
+//! Kafka's forms are accepted where the setting is Kafka's: `listeners` takes
+//! `PLAINTEXT://host:port` lists (Kafka's `server.properties` has `PLAINTEXT://:9092,CONTROLLER://:9093`),
+//! `log.dirs` a comma-separated list (of one directory here).
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// The one listener protocol ringbroker serves (no TLS or SASL yet).
+pub const PLAINTEXT: &str = "PLAINTEXT";
+/// Kafka's security protocols ringbroker cannot serve yet.
+const UNSERVED_PROTOCOLS: [&str; 3] = ["SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
+/// One entry of a Kafka listener list: `NAME://host:port`, or `host:port` (named PLAINTEXT).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ListenerEntry {
+    name: String,
+    /// As written (IPv6 in brackets); empty means every interface (Kafka's `PLAINTEXT://:9092`).
+    host: String,
+    port: u16,
+}
+
+impl fmt::Display for ListenerEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}:{}", self.name, self.host, self.port)
+    }
+}
+
+fn parse_entry(text: &str) -> Result<ListenerEntry, String> {
+    let (name, address) = match text.split_once("://") {
+        Some((name, address)) => (name.trim().to_ascii_uppercase(), address),
+        None => (PLAINTEXT.to_string(), text),
+    };
+    let (host, port) = address
+        .trim()
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{text}`: expected HOST:PORT or NAME://HOST:PORT"))?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|e| format!("`{text}`: bad port: {e}"))?;
+    Ok(ListenerEntry {
+        name,
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// The client listener of a Kafka listener list: the entry named PLAINTEXT, or the only entry. The
+/// others (a KRaft controller listener) are returned to be reported as not served.
+fn client_entry(text: &str) -> Result<(ListenerEntry, Vec<String>), String> {
+    let entries = text
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(parse_entry)
+        .collect::<Result<Vec<_>, _>>()?;
+    let chosen = match entries.iter().position(|e| e.name == PLAINTEXT) {
+        Some(at) => at,
+        None if entries.len() == 1 => 0,
+        None if entries.is_empty() => return Err("no listener given".to_string()),
+        None => {
+            return Err(format!(
+                "`{text}` has no PLAINTEXT listener: ringbroker serves one PLAINTEXT listener; name it \
+                 PLAINTEXT://HOST:PORT"
+            ))
+        }
+    };
+    let entry = entries[chosen].clone();
+    if UNSERVED_PROTOCOLS.contains(&entry.name.as_str()) {
+        return Err(format!(
+            "`{entry}`: ringbroker serves PLAINTEXT listeners only (TLS and SASL are not implemented yet)"
+        ));
+    }
+    let ignored = entries
+        .iter()
+        .enumerate()
+        .filter(|(at, _)| *at != chosen)
+        .map(|(_, e)| e.to_string())
+        .collect();
+    Ok((entry, ignored))
+}
+
+/// `listeners` / `--listen`: the address the Kafka listener binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub address: SocketAddr,
+    /// Entries of the list that are not served (reported at start).
+    pub ignored: Vec<String>,
+}
+
+impl FromStr for Listener {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (entry, ignored) = client_entry(text)?;
+        // Kafka binds every interface when the host is empty.
+        let host = if entry.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            entry.host.as_str()
+        };
+        let address = resolve_address(&format!("{host}:{}", entry.port))?;
+        Ok(Listener { address, ignored })
+    }
+}
+
+impl fmt::Display for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{PLAINTEXT}://{}", self.address)
+    }
+}
+
+/// `advertised.listeners` / `--advertised-listener`: the host:port clients are told to connect to;
+/// empty means the listener's own address (Kafka's default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdvertisedListener {
+    SameAsListener,
+    Address { host: String, port: u16 },
+}
+
+impl FromStr for AdvertisedListener {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.trim().is_empty() {
+            return Ok(AdvertisedListener::SameAsListener);
+        }
+        let (entry, _ignored) = client_entry(text)?;
+        let host = entry
+            .host
+            .trim_matches(|c| c == '[' || c == ']')
+            .to_string();
+        if host.is_empty() {
+            return Err(format!(
+                "`{text}`: clients need a host name to connect to, e.g. PLAINTEXT://broker1.example.com:{}",
+                entry.port
+            ));
+        }
+        Ok(AdvertisedListener::Address {
+            host,
+            port: entry.port,
+        })
+    }
+}
+
+impl fmt::Display for AdvertisedListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdvertisedListener::SameAsListener => f.write_str("(the listener's address)"),
+            AdvertisedListener::Address { host, port } if host.contains(':') => {
+                write!(f, "{PLAINTEXT}://[{host}]:{port}")
+            }
+            AdvertisedListener::Address { host, port } => write!(f, "{PLAINTEXT}://{host}:{port}"),
+        }
+    }
+}
+
+/// `log.dirs` / `--data-dir`: the one data directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataDir(pub PathBuf);
+
+impl FromStr for DataDir {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let dirs: Vec<&str> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .collect();
+        match dirs.as_slice() {
+            [dir] => Ok(DataDir(PathBuf::from(dir))),
+            [] => Err("no directory given".to_string()),
+            _ => Err(format!(
+                "{} directories given: ringbroker keeps every partition in one data directory; give one \
+                 (for several devices, one RAID 0 or LVM volume over them)",
+                dirs.len()
+            )),
+        }
+    }
+}
+
+impl fmt::Display for DataDir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.display())
+    }
+}
+
+/// `shards` / `--shards`: `auto` (one per shard core of the profile) or a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardCount {
+    Auto,
+    Count(usize),
+}
+
+/// More shards than this is a typo: no machine has that many cores to pin them to.
+pub const SHARDS_MAX: usize = 4096;
+
+impl FromStr for ShardCount {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.trim().eq_ignore_ascii_case("auto") {
+            return Ok(ShardCount::Auto);
+        }
+        match text.trim().parse::<usize>() {
+            Ok(n) if (1..=SHARDS_MAX).contains(&n) => Ok(ShardCount::Count(n)),
+            _ => Err(format!(
+                "expected `auto` or a number of shards from 1 to {SHARDS_MAX}"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ShardCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShardCount::Auto => f.write_str("auto"),
+            ShardCount::Count(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// `profile` / `--profile`: a shipped profile by name (`default`, `dev`, `bare-metal-16c`) or a
+/// file (a value with a `/` or ending in `.toml`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfileChoice {
+    Shipped(String),
+    File(PathBuf),
+}
+
+impl FromStr for ProfileChoice {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text.contains('/') || text.ends_with(".toml") {
+            return Ok(ProfileChoice::File(PathBuf::from(text)));
+        }
+        let shipped = ringbroker_tuning::profile::SHIPPED_PROFILES;
+        if shipped.iter().any(|(name, _)| *name == text) {
+            return Ok(ProfileChoice::Shipped(text.to_string()));
+        }
+        let names: Vec<&str> = shipped.iter().map(|(name, _)| *name).collect();
+        Err(format!(
+            "no shipped profile is called `{text}` (shipped: {}); a file needs a `/` or a .toml name, \
+             e.g. ./{text}.toml",
+            names.join(", ")
+        ))
+    }
+}
+
+impl fmt::Display for ProfileChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProfileChoice::Shipped(name) => f.write_str(name),
+            ProfileChoice::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// `metrics_listen` / `--metrics-listen`: an address, or `none` to turn metrics off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsListen(pub Option<SocketAddr>);
+
+impl FromStr for MetricsListen {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.trim().eq_ignore_ascii_case("none") {
+            return Ok(MetricsListen(None));
+        }
+        resolve_address(text.trim())
+            .map(|address| MetricsListen(Some(address)))
+            .map_err(|e| format!("{e} (or `none` to disable metrics)"))
+    }
+}
+
+impl fmt::Display for MetricsListen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(address) => write!(f, "{address}"),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+/// `log_format` / `--log-format`: how log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines; coloured only when the output is a terminal.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected `text` or `json`".to_string()),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+/// `log_filter` / `--log`: a tracing filter (`info`, `warn,ringbroker_engine=debug`), checked when
+/// parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFilter(pub String);
+
+impl FromStr for LogFilter {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        tracing_subscriber::EnvFilter::try_new(text.trim())
+            .map(|_| LogFilter(text.trim().to_string()))
+            .map_err(|e| {
+                format!("not a log filter ({e}); e.g. `info` or `warn,ringbroker_engine=debug`")
+            })
+    }
+}
+
+impl fmt::Display for LogFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An integer within `MIN..=MAX`, for settings with Kafka's bounds (`num.partitions` >= 1,
+/// `log.retention.ms` >= -1, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntIn<const MIN: i64, const MAX: i64>(pub i64);
+
+impl<const MIN: i64, const MAX: i64> FromStr for IntIn<MIN, MAX> {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().parse::<i64>() {
+            Ok(n) if (MIN..=MAX).contains(&n) => Ok(IntIn(n)),
+            _ => Err(format!("expected a whole number from {MIN} to {MAX}")),
+        }
+    }
+}
+
+impl<const MIN: i64, const MAX: i64> fmt::Display for IntIn<MIN, MAX> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// `true` or `false`, as Kafka writes booleans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Switch(pub bool);
+
+impl FromStr for Switch {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "true" => Ok(Switch(true)),
+            "false" => Ok(Switch(false)),
+            _ => Err("expected `true` or `false`".to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Switch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+fn resolve_address(text: &str) -> Result<SocketAddr, String> {
+    text.to_socket_addrs()
+        .map_err(|e| format!("`{text}`: {e}"))?
+        .next()
+        .ok_or_else(|| format!("`{text}` does not resolve to an address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listeners_take_kafka_lists_and_plain_addresses() {
+        let plain: Listener = "127.0.0.1:9092".parse().unwrap();
+        assert_eq!(plain.address, "127.0.0.1:9092".parse().unwrap());
+        assert!(plain.ignored.is_empty());
+        // Kafka 4's stock server.properties: the client listener is served, the controller one reported.
+        let kafka: Listener = "PLAINTEXT://:9092,CONTROLLER://:9093".parse().unwrap();
+        assert_eq!(kafka.address, "0.0.0.0:9092".parse().unwrap());
+        assert_eq!(kafka.ignored, ["CONTROLLER://:9093"]);
+        assert_eq!(kafka.to_string(), "PLAINTEXT://0.0.0.0:9092");
+        let ipv6: Listener = "PLAINTEXT://[::1]:9092".parse().unwrap();
+        assert_eq!(ipv6.address, "[::1]:9092".parse().unwrap());
+        let tls = "SSL://:9093".parse::<Listener>().unwrap_err();
+        assert!(tls.contains("PLAINTEXT listeners only"), "{tls}");
+        let unnamed = "A://:1,B://:2".parse::<Listener>().unwrap_err();
+        assert!(unnamed.contains("no PLAINTEXT listener"), "{unnamed}");
+        assert!("localhost".parse::<Listener>().is_err());
+    }
+
+    #[test]
+    fn advertised_listener_needs_a_host() {
+        assert_eq!(
+            "".parse::<AdvertisedListener>(),
+            Ok(AdvertisedListener::SameAsListener)
+        );
+        assert_eq!(
+            "PLAINTEXT://broker1:9092,CONTROLLER://broker1:9093".parse::<AdvertisedListener>(),
+            Ok(AdvertisedListener::Address {
+                host: "broker1".into(),
+                port: 9092
+            })
+        );
+        assert_eq!(
+            "[::1]:9092".parse::<AdvertisedListener>(),
+            Ok(AdvertisedListener::Address {
+                host: "::1".into(),
+                port: 9092
+            })
+        );
+        assert!("PLAINTEXT://:9092".parse::<AdvertisedListener>().is_err());
+        assert!(":1".parse::<AdvertisedListener>().is_err());
+        assert!("broker".parse::<AdvertisedListener>().is_err());
+    }
+
+    #[test]
+    fn one_data_directory() {
+        assert_eq!(
+            "/var/lib/rb".parse::<DataDir>(),
+            Ok(DataDir("/var/lib/rb".into()))
+        );
+        assert!("/a,/b"
+            .parse::<DataDir>()
+            .unwrap_err()
+            .contains("one data directory"));
+        assert!("".parse::<DataDir>().is_err());
+    }
+
+    #[test]
+    fn shards_profiles_metrics_formats() {
+        assert_eq!("auto".parse(), Ok(ShardCount::Auto));
+        assert_eq!("3".parse(), Ok(ShardCount::Count(3)));
+        assert!("0".parse::<ShardCount>().is_err());
+        assert_eq!("dev".parse(), Ok(ProfileChoice::Shipped("dev".to_string())));
+        assert_eq!(
+            "tuning/profiles/dev.toml".parse(),
+            Ok(ProfileChoice::File("tuning/profiles/dev.toml".into()))
+        );
+        assert!("laptop"
+            .parse::<ProfileChoice>()
+            .unwrap_err()
+            .contains("shipped: default"));
+        assert_eq!("none".parse(), Ok(MetricsListen(None)));
+        assert!("nowhere".parse::<MetricsListen>().is_err());
+        assert_eq!("json".parse(), Ok(LogFormat::Json));
+        assert!("xml".parse::<LogFormat>().is_err());
+        assert!("info,ringbroker_engine=debug".parse::<LogFilter>().is_ok());
+        assert!("info,=[".parse::<LogFilter>().is_err());
+        assert_eq!("-1".parse(), Ok(IntIn::<-1, 5>(-1)));
+        assert!("6".parse::<IntIn<-1, 5>>().is_err());
+        assert_eq!("false".parse(), Ok(Switch(false)));
+        assert!("yes".parse::<Switch>().is_err());
+    }
+}
