@@ -5,6 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use ringbroker_engine::cluster::{self, ClusterConfig, Roles};
 use ringbroker_engine::config::{
     BrokerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN,
 };
@@ -21,7 +22,9 @@ const MIN_TAIL_CACHE_BYTES_PER_PARTITION: u64 = 1 << 20;
 #[command(
     after_help = "Examples:\n  ringbroker serve\n  ringbroker serve --listen 0.0.0.0:9092 \
 --advertised-listener broker1.example.com:9092 --data-dir /var/lib/ringbroker\n  ringbroker serve --shards 1 \
---set flush_policy=always\n  ringbroker serve --profile tuning/profiles/dev.toml"
+--set flush_policy=always\n  ringbroker serve --profile tuning/profiles/dev.toml\n  ringbroker serve --node-id 1 \
+--process-roles broker,controller --controller-quorum-voters 1@10.0.0.1:9093,2@10.0.0.2:9093,3@10.0.0.3:9093 \
+--controller-listen 10.0.0.1:9093 --listen 10.0.0.1:9092"
 )]
 pub struct ServeArgs {
     /// Address the Kafka listener binds on (one SO_REUSEPORT listener per shard).
@@ -48,9 +51,31 @@ pub struct ServeArgs {
     /// Partitions of auto-created topics and of CreateTopics with -1 (Kafka num.partitions).
     #[arg(long, default_value_t = 1)]
     pub default_partitions: i32,
-    /// This broker's node id (Kafka node.id).
+    /// This node's id (Kafka node.id); unique in the cluster.
     #[arg(long, default_value_t = 0)]
     pub node_id: i32,
+    /// What this node does (Kafka process.roles): broker, controller, or broker,controller
+    /// (combined). Default: broker,controller.
+    #[arg(long, value_name = "ROLES", default_value = "broker,controller")]
+    pub process_roles: String,
+    /// The controller quorum (Kafka controller.quorum.voters): ID@HOST:PORT,... Default: this
+    /// node alone, a single-node cluster that needs no controller listener.
+    #[arg(long, value_name = "ID@HOST:PORT,...")]
+    pub controller_quorum_voters: Option<String>,
+    /// Where this node's controller accepts the other controllers and the brokers (its entry in
+    /// --controller-quorum-voters). Required for a controller in a quorum of several voters.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub controller_listen: Option<String>,
+    /// This broker's rack (Kafka broker.rack): replicas of a partition are spread over racks.
+    #[arg(long)]
+    pub rack: Option<String>,
+    /// The cluster id to use when this quorum starts a new cluster (as `kafka-storage format
+    /// --cluster-id`); default: a random id chosen by the first active controller.
+    #[arg(long)]
+    pub cluster_id: Option<String>,
+    /// Replication factor of topics created without one (Kafka default.replication.factor).
+    #[arg(long, default_value_t = ringbroker_engine::cluster::config::DEFAULT_REPLICATION_FACTOR)]
+    pub default_replication_factor: i16,
     /// Address of the metrics endpoint (/metrics, /health, /ready); `none` disables it and all
     /// metrics recording.
     #[arg(long, value_name = "ADDR|none", default_value = DEFAULT_METRICS_LISTEN)]
@@ -135,7 +160,9 @@ fn resolve(args: &ServeArgs) -> Result<(BrokerConfig, Vec<String>), String> {
     if let Some(n) = args.shards {
         settings.push(format!("shards = {n} (flag)"));
     }
+    let cluster = cluster_config(args, &mut settings)?;
     let config = BrokerConfig {
+        cluster,
         listen,
         advertised_host,
         advertised_port,
@@ -158,6 +185,36 @@ fn resolve(args: &ServeArgs) -> Result<(BrokerConfig, Vec<String>), String> {
         ..BrokerConfig::default()
     };
     Ok((config, settings))
+}
+
+/// The node's roles, the controller quorum and the placement defaults, checked together.
+fn cluster_config(args: &ServeArgs, settings: &mut Vec<String>) -> Result<ClusterConfig, String> {
+    let mut cluster = ClusterConfig::single_node(args.node_id);
+    cluster.roles =
+        Roles::parse(&args.process_roles).map_err(|e| format!("--process-roles: {e}"))?;
+    if let Some(voters) = &args.controller_quorum_voters {
+        cluster.voters = cluster::config::parse_voters(voters)
+            .map_err(|e| format!("--controller-quorum-voters: {e}"))?;
+        settings.push(format!("controller.quorum.voters = {voters} (flag)"));
+    }
+    if let Some(listen) = &args.controller_listen {
+        cluster.controller_listen =
+            Some(parse_address(listen).map_err(|e| format!("--controller-listen {listen}: {e}"))?);
+    }
+    cluster.rack.clone_from(&args.rack);
+    cluster.cluster_id.clone_from(&args.cluster_id);
+    if args.default_replication_factor < 1 {
+        return Err("--default-replication-factor must be at least 1".into());
+    }
+    cluster.default_replication_factor = args.default_replication_factor;
+    cluster
+        .validate(args.node_id)
+        .map_err(|e| format!("cluster settings: {e}"))?;
+    settings.push(format!(
+        "node.id = {}, process.roles = {} (flag or default)",
+        args.node_id, cluster.roles
+    ));
+    Ok(cluster)
 }
 
 /// The CPU of each shard: the profile's shard cores, cut or extended to `--shards N`. Shards
