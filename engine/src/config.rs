@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::cluster::ClusterConfig;
 use crate::storage::LogConfig;
 
 /// Default Kafka listener address.
@@ -129,8 +130,8 @@ pub struct BrokerConfig {
     pub advertised_port: u16,
     /// This broker's node id (Kafka `node.id`).
     pub node_id: i32,
-    /// Cluster id reported in Metadata.
-    pub cluster_id: String,
+    /// Roles, controller quorum and registration settings (a single-node cluster by default).
+    pub cluster: ClusterConfig,
     pub data_dir: PathBuf,
     /// CPU of each shard, one entry per shard; `None` means unpinned.
     pub shard_cpus: Vec<Option<usize>>,
@@ -182,7 +183,7 @@ impl Default for BrokerConfig {
             advertised_host: listen.ip().to_string(),
             advertised_port: listen.port(),
             node_id: 0,
-            cluster_id: "ringbroker-cluster".to_string(),
+            cluster: ClusterConfig::single_node(0),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             shard_cpus: (0..cpus).map(Some).collect(),
             io_memory_bytes: DEFAULT_IO_MEMORY_BYTES,

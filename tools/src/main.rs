@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the broker (defaults: 127.0.0.1:9092, ./ringbroker-data, one shard per core).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Create, list, describe and delete topics (like kafka-topics.sh).
     Topics(topics::TopicsArgs),
     /// Write stdin lines as records (like kafka-console-producer.sh).
@@ -65,7 +65,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Topics(args) => finish(topics::run(args)),
         Command::Produce(args) => finish(produce::run(args)),
         Command::Consume(args) => finish(consume::run(args)),

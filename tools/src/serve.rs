@@ -44,7 +44,7 @@ pub use resolved::Resolved;
 use settings::serve_settings;
 use values::{
     AdvertisedListener, DataDir, IntIn, Listener, LogFilter, LogFormat, MetricsListen,
-    ProfileChoice, ShardCount, Switch,
+    OptionalAddress, OptionalName, ProcessRoles, ProfileChoice, QuorumVoters, ShardCount, Switch,
 };
 
 /// The environment variable naming the config file when `--config` is not given.
@@ -95,7 +95,9 @@ serve_settings! {
     #[command(
         after_help = "Examples:\n  ringbroker serve\n  ringbroker serve --config /etc/ringbroker/ringbroker.toml\n  \
 ringbroker serve --listen 0.0.0.0:9092 --advertised-listener broker1.example.com:9092 --data-dir /var/lib/ringbroker\n  \
-ringbroker serve --shards 1 --set flush_policy=always\n  ringbroker serve --profile dev\n\n\
+ringbroker serve --shards 1 --set flush_policy=always\n  ringbroker serve --profile dev\n  \
+ringbroker serve --node-id 1 --process-roles broker,controller --controller-quorum-voters \
+1@10.0.0.1:9093,2@10.0.0.2:9093,3@10.0.0.3:9093 --controller-listen 10.0.0.1:9093 --listen 10.0.0.1:9092\n\n\
 Precedence: flag, then environment (RINGBROKER_*), then config file, then default.\n\
 SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM stop cleanly."
     )]
@@ -120,9 +122,49 @@ SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM
         pub data_dir: Option<DataDir>,
 
         #[setting(key = "node.id", env = "RINGBROKER_NODE_ID", default = "0", kafka = Some("node.id"), live = false)]
-        /// This broker's node id, reported to clients.
+        /// This node's id, unique in the cluster (its data directory remembers it).
         #[arg(long, value_name = "N")]
-        pub node_id: Option<IntIn<0, { i32::MAX as i64 }>>,
+        pub node_id: Option<IntIn<0, { i32::MAX as i64 - 1 }>>,
+
+        #[setting(key = "process.roles", env = "RINGBROKER_PROCESS_ROLES", default = "broker,controller", kafka = Some("process.roles"), live = false)]
+        /// What this node does: broker, controller, or broker,controller (combined).
+        #[arg(long, value_name = "ROLES")]
+        pub process_roles: Option<ProcessRoles>,
+
+        #[setting(key = "controller.quorum.voters", env = "RINGBROKER_CONTROLLER_QUORUM_VOTERS", default = "", kafka = Some("controller.quorum.voters"), live = false)]
+        /// The controller quorum, ID@HOST:PORT,... (empty: this node alone, a single-node cluster
+        /// that needs no controller listener).
+        #[arg(long, value_name = "ID@HOST:PORT,...")]
+        pub controller_quorum_voters: Option<QuorumVoters>,
+
+        #[setting(key = "controller.listen", env = "RINGBROKER_CONTROLLER_LISTEN", default = "", kafka = None, live = false)]
+        /// Where this node's controller accepts the other controllers and the brokers (its entry
+        /// in the voters); required for a controller in a quorum of several voters. Kafka names
+        /// it with a CONTROLLER entry in `listeners`.
+        #[arg(long, value_name = "HOST:PORT")]
+        pub controller_listen: Option<OptionalAddress>,
+
+        #[setting(key = "broker.rack", env = "RINGBROKER_BROKER_RACK", default = "", kafka = Some("broker.rack"), live = false)]
+        /// This broker's rack: replicas of a partition are spread over racks.
+        #[arg(long, value_name = "RACK")]
+        pub rack: Option<OptionalName>,
+
+        #[setting(key = "cluster.id", env = "RINGBROKER_CLUSTER_ID", default = "", kafka = None, live = false)]
+        /// The id of a cluster this quorum starts (as `kafka-storage format --cluster-id`); empty:
+        /// the first active controller picks a random one.
+        #[arg(long, value_name = "ID")]
+        pub cluster_id: Option<OptionalName>,
+
+        #[setting(key = "initial.broker.registration.timeout.ms", env = "RINGBROKER_INITIAL_BROKER_REGISTRATION_TIMEOUT_MS", default = "60000", kafka = Some("initial.broker.registration.timeout.ms"), live = false)]
+        /// How long a starting broker waits to register with the controller quorum (and to be let
+        /// in) before it gives up, naming the controllers it could not reach.
+        #[arg(long, value_name = "MS")]
+        pub initial_broker_registration_timeout_ms: Option<IntIn<1, 3_600_000>>,
+
+        #[setting(key = "default.replication.factor", env = "RINGBROKER_DEFAULT_REPLICATION_FACTOR", default = "1", kafka = Some("default.replication.factor"), live = false)]
+        /// Replication factor of topics created without one.
+        #[arg(long, value_name = "N")]
+        pub default_replication_factor: Option<IntIn<1, { i16::MAX as i64 }>>,
 
         #[setting(key = "auto.create.topics.enable", env = "RINGBROKER_AUTO_CREATE_TOPICS_ENABLE", default = "true", kafka = Some("auto.create.topics.enable"), live = false)]
         /// Create unknown topics when clients ask for them in Metadata.

@@ -1,17 +1,16 @@
-//! Changing topic configs (AlterConfigs, IncrementalAlterConfigs). The controller applies the
-//! operations to its table entry, validates the result, persists and broadcasts the table, then
-//! every owning shard applies the new settings to its open logs (`retention::apply_settings`).
+//! Changing topic configs (AlterConfigs, IncrementalAlterConfigs). The active controller applies
+//! the operations to the topic's explicit configs (`apply_ops`), validates the result and commits
+//! it; every broker hosting the topic then applies the new settings to its open logs
+//! (`retention::apply_settings`).
 
 use std::collections::BTreeMap;
 
 use kafka_protocol::ResponseError;
-use ringbroker_schema::{
-    AlterTopicConfigsRequest, AlterTopicConfigsRequestArgs, ConfigOp as WireConfigOp, ConfigOpArgs,
-    Payload,
-};
 
-use super::{ack_outcome, begin, commit_table, end, AdminOutcome};
-use crate::shard::{Shard, CONTROLLER_SHARD};
+use super::{first_outcome, AdminOutcome};
+use crate::cluster::forward;
+use crate::cluster::rpc_api::AdminRequest;
+use crate::shard::Shard;
 use crate::topic_config::{self, TopicSettings};
 
 /// Kafka's IncrementalAlterConfigs operations.
@@ -53,114 +52,13 @@ pub async fn alter_topic_configs(
     replace_all: bool,
     validate_only: bool,
 ) -> AdminOutcome {
-    if shard.id == CONTROLLER_SHARD {
-        return controller_alter(shard, topic, ops, replace_all, validate_only).await;
-    }
-    let reply = shard
-        .mesh
-        .call(CONTROLLER_SHARD, 256, |fbb| {
-            let name = fbb.create_string(topic);
-            let wire_ops: Vec<_> = ops
-                .iter()
-                .map(|op| {
-                    let key = fbb.create_string(&op.key);
-                    let value = op.value.as_deref().map(|v| fbb.create_string(v));
-                    WireConfigOp::create(
-                        fbb,
-                        &ConfigOpArgs {
-                            key: Some(key),
-                            value,
-                            op: op.op as i8,
-                        },
-                    )
-                })
-                .collect();
-            let wire_ops = fbb.create_vector(&wire_ops);
-            let request = AlterTopicConfigsRequest::create(
-                fbb,
-                &AlterTopicConfigsRequestArgs {
-                    name: Some(name),
-                    ops: Some(wire_ops),
-                    replace_all,
-                    validate_only,
-                },
-            );
-            (Payload::AlterTopicConfigsRequest, request.as_union_value())
-        })
-        .await;
-    ack_outcome(reply)
-}
-
-/// Serves an `AlterTopicConfigsRequest` from another shard (on the controller).
-pub async fn serve_remote(shard: &Shard, request: AlterTopicConfigsRequest<'_>) -> AdminOutcome {
-    let mut ops = Vec::new();
-    for wire in request.ops().iter().flatten() {
-        let Some(op) = OpType::from_code(wire.op()) else {
-            return AdminOutcome::error(ResponseError::InvalidRequest, "unknown config operation");
-        };
-        ops.push(ConfigOp {
-            key: wire.key().unwrap_or_default().to_string(),
-            value: wire.value().map(str::to_string),
-            op,
-        });
-    }
-    let name = request.name().unwrap_or_default().to_string();
-    alter_topic_configs(
-        shard,
-        &name,
-        &ops,
-        request.replace_all(),
-        request.validate_only(),
-    )
-    .await
-}
-
-async fn controller_alter(
-    shard: &Shard,
-    topic: &str,
-    ops: &[ConfigOp],
-    replace_all: bool,
-    validate_only: bool,
-) -> AdminOutcome {
-    let Some(meta) = shard.topic_table().get(topic).cloned() else {
-        return AdminOutcome::error(
-            ResponseError::UnknownTopicOrPartition,
-            format!("Topic '{topic}' does not exist."),
-        );
+    let request = AdminRequest::AlterConfigs {
+        name: topic.to_string(),
+        ops: ops.to_vec(),
+        replace_all,
+        validate_only,
     };
-    let configs = match apply_ops(&shard.config, &meta.configs, ops, replace_all) {
-        Ok(configs) => configs,
-        Err(outcome) => return outcome,
-    };
-    if validate_only || configs == meta.configs {
-        return AdminOutcome::ok();
-    }
-    if !begin(topic) {
-        return AdminOutcome::error(
-            ResponseError::RequestTimedOut,
-            "the topic is being changed, retry",
-        );
-    }
-    // Re-read after `begin`: the table cannot change under us from here on.
-    let mut table = (*shard.topic_table()).clone();
-    let outcome = match table.topics.get_mut(topic) {
-        Some(entry) => {
-            entry.configs = configs;
-            match commit_table(shard, table).await {
-                Ok(()) => {
-                    tracing::info!(topic, "altered topic configs");
-                    AdminOutcome::ok()
-                }
-                Err(outcome) => outcome,
-            }
-        }
-        None => AdminOutcome::error(
-            ResponseError::UnknownTopicOrPartition,
-            format!("Topic '{topic}' does not exist."),
-        ),
-    };
-    end(topic);
-    outcome
+    first_outcome(forward::admin(shard, request).await)
 }
 
 /// The explicit config set after `ops`, validated as a whole.

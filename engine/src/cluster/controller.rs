@@ -505,11 +505,15 @@ pub const INCONSISTENT_CLUSTER_ID: i16 = 104;
 /// Kafka's error for a heartbeat of a registration that is no longer current.
 pub const STALE_BROKER_EPOCH: i16 = 77;
 
-/// BrokerRegistration: the records of a (re-)registration, or the error to answer.
+/// BrokerRegistration: the records of a (re-)registration, or the error to answer. A new
+/// incarnation of a node whose old one still heartbeats is refused (DUPLICATE_BROKER_REGISTRATION,
+/// the broker retries until the old session expires), unless `replaces_dead` says the old one is
+/// known to be gone.
 pub fn register_broker(
     ctx: &Context<'_>,
     sessions: &BrokerSessions,
     request: &Registration,
+    replaces_dead: bool,
     now: Instant,
 ) -> Result<Vec<MetadataRecord>, (i16, String)> {
     if let (Some(theirs), Some(ours)) = (&request.cluster_id, &ctx.image.cluster_id) {
@@ -523,6 +527,7 @@ pub fn register_broker(
     if let Some(existing) = ctx.image.brokers.get(&request.node_id) {
         let other_process = existing.incarnation != request.incarnation;
         if other_process
+            && !replaces_dead
             && !existing.fenced
             && sessions.alive(request.node_id, ctx.cluster.broker_session_timeout, now)
         {
@@ -899,9 +904,19 @@ mod tests {
             &context(&broker_config, &cluster, &image),
             &sessions,
             &impostor,
+            false,
             t0,
         );
         assert_eq!(refused.map_err(|e| e.0), Err(DUPLICATE_BROKER_REGISTRATION));
+        // The controller's own process replacing its dead incarnation is let in.
+        let own = register_broker(
+            &context(&broker_config, &cluster, &image),
+            &sessions,
+            &impostor,
+            true,
+            t0,
+        );
+        assert!(own.is_ok());
 
         // Broker 2 goes silent: fenced after the session timeout, its partitions lose their leader.
         let later = t0 + cluster.broker_session_timeout + Duration::from_millis(1);
@@ -923,6 +938,7 @@ mod tests {
             &context(&broker_config, &cluster, &image),
             &sessions,
             &restarted,
+            false,
             later,
         )
         .expect("ok");

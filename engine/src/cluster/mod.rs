@@ -5,12 +5,27 @@
 //! - `image`: the cluster as the committed log describes it (brokers, topics, partitions).
 //! - `placement`: replicas and leaders of new partitions, spread over brokers and racks.
 //! - `controller`: the active controller's decisions as pure functions of the image.
+//! - `rpc_api`: the requests brokers send the active controller, and their flatbuffers form.
+//! - `agent`: this node's member of the cluster on shard 0 (image, controller calls, decisions).
+//! - `node`: starting and stopping it; `lifecycle`: registration, heartbeats, controlled shutdown.
+//! - `publish`: the image reaching every shard, which opens or removes its partition logs.
+//! - `forward`: admin requests from any shard to the active controller.
+//! - `meta_properties`: which cluster and node a data directory belongs to.
+//! - `migrate`: a pre-cluster `topics.json` moved into the metadata log.
 
+pub mod agent;
 pub mod config;
 pub mod controller;
+pub mod forward;
 pub mod image;
+pub mod lifecycle;
+pub mod meta_properties;
+pub mod migrate;
+pub mod node;
 pub mod placement;
+pub mod publish;
 pub mod records;
+pub mod rpc_api;
 
 pub use config::{ClusterConfig, Roles};
 pub use image::MetadataImage;

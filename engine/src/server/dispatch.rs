@@ -102,7 +102,7 @@ pub async fn handle(shard: &Shard, request: Request, peer: &str) -> Outcome {
         ApiKey::Produce => handlers::produce::handle(shard, &request).await,
         ApiKey::Fetch => handlers::fetch::handle(shard, &request).await,
         ApiKey::ListOffsets => handlers::list_offsets::handle(shard, &request).await,
-        ApiKey::FindCoordinator => handlers::find_coordinator::handle(shard, &request),
+        ApiKey::FindCoordinator => handlers::find_coordinator::handle(shard, &request).await,
         ApiKey::InitProducerId => handlers::init_producer_id::handle(shard, &request).await,
         ApiKey::DescribeConfigs => handlers::describe_configs::handle(shard, &request).await,
         ApiKey::DescribeCluster => handlers::describe_cluster::handle(shard, &request),

@@ -21,14 +21,13 @@ use glommio::net::TcpListener;
 use glommio::{CpuSet, LocalExecutorPoolBuilder, Placement, PoolPlacement};
 use thiserror::Error;
 
-use crate::admin;
+use crate::cluster;
 use crate::config::{BrokerConfig, MESH_CHANNEL_CAPACITY};
 use crate::groups::{GroupConfig, GroupCoordinator, LogOffsetStore, OFFSETS_TOPIC_PARTITIONS};
 use crate::metadata::owner_shard;
-use crate::metadata::TopicTable;
 use crate::metrics::{self, MetricsRegistry, ShardMetrics};
 use crate::shard::mesh::MeshMessage;
-use crate::shard::{Mesh, Shard};
+use crate::shard::{Mesh, Shard, CONTROLLER_SHARD};
 use crate::storage::{self, LogConfig};
 
 /// Segment size of the `__consumer_offsets` partitions: commits are small and compacted, and
@@ -41,6 +40,8 @@ const OFFSETS_TOPIC_NAME: &str = "__consumer_offsets";
 
 /// How often an idle shard checks whether shutdown was requested.
 const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// How often a starting shard checks whether this broker is live in the cluster yet.
+const LIVE_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 #[derive(Debug, Error)]
 pub enum ServerError {
@@ -86,23 +87,27 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         &stop,
         &endpoint_stop,
     );
-    let handles = LocalExecutorPoolBuilder::new(placement)
-        .name("ringbroker-shard")
-        .io_memory(config.io_memory_bytes)
-        .ring_depth(config.ring_depth)
-        // Feeds `ringbroker_io_latency_seconds` (glommio's IoStats). Only file I/O is timed, from
-        // timestamps glommio takes anyway: three sketch inserts per DMA read or write, and the
-        // appender writes many requests at once.
-        .record_io_latencies(config.metrics_listen.is_some())
-        .on_all_shards({
-            let config = config.clone();
-            let stop = stop.clone();
-            let ready = ready.clone();
-            let metrics = metrics.clone();
-            let slots = ConnectionSlots::new(config.max_connections);
-            move || async move { run_shard(config, mesh, stop, ready, metrics, slots).await }
-        })
-        .map_err(|e| ServerError::Executors(e.to_string()))?;
+    let handles =
+        LocalExecutorPoolBuilder::new(placement)
+            .name("ringbroker-shard")
+            .io_memory(config.io_memory_bytes)
+            .ring_depth(config.ring_depth)
+            // Feeds `ringbroker_io_latency_seconds` (glommio's IoStats). Only file I/O is timed, from
+            // timestamps glommio takes anyway: three sketch inserts per DMA read or write, and the
+            // appender writes many requests at once.
+            .record_io_latencies(config.metrics_listen.is_some())
+            .on_all_shards({
+                let config = config.clone();
+                let stop = stop.clone();
+                let ready = ready.clone();
+                let metrics = metrics.clone();
+                let slots = ConnectionSlots::new(config.max_connections);
+                let drained = Arc::new(AtomicBool::new(false));
+                move || async move {
+                    run_shard(config, mesh, stop, drained, ready, metrics, slots).await
+                }
+            })
+            .map_err(|e| ServerError::Executors(e.to_string()))?;
     let mut first_error = None;
     for result in handles.join_all() {
         match result {
@@ -162,6 +167,7 @@ async fn run_shard(
     config: Arc<BrokerConfig>,
     mesh: MeshBuilder<MeshMessage, glommio::channels::channel_mesh::Full>,
     stop: Arc<AtomicBool>,
+    drained: Arc<AtomicBool>,
     ready: Arc<std::sync::atomic::AtomicUsize>,
     metrics: Option<Arc<MetricsRegistry>>,
     slots: ConnectionSlots,
@@ -176,18 +182,31 @@ async fn run_shard(
     storage::prime_dma_probe(&config.data_dir)
         .await
         .map_err(|e| fail(format!("DMA probe: {e}")))?;
-    let table = TopicTable::load(&config.data_dir).map_err(|e| fail(e.to_string()))?;
     let (groups, offsets_store) = open_group_coordinator(&config, id).await.map_err(fail)?;
     let shard = Rc::new(
-        Shard::new(id, config.clone(), table, Mesh::new(senders), groups)
+        Shard::new(id, config.clone(), Mesh::new(senders), groups, stop.clone())
             .with_metrics(metrics.as_ref().and_then(|m| m.shard(id))),
     );
-    open_owned_partitions(&shard).await.map_err(fail)?;
     peer::spawn_receivers(shard.clone(), receivers);
-    let listener::ShardListener { listener, stopper } =
-        listener::bind_shard_listener(config.listen)
+    // Shard 0 joins the cluster (quorum, registration); every shard then waits until an image in
+    // which this broker is live reaches it, and only then serves clients.
+    let cluster = if id == CONTROLLER_SHARD {
+        Some(cluster::node::start(&shard).await.map_err(fail)?)
+    } else {
+        None
+    };
+    let serves_clients = config.cluster.roles.broker;
+    let mut stopper = None;
+    if serves_clients {
+        wait_until_live(&shard, &stop).await.map_err(fail)?;
+        let listener::ShardListener {
+            listener,
+            stopper: listener_stopper,
+        } = listener::bind_shard_listener(config.listen)
             .map_err(|e| fail(format!("cannot listen on {}: {e}", config.listen)))?;
-    glommio::spawn_local(accept_loop(shard.clone(), listener, slots, stop.clone())).detach();
+        glommio::spawn_local(accept_loop(shard.clone(), listener, slots, stop.clone())).detach();
+        stopper = Some(listener_stopper);
+    }
     metrics::sampler::spawn(shard.clone());
     crate::retention::spawn(shard.clone());
     if let Some(metrics) = &metrics {
@@ -200,6 +219,8 @@ async fn run_shard(
             advertised = %format!("{}:{}", config.advertised_host, config.advertised_port),
             shards = shard.count,
             data_dir = %config.data_dir.display(),
+            node_id = config.node_id,
+            roles = %config.cluster.roles,
             "ringbroker ready"
         );
     }
@@ -218,9 +239,20 @@ async fn run_shard(
         }
         glommio::timer::sleep(Duration::from_millis(drain_ms)).await;
     }
+    // Controlled shutdown next (shard 0): the controller moves this broker's leaderships away
+    // while it still answers, so clients learn where to go. The other shards keep serving until
+    // shard 0 is done.
+    if let Some(cluster) = &cluster {
+        cluster.stop().await;
+        drained.store(true, Ordering::SeqCst);
+    } else {
+        wait_drained(&drained).await;
+    }
     // Stop accepting before the logs close: no client connects to a broker that is going away,
     // and the port is free at once for the next start.
-    stopper.stop();
+    if let Some(stopper) = stopper {
+        stopper.stop();
+    }
     for log in shard.all_logs() {
         if let Err(e) = log.close().await {
             tracing::warn!(shard = id, dir = %log.dir().display(), error = %e, "checkpoint at shutdown failed");
@@ -231,7 +263,39 @@ async fn run_shard(
     if let Err(e) = offsets_store.close().await {
         tracing::warn!(shard = id, error = %e, "closing the committed-offsets logs failed");
     }
+    if let Some(reason) = shard.fatal_reason() {
+        return Err(fail(reason));
+    }
     Ok(())
+}
+
+/// Waits until this shard has installed an image in which this broker is live (registered and
+/// unfenced), or the broker is stopping, or start-up took too long.
+async fn wait_until_live(shard: &Shard, stop: &AtomicBool) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let limit = shard.config.cluster.controller_startup_timeout;
+    while shard.live.get() == 0 {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if started.elapsed() > limit {
+            return Err(format!(
+                "this broker was not let into the cluster within {} ms (the controller did not unfence it)",
+                limit.as_millis()
+            ));
+        }
+        glommio::timer::sleep(LIVE_POLL_INTERVAL).await;
+    }
+    Ok(())
+}
+
+/// Waits (bounded) until shard 0 has finished the controlled shutdown.
+async fn wait_drained(drained: &AtomicBool) {
+    let started = std::time::Instant::now();
+    let limit = cluster::lifecycle::CONTROLLED_SHUTDOWN_TIMEOUT + Duration::from_secs(5);
+    while !drained.load(Ordering::Relaxed) && started.elapsed() < limit {
+        glommio::timer::sleep(SHUTDOWN_POLL_INTERVAL).await;
+    }
 }
 
 /// Opens this shard's `__consumer_offsets` partitions and the group coordinator over them;
@@ -262,19 +326,6 @@ async fn open_group_coordinator(
         .await
         .map_err(|e| format!("committed offsets recovery: {e}"))?;
     Ok((Rc::new(coordinator), store))
-}
-
-async fn open_owned_partitions(shard: &Rc<Shard>) -> Result<(), String> {
-    let table = shard.topic_table();
-    for (name, meta) in &table.topics {
-        for p in 0..meta.partitions {
-            if shard.owner_of(name, p) == shard.id {
-                let log = admin::open_partition(shard, name, p).await?;
-                shard.insert_log(name, p, log);
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Broker-wide count of open client connections against `max_connections`, shared by every

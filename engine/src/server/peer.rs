@@ -7,7 +7,7 @@ use futures::StreamExt;
 use glommio::channels::channel_mesh::Receivers;
 use ringbroker_schema::Payload;
 
-use crate::admin::{self, table_from_update, AdminOutcome, NewTopic};
+use crate::admin::{self, AdminOutcome};
 use crate::shard::mesh::MeshMessage;
 use crate::shard::Shard;
 use crate::{fetch, offsets, produce};
@@ -35,7 +35,7 @@ pub fn spawn_receivers(shard: Rc<Shard>, mut receivers: Receivers<MeshMessage>) 
     }
 }
 
-async fn serve_request(shard: &Shard, from: usize, message: MeshMessage) {
+async fn serve_request(shard: &Rc<Shard>, from: usize, message: MeshMessage) {
     let Ok(envelope) = message.envelope() else {
         return;
     };
@@ -56,82 +56,19 @@ async fn serve_request(shard: &Shard, from: usize, message: MeshMessage) {
                 offsets::serve_remote(shard, from, correlation, request).await;
             }
         }
-        Payload::MetadataUpdate => {
-            if let Some(update) = envelope.payload_as_metadata_update() {
-                shard.set_topic_table(table_from_update(&update));
-                crate::retention::apply_roll_sizes(shard);
+        Payload::ImageUpdate => {
+            let outcome = match envelope.payload_as_image_update() {
+                Some(update) => crate::cluster::publish::serve_remote(shard, update).await,
+                None => {
+                    AdminOutcome::error(kafka_protocol::ResponseError::InvalidRequest, "malformed")
+                }
+            };
+            admin::reply_ack(shard, from, correlation, &outcome).await;
+        }
+        Payload::ControllerCall => {
+            if let Some(call) = envelope.payload_as_controller_call() {
+                crate::cluster::forward::serve_remote(shard, from, correlation, call).await;
             }
-            admin::reply_ack(shard, from, correlation, &AdminOutcome::ok()).await;
-        }
-        Payload::CreateTopicRequest => {
-            let outcome = match envelope.payload_as_create_topic_request() {
-                Some(request) => {
-                    let topic = NewTopic {
-                        name: request.name().unwrap_or_default().to_string(),
-                        partitions: request.partitions(),
-                        configs: admin::configs_from_entries(request.configs()),
-                        validate_only: request.validate_only(),
-                    };
-                    admin::create_topic(shard, &topic).await
-                }
-                None => {
-                    AdminOutcome::error(kafka_protocol::ResponseError::InvalidRequest, "malformed")
-                }
-            };
-            admin::reply_ack(shard, from, correlation, &outcome).await;
-        }
-        Payload::CreatePartitionsRequest => {
-            let outcome = match envelope.payload_as_create_partitions_request() {
-                Some(request) => {
-                    let name = request.name().unwrap_or_default().to_string();
-                    admin::partitions::create_partitions(
-                        shard,
-                        &name,
-                        request.count(),
-                        request.validate_only(),
-                    )
-                    .await
-                }
-                None => {
-                    AdminOutcome::error(kafka_protocol::ResponseError::InvalidRequest, "malformed")
-                }
-            };
-            admin::reply_ack(shard, from, correlation, &outcome).await;
-        }
-        Payload::DeleteTopicRequest => {
-            let name = envelope
-                .payload_as_delete_topic_request()
-                .and_then(|r| r.name())
-                .unwrap_or_default()
-                .to_string();
-            let outcome = admin::delete_topic(shard, &name).await;
-            admin::reply_ack(shard, from, correlation, &outcome).await;
-        }
-        Payload::PartitionsCommand => {
-            let outcome = match envelope.payload_as_partitions_command() {
-                Some(command) => {
-                    let topic = command.topic().unwrap_or_default().to_string();
-                    let partitions: Vec<i32> = command
-                        .partitions()
-                        .map(|v| v.iter().collect())
-                        .unwrap_or_default();
-                    admin::apply_partitions_command(shard, &topic, &partitions, command.remove())
-                        .await
-                }
-                None => {
-                    AdminOutcome::error(kafka_protocol::ResponseError::InvalidRequest, "malformed")
-                }
-            };
-            admin::reply_ack(shard, from, correlation, &outcome).await;
-        }
-        Payload::AlterTopicConfigsRequest => {
-            let outcome = match envelope.payload_as_alter_topic_configs_request() {
-                Some(request) => admin::configs::serve_remote(shard, request).await,
-                None => {
-                    AdminOutcome::error(kafka_protocol::ResponseError::InvalidRequest, "malformed")
-                }
-            };
-            admin::reply_ack(shard, from, correlation, &outcome).await;
         }
         Payload::DeleteRecordsRequest => {
             if let Some(request) = envelope.payload_as_delete_records_request() {

@@ -9,6 +9,11 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use kafka_protocol::ResponseError;
+use ringbroker_quorum::watch::Watch;
+
+use crate::cluster::agent::ClusterAgent;
+use crate::cluster::MetadataImage;
 use crate::config::BrokerConfig;
 use crate::groups::GroupCoordinator;
 use crate::metadata::{owner_shard, TopicTable};
@@ -18,7 +23,9 @@ use crate::storage::PartitionLog;
 
 pub use mesh::Mesh;
 
-/// Shard 0 is the controller: the only writer of the topic table.
+/// Shard 0 hosts the node's cluster agent (the metadata quorum member, the controller when this
+/// node is the active one, the broker's registration) and publishes the metadata image to the
+/// other shards.
 pub const CONTROLLER_SHARD: usize = 0;
 
 /// The state of one shard.
@@ -26,8 +33,17 @@ pub struct Shard {
     pub id: usize,
     pub count: usize,
     pub config: Rc<BrokerConfig>,
-    /// This shard's copy of the topic table (replaced wholesale on each controller update).
-    pub topics: RefCell<Rc<TopicTable>>,
+    /// This shard's copy of the metadata image (replaced wholesale on each publish).
+    image: RefCell<Rc<MetadataImage>>,
+    /// 1 once an image in which this broker is live (registered, unfenced) was installed: the
+    /// shard starts serving clients then.
+    pub live: Watch,
+    /// The cluster agent (shard 0 only).
+    agent: RefCell<Option<Rc<ClusterAgent>>>,
+    /// The broker-wide stop flag (SIGTERM, or a fatal cluster error).
+    pub stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Why the broker stops, when it is a fatal error.
+    fatal: RefCell<Option<String>>,
     /// Logs of the partitions this shard owns: topic → partition index → log.
     logs: RefCell<HashMap<String, HashMap<i32, PartitionLog>>>,
     pub mesh: Mesh,
@@ -45,9 +61,9 @@ impl Shard {
     pub fn new(
         id: usize,
         config: Rc<BrokerConfig>,
-        topics: TopicTable,
         mesh: Mesh,
         groups: Rc<GroupCoordinator>,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     ) -> Shard {
         let count = config.shard_count();
         debug_assert!(id < count);
@@ -56,7 +72,11 @@ impl Shard {
             id,
             count,
             config,
-            topics: RefCell::new(Rc::new(topics)),
+            image: RefCell::new(Rc::new(MetadataImage::default())),
+            live: Watch::new(0),
+            agent: RefCell::new(None),
+            stop,
+            fatal: RefCell::new(None),
             logs: RefCell::new(HashMap::new()),
             mesh,
             connections: Cell::new(0),
@@ -86,11 +106,74 @@ impl Shard {
 
     /// A snapshot of the topic table (cheap: an Rc).
     pub fn topic_table(&self) -> Rc<TopicTable> {
-        self.topics.borrow().clone()
+        self.image.borrow().topics.clone()
     }
 
-    pub fn set_topic_table(&self, table: TopicTable) {
-        *self.topics.borrow_mut() = Rc::new(table);
+    /// The metadata image this shard serves from (cheap: an Rc).
+    pub fn image(&self) -> Rc<MetadataImage> {
+        self.image.borrow().clone()
+    }
+
+    pub fn set_image(&self, image: Rc<MetadataImage>) {
+        *self.image.borrow_mut() = image;
+    }
+
+    /// Notes that `image` is installed (and reconciled): the shard serves once this broker is live.
+    pub fn note_installed(&self, image: &MetadataImage) {
+        if image.is_live(self.config.node_id) {
+            self.live.set(1);
+        }
+    }
+
+    /// The cluster agent, on shard 0.
+    pub fn agent(&self) -> Option<Rc<ClusterAgent>> {
+        self.agent.borrow().clone()
+    }
+
+    pub fn set_agent(&self, agent: Rc<ClusterAgent>) {
+        debug_assert_eq!(self.id, CONTROLLER_SHARD);
+        *self.agent.borrow_mut() = Some(agent);
+    }
+
+    /// Stops the broker (every shard polls the flag) after a fatal error.
+    pub fn request_stop(&self, reason: String) {
+        tracing::error!(%reason, "stopping the broker");
+        self.fatal.borrow_mut().get_or_insert(reason);
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The fatal error the broker stopped for, if any.
+    pub fn fatal_reason(&self) -> Option<String> {
+        self.fatal.borrow().clone()
+    }
+
+    /// The leader epoch of a partition (-1 when unknown).
+    pub fn leader_epoch(&self, topic: &str, partition: i32) -> i32 {
+        let image = self.image.borrow();
+        image
+            .topics
+            .get(topic)
+            .and_then(|m| m.partition_state(partition))
+            .map_or(-1, |s| s.leader_epoch)
+    }
+
+    /// Whether this broker may serve `partition` of `topic` to clients: Ok when it leads it,
+    /// else the Kafka error a client gets (UNKNOWN_TOPIC_OR_PARTITION when the cluster has no
+    /// such partition, NOT_LEADER_OR_FOLLOWER when another broker leads it, or none does).
+    pub fn check_leader(&self, topic: &str, partition: i32) -> Result<(), i16> {
+        let image = self.image.borrow();
+        let Some(state) = image
+            .topics
+            .get(topic)
+            .and_then(|m| m.partition_state(partition))
+        else {
+            return Err(ResponseError::UnknownTopicOrPartition.code());
+        };
+        if state.leader == self.config.node_id {
+            Ok(())
+        } else {
+            Err(ResponseError::NotLeaderOrFollower.code())
+        }
     }
 
     /// The log of a partition this shard owns, if open.

@@ -2903,6 +2903,7 @@ impl<'a> ::flatbuffers::Follow<'a> for CreateTopicsRequest<'a> {
 impl<'a> CreateTopicsRequest<'a> {
   pub const VT_TOPICS: ::flatbuffers::VOffsetT = 4;
   pub const VT_VALIDATE_ONLY: ::flatbuffers::VOffsetT = 6;
+  pub const VT_INTERNAL: ::flatbuffers::VOffsetT = 8;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2915,6 +2916,7 @@ impl<'a> CreateTopicsRequest<'a> {
   ) -> ::flatbuffers::WIPOffset<CreateTopicsRequest<'bldr>> {
     let mut builder = CreateTopicsRequestBuilder::new(_fbb);
     if let Some(x) = args.topics { builder.add_topics(x); }
+    builder.add_internal(args.internal);
     builder.add_validate_only(args.validate_only);
     builder.finish()
   }
@@ -2934,6 +2936,14 @@ impl<'a> CreateTopicsRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<bool>(CreateTopicsRequest::VT_VALIDATE_ONLY, Some(false)).unwrap()}
   }
+  /// The broker's own topics (`__consumer_offsets`), created by brokers, never by clients.
+  #[inline]
+  pub fn internal(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(CreateTopicsRequest::VT_INTERNAL, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for CreateTopicsRequest<'_> {
@@ -2944,6 +2954,7 @@ impl ::flatbuffers::Verifiable for CreateTopicsRequest<'_> {
     v.visit_table(pos)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<NewTopicSpec>>>>("topics", Self::VT_TOPICS, false)?
      .visit_field::<bool>("validate_only", Self::VT_VALIDATE_ONLY, false)?
+     .visit_field::<bool>("internal", Self::VT_INTERNAL, false)?
      .finish();
     Ok(())
   }
@@ -2951,6 +2962,7 @@ impl ::flatbuffers::Verifiable for CreateTopicsRequest<'_> {
 pub struct CreateTopicsRequestArgs<'a> {
     pub topics: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<NewTopicSpec<'a>>>>>,
     pub validate_only: bool,
+    pub internal: bool,
 }
 impl<'a> Default for CreateTopicsRequestArgs<'a> {
   #[inline]
@@ -2958,6 +2970,7 @@ impl<'a> Default for CreateTopicsRequestArgs<'a> {
     CreateTopicsRequestArgs {
       topics: None,
       validate_only: false,
+      internal: false,
     }
   }
 }
@@ -2974,6 +2987,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> CreateTopicsRequestBuilder<'a
   #[inline]
   pub fn add_validate_only(&mut self, validate_only: bool) {
     self.fbb_.push_slot::<bool>(CreateTopicsRequest::VT_VALIDATE_ONLY, validate_only, false);
+  }
+  #[inline]
+  pub fn add_internal(&mut self, internal: bool) {
+    self.fbb_.push_slot::<bool>(CreateTopicsRequest::VT_INTERNAL, internal, false);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> CreateTopicsRequestBuilder<'a, 'b, A> {
@@ -2995,6 +3012,7 @@ impl ::core::fmt::Debug for CreateTopicsRequest<'_> {
     let mut ds = f.debug_struct("CreateTopicsRequest");
       ds.field("topics", &self.topics());
       ds.field("validate_only", &self.validate_only());
+      ds.field("internal", &self.internal());
       ds.finish()
   }
 }

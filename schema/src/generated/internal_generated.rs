@@ -13,10 +13,10 @@ pub mod internal {
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_PAYLOAD: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_PAYLOAD: u8 = 17;
+pub const ENUM_MAX_PAYLOAD: u8 = 14;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_PAYLOAD: [Payload; 18] = [
+pub const ENUM_VALUES_PAYLOAD: [Payload; 15] = [
   Payload::NONE,
   Payload::ProduceRequest,
   Payload::ProduceResult,
@@ -24,17 +24,14 @@ pub const ENUM_VALUES_PAYLOAD: [Payload; 18] = [
   Payload::FetchResult,
   Payload::ListOffsetsRequest,
   Payload::ListOffsetsResult,
-  Payload::MetadataUpdate,
-  Payload::CreateTopicRequest,
-  Payload::DeleteTopicRequest,
-  Payload::PartitionsCommand,
   Payload::GroupRequest,
   Payload::GroupResult,
   Payload::Ack,
-  Payload::AlterTopicConfigsRequest,
   Payload::DeleteRecordsRequest,
   Payload::DeleteRecordsResult,
-  Payload::CreatePartitionsRequest,
+  Payload::ImageUpdate,
+  Payload::ControllerCall,
+  Payload::ControllerReply,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -49,20 +46,17 @@ impl Payload {
   pub const FetchResult: Self = Self(4);
   pub const ListOffsetsRequest: Self = Self(5);
   pub const ListOffsetsResult: Self = Self(6);
-  pub const MetadataUpdate: Self = Self(7);
-  pub const CreateTopicRequest: Self = Self(8);
-  pub const DeleteTopicRequest: Self = Self(9);
-  pub const PartitionsCommand: Self = Self(10);
-  pub const GroupRequest: Self = Self(11);
-  pub const GroupResult: Self = Self(12);
-  pub const Ack: Self = Self(13);
-  pub const AlterTopicConfigsRequest: Self = Self(14);
-  pub const DeleteRecordsRequest: Self = Self(15);
-  pub const DeleteRecordsResult: Self = Self(16);
-  pub const CreatePartitionsRequest: Self = Self(17);
+  pub const GroupRequest: Self = Self(7);
+  pub const GroupResult: Self = Self(8);
+  pub const Ack: Self = Self(9);
+  pub const DeleteRecordsRequest: Self = Self(10);
+  pub const DeleteRecordsResult: Self = Self(11);
+  pub const ImageUpdate: Self = Self(12);
+  pub const ControllerCall: Self = Self(13);
+  pub const ControllerReply: Self = Self(14);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 17;
+  pub const ENUM_MAX: u8 = 14;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::ProduceRequest,
@@ -71,17 +65,14 @@ impl Payload {
     Self::FetchResult,
     Self::ListOffsetsRequest,
     Self::ListOffsetsResult,
-    Self::MetadataUpdate,
-    Self::CreateTopicRequest,
-    Self::DeleteTopicRequest,
-    Self::PartitionsCommand,
     Self::GroupRequest,
     Self::GroupResult,
     Self::Ack,
-    Self::AlterTopicConfigsRequest,
     Self::DeleteRecordsRequest,
     Self::DeleteRecordsResult,
-    Self::CreatePartitionsRequest,
+    Self::ImageUpdate,
+    Self::ControllerCall,
+    Self::ControllerReply,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -93,17 +84,14 @@ impl Payload {
       Self::FetchResult => Some("FetchResult"),
       Self::ListOffsetsRequest => Some("ListOffsetsRequest"),
       Self::ListOffsetsResult => Some("ListOffsetsResult"),
-      Self::MetadataUpdate => Some("MetadataUpdate"),
-      Self::CreateTopicRequest => Some("CreateTopicRequest"),
-      Self::DeleteTopicRequest => Some("DeleteTopicRequest"),
-      Self::PartitionsCommand => Some("PartitionsCommand"),
       Self::GroupRequest => Some("GroupRequest"),
       Self::GroupResult => Some("GroupResult"),
       Self::Ack => Some("Ack"),
-      Self::AlterTopicConfigsRequest => Some("AlterTopicConfigsRequest"),
       Self::DeleteRecordsRequest => Some("DeleteRecordsRequest"),
       Self::DeleteRecordsResult => Some("DeleteRecordsResult"),
-      Self::CreatePartitionsRequest => Some("CreatePartitionsRequest"),
+      Self::ImageUpdate => Some("ImageUpdate"),
+      Self::ControllerCall => Some("ControllerCall"),
+      Self::ControllerReply => Some("ControllerReply"),
       _ => None,
     }
   }
@@ -1295,740 +1283,6 @@ impl ::core::fmt::Debug for ListOffsetsResult<'_> {
       ds.finish()
   }
 }
-pub enum ConfigEntryOffset {}
-#[derive(Copy, Clone, PartialEq)]
-
-pub struct ConfigEntry<'a> {
-  pub _tab: ::flatbuffers::Table<'a>,
-}
-
-impl<'a> ::flatbuffers::Follow<'a> for ConfigEntry<'a> {
-  type Inner = ConfigEntry<'a>;
-  #[inline]
-  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-  }
-}
-
-impl<'a> ConfigEntry<'a> {
-  pub const VT_KEY: ::flatbuffers::VOffsetT = 4;
-  pub const VT_VALUE: ::flatbuffers::VOffsetT = 6;
-
-  #[inline]
-  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-    ConfigEntry { _tab: table }
-  }
-  #[allow(unused_mut)]
-  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-    args: &'args ConfigEntryArgs<'args>
-  ) -> ::flatbuffers::WIPOffset<ConfigEntry<'bldr>> {
-    let mut builder = ConfigEntryBuilder::new(_fbb);
-    if let Some(x) = args.value { builder.add_value(x); }
-    if let Some(x) = args.key { builder.add_key(x); }
-    builder.finish()
-  }
-
-
-  #[inline]
-  pub fn key(&self) -> Option<&'a str> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(ConfigEntry::VT_KEY, None)}
-  }
-  #[inline]
-  pub fn value(&self) -> Option<&'a str> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(ConfigEntry::VT_VALUE, None)}
-  }
-}
-
-impl ::flatbuffers::Verifiable for ConfigEntry<'_> {
-  #[inline]
-  fn run_verifier(
-    v: &mut ::flatbuffers::Verifier, pos: usize
-  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-    v.visit_table(pos)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("key", Self::VT_KEY, false)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("value", Self::VT_VALUE, false)?
-     .finish();
-    Ok(())
-  }
-}
-pub struct ConfigEntryArgs<'a> {
-    pub key: Option<::flatbuffers::WIPOffset<&'a str>>,
-    pub value: Option<::flatbuffers::WIPOffset<&'a str>>,
-}
-impl<'a> Default for ConfigEntryArgs<'a> {
-  #[inline]
-  fn default() -> Self {
-    ConfigEntryArgs {
-      key: None,
-      value: None,
-    }
-  }
-}
-
-pub struct ConfigEntryBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-}
-impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ConfigEntryBuilder<'a, 'b, A> {
-  #[inline]
-  pub fn add_key(&mut self, key: ::flatbuffers::WIPOffset<&'b  str>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ConfigEntry::VT_KEY, key);
-  }
-  #[inline]
-  pub fn add_value(&mut self, value: ::flatbuffers::WIPOffset<&'b  str>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ConfigEntry::VT_VALUE, value);
-  }
-  #[inline]
-  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ConfigEntryBuilder<'a, 'b, A> {
-    let start = _fbb.start_table();
-    ConfigEntryBuilder {
-      fbb_: _fbb,
-      start_: start,
-    }
-  }
-  #[inline]
-  pub fn finish(self) -> ::flatbuffers::WIPOffset<ConfigEntry<'a>> {
-    let o = self.fbb_.end_table(self.start_);
-    ::flatbuffers::WIPOffset::new(o.value())
-  }
-}
-
-impl ::core::fmt::Debug for ConfigEntry<'_> {
-  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-    let mut ds = f.debug_struct("ConfigEntry");
-      ds.field("key", &self.key());
-      ds.field("value", &self.value());
-      ds.finish()
-  }
-}
-pub enum TopicEntryOffset {}
-#[derive(Copy, Clone, PartialEq)]
-
-pub struct TopicEntry<'a> {
-  pub _tab: ::flatbuffers::Table<'a>,
-}
-
-impl<'a> ::flatbuffers::Follow<'a> for TopicEntry<'a> {
-  type Inner = TopicEntry<'a>;
-  #[inline]
-  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-  }
-}
-
-impl<'a> TopicEntry<'a> {
-  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
-  pub const VT_ID: ::flatbuffers::VOffsetT = 6;
-  pub const VT_OWNERS: ::flatbuffers::VOffsetT = 8;
-  pub const VT_CONFIGS: ::flatbuffers::VOffsetT = 10;
-
-  #[inline]
-  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-    TopicEntry { _tab: table }
-  }
-  #[allow(unused_mut)]
-  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-    args: &'args TopicEntryArgs<'args>
-  ) -> ::flatbuffers::WIPOffset<TopicEntry<'bldr>> {
-    let mut builder = TopicEntryBuilder::new(_fbb);
-    if let Some(x) = args.configs { builder.add_configs(x); }
-    if let Some(x) = args.owners { builder.add_owners(x); }
-    if let Some(x) = args.id { builder.add_id(x); }
-    if let Some(x) = args.name { builder.add_name(x); }
-    builder.finish()
-  }
-
-
-  #[inline]
-  pub fn name(&self) -> Option<&'a str> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(TopicEntry::VT_NAME, None)}
-  }
-  /// 16-byte topic id (UUID).
-  #[inline]
-  pub fn id(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(TopicEntry::VT_ID, None)}
-  }
-  /// Owning shard of each partition, indexed by partition number.
-  #[inline]
-  pub fn owners(&self) -> Option<::flatbuffers::Vector<'a, u16>> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u16>>>(TopicEntry::VT_OWNERS, None)}
-  }
-  #[inline]
-  pub fn configs(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigEntry<'a>>>> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigEntry>>>>(TopicEntry::VT_CONFIGS, None)}
-  }
-}
-
-impl ::flatbuffers::Verifiable for TopicEntry<'_> {
-  #[inline]
-  fn run_verifier(
-    v: &mut ::flatbuffers::Verifier, pos: usize
-  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-    v.visit_table(pos)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("id", Self::VT_ID, false)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u16>>>("owners", Self::VT_OWNERS, false)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<ConfigEntry>>>>("configs", Self::VT_CONFIGS, false)?
-     .finish();
-    Ok(())
-  }
-}
-pub struct TopicEntryArgs<'a> {
-    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
-    pub id: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
-    pub owners: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u16>>>,
-    pub configs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigEntry<'a>>>>>,
-}
-impl<'a> Default for TopicEntryArgs<'a> {
-  #[inline]
-  fn default() -> Self {
-    TopicEntryArgs {
-      name: None,
-      id: None,
-      owners: None,
-      configs: None,
-    }
-  }
-}
-
-pub struct TopicEntryBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-}
-impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TopicEntryBuilder<'a, 'b, A> {
-  #[inline]
-  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(TopicEntry::VT_NAME, name);
-  }
-  #[inline]
-  pub fn add_id(&mut self, id: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(TopicEntry::VT_ID, id);
-  }
-  #[inline]
-  pub fn add_owners(&mut self, owners: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u16>>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(TopicEntry::VT_OWNERS, owners);
-  }
-  #[inline]
-  pub fn add_configs(&mut self, configs: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<ConfigEntry<'b >>>>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(TopicEntry::VT_CONFIGS, configs);
-  }
-  #[inline]
-  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TopicEntryBuilder<'a, 'b, A> {
-    let start = _fbb.start_table();
-    TopicEntryBuilder {
-      fbb_: _fbb,
-      start_: start,
-    }
-  }
-  #[inline]
-  pub fn finish(self) -> ::flatbuffers::WIPOffset<TopicEntry<'a>> {
-    let o = self.fbb_.end_table(self.start_);
-    ::flatbuffers::WIPOffset::new(o.value())
-  }
-}
-
-impl ::core::fmt::Debug for TopicEntry<'_> {
-  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-    let mut ds = f.debug_struct("TopicEntry");
-      ds.field("name", &self.name());
-      ds.field("id", &self.id());
-      ds.field("owners", &self.owners());
-      ds.field("configs", &self.configs());
-      ds.finish()
-  }
-}
-pub enum MetadataUpdateOffset {}
-#[derive(Copy, Clone, PartialEq)]
-
-/// The whole topic table, broadcast by the controller shard after every change.
-pub struct MetadataUpdate<'a> {
-  pub _tab: ::flatbuffers::Table<'a>,
-}
-
-impl<'a> ::flatbuffers::Follow<'a> for MetadataUpdate<'a> {
-  type Inner = MetadataUpdate<'a>;
-  #[inline]
-  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-  }
-}
-
-impl<'a> MetadataUpdate<'a> {
-  pub const VT_TOPICS: ::flatbuffers::VOffsetT = 4;
-
-  #[inline]
-  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-    MetadataUpdate { _tab: table }
-  }
-  #[allow(unused_mut)]
-  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-    args: &'args MetadataUpdateArgs<'args>
-  ) -> ::flatbuffers::WIPOffset<MetadataUpdate<'bldr>> {
-    let mut builder = MetadataUpdateBuilder::new(_fbb);
-    if let Some(x) = args.topics { builder.add_topics(x); }
-    builder.finish()
-  }
-
-
-  #[inline]
-  pub fn topics(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TopicEntry<'a>>>> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TopicEntry>>>>(MetadataUpdate::VT_TOPICS, None)}
-  }
-}
-
-impl ::flatbuffers::Verifiable for MetadataUpdate<'_> {
-  #[inline]
-  fn run_verifier(
-    v: &mut ::flatbuffers::Verifier, pos: usize
-  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-    v.visit_table(pos)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<TopicEntry>>>>("topics", Self::VT_TOPICS, false)?
-     .finish();
-    Ok(())
-  }
-}
-pub struct MetadataUpdateArgs<'a> {
-    pub topics: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TopicEntry<'a>>>>>,
-}
-impl<'a> Default for MetadataUpdateArgs<'a> {
-  #[inline]
-  fn default() -> Self {
-    MetadataUpdateArgs {
-      topics: None,
-    }
-  }
-}
-
-pub struct MetadataUpdateBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-}
-impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> MetadataUpdateBuilder<'a, 'b, A> {
-  #[inline]
-  pub fn add_topics(&mut self, topics: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<TopicEntry<'b >>>>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(MetadataUpdate::VT_TOPICS, topics);
-  }
-  #[inline]
-  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> MetadataUpdateBuilder<'a, 'b, A> {
-    let start = _fbb.start_table();
-    MetadataUpdateBuilder {
-      fbb_: _fbb,
-      start_: start,
-    }
-  }
-  #[inline]
-  pub fn finish(self) -> ::flatbuffers::WIPOffset<MetadataUpdate<'a>> {
-    let o = self.fbb_.end_table(self.start_);
-    ::flatbuffers::WIPOffset::new(o.value())
-  }
-}
-
-impl ::core::fmt::Debug for MetadataUpdate<'_> {
-  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-    let mut ds = f.debug_struct("MetadataUpdate");
-      ds.field("topics", &self.topics());
-      ds.finish()
-  }
-}
-pub enum CreateTopicRequestOffset {}
-#[derive(Copy, Clone, PartialEq)]
-
-/// Sent to the controller shard (shard 0).
-pub struct CreateTopicRequest<'a> {
-  pub _tab: ::flatbuffers::Table<'a>,
-}
-
-impl<'a> ::flatbuffers::Follow<'a> for CreateTopicRequest<'a> {
-  type Inner = CreateTopicRequest<'a>;
-  #[inline]
-  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-  }
-}
-
-impl<'a> CreateTopicRequest<'a> {
-  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
-  pub const VT_PARTITIONS: ::flatbuffers::VOffsetT = 6;
-  pub const VT_CONFIGS: ::flatbuffers::VOffsetT = 8;
-  pub const VT_VALIDATE_ONLY: ::flatbuffers::VOffsetT = 10;
-
-  #[inline]
-  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-    CreateTopicRequest { _tab: table }
-  }
-  #[allow(unused_mut)]
-  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-    args: &'args CreateTopicRequestArgs<'args>
-  ) -> ::flatbuffers::WIPOffset<CreateTopicRequest<'bldr>> {
-    let mut builder = CreateTopicRequestBuilder::new(_fbb);
-    if let Some(x) = args.configs { builder.add_configs(x); }
-    builder.add_partitions(args.partitions);
-    if let Some(x) = args.name { builder.add_name(x); }
-    builder.add_validate_only(args.validate_only);
-    builder.finish()
-  }
-
-
-  #[inline]
-  pub fn name(&self) -> Option<&'a str> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(CreateTopicRequest::VT_NAME, None)}
-  }
-  #[inline]
-  pub fn partitions(&self) -> i32 {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<i32>(CreateTopicRequest::VT_PARTITIONS, Some(0)).unwrap()}
-  }
-  #[inline]
-  pub fn configs(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigEntry<'a>>>> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigEntry>>>>(CreateTopicRequest::VT_CONFIGS, None)}
-  }
-  #[inline]
-  pub fn validate_only(&self) -> bool {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<bool>(CreateTopicRequest::VT_VALIDATE_ONLY, Some(false)).unwrap()}
-  }
-}
-
-impl ::flatbuffers::Verifiable for CreateTopicRequest<'_> {
-  #[inline]
-  fn run_verifier(
-    v: &mut ::flatbuffers::Verifier, pos: usize
-  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-    v.visit_table(pos)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
-     .visit_field::<i32>("partitions", Self::VT_PARTITIONS, false)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<ConfigEntry>>>>("configs", Self::VT_CONFIGS, false)?
-     .visit_field::<bool>("validate_only", Self::VT_VALIDATE_ONLY, false)?
-     .finish();
-    Ok(())
-  }
-}
-pub struct CreateTopicRequestArgs<'a> {
-    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
-    pub partitions: i32,
-    pub configs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigEntry<'a>>>>>,
-    pub validate_only: bool,
-}
-impl<'a> Default for CreateTopicRequestArgs<'a> {
-  #[inline]
-  fn default() -> Self {
-    CreateTopicRequestArgs {
-      name: None,
-      partitions: 0,
-      configs: None,
-      validate_only: false,
-    }
-  }
-}
-
-pub struct CreateTopicRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-}
-impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> CreateTopicRequestBuilder<'a, 'b, A> {
-  #[inline]
-  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(CreateTopicRequest::VT_NAME, name);
-  }
-  #[inline]
-  pub fn add_partitions(&mut self, partitions: i32) {
-    self.fbb_.push_slot::<i32>(CreateTopicRequest::VT_PARTITIONS, partitions, 0);
-  }
-  #[inline]
-  pub fn add_configs(&mut self, configs: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<ConfigEntry<'b >>>>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(CreateTopicRequest::VT_CONFIGS, configs);
-  }
-  #[inline]
-  pub fn add_validate_only(&mut self, validate_only: bool) {
-    self.fbb_.push_slot::<bool>(CreateTopicRequest::VT_VALIDATE_ONLY, validate_only, false);
-  }
-  #[inline]
-  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> CreateTopicRequestBuilder<'a, 'b, A> {
-    let start = _fbb.start_table();
-    CreateTopicRequestBuilder {
-      fbb_: _fbb,
-      start_: start,
-    }
-  }
-  #[inline]
-  pub fn finish(self) -> ::flatbuffers::WIPOffset<CreateTopicRequest<'a>> {
-    let o = self.fbb_.end_table(self.start_);
-    ::flatbuffers::WIPOffset::new(o.value())
-  }
-}
-
-impl ::core::fmt::Debug for CreateTopicRequest<'_> {
-  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-    let mut ds = f.debug_struct("CreateTopicRequest");
-      ds.field("name", &self.name());
-      ds.field("partitions", &self.partitions());
-      ds.field("configs", &self.configs());
-      ds.field("validate_only", &self.validate_only());
-      ds.finish()
-  }
-}
-pub enum DeleteTopicRequestOffset {}
-#[derive(Copy, Clone, PartialEq)]
-
-pub struct DeleteTopicRequest<'a> {
-  pub _tab: ::flatbuffers::Table<'a>,
-}
-
-impl<'a> ::flatbuffers::Follow<'a> for DeleteTopicRequest<'a> {
-  type Inner = DeleteTopicRequest<'a>;
-  #[inline]
-  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-  }
-}
-
-impl<'a> DeleteTopicRequest<'a> {
-  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
-
-  #[inline]
-  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-    DeleteTopicRequest { _tab: table }
-  }
-  #[allow(unused_mut)]
-  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-    args: &'args DeleteTopicRequestArgs<'args>
-  ) -> ::flatbuffers::WIPOffset<DeleteTopicRequest<'bldr>> {
-    let mut builder = DeleteTopicRequestBuilder::new(_fbb);
-    if let Some(x) = args.name { builder.add_name(x); }
-    builder.finish()
-  }
-
-
-  #[inline]
-  pub fn name(&self) -> Option<&'a str> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(DeleteTopicRequest::VT_NAME, None)}
-  }
-}
-
-impl ::flatbuffers::Verifiable for DeleteTopicRequest<'_> {
-  #[inline]
-  fn run_verifier(
-    v: &mut ::flatbuffers::Verifier, pos: usize
-  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-    v.visit_table(pos)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
-     .finish();
-    Ok(())
-  }
-}
-pub struct DeleteTopicRequestArgs<'a> {
-    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
-}
-impl<'a> Default for DeleteTopicRequestArgs<'a> {
-  #[inline]
-  fn default() -> Self {
-    DeleteTopicRequestArgs {
-      name: None,
-    }
-  }
-}
-
-pub struct DeleteTopicRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-}
-impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DeleteTopicRequestBuilder<'a, 'b, A> {
-  #[inline]
-  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(DeleteTopicRequest::VT_NAME, name);
-  }
-  #[inline]
-  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DeleteTopicRequestBuilder<'a, 'b, A> {
-    let start = _fbb.start_table();
-    DeleteTopicRequestBuilder {
-      fbb_: _fbb,
-      start_: start,
-    }
-  }
-  #[inline]
-  pub fn finish(self) -> ::flatbuffers::WIPOffset<DeleteTopicRequest<'a>> {
-    let o = self.fbb_.end_table(self.start_);
-    ::flatbuffers::WIPOffset::new(o.value())
-  }
-}
-
-impl ::core::fmt::Debug for DeleteTopicRequest<'_> {
-  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-    let mut ds = f.debug_struct("DeleteTopicRequest");
-      ds.field("name", &self.name());
-      ds.finish()
-  }
-}
-pub enum PartitionsCommandOffset {}
-#[derive(Copy, Clone, PartialEq)]
-
-/// Controller to owner: open (create) or remove partition logs of a topic.
-pub struct PartitionsCommand<'a> {
-  pub _tab: ::flatbuffers::Table<'a>,
-}
-
-impl<'a> ::flatbuffers::Follow<'a> for PartitionsCommand<'a> {
-  type Inner = PartitionsCommand<'a>;
-  #[inline]
-  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-  }
-}
-
-impl<'a> PartitionsCommand<'a> {
-  pub const VT_TOPIC: ::flatbuffers::VOffsetT = 4;
-  pub const VT_PARTITIONS: ::flatbuffers::VOffsetT = 6;
-  pub const VT_REMOVE: ::flatbuffers::VOffsetT = 8;
-
-  #[inline]
-  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-    PartitionsCommand { _tab: table }
-  }
-  #[allow(unused_mut)]
-  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-    args: &'args PartitionsCommandArgs<'args>
-  ) -> ::flatbuffers::WIPOffset<PartitionsCommand<'bldr>> {
-    let mut builder = PartitionsCommandBuilder::new(_fbb);
-    if let Some(x) = args.partitions { builder.add_partitions(x); }
-    if let Some(x) = args.topic { builder.add_topic(x); }
-    builder.add_remove(args.remove);
-    builder.finish()
-  }
-
-
-  #[inline]
-  pub fn topic(&self) -> Option<&'a str> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PartitionsCommand::VT_TOPIC, None)}
-  }
-  #[inline]
-  pub fn partitions(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(PartitionsCommand::VT_PARTITIONS, None)}
-  }
-  #[inline]
-  pub fn remove(&self) -> bool {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<bool>(PartitionsCommand::VT_REMOVE, Some(false)).unwrap()}
-  }
-}
-
-impl ::flatbuffers::Verifiable for PartitionsCommand<'_> {
-  #[inline]
-  fn run_verifier(
-    v: &mut ::flatbuffers::Verifier, pos: usize
-  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-    v.visit_table(pos)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("topic", Self::VT_TOPIC, false)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("partitions", Self::VT_PARTITIONS, false)?
-     .visit_field::<bool>("remove", Self::VT_REMOVE, false)?
-     .finish();
-    Ok(())
-  }
-}
-pub struct PartitionsCommandArgs<'a> {
-    pub topic: Option<::flatbuffers::WIPOffset<&'a str>>,
-    pub partitions: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
-    pub remove: bool,
-}
-impl<'a> Default for PartitionsCommandArgs<'a> {
-  #[inline]
-  fn default() -> Self {
-    PartitionsCommandArgs {
-      topic: None,
-      partitions: None,
-      remove: false,
-    }
-  }
-}
-
-pub struct PartitionsCommandBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-}
-impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PartitionsCommandBuilder<'a, 'b, A> {
-  #[inline]
-  pub fn add_topic(&mut self, topic: ::flatbuffers::WIPOffset<&'b  str>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartitionsCommand::VT_TOPIC, topic);
-  }
-  #[inline]
-  pub fn add_partitions(&mut self, partitions: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i32>>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PartitionsCommand::VT_PARTITIONS, partitions);
-  }
-  #[inline]
-  pub fn add_remove(&mut self, remove: bool) {
-    self.fbb_.push_slot::<bool>(PartitionsCommand::VT_REMOVE, remove, false);
-  }
-  #[inline]
-  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PartitionsCommandBuilder<'a, 'b, A> {
-    let start = _fbb.start_table();
-    PartitionsCommandBuilder {
-      fbb_: _fbb,
-      start_: start,
-    }
-  }
-  #[inline]
-  pub fn finish(self) -> ::flatbuffers::WIPOffset<PartitionsCommand<'a>> {
-    let o = self.fbb_.end_table(self.start_);
-    ::flatbuffers::WIPOffset::new(o.value())
-  }
-}
-
-impl ::core::fmt::Debug for PartitionsCommand<'_> {
-  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-    let mut ds = f.debug_struct("PartitionsCommand");
-      ds.field("topic", &self.topic());
-      ds.field("partitions", &self.partitions());
-      ds.field("remove", &self.remove());
-      ds.finish()
-  }
-}
 pub enum GroupRequestOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -2407,287 +1661,6 @@ impl ::core::fmt::Debug for Ack<'_> {
       ds.finish()
   }
 }
-pub enum ConfigOpOffset {}
-#[derive(Copy, Clone, PartialEq)]
-
-/// One change of a topic config (AlterConfigs / IncrementalAlterConfigs), applied by the controller.
-pub struct ConfigOp<'a> {
-  pub _tab: ::flatbuffers::Table<'a>,
-}
-
-impl<'a> ::flatbuffers::Follow<'a> for ConfigOp<'a> {
-  type Inner = ConfigOp<'a>;
-  #[inline]
-  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-  }
-}
-
-impl<'a> ConfigOp<'a> {
-  pub const VT_KEY: ::flatbuffers::VOffsetT = 4;
-  pub const VT_VALUE: ::flatbuffers::VOffsetT = 6;
-  pub const VT_OP: ::flatbuffers::VOffsetT = 8;
-
-  #[inline]
-  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-    ConfigOp { _tab: table }
-  }
-  #[allow(unused_mut)]
-  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-    args: &'args ConfigOpArgs<'args>
-  ) -> ::flatbuffers::WIPOffset<ConfigOp<'bldr>> {
-    let mut builder = ConfigOpBuilder::new(_fbb);
-    if let Some(x) = args.value { builder.add_value(x); }
-    if let Some(x) = args.key { builder.add_key(x); }
-    builder.add_op(args.op);
-    builder.finish()
-  }
-
-
-  #[inline]
-  pub fn key(&self) -> Option<&'a str> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(ConfigOp::VT_KEY, None)}
-  }
-  #[inline]
-  pub fn value(&self) -> Option<&'a str> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(ConfigOp::VT_VALUE, None)}
-  }
-  /// Kafka's IncrementalAlterConfigs operation: 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT.
-  #[inline]
-  pub fn op(&self) -> i8 {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<i8>(ConfigOp::VT_OP, Some(0)).unwrap()}
-  }
-}
-
-impl ::flatbuffers::Verifiable for ConfigOp<'_> {
-  #[inline]
-  fn run_verifier(
-    v: &mut ::flatbuffers::Verifier, pos: usize
-  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-    v.visit_table(pos)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("key", Self::VT_KEY, false)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("value", Self::VT_VALUE, false)?
-     .visit_field::<i8>("op", Self::VT_OP, false)?
-     .finish();
-    Ok(())
-  }
-}
-pub struct ConfigOpArgs<'a> {
-    pub key: Option<::flatbuffers::WIPOffset<&'a str>>,
-    pub value: Option<::flatbuffers::WIPOffset<&'a str>>,
-    pub op: i8,
-}
-impl<'a> Default for ConfigOpArgs<'a> {
-  #[inline]
-  fn default() -> Self {
-    ConfigOpArgs {
-      key: None,
-      value: None,
-      op: 0,
-    }
-  }
-}
-
-pub struct ConfigOpBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-}
-impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ConfigOpBuilder<'a, 'b, A> {
-  #[inline]
-  pub fn add_key(&mut self, key: ::flatbuffers::WIPOffset<&'b  str>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ConfigOp::VT_KEY, key);
-  }
-  #[inline]
-  pub fn add_value(&mut self, value: ::flatbuffers::WIPOffset<&'b  str>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ConfigOp::VT_VALUE, value);
-  }
-  #[inline]
-  pub fn add_op(&mut self, op: i8) {
-    self.fbb_.push_slot::<i8>(ConfigOp::VT_OP, op, 0);
-  }
-  #[inline]
-  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ConfigOpBuilder<'a, 'b, A> {
-    let start = _fbb.start_table();
-    ConfigOpBuilder {
-      fbb_: _fbb,
-      start_: start,
-    }
-  }
-  #[inline]
-  pub fn finish(self) -> ::flatbuffers::WIPOffset<ConfigOp<'a>> {
-    let o = self.fbb_.end_table(self.start_);
-    ::flatbuffers::WIPOffset::new(o.value())
-  }
-}
-
-impl ::core::fmt::Debug for ConfigOp<'_> {
-  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-    let mut ds = f.debug_struct("ConfigOp");
-      ds.field("key", &self.key());
-      ds.field("value", &self.value());
-      ds.field("op", &self.op());
-      ds.finish()
-  }
-}
-pub enum AlterTopicConfigsRequestOffset {}
-#[derive(Copy, Clone, PartialEq)]
-
-/// Changes the configs of one topic; answered with an Ack.
-pub struct AlterTopicConfigsRequest<'a> {
-  pub _tab: ::flatbuffers::Table<'a>,
-}
-
-impl<'a> ::flatbuffers::Follow<'a> for AlterTopicConfigsRequest<'a> {
-  type Inner = AlterTopicConfigsRequest<'a>;
-  #[inline]
-  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-  }
-}
-
-impl<'a> AlterTopicConfigsRequest<'a> {
-  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
-  pub const VT_OPS: ::flatbuffers::VOffsetT = 6;
-  pub const VT_REPLACE_ALL: ::flatbuffers::VOffsetT = 8;
-  pub const VT_VALIDATE_ONLY: ::flatbuffers::VOffsetT = 10;
-
-  #[inline]
-  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-    AlterTopicConfigsRequest { _tab: table }
-  }
-  #[allow(unused_mut)]
-  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-    args: &'args AlterTopicConfigsRequestArgs<'args>
-  ) -> ::flatbuffers::WIPOffset<AlterTopicConfigsRequest<'bldr>> {
-    let mut builder = AlterTopicConfigsRequestBuilder::new(_fbb);
-    if let Some(x) = args.ops { builder.add_ops(x); }
-    if let Some(x) = args.name { builder.add_name(x); }
-    builder.add_validate_only(args.validate_only);
-    builder.add_replace_all(args.replace_all);
-    builder.finish()
-  }
-
-
-  #[inline]
-  pub fn name(&self) -> Option<&'a str> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(AlterTopicConfigsRequest::VT_NAME, None)}
-  }
-  #[inline]
-  pub fn ops(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigOp<'a>>>> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigOp>>>>(AlterTopicConfigsRequest::VT_OPS, None)}
-  }
-  /// AlterConfigs semantics: the SET ops become the topic's whole explicit config set.
-  #[inline]
-  pub fn replace_all(&self) -> bool {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<bool>(AlterTopicConfigsRequest::VT_REPLACE_ALL, Some(false)).unwrap()}
-  }
-  #[inline]
-  pub fn validate_only(&self) -> bool {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<bool>(AlterTopicConfigsRequest::VT_VALIDATE_ONLY, Some(false)).unwrap()}
-  }
-}
-
-impl ::flatbuffers::Verifiable for AlterTopicConfigsRequest<'_> {
-  #[inline]
-  fn run_verifier(
-    v: &mut ::flatbuffers::Verifier, pos: usize
-  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-    v.visit_table(pos)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<ConfigOp>>>>("ops", Self::VT_OPS, false)?
-     .visit_field::<bool>("replace_all", Self::VT_REPLACE_ALL, false)?
-     .visit_field::<bool>("validate_only", Self::VT_VALIDATE_ONLY, false)?
-     .finish();
-    Ok(())
-  }
-}
-pub struct AlterTopicConfigsRequestArgs<'a> {
-    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
-    pub ops: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ConfigOp<'a>>>>>,
-    pub replace_all: bool,
-    pub validate_only: bool,
-}
-impl<'a> Default for AlterTopicConfigsRequestArgs<'a> {
-  #[inline]
-  fn default() -> Self {
-    AlterTopicConfigsRequestArgs {
-      name: None,
-      ops: None,
-      replace_all: false,
-      validate_only: false,
-    }
-  }
-}
-
-pub struct AlterTopicConfigsRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-}
-impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> AlterTopicConfigsRequestBuilder<'a, 'b, A> {
-  #[inline]
-  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AlterTopicConfigsRequest::VT_NAME, name);
-  }
-  #[inline]
-  pub fn add_ops(&mut self, ops: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<ConfigOp<'b >>>>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AlterTopicConfigsRequest::VT_OPS, ops);
-  }
-  #[inline]
-  pub fn add_replace_all(&mut self, replace_all: bool) {
-    self.fbb_.push_slot::<bool>(AlterTopicConfigsRequest::VT_REPLACE_ALL, replace_all, false);
-  }
-  #[inline]
-  pub fn add_validate_only(&mut self, validate_only: bool) {
-    self.fbb_.push_slot::<bool>(AlterTopicConfigsRequest::VT_VALIDATE_ONLY, validate_only, false);
-  }
-  #[inline]
-  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> AlterTopicConfigsRequestBuilder<'a, 'b, A> {
-    let start = _fbb.start_table();
-    AlterTopicConfigsRequestBuilder {
-      fbb_: _fbb,
-      start_: start,
-    }
-  }
-  #[inline]
-  pub fn finish(self) -> ::flatbuffers::WIPOffset<AlterTopicConfigsRequest<'a>> {
-    let o = self.fbb_.end_table(self.start_);
-    ::flatbuffers::WIPOffset::new(o.value())
-  }
-}
-
-impl ::core::fmt::Debug for AlterTopicConfigsRequest<'_> {
-  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-    let mut ds = f.debug_struct("AlterTopicConfigsRequest");
-      ds.field("name", &self.name());
-      ds.field("ops", &self.ops());
-      ds.field("replace_all", &self.replace_all());
-      ds.field("validate_only", &self.validate_only());
-      ds.finish()
-  }
-}
 pub enum DeleteRecordsRequestOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -2933,134 +1906,330 @@ impl ::core::fmt::Debug for DeleteRecordsResult<'_> {
       ds.finish()
   }
 }
-pub enum CreatePartitionsRequestOffset {}
+pub enum ImageUpdateOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
-/// Grows a topic to `count` partitions (CreatePartitions), sent to the controller; answered with an Ack.
-pub struct CreatePartitionsRequest<'a> {
+/// The metadata image, sent by shard 0 to every other shard after each change: the records that
+/// rebuild it (a `MetadataEntry` of controller.fbs) and the metadata log index it is at.
+pub struct ImageUpdate<'a> {
   pub _tab: ::flatbuffers::Table<'a>,
 }
 
-impl<'a> ::flatbuffers::Follow<'a> for CreatePartitionsRequest<'a> {
-  type Inner = CreatePartitionsRequest<'a>;
+impl<'a> ::flatbuffers::Follow<'a> for ImageUpdate<'a> {
+  type Inner = ImageUpdate<'a>;
   #[inline]
   unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
     Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
   }
 }
 
-impl<'a> CreatePartitionsRequest<'a> {
-  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
-  pub const VT_COUNT: ::flatbuffers::VOffsetT = 6;
-  pub const VT_VALIDATE_ONLY: ::flatbuffers::VOffsetT = 8;
+impl<'a> ImageUpdate<'a> {
+  pub const VT_ENTRY: ::flatbuffers::VOffsetT = 4;
+  pub const VT_INDEX: ::flatbuffers::VOffsetT = 6;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-    CreatePartitionsRequest { _tab: table }
+    ImageUpdate { _tab: table }
   }
   #[allow(unused_mut)]
   pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
     _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-    args: &'args CreatePartitionsRequestArgs<'args>
-  ) -> ::flatbuffers::WIPOffset<CreatePartitionsRequest<'bldr>> {
-    let mut builder = CreatePartitionsRequestBuilder::new(_fbb);
-    builder.add_count(args.count);
-    if let Some(x) = args.name { builder.add_name(x); }
-    builder.add_validate_only(args.validate_only);
+    args: &'args ImageUpdateArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<ImageUpdate<'bldr>> {
+    let mut builder = ImageUpdateBuilder::new(_fbb);
+    builder.add_index(args.index);
+    if let Some(x) = args.entry { builder.add_entry(x); }
     builder.finish()
   }
 
 
   #[inline]
-  pub fn name(&self) -> Option<&'a str> {
+  pub fn entry(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
     // Safety:
     // Created from valid Table for this object
     // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(CreatePartitionsRequest::VT_NAME, None)}
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ImageUpdate::VT_ENTRY, None)}
   }
   #[inline]
-  pub fn count(&self) -> i32 {
+  pub fn index(&self) -> u64 {
     // Safety:
     // Created from valid Table for this object
     // which contains a valid value in this slot
-    unsafe { self._tab.get::<i32>(CreatePartitionsRequest::VT_COUNT, Some(0)).unwrap()}
-  }
-  #[inline]
-  pub fn validate_only(&self) -> bool {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<bool>(CreatePartitionsRequest::VT_VALIDATE_ONLY, Some(false)).unwrap()}
+    unsafe { self._tab.get::<u64>(ImageUpdate::VT_INDEX, Some(0)).unwrap()}
   }
 }
 
-impl ::flatbuffers::Verifiable for CreatePartitionsRequest<'_> {
+impl ::flatbuffers::Verifiable for ImageUpdate<'_> {
   #[inline]
   fn run_verifier(
     v: &mut ::flatbuffers::Verifier, pos: usize
   ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
     v.visit_table(pos)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
-     .visit_field::<i32>("count", Self::VT_COUNT, false)?
-     .visit_field::<bool>("validate_only", Self::VT_VALIDATE_ONLY, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("entry", Self::VT_ENTRY, false)?
+     .visit_field::<u64>("index", Self::VT_INDEX, false)?
      .finish();
     Ok(())
   }
 }
-pub struct CreatePartitionsRequestArgs<'a> {
-    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
-    pub count: i32,
-    pub validate_only: bool,
+pub struct ImageUpdateArgs<'a> {
+    pub entry: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub index: u64,
 }
-impl<'a> Default for CreatePartitionsRequestArgs<'a> {
+impl<'a> Default for ImageUpdateArgs<'a> {
   #[inline]
   fn default() -> Self {
-    CreatePartitionsRequestArgs {
-      name: None,
-      count: 0,
-      validate_only: false,
+    ImageUpdateArgs {
+      entry: None,
+      index: 0,
     }
   }
 }
 
-pub struct CreatePartitionsRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+pub struct ImageUpdateBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
   fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
   start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
 }
-impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> CreatePartitionsRequestBuilder<'a, 'b, A> {
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ImageUpdateBuilder<'a, 'b, A> {
   #[inline]
-  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(CreatePartitionsRequest::VT_NAME, name);
+  pub fn add_entry(&mut self, entry: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ImageUpdate::VT_ENTRY, entry);
   }
   #[inline]
-  pub fn add_count(&mut self, count: i32) {
-    self.fbb_.push_slot::<i32>(CreatePartitionsRequest::VT_COUNT, count, 0);
+  pub fn add_index(&mut self, index: u64) {
+    self.fbb_.push_slot::<u64>(ImageUpdate::VT_INDEX, index, 0);
   }
   #[inline]
-  pub fn add_validate_only(&mut self, validate_only: bool) {
-    self.fbb_.push_slot::<bool>(CreatePartitionsRequest::VT_VALIDATE_ONLY, validate_only, false);
-  }
-  #[inline]
-  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> CreatePartitionsRequestBuilder<'a, 'b, A> {
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ImageUpdateBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
-    CreatePartitionsRequestBuilder {
+    ImageUpdateBuilder {
       fbb_: _fbb,
       start_: start,
     }
   }
   #[inline]
-  pub fn finish(self) -> ::flatbuffers::WIPOffset<CreatePartitionsRequest<'a>> {
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<ImageUpdate<'a>> {
     let o = self.fbb_.end_table(self.start_);
     ::flatbuffers::WIPOffset::new(o.value())
   }
 }
 
-impl ::core::fmt::Debug for CreatePartitionsRequest<'_> {
+impl ::core::fmt::Debug for ImageUpdate<'_> {
   fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-    let mut ds = f.debug_struct("CreatePartitionsRequest");
-      ds.field("name", &self.name());
-      ds.field("count", &self.count());
-      ds.field("validate_only", &self.validate_only());
+    let mut ds = f.debug_struct("ImageUpdate");
+      ds.field("entry", &self.entry());
+      ds.field("index", &self.index());
+      ds.finish()
+  }
+}
+pub enum ControllerCallOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A topic-changing request for the active controller, handed to shard 0 (its payload is one of
+/// controller.fbs's requests, `api` names which); answered with a `ControllerReply`.
+pub struct ControllerCall<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for ControllerCall<'a> {
+  type Inner = ControllerCall<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> ControllerCall<'a> {
+  pub const VT_API: ::flatbuffers::VOffsetT = 4;
+  pub const VT_PAYLOAD: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    ControllerCall { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ControllerCallArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<ControllerCall<'bldr>> {
+    let mut builder = ControllerCallBuilder::new(_fbb);
+    if let Some(x) = args.payload { builder.add_payload(x); }
+    builder.add_api(args.api);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn api(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(ControllerCall::VT_API, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn payload(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ControllerCall::VT_PAYLOAD, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for ControllerCall<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u16>("api", Self::VT_API, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("payload", Self::VT_PAYLOAD, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ControllerCallArgs<'a> {
+    pub api: u16,
+    pub payload: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+}
+impl<'a> Default for ControllerCallArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ControllerCallArgs {
+      api: 0,
+      payload: None,
+    }
+  }
+}
+
+pub struct ControllerCallBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ControllerCallBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_api(&mut self, api: u16) {
+    self.fbb_.push_slot::<u16>(ControllerCall::VT_API, api, 0);
+  }
+  #[inline]
+  pub fn add_payload(&mut self, payload: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ControllerCall::VT_PAYLOAD, payload);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ControllerCallBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ControllerCallBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<ControllerCall<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for ControllerCall<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("ControllerCall");
+      ds.field("api", &self.api());
+      ds.field("payload", &self.payload());
+      ds.finish()
+  }
+}
+pub enum ControllerReplyOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// The controller's answer (a controller.fbs `TopicsResponse`).
+pub struct ControllerReply<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for ControllerReply<'a> {
+  type Inner = ControllerReply<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> ControllerReply<'a> {
+  pub const VT_PAYLOAD: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    ControllerReply { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ControllerReplyArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<ControllerReply<'bldr>> {
+    let mut builder = ControllerReplyBuilder::new(_fbb);
+    if let Some(x) = args.payload { builder.add_payload(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn payload(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ControllerReply::VT_PAYLOAD, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for ControllerReply<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("payload", Self::VT_PAYLOAD, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ControllerReplyArgs<'a> {
+    pub payload: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+}
+impl<'a> Default for ControllerReplyArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ControllerReplyArgs {
+      payload: None,
+    }
+  }
+}
+
+pub struct ControllerReplyBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ControllerReplyBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_payload(&mut self, payload: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ControllerReply::VT_PAYLOAD, payload);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ControllerReplyBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ControllerReplyBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<ControllerReply<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for ControllerReply<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("ControllerReply");
+      ds.field("payload", &self.payload());
       ds.finish()
   }
 }
@@ -3223,66 +2392,6 @@ impl<'a> Envelope<'a> {
 
   #[inline]
   #[allow(non_snake_case)]
-  pub fn payload_as_metadata_update(&self) -> Option<MetadataUpdate<'a>> {
-    if self.payload_type() == Payload::MetadataUpdate {
-      self.payload().map(|t| {
-       // Safety:
-       // Created from a valid Table for this object
-       // Which contains a valid union in this slot
-       unsafe { MetadataUpdate::init_from_table(t) }
-     })
-    } else {
-      None
-    }
-  }
-
-  #[inline]
-  #[allow(non_snake_case)]
-  pub fn payload_as_create_topic_request(&self) -> Option<CreateTopicRequest<'a>> {
-    if self.payload_type() == Payload::CreateTopicRequest {
-      self.payload().map(|t| {
-       // Safety:
-       // Created from a valid Table for this object
-       // Which contains a valid union in this slot
-       unsafe { CreateTopicRequest::init_from_table(t) }
-     })
-    } else {
-      None
-    }
-  }
-
-  #[inline]
-  #[allow(non_snake_case)]
-  pub fn payload_as_delete_topic_request(&self) -> Option<DeleteTopicRequest<'a>> {
-    if self.payload_type() == Payload::DeleteTopicRequest {
-      self.payload().map(|t| {
-       // Safety:
-       // Created from a valid Table for this object
-       // Which contains a valid union in this slot
-       unsafe { DeleteTopicRequest::init_from_table(t) }
-     })
-    } else {
-      None
-    }
-  }
-
-  #[inline]
-  #[allow(non_snake_case)]
-  pub fn payload_as_partitions_command(&self) -> Option<PartitionsCommand<'a>> {
-    if self.payload_type() == Payload::PartitionsCommand {
-      self.payload().map(|t| {
-       // Safety:
-       // Created from a valid Table for this object
-       // Which contains a valid union in this slot
-       unsafe { PartitionsCommand::init_from_table(t) }
-     })
-    } else {
-      None
-    }
-  }
-
-  #[inline]
-  #[allow(non_snake_case)]
   pub fn payload_as_group_request(&self) -> Option<GroupRequest<'a>> {
     if self.payload_type() == Payload::GroupRequest {
       self.payload().map(|t| {
@@ -3328,21 +2437,6 @@ impl<'a> Envelope<'a> {
 
   #[inline]
   #[allow(non_snake_case)]
-  pub fn payload_as_alter_topic_configs_request(&self) -> Option<AlterTopicConfigsRequest<'a>> {
-    if self.payload_type() == Payload::AlterTopicConfigsRequest {
-      self.payload().map(|t| {
-       // Safety:
-       // Created from a valid Table for this object
-       // Which contains a valid union in this slot
-       unsafe { AlterTopicConfigsRequest::init_from_table(t) }
-     })
-    } else {
-      None
-    }
-  }
-
-  #[inline]
-  #[allow(non_snake_case)]
   pub fn payload_as_delete_records_request(&self) -> Option<DeleteRecordsRequest<'a>> {
     if self.payload_type() == Payload::DeleteRecordsRequest {
       self.payload().map(|t| {
@@ -3373,13 +2467,43 @@ impl<'a> Envelope<'a> {
 
   #[inline]
   #[allow(non_snake_case)]
-  pub fn payload_as_create_partitions_request(&self) -> Option<CreatePartitionsRequest<'a>> {
-    if self.payload_type() == Payload::CreatePartitionsRequest {
+  pub fn payload_as_image_update(&self) -> Option<ImageUpdate<'a>> {
+    if self.payload_type() == Payload::ImageUpdate {
       self.payload().map(|t| {
        // Safety:
        // Created from a valid Table for this object
        // Which contains a valid union in this slot
-       unsafe { CreatePartitionsRequest::init_from_table(t) }
+       unsafe { ImageUpdate::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_controller_call(&self) -> Option<ControllerCall<'a>> {
+    if self.payload_type() == Payload::ControllerCall {
+      self.payload().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { ControllerCall::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_controller_reply(&self) -> Option<ControllerReply<'a>> {
+    if self.payload_type() == Payload::ControllerReply {
+      self.payload().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { ControllerReply::init_from_table(t) }
      })
     } else {
       None
@@ -3404,17 +2528,14 @@ impl ::flatbuffers::Verifiable for Envelope<'_> {
           Payload::FetchResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<FetchResult>>("Payload::FetchResult", pos),
           Payload::ListOffsetsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ListOffsetsRequest>>("Payload::ListOffsetsRequest", pos),
           Payload::ListOffsetsResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ListOffsetsResult>>("Payload::ListOffsetsResult", pos),
-          Payload::MetadataUpdate => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<MetadataUpdate>>("Payload::MetadataUpdate", pos),
-          Payload::CreateTopicRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<CreateTopicRequest>>("Payload::CreateTopicRequest", pos),
-          Payload::DeleteTopicRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DeleteTopicRequest>>("Payload::DeleteTopicRequest", pos),
-          Payload::PartitionsCommand => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartitionsCommand>>("Payload::PartitionsCommand", pos),
           Payload::GroupRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GroupRequest>>("Payload::GroupRequest", pos),
           Payload::GroupResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GroupResult>>("Payload::GroupResult", pos),
           Payload::Ack => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Ack>>("Payload::Ack", pos),
-          Payload::AlterTopicConfigsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<AlterTopicConfigsRequest>>("Payload::AlterTopicConfigsRequest", pos),
           Payload::DeleteRecordsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DeleteRecordsRequest>>("Payload::DeleteRecordsRequest", pos),
           Payload::DeleteRecordsResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DeleteRecordsResult>>("Payload::DeleteRecordsResult", pos),
-          Payload::CreatePartitionsRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<CreatePartitionsRequest>>("Payload::CreatePartitionsRequest", pos),
+          Payload::ImageUpdate => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ImageUpdate>>("Payload::ImageUpdate", pos),
+          Payload::ControllerCall => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ControllerCall>>("Payload::ControllerCall", pos),
+          Payload::ControllerReply => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ControllerReply>>("Payload::ControllerReply", pos),
           _ => Ok(()),
         }
      })?
@@ -3525,34 +2646,6 @@ impl ::core::fmt::Debug for Envelope<'_> {
             ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
           }
         },
-        Payload::MetadataUpdate => {
-          if let Some(x) = self.payload_as_metadata_update() {
-            ds.field("payload", &x)
-          } else {
-            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
-          }
-        },
-        Payload::CreateTopicRequest => {
-          if let Some(x) = self.payload_as_create_topic_request() {
-            ds.field("payload", &x)
-          } else {
-            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
-          }
-        },
-        Payload::DeleteTopicRequest => {
-          if let Some(x) = self.payload_as_delete_topic_request() {
-            ds.field("payload", &x)
-          } else {
-            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
-          }
-        },
-        Payload::PartitionsCommand => {
-          if let Some(x) = self.payload_as_partitions_command() {
-            ds.field("payload", &x)
-          } else {
-            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
-          }
-        },
         Payload::GroupRequest => {
           if let Some(x) = self.payload_as_group_request() {
             ds.field("payload", &x)
@@ -3574,13 +2667,6 @@ impl ::core::fmt::Debug for Envelope<'_> {
             ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
           }
         },
-        Payload::AlterTopicConfigsRequest => {
-          if let Some(x) = self.payload_as_alter_topic_configs_request() {
-            ds.field("payload", &x)
-          } else {
-            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
-          }
-        },
         Payload::DeleteRecordsRequest => {
           if let Some(x) = self.payload_as_delete_records_request() {
             ds.field("payload", &x)
@@ -3595,8 +2681,22 @@ impl ::core::fmt::Debug for Envelope<'_> {
             ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
           }
         },
-        Payload::CreatePartitionsRequest => {
-          if let Some(x) = self.payload_as_create_partitions_request() {
+        Payload::ImageUpdate => {
+          if let Some(x) = self.payload_as_image_update() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::ControllerCall => {
+          if let Some(x) = self.payload_as_controller_call() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::ControllerReply => {
+          if let Some(x) = self.payload_as_controller_reply() {
             ds.field("payload", &x)
           } else {
             ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use ringbroker_engine::cluster::ClusterConfig;
 use ringbroker_engine::config::{BrokerConfig, LiveSettings};
 use ringbroker_engine::storage::{FlushPolicy as LogFlushPolicy, LogConfig};
 use ringbroker_tuning::profile::edit_distance;
@@ -155,6 +156,7 @@ impl Resolved {
         let live = Arc::new(LiveSettings::default());
         self.apply_live(&live);
         Ok(BrokerConfig {
+            cluster: self.cluster_config()?,
             listen,
             advertised_host,
             advertised_port,
@@ -176,6 +178,30 @@ impl Resolved {
             live,
             ..BrokerConfig::default()
         })
+    }
+
+    /// The node's roles, the controller quorum and the placement defaults, checked together.
+    fn cluster_config(&self) -> Result<ClusterConfig, SettingsError> {
+        let settings = &self.settings;
+        let node_id = settings.node_id.value.0 as i32;
+        let mut cluster = ClusterConfig::single_node(node_id);
+        cluster.roles = settings.process_roles.value.0;
+        if !settings.controller_quorum_voters.value.voters.is_empty() {
+            cluster
+                .voters
+                .clone_from(&settings.controller_quorum_voters.value.voters);
+        }
+        cluster.controller_listen = settings.controller_listen.value.0;
+        cluster.rack.clone_from(&settings.rack.value.0);
+        cluster.cluster_id.clone_from(&settings.cluster_id.value.0);
+        cluster.default_replication_factor = settings.default_replication_factor.value.0 as i16;
+        cluster.controller_startup_timeout = std::time::Duration::from_millis(
+            settings.initial_broker_registration_timeout_ms.value.0 as u64,
+        );
+        cluster
+            .validate(node_id)
+            .map_err(|e| SettingsError::Other(format!("cluster settings: {e}")))?;
+        Ok(cluster)
     }
 
     /// Stores every setting a running engine takes live into `live`.

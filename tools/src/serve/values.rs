@@ -470,3 +470,94 @@ mod tests {
         assert!("yes".parse::<Switch>().is_err());
     }
 }
+
+/// `process.roles` / `--process-roles`: broker, controller, or both (Kafka's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessRoles(pub ringbroker_engine::cluster::Roles);
+
+impl FromStr for ProcessRoles {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        ringbroker_engine::cluster::Roles::parse(text.trim())
+            .map(ProcessRoles)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl fmt::Display for ProcessRoles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// `controller.quorum.voters` / `--controller-quorum-voters`: `ID@HOST:PORT,...`; empty: this node
+/// alone (a single-node cluster).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuorumVoters {
+    pub voters: std::collections::BTreeMap<i32, SocketAddr>,
+    text: String,
+}
+
+impl FromStr for QuorumVoters {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let voters =
+            ringbroker_engine::cluster::config::parse_voters(text).map_err(|e| e.to_string())?;
+        Ok(QuorumVoters {
+            voters,
+            text: text.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for QuorumVoters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// An address that may be left empty (`controller.listen`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OptionalAddress(pub Option<SocketAddr>);
+
+impl FromStr for OptionalAddress {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(OptionalAddress(None));
+        }
+        resolve_address(text).map(|a| OptionalAddress(Some(a)))
+    }
+}
+
+impl fmt::Display for OptionalAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(address) => write!(f, "{address}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A name that may be left empty (`broker.rack`, `cluster.id`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OptionalName(pub Option<String>);
+
+impl FromStr for OptionalName {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("must not contain spaces or control characters".into());
+        }
+        Ok(OptionalName((!text.is_empty()).then(|| text.to_string())))
+    }
+}
+
+impl fmt::Display for OptionalName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_deref().unwrap_or(""))
+    }
+}

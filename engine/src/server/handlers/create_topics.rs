@@ -1,6 +1,6 @@
-//! CreateTopics: validated and applied by the controller shard (see `admin`). Replication is
-//! not implemented: a replication factor other than 1 (or -1, "broker default") is refused the
-//! way Kafka refuses a factor larger than its broker count.
+//! CreateTopics: validated, placed and committed by the active controller (see `admin`), with the
+//! replication factor (or explicit replica assignment) asked for; answered once this broker has
+//! the topic.
 
 use std::collections::BTreeMap;
 
@@ -10,20 +10,16 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 use uuid::Uuid;
 
-use crate::admin::{self, AdminOutcome, NewTopic};
+use crate::admin::{self, NewTopic};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::server::handlers::describe_configs::{
     accepted_not_enforced, SOURCE_DEFAULT_CONFIG, SOURCE_DYNAMIC_TOPIC_CONFIG,
 };
 use crate::shard::Shard;
 use crate::topic_config;
-
-/// Brokers in this cluster: replication across brokers is a later issue.
-const AVAILABLE_BROKERS: i16 = 1;
 
 /// First CreateTopics version whose response carries the created topic's configs (KIP-525).
 const CONFIGS_IN_RESPONSE_MIN_VERSION: i16 = 5;
@@ -33,35 +29,24 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
     let mut results = Vec::with_capacity(body.topics.len());
     for topic in &body.topics {
         let name = topic.name.0.to_string();
-        let outcome = if topic.replication_factor > AVAILABLE_BROKERS
-            || topic.replication_factor == 0
-            || topic.replication_factor < -1
-        {
-            AdminOutcome::error(
-                ResponseError::InvalidReplicationFactor,
-                format!(
-                    "Replication factor: {} larger than available brokers: {AVAILABLE_BROKERS}.",
-                    topic.replication_factor
-                ),
-            )
-        } else if !topic.assignments.is_empty() {
-            AdminOutcome::error(
-                ResponseError::InvalidRequest,
-                "manual replica assignments are not supported; give num_partitions instead",
-            )
-        } else {
-            let configs = requested_configs(topic);
-            admin::create_topic(
-                shard,
-                &NewTopic {
-                    name: name.clone(),
-                    partitions: topic.num_partitions,
-                    configs,
-                    validate_only: body.validate_only,
-                },
-            )
-            .await
-        };
+        let mut assignments: Vec<_> = topic.assignments.iter().collect();
+        assignments.sort_by_key(|a| a.partition_index);
+        let assignments: Vec<Vec<i32>> = assignments
+            .into_iter()
+            .map(|a| a.broker_ids.iter().map(|id| id.0).collect())
+            .collect();
+        let outcome = admin::create_topic(
+            shard,
+            &NewTopic {
+                name: name.clone(),
+                partitions: topic.num_partitions,
+                replication_factor: topic.replication_factor,
+                assignments,
+                configs: requested_configs(topic),
+                validate_only: body.validate_only,
+            },
+        )
+        .await;
         let table = shard.topic_table();
         let created = table.get(&name);
         let mut result = CreatableTopicResult::default()
@@ -69,9 +54,12 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
             .with_error_code(outcome.error_code)
             .with_error_message(outcome.message.map(StrBytes::from_string));
         if outcome.error_code == 0 {
+            let replication_factor = created
+                .and_then(|m| m.assignments.first())
+                .map_or(topic.replication_factor.max(1), |s| s.replicas.len() as i16);
             result = result
                 .with_num_partitions(created.map_or(topic.num_partitions, |m| m.partitions))
-                .with_replication_factor(1)
+                .with_replication_factor(replication_factor)
                 .with_topic_id(created.map_or(Uuid::nil(), |m| Uuid::from_bytes(m.id)));
             if request.version() >= CONFIGS_IN_RESPONSE_MIN_VERSION {
                 // validate_only creates nothing: describe the configs as they would be.

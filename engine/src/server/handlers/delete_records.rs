@@ -5,7 +5,6 @@ use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
-use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
 use crate::retention::delete_records;
@@ -14,22 +13,17 @@ use crate::shard::Shard;
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
     let body: DeleteRecordsRequest = decode_body(request)?;
-    let table = shard.topic_table();
     let mut topics = Vec::with_capacity(body.topics.len());
     for topic in &body.topics {
         let name = topic.name.0.as_str();
-        let partition_count = table.partition_count(name);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
-            let known =
-                partition_count.is_some_and(|n| p.partition_index >= 0 && p.partition_index < n);
-            let outcome = if known {
-                delete_records::delete(shard, name, p.partition_index, p.offset).await
-            } else {
-                delete_records::DeleteRecordsOutcome {
-                    error_code: ResponseError::UnknownTopicOrPartition.code(),
+            let outcome = match shard.check_leader(name, p.partition_index) {
+                Ok(()) => delete_records::delete(shard, name, p.partition_index, p.offset).await,
+                Err(error_code) => delete_records::DeleteRecordsOutcome {
+                    error_code,
                     low_watermark: -1,
-                }
+                },
             };
             partitions.push(
                 DeleteRecordsPartitionResult::default()

@@ -1,6 +1,7 @@
 //! DescribeCluster (API 60, KIP-700): the cluster id, the controller and the brokers, which Kafka 4's
 //! AdminClient asks for in `describeCluster()` (Kafka Connect does, for the cluster id) when the broker
-//! offers it, instead of a Metadata request. This broker is the whole cluster and its own controller.
+//! offers it, instead of a Metadata request. The brokers are the metadata image's (live ones, and
+//! fenced ones when v2 asks), and the controller id is the one Metadata gives (see `metadata`).
 //! Answered like Kafka's broker listener (`AuthHelper.computeDescribeClusterResponse`): only the
 //! broker endpoint type is served, and with no authorizer every supported cluster operation is allowed.
 
@@ -10,7 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
-use crate::config::BrokerConfig;
+use crate::cluster::MetadataImage;
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
@@ -25,12 +26,17 @@ const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 pub fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
     let body: DescribeClusterRequest = decode_body(request)?;
-    respond(request, &describe(&shard.config, request.version(), &body))
+    let controller_id = super::metadata::controller_id_for_clients(shard);
+    respond(
+        request,
+        &describe(&shard.image(), controller_id, request.version(), &body),
+    )
 }
 
-/// The response to `body` at `version` for the broker configured by `config`.
+/// The response to `body` at `version` for the cluster `image` describes.
 fn describe(
-    config: &BrokerConfig,
+    image: &MetadataImage,
+    controller_id: i32,
     version: i16,
     body: &DescribeClusterRequest,
 ) -> DescribeClusterResponse {
@@ -53,16 +59,26 @@ fn describe(
     } else {
         OPERATIONS_NOT_REQUESTED
     };
-    let broker = DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(config.node_id))
-        .with_host(StrBytes::from_string(config.advertised_host.clone()))
-        .with_port(i32::from(config.advertised_port))
-        .with_is_fenced(false);
+    let brokers = image
+        .brokers
+        .values()
+        .filter(|b| body.include_fenced_brokers || (!b.fenced && !b.shutting_down))
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.node_id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(b.port)
+                .with_rack(b.rack.clone().map(StrBytes::from_string))
+                .with_is_fenced(b.fenced || b.shutting_down)
+        })
+        .collect();
     DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_TYPE_BROKER)
-        .with_cluster_id(StrBytes::from_string(config.cluster_id.clone()))
-        .with_controller_id(BrokerId(config.node_id))
-        .with_brokers(vec![broker])
+        .with_cluster_id(StrBytes::from_string(
+            image.cluster_id.clone().unwrap_or_default(),
+        ))
+        .with_controller_id(BrokerId(controller_id))
+        .with_brokers(brokers)
         .with_cluster_authorized_operations(operations)
 }
 
@@ -70,19 +86,41 @@ fn describe(
 mod tests {
     use super::*;
 
-    fn config() -> BrokerConfig {
-        BrokerConfig {
-            node_id: 7,
-            advertised_host: "broker.example".into(),
-            advertised_port: 9093,
-            cluster_id: "test-cluster".into(),
-            ..BrokerConfig::default()
-        }
+    use crate::cluster::records::{BrokerRegistration, MetadataRecord};
+
+    /// A cluster of broker 7 (live) and broker 8 (fenced).
+    fn image() -> MetadataImage {
+        let broker = |node_id: i32, host: &str| {
+            MetadataRecord::Broker(BrokerRegistration {
+                node_id,
+                incarnation: [1; 16],
+                epoch: 0,
+                host: host.into(),
+                port: 9093,
+                rack: None,
+                fenced: true,
+                shutting_down: false,
+            })
+        };
+        let mut image = MetadataImage::default();
+        image.apply(1, &[MetadataRecord::ClusterId("test-cluster".into())]);
+        image.apply(2, &[broker(7, "broker.example")]);
+        image.apply(3, &[broker(8, "other.example")]);
+        image.apply(
+            4,
+            &[MetadataRecord::BrokerState {
+                node_id: 7,
+                epoch: 2,
+                fenced: false,
+                shutting_down: false,
+            }],
+        );
+        image
     }
 
     #[test]
     fn describes_this_broker_as_the_cluster_and_its_controller() {
-        let response = describe(&config(), 2, &DescribeClusterRequest::default());
+        let response = describe(&image(), 7, 2, &DescribeClusterRequest::default());
         assert_eq!(response.error_code, 0);
         assert_eq!(response.cluster_id.as_str(), "test-cluster");
         assert_eq!(response.controller_id, BrokerId(7));
@@ -100,7 +138,7 @@ mod tests {
     fn authorized_operations_only_when_asked() {
         let request =
             DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
-        let response = describe(&config(), 1, &request);
+        let response = describe(&image(), 7, 1, &request);
         // CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
         assert_eq!(response.cluster_authorized_operations, 0b1_1111_1010_0000);
     }
@@ -108,7 +146,7 @@ mod tests {
     #[test]
     fn a_controller_endpoint_request_is_refused_like_kafka() {
         let request = DescribeClusterRequest::default().with_endpoint_type(2);
-        let response = describe(&config(), 1, &request);
+        let response = describe(&image(), 7, 1, &request);
         assert_eq!(
             response.error_code,
             ResponseError::MismatchedEndpointType.code()
@@ -116,7 +154,7 @@ mod tests {
         assert!(response.brokers.is_empty());
         let unknown = DescribeClusterRequest::default().with_endpoint_type(0);
         assert_eq!(
-            describe(&config(), 2, &unknown).error_code,
+            describe(&image(), 7, 2, &unknown).error_code,
             ResponseError::UnsupportedEndpointType.code()
         );
     }

@@ -11,7 +11,6 @@ use bytes::{BufMut, BytesMut};
 use futures::future::join_all;
 use futures::stream::{FuturesUnordered, StreamExt};
 use kafka_protocol::messages::FetchRequest;
-use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
 use crate::fetch::{self, FetchOutcome, PartitionRead};
@@ -29,17 +28,16 @@ struct Wanted {
     partition: i32,
     offset: i64,
     max_bytes: usize,
-    known: bool,
+    /// Why this broker does not serve the partition (it does not lead it, or it does not exist).
+    refused: Option<i16>,
 }
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
     let body: FetchRequest = decode_body(request)?;
-    let table = shard.topic_table();
     let mut wanted = Vec::new();
     let mut topic_order: Vec<(String, usize)> = Vec::new();
     for topic in &body.topics {
         let name = topic.topic.0.to_string();
-        let partition_count = table.partition_count(&name);
         topic_order.push((name.clone(), topic.partitions.len()));
         for p in &topic.partitions {
             wanted.push(Wanted {
@@ -47,7 +45,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
-                known: partition_count.is_some_and(|n| p.partition >= 0 && p.partition < n),
+                refused: shard.check_leader(&name, p.partition).err(),
             });
         }
     }
@@ -75,8 +73,8 @@ fn all_clean(outcomes: &[FetchOutcome]) -> bool {
 
 async fn read_all(shard: &Shard, wanted: &[Wanted], wait_ms: u32) -> Vec<FetchOutcome> {
     join_all(wanted.iter().map(|w| async move {
-        if !w.known {
-            return FetchOutcome::error(ResponseError::UnknownTopicOrPartition.code());
+        if let Some(code) = w.refused {
+            return FetchOutcome::error(code);
         }
         fetch::read(
             shard,
@@ -98,7 +96,7 @@ async fn read_all(shard: &Shard, wanted: &[Wanted], wait_ms: u32) -> Vec<FetchOu
 async fn wait_for_any(shard: &Shard, wanted: &[Wanted], wait_ms: u32) -> bool {
     let mut waits: FuturesUnordered<_> = wanted
         .iter()
-        .filter(|w| w.known)
+        .filter(|w| w.refused.is_none())
         .map(|w| {
             fetch::read(
                 shard,

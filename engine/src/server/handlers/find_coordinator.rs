@@ -1,5 +1,7 @@
-//! FindCoordinator: this single broker coordinates every group (the owning shard is found
-//! internally). Transaction coordinators do not exist yet.
+//! FindCoordinator: a group's coordinator is the broker leading the group's `__consumer_offsets`
+//! partition (Kafka's placement). The topic is created on the first request, as Kafka does, with
+//! `offsets.topic.replication.factor` capped by the live brokers; until it has a leader the answer
+//! is COORDINATOR_NOT_AVAILABLE (clients retry). Transaction coordinators do not exist yet.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -7,28 +9,51 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
+use crate::cluster::controller::{TopicSpec, MAX_REPLICATION_FACTOR, OFFSETS_TOPIC};
+use crate::cluster::forward;
+use crate::cluster::rpc_api::AdminRequest;
+use crate::groups::{offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
+use crate::metadata::NO_LEADER;
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
 /// Key type of a consumer group (1 is a transactional id).
 const KEY_TYPE_GROUP: i8 = 0;
 
-pub fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
-    let body: FindCoordinatorRequest = decode_body(request)?;
-    let config = &shard.config;
-    let host = StrBytes::from_string(config.advertised_host.clone());
-    let port = i32::from(config.advertised_port);
-    let answer = |key_type: i8| -> (i16, Option<StrBytes>) {
-        if key_type == KEY_TYPE_GROUP {
-            (0, None)
-        } else {
-            (
-                ResponseError::CoordinatorNotAvailable.code(),
-                Some(StrBytes::from_static_str(
-                    "transactions are not supported yet",
-                )),
-            )
+/// Where a coordinator lives, or why there is none.
+struct Found {
+    error_code: i16,
+    message: Option<StrBytes>,
+    node_id: i32,
+    host: StrBytes,
+    port: i32,
+}
+
+impl Found {
+    fn error(error: ResponseError, message: &'static str) -> Found {
+        Found {
+            error_code: error.code(),
+            message: Some(StrBytes::from_static_str(message)),
+            node_id: -1,
+            host: StrBytes::default(),
+            port: -1,
         }
+    }
+}
+
+pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+    let body: FindCoordinatorRequest = decode_body(request)?;
+    if body.key_type == KEY_TYPE_GROUP {
+        ensure_offsets_topic(shard).await;
+    }
+    let find = |key: &str| {
+        if body.key_type != KEY_TYPE_GROUP {
+            return Found::error(
+                ResponseError::CoordinatorNotAvailable,
+                "transactions are not supported yet",
+            );
+        }
+        group_coordinator(shard, key)
     };
     let mut response = FindCoordinatorResponse::default();
     if request.version() >= 4 {
@@ -36,30 +61,80 @@ pub fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError>
             .coordinator_keys
             .iter()
             .map(|key| {
-                let (error_code, error_message) = answer(body.key_type);
-                let ok = error_code == 0;
+                let found = find(key.as_str());
                 Coordinator::default()
                     .with_key(key.clone())
-                    .with_node_id(BrokerId(if ok { config.node_id } else { -1 }))
-                    .with_host(if ok {
-                        host.clone()
-                    } else {
-                        StrBytes::default()
-                    })
-                    .with_port(if ok { port } else { -1 })
-                    .with_error_code(error_code)
-                    .with_error_message(error_message)
+                    .with_node_id(BrokerId(found.node_id))
+                    .with_host(found.host)
+                    .with_port(found.port)
+                    .with_error_code(found.error_code)
+                    .with_error_message(found.message)
             })
             .collect();
     } else {
-        let (error_code, error_message) = answer(body.key_type);
-        let ok = error_code == 0;
+        let found = find(body.key.as_str());
         response = response
-            .with_error_code(error_code)
-            .with_error_message(error_message)
-            .with_node_id(BrokerId(if ok { config.node_id } else { -1 }))
-            .with_host(if ok { host } else { StrBytes::default() })
-            .with_port(if ok { port } else { -1 });
+            .with_error_code(found.error_code)
+            .with_error_message(found.message)
+            .with_node_id(BrokerId(found.node_id))
+            .with_host(found.host)
+            .with_port(found.port);
     }
     respond(request, &response)
+}
+
+/// The broker leading `group`'s offsets partition.
+fn group_coordinator(shard: &Shard, group: &str) -> Found {
+    let image = shard.image();
+    let partition = offsets_partition_for(group, OFFSETS_TOPIC_PARTITIONS);
+    let leader = image
+        .topics
+        .get(OFFSETS_TOPIC)
+        .map_or(NO_LEADER, |meta| meta.leader_of(partition));
+    match image.brokers.get(&leader).filter(|_| image.is_live(leader)) {
+        Some(broker) => Found {
+            error_code: 0,
+            message: None,
+            node_id: broker.node_id,
+            host: StrBytes::from_string(broker.host.clone()),
+            port: broker.port,
+        },
+        None => Found::error(
+            ResponseError::CoordinatorNotAvailable,
+            "the group's offsets partition has no leader right now",
+        ),
+    }
+}
+
+/// Creates `__consumer_offsets` if the cluster does not have it yet.
+async fn ensure_offsets_topic(shard: &Shard) {
+    if shard.topic_table().get(OFFSETS_TOPIC).is_some() {
+        return;
+    }
+    let image = shard.image();
+    let live = image.live_brokers().count().max(1);
+    let factor = shard
+        .config
+        .cluster
+        .offsets_topic_replication_factor
+        .min(MAX_REPLICATION_FACTOR)
+        .min(i16::try_from(live).unwrap_or(i16::MAX));
+    let request = AdminRequest::CreateTopics {
+        topics: vec![TopicSpec {
+            name: OFFSETS_TOPIC.to_string(),
+            partitions: OFFSETS_TOPIC_PARTITIONS,
+            replication_factor: factor,
+            assignments: Vec::new(),
+            configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
+        }],
+        validate_only: false,
+        internal: true,
+    };
+    let reply = forward::admin(shard, request).await;
+    if let Some(outcome) = reply.outcomes.first() {
+        let exists = outcome.error_code == ResponseError::TopicAlreadyExists.code();
+        if outcome.error_code != 0 && !exists {
+            tracing::warn!(error_code = outcome.error_code, message = ?outcome.message, "could not create __consumer_offsets");
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! ListOffsets: earliest, latest, max timestamp or by timestamp, per partition.
+//! ListOffsets: earliest, latest, max timestamp or by timestamp, per partition this broker leads.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -11,22 +11,20 @@ use crate::offsets::{self, MAX_TIMESTAMP};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
+/// ListOffsets version that added the partition's leader epoch to the response.
+const LEADER_EPOCH_MIN_VERSION: i16 = 4;
 /// ListOffsets version that introduced the max-timestamp (-3) lookup.
 const MAX_TIMESTAMP_MIN_VERSION: i16 = 7;
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
     let body: ListOffsetsRequest = decode_body(request)?;
-    let table = shard.topic_table();
     let mut topics = Vec::with_capacity(body.topics.len());
     for topic in &body.topics {
         let name = topic.name.0.as_str();
-        let partition_count = table.partition_count(name);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
-            let known =
-                partition_count.is_some_and(|n| p.partition_index >= 0 && p.partition_index < n);
-            let error_code = if !known {
-                Some(ResponseError::UnknownTopicOrPartition.code())
+            let error_code = if let Err(code) = shard.check_leader(name, p.partition_index) {
+                Some(code)
             } else if p.timestamp == MAX_TIMESTAMP && request.version() < MAX_TIMESTAMP_MIN_VERSION
             {
                 Some(ResponseError::UnsupportedVersion.code())
@@ -41,7 +39,11 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
                         .with_error_code(found.error_code)
                         .with_offset(found.offset)
                         .with_timestamp(found.timestamp)
-                        .with_leader_epoch(-1)
+                        .with_leader_epoch(if request.version() >= LEADER_EPOCH_MIN_VERSION {
+                            shard.leader_epoch(name, p.partition_index)
+                        } else {
+                            -1
+                        })
                 }
                 Some(code) => ListOffsetsPartitionResponse::default()
                     .with_partition_index(p.partition_index)

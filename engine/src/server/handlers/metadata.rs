@@ -1,6 +1,8 @@
-//! Metadata: this broker, the cluster id, and the topics asked for (all when null, or for v0 an
-//! empty list), auto-creating unknown ones when allowed (Kafka `auto.create.topics.enable`).
-//! Leader epochs are not tracked yet: -1 tells every client "no epoch" (docs/COMPATIBILITY.md trap 13).
+//! Metadata: the cluster's live brokers, its id, and the topics asked for (all when null, or for v0
+//! an empty list) with each partition's leader, leader epoch, replicas, ISR and offline replicas,
+//! as the metadata image says; unknown topics are created when allowed (Kafka
+//! `auto.create.topics.enable`). The controller id given to clients is this broker: any broker
+//! forwards admin requests to the active controller, as in Kafka's KRaft mode.
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -12,7 +14,7 @@ use ringbroker_protocol::frame::Request;
 use uuid::Uuid;
 
 use crate::admin::{self, NewTopic};
-use crate::metadata::TopicMeta;
+use crate::metadata::{TopicMeta, NO_LEADER};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
@@ -50,17 +52,35 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
             }
         }
     }
-    let config = &shard.config;
-    let broker = MetadataResponseBroker::default()
-        .with_node_id(BrokerId(config.node_id))
-        .with_host(StrBytes::from_string(config.advertised_host.clone()))
-        .with_port(i32::from(config.advertised_port));
+    let image = shard.image();
+    let brokers = image
+        .live_brokers()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(b.port)
+                .with_rack(b.rack.clone().map(StrBytes::from_string))
+        })
+        .collect();
     let response = MetadataResponse::default()
-        .with_brokers(vec![broker])
-        .with_cluster_id(Some(StrBytes::from_string(config.cluster_id.clone())))
-        .with_controller_id(BrokerId(config.node_id))
+        .with_brokers(brokers)
+        .with_cluster_id(image.cluster_id.clone().map(StrBytes::from_string))
+        .with_controller_id(BrokerId(controller_id_for_clients(shard)))
         .with_topics(topics);
     respond(request, &response)
+}
+
+/// The controller id clients are given: this broker (it forwards admin requests to the active
+/// controller), or another live broker if this one is not live.
+pub fn controller_id_for_clients(shard: &Shard) -> i32 {
+    let image = shard.image();
+    let node_id = shard.config.node_id;
+    if image.is_live(node_id) {
+        return node_id;
+    }
+    let first_live = image.live_brokers().next().map_or(node_id, |b| b.node_id);
+    first_live
 }
 
 fn topic_name_by_id(shard: &Shard, id: Uuid) -> Option<String> {
@@ -82,6 +102,8 @@ async fn lookup_or_create(shard: &Shard, name: &str, auto_create: bool) -> Metad
             &NewTopic {
                 name: name.to_string(),
                 partitions: -1,
+                replication_factor: -1,
+                assignments: Vec::new(),
                 configs: Default::default(),
                 validate_only: false,
             },
@@ -105,16 +127,32 @@ fn missing_topic(name: &str, error_code: i16) -> MetadataResponseTopic {
 }
 
 fn describe_topic(shard: &Shard, name: &str, meta: &TopicMeta) -> MetadataResponseTopic {
-    let node = BrokerId(shard.config.node_id);
-    let partitions = (0..meta.partitions)
-        .map(|p| {
+    let image = shard.image();
+    let ids = |ids: &[i32]| ids.iter().map(|id| BrokerId(*id)).collect::<Vec<_>>();
+    let partitions = meta
+        .assignments
+        .iter()
+        .enumerate()
+        .map(|(p, state)| {
+            let offline: Vec<i32> = state
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| !image.is_live(*r))
+                .collect();
+            let error = if state.leader == NO_LEADER {
+                ResponseError::LeaderNotAvailable.code()
+            } else {
+                0
+            };
             MetadataResponsePartition::default()
-                .with_partition_index(p)
-                .with_leader_id(node)
-                .with_leader_epoch(-1)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
-                .with_offline_replicas(Vec::new())
+                .with_error_code(error)
+                .with_partition_index(p as i32)
+                .with_leader_id(BrokerId(state.leader))
+                .with_leader_epoch(state.leader_epoch)
+                .with_replica_nodes(ids(&state.replicas))
+                .with_isr_nodes(ids(&state.isr))
+                .with_offline_replicas(ids(&offline))
         })
         .collect();
     MetadataResponseTopic::default()

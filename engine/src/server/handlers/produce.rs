@@ -1,6 +1,8 @@
 //! Produce (v3-7): validate each partition's batches, append them all (local partitions in
-//! place, the others on their shards, concurrently), answer with base offsets. acks=0 gets no
-//! answer; acks=1 and acks=-1 both answer once the write is done (one broker: the ISR is us).
+//! place, the others on their shards, concurrently), answer with base offsets. A partition this
+//! broker does not lead is answered NOT_LEADER_OR_FOLLOWER (the client refreshes its metadata).
+//! acks=0 gets no answer; acks=1 and acks=-1 both answer once the write is done (partitions have
+//! one replica until replication exists: the ISR is the leader).
 
 use futures::future::join_all;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -28,7 +30,6 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
     let mut layout = Vec::with_capacity(body.topic_data.len());
     for topic in &body.topic_data {
         let name = topic.name.0.as_str();
-        let partitions = table.partition_count(name);
         let max_message_bytes = table.get(name).map_or(max_message_bytes, |meta| {
             crate::topic_config::max_message_bytes(&shard.config, &meta.configs)
         });
@@ -37,11 +38,9 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
             let index = data.index;
             indexes.push(index);
             let records = data.records.clone().unwrap_or_default();
-            let known = partitions.is_some_and(|n| index >= 0 && index < n);
-            let validation = if known {
-                produce::validate_records(&records, max_message_bytes)
-            } else {
-                Err((ResponseError::UnknownTopicOrPartition.code(), String::new()))
+            let validation = match shard.check_leader(name, index) {
+                Ok(()) => produce::validate_records(&records, max_message_bytes),
+                Err(code) => Err((code, String::new())),
             };
             let name = name.to_string();
             appends.push(async move {

@@ -1,0 +1,677 @@
+//! The requests brokers send the active controller over the controller listener, and their
+//! answers: one sub-API id each, payloads as flatbuffers (`schema/fbs/controller.fbs`). Kafka
+//! defines BrokerRegistration and BrokerHeartbeat for the same purpose; ours carry what our
+//! controller needs, and the admin requests carry our own decoded form of Kafka's requests.
+
+use flatbuffers::FlatBufferBuilder;
+use ringbroker_schema::controller as fb;
+use thiserror::Error;
+
+use super::controller::{Heartbeat, Registration, TopicOutcome, TopicSpec};
+use super::records::{build_configs, read_configs};
+use crate::admin::configs::{ConfigOp, OpType};
+
+/// A broker registers (answer: `RegisterBrokerResponse`).
+pub const API_REGISTER_BROKER: u16 = 1;
+/// A broker heartbeats (answer: `HeartbeatResponse`).
+pub const API_HEARTBEAT: u16 = 2;
+/// A broker that is not a voter fetches committed metadata (answer: `FetchMetadataResponse`).
+pub const API_FETCH_METADATA: u16 = 3;
+/// CreateTopics forwarded by a broker (answer: `TopicsResponse`).
+pub const API_CREATE_TOPICS: u16 = 10;
+/// DeleteTopics forwarded by a broker (answer: `TopicsResponse`).
+pub const API_DELETE_TOPICS: u16 = 11;
+/// CreatePartitions forwarded by a broker (answer: `TopicsResponse`).
+pub const API_CREATE_PARTITIONS: u16 = 12;
+/// AlterConfigs / IncrementalAlterConfigs forwarded by a broker (answer: `TopicsResponse`).
+pub const API_ALTER_CONFIGS: u16 = 13;
+
+/// The error text a voter that is not the active controller answers with, followed by the
+/// leader it knows of (-1: none); the caller retries there.
+pub const NOT_CONTROLLER: &str = "NOT_CONTROLLER leader=";
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("malformed controller message: {0}")]
+pub struct DecodeError(pub String);
+
+fn root<'a, T: flatbuffers::Follow<'a> + flatbuffers::Verifiable + 'a>(
+    bytes: &'a [u8],
+) -> Result<T::Inner, DecodeError> {
+    flatbuffers::root::<T>(bytes).map_err(|e| DecodeError(e.to_string()))
+}
+
+fn finish<T>(mut fbb: FlatBufferBuilder<'_>, root: flatbuffers::WIPOffset<T>) -> Vec<u8> {
+    fbb.finish(root, None);
+    fbb.finished_data().to_vec()
+}
+
+fn incarnation_of(bytes: Option<flatbuffers::Vector<'_, u8>>) -> Result<[u8; 16], DecodeError> {
+    bytes
+        .and_then(|v| v.bytes().try_into().ok())
+        .ok_or_else(|| DecodeError("incarnation must be 16 bytes".into()))
+}
+
+// ------------------------------------------------------------------------------ registration
+
+pub fn encode_registration(r: &Registration) -> Vec<u8> {
+    let mut fbb = FlatBufferBuilder::with_capacity(128);
+    let incarnation = Some(fbb.create_vector(&r.incarnation));
+    let host = Some(fbb.create_string(&r.host));
+    let rack = r.rack.as_deref().map(|s| fbb.create_string(s));
+    let cluster_id = r.cluster_id.as_deref().map(|s| fbb.create_string(s));
+    let root = fb::RegisterBrokerRequest::create(
+        &mut fbb,
+        &fb::RegisterBrokerRequestArgs {
+            node_id: r.node_id,
+            incarnation,
+            host,
+            port: r.port,
+            rack,
+            cluster_id,
+        },
+    );
+    finish(fbb, root)
+}
+
+pub fn decode_registration(bytes: &[u8]) -> Result<Registration, DecodeError> {
+    let r = root::<fb::RegisterBrokerRequest>(bytes)?;
+    Ok(Registration {
+        node_id: r.node_id(),
+        incarnation: incarnation_of(r.incarnation())?,
+        host: r
+            .host()
+            .ok_or_else(|| DecodeError("registration without host".into()))?
+            .to_string(),
+        port: r.port(),
+        rack: r.rack().map(str::to_string),
+        cluster_id: r.cluster_id().map(str::to_string),
+    })
+}
+
+/// The answer to a registration: the broker epoch, or an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationReply {
+    pub error_code: i16,
+    pub message: Option<String>,
+    pub epoch: i64,
+}
+
+pub fn encode_registration_reply(r: &RegistrationReply) -> Vec<u8> {
+    let mut fbb = FlatBufferBuilder::with_capacity(64);
+    let message = r.message.as_deref().map(|m| fbb.create_string(m));
+    let root = fb::RegisterBrokerResponse::create(
+        &mut fbb,
+        &fb::RegisterBrokerResponseArgs {
+            error_code: r.error_code,
+            message,
+            epoch: r.epoch,
+        },
+    );
+    finish(fbb, root)
+}
+
+pub fn decode_registration_reply(bytes: &[u8]) -> Result<RegistrationReply, DecodeError> {
+    let r = root::<fb::RegisterBrokerResponse>(bytes)?;
+    Ok(RegistrationReply {
+        error_code: r.error_code(),
+        message: r.message().map(str::to_string),
+        epoch: r.epoch(),
+    })
+}
+
+// ------------------------------------------------------------------------------ heartbeats
+
+pub fn encode_heartbeat(h: &Heartbeat) -> Vec<u8> {
+    let mut fbb = FlatBufferBuilder::with_capacity(64);
+    let root = fb::HeartbeatRequest::create(
+        &mut fbb,
+        &fb::HeartbeatRequestArgs {
+            node_id: h.node_id,
+            epoch: h.epoch,
+            applied_index: h.applied_index as i64,
+            want_shutdown: h.want_shutdown,
+        },
+    );
+    finish(fbb, root)
+}
+
+pub fn decode_heartbeat(bytes: &[u8]) -> Result<Heartbeat, DecodeError> {
+    let r = root::<fb::HeartbeatRequest>(bytes)?;
+    Ok(Heartbeat {
+        node_id: r.node_id(),
+        epoch: r.epoch(),
+        applied_index: u64::try_from(r.applied_index()).unwrap_or(0),
+        want_shutdown: r.want_shutdown(),
+    })
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatReply {
+    pub error_code: i16,
+    pub message: Option<String>,
+    pub fenced: bool,
+    pub shutdown_complete: bool,
+}
+
+pub fn encode_heartbeat_reply(r: &HeartbeatReply) -> Vec<u8> {
+    let mut fbb = FlatBufferBuilder::with_capacity(64);
+    let message = r.message.as_deref().map(|m| fbb.create_string(m));
+    let root = fb::HeartbeatResponse::create(
+        &mut fbb,
+        &fb::HeartbeatResponseArgs {
+            error_code: r.error_code,
+            message,
+            fenced: r.fenced,
+            shutdown_complete: r.shutdown_complete,
+        },
+    );
+    finish(fbb, root)
+}
+
+pub fn decode_heartbeat_reply(bytes: &[u8]) -> Result<HeartbeatReply, DecodeError> {
+    let r = root::<fb::HeartbeatResponse>(bytes)?;
+    Ok(HeartbeatReply {
+        error_code: r.error_code(),
+        message: r.message().map(str::to_string),
+        fenced: r.fenced(),
+        shutdown_complete: r.shutdown_complete(),
+    })
+}
+
+// ------------------------------------------------------------------------------ metadata fetch
+
+/// A fetch of committed metadata entries from `from_index` on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchMetadata {
+    pub node_id: i32,
+    pub from_index: u64,
+    pub max_bytes: usize,
+}
+
+pub fn encode_fetch_metadata(f: &FetchMetadata) -> Vec<u8> {
+    let mut fbb = FlatBufferBuilder::with_capacity(64);
+    let root = fb::FetchMetadataRequest::create(
+        &mut fbb,
+        &fb::FetchMetadataRequestArgs {
+            node_id: f.node_id,
+            from_index: f.from_index as i64,
+            max_bytes: i32::try_from(f.max_bytes).unwrap_or(i32::MAX),
+        },
+    );
+    finish(fbb, root)
+}
+
+pub fn decode_fetch_metadata(bytes: &[u8]) -> Result<FetchMetadata, DecodeError> {
+    let r = root::<fb::FetchMetadataRequest>(bytes)?;
+    Ok(FetchMetadata {
+        node_id: r.node_id(),
+        from_index: u64::try_from(r.from_index()).unwrap_or(0),
+        max_bytes: usize::try_from(r.max_bytes()).unwrap_or(0),
+    })
+}
+
+/// Committed entries (`(index, MetadataEntry bytes)`), or a snapshot to restore first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataChunk {
+    pub entries: Vec<(u64, Vec<u8>)>,
+    pub snapshot: Option<(u64, Vec<u8>)>,
+}
+
+pub fn encode_metadata_chunk(c: &MetadataChunk) -> Vec<u8> {
+    let mut fbb = FlatBufferBuilder::with_capacity(
+        256 + c.entries.iter().map(|(_, e)| e.len() + 16).sum::<usize>(),
+    );
+    let entries: Vec<_> = c
+        .entries
+        .iter()
+        .map(|(index, entry)| {
+            let entry = Some(fbb.create_vector(entry));
+            fb::FetchMetadataEntry::create(
+                &mut fbb,
+                &fb::FetchMetadataEntryArgs {
+                    index: *index as i64,
+                    entry,
+                },
+            )
+        })
+        .collect();
+    let entries = Some(fbb.create_vector(&entries));
+    let snapshot = c.snapshot.as_ref().map(|(_, s)| fbb.create_vector(s));
+    let root = fb::FetchMetadataResponse::create(
+        &mut fbb,
+        &fb::FetchMetadataResponseArgs {
+            error_code: 0,
+            entries,
+            snapshot,
+            snapshot_index: c.snapshot.as_ref().map_or(0, |(i, _)| *i as i64),
+            high_index: 0,
+        },
+    );
+    finish(fbb, root)
+}
+
+pub fn decode_metadata_chunk(bytes: &[u8]) -> Result<MetadataChunk, DecodeError> {
+    let r = root::<fb::FetchMetadataResponse>(bytes)?;
+    let entries = r
+        .entries()
+        .iter()
+        .flatten()
+        .map(|e| {
+            let entry = e.entry().map(|v| v.bytes().to_vec()).unwrap_or_default();
+            (u64::try_from(e.index()).unwrap_or(0), entry)
+        })
+        .collect();
+    let snapshot = r.snapshot().map(|s| {
+        (
+            u64::try_from(r.snapshot_index()).unwrap_or(0),
+            s.bytes().to_vec(),
+        )
+    });
+    Ok(MetadataChunk { entries, snapshot })
+}
+
+// ------------------------------------------------------------------------------ admin requests
+
+/// A topic-changing request forwarded to the active controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminRequest {
+    CreateTopics {
+        topics: Vec<TopicSpec>,
+        validate_only: bool,
+        internal: bool,
+    },
+    DeleteTopics {
+        names: Vec<String>,
+    },
+    CreatePartitions {
+        name: String,
+        count: i32,
+        assignments: Vec<Vec<i32>>,
+        validate_only: bool,
+    },
+    AlterConfigs {
+        name: String,
+        ops: Vec<ConfigOp>,
+        replace_all: bool,
+        validate_only: bool,
+    },
+}
+
+fn assignments<'b>(
+    fbb: &mut FlatBufferBuilder<'b>,
+    lists: &[Vec<i32>],
+) -> flatbuffers::WIPOffset<
+    flatbuffers::Vector<'b, flatbuffers::ForwardsUOffset<fb::PartitionAssignment<'b>>>,
+> {
+    let items: Vec<_> = lists
+        .iter()
+        .map(|replicas| {
+            let replicas = Some(fbb.create_vector(replicas));
+            fb::PartitionAssignment::create(fbb, &fb::PartitionAssignmentArgs { replicas })
+        })
+        .collect();
+    fbb.create_vector(&items)
+}
+
+fn read_assignments(
+    items: Option<
+        flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<fb::PartitionAssignment<'_>>>,
+    >,
+) -> Vec<Vec<i32>> {
+    items
+        .iter()
+        .flatten()
+        .map(|a| a.replicas().map(|r| r.iter().collect()).unwrap_or_default())
+        .collect()
+}
+
+impl AdminRequest {
+    /// The sub-API id this request travels under.
+    pub fn api(&self) -> u16 {
+        match self {
+            AdminRequest::CreateTopics { .. } => API_CREATE_TOPICS,
+            AdminRequest::DeleteTopics { .. } => API_DELETE_TOPICS,
+            AdminRequest::CreatePartitions { .. } => API_CREATE_PARTITIONS,
+            AdminRequest::AlterConfigs { .. } => API_ALTER_CONFIGS,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut fbb = FlatBufferBuilder::with_capacity(256);
+        match self {
+            AdminRequest::CreateTopics {
+                topics,
+                validate_only,
+                internal,
+            } => {
+                let specs: Vec<_> = topics
+                    .iter()
+                    .map(|t| {
+                        let name = Some(fbb.create_string(&t.name));
+                        let assignments = Some(assignments(&mut fbb, &t.assignments));
+                        let configs = Some(build_configs(&mut fbb, &t.configs));
+                        fb::NewTopicSpec::create(
+                            &mut fbb,
+                            &fb::NewTopicSpecArgs {
+                                name,
+                                partitions: t.partitions,
+                                replication_factor: t.replication_factor,
+                                assignments,
+                                configs,
+                            },
+                        )
+                    })
+                    .collect();
+                let topics = Some(fbb.create_vector(&specs));
+                let root = fb::CreateTopicsRequest::create(
+                    &mut fbb,
+                    &fb::CreateTopicsRequestArgs {
+                        topics,
+                        validate_only: *validate_only,
+                        internal: *internal,
+                    },
+                );
+                finish(fbb, root)
+            }
+            AdminRequest::DeleteTopics { names } => {
+                let names: Vec<_> = names.iter().map(|n| fbb.create_string(n)).collect();
+                let names = Some(fbb.create_vector(&names));
+                let root = fb::DeleteTopicsRequest::create(
+                    &mut fbb,
+                    &fb::DeleteTopicsRequestArgs { names },
+                );
+                finish(fbb, root)
+            }
+            AdminRequest::CreatePartitions {
+                name,
+                count,
+                assignments: lists,
+                validate_only,
+            } => {
+                let name = Some(fbb.create_string(name));
+                let assignments = Some(assignments(&mut fbb, lists));
+                let spec = fb::CreatePartitionsSpec::create(
+                    &mut fbb,
+                    &fb::CreatePartitionsSpecArgs {
+                        name,
+                        count: *count,
+                        assignments,
+                    },
+                );
+                let topics = Some(fbb.create_vector(&[spec]));
+                let root = fb::CreatePartitionsRequest::create(
+                    &mut fbb,
+                    &fb::CreatePartitionsRequestArgs {
+                        topics,
+                        validate_only: *validate_only,
+                    },
+                );
+                finish(fbb, root)
+            }
+            AdminRequest::AlterConfigs {
+                name,
+                ops,
+                replace_all,
+                validate_only,
+            } => {
+                let name = Some(fbb.create_string(name));
+                let ops: Vec<_> = ops
+                    .iter()
+                    .map(|op| {
+                        let key = Some(fbb.create_string(&op.key));
+                        let value = op.value.as_deref().map(|v| fbb.create_string(v));
+                        fb::ConfigOp::create(
+                            &mut fbb,
+                            &fb::ConfigOpArgs {
+                                key,
+                                value,
+                                op: op.op as i8,
+                            },
+                        )
+                    })
+                    .collect();
+                let ops = Some(fbb.create_vector(&ops));
+                let topic = fb::AlterTopicConfigs::create(
+                    &mut fbb,
+                    &fb::AlterTopicConfigsArgs {
+                        name,
+                        ops,
+                        replace_all: *replace_all,
+                    },
+                );
+                let topics = Some(fbb.create_vector(&[topic]));
+                let root = fb::AlterConfigsRequest::create(
+                    &mut fbb,
+                    &fb::AlterConfigsRequestArgs {
+                        topics,
+                        validate_only: *validate_only,
+                    },
+                );
+                finish(fbb, root)
+            }
+        }
+    }
+
+    pub fn decode(api: u16, bytes: &[u8]) -> Result<AdminRequest, DecodeError> {
+        match api {
+            API_CREATE_TOPICS => {
+                let r = root::<fb::CreateTopicsRequest>(bytes)?;
+                let topics = r
+                    .topics()
+                    .iter()
+                    .flatten()
+                    .map(|t| {
+                        Ok(TopicSpec {
+                            name: t
+                                .name()
+                                .ok_or_else(|| DecodeError("topic without a name".into()))?
+                                .to_string(),
+                            partitions: t.partitions(),
+                            replication_factor: t.replication_factor(),
+                            assignments: read_assignments(t.assignments()),
+                            configs: read_configs(t.configs()),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, DecodeError>>()?;
+                Ok(AdminRequest::CreateTopics {
+                    topics,
+                    validate_only: r.validate_only(),
+                    internal: r.internal(),
+                })
+            }
+            API_DELETE_TOPICS => {
+                let r = root::<fb::DeleteTopicsRequest>(bytes)?;
+                let names = r.names().iter().flatten().map(str::to_string).collect();
+                Ok(AdminRequest::DeleteTopics { names })
+            }
+            API_CREATE_PARTITIONS => {
+                let r = root::<fb::CreatePartitionsRequest>(bytes)?;
+                let spec = r
+                    .topics()
+                    .and_then(|t| t.iter().next())
+                    .ok_or_else(|| DecodeError("CreatePartitions without a topic".into()))?;
+                Ok(AdminRequest::CreatePartitions {
+                    name: spec.name().unwrap_or_default().to_string(),
+                    count: spec.count(),
+                    assignments: read_assignments(spec.assignments()),
+                    validate_only: r.validate_only(),
+                })
+            }
+            API_ALTER_CONFIGS => {
+                let r = root::<fb::AlterConfigsRequest>(bytes)?;
+                let topic = r
+                    .topics()
+                    .and_then(|t| t.iter().next())
+                    .ok_or_else(|| DecodeError("AlterConfigs without a topic".into()))?;
+                let ops = topic
+                    .ops()
+                    .iter()
+                    .flatten()
+                    .map(|op| {
+                        let kind = OpType::from_code(op.op())
+                            .ok_or_else(|| DecodeError(format!("config operation {}", op.op())))?;
+                        Ok(ConfigOp {
+                            key: op.key().unwrap_or_default().to_string(),
+                            value: op.value().map(str::to_string),
+                            op: kind,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, DecodeError>>()?;
+                Ok(AdminRequest::AlterConfigs {
+                    name: topic.name().unwrap_or_default().to_string(),
+                    ops,
+                    replace_all: topic.replace_all(),
+                    validate_only: r.validate_only(),
+                })
+            }
+            other => Err(DecodeError(format!("unknown controller api {other}"))),
+        }
+    }
+}
+
+/// The answer to an admin request: one outcome per topic, and the metadata log index that holds
+/// the change (-1 when nothing changed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminReply {
+    pub outcomes: Vec<TopicOutcome>,
+    pub index: Option<u64>,
+}
+
+pub fn encode_admin_reply(r: &AdminReply) -> Vec<u8> {
+    let mut fbb = FlatBufferBuilder::with_capacity(128);
+    let outcomes: Vec<_> = r
+        .outcomes
+        .iter()
+        .map(|o| {
+            let name = Some(fbb.create_string(&o.name));
+            let message = o.message.as_deref().map(|m| fbb.create_string(m));
+            fb::TopicOutcome::create(
+                &mut fbb,
+                &fb::TopicOutcomeArgs {
+                    name,
+                    error_code: o.error_code,
+                    message,
+                },
+            )
+        })
+        .collect();
+    let outcomes = Some(fbb.create_vector(&outcomes));
+    let root = fb::TopicsResponse::create(
+        &mut fbb,
+        &fb::TopicsResponseArgs {
+            outcomes,
+            index: r.index.map_or(-1, |i| i as i64),
+        },
+    );
+    finish(fbb, root)
+}
+
+pub fn decode_admin_reply(bytes: &[u8]) -> Result<AdminReply, DecodeError> {
+    let r = root::<fb::TopicsResponse>(bytes)?;
+    let outcomes = r
+        .outcomes()
+        .iter()
+        .flatten()
+        .map(|o| TopicOutcome {
+            name: o.name().unwrap_or_default().to_string(),
+            error_code: o.error_code(),
+            message: o.message().map(str::to_string),
+        })
+        .collect();
+    Ok(AdminReply {
+        outcomes,
+        index: u64::try_from(r.index()).ok(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn every_request_round_trips() {
+        let requests = vec![
+            AdminRequest::CreateTopics {
+                topics: vec![TopicSpec {
+                    name: "t".into(),
+                    partitions: 3,
+                    replication_factor: -1,
+                    assignments: vec![vec![1], vec![2]],
+                    configs: BTreeMap::from([("retention.ms".into(), "5".into())]),
+                }],
+                validate_only: true,
+                internal: false,
+            },
+            AdminRequest::DeleteTopics {
+                names: vec!["a".into(), "b".into()],
+            },
+            AdminRequest::CreatePartitions {
+                name: "t".into(),
+                count: 9,
+                assignments: vec![],
+                validate_only: false,
+            },
+            AdminRequest::AlterConfigs {
+                name: "t".into(),
+                ops: vec![ConfigOp {
+                    key: "retention.ms".into(),
+                    value: None,
+                    op: OpType::Delete,
+                }],
+                replace_all: false,
+                validate_only: false,
+            },
+        ];
+        for request in requests {
+            let decoded = AdminRequest::decode(request.api(), &request.encode()).expect("decode");
+            assert_eq!(decoded, request);
+        }
+        let registration = Registration {
+            node_id: 3,
+            incarnation: [5; 16],
+            host: "h".into(),
+            port: 1,
+            rack: Some("r".into()),
+            cluster_id: None,
+        };
+        let decoded = decode_registration(&encode_registration(&registration)).expect("decode");
+        assert_eq!(decoded.incarnation, registration.incarnation);
+        assert_eq!(decoded.rack, registration.rack);
+        let beat = Heartbeat {
+            node_id: 3,
+            epoch: 7,
+            applied_index: 9,
+            want_shutdown: true,
+        };
+        let decoded = decode_heartbeat(&encode_heartbeat(&beat)).expect("decode");
+        assert_eq!(
+            (decoded.epoch, decoded.applied_index, decoded.want_shutdown),
+            (7, 9, true)
+        );
+        let chunk = MetadataChunk {
+            entries: vec![(4, vec![1, 2]), (5, vec![])],
+            snapshot: Some((3, vec![9])),
+        };
+        assert_eq!(
+            decode_metadata_chunk(&encode_metadata_chunk(&chunk)).expect("decode"),
+            chunk
+        );
+        let reply = AdminReply {
+            outcomes: vec![TopicOutcome {
+                name: "t".into(),
+                error_code: 36,
+                message: Some("exists".into()),
+            }],
+            index: Some(12),
+        };
+        assert_eq!(
+            decode_admin_reply(&encode_admin_reply(&reply)).expect("decode"),
+            reply
+        );
+        assert!(AdminRequest::decode(99, b"x").is_err());
+        assert!(decode_heartbeat(b"garbage").is_err());
+    }
+}
