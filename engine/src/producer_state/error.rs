@@ -18,6 +18,8 @@ pub enum ProducerStateError {
     Log(#[from] crate::storage::StorageError),
     #[error("producer id file {path} is corrupt: {reason}")]
     BadIdFile { path: PathBuf, reason: String },
+    #[error("this broker has handed out every producer id of its range (see {dir})")]
+    IdsExhausted { dir: PathBuf },
 }
 
 impl ProducerStateError {

@@ -1,6 +1,9 @@
-//! Producer id allocation, unique per broker across restarts, without cross-shard messages.
+//! Producer id allocation, unique in the cluster and across restarts, without cross-shard messages.
 //!
-//! Shard `s` of `n` hands out ids `≡ s (mod n)`. Each shard reserves blocks of
+//! Each broker hands out ids of its own range, `[node id << NODE_ID_SHIFT, (node id + 1) <<
+//! NODE_ID_SHIFT)`, so brokers never give the same id (node 0's range starts at 0: a single broker
+//! keeps the ids it gave before it became a cluster). Within it, shard `s` of `n` hands out ids
+//! `≡ s (mod n)`. Each shard reserves blocks of
 //! [`ID_BLOCK`] ids and persists the highest id of its reservation in
 //! `<data>/producer-ids/shard-<s>` (fsync'ed, renamed into place) BEFORE handing any of them out.
 //! At its first reservation a shard reads every shard's file and starts above the highest id
@@ -17,6 +20,10 @@ pub const IDS_DIR: &str = "producer-ids";
 /// Ids reserved per durable write: one fsync per this many InitProducerId calls on a shard.
 pub const ID_BLOCK: i64 = 1000;
 
+/// A broker's producer ids are `node id << NODE_ID_SHIFT` and up: 2^32 ids each (about four billion
+/// InitProducerId calls), for every node id a cluster may use.
+pub const NODE_ID_SHIFT: u32 = 32;
+
 /// One shard's allocator (lives behind an async lock: reservations await file I/O).
 #[derive(Debug)]
 pub struct IdAllocator {
@@ -27,17 +34,21 @@ pub struct IdAllocator {
     next: Option<i64>,
     /// Highest id persisted as reserved by this shard.
     reserved_max: i64,
+    /// The first id of this broker's range.
+    range_start: i64,
 }
 
 impl IdAllocator {
-    pub fn new(data_dir: &Path, shard: usize, shards: usize) -> IdAllocator {
+    pub fn new(data_dir: &Path, node_id: i32, shard: usize, shards: usize) -> IdAllocator {
         debug_assert!(shard < shards);
+        assert!(node_id >= 0, "node ids are not negative");
         IdAllocator {
             dir: data_dir.join(IDS_DIR),
             shard: shard as i64,
             shards: shards as i64,
             next: None,
             reserved_max: -1,
+            range_start: i64::from(node_id) << NODE_ID_SHIFT,
         }
     }
 
@@ -56,10 +67,18 @@ impl IdAllocator {
         if self.next.is_none() {
             std::fs::create_dir_all(&self.dir)
                 .map_err(|e| ProducerStateError::io("create dir", &self.dir, e))?;
-            self.reserved_max = self.reserved_max.max(highest_reserved(&self.dir).await?);
+            self.reserved_max = self
+                .reserved_max
+                .max(highest_reserved(&self.dir).await?)
+                .max(self.range_start - 1);
         }
         let first = first_above(self.reserved_max, self.shard, self.shards);
         let last = first + (ID_BLOCK - 1) * self.shards;
+        if last >= self.range_start + (1 << NODE_ID_SHIFT) {
+            return Err(ProducerStateError::IdsExhausted {
+                dir: self.dir.clone(),
+            });
+        }
         let path = self.dir.join(format!("shard-{}", self.shard));
         files::write_durably(&path, format!("{last}\n").into_bytes()).await?;
         self.reserved_max = last;
@@ -107,6 +126,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn brokers_hand_out_ids_of_their_own_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let mut node0 = IdAllocator::new(&path.join("n0"), 0, 0, 1);
+                let mut node3 = IdAllocator::new(&path.join("n3"), 3, 0, 2);
+                assert_eq!(node0.allocate().await.unwrap(), 0);
+                let id = node3.allocate().await.unwrap();
+                assert_eq!(id, 3 << NODE_ID_SHIFT);
+                assert_eq!(node3.allocate().await.unwrap(), id + 2);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
     fn first_above_picks_the_shards_residue() {
         assert_eq!(first_above(-1, 0, 2), 0);
         assert_eq!(first_above(-1, 1, 2), 1);
@@ -124,7 +161,7 @@ mod tests {
                 let mut seen = std::collections::HashSet::new();
                 for shards in [2usize, 3, 1] {
                     let mut allocators: Vec<IdAllocator> = (0..shards)
-                        .map(|s| IdAllocator::new(&path, s, shards))
+                        .map(|s| IdAllocator::new(&path, 0, s, shards))
                         .collect();
                     for round in 0..(ID_BLOCK + 3) {
                         for a in allocators.iter_mut() {

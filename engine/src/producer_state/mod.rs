@@ -55,10 +55,15 @@ pub struct ShardProducers {
 }
 
 impl ShardProducers {
-    pub fn new(data_dir: &std::path::Path, shard: usize, shards: usize) -> ShardProducers {
+    pub fn new(
+        data_dir: &std::path::Path,
+        node_id: i32,
+        shard: usize,
+        shards: usize,
+    ) -> ShardProducers {
         ShardProducers {
             partitions: Rc::new(RefCell::new(HashMap::new())),
-            ids: Mutex::new(IdAllocator::new(data_dir, shard, shards)),
+            ids: Mutex::new(IdAllocator::new(data_dir, node_id, shard, shards)),
             snapshot_task_started: Cell::new(false),
         }
     }
