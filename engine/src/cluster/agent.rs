@@ -441,7 +441,10 @@ impl ClusterAgent {
             })
             .await;
         match committed {
-            Ok((outcomes, index)) => AdminReply { outcomes, index },
+            Ok((outcomes, index)) => {
+                log_admin_changes(&request, &outcomes, &self.image.borrow());
+                AdminReply { outcomes, index }
+            }
             Err((error, message)) => AdminReply {
                 outcomes: names
                     .into_iter()
@@ -560,6 +563,45 @@ fn request_topic_names(request: &AdminRequest) -> Vec<String> {
         AdminRequest::CreatePartitions { name, .. } | AdminRequest::AlterConfigs { name, .. } => {
             vec![name.clone()]
         }
+    }
+}
+
+/// One log line per topic a committed admin request changed (the active controller logs them).
+fn log_admin_changes(request: &AdminRequest, outcomes: &[TopicOutcome], image: &MetadataImage) {
+    let changed = outcomes.iter().filter(|o| o.error_code == 0).map(|o| o.name.as_str());
+    match request {
+        AdminRequest::CreateTopics {
+            validate_only: false,
+            ..
+        } => {
+            for topic in changed {
+                let partitions = image.topics.get(topic).map_or(0, |m| m.partitions);
+                tracing::info!(topic = %topic, partitions, "created topic");
+            }
+        }
+        AdminRequest::DeleteTopics { .. } => {
+            for topic in changed {
+                tracing::info!(topic = %topic, "deleted topic");
+            }
+        }
+        AdminRequest::CreatePartitions {
+            count,
+            validate_only: false,
+            ..
+        } => {
+            for topic in changed {
+                tracing::info!(topic = %topic, to = count, "added partitions");
+            }
+        }
+        AdminRequest::AlterConfigs {
+            validate_only: false,
+            ..
+        } => {
+            for topic in changed {
+                tracing::info!(topic = %topic, "altered topic configs");
+            }
+        }
+        _ => {}
     }
 }
 

@@ -17,8 +17,9 @@ pub const DEFAULT_BROKER_SESSION_TIMEOUT_MS: u64 = 9_000;
 pub const DEFAULT_REPLICATION_FACTOR: i16 = 1;
 /// Kafka's `offsets.topic.replication.factor` default (capped by the live brokers at creation).
 pub const DEFAULT_OFFSETS_TOPIC_REPLICATION_FACTOR: i16 = 3;
-/// How long `ringbroker serve` waits at start for the controller quorum (a leader that
-/// answers) before it gives up and names the voters it could not reach.
+/// Kafka's `initial.broker.registration.timeout.ms` default: how long a starting broker waits to
+/// register with the controller quorum (and be let in) before it gives up, naming the voters it
+/// could not reach.
 pub const DEFAULT_CONTROLLER_STARTUP_TIMEOUT_MS: u64 = 60_000;
 
 /// What a node does (Kafka `process.roles`).
@@ -134,7 +135,8 @@ pub struct ClusterConfig {
     pub broker_heartbeat_interval: Duration,
     /// Kafka `broker.session.timeout.ms`.
     pub broker_session_timeout: Duration,
-    /// How long start-up waits for the quorum before it fails, naming the unreachable voters.
+    /// How long start-up waits for the quorum before it fails, naming the unreachable voters
+    /// (Kafka `initial.broker.registration.timeout.ms`).
     pub controller_startup_timeout: Duration,
 }
 

@@ -87,13 +87,21 @@ fn quorum_config(shard: &Shard) -> QuorumConfig {
         .iter()
         .map(|(id, addr)| (raft_id_of_node(*id), *addr))
         .collect();
-    QuorumConfig::new(
+    let mut quorum = QuorumConfig::new(
         raft_id_of_node(config.node_id),
         voters,
         config.cluster.controller_listen,
         config.data_dir.join(METADATA_LOG_DIR),
-    )
+    );
+    quorum.election_ticks = ELECTION_TICKS;
+    quorum
 }
+
+/// Ticks (100 ms each) without a leader before a voter campaigns; raft-rs randomises it to
+/// [0.8 s, 1.6 s). Below the quorum crate's 1-2 s so that a new active controller is in place
+/// within 2 s of losing one (issue 17's target); pre-vote and check-quorum keep a slow or paused
+/// node from deposing a healthy leader.
+pub const ELECTION_TICKS: usize = 8;
 
 impl ClusterNode {
     /// Controlled shutdown (the broker's leaderships move away), then the quorum member stops.

@@ -67,7 +67,7 @@ impl Shard {
     ) -> Shard {
         let count = config.shard_count();
         debug_assert!(id < count);
-        let producers = ShardProducers::new(&config.data_dir, id, count);
+        let producers = ShardProducers::new(&config.data_dir, config.node_id, id, count);
         Shard {
             id,
             count,
