@@ -56,49 +56,52 @@ impl RaftStorage {
         dir: &Path,
         voters: &[u64],
     ) -> Result<(RaftStorage, RecoveryReport), StorageError> {
-        let mut voters = voters.to_vec();
-        voters.sort_unstable();
-        files::create_dir_all(dir).await?;
-        let log_path = dir.join(LOG_FILE_NAME);
-        let snapshot_path = dir.join(SNAPSHOT_FILE_NAME);
-        files::remove_if_exists(&files::temporary_path(&log_path)).await?;
-        files::remove_if_exists(&files::temporary_path(&snapshot_path)).await?;
+        files::wake_guard(async {
+            let mut voters = voters.to_vec();
+            voters.sort_unstable();
+            files::create_dir_all(dir).await?;
+            let log_path = dir.join(LOG_FILE_NAME);
+            let snapshot_path = dir.join(SNAPSHOT_FILE_NAME);
+            files::remove_if_exists(&files::temporary_path(&log_path)).await?;
+            files::remove_if_exists(&files::temporary_path(&snapshot_path)).await?;
 
-        let snapshot = snapshot_file::read(&snapshot_path).await?;
-        let Some((log, loaded)) = LogFile::open(&log_path).await? else {
-            if snapshot.is_some() {
-                // The log holds the vote; without it this node could vote twice in a term.
-                return Err(StorageError::corrupt(
-                    &log_path,
-                    "it is missing while a snapshot exists",
-                ));
+            let snapshot = snapshot_file::read(&snapshot_path).await?;
+            let Some((log, loaded)) = LogFile::open(&log_path).await? else {
+                if snapshot.is_some() {
+                    // The log holds the vote; without it this node could vote twice in a term.
+                    return Err(StorageError::corrupt(
+                        &log_path,
+                        "it is missing while a snapshot exists",
+                    ));
+                }
+                let storage = RaftStorage::create_fresh(dir, voters).await?;
+                return Ok((storage, RecoveryReport::default()));
+            };
+            check_voters(&log_path, &loaded.header.voters, &voters)?;
+            if let Some((metadata, _)) = &snapshot {
+                let mut stored = metadata.get_conf_state().voters.clone();
+                stored.sort_unstable();
+                check_voters(&snapshot_path, &stored, &voters)?;
             }
-            let storage = RaftStorage::create_fresh(dir, voters).await?;
-            return Ok((storage, RecoveryReport::default()));
-        };
-        check_voters(&log_path, &loaded.header.voters, &voters)?;
-        if let Some((metadata, _)) = &snapshot {
-            let mut stored = metadata.get_conf_state().voters.clone();
-            stored.sort_unstable();
-            check_voters(&snapshot_path, &stored, &voters)?;
-        }
-        let mut report = RecoveryReport {
-            cut_bytes: loaded.cut.as_ref().map_or(0, |(_, bytes)| *bytes),
-            dropped_entries: 0,
-        };
-        let (state, rewrite) = reconcile(&log_path, loaded, snapshot, &voters, &mut report)?;
-        let durable_hard_state = state.hard_state.clone();
-        let mut storage = RaftStorage {
-            dir: dir.to_owned(),
-            voters,
-            state: Rc::new(RefCell::new(state)),
-            log,
-            durable_hard_state,
-        };
-        if rewrite {
-            storage.rewrite_log().await?;
-        }
-        Ok((storage, report))
+            let mut report = RecoveryReport {
+                cut_bytes: loaded.cut.as_ref().map_or(0, |(_, bytes)| *bytes),
+                dropped_entries: 0,
+            };
+            let (state, rewrite) = reconcile(&log_path, loaded, snapshot, &voters, &mut report)?;
+            let durable_hard_state = state.hard_state.clone();
+            let mut storage = RaftStorage {
+                dir: dir.to_owned(),
+                voters,
+                state: Rc::new(RefCell::new(state)),
+                log,
+                durable_hard_state,
+            };
+            if rewrite {
+                storage.rewrite_log().await?;
+            }
+            Ok((storage, report))
+        })
+        .await
     }
 
     async fn create_fresh(dir: &Path, voters: Vec<u64>) -> Result<RaftStorage, StorageError> {
@@ -146,20 +149,23 @@ impl RaftStorage {
         hard_state: Option<&HardState>,
         must_sync: bool,
     ) -> Result<(), StorageError> {
-        if let Some(state) = hard_state {
-            self.state.borrow_mut().hard_state = state.clone();
-        }
-        let current = self.state.borrow().hard_state.clone();
-        let changed = current != self.durable_hard_state;
-        if entries.is_empty() && (!changed || !must_sync) {
-            return Ok(());
-        }
-        self.log
-            .append(entries, changed.then_some(&current))
-            .await?;
-        self.durable_hard_state = current;
-        self.state.borrow_mut().append(entries);
-        Ok(())
+        files::wake_guard(async {
+            if let Some(state) = hard_state {
+                self.state.borrow_mut().hard_state = state.clone();
+            }
+            let current = self.state.borrow().hard_state.clone();
+            let changed = current != self.durable_hard_state;
+            if entries.is_empty() && (!changed || !must_sync) {
+                return Ok(());
+            }
+            self.log
+                .append(entries, changed.then_some(&current))
+                .await?;
+            self.durable_hard_state = current;
+            self.state.borrow_mut().append(entries);
+            Ok(())
+        })
+        .await
     }
 
     /// Records a new commit index in memory (raft-rs does not need it durable at once).
@@ -176,61 +182,70 @@ impl RaftStorage {
 
     /// Replaces the whole local state by a snapshot the leader sent.
     pub async fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
-        let metadata = snapshot.get_metadata().clone();
-        snapshot_file::write(
-            &self.dir.join(SNAPSHOT_FILE_NAME),
-            &metadata,
-            &snapshot.data,
-        )
-        .await?;
-        self.state
-            .borrow_mut()
-            .reset_to_snapshot(metadata, snapshot.data.clone());
-        self.rewrite_log().await
+        files::wake_guard(async {
+            let metadata = snapshot.get_metadata().clone();
+            snapshot_file::write(
+                &self.dir.join(SNAPSHOT_FILE_NAME),
+                &metadata,
+                &snapshot.data,
+            )
+            .await?;
+            self.state
+                .borrow_mut()
+                .reset_to_snapshot(metadata, snapshot.data.clone());
+            self.rewrite_log().await
+        })
+        .await
     }
 
     /// Stores the state machine's snapshot as of `index` (applied, hence committed and in the log).
     pub async fn save_snapshot(&mut self, index: u64, data: Bytes) -> Result<(), StorageError> {
-        let metadata = {
-            let state = self.state.borrow();
-            assert!(
-                index <= state.hard_state.commit,
-                "snapshot at {index} beyond the commit index"
-            );
-            assert!(
-                index > state.snapshot_metadata().index,
-                "snapshot at {index} is not newer"
-            );
-            let term = state
-                .term_of(index)
-                .unwrap_or_else(|| panic!("snapshot at {index}, outside the log"));
-            let mut metadata = SnapshotMetadata {
-                index,
-                term,
-                ..SnapshotMetadata::default()
+        files::wake_guard(async {
+            let metadata = {
+                let state = self.state.borrow();
+                assert!(
+                    index <= state.hard_state.commit,
+                    "snapshot at {index} beyond the commit index"
+                );
+                assert!(
+                    index > state.snapshot_metadata().index,
+                    "snapshot at {index} is not newer"
+                );
+                let term = state
+                    .term_of(index)
+                    .unwrap_or_else(|| panic!("snapshot at {index}, outside the log"));
+                let mut metadata = SnapshotMetadata {
+                    index,
+                    term,
+                    ..SnapshotMetadata::default()
+                };
+                metadata.set_conf_state(state.conf_state.clone());
+                metadata
             };
-            metadata.set_conf_state(state.conf_state.clone());
-            metadata
-        };
-        snapshot_file::write(&self.dir.join(SNAPSHOT_FILE_NAME), &metadata, &data).await?;
-        self.state.borrow_mut().set_snapshot(metadata, data);
-        Ok(())
+            snapshot_file::write(&self.dir.join(SNAPSHOT_FILE_NAME), &metadata, &data).await?;
+            self.state.borrow_mut().set_snapshot(metadata, data);
+            Ok(())
+        })
+        .await
     }
 
     /// Drops the entries up to `new_base` (at most the snapshot index) from memory and disk.
     pub async fn compact(&mut self, new_base: u64) -> Result<(), StorageError> {
-        {
-            let state = self.state.borrow();
-            assert!(
-                new_base <= state.snapshot_metadata().index,
-                "compaction to {new_base} beyond the snapshot"
-            );
-            if new_base <= state.base().0 {
-                return Ok(());
+        files::wake_guard(async {
+            {
+                let state = self.state.borrow();
+                assert!(
+                    new_base <= state.snapshot_metadata().index,
+                    "compaction to {new_base} beyond the snapshot"
+                );
+                if new_base <= state.base().0 {
+                    return Ok(());
+                }
             }
-        }
-        self.state.borrow_mut().compact(new_base);
-        self.rewrite_log().await
+            self.state.borrow_mut().compact(new_base);
+            self.rewrite_log().await
+        })
+        .await
     }
 
     /// Writes the log file anew from memory (header at the current base, hard state, entries).
@@ -259,8 +274,11 @@ impl RaftStorage {
 
     /// Closes the log after writing the latest hard state.
     pub async fn close(mut self) -> Result<(), StorageError> {
-        self.flush_hard_state().await?;
-        self.log.close().await
+        files::wake_guard(async move {
+            self.flush_hard_state().await?;
+            self.log.close().await
+        })
+        .await
     }
 }
 
