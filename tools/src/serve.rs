@@ -147,7 +147,14 @@ fn resolve(args: &ServeArgs) -> Result<(BrokerConfig, Vec<String>), String> {
         auto_create_topics: args.auto_create_topics,
         default_partitions: args.default_partitions,
         max_request_bytes: resolved.max_request_bytes as usize,
-        max_connections: resolved.max_connections as usize,
+        max_connections: usize::try_from(resolved.max_connections).unwrap_or(usize::MAX),
+        max_connections_per_ip: resolved.max_connections_per_ip,
+        max_connections_per_ip_overrides: resolved
+            .max_connections_per_ip_overrides
+            .iter()
+            .map(|limit| (limit.ip, limit.max_connections))
+            .collect(),
+        connections_max_write_stall_ms: resolved.connections_max_write_stall_ms,
         connections_max_idle_ms: resolved.connections_max_idle_ms,
         request_read_timeout_ms: resolved.request_read_timeout_ms,
         max_in_flight_bytes_per_connection: resolved.max_in_flight_bytes_per_connection as usize,

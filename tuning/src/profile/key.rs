@@ -20,9 +20,12 @@ pub enum Key {
     SocketSendBufferBytes,
     SocketRecvBufferBytes,
     MaxConnections,
+    MaxConnectionsPerIp,
+    MaxConnectionsPerIpOverrides,
     MaxRequestBytes,
     ConnectionsMaxIdleMs,
     RequestReadTimeoutMs,
+    ConnectionsMaxWriteStallMs,
     MaxInFlightBytesPerConnection,
     LogCleanerIntervalMs,
     LogCleanerMaxKeys,
@@ -36,7 +39,7 @@ impl From<Key> for &'static str {
 
 impl Key {
     /// Every key, in the order the broker prints them.
-    pub const ALL: [Key; 19] = [
+    pub const ALL: [Key; 22] = [
         Key::ShardCores,
         Key::BenchCores,
         Key::PinExecutors,
@@ -50,9 +53,12 @@ impl Key {
         Key::SocketSendBufferBytes,
         Key::SocketRecvBufferBytes,
         Key::MaxConnections,
+        Key::MaxConnectionsPerIp,
+        Key::MaxConnectionsPerIpOverrides,
         Key::MaxRequestBytes,
         Key::ConnectionsMaxIdleMs,
         Key::RequestReadTimeoutMs,
+        Key::ConnectionsMaxWriteStallMs,
         Key::MaxInFlightBytesPerConnection,
         Key::LogCleanerIntervalMs,
         Key::LogCleanerMaxKeys,
@@ -74,9 +80,12 @@ impl Key {
             Key::SocketSendBufferBytes => "socket_send_buffer_bytes",
             Key::SocketRecvBufferBytes => "socket_recv_buffer_bytes",
             Key::MaxConnections => "max_connections",
+            Key::MaxConnectionsPerIp => "max_connections_per_ip",
+            Key::MaxConnectionsPerIpOverrides => "max_connections_per_ip_overrides",
             Key::MaxRequestBytes => "max_request_bytes",
             Key::ConnectionsMaxIdleMs => "connections_max_idle_ms",
             Key::RequestReadTimeoutMs => "request_read_timeout_ms",
+            Key::ConnectionsMaxWriteStallMs => "connections_max_write_stall_ms",
             Key::MaxInFlightBytesPerConnection => "max_in_flight_bytes_per_connection",
             Key::LogCleanerIntervalMs => "log_cleaner_interval_ms",
             Key::LogCleanerMaxKeys => "log_cleaner_max_keys",
