@@ -11,6 +11,7 @@ pub mod handlers;
 mod listener;
 mod peer;
 pub mod sendfile;
+pub mod writer;
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
