@@ -6,7 +6,7 @@
 mod keys;
 mod validate;
 
-pub use validate::{validate_records, Refusal, Validated};
+pub use validate::{any_transactional, validate_records, Refusal};
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;

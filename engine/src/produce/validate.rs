@@ -38,20 +38,19 @@ impl Refusal {
     }
 }
 
-/// What valid records hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Validated {
-    pub batches: usize,
-    /// Any batch is transactional (Kafka then requires the request's `transactional_id`).
-    pub transactional: bool,
+/// Whether any batch of `records` is transactional (only headers are read; whatever does not
+/// parse is left to [`validate_records`]). Kafka requires a transactional id on a request that
+/// carries such a batch before it looks at anything else.
+pub fn any_transactional(records: &[u8]) -> bool {
+    batch::batches(records).any(|item| item.is_ok_and(|(header, _)| header.is_transactional()))
 }
 
-/// Checks every batch of a partition's `records` (see the module doc).
+/// Checks every batch of a partition's `records` (see the module doc); returns how many there are.
 pub fn validate_records(
     records: &[u8],
     max_message_bytes: usize,
     validator: &mut RecordValidator,
-) -> Result<Validated, Refusal> {
+) -> Result<usize, Refusal> {
     if records.is_empty() {
         return Err(Refusal::new(
             ResponseError::CorruptMessage,
@@ -59,10 +58,7 @@ pub fn validate_records(
         ));
     }
     let mut iter = batch::batches(records);
-    let mut validated = Validated {
-        batches: 0,
-        transactional: false,
-    };
+    let mut batches = 0usize;
     let mut records_before: i64 = 0;
     for item in iter.by_ref() {
         let (header, bytes): (BatchHeader, &[u8]) = item.map_err(batch_refusal)?;
@@ -80,8 +76,7 @@ pub fn validate_records(
         validator
             .check(&header, bytes, max_message_bytes)
             .map_err(|invalid| records_refusal(invalid, records_before))?;
-        validated.batches += 1;
-        validated.transactional |= header.is_transactional();
+        batches += 1;
         records_before += i64::from(header.record_count);
     }
     if iter.remaining() != 0 {
@@ -93,8 +88,8 @@ pub fn validate_records(
             ),
         ));
     }
-    debug_assert!(validated.batches > 0);
-    Ok(validated)
+    debug_assert!(batches > 0);
+    Ok(batches)
 }
 
 fn batch_refusal(error: BatchError) -> Refusal {
@@ -142,14 +137,12 @@ mod tests {
     const MESSAGE_TOO_LARGE: i16 = 10;
     const INVALID_RECORD: i16 = 87;
 
-    fn check(records: &[u8], max_message_bytes: usize) -> Result<Validated, Refusal> {
+    fn check(records: &[u8], max_message_bytes: usize) -> Result<usize, Refusal> {
         validate_records(records, max_message_bytes, &mut RecordValidator::new())
     }
 
     fn code(records: &[u8]) -> Result<usize, i16> {
-        check(records, 1 << 20)
-            .map(|v| v.batches)
-            .map_err(|r| r.code)
+        check(records, 1 << 20).map_err(|r| r.code)
     }
 
     /// Patches a header field and fixes the CRC.

@@ -14,7 +14,7 @@ use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
 use crate::metrics::hooks;
-use crate::produce::{self, ProduceOutcome, Refusal, Validated};
+use crate::produce::{self, ProduceOutcome, Refusal};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
@@ -26,7 +26,7 @@ const RECORD_ERRORS_VERSION: i16 = 8;
 struct Entry {
     index: i32,
     records: bytes::Bytes,
-    checked: Result<Validated, Refusal>,
+    checked: Result<usize, Refusal>,
 }
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
@@ -34,23 +34,25 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
     if !matches!(body.acks, -1..=1) {
         return Err(HandlerError::Refused(format!("invalid acks {}", body.acks)));
     }
-    let layout = validate_all(shard, &body);
     // Kafka (KafkaApis.handleProduceRequest): transactional batches in a request without a
-    // transactional id fail the whole request with TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
-    let transactional = layout.iter().flat_map(|(_, entries)| entries).any(|entry| {
-        entry
-            .checked
-            .as_ref()
-            .is_ok_and(|validated| validated.transactional)
+    // transactional id fail the whole request with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, before
+    // any partition is looked at.
+    let transactional = body.topic_data.iter().any(|topic| {
+        topic.partition_data.iter().any(|data| {
+            data.records
+                .as_ref()
+                .is_some_and(|records| produce::any_transactional(records))
+        })
     });
     let refuse_all = (transactional && body.transactional_id.is_none())
         .then_some(ResponseError::TransactionalIdAuthorizationFailed.code());
+    let layout = validate_all(shard, &body, refuse_all);
     // Build every partition's append future first, in request order: they are polled in this
     // order, which is the order offsets are assigned in.
     let mut appends = Vec::new();
     for (name, entries) in &layout {
         for entry in entries {
-            appends.push(append(shard, name.as_str(), entry, refuse_all));
+            appends.push(append(shard, name.as_str(), entry));
         }
     }
     let outcomes = join_all(appends).await;
@@ -83,8 +85,13 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
     )
 }
 
-/// Validates every partition's records on this shard, in request order.
-fn validate_all(shard: &Shard, body: &ProduceRequest) -> Vec<(TopicName, Vec<Entry>)> {
+/// Validates every partition's records on this shard, in request order (none when the whole
+/// request is refused with `refuse_all`).
+fn validate_all(
+    shard: &Shard,
+    body: &ProduceRequest,
+    refuse_all: Option<i16>,
+) -> Vec<(TopicName, Vec<Entry>)> {
     let table = shard.topic_table();
     let mut validator = shard.record_validator.borrow_mut();
     let mut layout = Vec::with_capacity(body.topic_data.len());
@@ -102,14 +109,21 @@ fn validate_all(shard: &Shard, body: &ProduceRequest) -> Vec<(TopicName, Vec<Ent
             .map(|data| {
                 let records = data.records.clone().unwrap_or_default();
                 let known = partitions.is_some_and(|n| data.index >= 0 && data.index < n);
-                let checked = if known {
-                    produce::validate_records(&records, max_message_bytes, &mut validator)
-                } else {
-                    Err(Refusal {
+                let checked = match (refuse_all, known) {
+                    (Some(code), _) => Err(Refusal {
+                        code,
+                        reason: "the request carries transactional records but no transactional id"
+                            .to_string(),
+                        record_index: None,
+                    }),
+                    (None, true) => {
+                        produce::validate_records(&records, max_message_bytes, &mut validator)
+                    }
+                    (None, false) => Err(Refusal {
                         code: ResponseError::UnknownTopicOrPartition.code(),
                         reason: String::new(),
                         record_index: None,
-                    })
+                    }),
                 };
                 if let Err(refusal) = &checked {
                     if !refusal.reason.is_empty() {
@@ -129,16 +143,10 @@ fn validate_all(shard: &Shard, body: &ProduceRequest) -> Vec<(TopicName, Vec<Ent
 }
 
 /// The append of one validated partition, or its refusal.
-async fn append(
-    shard: &Shard,
-    topic: &str,
-    entry: &Entry,
-    refuse_all: Option<i16>,
-) -> ProduceOutcome {
-    match (&entry.checked, refuse_all) {
-        (Err(refusal), _) => ProduceOutcome::error(refusal.code),
-        (Ok(_), Some(code)) => ProduceOutcome::error(code),
-        (Ok(_), None) => produce::append(shard, topic, entry.index, entry.records.clone()).await,
+async fn append(shard: &Shard, topic: &str, entry: &Entry) -> ProduceOutcome {
+    match &entry.checked {
+        Err(refusal) => ProduceOutcome::error(refusal.code),
+        Ok(_) => produce::append(shard, topic, entry.index, entry.records.clone()).await,
     }
 }
 
