@@ -55,21 +55,15 @@ pub enum InvalidRecords {
     Undecodable(RecordsError),
 }
 
-impl<E: Into<RecordsError>> From<WalkError<E>> for InvalidRecords {
-    fn from(error: WalkError<E>) -> Self {
+impl From<WalkError<std::convert::Infallible>> for InvalidRecords {
+    fn from(error: WalkError<std::convert::Infallible>) -> Self {
         match error {
             WalkError::Record { index, fault } => InvalidRecords::Record { index, fault },
             WalkError::TrailingBytes { record_count } => {
                 InvalidRecords::TrailingBytes { record_count }
             }
-            WalkError::Source(error) => InvalidRecords::Undecodable(error.into()),
+            WalkError::Source(never) => match never {},
         }
-    }
-}
-
-impl From<std::convert::Infallible> for RecordsError {
-    fn from(never: std::convert::Infallible) -> Self {
-        match never {}
     }
 }
 
@@ -127,11 +121,29 @@ impl RecordValidator {
             window: &mut self.window,
             start: 0,
             end: 0,
-            consumed: 0,
+            window_at: 0,
+            failure: None,
         };
-        Ok(walk_records(&mut stream, plan)?)
+        match walk_records(&mut stream, plan) {
+            Ok(()) => Ok(()),
+            Err(WalkError::Record { index, fault }) => Err(InvalidRecords::Record { index, fault }),
+            Err(WalkError::TrailingBytes { record_count }) => {
+                Err(InvalidRecords::TrailingBytes { record_count })
+            }
+            Err(WalkError::Source(StreamFailed)) => Err(InvalidRecords::Undecodable(
+                stream.failure.take().unwrap_or(RecordsError::Decompress {
+                    codec,
+                    reason: "the stream failed".into(),
+                }),
+            )),
+        }
     }
 }
+
+/// The decompressing stream failed; the error itself waits in `StreamBytes::failure`. A
+/// zero-sized error keeps every byte read of the walk as cheap as a slice's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StreamFailed;
 
 /// Decompressed records read through the validator's window.
 struct StreamBytes<'w, 'a> {
@@ -140,46 +152,57 @@ struct StreamBytes<'w, 'a> {
     /// Unread bytes are `window[start..end]`.
     start: usize,
     end: usize,
-    /// Bytes consumed before `window[start]`.
-    consumed: u64,
+    /// Bytes of the stream before `window[0]`.
+    window_at: u64,
+    /// Why the stream failed, once it has.
+    failure: Option<RecordsError>,
 }
 
 impl StreamBytes<'_, '_> {
     /// Refills the window once it is used up; false at the end of the data.
-    fn fill(&mut self) -> Result<bool, RecordsError> {
+    #[cold]
+    fn fill(&mut self) -> Result<bool, StreamFailed> {
         debug_assert_eq!(self.start, self.end);
-        let read = self.decompressor.read(self.window)?;
-        self.start = 0;
-        self.end = read;
-        Ok(read > 0)
+        match self.decompressor.read(self.window) {
+            Ok(read) => {
+                self.window_at += self.end as u64;
+                self.start = 0;
+                self.end = read;
+                Ok(read > 0)
+            }
+            Err(error) => {
+                self.failure = Some(error);
+                Err(StreamFailed)
+            }
+        }
     }
 }
 
 impl RecordBytes for StreamBytes<'_, '_> {
-    type Error = RecordsError;
+    type Error = StreamFailed;
 
+    #[inline]
     fn position(&self) -> u64 {
-        self.consumed
+        self.window_at + self.start as u64
     }
 
-    fn next_byte(&mut self) -> Result<u8, SourceFault<RecordsError>> {
+    #[inline]
+    fn next_byte(&mut self) -> Result<u8, SourceFault<StreamFailed>> {
         if self.start == self.end && !self.fill().map_err(SourceFault::Failed)? {
             return Err(SourceFault::End);
         }
         let byte = self.window[self.start];
         self.start += 1;
-        self.consumed += 1;
         Ok(byte)
     }
 
-    fn skip(&mut self, mut len: u64) -> Result<(), SourceFault<RecordsError>> {
+    fn skip(&mut self, mut len: u64) -> Result<(), SourceFault<StreamFailed>> {
         while len > 0 {
             if self.start == self.end && !self.fill().map_err(SourceFault::Failed)? {
                 return Err(SourceFault::End);
             }
             let step = len.min((self.end - self.start) as u64);
             self.start += step as usize;
-            self.consumed += step;
             len -= step;
         }
         Ok(())
@@ -189,7 +212,7 @@ impl RecordBytes for StreamBytes<'_, '_> {
         None
     }
 
-    fn at_end(&mut self) -> Result<bool, RecordsError> {
+    fn at_end(&mut self) -> Result<bool, StreamFailed> {
         if self.start < self.end {
             return Ok(false);
         }
