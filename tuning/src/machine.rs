@@ -61,36 +61,33 @@ fn affinity_cores() -> Result<Vec<usize>, ProfileError> {
 
 /// The soft RLIMIT_MEMLOCK, `None` when unlimited.
 pub fn memlock_limit_bytes() -> Result<Option<u64>, ProfileError> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) };
-    if rc != 0 {
-        return Err(ProfileError::Machine {
-            what: "RLIMIT_MEMLOCK",
-            source: std::io::Error::last_os_error(),
-        });
-    }
+    let limit = rlimit(libc::RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK")?;
     Ok((limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur))
 }
 
 /// The hard RLIMIT_NOFILE, `None` when unlimited.
 pub fn hard_nofile_limit() -> Result<Option<u64>, ProfileError> {
+    let limit = rlimit(libc::RLIMIT_NOFILE, "RLIMIT_NOFILE")?;
+    Ok((limit.rlim_max != libc::RLIM_INFINITY).then_some(limit.rlim_max))
+}
+
+fn rlimit(
+    resource: libc::__rlimit_resource_t,
+    what: &'static str,
+) -> Result<libc::rlimit, ProfileError> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes into the struct we own.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    let rc = unsafe { libc::getrlimit(resource, &mut limit) };
     if rc != 0 {
         return Err(ProfileError::Machine {
-            what: "RLIMIT_NOFILE",
+            what,
             source: std::io::Error::last_os_error(),
         });
     }
-    Ok((limit.rlim_max != libc::RLIM_INFINITY).then_some(limit.rlim_max))
+    Ok(limit)
 }
 
 #[cfg(test)]

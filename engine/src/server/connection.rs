@@ -76,15 +76,16 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let (queue_tx, queue_rx) = local_channel::new_bounded(shard.config.max_in_flight_requests);
     let metrics = shard.metrics.clone();
     let stall_limit = Duration::from_millis(shard.config.connections_max_write_stall_ms);
+    let budget = Rc::new(Semaphore::new(
+        shard.config.max_in_flight_bytes_per_connection as u64,
+    ));
     let writer_task = glommio::spawn_local(write_responses(
         ResponseWriter::new(writer, socket, stall_limit),
         socket,
         queue_rx,
+        budget.clone(),
         peer.clone(),
         metrics,
-    ));
-    let budget = Rc::new(Semaphore::new(
-        shard.config.max_in_flight_bytes_per_connection as u64,
     ));
     read_requests(&shard, reader, &queue_tx, &budget, &peer).await;
     drop(queue_tx);
@@ -283,16 +284,29 @@ fn admit(
 }
 
 /// Writes each request's response in request order; stops at the first `Close` or failed write.
-/// A failed write shuts the socket down, which also ends the connection's reader (its pending
-/// read sees the end of the stream), so a stalled peer's connection goes away as a whole.
+/// A failed write shuts the socket down and every way out closes the in-flight `budget`, so the
+/// connection's reader ends wherever it waits (a read sees the end of the stream, an acquire of
+/// the budget fails, a full queue's send sees no receiver): a stalled peer's connection goes away
+/// as a whole, with the requests it had queued.
 async fn write_responses(
-    mut writer: ResponseWriter,
+    writer: ResponseWriter,
     socket: RawFd,
     queue: LocalReceiver<InFlight>,
+    budget: Rc<Semaphore>,
     peer: String,
     metrics: Option<Arc<ShardMetrics>>,
 ) {
-    let metrics = metrics.as_deref();
+    write_in_order(writer, socket, &queue, &peer, metrics.as_deref()).await;
+    budget.close();
+}
+
+async fn write_in_order(
+    mut writer: ResponseWriter,
+    socket: RawFd,
+    queue: &LocalReceiver<InFlight>,
+    peer: &str,
+    metrics: Option<&ShardMetrics>,
+) {
     while let Some(request) = queue.recv().await {
         let parts = match request.task.await {
             Some(Outcome::Reply(parts)) => parts,

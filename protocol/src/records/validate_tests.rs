@@ -3,6 +3,7 @@
 //! arbitrary mutations never panic, and whatever they leave that the walker accepts, the client
 //! decoder reads back as exactly the records the header counts.
 
+use super::tests::{self, input_strategy, text, Input, ALL};
 use super::validate::{
     decompressed_limit, InvalidRecords, RecordValidator, MAX_DECOMPRESSION_RATIO,
 };
@@ -11,60 +12,12 @@ use super::*;
 use crate::batch::{self, crc32c_of, BatchHeader, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
 use proptest::prelude::*;
 
-const ALL: [Compression; 5] = [
-    Compression::None,
-    Compression::Gzip,
-    Compression::Snappy,
-    Compression::Lz4,
-    Compression::Zstd,
-];
 /// max.message.bytes of the checks below (Kafka's default).
 const MAX_MESSAGE_BYTES: usize = 1_048_588;
 
-/// Owned inputs for a `Record`, so proptest can generate them.
-#[derive(Debug, Clone)]
-struct Input {
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: Vec<(String, Option<Vec<u8>>)>,
-    timestamp_ms: i64,
-}
-
+/// A batch built by the record builder, as bytes the tests may patch.
 fn build(codec: Compression, inputs: &[Input]) -> Vec<u8> {
-    let mut builder = BatchBuilder::new(codec);
-    for input in inputs {
-        let headers: Vec<(&str, Option<&[u8]>)> = input
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_deref()))
-            .collect();
-        builder
-            .push(&Record {
-                key: input.key.as_deref(),
-                value: input.value.as_deref(),
-                headers: &headers,
-                timestamp_ms: input.timestamp_ms,
-            })
-            .expect("push");
-    }
-    builder.finish().expect("finish").to_vec()
-}
-
-fn input_strategy() -> impl Strategy<Value = Input> {
-    let bytes = || proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200));
-    (
-        bytes(),
-        bytes(),
-        proptest::collection::vec(("[a-z0-9._-]{0,12}", bytes()), 0..4),
-        // Real clocks, and timestamps that go backwards within a batch (negative deltas).
-        1_600_000_000_000i64..1_800_000_000_000,
-    )
-        .prop_map(|(key, value, headers, timestamp_ms)| Input {
-            key,
-            value,
-            headers,
-            timestamp_ms,
-        })
+    tests::build(codec, inputs).to_vec()
 }
 
 /// The validator's verdict on a whole batch.
@@ -237,7 +190,10 @@ fn the_hostile_suites_lies_are_refused_with_their_record() {
 fn compressed_lies_are_refused_too() {
     for codec in ALL.into_iter().skip(1) {
         // Two good records compressed, but the header counts three.
-        let mut batch = build(codec, &[text(b"a"), text(b"b")]);
+        let mut batch = build(
+            codec,
+            &[text("a", 1_700_000_000_000), text("b", 1_700_000_000_000)],
+        );
         set_count(&mut batch, 3);
         reframe(&mut batch);
         assert_eq!(
@@ -246,7 +202,7 @@ fn compressed_lies_are_refused_too() {
             "{codec:?}"
         );
         // Garbage in the codec's place.
-        let mut garbage = build(codec, &[text(b"a")]);
+        let mut garbage = build(codec, &[text("a", 1_700_000_000_000)]);
         garbage.truncate(BATCH_HEADER_BYTES);
         garbage.extend((0..300u32).map(|i| (i * 7919 % 253) as u8));
         reframe(&mut garbage);
@@ -258,24 +214,14 @@ fn compressed_lies_are_refused_too() {
     }
 }
 
-fn text(value: &[u8]) -> Input {
-    Input {
-        key: None,
-        value: Some(value.to_vec()),
-        headers: Vec::new(),
-        timestamp_ms: 1_700_000_000_000,
-    }
-}
-
 #[test]
 fn a_bomb_is_refused_at_its_bound_and_a_large_honest_batch_is_not() {
     // Highly compressible but honest: 4 MiB of text compressed far past max.message.bytes.
     let honest: Vec<Input> = (0..2048)
         .map(|i| {
             text(
-                format!("{{\"id\":{i},\"event\":\"page-view\"}}")
-                    .repeat(64)
-                    .as_bytes(),
+                &format!("{{\"id\":{i},\"event\":\"page-view\"}}").repeat(64),
+                1_700_000_000_000,
             )
         })
         .collect();
@@ -298,7 +244,7 @@ fn a_bomb_is_refused_at_its_bound_and_a_large_honest_batch_is_not() {
         Compression::Zstd,
         &[Input {
             value: Some(vec![0; 16 << 20]),
-            ..text(b"")
+            ..text("", 1_700_000_000_000)
         }],
     );
     let compressed = bomb.len() - BATCH_HEADER_BYTES;
@@ -330,7 +276,7 @@ fn the_decompressed_limit_is_max_message_bytes_then_the_ratio_then_the_cap() {
 fn a_java_xerial_snappy_batch_passes() {
     // The records section a Java producer wrote (snappy-java framing): one record, value "sdfdsf".
     let java = b"\x82\x53\x4e\x41\x50\x50\x59\x00\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x0f\x0d\x30\x18\x00\x00\x00\x01\x0csdfdsf\x00";
-    let mut batch = build(Compression::Snappy, &[text(b"sdfdsf")]);
+    let mut batch = build(Compression::Snappy, &[text("sdfdsf", 1_700_000_000_000)]);
     batch.truncate(BATCH_HEADER_BYTES);
     batch.extend_from_slice(java);
     reframe(&mut batch);
