@@ -22,8 +22,13 @@ pub const DEFAULT_DATA_DIR: &str = "./ringbroker-data";
 pub const DEFAULT_IO_MEMORY_BYTES: usize = 1 << 20;
 /// Default io_uring ring depth per executor.
 pub const DEFAULT_RING_DEPTH: usize = 128;
-/// Default cap on concurrent client connections per broker (split evenly across shards).
+/// Cap on concurrent client connections per broker when no profile was resolved (tests); the
+/// profile's "auto" derives it from the file descriptor limit instead.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default of `connections_max_write_stall_ms`: a connection whose peer accepts none of a pending
+/// response for this long is closed. 30 s is far longer than any reading client pauses (a full
+/// socket buffer drains in milliseconds on any working network).
+pub const DEFAULT_CONNECTIONS_MAX_WRITE_STALL_MS: u64 = 30_000;
 /// Default cap on requests read ahead of their responses on one connection (clients pipeline
 /// up to 5 by default; beyond the cap we stop reading, which is TCP backpressure).
 pub const DEFAULT_MAX_IN_FLIGHT_REQUESTS: usize = 32;
@@ -146,12 +151,19 @@ pub struct BrokerConfig {
     pub max_request_bytes: usize,
     /// Largest record batch accepted (Kafka `message.max.bytes`, default 1 MiB + overhead).
     pub max_message_bytes: usize,
+    /// Client connections the broker holds at once (Kafka `max.connections`).
     pub max_connections: usize,
+    /// Connections from one client address (Kafka `max.connections.per.ip`); `None`: unlimited.
+    pub max_connections_per_ip: Option<u64>,
+    /// Per-address exceptions (Kafka `max.connections.per.ip.overrides`).
+    pub max_connections_per_ip_overrides: Vec<(std::net::IpAddr, u64)>,
     pub max_in_flight_requests: usize,
     /// A connection with no request for this long is closed (Kafka `connections.max.idle.ms`).
     pub connections_max_idle_ms: u64,
     /// A frame's size prefix and then its body must each arrive within this long (slow-loris cut).
     pub request_read_timeout_ms: u64,
+    /// A connection whose peer accepts no byte of a pending response for this long is closed.
+    pub connections_max_write_stall_ms: u64,
     /// Request bytes read from one connection and not yet answered; at the cap the broker stops
     /// reading that socket (TCP backpressure). A larger single request is admitted alone.
     pub max_in_flight_bytes_per_connection: usize,
@@ -194,9 +206,12 @@ impl Default for BrokerConfig {
             max_request_bytes: ringbroker_protocol::frame::DEFAULT_MAX_REQUEST_BYTES,
             max_message_bytes: Self::DEFAULT_MAX_MESSAGE_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: None,
+            max_connections_per_ip_overrides: Vec::new(),
             max_in_flight_requests: DEFAULT_MAX_IN_FLIGHT_REQUESTS,
             connections_max_idle_ms: DEFAULT_CONNECTIONS_MAX_IDLE_MS,
             request_read_timeout_ms: DEFAULT_REQUEST_READ_TIMEOUT_MS,
+            connections_max_write_stall_ms: DEFAULT_CONNECTIONS_MAX_WRITE_STALL_MS,
             max_in_flight_bytes_per_connection: DEFAULT_MAX_IN_FLIGHT_BYTES_PER_CONNECTION,
             log: LogConfig::default(),
             metrics_listen: DEFAULT_METRICS_LISTEN.parse().ok(),

@@ -4,11 +4,16 @@
 //! finding. The binaries in `src/bin` wrap them either in afl's `fuzz!` loop or, built with
 //! `--no-default-features`, in a plain runner over files (see [`run_files`] and README.md).
 
+use std::cell::RefCell;
+
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestKind};
-use ringbroker_protocol::batch::{self, BatchHeader, CRC_START};
+use ringbroker_protocol::batch::{
+    self, BatchHeader, Compression, BATCH_HEADER_BYTES, CRC_START, LOG_OVERHEAD_BYTES,
+};
 use ringbroker_protocol::frame::{self, DEFAULT_MAX_REQUEST_BYTES, FRAME_PREFIX_BYTES};
-use ringbroker_protocol::records;
+use ringbroker_protocol::records::compression::{self, DecompressScratch, Decompressor};
+use ringbroker_protocol::records::{self, RecordValidator};
 
 /// Byte offset of the CRC field in a v2 batch header: it ends where the CRC-covered range starts.
 const CRC_FIELD: usize = CRC_START - 4;
@@ -124,6 +129,114 @@ pub fn record_batch(data: &[u8]) -> usize {
     }
 }
 
+/// `max.message.bytes` the walker harness validates against (Kafka's default).
+const MAX_MESSAGE_BYTES: usize = 1_048_588;
+/// Decompressed bytes the decompression harness allows: small, so the limit path is reached.
+const DECOMPRESS_LIMIT_BYTES: u64 = 1 << 20;
+/// Bytes the decompression harness reads at a time (the broker's validation window).
+const READ_STEP_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    /// One validator (and decoder scratch) for every input, as the broker keeps one per shard:
+    /// reuse across inputs is part of what is tested (a zstd context reset between batches).
+    static VALIDATOR: RefCell<RecordValidator> = RefCell::new(RecordValidator::new());
+    static SCRATCH: RefCell<DecompressScratch> = RefCell::new(DecompressScratch::new());
+}
+
+/// The five codecs by id (attributes bits 0-2), `id % 5`.
+fn codec_of(byte: u8) -> Compression {
+    Compression::from_id(i16::from(byte % 5)).unwrap_or(Compression::None)
+}
+
+/// Treats `data` as the records section of one produced batch, the way the broker's produce path
+/// sees it after the header and CRC passed: byte 0 picks the codec (`% 5`), bytes 1-2 the record
+/// count (big-endian, plus one), the rest is the records section. The harness frames it as a
+/// batch with a right length and CRC, then runs `RecordValidator::check`; whatever the walker
+/// accepts, the client decoder must read back as exactly the counted records, offsets 0..n.
+/// Returns the records accepted (the seed tests check that seeds pass the walk).
+pub fn record_walker(data: &[u8]) -> usize {
+    let [codec, count_high, count_low, records @ ..] = data else {
+        return 0;
+    };
+    let codec = codec_of(*codec);
+    let count = i32::from(u16::from_be_bytes([*count_high, *count_low])) + 1;
+    let batch = framed_batch(codec, count, records);
+    let Ok(header) = batch::validate_produce_batch(&batch) else {
+        // Only a count the bytes cannot hold (uncompressed): refused before the walk.
+        assert_eq!(codec, Compression::None);
+        return 0;
+    };
+    let verdict = VALIDATOR.with(|v| v.borrow_mut().check(&header, &batch, MAX_MESSAGE_BYTES));
+    if verdict.is_err() {
+        return 0;
+    }
+    let decoded = records::decode_records(&batch).expect("a batch the walker accepts decodes");
+    assert_eq!(decoded.len(), count as usize);
+    for (index, record) in decoded.iter().enumerate() {
+        assert_eq!(record.offset, index as i64);
+    }
+    decoded.len()
+}
+
+/// A produced batch (base offset 0, no producer) around `records`, with a right length and CRC.
+fn framed_batch(codec: Compression, count: i32, records: &[u8]) -> Vec<u8> {
+    let mut batch = batch::build_simple_batch(1_700_000_000_000, &[b"x"]);
+    batch.truncate(BATCH_HEADER_BYTES);
+    batch.extend_from_slice(records);
+    let length = (batch.len() - LOG_OVERHEAD_BYTES) as i32;
+    batch[8..12].copy_from_slice(&length.to_be_bytes());
+    batch[21..23].copy_from_slice(&codec.id().to_be_bytes());
+    batch[23..27].copy_from_slice(&(count - 1).to_be_bytes());
+    batch[57..61].copy_from_slice(&count.to_be_bytes());
+    let crc = batch::crc32c_of(&batch);
+    batch[CRC_FIELD..CRC_FIELD + 4].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
+/// Treats `data` as a compressed records section: byte 0 picks the codec (`% 4`: gzip, snappy,
+/// lz4, zstd), the rest is the payload. Streams it through `compression::Decompressor` with a
+/// 1 MiB limit, as the produce path does, and checks the stream against `compression::decompress`
+/// (the whole-buffer path the client decoder and the cleaner use): never more than the limit,
+/// and the same bytes whenever both succeed. Returns the bytes decompressed.
+pub fn decompress(data: &[u8]) -> usize {
+    let Some((&selector, compressed)) = data.split_first() else {
+        return 0;
+    };
+    let codec = codec_of(1 + selector % 4);
+    let streamed = SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let mut reader =
+            Decompressor::new(codec, compressed, DECOMPRESS_LIMIT_BYTES, &mut scratch)?;
+        let mut out = Vec::new();
+        let mut step = vec![0u8; READ_STEP_BYTES];
+        loop {
+            let read = reader.read(&mut step)?;
+            if read == 0 {
+                return Ok::<_, records::RecordsError>(out);
+            }
+            out.extend_from_slice(&step[..read]);
+            assert!(out.len() as u64 <= DECOMPRESS_LIMIT_BYTES);
+            assert_eq!(reader.produced(), out.len() as u64);
+        }
+    });
+    match (streamed, compression::decompress(codec, compressed)) {
+        (Ok(streamed), Ok(whole)) => {
+            assert_eq!(
+                streamed, whole,
+                "streaming and whole decompression disagree"
+            );
+            streamed.len()
+        }
+        (Ok(streamed), Err(error)) => {
+            panic!(
+                "streamed {} bytes but the whole decompression failed: {error}",
+                streamed.len()
+            )
+        }
+        (Err(_), _) => 0,
+    }
+}
+
 /// Rewrites the CRC field of each batch whose header parses and which is wholly present.
 fn fix_crcs(buf: &mut [u8]) {
     let mut position = 0usize;
@@ -215,7 +328,25 @@ mod tests {
     }
 
     #[test]
+    fn every_walker_seed_passes_the_walk() {
+        for (name, records) in seeds("record_walker", record_walker) {
+            assert_eq!(records, 2, "seed {name}");
+        }
+    }
+
+    #[test]
+    fn every_decompress_seed_decompresses() {
+        for (name, bytes) in seeds("decompress", decompress) {
+            assert!(bytes > 0, "seed {name}");
+        }
+    }
+
+    #[test]
     fn short_and_refused_inputs_are_handled() {
+        assert_eq!(record_walker(&[]), 0);
+        assert_eq!(record_walker(&[0, 0xff, 0xff, 1, 2, 3]), 0);
+        assert_eq!(decompress(&[]), 0);
+        assert_eq!(decompress(&[3, 1, 2, 3]), 0);
         assert_eq!(frame_and_header(&[]), 0);
         assert_eq!(frame_and_header(&[0, 0, 0, 0]), 0);
         assert_eq!(frame_and_header(&[0x7f, 0xff, 0xff, 0xff, 1, 2]), 0);

@@ -9,7 +9,7 @@ use kafka_protocol::messages::ApiKey;
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // Produce v0-2 are advertised so librdkafka < 2.11.1 keeps compressing (KAFKA-18659); they
     // never arrive from clients that also speak v3+, and are refused like Kafka 4 refuses them.
-    (ApiKey::Produce, 0, 7),
+    (ApiKey::Produce, 0, 8),
     (ApiKey::Fetch, 4, 11),
     (ApiKey::ListOffsets, 1, 7),
     (ApiKey::Metadata, 0, 12),
@@ -90,7 +90,7 @@ mod tests {
             Some(0)
         );
         assert!(!is_served(ApiKey::Produce, 2));
-        assert!(is_served(ApiKey::Produce, 7));
+        assert!(is_served(ApiKey::Produce, 8));
     }
 
     /// One row of the API table in docs/COMPATIBILITY.md: (name, key, min, max).

@@ -100,6 +100,17 @@ pub enum BatchError {
     },
     #[error("record batch uses unknown compression codec {0}")]
     BadCompression(i16),
+    #[error("clients are not allowed to write control records")]
+    ControlBatch,
+    #[error(
+        "invalid sequence number {base_sequence} in a record batch with producer id {producer_id}"
+    )]
+    MissingSequence {
+        producer_id: i64,
+        base_sequence: i32,
+    },
+    #[error("a transactional record batch needs a producer id")]
+    TransactionalWithoutProducerId,
 }
 
 /// The decoded fixed-size header of a v2 record batch.
@@ -249,6 +260,27 @@ pub fn validate_log_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
         && i64::from(header.record_count) <= i64::from(header.last_offset_delta) + 1;
     check_count(buf, &header, count_ok)?;
     check_crc(buf, header)
+}
+
+/// Kafka's `LogValidator.validateBatch` rules for batches a **client** sends, beyond the shape
+/// [`validate_produce_batch`] checks: no control batches (only the transaction coordinator writes
+/// markers), an idempotent batch (one with a producer id) carries a base sequence, and a
+/// transactional batch carries a producer id. Kept apart from `validate_produce_batch`, which the
+/// recovery scan also applies to stored batches.
+pub fn check_client_batch(header: &BatchHeader) -> Result<(), BatchError> {
+    if header.is_control() {
+        return Err(BatchError::ControlBatch);
+    }
+    if header.has_producer_id() && header.base_sequence < 0 {
+        return Err(BatchError::MissingSequence {
+            producer_id: header.producer_id,
+            base_sequence: header.base_sequence,
+        });
+    }
+    if header.is_transactional() && !header.has_producer_id() {
+        return Err(BatchError::TransactionalWithoutProducerId);
+    }
+    Ok(())
 }
 
 /// The produce-path check under its historical name: same as [`validate_produce_batch`]. Kept for

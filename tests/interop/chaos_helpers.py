@@ -3,7 +3,6 @@ a CRC-checking full consume, and process memory readings."""
 
 from __future__ import annotations
 
-import struct
 import time
 from pathlib import Path
 
@@ -40,20 +39,7 @@ def vm_rss_bytes(pid: int) -> int:
 def raw_batch(records: bytes, record_count: int, attributes: int) -> bytes:
     """A v2 record batch whose `records` section is `records` verbatim (e.g. compressed bytes, or garbage that
     claims to be compressed), with a correct CRC32C, so the batch is well formed at the batch level."""
-    ts = int(time.time() * 1000)
-    after_crc = (
-        kw.i16(attributes)
-        + kw.i32(record_count - 1)
-        + kw.i64(ts)
-        + kw.i64(ts)
-        + kw.i64(-1)
-        + kw.i16(-1)
-        + kw.i32(-1)
-        + kw.i32(record_count)
-        + records
-    )
-    after_length = kw.i32(0) + kw.i8(2) + struct.pack(">I", kw.crc32c(after_crc)) + after_crc
-    return kw.i64(0) + kw.i32(len(after_length)) + after_length
+    return kw.raw_batch(records, record_count, attributes=attributes)
 
 
 def plain_batch(values: list[bytes]) -> bytes:

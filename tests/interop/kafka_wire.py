@@ -44,11 +44,17 @@ API_LIST_OFFSETS = 2
 API_METADATA = 3
 API_API_VERSIONS = 18
 
+ERROR_UNKNOWN_SERVER_ERROR = -1
 ERROR_NONE = 0
 ERROR_CORRUPT_MESSAGE = 2
 ERROR_UNSUPPORTED_VERSION = 35
 ERROR_INVALID_REQUEST = 42
+ERROR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 ERROR_INVALID_RECORD = 87
+
+# Record batch attribute bits: 0-2 the codec (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd), 4 transactional, 5 control.
+ATTR_TRANSACTIONAL = 0x10
+ATTR_CONTROL = 0x20
 
 RECORD_BATCH_HEADER_BYTES = 61
 CRC_START = 21  # the CRC covers attributes .. end of batch
@@ -155,6 +161,55 @@ def encode_record(offset_delta: int, key: bytes | None, value: bytes | None) -> 
     return varint(len(body)) + body
 
 
+def raw_record(
+    offset_delta: int,
+    key: bytes | None,
+    value: bytes | None,
+    *,
+    headers: list[tuple[bytes | None, bytes | None]] | None = None,
+    header_count: int | None = None,
+    length: int | None = None,
+    key_length: int | None = None,
+) -> bytes:
+    """One record with every length under the caller's control: `header_count`, `length` (the record's own
+    length prefix) and `key_length` replace the true values when given (the lies of the hostile-input tests); a
+    None header key is written as length -1."""
+    body = i8(0) + varint(0) + varint(offset_delta)
+    if key_length is not None:
+        body += varint(key_length) + (key or b"")
+    else:
+        body += varint(-1) if key is None else varint(len(key)) + key
+    body += varint(-1) if value is None else varint(len(value)) + value
+    headers = headers or []
+    body += varint(len(headers) if header_count is None else header_count)
+    for header_key, header_value in headers:
+        body += varint(-1) if header_key is None else varint(len(header_key)) + header_key
+        body += varint(-1) if header_value is None else varint(len(header_value)) + header_value
+    return varint(len(body) if length is None else length) + body
+
+
+def raw_batch(
+    records: bytes,
+    record_count: int,
+    *,
+    attributes: int = 0,
+    last_offset_delta: int | None = None,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+) -> bytes:
+    """A v2 record batch whose `records` section is `records` verbatim (compressed bytes, or lies), with a
+    correct length and CRC32C: well formed at the batch level, so only the records can be wrong."""
+    ts = int(time.time() * 1000)
+    lod = record_count - 1 if last_offset_delta is None else last_offset_delta
+    after_crc = (
+        i16(attributes) + i32(lod) + i64(ts) + i64(ts) + i64(producer_id) + i16(producer_epoch)
+        + i32(base_sequence) + i32(record_count) + records
+    )
+    after_length = i32(0) + i8(2) + struct.pack(">I", crc32c(after_crc)) + after_crc
+    return i64(0) + i32(len(after_length)) + after_length
+
+
 def record_batch(
     values: list[bytes],
     *,
@@ -203,10 +258,24 @@ def api_versions_v3(correlation_id: int, version: int = 3) -> bytes:
 def produce_v7(correlation_id: int, topic: str, partitions: dict[int, bytes], acks: int = -1) -> bytes:
     """Produce v7: transactional_id NULLABLE_STRING, acks INT16, timeout_ms INT32,
     topics ARRAY(name STRING, partitions ARRAY(index INT32, records BYTES))."""
-    body = string(None) + i16(acks) + i32(30_000) + i32(1) + string(topic) + i32(len(partitions))
+    return produce(correlation_id, topic, partitions, acks=acks, version=7)
+
+
+def produce(
+    correlation_id: int,
+    topic: str,
+    partitions: dict[int, bytes],
+    *,
+    acks: int = -1,
+    version: int = 7,
+    transactional_id: str | None = None,
+) -> bytes:
+    """Produce v3-8 (one request layout; v8 only adds response fields)."""
+    assert 3 <= version <= 8
+    body = string(transactional_id) + i16(acks) + i32(30_000) + i32(1) + string(topic) + i32(len(partitions))
     for index, records in partitions.items():
         body += i32(index) + bytes_field(records)
-    return request(API_PRODUCE, 7, correlation_id, body)
+    return request(API_PRODUCE, version, correlation_id, body)
 
 
 def fetch_v4(
@@ -368,11 +437,20 @@ class ProducePartition:
     index: int
     error_code: int
     base_offset: int
+    # v8+: (batch_index, message) per record at fault, and the partition's error message.
+    record_errors: list[tuple[int, str | None]] = field(default_factory=list)
+    error_message: str | None = None
 
 
 def parse_produce_v7(reader: Reader) -> dict[str, dict[int, ProducePartition]]:
     """responses ARRAY(name STRING, partitions ARRAY(index INT32, error_code INT16, base_offset INT64,
     log_append_time_ms INT64, log_start_offset INT64)), throttle_time_ms INT32."""
+    return parse_produce(reader, 7)
+
+
+def parse_produce(reader: Reader, version: int) -> dict[str, dict[int, ProducePartition]]:
+    """v7 (above) plus, from v8, per partition record_errors ARRAY(batch_index INT32,
+    batch_index_error_message NULLABLE_STRING) and error_message NULLABLE_STRING."""
     out: dict[str, dict[int, ProducePartition]] = {}
     for _ in range(reader.i32()):
         name = reader.string()
@@ -381,7 +459,12 @@ def parse_produce_v7(reader: Reader) -> dict[str, dict[int, ProducePartition]]:
             index, error_code, base_offset = reader.i32(), reader.i16(), reader.i64()
             reader.i64()
             reader.i64()
-            parts[index] = ProducePartition(index, error_code, base_offset)
+            partition = ProducePartition(index, error_code, base_offset)
+            if version >= 8:
+                for _ in range(reader.i32()):
+                    partition.record_errors.append((reader.i32(), reader.string()))
+                partition.error_message = reader.string()
+            parts[index] = partition
     reader.i32()
     return out
 

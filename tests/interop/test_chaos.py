@@ -4,9 +4,10 @@
   run is CHAOS_KILLS=100) at random moments and restarted on the same port and data dir; every acknowledged
   record must be at its acknowledged offset, acknowledged records of a partition in send order, and a full
   CRC-checked consume must succeed.
-- thousands of connections at once, and the `max_connections` limit (connection 51 of 50 is closed).
-- compressed batches that do not decompress, and a gzip bomb: answered, the broker's memory stays bounded, and
-  a consumer gets the bytes or an error.
+- thousands of connections at once, the `max_connections` limit (connection 51 of 50 is closed), its default
+  from the file descriptor limit, and `max_connections_per_ip` with its overrides.
+- compressed batches that do not decompress, and a gzip bomb: refused (nothing stored), and the broker's memory
+  stays bounded.
 - disk full on a small loop-mounted ext4: appends fail with an error code (not a crash, not a false ack),
   nothing acknowledged is lost, and the same broker process (no restart) accepts appends again, at the
   acknowledged end, once space is freed.
@@ -306,6 +307,103 @@ def test_max_connections_limit(tmp_path, shards):
         stop_configured(b)
 
 
+# Per-address limits of the per-IP test: the default, and the override of the second loopback address.
+PER_IP_LIMIT = 3
+PER_IP_OVERRIDE = 5
+
+
+def connect_from(source_ip: str, bootstrap: str) -> socket.socket:
+    """A connection to the broker whose peer address (as the broker sees it) is `source_ip`: every 127.x
+    address is local, so binding one as the source gives the broker another client address."""
+    host, port = bootstrap.rsplit(":", 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((source_ip, 0))
+    s.settimeout(10)
+    s.connect((host, int(port)))
+    return s
+
+
+def answers(s: socket.socket, correlation_id: int) -> bool:
+    """Whether ApiVersions is answered on `s` (False if the broker closed it)."""
+    try:
+        s.sendall(kw.api_versions_v0(correlation_id))
+    except (BrokenPipeError, ConnectionResetError):
+        return False
+    try:
+        got = kw.read_response(s)
+    except (ConnectionResetError, TimeoutError):
+        return False
+    return got is not None and got[0] == correlation_id
+
+
+@pytest.mark.timeout(120)
+def test_max_connections_per_ip_and_overrides(tmp_path):
+    b = start_configured(tmp_path, 2, [
+        "--set", f"max_connections_per_ip={PER_IP_LIMIT}",
+        "--set", f"max_connections_per_ip_overrides=127.0.0.2:{PER_IP_OVERRIDE}",
+    ])
+    held: dict[str, list[socket.socket]] = {"127.0.0.1": [], "127.0.0.2": []}
+    try:
+        time.sleep(0.5)  # the start-up probe's connection may still be counted for a moment
+        log_start = b.log_size()
+        for ip, limit in [("127.0.0.1", PER_IP_LIMIT), ("127.0.0.2", PER_IP_OVERRIDE)]:
+            for i in range(limit):
+                s = connect_from(ip, b.bootstrap)
+                assert answers(s, i), f"connection {i + 1} of {limit} from {ip} was refused"
+                held[ip].append(s)
+            extra = connect_from(ip, b.bootstrap)
+            try:
+                assert not answers(extra, 99), f"connection {limit + 1} from {ip} was answered"
+            finally:
+                extra.close()
+        # A third address is limited on its own; the others' connections are unharmed.
+        other = connect_from("127.0.0.3", b.bootstrap)
+        assert answers(other, 7), "a connection from another address was refused"
+        other.close()
+        for ip, socks in held.items():
+            for i, s in enumerate(socks):
+                assert answers(s, 1000 + i), f"held connection {i + 1} from {ip} stopped working"
+        refusals = b._log_since(log_start).count("max_connections_per_ip")
+        assert refusals >= 2, f"{refusals} log lines for the 2 refused connections"
+        # Closing one frees its address's slot.
+        held["127.0.0.1"].pop().close()
+        deadline = time.monotonic() + 10
+        while True:
+            s = connect_from("127.0.0.1", b.bootstrap)
+            if answers(s, 2000):
+                held["127.0.0.1"].append(s)
+                break
+            s.close()
+            assert time.monotonic() < deadline, "closing a connection did not free its address's slot"
+            time.sleep(0.2)
+        assert b.running()
+    finally:
+        for socks in held.values():
+            for s in socks:
+                s.close()
+        stop_configured(b)
+
+
+def test_max_connections_auto_follows_the_fd_limit(tmp_path):
+    """The default max_connections is derived from the hard RLIMIT_NOFILE (less a quarter, at least 1024, at
+    most half, for files), and the broker raises its soft limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    b = start_configured(tmp_path, 1, [])
+    try:
+        if hard == resource.RLIM_INFINITY:
+            expected = 1_000_000
+        else:
+            expected = min(hard - min(max(hard // 4, 1024), hard // 2), 1_000_000)
+        log = b.log_tail(400)
+        assert f"max_connections = {expected} (default; auto: RLIMIT_NOFILE" in log, log
+        limits = Path(f"/proc/{b.proc.pid}/limits").read_text()
+        line = next(l for l in limits.splitlines() if l.startswith("Max open files"))
+        broker_soft, broker_hard = line.split()[3:5]
+        assert broker_soft == broker_hard, f"soft limit not raised (ours: {soft}/{hard}): {line}"
+    finally:
+        stop_configured(b)
+
+
 # ------------------------------------------------------------------------ 3. compression that does not work
 def gzip_bomb() -> tuple[bytes, int]:
     """A gzip-compressed `records` section holding one record whose value is BOMB_BYTES zeros."""
@@ -344,6 +442,10 @@ def test_undecompressable_batches_and_gzip_bomb(tmp_path):
                     answers.setdefault(name, []).append((r.error_code, r.base_offset))
         rss_after = ch.vm_rss_bytes(b.proc.pid)
         assert b.running(), f"broker exited: {b.log_tail(40)}"
+        # Issue 23: none of these is records; each is refused and nothing of it stored.
+        for name, codes in answers.items():
+            refused = {code for code, _ in codes}
+            assert refused <= {kw.ERROR_CORRUPT_MESSAGE, kw.ERROR_INVALID_RECORD}, f"{name}: answered {refused}"
         assert rss_after - rss_before < RSS_GROWTH_LIMIT_BYTES, (
             f"broker RSS grew {(rss_after - rss_before) >> 20} MiB handling the batches"
         )

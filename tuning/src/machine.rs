@@ -1,5 +1,6 @@
-//! The machine facts a profile is resolved against: which cores this process may run on and the
-//! locked-memory limit (RLIMIT_MEMLOCK) that bounds glommio's registered io memory.
+//! The machine facts a profile is resolved against: which cores this process may run on, the
+//! locked-memory limit (RLIMIT_MEMLOCK) that bounds glommio's registered io memory, and the file
+//! descriptor limit (RLIMIT_NOFILE) that bounds connections.
 
 use crate::error::ProfileError;
 use crate::sysfs;
@@ -17,6 +18,9 @@ pub struct Machine {
     pub usable_cores: Vec<usize>,
     /// The soft RLIMIT_MEMLOCK in bytes; `None` means unlimited.
     pub memlock_limit_bytes: Option<u64>,
+    /// The hard RLIMIT_NOFILE: the broker raises its soft limit to it at start
+    /// (`engine::server::fd_limit`), so it bounds the connections it can hold. `None`: unlimited.
+    pub nofile_limit: Option<u64>,
 }
 
 impl Machine {
@@ -30,6 +34,7 @@ impl Machine {
             online_cores,
             usable_cores,
             memlock_limit_bytes: memlock_limit_bytes()?,
+            nofile_limit: hard_nofile_limit()?,
         })
     }
 }
@@ -56,19 +61,33 @@ fn affinity_cores() -> Result<Vec<usize>, ProfileError> {
 
 /// The soft RLIMIT_MEMLOCK, `None` when unlimited.
 pub fn memlock_limit_bytes() -> Result<Option<u64>, ProfileError> {
+    let limit = rlimit(libc::RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK")?;
+    Ok((limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur))
+}
+
+/// The hard RLIMIT_NOFILE, `None` when unlimited.
+pub fn hard_nofile_limit() -> Result<Option<u64>, ProfileError> {
+    let limit = rlimit(libc::RLIMIT_NOFILE, "RLIMIT_NOFILE")?;
+    Ok((limit.rlim_max != libc::RLIM_INFINITY).then_some(limit.rlim_max))
+}
+
+fn rlimit(
+    resource: libc::__rlimit_resource_t,
+    what: &'static str,
+) -> Result<libc::rlimit, ProfileError> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes into the struct we own.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) };
+    let rc = unsafe { libc::getrlimit(resource, &mut limit) };
     if rc != 0 {
         return Err(ProfileError::Machine {
-            what: "RLIMIT_MEMLOCK",
+            what,
             source: std::io::Error::last_os_error(),
         });
     }
-    Ok((limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur))
+    Ok(limit)
 }
 
 #[cfg(test)]

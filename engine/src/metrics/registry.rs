@@ -248,7 +248,8 @@ fn encode_throughput(
     counter_family(
         e,
         "response_bytes_sent",
-        "Response bytes written to clients, by method: copied from memory or sendfile.",
+        "Response bytes written to clients, by method: copied from memory, or from segment files \
+         (method=sendfile: by sendfile when the page cache holds the range, else read through io_uring and sent).",
         &sent,
     )
 }

@@ -97,7 +97,8 @@ pub struct Counters {
     pub fetch_records_out: AtomicU64,
     /// Response bytes written from memory buffers (headers, tail-cache batches).
     pub bytes_sent_copied: AtomicU64,
-    /// Response bytes sent from segment files with sendfile.
+    /// Response bytes sent from segment files: by sendfile when the page cache holds the range,
+    /// else read through io_uring and sent (`server::writer`).
     pub bytes_sent_sendfile: AtomicU64,
     pub connections_accepted: AtomicU64,
     pub connections_refused: AtomicU64,

@@ -1,13 +1,15 @@
-//! The produce path for one partition: validate the producer's record batches, append them on
-//! the owning shard (in place when that is this shard, over the mesh otherwise) and report the
-//! base offset. Batches are not decoded: only their 61-byte headers are read (docs/COMPATIBILITY.md section 5),
-//! except on compacted topics, whose records must all carry a key (`keys`).
+//! The produce path for one partition: validate the producer's record batches (`validate`:
+//! headers, CRC, and a walk over every record, without decoding them), append them on the owning
+//! shard (in place when that is this shard, over the mesh otherwise) and report the base offset.
+//! Records are decoded only on compacted topics, whose records must all carry a key (`keys`).
 
 mod keys;
+mod validate;
+
+pub use validate::{any_transactional, validate_records, Refusal};
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use ringbroker_protocol::batch::{self, BatchError, BatchHeader};
 use ringbroker_schema::{
     Payload, ProduceRequest as MeshProduce, ProduceRequestArgs, ProduceResult, ProduceResultArgs,
 };
@@ -36,53 +38,6 @@ impl ProduceOutcome {
             log_append_time_ms: -1,
         }
     }
-}
-
-/// Checks every batch of a Produce `records` field: complete v2 batches as a producer must send
-/// them (`batch::validate_produce_batch`: contiguous offset deltas, at least one record), each
-/// CRC-valid and at most `max_message_bytes`. Returns the Kafka error code to answer with, and a reason to log.
-pub fn validate_records(records: &[u8], max_message_bytes: usize) -> Result<usize, (i16, String)> {
-    if records.is_empty() {
-        return Err((ResponseError::CorruptMessage.code(), "empty records".into()));
-    }
-    let mut iter = batch::batches(records);
-    let mut count = 0usize;
-    for item in iter.by_ref() {
-        let (header, bytes): (BatchHeader, &[u8]) = item.map_err(batch_error)?;
-        if header.total_bytes() > max_message_bytes {
-            return Err((
-                ResponseError::MessageTooLarge.code(),
-                format!(
-                    "batch of {} bytes exceeds max_message_bytes {max_message_bytes}",
-                    header.total_bytes()
-                ),
-            ));
-        }
-        batch::validate_produce_batch(bytes).map_err(batch_error)?;
-        count += 1;
-    }
-    if iter.remaining() != 0 {
-        return Err((
-            ResponseError::CorruptMessage.code(),
-            format!(
-                "{} trailing bytes are not a complete record batch",
-                iter.remaining()
-            ),
-        ));
-    }
-    debug_assert!(count > 0);
-    Ok(count)
-}
-
-fn batch_error(e: BatchError) -> (i16, String) {
-    let code = match e {
-        // Kafka (ProduceRequest.validateRecords): v3+ requests may only carry magic-2 batches,
-        // anything else is an InvalidRecordException, answered INVALID_RECORD.
-        BatchError::BadMagic(_) => ResponseError::InvalidRecord.code(),
-        BatchError::BadRecordCount { .. } => ResponseError::InvalidRecord.code(),
-        _ => ResponseError::CorruptMessage.code(),
-    };
-    (code, e.to_string())
 }
 
 /// Appends already-validated batches to a partition this shard owns.
@@ -207,43 +162,4 @@ pub async fn serve_remote(shard: &Shard, from: usize, correlation: u64, request:
             (Payload::ProduceResult, result.as_union_value())
         })
         .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ringbroker_protocol::batch::build_simple_batch;
-
-    #[test]
-    fn accepts_concatenated_valid_batches() {
-        let mut records = build_simple_batch(1, &[b"a", b"b"]);
-        records.extend(build_simple_batch(2, &[b"c"]));
-        assert_eq!(validate_records(&records, 1 << 20), Ok(2));
-    }
-
-    #[test]
-    fn rejects_a_batch_with_gapped_offset_deltas() {
-        // Two records claiming an offset span of three: fine in a compacted log, not from a producer.
-        let mut gapped = build_simple_batch(1, &[b"a", b"b"]);
-        gapped[23..27].copy_from_slice(&2i32.to_be_bytes());
-        let crc = ringbroker_protocol::batch::crc32c_of(&gapped);
-        gapped[17..21].copy_from_slice(&crc.to_be_bytes());
-        assert!(ringbroker_protocol::batch::validate_log_batch(&gapped).is_ok());
-        assert_eq!(validate_records(&gapped, 1 << 20).map_err(|e| e.0), Err(87));
-    }
-
-    #[test]
-    fn rejects_bad_crc_partial_tail_and_oversized() {
-        let mut bad = build_simple_batch(1, &[b"abc"]);
-        let last = bad.len() - 1;
-        bad[last] ^= 1;
-        assert_eq!(validate_records(&bad, 1 << 20).map_err(|e| e.0), Err(2));
-        let mut partial = build_simple_batch(1, &[b"abc"]);
-        let cut = partial.clone();
-        partial.extend_from_slice(&cut[..cut.len() - 1]);
-        assert_eq!(validate_records(&partial, 1 << 20).map_err(|e| e.0), Err(2));
-        let big = build_simple_batch(1, &[&[7u8; 200]]);
-        assert_eq!(validate_records(&big, 100).map_err(|e| e.0), Err(10));
-        assert_eq!(validate_records(&[], 100).map_err(|e| e.0), Err(2));
-    }
 }

@@ -11,7 +11,9 @@
 //! Timeouts: a connection with no request for `connections_max_idle_ms` is closed (Kafka's
 //! `connections.max.idle.ms`); a frame must arrive whole within `request_read_timeout_ms` of its
 //! first byte (time spent waiting for our own in-flight budget not counted), which cuts off
-//! slow-loris clients. Each connection is its own task, so a slow one never blocks the others.
+//! slow-loris clients; a peer that accepts no byte of a response for
+//! `connections_max_write_stall_ms` is cut off too (`writer`). Each connection is its own pair of
+//! tasks and every socket write is non-blocking, so a slow client never blocks the others.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
@@ -19,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use futures::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use futures::io::{AsyncReadExt, ReadHalf};
 use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::TcpStream;
 use glommio::sync::{Semaphore, StaticPermit};
@@ -29,6 +31,7 @@ use ringbroker_protocol::frame::{self, FRAME_PREFIX_BYTES};
 
 use super::dispatch::{self, Outcome, Part};
 use super::sendfile;
+use super::writer::{with_timeout, ResponseWriter, WriteError};
 use crate::metrics::{hooks, ShardMetrics};
 use crate::shard::Shard;
 use ringbroker_protocol::api_versions::{is_served, supported_range};
@@ -63,22 +66,26 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         tracing::debug!(%peer, error = %e, "set_nodelay failed");
     }
     let socket = stream.as_raw_fd();
-    if let Err(e) = sendfile::set_send_timeout(socket) {
-        tracing::debug!(%peer, error = %e, "cannot set the socket send timeout");
+    if let Err(e) = sendfile::set_nonblocking(socket) {
+        // sendfile on a blocking socket would block the shard: refuse to serve instead.
+        tracing::warn!(%peer, error = %e, "closing connection: cannot make the socket non-blocking");
+        return;
     }
     // `stream`'s halves live until both tasks below end, so `socket` stays valid for sendfile.
     let (reader, writer) = stream.split();
     let (queue_tx, queue_rx) = local_channel::new_bounded(shard.config.max_in_flight_requests);
     let metrics = shard.metrics.clone();
-    let writer_task = glommio::spawn_local(write_responses(
-        writer,
-        socket,
-        queue_rx,
-        peer.clone(),
-        metrics,
-    ));
+    let stall_limit = Duration::from_millis(shard.config.connections_max_write_stall_ms);
     let budget = Rc::new(Semaphore::new(
         shard.config.max_in_flight_bytes_per_connection as u64,
+    ));
+    let writer_task = glommio::spawn_local(write_responses(
+        ResponseWriter::new(writer, socket, stall_limit),
+        socket,
+        queue_rx,
+        budget.clone(),
+        peer.clone(),
+        metrics,
     ));
     read_requests(&shard, reader, &queue_tx, &budget, &peer).await;
     drop(queue_tx);
@@ -221,17 +228,6 @@ async fn read_body(reader: &mut ReadHalf<TcpStream>, size: usize) -> std::io::Re
     Ok(body)
 }
 
-/// Runs `fut` for at most `limit`; `None` when time ran out.
-async fn with_timeout<F: std::future::Future>(limit: Duration, fut: F) -> Option<F::Output> {
-    let timer = glommio::timer::sleep(limit);
-    futures::pin_mut!(fut);
-    futures::pin_mut!(timer);
-    match futures::future::select(fut, timer).await {
-        futures::future::Either::Left((output, _)) => Some(output),
-        futures::future::Either::Right(_) => None,
-    }
-}
-
 /// Checks a frame's api and version and spawns its handler. `None` closes the connection.
 fn admit(
     shard: &Rc<Shard>,
@@ -287,20 +283,30 @@ fn admit(
     )
 }
 
-/// Parts smaller than this are copied into one buffer so a response goes out in few `send`s;
-/// larger parts (record data) are written as they are.
-pub const COALESCE_BELOW_BYTES: usize = 64 * 1024;
-
-/// Writes each request's response in request order; stops at the first `Close`.
+/// Writes each request's response in request order; stops at the first `Close` or failed write.
+/// A failed write shuts the socket down and every way out closes the in-flight `budget`, so the
+/// connection's reader ends wherever it waits (a read sees the end of the stream, an acquire of
+/// the budget fails, a full queue's send sees no receiver): a stalled peer's connection goes away
+/// as a whole, with the requests it had queued.
 async fn write_responses(
-    mut writer: WriteHalf<TcpStream>,
+    writer: ResponseWriter,
     socket: RawFd,
     queue: LocalReceiver<InFlight>,
+    budget: Rc<Semaphore>,
     peer: String,
     metrics: Option<Arc<ShardMetrics>>,
 ) {
-    let metrics = metrics.as_deref();
-    let mut pending = BytesMut::with_capacity(COALESCE_BELOW_BYTES);
+    write_in_order(writer, socket, &queue, &peer, metrics.as_deref()).await;
+    budget.close();
+}
+
+async fn write_in_order(
+    mut writer: ResponseWriter,
+    socket: RawFd,
+    queue: &LocalReceiver<InFlight>,
+    peer: &str,
+    metrics: Option<&ShardMetrics>,
+) {
     while let Some(request) = queue.recv().await {
         let parts = match request.task.await {
             Some(Outcome::Reply(parts)) => parts,
@@ -312,60 +318,30 @@ async fn write_responses(
         };
         hooks::sending(metrics, &parts);
         let write_started = hooks::now(metrics);
-        if let Err(e) = write_parts(&mut writer, socket, &mut pending, parts).await {
-            if sendfile::FileReplaced::is(&e) {
-                // Rare (a send delayed past compaction's grace period) and worth knowing about.
-                tracing::warn!(%peer, error = %e, "closing the connection: a fetch's segment file was replaced before it was sent; the client fetches again");
-            } else {
-                tracing::debug!(%peer, error = %e, "connection write failed");
+        if let Err(e) = writer.write_parts(parts).await {
+            match &e {
+                WriteError::Stalled(_) => {
+                    tracing::warn!(%peer, error = %e, "closing connection: the client stopped reading")
+                }
+                WriteError::Io(io) if sendfile::FileReplaced::is(io) => {
+                    // Rare (a send delayed past compaction's grace period) and worth knowing about.
+                    tracing::warn!(%peer, error = %e, "closing the connection: a fetch's segment file was replaced before it was sent; the client fetches again")
+                }
+                WriteError::Io(_) => tracing::debug!(%peer, error = %e, "connection write failed"),
             }
+            shutdown(socket);
             return;
         }
         hooks::responded(metrics, request.api_key, request.received, write_started);
     }
-    let _ = writer.close().await;
+    writer.close().await;
 }
 
-/// Writes one response: small parts are gathered into `pending` so they go out in few sends;
-/// large byte parts are written directly and file ranges go by `sendfile`.
-async fn write_parts(
-    writer: &mut WriteHalf<TcpStream>,
-    socket: RawFd,
-    pending: &mut BytesMut,
-    parts: Vec<Part>,
-) -> std::io::Result<()> {
-    for part in parts {
-        match part {
-            Part::Bytes(bytes) if bytes.len() < COALESCE_BELOW_BYTES => {
-                pending.extend_from_slice(&bytes);
-                if pending.len() >= COALESCE_BELOW_BYTES {
-                    writer.write_all(pending).await?;
-                    pending.clear();
-                }
-            }
-            Part::Bytes(bytes) => {
-                if !pending.is_empty() {
-                    writer.write_all(pending).await?;
-                    pending.clear();
-                }
-                writer.write_all(&bytes).await?;
-            }
-            Part::File(range) => {
-                if !pending.is_empty() {
-                    writer.write_all(pending).await?;
-                    pending.clear();
-                }
-                writer.flush().await?;
-                glommio::executor()
-                    .spawn_blocking(move || sendfile::send_range(socket, &range))
-                    .await?;
-            }
-        }
+/// Shuts both directions of the socket down (the descriptor stays open until the stream drops).
+fn shutdown(socket: RawFd) {
+    // SAFETY: `socket` is the connection's open descriptor (its stream outlives both tasks);
+    // shutdown only changes the connection's state.
+    unsafe {
+        libc::shutdown(socket, libc::SHUT_RDWR);
     }
-    // The response must not sit in our buffer while the client waits for it.
-    if !pending.is_empty() {
-        writer.write_all(pending).await?;
-        pending.clear();
-    }
-    Ok(())
 }

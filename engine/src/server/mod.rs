@@ -4,15 +4,18 @@
 //! `shutdown_drain_ms` (load balancers drain), then close their listeners and checkpoint every log.
 
 pub mod connection;
+pub mod connection_limits;
 pub mod data_dir_lock;
 pub mod dispatch;
+pub mod fd_limit;
 pub mod handlers;
 mod listener;
 mod peer;
 pub mod sendfile;
+pub mod writer;
 
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +32,7 @@ use crate::metrics::{self, MetricsRegistry, ShardMetrics};
 use crate::shard::mesh::MeshMessage;
 use crate::shard::{Mesh, Shard, CONTROLLER_SHARD};
 use crate::storage::{self, LogConfig};
+use connection_limits::{ConnectionLimits, Refused};
 
 /// Segment size of the `__consumer_offsets` partitions: commits are small and compacted, and
 /// there are 50 such partitions per broker.
@@ -68,6 +72,15 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     })?;
     // Held until run returns: no second broker may write these partition files meanwhile.
     let _data_dir_lock = data_dir_lock::DataDirLock::acquire(&config.data_dir)?;
+    match fd_limit::raise_to_hard_limit() {
+        Ok(Some(fds)) if (fds as usize) <= config.max_connections => tracing::warn!(
+            fds,
+            max_connections = config.max_connections,
+            "max_connections is not below the file descriptor limit: accepts will fail before it is reached"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the file descriptor limit"),
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone()).map_err(ServerError::Signals)?;
@@ -101,10 +114,14 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
                 let stop = stop.clone();
                 let ready = ready.clone();
                 let metrics = metrics.clone();
-                let slots = ConnectionSlots::new(config.max_connections);
+                let limits = Arc::new(ConnectionLimits::new(
+                    config.max_connections,
+                    config.max_connections_per_ip,
+                    &config.max_connections_per_ip_overrides,
+                ));
                 let drained = Arc::new(AtomicBool::new(false));
                 move || async move {
-                    run_shard(config, mesh, stop, drained, ready, metrics, slots).await
+                    run_shard(config, mesh, stop, drained, ready, metrics, limits).await
                 }
             })
             .map_err(|e| ServerError::Executors(e.to_string()))?;
@@ -170,7 +187,7 @@ async fn run_shard(
     drained: Arc<AtomicBool>,
     ready: Arc<std::sync::atomic::AtomicUsize>,
     metrics: Option<Arc<MetricsRegistry>>,
-    slots: ConnectionSlots,
+    limits: Arc<ConnectionLimits>,
 ) -> Result<(), ServerError> {
     let config = Rc::new((*config).clone());
     let (senders, receivers) = mesh
@@ -204,7 +221,7 @@ async fn run_shard(
             stopper: listener_stopper,
         } = listener::bind_shard_listener(config.listen)
             .map_err(|e| fail(format!("cannot listen on {}: {e}", config.listen)))?;
-        glommio::spawn_local(accept_loop(shard.clone(), listener, slots, stop.clone())).detach();
+        glommio::spawn_local(accept_loop(shard.clone(), listener, limits, stop.clone())).detach();
         stopper = Some(listener_stopper);
     }
     metrics::sampler::spawn(shard.clone());
@@ -328,43 +345,10 @@ async fn open_group_coordinator(
     Ok((Rc::new(coordinator), store))
 }
 
-/// Broker-wide count of open client connections against `max_connections`, shared by every
-/// shard's accept loop (SO_REUSEPORT spreads connections unevenly, so a per-shard share would
-/// refuse clients early). Touched once per connection, never on the request path.
-#[derive(Clone)]
-struct ConnectionSlots {
-    open: Arc<AtomicUsize>,
-    max: usize,
-}
-
-impl ConnectionSlots {
-    fn new(max: usize) -> ConnectionSlots {
-        ConnectionSlots {
-            open: Arc::new(AtomicUsize::new(0)),
-            max,
-        }
-    }
-
-    /// Takes a slot unless all are taken.
-    fn try_take(&self) -> bool {
-        let before = self.open.fetch_add(1, Ordering::SeqCst);
-        if before >= self.max {
-            self.open.fetch_sub(1, Ordering::SeqCst);
-            return false;
-        }
-        true
-    }
-
-    fn release(&self) {
-        let before = self.open.fetch_sub(1, Ordering::SeqCst);
-        debug_assert!(before > 0, "released a connection slot never taken");
-    }
-}
-
 async fn accept_loop(
     shard: Rc<Shard>,
     listener: TcpListener,
-    slots: ConnectionSlots,
+    limits: Arc<ConnectionLimits>,
     stop: Arc<AtomicBool>,
 ) {
     loop {
@@ -377,31 +361,55 @@ async fn accept_loop(
                 continue;
             }
         };
-        if !slots.try_take() {
-            tracing::warn!(
-                shard = shard.id,
-                limit = slots.max,
-                "refusing connection: max_connections reached"
-            );
-            drop(stream);
-            if let Some(m) = shard.metrics() {
-                ShardMetrics::add(&m.counters.connections_refused, 1);
+        let peer = match stream.peer_addr() {
+            Ok(peer) => peer,
+            Err(e) => {
+                // The peer is already gone (reset between accept and here).
+                tracing::debug!(shard = shard.id, error = %e, "accepted connection has no peer");
+                continue;
             }
-            continue;
-        }
+        };
+        let permit = match limits.admit(peer.ip()) {
+            Ok(permit) => permit,
+            Err(refused) => {
+                log_refused(&shard, peer, refused);
+                drop(stream);
+                if let Some(m) = shard.metrics() {
+                    ShardMetrics::add(&m.counters.connections_refused, 1);
+                }
+                continue;
+            }
+        };
         shard.connections.set(shard.connections.get() + 1);
         if let Some(m) = shard.metrics() {
             ShardMetrics::add(&m.counters.connections_accepted, 1);
         }
         let shard_for_conn = shard.clone();
-        let slots_for_conn = slots.clone();
         glommio::spawn_local(async move {
             connection::serve(shard_for_conn.clone(), stream).await;
             shard_for_conn
                 .connections
                 .set(shard_for_conn.connections.get() - 1);
-            slots_for_conn.release();
+            drop(permit);
         })
         .detach();
+    }
+}
+
+/// One line per refused connection, worded like Kafka's acceptor.
+fn log_refused(shard: &Shard, peer: std::net::SocketAddr, refused: Refused) {
+    match refused {
+        Refused::Broker { limit } => tracing::warn!(
+            shard = shard.id,
+            %peer,
+            limit,
+            "refusing connection: the broker holds max_connections connections (Kafka's max.connections)"
+        ),
+        Refused::Address { ip, limit } => tracing::warn!(
+            shard = shard.id,
+            %peer,
+            limit,
+            "refusing connection: {ip} already holds its max_connections_per_ip connections (Kafka's max.connections.per.ip)"
+        ),
     }
 }

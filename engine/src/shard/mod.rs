@@ -20,6 +20,7 @@ use crate::metadata::{owner_shard, TopicTable};
 use crate::metrics::ShardMetrics;
 use crate::producer_state::ShardProducers;
 use crate::storage::PartitionLog;
+use ringbroker_protocol::records::RecordValidator;
 
 pub use mesh::Mesh;
 
@@ -55,6 +56,10 @@ pub struct Shard {
     pub producers: ShardProducers,
     /// This shard's metrics (only this shard writes them); `None` when metrics are off.
     pub metrics: Option<Arc<ShardMetrics>>,
+    /// Walks the records of produced batches (`produce::validate_records`); its window is the
+    /// shard's one buffer for decompressed records. Borrowed only synchronously, never across an
+    /// await, so requests on this shard take turns with it.
+    pub record_validator: RefCell<RecordValidator>,
 }
 
 impl Shard {
@@ -83,6 +88,7 @@ impl Shard {
             groups,
             producers,
             metrics: None,
+            record_validator: RefCell::new(RecordValidator::new()),
         }
     }
 

@@ -1,5 +1,6 @@
-//! Writes the seed corpora: a few valid request frames to `in/frame_and_header/` and a few valid
-//! record-batch buffers to `in/record_batch/` (one per codec). Run from the `fuzz/` directory:
+//! Writes the seed corpora: a few valid request frames to `in/frame_and_header/`, a few valid
+//! record-batch buffers to `in/record_batch/` (one per codec), two-record records sections to
+//! `in/record_walker/` and compressed payloads to `in/decompress/` (one per codec). Run from the `fuzz/` directory:
 //! `cargo run --no-default-features --bin make_seeds`. Seeds are kept tiny on purpose: afl works
 //! best on small inputs, and its mutations find the rest.
 
@@ -12,15 +13,18 @@ use kafka_protocol::messages::{
     TopicName,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use ringbroker_protocol::batch::{build_simple_batch, Compression};
+use ringbroker_protocol::batch::{build_simple_batch, Compression, BATCH_HEADER_BYTES};
 use ringbroker_protocol::records::{BatchBuilder, Record};
 use std::path::Path;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let frames_dir = Path::new("in/frame_and_header");
     let batches_dir = Path::new("in/record_batch");
-    std::fs::create_dir_all(frames_dir)?;
-    std::fs::create_dir_all(batches_dir)?;
+    let walker_dir = Path::new("in/record_walker");
+    let decompress_dir = Path::new("in/decompress");
+    for dir in [frames_dir, batches_dir, walker_dir, decompress_dir] {
+        std::fs::create_dir_all(dir)?;
+    }
 
     let simple = build_simple_batch(1_700_000_000_000, &[b"a", b"bc"]);
     let topic = TopicName(StrBytes::from_static_str("t"));
@@ -113,6 +117,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })?;
         let batch = builder.finish()?;
         write(batches_dir, name, &switched(1, &batch))?;
+        // record_walker: [codec, record count - 1 (u16 big-endian), records section].
+        let records = &batch[BATCH_HEADER_BYTES..];
+        let mut walker = vec![codec.id() as u8, 0, 1];
+        walker.extend_from_slice(records);
+        write(walker_dir, name, &walker)?;
+        // decompress: [codec selector (id - 1), compressed payload].
+        if codec != Compression::None {
+            let mut payload = vec![codec.id() as u8 - 1];
+            payload.extend_from_slice(records);
+            write(decompress_dir, name, &payload)?;
+        }
     }
     Ok(())
 }

@@ -65,100 +65,265 @@ fn compress_xerial_snappy(plain: &[u8]) -> std::io::Result<Vec<u8>> {
 }
 
 /// Decompresses a records section, refusing output larger than `MAX_DECOMPRESSED_BYTES`.
+/// `Compression::None` copies. Callers that decompress many batches and only look at the bytes
+/// once (the broker's produce validation) stream through [`Decompressor`] instead.
 pub fn decompress(codec: Compression, compressed: &[u8]) -> Result<Vec<u8>, RecordsError> {
-    let failed = |reason: String| RecordsError::Decompress { codec, reason };
-    match codec {
-        Compression::None => Ok(compressed.to_vec()),
-        Compression::Gzip => read_bounded(codec, flate2::read::GzDecoder::new(compressed)),
-        Compression::Lz4 => read_bounded(codec, lz4_flex::frame::FrameDecoder::new(compressed)),
-        Compression::Zstd => {
-            let decoder =
-                zstd::stream::read::Decoder::new(compressed).map_err(|e| failed(e.to_string()))?;
-            read_bounded(codec, decoder)
-        }
-        Compression::Snappy => {
-            if compressed.starts_with(&XERIAL_HEADER[..8]) {
-                decompress_xerial_snappy(codec, compressed)
-            } else {
-                let mut out = Vec::new();
-                snappy_raw_into(codec, compressed, &mut out)?;
-                Ok(out)
-            }
+    if codec == Compression::None {
+        return Ok(compressed.to_vec());
+    }
+    let mut scratch = DecompressScratch::new();
+    let mut reader = Decompressor::new(
+        codec,
+        compressed,
+        MAX_DECOMPRESSED_BYTES as u64,
+        &mut scratch,
+    )?;
+    let mut out = Vec::new();
+    loop {
+        let start = out.len();
+        out.resize(start + READ_STEP_BYTES, 0);
+        let read = reader.read(&mut out[start..])?;
+        out.truncate(start + read);
+        if read == 0 {
+            return Ok(out);
         }
     }
 }
 
-fn read_bounded(codec: Compression, reader: impl Read) -> Result<Vec<u8>, RecordsError> {
-    let mut out = Vec::new();
-    reader
-        .take(MAX_DECOMPRESSED_BYTES as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|error| RecordsError::Decompress {
+/// Bytes `decompress` asks a decoder for at a time.
+const READ_STEP_BYTES: usize = 64 * 1024;
+
+/// zstd frames may ask for a decoding window of up to 2^this bytes (16 MiB); a frame asking for more
+/// is refused as undecodable. zstd's own default allows 128 MiB, which one hostile frame per batch
+/// would make the decoder allocate. 16 MiB covers every level up to 19 (the clients' default is 3;
+/// levels 20-22 with an unknown input size need up to 128 MiB and are refused).
+pub const ZSTD_WINDOW_LOG_MAX: u32 = 24;
+
+/// Decoder state kept between decompressions: a zstd context (about 100 KiB, created on first use
+/// and reused instead of created per batch) and the buffer snappy blocks decompress into. One per
+/// thread that decompresses often (the broker keeps one per shard).
+#[derive(Default)]
+pub struct DecompressScratch {
+    zstd: Option<zstd::zstd_safe::DCtx<'static>>,
+    snappy_block: Vec<u8>,
+}
+
+/// A snappy block buffer larger than this is released after use rather than kept for the next
+/// batch (xerial blocks are 32 KiB; a raw snappy block is a whole batch).
+const SNAPPY_BLOCK_KEEP_BYTES: usize = 4 << 20;
+
+impl DecompressScratch {
+    /// Empty scratch; the zstd context is made when first needed.
+    pub fn new() -> DecompressScratch {
+        DecompressScratch::default()
+    }
+
+    /// The zstd context, limited to [`ZSTD_WINDOW_LOG_MAX`].
+    fn zstd(&mut self) -> Result<&mut zstd::zstd_safe::DCtx<'static>, RecordsError> {
+        let failed = |reason: &str| RecordsError::Decompress {
+            codec: Compression::Zstd,
+            reason: reason.to_string(),
+        };
+        if self.zstd.is_none() {
+            let mut context = zstd::zstd_safe::DCtx::try_create()
+                .ok_or_else(|| failed("cannot allocate a zstd context"))?;
+            context
+                .set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(
+                    ZSTD_WINDOW_LOG_MAX,
+                ))
+                .map_err(|code| failed(zstd::zstd_safe::get_error_name(code)))?;
+            self.zstd = Some(context);
+        }
+        self.zstd.as_mut().ok_or_else(|| failed("no zstd context"))
+    }
+}
+
+/// Streams the decompressed bytes of a records section, at most `limit` of them: the output is
+/// never held whole (except one snappy block), and reading past `limit` fails instead of going on.
+pub struct Decompressor<'a> {
+    codec: Compression,
+    inner: Inner<'a>,
+    produced: u64,
+    limit: u64,
+}
+
+enum Inner<'a> {
+    Gzip(Box<flate2::bufread::MultiGzDecoder<&'a [u8]>>),
+    Lz4(Box<lz4_flex::frame::FrameDecoder<&'a [u8]>>),
+    Zstd(zstd::stream::read::Decoder<'a, &'a [u8]>),
+    Snappy(SnappyReader<'a>),
+}
+
+impl<'a> Decompressor<'a> {
+    /// A reader of `compressed` (a records section written with `codec`, not `None`).
+    pub fn new(
+        codec: Compression,
+        compressed: &'a [u8],
+        limit: u64,
+        scratch: &'a mut DecompressScratch,
+    ) -> Result<Decompressor<'a>, RecordsError> {
+        let inner = match codec {
+            // The records section is already plain: nothing to stream.
+            Compression::None => {
+                return Err(RecordsError::Decompress {
+                    codec,
+                    reason: "not compressed".into(),
+                })
+            }
+            // Multi-member, as Java's GZIPInputStream reads it.
+            Compression::Gzip => {
+                Inner::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(compressed)))
+            }
+            Compression::Lz4 => {
+                Inner::Lz4(Box::new(lz4_flex::frame::FrameDecoder::new(compressed)))
+            }
+            Compression::Zstd => Inner::Zstd(zstd::stream::read::Decoder::with_context(
+                compressed,
+                scratch.zstd()?,
+            )),
+            Compression::Snappy => {
+                Inner::Snappy(SnappyReader::new(compressed, &mut scratch.snappy_block)?)
+            }
+        };
+        Ok(Decompressor {
+            codec,
+            inner,
+            produced: 0,
+            limit,
+        })
+    }
+
+    /// Decompressed bytes produced so far.
+    pub fn produced(&self) -> u64 {
+        self.produced
+    }
+
+    /// Reads the next decompressed bytes into `buf`; 0 at the end of the data. Fails on data the
+    /// codec cannot decode and once more than `limit` bytes would have been produced.
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, RecordsError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        // Never ask for more than one byte past the limit: crossing it is enough to refuse.
+        let allowed = self.limit.saturating_sub(self.produced).saturating_add(1);
+        let want = buf
+            .len()
+            .min(usize::try_from(allowed).unwrap_or(usize::MAX));
+        let buf = &mut buf[..want];
+        let codec = self.codec;
+        let failed = |error: std::io::Error| RecordsError::Decompress {
             codec,
             reason: error.to_string(),
-        })?;
-    if out.len() > MAX_DECOMPRESSED_BYTES {
-        return Err(RecordsError::DecompressedTooLarge {
-            max_bytes: MAX_DECOMPRESSED_BYTES,
-        });
-    }
-    Ok(out)
-}
-
-/// Appends the raw-snappy decompression of `block` to `out`, within the size bound.
-fn snappy_raw_into(
-    codec: Compression,
-    block: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<(), RecordsError> {
-    let failed = |error: snap::Error| RecordsError::Decompress {
-        codec,
-        reason: error.to_string(),
-    };
-    let len = snap::raw::decompress_len(block).map_err(failed)?;
-    if out.len() + len > MAX_DECOMPRESSED_BYTES {
-        return Err(RecordsError::DecompressedTooLarge {
-            max_bytes: MAX_DECOMPRESSED_BYTES,
-        });
-    }
-    let start = out.len();
-    out.resize(start + len, 0);
-    snap::raw::Decoder::new()
-        .decompress(block, &mut out[start..])
-        .map_err(failed)?;
-    Ok(())
-}
-
-fn decompress_xerial_snappy(
-    codec: Compression,
-    compressed: &[u8],
-) -> Result<Vec<u8>, RecordsError> {
-    if compressed.len() < XERIAL_HEADER.len() {
-        return Err(RecordsError::Decompress {
-            codec,
-            reason: "truncated xerial header".into(),
-        });
-    }
-    let mut rest = &compressed[XERIAL_HEADER.len()..];
-    let mut out = Vec::new();
-    while !rest.is_empty() {
-        let Some((len_bytes, tail)) = rest.split_first_chunk::<4>() else {
-            return Err(RecordsError::Decompress {
-                codec,
-                reason: "truncated xerial block length".into(),
-            });
         };
-        let block_len = u32::from_be_bytes(*len_bytes) as usize;
-        if block_len > tail.len() {
-            return Err(RecordsError::Decompress {
-                codec,
-                reason: "truncated xerial block".into(),
+        let read = match &mut self.inner {
+            Inner::Gzip(decoder) => decoder.read(buf).map_err(failed)?,
+            Inner::Lz4(decoder) => decoder.read(buf).map_err(failed)?,
+            Inner::Zstd(decoder) => decoder.read(buf).map_err(failed)?,
+            Inner::Snappy(reader) => {
+                reader.read(buf, self.limit - self.produced.min(self.limit))?
+            }
+        };
+        self.produced += read as u64;
+        if self.produced > self.limit {
+            return Err(RecordsError::DecompressedTooLarge {
+                max_bytes: usize::try_from(self.limit).unwrap_or(usize::MAX),
             });
         }
-        snappy_raw_into(codec, &tail[..block_len], &mut out)?;
-        rest = &tail[block_len..];
+        Ok(read)
     }
-    Ok(out)
+}
+
+impl Drop for SnappyReader<'_> {
+    fn drop(&mut self) {
+        if self.block.capacity() > SNAPPY_BLOCK_KEEP_BYTES {
+            *self.block = Vec::new();
+        }
+    }
+}
+
+/// Snappy as Kafka clients write it: xerial framing (the Java client: a 16-byte header, then
+/// blocks of `[u32 big-endian length][raw snappy block]`) or one raw snappy block (librdkafka).
+/// Each block is decompressed whole into the scratch buffer, after its declared size was checked
+/// against the bytes still allowed, so an oversized block is refused before it is allocated.
+struct SnappyReader<'a> {
+    /// Compressed bytes not decoded yet (framed: the blocks after the header).
+    rest: &'a [u8],
+    framed: bool,
+    block: &'a mut Vec<u8>,
+    /// Read position in `block`.
+    at: usize,
+}
+
+impl<'a> SnappyReader<'a> {
+    fn new(compressed: &'a [u8], block: &'a mut Vec<u8>) -> Result<SnappyReader<'a>, RecordsError> {
+        block.clear();
+        let framed = compressed.starts_with(&XERIAL_HEADER[..8]);
+        let rest = if framed {
+            compressed
+                .get(XERIAL_HEADER.len()..)
+                .ok_or_else(|| snappy_error("truncated xerial header"))?
+        } else {
+            compressed
+        };
+        Ok(SnappyReader {
+            rest,
+            framed,
+            block,
+            at: 0,
+        })
+    }
+
+    /// Copies out decoded bytes, decoding the next block when the current one is used up; blocks
+    /// larger than `allowed` more bytes are refused undecoded.
+    fn read(&mut self, buf: &mut [u8], allowed: u64) -> Result<usize, RecordsError> {
+        while self.at == self.block.len() {
+            if self.rest.is_empty() {
+                return Ok(0);
+            }
+            self.next_block(allowed)?;
+        }
+        let n = buf.len().min(self.block.len() - self.at);
+        buf[..n].copy_from_slice(&self.block[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+
+    fn next_block(&mut self, allowed: u64) -> Result<(), RecordsError> {
+        let block = if self.framed {
+            let Some((len_bytes, tail)) = self.rest.split_first_chunk::<4>() else {
+                return Err(snappy_error("truncated xerial block length"));
+            };
+            let block_len = u32::from_be_bytes(*len_bytes) as usize;
+            if block_len > tail.len() {
+                return Err(snappy_error("truncated xerial block"));
+            }
+            self.rest = &tail[block_len..];
+            &tail[..block_len]
+        } else {
+            std::mem::take(&mut self.rest)
+        };
+        let failed = |error: snap::Error| snappy_error(&error.to_string());
+        let len = snap::raw::decompress_len(block).map_err(failed)?;
+        if len as u64 > allowed {
+            return Err(RecordsError::DecompressedTooLarge {
+                max_bytes: usize::try_from(allowed).unwrap_or(usize::MAX),
+            });
+        }
+        self.block.clear();
+        self.block.resize(len, 0);
+        snap::raw::Decoder::new()
+            .decompress(block, self.block)
+            .map_err(failed)?;
+        self.at = 0;
+        Ok(())
+    }
+}
+
+fn snappy_error(reason: &str) -> RecordsError {
+    RecordsError::Decompress {
+        codec: Compression::Snappy,
+        reason: reason.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ mod builder;
 pub mod compression;
 mod decode;
 mod partitioner;
+pub mod validate;
 mod varint;
+pub mod walk;
 
 pub use crate::batch::Compression;
 pub use builder::{
@@ -20,6 +22,7 @@ pub use builder::{
 };
 pub use decode::{decode_records, OwnedRecord};
 pub use partitioner::{murmur2, partition_for_key, to_positive};
+pub use validate::{InvalidRecords, RecordValidator};
 
 use crate::batch::BatchError;
 
@@ -102,3 +105,5 @@ pub fn compression_name(codec: Compression) -> &'static str {
 mod compacted_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod validate_tests;

@@ -6,7 +6,7 @@ use crate::batch::BATCH_HEADER_BYTES;
 use bytes::Bytes;
 use proptest::prelude::*;
 
-const ALL: [Compression; 5] = [
+pub(super) const ALL: [Compression; 5] = [
     Compression::None,
     Compression::Gzip,
     Compression::Snappy,
@@ -16,14 +16,14 @@ const ALL: [Compression; 5] = [
 
 /// Owned inputs for a `Record`, so proptest can generate them.
 #[derive(Debug, Clone)]
-struct Input {
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: Vec<(String, Option<Vec<u8>>)>,
-    timestamp_ms: i64,
+pub(super) struct Input {
+    pub(super) key: Option<Vec<u8>>,
+    pub(super) value: Option<Vec<u8>>,
+    pub(super) headers: Vec<(String, Option<Vec<u8>>)>,
+    pub(super) timestamp_ms: i64,
 }
 
-fn build(codec: Compression, inputs: &[Input]) -> Bytes {
+pub(super) fn build(codec: Compression, inputs: &[Input]) -> Bytes {
     let mut builder = BatchBuilder::new(codec);
     for input in inputs {
         let headers: Vec<(&str, Option<&[u8]>)> = input
@@ -59,7 +59,7 @@ fn assert_matches(decoded: &[OwnedRecord], inputs: &[Input], first_offset: i64) 
     }
 }
 
-fn input_strategy() -> impl Strategy<Value = Input> {
+pub(super) fn input_strategy() -> impl Strategy<Value = Input> {
     let bytes = || proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300));
     (
         bytes(),
@@ -75,7 +75,7 @@ fn input_strategy() -> impl Strategy<Value = Input> {
         })
 }
 
-fn text(value: &str, timestamp_ms: i64) -> Input {
+pub(super) fn text(value: &str, timestamp_ms: i64) -> Input {
     Input {
         key: None,
         value: Some(value.as_bytes().to_vec()),

@@ -168,7 +168,14 @@ impl Resolved {
             auto_create_topics: settings.auto_create_topics.value.0,
             default_partitions: settings.default_partitions.value.0 as i32,
             max_request_bytes: resolved.max_request_bytes as usize,
-            max_connections: resolved.max_connections as usize,
+            max_connections: usize::try_from(resolved.max_connections).unwrap_or(usize::MAX),
+            max_connections_per_ip: resolved.max_connections_per_ip,
+            max_connections_per_ip_overrides: resolved
+                .max_connections_per_ip_overrides
+                .iter()
+                .map(|limit| (limit.ip, limit.max_connections))
+                .collect(),
+            connections_max_write_stall_ms: resolved.connections_max_write_stall_ms,
             connections_max_idle_ms: resolved.connections_max_idle_ms,
             request_read_timeout_ms: resolved.request_read_timeout_ms,
             max_in_flight_bytes_per_connection: resolved.max_in_flight_bytes_per_connection

@@ -196,6 +196,7 @@ mod tests {
             online_cores: vec![0, 1, 2, 3],
             usable_cores: vec![0, 1, 2, 3],
             memlock_limit_bytes: None,
+            nofile_limit: None,
         };
         Profile::from_toml_str(text, "p.toml")
             .unwrap()
@@ -249,6 +250,7 @@ mod tests {
             online_cores: vec![0, 1, 2, 3],
             usable_cores: vec![0, 1, 2, 3],
             memlock_limit_bytes: None,
+            nofile_limit: None,
         };
         let line = governor(system.path(), &machine, Some(&profile));
         assert_eq!(line.status, Status::Warn);

@@ -322,6 +322,7 @@ mod tests {
             online_cores: vec![0],
             usable_cores: vec![0],
             memlock_limit_bytes: Some(8 << 20),
+            nofile_limit: None,
         };
         let profile = crate::Profile::from_toml_str("shard_cores = [9]\n", "bad.toml")
             .unwrap()

@@ -146,6 +146,7 @@ mod tests {
             online_cores: vec![0],
             usable_cores: vec![0],
             memlock_limit_bytes: None,
+            nofile_limit: None,
         };
         let mut resolved = crate::Profile::builtin_default()
             .resolve_for(&machine)

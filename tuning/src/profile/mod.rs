@@ -24,7 +24,7 @@ use serde::Serialize;
 
 pub use key::{edit_distance, Key};
 pub use resolve::{EffectiveSetting, ResolvedProfile};
-pub use value::{CoreSpec, FlushPolicy, IoMemorySpec};
+pub use value::{ConnectionsSpec, CoreSpec, FlushPolicy, IoMemorySpec, IpLimit};
 
 use crate::error::ProfileError;
 use crate::machine::Machine;
@@ -65,12 +65,14 @@ pub const SEGMENT_BYTES_MAX: u64 = (1 << 31) - DMA_ALIGN_BYTES;
 pub const TAIL_CACHE_BYTES_MAX: u64 = 64 << 30;
 /// Socket buffers: 0 keeps kernel autotuning; the kernel caps larger requests at net.core.rmem_max and wmem_max.
 pub const SOCKET_BUFFER_BYTES_MAX: u64 = 1 << 30;
-/// Connection limit bounds for the whole broker.
+/// Connection limit bounds for the whole broker (and for one address): past a million, the file
+/// descriptor limit of any real system (fs.nr_open defaults to 1,048,576) is the bound anyway.
 pub const MAX_CONNECTIONS_MAX: u64 = 1_000_000;
 /// A request must fit a default producer batch (1 MiB) and Kafka's signed 32-bit frame size.
 pub const MAX_REQUEST_BYTES_MIN: u64 = 1 << 20;
 pub const MAX_REQUEST_BYTES_MAX: u64 = i32::MAX as u64;
-/// Bounds of `connections_max_idle_ms` and `request_read_timeout_ms`: at least 100 ms (a shorter
+/// Bounds of `connections_max_idle_ms`, `request_read_timeout_ms` and
+/// `connections_max_write_stall_ms`: at least 100 ms (a shorter
 /// timeout cuts off healthy clients), at most a day.
 pub const CONNECTION_TIMEOUT_MS_MIN: u64 = 100;
 pub const CONNECTION_TIMEOUT_MS_MAX: u64 = 86_400_000;
@@ -134,10 +136,14 @@ pub struct Profile {
     pub tail_cache_bytes_per_shard: u64,
     pub socket_send_buffer_bytes: u64,
     pub socket_recv_buffer_bytes: u64,
-    pub max_connections: u32,
+    pub max_connections: ConnectionsSpec,
+    /// `None`: unlimited (Kafka's default for `max.connections.per.ip`).
+    pub max_connections_per_ip: Option<u64>,
+    pub max_connections_per_ip_overrides: Vec<IpLimit>,
     pub max_request_bytes: u64,
     pub connections_max_idle_ms: u64,
     pub request_read_timeout_ms: u64,
+    pub connections_max_write_stall_ms: u64,
     pub max_in_flight_bytes_per_connection: u64,
     pub log_cleaner_interval_ms: u64,
     pub log_cleaner_max_keys: u64,
@@ -275,10 +281,13 @@ impl Profile {
             tail_cache_bytes_per_shard: 0,
             socket_send_buffer_bytes: 0,
             socket_recv_buffer_bytes: 0,
-            max_connections: 0,
+            max_connections: ConnectionsSpec::Auto,
+            max_connections_per_ip: None,
+            max_connections_per_ip_overrides: Vec::new(),
             max_request_bytes: 0,
             connections_max_idle_ms: 0,
             request_read_timeout_ms: 0,
+            connections_max_write_stall_ms: 0,
             max_in_flight_bytes_per_connection: 0,
             log_cleaner_interval_ms: 0,
             log_cleaner_max_keys: 0,
@@ -375,7 +384,15 @@ impl Profile {
                     value::parse_bytes(value, any(SOCKET_BUFFER_BYTES_MAX))?;
             }
             Key::MaxConnections => {
-                self.max_connections = value::parse_int(value, 1, MAX_CONNECTIONS_MAX)? as u32
+                self.max_connections = value::parse_connections(value, 1, MAX_CONNECTIONS_MAX)?
+            }
+            Key::MaxConnectionsPerIp => {
+                self.max_connections_per_ip =
+                    value::parse_limit_or_unlimited(value, MAX_CONNECTIONS_MAX)?
+            }
+            Key::MaxConnectionsPerIpOverrides => {
+                self.max_connections_per_ip_overrides =
+                    value::parse_ip_overrides(value, MAX_CONNECTIONS_MAX)?
             }
             Key::MaxRequestBytes => {
                 let bounds = ByteBounds {
@@ -391,6 +408,10 @@ impl Profile {
             }
             Key::RequestReadTimeoutMs => {
                 self.request_read_timeout_ms =
+                    value::parse_int(value, CONNECTION_TIMEOUT_MS_MIN, CONNECTION_TIMEOUT_MS_MAX)?;
+            }
+            Key::ConnectionsMaxWriteStallMs => {
+                self.connections_max_write_stall_ms =
                     value::parse_int(value, CONNECTION_TIMEOUT_MS_MIN, CONNECTION_TIMEOUT_MS_MAX)?;
             }
             Key::MaxInFlightBytesPerConnection => {

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::value::{human_bytes, CoreSpec, FlushPolicy, IoMemorySpec};
-use super::{Key, Profile, Provenance, IO_MEMORY_BYTES_MIN};
+use super::value::{human_bytes, ConnectionsSpec, CoreSpec, FlushPolicy, IoMemorySpec, IpLimit};
+use super::{Key, Profile, Provenance, IO_MEMORY_BYTES_MIN, MAX_CONNECTIONS_MAX};
 use crate::error::ProfileError;
 use crate::machine::Machine;
 use crate::sysfs::format_cpulist;
@@ -21,6 +21,12 @@ pub const IO_MEMORY_AUTO_MAX_BYTES: u64 = 8 << 20;
 pub const AUTO_ALL_CORES_MAX: usize = 2;
 /// "auto" leaves one core in this many (at least one) to the kernel, interrupts, and the bench client.
 pub const AUTO_RESERVED_CORE_RATIO: usize = 8;
+/// "auto" `max_connections` leaves one file descriptor in this many to everything that is not a
+/// client connection: segment and index files (a few per partition), listeners, io_uring rings,
+/// the metrics endpoint...
+pub const FDS_RESERVED_RATIO: u64 = 4;
+/// ...and at least this many (but never more than half the limit).
+pub const FDS_RESERVED_MIN: u64 = 1024;
 
 /// A profile made concrete for one machine. Fields mirror [`Profile`]; see default.toml for meanings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -39,15 +45,22 @@ pub struct ResolvedProfile {
     pub tail_cache_bytes_per_shard: u64,
     pub socket_send_buffer_bytes: u64,
     pub socket_recv_buffer_bytes: u64,
-    pub max_connections: u32,
+    /// Client connections the broker accepts at once ("auto" resolved).
+    pub max_connections: u64,
+    /// From one address; `None`: unlimited.
+    pub max_connections_per_ip: Option<u64>,
+    pub max_connections_per_ip_overrides: Vec<IpLimit>,
     pub max_request_bytes: u64,
     pub connections_max_idle_ms: u64,
     pub request_read_timeout_ms: u64,
+    pub connections_max_write_stall_ms: u64,
     pub max_in_flight_bytes_per_connection: u64,
     pub log_cleaner_interval_ms: u64,
     pub log_cleaner_max_keys: u64,
     /// RLIMIT_MEMLOCK seen at resolve time; `None` = unlimited.
     pub memlock_limit_bytes: Option<u64>,
+    /// Hard RLIMIT_NOFILE seen at resolve time; `None` = unlimited.
+    pub nofile_limit: Option<u64>,
     /// Legal but questionable combinations (e.g. bench and shards sharing cores); print them at start.
     pub warnings: Vec<String>,
     sources: BTreeMap<Key, Provenance>,
@@ -140,9 +153,24 @@ impl ResolvedProfile {
             Key::SocketSendBufferBytes => socket_text(self.socket_send_buffer_bytes),
             Key::SocketRecvBufferBytes => socket_text(self.socket_recv_buffer_bytes),
             Key::MaxConnections => self.max_connections.to_string(),
+            Key::MaxConnectionsPerIp => self
+                .max_connections_per_ip
+                .map_or_else(|| "unlimited".to_string(), |n| n.to_string()),
+            Key::MaxConnectionsPerIpOverrides => {
+                let entries: Vec<String> = self
+                    .max_connections_per_ip_overrides
+                    .iter()
+                    .map(|limit| match limit.ip {
+                        std::net::IpAddr::V6(ip) => format!("[{ip}]:{}", limit.max_connections),
+                        std::net::IpAddr::V4(ip) => format!("{ip}:{}", limit.max_connections),
+                    })
+                    .collect();
+                format!("\"{}\"", entries.join(","))
+            }
             Key::MaxRequestBytes => human_bytes(self.max_request_bytes),
             Key::ConnectionsMaxIdleMs => self.connections_max_idle_ms.to_string(),
             Key::RequestReadTimeoutMs => self.request_read_timeout_ms.to_string(),
+            Key::ConnectionsMaxWriteStallMs => self.connections_max_write_stall_ms.to_string(),
             Key::MaxInFlightBytesPerConnection => {
                 human_bytes(self.max_in_flight_bytes_per_connection)
             }
@@ -324,6 +352,20 @@ pub(super) fn resolve(
         ));
     }
 
+    let max_connections = resolve_max_connections(profile, machine, &mut notes, &mut warnings)
+        .map_err(|(value, reason, fix)| invalid(Key::MaxConnections, value, reason, fix))?;
+    if profile.max_connections_per_ip == Some(0)
+        && profile.max_connections_per_ip_overrides.is_empty()
+    {
+        // Kafka's rule: 0 only makes sense as "nobody but the overrides".
+        return Err(invalid(
+            Key::MaxConnectionsPerIp,
+            "0".to_string(),
+            "0 refuses every client unless max_connections_per_ip_overrides lists some".to_string(),
+            "list the allowed addresses in max_connections_per_ip_overrides, or write \"unlimited\" or a count".to_string(),
+        ));
+    }
+
     let mut sources = BTreeMap::new();
     for key in Key::ALL {
         sources.insert(key, profile.source(key));
@@ -342,18 +384,79 @@ pub(super) fn resolve(
         tail_cache_bytes_per_shard: profile.tail_cache_bytes_per_shard,
         socket_send_buffer_bytes: profile.socket_send_buffer_bytes,
         socket_recv_buffer_bytes: profile.socket_recv_buffer_bytes,
-        max_connections: profile.max_connections,
+        max_connections,
+        max_connections_per_ip: profile.max_connections_per_ip,
+        max_connections_per_ip_overrides: profile.max_connections_per_ip_overrides.clone(),
         max_request_bytes: profile.max_request_bytes,
         connections_max_idle_ms: profile.connections_max_idle_ms,
         request_read_timeout_ms: profile.request_read_timeout_ms,
+        connections_max_write_stall_ms: profile.connections_max_write_stall_ms,
         max_in_flight_bytes_per_connection: profile.max_in_flight_bytes_per_connection,
         log_cleaner_interval_ms: profile.log_cleaner_interval_ms,
         log_cleaner_max_keys: profile.log_cleaner_max_keys,
         memlock_limit_bytes: machine.memlock_limit_bytes,
+        nofile_limit: machine.nofile_limit,
         warnings,
         sources,
         notes,
     })
+}
+
+/// Connections "auto" allows under a hard file descriptor limit of `nofile` (`None`: unlimited):
+/// the limit less [`FDS_RESERVED_RATIO`]'s share for files, at least [`FDS_RESERVED_MIN`], at most
+/// half of it; never more than [`MAX_CONNECTIONS_MAX`].
+pub fn auto_max_connections(nofile: Option<u64>) -> u64 {
+    let Some(nofile) = nofile else {
+        return MAX_CONNECTIONS_MAX;
+    };
+    let reserved = (nofile / FDS_RESERVED_RATIO)
+        .max(FDS_RESERVED_MIN)
+        .min(nofile / 2);
+    (nofile - reserved).clamp(1, MAX_CONNECTIONS_MAX)
+}
+
+type ValueFault = (String, String, String);
+
+/// `max_connections`: "auto" from the file descriptor limit; a count must fit under that limit.
+fn resolve_max_connections(
+    profile: &Profile,
+    machine: &Machine,
+    notes: &mut BTreeMap<Key, String>,
+    warnings: &mut Vec<String>,
+) -> Result<u64, ValueFault> {
+    let auto = auto_max_connections(machine.nofile_limit);
+    let nofile_text = machine
+        .nofile_limit
+        .map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+    let count = match profile.max_connections {
+        ConnectionsSpec::Auto => {
+            notes.insert(
+                Key::MaxConnections,
+                format!("auto: RLIMIT_NOFILE {nofile_text}, less a share for files"),
+            );
+            return Ok(auto);
+        }
+        ConnectionsSpec::Count(count) => count,
+    };
+    let fd_fix =
+        "write \"auto\", or raise the hard file descriptor limit (`ulimit -Hn`, `nofile` in \
+        /etc/security/limits.conf, LimitNOFILE= in the systemd unit, docker --ulimit nofile=)";
+    if machine.nofile_limit.is_some_and(|nofile| count >= nofile) {
+        return Err((
+            count.to_string(),
+            format!("each connection takes a file descriptor and RLIMIT_NOFILE allows {nofile_text} in all"),
+            format!("set max_connections to at most {auto}, or {fd_fix}"),
+        ));
+    }
+    if let Some(nofile) = machine.nofile_limit.filter(|_| count > auto) {
+        warnings.push(format!(
+            "max_connections = {count} leaves {} of the {nofile} file descriptors for segment files, \
+             listeners and rings (\"auto\" leaves {}): with that many clients, opening a partition may fail",
+            nofile - count,
+            nofile - auto
+        ));
+    }
+    Ok(count)
 }
 
 /// "auto" shard cores: every usable core on a small machine, else all but the first 1/8 (at least one),
@@ -366,7 +469,7 @@ pub fn auto_shard_cores(usable: &[usize]) -> Vec<usize> {
     usable[reserved..].to_vec()
 }
 
-type CoreError = (String, String, String);
+type CoreError = ValueFault;
 
 fn check_cores_usable(cores: &[usize], usable: &[usize]) -> Result<(), CoreError> {
     let missing: Vec<usize> = cores

@@ -8,6 +8,7 @@ fn small_machine() -> Machine {
         online_cores: vec![0, 1],
         usable_cores: vec![0, 1],
         memlock_limit_bytes: Some(8 << 20),
+        nofile_limit: Some(20_000),
     }
 }
 
@@ -16,6 +17,7 @@ fn server_machine() -> Machine {
         online_cores: (0..16).collect(),
         usable_cores: (0..16).collect(),
         memlock_limit_bytes: None,
+        nofile_limit: Some(1 << 20),
     }
 }
 
@@ -83,6 +85,67 @@ fn shipped_profiles_parse_and_resolve_on_their_machines() {
 }
 
 #[test]
+fn connection_limits_follow_the_file_descriptor_limit() {
+    // auto: the hard limit less a quarter (at least 1024, at most half) for files.
+    let resolved = Profile::builtin_default()
+        .resolve_for(&small_machine())
+        .unwrap();
+    assert_eq!(resolved.max_connections, 15_000, "20,000 less 5,000");
+    assert_eq!(resolved.max_connections_per_ip, None);
+    assert!(resolved.max_connections_per_ip_overrides.is_empty());
+    assert_eq!(resolve::auto_max_connections(Some(4096)), 3072);
+    assert_eq!(resolve::auto_max_connections(Some(1024)), 512);
+    assert_eq!(resolve::auto_max_connections(Some(1 << 20)), 786_432);
+    assert_eq!(resolve::auto_max_connections(None), MAX_CONNECTIONS_MAX);
+    let text = resolved.to_string();
+    assert!(
+        text.contains("max_connections = 15000 (default; auto: RLIMIT_NOFILE 20000"),
+        "{text}"
+    );
+    assert!(
+        text.contains("max_connections_per_ip = unlimited (default)"),
+        "{text}"
+    );
+
+    // A count past the descriptor limit cannot be honoured; one past auto's share is a warning.
+    let err = error_for("max_connections = 50000\n");
+    assert_names_key_and_fix(&err, "max_connections");
+    assert!(err.to_string().contains("ulimit -Hn"), "{err}");
+    let tight = Profile::from_toml_str("max_connections = 19000\n", "p.toml")
+        .unwrap()
+        .resolve_for(&small_machine())
+        .unwrap();
+    assert_eq!(tight.max_connections, 19_000);
+    assert!(
+        tight
+            .warnings
+            .iter()
+            .any(|w| w.contains("1000 of the 20000")),
+        "{:?}",
+        tight.warnings
+    );
+
+    // Per-address limits, Kafka's format for the overrides; 0 only with overrides.
+    let mut profile = Profile::builtin_default();
+    profile
+        .set_from_flag("max_connections_per_ip", "10")
+        .unwrap();
+    profile
+        .set_from_flag("max_connections_per_ip_overrides", "127.0.0.1:3,[::1]:0")
+        .unwrap();
+    let resolved = profile.resolve_for(&small_machine()).unwrap();
+    assert_eq!(resolved.max_connections_per_ip, Some(10));
+    assert_eq!(resolved.max_connections_per_ip_overrides.len(), 2);
+    assert!(resolved
+        .to_string()
+        .contains("max_connections_per_ip_overrides = \"127.0.0.1:3,[::1]:0\" (flag)"));
+    let err = error_for("max_connections_per_ip = 0\n");
+    assert_names_key_and_fix(&err, "max_connections_per_ip");
+    let err = error_for("max_connections_per_ip_overrides = \"broker1:5\"\n");
+    assert_names_key_and_fix(&err, "max_connections_per_ip_overrides");
+}
+
+#[test]
 fn shipped_profile_files_load_from_disk() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
     for name in ["default.toml", "dev.toml", "bare-metal-16c.toml"] {
@@ -132,7 +195,7 @@ fn flags_override_with_flag_provenance() {
     assert_eq!(profile.flush_policy, FlushPolicy::Never);
     assert_eq!(profile.shard_cores, CoreSpec::List(vec![1]));
     assert_eq!(profile.write_buffer_bytes, 64 << 10);
-    assert_eq!(profile.max_connections, 7);
+    assert_eq!(profile.max_connections, ConnectionsSpec::Count(7));
     let resolved = profile.resolve_for(&small_machine()).unwrap();
     assert!(resolved.to_string().contains("flush_policy = never (flag)"));
 

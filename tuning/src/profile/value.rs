@@ -68,6 +68,22 @@ impl std::fmt::Display for FlushPolicy {
     }
 }
 
+/// `max_connections`: derived from the file descriptor limit, or a fixed count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionsSpec {
+    /// What the file descriptor limit allows, less a share for files (see `profile::resolve`).
+    Auto,
+    Count(u64),
+}
+
+/// One `max_connections_per_ip_overrides` entry: connections allowed from one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct IpLimit {
+    pub ip: std::net::IpAddr,
+    pub max_connections: u64,
+}
+
 /// Inclusive bounds and alignment for a byte-size key.
 #[derive(Debug, Clone, Copy)]
 pub struct ByteBounds {
@@ -158,6 +174,70 @@ pub fn parse_int(value: &toml::Value, min: u64, max: u64) -> Result<u64, ValueEr
             format!("write a whole number from {min} to {max}"),
         )),
     }
+}
+
+/// Parses "auto" or a connection count in `min..=max` for `max_connections`.
+pub fn parse_connections(
+    value: &toml::Value,
+    min: u64,
+    max: u64,
+) -> Result<ConnectionsSpec, ValueError> {
+    match value {
+        toml::Value::String(text) if text.trim() == "auto" => Ok(ConnectionsSpec::Auto),
+        toml::Value::String(_) => Err(ValueError::new(
+            "expected \"auto\" or a number",
+            format!("write \"auto\" or a whole number from {min} to {max}"),
+        )),
+        _ => parse_int(value, min, max).map(ConnectionsSpec::Count),
+    }
+}
+
+/// Parses "unlimited" (`None`) or a count in `0..=max` for `max_connections_per_ip`.
+pub fn parse_limit_or_unlimited(value: &toml::Value, max: u64) -> Result<Option<u64>, ValueError> {
+    match value {
+        toml::Value::String(text) if text.trim() == "unlimited" => Ok(None),
+        toml::Value::String(_) => Err(ValueError::new(
+            "expected \"unlimited\" or a number",
+            format!("write \"unlimited\" or a whole number from 0 to {max}"),
+        )),
+        _ => parse_int(value, 0, max).map(Some),
+    }
+}
+
+/// Parses Kafka's `max.connections.per.ip.overrides` format, `"IP:COUNT,IP:COUNT"` (an IPv6
+/// address may be bracketed, `[::1]:10`; the count follows the last colon). Addresses only:
+/// Kafka also takes host names and resolves them once at start, which hides a later DNS change.
+pub fn parse_ip_overrides(value: &toml::Value, max: u64) -> Result<Vec<IpLimit>, ValueError> {
+    let fix = format!(
+        "write \"IP:COUNT,IP:COUNT\" with IP addresses and counts from 0 to {max}, e.g. \"10.0.0.5:200,[::1]:50\", or \"\" for none"
+    );
+    let toml::Value::String(text) = value else {
+        return Err(ValueError::new("expected a string", fix));
+    };
+    let mut limits: Vec<IpLimit> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let bad = |why: &str| ValueError::new(format!("`{entry}`: {why}"), fix.clone());
+        let (host, count) = entry.rsplit_once(':').ok_or_else(|| bad("no `:COUNT`"))?;
+        let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+        let ip: std::net::IpAddr = host
+            .parse()
+            .map_err(|_| bad("not an IP address (host names are not resolved)"))?;
+        let max_connections: u64 = count
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| bad("the count is not a whole number in range"))?;
+        let ip = ip.to_canonical();
+        if limits.iter().any(|limit| limit.ip == ip) {
+            return Err(bad("this address is listed twice"));
+        }
+        limits.push(IpLimit {
+            ip,
+            max_connections,
+        });
+    }
+    Ok(limits)
 }
 
 /// Parses `true` / `false`.
@@ -328,6 +408,48 @@ mod tests {
         assert_eq!(parse_cores(&array).unwrap(), CoreSpec::List(vec![1, 3]));
         assert!(parse_cores(&toml::Value::Array(vec![])).is_err());
         assert!(parse_cores(&toml::Value::Array(vec![toml::Value::Integer(-1)])).is_err());
+    }
+
+    #[test]
+    fn connection_limits_parse() {
+        let n = toml::Value::Integer;
+        assert_eq!(
+            parse_connections(&s("auto"), 1, 9).unwrap(),
+            ConnectionsSpec::Auto
+        );
+        assert_eq!(
+            parse_connections(&n(5), 1, 9).unwrap(),
+            ConnectionsSpec::Count(5)
+        );
+        assert!(parse_connections(&s("many"), 1, 9).is_err());
+        assert!(parse_connections(&n(0), 1, 9).is_err());
+        assert_eq!(parse_limit_or_unlimited(&s("unlimited"), 9).unwrap(), None);
+        assert_eq!(parse_limit_or_unlimited(&n(0), 9).unwrap(), Some(0));
+        assert!(parse_limit_or_unlimited(&n(10), 9).is_err());
+        let limits =
+            parse_ip_overrides(&s("10.0.0.5:200, [::1]:50,::ffff:1.2.3.4:7"), 1000).unwrap();
+        let pairs: Vec<(String, u64)> = limits
+            .iter()
+            .map(|l| (l.ip.to_string(), l.max_connections))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("10.0.0.5".into(), 200),
+                ("::1".into(), 50),
+                ("1.2.3.4".into(), 7)
+            ]
+        );
+        assert!(parse_ip_overrides(&s(""), 9).unwrap().is_empty());
+        for bad in [
+            "broker1:5",
+            "10.0.0.5",
+            "10.0.0.5:x",
+            "1.2.3.4:1,1.2.3.4:2",
+            "1.2.3.4:10",
+        ] {
+            assert!(parse_ip_overrides(&s(bad), 9).is_err(), "{bad}");
+        }
     }
 
     #[test]
