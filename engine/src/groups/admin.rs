@@ -7,7 +7,7 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use super::coordinator::Inner;
 use super::group::GroupState;
 use super::responses::*;
-use super::store::{OffsetKey, OffsetRecord};
+use super::store::{CoordinatorRecord, GroupMetadataRecord, OffsetKey, OffsetRecord};
 
 /// ListGroups v5 `group_type` of every group we run (the classic protocol only).
 const CLASSIC_GROUP_TYPE: &str = "classic";
@@ -74,7 +74,8 @@ impl Inner {
         listed
     }
 
-    /// Deletes an Empty group and its offsets (tombstones first, so a restart does not bring them back).
+    /// Deletes an Empty group, its offsets and its metadata (tombstones first, so a restart does not bring
+    /// them back).
     pub(crate) async fn delete_group(&self, group_id: &str) -> i16 {
         if group_id.is_empty() {
             return INVALID_GROUP_ID;
@@ -82,7 +83,10 @@ impl Inner {
         let Ok(_permit) = self.persist_lock().await else {
             return COORDINATOR_NOT_AVAILABLE;
         };
-        let tombstones: Vec<OffsetRecord> = {
+        // Records queued before this request land first: nothing written for the group earlier may
+        // outlive its tombstones in the log.
+        self.drain_queue_locked().await;
+        let tombstones: Vec<CoordinatorRecord> = {
             let mut groups = self.groups.borrow_mut();
             let Some(group) = groups.get_mut(group_id) else {
                 return GROUP_ID_NOT_FOUND;
@@ -94,18 +98,27 @@ impl Inner {
             }
             // Dead while the tombstones are written: joins and commits meanwhile get COORDINATOR_NOT_AVAILABLE.
             group.state = GroupState::Dead;
-            group
+            let mut tombstones: Vec<CoordinatorRecord> = group
                 .offsets
                 .keys()
-                .map(|(topic, partition)| OffsetRecord {
-                    key: OffsetKey {
-                        group_id: group_id.to_string(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                    },
-                    value: None,
+                .map(|(topic, partition)| {
+                    CoordinatorRecord::Offset(OffsetRecord {
+                        key: OffsetKey {
+                            group_id: group_id.to_string(),
+                            topic: topic.clone(),
+                            partition: *partition,
+                        },
+                        value: None,
+                    })
                 })
-                .collect()
+                .collect();
+            if group.persisted_metadata.is_some() {
+                tombstones.push(CoordinatorRecord::GroupMetadata(GroupMetadataRecord {
+                    group_id: group_id.to_string(),
+                    value: None,
+                }));
+            }
+            tombstones
         };
         let persisted = if tombstones.is_empty() {
             Ok(())

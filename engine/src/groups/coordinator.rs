@@ -94,11 +94,16 @@ impl GroupCoordinator {
         Ok(coordinator)
     }
 
-    /// Replays the store: last write per (group, topic, partition) wins, tombstones delete. Returns the
-    /// number of committed offsets recovered.
+    /// Replays the store: last write per key wins (offsets by group, topic and partition; metadata by
+    /// group), tombstones delete; then groups with stored metadata get their members back, each member's
+    /// session running from now. Returns the number of committed offsets recovered.
     pub async fn recover(&self) -> Result<usize, GroupError> {
         let records = self.inner.store.load_all().await?;
-        Ok(self.inner.apply_records(&records, Instant::now(), now_ms()))
+        let (now, now_ms) = (Instant::now(), now_ms());
+        let offsets = self.inner.apply_records(&records, now, now_ms);
+        let members = self.inner.restore_groups(now, now_ms);
+        tracing::debug!(offsets, members, "group coordinator recovered");
+        Ok(offsets)
     }
 
     /// Starts the periodic expiry of old offsets of empty groups (Kafka's offsets.retention.minutes).

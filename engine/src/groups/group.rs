@@ -9,7 +9,7 @@ use kafka_protocol::messages::ConsumerProtocolSubscription;
 use kafka_protocol::protocol::Decodable;
 
 use super::member::{JoinedMember, Member, MemberProtocol};
-use super::store::CommittedOffset;
+use super::store::{CommittedOffset, GroupMetadata};
 
 /// Kafka's classic group states (the names are what DescribeGroups/ListGroups report).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +65,9 @@ pub struct Group {
     /// Wall-clock ms when the group last became Empty (offset retention of empty groups counts from it).
     pub empty_since_ms: i64,
     pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// The group's metadata as the log last recorded it (`None`: never written, or tombstoned). Kept for
+    /// compaction, which must rewrite exactly what a replay would give.
+    pub persisted_metadata: Option<GroupMetadata>,
 }
 
 impl Group {
@@ -84,6 +87,7 @@ impl Group {
             join_deadline: now,
             empty_since_ms: now_ms,
             offsets: BTreeMap::new(),
+            persisted_metadata: None,
         }
     }
 

@@ -304,13 +304,11 @@ impl Inner {
         match group.state {
             GroupState::Stable if group.select_protocol() == group.protocol_name => {
                 // Return the old leader id so the new member does not assign (a Stable group would not
-                // broadcast a new assignment anyway).
+                // broadcast a new assignment anyway). Answered once the new member id is durable.
                 let mut outcome = current_generation(group, &new_member_id, Vec::new());
                 outcome.leader_id = current_leader;
-                if let Some(member) = group.member_mut(&new_member_id) {
-                    member.join_waiter = None;
-                }
-                Reply::Now(outcome)
+                self.persist_static_takeover(group, &new_member_id, outcome);
+                Reply::Later(handle)
             }
             GroupState::PreparingRebalance => {
                 self.try_complete_join(group);
@@ -384,7 +382,12 @@ impl Inner {
                     member.sync_waiter = Some(sync_waiter);
                 }
                 if group.is_leader(&member_id) {
-                    install_assignments(group, req);
+                    let assignments = req
+                        .assignments
+                        .iter()
+                        .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+                        .collect();
+                    self.persist_generation_then_install(group, assignments);
                 }
                 Reply::Later(handle)
             }
@@ -506,31 +509,6 @@ fn current_generation(
         member_id: member_id.to_string(),
         members,
     }
-}
-
-/// The leader's SyncGroup: every member gets its assignment (empty if the leader gave none), the group
-/// turns Stable and every parked SyncGroup is answered.
-fn install_assignments(group: &mut Group, req: &SyncGroupRequest) {
-    for member in &mut group.members {
-        member.assignment = req
-            .assignments
-            .iter()
-            .find(|a| a.member_id.as_str() == member.member_id)
-            .map(|a| a.assignment.clone())
-            .unwrap_or_default();
-    }
-    group.state = GroupState::Stable;
-    let (protocol_type, protocol_name) = (group.protocol_type.clone(), group.protocol_name.clone());
-    for member in &mut group.members {
-        let assignment = member.assignment.clone();
-        member.complete_sync(SyncOutcome {
-            error_code: NONE,
-            protocol_type: protocol_type.clone(),
-            protocol_name: protocol_name.clone(),
-            assignment,
-        });
-    }
-    tracing::debug!(group = %group.group_id, generation = group.generation_id, "group stable");
 }
 
 fn synced(group: &Group, assignment: Bytes) -> SyncOutcome {

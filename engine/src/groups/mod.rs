@@ -7,12 +7,14 @@
 //! the shard that owns `__consumer_offsets` partition [`offsets_partition_for`]`(group, `
 //! [`OFFSETS_TOPIC_PARTITIONS`]`)`, the way Kafka places its coordinators.
 //!
-//! Membership lives in memory only (as in Kafka, consumers simply rejoin after a restart); committed
-//! offsets are durable through an [`OffsetStore`]: [`LogOffsetStore`] writes Kafka v2 record batches to
-//! `__consumer_offsets` partition logs on the engine's storage, and [`MemoryOffsetStore`] serves tests.
+//! Committed offsets and each classic group's metadata (generation, leader, members, assignments) are
+//! durable through an [`OffsetStore`], as Kafka's `__consumer_offsets` records: [`LogOffsetStore`] writes
+//! Kafka v2 record batches to `__consumer_offsets` partition logs on the engine's storage, and
+//! [`MemoryOffsetStore`] serves tests. A broker restart is invisible to a stable group: its members keep
+//! their ids and generation.
 //!
 //! Module map: `config` (limits and timeouts), `partitioner` (group → offsets partition), `store` (the
-//! persistence trait, records, in-memory store), `record_codec` (Kafka's key/value formats),
+//! persistence trait, records, in-memory store), `record_codec` (Kafka's key/value formats), `membership_log` (group metadata written and loaded),
 //! `log_store` (the PartitionLog-backed store and its compaction), `group`/`member` (the per-group
 //! state machine data), `waiter` (parked JoinGroup/SyncGroup calls), `coordinator` (the public
 //! handlers), `membership` (join/sync/heartbeat/leave), `rebalance` (generations and timers),
@@ -27,6 +29,7 @@ mod group;
 mod log_store;
 mod member;
 mod membership;
+mod membership_log;
 mod offsets;
 mod partitioner;
 mod persist_queue;
@@ -46,4 +49,7 @@ pub use log_store::{
     offsets_log_config, LogOffsetStore, OFFSETS_SEGMENT_BYTES, OFFSETS_TOPIC_NAME,
 };
 pub use partitioner::{java_string_hashcode, offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
-pub use store::{CommittedOffset, MemoryOffsetStore, OffsetKey, OffsetRecord, OffsetStore};
+pub use store::{
+    CommittedOffset, CoordinatorRecord, GroupMetadata, GroupMetadataRecord, MemoryOffsetStore,
+    OffsetKey, OffsetRecord, OffsetStore, StoredMember,
+};

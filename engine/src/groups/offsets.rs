@@ -26,7 +26,9 @@ use super::coordinator::{now_ms, Inner};
 use super::error::GroupError;
 use super::group::{Group, GroupState};
 use super::responses::*;
-use super::store::{CommittedOffset, OffsetKey, OffsetRecord};
+use super::store::{
+    CommittedOffset, CoordinatorRecord, GroupMetadataRecord, OffsetKey, OffsetRecord,
+};
 
 /// First OffsetCommit version carrying `group_instance_id`.
 const COMMIT_STATIC_MEMBERSHIP_VERSION: i16 = 7;
@@ -36,7 +38,7 @@ const FETCH_TOP_LEVEL_ERROR_VERSION: i16 = 2;
 const FETCH_GROUPS_BATCH_VERSION: i16 = 8;
 
 /// OffsetDelete's plan: an error code per requested partition, and the tombstones to write.
-type DeleteDecision = (Vec<Vec<i16>>, Vec<OffsetRecord>);
+type DeleteDecision = (Vec<Vec<i16>>, Vec<CoordinatorRecord>);
 
 /// A fetched partition: (partition, committed offset if any).
 type FetchedTopic = (String, Vec<(i32, Option<CommittedOffset>)>);
@@ -50,10 +52,10 @@ impl Inner {
             .map_err(|error| GroupError::Storage(format!("persist lock closed: {error}")))
     }
 
-    /// Persists `records`, then applies them; the caller holds the persist lock.
+    /// Persists `records`, then applies them; the caller holds the persist lock and has drained the queue.
     pub(crate) async fn persist_then_apply(
         &self,
-        records: &[OffsetRecord],
+        records: &[CoordinatorRecord],
     ) -> Result<(), GroupError> {
         if records.is_empty() {
             return Ok(());
@@ -64,32 +66,45 @@ impl Inner {
     }
 
     /// Replays records into the groups (creating Empty groups as needed); returns the offsets now held.
+    /// A group-metadata record only updates what the group has in the log
+    /// ([`Group::persisted_metadata`]): at run time membership is already in memory, and recovery
+    /// rebuilds it from there once the whole log is replayed.
     pub(crate) fn apply_records(
         &self,
-        records: &[OffsetRecord],
+        records: &[CoordinatorRecord],
         now: Instant,
         now_ms: i64,
     ) -> usize {
         let mut groups = self.groups.borrow_mut();
         for record in records {
-            let key = &record.key;
+            let group_id = record.group_id();
+            if record.is_tombstone() && !groups.contains_key(group_id) {
+                continue;
+            }
             let group = groups
-                .entry(key.group_id.clone())
-                .or_insert_with(|| Group::new(&key.group_id, now, now_ms));
-            match &record.value {
-                Some(value) => {
-                    group
-                        .offsets
-                        .insert((key.topic.clone(), key.partition), value.clone());
-                }
-                None => {
-                    group.offsets.remove(&(key.topic.clone(), key.partition));
+                .entry(group_id.to_string())
+                .or_insert_with(|| Group::new(group_id, now, now_ms));
+            match record {
+                CoordinatorRecord::Offset(OffsetRecord { key, value }) => match value {
+                    Some(value) => {
+                        group
+                            .offsets
+                            .insert((key.topic.clone(), key.partition), value.clone());
+                    }
+                    None => {
+                        group.offsets.remove(&(key.topic.clone(), key.partition));
+                    }
+                },
+                CoordinatorRecord::GroupMetadata(GroupMetadataRecord { value, .. }) => {
+                    group.persisted_metadata = value.clone();
                 }
             }
         }
-        // Groups whose offsets were all deleted and that nobody uses are gone (Kafka's group tombstone).
+        // Groups whose offsets and metadata were all deleted and that nobody uses are gone (Kafka's group
+        // tombstone).
         groups.retain(|_, g| {
             !(g.offsets.is_empty()
+                && g.persisted_metadata.is_none()
                 && g.state == GroupState::Empty
                 && g.size() == 0
                 && g.generation_id == 0)
@@ -162,7 +177,7 @@ impl Inner {
                         OFFSET_METADATA_TOO_LARGE
                     }
                     Ok(()) => {
-                        records.push(OffsetRecord {
+                        records.push(CoordinatorRecord::Offset(OffsetRecord {
                             key: OffsetKey {
                                 group_id: req.group_id.0.to_string(),
                                 topic: topic.name.0.to_string(),
@@ -174,7 +189,7 @@ impl Inner {
                                 metadata: metadata.to_string(),
                                 commit_timestamp_ms,
                             }),
-                        });
+                        }));
                         NONE
                     }
                 };
@@ -388,14 +403,14 @@ impl Inner {
                             .offsets
                             .contains_key(&(name.to_string(), p.partition_index))
                         {
-                            records.push(OffsetRecord {
+                            records.push(CoordinatorRecord::Offset(OffsetRecord {
                                 key: OffsetKey {
                                     group_id: group_id.to_string(),
                                     topic: name.to_string(),
                                     partition: p.partition_index,
                                 },
                                 value: None,
-                            });
+                            }));
                         }
                         NONE
                     })
@@ -405,12 +420,14 @@ impl Inner {
         Ok((codes, records))
     }
 
-    /// Tombstones offsets of Empty groups older than the retention, drops Empty groups left with none,
-    /// and compacts the store when it asks for it.
+    /// Tombstones offsets of Empty groups older than the retention, deletes Empty groups left with no
+    /// offsets (with a group-metadata tombstone when the log holds their metadata, as Kafka's
+    /// `cleanupGroupMetadata` does), and compacts the store when it asks for it.
     pub(crate) async fn expire_offsets(&self, now_ms: i64) -> Result<usize, GroupError> {
         let _permit = self.persist_lock().await?;
+        self.drain_queue_locked().await;
         let retention_ms = self.config.offsets_retention_ms;
-        let records: Vec<OffsetRecord> = {
+        let records: Vec<CoordinatorRecord> = {
             let groups = self.groups.borrow();
             groups
                 .values()
@@ -422,48 +439,88 @@ impl Inner {
                             now_ms.saturating_sub(c.commit_timestamp_ms.max(g.empty_since_ms))
                                 >= retention_ms
                         })
-                        .map(move |((topic, partition), _)| OffsetRecord {
-                            key: OffsetKey {
-                                group_id: g.group_id.clone(),
-                                topic: topic.clone(),
-                                partition: *partition,
-                            },
-                            value: None,
+                        .map(move |((topic, partition), _)| {
+                            CoordinatorRecord::Offset(OffsetRecord {
+                                key: OffsetKey {
+                                    group_id: g.group_id.clone(),
+                                    topic: topic.clone(),
+                                    partition: *partition,
+                                },
+                                value: None,
+                            })
                         })
                 })
                 .collect()
         };
         self.persist_then_apply(&records).await?;
+        self.delete_unused_groups().await?;
         if self.store.wants_compaction() {
             let live = self.live_records();
             self.store.compact(&live).await?;
         }
-        self.groups.borrow_mut().retain(|_, g| {
-            !(g.state == GroupState::Empty && g.offsets.is_empty() && g.pending_members.is_empty())
-        });
         Ok(records.len())
+    }
+
+    /// Removes Empty groups without offsets or pending members, writing a metadata tombstone first for
+    /// those the log knows. They are Dead while it is written, so a join meanwhile is told to retry.
+    async fn delete_unused_groups(&self) -> Result<(), GroupError> {
+        let unused = |g: &Group| {
+            g.state == GroupState::Empty && g.offsets.is_empty() && g.pending_members.is_empty()
+        };
+        let tombstones: Vec<CoordinatorRecord> = {
+            let mut groups = self.groups.borrow_mut();
+            groups.retain(|_, g| !(unused(g) && g.persisted_metadata.is_none()));
+            groups
+                .values_mut()
+                .filter(|g| unused(g))
+                .map(|g| {
+                    g.state = GroupState::Dead;
+                    CoordinatorRecord::GroupMetadata(GroupMetadataRecord {
+                        group_id: g.group_id.clone(),
+                        value: None,
+                    })
+                })
+                .collect()
+        };
+        let persisted = self.persist_then_apply(&tombstones).await;
+        let mut groups = self.groups.borrow_mut();
+        for tombstone in &tombstones {
+            let group_id = tombstone.group_id();
+            if persisted.is_ok() {
+                groups.remove(group_id);
+            } else if let Some(group) = groups.get_mut(group_id) {
+                group.state = GroupState::Empty;
+            }
+        }
+        persisted
     }
 }
 
 impl Inner {
-    /// Every committed offset as a record (what a replay of a compacted store must yield).
-    pub(crate) fn live_records(&self) -> Vec<OffsetRecord> {
+    /// Every live record: committed offsets and the group metadata the log holds (what a replay of a
+    /// compacted store must yield).
+    pub(crate) fn live_records(&self) -> Vec<CoordinatorRecord> {
         let groups = self.groups.borrow();
-        groups
-            .values()
-            .flat_map(|g| {
-                g.offsets
-                    .iter()
-                    .map(move |((topic, partition), committed)| OffsetRecord {
-                        key: OffsetKey {
-                            group_id: g.group_id.clone(),
-                            topic: topic.clone(),
-                            partition: *partition,
-                        },
-                        value: Some(committed.clone()),
-                    })
-            })
-            .collect()
+        let mut live = Vec::new();
+        for g in groups.values() {
+            if let Some(metadata) = &g.persisted_metadata {
+                live.push(CoordinatorRecord::GroupMetadata(GroupMetadataRecord {
+                    group_id: g.group_id.clone(),
+                    value: Some(metadata.clone()),
+                }));
+            }
+            live.extend(g.offsets.iter().map(|((topic, partition), committed)| {
+                CoordinatorRecord::Offset(OffsetRecord {
+                    key: OffsetKey {
+                        group_id: g.group_id.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    },
+                    value: Some(committed.clone()),
+                })
+            }));
+        }
+        live
     }
 }
 

@@ -25,6 +25,8 @@ use kafka_protocol::protocol::{Encodable, Message, StrBytes};
 use super::responses::*;
 use super::*;
 
+mod restart;
+
 const SESSION_MS: i32 = 300;
 const REBALANCE_MS: i32 = 600;
 
@@ -1082,6 +1084,7 @@ fn members_that_never_sync_are_removed() {
             "released when the late leader is dropped"
         );
         let rejoined = c.join_group(join_req("g", &m2, None, &range()), 3).await;
+        assert_eq!(rejoined.error_code, NONE);
         assert_eq!(rejoined.generation_id, r2.generation_id + 1);
         assert_eq!(rejoined.leader.as_str(), m2);
         assert_eq!(
