@@ -165,7 +165,7 @@ impl LogOffsetStore {
                     .value
                     .as_ref()
                     .map_or(now_ms, |v| v.commit_timestamp_ms),
-                CoordinatorRecord::GroupMetadata(_) => now_ms,
+                CoordinatorRecord::GroupMetadata(_) | CoordinatorRecord::Consumer(_) => now_ms,
             };
             let (builder, done) = builders
                 .entry(partition)

@@ -89,6 +89,11 @@ impl Inner {
                 .collect(),
         };
         let mut groups = self.groups.borrow_mut();
+        if let Some(group) = groups.get_mut(&group_id) {
+            if let Err(code) = self.leave_consumer_protocol(group) {
+                return Reply::Now(JoinOutcome::error(code, &params.member_id));
+            }
+        }
         if params.member_id.is_empty() {
             let group = groups
                 .entry(group_id.clone())
@@ -100,6 +105,24 @@ impl Inner {
                 None => Reply::Now(JoinOutcome::error(UNKNOWN_MEMBER_ID, &params.member_id)),
             }
         }
+    }
+
+    /// A classic JoinGroup into a consumer-protocol group: an empty one is converted back to a classic
+    /// group (its consumer records tombstoned; offsets stay), as Kafka does. One with members would need a
+    /// mixed group (classic members inside a consumer group, which Kafka 4 runs and we do not):
+    /// INCONSISTENT_GROUP_PROTOCOL, Kafka's answer when a member's protocol cannot join.
+    fn leave_consumer_protocol(self: &Rc<Self>, group: &mut Group) -> Result<(), i16> {
+        let Some(consumer) = group.consumer.as_deref() else {
+            return Ok(());
+        };
+        if !consumer.is_empty() {
+            return Err(INCONSISTENT_GROUP_PROTOCOL);
+        }
+        let records = crate::groups::consumer::records::group_tombstones(&group.group_id, consumer);
+        group.consumer = None;
+        tracing::info!(group = %group.group_id, "empty consumer group converted to the classic protocol");
+        self.persist_detached(records, "conversion to the classic protocol");
+        Ok(())
     }
 
     /// Kafka's `doNewMemberJoinGroup` (unknown member id).

@@ -23,6 +23,7 @@
 
 mod admin;
 mod config;
+mod consumer;
 mod coordinator;
 mod error;
 mod group;

@@ -22,6 +22,9 @@ use kafka_protocol::messages::{
     OffsetFetchRequest, OffsetFetchResponse,
 };
 
+use super::consumer;
+use super::consumer::model::ConsumerGroup;
+use super::consumer::values::{ConsumerRecord, ConsumerRecordKind};
 use super::coordinator::{now_ms, Inner};
 use super::error::GroupError;
 use super::group::{Group, GroupState};
@@ -36,6 +39,10 @@ const COMMIT_STATIC_MEMBERSHIP_VERSION: i16 = 7;
 const FETCH_TOP_LEVEL_ERROR_VERSION: i16 = 2;
 /// First OffsetFetch version with the `groups` batch.
 const FETCH_GROUPS_BATCH_VERSION: i16 = 8;
+/// First OffsetCommit/OffsetFetch version a consumer-protocol member may use (it carries the member
+/// epoch; Kafka refuses older ones from such members).
+const COMMIT_CONSUMER_PROTOCOL_VERSION: i16 = 9;
+const FETCH_MEMBER_EPOCH_VERSION: i16 = 9;
 
 /// OffsetDelete's plan: an error code per requested partition, and the tombstones to write.
 type DeleteDecision = (Vec<Vec<i16>>, Vec<CoordinatorRecord>);
@@ -65,20 +72,44 @@ impl Inner {
         Ok(())
     }
 
-    /// Replays records into the groups (creating Empty groups as needed); returns the offsets now held.
+    /// Applies records the log accepted (creating Empty groups as needed); returns the offsets now held.
     /// A group-metadata record only updates what the group has in the log
-    /// ([`Group::persisted_metadata`]): at run time membership is already in memory, and recovery
-    /// rebuilds it from there once the whole log is replayed.
+    /// ([`Group::persisted_metadata`]); consumer-group records change nothing at run time, the state
+    /// they describe being already in memory. [`Inner::replay_records`] is the start-up form.
     pub(crate) fn apply_records(
         &self,
         records: &[CoordinatorRecord],
         now: Instant,
         now_ms: i64,
     ) -> usize {
+        self.apply_records_as(records, now, now_ms, false)
+    }
+
+    /// Replays the log at start-up: as [`Inner::apply_records`], and consumer-group records rebuild their
+    /// groups (a group-epoch tombstone removes one).
+    pub(crate) fn replay_records(
+        &self,
+        records: &[CoordinatorRecord],
+        now: Instant,
+        now_ms: i64,
+    ) -> usize {
+        self.apply_records_as(records, now, now_ms, true)
+    }
+
+    fn apply_records_as(
+        &self,
+        records: &[CoordinatorRecord],
+        now: Instant,
+        now_ms: i64,
+        replaying: bool,
+    ) -> usize {
         let mut groups = self.groups.borrow_mut();
         for record in records {
             let group_id = record.group_id();
             if record.is_tombstone() && !groups.contains_key(group_id) {
+                continue;
+            }
+            if matches!(record, CoordinatorRecord::Consumer(_)) && !replaying {
                 continue;
             }
             let group = groups
@@ -98,6 +129,14 @@ impl Inner {
                 CoordinatorRecord::GroupMetadata(GroupMetadataRecord { value, .. }) => {
                     group.persisted_metadata = value.clone();
                 }
+                CoordinatorRecord::Consumer(ConsumerRecord { kind, .. }) => {
+                    if matches!(kind, ConsumerRecordKind::GroupEpoch(None)) {
+                        group.consumer = None;
+                    } else {
+                        let consumer = group.consumer.get_or_insert_with(Default::default);
+                        consumer::records::replay(consumer, kind, now);
+                    }
+                }
             }
         }
         // Groups whose offsets and metadata were all deleted and that nobody uses are gone (Kafka's group
@@ -105,6 +144,7 @@ impl Inner {
         groups.retain(|_, g| {
             !(g.offsets.is_empty()
                 && g.persisted_metadata.is_none()
+                && g.consumer.is_none()
                 && g.state == GroupState::Empty
                 && g.size() == 0
                 && g.generation_id == 0)
@@ -136,6 +176,9 @@ impl Inner {
         };
         if group.state == GroupState::Dead {
             return Err(COORDINATOR_NOT_AVAILABLE);
+        }
+        if let Some(consumer) = group.consumer.as_deref() {
+            return check_consumer_commit(consumer, member_id, generation_id, version);
         }
         if group.is_static_member_fenced(member_id, instance_id) {
             return Err(FENCED_INSTANCE_ID);
@@ -264,6 +307,18 @@ impl Inner {
         }
     }
 
+    /// The member checks of an OffsetFetch v9+ (`member`: its id and epoch) on a consumer group.
+    fn check_fetch(&self, group_id: &str, member: Option<(Option<&str>, i32)>) -> Result<(), i16> {
+        let Some((member_id, member_epoch)) = member else {
+            return Ok(());
+        };
+        let groups = self.groups.borrow();
+        match groups.get(group_id).and_then(|g| g.consumer.as_deref()) {
+            Some(consumer) => check_consumer_fetch(consumer, member_id, member_epoch),
+            None => Ok(()),
+        }
+    }
+
     pub(crate) fn offset_fetch(
         &self,
         req: &OffsetFetchRequest,
@@ -282,6 +337,12 @@ impl Inner {
                     });
                     let mut group = OffsetFetchResponseGroup::default();
                     group.group_id = g.group_id.clone();
+                    let member = (version >= FETCH_MEMBER_EPOCH_VERSION)
+                        .then_some((g.member_id.as_deref(), g.member_epoch));
+                    if let Err(code) = self.check_fetch(g.group_id.0.as_str(), member) {
+                        group.error_code = code;
+                        return group;
+                    }
                     group.topics = self
                         .fetch_group(g.group_id.0.as_str(), topics)
                         .into_iter()
@@ -376,6 +437,12 @@ impl Inner {
             .filter(|g| g.state != GroupState::Dead)
             .ok_or(GROUP_ID_NOT_FOUND)?;
         let subscribed = match group.state {
+            // A consumer-protocol group: the topics its members subscribe to stay (Kafka's
+            // `isSubscribedToTopic`), whatever its (always Empty) classic state says.
+            _ if group.consumer.as_deref().is_some_and(|c| !c.is_empty()) => group
+                .consumer
+                .as_deref()
+                .map(|c| Some(c.subscribed_topics().into_iter().collect())),
             GroupState::Empty => None,
             _ if group.protocol_type.as_deref() == Some("consumer") => {
                 Some(group.subscribed_topics())
@@ -433,11 +500,20 @@ impl Inner {
                 .values()
                 .filter(|g| g.state == GroupState::Empty)
                 .flat_map(|g| {
+                    // A consumer-protocol group with members keeps the offsets of what they subscribe to
+                    // (Kafka expires those of its other topics only).
+                    let kept = g
+                        .consumer
+                        .as_deref()
+                        .filter(|c| !c.is_empty())
+                        .map(ConsumerGroup::subscribed_topics);
                     g.offsets
                         .iter()
-                        .filter(move |(_, c)| {
-                            now_ms.saturating_sub(c.commit_timestamp_ms.max(g.empty_since_ms))
-                                >= retention_ms
+                        .filter(move |((topic, _), c)| {
+                            kept.as_ref().is_none_or(|k| !k.contains(topic))
+                                && now_ms
+                                    .saturating_sub(c.commit_timestamp_ms.max(g.empty_since_ms))
+                                    >= retention_ms
                         })
                         .map(move |((topic, partition), _)| {
                             CoordinatorRecord::Offset(OffsetRecord {
@@ -464,28 +540,24 @@ impl Inner {
     /// Removes Empty groups without offsets or pending members, writing a metadata tombstone first for
     /// those the log knows. They are Dead while it is written, so a join meanwhile is told to retry.
     async fn delete_unused_groups(&self) -> Result<(), GroupError> {
-        let unused = |g: &Group| {
-            g.state == GroupState::Empty && g.offsets.is_empty() && g.pending_members.is_empty()
-        };
-        let tombstones: Vec<CoordinatorRecord> = {
+        let unused = |g: &Group| g.has_no_members() && g.offsets.is_empty();
+        let (removed, tombstones): (Vec<String>, Vec<CoordinatorRecord>) = {
             let mut groups = self.groups.borrow_mut();
-            groups.retain(|_, g| !(unused(g) && g.persisted_metadata.is_none()));
-            groups
-                .values_mut()
-                .filter(|g| unused(g))
-                .map(|g| {
-                    g.state = GroupState::Dead;
-                    CoordinatorRecord::GroupMetadata(GroupMetadataRecord {
-                        group_id: g.group_id.clone(),
-                        value: None,
-                    })
-                })
-                .collect()
+            groups.retain(|_, g| {
+                !(unused(g) && g.persisted_metadata.is_none() && g.consumer.is_none())
+            });
+            let mut removed = Vec::new();
+            let mut tombstones = Vec::new();
+            for g in groups.values_mut().filter(|g| unused(g)) {
+                g.state = GroupState::Dead;
+                removed.push(g.group_id.clone());
+                tombstones.extend(group_tombstones(g));
+            }
+            (removed, tombstones)
         };
         let persisted = self.persist_then_apply(&tombstones).await;
         let mut groups = self.groups.borrow_mut();
-        for tombstone in &tombstones {
-            let group_id = tombstone.group_id();
+        for group_id in &removed {
             if persisted.is_ok() {
                 groups.remove(group_id);
             } else if let Some(group) = groups.get_mut(group_id) {
@@ -494,6 +566,25 @@ impl Inner {
         }
         persisted
     }
+}
+
+/// The tombstones deleting a group's membership records (classic metadata, consumer-group state), not
+/// its offsets.
+pub(crate) fn group_tombstones(group: &Group) -> Vec<CoordinatorRecord> {
+    let mut out = Vec::new();
+    if group.persisted_metadata.is_some() {
+        out.push(CoordinatorRecord::GroupMetadata(GroupMetadataRecord {
+            group_id: group.group_id.clone(),
+            value: None,
+        }));
+    }
+    if let Some(consumer) = group.consumer.as_deref() {
+        out.extend(consumer::records::group_tombstones(
+            &group.group_id,
+            consumer,
+        ));
+    }
+    out
 }
 
 impl Inner {
@@ -509,6 +600,9 @@ impl Inner {
                     value: Some(metadata.clone()),
                 }));
             }
+            if let Some(consumer) = g.consumer.as_deref() {
+                live.extend(consumer::records::snapshot(&g.group_id, consumer));
+            }
             live.extend(g.offsets.iter().map(|((topic, partition), committed)| {
                 CoordinatorRecord::Offset(OffsetRecord {
                     key: OffsetKey {
@@ -522,6 +616,46 @@ impl Inner {
         }
         live
     }
+}
+
+/// Kafka's `ConsumerGroup.validateOffsetCommit`: outside the group (epoch -1) only while it has no
+/// members; a member must commit with OffsetCommit v9+ and its current member epoch.
+fn check_consumer_commit(
+    consumer: &ConsumerGroup,
+    member_id: &str,
+    member_epoch: i32,
+    version: i16,
+) -> Result<(), i16> {
+    if member_epoch < 0 && consumer.is_empty() {
+        return Ok(());
+    }
+    let member = consumer.members.get(member_id).ok_or(UNKNOWN_MEMBER_ID)?;
+    if version < COMMIT_CONSUMER_PROTOCOL_VERSION {
+        return Err(UNSUPPORTED_VERSION);
+    }
+    if member_epoch != member.epoch() {
+        return Err(STALE_MEMBER_EPOCH);
+    }
+    Ok(())
+}
+
+/// Kafka's `ConsumerGroup.validateOffsetFetch` (OffsetFetch v9+): a fetch naming a member must name one
+/// of the group at its current epoch; the admin client's (no member, epoch -1) always passes.
+fn check_consumer_fetch(
+    consumer: &ConsumerGroup,
+    member_id: Option<&str>,
+    member_epoch: i32,
+) -> Result<(), i16> {
+    if member_id.is_none() && member_epoch < 0 {
+        return Ok(());
+    }
+    let member = member_id
+        .and_then(|id| consumer.members.get(id))
+        .ok_or(UNKNOWN_MEMBER_ID)?;
+    if member_epoch != member.epoch() {
+        return Err(STALE_MEMBER_EPOCH);
+    }
+    Ok(())
 }
 
 /// (offset, leader epoch, metadata) as OffsetFetch reports them; -1/-1/"" when nothing is committed.

@@ -9,6 +9,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 
+use super::consumer::values::ConsumerRecord;
 use super::error::GroupError;
 
 /// A boxed, non-`Send` future: stores run on one glommio executor thread.
@@ -83,6 +84,8 @@ pub struct GroupMetadataRecord {
 pub enum CoordinatorRecord {
     Offset(OffsetRecord),
     GroupMetadata(GroupMetadataRecord),
+    /// The state of a consumer-protocol (KIP-848) group.
+    Consumer(ConsumerRecord),
 }
 
 impl CoordinatorRecord {
@@ -91,6 +94,7 @@ impl CoordinatorRecord {
         match self {
             CoordinatorRecord::Offset(record) => &record.key.group_id,
             CoordinatorRecord::GroupMetadata(record) => &record.group_id,
+            CoordinatorRecord::Consumer(record) => &record.group_id,
         }
     }
 
@@ -99,6 +103,7 @@ impl CoordinatorRecord {
         match self {
             CoordinatorRecord::Offset(record) => record.value.is_none(),
             CoordinatorRecord::GroupMetadata(record) => record.value.is_none(),
+            CoordinatorRecord::Consumer(record) => record.kind.is_tombstone(),
         }
     }
 }

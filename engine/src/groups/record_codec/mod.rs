@@ -1,8 +1,10 @@
 //! Kafka's `__consumer_offsets` record formats, so our log reads like Kafka's and Kafka's tools read ours.
 //! Every key starts with an `i16` version that is also the record type: 0 and 1 are committed offsets
-//! (`offset_commit`), 2 is a classic group's metadata (`group_metadata`). `wire` holds the primitive
-//! encodings (classic and flexible) the schemas share.
+//! (`offset_commit`), 2 is a classic group's metadata (`group_metadata`), 3-8 and 16 are the state of
+//! consumer-protocol groups (`consumer_group`). `wire` holds the primitive encodings (classic and
+//! flexible) the schemas share.
 
+mod consumer_group;
 mod group_metadata;
 mod offset_commit;
 mod wire;
@@ -38,6 +40,19 @@ pub fn decode_key(buf: Bytes) -> Result<DecodedKey, GroupError> {
     }
 }
 
+/// Whether a key type is one of a consumer-protocol group's records.
+fn is_consumer_group_key(key_type: i16) -> bool {
+    matches!(
+        key_type,
+        consumer_group::GROUP_EPOCH_KEY_TYPE
+            | consumer_group::MEMBER_KEY_TYPE
+            | consumer_group::TARGET_EPOCH_KEY_TYPE
+            | consumer_group::TARGET_MEMBER_KEY_TYPE
+            | consumer_group::CURRENT_ASSIGNMENT_KEY_TYPE
+            | consumer_group::REGEX_KEY_TYPE
+    )
+}
+
 /// The key and value (`None`: tombstone) bytes of a record.
 pub fn encode_record(record: &CoordinatorRecord) -> Result<(Bytes, Option<Bytes>), GroupError> {
     match record {
@@ -57,11 +72,22 @@ pub fn encode_record(record: &CoordinatorRecord) -> Result<(Bytes, Option<Bytes>
                 .map(group_metadata::encode_value)
                 .transpose()?,
         )),
+        CoordinatorRecord::Consumer(record) => Ok((
+            consumer_group::encode_key(record)?,
+            consumer_group::encode_value(record)?,
+        )),
     }
 }
 
 /// A stored record back from its key and value bytes.
 pub fn decode_record(key: Bytes, value: Option<Bytes>) -> Result<CoordinatorRecord, GroupError> {
+    let mut r = Reader::new(key.clone(), false);
+    let key_type = r.i16("key version")?;
+    if is_consumer_group_key(key_type) {
+        return Ok(CoordinatorRecord::Consumer(consumer_group::decode(
+            key_type, &mut r, value,
+        )?));
+    }
     Ok(match decode_key(key)? {
         DecodedKey::Offset(key) => CoordinatorRecord::Offset(OffsetRecord {
             key,

@@ -35,6 +35,10 @@ impl Writer {
         self.buf.freeze()
     }
 
+    pub fn i8(&mut self, value: i8) {
+        self.buf.put_i8(value);
+    }
+
     pub fn i16(&mut self, value: i16) {
         self.buf.put_i16(value);
     }
@@ -45,6 +49,22 @@ impl Writer {
 
     pub fn i64(&mut self, value: i64) {
         self.buf.put_i64(value);
+    }
+
+    pub fn uuid(&mut self, value: &uuid::Uuid) {
+        self.buf.put_slice(value.as_bytes());
+    }
+
+    /// An array of `i32`.
+    pub fn i32_array(
+        &mut self,
+        values: impl ExactSizeIterator<Item = i32>,
+    ) -> Result<(), GroupError> {
+        self.array_len(values.len())?;
+        for value in values {
+            self.i32(value);
+        }
+        Ok(())
     }
 
     fn uvarint(&mut self, mut value: u64) {
@@ -99,8 +119,21 @@ impl Writer {
 
     /// The (empty) tagged-field section that ends every struct of a flexible version.
     pub fn tagged_fields(&mut self) {
-        if self.flexible {
-            self.uvarint(0);
+        self.tagged_fields_with(&[]);
+    }
+
+    /// A flexible struct's tagged-field section holding `fields` (tag, encoded value), in tag order.
+    pub fn tagged_fields_with(&mut self, fields: &[(u32, Bytes)]) {
+        if !self.flexible {
+            debug_assert!(fields.is_empty(), "tagged fields need a flexible version");
+            return;
+        }
+        debug_assert!(fields.windows(2).all(|w| w[0].0 < w[1].0), "tags in order");
+        self.uvarint(fields.len() as u64);
+        for (tag, value) in fields {
+            self.uvarint(u64::from(*tag));
+            self.uvarint(value.len() as u64);
+            self.buf.put_slice(value);
         }
     }
 }
@@ -123,6 +156,11 @@ impl Reader {
         Ok(())
     }
 
+    pub fn i8(&mut self, what: &str) -> Result<i8, GroupError> {
+        self.need(1, what)?;
+        Ok(self.buf.get_i8())
+    }
+
     pub fn i16(&mut self, what: &str) -> Result<i16, GroupError> {
         self.need(2, what)?;
         Ok(self.buf.get_i16())
@@ -136,6 +174,19 @@ impl Reader {
     pub fn i64(&mut self, what: &str) -> Result<i64, GroupError> {
         self.need(8, what)?;
         Ok(self.buf.get_i64())
+    }
+
+    pub fn uuid(&mut self, what: &str) -> Result<uuid::Uuid, GroupError> {
+        self.need(16, what)?;
+        let mut raw = [0u8; 16];
+        self.buf.copy_to_slice(&mut raw);
+        Ok(uuid::Uuid::from_bytes(raw))
+    }
+
+    /// An array of `i32`.
+    pub fn i32_array(&mut self, what: &str) -> Result<Vec<i32>, GroupError> {
+        let len = self.array_len(what)?;
+        (0..len).map(|_| self.i32(what)).collect()
     }
 
     fn uvarint(&mut self, what: &str) -> Result<u64, GroupError> {
@@ -206,19 +257,28 @@ impl Reader {
         Ok(len)
     }
 
-    /// Skips a flexible struct's tagged fields (we write none; a newer writer may add some).
+    /// Skips a flexible struct's tagged fields (a newer writer may add some we do not know).
     pub fn tagged_fields(&mut self) -> Result<(), GroupError> {
+        self.tagged_fields_read().map(drop)
+    }
+
+    /// A flexible struct's tagged fields as (tag, value bytes), for the caller to pick the ones it knows.
+    pub fn tagged_fields_read(&mut self) -> Result<Vec<(u32, Bytes)>, GroupError> {
         if !self.flexible {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let count = self.uvarint("tagged field count")?;
+        if count > self.buf.remaining() as u64 {
+            return Err(malformed(format!("{count} tagged fields claimed")));
+        }
+        let mut fields = Vec::new();
         for _ in 0..count {
-            self.uvarint("tag")?;
+            let tag = u32::try_from(self.uvarint("tag")?).map_err(|_| malformed("tag"))?;
             let size = usize::try_from(self.uvarint("tagged field size")?)
                 .map_err(|_| malformed("tagged field size"))?;
-            self.raw(size, "tagged field")?;
+            fields.push((tag, self.raw(size, "tagged field")?));
         }
-        Ok(())
+        Ok(fields)
     }
 }
 

@@ -25,6 +25,7 @@ use kafka_protocol::protocol::{Encodable, Message, StrBytes};
 use super::responses::*;
 use super::*;
 
+mod consumer;
 mod restart;
 
 const SESSION_MS: i32 = 300;

@@ -1,7 +1,8 @@
 //! Consumer-group APIs. Each group is coordinated by the shard owning its `__consumer_offsets`
 //! partition (Kafka's placement); a request arriving elsewhere is forwarded there as its raw
 //! Kafka body and the encoded response body comes back (schema `GroupRequest`/`GroupResult`).
-//! APIs spanning groups (ListGroups, DescribeGroups, DeleteGroups) ask each group's shard.
+//! APIs spanning groups (ListGroups, DescribeGroups, ConsumerGroupDescribe, DeleteGroups) ask each
+//! group's shard.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
@@ -85,6 +86,12 @@ pub async fn handle(shard: &Shard, request: &Request, peer: &str) -> Result<Outc
                 .0
                 .to_string(),
         ),
+        ApiKey::ConsumerGroupHeartbeat => Some(
+            decode_body::<ConsumerGroupHeartbeatRequest>(request)?
+                .group_id
+                .0
+                .to_string(),
+        ),
         _ => None,
     };
     if let Some(group) = group {
@@ -104,6 +111,7 @@ pub async fn handle(shard: &Shard, request: &Request, peer: &str) -> Result<Outc
         ApiKey::ListGroups => list_groups(shard, request).await,
         ApiKey::DescribeGroups => describe_groups(shard, request).await,
         ApiKey::DeleteGroups => delete_groups(shard, request).await,
+        ApiKey::ConsumerGroupDescribe => consumer_group_describe(shard, request).await,
         other => Err(HandlerError::Refused(format!("{other:?} is not served"))),
     }
 }
@@ -213,6 +221,28 @@ async fn serve_local(
         ApiKey::OffsetDelete => {
             let response = groups.offset_delete(decode(api, version, body)?).await;
             encode(api, version, &response)
+        }
+        ApiKey::ConsumerGroupHeartbeat => {
+            // The topic table is the same on every shard (subscriptions resolve against it here).
+            let topics = shard.topic_table();
+            let response = groups
+                .consumer_group_heartbeat(decode(api, version, body)?, version, client, &topics)
+                .await;
+            encode(api, version, &response)
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            let request: ConsumerGroupDescribeRequest = decode(api, version, body)?;
+            let topics = shard.topic_table();
+            let described = request
+                .group_ids
+                .iter()
+                .map(|g| groups.consumer_group_describe(g.0.as_str(), &topics))
+                .collect();
+            encode(
+                api,
+                version,
+                &ConsumerGroupDescribeResponse::default().with_groups(described),
+            )
         }
         ApiKey::ListGroups => {
             let request: ListGroupsRequest = decode(api, version, body)?;
@@ -416,6 +446,35 @@ async fn describe_groups(shard: &Shard, request: &Request) -> Result<Outcome, Ha
     respond(
         request,
         &DescribeGroupsResponse::default().with_groups(described),
+    )
+}
+
+async fn consumer_group_describe(
+    shard: &Shard,
+    request: &Request,
+) -> Result<Outcome, HandlerError> {
+    let body: ConsumerGroupDescribeRequest = decode_body(request)?;
+    let mut described = Vec::with_capacity(body.group_ids.len());
+    for group in &body.group_ids {
+        let owner = coordinator_shard(group.0.as_str(), shard.count);
+        let single = body.clone().with_group_ids(vec![group.clone()]);
+        let encoded = body_for(request, &single)?;
+        let response = route(
+            shard,
+            owner,
+            ApiKey::ConsumerGroupDescribe,
+            request.version(),
+            encoded,
+            &ClientInfo::default(),
+        )
+        .await?;
+        let response: ConsumerGroupDescribeResponse =
+            decode(ApiKey::ConsumerGroupDescribe, request.version(), response)?;
+        described.extend(response.groups);
+    }
+    respond(
+        request,
+        &ConsumerGroupDescribeResponse::default().with_groups(described),
     )
 }
 
