@@ -85,6 +85,10 @@ pub struct BrokerConfig {
     /// Keys in the cleaner's offset map per pass (`log_cleaner_max_keys`, Kafka's
     /// `log.cleaner.dedupe.buffer.size` in keys); a pass that fills it cleans up to where it got.
     pub log_cleaner_max_keys: usize,
+    /// Session timeout of consumer-protocol group members (`group_consumer_session_timeout_ms`).
+    pub group_consumer_session_timeout_ms: u64,
+    /// Heartbeat interval told to consumer-protocol group members (`group_consumer_heartbeat_interval_ms`).
+    pub group_consumer_heartbeat_interval_ms: u64,
 }
 
 impl BrokerConfig {
@@ -126,6 +130,11 @@ impl Default for BrokerConfig {
             metrics_listen: DEFAULT_METRICS_LISTEN.parse().ok(),
             log_cleaner_interval_ms: DEFAULT_LOG_CLEANER_INTERVAL_MS,
             log_cleaner_max_keys: crate::storage::compaction::DEFAULT_MAX_KEYS,
+            group_consumer_session_timeout_ms: crate::groups::DEFAULT_CONSUMER_SESSION_TIMEOUT_MS,
+            group_consumer_heartbeat_interval_ms: u64::try_from(
+                crate::groups::DEFAULT_CONSUMER_HEARTBEAT_INTERVAL_MS,
+            )
+            .unwrap_or(5_000),
         }
     }
 }

@@ -153,6 +153,8 @@ fn resolve(args: &ServeArgs) -> Result<(BrokerConfig, Vec<String>), String> {
         max_in_flight_bytes_per_connection: resolved.max_in_flight_bytes_per_connection as usize,
         log_cleaner_interval_ms: resolved.log_cleaner_interval_ms,
         log_cleaner_max_keys: usize::try_from(resolved.log_cleaner_max_keys).unwrap_or(usize::MAX),
+        group_consumer_session_timeout_ms: resolved.group_consumer_session_timeout_ms,
+        group_consumer_heartbeat_interval_ms: resolved.group_consumer_heartbeat_interval_ms,
         log: log_config(&resolved),
         metrics_listen: metrics_listen(&args.metrics_listen)?,
         ..BrokerConfig::default()

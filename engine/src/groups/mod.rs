@@ -42,7 +42,9 @@ mod store;
 mod tests;
 mod waiter;
 
-pub use config::GroupConfig;
+pub use config::{
+    GroupConfig, DEFAULT_CONSUMER_HEARTBEAT_INTERVAL_MS, DEFAULT_CONSUMER_SESSION_TIMEOUT_MS,
+};
 pub use coordinator::{ClientInfo, GroupCoordinator};
 pub use error::GroupError;
 pub use group::GroupState;

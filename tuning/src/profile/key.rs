@@ -26,6 +26,8 @@ pub enum Key {
     MaxInFlightBytesPerConnection,
     LogCleanerIntervalMs,
     LogCleanerMaxKeys,
+    GroupConsumerSessionTimeoutMs,
+    GroupConsumerHeartbeatIntervalMs,
 }
 
 impl From<Key> for &'static str {
@@ -36,7 +38,7 @@ impl From<Key> for &'static str {
 
 impl Key {
     /// Every key, in the order the broker prints them.
-    pub const ALL: [Key; 19] = [
+    pub const ALL: [Key; 21] = [
         Key::ShardCores,
         Key::BenchCores,
         Key::PinExecutors,
@@ -56,6 +58,8 @@ impl Key {
         Key::MaxInFlightBytesPerConnection,
         Key::LogCleanerIntervalMs,
         Key::LogCleanerMaxKeys,
+        Key::GroupConsumerSessionTimeoutMs,
+        Key::GroupConsumerHeartbeatIntervalMs,
     ];
 
     /// The key's name in TOML and on the command line.
@@ -80,6 +84,8 @@ impl Key {
             Key::MaxInFlightBytesPerConnection => "max_in_flight_bytes_per_connection",
             Key::LogCleanerIntervalMs => "log_cleaner_interval_ms",
             Key::LogCleanerMaxKeys => "log_cleaner_max_keys",
+            Key::GroupConsumerSessionTimeoutMs => "group_consumer_session_timeout_ms",
+            Key::GroupConsumerHeartbeatIntervalMs => "group_consumer_heartbeat_interval_ms",
         }
     }
 
