@@ -190,14 +190,15 @@ def callbacks_of(events: list[dict]) -> list[dict]:
 
 
 class JavaGroup:
-    """tests/java GroupMembers: MEMBERS kafka-clients consumers in one JVM; events read by a thread."""
+    """tests/java GroupMembers: `members` kafka-clients consumers in one JVM; events read by a thread."""
 
-    def __init__(self, classpath: str, bootstrap: str, topic: str, group: str, out_dir: Path, *config: str):
+    def __init__(self, classpath: str, bootstrap: str, topic: str, group: str, out_dir: Path, *config: str,
+                 members: int = MEMBERS):
         self.out_dir = out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             ["java", "-Xmx256m", *log_flags(), "-cp", classpath, "ringbroker.interop.GroupMembers", bootstrap, topic,
-             group, str(MEMBERS), str(out_dir), *config],
+             group, str(members), str(out_dir), *config],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(out_dir / "stderr", "wb"), text=True,
         )
         self.events: list[dict] = []

@@ -20,6 +20,9 @@ use crate::metadata::owner_shard;
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome, Part};
 use crate::shard::Shard;
 
+/// First OffsetFetch version asking for a batch of groups (`groups`, not `group_id`).
+const OFFSET_FETCH_GROUPS_VERSION: i16 = 8;
+
 /// Name of the committed-offsets topic (Kafka's).
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -74,7 +77,8 @@ pub async fn handle(shard: &Shard, request: &Request, peer: &str) -> Result<Outc
                 .0
                 .to_string(),
         ),
-        ApiKey::OffsetFetch => Some(
+        // v8+ carries a batch of groups, each coordinated by its own shard (below).
+        ApiKey::OffsetFetch if version < OFFSET_FETCH_GROUPS_VERSION => Some(
             decode_body::<OffsetFetchRequest>(request)?
                 .group_id
                 .0
@@ -112,6 +116,7 @@ pub async fn handle(shard: &Shard, request: &Request, peer: &str) -> Result<Outc
         ApiKey::DescribeGroups => describe_groups(shard, request).await,
         ApiKey::DeleteGroups => delete_groups(shard, request).await,
         ApiKey::ConsumerGroupDescribe => consumer_group_describe(shard, request).await,
+        ApiKey::OffsetFetch => offset_fetch_groups(shard, request).await,
         other => Err(HandlerError::Refused(format!("{other:?} is not served"))),
     }
 }
@@ -475,6 +480,33 @@ async fn consumer_group_describe(
     respond(
         request,
         &ConsumerGroupDescribeResponse::default().with_groups(described),
+    )
+}
+
+/// OffsetFetch v8+: each group of the batch is asked of the shard coordinating it.
+async fn offset_fetch_groups(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+    let body: OffsetFetchRequest = decode_body(request)?;
+    let mut fetched = Vec::with_capacity(body.groups.len());
+    for group in &body.groups {
+        let owner = coordinator_shard(group.group_id.0.as_str(), shard.count);
+        let single = body.clone().with_groups(vec![group.clone()]);
+        let encoded = body_for(request, &single)?;
+        let response = route(
+            shard,
+            owner,
+            ApiKey::OffsetFetch,
+            request.version(),
+            encoded,
+            &ClientInfo::default(),
+        )
+        .await?;
+        let response: OffsetFetchResponse =
+            decode(ApiKey::OffsetFetch, request.version(), response)?;
+        fetched.extend(response.groups);
+    }
+    respond(
+        request,
+        &OffsetFetchResponse::default().with_groups(fetched),
     )
 }
 
