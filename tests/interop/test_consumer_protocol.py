@@ -313,3 +313,29 @@ def test_unknown_server_assignor_is_refused(broker, topic_name, tmp_path, java_c
         assert "UnsupportedAssignorException" in error[0]["error"], error
     finally:
         jvm.quit()
+
+
+@pytest.mark.timeout(240)
+def test_regex_subscription_follows_matching_topics(broker, tmp_path, java_classpath):
+    """`subscribe(SubscriptionPattern)`: the broker matches the regex (RE2/J syntax) against topic names, and a
+    topic created later that matches joins the subscription (within the regex refresh interval)."""
+    prefix = f"regex-{group_name()}"
+    for name, partitions in ((f"{prefix}-a", 2), (f"{prefix}-b", 2), (f"other-{prefix}", 2)):
+        clients.create_topic(broker.bootstrap, name, partitions)
+    jvm = JavaGroup(java_classpath, broker.bootstrap, f"{prefix}-a", group_name(), tmp_path / "regex",
+                    *CONSUMER_PROTOCOL, f"subscription.pattern={prefix}-[ab]|{prefix}-c", members=1)
+
+    def owned():
+        status = jvm.latest("status").get(0)
+        return set(status.get("tps", [])) if status else set()
+
+    try:
+        first = {f"{prefix}-{t}-{p}" for t in "ab" for p in range(2)}
+        wait_until(lambda: owned() == first, SETTLE_TIMEOUT_S, lambda: f"the regex's topics (own {owned()})")
+        clients.create_topic(broker.bootstrap, f"{prefix}-c", 3)
+        both = first | {f"{prefix}-c-{p}" for p in range(3)}
+        wait_until(lambda: owned() == both, SETTLE_TIMEOUT_S, lambda: f"the new matching topic (own {owned()})")
+        errors = [e for e in jvm.snapshot() if e["ev"] == "error"]
+        assert not errors, errors
+    finally:
+        jvm.quit()

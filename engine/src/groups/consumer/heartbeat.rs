@@ -307,10 +307,9 @@ impl Inner {
                     format!("Consumer group {group_id} not found."),
                 ));
             }
-            groups.insert(
-                group_id.to_string(),
-                Group::new(group_id, Instant::now(), now_ms()),
-            );
+            let mut group = Group::new(group_id, Instant::now(), now_ms());
+            group.consumer = Some(Box::default());
+            groups.insert(group_id.to_string(), group);
         }
         let Some(group) = groups.get_mut(group_id) else {
             return Err(Failure::new(COORDINATOR_NOT_AVAILABLE, "group vanished"));

@@ -25,6 +25,7 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.consumer.SubscriptionPattern;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.WakeupException;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
@@ -42,6 +43,8 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
  * process killed with SIGKILL: run one member per process for that.)
  *
  * Usage: GroupMembers BOOTSTRAP TOPIC GROUP MEMBERS OUT_DIR [consumer.config=value ...]
+ * The pseudo-config {@code subscription.pattern=REGEX} subscribes with a broker-side regular expression
+ * (KIP-848's SubscriptionPattern, group.protocol=consumer) instead of to TOPIC.
  */
 public final class GroupMembers {
     /** How long one poll waits for records. */
@@ -50,6 +53,8 @@ public final class GroupMembers {
     private static final long STATUS_EVERY_NANOS = 1_000_000_000L;
 
     private static final Object STDOUT = new Object();
+    /** Not a consumer config: the broker-side regex to subscribe with instead of TOPIC. */
+    private static final String PATTERN_ARG = "subscription.pattern";
 
     private final String bootstrap;
     private final String topic;
@@ -101,7 +106,11 @@ public final class GroupMembers {
             p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
             p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
             p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
-            extra.forEach((k, v) -> p.put(k, v.replace("{index}", Integer.toString(index))));
+            extra.forEach((k, v) -> {
+                if (!k.equals(PATTERN_ARG)) {
+                    p.put(k, v.replace("{index}", Integer.toString(index)));
+                }
+            });
             this.consumer = new KafkaConsumer<>(p);
             this.records = new PrintWriter(new FileWriter(outDir.resolve("member-" + index + ".records").toFile(),
                     StandardCharsets.UTF_8, true));
@@ -137,7 +146,12 @@ public final class GroupMembers {
         public void run() {
             long nextStatus = 0;
             try {
-                consumer.subscribe(List.of(topic), this);
+                String pattern = extra.get(PATTERN_ARG);
+                if (pattern != null) {
+                    consumer.subscribe(new SubscriptionPattern(pattern), this);
+                } else {
+                    consumer.subscribe(List.of(topic), this);
+                }
                 while (!stop.get()) {
                     ConsumerRecords<byte[], byte[]> batch = consumer.poll(POLL);
                     long now = System.nanoTime();
@@ -172,7 +186,9 @@ public final class GroupMembers {
         }
 
         private String partitionsField() {
-            return "\"parts\":" + partitions(consumer.assignment());
+            TreeSet<String> named = new TreeSet<>();
+            consumer.assignment().forEach(tp -> named.add(quote(tp.topic() + "-" + tp.partition())));
+            return "\"parts\":" + partitions(consumer.assignment()) + ",\"tps\":" + named;
         }
     }
 
