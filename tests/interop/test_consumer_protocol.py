@@ -28,7 +28,7 @@ import pytest
 import clients
 import conftest
 from conftest import BrokerProcess, _launch, _shutdown
-from test_group_restart import JavaGroup, SteadyProducer, callbacks_of
+from test_group_restart import JavaGroup, SteadyProducer, callbacks_of, restart_twice
 from test_groups import group_name, wait_until
 from test_java_client import GROUP_COMMAND, java_classpath, log_flags, run_ok  # noqa: F401 (fixture)
 
@@ -275,18 +275,7 @@ def test_consumer_protocol_group_survives_broker_restarts(broker, topic_name, tm
         state = run_ok(java_classpath, GROUP_COMMAND, "--bootstrap-server", broker.bootstrap, "--describe",
                        "--group", group, "--state")
         assert "range" in state and "Stable" in state, state
-        for how in ("sigterm", "sigkill"):
-            producer.pause()
-            before = len(jvm.records())
-            if how == "sigterm":
-                broker.restart()
-            else:
-                broker.kill9()
-                broker.start()
-            producer.resume()
-            wait_until(lambda: len(jvm.records()) > before + 300, SETTLE_TIMEOUT_S,
-                       f"consumption to resume after the {how} restart")
-            time.sleep(3)
+        restart_twice(broker, producer, lambda: len(jvm.records()), "consumer-protocol")
         after = {c: (e["gen"], e["member"]) for c, e in jvm.latest("status").items()}
         assert after == identity, f"member epoch or id changed across the restarts: {identity} -> {after}"
         late = callbacks_of(jvm.snapshot())[settled:]

@@ -169,21 +169,14 @@ impl ConsumerGroup {
             self.static_members
                 .insert(instance.clone(), member.member_id.clone());
         }
-        let owned = member
-            .current
-            .assigned
-            .iter()
-            .chain(member.current.pending_revocation.iter());
-        for (topic_id, partitions) in owned {
-            for partition in partitions {
-                let previous = self
-                    .partition_owners
-                    .insert((*topic_id, *partition), member.member_id.clone());
-                debug_assert!(
-                    previous.is_none_or(|p| p == member.member_id),
-                    "partition {topic_id}-{partition} owned by two members"
-                );
-            }
+        for (topic_id, partition) in owned_partitions(member) {
+            let previous = self
+                .partition_owners
+                .insert((topic_id, partition), member.member_id.clone());
+            debug_assert!(
+                previous.is_none_or(|p| p == member.member_id),
+                "partition {topic_id}-{partition} owned by two members"
+            );
         }
     }
 
@@ -193,16 +186,9 @@ impl ConsumerGroup {
                 self.static_members.remove(instance);
             }
         }
-        let owned = member
-            .current
-            .assigned
-            .iter()
-            .chain(member.current.pending_revocation.iter());
-        for (topic_id, partitions) in owned {
-            for partition in partitions {
-                if self.partition_owners.get(&(*topic_id, *partition)) == Some(&member.member_id) {
-                    self.partition_owners.remove(&(*topic_id, *partition));
-                }
+        for key in owned_partitions(member) {
+            if self.partition_owners.get(&key) == Some(&member.member_id) {
+                self.partition_owners.remove(&key);
             }
         }
     }
@@ -253,4 +239,14 @@ impl ConsumerGroup {
             .flat_map(|m| self.member_topics(&m.metadata))
             .collect()
     }
+}
+
+/// Every partition a member owns: assigned, or still pending its revocation.
+fn owned_partitions(member: &ConsumerMember) -> impl Iterator<Item = (Uuid, i32)> + '_ {
+    member
+        .current
+        .assigned
+        .iter()
+        .chain(member.current.pending_revocation.iter())
+        .flat_map(|(topic_id, partitions)| partitions.iter().map(move |p| (*topic_id, *p)))
 }

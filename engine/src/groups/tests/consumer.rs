@@ -528,17 +528,7 @@ fn consumer_groups_survive_a_restart_and_compaction() {
     run(|| async {
         let temp = tempfile::tempdir().expect("temp dir");
         let partition = offsets_partition_for("g", OFFSETS_TOPIC_PARTITIONS);
-        let open_store = || async {
-            LogOffsetStore::open(
-                temp.path(),
-                &[partition],
-                OFFSETS_TOPIC_PARTITIONS,
-                small_log_config(),
-            )
-            .await
-            .expect("open store")
-            .with_compaction_min_bytes(4096)
-        };
+        let open_store = || compacting_store(temp.path(), partition);
         let topics = table(&[("orders", 6)]);
         let mut clients: Vec<Client> = {
             let store = Rc::new(open_store().await);

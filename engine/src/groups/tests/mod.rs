@@ -873,6 +873,19 @@ fn every_response_encodes_at_every_version() {
     });
 }
 
+/// A store over `dir` owning offsets `partition`, with small segments and compaction from 4 KiB on.
+async fn compacting_store(dir: &std::path::Path, partition: i32) -> LogOffsetStore {
+    LogOffsetStore::open(
+        dir,
+        &[partition],
+        OFFSETS_TOPIC_PARTITIONS,
+        small_log_config(),
+    )
+    .await
+    .expect("open store")
+    .with_compaction_min_bytes(4096)
+}
+
 fn small_log_config() -> crate::storage::LogConfig {
     crate::storage::LogConfig {
         segment_bytes: 8 << 10,
@@ -973,17 +986,7 @@ fn compaction_keeps_only_live_offsets_and_survives_restart() {
     run(|| async {
         let temp = tempfile::tempdir().expect("temp dir");
         let partition = offsets_partition_for("g", OFFSETS_TOPIC_PARTITIONS);
-        let open_store = || async {
-            LogOffsetStore::open(
-                temp.path(),
-                &[partition],
-                OFFSETS_TOPIC_PARTITIONS,
-                small_log_config(),
-            )
-            .await
-            .expect("open store")
-            .with_compaction_min_bytes(4096)
-        };
+        let open_store = || compacting_store(temp.path(), partition);
         {
             let store = Rc::new(open_store().await);
             let c = GroupCoordinator::open(test_config(), store.clone())

@@ -314,17 +314,7 @@ fn group_metadata_survives_compaction_and_restart_over_partition_logs() {
     run(|| async {
         let temp = tempfile::tempdir().expect("temp dir");
         let partition = offsets_partition_for("g", OFFSETS_TOPIC_PARTITIONS);
-        let open_store = || async {
-            LogOffsetStore::open(
-                temp.path(),
-                &[partition],
-                OFFSETS_TOPIC_PARTITIONS,
-                small_log_config(),
-            )
-            .await
-            .expect("open store")
-            .with_compaction_min_bytes(4096)
-        };
+        let open_store = || compacting_store(temp.path(), partition);
         let (member, generation) = {
             let store = Rc::new(open_store().await);
             let c = GroupCoordinator::open(test_config(), store.clone())

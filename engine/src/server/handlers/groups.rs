@@ -423,31 +423,33 @@ async fn list_groups(shard: &Shard, request: &Request) -> Result<Outcome, Handle
     respond(request, &ListGroupsResponse::default().with_groups(groups))
 }
 
-/// Re-encodes a request body holding only the groups one shard coordinates.
-fn body_for<T: Encodable>(request: &Request, body: &T) -> Result<Bytes, HandlerError> {
-    encode(request.api_key, request.version(), body)
+/// Asks each group's coordinator shard about that group alone: `singles` pairs each group with the request
+/// holding only it (at the request's version). Returns the decoded answers in that order.
+async fn per_group<T: Encodable, R: Decodable>(
+    shard: &Shard,
+    request: &Request,
+    singles: Vec<(String, T)>,
+) -> Result<Vec<R>, HandlerError> {
+    let (api, version) = (request.api_key, request.version());
+    let mut answers = Vec::with_capacity(singles.len());
+    for (group, single) in singles {
+        let owner = coordinator_shard(&group, shard.count);
+        let encoded = encode(api, version, &single)?;
+        let response = route(shard, owner, api, version, encoded, &ClientInfo::default()).await?;
+        answers.push(decode(api, version, response)?);
+    }
+    Ok(answers)
 }
 
 async fn describe_groups(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
     let body: DescribeGroupsRequest = decode_body(request)?;
-    let mut described = Vec::with_capacity(body.groups.len());
-    for group in &body.groups {
-        let owner = coordinator_shard(group.0.as_str(), shard.count);
-        let single = body.clone().with_groups(vec![group.clone()]);
-        let encoded = body_for(request, &single)?;
-        let response = route(
-            shard,
-            owner,
-            ApiKey::DescribeGroups,
-            request.version(),
-            encoded,
-            &ClientInfo::default(),
-        )
-        .await?;
-        let response: DescribeGroupsResponse =
-            decode(ApiKey::DescribeGroups, request.version(), response)?;
-        described.extend(response.groups);
-    }
+    let singles = body
+        .groups
+        .iter()
+        .map(|g| (g.0.to_string(), body.clone().with_groups(vec![g.clone()])))
+        .collect();
+    let answers: Vec<DescribeGroupsResponse> = per_group(shard, request, singles).await?;
+    let described = answers.into_iter().flat_map(|a| a.groups).collect();
     respond(
         request,
         &DescribeGroupsResponse::default().with_groups(described),
@@ -459,24 +461,18 @@ async fn consumer_group_describe(
     request: &Request,
 ) -> Result<Outcome, HandlerError> {
     let body: ConsumerGroupDescribeRequest = decode_body(request)?;
-    let mut described = Vec::with_capacity(body.group_ids.len());
-    for group in &body.group_ids {
-        let owner = coordinator_shard(group.0.as_str(), shard.count);
-        let single = body.clone().with_group_ids(vec![group.clone()]);
-        let encoded = body_for(request, &single)?;
-        let response = route(
-            shard,
-            owner,
-            ApiKey::ConsumerGroupDescribe,
-            request.version(),
-            encoded,
-            &ClientInfo::default(),
-        )
-        .await?;
-        let response: ConsumerGroupDescribeResponse =
-            decode(ApiKey::ConsumerGroupDescribe, request.version(), response)?;
-        described.extend(response.groups);
-    }
+    let singles = body
+        .group_ids
+        .iter()
+        .map(|g| {
+            (
+                g.0.to_string(),
+                body.clone().with_group_ids(vec![g.clone()]),
+            )
+        })
+        .collect();
+    let answers: Vec<ConsumerGroupDescribeResponse> = per_group(shard, request, singles).await?;
+    let described = answers.into_iter().flat_map(|a| a.groups).collect();
     respond(
         request,
         &ConsumerGroupDescribeResponse::default().with_groups(described),
@@ -486,24 +482,18 @@ async fn consumer_group_describe(
 /// OffsetFetch v8+: each group of the batch is asked of the shard coordinating it.
 async fn offset_fetch_groups(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
     let body: OffsetFetchRequest = decode_body(request)?;
-    let mut fetched = Vec::with_capacity(body.groups.len());
-    for group in &body.groups {
-        let owner = coordinator_shard(group.group_id.0.as_str(), shard.count);
-        let single = body.clone().with_groups(vec![group.clone()]);
-        let encoded = body_for(request, &single)?;
-        let response = route(
-            shard,
-            owner,
-            ApiKey::OffsetFetch,
-            request.version(),
-            encoded,
-            &ClientInfo::default(),
-        )
-        .await?;
-        let response: OffsetFetchResponse =
-            decode(ApiKey::OffsetFetch, request.version(), response)?;
-        fetched.extend(response.groups);
-    }
+    let singles = body
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.group_id.0.to_string(),
+                body.clone().with_groups(vec![g.clone()]),
+            )
+        })
+        .collect();
+    let answers: Vec<OffsetFetchResponse> = per_group(shard, request, singles).await?;
+    let fetched = answers.into_iter().flat_map(|a| a.groups).collect();
     respond(
         request,
         &OffsetFetchResponse::default().with_groups(fetched),
@@ -512,24 +502,18 @@ async fn offset_fetch_groups(shard: &Shard, request: &Request) -> Result<Outcome
 
 async fn delete_groups(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
     let body: DeleteGroupsRequest = decode_body(request)?;
-    let mut results = Vec::with_capacity(body.groups_names.len());
-    for group in &body.groups_names {
-        let owner = coordinator_shard(group.0.as_str(), shard.count);
-        let single = body.clone().with_groups_names(vec![group.clone()]);
-        let encoded = body_for(request, &single)?;
-        let response = route(
-            shard,
-            owner,
-            ApiKey::DeleteGroups,
-            request.version(),
-            encoded,
-            &ClientInfo::default(),
-        )
-        .await?;
-        let response: DeleteGroupsResponse =
-            decode(ApiKey::DeleteGroups, request.version(), response)?;
-        results.extend(response.results);
-    }
+    let singles = body
+        .groups_names
+        .iter()
+        .map(|g| {
+            (
+                g.0.to_string(),
+                body.clone().with_groups_names(vec![g.clone()]),
+            )
+        })
+        .collect();
+    let answers: Vec<DeleteGroupsResponse> = per_group(shard, request, singles).await?;
+    let results = answers.into_iter().flat_map(|a| a.results).collect();
     respond(
         request,
         &DeleteGroupsResponse::default().with_results(results),
