@@ -51,9 +51,10 @@ JAVA_NO_REBOOTSTRAP = "metadata.recovery.strategy=none"
 
 
 class SteadyProducer:
-    """Produces keyed records at PRODUCE_RATE from a thread until stopped; remembers what was delivered."""
+    """Produces keyed records at `rate` per second from a thread until stopped; remembers what was delivered."""
 
-    def __init__(self, bootstrap: str, topic: str):
+    def __init__(self, bootstrap: str, topic: str, rate: int = PRODUCE_RATE):
+        self.rate = rate
         self.producer = clients.producer(bootstrap, **{"message.timeout.ms": 120_000, "linger.ms": 20})
         self.topic = topic
         self.delivered: set[tuple[int, int]] = set()
@@ -78,7 +79,7 @@ class SteadyProducer:
         while not self.stopped.is_set():
             now = time.monotonic()
             if not self.paused.is_set():
-                due += (now - last) * PRODUCE_RATE
+                due += (now - last) * self.rate
             last = now
             while i < int(due):
                 try:
