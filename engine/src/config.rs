@@ -173,6 +173,10 @@ pub struct BrokerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Settings that may change while the broker runs (one instance shared by every shard).
     pub live: Arc<LiveSettings>,
+    /// Session timeout of consumer-protocol group members (`group_consumer_session_timeout_ms`).
+    pub group_consumer_session_timeout_ms: u64,
+    /// Heartbeat interval told to consumer-protocol group members (`group_consumer_heartbeat_interval_ms`).
+    pub group_consumer_heartbeat_interval_ms: u64,
 }
 
 impl BrokerConfig {
@@ -216,6 +220,11 @@ impl Default for BrokerConfig {
             log: LogConfig::default(),
             metrics_listen: DEFAULT_METRICS_LISTEN.parse().ok(),
             live: Arc::new(LiveSettings::default()),
+            group_consumer_session_timeout_ms: crate::groups::DEFAULT_CONSUMER_SESSION_TIMEOUT_MS,
+            group_consumer_heartbeat_interval_ms: u64::try_from(
+                crate::groups::DEFAULT_CONSUMER_HEARTBEAT_INTERVAL_MS,
+            )
+            .unwrap_or(5_000),
         }
     }
 }

@@ -13,8 +13,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Fetch, 4, 11),
     (ApiKey::ListOffsets, 1, 7),
     (ApiKey::Metadata, 0, 12),
-    (ApiKey::OffsetCommit, 2, 7),
-    (ApiKey::OffsetFetch, 1, 7),
+    // v8 is flexible; v9 is the first a consumer-protocol (KIP-848) member may use: it carries the
+    // member epoch (OffsetFetch v9 adds member id and epoch per group). v10 needs topic ids.
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
     (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::JoinGroup, 0, 7),
     (ApiKey::Heartbeat, 0, 4),
@@ -37,6 +39,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteRecords, 0, 2),
     // v0-2: v1 adds the endpoint type (KIP-919), v2 the fenced-broker flags (KIP-1073).
     (ApiKey::DescribeCluster, 0, 2),
+    // KIP-848 consumer groups (`group.protocol=consumer`): v1 adds the regex subscription and has the
+    // client bring its member id (KIP-1082); ConsumerGroupDescribe v1 adds the member type (KIP-1099).
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// Versions below this are advertised but refused (see above).

@@ -101,10 +101,11 @@ BROKER_DOWN_WARNING = re.compile(
 )
 # ERROR lines a sink task logs when a broker restart interrupts an offset commit (only allowed inside a broker
 # restart window, a few times each): the commit in flight fails while the coordinator is unreachable
-# (RetriableCommitFailedException, "coordinator is not available"), and the next one fails with
-# CommitFailedException because ringbroker keeps group membership in memory (engine/src/groups/mod.rs): after the
-# restart the member is unknown and rejoins, so the task re-reads from its last committed offset (the duplicates
-# counted below).
+# (RetriableCommitFailedException, "coordinator is not available"). The coordinator keeps group membership across
+# the restart (engine/src/groups/membership_log.rs), but the Java 4.x client may still rejoin by itself: with every
+# connection lost it re-bootstraps its metadata (KIP-899) and a group leader then sees "cached metadata has
+# changed"; a commit caught in that rejoin fails with CommitFailedException and the task re-reads from its last
+# committed offset (the duplicates counted below). That rejoin is client-side: it happens with any broker.
 RESTART_COMMIT_ERROR = re.compile(
     r"Commit of offsets threw an unexpected exception|Offset commit failed on partition .* coordinator is not"
 )

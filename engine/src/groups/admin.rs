@@ -6,18 +6,25 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 
 use super::coordinator::Inner;
 use super::group::GroupState;
+use super::offsets::group_tombstones;
 use super::responses::*;
-use super::store::{OffsetKey, OffsetRecord};
+use super::store::{CoordinatorRecord, OffsetKey, OffsetRecord};
 
-/// ListGroups v5 `group_type` of every group we run (the classic protocol only).
+/// ListGroups v5 `group_type` of a classic group...
 const CLASSIC_GROUP_TYPE: &str = "classic";
+/// ...and of a consumer-protocol (KIP-848) group.
+const CONSUMER_GROUP_TYPE: &str = "consumer";
+/// The protocol type of consumer groups (ListGroups shows it for consumer-protocol groups too).
+const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
 
 impl Inner {
     pub(crate) fn describe_group(&self, group_id: &str) -> DescribedGroup {
         let mut described = DescribedGroup::default();
         described.group_id = str_bytes(group_id).into();
         let groups = self.groups.borrow();
-        let Some(group) = groups.get(group_id) else {
+        // A consumer-protocol group is not a classic one: Kafka describes it as Dead here (the AdminClient
+        // asks ConsumerGroupDescribe for it).
+        let Some(group) = groups.get(group_id).filter(|g| !g.is_consumer_group()) else {
             described.group_state = str_bytes(GroupState::Dead.name());
             return described;
         };
@@ -56,17 +63,28 @@ impl Inner {
             .values()
             .filter(|g| g.state != GroupState::Dead)
             .filter(|g| {
+                let state = g
+                    .consumer
+                    .as_deref()
+                    .map_or(g.state.name(), |c| c.state().name());
                 states_filter.is_empty()
-                    || states_filter
-                        .iter()
-                        .any(|s| s.eq_ignore_ascii_case(g.state.name()))
+                    || states_filter.iter().any(|s| s.eq_ignore_ascii_case(state))
             })
             .map(|g| {
                 let mut entry = ListedGroup::default();
                 entry.group_id = str_bytes(&g.group_id).into();
-                entry.protocol_type = str_bytes(g.protocol_type.as_deref().unwrap_or(""));
-                entry.group_state = str_bytes(g.state.name());
-                entry.group_type = str_bytes(CLASSIC_GROUP_TYPE);
+                match g.consumer.as_deref() {
+                    Some(consumer) => {
+                        entry.protocol_type = str_bytes(CONSUMER_PROTOCOL_TYPE);
+                        entry.group_state = str_bytes(consumer.state().name());
+                        entry.group_type = str_bytes(CONSUMER_GROUP_TYPE);
+                    }
+                    None => {
+                        entry.protocol_type = str_bytes(g.protocol_type.as_deref().unwrap_or(""));
+                        entry.group_state = str_bytes(g.state.name());
+                        entry.group_type = str_bytes(CLASSIC_GROUP_TYPE);
+                    }
+                }
                 entry
             })
             .collect();
@@ -74,7 +92,8 @@ impl Inner {
         listed
     }
 
-    /// Deletes an Empty group and its offsets (tombstones first, so a restart does not bring them back).
+    /// Deletes an Empty group, its offsets and its metadata (tombstones first, so a restart does not bring
+    /// them back).
     pub(crate) async fn delete_group(&self, group_id: &str) -> i16 {
         if group_id.is_empty() {
             return INVALID_GROUP_ID;
@@ -82,30 +101,37 @@ impl Inner {
         let Ok(_permit) = self.persist_lock().await else {
             return COORDINATOR_NOT_AVAILABLE;
         };
-        let tombstones: Vec<OffsetRecord> = {
+        // Records queued before this request land first: nothing written for the group earlier may
+        // outlive its tombstones in the log.
+        self.drain_queue_locked().await;
+        let tombstones: Vec<CoordinatorRecord> = {
             let mut groups = self.groups.borrow_mut();
             let Some(group) = groups.get_mut(group_id) else {
                 return GROUP_ID_NOT_FOUND;
             };
             match group.state {
                 GroupState::Dead => return GROUP_ID_NOT_FOUND,
-                GroupState::Empty => {}
+                GroupState::Empty if group.has_no_members() => {}
                 _ => return NON_EMPTY_GROUP,
             }
             // Dead while the tombstones are written: joins and commits meanwhile get COORDINATOR_NOT_AVAILABLE.
             group.state = GroupState::Dead;
-            group
+            let mut tombstones: Vec<CoordinatorRecord> = group
                 .offsets
                 .keys()
-                .map(|(topic, partition)| OffsetRecord {
-                    key: OffsetKey {
-                        group_id: group_id.to_string(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                    },
-                    value: None,
+                .map(|(topic, partition)| {
+                    CoordinatorRecord::Offset(OffsetRecord {
+                        key: OffsetKey {
+                            group_id: group_id.to_string(),
+                            topic: topic.clone(),
+                            partition: *partition,
+                        },
+                        value: None,
+                    })
                 })
-                .collect()
+                .collect();
+            tombstones.extend(group_tombstones(group));
+            tombstones
         };
         let persisted = if tombstones.is_empty() {
             Ok(())

@@ -19,6 +19,18 @@ pub const DEFAULT_OFFSET_METADATA_MAX_BYTES: usize = 4_096;
 /// bound it because every member costs memory and a parked request, and no real group comes close.
 pub const DEFAULT_GROUP_MEMBERS_MAX: usize = 10_000;
 
+/// Kafka's `group.consumer.session.timeout.ms` default: a consumer-protocol member is removed when no
+/// heartbeat arrives for this long (the broker decides it, not the client).
+pub const DEFAULT_CONSUMER_SESSION_TIMEOUT_MS: u64 = 45_000;
+/// Kafka's `group.consumer.heartbeat.interval.ms` default: how often consumer-protocol members heartbeat
+/// (told in every answer). Each step of a reconciliation waits for a heartbeat, so it bounds how fast
+/// partitions move.
+pub const DEFAULT_CONSUMER_HEARTBEAT_INTERVAL_MS: i32 = 5_000;
+/// How old the resolution of a subscribed regular expression may get before a heartbeat matches it
+/// against the topics again: a new matching topic joins the subscription within about this long (Kafka
+/// refreshes regexes in the background at most this often too).
+pub const DEFAULT_CONSUMER_REGEX_REFRESH_INTERVAL_MS: u64 = 10_000;
+
 /// Configuration of one shard's [`super::GroupCoordinator`].
 #[derive(Debug, Clone)]
 pub struct GroupConfig {
@@ -36,6 +48,12 @@ pub struct GroupConfig {
     pub offset_metadata_max_bytes: usize,
     /// Most members (joined plus pending) per group (GROUP_MAX_SIZE_REACHED beyond).
     pub group_members_max: usize,
+    /// Session timeout of consumer-protocol members.
+    pub consumer_session_timeout_ms: u64,
+    /// Heartbeat interval told to consumer-protocol members.
+    pub consumer_heartbeat_interval_ms: i32,
+    /// Longest a regex subscription's resolution is reused.
+    pub consumer_regex_refresh_interval_ms: u64,
 }
 
 impl Default for GroupConfig {
@@ -48,6 +66,9 @@ impl Default for GroupConfig {
             offsets_retention_check_interval_ms: DEFAULT_OFFSETS_RETENTION_CHECK_INTERVAL_MS,
             offset_metadata_max_bytes: DEFAULT_OFFSET_METADATA_MAX_BYTES,
             group_members_max: DEFAULT_GROUP_MEMBERS_MAX,
+            consumer_session_timeout_ms: DEFAULT_CONSUMER_SESSION_TIMEOUT_MS,
+            consumer_heartbeat_interval_ms: DEFAULT_CONSUMER_HEARTBEAT_INTERVAL_MS,
+            consumer_regex_refresh_interval_ms: DEFAULT_CONSUMER_REGEX_REFRESH_INTERVAL_MS,
         }
     }
 }
@@ -55,6 +76,14 @@ impl Default for GroupConfig {
 impl GroupConfig {
     pub(crate) fn initial_rebalance_delay(&self) -> Duration {
         Duration::from_millis(self.initial_rebalance_delay_ms)
+    }
+
+    pub(crate) fn consumer_session_timeout(&self) -> Duration {
+        Duration::from_millis(self.consumer_session_timeout_ms)
+    }
+
+    pub(crate) fn consumer_regex_refresh_interval(&self) -> Duration {
+        Duration::from_millis(self.consumer_regex_refresh_interval_ms)
     }
 
     pub(crate) fn retention_check_interval(&self) -> Duration {

@@ -8,13 +8,14 @@ use std::rc::{Rc, Weak};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use glommio::sync::Semaphore;
+use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup as ConsumerDescribedGroup;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{
-    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    LeaveGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
-    OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
-    SyncGroupResponse,
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, HeartbeatRequest,
+    HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
 };
 
 use super::config::GroupConfig;
@@ -24,6 +25,7 @@ use super::persist_queue::QueuedPersist;
 use super::responses;
 use super::store::OffsetStore;
 use super::waiter::Reply;
+use crate::metadata::TopicTable;
 
 /// Who sent a JoinGroup (from the request header and the socket): shown by DescribeGroups and used as the
 /// prefix of new member ids, as Kafka does.
@@ -94,11 +96,22 @@ impl GroupCoordinator {
         Ok(coordinator)
     }
 
-    /// Replays the store: last write per (group, topic, partition) wins, tombstones delete. Returns the
-    /// number of committed offsets recovered.
+    /// Replays the store: last write per key wins (offsets by group, topic and partition; metadata by
+    /// group), tombstones delete; then groups with stored metadata get their members back, each member's
+    /// session running from now. Returns the number of committed offsets recovered.
     pub async fn recover(&self) -> Result<usize, GroupError> {
         let records = self.inner.store.load_all().await?;
-        Ok(self.inner.apply_records(&records, Instant::now(), now_ms()))
+        let (now, now_ms) = (Instant::now(), now_ms());
+        let offsets = self.inner.replay_records(&records, now, now_ms);
+        let members = self.inner.restore_groups(now, now_ms);
+        let consumer_members = self.inner.restore_consumer_groups(now);
+        tracing::debug!(
+            offsets,
+            members,
+            consumer_members,
+            "group coordinator recovered"
+        );
+        Ok(offsets)
     }
 
     /// Starts the periodic expiry of old offsets of empty groups (Kafka's offsets.retention.minutes).
@@ -160,6 +173,30 @@ impl GroupCoordinator {
     pub async fn leave_group(&self, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
         let (error_code, members) = self.inner.leave(&req, version);
         responses::leave_response(error_code, members, version)
+    }
+
+    /// ConsumerGroupHeartbeat (v0-1, KIP-848): joins, heartbeats and leaves of consumer-protocol members,
+    /// answered once the change is durable. `topics` is the broker's topic table (subscriptions are by
+    /// name or regular expression, assignments by topic id).
+    pub async fn consumer_group_heartbeat(
+        &self,
+        req: ConsumerGroupHeartbeatRequest,
+        version: i16,
+        client: &ClientInfo,
+        topics: &TopicTable,
+    ) -> ConsumerGroupHeartbeatResponse {
+        self.inner
+            .consumer_heartbeat(&req, version, client, topics)
+            .await
+    }
+
+    /// One group for ConsumerGroupDescribe; classic and unknown groups are GROUP_ID_NOT_FOUND.
+    pub fn consumer_group_describe(
+        &self,
+        group_id: &str,
+        topics: &TopicTable,
+    ) -> ConsumerDescribedGroup {
+        self.inner.consumer_group_describe(group_id, topics)
     }
 
     /// OffsetCommit (v0-9): answers once the offsets are durable in the store.

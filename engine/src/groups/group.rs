@@ -8,8 +8,9 @@ use bytes::Bytes;
 use kafka_protocol::messages::ConsumerProtocolSubscription;
 use kafka_protocol::protocol::Decodable;
 
+use super::consumer::model::ConsumerGroup;
 use super::member::{JoinedMember, Member, MemberProtocol};
-use super::store::CommittedOffset;
+use super::store::{CommittedOffset, GroupMetadata};
 
 /// Kafka's classic group states (the names are what DescribeGroups/ListGroups report).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,12 @@ pub struct Group {
     /// Wall-clock ms when the group last became Empty (offset retention of empty groups counts from it).
     pub empty_since_ms: i64,
     pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// The group's metadata as the log last recorded it (`None`: never written, or tombstoned). Kept for
+    /// compaction, which must rewrite exactly what a replay would give.
+    pub persisted_metadata: Option<GroupMetadata>,
+    /// Set when the group uses the consumer protocol (KIP-848): then it has no classic members and its
+    /// classic state stays Empty; `None` for classic groups.
+    pub consumer: Option<Box<ConsumerGroup>>,
 }
 
 impl Group {
@@ -84,6 +91,8 @@ impl Group {
             join_deadline: now,
             empty_since_ms: now_ms,
             offsets: BTreeMap::new(),
+            persisted_metadata: None,
+            consumer: None,
         }
     }
 
@@ -121,6 +130,18 @@ impl Group {
 
     pub fn size(&self) -> usize {
         self.members.len() + self.pending_members.len()
+    }
+
+    /// Whether the group uses the consumer protocol (KIP-848).
+    pub fn is_consumer_group(&self) -> bool {
+        self.consumer.is_some()
+    }
+
+    /// No member of either protocol: the group may be converted, deleted, or its offsets expire.
+    pub fn has_no_members(&self) -> bool {
+        self.state == GroupState::Empty
+            && self.size() == 0
+            && self.consumer.as_ref().is_none_or(|c| c.is_empty())
     }
 
     /// Every member has a parked JoinGroup and nobody holds a member id without having joined.

@@ -1,8 +1,8 @@
-//! The durable [`OffsetStore`]: offset records as Kafka v2 record batches in the `__consumer_offsets`
+//! The durable [`OffsetStore`]: coordinator records as Kafka v2 record batches in the `__consumer_offsets`
 //! partition logs this shard owns, on the engine's own storage (`crate::storage::PartitionLog`). A group's
 //! records go to partition [`offsets_partition_for`]`(group)`, like Kafka's, each `persist` call as one
-//! batch per partition (so a commit is replayed whole or not at all). Keys and values use Kafka's
-//! `OffsetCommitKey`/`OffsetCommitValue` formats; a delete is a tombstone (null value).
+//! batch per partition (so a commit is replayed whole or not at all). Keys and values use Kafka's formats
+//! (`record_codec`: `OffsetCommitKey`/`Value`, `GroupMetadataKey`/`Value`); a delete is a tombstone.
 //!
 //! Compaction: every commit appends, so a partition log only grows. When it is much larger than its live
 //! offsets, the live records are written to a fresh log beside it (`<dir>.compacting`), which is renamed
@@ -20,8 +20,8 @@ use ringbroker_protocol::records::{decode_records, BatchBuilder, Compression, Re
 
 use super::error::GroupError;
 use super::partitioner::offsets_partition_for;
-use super::record_codec::{decode_key, decode_value, encode_key, encode_value, DecodedKey};
-use super::store::{LocalBoxFuture, OffsetRecord, OffsetStore};
+use super::record_codec::{decode_record, encode_record};
+use super::store::{CoordinatorRecord, LocalBoxFuture, OffsetStore};
 use crate::storage::{LogConfig, PartitionLog, ReadChunk};
 
 /// Kafka's internal topic name, used for the partition directories (`<data>/__consumer_offsets-<n>/`).
@@ -44,7 +44,7 @@ const COMPACTING_SUFFIX: &str = ".compacting";
 /// Suffix of a complete compacted log waiting to replace the partition directory.
 const COMPACTED_SUFFIX: &str = ".compacted";
 
-/// Offsets store over the `__consumer_offsets` partitions one shard owns.
+/// Coordinator-record store over the `__consumer_offsets` partitions one shard owns.
 pub struct LogOffsetStore {
     data_dir: PathBuf,
     config: LogConfig,
@@ -143,7 +143,7 @@ impl LogOffsetStore {
     /// Batches per partition holding `records` in order, at most `batch_records` records each.
     fn build_batches(
         &self,
-        records: &[OffsetRecord],
+        records: &[CoordinatorRecord],
         batch_records: usize,
     ) -> Result<BTreeMap<i32, Vec<Bytes>>, GroupError> {
         debug_assert!(batch_records > 0);
@@ -151,19 +151,22 @@ impl LogOffsetStore {
         let now_ms = super::coordinator::now_ms();
         let owned = self.logs.borrow();
         for record in records {
-            let partition = offsets_partition_for(&record.key.group_id, self.partition_count);
+            let partition = offsets_partition_for(record.group_id(), self.partition_count);
             if !owned.contains_key(&partition) {
                 return Err(GroupError::PartitionNotOwned {
-                    group_id: record.key.group_id.clone(),
+                    group_id: record.group_id().to_string(),
                     partition,
                 });
             }
-            let key = encode_key(&record.key)?;
-            let value = record.value.as_ref().map(encode_value).transpose()?;
-            let timestamp_ms = record
-                .value
-                .as_ref()
-                .map_or(now_ms, |v| v.commit_timestamp_ms);
+            let (key, value) = encode_record(record)?;
+            // A commit carries its own time (Kafka stamps the record with it); anything else is stamped now.
+            let timestamp_ms = match record {
+                CoordinatorRecord::Offset(offset) => offset
+                    .value
+                    .as_ref()
+                    .map_or(now_ms, |v| v.commit_timestamp_ms),
+                CoordinatorRecord::GroupMetadata(_) | CoordinatorRecord::Consumer(_) => now_ms,
+            };
             let (builder, done) = builders
                 .entry(partition)
                 .or_insert_with(|| (BatchBuilder::new(Compression::None), Vec::new()));
@@ -261,7 +264,7 @@ fn remove_dir_if_exists(dir: &Path) -> Result<(), GroupError> {
 async fn replay(
     partition: i32,
     log: &PartitionLog,
-    out: &mut Vec<OffsetRecord>,
+    out: &mut Vec<CoordinatorRecord>,
 ) -> Result<(), GroupError> {
     let what = format!("replaying {OFFSETS_TOPIC_NAME}-{partition}");
     let mut offset = log.log_start_offset();
@@ -298,30 +301,15 @@ async fn replay(
                 if record.offset < offset {
                     continue;
                 }
-                if let Some(decoded) = decode_record(record.key, record.value)? {
-                    out.push(decoded);
-                }
+                let Some(key) = record.key else {
+                    return Err(GroupError::MalformedRecord("record without key".into()));
+                };
+                out.push(decode_record(key, record.value)?);
             }
             offset = next;
         }
     }
     Ok(())
-}
-
-/// One stored record as an [`OffsetRecord`]; `None` for records that are not offset commits (Kafka's
-/// group-metadata records).
-fn decode_record(
-    key: Option<Bytes>,
-    value: Option<Bytes>,
-) -> Result<Option<OffsetRecord>, GroupError> {
-    let Some(key) = key else {
-        return Err(GroupError::MalformedRecord("record without key".into()));
-    };
-    let DecodedKey::Offset(key) = decode_key(key)? else {
-        return Ok(None);
-    };
-    let value = value.map(decode_value).transpose()?;
-    Ok(Some(OffsetRecord { key, value }))
 }
 
 async fn read_file_range(path: &Path, position: u64, len: u64) -> Result<Bytes, String> {
@@ -351,7 +339,7 @@ async fn read_file_range(path: &Path, position: u64, len: u64) -> Result<Bytes, 
 impl OffsetStore for LogOffsetStore {
     fn persist<'a>(
         &'a self,
-        records: &'a [OffsetRecord],
+        records: &'a [CoordinatorRecord],
     ) -> LocalBoxFuture<'a, Result<(), GroupError>> {
         Box::pin(async move {
             let batches = self.build_batches(records, usize::MAX)?;
@@ -377,7 +365,7 @@ impl OffsetStore for LogOffsetStore {
         })
     }
 
-    fn load_all(&self) -> LocalBoxFuture<'_, Result<Vec<OffsetRecord>, GroupError>> {
+    fn load_all(&self) -> LocalBoxFuture<'_, Result<Vec<CoordinatorRecord>, GroupError>> {
         Box::pin(async move {
             let logs: Vec<(i32, PartitionLog)> = self
                 .logs
@@ -402,7 +390,7 @@ impl OffsetStore for LogOffsetStore {
 
     fn compact<'a>(
         &'a self,
-        live: &'a [OffsetRecord],
+        live: &'a [CoordinatorRecord],
     ) -> LocalBoxFuture<'a, Result<usize, GroupError>> {
         Box::pin(async move {
             let rewritten = self.build_batches(live, COMPACTION_BATCH_RECORDS)?;

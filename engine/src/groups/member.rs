@@ -113,17 +113,21 @@ impl Member {
         self.session_deadline = now + self.session_timeout;
     }
 
-    /// Answers a parked join, if any.
+    /// Answers a parked join, if any. The member's session restarts (as Kafka reschedules its heartbeat):
+    /// it could not heartbeat while parked, and the deadline that passed meanwhile must not expire it
+    /// before its next request can arrive.
     pub fn complete_join(&mut self, outcome: JoinOutcome) {
         if let Some(waiter) = self.join_waiter.take() {
             waiter.complete(outcome);
+            self.touch_session(Instant::now());
         }
     }
 
-    /// Answers a parked sync, if any.
+    /// Answers a parked sync, if any; the session restarts as for [`Member::complete_join`].
     pub fn complete_sync(&mut self, outcome: SyncOutcome) {
         if let Some(waiter) = self.sync_waiter.take() {
             waiter.complete(outcome);
+            self.touch_session(Instant::now());
         }
     }
 }

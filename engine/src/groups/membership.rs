@@ -89,6 +89,11 @@ impl Inner {
                 .collect(),
         };
         let mut groups = self.groups.borrow_mut();
+        if let Some(group) = groups.get_mut(&group_id) {
+            if let Err(code) = self.leave_consumer_protocol(group) {
+                return Reply::Now(JoinOutcome::error(code, &params.member_id));
+            }
+        }
         if params.member_id.is_empty() {
             let group = groups
                 .entry(group_id.clone())
@@ -100,6 +105,24 @@ impl Inner {
                 None => Reply::Now(JoinOutcome::error(UNKNOWN_MEMBER_ID, &params.member_id)),
             }
         }
+    }
+
+    /// A classic JoinGroup into a consumer-protocol group: an empty one is converted back to a classic
+    /// group (its consumer records tombstoned; offsets stay), as Kafka does. One with members would need a
+    /// mixed group (classic members inside a consumer group, which Kafka 4 runs and we do not):
+    /// INCONSISTENT_GROUP_PROTOCOL, Kafka's answer when a member's protocol cannot join.
+    fn leave_consumer_protocol(self: &Rc<Self>, group: &mut Group) -> Result<(), i16> {
+        let Some(consumer) = group.consumer.as_deref() else {
+            return Ok(());
+        };
+        if !consumer.is_empty() {
+            return Err(INCONSISTENT_GROUP_PROTOCOL);
+        }
+        let records = crate::groups::consumer::records::group_tombstones(&group.group_id, consumer);
+        group.consumer = None;
+        tracing::info!(group = %group.group_id, "empty consumer group converted to the classic protocol");
+        self.persist_detached(records, "conversion to the classic protocol");
+        Ok(())
     }
 
     /// Kafka's `doNewMemberJoinGroup` (unknown member id).
@@ -304,13 +327,11 @@ impl Inner {
         match group.state {
             GroupState::Stable if group.select_protocol() == group.protocol_name => {
                 // Return the old leader id so the new member does not assign (a Stable group would not
-                // broadcast a new assignment anyway).
+                // broadcast a new assignment anyway). Answered once the new member id is durable.
                 let mut outcome = current_generation(group, &new_member_id, Vec::new());
                 outcome.leader_id = current_leader;
-                if let Some(member) = group.member_mut(&new_member_id) {
-                    member.join_waiter = None;
-                }
-                Reply::Now(outcome)
+                self.persist_static_takeover(group, &new_member_id, outcome);
+                Reply::Later(handle)
             }
             GroupState::PreparingRebalance => {
                 self.try_complete_join(group);
@@ -384,7 +405,12 @@ impl Inner {
                     member.sync_waiter = Some(sync_waiter);
                 }
                 if group.is_leader(&member_id) {
-                    install_assignments(group, req);
+                    let assignments = req
+                        .assignments
+                        .iter()
+                        .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+                        .collect();
+                    self.persist_generation_then_install(group, assignments);
                 }
                 Reply::Later(handle)
             }
@@ -506,31 +532,6 @@ fn current_generation(
         member_id: member_id.to_string(),
         members,
     }
-}
-
-/// The leader's SyncGroup: every member gets its assignment (empty if the leader gave none), the group
-/// turns Stable and every parked SyncGroup is answered.
-fn install_assignments(group: &mut Group, req: &SyncGroupRequest) {
-    for member in &mut group.members {
-        member.assignment = req
-            .assignments
-            .iter()
-            .find(|a| a.member_id.as_str() == member.member_id)
-            .map(|a| a.assignment.clone())
-            .unwrap_or_default();
-    }
-    group.state = GroupState::Stable;
-    let (protocol_type, protocol_name) = (group.protocol_type.clone(), group.protocol_name.clone());
-    for member in &mut group.members {
-        let assignment = member.assignment.clone();
-        member.complete_sync(SyncOutcome {
-            error_code: NONE,
-            protocol_type: protocol_type.clone(),
-            protocol_name: protocol_name.clone(),
-            assignment,
-        });
-    }
-    tracing::debug!(group = %group.group_id, generation = group.generation_id, "group stable");
 }
 
 fn synced(group: &Group, assignment: Bytes) -> SyncOutcome {

@@ -22,11 +22,16 @@ use kafka_protocol::messages::{
     OffsetFetchRequest, OffsetFetchResponse,
 };
 
+use super::consumer;
+use super::consumer::model::ConsumerGroup;
+use super::consumer::values::{ConsumerRecord, ConsumerRecordKind};
 use super::coordinator::{now_ms, Inner};
 use super::error::GroupError;
 use super::group::{Group, GroupState};
 use super::responses::*;
-use super::store::{CommittedOffset, OffsetKey, OffsetRecord};
+use super::store::{
+    CommittedOffset, CoordinatorRecord, GroupMetadataRecord, OffsetKey, OffsetRecord,
+};
 
 /// First OffsetCommit version carrying `group_instance_id`.
 const COMMIT_STATIC_MEMBERSHIP_VERSION: i16 = 7;
@@ -34,9 +39,13 @@ const COMMIT_STATIC_MEMBERSHIP_VERSION: i16 = 7;
 const FETCH_TOP_LEVEL_ERROR_VERSION: i16 = 2;
 /// First OffsetFetch version with the `groups` batch.
 const FETCH_GROUPS_BATCH_VERSION: i16 = 8;
+/// First OffsetCommit/OffsetFetch version a consumer-protocol member may use (it carries the member
+/// epoch; Kafka refuses older ones from such members).
+const COMMIT_CONSUMER_PROTOCOL_VERSION: i16 = 9;
+const FETCH_MEMBER_EPOCH_VERSION: i16 = 9;
 
 /// OffsetDelete's plan: an error code per requested partition, and the tombstones to write.
-type DeleteDecision = (Vec<Vec<i16>>, Vec<OffsetRecord>);
+type DeleteDecision = (Vec<Vec<i16>>, Vec<CoordinatorRecord>);
 
 /// A fetched partition: (partition, committed offset if any).
 type FetchedTopic = (String, Vec<(i32, Option<CommittedOffset>)>);
@@ -50,10 +59,10 @@ impl Inner {
             .map_err(|error| GroupError::Storage(format!("persist lock closed: {error}")))
     }
 
-    /// Persists `records`, then applies them; the caller holds the persist lock.
+    /// Persists `records`, then applies them; the caller holds the persist lock and has drained the queue.
     pub(crate) async fn persist_then_apply(
         &self,
-        records: &[OffsetRecord],
+        records: &[CoordinatorRecord],
     ) -> Result<(), GroupError> {
         if records.is_empty() {
             return Ok(());
@@ -63,33 +72,79 @@ impl Inner {
         Ok(())
     }
 
-    /// Replays records into the groups (creating Empty groups as needed); returns the offsets now held.
+    /// Applies records the log accepted (creating Empty groups as needed); returns the offsets now held.
+    /// A group-metadata record only updates what the group has in the log
+    /// ([`Group::persisted_metadata`]); consumer-group records change nothing at run time, the state
+    /// they describe being already in memory. [`Inner::replay_records`] is the start-up form.
     pub(crate) fn apply_records(
         &self,
-        records: &[OffsetRecord],
+        records: &[CoordinatorRecord],
         now: Instant,
         now_ms: i64,
     ) -> usize {
+        self.apply_records_as(records, now, now_ms, false)
+    }
+
+    /// Replays the log at start-up: as [`Inner::apply_records`], and consumer-group records rebuild their
+    /// groups (a group-epoch tombstone removes one).
+    pub(crate) fn replay_records(
+        &self,
+        records: &[CoordinatorRecord],
+        now: Instant,
+        now_ms: i64,
+    ) -> usize {
+        self.apply_records_as(records, now, now_ms, true)
+    }
+
+    fn apply_records_as(
+        &self,
+        records: &[CoordinatorRecord],
+        now: Instant,
+        now_ms: i64,
+        replaying: bool,
+    ) -> usize {
         let mut groups = self.groups.borrow_mut();
         for record in records {
-            let key = &record.key;
+            let group_id = record.group_id();
+            if record.is_tombstone() && !groups.contains_key(group_id) {
+                continue;
+            }
+            if matches!(record, CoordinatorRecord::Consumer(_)) && !replaying {
+                continue;
+            }
             let group = groups
-                .entry(key.group_id.clone())
-                .or_insert_with(|| Group::new(&key.group_id, now, now_ms));
-            match &record.value {
-                Some(value) => {
-                    group
-                        .offsets
-                        .insert((key.topic.clone(), key.partition), value.clone());
+                .entry(group_id.to_string())
+                .or_insert_with(|| Group::new(group_id, now, now_ms));
+            match record {
+                CoordinatorRecord::Offset(OffsetRecord { key, value }) => match value {
+                    Some(value) => {
+                        group
+                            .offsets
+                            .insert((key.topic.clone(), key.partition), value.clone());
+                    }
+                    None => {
+                        group.offsets.remove(&(key.topic.clone(), key.partition));
+                    }
+                },
+                CoordinatorRecord::GroupMetadata(GroupMetadataRecord { value, .. }) => {
+                    group.persisted_metadata = value.clone();
                 }
-                None => {
-                    group.offsets.remove(&(key.topic.clone(), key.partition));
+                CoordinatorRecord::Consumer(ConsumerRecord { kind, .. }) => {
+                    if matches!(kind, ConsumerRecordKind::GroupEpoch(None)) {
+                        group.consumer = None;
+                    } else {
+                        let consumer = group.consumer.get_or_insert_with(Default::default);
+                        consumer::records::replay(consumer, kind, now);
+                    }
                 }
             }
         }
-        // Groups whose offsets were all deleted and that nobody uses are gone (Kafka's group tombstone).
+        // Groups whose offsets and metadata were all deleted and that nobody uses are gone (Kafka's group
+        // tombstone).
         groups.retain(|_, g| {
             !(g.offsets.is_empty()
+                && g.persisted_metadata.is_none()
+                && g.consumer.is_none()
                 && g.state == GroupState::Empty
                 && g.size() == 0
                 && g.generation_id == 0)
@@ -121,6 +176,9 @@ impl Inner {
         };
         if group.state == GroupState::Dead {
             return Err(COORDINATOR_NOT_AVAILABLE);
+        }
+        if let Some(consumer) = group.consumer.as_deref() {
+            return check_consumer_commit(consumer, member_id, generation_id, version);
         }
         if group.is_static_member_fenced(member_id, instance_id) {
             return Err(FENCED_INSTANCE_ID);
@@ -162,7 +220,7 @@ impl Inner {
                         OFFSET_METADATA_TOO_LARGE
                     }
                     Ok(()) => {
-                        records.push(OffsetRecord {
+                        records.push(CoordinatorRecord::Offset(OffsetRecord {
                             key: OffsetKey {
                                 group_id: req.group_id.0.to_string(),
                                 topic: topic.name.0.to_string(),
@@ -174,7 +232,7 @@ impl Inner {
                                 metadata: metadata.to_string(),
                                 commit_timestamp_ms,
                             }),
-                        });
+                        }));
                         NONE
                     }
                 };
@@ -249,6 +307,18 @@ impl Inner {
         }
     }
 
+    /// The member checks of an OffsetFetch v9+ (`member`: its id and epoch) on a consumer group.
+    fn check_fetch(&self, group_id: &str, member: Option<(Option<&str>, i32)>) -> Result<(), i16> {
+        let Some((member_id, member_epoch)) = member else {
+            return Ok(());
+        };
+        let groups = self.groups.borrow();
+        match groups.get(group_id).and_then(|g| g.consumer.as_deref()) {
+            Some(consumer) => check_consumer_fetch(consumer, member_id, member_epoch),
+            None => Ok(()),
+        }
+    }
+
     pub(crate) fn offset_fetch(
         &self,
         req: &OffsetFetchRequest,
@@ -267,6 +337,12 @@ impl Inner {
                     });
                     let mut group = OffsetFetchResponseGroup::default();
                     group.group_id = g.group_id.clone();
+                    let member = (version >= FETCH_MEMBER_EPOCH_VERSION)
+                        .then_some((g.member_id.as_deref(), g.member_epoch));
+                    if let Err(code) = self.check_fetch(g.group_id.0.as_str(), member) {
+                        group.error_code = code;
+                        return group;
+                    }
                     group.topics = self
                         .fetch_group(g.group_id.0.as_str(), topics)
                         .into_iter()
@@ -361,6 +437,12 @@ impl Inner {
             .filter(|g| g.state != GroupState::Dead)
             .ok_or(GROUP_ID_NOT_FOUND)?;
         let subscribed = match group.state {
+            // A consumer-protocol group: the topics its members subscribe to stay (Kafka's
+            // `isSubscribedToTopic`), whatever its (always Empty) classic state says.
+            _ if group.consumer.as_deref().is_some_and(|c| !c.is_empty()) => group
+                .consumer
+                .as_deref()
+                .map(|c| Some(c.subscribed_topics().into_iter().collect())),
             GroupState::Empty => None,
             _ if group.protocol_type.as_deref() == Some("consumer") => {
                 Some(group.subscribed_topics())
@@ -388,14 +470,14 @@ impl Inner {
                             .offsets
                             .contains_key(&(name.to_string(), p.partition_index))
                         {
-                            records.push(OffsetRecord {
+                            records.push(CoordinatorRecord::Offset(OffsetRecord {
                                 key: OffsetKey {
                                     group_id: group_id.to_string(),
                                     topic: name.to_string(),
                                     partition: p.partition_index,
                                 },
                                 value: None,
-                            });
+                            }));
                         }
                         NONE
                     })
@@ -405,66 +487,175 @@ impl Inner {
         Ok((codes, records))
     }
 
-    /// Tombstones offsets of Empty groups older than the retention, drops Empty groups left with none,
-    /// and compacts the store when it asks for it.
+    /// Tombstones offsets of Empty groups older than the retention, deletes Empty groups left with no
+    /// offsets (with a group-metadata tombstone when the log holds their metadata, as Kafka's
+    /// `cleanupGroupMetadata` does), and compacts the store when it asks for it.
     pub(crate) async fn expire_offsets(&self, now_ms: i64) -> Result<usize, GroupError> {
         let _permit = self.persist_lock().await?;
+        self.drain_queue_locked().await;
         let retention_ms = self.config.offsets_retention_ms;
-        let records: Vec<OffsetRecord> = {
+        let records: Vec<CoordinatorRecord> = {
             let groups = self.groups.borrow();
             groups
                 .values()
                 .filter(|g| g.state == GroupState::Empty)
                 .flat_map(|g| {
+                    // A consumer-protocol group with members keeps the offsets of what they subscribe to
+                    // (Kafka expires those of its other topics only).
+                    let kept = g
+                        .consumer
+                        .as_deref()
+                        .filter(|c| !c.is_empty())
+                        .map(ConsumerGroup::subscribed_topics);
                     g.offsets
                         .iter()
-                        .filter(move |(_, c)| {
-                            now_ms.saturating_sub(c.commit_timestamp_ms.max(g.empty_since_ms))
-                                >= retention_ms
+                        .filter(move |((topic, _), c)| {
+                            kept.as_ref().is_none_or(|k| !k.contains(topic))
+                                && now_ms
+                                    .saturating_sub(c.commit_timestamp_ms.max(g.empty_since_ms))
+                                    >= retention_ms
                         })
-                        .map(move |((topic, partition), _)| OffsetRecord {
-                            key: OffsetKey {
-                                group_id: g.group_id.clone(),
-                                topic: topic.clone(),
-                                partition: *partition,
-                            },
-                            value: None,
+                        .map(move |((topic, partition), _)| {
+                            CoordinatorRecord::Offset(OffsetRecord {
+                                key: OffsetKey {
+                                    group_id: g.group_id.clone(),
+                                    topic: topic.clone(),
+                                    partition: *partition,
+                                },
+                                value: None,
+                            })
                         })
                 })
                 .collect()
         };
         self.persist_then_apply(&records).await?;
+        self.delete_unused_groups().await?;
         if self.store.wants_compaction() {
             let live = self.live_records();
             self.store.compact(&live).await?;
         }
-        self.groups.borrow_mut().retain(|_, g| {
-            !(g.state == GroupState::Empty && g.offsets.is_empty() && g.pending_members.is_empty())
-        });
         Ok(records.len())
+    }
+
+    /// Removes Empty groups without offsets or pending members, writing a metadata tombstone first for
+    /// those the log knows. They are Dead while it is written, so a join meanwhile is told to retry.
+    async fn delete_unused_groups(&self) -> Result<(), GroupError> {
+        let unused = |g: &Group| g.has_no_members() && g.offsets.is_empty();
+        let (removed, tombstones): (Vec<String>, Vec<CoordinatorRecord>) = {
+            let mut groups = self.groups.borrow_mut();
+            groups.retain(|_, g| {
+                !(unused(g) && g.persisted_metadata.is_none() && g.consumer.is_none())
+            });
+            let mut removed = Vec::new();
+            let mut tombstones = Vec::new();
+            for g in groups.values_mut().filter(|g| unused(g)) {
+                g.state = GroupState::Dead;
+                removed.push(g.group_id.clone());
+                tombstones.extend(group_tombstones(g));
+            }
+            (removed, tombstones)
+        };
+        let persisted = self.persist_then_apply(&tombstones).await;
+        let mut groups = self.groups.borrow_mut();
+        for group_id in &removed {
+            if persisted.is_ok() {
+                groups.remove(group_id);
+            } else if let Some(group) = groups.get_mut(group_id) {
+                group.state = GroupState::Empty;
+            }
+        }
+        persisted
     }
 }
 
-impl Inner {
-    /// Every committed offset as a record (what a replay of a compacted store must yield).
-    pub(crate) fn live_records(&self) -> Vec<OffsetRecord> {
-        let groups = self.groups.borrow();
-        groups
-            .values()
-            .flat_map(|g| {
-                g.offsets
-                    .iter()
-                    .map(move |((topic, partition), committed)| OffsetRecord {
-                        key: OffsetKey {
-                            group_id: g.group_id.clone(),
-                            topic: topic.clone(),
-                            partition: *partition,
-                        },
-                        value: Some(committed.clone()),
-                    })
-            })
-            .collect()
+/// The tombstones deleting a group's membership records (classic metadata, consumer-group state), not
+/// its offsets.
+pub(crate) fn group_tombstones(group: &Group) -> Vec<CoordinatorRecord> {
+    let mut out = Vec::new();
+    if group.persisted_metadata.is_some() {
+        out.push(CoordinatorRecord::GroupMetadata(GroupMetadataRecord {
+            group_id: group.group_id.clone(),
+            value: None,
+        }));
     }
+    if let Some(consumer) = group.consumer.as_deref() {
+        out.extend(consumer::records::group_tombstones(
+            &group.group_id,
+            consumer,
+        ));
+    }
+    out
+}
+
+impl Inner {
+    /// Every live record: committed offsets and the group metadata the log holds (what a replay of a
+    /// compacted store must yield).
+    pub(crate) fn live_records(&self) -> Vec<CoordinatorRecord> {
+        let groups = self.groups.borrow();
+        let mut live = Vec::new();
+        for g in groups.values() {
+            if let Some(metadata) = &g.persisted_metadata {
+                live.push(CoordinatorRecord::GroupMetadata(GroupMetadataRecord {
+                    group_id: g.group_id.clone(),
+                    value: Some(metadata.clone()),
+                }));
+            }
+            if let Some(consumer) = g.consumer.as_deref() {
+                live.extend(consumer::records::snapshot(&g.group_id, consumer));
+            }
+            live.extend(g.offsets.iter().map(|((topic, partition), committed)| {
+                CoordinatorRecord::Offset(OffsetRecord {
+                    key: OffsetKey {
+                        group_id: g.group_id.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    },
+                    value: Some(committed.clone()),
+                })
+            }));
+        }
+        live
+    }
+}
+
+/// Kafka's `ConsumerGroup.validateOffsetCommit`: outside the group (epoch -1) only while it has no
+/// members; a member must commit with OffsetCommit v9+ and its current member epoch.
+fn check_consumer_commit(
+    consumer: &ConsumerGroup,
+    member_id: &str,
+    member_epoch: i32,
+    version: i16,
+) -> Result<(), i16> {
+    if member_epoch < 0 && consumer.is_empty() {
+        return Ok(());
+    }
+    let member = consumer.members.get(member_id).ok_or(UNKNOWN_MEMBER_ID)?;
+    if version < COMMIT_CONSUMER_PROTOCOL_VERSION {
+        return Err(UNSUPPORTED_VERSION);
+    }
+    if member_epoch != member.epoch() {
+        return Err(STALE_MEMBER_EPOCH);
+    }
+    Ok(())
+}
+
+/// Kafka's `ConsumerGroup.validateOffsetFetch` (OffsetFetch v9+): a fetch naming a member must name one
+/// of the group at its current epoch; the admin client's (no member, epoch -1) always passes.
+fn check_consumer_fetch(
+    consumer: &ConsumerGroup,
+    member_id: Option<&str>,
+    member_epoch: i32,
+) -> Result<(), i16> {
+    if member_id.is_none() && member_epoch < 0 {
+        return Ok(());
+    }
+    let member = member_id
+        .and_then(|id| consumer.members.get(id))
+        .ok_or(UNKNOWN_MEMBER_ID)?;
+    if member_epoch != member.epoch() {
+        return Err(STALE_MEMBER_EPOCH);
+    }
+    Ok(())
 }
 
 /// (offset, leader epoch, metadata) as OffsetFetch reports them; -1/-1/"" when nothing is committed.

@@ -81,6 +81,7 @@ impl Inner {
             group.leader_id = None;
             group.state = GroupState::Empty;
             group.empty_since_ms = now_ms();
+            self.persist_group_state(group, "group emptied");
             return;
         }
         group.protocol_name = group.select_protocol();
@@ -198,7 +199,7 @@ impl Inner {
 
 /// Spawns a detached timer task that first yields: glommio may run a new task right away, and the
 /// spawner still holds the groups borrow the task is about to take.
-fn spawn_deferred(task: impl Future<Output = ()> + 'static) {
+pub(crate) fn spawn_deferred(task: impl Future<Output = ()> + 'static) {
     glommio::spawn_local(async move {
         YieldOnce(false).await;
         task.await;

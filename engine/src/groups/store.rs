@@ -1,11 +1,15 @@
-//! Persistence of committed offsets behind a small trait, so the group state machine is testable without
-//! disk. A store keeps an ordered log of [`OffsetRecord`]s; replaying it (last write per key wins, a
-//! tombstone deletes) rebuilds every group's committed offsets.
+//! Persistence of the coordinator's state behind a small trait, so the group state machine is testable
+//! without disk. A store keeps an ordered log of [`CoordinatorRecord`]s, Kafka's `__consumer_offsets`
+//! records: committed offsets and classic-group metadata. Replaying it (last write per key wins, a
+//! tombstone deletes) rebuilds every group's committed offsets and membership.
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 
+use bytes::Bytes;
+
+use super::consumer::values::ConsumerRecord;
 use super::error::GroupError;
 
 /// A boxed, non-`Send` future: stores run on one glommio executor thread.
@@ -31,35 +35,107 @@ pub struct CommittedOffset {
     pub commit_timestamp_ms: i64,
 }
 
-/// One entry of the offsets log: a commit, or a tombstone (`value: None`) deleting the key.
+/// One committed offset in the log: a commit, or a tombstone (`value: None`) deleting the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetRecord {
     pub key: OffsetKey,
     pub value: Option<CommittedOffset>,
 }
 
-/// Durable storage of offset records. Implementations must make `persist` durable (to the storage's
+/// One member of a classic group as Kafka's `GroupMetadataValue.MemberMetadata` stores it: its identity,
+/// timeouts, its metadata for the group's selected protocol and the leader's assignment for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    /// The member's metadata for the selected protocol (a consumer's subscription).
+    pub subscription: Bytes,
+    pub assignment: Bytes,
+}
+
+/// A classic group's membership snapshot: Kafka's `GroupMetadataValue`, written when a generation
+/// completes (the leader's assignment is stored) and when the group becomes Empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMetadata {
+    /// "" for a group that never had a member with a protocol type.
+    pub protocol_type: String,
+    pub generation_id: i32,
+    pub protocol_name: Option<String>,
+    pub leader_id: Option<String>,
+    /// Wall-clock ms of the group's last state change (offset retention of an Empty group counts from it);
+    /// -1 when unknown (Kafka's value versions 0 and 1).
+    pub current_state_timestamp_ms: i64,
+    pub members: Vec<StoredMember>,
+}
+
+/// One group's metadata in the log, or a tombstone (`value: None`) when the group is deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMetadataRecord {
+    pub group_id: String,
+    pub value: Option<GroupMetadata>,
+}
+
+/// One `__consumer_offsets` record (Kafka's coordinator records, by key type).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoordinatorRecord {
+    Offset(OffsetRecord),
+    GroupMetadata(GroupMetadataRecord),
+    /// The state of a consumer-protocol (KIP-848) group.
+    Consumer(ConsumerRecord),
+}
+
+impl CoordinatorRecord {
+    /// The group the record belongs to (it decides the offsets partition).
+    pub fn group_id(&self) -> &str {
+        match self {
+            CoordinatorRecord::Offset(record) => &record.key.group_id,
+            CoordinatorRecord::GroupMetadata(record) => &record.group_id,
+            CoordinatorRecord::Consumer(record) => &record.group_id,
+        }
+    }
+
+    /// Whether the record deletes its key.
+    pub fn is_tombstone(&self) -> bool {
+        match self {
+            CoordinatorRecord::Offset(record) => record.value.is_none(),
+            CoordinatorRecord::GroupMetadata(record) => record.value.is_none(),
+            CoordinatorRecord::Consumer(record) => record.kind.is_tombstone(),
+        }
+    }
+}
+
+impl From<OffsetRecord> for CoordinatorRecord {
+    fn from(record: OffsetRecord) -> Self {
+        CoordinatorRecord::Offset(record)
+    }
+}
+
+/// Durable storage of coordinator records. Implementations must make `persist` durable (to the storage's
 /// acknowledgement policy) before returning `Ok`, keep records in call order, and return them all, in that
 /// order, from `load_all`. The coordinator calls `persist` one call at a time.
 pub trait OffsetStore {
     /// Appends `records` atomically enough that a replay sees each record whole or not at all.
     fn persist<'a>(
         &'a self,
-        records: &'a [OffsetRecord],
+        records: &'a [CoordinatorRecord],
     ) -> LocalBoxFuture<'a, Result<(), GroupError>>;
     /// Every record persisted so far, oldest first (for recovery at start-up).
-    fn load_all(&self) -> LocalBoxFuture<'_, Result<Vec<OffsetRecord>, GroupError>>;
+    fn load_all(&self) -> LocalBoxFuture<'_, Result<Vec<CoordinatorRecord>, GroupError>>;
 
     /// Whether the store has grown enough that [`OffsetStore::compact`] may be worth its cost.
     fn wants_compaction(&self) -> bool {
         false
     }
 
-    /// Rewrites the store to hold only `live` (every current committed offset, as replay would give).
+    /// Rewrites the store to hold only `live` (every current record, as replay would give).
     /// Called under the same exclusion as `persist`. Returns how many logs were rewritten.
     fn compact<'a>(
         &'a self,
-        live: &'a [OffsetRecord],
+        live: &'a [CoordinatorRecord],
     ) -> LocalBoxFuture<'a, Result<usize, GroupError>> {
         let _ = live;
         Box::pin(async { Ok(0) })
@@ -70,7 +146,7 @@ pub trait OffsetStore {
 /// coordinators (through `Rc`) to simulate a restart.
 #[derive(Debug, Default)]
 pub struct MemoryOffsetStore {
-    records: RefCell<Vec<OffsetRecord>>,
+    records: RefCell<Vec<CoordinatorRecord>>,
 }
 
 impl MemoryOffsetStore {
@@ -91,7 +167,7 @@ impl MemoryOffsetStore {
 impl OffsetStore for MemoryOffsetStore {
     fn persist<'a>(
         &'a self,
-        records: &'a [OffsetRecord],
+        records: &'a [CoordinatorRecord],
     ) -> LocalBoxFuture<'a, Result<(), GroupError>> {
         Box::pin(async move {
             self.records.borrow_mut().extend_from_slice(records);
@@ -99,7 +175,7 @@ impl OffsetStore for MemoryOffsetStore {
         })
     }
 
-    fn load_all(&self) -> LocalBoxFuture<'_, Result<Vec<OffsetRecord>, GroupError>> {
+    fn load_all(&self) -> LocalBoxFuture<'_, Result<Vec<CoordinatorRecord>, GroupError>> {
         Box::pin(async move { Ok(self.records.borrow().clone()) })
     }
 }

@@ -339,7 +339,14 @@ async fn open_group_coordinator(
         .await
         .map_err(|e| format!("committed offsets: {e}"))?,
     );
-    let coordinator = GroupCoordinator::open(GroupConfig::default(), store.clone())
+    let group_config = GroupConfig {
+        consumer_session_timeout_ms: config.group_consumer_session_timeout_ms,
+        // Bounded by the profile (at most 15 minutes), so it fits.
+        consumer_heartbeat_interval_ms: i32::try_from(config.group_consumer_heartbeat_interval_ms)
+            .unwrap_or(i32::MAX),
+        ..GroupConfig::default()
+    };
+    let coordinator = GroupCoordinator::open(group_config, store.clone())
         .await
         .map_err(|e| format!("committed offsets recovery: {e}"))?;
     Ok((Rc::new(coordinator), store))

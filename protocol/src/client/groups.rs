@@ -1,10 +1,12 @@
 //! Consumer-group calls: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
-//! OffsetFetch, ListGroups, DescribeGroups and DeleteGroups. Group calls go to the group's coordinator, found once
+//! OffsetFetch, ListGroups, DescribeGroups (and ConsumerGroupDescribe for consumer-protocol groups) and
+//! DeleteGroups. Group calls go to the group's coordinator, found once
 //! and cached; a NOT_COORDINATOR-style answer drops the cache so the next call looks it up again.
 
+use super::assignor::{encode_assignment, Assignment, CONSUMER_PROTOCOL_TYPE};
 use super::error::{
     check_code, ClientError, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
-    MEMBER_ID_REQUIRED, NOT_COORDINATOR,
+    GROUP_ID_NOT_FOUND, MEMBER_ID_REQUIRED, NOT_COORDINATOR,
 };
 use super::{Client, Target};
 use bytes::Bytes;
@@ -16,14 +18,16 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
-    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest,
-    OffsetFetchRequest, SyncGroupRequest, TopicName,
+    ConsumerGroupDescribeRequest, DeleteGroupsRequest, DescribeGroupsRequest,
+    FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The state DescribeGroups reports for a group it does not know.
+const GROUP_STATE_DEAD: &str = "Dead";
 /// FindCoordinator rounds while the coordinator is loading or not yet available.
 const COORDINATOR_RETRIES: usize = 20;
 /// Pause between those rounds.
@@ -412,8 +416,73 @@ impl Client {
         Ok(groups.into_values().collect())
     }
 
-    /// Describes one group (state, members, their assignments).
+    /// Describes one group (state, members, their assignments). A group DescribeGroups does not know
+    /// (Dead) may be a consumer-protocol (KIP-848) group: it is then asked with ConsumerGroupDescribe, when
+    /// the broker speaks it, and described alike (protocol type "consumer", the assignor as protocol, each
+    /// member's assignment encoded as the classic consumer protocol's).
     pub fn describe_group(&mut self, group: &str) -> Result<GroupDescription, ClientError> {
+        let classic = self.describe_classic_group(group)?;
+        if classic.state != GROUP_STATE_DEAD {
+            return Ok(classic);
+        }
+        Ok(self.describe_consumer_group(group)?.unwrap_or(classic))
+    }
+
+    /// ConsumerGroupDescribe of one group; `None` when the broker does not speak it or the group is not a
+    /// consumer-protocol group.
+    fn describe_consumer_group(
+        &mut self,
+        group: &str,
+    ) -> Result<Option<GroupDescription>, ClientError> {
+        let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![group_id(group)]);
+        let response = match self.send_to_coordinator(group, &request) {
+            Ok((response, _)) => response,
+            Err(ClientError::UnsupportedApi { .. }) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let Some(described) = response
+            .groups
+            .into_iter()
+            .find(|described| described.group_id.0.as_str() == group)
+        else {
+            return Ok(None);
+        };
+        if described.error_code == GROUP_ID_NOT_FOUND {
+            return Ok(None);
+        }
+        self.check_group_code(group, described.error_code, || {
+            format!("ConsumerGroupDescribe {group}")
+        })?;
+        let members = described
+            .members
+            .into_iter()
+            .map(|member| {
+                let assigned: Assignment = member
+                    .assignment
+                    .topic_partitions
+                    .iter()
+                    .map(|t| (t.topic_name.0.to_string(), t.partitions.clone()))
+                    .collect();
+                Ok(GroupMember {
+                    member_id: member.member_id.to_string(),
+                    group_instance_id: member.instance_id.map(|id| id.to_string()),
+                    client_id: member.client_id.to_string(),
+                    client_host: member.client_host.to_string(),
+                    metadata: Bytes::new(),
+                    assignment: encode_assignment(&assigned)?,
+                })
+            })
+            .collect::<Result<_, ClientError>>()?;
+        Ok(Some(GroupDescription {
+            group_id: group.to_owned(),
+            state: described.group_state.to_string(),
+            protocol_type: CONSUMER_PROTOCOL_TYPE.to_owned(),
+            protocol: described.assignor_name.to_string(),
+            members,
+        }))
+    }
+
+    fn describe_classic_group(&mut self, group: &str) -> Result<GroupDescription, ClientError> {
         let request = DescribeGroupsRequest::default().with_groups(vec![group_id(group)]);
         let (response, _) = self.send_to_coordinator(group, &request)?;
         let described = response

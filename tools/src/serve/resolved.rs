@@ -176,6 +176,8 @@ impl Resolved {
                 .map(|limit| (limit.ip, limit.max_connections))
                 .collect(),
             connections_max_write_stall_ms: resolved.connections_max_write_stall_ms,
+            group_consumer_session_timeout_ms: resolved.group_consumer_session_timeout_ms,
+            group_consumer_heartbeat_interval_ms: resolved.group_consumer_heartbeat_interval_ms,
             connections_max_idle_ms: resolved.connections_max_idle_ms,
             request_read_timeout_ms: resolved.request_read_timeout_ms,
             max_in_flight_bytes_per_connection: resolved.max_in_flight_bytes_per_connection

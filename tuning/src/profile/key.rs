@@ -29,6 +29,8 @@ pub enum Key {
     MaxInFlightBytesPerConnection,
     LogCleanerIntervalMs,
     LogCleanerMaxKeys,
+    GroupConsumerSessionTimeoutMs,
+    GroupConsumerHeartbeatIntervalMs,
 }
 
 impl From<Key> for &'static str {
@@ -39,7 +41,7 @@ impl From<Key> for &'static str {
 
 impl Key {
     /// Every key, in the order the broker prints them.
-    pub const ALL: [Key; 22] = [
+    pub const ALL: [Key; 24] = [
         Key::ShardCores,
         Key::BenchCores,
         Key::PinExecutors,
@@ -62,6 +64,8 @@ impl Key {
         Key::MaxInFlightBytesPerConnection,
         Key::LogCleanerIntervalMs,
         Key::LogCleanerMaxKeys,
+        Key::GroupConsumerSessionTimeoutMs,
+        Key::GroupConsumerHeartbeatIntervalMs,
     ];
 
     /// The key's name in TOML and on the command line.
@@ -89,6 +93,8 @@ impl Key {
             Key::MaxInFlightBytesPerConnection => "max_in_flight_bytes_per_connection",
             Key::LogCleanerIntervalMs => "log_cleaner_interval_ms",
             Key::LogCleanerMaxKeys => "log_cleaner_max_keys",
+            Key::GroupConsumerSessionTimeoutMs => "group_consumer_session_timeout_ms",
+            Key::GroupConsumerHeartbeatIntervalMs => "group_consumer_heartbeat_interval_ms",
         }
     }
 
@@ -117,6 +123,8 @@ impl Key {
             Key::MaxInFlightBytesPerConnection => "request bytes read from one connection and not yet answered; at the cap the broker stops reading it",
             Key::LogCleanerIntervalMs => "least time between two compaction passes of one partition",
             Key::LogCleanerMaxKeys => "keys in the compaction offset map per pass (about 40 bytes each)",
+            Key::GroupConsumerSessionTimeoutMs => "a consumer-protocol group member silent this long is removed from its group",
+            Key::GroupConsumerHeartbeatIntervalMs => "heartbeat interval told to consumer-protocol group members",
         }
     }
 
@@ -133,6 +141,8 @@ impl Key {
             Key::MaxRequestBytes => Some("socket.request.max.bytes"),
             Key::ConnectionsMaxIdleMs => Some("connections.max.idle.ms"),
             Key::LogCleanerIntervalMs => Some("log.cleaner.backoff.ms"),
+            Key::GroupConsumerSessionTimeoutMs => Some("group.consumer.session.timeout.ms"),
+            Key::GroupConsumerHeartbeatIntervalMs => Some("group.consumer.heartbeat.interval.ms"),
             _ => None,
         }
     }

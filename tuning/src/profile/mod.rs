@@ -83,6 +83,14 @@ pub const MAX_IN_FLIGHT_BYTES_PER_CONNECTION_MAX: u64 = 16 << 30;
 /// segments), at most a day.
 pub const LOG_CLEANER_INTERVAL_MS_MIN: u64 = 100;
 pub const LOG_CLEANER_INTERVAL_MS_MAX: u64 = 86_400_000;
+/// Bounds of `group_consumer_session_timeout_ms`: at least 1 s, at most 30 minutes (Kafka's
+/// `group.max.session.timeout.ms`); Kafka's own floor is 45 s, lower values are for tests.
+pub const GROUP_CONSUMER_SESSION_TIMEOUT_MS_MIN: u64 = 1_000;
+pub const GROUP_CONSUMER_SESSION_TIMEOUT_MS_MAX: u64 = 1_800_000;
+/// Bounds of `group_consumer_heartbeat_interval_ms`: at least 100 ms (members heartbeat this often), at
+/// most 15 minutes; it must also stay below the session timeout (checked at resolve).
+pub const GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_MIN: u64 = 100;
+pub const GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_MAX: u64 = 900_000;
 /// Bounds of `log_cleaner_max_keys`: at least 1024 keys, at most 64 Mi keys (~2.5 GiB of offset map).
 pub const LOG_CLEANER_MAX_KEYS_MIN: u64 = 1 << 10;
 pub const LOG_CLEANER_MAX_KEYS_MAX: u64 = 64 << 20;
@@ -147,6 +155,8 @@ pub struct Profile {
     pub max_in_flight_bytes_per_connection: u64,
     pub log_cleaner_interval_ms: u64,
     pub log_cleaner_max_keys: u64,
+    pub group_consumer_session_timeout_ms: u64,
+    pub group_consumer_heartbeat_interval_ms: u64,
     sources: BTreeMap<Key, Provenance>,
 }
 
@@ -291,6 +301,8 @@ impl Profile {
             max_in_flight_bytes_per_connection: 0,
             log_cleaner_interval_ms: 0,
             log_cleaner_max_keys: 0,
+            group_consumer_session_timeout_ms: 0,
+            group_consumer_heartbeat_interval_ms: 0,
             sources: BTreeMap::new(),
         }
     }
@@ -432,6 +444,20 @@ impl Profile {
             Key::LogCleanerMaxKeys => {
                 self.log_cleaner_max_keys =
                     value::parse_int(value, LOG_CLEANER_MAX_KEYS_MIN, LOG_CLEANER_MAX_KEYS_MAX)?;
+            }
+            Key::GroupConsumerSessionTimeoutMs => {
+                self.group_consumer_session_timeout_ms = value::parse_int(
+                    value,
+                    GROUP_CONSUMER_SESSION_TIMEOUT_MS_MIN,
+                    GROUP_CONSUMER_SESSION_TIMEOUT_MS_MAX,
+                )?;
+            }
+            Key::GroupConsumerHeartbeatIntervalMs => {
+                self.group_consumer_heartbeat_interval_ms = value::parse_int(
+                    value,
+                    GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_MIN,
+                    GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_MAX,
+                )?;
             }
         }
         Ok(())

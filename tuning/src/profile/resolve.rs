@@ -57,6 +57,8 @@ pub struct ResolvedProfile {
     pub max_in_flight_bytes_per_connection: u64,
     pub log_cleaner_interval_ms: u64,
     pub log_cleaner_max_keys: u64,
+    pub group_consumer_session_timeout_ms: u64,
+    pub group_consumer_heartbeat_interval_ms: u64,
     /// RLIMIT_MEMLOCK seen at resolve time; `None` = unlimited.
     pub memlock_limit_bytes: Option<u64>,
     /// Hard RLIMIT_NOFILE seen at resolve time; `None` = unlimited.
@@ -176,6 +178,12 @@ impl ResolvedProfile {
             }
             Key::LogCleanerIntervalMs => self.log_cleaner_interval_ms.to_string(),
             Key::LogCleanerMaxKeys => self.log_cleaner_max_keys.to_string(),
+            Key::GroupConsumerSessionTimeoutMs => {
+                self.group_consumer_session_timeout_ms.to_string()
+            }
+            Key::GroupConsumerHeartbeatIntervalMs => {
+                self.group_consumer_heartbeat_interval_ms.to_string()
+            }
         }
     }
 }
@@ -340,6 +348,17 @@ pub(super) fn resolve(
             ),
         ));
     }
+    if profile.group_consumer_heartbeat_interval_ms >= profile.group_consumer_session_timeout_ms {
+        return Err(invalid(
+            Key::GroupConsumerHeartbeatIntervalMs,
+            profile.group_consumer_heartbeat_interval_ms.to_string(),
+            format!(
+                "it is not below group_consumer_session_timeout_ms = {}: members would time out between heartbeats",
+                profile.group_consumer_session_timeout_ms
+            ),
+            "lower it (Kafka's default is 5000 with a 45000 session timeout)".to_string(),
+        ));
+    }
     if profile.write_buffer_bytes > profile.segment_bytes {
         return Err(invalid(
             Key::WriteBufferBytes,
@@ -394,6 +413,8 @@ pub(super) fn resolve(
         max_in_flight_bytes_per_connection: profile.max_in_flight_bytes_per_connection,
         log_cleaner_interval_ms: profile.log_cleaner_interval_ms,
         log_cleaner_max_keys: profile.log_cleaner_max_keys,
+        group_consumer_session_timeout_ms: profile.group_consumer_session_timeout_ms,
+        group_consumer_heartbeat_interval_ms: profile.group_consumer_heartbeat_interval_ms,
         memlock_limit_bytes: machine.memlock_limit_bytes,
         nofile_limit: machine.nofile_limit,
         warnings,

@@ -437,3 +437,35 @@ fn config_keys_are_kafka_names_where_kafka_has_the_setting() {
     assert_eq!(names.len(), Key::ALL.len());
     assert!(Key::ALL.iter().all(|key| !key.doc().is_empty()));
 }
+
+#[test]
+fn consumer_group_timeouts_are_flags_with_bounds() {
+    let mut profile = Profile::builtin_default();
+    assert_eq!(profile.group_consumer_session_timeout_ms, 45_000);
+    assert_eq!(profile.group_consumer_heartbeat_interval_ms, 5_000);
+    profile
+        .set_from_flag("group_consumer_session_timeout_ms", "6000")
+        .unwrap();
+    profile
+        .set_from_flag("group_consumer_heartbeat_interval_ms", "500")
+        .unwrap();
+    let resolved = profile.resolve_for(&small_machine()).unwrap();
+    assert_eq!(resolved.group_consumer_session_timeout_ms, 6000);
+    assert_eq!(resolved.group_consumer_heartbeat_interval_ms, 500);
+    assert!(resolved
+        .to_string()
+        .contains("group_consumer_session_timeout_ms = 6000 (flag)"));
+    for (key, value) in [
+        ("group_consumer_session_timeout_ms", "10"),
+        ("group_consumer_heartbeat_interval_ms", "5"),
+    ] {
+        let err = profile.set_from_flag(key, value).unwrap_err();
+        assert!(err.to_string().contains(key), "{err}");
+    }
+    // A heartbeat interval as long as the session would let members time out between heartbeats.
+    profile
+        .set_from_flag("group_consumer_heartbeat_interval_ms", "6000")
+        .unwrap();
+    let err = profile.resolve_for(&small_machine()).unwrap_err();
+    assert_names_key_and_fix(&err, "group_consumer_heartbeat_interval_ms");
+}

@@ -1,7 +1,8 @@
 //! Consumer-group APIs. Each group is coordinated by the shard owning its `__consumer_offsets`
 //! partition (Kafka's placement); a request arriving elsewhere is forwarded there as its raw
 //! Kafka body and the encoded response body comes back (schema `GroupRequest`/`GroupResult`).
-//! APIs spanning groups (ListGroups, DescribeGroups, DeleteGroups) ask each group's shard.
+//! APIs spanning groups (ListGroups, DescribeGroups, ConsumerGroupDescribe, DeleteGroups) ask each
+//! group's shard.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
@@ -14,10 +15,14 @@ use ringbroker_schema::{
     GroupRequest as MeshGroupRequest, GroupRequestArgs, GroupResult, GroupResultArgs, Payload,
 };
 
+use super::not_coordinator;
 use crate::groups::{offsets_partition_for, ClientInfo, OFFSETS_TOPIC_PARTITIONS};
 use crate::metadata::owner_shard;
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome, Part};
 use crate::shard::Shard;
+
+/// First OffsetFetch version asking for a batch of groups (`groups`, not `group_id`).
+const OFFSET_FETCH_GROUPS_VERSION: i16 = 8;
 
 /// Name of the committed-offsets topic (Kafka's).
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -73,7 +78,8 @@ pub async fn handle(shard: &Shard, request: &Request, peer: &str) -> Result<Outc
                 .0
                 .to_string(),
         ),
-        ApiKey::OffsetFetch => Some(
+        // v8+ carries a batch of groups, each coordinated by its own shard (below).
+        ApiKey::OffsetFetch if version < OFFSET_FETCH_GROUPS_VERSION => Some(
             decode_body::<OffsetFetchRequest>(request)?
                 .group_id
                 .0
@@ -85,9 +91,20 @@ pub async fn handle(shard: &Shard, request: &Request, peer: &str) -> Result<Outc
                 .0
                 .to_string(),
         ),
+        ApiKey::ConsumerGroupHeartbeat => Some(
+            decode_body::<ConsumerGroupHeartbeatRequest>(request)?
+                .group_id
+                .0
+                .to_string(),
+        ),
         _ => None,
     };
     if let Some(group) = group {
+        if !not_coordinator::coordinates(shard, &group) {
+            let body =
+                not_coordinator::response_body(request.api_key, version, request.body.clone())?;
+            return Ok(Outcome::Reply(frame_body(request, body)?));
+        }
         let owner = coordinator_shard(&group, shard.count);
         let body = route(
             shard,
@@ -104,6 +121,8 @@ pub async fn handle(shard: &Shard, request: &Request, peer: &str) -> Result<Outc
         ApiKey::ListGroups => list_groups(shard, request).await,
         ApiKey::DescribeGroups => describe_groups(shard, request).await,
         ApiKey::DeleteGroups => delete_groups(shard, request).await,
+        ApiKey::ConsumerGroupDescribe => consumer_group_describe(shard, request).await,
+        ApiKey::OffsetFetch => offset_fetch_groups(shard, request).await,
         other => Err(HandlerError::Refused(format!("{other:?} is not served"))),
     }
 }
@@ -149,7 +168,11 @@ fn malformed(api: ApiKey, version: i16, e: impl std::fmt::Display) -> HandlerErr
     }
 }
 
-fn encode<T: Encodable>(api: ApiKey, version: i16, body: &T) -> Result<Bytes, HandlerError> {
+pub(super) fn encode<T: Encodable>(
+    api: ApiKey,
+    version: i16,
+    body: &T,
+) -> Result<Bytes, HandlerError> {
     let mut out = BytesMut::new();
     body.encode(&mut out, version)
         .map_err(|e| HandlerError::Encode {
@@ -160,7 +183,11 @@ fn encode<T: Encodable>(api: ApiKey, version: i16, body: &T) -> Result<Bytes, Ha
     Ok(out.freeze())
 }
 
-fn decode<T: Decodable>(api: ApiKey, version: i16, mut body: Bytes) -> Result<T, HandlerError> {
+pub(super) fn decode<T: Decodable>(
+    api: ApiKey,
+    version: i16,
+    mut body: Bytes,
+) -> Result<T, HandlerError> {
     T::decode(&mut body, version).map_err(|e| malformed(api, version, e))
 }
 
@@ -213,6 +240,28 @@ async fn serve_local(
         ApiKey::OffsetDelete => {
             let response = groups.offset_delete(decode(api, version, body)?).await;
             encode(api, version, &response)
+        }
+        ApiKey::ConsumerGroupHeartbeat => {
+            // The topic table is the same on every shard (subscriptions resolve against it here).
+            let topics = shard.topic_table();
+            let response = groups
+                .consumer_group_heartbeat(decode(api, version, body)?, version, client, &topics)
+                .await;
+            encode(api, version, &response)
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            let request: ConsumerGroupDescribeRequest = decode(api, version, body)?;
+            let topics = shard.topic_table();
+            let described = request
+                .group_ids
+                .iter()
+                .map(|g| groups.consumer_group_describe(g.0.as_str(), &topics))
+                .collect();
+            encode(
+                api,
+                version,
+                &ConsumerGroupDescribeResponse::default().with_groups(described),
+            )
         }
         ApiKey::ListGroups => {
             let request: ListGroupsRequest = decode(api, version, body)?;
@@ -388,57 +437,97 @@ async fn list_groups(shard: &Shard, request: &Request) -> Result<Outcome, Handle
     respond(request, &ListGroupsResponse::default().with_groups(groups))
 }
 
-/// Re-encodes a request body holding only the groups one shard coordinates.
-fn body_for<T: Encodable>(request: &Request, body: &T) -> Result<Bytes, HandlerError> {
-    encode(request.api_key, request.version(), body)
+/// Asks each group's coordinator shard about that group alone: `singles` pairs each group with the request
+/// holding only it (at the request's version). Returns the decoded answers in that order.
+async fn per_group<T: Encodable, R: Decodable>(
+    shard: &Shard,
+    request: &Request,
+    singles: Vec<(String, T)>,
+) -> Result<Vec<R>, HandlerError> {
+    let (api, version) = (request.api_key, request.version());
+    let mut answers = Vec::with_capacity(singles.len());
+    for (group, single) in singles {
+        let owner = coordinator_shard(&group, shard.count);
+        let encoded = encode(api, version, &single)?;
+        let response = route(shard, owner, api, version, encoded, &ClientInfo::default()).await?;
+        answers.push(decode(api, version, response)?);
+    }
+    Ok(answers)
 }
 
 async fn describe_groups(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
     let body: DescribeGroupsRequest = decode_body(request)?;
-    let mut described = Vec::with_capacity(body.groups.len());
-    for group in &body.groups {
-        let owner = coordinator_shard(group.0.as_str(), shard.count);
-        let single = body.clone().with_groups(vec![group.clone()]);
-        let encoded = body_for(request, &single)?;
-        let response = route(
-            shard,
-            owner,
-            ApiKey::DescribeGroups,
-            request.version(),
-            encoded,
-            &ClientInfo::default(),
-        )
-        .await?;
-        let response: DescribeGroupsResponse =
-            decode(ApiKey::DescribeGroups, request.version(), response)?;
-        described.extend(response.groups);
-    }
+    let singles = body
+        .groups
+        .iter()
+        .map(|g| (g.0.to_string(), body.clone().with_groups(vec![g.clone()])))
+        .collect();
+    let answers: Vec<DescribeGroupsResponse> = per_group(shard, request, singles).await?;
+    let described = answers.into_iter().flat_map(|a| a.groups).collect();
     respond(
         request,
         &DescribeGroupsResponse::default().with_groups(described),
     )
 }
 
+async fn consumer_group_describe(
+    shard: &Shard,
+    request: &Request,
+) -> Result<Outcome, HandlerError> {
+    let body: ConsumerGroupDescribeRequest = decode_body(request)?;
+    let singles = body
+        .group_ids
+        .iter()
+        .map(|g| {
+            (
+                g.0.to_string(),
+                body.clone().with_group_ids(vec![g.clone()]),
+            )
+        })
+        .collect();
+    let answers: Vec<ConsumerGroupDescribeResponse> = per_group(shard, request, singles).await?;
+    let described = answers.into_iter().flat_map(|a| a.groups).collect();
+    respond(
+        request,
+        &ConsumerGroupDescribeResponse::default().with_groups(described),
+    )
+}
+
+/// OffsetFetch v8+: each group of the batch is asked of the shard coordinating it.
+async fn offset_fetch_groups(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+    let body: OffsetFetchRequest = decode_body(request)?;
+    let singles = body
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.group_id.0.to_string(),
+                body.clone().with_groups(vec![g.clone()]),
+            )
+        })
+        .collect();
+    let answers: Vec<OffsetFetchResponse> = per_group(shard, request, singles).await?;
+    let fetched = answers.into_iter().flat_map(|a| a.groups).collect();
+    respond(
+        request,
+        &OffsetFetchResponse::default().with_groups(fetched),
+    )
+}
+
 async fn delete_groups(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
     let body: DeleteGroupsRequest = decode_body(request)?;
-    let mut results = Vec::with_capacity(body.groups_names.len());
-    for group in &body.groups_names {
-        let owner = coordinator_shard(group.0.as_str(), shard.count);
-        let single = body.clone().with_groups_names(vec![group.clone()]);
-        let encoded = body_for(request, &single)?;
-        let response = route(
-            shard,
-            owner,
-            ApiKey::DeleteGroups,
-            request.version(),
-            encoded,
-            &ClientInfo::default(),
-        )
-        .await?;
-        let response: DeleteGroupsResponse =
-            decode(ApiKey::DeleteGroups, request.version(), response)?;
-        results.extend(response.results);
-    }
+    let singles = body
+        .groups_names
+        .iter()
+        .map(|g| {
+            (
+                g.0.to_string(),
+                body.clone().with_groups_names(vec![g.clone()]),
+            )
+        })
+        .collect();
+    let answers: Vec<DeleteGroupsResponse> = per_group(shard, request, singles).await?;
+    let results = answers.into_iter().flat_map(|a| a.results).collect();
     respond(
         request,
         &DeleteGroupsResponse::default().with_results(results),

@@ -18,20 +18,34 @@ use crate::metadata::{TopicMeta, NO_LEADER};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
+/// First Metadata version whose topic name may be null (a topic known only by id).
+const METADATA_NULLABLE_NAME_VERSION: i16 = 12;
+
 /// Topics whose names start with this are the broker's own (reported `is_internal`).
 pub const INTERNAL_TOPIC_PREFIX: &str = "__";
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
     let body: MetadataRequest = decode_body(request)?;
     let version = request.version();
+    // Topics asked for by id (v10+; the Java client sends an empty name with the id) that this broker
+    // does not know are answered UNKNOWN_TOPIC_ID, as Kafka does.
+    let mut unknown_ids = Vec::new();
     let requested: Option<Vec<String>> = match &body.topics {
         None => None,
         Some(list) if list.is_empty() && version == 0 => None,
         Some(list) => Some(
             list.iter()
                 .filter_map(|t| match &t.name {
-                    Some(name) => Some(name.0.to_string()),
-                    None => topic_name_by_id(shard, t.topic_id),
+                    Some(name) if !name.0.is_empty() || t.topic_id.is_nil() => {
+                        Some(name.0.to_string())
+                    }
+                    _ => {
+                        let found = topic_name_by_id(shard, t.topic_id);
+                        if found.is_none() {
+                            unknown_ids.push(t.topic_id);
+                        }
+                        found
+                    }
                 })
                 .collect(),
         ),
@@ -52,6 +66,16 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
             }
         }
     }
+    // The name is nullable from v12; before, an unknown id's entry carries an empty one.
+    let unknown_name =
+        (version < METADATA_NULLABLE_NAME_VERSION).then(|| TopicName(StrBytes::default()));
+    topics.extend(unknown_ids.into_iter().map(|id| {
+        MetadataResponseTopic::default()
+            .with_error_code(ResponseError::UnknownTopicId.code())
+            .with_topic_id(id)
+            .with_name(unknown_name.clone())
+            .with_partitions(Vec::new())
+    }));
     let image = shard.image();
     let brokers = image
         .live_brokers()

@@ -15,4 +15,5 @@ pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
+pub mod not_coordinator;
 pub mod produce;

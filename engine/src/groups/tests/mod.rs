@@ -25,6 +25,9 @@ use kafka_protocol::protocol::{Encodable, Message, StrBytes};
 use super::responses::*;
 use super::*;
 
+mod consumer;
+mod restart;
+
 const SESSION_MS: i32 = 300;
 const REBALANCE_MS: i32 = 600;
 
@@ -870,6 +873,19 @@ fn every_response_encodes_at_every_version() {
     });
 }
 
+/// A store over `dir` owning offsets `partition`, with small segments and compaction from 4 KiB on.
+async fn compacting_store(dir: &std::path::Path, partition: i32) -> LogOffsetStore {
+    LogOffsetStore::open(
+        dir,
+        &[partition],
+        OFFSETS_TOPIC_PARTITIONS,
+        small_log_config(),
+    )
+    .await
+    .expect("open store")
+    .with_compaction_min_bytes(4096)
+}
+
 fn small_log_config() -> crate::storage::LogConfig {
     crate::storage::LogConfig {
         segment_bytes: 8 << 10,
@@ -970,17 +986,7 @@ fn compaction_keeps_only_live_offsets_and_survives_restart() {
     run(|| async {
         let temp = tempfile::tempdir().expect("temp dir");
         let partition = offsets_partition_for("g", OFFSETS_TOPIC_PARTITIONS);
-        let open_store = || async {
-            LogOffsetStore::open(
-                temp.path(),
-                &[partition],
-                OFFSETS_TOPIC_PARTITIONS,
-                small_log_config(),
-            )
-            .await
-            .expect("open store")
-            .with_compaction_min_bytes(4096)
-        };
+        let open_store = || compacting_store(temp.path(), partition);
         {
             let store = Rc::new(open_store().await);
             let c = GroupCoordinator::open(test_config(), store.clone())
@@ -1082,6 +1088,7 @@ fn members_that_never_sync_are_removed() {
             "released when the late leader is dropped"
         );
         let rejoined = c.join_group(join_req("g", &m2, None, &range()), 3).await;
+        assert_eq!(rejoined.error_code, NONE);
         assert_eq!(rejoined.generation_id, r2.generation_id + 1);
         assert_eq!(rejoined.leader.as_str(), m2);
         assert_eq!(
