@@ -395,7 +395,8 @@ def test_max_connections_auto_follows_the_fd_limit(tmp_path):
         else:
             expected = min(hard - min(max(hard // 4, 1024), hard // 2), 1_000_000)
         log = b.log_tail(400)
-        assert f"max_connections = {expected} (default; auto: RLIMIT_NOFILE" in log, log
+        # Printed under its config-file key, Kafka's name.
+        assert f"max.connections = {expected} (default; auto: RLIMIT_NOFILE" in log, log
         limits = Path(f"/proc/{b.proc.pid}/limits").read_text()
         line = next(l for l in limits.splitlines() if l.startswith("Max open files"))
         broker_soft, broker_hard = line.split()[3:5]

@@ -231,8 +231,14 @@ async fn run_shard(
     }
 
     if ready.fetch_add(1, Ordering::SeqCst) + 1 == shard.count {
+        // A controller-only node serves no clients: it has no Kafka listener to report.
+        let listen = if serves_clients {
+            config.listen.to_string()
+        } else {
+            "none (controller only)".to_string()
+        };
         tracing::info!(
-            listen = %config.listen,
+            listen = %listen,
             advertised = %format!("{}:{}", config.advertised_host, config.advertised_port),
             shards = shard.count,
             data_dir = %config.data_dir.display(),
