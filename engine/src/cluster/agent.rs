@@ -568,7 +568,10 @@ fn request_topic_names(request: &AdminRequest) -> Vec<String> {
 
 /// One log line per topic a committed admin request changed (the active controller logs them).
 fn log_admin_changes(request: &AdminRequest, outcomes: &[TopicOutcome], image: &MetadataImage) {
-    let changed = outcomes.iter().filter(|o| o.error_code == 0).map(|o| o.name.as_str());
+    let changed = outcomes
+        .iter()
+        .filter(|o| o.error_code == 0)
+        .map(|o| o.name.as_str());
     match request {
         AdminRequest::CreateTopics {
             validate_only: false,

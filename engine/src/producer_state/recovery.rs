@@ -123,7 +123,7 @@ mod tests {
                 live.check_and_record(&batch, log.log_end_offset()),
                 Decision::Append
             );
-            log.append(&batch).await.expect("append");
+            log.append(&batch, -1).await.expect("append");
         }
     }
 

@@ -82,6 +82,19 @@ impl TailCache {
         }
     }
 
+    /// Drops the batches at or after `offset` (the log was cut there; `offset` starts a batch or
+    /// lies past the cached ones).
+    pub(crate) fn truncate_from(&mut self, offset: i64) {
+        while let Some(back) = self.batches.back() {
+            if back.last_offset < offset {
+                break;
+            }
+            debug_assert!(back.base_offset >= offset, "cuts fall on batch boundaries");
+            self.cached_bytes -= back.len;
+            self.batches.pop_back();
+        }
+    }
+
     /// Drops everything (after a skipped oversized batch the cache restarts at the next one).
     pub(crate) fn clear(&mut self) {
         self.batches.clear();
@@ -173,5 +186,14 @@ mod tests {
         assert_eq!(cache.cached_bytes(), 90);
         assert!(cache.read(0, 1000, 7).is_none());
         assert!(cache.read(2, 1000, 7).is_some());
+
+        // Cutting at a batch boundary keeps the batches below it; new batches follow the cut.
+        cache.truncate_from(5);
+        assert_eq!(cache.cached_bytes(), 30);
+        assert!(cache.read(5, 1000, 7).is_none());
+        cache.push(5, 5, &Bytes::from(vec![4u8; 30]), 0, 30);
+        assert_eq!(cache.read(5, 1000, 6).unwrap()[0][0], 4);
+        cache.truncate_from(100);
+        assert_eq!(cache.cached_bytes(), 60, "nothing at or past 100");
     }
 }

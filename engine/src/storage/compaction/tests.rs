@@ -11,7 +11,7 @@ use ringbroker_protocol::records::{BatchBuilder, Compression, Record};
 use super::batch_filter::plain_records;
 use super::swap::SWAP_STEPS;
 use super::*;
-use crate::storage::tests::{open_temp_log, run, small_config};
+use crate::storage::tests::{open_temp_log, run, small_config, NO_EPOCH};
 use crate::storage::{PartitionLog, ReadChunk};
 
 /// Far in the past, so the compaction lag never holds a segment back.
@@ -75,12 +75,14 @@ async fn fill_keys(
             } else {
                 Compression::None
             };
-            log.append(&batch(&pending, codec)).await.expect("append");
+            log.append(&batch(&pending, codec), NO_EPOCH)
+                .await
+                .expect("append");
             pending.clear();
         }
     }
     if !pending.is_empty() {
-        log.append(&batch(&pending, Compression::None))
+        log.append(&batch(&pending, Compression::None), NO_EPOCH)
             .await
             .expect("append");
     }
@@ -372,7 +374,7 @@ fn tombstones_stay_for_delete_retention_then_go() {
             .iter()
             .map(|key| (key.to_string(), None))
             .collect();
-        log.append(&batch(&tombstones, Compression::None))
+        log.append(&batch(&tombstones, Compression::None), NO_EPOCH)
             .await
             .expect("tombstones");
         latest.remove("key-1");
@@ -580,9 +582,12 @@ fn the_tombstone_clock_starts_when_a_segment_is_first_cleaned_even_without_a_rew
     run(|| async {
         let (_temp, dir, log) = open_temp_log().await;
         // Unique keys and one tombstone: a pass has nothing to remove.
-        log.append(&batch(&[("gone".to_string(), None)], Compression::None))
-            .await
-            .expect("tombstone");
+        log.append(
+            &batch(&[("gone".to_string(), None)], Compression::None),
+            NO_EPOCH,
+        )
+        .await
+        .expect("tombstone");
         fill_keys(&log, "unique", 400, 400).await;
         let sealed_long_ago = SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
         for entry in std::fs::read_dir(&dir).expect("list") {
