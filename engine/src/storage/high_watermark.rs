@@ -31,7 +31,11 @@ pub const HIGH_WATERMARK_FILE_NAME: &str = "replication-offset-checkpoint";
 /// `replica.high.watermark.checkpoint.interval.ms`. Writing on every change would cost a file
 /// write and two fsyncs per produce round; a stale value only hides records after a restart
 /// until the leader's next fetch response.
+#[cfg(not(test))]
 pub const HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS: u64 = 5_000;
+/// Tests do not wait five seconds for a checkpoint.
+#[cfg(test)]
+pub const HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS: u64 = 50;
 
 /// Format version (first line).
 const HIGH_WATERMARK_FILE_VERSION: u32 = 0;

@@ -38,7 +38,7 @@ struct FilePlan {
     /// In a segment that is not dense, the records before `scan_from` if the segment knows them
     /// (`index_records`).
     records_before_scan: Option<u64>,
-    /// The read's bound: no batch starting at or after it is returned.
+    /// The read's bound: no batch reaching it is returned.
     limit_offset: i64,
     /// No index jump goes past this position (the indexed batch at or below `limit_offset`).
     limit_position: u64,
@@ -172,7 +172,8 @@ async fn file_range(
             None => return Ok(None),
         }
     };
-    if first.base_offset >= plan.limit_offset {
+    if first.last_offset() >= plan.limit_offset {
+        // Past the bound, or straddling it (hidden whole, as in the tail cache).
         return Ok(Some(FileRange {
             position: start,
             len: 0,
@@ -194,7 +195,7 @@ async fn file_range(
     scanner.seek(end);
     while let Some((position, header)) = scanner.next().await? {
         let batch_end = position + header.total_bytes() as u64;
-        if batch_end > budget_end || header.base_offset >= plan.limit_offset {
+        if batch_end > budget_end || header.last_offset() >= plan.limit_offset {
             break;
         }
         end = batch_end;
@@ -295,8 +296,8 @@ pub(crate) async fn offset_for_timestamp(
     for plan in plans {
         let mut scanner = HeaderScanner::new(plan.file, plan.scan_from, plan.committed_bytes);
         while let Some((_, header)) = scanner.next().await? {
-            if header.base_offset >= high_watermark {
-                // Consumers see nothing past the high watermark.
+            if header.last_offset() >= high_watermark {
+                // Consumers see nothing at or past the high watermark.
                 return Ok(None);
             }
             if header.max_timestamp >= timestamp_ms {

@@ -101,8 +101,9 @@ impl TailCache {
         self.cached_bytes = 0;
     }
 
-    /// Whole batches from the one containing `offset`, below `high_watermark`, the first one always and
-    /// the following ones while the total stays within `max_bytes`. `None` if `offset` is not cached.
+    /// Whole batches from the one containing `offset`, wholly below `high_watermark`, the first one
+    /// always and the following ones while the total stays within `max_bytes`. `None` if `offset`
+    /// is not cached; no chunks when its batch reaches the high watermark.
     pub(crate) fn read(
         &self,
         offset: i64,
@@ -124,7 +125,9 @@ impl TailCache {
         let mut run: Option<(*const u8, usize, usize)> = None;
         let mut total_bytes = 0usize;
         for batch in self.batches.range(start_index..) {
-            if batch.base_offset >= high_watermark {
+            // A batch straddling the high watermark stays hidden, as in Kafka (whose reads stop at
+            // the position of the batch holding the high watermark).
+            if batch.last_offset >= high_watermark {
                 break;
             }
             if total_bytes > 0 && total_bytes + batch.len > max_bytes {

@@ -57,14 +57,14 @@ pub(crate) async fn open_temp_log() -> (tempfile::TempDir, PathBuf, PartitionLog
 }
 
 /// A batch of `records` records of `value_bytes` each, all at `timestamp`.
-fn test_batch(timestamp: i64, records: usize, value_bytes: usize) -> Vec<u8> {
+pub(crate) fn test_batch(timestamp: i64, records: usize, value_bytes: usize) -> Vec<u8> {
     let value = vec![b'v'; value_bytes];
     let values: Vec<&[u8]> = (0..records).map(|_| value.as_slice()).collect();
     build_simple_batch(timestamp, &values)
 }
 
 /// The bytes a read returned, chunk by chunk; checks each file range's record count.
-fn read_bytes(result: &ReadResult) -> Vec<u8> {
+pub(crate) fn read_bytes(result: &ReadResult) -> Vec<u8> {
     let mut out = Vec::new();
     for chunk in &result.chunks {
         match chunk {
@@ -100,7 +100,7 @@ pub(crate) fn records_in(bytes: &[u8]) -> u64 {
 }
 
 /// (base offset, last offset) of each batch in `bytes`, checking every batch is complete.
-fn batch_offsets(bytes: &[u8]) -> Vec<(i64, i64)> {
+pub(crate) fn batch_offsets(bytes: &[u8]) -> Vec<(i64, i64)> {
     let mut iter = batches(bytes);
     let offsets = iter
         .by_ref()
@@ -114,7 +114,7 @@ fn batch_offsets(bytes: &[u8]) -> Vec<(i64, i64)> {
 }
 
 /// Reads everything from `from` to the high watermark in `max_bytes` steps.
-async fn read_all(log: &PartitionLog, from: i64, max_bytes: usize) -> Vec<u8> {
+pub(crate) async fn read_all(log: &PartitionLog, from: i64, max_bytes: usize) -> Vec<u8> {
     let mut out = Vec::new();
     let mut offset = from;
     while offset < log.high_watermark() {
@@ -131,13 +131,13 @@ async fn read_all(log: &PartitionLog, from: i64, max_bytes: usize) -> Vec<u8> {
 }
 
 /// `batch` as stored at `base_offset`.
-fn with_base_offset(batch: &[u8], base_offset: i64) -> Vec<u8> {
+pub(crate) fn with_base_offset(batch: &[u8], base_offset: i64) -> Vec<u8> {
     let mut stored = batch.to_vec();
     ringbroker_protocol::batch::set_base_offset(&mut stored, base_offset);
     stored
 }
 
-fn segment_files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+pub(crate) fn segment_files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("list dir")
         .map(|entry| entry.expect("entry").path())
@@ -454,7 +454,7 @@ async fn build_crashed_log(dir: &Path, count: i64) -> (Vec<u8>, usize) {
     (stored, last_position)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("list") {
         let entry = entry.expect("entry");

@@ -650,3 +650,57 @@ fn segments_emptied_by_compaction_still_expire_by_time() {
         assert_eq!(log.log_start_offset(), active);
     });
 }
+
+/// A truncation (an unclean leader election) may cut into a compacted segment: the segment is
+/// re-scanned whole (its offsets have gaps), becomes the active segment again, and nothing past
+/// the cut comes back after a crash.
+#[test]
+fn truncating_into_a_compacted_segment_keeps_the_cleaned_records_below_the_cut() {
+    run(|| async {
+        let (_temp, dir, log) = open_temp_log().await;
+        fill(&log, 8, 600).await;
+        let mut memo = CompactionMemo::default();
+        compact_expecting_work(&log, &mut memo).await;
+        let before = read_all(&log).await;
+        let sealed_end = active_base(&dir);
+        // Batches hold 4 records from a multiple of 4: such an offset is a batch start or lies
+        // in a gap compaction left. Pick one in the middle of the compacted range.
+        let cut = (sealed_end / 2) / 4 * 4;
+        assert!(
+            before
+                .iter()
+                .any(|seen| seen.offset > cut && seen.offset < sealed_end),
+            "records above the cut in compacted segments"
+        );
+        let unclean = crate::storage::TruncateOptions {
+            allow_below_high_watermark: true,
+        };
+        assert_eq!(log.truncate_to(cut, unclean).await.expect("truncate"), cut);
+        let kept: Vec<Seen> = before
+            .into_iter()
+            .filter(|seen| seen.offset < cut)
+            .collect();
+        assert_eq!(read_all(&log).await, kept);
+        assert_eq!(log.log_end_offset(), cut);
+        let more = [("key-new".to_string(), Some("after the cut".to_string()))];
+        let outcome = log
+            .append(&batch(&more, Compression::None), 3)
+            .await
+            .expect("append");
+        assert_eq!(outcome.base_offset, cut);
+        let mut expected = kept.clone();
+        expected.push(Seen {
+            offset: cut,
+            key: Some(b"key-new".to_vec()),
+            value: Some(b"after the cut".to_vec()),
+        });
+        assert_eq!(read_all(&log).await, expected);
+        // Killed now: the cut segment is the active one, scanned at open.
+        drop(log);
+        let reopened = PartitionLog::open(&dir, small_config())
+            .await
+            .expect("reopen");
+        assert_eq!(read_all(&reopened).await, expected);
+        assert_eq!(reopened.log_end_offset(), cut + 1);
+    });
+}
