@@ -16,7 +16,11 @@ pub fn storage_error_code(error: &StorageError) -> i16 {
         | StorageError::InvalidAppend(_)
         | StorageError::EmptyAppend => ResponseError::CorruptMessage.code(),
         StorageError::AppendTooLarge { .. } => ResponseError::MessageTooLarge.code(),
-        StorageError::Closed => ResponseError::NotLeaderOrFollower.code(),
+        // Closed, behind a leader change, or being truncated to a new leader's log: the client
+        // refreshes its metadata and retries on the leader.
+        StorageError::Closed | StorageError::StaleLeaderEpoch { .. } | StorageError::Truncating => {
+            ResponseError::NotLeaderOrFollower.code()
+        }
         _ => ResponseError::KafkaStorageError.code(),
     }
 }

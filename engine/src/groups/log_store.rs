@@ -44,9 +44,14 @@ const COMPACTING_SUFFIX: &str = ".compacting";
 /// Suffix of a complete compacted log waiting to replace the partition directory.
 const COMPACTED_SUFFIX: &str = ".compacted";
 
+/// The leader epoch of an offsets partition, for stamping the batches appended to it.
+type LeaderEpochSource = Box<dyn Fn(i32) -> i32>;
+
 /// Coordinator-record store over the `__consumer_offsets` partitions one shard owns.
 pub struct LogOffsetStore {
     data_dir: PathBuf,
+    /// Where appends take their partition's leader epoch; -1 ("no epoch") until set.
+    leader_epoch_source: RefCell<Option<LeaderEpochSource>>,
     config: LogConfig,
     /// Owned offsets partitions by partition number (replaced wholesale by compaction).
     logs: RefCell<BTreeMap<i32, PartitionLog>>,
@@ -107,11 +112,26 @@ impl LogOffsetStore {
         }
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
+            leader_epoch_source: RefCell::new(None),
             config,
             logs: RefCell::new(logs),
             partition_count,
             compaction_min_bytes: DEFAULT_COMPACTION_MIN_BYTES,
         })
+    }
+
+    /// Makes appends stamp `source(partition)` as each batch's leader epoch (the broker's metadata
+    /// image of `__consumer_offsets`), as produce appends do.
+    pub fn set_leader_epoch_source(&self, source: impl Fn(i32) -> i32 + 'static) {
+        *self.leader_epoch_source.borrow_mut() = Some(Box::new(source));
+    }
+
+    /// The leader epoch to stamp on `partition`'s batches (-1 without a source).
+    fn leader_epoch(&self, partition: i32) -> i32 {
+        self.leader_epoch_source
+            .borrow()
+            .as_ref()
+            .map_or(-1, |source| source(partition))
     }
 
     /// Sets the size from which a partition log may be compacted (tests use tiny values).
@@ -210,7 +230,11 @@ impl LogOffsetStore {
         let fresh = PartitionLog::open(&compacting, self.config.clone())
             .await
             .map_err(|e| storage_error("opening compacted offsets log", e))?;
-        let appends: Vec<_> = batches.iter().map(|batch| fresh.append(batch)).collect();
+        let leader_epoch = self.leader_epoch(partition);
+        let appends: Vec<_> = batches
+            .iter()
+            .map(|batch| fresh.append(batch, leader_epoch))
+            .collect();
         for append in appends {
             append
                 .await
@@ -352,7 +376,7 @@ impl OffsetStore for LogOffsetStore {
                     .flat_map(|(partition, list)| list.iter().map(move |batch| (*partition, batch)))
                     .filter_map(|(partition, batch)| {
                         logs.get(&partition)
-                            .map(|log| (partition, log.append(batch)))
+                            .map(|log| (partition, log.append(batch, self.leader_epoch(partition))))
                     })
                     .collect()
             };

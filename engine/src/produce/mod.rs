@@ -80,7 +80,11 @@ pub async fn append_local(
         }
         Decision::Reject(code) => return ProduceOutcome::error(code),
     }
-    match hooks::timed(shard.metrics(), Stage::ProduceAppend, log.append(records)).await {
+    // Every batch is stamped with the partition's current leader epoch (the leader-epoch cache
+    // and, with replication, followers' truncation rely on it).
+    let leader_epoch = shard.leader_epoch(topic, partition);
+    let append = log.append(records, leader_epoch);
+    match hooks::timed(shard.metrics(), Stage::ProduceAppend, append).await {
         Ok(outcome) => {
             hooks::appended(shard.metrics(), records.len(), &outcome);
             ProduceOutcome {

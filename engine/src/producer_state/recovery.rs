@@ -38,7 +38,9 @@ pub async fn recover(log: &PartitionLog) -> Result<PartitionProducers, ProducerS
         },
     };
     while from < end {
-        let read = log.read(from, SCAN_READ_BYTES).await?;
+        // The whole log, not only what consumers see: a replicated log's high watermark may lag
+        // its end, and producer state covers every batch (at open the written end is the end).
+        let read = log.read_for_replica(from, SCAN_READ_BYTES).await?;
         if read.chunks.is_empty() {
             break;
         }
@@ -123,7 +125,7 @@ mod tests {
                 live.check_and_record(&batch, log.log_end_offset()),
                 Decision::Append
             );
-            log.append(&batch).await.expect("append");
+            log.append(&batch, -1).await.expect("append");
         }
     }
 

@@ -43,7 +43,7 @@ fn time_retention_deletes_old_segments_but_never_the_active_one() {
             .expect("open");
         let old = super::now_ms() - 60_000;
         for _ in 0..20 {
-            log.append(&batch(old)).await.expect("append");
+            log.append(&batch(old), -1).await.expect("append");
         }
         assert!(segment_count(&log) > 3);
         apply_settings(&log, &settings(&[("retention.ms", "1000")])).await;
@@ -68,7 +68,9 @@ fn delete_records_moves_the_start_and_survives_reopen() {
             .await
             .expect("open");
         for _ in 0..20 {
-            log.append(&batch(super::now_ms())).await.expect("append");
+            log.append(&batch(super::now_ms()), -1)
+                .await
+                .expect("append");
         }
         let segments_before = segment_count(&log);
         assert_eq!(log.delete_records_before(21).await.expect("delete"), 21);
@@ -108,7 +110,7 @@ fn log_append_time_and_segment_size_apply_to_open_logs() {
             ]),
         )
         .await;
-        let outcome = log.append(&batch(5)).await.expect("append");
+        let outcome = log.append(&batch(5), -1).await.expect("append");
         assert!(outcome.log_append_time_ms > 5);
         let read = log.read(0, 1 << 20).await.expect("read");
         let bytes = match &read.chunks[0] {
@@ -128,7 +130,7 @@ fn log_append_time_and_segment_size_apply_to_open_logs() {
         assert_eq!(header.max_timestamp, outcome.log_append_time_ms);
         // 1 MiB segments: 20 more appends of 2 KiB stay in one segment (8 KiB would roll).
         for _ in 0..20 {
-            log.append(&batch(5)).await.expect("append");
+            log.append(&batch(5), -1).await.expect("append");
         }
         assert_eq!(segment_count(&log), 1);
         log.close().await.expect("close");
@@ -148,11 +150,11 @@ fn segment_ms_rolls_an_old_active_segment_on_the_next_append() {
             &settings(&[("segment.ms", "50"), ("segment.bytes", "1048576")]),
         )
         .await;
-        log.append(&batch(5)).await.expect("append");
-        log.append(&batch(5)).await.expect("append");
+        log.append(&batch(5), -1).await.expect("append");
+        log.append(&batch(5), -1).await.expect("append");
         assert_eq!(segment_count(&log), 1);
         glommio::timer::sleep(std::time::Duration::from_millis(80)).await;
-        log.append(&batch(5)).await.expect("append");
+        log.append(&batch(5), -1).await.expect("append");
         assert_eq!(segment_count(&log), 2, "the old segment rolled");
         log.close().await.expect("close");
     });

@@ -204,6 +204,13 @@ async fn run_shard(
         Shard::new(id, config.clone(), Mesh::new(senders), groups, stop.clone())
             .with_metrics(metrics.as_ref().and_then(|m| m.shard(id))),
     );
+    // Committed offsets are stamped with their partition's leader epoch, as produced batches are.
+    let weak_shard = Rc::downgrade(&shard);
+    offsets_store.set_leader_epoch_source(move |partition| {
+        weak_shard.upgrade().map_or(-1, |shard| {
+            shard.leader_epoch(OFFSETS_TOPIC_NAME, partition)
+        })
+    });
     peer::spawn_receivers(shard.clone(), receivers);
     // Shard 0 joins the cluster (quorum, registration); every shard then waits until an image in
     // which this broker is live reaches it, and only then serves clients.

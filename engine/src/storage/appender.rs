@@ -22,6 +22,8 @@ use super::config::{
 };
 use super::error::StorageError;
 use super::files;
+use super::high_watermark;
+use super::leader_epoch;
 use super::log::{LogInner, LogState};
 use super::rollback;
 use super::segment::{segment_file_path, Segment, INDEX_SUFFIX, TIME_INDEX_SUFFIX};
@@ -49,8 +51,12 @@ enum Job {
     },
     Write(Round),
     Seal(Seal),
-    /// A write failed for lack of space: roll back to the high watermark (`rollback`).
+    /// A write failed for lack of space: roll back to the written end (`rollback`).
     RollBack,
+    /// Write the leader-epoch checkpoint (these bytes): before any data of a new epoch.
+    PersistEpochs(Vec<u8>),
+    /// Write the high-watermark checkpoint (this offset).
+    PersistHighWatermark(i64),
 }
 
 /// One group-commit round for one segment.
@@ -118,6 +124,20 @@ async fn run(inner: Rc<LogInner>) {
                 finish_rollback(&inner, result);
                 continue;
             }
+            Job::PersistEpochs(bytes) => {
+                if let Err(error) = leader_epoch::persist(&inner.dir, bytes).await {
+                    inner.state.borrow_mut().epochs.mark_dirty();
+                    fail(&inner, &error);
+                }
+                continue;
+            }
+            Job::PersistHighWatermark(offset) => {
+                if let Err(error) = high_watermark::persist(&inner.dir, offset).await {
+                    inner.state.borrow_mut().high_watermark_checkpoint_due = true;
+                    fail(&inner, &error);
+                }
+                continue;
+            }
         };
         match done {
             Ok(done) => apply(&inner, done),
@@ -150,6 +170,15 @@ fn next_job(inner: &LogInner) -> Job {
             Job::Idle
         };
         return job;
+    }
+    // Checkpoints first: the epoch file must lead the data it describes (`leader_epoch`).
+    if state.failure.is_none() && state.epochs.is_dirty() {
+        return Job::PersistEpochs(state.epochs.take_checkpoint());
+    }
+    // A closing log writes its high watermark itself (`write_clean_shutdown`).
+    if state.failure.is_none() && state.high_watermark_checkpoint_due && !state.closed {
+        state.high_watermark_checkpoint_due = false;
+        return Job::PersistHighWatermark(inner.high_watermark.get());
     }
     let job = match (state.failure.is_some(), unsealed) {
         (true, _) | (false, None) => Job::Idle,
@@ -444,9 +473,10 @@ fn apply(inner: &Rc<LogInner>, done: Done) {
             end_bytes,
             tail_page,
         } => {
-            let high_watermark = commit_written(inner, base_offset, end_bytes, tail_page);
-            if let Some(high_watermark) = high_watermark {
-                inner.high_watermark.advance(high_watermark);
+            let written = commit_written(inner, base_offset, end_bytes, tail_page);
+            if let Some(written) = written {
+                inner.written.advance(written);
+                high_watermark::refresh(inner);
             }
             if let FlushPolicy::IntervalMs(interval_ms) = inner.config.flush {
                 schedule_sync(inner, interval_ms);
@@ -455,7 +485,7 @@ fn apply(inner: &Rc<LogInner>, done: Done) {
     }
 }
 
-/// Records a completed round and pops the appends it finished; returns the new high watermark.
+/// Records a completed round and pops the appends it finished; returns the new written end.
 fn commit_written(
     inner: &LogInner,
     base_offset: i64,
@@ -478,21 +508,21 @@ fn commit_written(
     );
     segment.written_bytes = end_bytes;
     segment.write.tail_page = tail_page;
-    let mut high_watermark = None;
+    let mut written = None;
     while let Some(mark) = segment.write.commits.front().copied() {
         if mark.end_position > end_bytes {
             break;
         }
         segment.write.commits.pop_front();
         segment.committed_bytes = mark.end_position;
-        high_watermark = Some(mark.next_offset);
+        written = Some(mark.next_offset);
         if let Some((timestamp, offset)) = mark.max_timestamp {
             if max_timestamp.is_none_or(|(max, _)| timestamp > max) {
                 *max_timestamp = Some((timestamp, offset));
             }
         }
     }
-    high_watermark
+    written
 }
 
 /// FlushPolicy::IntervalMs: one delayed fdatasync covers every write completed before it runs.
@@ -571,14 +601,14 @@ fn finish_rollback(inner: &Rc<LogInner>, result: Result<(), StorageError>) {
 }
 
 /// Fences the log for good (until a restart runs recovery) and releases every waiter.
-fn fence(inner: &LogInner, error: &StorageError) {
+pub(crate) fn fence(inner: &LogInner, error: &StorageError) {
     tracing::error!(dir = %inner.dir.display(), %error, "partition log write failed; fencing the log");
     inner
         .state
         .borrow_mut()
         .failure
         .get_or_insert_with(|| error.to_string());
-    inner.high_watermark.fail();
+    inner.fail_watches();
 }
 
 /// `close`: sync unsealed segments, write their index files and the clean-shutdown checkpoint.
@@ -611,6 +641,8 @@ pub(crate) async fn write_clean_shutdown(inner: &LogInner) -> Result<(), Storage
         files::write_file_atomically(&index_path, index_bytes).await?;
         files::write_file_atomically(&time_index_path, time_index_bytes).await?;
     }
+    // Before the clean-shutdown checkpoint: present means every file of the log is final.
+    high_watermark::persist(&inner.dir, inner.high_watermark.get()).await?;
     if let Some(clean_shutdown) = clean_shutdown {
         checkpoint::write(&inner.dir, clean_shutdown).await?;
     }

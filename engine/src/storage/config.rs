@@ -74,6 +74,10 @@ pub struct LogConfig {
     /// DMA writes never extend the file (ext4 runs size-extending O_DIRECT writes synchronously) and
     /// extents stay contiguous.
     pub preallocate: bool,
+    /// The high watermark is the written end (a single-replica partition, the default). Off, the
+    /// replication layer sets it (`PartitionLog::set_high_watermark`) and it is checkpointed; a
+    /// log opened this way starts from its checkpoint, never from the recovered log end.
+    pub high_watermark_follows_log_end: bool,
 }
 
 impl Default for LogConfig {
@@ -86,6 +90,7 @@ impl Default for LogConfig {
             max_inflight_writes: DEFAULT_MAX_INFLIGHT_WRITES,
             write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
             preallocate: true,
+            high_watermark_follows_log_end: true,
         }
     }
 }

@@ -1,28 +1,30 @@
 //! `PartitionLog`: the handle the engine holds for one partition. It owns the shared state (segments,
-//! offsets, tail cache, high-watermark watch), assigns offsets synchronously on append and delegates
-//! I/O to the appender (writes), reader (reads, timestamp lookups) and recovery (open) modules.
+//! offsets, tail cache, leader epochs, the written-end and high-watermark watches) and delegates:
+//! offsets and stored copies to `append`, I/O to the appender (writes), reader (reads, timestamp
+//! lookups), recovery (open) and truncation modules.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use bytes::{Bytes, BytesMut};
-use ringbroker_protocol::batch::{batches, set_base_offset, set_log_append_time, BatchHeader};
+use bytes::Bytes;
 
+use super::append;
 use super::appender;
 use super::checkpoint::CHECKPOINT_FILE_NAME;
 use super::config::{LogConfig, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
 use super::error::StorageError;
 use super::files;
-use super::reader;
+use super::high_watermark::{self, HIGH_WATERMARK_FILE_NAME};
+use super::leader_epoch::{EpochEntry, LeaderEpochCache, LEADER_EPOCH_FILE_NAME};
+use super::reader::{self, ReadBound};
 use super::recovery;
 use super::retention::{self, RetentionPolicy};
 use super::rollback::Suspension;
-use super::segment::{
-    segment_file_path, CommitMark, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
-};
+use super::segment::{segment_file_path, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use super::tail_cache::TailCache;
+use super::truncation::{self, TruncateOptions};
 use super::watch::OffsetWatch;
 
 /// Offsets of one successful append.
@@ -116,6 +118,15 @@ pub(crate) struct LogState {
     pub failure: Option<String>,
     /// A write failed for lack of space: appends are refused until a retry (see `rollback`).
     pub suspension: Option<Suspension>,
+    /// Which leader epoch started where (see `leader_epoch`); the appender persists it ahead of
+    /// the data when it changed.
+    pub epochs: LeaderEpochCache,
+    /// The appender writes the high-watermark checkpoint next (replicated logs).
+    pub high_watermark_checkpoint_due: bool,
+    /// A timer will set `high_watermark_checkpoint_due`.
+    pub high_watermark_checkpoint_scheduled: bool,
+    /// A truncation is running: appends are refused until it is done.
+    pub truncating: bool,
 }
 
 impl LogState {
@@ -149,13 +160,29 @@ pub(crate) struct LogInner {
     /// Wall-clock time the active segment was created (or the log opened) at.
     pub active_since_ms: Cell<i64>,
     pub state: RefCell<LogState>,
-    /// The high watermark: one past the last offset whose append completed.
+    /// The written end: one past the last offset whose append completed (DMA write done, and
+    /// fdatasync under `FlushPolicy::Always`). Appends wait on it; a rollback interrupts it.
+    pub written: Rc<OffsetWatch>,
+    /// What consumers may read (see `high_watermark`): the written end, unless replicated.
     pub high_watermark: Rc<OffsetWatch>,
+    /// The value the replication layer last set (`set_high_watermark`); unused while
+    /// `high_watermark_follows_log_end`.
+    pub replicated_high_watermark: Cell<i64>,
+    /// Single replica: the high watermark is the written end.
+    pub high_watermark_follows_log_end: Cell<bool>,
+    /// Held by a compaction pass and by a truncation: both rewrite segments in place.
+    pub maintenance: glommio::sync::Semaphore,
     /// Counts finished appender runs; `close` waits on it for the appender to go idle.
     pub flusher_runs: Rc<OffsetWatch>,
 }
 
 impl LogInner {
+    /// Releases every waiter for good (closed, removed or fenced): appends fail, long polls end.
+    pub(crate) fn fail_watches(&self) {
+        self.written.fail();
+        self.high_watermark.fail();
+    }
+
     pub(crate) fn fenced_error(&self) -> StorageError {
         let state = self.state.borrow();
         match (&state.failure, &state.suspension) {
@@ -165,7 +192,6 @@ impl LogInner {
         }
     }
 
-    /// Waits until the appender has written everything queued (or failed).
     /// Waits until no rolled segment is still being sealed (retention acts on sealed segments only).
     pub(crate) async fn wait_seals_done(&self) {
         loop {
@@ -180,6 +206,21 @@ impl LogInner {
         }
     }
 
+    /// Waits until no truncation runs (it advances `flusher_runs` when done).
+    pub(crate) async fn wait_truncation_done(&self) {
+        loop {
+            let (truncating, runs) = {
+                let state = self.state.borrow();
+                (state.truncating, self.flusher_runs.get())
+            };
+            if !truncating {
+                return;
+            }
+            self.flusher_runs.wait_until(runs + 1).await;
+        }
+    }
+
+    /// Waits until the appender has written everything queued (or failed) and no seal runs.
     pub(crate) async fn wait_appender_idle(&self) {
         loop {
             let (running, runs) = {
@@ -219,6 +260,14 @@ impl PartitionLog {
             Some(saved) => saved.clamp(first_base, recovered.log_end_offset.max(first_base)),
             None => first_base,
         };
+        let epochs = recovery::recover_epochs(dir, &recovered, log_start_offset).await?;
+        let follows_log_end = config.high_watermark_follows_log_end;
+        let high_watermark = high_watermark::recovered(
+            follows_log_end,
+            high_watermark::load(dir).await?,
+            log_start_offset,
+            recovered.log_end_offset,
+        );
         let state = LogState {
             segments: recovered.segments,
             log_start_offset,
@@ -232,6 +281,10 @@ impl PartitionLog {
             checkpoint_written: false,
             failure: None,
             suspension: None,
+            epochs,
+            high_watermark_checkpoint_due: false,
+            high_watermark_checkpoint_scheduled: false,
+            truncating: false,
         };
         Ok(PartitionLog {
             inner: Rc::new(LogInner {
@@ -242,35 +295,71 @@ impl PartitionLog {
                 active_since_ms: Cell::new(wall_clock_ms()),
                 config,
                 state: RefCell::new(state),
-                high_watermark: OffsetWatch::new(recovered.log_end_offset),
+                written: OffsetWatch::new(recovered.log_end_offset),
+                high_watermark: OffsetWatch::new(high_watermark),
+                replicated_high_watermark: Cell::new(high_watermark),
+                high_watermark_follows_log_end: Cell::new(follows_log_end),
+                maintenance: glommio::sync::Semaphore::new(1),
                 flusher_runs: OffsetWatch::new(0),
             }),
         })
     }
 
-    /// Appends one or more complete v2 record batches (concatenated). Offsets are assigned when this
-    /// function is CALLED, before the returned future is first polled, so call order is offset order.
-    /// The stored copy gets the assigned base offsets. The future resolves once the bytes are written
-    /// by DMA (and fdatasync'ed under `FlushPolicy::Always`); many appends may be in flight and are
-    /// written together (group commit).
+    /// Appends one or more complete v2 record batches (concatenated) as the partition's leader in
+    /// `leader_epoch`. Offsets are assigned when this function is CALLED, before the returned
+    /// future is first polled, so call order is offset order. The stored copy gets the assigned
+    /// base offsets and `leader_epoch` as every batch's partition leader epoch (both outside the
+    /// CRC); an epoch above the log's latest starts a leader-epoch entry, one below it is refused
+    /// (`StaleLeaderEpoch`), -1 stamps "no epoch" and records nothing. The future resolves once
+    /// the bytes are written by DMA (and fdatasync'ed under `FlushPolicy::Always`); many appends
+    /// may be in flight and are written together (group commit).
     pub fn append(
         &self,
         batches: &[u8],
+        leader_epoch: i32,
     ) -> impl Future<Output = Result<AppendOutcome, StorageError>> + 'static {
         // The epoch ends if the log rolls back (disk full): this append then fails unless it
         // completed before the rollback, even if a later append reaches the same offsets.
-        let epoch = self.inner.high_watermark.epoch();
-        let assigned = self.assign(batches);
+        let epoch = self.inner.written.epoch();
+        let assigned = append::assign_leader(&self.inner, batches, leader_epoch);
+        self.written_future(epoch, assigned)
+    }
+
+    /// Appends the leader's `batches` as a follower replica: byte for byte (no offset, epoch or
+    /// timestamp rewriting, no copy: the tail cache keeps slices of `batches`), through the same
+    /// appender as `append` (group commit, flush policy, indexes, tail cache, rolls), resolved
+    /// once written like a leader append. Refused whole, with the log unchanged, unless the
+    /// batches start exactly at `log_end_offset()` and follow each other without gap or overlap
+    /// (`UnexpectedAppendOffset`), pass their CRC (`InvalidBatch`) and carry epochs never below
+    /// `latest_epoch()` (`StaleLeaderEpoch`): the caller then truncates or fetches again. The
+    /// leader-epoch cache follows the batches' epochs. Offsets are taken when CALLED.
+    pub fn append_as_follower(
+        &self,
+        batches: Bytes,
+    ) -> impl Future<Output = Result<AppendOutcome, StorageError>> + 'static {
+        let epoch = self.inner.written.epoch();
+        let assigned = append::assign_follower(&self.inner, batches);
+        self.written_future(epoch, assigned)
+    }
+
+    /// Starts the appender for an assigned append and returns the future that resolves when it is
+    /// written (or fails).
+    fn written_future(
+        &self,
+        epoch: u64,
+        assigned: Result<(AppendOutcome, i64), StorageError>,
+    ) -> impl Future<Output = Result<AppendOutcome, StorageError>> + 'static {
         if assigned.is_ok() {
             appender::kick(&self.inner);
         }
         let inner = self.inner.clone();
         async move {
             let (outcome, target) = assigned?;
-            let watch = &inner.high_watermark;
+            let watch = &inner.written;
             watch.wait_until_in_epoch(target, epoch).await;
-            // A rollback keeps everything below the high watermark it found: an append that
-            // completed before it is acknowledged even if this future is polled only after it.
+            // A rollback keeps everything below the written end it found (and a truncation
+            // comes after every queued write): an append that completed before either is
+            // acknowledged even if this future is polled only after it.
             let committed = if watch.epoch() == epoch {
                 watch.get() >= target
             } else {
@@ -286,152 +375,25 @@ impl PartitionLog {
         }
     }
 
-    /// Refuses appends of a suspended log (disk full) until it may retry; the first append after
-    /// `APPEND_RETRY_INTERVAL` clears the suspension and goes through as the probe.
-    fn check_suspension(&self) -> Result<(), StorageError> {
-        let mut state = self.inner.state.borrow_mut();
-        let Some(suspension) = &state.suspension else {
-            return Ok(());
-        };
-        if suspension.may_retry(std::time::Instant::now()) {
-            tracing::info!(dir = %self.inner.dir.display(), "retrying appends after running out of disk space");
-            state.suspension = None;
-            return Ok(());
-        }
-        let error = StorageError::NoSpace(suspension.reason.clone());
-        let rollback_pending = suspension.rollback_pending;
-        drop(state);
-        if rollback_pending {
-            // An earlier rollback failed: the appender tries it again.
-            appender::kick(&self.inner);
-        }
-        Err(error)
-    }
-
-    /// The synchronous half of `append`: checks the input, assigns offsets, makes the stored copy,
-    /// updates indexes and tail cache, queues the bytes. Returns the outcome and the high watermark
-    /// the append waits for.
-    fn assign(&self, input: &[u8]) -> Result<(AppendOutcome, i64), StorageError> {
-        let offsets_count = count_offsets(input)?;
-        self.check_suspension()?;
-        let inner = &*self.inner;
-        let mut state = inner.state.borrow_mut();
-        if let Some(failure) = &state.failure {
-            return Err(StorageError::Fenced(failure.clone()));
-        }
-        if state.closed {
-            return Err(StorageError::Closed);
-        }
-        let base_offset = state.log_end_offset;
-        let last_offset = base_offset + offsets_count - 1;
-        let append_bytes = input.len() as u64;
-        // segment.ms: the clock is read only when the topic sets it.
-        let now_ms = inner.segment_ms.get().map(|_| wall_clock_ms());
-        let too_old = |segment_ms: Option<i64>| {
-            segment_ms.zip(now_ms).is_some_and(|(segment_ms, now)| {
-                now.saturating_sub(inner.active_since_ms.get()) >= segment_ms
-            })
-        };
-        let needs_roll = state.segments.last().is_none_or(|active| {
-            active.size_bytes > 0
-                && (active.size_bytes + append_bytes > inner.segment_bytes.get()
-                    || last_offset - active.base_offset > i64::from(u32::MAX)
-                    || too_old(inner.segment_ms.get()))
-        });
-        if needs_roll {
-            state.segments.push(Segment::new(&inner.dir, base_offset));
-            inner
-                .active_since_ms
-                .set(now_ms.unwrap_or_else(wall_clock_ms));
-        }
-
-        // Copy 1 of 2 on the write path: our own buffer, so we can rewrite base offsets and keep the
-        // bytes for the tail cache after the caller's request buffer is gone.
-        let mut stored = BytesMut::from(input);
-        let mut position = 0usize;
-        let mut next_offset = base_offset;
-        // LogAppendTime: attribute bit and max timestamp rewritten, CRC recomputed (both are
-        // CRC-covered, unlike the base offset).
-        let log_append_time_ms = if inner.log_append_time.get() {
-            wall_clock_ms()
-        } else {
-            -1
-        };
-        while position < stored.len() {
-            let header =
-                BatchHeader::parse(&stored[position..]).map_err(StorageError::InvalidBatch)?;
-            let end = position + header.total_bytes();
-            if log_append_time_ms >= 0 {
-                set_log_append_time(&mut stored[position..end], log_append_time_ms);
-            }
-            set_base_offset(&mut stored[position..end], next_offset);
-            next_offset += i64::from(header.last_offset_delta) + 1;
-            position = end;
-        }
-        debug_assert_eq!(next_offset, last_offset + 1);
-        let stored = stored.freeze();
-
-        let LogState {
-            segments,
-            tail_cache,
-            log_end_offset,
-            ..
-        } = &mut *state;
-        let active = segments
-            .last_mut()
-            .expect("a segment was pushed above if none existed");
-        let segment_start = active.size_bytes;
-        let mut max_timestamp: Option<(i64, i64)> = None;
-        let mut position = 0usize;
-        while position < stored.len() {
-            let header =
-                BatchHeader::parse(&stored[position..]).map_err(StorageError::InvalidBatch)?;
-            let len = header.total_bytes();
-            active.note_batch(
-                segment_start + position as u64,
-                len as u64,
-                header.base_offset,
-                header.last_offset(),
-                header.max_timestamp,
-                inner.config.index_interval_bytes,
-            );
-            if max_timestamp.is_none_or(|(timestamp, _)| header.max_timestamp > timestamp) {
-                max_timestamp = Some((header.max_timestamp, header.base_offset));
-            }
-            tail_cache.push(
-                header.base_offset,
-                header.last_offset(),
-                &stored,
-                position,
-                len,
-            );
-            position += len;
-        }
-        active.size_bytes += append_bytes;
-        active.write.queued_bytes += append_bytes;
-        active.write.queued.push_back(stored);
-        active.write.commits.push_back(CommitMark {
-            end_position: active.size_bytes,
-            next_offset: last_offset + 1,
-            max_timestamp,
-        });
-        *log_end_offset = last_offset + 1;
-        Ok((
-            AppendOutcome {
-                base_offset,
-                last_offset,
-                log_append_time_ms,
-            },
-            last_offset + 1,
-        ))
-    }
-
-    /// Reads whole batches starting with the one containing `offset`: at least that batch, then more
-    /// while the total stays within `max_bytes`, never beyond the high watermark, from one segment (or
-    /// the tail cache). `offset == high_watermark` gives no chunks; outside
-    /// `[log_start_offset, high_watermark]` is `OffsetOutOfRange`.
+    /// Reads for a consumer: whole batches starting with the one containing `offset`, at least
+    /// that batch, then more while the total stays within `max_bytes`, never at or beyond the
+    /// high watermark, from one segment (or the tail cache). An offset in
+    /// `[high_watermark, log_end_offset]` gives no chunks; outside `[log_start_offset,
+    /// log_end_offset]` is `OffsetOutOfRange` (Kafka's rule: a consumer ahead of the high
+    /// watermark but within the log waits, it is not reset).
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, StorageError> {
-        reader::read(&self.inner, offset, max_bytes).await
+        reader::read(&self.inner, offset, max_bytes, ReadBound::HighWatermark).await
+    }
+
+    /// Reads for a follower replica: like [`PartitionLog::read`], bounded by the written end
+    /// instead of the high watermark (followers fetch what the leader wrote, so that the high
+    /// watermark can pass it). `ReadResult::high_watermark` is still the high watermark.
+    pub async fn read_for_replica(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<ReadResult, StorageError> {
+        reader::read(&self.inner, offset, max_bytes, ReadBound::WrittenEnd).await
     }
 
     /// First offset of the log.
@@ -439,14 +401,102 @@ impl PartitionLog {
         self.inner.state.borrow().log_start_offset
     }
 
-    /// One past the last offset whose append completed (readable).
+    /// The end of what consumers may read. A single-replica log (the default
+    /// `LogConfig::high_watermark_follows_log_end`) keeps it at `written_end_offset()`; a
+    /// replicated one at min(`set_high_watermark` value, `written_end_offset()`).
     pub fn high_watermark(&self) -> i64 {
         self.inner.high_watermark.get()
     }
 
-    /// Next offset to assign.
+    /// Next offset to assign (Kafka's log end offset): the end of every append called so far,
+    /// written or still queued.
     pub fn log_end_offset(&self) -> i64 {
         self.inner.state.borrow().log_end_offset
+    }
+
+    /// One past the last offset whose append completed (DMA write done): what survives a crash
+    /// of the process, what a leader counts as its own replica's end and serves to followers.
+    pub fn written_end_offset(&self) -> i64 {
+        self.inner.written.get()
+    }
+
+    /// Sets the high watermark of a replicated log (the leader: the smallest log end among the
+    /// in-sync replicas; a follower: min(leader's high watermark, its own log end)). Monotonic: a
+    /// lower value than the current one is ignored (only `truncate_to` lowers it). Consumers see
+    /// min(this, `written_end_offset()`). Persisted within
+    /// `HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS`. Ignored while the high watermark follows the
+    /// log end. Returns the high watermark consumers see now.
+    ///
+    /// Panics if `offset > log_end_offset()`: the replication layer never knows of records the
+    /// log does not hold.
+    pub fn set_high_watermark(&self, offset: i64) -> i64 {
+        let log_end_offset = self.log_end_offset();
+        assert!(
+            offset <= log_end_offset,
+            "high watermark {offset} above the log end offset {log_end_offset} of {}",
+            self.inner.dir.display()
+        );
+        let inner = &self.inner;
+        if !inner.high_watermark_follows_log_end.get()
+            && offset > inner.replicated_high_watermark.get()
+        {
+            inner.replicated_high_watermark.set(offset);
+            high_watermark::refresh(inner);
+        }
+        self.high_watermark()
+    }
+
+    /// Switches between a single-replica log (`true`: the high watermark is the written end) and
+    /// a replicated one (`false`: `set_high_watermark` drives it, starting from its current
+    /// value). The replication layer calls it when the partition's replica set changes.
+    pub fn set_high_watermark_follows_log_end(&self, follows: bool) {
+        let inner = &self.inner;
+        if inner.high_watermark_follows_log_end.replace(follows) == follows {
+            return;
+        }
+        if !follows {
+            inner
+                .replicated_high_watermark
+                .set(inner.high_watermark.get());
+        }
+        high_watermark::refresh(inner);
+    }
+
+    /// The latest leader epoch in the log, `None` when no batch carried one.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.inner.state.borrow().epochs.latest_epoch()
+    }
+
+    /// Kafka's OffsetForLeaderEpoch answer for `epoch`: `(the largest epoch <= epoch, the start
+    /// offset of the epoch after it)`, or `(latest epoch, log_end_offset())` for the latest;
+    /// `(epoch, first epoch's start)` below every known epoch (the earlier data is gone); `None`
+    /// (UNDEFINED, -1/-1) for -1, above the latest epoch, or when no batch carried an epoch.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        let state = self.inner.state.borrow();
+        state.epochs.end_offset_for(epoch, state.log_end_offset)
+    }
+
+    /// The leader-epoch entries, ascending (what `leader-epoch-checkpoint` holds).
+    pub fn epoch_entries(&self) -> Vec<EpochEntry> {
+        self.inner.state.borrow().epochs.entries().to_vec()
+    }
+
+    /// Removes every record at and above `offset` (a follower truncating to its leader's log):
+    /// whole later segments, the tail of the segment holding `offset` (zeroed on disk, so that no
+    /// crash brings the batches back), indexes, tail cache, leader epochs from `offset` on; the
+    /// written end and the log end become `offset`, the high watermark min(itself, `offset`).
+    /// Waits for queued writes first and refuses appends while it runs (`Truncating`). `offset`
+    /// must start a batch (`NotBatchBoundary`) and lie within `[log_start_offset,
+    /// log_end_offset]` (at or past the end: nothing to do); below the high watermark it is
+    /// refused (`BelowHighWatermark`) unless `options.allow_below_high_watermark` (an unclean
+    /// leader election). Returns the new log end offset. The caller rolls back what else follows
+    /// the log (producer state: rebuild it from the log, see the engine's `producer_state`).
+    pub async fn truncate_to(
+        &self,
+        offset: i64,
+        options: TruncateOptions,
+    ) -> Result<i64, StorageError> {
+        truncation::truncate_to(&self.inner, offset, options).await
     }
 
     /// First batch (below the high watermark) whose max timestamp is >= `timestamp_ms`, as (offset,
@@ -459,7 +509,7 @@ impl PartitionLog {
         reader::offset_for_timestamp(&self.inner, timestamp_ms).await
     }
 
-    /// (timestamp, offset) of the largest timestamp below the high watermark (ListOffsets -3).
+    /// (timestamp, offset) of the largest timestamp among the written batches (ListOffsets -3).
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
         self.inner.state.borrow().max_timestamp
     }
@@ -469,6 +519,16 @@ impl PartitionLog {
     pub async fn wait_for_data(&self, offset: i64) {
         self.inner
             .high_watermark
+            .wait_until(offset.saturating_add(1))
+            .await;
+    }
+
+    /// Resolves once `written_end_offset() > offset` (a follower's fetch waiting for the leader's
+    /// next write), when the log is closed or failed, or after a truncation or rollback (the
+    /// caller re-checks).
+    pub async fn wait_for_written_data(&self, offset: i64) {
+        self.inner
+            .written
             .wait_until(offset.saturating_add(1))
             .await;
     }
@@ -572,6 +632,7 @@ impl PartitionLog {
                 return Ok(());
             }
         }
+        inner.wait_truncation_done().await;
         inner.wait_appender_idle().await;
         let rolled_back = inner
             .state
@@ -591,7 +652,7 @@ impl PartitionLog {
         };
         if unusable {
             // No checkpoint: the next open scans and truncates whatever the failure left behind.
-            inner.high_watermark.fail();
+            inner.fail_watches();
             return Err(inner.fenced_error());
         }
         let result = appender::write_clean_shutdown(inner).await;
@@ -599,7 +660,7 @@ impl PartitionLog {
             inner.state.borrow_mut().checkpoint_written = true;
         }
         // Release long-pollers: nothing will arrive any more.
-        inner.high_watermark.fail();
+        inner.fail_watches();
         result
     }
 
@@ -608,7 +669,7 @@ impl PartitionLog {
         let inner = &*self.inner;
         inner.state.borrow_mut().closed = true;
         inner.wait_appender_idle().await;
-        inner.high_watermark.fail();
+        inner.fail_watches();
         let bases: Vec<i64> = {
             let mut state = inner.state.borrow_mut();
             for segment in &mut state.segments {
@@ -636,6 +697,8 @@ impl PartitionLog {
         }
         files::remove_if_exists(&inner.dir.join(CHECKPOINT_FILE_NAME)).await?;
         files::remove_if_exists(&inner.dir.join(retention::LOG_START_FILE_NAME)).await?;
+        files::remove_if_exists(&inner.dir.join(LEADER_EPOCH_FILE_NAME)).await?;
+        files::remove_if_exists(&inner.dir.join(HIGH_WATERMARK_FILE_NAME)).await?;
         files::remove_if_exists(
             &inner
                 .dir
@@ -652,38 +715,8 @@ impl PartitionLog {
 }
 
 /// Wall-clock milliseconds since the Unix epoch (the clock of record timestamps).
-fn wall_clock_ms() -> i64 {
+pub(crate) fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Checks that `input` is a non-empty sequence of complete v2 batch headers and returns how many
-/// offsets it spans. (CRC and record checks are the produce path's job: "already validated".)
-fn count_offsets(input: &[u8]) -> Result<i64, StorageError> {
-    if input.is_empty() {
-        return Err(StorageError::EmptyAppend);
-    }
-    if input.len() as u64 > SEGMENT_BYTES_MAX {
-        return Err(StorageError::AppendTooLarge { bytes: input.len() });
-    }
-    let mut iter = batches(input);
-    let mut offsets = 0i64;
-    for item in iter.by_ref() {
-        let (header, _) = item.map_err(StorageError::InvalidBatch)?;
-        if header.last_offset_delta < 0 {
-            return Err(StorageError::InvalidAppend(format!(
-                "negative last offset delta {}",
-                header.last_offset_delta
-            )));
-        }
-        offsets += i64::from(header.last_offset_delta) + 1;
-    }
-    if iter.remaining() != 0 {
-        return Err(StorageError::InvalidAppend(format!(
-            "{} trailing bytes are not a complete batch",
-            iter.remaining()
-        )));
-    }
-    Ok(offsets)
 }

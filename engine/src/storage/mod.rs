@@ -6,12 +6,20 @@
 //! can hand out file ranges for sendfile or tail-cache bytes verbatim.
 //!
 //! Module map:
-//! - `log`: the `PartitionLog` handle, offset assignment, public types;
-//! - `appender`: group-commit DMA writes, tail page, segment create/seal/roll, fdatasync policy;
-//! - `reader`: Fetch-semantics reads and timestamp lookups;
-//! - `recovery`: open, checkpoint trust or scan + truncate of the torn tail;
+//! - `log`: the `PartitionLog` handle and public types;
+//! - `append`: leader appends (offsets and leader epoch stamped) and follower appends (the
+//!   leader's batches byte for byte), queued for the appender;
+//! - `appender`: group-commit DMA writes, tail page, segment create/seal/roll, fdatasync policy,
+//!   checkpoint writes (leader epochs ahead of their data, high watermark);
+//! - `reader`: Fetch-semantics reads (consumers below the high watermark, followers below the
+//!   written end) and timestamp lookups;
+//! - `recovery`: open, checkpoint trust or scan + truncate of the torn tail, epochs;
 //! - `retention`: deleting whole segments past retention.ms / retention.bytes;
-//! - `rollback`: surviving a full disk: roll back to the high watermark, retry when space returns;
+//! - `leader_epoch`, `high_watermark`: the epoch cache and the high watermark, with their
+//!   checkpoint files;
+//! - `truncation`, `cut`: truncating the log to an offset (replication), and the cut of a log's
+//!   tail it shares with `rollback`;
+//! - `rollback`: surviving a full disk: roll back to the written end, retry when space returns;
 //! - `compaction`: the log cleaner of `cleanup.policy=compact` topics (latest record per key);
 //! - `scan`: walking batch headers / validating batches in a segment file;
 //! - `segment`, `index`, `tail_cache`, `watch`: the data structures;
@@ -25,13 +33,17 @@
 //! broker crash; surviving a power loss needs fdatasync, done per round (`Always`), within the
 //! interval (`IntervalMs`, default 1000 ms) or only on seal/close (`Never`).
 
+mod append;
 mod appender;
 mod checkpoint;
 pub mod compaction;
 mod config;
+mod cut;
 mod error;
 mod files;
+mod high_watermark;
 mod index;
+mod leader_epoch;
 mod log;
 mod reader;
 mod recovery;
@@ -40,8 +52,11 @@ mod rollback;
 mod scan;
 mod segment;
 mod tail_cache;
+mod truncation;
 mod watch;
 
+#[cfg(test)]
+mod replication_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -55,9 +70,12 @@ pub use config::{
     SEGMENT_BYTES_MIN,
 };
 pub use error::StorageError;
+pub use high_watermark::{HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS, HIGH_WATERMARK_FILE_NAME};
+pub use leader_epoch::{EpochEntry, LEADER_EPOCH_FILE_NAME};
 pub use log::{AppendOutcome, LogHealth, PartitionLog, ReadChunk, ReadResult};
 pub use retention::RetentionPolicy;
 pub use rollback::APPEND_RETRY_INTERVAL;
+pub use truncation::TruncateOptions;
 
 thread_local! {
     /// Whether this thread's executor already ran the probe workaround.

@@ -2,7 +2,8 @@
 //!
 //! A read returns whole batches, starting with the batch that CONTAINS the requested offset, at least
 //! that batch even if it is bigger than `max_bytes`, then more while the total stays within
-//! `max_bytes`, never past the high watermark. Recent data comes from the tail cache; older data is
+//! `max_bytes`, never past its bound: the high watermark for consumers, the written end for
+//! follower replicas ([`ReadBound`]). Recent data comes from the tail cache; older data is
 //! described as a file range (for sendfile), found with the sparse offset index and a short header
 //! walk.
 
@@ -16,6 +17,15 @@ use super::files;
 use super::log::{LogInner, ReadChunk, ReadResult};
 use super::scan::HeaderScanner;
 
+/// Where a read stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadBound {
+    /// Consumers: below the high watermark.
+    HighWatermark,
+    /// Follower replicas: below the written end.
+    WrittenEnd,
+}
+
 /// A planned file read, computed under the state borrow.
 struct FilePlan {
     file: Rc<DmaFile>,
@@ -28,6 +38,10 @@ struct FilePlan {
     /// In a segment that is not dense, the records before `scan_from` if the segment knows them
     /// (`index_records`).
     records_before_scan: Option<u64>,
+    /// The read's bound: no batch reaching it is returned.
+    limit_offset: i64,
+    /// No index jump goes past this position (the indexed batch at or below `limit_offset`).
+    limit_position: u64,
 }
 
 /// Whole batches of one segment file that a read returns.
@@ -42,19 +56,24 @@ pub(crate) async fn read(
     inner: &LogInner,
     offset: i64,
     max_bytes: usize,
+    bound: ReadBound,
 ) -> Result<ReadResult, StorageError> {
     let high_watermark = inner.high_watermark.get();
+    let limit_offset = match bound {
+        ReadBound::HighWatermark => high_watermark,
+        ReadBound::WrittenEnd => inner.written.get(),
+    };
     // Where to look: moves on to the next segment when compaction removed the rest of a segment.
     let mut at = offset;
     loop {
         let (plan, segment_end) = {
             let state = inner.state.borrow();
             let log_start_offset = state.log_start_offset;
-            if offset < log_start_offset || offset > high_watermark {
+            if offset < log_start_offset || offset > state.log_end_offset {
                 return Err(StorageError::OffsetOutOfRange {
                     offset,
                     log_start_offset,
-                    high_watermark,
+                    end_offset: state.log_end_offset,
                 });
             }
             let result = |chunks| ReadResult {
@@ -62,10 +81,10 @@ pub(crate) async fn read(
                 high_watermark,
                 log_start_offset,
             };
-            if at >= high_watermark {
+            if at >= limit_offset {
                 return Ok(result(Vec::new()));
             }
-            if let Some(cached) = state.tail_cache.read(at, max_bytes, high_watermark) {
+            if let Some(cached) = state.tail_cache.read(at, max_bytes, limit_offset) {
                 return Ok(result(cached.into_iter().map(ReadChunk::Memory).collect()));
             }
             let segment = state
@@ -79,6 +98,11 @@ pub(crate) async fn read(
             let records_before_scan = segment.index_records.as_ref().and_then(|counts| {
                 scan_entry.map_or(Some(0), |(number, _)| counts.before_entry(number))
             });
+            let limit_position = if limit_offset < segment.next_offset {
+                segment.offset_index.lookup(segment.relative(limit_offset))
+            } else {
+                segment.committed_bytes
+            };
             let plan = FilePlan {
                 file,
                 segment_base_offset: segment.base_offset,
@@ -87,6 +111,8 @@ pub(crate) async fn read(
                 committed_bytes: segment.committed_bytes,
                 offsets_dense: segment.offsets_dense,
                 records_before_scan,
+                limit_offset,
+                limit_position,
             };
             (plan, segment.next_offset)
         };
@@ -99,6 +125,14 @@ pub(crate) async fn read(
             continue;
         };
         let log_start_offset = inner.state.borrow().log_start_offset;
+        if range.len == 0 {
+            // The next batch lies past the bound.
+            return Ok(ReadResult {
+                chunks: Vec::new(),
+                high_watermark,
+                log_start_offset,
+            });
+        }
         return Ok(ReadResult {
             chunks: vec![ReadChunk::File {
                 path,
@@ -138,6 +172,14 @@ async fn file_range(
             None => return Ok(None),
         }
     };
+    if first.last_offset() >= plan.limit_offset {
+        // Past the bound, or straddling it (hidden whole, as in the tail cache).
+        return Ok(Some(FileRange {
+            position: start,
+            len: 0,
+            records: 0,
+        }));
+    }
     let mut end = start + first.total_bytes() as u64;
     let mut records = batch_records(&first);
     let budget_end = start + max_bytes as u64;
@@ -153,7 +195,7 @@ async fn file_range(
     scanner.seek(end);
     while let Some((position, header)) = scanner.next().await? {
         let batch_end = position + header.total_bytes() as u64;
-        if batch_end > budget_end {
+        if batch_end > budget_end || header.last_offset() >= plan.limit_offset {
             break;
         }
         end = batch_end;
@@ -191,9 +233,10 @@ fn index_jump(
     {
         return None;
     }
-    let (number, entry) = segment
-        .offset_index
-        .last_entry_at_most(end - 1, budget_end.min(plan.committed_bytes))?;
+    let up_to = budget_end
+        .min(plan.committed_bytes)
+        .min(plan.limit_position);
+    let (number, entry) = segment.offset_index.last_entry_at_most(end - 1, up_to)?;
     let records_jumped = if plan.offsets_dense {
         // The batches jumped over hold every offset between the first batch and the entry's.
         let jumped_to = plan.segment_base_offset + i64::from(entry.relative_offset);
@@ -227,6 +270,7 @@ pub(crate) async fn offset_for_timestamp(
     inner: &LogInner,
     timestamp_ms: i64,
 ) -> Result<Option<(i64, i64)>, StorageError> {
+    let high_watermark = inner.high_watermark.get();
     let plans: Vec<TimestampPlan> = {
         let state = inner.state.borrow();
         state
@@ -252,6 +296,10 @@ pub(crate) async fn offset_for_timestamp(
     for plan in plans {
         let mut scanner = HeaderScanner::new(plan.file, plan.scan_from, plan.committed_bytes);
         while let Some((_, header)) = scanner.next().await? {
+            if header.last_offset() >= high_watermark {
+                // Consumers see nothing at or past the high watermark.
+                return Ok(None);
+            }
             if header.max_timestamp >= timestamp_ms {
                 let timestamp = if header.base_timestamp >= timestamp_ms {
                     header.base_timestamp

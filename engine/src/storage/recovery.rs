@@ -16,7 +16,8 @@ use super::config::{
 use super::error::StorageError;
 use super::files::{self, TEMPORARY_SUFFIX};
 use super::index::{OffsetIndex, TimeIndex};
-use super::scan::scan_valid_batches;
+use super::leader_epoch::{self, LeaderEpochCache};
+use super::scan::{scan_valid_batches, HeaderScanner};
 use super::segment::{
     parse_log_file_name, segment_file_path, Segment, INDEX_SUFFIX, TIME_INDEX_SUFFIX,
 };
@@ -62,6 +63,50 @@ pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered,
         log_end_offset,
         max_timestamp,
     })
+}
+
+/// The leader-epoch cache of a recovered log: the checkpoint (a superset of the epochs on disk,
+/// see `leader_epoch`) cut to the recovered log, or, when it is missing or damaged, rebuilt by
+/// reading every batch header. A changed cache is written back before the log serves; if that
+/// write fails (a full disk must not keep the broker from starting), the appender writes it before
+/// the next data.
+pub(crate) async fn recover_epochs(
+    dir: &Path,
+    recovered: &Recovered,
+    log_start_offset: i64,
+) -> Result<LeaderEpochCache, StorageError> {
+    let loaded = leader_epoch::load(dir).await?;
+    let rebuilt = loaded.is_none();
+    let mut epochs = match loaded {
+        Some(entries) => LeaderEpochCache::from_entries(entries),
+        None => scan_epochs(&recovered.segments).await?,
+    };
+    epochs.truncate_from_end(recovered.log_end_offset);
+    epochs.truncate_from_start(log_start_offset);
+    if rebuilt || epochs.is_dirty() {
+        let bytes = epochs.take_checkpoint();
+        if let Err(error) = leader_epoch::persist(dir, bytes).await {
+            tracing::warn!(dir = %dir.display(), %error, "cannot write the leader-epoch checkpoint at open; writing it before the next append");
+            epochs.mark_dirty();
+        }
+    }
+    Ok(epochs)
+}
+
+/// The epochs of every batch of `segments` (headers only).
+async fn scan_epochs(segments: &[Segment]) -> Result<LeaderEpochCache, StorageError> {
+    let mut epochs = LeaderEpochCache::default();
+    for segment in segments {
+        let Some(file) = segment.file.clone() else {
+            continue;
+        };
+        let mut scanner = HeaderScanner::new(file, 0, segment.committed_bytes);
+        while let Some((_, header)) = scanner.next().await? {
+            epochs.assign(header.partition_leader_epoch, header.base_offset);
+            glommio::yield_if_needed().await;
+        }
+    }
+    Ok(epochs)
 }
 
 /// The first offset from which segments are known never to have been rewritten by compaction (their
@@ -311,17 +356,25 @@ async fn open_active(
 
 /// Zeroes the file from `end` on: the rest of the page is rewritten with zeroes, whole pages after it
 /// are deallocated (they read back as zeroes). Without this, a later scan that ends exactly where a
-/// stale batch begins would resurrect it.
+/// stale batch begins would resurrect it. Returns the kept bytes of the last partial page (the
+/// appender's tail page).
 pub(crate) async fn zero_after(
     file: &DmaFile,
     end: u64,
     file_size: u64,
-) -> Result<(), StorageError> {
+) -> Result<Vec<u8>, StorageError> {
     let page_start = align_down(end);
+    let mut tail_page = Vec::new();
     if page_start != end {
         let existing = file
             .read_at(page_start, (end - page_start) as usize)
             .await?;
+        if existing.len() as u64 != end - page_start {
+            return Err(StorageError::Corrupt(
+                "short read of the page to zero past the end".into(),
+            ));
+        }
+        tail_page.extend_from_slice(&existing);
         let mut page = file.alloc_dma_buffer(PAGE_BYTES as usize);
         let kept = existing.len();
         page.as_bytes_mut()[..kept].copy_from_slice(&existing);
@@ -339,5 +392,5 @@ pub(crate) async fn zero_after(
         file.deallocate(hole_start, file_size - hole_start).await?;
     }
     file.fdatasync().await?;
-    Ok(())
+    Ok(tail_page)
 }

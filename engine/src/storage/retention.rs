@@ -1,13 +1,18 @@
 //! Retention: deleting whole segments from the head of the log (Kafka's `retention.ms` and
-//! `retention.bytes`). Only sealed segments go; the active one always stays, so the log never loses
-//! its end offset. Deleted segments leave the state first (reads stop using them), then their files
+//! `retention.bytes`). Only sealed segments below the high watermark go (Kafka's rule: records not
+//! yet replicated are never deleted); the active one always stays, so the log never loses its end
+//! offset. Moving the log start also moves the leader-epoch cache's start (Kafka's
+//! `truncateFromStart`). Deleted segments leave the state first (reads stop using them), then their files
 //! are removed, index files before the data file so that a crash in between leaves a data file whose
 //! index is rebuilt, never an orphan index.
 
+use std::rc::Rc;
+
+use super::appender;
 use super::compaction::swap;
 use super::error::StorageError;
 use super::files;
-use super::log::LogInner;
+use super::log::{LogInner, LogState};
 use super::segment::{segment_file_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 
 /// File (in the partition directory) holding the log start offset when DeleteRecords moved it
@@ -26,13 +31,20 @@ pub struct RetentionPolicy {
 
 /// Deletes the segments past `policy` at time `now_ms`; returns how many were deleted.
 pub(crate) async fn apply(
-    inner: &LogInner,
+    inner: &Rc<LogInner>,
     policy: RetentionPolicy,
     now_ms: i64,
 ) -> Result<usize, StorageError> {
     // A segment that just rolled is sealed in its own task; let it finish so it counts.
     inner.wait_seals_done().await;
-    let deleted_bases: Vec<i64> = {
+    // Not beside a truncation or compaction rewriting the same segments.
+    let _permit = inner
+        .maintenance
+        .acquire_permit(1)
+        .await
+        .map_err(|_| StorageError::Closed)?;
+    let high_watermark = inner.high_watermark.get();
+    let (deleted_bases, epochs_dirty) = {
         let mut state = inner.state.borrow_mut();
         let mut remaining_bytes: u64 = state
             .segments
@@ -42,7 +54,7 @@ pub(crate) async fn apply(
         let mut count = 0;
         let candidates = state.segments.len().saturating_sub(1);
         for segment in &state.segments[..candidates] {
-            if !segment.sealed {
+            if !segment.sealed || segment.next_offset > high_watermark {
                 break;
             }
             let expired = policy.retention_ms.is_some_and(|retention_ms| {
@@ -75,10 +87,22 @@ pub(crate) async fn apply(
             // DeleteRecords may have moved the start inside the new first segment already.
             state.log_start_offset = state.log_start_offset.max(first.base_offset);
         }
-        deleted
+        let epochs_dirty = move_epochs_start(&mut state);
+        (deleted, epochs_dirty)
     };
+    if epochs_dirty {
+        appender::kick(inner);
+    }
     remove_segment_files(inner, &deleted_bases).await?;
     Ok(deleted_bases.len())
+}
+
+/// The leader epochs start where the log starts now; the appender writes the checkpoint (a stale
+/// one only holds entries below the start, which the next open drops too).
+fn move_epochs_start(state: &mut LogState) -> bool {
+    let start = state.log_start_offset;
+    state.epochs.truncate_from_start(start);
+    state.epochs.is_dirty()
 }
 
 /// Modification time of `path` in milliseconds since the epoch; `None` if it cannot be read (the
@@ -91,16 +115,21 @@ fn file_modified_ms(path: &std::path::Path) -> Option<i64> {
 
 /// Moves the log start offset to `offset` (DeleteRecords) and deletes the sealed segments that lie
 /// wholly below it. Returns the new log start offset.
-pub(crate) async fn delete_before(inner: &LogInner, offset: i64) -> Result<i64, StorageError> {
+pub(crate) async fn delete_before(inner: &Rc<LogInner>, offset: i64) -> Result<i64, StorageError> {
     inner.wait_seals_done().await;
-    let (deleted_bases, new_start) = {
+    let _permit = inner
+        .maintenance
+        .acquire_permit(1)
+        .await
+        .map_err(|_| StorageError::Closed)?;
+    let (deleted_bases, new_start, epochs_dirty) = {
         let mut state = inner.state.borrow_mut();
         let high_watermark = inner.high_watermark.get();
         if offset > high_watermark || offset < 0 {
             return Err(StorageError::OffsetOutOfRange {
                 offset,
                 log_start_offset: state.log_start_offset,
-                high_watermark,
+                end_offset: high_watermark,
             });
         }
         state.log_start_offset = state.log_start_offset.max(offset);
@@ -116,8 +145,12 @@ pub(crate) async fn delete_before(inner: &LogInner, offset: i64) -> Result<i64, 
             .drain(..count)
             .map(|segment| segment.base_offset)
             .collect();
-        (deleted, start)
+        let epochs_dirty = move_epochs_start(&mut state);
+        (deleted, start, epochs_dirty)
     };
+    if epochs_dirty {
+        appender::kick(inner);
+    }
     // Durable before any file goes: a crash in between restarts with the same start.
     files::write_file_atomically(
         &inner.dir.join(LOG_START_FILE_NAME),

@@ -82,14 +82,28 @@ impl TailCache {
         }
     }
 
+    /// Drops the batches at or after `offset` (the log was cut there; `offset` starts a batch or
+    /// lies past the cached ones).
+    pub(crate) fn truncate_from(&mut self, offset: i64) {
+        while let Some(back) = self.batches.back() {
+            if back.last_offset < offset {
+                break;
+            }
+            debug_assert!(back.base_offset >= offset, "cuts fall on batch boundaries");
+            self.cached_bytes -= back.len;
+            self.batches.pop_back();
+        }
+    }
+
     /// Drops everything (after a skipped oversized batch the cache restarts at the next one).
     pub(crate) fn clear(&mut self) {
         self.batches.clear();
         self.cached_bytes = 0;
     }
 
-    /// Whole batches from the one containing `offset`, below `high_watermark`, the first one always and
-    /// the following ones while the total stays within `max_bytes`. `None` if `offset` is not cached.
+    /// Whole batches from the one containing `offset`, wholly below `high_watermark`, the first one
+    /// always and the following ones while the total stays within `max_bytes`. `None` if `offset`
+    /// is not cached; no chunks when its batch reaches the high watermark.
     pub(crate) fn read(
         &self,
         offset: i64,
@@ -111,7 +125,9 @@ impl TailCache {
         let mut run: Option<(*const u8, usize, usize)> = None;
         let mut total_bytes = 0usize;
         for batch in self.batches.range(start_index..) {
-            if batch.base_offset >= high_watermark {
+            // A batch straddling the high watermark stays hidden, as in Kafka (whose reads stop at
+            // the position of the batch holding the high watermark).
+            if batch.last_offset >= high_watermark {
                 break;
             }
             if total_bytes > 0 && total_bytes + batch.len > max_bytes {
@@ -173,5 +189,14 @@ mod tests {
         assert_eq!(cache.cached_bytes(), 90);
         assert!(cache.read(0, 1000, 7).is_none());
         assert!(cache.read(2, 1000, 7).is_some());
+
+        // Cutting at a batch boundary keeps the batches below it; new batches follow the cut.
+        cache.truncate_from(5);
+        assert_eq!(cache.cached_bytes(), 30);
+        assert!(cache.read(5, 1000, 7).is_none());
+        cache.push(5, 5, &Bytes::from(vec![4u8; 30]), 0, 30);
+        assert_eq!(cache.read(5, 1000, 6).unwrap()[0][0], 4);
+        cache.truncate_from(100);
+        assert_eq!(cache.cached_bytes(), 60, "nothing at or past 100");
     }
 }

@@ -13,6 +13,10 @@ use ringbroker_protocol::batch::{batches, build_simple_batch, BatchHeader};
 use super::checkpoint::CHECKPOINT_FILE_NAME;
 use super::*;
 
+/// The leader epoch the tests that are not about epochs append with: -1 ("no epoch", what
+/// clients send), so the stored bytes are the produced bytes with only the base offset set.
+pub(crate) const NO_EPOCH: i32 = -1;
+
 /// Runs `make()` on a fresh glommio executor with the engine's io_memory budget.
 pub(crate) fn run<F, Fut>(make: F)
 where
@@ -37,6 +41,7 @@ pub(crate) fn small_config() -> LogConfig {
         max_inflight_writes: 4,
         write_buffer_bytes: 8 << 10,
         preallocate: true,
+        high_watermark_follows_log_end: true,
     }
 }
 
@@ -52,14 +57,14 @@ pub(crate) async fn open_temp_log() -> (tempfile::TempDir, PathBuf, PartitionLog
 }
 
 /// A batch of `records` records of `value_bytes` each, all at `timestamp`.
-fn test_batch(timestamp: i64, records: usize, value_bytes: usize) -> Vec<u8> {
+pub(crate) fn test_batch(timestamp: i64, records: usize, value_bytes: usize) -> Vec<u8> {
     let value = vec![b'v'; value_bytes];
     let values: Vec<&[u8]> = (0..records).map(|_| value.as_slice()).collect();
     build_simple_batch(timestamp, &values)
 }
 
 /// The bytes a read returned, chunk by chunk; checks each file range's record count.
-fn read_bytes(result: &ReadResult) -> Vec<u8> {
+pub(crate) fn read_bytes(result: &ReadResult) -> Vec<u8> {
     let mut out = Vec::new();
     for chunk in &result.chunks {
         match chunk {
@@ -95,7 +100,7 @@ pub(crate) fn records_in(bytes: &[u8]) -> u64 {
 }
 
 /// (base offset, last offset) of each batch in `bytes`, checking every batch is complete.
-fn batch_offsets(bytes: &[u8]) -> Vec<(i64, i64)> {
+pub(crate) fn batch_offsets(bytes: &[u8]) -> Vec<(i64, i64)> {
     let mut iter = batches(bytes);
     let offsets = iter
         .by_ref()
@@ -109,7 +114,7 @@ fn batch_offsets(bytes: &[u8]) -> Vec<(i64, i64)> {
 }
 
 /// Reads everything from `from` to the high watermark in `max_bytes` steps.
-async fn read_all(log: &PartitionLog, from: i64, max_bytes: usize) -> Vec<u8> {
+pub(crate) async fn read_all(log: &PartitionLog, from: i64, max_bytes: usize) -> Vec<u8> {
     let mut out = Vec::new();
     let mut offset = from;
     while offset < log.high_watermark() {
@@ -126,13 +131,13 @@ async fn read_all(log: &PartitionLog, from: i64, max_bytes: usize) -> Vec<u8> {
 }
 
 /// `batch` as stored at `base_offset`.
-fn with_base_offset(batch: &[u8], base_offset: i64) -> Vec<u8> {
+pub(crate) fn with_base_offset(batch: &[u8], base_offset: i64) -> Vec<u8> {
     let mut stored = batch.to_vec();
     ringbroker_protocol::batch::set_base_offset(&mut stored, base_offset);
     stored
 }
 
-fn segment_files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+pub(crate) fn segment_files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("list dir")
         .map(|entry| entry.expect("entry").path())
@@ -153,7 +158,7 @@ fn round_trip_across_segment_rolls() {
         let mut expected = Vec::new();
         for i in 0..40 {
             let batch = test_batch(1000 + i, 1 + (i as usize % 3), 300);
-            let outcome = log.append(&batch).await.expect("append");
+            let outcome = log.append(&batch, NO_EPOCH).await.expect("append");
             assert_eq!(outcome.base_offset, expected_offsets(&expected));
             expected.extend_from_slice(&with_base_offset(&batch, outcome.base_offset));
             assert_eq!(log.high_watermark(), outcome.last_offset + 1);
@@ -200,7 +205,7 @@ fn concurrent_appends_get_offsets_in_call_order() {
         for i in 0..300usize {
             let batch = test_batch(i as i64, 1 + i % 4, 50 + i % 200);
             // Offsets are assigned here, at call time, not when the task first runs.
-            let append = log.append(&batch);
+            let append = log.append(&batch, NO_EPOCH);
             tasks.push(glommio::spawn_local(append));
             batches_sent.push(batch);
         }
@@ -257,7 +262,7 @@ fn reads_follow_fetch_semantics() {
             for i in 0..20 {
                 let batch = test_batch(i, 5, 100);
                 sizes.push(batch.len());
-                log.append(&batch).await.expect("append");
+                log.append(&batch, NO_EPOCH).await.expect("append");
             }
             // Offset 7 is inside the second batch (offsets 5..=9): the read starts at offset 5.
             let one = log.read(7, 1).await.expect("read");
@@ -309,7 +314,7 @@ fn file_reads_count_the_records_they_return() {
         for i in 0..40 {
             let records = 1 + (i % 7);
             total += records as u64;
-            log.append(&test_batch(i as i64, records, 60))
+            log.append(&test_batch(i as i64, records, 60), NO_EPOCH)
                 .await
                 .expect("append");
         }
@@ -339,12 +344,12 @@ fn restart_keeps_data_and_continues_offsets() {
         let mut expected = Vec::new();
         for i in 0..30 {
             let batch = test_batch(i, 2, 200);
-            let outcome = log.append(&batch).await.expect("append");
+            let outcome = log.append(&batch, NO_EPOCH).await.expect("append");
             expected.extend_from_slice(&with_base_offset(&batch, outcome.base_offset));
         }
         log.close().await.expect("close");
         assert!(matches!(
-            log.append(&test_batch(0, 1, 1)).await,
+            log.append(&test_batch(0, 1, 1), NO_EPOCH).await,
             Err(StorageError::Closed)
         ));
         assert!(temp.path().join(CHECKPOINT_FILE_NAME).exists());
@@ -362,7 +367,7 @@ fn restart_keeps_data_and_continues_offsets() {
         assert_eq!(read_all(&log, 0, 1000).await, expected);
         for i in 30..40 {
             let batch = test_batch(i, 2, 200);
-            let outcome = log.append(&batch).await.expect("append");
+            let outcome = log.append(&batch, NO_EPOCH).await.expect("append");
             assert_eq!(outcome.base_offset, i * 2);
             expected.extend_from_slice(&with_base_offset(&batch, outcome.base_offset));
         }
@@ -400,7 +405,7 @@ fn crash_without_close_recovers_everything_acknowledged() {
                 .expect("open");
             for i in 0..25 {
                 let batch = test_batch(i, 3, 150);
-                let outcome = log.append(&batch).await.expect("append");
+                let outcome = log.append(&batch, NO_EPOCH).await.expect("append");
                 expected.extend_from_slice(&with_base_offset(&batch, outcome.base_offset));
             }
             // Dropped without close: no checkpoint, the active segment gets scanned.
@@ -412,7 +417,7 @@ fn crash_without_close_recovers_everything_acknowledged() {
         assert_eq!(log.high_watermark(), 75);
         assert_eq!(read_all(&log, 0, 1 << 20).await, expected);
         assert_eq!(
-            log.append(&test_batch(99, 1, 10))
+            log.append(&test_batch(99, 1, 10), NO_EPOCH)
                 .await
                 .expect("append")
                 .base_offset,
@@ -442,14 +447,14 @@ async fn build_crashed_log(dir: &Path, count: i64) -> (Vec<u8>, usize) {
     let mut last_position = 0;
     for i in 0..count {
         let batch = test_batch(100 * i, 2, 20);
-        let outcome = log.append(&batch).await.expect("append");
+        let outcome = log.append(&batch, NO_EPOCH).await.expect("append");
         last_position = stored.len();
         stored.extend_from_slice(&with_base_offset(&batch, outcome.base_offset));
     }
     (stored, last_position)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("list") {
         let entry = entry.expect("entry");
@@ -468,7 +473,7 @@ async fn check_recovery(dir: &Path, stored: &[u8], keep: usize) {
     assert_eq!(log.log_end_offset(), next);
     assert_eq!(read_all(&log, 0, 1 << 20).await, kept);
     let outcome = log
-        .append(&test_batch(7, 1, 5))
+        .append(&test_batch(7, 1, 5), NO_EPOCH)
         .await
         .expect("append after recovery");
     assert_eq!(outcome.base_offset, next);
@@ -570,7 +575,10 @@ fn stale_batches_after_a_truncation_are_not_resurrected() {
                 .expect("open");
             assert_eq!(log.high_watermark(), 2);
             // Same size as the dropped batch: it ends exactly where the stale third batch began.
-            let outcome = log.append(&test_batch(100, 2, 20)).await.expect("append");
+            let outcome = log
+                .append(&test_batch(100, 2, 20), NO_EPOCH)
+                .await
+                .expect("append");
             assert_eq!(outcome.base_offset, 2);
         }
         let log = PartitionLog::open(temp.path(), small_config())
@@ -596,7 +604,7 @@ fn timestamp_lookup_finds_first_batch_at_or_after() {
         for i in 0..60i64 {
             // Timestamps 1000, 1010, ... with one step back to check "first with ts >= target".
             let timestamp = if i == 30 { 1005 } else { 1000 + 10 * i };
-            log.append(&test_batch(timestamp, 2, 250))
+            log.append(&test_batch(timestamp, 2, 250), NO_EPOCH)
                 .await
                 .expect("append");
         }
@@ -642,7 +650,9 @@ fn wait_for_data_wakes_on_append() {
         };
         glommio::timer::sleep(Duration::from_millis(20)).await;
         assert!(!woke.get(), "no data yet");
-        log.append(&test_batch(1, 1, 10)).await.expect("append");
+        log.append(&test_batch(1, 1, 10), NO_EPOCH)
+            .await
+            .expect("append");
         waiter.await;
         assert!(woke.get());
         // Already satisfied: returns at once.
@@ -658,7 +668,7 @@ fn retention_deletes_whole_sealed_segments_from_the_head() {
             .await
             .expect("open");
         for i in 0..40i64 {
-            log.append(&test_batch(1000 * i, 1, 900))
+            log.append(&test_batch(1000 * i, 1, 900), NO_EPOCH)
                 .await
                 .expect("append");
         }
@@ -729,7 +739,9 @@ fn active_segment_is_preallocated_in_steps() {
         let log = PartitionLog::open(temp.path(), config.clone())
             .await
             .expect("open");
-        log.append(&test_batch(1, 1, 100)).await.expect("append");
+        log.append(&test_batch(1, 1, 100), NO_EPOCH)
+            .await
+            .expect("append");
         let path = segment_file_path(temp.path());
         let file_size = || std::fs::metadata(&path).expect("stat").len();
         // One step ahead of the data, not a whole 1 GiB segment.
@@ -738,7 +750,7 @@ fn active_segment_is_preallocated_in_steps() {
         let big = test_batch(2, 1, 1 << 20);
         let mut stored_bytes = 0;
         while stored_bytes <= config::PREALLOCATE_STEP_BYTES {
-            log.append(&big).await.expect("append");
+            log.append(&big, NO_EPOCH).await.expect("append");
             stored_bytes += big.len() as u64;
         }
         assert!(file_size() > config::PREALLOCATE_STEP_BYTES);
@@ -773,7 +785,9 @@ fn remove_deletes_the_partition_directory() {
             .await
             .expect("open");
         for i in 0..20 {
-            log.append(&test_batch(i, 1, 500)).await.expect("append");
+            log.append(&test_batch(i, 1, 500), NO_EPOCH)
+                .await
+                .expect("append");
         }
         log.remove().await.expect("remove");
         assert!(!dir.exists());
@@ -795,21 +809,21 @@ fn every_flush_policy_appends_and_bad_input_is_rejected() {
             };
             let log = PartitionLog::open(temp.path(), config).await.expect("open");
             assert!(matches!(
-                log.append(&[]).await,
+                log.append(&[], NO_EPOCH).await,
                 Err(StorageError::EmptyAppend)
             ));
             assert!(matches!(
-                log.append(&[0u8; 100]).await,
+                log.append(&[0u8; 100], NO_EPOCH).await,
                 Err(StorageError::InvalidBatch(_))
             ));
             let batch = test_batch(1, 2, 10);
             assert!(matches!(
-                log.append(&batch[..batch.len() - 1]).await,
+                log.append(&batch[..batch.len() - 1], NO_EPOCH).await,
                 Err(StorageError::InvalidAppend(_))
             ));
             let mut two = batch.clone();
             two.extend_from_slice(&test_batch(2, 3, 10));
-            let outcome = log.append(&two).await.expect("append");
+            let outcome = log.append(&two, NO_EPOCH).await.expect("append");
             assert_eq!((outcome.base_offset, outcome.last_offset), (0, 4));
             glommio::timer::sleep(Duration::from_millis(20)).await;
             log.close().await.expect("close");
@@ -857,7 +871,7 @@ fn append_throughput_1k_batches() {
                         pending.pop_front().expect("non-empty");
                     task.await.expect("append");
                 }
-                pending.push_back(glommio::spawn_local(log.append(&batch)));
+                pending.push_back(glommio::spawn_local(log.append(&batch, NO_EPOCH)));
             }
             for task in pending {
                 task.await.expect("append");
@@ -886,7 +900,7 @@ fn a_seal_cut_short_by_a_crash_is_finished_by_recovery() {
         let mut stored = Vec::new();
         for i in 0..20 {
             let batch = test_batch(1_000 + i, 1, 900);
-            let outcome = log.append(&batch).await.expect("append");
+            let outcome = log.append(&batch, NO_EPOCH).await.expect("append");
             stored.extend_from_slice(&with_base_offset(&batch, outcome.base_offset));
         }
         log.close().await.expect("close");

@@ -62,6 +62,13 @@ impl OffsetWatch {
         }
     }
 
+    /// Moves the value back to `value` (a truncation): nobody is woken, waiters keep waiting for
+    /// their targets. Callers `interrupt` first when waiters of the old values must resolve.
+    pub(crate) fn reset(&self, value: i64) {
+        debug_assert!(value <= self.value.get(), "reset only moves back");
+        self.value.set(value);
+    }
+
     /// Marks the watch failed and wakes everybody.
     pub(crate) fn fail(&self) {
         self.failed.set(true);

@@ -896,6 +896,7 @@ fn small_log_config() -> crate::storage::LogConfig {
         max_inflight_writes: 4,
         write_buffer_bytes: 8 << 10,
         preallocate: false,
+        high_watermark_follows_log_end: true,
     }
 }
 

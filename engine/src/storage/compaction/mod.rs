@@ -1,7 +1,8 @@
 //! Log compaction (`cleanup.policy=compact`), Kafka's log cleaner for one partition log.
 //!
-//! Only sealed segments are cleaned, never the active one, and only segments whose newest record is
-//! older than `min.compaction.lag.ms`. A pass:
+//! Only sealed segments below the high watermark are cleaned, never the active one, and only
+//! segments whose newest record is older than `min.compaction.lag.ms`. A pass holds the log's
+//! maintenance semaphore (truncation and retention wait for it). A pass:
 //! 1. builds a key -> latest offset map ([`offset_map`]) over the dirty range (from the cleaner
 //!    checkpoint, `cleaner-offset-checkpoint`, to the end of the cleanable segments); the map holds at
 //!    most `max_keys` keys: when full, the pass cleans only up to the batch it reached (as Kafka);
@@ -162,6 +163,12 @@ pub(crate) async fn compact_with_crash(
     crash_after: Option<swap::SwapStep>,
 ) -> Result<Option<CompactionOutcome>, StorageError> {
     inner.wait_seals_done().await;
+    // A truncation must not cut a segment this pass is rewriting (nor retention delete it).
+    let _permit = inner
+        .maintenance
+        .acquire_permit(1)
+        .await
+        .map_err(|_| StorageError::Closed)?;
     let saved = read_checkpoint(&inner.dir).await?;
     let candidates = cleanable_segments(inner, policy, now_ms)?;
     let (Some(first), Some(last)) = (candidates.first(), candidates.last()) else {
@@ -326,6 +333,9 @@ fn cleanable_segments(
         return Ok(Vec::new());
     }
     let lag_limit = now_ms.saturating_sub(policy.min_compaction_lag_ms);
+    // Only below the high watermark (Kafka's cleaner stops there too): records not yet replicated
+    // may still be truncated, and a follower stores its leader's batches without gaps.
+    let high_watermark = inner.high_watermark.get();
     let sealed = state.segments.len().saturating_sub(1);
     let mut out = Vec::new();
     for segment in &state.segments[..sealed] {
@@ -333,7 +343,7 @@ fn cleanable_segments(
             .max_timestamp
             .is_none_or(|(timestamp, _)| timestamp <= lag_limit);
         // `sealed` is set once the seal task finished (sync, truncate, index files).
-        if !segment.sealed || !old_enough {
+        if !segment.sealed || !old_enough || segment.next_offset > high_watermark {
             break;
         }
         let Some(file) = segment.file.clone() else {

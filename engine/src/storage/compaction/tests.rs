@@ -11,7 +11,7 @@ use ringbroker_protocol::records::{BatchBuilder, Compression, Record};
 use super::batch_filter::plain_records;
 use super::swap::SWAP_STEPS;
 use super::*;
-use crate::storage::tests::{open_temp_log, run, small_config};
+use crate::storage::tests::{open_temp_log, run, small_config, NO_EPOCH};
 use crate::storage::{PartitionLog, ReadChunk};
 
 /// Far in the past, so the compaction lag never holds a segment back.
@@ -75,12 +75,14 @@ async fn fill_keys(
             } else {
                 Compression::None
             };
-            log.append(&batch(&pending, codec)).await.expect("append");
+            log.append(&batch(&pending, codec), NO_EPOCH)
+                .await
+                .expect("append");
             pending.clear();
         }
     }
     if !pending.is_empty() {
-        log.append(&batch(&pending, Compression::None))
+        log.append(&batch(&pending, Compression::None), NO_EPOCH)
             .await
             .expect("append");
     }
@@ -372,7 +374,7 @@ fn tombstones_stay_for_delete_retention_then_go() {
             .iter()
             .map(|key| (key.to_string(), None))
             .collect();
-        log.append(&batch(&tombstones, Compression::None))
+        log.append(&batch(&tombstones, Compression::None), NO_EPOCH)
             .await
             .expect("tombstones");
         latest.remove("key-1");
@@ -580,9 +582,12 @@ fn the_tombstone_clock_starts_when_a_segment_is_first_cleaned_even_without_a_rew
     run(|| async {
         let (_temp, dir, log) = open_temp_log().await;
         // Unique keys and one tombstone: a pass has nothing to remove.
-        log.append(&batch(&[("gone".to_string(), None)], Compression::None))
-            .await
-            .expect("tombstone");
+        log.append(
+            &batch(&[("gone".to_string(), None)], Compression::None),
+            NO_EPOCH,
+        )
+        .await
+        .expect("tombstone");
         fill_keys(&log, "unique", 400, 400).await;
         let sealed_long_ago = SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
         for entry in std::fs::read_dir(&dir).expect("list") {
@@ -643,5 +648,59 @@ fn segments_emptied_by_compaction_still_expire_by_time() {
             .expect("retention");
         assert!(deleted > 0);
         assert_eq!(log.log_start_offset(), active);
+    });
+}
+
+/// A truncation (an unclean leader election) may cut into a compacted segment: the segment is
+/// re-scanned whole (its offsets have gaps), becomes the active segment again, and nothing past
+/// the cut comes back after a crash.
+#[test]
+fn truncating_into_a_compacted_segment_keeps_the_cleaned_records_below_the_cut() {
+    run(|| async {
+        let (_temp, dir, log) = open_temp_log().await;
+        fill(&log, 8, 600).await;
+        let mut memo = CompactionMemo::default();
+        compact_expecting_work(&log, &mut memo).await;
+        let before = read_all(&log).await;
+        let sealed_end = active_base(&dir);
+        // Batches hold 4 records from a multiple of 4: such an offset is a batch start or lies
+        // in a gap compaction left. Pick one in the middle of the compacted range.
+        let cut = (sealed_end / 2) / 4 * 4;
+        assert!(
+            before
+                .iter()
+                .any(|seen| seen.offset > cut && seen.offset < sealed_end),
+            "records above the cut in compacted segments"
+        );
+        let unclean = crate::storage::TruncateOptions {
+            allow_below_high_watermark: true,
+        };
+        assert_eq!(log.truncate_to(cut, unclean).await.expect("truncate"), cut);
+        let kept: Vec<Seen> = before
+            .into_iter()
+            .filter(|seen| seen.offset < cut)
+            .collect();
+        assert_eq!(read_all(&log).await, kept);
+        assert_eq!(log.log_end_offset(), cut);
+        let more = [("key-new".to_string(), Some("after the cut".to_string()))];
+        let outcome = log
+            .append(&batch(&more, Compression::None), 3)
+            .await
+            .expect("append");
+        assert_eq!(outcome.base_offset, cut);
+        let mut expected = kept.clone();
+        expected.push(Seen {
+            offset: cut,
+            key: Some(b"key-new".to_vec()),
+            value: Some(b"after the cut".to_vec()),
+        });
+        assert_eq!(read_all(&log).await, expected);
+        // Killed now: the cut segment is the active one, scanned at open.
+        drop(log);
+        let reopened = PartitionLog::open(&dir, small_config())
+            .await
+            .expect("reopen");
+        assert_eq!(read_all(&reopened).await, expected);
+        assert_eq!(reopened.log_end_offset(), cut + 1);
     });
 }
