@@ -68,11 +68,13 @@ fn start_broker() -> Option<Broker> {
     };
     let data_dir = tempfile::tempdir().expect("temp dir");
     let addr = format!("127.0.0.1:{}", free_port());
+    let log_path = data_dir.path().join("broker.log");
+    let log = std::fs::File::create(&log_path).expect("broker log file");
     let child = Command::new(&binary)
         .args(["serve", "--listen", &addr, "--shards", "1", "--data-dir"])
-        .arg(data_dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .arg(data_dir.path().join("data"))
+        .stdout(log.try_clone().expect("broker log handle"))
+        .stderr(log)
         .spawn()
         .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
     let broker = Broker {
@@ -81,7 +83,11 @@ fn start_broker() -> Option<Broker> {
         _data_dir: Some(data_dir),
     };
     let deadline = Instant::now() + BROKER_START_TIMEOUT;
-    while TcpStream::connect(&broker.addr).is_err() {
+    // The ready line first: a bare connect can reach another test's forked copy of a listener
+    // (the one `free_port` released, held by a child between its fork and exec).
+    while !std::fs::read_to_string(&log_path).is_ok_and(|text| text.contains("ringbroker ready"))
+        || TcpStream::connect(&broker.addr).is_err()
+    {
         assert!(
             Instant::now() < deadline,
             "broker did not listen on {} in time",

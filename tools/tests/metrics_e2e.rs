@@ -270,7 +270,10 @@ fn metrics_listen_none_serves_kafka_without_the_endpoint() {
         .spawn()
         .expect("spawn ringbroker serve");
     let deadline = Instant::now() + READY_TIMEOUT;
-    while TcpStream::connect(&bootstrap).is_err() {
+    // The ready line first: a bare connect can reach another test's forked copy of a listener.
+    while !std::fs::read_to_string(&log_path).is_ok_and(|text| text.contains("ringbroker ready"))
+        || TcpStream::connect(&bootstrap).is_err()
+    {
         assert!(Instant::now() < deadline, "broker never listened");
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -83,10 +83,17 @@ impl Broker {
         broker
     }
 
+    /// Waits for the broker's "ringbroker ready" line, then for its port to answer. The line comes
+    /// first because a connect alone can be answered by someone else's socket: while another test
+    /// thread forks a child, the child holds (until its exec) a copy of whatever listener that
+    /// thread had open, such as the one `free_port` just released on this very port. Seen in CI as
+    /// a broker "listening" before it had started, then refusing the first tool.
     fn wait_until_listening(&mut self) {
         let deadline = Instant::now() + BROKER_START_TIMEOUT;
         while Instant::now() < deadline {
-            if TcpStream::connect(&self.bootstrap).is_ok() {
+            if self.log().contains("ringbroker ready")
+                && TcpStream::connect(&self.bootstrap).is_ok()
+            {
                 return;
             }
             if let Some(status) = self
@@ -102,7 +109,7 @@ impl Broker {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "ringbroker serve did not listen on {} within {BROKER_START_TIMEOUT:?}:\n{}",
+            "ringbroker serve did not log ready and listen on {} within {BROKER_START_TIMEOUT:?}:\n{}",
             self.bootstrap,
             self.log()
         );
@@ -128,8 +135,18 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         if let Some(child) = self.child.as_mut() {
+            let exited_early = child.try_wait().ok().flatten();
             let _ = child.kill();
             let _ = child.wait();
+            // A failing test shows what the broker said: a crash mid-test otherwise surfaces only as
+            // "connection refused" in some client, far from its cause.
+            if std::thread::panicking() {
+                eprintln!(
+                    "broker at {} (exited on its own: {exited_early:?}) logged:\n{}",
+                    self.bootstrap,
+                    self.log()
+                );
+            }
         }
     }
 }
