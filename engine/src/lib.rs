@@ -9,6 +9,7 @@
 //! - `produce`, `fetch`, `offsets`: the per-partition data paths, local or across shards.
 //! - `storage`: per-partition segmented log on DMA files, indexes, recovery, tail cache.
 //! - `groups`: consumer-group coordinator and committed offsets.
+//! - `replication`: leaders and followers of replicated partitions, the ISR, acks=all.
 //! - `producer_state`: idempotent producers: per-partition sequence state, producer ids.
 //! - `metrics`: per-shard counters and histograms, the Prometheus endpoint.
 //! - `topic_config`: Kafka topic configs (names, defaults, validation, effective settings);
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod offsets;
 pub mod produce;
 pub mod producer_state;
+pub mod replication;
 pub mod retention;
 pub mod server;
 pub mod shard;

@@ -37,6 +37,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DeleteRecords, 0, 2),
+    // Followers ask it before fetching (v3 adds the replica id, v4 is flexible).
+    (ApiKey::OffsetForLeaderEpoch, 0, 4),
     // v0-2: v1 adds the endpoint type (KIP-919), v2 the fenced-broker flags (KIP-1073).
     (ApiKey::DescribeCluster, 0, 2),
     // KIP-848 consumer groups (`group.protocol=consumer`): v1 adds the regex subscription and has the

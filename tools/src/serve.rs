@@ -166,6 +166,35 @@ SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM
         #[arg(long, value_name = "N")]
         pub default_replication_factor: Option<IntIn<1, { i16::MAX as i64 }>>,
 
+        #[setting(key = "min.insync.replicas", env = "RINGBROKER_MIN_INSYNC_REPLICAS", default = "1", kafka = Some("min.insync.replicas"), live = false)]
+        /// In-sync replicas an acks=all produce needs (topics may override it): fewer and the
+        /// produce is refused with NOT_ENOUGH_REPLICAS.
+        #[arg(long, value_name = "N")]
+        pub min_insync_replicas: Option<IntIn<1, { i16::MAX as i64 }>>,
+
+        #[setting(key = "replica.lag.time.max.ms", env = "RINGBROKER_REPLICA_LAG_TIME_MAX_MS", default = "30000", kafka = Some("replica.lag.time.max.ms"), live = false)]
+        /// A follower that has not caught up with its leader's log end for this long leaves the
+        /// ISR (acks=all then stops waiting for it).
+        #[arg(long, value_name = "MS")]
+        pub replica_lag_time_max_ms: Option<IntIn<100, 3_600_000>>,
+
+        #[setting(key = "replica.fetch.max.bytes", env = "RINGBROKER_REPLICA_FETCH_MAX_BYTES", default = "1048576", kafka = Some("replica.fetch.max.bytes"), live = false)]
+        /// Bytes a follower asks its leader for per partition and fetch (a larger first batch
+        /// still comes whole).
+        #[arg(long, value_name = "BYTES")]
+        pub replica_fetch_max_bytes: Option<IntIn<1024, { i32::MAX as i64 }>>,
+
+        #[setting(key = "replica.fetch.wait.max.ms", env = "RINGBROKER_REPLICA_FETCH_WAIT_MAX_MS", default = "500", kafka = Some("replica.fetch.wait.max.ms"), live = false)]
+        /// How long a leader holds a follower's fetch that finds nothing new.
+        #[arg(long, value_name = "MS")]
+        pub replica_fetch_wait_max_ms: Option<IntIn<0, 30_000>>,
+
+        #[setting(key = "unclean.leader.election.enable", env = "RINGBROKER_UNCLEAN_LEADER_ELECTION_ENABLE", default = "false", kafka = Some("unclean.leader.election.enable"), live = false)]
+        /// Let a replica outside the ISR lead when no in-sync replica is left (topics may override
+        /// it): the partition comes back, but acknowledged records may be lost.
+        #[arg(long, value_name = "true|false")]
+        pub unclean_leader_election: Option<Switch>,
+
         #[setting(key = "auto.create.topics.enable", env = "RINGBROKER_AUTO_CREATE_TOPICS_ENABLE", default = "true", kafka = Some("auto.create.topics.enable"), live = false)]
         /// Create unknown topics when clients ask for them in Metadata.
         #[arg(long, value_name = "true|false")]

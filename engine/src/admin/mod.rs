@@ -140,7 +140,17 @@ pub async fn open_partition(
     partition: i32,
 ) -> Result<PartitionLog, String> {
     let dir = partition_dir(&shard.config.data_dir, topic, partition);
-    let log = PartitionLog::open(&dir, shard.config.log.clone())
+    // A replicated partition's high watermark is the ISR's, restored from its checkpoint: the
+    // written end of this replica may hold records the cluster has not committed.
+    let replicated = shard
+        .image()
+        .topics
+        .get(topic)
+        .and_then(|meta| meta.partition_state(partition))
+        .is_some_and(|state| state.replicas.len() > 1);
+    let mut config = shard.config.log.clone();
+    config.high_watermark_follows_log_end = !replicated;
+    let log = PartitionLog::open(&dir, config)
         .await
         .map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
     shard

@@ -560,7 +560,9 @@ fn request_topic_names(request: &AdminRequest) -> Vec<String> {
             topics.iter().map(|t| t.name.clone()).collect()
         }
         AdminRequest::DeleteTopics { names } => names.clone(),
-        AdminRequest::CreatePartitions { name, .. } | AdminRequest::AlterConfigs { name, .. } => {
+        AdminRequest::CreatePartitions { name, .. }
+        | AdminRequest::AlterConfigs { name, .. }
+        | AdminRequest::AlterPartition { name, .. } => {
             vec![name.clone()]
         }
     }
@@ -628,6 +630,24 @@ fn decide_admin(ctx: &Context<'_>, request: &AdminRequest) -> Decision {
             replace_all,
             validate_only,
         } => controller::alter_configs(ctx, name, ops, *replace_all, *validate_only),
+        AdminRequest::AlterPartition {
+            name,
+            partition,
+            leader_id,
+            leader_epoch,
+            partition_epoch,
+            new_isr,
+        } => controller::alter_partition(
+            ctx,
+            &controller::IsrChange {
+                topic: name,
+                partition: *partition,
+                leader_id: *leader_id,
+                leader_epoch: *leader_epoch,
+                partition_epoch: *partition_epoch,
+                new_isr,
+            },
+        ),
     }
 }
 

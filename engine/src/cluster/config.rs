@@ -22,6 +22,44 @@ pub const DEFAULT_OFFSETS_TOPIC_REPLICATION_FACTOR: i16 = 3;
 /// could not reach.
 pub const DEFAULT_CONTROLLER_STARTUP_TIMEOUT_MS: u64 = 60_000;
 
+/// Kafka's `min.insync.replicas` default: acks=all needs this many in-sync replicas.
+pub const DEFAULT_MIN_INSYNC_REPLICAS: i32 = 1;
+/// Kafka's `replica.lag.time.max.ms` default: a follower that has not caught up with the leader's
+/// log end for this long leaves the ISR.
+pub const DEFAULT_REPLICA_LAG_TIME_MAX_MS: u64 = 30_000;
+/// Kafka's `replica.fetch.max.bytes` default: bytes a follower asks per partition and fetch.
+pub const DEFAULT_REPLICA_FETCH_MAX_BYTES: i32 = 1 << 20;
+/// Kafka's `replica.fetch.wait.max.ms` default: how long a leader holds a follower's fetch that
+/// finds nothing new (the follower's long poll).
+pub const DEFAULT_REPLICA_FETCH_WAIT_MAX_MS: i32 = 500;
+
+/// How partitions are replicated between brokers (Kafka's names in the doc comments).
+#[derive(Debug, Clone)]
+pub struct ReplicationConfig {
+    /// Kafka `min.insync.replicas` (the broker default; topics may override it).
+    pub min_insync_replicas: i32,
+    /// Kafka `replica.lag.time.max.ms`.
+    pub replica_lag_time_max: Duration,
+    /// Kafka `replica.fetch.max.bytes`.
+    pub replica_fetch_max_bytes: i32,
+    /// Kafka `replica.fetch.wait.max.ms`.
+    pub replica_fetch_wait_max_ms: i32,
+    /// Kafka `unclean.leader.election.enable` (the broker default; topics may override it).
+    pub unclean_leader_election: bool,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> ReplicationConfig {
+        ReplicationConfig {
+            min_insync_replicas: DEFAULT_MIN_INSYNC_REPLICAS,
+            replica_lag_time_max: Duration::from_millis(DEFAULT_REPLICA_LAG_TIME_MAX_MS),
+            replica_fetch_max_bytes: DEFAULT_REPLICA_FETCH_MAX_BYTES,
+            replica_fetch_wait_max_ms: DEFAULT_REPLICA_FETCH_WAIT_MAX_MS,
+            unclean_leader_election: false,
+        }
+    }
+}
+
 /// What a node does (Kafka `process.roles`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Roles {
@@ -138,6 +176,8 @@ pub struct ClusterConfig {
     /// How long start-up waits for the quorum before it fails, naming the unreachable voters
     /// (Kafka `initial.broker.registration.timeout.ms`).
     pub controller_startup_timeout: Duration,
+    /// Follower fetching, the ISR and acks=all.
+    pub replication: ReplicationConfig,
 }
 
 impl ClusterConfig {
@@ -156,6 +196,7 @@ impl ClusterConfig {
             controller_startup_timeout: Duration::from_millis(
                 DEFAULT_CONTROLLER_STARTUP_TIMEOUT_MS,
             ),
+            replication: ReplicationConfig::default(),
         }
     }
 

@@ -19,9 +19,9 @@ use crate::config::BrokerConfig;
 use crate::metadata::topic_name::validate_topic_name;
 use crate::metadata::{new_topic_id, PartitionState, NO_LEADER};
 
-/// Partition data is not replicated between brokers yet (issue 18): a replica list of more than
-/// one broker would promise copies that do not exist, so topics are created with one replica.
-pub const MAX_REPLICATION_FACTOR: i16 = 1;
+/// The broker's internal topics (committed offsets, group metadata) are not replicated yet: their
+/// coordinators open their own logs and followers would not fetch them. Kept at one replica.
+pub const INTERNAL_TOPIC_MAX_REPLICATION_FACTOR: i16 = 1;
 
 /// Kafka's name of the committed-offsets topic and its partition count
 /// (`offsets.topic.num.partitions`).
@@ -160,6 +160,22 @@ fn plan_topic(
         check_assignments(ctx, name, &spec.assignments)?;
         spec.assignments.clone()
     };
+    let factor = replicas.first().map_or(0, Vec::len);
+    let min_insync =
+        crate::topic_config::TopicSettings::resolve(ctx.broker, &spec.configs).min_insync_replicas;
+    if spec
+        .configs
+        .contains_key(crate::topic_config::MIN_INSYNC_REPLICAS)
+        && i64::from(min_insync) > factor as i64
+    {
+        // Kafka refuses a topic whose acks=all produce could never succeed.
+        return fail(
+            ResponseError::InvalidConfig,
+            format!(
+                "min.insync.replicas {min_insync} is larger than the replication factor {factor}"
+            ),
+        );
+    }
     let partitions = replicas.len() as i32;
     if partitions < 1 || partitions > ctx.broker.max_partitions_per_topic {
         return fail(
@@ -229,15 +245,14 @@ fn place_new(
 }
 
 fn check_factor(name: &str, factor: i16) -> Result<(), TopicOutcome> {
-    if factor > MAX_REPLICATION_FACTOR {
+    if is_reserved_topic(name) && factor > INTERNAL_TOPIC_MAX_REPLICATION_FACTOR {
         return Err(TopicOutcome::error(
             name,
             ResponseError::InvalidReplicationFactor,
-            format!(
-                "Replication factor {factor} is not supported yet: partition data is not replicated between brokers, so the largest replication factor is {MAX_REPLICATION_FACTOR}."
-            ),
+            format!("the internal topic {name} is not replicated yet: its replication factor is at most {INTERNAL_TOPIC_MAX_REPLICATION_FACTOR}"),
         ));
     }
+    // Larger than the live brokers can hold is the placement's refusal.
     Ok(())
 }
 
@@ -461,6 +476,104 @@ pub fn alter_configs(
     decision
 }
 
+// ------------------------------------------------------------------------------------------ ISR
+
+/// A leader's AlterPartition: the ISR it wants, with the epochs it knows.
+#[derive(Debug, Clone)]
+pub struct IsrChange<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub new_isr: &'a [i32],
+}
+
+/// Kafka's error for an ISR change based on an old partition epoch.
+pub const INVALID_UPDATE_VERSION: i16 = 95;
+/// Kafka's error for an ISR naming a replica that may not be in it (fenced, or not a replica).
+pub const INELIGIBLE_REPLICA: i16 = 107;
+
+/// AlterPartition: accepted from the partition's current leader, in its current leader and
+/// partition epochs, for an ISR of distinct replicas that keeps the leader and adds only live
+/// brokers (Kafka's rules). The partition epoch moves on; the leader epoch does not.
+pub fn alter_partition(ctx: &Context<'_>, change: &IsrChange<'_>) -> Decision {
+    let mut decision = Decision::default();
+    let name = change.topic;
+    let refused = |code: i16, message: String| Decision {
+        outcomes: vec![TopicOutcome {
+            name: name.to_string(),
+            error_code: code,
+            message: Some(message),
+        }],
+        records: Vec::new(),
+    };
+    let Some(meta) = ctx.image.topics.get(name) else {
+        return refused(
+            ResponseError::UnknownTopicOrPartition.code(),
+            format!("Topic '{name}' does not exist."),
+        );
+    };
+    let Some(state) = meta.partition_state(change.partition) else {
+        return refused(
+            ResponseError::UnknownTopicOrPartition.code(),
+            format!("{name}-{} does not exist", change.partition),
+        );
+    };
+    if state.leader != change.leader_id || change.leader_epoch < state.leader_epoch {
+        return refused(
+            ResponseError::FencedLeaderEpoch.code(),
+            format!(
+                "broker {} in epoch {} no longer leads {name}-{} (leader {} in epoch {})",
+                change.leader_id,
+                change.leader_epoch,
+                change.partition,
+                state.leader,
+                state.leader_epoch
+            ),
+        );
+    }
+    if change.leader_epoch > state.leader_epoch || change.partition_epoch != state.partition_epoch {
+        return refused(
+            INVALID_UPDATE_VERSION,
+            format!(
+                "partition epoch {} of {name}-{} is not the current one ({})",
+                change.partition_epoch, change.partition, state.partition_epoch
+            ),
+        );
+    }
+    let mut distinct = change.new_isr.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let eligible = |id: &i32| {
+        state.replicas.contains(id) && (state.isr.contains(id) || ctx.image.is_live(*id))
+    };
+    if distinct.len() != change.new_isr.len()
+        || !change.new_isr.contains(&change.leader_id)
+        || !change.new_isr.iter().all(eligible)
+    {
+        return refused(
+            INELIGIBLE_REPLICA,
+            format!(
+                "ISR {:?} of {name}-{} must be distinct live replicas of {:?} including the leader",
+                change.new_isr, change.partition, state.replicas
+            ),
+        );
+    }
+    decision.outcomes.push(TopicOutcome::ok(name));
+    if change.new_isr != state.isr.as_slice() {
+        let mut state = state.clone();
+        state.isr = change.new_isr.to_vec();
+        state.partition_epoch += 1;
+        decision.records.push(MetadataRecord::Partition {
+            topic_id: meta.id,
+            partition: change.partition,
+            state,
+        });
+    }
+    decision
+}
+
 // ------------------------------------------------------------------------------------------ brokers
 
 /// When each registered broker was last heard from (the active controller's soft state: a new
@@ -639,7 +752,7 @@ pub fn heartbeat(
         });
         decision
             .records
-            .extend(elect_leaderless(ctx.image, Some(beat.node_id)));
+            .extend(elect_leaderless(ctx, ctx.image, Some(beat.node_id)));
         decision.fenced = false;
     }
     decision
@@ -672,8 +785,31 @@ pub fn fence_expired(
 }
 
 /// New leaders for the partitions `node_id` leads: the next in-sync replica that is live, or none
-/// (no unclean election). The last in-sync replica stays in the ISR, as Kafka keeps it.
+/// (no unclean election). The last in-sync replica stays in the ISR, as Kafka keeps it. Then
+/// `node_id` leaves the ISR of the partitions it follows (Kafka's controller does so when it
+/// fences a broker): acks=all stops waiting for it at once instead of after
+/// `replica.lag.time.max.ms`.
 fn move_leaderships(image: &MetadataImage, node_id: i32) -> Vec<MetadataRecord> {
+    let mut records = lead_elsewhere(image, node_id);
+    for meta in image.topics.topics.values() {
+        for (partition, state) in meta.assignments.iter().enumerate() {
+            if state.leader == node_id || !state.isr.contains(&node_id) || state.isr.len() <= 1 {
+                continue;
+            }
+            let mut state = state.clone();
+            state.isr.retain(|r| *r != node_id);
+            state.partition_epoch += 1;
+            records.push(MetadataRecord::Partition {
+                topic_id: meta.id,
+                partition: partition as i32,
+                state,
+            });
+        }
+    }
+    records
+}
+
+fn lead_elsewhere(image: &MetadataImage, node_id: i32) -> Vec<MetadataRecord> {
     image
         .partitions_led_by(node_id)
         .into_iter()
@@ -699,19 +835,42 @@ fn move_leaderships(image: &MetadataImage, node_id: i32) -> Vec<MetadataRecord> 
 }
 
 /// Leaders for partitions that have none, from their live in-sync replicas (`also_live` counts as
-/// live: a broker being unfenced by the same decision).
-fn elect_leaderless(image: &MetadataImage, also_live: Option<i32>) -> Vec<MetadataRecord> {
+/// live: a broker being unfenced by the same decision). With `unclean.leader.election.enable`
+/// (broker default or topic), a live replica outside the ISR leads when no in-sync one is live;
+/// the ISR becomes that replica alone (records only the old ISR held may be lost).
+fn elect_leaderless(
+    ctx: &Context<'_>,
+    image: &MetadataImage,
+    also_live: Option<i32>,
+) -> Vec<MetadataRecord> {
     let live = |id: i32| Some(id) == also_live || image.is_live(id);
     let mut records = Vec::new();
     for meta in image.topics.topics.values() {
+        let unclean_allowed =
+            crate::topic_config::TopicSettings::resolve(ctx.broker, &meta.configs)
+                .unclean_leader_election;
         for (partition, state) in meta.assignments.iter().enumerate() {
             if state.leader != NO_LEADER {
                 continue;
             }
-            let Some(leader) = state.isr.iter().copied().find(|r| live(*r)) else {
-                continue;
+            let clean = state.isr.iter().copied().find(|r| live(*r));
+            let unclean = || {
+                unclean_allowed
+                    .then(|| state.replicas.iter().copied().find(|r| live(*r)))
+                    .flatten()
+            };
+            let (leader, isr) = match clean {
+                Some(leader) => (leader, state.isr.clone()),
+                None => match unclean() {
+                    Some(leader) => {
+                        tracing::warn!(topic_id = ?meta.id, partition, leader, "unclean leader election: records only the old ISR held may be lost");
+                        (leader, vec![leader])
+                    }
+                    None => continue,
+                },
             };
             let mut state = state.clone();
+            state.isr = isr;
             state.leader = leader;
             state.leader_epoch += 1;
             state.partition_epoch += 1;
@@ -1038,5 +1197,157 @@ mod tests {
         );
         commit(&mut image, &deleted.records);
         assert!(image.topics.get("t").is_none());
+    }
+
+    fn replicated(image: &mut MetadataImage, broker: &BrokerConfig, cluster: &ClusterConfig) {
+        let mut topic = spec("r", 1);
+        topic.replication_factor = 3;
+        let created = create_topics(&context(broker, cluster, image), &[topic], false, false);
+        assert_eq!(created.outcomes, vec![TopicOutcome::ok("r")]);
+        commit(image, &created.records);
+    }
+
+    fn state(image: &MetadataImage) -> PartitionState {
+        image
+            .topics
+            .get("r")
+            .and_then(|m| m.partition_state(0))
+            .cloned()
+            .expect("partition r-0")
+    }
+
+    #[test]
+    fn isr_changes_come_from_the_current_leader_only() {
+        let broker = BrokerConfig::default();
+        let cluster = ClusterConfig::single_node(1);
+        let mut image = image_with_brokers(&[1, 2, 3]);
+        replicated(&mut image, &broker, &cluster);
+        let before = state(&image);
+        assert_eq!(before.isr.len(), 3);
+        let follower = *before
+            .replicas
+            .iter()
+            .find(|r| **r != before.leader)
+            .expect("a follower");
+        let shrunk: Vec<i32> = before
+            .isr
+            .iter()
+            .copied()
+            .filter(|r| *r != follower)
+            .collect();
+        let change = |leader_id, leader_epoch, partition_epoch, new_isr: &[i32]| {
+            alter_partition(
+                &context(&broker, &cluster, &image),
+                &IsrChange {
+                    topic: "r",
+                    partition: 0,
+                    leader_id,
+                    leader_epoch,
+                    partition_epoch,
+                    new_isr,
+                },
+            )
+        };
+        // Not the leader, or an old leader epoch: fenced.
+        let code = |d: &Decision| d.outcomes[0].error_code;
+        assert_eq!(
+            code(&change(
+                follower,
+                before.leader_epoch,
+                before.partition_epoch,
+                &shrunk
+            )),
+            ResponseError::FencedLeaderEpoch.code()
+        );
+        // An old partition epoch.
+        assert_eq!(
+            code(&change(
+                before.leader,
+                before.leader_epoch,
+                before.partition_epoch - 1,
+                &shrunk
+            )),
+            INVALID_UPDATE_VERSION
+        );
+        // Without the leader, or with a non-replica.
+        assert_eq!(
+            code(&change(
+                before.leader,
+                before.leader_epoch,
+                before.partition_epoch,
+                &[follower]
+            )),
+            INELIGIBLE_REPLICA
+        );
+        assert_eq!(
+            code(&change(
+                before.leader,
+                before.leader_epoch,
+                before.partition_epoch,
+                &[before.leader, 9]
+            )),
+            INELIGIBLE_REPLICA
+        );
+        let accepted = change(
+            before.leader,
+            before.leader_epoch,
+            before.partition_epoch,
+            &shrunk,
+        );
+        assert_eq!(accepted.outcomes, vec![TopicOutcome::ok("r")]);
+        commit(&mut image, &accepted.records);
+        let after = state(&image);
+        assert_eq!(after.isr, shrunk);
+        assert_eq!(
+            after.leader_epoch, before.leader_epoch,
+            "an ISR change keeps the leader epoch"
+        );
+        assert_eq!(after.partition_epoch, before.partition_epoch + 1);
+    }
+
+    #[test]
+    fn a_fenced_broker_leaves_every_isr_and_its_leaderships_move() {
+        let broker = BrokerConfig::default();
+        let cluster = ClusterConfig::single_node(1);
+        let mut image = image_with_brokers(&[1, 2, 3]);
+        replicated(&mut image, &broker, &cluster);
+        let before = state(&image);
+        let follower = *before
+            .replicas
+            .iter()
+            .find(|r| **r != before.leader)
+            .expect("a follower");
+        // The follower's session expires: it leaves the ISR, the leader stays.
+        let records = move_leaderships(&image, follower);
+        commit(&mut image, &records);
+        let after = state(&image);
+        assert!(!after.isr.contains(&follower));
+        assert_eq!(after.leader, before.leader);
+        assert_eq!(after.leader_epoch, before.leader_epoch);
+        // The leader's session expires: a live in-sync replica leads, in a new epoch.
+        let records = move_leaderships(&image, before.leader);
+        commit(&mut image, &records);
+        let last = state(&image);
+        assert_ne!(last.leader, before.leader);
+        assert!(last.isr.contains(&last.leader));
+        assert_eq!(last.leader_epoch, before.leader_epoch + 1);
+    }
+
+    #[test]
+    fn min_insync_above_the_replication_factor_is_refused() {
+        let broker = BrokerConfig::default();
+        let cluster = ClusterConfig::single_node(1);
+        let image = image_with_brokers(&[1, 2, 3]);
+        let mut topic = spec("m", 1);
+        topic.replication_factor = 2;
+        topic
+            .configs
+            .insert("min.insync.replicas".into(), "3".into());
+        let refused = create_topics(&context(&broker, &cluster, &image), &[topic], false, false);
+        assert_eq!(
+            refused.outcomes[0].error_code,
+            ResponseError::InvalidConfig.code()
+        );
+        assert!(refused.records.is_empty());
     }
 }

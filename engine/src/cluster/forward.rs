@@ -98,7 +98,9 @@ fn unavailable(request: &AdminRequest, message: &str) -> AdminReply {
             topics.iter().map(|t| t.name.clone()).collect()
         }
         AdminRequest::DeleteTopics { names } => names.clone(),
-        AdminRequest::CreatePartitions { name, .. } | AdminRequest::AlterConfigs { name, .. } => {
+        AdminRequest::CreatePartitions { name, .. }
+        | AdminRequest::AlterConfigs { name, .. }
+        | AdminRequest::AlterPartition { name, .. } => {
             vec![name.clone()]
         }
     };

@@ -25,6 +25,8 @@ pub const API_DELETE_TOPICS: u16 = 11;
 pub const API_CREATE_PARTITIONS: u16 = 12;
 /// AlterConfigs / IncrementalAlterConfigs forwarded by a broker (answer: `TopicsResponse`).
 pub const API_ALTER_CONFIGS: u16 = 13;
+/// A partition leader's ISR change (Kafka's AlterPartition).
+pub const API_ALTER_PARTITION: u16 = 14;
 
 /// The error text a voter that is not the active controller answers with, followed by the
 /// leader it knows of (-1: none); the caller retries there.
@@ -296,6 +298,14 @@ pub enum AdminRequest {
         replace_all: bool,
         validate_only: bool,
     },
+    AlterPartition {
+        name: String,
+        partition: i32,
+        leader_id: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        new_isr: Vec<i32>,
+    },
 }
 
 fn assignments<'b>(
@@ -334,6 +344,7 @@ impl AdminRequest {
             AdminRequest::DeleteTopics { .. } => API_DELETE_TOPICS,
             AdminRequest::CreatePartitions { .. } => API_CREATE_PARTITIONS,
             AdminRequest::AlterConfigs { .. } => API_ALTER_CONFIGS,
+            AdminRequest::AlterPartition { .. } => API_ALTER_PARTITION,
         }
     }
 
@@ -450,6 +461,29 @@ impl AdminRequest {
                 );
                 finish(fbb, root)
             }
+            AdminRequest::AlterPartition {
+                name,
+                partition,
+                leader_id,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+            } => {
+                let topic = Some(fbb.create_string(name));
+                let new_isr = Some(fbb.create_vector(new_isr));
+                let root = fb::AlterPartitionRequest::create(
+                    &mut fbb,
+                    &fb::AlterPartitionRequestArgs {
+                        topic,
+                        partition: *partition,
+                        leader_id: *leader_id,
+                        leader_epoch: *leader_epoch,
+                        partition_epoch: *partition_epoch,
+                        new_isr,
+                    },
+                );
+                finish(fbb, root)
+            }
         }
     }
 
@@ -523,6 +557,17 @@ impl AdminRequest {
                     ops,
                     replace_all: topic.replace_all(),
                     validate_only: r.validate_only(),
+                })
+            }
+            API_ALTER_PARTITION => {
+                let r = root::<fb::AlterPartitionRequest>(bytes)?;
+                Ok(AdminRequest::AlterPartition {
+                    name: r.topic().unwrap_or_default().to_string(),
+                    partition: r.partition(),
+                    leader_id: r.leader_id(),
+                    leader_epoch: r.leader_epoch(),
+                    partition_epoch: r.partition_epoch(),
+                    new_isr: r.new_isr().map(|v| v.iter().collect()).unwrap_or_default(),
                 })
             }
             other => Err(DecodeError(format!("unknown controller api {other}"))),

@@ -50,6 +50,9 @@ pub struct PartitionRead<'a> {
     pub max_bytes: usize,
     /// When the partition has nothing at `offset`, wait up to this long for new data.
     pub wait_ms: u32,
+    /// Kafka's replica id: -1 for a consumer; a follower's node id for a replica fetch, which
+    /// reads up to the written end and reports the follower's progress (`replication::serve`).
+    pub replica_id: i32,
 }
 
 /// Reads from a partition this shard owns.
@@ -57,15 +60,37 @@ pub async fn read_local(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome 
     let Some(log) = shard.log(read.topic, read.partition) else {
         return FetchOutcome::error(ResponseError::UnknownTopicOrPartition.code());
     };
-    if read.wait_ms > 0
-        && read.offset >= log.high_watermark()
-        && read.offset >= log.log_start_offset()
-    {
-        let wait = log.wait_for_data(read.offset);
+    let replica = read.replica_id >= 0;
+    if replica {
+        if let Err(code) = crate::replication::serve::record_follower_fetch(
+            shard,
+            read.topic,
+            read.partition,
+            read.replica_id,
+            read.offset,
+            &log,
+        ) {
+            return FetchOutcome::error(code);
+        }
+    }
+    // A consumer waits for the high watermark to pass its offset, a follower for the written end.
+    let readable_end = if replica {
+        log.written_end_offset()
+    } else {
+        log.high_watermark()
+    };
+    if read.wait_ms > 0 && read.offset >= readable_end && read.offset >= log.log_start_offset() {
         let timeout = glommio::timer::sleep(Duration::from_millis(u64::from(read.wait_ms)));
-        futures::pin_mut!(wait);
         futures::pin_mut!(timeout);
-        let _ = select(wait, timeout).await;
+        if replica {
+            let wait = log.wait_for_written_data(read.offset);
+            futures::pin_mut!(wait);
+            let _ = select(wait, timeout).await;
+        } else {
+            let wait = log.wait_for_data(read.offset);
+            futures::pin_mut!(wait);
+            let _ = select(wait, timeout).await;
+        }
     }
     if read.max_bytes == 0 {
         return FetchOutcome {
@@ -75,7 +100,13 @@ pub async fn read_local(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome 
             chunks: Vec::new(),
         };
     }
-    let result = log.read(read.offset, read.max_bytes);
+    let result = async {
+        if replica {
+            log.read_for_replica(read.offset, read.max_bytes).await
+        } else {
+            log.read(read.offset, read.max_bytes).await
+        }
+    };
     match hooks::timed(shard.metrics(), Stage::FetchRead, result).await {
         Ok(result) => FetchOutcome {
             error_code: errors::NONE,
@@ -114,6 +145,7 @@ pub async fn read(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome {
                 offset: read.offset,
                 max_bytes: i32::try_from(read.max_bytes).unwrap_or(i32::MAX),
                 wait_ms: read.wait_ms as i32,
+                replica_id: read.replica_id,
             },
         );
         (Payload::FetchRequest, request.as_union_value())
@@ -169,6 +201,7 @@ pub async fn serve_remote(shard: &Shard, from: usize, correlation: u64, request:
             offset: request.offset(),
             max_bytes: usize::try_from(request.max_bytes()).unwrap_or(0),
             wait_ms: u32::try_from(request.wait_ms()).unwrap_or(0),
+            replica_id: request.replica_id(),
         },
     )
     .await;

@@ -17,7 +17,10 @@ use ringbroker_schema::{
 use crate::errors::{self, storage_error_code};
 use crate::metrics::{hooks, Stage};
 use crate::producer_state::Decision;
+use crate::replication;
 use crate::shard::Shard;
+use crate::storage::PartitionLog;
+use std::time::Duration;
 
 /// What one partition's produce came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,16 +43,77 @@ impl ProduceOutcome {
     }
 }
 
-/// Appends already-validated batches to a partition this shard owns.
+/// How a produce request wants to be acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acks {
+    /// Kafka's acks: 0 or 1 (the leader wrote it), -1 (every in-sync replica holds it).
+    pub acks: i16,
+    /// The request's timeout: how long acks=-1 waits for the in-sync replicas.
+    pub timeout_ms: i32,
+}
+
+/// Appends already-validated batches to a partition this shard owns; with acks=-1, answers once
+/// the high watermark has passed them (`replication::acks`).
 pub async fn append_local(
     shard: &Shard,
     topic: &str,
     partition: i32,
     records: &[u8],
+    acks: Acks,
 ) -> ProduceOutcome {
     let Some(log) = shard.log(topic, partition) else {
         return ProduceOutcome::error(ResponseError::UnknownTopicOrPartition.code());
     };
+    let leader_epoch = shard.leader_epoch(topic, partition);
+    // A replicated partition takes produce only once this shard leads it in the image's epoch
+    // (its producer state rebuilt, no fetcher appending to it any more).
+    let replicated = shard
+        .image()
+        .topics
+        .get(topic)
+        .and_then(|meta| meta.partition_state(partition))
+        .is_some_and(|state| state.replicas.len() > 1);
+    if replicated && !shard.replication.leads(topic, partition, leader_epoch) {
+        return ProduceOutcome::error(ResponseError::NotLeaderOrFollower.code());
+    }
+    let wait_for_replicas = acks.acks == replication::acks::ACKS_ALL;
+    if wait_for_replicas {
+        if let Err(code) = replication::acks::check_min_insync(shard, topic, partition) {
+            return ProduceOutcome::error(code);
+        }
+    }
+    let outcome = append_leader(shard, topic, partition, records, &log, leader_epoch).await;
+    if !wait_for_replicas || outcome.error_code != errors::NONE {
+        return outcome;
+    }
+    let end_offset = replication::acks::end_offset_of(records, outcome.base_offset);
+    let timeout = Duration::from_millis(u64::try_from(acks.timeout_ms).unwrap_or(0));
+    let code = replication::acks::wait_for_high_watermark(
+        shard,
+        &log,
+        topic,
+        partition,
+        leader_epoch,
+        end_offset,
+        timeout,
+    )
+    .await;
+    if code == errors::NONE {
+        outcome
+    } else {
+        ProduceOutcome::error(code)
+    }
+}
+
+/// The leader's append: keys of compacted topics, the idempotent producers' check, the write.
+async fn append_leader(
+    shard: &Shard,
+    topic: &str,
+    partition: i32,
+    records: &[u8],
+    log: &PartitionLog,
+    leader_epoch: i32,
+) -> ProduceOutcome {
     // Checked on the owning shard, before the producer state sees the batches (Kafka's
     // LogValidator runs before the duplicate check), and synchronously like it.
     let compacted = shard
@@ -82,7 +146,6 @@ pub async fn append_local(
     }
     // Every batch is stamped with the partition's current leader epoch (the leader-epoch cache
     // and, with replication, followers' truncation rely on it).
-    let leader_epoch = shard.leader_epoch(topic, partition);
     let append = log.append(records, leader_epoch);
     match hooks::timed(shard.metrics(), Stage::ProduceAppend, append).await {
         Ok(outcome) => {
@@ -105,10 +168,16 @@ pub async fn append_local(
 /// Appends to a partition wherever it lives. Per-connection order holds: local appends take
 /// their offsets when first polled, remote ones travel a FIFO channel to the owner, which
 /// appends in arrival order.
-pub async fn append(shard: &Shard, topic: &str, partition: i32, records: Bytes) -> ProduceOutcome {
+pub async fn append(
+    shard: &Shard,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+    acks: Acks,
+) -> ProduceOutcome {
     let owner = shard.owner_of(topic, partition);
     if owner == shard.id {
-        return append_local(shard, topic, partition, &records).await;
+        return append_local(shard, topic, partition, &records, acks).await;
     }
     let hop = shard.mesh.call(owner, records.len() + 128, |fbb| {
         let topic = fbb.create_string(topic);
@@ -119,6 +188,8 @@ pub async fn append(shard: &Shard, topic: &str, partition: i32, records: Bytes) 
                 topic: Some(topic),
                 partition,
                 records: Some(records),
+                acks: acks.acks,
+                timeout_ms: acks.timeout_ms,
             },
         );
         (Payload::ProduceRequest, request.as_union_value())
@@ -150,7 +221,11 @@ pub async fn append(shard: &Shard, topic: &str, partition: i32, records: Bytes) 
 pub async fn serve_remote(shard: &Shard, from: usize, correlation: u64, request: MeshProduce<'_>) {
     let topic = request.topic().unwrap_or_default();
     let records = request.records().map(|v| v.bytes()).unwrap_or_default();
-    let outcome = append_local(shard, topic, request.partition(), records).await;
+    let acks = Acks {
+        acks: request.acks(),
+        timeout_ms: request.timeout_ms(),
+    };
+    let outcome = append_local(shard, topic, request.partition(), records, acks).await;
     shard
         .mesh
         .reply(from, correlation, 64, |fbb| {

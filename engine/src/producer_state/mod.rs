@@ -98,6 +98,13 @@ impl ShardProducers {
         self.partitions.borrow_mut().remove(topic);
     }
 
+    /// Drops the state of one partition (a follower replica keeps none).
+    pub fn forget_partition(&self, topic: &str, partition: i32) {
+        if let Some(partitions) = self.partitions.borrow_mut().get_mut(topic) {
+            partitions.remove(&partition);
+        }
+    }
+
     /// Removes a partition's snapshot file (before its directory is deleted).
     pub async fn remove_files(&self, dir: &std::path::Path) -> Result<(), ProducerStateError> {
         files::remove_if_exists(&dir.join(snapshot::SNAPSHOT_FILE)).await

@@ -233,6 +233,8 @@ async fn run_shard(
     }
     metrics::sampler::spawn(shard.clone());
     crate::retention::spawn(shard.clone());
+    crate::replication::roles::spawn(shard.clone());
+    crate::replication::isr::spawn_checker(shard.clone());
     if let Some(metrics) = &metrics {
         metrics.mark_ready();
     }

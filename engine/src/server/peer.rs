@@ -82,6 +82,17 @@ async fn serve_request(shard: &Rc<Shard>, from: usize, message: MeshMessage) {
                     .await;
             }
         }
+        Payload::EpochEndOffsetRequest => {
+            if let Some(request) = envelope.payload_as_epoch_end_offset_request() {
+                crate::server::handlers::offset_for_leader_epoch::serve_remote(
+                    shard,
+                    from,
+                    correlation,
+                    request,
+                )
+                .await;
+            }
+        }
         other => tracing::error!(from, ?other, "unexpected mesh request"),
     }
 }

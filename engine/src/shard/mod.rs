@@ -19,6 +19,7 @@ use crate::groups::GroupCoordinator;
 use crate::metadata::{owner_shard, TopicTable};
 use crate::metrics::ShardMetrics;
 use crate::producer_state::ShardProducers;
+use crate::replication::ShardReplication;
 use crate::storage::PartitionLog;
 use ringbroker_protocol::records::RecordValidator;
 
@@ -54,6 +55,8 @@ pub struct Shard {
     pub groups: Rc<GroupCoordinator>,
     /// Idempotent producers' state of the partitions this shard owns, and its producer ids.
     pub producers: ShardProducers,
+    /// Leaders and followers among the replicated partitions this shard owns.
+    pub replication: ShardReplication,
     /// This shard's metrics (only this shard writes them); `None` when metrics are off.
     pub metrics: Option<Arc<ShardMetrics>>,
     /// Walks the records of produced batches (`produce::validate_records`); its window is the
@@ -87,6 +90,7 @@ impl Shard {
             connections: Cell::new(0),
             groups,
             producers,
+            replication: ShardReplication::default(),
             metrics: None,
             record_validator: RefCell::new(RecordValidator::new()),
         }
@@ -129,6 +133,7 @@ impl Shard {
         if image.is_live(self.config.node_id) {
             self.live.set(1);
         }
+        self.replication.installed.set(image.applied_index);
     }
 
     /// The cluster agent, on shard 0.

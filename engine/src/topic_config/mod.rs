@@ -28,6 +28,10 @@ pub const DELETE_RETENTION_MS: &str = "delete.retention.ms";
 pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 /// `message.timestamp.type`: CreateTime or LogAppendTime.
 pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
+/// `min.insync.replicas`: in-sync replicas an acks=all produce needs.
+pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
+/// `unclean.leader.election.enable`: a replica outside the ISR may lead when none in it is left.
+pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
 
 /// Kafka's default `segment.ms`: 7 days.
 pub const DEFAULT_SEGMENT_MS: i64 = 7 * 24 * 60 * 60 * 1000;
@@ -41,6 +45,7 @@ pub const MIN_SEGMENT_BYTES: i64 = 1 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i8)]
 pub enum ConfigType {
+    Boolean = 1,
     String = 2,
     Int = 3,
     Long = 5,
@@ -85,6 +90,12 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         doc: "CreateTime or LogAppendTime",
     },
     ConfigDef {
+        name: MIN_INSYNC_REPLICAS,
+        config_type: ConfigType::Int,
+        broker_synonym: "min.insync.replicas",
+        doc: "in-sync replicas an acks=all produce needs (NOT_ENOUGH_REPLICAS below it)",
+    },
+    ConfigDef {
         name: MIN_COMPACTION_LAG_MS,
         config_type: ConfigType::Long,
         broker_synonym: "log.cleaner.min.compaction.lag.ms",
@@ -114,6 +125,12 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         broker_synonym: "log.roll.ms",
         doc: "time after which a segment is rolled",
     },
+    ConfigDef {
+        name: UNCLEAN_LEADER_ELECTION_ENABLE,
+        config_type: ConfigType::Boolean,
+        broker_synonym: "unclean.leader.election.enable",
+        doc: "let a replica outside the ISR lead when none in it is left (may lose records)",
+    },
 ];
 
 /// Kafka topic config names accepted and kept in the topic table without an
@@ -124,8 +141,6 @@ pub const ACCEPTED_NOT_ENFORCED: &[&str] = &[
     "compression.gzip.level",
     "compression.lz4.level",
     "compression.zstd.level",
-    "min.insync.replicas",
-    "unclean.leader.election.enable",
     "flush.messages",
     "flush.ms",
     "index.interval.bytes",
@@ -189,6 +204,8 @@ pub struct TopicSettings {
     pub delete_retention_ms: i64,
     pub max_message_bytes: i32,
     pub timestamp_type: TimestampType,
+    pub min_insync_replicas: i32,
+    pub unclean_leader_election: bool,
 }
 
 impl TopicSettings {
@@ -208,6 +225,8 @@ impl TopicSettings {
             delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
             max_message_bytes: i32::try_from(broker.max_message_bytes).unwrap_or(i32::MAX),
             timestamp_type: TimestampType::CreateTime,
+            min_insync_replicas: broker.cluster.replication.min_insync_replicas,
+            unclean_leader_election: broker.cluster.replication.unclean_leader_election,
         }
     }
 
@@ -263,6 +282,14 @@ impl TopicSettings {
                     _ => return Err(invalid("must be CreateTime or LogAppendTime")),
                 }
             }
+            MIN_INSYNC_REPLICAS => self.min_insync_replicas = long(1, i64::from(i16::MAX))? as i32,
+            UNCLEAN_LEADER_ELECTION_ENABLE => {
+                self.unclean_leader_election = match value.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid("must be true or false")),
+                }
+            }
             // Kafka topic configs that clients and tools set routinely (Kafka Streams, Connect,
             // kafka-topics scripts) but that have no effect on a single-broker, uncompressing
             // log yet: stored as given (not yet listed by DescribeConfigs), so creating such a topic does
@@ -288,6 +315,8 @@ impl TopicSettings {
                 (true, false) => "compact".to_string(),
                 _ => "delete".to_string(),
             },
+            MIN_INSYNC_REPLICAS => self.min_insync_replicas.to_string(),
+            UNCLEAN_LEADER_ELECTION_ENABLE => self.unclean_leader_election.to_string(),
             MESSAGE_TIMESTAMP_TYPE => match self.timestamp_type {
                 TimestampType::CreateTime => "CreateTime".to_string(),
                 TimestampType::LogAppendTime => "LogAppendTime".to_string(),

@@ -3975,6 +3975,189 @@ impl ::core::fmt::Debug for AlterConfigsRequest<'_> {
       ds.finish()
   }
 }
+pub enum AlterPartitionRequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// AlterPartition (Kafka's API 56): a partition leader asks to change its ISR. Refused unless the
+/// leader and both epochs are still current.
+pub struct AlterPartitionRequest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for AlterPartitionRequest<'a> {
+  type Inner = AlterPartitionRequest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> AlterPartitionRequest<'a> {
+  pub const VT_TOPIC: ::flatbuffers::VOffsetT = 4;
+  pub const VT_PARTITION: ::flatbuffers::VOffsetT = 6;
+  pub const VT_LEADER_ID: ::flatbuffers::VOffsetT = 8;
+  pub const VT_LEADER_EPOCH: ::flatbuffers::VOffsetT = 10;
+  pub const VT_PARTITION_EPOCH: ::flatbuffers::VOffsetT = 12;
+  pub const VT_NEW_ISR: ::flatbuffers::VOffsetT = 14;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    AlterPartitionRequest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args AlterPartitionRequestArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<AlterPartitionRequest<'bldr>> {
+    let mut builder = AlterPartitionRequestBuilder::new(_fbb);
+    if let Some(x) = args.new_isr { builder.add_new_isr(x); }
+    builder.add_partition_epoch(args.partition_epoch);
+    builder.add_leader_epoch(args.leader_epoch);
+    builder.add_leader_id(args.leader_id);
+    builder.add_partition(args.partition);
+    if let Some(x) = args.topic { builder.add_topic(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn topic(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(AlterPartitionRequest::VT_TOPIC, None)}
+  }
+  #[inline]
+  pub fn partition(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(AlterPartitionRequest::VT_PARTITION, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn leader_id(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(AlterPartitionRequest::VT_LEADER_ID, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn leader_epoch(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(AlterPartitionRequest::VT_LEADER_EPOCH, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn partition_epoch(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(AlterPartitionRequest::VT_PARTITION_EPOCH, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn new_isr(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(AlterPartitionRequest::VT_NEW_ISR, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for AlterPartitionRequest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("topic", Self::VT_TOPIC, false)?
+     .visit_field::<i32>("partition", Self::VT_PARTITION, false)?
+     .visit_field::<i32>("leader_id", Self::VT_LEADER_ID, false)?
+     .visit_field::<i32>("leader_epoch", Self::VT_LEADER_EPOCH, false)?
+     .visit_field::<i32>("partition_epoch", Self::VT_PARTITION_EPOCH, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("new_isr", Self::VT_NEW_ISR, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct AlterPartitionRequestArgs<'a> {
+    pub topic: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub partition: i32,
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub new_isr: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
+}
+impl<'a> Default for AlterPartitionRequestArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    AlterPartitionRequestArgs {
+      topic: None,
+      partition: 0,
+      leader_id: 0,
+      leader_epoch: 0,
+      partition_epoch: 0,
+      new_isr: None,
+    }
+  }
+}
+
+pub struct AlterPartitionRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> AlterPartitionRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_topic(&mut self, topic: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AlterPartitionRequest::VT_TOPIC, topic);
+  }
+  #[inline]
+  pub fn add_partition(&mut self, partition: i32) {
+    self.fbb_.push_slot::<i32>(AlterPartitionRequest::VT_PARTITION, partition, 0);
+  }
+  #[inline]
+  pub fn add_leader_id(&mut self, leader_id: i32) {
+    self.fbb_.push_slot::<i32>(AlterPartitionRequest::VT_LEADER_ID, leader_id, 0);
+  }
+  #[inline]
+  pub fn add_leader_epoch(&mut self, leader_epoch: i32) {
+    self.fbb_.push_slot::<i32>(AlterPartitionRequest::VT_LEADER_EPOCH, leader_epoch, 0);
+  }
+  #[inline]
+  pub fn add_partition_epoch(&mut self, partition_epoch: i32) {
+    self.fbb_.push_slot::<i32>(AlterPartitionRequest::VT_PARTITION_EPOCH, partition_epoch, 0);
+  }
+  #[inline]
+  pub fn add_new_isr(&mut self, new_isr: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AlterPartitionRequest::VT_NEW_ISR, new_isr);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> AlterPartitionRequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    AlterPartitionRequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<AlterPartitionRequest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for AlterPartitionRequest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("AlterPartitionRequest");
+      ds.field("topic", &self.topic());
+      ds.field("partition", &self.partition());
+      ds.field("leader_id", &self.leader_id());
+      ds.field("leader_epoch", &self.leader_epoch());
+      ds.field("partition_epoch", &self.partition_epoch());
+      ds.field("new_isr", &self.new_isr());
+      ds.finish()
+  }
+}
 }  // pub mod controller
 }  // pub mod ringbroker
 

@@ -13,10 +13,10 @@ pub mod internal {
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_PAYLOAD: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_PAYLOAD: u8 = 14;
+pub const ENUM_MAX_PAYLOAD: u8 = 16;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_PAYLOAD: [Payload; 15] = [
+pub const ENUM_VALUES_PAYLOAD: [Payload; 17] = [
   Payload::NONE,
   Payload::ProduceRequest,
   Payload::ProduceResult,
@@ -32,6 +32,8 @@ pub const ENUM_VALUES_PAYLOAD: [Payload; 15] = [
   Payload::ImageUpdate,
   Payload::ControllerCall,
   Payload::ControllerReply,
+  Payload::EpochEndOffsetRequest,
+  Payload::EpochEndOffsetResult,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -54,9 +56,11 @@ impl Payload {
   pub const ImageUpdate: Self = Self(12);
   pub const ControllerCall: Self = Self(13);
   pub const ControllerReply: Self = Self(14);
+  pub const EpochEndOffsetRequest: Self = Self(15);
+  pub const EpochEndOffsetResult: Self = Self(16);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 14;
+  pub const ENUM_MAX: u8 = 16;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::ProduceRequest,
@@ -73,6 +77,8 @@ impl Payload {
     Self::ImageUpdate,
     Self::ControllerCall,
     Self::ControllerReply,
+    Self::EpochEndOffsetRequest,
+    Self::EpochEndOffsetResult,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -92,6 +98,8 @@ impl Payload {
       Self::ImageUpdate => Some("ImageUpdate"),
       Self::ControllerCall => Some("ControllerCall"),
       Self::ControllerReply => Some("ControllerReply"),
+      Self::EpochEndOffsetRequest => Some("EpochEndOffsetRequest"),
+      Self::EpochEndOffsetResult => Some("EpochEndOffsetResult"),
       _ => None,
     }
   }
@@ -168,6 +176,8 @@ impl<'a> ProduceRequest<'a> {
   pub const VT_TOPIC: ::flatbuffers::VOffsetT = 4;
   pub const VT_PARTITION: ::flatbuffers::VOffsetT = 6;
   pub const VT_RECORDS: ::flatbuffers::VOffsetT = 8;
+  pub const VT_ACKS: ::flatbuffers::VOffsetT = 10;
+  pub const VT_TIMEOUT_MS: ::flatbuffers::VOffsetT = 12;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -179,9 +189,11 @@ impl<'a> ProduceRequest<'a> {
     args: &'args ProduceRequestArgs<'args>
   ) -> ::flatbuffers::WIPOffset<ProduceRequest<'bldr>> {
     let mut builder = ProduceRequestBuilder::new(_fbb);
+    builder.add_timeout_ms(args.timeout_ms);
     if let Some(x) = args.records { builder.add_records(x); }
     builder.add_partition(args.partition);
     if let Some(x) = args.topic { builder.add_topic(x); }
+    builder.add_acks(args.acks);
     builder.finish()
   }
 
@@ -208,6 +220,22 @@ impl<'a> ProduceRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ProduceRequest::VT_RECORDS, None)}
   }
+  /// The request's acks: -1 (all) answers once the high watermark passes the batches.
+  #[inline]
+  pub fn acks(&self) -> i16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i16>(ProduceRequest::VT_ACKS, Some(1)).unwrap()}
+  }
+  /// The request's timeout: how long acks=all waits for the in-sync replicas.
+  #[inline]
+  pub fn timeout_ms(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(ProduceRequest::VT_TIMEOUT_MS, Some(30000)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for ProduceRequest<'_> {
@@ -219,6 +247,8 @@ impl ::flatbuffers::Verifiable for ProduceRequest<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("topic", Self::VT_TOPIC, false)?
      .visit_field::<i32>("partition", Self::VT_PARTITION, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("records", Self::VT_RECORDS, false)?
+     .visit_field::<i16>("acks", Self::VT_ACKS, false)?
+     .visit_field::<i32>("timeout_ms", Self::VT_TIMEOUT_MS, false)?
      .finish();
     Ok(())
   }
@@ -227,6 +257,8 @@ pub struct ProduceRequestArgs<'a> {
     pub topic: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub partition: i32,
     pub records: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub acks: i16,
+    pub timeout_ms: i32,
 }
 impl<'a> Default for ProduceRequestArgs<'a> {
   #[inline]
@@ -235,6 +267,8 @@ impl<'a> Default for ProduceRequestArgs<'a> {
       topic: None,
       partition: 0,
       records: None,
+      acks: 1,
+      timeout_ms: 30000,
     }
   }
 }
@@ -257,6 +291,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ProduceRequestBuilder<'a, 'b,
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ProduceRequest::VT_RECORDS, records);
   }
   #[inline]
+  pub fn add_acks(&mut self, acks: i16) {
+    self.fbb_.push_slot::<i16>(ProduceRequest::VT_ACKS, acks, 1);
+  }
+  #[inline]
+  pub fn add_timeout_ms(&mut self, timeout_ms: i32) {
+    self.fbb_.push_slot::<i32>(ProduceRequest::VT_TIMEOUT_MS, timeout_ms, 30000);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ProduceRequestBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     ProduceRequestBuilder {
@@ -277,6 +319,8 @@ impl ::core::fmt::Debug for ProduceRequest<'_> {
       ds.field("topic", &self.topic());
       ds.field("partition", &self.partition());
       ds.field("records", &self.records());
+      ds.field("acks", &self.acks());
+      ds.field("timeout_ms", &self.timeout_ms());
       ds.finish()
   }
 }
@@ -450,6 +494,7 @@ impl<'a> FetchRequest<'a> {
   pub const VT_OFFSET: ::flatbuffers::VOffsetT = 8;
   pub const VT_MAX_BYTES: ::flatbuffers::VOffsetT = 10;
   pub const VT_WAIT_MS: ::flatbuffers::VOffsetT = 12;
+  pub const VT_REPLICA_ID: ::flatbuffers::VOffsetT = 14;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -462,6 +507,7 @@ impl<'a> FetchRequest<'a> {
   ) -> ::flatbuffers::WIPOffset<FetchRequest<'bldr>> {
     let mut builder = FetchRequestBuilder::new(_fbb);
     builder.add_offset(args.offset);
+    builder.add_replica_id(args.replica_id);
     builder.add_wait_ms(args.wait_ms);
     builder.add_max_bytes(args.max_bytes);
     builder.add_partition(args.partition);
@@ -505,6 +551,15 @@ impl<'a> FetchRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<i32>(FetchRequest::VT_WAIT_MS, Some(0)).unwrap()}
   }
+  /// Kafka's replica id: -1 for a consumer, the follower's node id for a replica fetch (read up
+  /// to the written end; the fetch offset is the follower's log end).
+  #[inline]
+  pub fn replica_id(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(FetchRequest::VT_REPLICA_ID, Some(-1)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for FetchRequest<'_> {
@@ -518,6 +573,7 @@ impl ::flatbuffers::Verifiable for FetchRequest<'_> {
      .visit_field::<i64>("offset", Self::VT_OFFSET, false)?
      .visit_field::<i32>("max_bytes", Self::VT_MAX_BYTES, false)?
      .visit_field::<i32>("wait_ms", Self::VT_WAIT_MS, false)?
+     .visit_field::<i32>("replica_id", Self::VT_REPLICA_ID, false)?
      .finish();
     Ok(())
   }
@@ -528,6 +584,7 @@ pub struct FetchRequestArgs<'a> {
     pub offset: i64,
     pub max_bytes: i32,
     pub wait_ms: i32,
+    pub replica_id: i32,
 }
 impl<'a> Default for FetchRequestArgs<'a> {
   #[inline]
@@ -538,6 +595,7 @@ impl<'a> Default for FetchRequestArgs<'a> {
       offset: 0,
       max_bytes: 0,
       wait_ms: 0,
+      replica_id: -1,
     }
   }
 }
@@ -568,6 +626,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> FetchRequestBuilder<'a, 'b, A
     self.fbb_.push_slot::<i32>(FetchRequest::VT_WAIT_MS, wait_ms, 0);
   }
   #[inline]
+  pub fn add_replica_id(&mut self, replica_id: i32) {
+    self.fbb_.push_slot::<i32>(FetchRequest::VT_REPLICA_ID, replica_id, -1);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> FetchRequestBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     FetchRequestBuilder {
@@ -590,6 +652,7 @@ impl ::core::fmt::Debug for FetchRequest<'_> {
       ds.field("offset", &self.offset());
       ds.field("max_bytes", &self.max_bytes());
       ds.field("wait_ms", &self.wait_ms());
+      ds.field("replica_id", &self.replica_id());
       ds.finish()
   }
 }
@@ -2233,6 +2296,268 @@ impl ::core::fmt::Debug for ControllerReply<'_> {
       ds.finish()
   }
 }
+pub enum EpochEndOffsetRequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// OffsetForLeaderEpoch for one partition, asked of its owning shard: where the log's
+/// `leader_epoch` ends (a follower truncates there).
+pub struct EpochEndOffsetRequest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for EpochEndOffsetRequest<'a> {
+  type Inner = EpochEndOffsetRequest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> EpochEndOffsetRequest<'a> {
+  pub const VT_TOPIC: ::flatbuffers::VOffsetT = 4;
+  pub const VT_PARTITION: ::flatbuffers::VOffsetT = 6;
+  pub const VT_LEADER_EPOCH: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    EpochEndOffsetRequest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args EpochEndOffsetRequestArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<EpochEndOffsetRequest<'bldr>> {
+    let mut builder = EpochEndOffsetRequestBuilder::new(_fbb);
+    builder.add_leader_epoch(args.leader_epoch);
+    builder.add_partition(args.partition);
+    if let Some(x) = args.topic { builder.add_topic(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn topic(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(EpochEndOffsetRequest::VT_TOPIC, None)}
+  }
+  #[inline]
+  pub fn partition(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(EpochEndOffsetRequest::VT_PARTITION, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn leader_epoch(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(EpochEndOffsetRequest::VT_LEADER_EPOCH, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for EpochEndOffsetRequest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("topic", Self::VT_TOPIC, false)?
+     .visit_field::<i32>("partition", Self::VT_PARTITION, false)?
+     .visit_field::<i32>("leader_epoch", Self::VT_LEADER_EPOCH, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct EpochEndOffsetRequestArgs<'a> {
+    pub topic: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub partition: i32,
+    pub leader_epoch: i32,
+}
+impl<'a> Default for EpochEndOffsetRequestArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    EpochEndOffsetRequestArgs {
+      topic: None,
+      partition: 0,
+      leader_epoch: 0,
+    }
+  }
+}
+
+pub struct EpochEndOffsetRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> EpochEndOffsetRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_topic(&mut self, topic: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(EpochEndOffsetRequest::VT_TOPIC, topic);
+  }
+  #[inline]
+  pub fn add_partition(&mut self, partition: i32) {
+    self.fbb_.push_slot::<i32>(EpochEndOffsetRequest::VT_PARTITION, partition, 0);
+  }
+  #[inline]
+  pub fn add_leader_epoch(&mut self, leader_epoch: i32) {
+    self.fbb_.push_slot::<i32>(EpochEndOffsetRequest::VT_LEADER_EPOCH, leader_epoch, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> EpochEndOffsetRequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    EpochEndOffsetRequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<EpochEndOffsetRequest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for EpochEndOffsetRequest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("EpochEndOffsetRequest");
+      ds.field("topic", &self.topic());
+      ds.field("partition", &self.partition());
+      ds.field("leader_epoch", &self.leader_epoch());
+      ds.finish()
+  }
+}
+pub enum EpochEndOffsetResultOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct EpochEndOffsetResult<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for EpochEndOffsetResult<'a> {
+  type Inner = EpochEndOffsetResult<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> EpochEndOffsetResult<'a> {
+  pub const VT_ERROR_CODE: ::flatbuffers::VOffsetT = 4;
+  pub const VT_LEADER_EPOCH: ::flatbuffers::VOffsetT = 6;
+  pub const VT_END_OFFSET: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    EpochEndOffsetResult { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args EpochEndOffsetResultArgs
+  ) -> ::flatbuffers::WIPOffset<EpochEndOffsetResult<'bldr>> {
+    let mut builder = EpochEndOffsetResultBuilder::new(_fbb);
+    builder.add_end_offset(args.end_offset);
+    builder.add_leader_epoch(args.leader_epoch);
+    builder.add_error_code(args.error_code);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn error_code(&self) -> i16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i16>(EpochEndOffsetResult::VT_ERROR_CODE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn leader_epoch(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(EpochEndOffsetResult::VT_LEADER_EPOCH, Some(-1)).unwrap()}
+  }
+  #[inline]
+  pub fn end_offset(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(EpochEndOffsetResult::VT_END_OFFSET, Some(-1)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for EpochEndOffsetResult<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i16>("error_code", Self::VT_ERROR_CODE, false)?
+     .visit_field::<i32>("leader_epoch", Self::VT_LEADER_EPOCH, false)?
+     .visit_field::<i64>("end_offset", Self::VT_END_OFFSET, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct EpochEndOffsetResultArgs {
+    pub error_code: i16,
+    pub leader_epoch: i32,
+    pub end_offset: i64,
+}
+impl<'a> Default for EpochEndOffsetResultArgs {
+  #[inline]
+  fn default() -> Self {
+    EpochEndOffsetResultArgs {
+      error_code: 0,
+      leader_epoch: -1,
+      end_offset: -1,
+    }
+  }
+}
+
+pub struct EpochEndOffsetResultBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> EpochEndOffsetResultBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_error_code(&mut self, error_code: i16) {
+    self.fbb_.push_slot::<i16>(EpochEndOffsetResult::VT_ERROR_CODE, error_code, 0);
+  }
+  #[inline]
+  pub fn add_leader_epoch(&mut self, leader_epoch: i32) {
+    self.fbb_.push_slot::<i32>(EpochEndOffsetResult::VT_LEADER_EPOCH, leader_epoch, -1);
+  }
+  #[inline]
+  pub fn add_end_offset(&mut self, end_offset: i64) {
+    self.fbb_.push_slot::<i64>(EpochEndOffsetResult::VT_END_OFFSET, end_offset, -1);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> EpochEndOffsetResultBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    EpochEndOffsetResultBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<EpochEndOffsetResult<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for EpochEndOffsetResult<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("EpochEndOffsetResult");
+      ds.field("error_code", &self.error_code());
+      ds.field("leader_epoch", &self.leader_epoch());
+      ds.field("end_offset", &self.end_offset());
+      ds.finish()
+  }
+}
 pub enum EnvelopeOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -2510,6 +2835,36 @@ impl<'a> Envelope<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_epoch_end_offset_request(&self) -> Option<EpochEndOffsetRequest<'a>> {
+    if self.payload_type() == Payload::EpochEndOffsetRequest {
+      self.payload().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { EpochEndOffsetRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_epoch_end_offset_result(&self) -> Option<EpochEndOffsetResult<'a>> {
+    if self.payload_type() == Payload::EpochEndOffsetResult {
+      self.payload().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { EpochEndOffsetResult::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Envelope<'_> {
@@ -2536,6 +2891,8 @@ impl ::flatbuffers::Verifiable for Envelope<'_> {
           Payload::ImageUpdate => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ImageUpdate>>("Payload::ImageUpdate", pos),
           Payload::ControllerCall => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ControllerCall>>("Payload::ControllerCall", pos),
           Payload::ControllerReply => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ControllerReply>>("Payload::ControllerReply", pos),
+          Payload::EpochEndOffsetRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<EpochEndOffsetRequest>>("Payload::EpochEndOffsetRequest", pos),
+          Payload::EpochEndOffsetResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<EpochEndOffsetResult>>("Payload::EpochEndOffsetResult", pos),
           _ => Ok(()),
         }
      })?
@@ -2697,6 +3054,20 @@ impl ::core::fmt::Debug for Envelope<'_> {
         },
         Payload::ControllerReply => {
           if let Some(x) = self.payload_as_controller_reply() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::EpochEndOffsetRequest => {
+          if let Some(x) = self.payload_as_epoch_end_offset_request() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::EpochEndOffsetResult => {
+          if let Some(x) = self.payload_as_epoch_end_offset_result() {
             ds.field("payload", &x)
           } else {
             ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")

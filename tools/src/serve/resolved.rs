@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use ringbroker_engine::cluster::config::ReplicationConfig;
 use ringbroker_engine::cluster::ClusterConfig;
 use ringbroker_engine::config::{BrokerConfig, LiveSettings};
 use ringbroker_engine::storage::{FlushPolicy as LogFlushPolicy, LogConfig};
@@ -204,6 +205,15 @@ impl Resolved {
         cluster.rack.clone_from(&settings.rack.value.0);
         cluster.cluster_id.clone_from(&settings.cluster_id.value.0);
         cluster.default_replication_factor = settings.default_replication_factor.value.0 as i16;
+        cluster.replication = ReplicationConfig {
+            min_insync_replicas: settings.min_insync_replicas.value.0 as i32,
+            replica_lag_time_max: std::time::Duration::from_millis(
+                settings.replica_lag_time_max_ms.value.0 as u64,
+            ),
+            replica_fetch_max_bytes: settings.replica_fetch_max_bytes.value.0 as i32,
+            replica_fetch_wait_max_ms: settings.replica_fetch_wait_max_ms.value.0 as i32,
+            unclean_leader_election: settings.unclean_leader_election.value.0,
+        };
         cluster.controller_startup_timeout = std::time::Duration::from_millis(
             settings.initial_broker_registration_timeout_ms.value.0 as u64,
         );

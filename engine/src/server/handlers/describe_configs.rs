@@ -262,17 +262,17 @@ fn broker_configs(config: &BrokerConfig) -> Vec<BrokerEntry> {
         },
         BrokerEntry {
             name: "default.replication.factor",
-            value: "1".to_string(),
-            source: SOURCE_DEFAULT_CONFIG,
+            value: config.cluster.default_replication_factor.to_string(),
+            source: SOURCE_STATIC_BROKER_CONFIG,
             config_type: ConfigType::Int,
-            doc: "single broker: no replication",
+            doc: "replication factor of topics created without one",
         },
         BrokerEntry {
             name: "min.insync.replicas",
-            value: "1".to_string(),
-            source: SOURCE_DEFAULT_CONFIG,
+            value: config.cluster.replication.min_insync_replicas.to_string(),
+            source: SOURCE_STATIC_BROKER_CONFIG,
             config_type: ConfigType::Int,
-            doc: "single broker: no replication",
+            doc: "in-sync replicas an acks=all produce needs",
         },
         BrokerEntry {
             name: "socket.request.max.bytes",

@@ -34,6 +34,9 @@ struct Wanted {
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
     let body: FetchRequest = decode_body(request)?;
+    // A follower broker's fetch (Kafka's replica fetch): fenced by leader epoch, read to the
+    // written end, and its offsets are the follower's progress.
+    let replica_id = body.replica_id.0.max(-1);
     let mut wanted = Vec::new();
     let mut topic_order: Vec<(String, usize)> = Vec::new();
     for topic in &body.topics {
@@ -45,7 +48,17 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
-                refused: shard.check_leader(&name, p.partition).err(),
+                refused: if replica_id >= 0 {
+                    crate::replication::serve::check_replica_fetch(
+                        shard,
+                        &name,
+                        p.partition,
+                        p.current_leader_epoch,
+                    )
+                    .err()
+                } else {
+                    shard.check_leader(&name, p.partition).err()
+                },
             });
         }
     }
@@ -53,13 +66,13 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
     let min_bytes = u64::try_from(body.min_bytes).unwrap_or(0);
     let max_wait_ms = body.max_wait_ms.clamp(0, MAX_FETCH_WAIT_MS) as u32;
 
-    let mut outcomes = read_all(shard, &wanted, 0).await;
+    let mut outcomes = read_all(shard, &wanted, 0, replica_id).await;
     let total: u64 = outcomes.iter().map(FetchOutcome::bytes).sum();
     let should_wait =
         total < min_bytes && max_wait_ms > 0 && !wanted.is_empty() && all_clean(&outcomes);
-    let wait = wait_for_any(shard, &wanted, max_wait_ms);
+    let wait = wait_for_any(shard, &wanted, max_wait_ms, replica_id);
     if should_wait && hooks::timed(shard.metrics(), Stage::FetchWait, wait).await {
-        outcomes = read_all(shard, &wanted, 0).await;
+        outcomes = read_all(shard, &wanted, 0, replica_id).await;
     }
     apply_max_bytes(&mut outcomes, max_bytes);
     hooks::fetched(shard.metrics(), &outcomes);
@@ -71,7 +84,12 @@ fn all_clean(outcomes: &[FetchOutcome]) -> bool {
     outcomes.iter().all(|o| o.error_code == 0)
 }
 
-async fn read_all(shard: &Shard, wanted: &[Wanted], wait_ms: u32) -> Vec<FetchOutcome> {
+async fn read_all(
+    shard: &Shard,
+    wanted: &[Wanted],
+    wait_ms: u32,
+    replica_id: i32,
+) -> Vec<FetchOutcome> {
     join_all(wanted.iter().map(|w| async move {
         if let Some(code) = w.refused {
             return FetchOutcome::error(code);
@@ -84,6 +102,7 @@ async fn read_all(shard: &Shard, wanted: &[Wanted], wait_ms: u32) -> Vec<FetchOu
                 offset: w.offset,
                 max_bytes: w.max_bytes,
                 wait_ms,
+                replica_id,
             },
         )
         .await
@@ -93,7 +112,7 @@ async fn read_all(shard: &Shard, wanted: &[Wanted], wait_ms: u32) -> Vec<FetchOu
 
 /// Waits until any partition has data past its fetch offset or the wait ends. Each read waits on
 /// its partition's new-data notifier (no polling); the first one with data ends the wait.
-async fn wait_for_any(shard: &Shard, wanted: &[Wanted], wait_ms: u32) -> bool {
+async fn wait_for_any(shard: &Shard, wanted: &[Wanted], wait_ms: u32, replica_id: i32) -> bool {
     let mut waits: FuturesUnordered<_> = wanted
         .iter()
         .filter(|w| w.refused.is_none())
@@ -106,6 +125,7 @@ async fn wait_for_any(shard: &Shard, wanted: &[Wanted], wait_ms: u32) -> bool {
                     offset: w.offset,
                     max_bytes: 0,
                     wait_ms,
+                    replica_id,
                 },
             )
         })

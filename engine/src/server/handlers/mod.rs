@@ -16,4 +16,5 @@ pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod not_coordinator;
+pub mod offset_for_leader_epoch;
 pub mod produce;

@@ -52,9 +52,13 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
     // Build every partition's append future first, in request order: they are polled in this
     // order, which is the order offsets are assigned in.
     let mut appends = Vec::new();
+    let acks = produce::Acks {
+        acks: body.acks,
+        timeout_ms: body.timeout_ms,
+    };
     for (name, entries) in &layout {
         for entry in entries {
-            appends.push(append(shard, name.as_str(), entry));
+            appends.push(append(shard, name.as_str(), entry, acks));
         }
     }
     let outcomes = join_all(appends).await;
@@ -144,10 +148,10 @@ fn validate_all(
 }
 
 /// The append of one validated partition, or its refusal.
-async fn append(shard: &Shard, topic: &str, entry: &Entry) -> ProduceOutcome {
+async fn append(shard: &Shard, topic: &str, entry: &Entry, acks: produce::Acks) -> ProduceOutcome {
     match &entry.checked {
         Err(refusal) => ProduceOutcome::error(refusal.code),
-        Ok(_) => produce::append(shard, topic, entry.index, entry.records.clone()).await,
+        Ok(_) => produce::append(shard, topic, entry.index, entry.records.clone(), acks).await,
     }
 }
 

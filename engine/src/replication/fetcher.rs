@@ -1,0 +1,433 @@
+//! The follower side: one fetcher task per (shard, leader broker) copies the leader's log of every
+//! partition this shard follows from that leader, as Kafka's ReplicaFetcherThread:
+//!
+//! 1. A partition new to the fetcher (or after an epoch change, or an out-of-range answer) is
+//!    first truncated to the leader's log: OffsetForLeaderEpoch with its latest leader epoch
+//!    tells where the leader's log for that epoch ends; everything from there on is removed, so no
+//!    replica keeps records the cluster lost.
+//! 2. Then Fetch (Kafka's, with this broker's id as replica id) at its log end offset. The
+//!    leader's batches are appended byte for byte (`append_as_follower`: same offsets, same CRCs)
+//!    and the next fetch waits until they are written (DMA write done): the next fetch offset
+//!    tells the leader what this replica holds durably.
+//! 3. The follower's high watermark is min(the leader's, its own log end).
+//!
+//! Errors back off and retry; a partition whose leader changed leaves the fetcher when the roles
+//! task sees the new image.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::client::{BrokerConnection, ClientError};
+use super::{Followed, PartitionKey};
+use crate::shard::Shard;
+use crate::storage::{StorageError, TruncateOptions};
+
+/// Fetch version a follower sends (the last non-flexible one our leaders serve; it carries the
+/// replica id and the current leader epoch).
+pub const REPLICA_FETCH_VERSION: i16 = 11;
+/// OffsetForLeaderEpoch version a follower sends (v3 adds the replica id).
+pub const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 3;
+/// Bytes a follower asks per fetch response over all partitions (Kafka's
+/// `replica.fetch.response.max.bytes` default).
+pub const REPLICA_FETCH_RESPONSE_MAX_BYTES: i32 = 10 << 20;
+/// Pause after a failed connection or request, doubled per failure up to the maximum (Kafka's
+/// `replica.fetch.backoff.ms` is 1 s; a shorter first pause makes failover faster).
+pub const FETCH_BACKOFF_MIN: Duration = Duration::from_millis(50);
+pub const FETCH_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Slack on top of the fetch's own wait before a request counts as lost.
+pub const REQUEST_TIMEOUT_SLACK: Duration = Duration::from_secs(10);
+
+/// Starts the fetcher for `leader` on this shard unless it runs.
+pub fn ensure_running(shard: &Rc<Shard>, leader: i32) {
+    if shard
+        .replication
+        .fetchers
+        .borrow_mut()
+        .insert(leader, ())
+        .is_some()
+    {
+        return;
+    }
+    let shard = shard.clone();
+    glommio::spawn_local(async move {
+        run(&shard, leader).await;
+        shard.replication.fetchers.borrow_mut().remove(&leader);
+        // A partition may have been handed to this leader while the task was ending.
+        if !partitions_of(&shard, leader).is_empty() && !stopping(&shard) {
+            ensure_running(&shard, leader);
+        }
+    })
+    .detach();
+}
+
+fn stopping(shard: &Shard) -> bool {
+    shard.stop.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The partitions this shard follows from `leader`.
+fn partitions_of(shard: &Shard, leader: i32) -> Vec<(PartitionKey, Followed)> {
+    shard
+        .replication
+        .followed
+        .borrow()
+        .iter()
+        .filter(|(_, f)| f.leader == leader)
+        .map(|(k, f)| (k.clone(), f.clone()))
+        .collect()
+}
+
+/// Whether `key` is still followed from `leader` in `leader_epoch` (checked right before every
+/// change to its log, with no await in between).
+fn still_followed(shard: &Shard, key: &PartitionKey, leader: i32, leader_epoch: i32) -> bool {
+    shard
+        .replication
+        .followed
+        .borrow()
+        .get(key)
+        .is_some_and(|f| f.leader == leader && f.leader_epoch == leader_epoch)
+}
+
+/// The Kafka listener of broker `node_id`, as registered.
+fn broker_address(shard: &Shard, node_id: i32) -> Option<SocketAddr> {
+    let image = shard.image();
+    let broker = image.brokers.get(&node_id)?;
+    let port = u16::try_from(broker.port).ok()?;
+    (broker.host.as_str(), port).to_socket_addrs().ok()?.next()
+}
+
+async fn run(shard: &Rc<Shard>, leader: i32) {
+    let mut connection: Option<BrokerConnection> = None;
+    let mut backoff = FETCH_BACKOFF_MIN;
+    let mut last_error: Option<String> = None;
+    loop {
+        if stopping(shard) {
+            return;
+        }
+        let partitions = partitions_of(shard, leader);
+        if partitions.is_empty() {
+            return;
+        }
+        let result = step(shard, leader, &mut connection, &partitions).await;
+        match result {
+            Ok(Progress::Fetched) => {
+                backoff = FETCH_BACKOFF_MIN;
+                last_error = None;
+            }
+            Ok(Progress::Idle) => {
+                // Nothing to fetch yet (every partition waits for its truncation or the image).
+                let changed = shard.replication.followed_changed.get();
+                let _ = ringbroker_quorum::watch::within(
+                    backoff,
+                    shard
+                        .replication
+                        .followed_changed
+                        .wait_until(move |v| v != changed),
+                )
+                .await;
+                backoff = (backoff * 2).min(FETCH_BACKOFF_MAX);
+            }
+            Err(error) => {
+                let text = error.to_string();
+                if last_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(leader, error = %text, "replica fetcher: retrying");
+                    last_error = Some(text);
+                }
+                connection = None;
+                glommio::timer::sleep(backoff).await;
+                backoff = (backoff * 2).min(FETCH_BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+enum Progress {
+    Fetched,
+    Idle,
+}
+
+async fn step(
+    shard: &Rc<Shard>,
+    leader: i32,
+    connection: &mut Option<BrokerConnection>,
+    partitions: &[(PartitionKey, Followed)],
+) -> Result<Progress, ClientError> {
+    let Some(addr) = broker_address(shard, leader) else {
+        return Ok(Progress::Idle);
+    };
+    if connection.as_ref().is_none_or(|c| c.addr() != addr) {
+        *connection = Some(BrokerConnection::connect(addr).await?);
+    }
+    let Some(conn) = connection.as_mut() else {
+        return Ok(Progress::Idle);
+    };
+    let untruncated: Vec<_> = partitions.iter().filter(|(_, f)| !f.truncated).collect();
+    if !untruncated.is_empty() {
+        truncate(shard, conn, leader, &untruncated).await?;
+    }
+    let ready: Vec<_> = partitions_of(shard, leader)
+        .into_iter()
+        .filter(|(_, f)| f.truncated)
+        .collect();
+    if ready.is_empty() {
+        return Ok(Progress::Idle);
+    }
+    fetch(shard, conn, leader, &ready).await
+}
+
+// ------------------------------------------------------------------------------------ truncation
+
+async fn truncate(
+    shard: &Rc<Shard>,
+    conn: &mut BrokerConnection,
+    leader: i32,
+    partitions: &[&(PartitionKey, Followed)],
+) -> Result<(), ClientError> {
+    let mut topics: BTreeMap<&str, Vec<OffsetForLeaderPartition>> = BTreeMap::new();
+    let mut without_epochs = Vec::new();
+    for ((topic, partition), followed) in partitions {
+        let Some(log) = shard.log(topic, *partition) else {
+            continue;
+        };
+        match log.latest_epoch() {
+            Some(epoch) => topics.entry(topic.as_str()).or_default().push(
+                OffsetForLeaderPartition::default()
+                    .with_partition(*partition)
+                    .with_current_leader_epoch(followed.leader_epoch)
+                    .with_leader_epoch(epoch),
+            ),
+            // Nothing written under an epoch: an empty log, nothing to compare.
+            None => without_epochs.push(((topic.clone(), *partition), followed.leader_epoch)),
+        }
+    }
+    for (key, epoch) in without_epochs {
+        if let Some(log) = shard.log(&key.0, key.1) {
+            if log.log_end_offset() > log.log_start_offset() {
+                // Batches without epochs (written before epochs existed): keep what is known
+                // committed, as Kafka's followers truncated to their high watermark.
+                let offset = log.high_watermark();
+                truncate_log(shard, &key, leader, epoch, offset).await;
+            }
+        }
+        mark_truncated(shard, &key, leader, epoch);
+    }
+    if topics.is_empty() {
+        return Ok(());
+    }
+    let request = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(shard.config.node_id))
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    OffsetForLeaderTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        );
+    let timeout = REQUEST_TIMEOUT_SLACK;
+    let response = conn
+        .send(&request, OFFSET_FOR_LEADER_EPOCH_VERSION, timeout)
+        .await?;
+    for topic in response.topics {
+        let name = topic.topic.0.to_string();
+        for answer in topic.partitions {
+            let key = (name.clone(), answer.partition);
+            let Some(followed) = partitions
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, f)| f.clone())
+            else {
+                continue;
+            };
+            if answer.error_code != 0 {
+                tracing::debug!(topic = %name, partition = answer.partition, error_code = answer.error_code, "OffsetForLeaderEpoch refused; retrying");
+                continue;
+            }
+            let Some(log) = shard.log(&name, answer.partition) else {
+                continue;
+            };
+            let local_end = log.log_end_offset();
+            let offset = if answer.leader_epoch < 0 || answer.end_offset < 0 {
+                // UNDEFINED: the leader knows no epoch at or below ours; keep what is committed.
+                log.high_watermark()
+            } else if Some(answer.leader_epoch) == log.latest_epoch() {
+                answer.end_offset.min(local_end)
+            } else {
+                // The leader's log diverged at an earlier epoch: end there, or where our own log
+                // for that epoch ends, whichever comes first.
+                let ours = log
+                    .end_offset_for_epoch(answer.leader_epoch)
+                    .map_or(local_end, |(_, end)| end);
+                answer.end_offset.min(ours).min(local_end)
+            };
+            truncate_log(shard, &key, leader, followed.leader_epoch, offset).await;
+            mark_truncated(shard, &key, leader, followed.leader_epoch);
+        }
+    }
+    Ok(())
+}
+
+async fn truncate_log(shard: &Shard, key: &PartitionKey, leader: i32, epoch: i32, offset: i64) {
+    let Some(log) = shard.log(&key.0, key.1) else {
+        return;
+    };
+    if offset >= log.log_end_offset() || !still_followed(shard, key, leader, epoch) {
+        return;
+    }
+    if offset < log.high_watermark() {
+        // Committed records are on every in-sync replica: only an unclean election (or a bug)
+        // takes a follower below its high watermark. Kafka truncates anyway; so do we, loudly.
+        tracing::warn!(topic = %key.0, partition = key.1, offset, high_watermark = log.high_watermark(), "truncating below the high watermark");
+    }
+    let options = TruncateOptions {
+        allow_below_high_watermark: true,
+    };
+    match log.truncate_to(offset, options).await {
+        Ok(end) => tracing::info!(
+            topic = %key.0,
+            partition = key.1,
+            log_end_offset = end,
+            "truncated to the leader's log"
+        ),
+        Err(error) => {
+            tracing::error!(topic = %key.0, partition = key.1, offset, %error, "truncation failed")
+        }
+    }
+}
+
+fn mark_truncated(shard: &Shard, key: &PartitionKey, leader: i32, epoch: i32) {
+    if let Some(followed) = shard.replication.followed.borrow_mut().get_mut(key) {
+        if followed.leader == leader && followed.leader_epoch == epoch {
+            followed.truncated = true;
+        }
+    }
+}
+
+fn mark_untruncated(shard: &Shard, key: &PartitionKey) {
+    if let Some(followed) = shard.replication.followed.borrow_mut().get_mut(key) {
+        followed.truncated = false;
+    }
+}
+
+// ------------------------------------------------------------------------------------------ fetch
+
+async fn fetch(
+    shard: &Rc<Shard>,
+    conn: &mut BrokerConnection,
+    leader: i32,
+    partitions: &[(PartitionKey, Followed)],
+) -> Result<Progress, ClientError> {
+    let replication = &shard.config.cluster.replication;
+    let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+    for ((topic, partition), followed) in partitions {
+        let Some(log) = shard.log(topic, *partition) else {
+            continue;
+        };
+        topics.entry(topic.as_str()).or_default().push(
+            FetchPartition::default()
+                .with_partition(*partition)
+                .with_current_leader_epoch(followed.leader_epoch)
+                .with_fetch_offset(log.log_end_offset())
+                .with_log_start_offset(log.log_start_offset())
+                .with_partition_max_bytes(replication.replica_fetch_max_bytes),
+        );
+    }
+    if topics.is_empty() {
+        return Ok(Progress::Idle);
+    }
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(shard.config.node_id))
+        .with_max_wait_ms(replication.replica_fetch_wait_max_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(REPLICA_FETCH_RESPONSE_MAX_BYTES)
+        .with_session_epoch(-1)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        );
+    let timeout =
+        Duration::from_millis(replication.replica_fetch_wait_max_ms as u64) + REQUEST_TIMEOUT_SLACK;
+    let response = conn.send(&request, REPLICA_FETCH_VERSION, timeout).await?;
+    if response.error_code != 0 {
+        return Err(ClientError::Protocol {
+            addr: conn.addr(),
+            reason: format!("fetch refused with error {}", response.error_code),
+        });
+    }
+    let mut appends = Vec::new();
+    let mut refused = false;
+    for topic in response.responses {
+        let name = topic.topic.0.to_string();
+        for data in topic.partitions {
+            let key = (name.clone(), data.partition_index);
+            let Some((_, followed)) = partitions.iter().find(|(k, _)| *k == key) else {
+                continue;
+            };
+            let epoch = followed.leader_epoch;
+            match ResponseError::try_from_code(data.error_code) {
+                None => {}
+                Some(ResponseError::OffsetOutOfRange) => {
+                    tracing::warn!(topic = %name, partition = data.partition_index, "fetch offset out of the leader's range: truncating again");
+                    mark_untruncated(shard, &key);
+                    continue;
+                }
+                Some(error) => {
+                    tracing::debug!(topic = %name, partition = data.partition_index, ?error, "replica fetch refused");
+                    refused = true;
+                    continue;
+                }
+            }
+            let Some(log) = shard.log(&name, data.partition_index) else {
+                continue;
+            };
+            let records = data.records.unwrap_or_default();
+            let leader_high_watermark = data.high_watermark;
+            // Checked with no await before the append: a partition that became leader or moved
+            // on to another leader takes nothing more from this fetch.
+            if !still_followed(shard, &key, leader, epoch) {
+                continue;
+            }
+            let append = (!records.is_empty()).then(|| log.append_as_follower(records));
+            let shard = shard.clone();
+            appends.push(async move {
+                if let Some(append) = append {
+                    if let Err(error) = append.await {
+                        tracing::warn!(topic = %key.0, partition = key.1, %error, "follower append refused: truncating again");
+                        if matches!(error, StorageError::UnexpectedAppendOffset { .. } | StorageError::StaleLeaderEpoch { .. }) {
+                            mark_untruncated(&shard, &key);
+                        }
+                        return false;
+                    }
+                }
+                let high_watermark = leader_high_watermark.min(log.log_end_offset());
+                if high_watermark >= 0 {
+                    log.set_high_watermark(high_watermark);
+                }
+                true
+            });
+        }
+    }
+    let results = join_all(appends).await;
+    if refused && results.iter().all(|appended| !*appended) {
+        return Ok(Progress::Idle);
+    }
+    Ok(Progress::Fetched)
+}

@@ -1,0 +1,236 @@
+//! Role changes: after every metadata image this shard installs, the replicated partitions it
+//! owns are led, followed or left alone as the image says (Kafka's makeLeaders/makeFollowers).
+//!
+//! - Becoming leader (a new leader epoch naming this broker): the partition leaves its fetcher,
+//!   its producer state is rebuilt from the log (followers keep none), its high watermark is
+//!   driven by the ISR, and only then does it take produce (`ShardReplication::leads`).
+//! - Becoming follower: the partition stops taking produce, drops its producer state (and the
+//!   snapshot, which a truncation could make wrong) and goes to the fetcher of its leader, which
+//!   truncates it to the leader's log before fetching.
+//! - No leader: neither.
+//!
+//! Partitions with one replica are not touched: their high watermark stays the written end.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use super::fetcher;
+use super::leader::LeaderState;
+use super::Followed;
+use crate::admin::is_reserved_topic;
+use crate::cluster::MetadataImage;
+use crate::metadata::{PartitionState, NO_LEADER};
+use crate::shard::Shard;
+
+/// Runs for the life of the shard: reconciles roles after every installed image.
+pub fn spawn(shard: Rc<Shard>) {
+    glommio::spawn_local(async move {
+        let mut seen = 0;
+        loop {
+            let installed = shard.replication.installed.wait_until(move |i| i != seen);
+            let stopping = shard.stop.load(std::sync::atomic::Ordering::Relaxed);
+            if stopping {
+                return;
+            }
+            // Woken at least every second to notice the stop flag.
+            seen = match ringbroker_quorum::watch::within(
+                std::time::Duration::from_secs(1),
+                installed,
+            )
+            .await
+            {
+                Some(index) => index,
+                None => continue,
+            };
+            reconcile(&shard).await;
+        }
+    })
+    .detach();
+}
+
+/// Brings this shard's replicated partitions in line with its current image.
+pub async fn reconcile(shard: &Rc<Shard>) {
+    let image = shard.image();
+    let me = shard.config.node_id;
+    let mut wanted_leader = Vec::new();
+    let mut wanted_follower = Vec::new();
+    for (name, meta) in &image.topics.topics {
+        if is_reserved_topic(name) {
+            continue;
+        }
+        for (index, state) in meta.assignments.iter().enumerate() {
+            let partition = index as i32;
+            if state.replicas.len() <= 1
+                || !state.replicas.contains(&me)
+                || shard.owner_of(name, partition) != shard.id
+            {
+                continue;
+            }
+            if state.leader == me {
+                wanted_leader.push((name.clone(), partition, state.clone()));
+            } else if state.leader != NO_LEADER {
+                wanted_follower.push((name.clone(), partition, state.clone()));
+            }
+        }
+    }
+    drop_gone(shard, &image);
+    for (topic, partition, state) in wanted_follower {
+        become_follower(shard, &topic, partition, &state).await;
+    }
+    for (topic, partition, state) in wanted_leader {
+        become_leader(shard, &topic, partition, &state).await;
+    }
+}
+
+/// Forgets led and followed partitions the image no longer gives this broker (deleted, moved,
+/// leaderless).
+fn drop_gone(shard: &Shard, image: &MetadataImage) {
+    let me = shard.config.node_id;
+    let state_of = |topic: &str, partition: i32| -> Option<PartitionState> {
+        image
+            .topics
+            .get(topic)
+            .and_then(|meta| meta.partition_state(partition))
+            .cloned()
+    };
+    let replication = &shard.replication;
+    for (topic, partitions) in replication.leaders.borrow_mut().iter_mut() {
+        partitions.retain(|partition, led| {
+            state_of(topic, *partition)
+                .is_some_and(|s| s.leader == me && s.leader_epoch == led.leader_epoch)
+        });
+    }
+    replication
+        .leaders
+        .borrow_mut()
+        .retain(|_, partitions| !partitions.is_empty());
+    let before = replication.followed.borrow().len();
+    replication
+        .followed
+        .borrow_mut()
+        .retain(|(topic, partition), followed| {
+            state_of(topic, *partition).is_some_and(|s| {
+                s.leader == followed.leader
+                    && s.leader_epoch == followed.leader_epoch
+                    && s.replicas.contains(&me)
+            })
+        });
+    if replication.followed.borrow().len() != before {
+        replication.followed_changed.bump();
+    }
+}
+
+async fn become_leader(shard: &Rc<Shard>, topic: &str, partition: i32, state: &PartitionState) {
+    let now = Instant::now();
+    let replication = &shard.replication;
+    // Same epoch: only the ISR or the replicas changed.
+    let updated = replication.with_leader(topic, partition, |led| {
+        if led.leader_epoch != state.leader_epoch {
+            return false;
+        }
+        led.update(state.partition_epoch, &state.replicas, &state.isr, now);
+        true
+    });
+    let Some(log) = shard.log(topic, partition) else {
+        return;
+    };
+    if updated == Some(true) {
+        log.set_high_watermark_follows_log_end(state.isr == [shard.config.node_id]);
+        return;
+    }
+    // A new leadership: no fetcher appends to it any more (the fetcher checks `followed` before
+    // every append, synchronously).
+    if replication
+        .followed
+        .borrow_mut()
+        .remove(&(topic.to_string(), partition))
+        .is_some()
+    {
+        replication.followed_changed.bump();
+    }
+    // Producer state from the whole log: a follower keeps none, and the idempotent producers
+    // that wrote through the old leader retry here.
+    if let Err(error) = shard.producers.load(topic, partition, &log).await {
+        tracing::error!(topic, partition, %error, "cannot rebuild producer state: not leading");
+        return;
+    }
+    // The image may have moved on while the state was rebuilt.
+    let current = shard
+        .image()
+        .topics
+        .get(topic)
+        .and_then(|meta| meta.partition_state(partition))
+        .cloned();
+    let Some(current) = current
+        .filter(|c| c.leader == shard.config.node_id && c.leader_epoch == state.leader_epoch)
+    else {
+        return;
+    };
+    log.set_high_watermark_follows_log_end(current.isr == [shard.config.node_id]);
+    let led = LeaderState::new(
+        shard.config.node_id,
+        current.leader_epoch,
+        current.partition_epoch,
+        &current.replicas,
+        &current.isr,
+        now,
+    );
+    replication
+        .leaders
+        .borrow_mut()
+        .entry(topic.to_string())
+        .or_default()
+        .insert(partition, led);
+    tracing::info!(
+        topic,
+        partition,
+        leader_epoch = current.leader_epoch,
+        isr = ?current.isr,
+        log_end_offset = log.log_end_offset(),
+        high_watermark = log.high_watermark(),
+        "leading partition"
+    );
+}
+
+async fn become_follower(shard: &Rc<Shard>, topic: &str, partition: i32, state: &PartitionState) {
+    let replication = &shard.replication;
+    let key = (topic.to_string(), partition);
+    let current = replication.followed.borrow().get(&key).cloned();
+    if current
+        .as_ref()
+        .is_some_and(|f| f.leader == state.leader && f.leader_epoch == state.leader_epoch)
+    {
+        return;
+    }
+    let Some(log) = shard.log(topic, partition) else {
+        return;
+    };
+    if let Some(partitions) = replication.leaders.borrow_mut().get_mut(topic) {
+        partitions.remove(&partition);
+    }
+    log.set_high_watermark_follows_log_end(false);
+    // A follower keeps no producer state: the next leader rebuilds it from the log, and a
+    // snapshot taken before a truncation would describe batches that are gone.
+    shard.producers.forget_partition(topic, partition);
+    if let Err(error) = shard.producers.remove_files(log.dir()).await {
+        tracing::warn!(topic, partition, %error, "cannot remove a follower's producer state snapshot");
+    }
+    replication.followed.borrow_mut().insert(
+        key,
+        Followed {
+            leader: state.leader,
+            leader_epoch: state.leader_epoch,
+            truncated: false,
+        },
+    );
+    replication.followed_changed.bump();
+    tracing::info!(
+        topic,
+        partition,
+        leader = state.leader,
+        leader_epoch = state.leader_epoch,
+        log_end_offset = log.log_end_offset(),
+        "following partition"
+    );
+    fetcher::ensure_running(shard, state.leader);
+}

@@ -1,0 +1,82 @@
+//! The leader side of a replica fetch (Kafka's Fetch with a replica id): refused unless this
+//! broker leads the partition in the follower's leader epoch (FENCED_LEADER_EPOCH for an older
+//! one, UNKNOWN_LEADER_EPOCH for a newer one), then recorded as the follower's progress: its fetch
+//! offset is its log end, which moves the high watermark and may bring it back into the ISR. The
+//! read itself is the consumers' path bounded by the written end instead of the high watermark,
+//! served the same zero-copy way.
+
+use std::time::Instant;
+
+use kafka_protocol::ResponseError;
+
+use crate::shard::Shard;
+use crate::storage::PartitionLog;
+
+/// Whether a follower with `current_leader_epoch` may fetch `partition` from this broker (by this
+/// shard's image; any shard may check).
+pub fn check_replica_fetch(
+    shard: &Shard,
+    topic: &str,
+    partition: i32,
+    current_leader_epoch: i32,
+) -> Result<(), i16> {
+    let image = shard.image();
+    let Some(state) = image
+        .topics
+        .get(topic)
+        .and_then(|m| m.partition_state(partition))
+    else {
+        return Err(ResponseError::UnknownTopicOrPartition.code());
+    };
+    if current_leader_epoch >= 0 {
+        if current_leader_epoch < state.leader_epoch {
+            return Err(ResponseError::FencedLeaderEpoch.code());
+        }
+        if current_leader_epoch > state.leader_epoch {
+            return Err(ResponseError::UnknownLeaderEpoch.code());
+        }
+    }
+    if state.leader != shard.config.node_id {
+        return Err(ResponseError::NotLeaderOrFollower.code());
+    }
+    Ok(())
+}
+
+/// Records that `follower` fetched `partition` at `fetch_offset` (on the owning shard) and moves
+/// the high watermark. Err: this shard does not lead the partition with replicas (yet).
+pub fn record_follower_fetch(
+    shard: &Shard,
+    topic: &str,
+    partition: i32,
+    follower: i32,
+    fetch_offset: i64,
+    log: &PartitionLog,
+) -> Result<(), i16> {
+    let now = Instant::now();
+    let leader_end = log.log_end_offset();
+    let written_end = log.written_end_offset();
+    let outcome = shard.replication.with_leader(topic, partition, |led| {
+        if !led.record_fetch(follower, fetch_offset, leader_end, now) {
+            return Err(ResponseError::NotLeaderOrFollower.code());
+        }
+        let high_watermark = led.high_watermark(written_end);
+        let isr_may_grow = led.followers.get(&follower).is_some_and(|p| {
+            !led.isr.contains(&follower) && p.log_end_offset >= log.high_watermark()
+        });
+        Ok((high_watermark, isr_may_grow))
+    });
+    let (high_watermark, isr_may_grow) = match outcome {
+        Some(Ok(found)) => found,
+        Some(Err(code)) => return Err(code),
+        None => return Err(ResponseError::NotLeaderOrFollower.code()),
+    };
+    if let Some(high_watermark) = high_watermark {
+        debug_assert!(high_watermark <= written_end);
+        log.set_high_watermark(high_watermark.min(leader_end));
+    }
+    if isr_may_grow {
+        // The ISR checker sends the AlterPartition (it owns the task that can wait for it).
+        shard.replication.isr_check.bump();
+    }
+    Ok(())
+}

@@ -1,0 +1,235 @@
+"""Issue 18: replication. Three ringbroker nodes (broker + controller each, one shard) on network-namespace test
+hosts, a topic with 6 partitions, replication factor 3 and min.insync.replicas=2:
+
+- an idempotent producer (confluent-kafka, acks=all) writes keyed records without pause while the leader of a
+  partition is killed with kill -9 and later restarted: every acknowledged record is in the log exactly once, in
+  per-key order; the time from the kill to the first acknowledgement by the new leader is printed, and the time
+  until the restarted broker is back in every ISR;
+- after the run all three replicas of every partition hold the same bytes (segment files compared);
+- bad input: min.insync.replicas above the replication factor (INVALID_CONFIG); acks=all with too few in-sync
+  replicas (NOT_ENOUGH_REPLICAS) while acks=1 still works.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import NewTopic
+
+import clients
+from cluster_helpers import Cluster
+from test_cluster import admin, metadata, wait_until
+
+BINARY = os.environ.get("RINGBROKER_BIN", "")
+PARTITIONS = 6
+# Small segments: every node preallocates its segments, three nodes share the disk.
+NODE_ARGS = ["--set", "segment_bytes=4MiB"]
+
+pytestmark = pytest.mark.skipif(
+    not BINARY or os.environ.get("INTEROP_BROKER") == "kafka" or os.environ.get("RINGBROKER_BOOTSTRAP"),
+    reason="replication tests start their own ringbroker nodes (RINGBROKER_BIN)",
+)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(BINARY, tmp_path, extra_args=NODE_ARGS)
+    print(f"test hosts: {c.hosts.mode}")
+    try:
+        c.start()
+        yield c
+    except Exception:
+        print(c.logs())
+        raise
+    finally:
+        c.close()
+
+
+def create_replicated(c: Cluster, name: str, partitions: int = PARTITIONS, min_insync: int = 2) -> None:
+    with c.hosts.in_hub():
+        client = admin(c.bootstrap)
+        futures = client.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=3,
+                                                 config={"min.insync.replicas": str(min_insync)})])
+        futures[name].result(timeout=30)
+
+
+def isr_sizes(c: Cluster, topic: str) -> dict[int, int]:
+    md = metadata(c, topic=topic)
+    return {p.id: len(p.isrs) for p in md.topics[topic].partitions.values()}
+
+
+def leaders(c: Cluster, topic: str) -> dict[int, int]:
+    md = metadata(c, topic=topic)
+    return {p.id: p.leader for p in md.topics[topic].partitions.values()}
+
+
+class KeyedWriter:
+    """An idempotent acks=all producer writing `key-<k>` = `<k>:<seq>` records until stopped; remembers what was
+    acknowledged (and when) and every delivery error."""
+
+    KEYS = 24
+
+    def __init__(self, bootstrap: str):
+        self.producer = Producer({
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "message.timeout.ms": 120_000,
+            **clients.COMMON,
+        })
+        self.acked: list[tuple[int, bytes, bytes, float]] = []  # (partition, key, value, when)
+        self.errors: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.sent = 0
+
+    def _on_delivery(self, err, msg):
+        if err is not None:
+            self.errors.append(str(err))
+        else:
+            self.acked.append((msg.partition(), msg.key(), msg.value(), time.monotonic()))
+
+    def _run(self):
+        seq = 0
+        while not self.stop.is_set():
+            for k in range(self.KEYS):
+                key = f"key-{k}".encode()
+                try:
+                    self.producer.produce(self.topic, key=key, value=f"{k}:{seq}".encode(),
+                                          on_delivery=self._on_delivery)
+                    self.sent += 1
+                except BufferError:
+                    self.producer.poll(0.05)
+            seq += 1
+            self.producer.poll(0.01)
+            time.sleep(0.005)
+        self.producer.flush(120)
+
+    def start(self, topic: str):
+        self.topic = topic
+        self.thread.start()
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join(180)
+        assert not self.thread.is_alive(), "the producer did not finish flushing"
+
+
+def consume_everything(c: Cluster, topic: str) -> dict[int, list[tuple[int, bytes, bytes]]]:
+    with c.hosts.in_hub():
+        consumed, _ = clients.consume_all(c.bootstrap, topic, PARTITIONS, timeout=120)
+    return consumed
+
+
+def segment_bytes(data_dir: Path, topic: str, partition: int) -> bytes:
+    """The partition's records as stored: its segment files in offset order, each without the zero-filled
+    preallocated tail."""
+    part = data_dir / f"{topic}-{partition}"
+    out = b""
+    for segment in sorted(part.glob("*.log")):
+        out += segment.read_bytes().rstrip(b"\0")
+    return out
+
+
+@pytest.mark.timeout(420)
+def test_acknowledged_records_survive_a_leader_kill(cluster, topic_name):
+    create_replicated(cluster, topic_name)
+    wait_until(lambda: set(isr_sizes(cluster, topic_name).values()) == {3}, 30, "every ISR holds 3 replicas")
+    with cluster.hosts.in_hub():
+        # Created in the hub: librdkafka's threads connect from the namespace they start in.
+        writer = KeyedWriter(cluster.bootstrap)
+        writer.start(topic_name)
+        wait_until(lambda: len(writer.acked) > 2000, 60, "records acknowledged before the fault")
+
+        # kill -9 the leader of partition 0.
+        victim_id = leaders(cluster, topic_name)[0]
+        victim = cluster.node(victim_id)
+        led_by_victim = {p for p, leader in leaders(cluster, topic_name).items() if leader == victim_id}
+        victim.kill9()
+        killed_at = time.monotonic()
+        wait_until(lambda: any(p in led_by_victim and when > killed_at for p, _, _, when in writer.acked),
+                   60, "an acknowledgement from a new leader of a partition the killed broker led")
+        first_ack = min(when for p, _, _, when in writer.acked if p in led_by_victim and when > killed_at)
+        print(f"leader failover: node {victim_id} killed; first acks=all acknowledgement by a new leader after "
+              f"{first_ack - killed_at:.2f} s")
+        time.sleep(3)
+
+        # Restart it: it truncates to the new leaders' logs, catches up and rejoins every ISR.
+        victim.start()
+        restarted_at = time.monotonic()
+        wait_until(lambda: set(isr_sizes(cluster, topic_name).values()) == {3}, 120,
+                   "the restarted broker back in every ISR", interval=0.5)
+        print(f"restarted node {victim_id} back in every ISR after {time.monotonic() - restarted_at:.2f} s")
+        time.sleep(2)
+        writer.finish()
+    assert not writer.errors, writer.errors[:5]
+    acked = writer.acked
+    assert len(acked) > 2000
+
+    consumed = consume_everything(cluster, topic_name)
+    found = {(p, k, v) for p, records in consumed.items() for _, k, v in records}
+    counts: dict[tuple[int, bytes, bytes], int] = {}
+    for p, records in consumed.items():
+        for _, k, v in records:
+            counts[(p, k, v)] = counts.get((p, k, v), 0) + 1
+    lost = [(p, k, v) for p, k, v, _ in acked if (p, k, v) not in found]
+    duplicated = [r for r, n in counts.items() if n > 1]
+    print(f"acknowledged {len(acked)}, found {sum(len(r) for r in consumed.values())}, lost {len(lost)}, "
+          f"duplicated {len(duplicated)}")
+    assert not lost, lost[:10]
+    assert not duplicated, duplicated[:10]
+    # Per key: the sequence numbers only go up along the log.
+    for p, records in consumed.items():
+        last: dict[bytes, int] = {}
+        for offset, k, v in records:
+            seq = int(v.split(b":")[1])
+            assert seq > last.get(k, -1), f"partition {p} offset {offset}: {k!r} seq {seq} after {last.get(k)}"
+            last[k] = seq
+
+    # All three replicas hold the same bytes: stop the nodes (logs closed), then compare the segments.
+    for node in cluster.nodes:
+        node.stop()
+    for partition in range(PARTITIONS):
+        copies = [segment_bytes(node.data_dir, topic_name, partition) for node in cluster.nodes]
+        assert copies[0], f"partition {partition} is empty"
+        assert copies[0] == copies[1] == copies[2], (
+            f"partition {partition}: replicas differ ({[len(c) for c in copies]} bytes)")
+
+
+@pytest.mark.timeout(300)
+def test_min_insync_replicas_is_enforced(cluster, topic_name):
+    # A topic whose acks=all could never succeed is refused.
+    with cluster.hosts.in_hub():
+        client = admin(cluster.bootstrap)  # kept alive until the answer came
+        futures = client.create_topics(
+            [NewTopic(f"{topic_name}-bad", num_partitions=1, replication_factor=2,
+                      config={"min.insync.replicas": "3"})])
+        with pytest.raises(KafkaException) as refused:
+            futures[f"{topic_name}-bad"].result(timeout=30)
+    assert refused.value.args[0].code() == KafkaError.INVALID_CONFIG
+
+    # min.insync.replicas=3 on RF 3: with one broker down (fenced, out of the ISR) acks=all is refused with
+    # NOT_ENOUGH_REPLICAS, acks=1 still works.
+    create_replicated(cluster, topic_name, partitions=1, min_insync=3)
+    wait_until(lambda: isr_sizes(cluster, topic_name) == {0: 3}, 30, "a full ISR")
+    leader = leaders(cluster, topic_name)[0]
+    follower = next(n for n in cluster.nodes if n.node_id != leader)
+    follower.kill9()
+    wait_until(lambda: isr_sizes(cluster, topic_name) == {0: 2}, 60, "the killed follower out of the ISR")
+    with cluster.hosts.in_hub():
+        strict = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "retries": 0,
+                           "message.timeout.ms": 10_000, **clients.COMMON})
+        outcome: list = []
+        strict.produce(topic_name, value=b"needs three", on_delivery=lambda err, msg: outcome.append(err))
+        strict.flush(30)
+        assert outcome and outcome[0] is not None, outcome
+        assert outcome[0].code() == KafkaError.NOT_ENOUGH_REPLICAS, outcome[0]
+        relaxed = clients.producer(cluster.bootstrap, acks="1")
+        delivered = clients.produce_all(relaxed, topic_name, [(b"k", b"one is enough")])
+        assert len(delivered) == 1
