@@ -1,10 +1,11 @@
 """Issue 18: replication. Three ringbroker nodes (broker + controller each, one shard) on network-namespace test
 hosts, a topic with 6 partitions, replication factor 3 and min.insync.replicas=2:
 
-- an idempotent producer (confluent-kafka, acks=all) writes keyed records without pause while the leader of a
-  partition is killed with kill -9 and later restarted: every acknowledged record is in the log exactly once, in
-  per-key order; the time from the kill to the first acknowledgement by the new leader is printed, and the time
-  until the restarted broker is back in every ISR;
+- an idempotent producer (confluent-kafka, acks=all) writes keyed records without pause through five rounds of
+  faults (kill -9 of a partition leader, kill -9 of the active controller, SIGSTOP of a broker for 10 s, a broker
+  cut off the network for 10 s, kill -9 of a leader again), each healed before the next: every acknowledged
+  record is in the log exactly once, in per-key order; each round prints the time from the fault to the first
+  acknowledgement by a new leader and from the heal until the broker is back in every ISR;
 - after the run all three replicas of every partition hold the same bytes (segment files compared);
 - bad input: min.insync.replicas above the replication factor (INVALID_CONFIG); acks=all with too few in-sync
   replicas (NOT_ENOUGH_REPLICAS) while acks=1 still works.
@@ -58,13 +59,13 @@ def create_replicated(c: Cluster, name: str, partitions: int = PARTITIONS, min_i
         futures[name].result(timeout=30)
 
 
-def isr_sizes(c: Cluster, topic: str) -> dict[int, int]:
-    md = metadata(c, topic=topic)
+def isr_sizes(c: Cluster, topic: str, via=None) -> dict[int, int]:
+    md = metadata(c, via=via, topic=topic)
     return {p.id: len(p.isrs) for p in md.topics[topic].partitions.values()}
 
 
-def leaders(c: Cluster, topic: str) -> dict[int, int]:
-    md = metadata(c, topic=topic)
+def leaders(c: Cluster, topic: str, via=None) -> dict[int, int]:
+    md = metadata(c, via=via, topic=topic)
     return {p.id: p.leader for p in md.topics[topic].partitions.values()}
 
 
@@ -83,7 +84,8 @@ class KeyedWriter:
             "message.timeout.ms": 120_000,
             **clients.COMMON,
         })
-        self.acked: list[tuple[int, bytes, bytes, float]] = []  # (partition, key, value, when)
+        # (partition, key, value, when acknowledged: time.monotonic(), when created: the record's CreateTime in s)
+        self.acked: list[tuple[int, bytes, bytes, float, float]] = []
         self.errors: list[str] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -93,7 +95,8 @@ class KeyedWriter:
         if err is not None:
             self.errors.append(str(err))
         else:
-            self.acked.append((msg.partition(), msg.key(), msg.value(), time.monotonic()))
+            created = msg.timestamp()[1] / 1000.0
+            self.acked.append((msg.partition(), msg.key(), msg.value(), time.monotonic(), created))
 
     def _run(self):
         seq = 0
@@ -137,35 +140,71 @@ def segment_bytes(data_dir: Path, topic: str, partition: int) -> bytes:
     return out
 
 
-@pytest.mark.timeout(420)
-def test_acknowledged_records_survive_a_leader_kill(cluster, topic_name):
+# One fault per round, healed before the next; the short form of the fault test (bench/scripts has the long one).
+NEMESIS_ROUNDS = ["kill-leader", "kill-controller", "pause", "cut", "kill-leader"]
+# How long a paused or cut-off broker stays away.
+FAULT_S = 10
+
+
+def run_round(c: Cluster, topic: str, fault: str, writer: "KeyedWriter") -> None:
+    """Applies one fault while the writer keeps producing, heals it, and waits until every ISR is full again."""
+    if fault == "kill-leader":
+        victim = c.node(leaders(c, topic)[0])
+    elif fault == "kill-controller":
+        victim = c.active_controller()
+    else:
+        # A follower of partition 0 (so that the faulted broker is not the only one anybody asks).
+        leader = leaders(c, topic)[0]
+        victim = next(n for n in c.nodes if n.node_id != leader)
+    others = [n for n in c.nodes if n is not victim]
+    led = {p for p, leader in leaders(c, topic, via=others[0]).items() if leader == victim.node_id}
+    started = time.monotonic()
+    started_wall = time.time()
+    if fault.startswith("kill"):
+        victim.kill9()
+    elif fault == "pause":
+        victim.pause()
+    elif fault == "cut":
+        if not c.hosts.can_cut:
+            print("cut: loopback test hosts cannot be cut off; pausing instead")
+            victim.pause()
+            fault = "pause"
+        else:
+            c.hosts.cut(victim.host)
+    if led:
+        # The first record created after the fault, of a partition the faulted broker led, acknowledged.
+        def new_leader_acks():
+            return [when for p, _, _, when, created in writer.acked if p in led and created > started_wall]
+        wait_until(new_leader_acks, 60, f"{fault}: an acknowledgement from a new leader")
+        first = min(new_leader_acks())
+        print(f"{fault} of node {victim.node_id}: first acks=all acknowledgement by a new leader after "
+              f"{first - started:.2f} s")
+    remaining = FAULT_S - (time.monotonic() - started)
+    if remaining > 0:
+        time.sleep(remaining)
+    healed = time.monotonic()
+    if fault.startswith("kill"):
+        victim.start()
+    elif fault == "pause":
+        victim.resume()
+    else:
+        c.hosts.heal(victim.host)
+    wait_until(lambda: set(isr_sizes(c, topic, via=others[0]).values()) == {3}, 120,
+               f"{fault}: node {victim.node_id} back in every ISR", interval=0.5)
+    print(f"{fault}: node {victim.node_id} back in every ISR {time.monotonic() - healed:.2f} s after the heal")
+
+
+@pytest.mark.timeout(600)
+def test_acknowledged_records_survive_faults(cluster, topic_name):
     create_replicated(cluster, topic_name)
     wait_until(lambda: set(isr_sizes(cluster, topic_name).values()) == {3}, 30, "every ISR holds 3 replicas")
     with cluster.hosts.in_hub():
         # Created in the hub: librdkafka's threads connect from the namespace they start in.
         writer = KeyedWriter(cluster.bootstrap)
         writer.start(topic_name)
-        wait_until(lambda: len(writer.acked) > 2000, 60, "records acknowledged before the fault")
-
-        # kill -9 the leader of partition 0.
-        victim_id = leaders(cluster, topic_name)[0]
-        victim = cluster.node(victim_id)
-        led_by_victim = {p for p, leader in leaders(cluster, topic_name).items() if leader == victim_id}
-        victim.kill9()
-        killed_at = time.monotonic()
-        wait_until(lambda: any(p in led_by_victim and when > killed_at for p, _, _, when in writer.acked),
-                   60, "an acknowledgement from a new leader of a partition the killed broker led")
-        first_ack = min(when for p, _, _, when in writer.acked if p in led_by_victim and when > killed_at)
-        print(f"leader failover: node {victim_id} killed; first acks=all acknowledgement by a new leader after "
-              f"{first_ack - killed_at:.2f} s")
-        time.sleep(3)
-
-        # Restart it: it truncates to the new leaders' logs, catches up and rejoins every ISR.
-        victim.start()
-        restarted_at = time.monotonic()
-        wait_until(lambda: set(isr_sizes(cluster, topic_name).values()) == {3}, 120,
-                   "the restarted broker back in every ISR", interval=0.5)
-        print(f"restarted node {victim_id} back in every ISR after {time.monotonic() - restarted_at:.2f} s")
+        wait_until(lambda: len(writer.acked) > 2000, 60, "records acknowledged before the faults")
+        for fault in NEMESIS_ROUNDS:
+            run_round(cluster, topic_name, fault, writer)
         time.sleep(2)
         writer.finish()
     assert not writer.errors, writer.errors[:5]
@@ -178,7 +217,7 @@ def test_acknowledged_records_survive_a_leader_kill(cluster, topic_name):
     for p, records in consumed.items():
         for _, k, v in records:
             counts[(p, k, v)] = counts.get((p, k, v), 0) + 1
-    lost = [(p, k, v) for p, k, v, _ in acked if (p, k, v) not in found]
+    lost = [(p, k, v) for p, k, v, _, _ in acked if (p, k, v) not in found]
     duplicated = [r for r, n in counts.items() if n > 1]
     print(f"acknowledged {len(acked)}, found {sum(len(r) for r in consumed.values())}, lost {len(lost)}, "
           f"duplicated {len(duplicated)}")
