@@ -62,6 +62,9 @@ pub struct ClusterAgent {
     sessions: RefCell<BrokerSessions>,
     /// The leader to try first (the last one that answered, or a hint).
     leader_hint: Cell<Option<i32>>,
+    /// Which broker heartbeats on which inbound controller connection (the active controller's
+    /// view): a closed connection of a broker that has no other is how a crash shows first.
+    heartbeat_connections: RefCell<std::collections::HashMap<u64, i32>>,
 }
 
 impl ClusterAgent {
@@ -78,6 +81,7 @@ impl ClusterAgent {
             decisions: futures::lock::Mutex::new(()),
             sessions: RefCell::new(BrokerSessions::default()),
             leader_hint: Cell::new(None),
+            heartbeat_connections: RefCell::new(std::collections::HashMap::new()),
             config,
         })
     }
@@ -687,5 +691,65 @@ impl RpcHandler for ControllerRequests {
                 None => Err("the broker is shutting down".to_string()),
             }
         })
+    }
+
+    fn handle_on(
+        &self,
+        connection: u64,
+        api: u16,
+        payload: Bytes,
+    ) -> LocalBoxFuture<'static, Result<Bytes, String>> {
+        if api == rpc_api::API_HEARTBEAT {
+            if let (Some(agent), Ok(beat)) = (self.0.upgrade(), rpc_api::decode_heartbeat(&payload))
+            {
+                agent
+                    .heartbeat_connections
+                    .borrow_mut()
+                    .insert(connection, beat.node_id);
+            }
+        }
+        self.handle(api, payload)
+    }
+
+    fn connection_closed(&self, connection: u64) {
+        if let Some(agent) = self.0.upgrade() {
+            agent.heartbeat_connection_closed(connection);
+        }
+    }
+}
+
+/// How soon the active controller fences a broker whose heartbeat connection closed and that has
+/// no other: a killed broker process closes its sockets at once, so its partitions get new
+/// leaders in about this long instead of the whole `broker.session.timeout.ms`. A live broker
+/// whose connection merely broke heartbeats again within it (its heartbeat interval is shorter,
+/// and a new connection is made for the next call); if it does not, it is fenced and unfenced on
+/// its next heartbeat, which moves leaderships but loses nothing.
+pub const CLOSED_CONNECTION_FENCE_GRACE: Duration = Duration::from_millis(2_500);
+
+impl ClusterAgent {
+    /// A heartbeat connection closed: unless the broker heartbeats on another one, its session
+    /// ends `CLOSED_CONNECTION_FENCE_GRACE` from now (the fence check does the rest).
+    fn heartbeat_connection_closed(&self, connection: u64) {
+        let mut connections = self.heartbeat_connections.borrow_mut();
+        let Some(node_id) = connections.remove(&connection) else {
+            return;
+        };
+        if connections.values().any(|n| *n == node_id) || !self.is_active_controller() {
+            return;
+        }
+        drop(connections);
+        let timeout = self.config.cluster.broker_session_timeout;
+        if self.sessions.borrow_mut().expire_soon(
+            node_id,
+            Instant::now(),
+            CLOSED_CONNECTION_FENCE_GRACE,
+            timeout,
+        ) {
+            tracing::info!(
+                node_id,
+                grace_ms = CLOSED_CONNECTION_FENCE_GRACE.as_millis() as u64,
+                "a broker's controller connection closed: fencing it unless it heartbeats again"
+            );
+        }
     }
 }

@@ -593,6 +593,27 @@ impl BrokerSessions {
         self.last_heard.insert(node_id, now);
     }
 
+    /// Ends `node_id`'s session `grace` from `now` unless it is heard from again first (its
+    /// connection closed). Returns whether the session got shorter.
+    pub fn expire_soon(
+        &mut self,
+        node_id: i32,
+        now: Instant,
+        grace: Duration,
+        timeout: Duration,
+    ) -> bool {
+        let Some(backdated) = (now + grace).checked_sub(timeout) else {
+            return false;
+        };
+        match self.last_heard.get_mut(&node_id) {
+            Some(at) if *at > backdated => {
+                *at = backdated;
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn alive(&self, node_id: i32, timeout: Duration, now: Instant) -> bool {
         self.last_heard
             .get(&node_id)

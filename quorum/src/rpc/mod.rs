@@ -21,4 +21,19 @@ pub use frame::{Frame, FrameError, FrameKind};
 /// [`server::MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION`] at once per connection.
 pub trait RpcHandler {
     fn handle(&self, api: u16, payload: Bytes) -> LocalBoxFuture<'static, Result<Bytes, String>>;
+
+    /// `handle`, told which inbound connection the request came on (ids unique for the life of
+    /// the listener): a handler that cares who is connected pairs it with `connection_closed`.
+    fn handle_on(
+        &self,
+        _connection: u64,
+        api: u16,
+        payload: Bytes,
+    ) -> LocalBoxFuture<'static, Result<Bytes, String>> {
+        self.handle(api, payload)
+    }
+
+    /// An inbound connection closed: its peer closed it (a process that exits or is killed closes
+    /// its sockets), the network broke it, or it sent something malformed.
+    fn connection_closed(&self, _connection: u64) {}
 }

@@ -48,6 +48,8 @@ pub(crate) struct ServerContext {
     handler: Option<Rc<dyn RpcHandler>>,
     shared: Rc<Shared>,
     open_connections: Watch,
+    /// The id the next accepted connection gets (see `RpcHandler::handle_on`).
+    next_connection_id: std::cell::Cell<u64>,
 }
 
 impl ServerContext {
@@ -65,6 +67,7 @@ impl ServerContext {
             handler,
             shared,
             open_connections: Watch::new(0),
+            next_connection_id: std::cell::Cell::new(1),
         }
     }
 
@@ -138,6 +141,8 @@ impl Drop for CloseOnDrop {
 
 async fn connection(stream: TcpStream, context: Rc<ServerContext>) {
     let peer = stream.peer_addr().ok();
+    let id = context.next_connection_id.get();
+    context.next_connection_id.set(id + 1);
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(?peer, %error, "cannot set TCP_NODELAY");
     }
@@ -146,7 +151,7 @@ async fn connection(stream: TcpStream, context: Rc<ServerContext>) {
     let closed = Rc::new(Watch::new(0));
     {
         let _close = CloseOnDrop(closed.clone());
-        let reading = read_requests(reader, &context, Rc::new(answers), closed.clone(), peer);
+        let reading = read_requests(reader, &context, Rc::new(answers), closed.clone(), peer, id);
         let writing = write_frames(writer, queue);
         let both = futures::future::join(reading, writing);
         if let Some((read, written)) = context.shared.stopping.or_until_set(both).await {
@@ -157,6 +162,9 @@ async fn connection(stream: TcpStream, context: Rc<ServerContext>) {
                 tracing::debug!(?peer, %error, "controller listener: write failed");
             }
         }
+    }
+    if let Some(handler) = &context.handler {
+        handler.connection_closed(id);
     }
     let open = context.open_connections.get();
     context.open_connections.set(open.saturating_sub(1));
@@ -170,6 +178,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
     answers: Rc<LocalSender<Vec<u8>>>,
     closed: Rc<Watch>,
     peer: Option<SocketAddr>,
+    connection: u64,
 ) -> Result<(), String> {
     let in_flight = Rc::new(Semaphore::new(MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION as u64));
     let result = loop {
@@ -190,6 +199,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
                 };
                 let task = answer(
                     context.handler.clone(),
+                    connection,
                     frame,
                     answers.clone(),
                     closed.clone(),
@@ -213,6 +223,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
 /// first.
 async fn answer(
     handler: Option<Rc<dyn RpcHandler>>,
+    connection: u64,
     request: Frame,
     answers: Rc<LocalSender<Vec<u8>>>,
     closed: Rc<Watch>,
@@ -226,7 +237,10 @@ async fn answer(
     } = request;
     let outcome = match handler {
         None => Err("this node serves no requests (no RPC handler)".to_string()),
-        Some(handler) => match closed.or_until_set(handler.handle(api, payload)).await {
+        Some(handler) => match closed
+            .or_until_set(handler.handle_on(connection, api, payload))
+            .await
+        {
             Some(outcome) => outcome,
             None => return,
         },
