@@ -108,6 +108,21 @@ pub async fn read_local(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome 
         }
     };
     match hooks::timed(shard.metrics(), Stage::FetchRead, result).await {
+        Ok(result) if replica => {
+            let outcome = FetchOutcome {
+                error_code: errors::NONE,
+                high_watermark: result.high_watermark,
+                log_start_offset: result.log_start_offset,
+                chunks: result.chunks,
+            };
+            if let Some(m) = shard.metrics() {
+                crate::metrics::ShardMetrics::add(
+                    &m.counters.replication_bytes_out,
+                    outcome.bytes(),
+                );
+            }
+            outcome
+        }
         Ok(result) => FetchOutcome {
             error_code: errors::NONE,
             high_watermark: result.high_watermark,

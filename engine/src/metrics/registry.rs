@@ -344,7 +344,44 @@ fn encode_connections(
         "Client connections refused at max_connections.",
         &per_shard(shards, |m| load(&m.counters.connections_refused)),
     )?;
-    encode_read_pauses(e, shards)
+    encode_read_pauses(e, shards)?;
+    encode_replication_counters(e, shards)
+}
+
+fn encode_replication_counters(
+    e: &mut DescriptorEncoder,
+    shards: &[Arc<ShardMetrics>],
+) -> Result<(), std::fmt::Error> {
+    counter_family(
+        e,
+        "replication_bytes_in",
+        "Bytes followers on this broker appended from their leaders.",
+        &per_shard(shards, |m| load(&m.counters.replication_bytes_in)),
+    )?;
+    counter_family(
+        e,
+        "replication_bytes_out",
+        "Bytes leaders on this broker read for followers' fetches.",
+        &per_shard(shards, |m| load(&m.counters.replication_bytes_out)),
+    )?;
+    counter_family(
+        e,
+        "isr_shrinks",
+        "Followers that left the ISR of a partition this broker leads (Kafka's IsrShrinksPerSec).",
+        &per_shard(shards, |m| load(&m.counters.isr_shrinks)),
+    )?;
+    counter_family(
+        e,
+        "isr_expands",
+        "Followers that joined the ISR of a partition this broker leads (Kafka's IsrExpandsPerSec).",
+        &per_shard(shards, |m| load(&m.counters.isr_expands)),
+    )?;
+    counter_family(
+        e,
+        "leader_elections",
+        "Partitions this broker started leading.",
+        &per_shard(shards, |m| load(&m.counters.leaderships_taken)),
+    )
 }
 
 /// Connections that stopped reading their socket at `max_in_flight_bytes_per_connection`.
@@ -523,6 +560,7 @@ fn encode_partitions_and_lag(
         &size,
     )?;
     encode_partition_health(e, &published)?;
+    encode_replication(e, &published)?;
     let mut committed = Vec::new();
     let mut lag = Vec::new();
     for (_, p) in &published {
@@ -551,6 +589,55 @@ fn encode_partitions_and_lag(
         e,
         "consumer_group_lag",
         "High watermark minus committed offset per group and partition.",
+        &lag,
+    )
+}
+
+/// Replicated partitions this broker leads: under-replicated ones per shard (always exported, so an
+/// alert on `> 0` sees zeroes too: Kafka's UnderReplicatedPartitions), and each one's ISR size and
+/// largest follower lag.
+fn encode_replication(
+    e: &mut DescriptorEncoder,
+    published: &[(usize, Published)],
+) -> Result<(), std::fmt::Error> {
+    let mut under = Vec::new();
+    let mut isr = Vec::new();
+    let mut lag = Vec::new();
+    for (shard, p) in published {
+        let mut count = 0i64;
+        for s in &p.partitions {
+            let Some(r) = s.replication else {
+                continue;
+            };
+            if r.in_sync < r.replicas {
+                count += 1;
+            }
+            let labels = vec![
+                ("shard", shard.to_string()),
+                ("topic", s.topic.clone()),
+                ("partition", s.partition.to_string()),
+            ];
+            isr.push((labels.clone(), i64::from(r.in_sync)));
+            lag.push((labels, r.max_follower_lag));
+        }
+        under.push((vec![("shard", shard.to_string())], count));
+    }
+    gauge_family(
+        e,
+        "under_replicated_partitions",
+        "Partitions this broker leads whose ISR is smaller than their replica set.",
+        &under,
+    )?;
+    gauge_family(
+        e,
+        "partition_in_sync_replicas",
+        "ISR size of each replicated partition this broker leads.",
+        &isr,
+    )?;
+    gauge_family(
+        e,
+        "partition_max_follower_lag_records",
+        "Largest distance in records of a follower's log end to the leader's, per partition it leads.",
         &lag,
     )
 }
@@ -674,6 +761,7 @@ mod tests {
             log_end_offset: hw,
             size_bytes: 4096,
             health: LogHealth::Online,
+            replication: None,
         };
         assert!(registry.shard(0).unwrap().publish(Published {
             partitions: vec![partition(0, 100)],
@@ -721,6 +809,7 @@ mod tests {
             log_end_offset: 0,
             size_bytes: 0,
             health,
+            replication: None,
         };
         let partitions = vec![
             partition(0, LogHealth::Online),
@@ -751,6 +840,54 @@ mod tests {
         assert!(
             !text.contains("partition=\"0\",state="),
             "an online log has no series"
+        );
+    }
+
+    #[test]
+    fn under_replicated_partitions_are_counted_per_shard() {
+        use crate::metrics::shard::LeaderSample;
+        let registry = MetricsRegistry::new(2);
+        let partition = |p: i32, in_sync: u32, lag: i64| PartitionSample {
+            topic: "orders".into(),
+            partition: p,
+            log_start_offset: 0,
+            high_watermark: 0,
+            log_end_offset: 0,
+            size_bytes: 0,
+            health: LogHealth::Online,
+            replication: Some(LeaderSample {
+                replicas: 3,
+                in_sync,
+                max_follower_lag: lag,
+            }),
+        };
+        assert!(registry.shard(0).unwrap().publish(Published {
+            partitions: vec![partition(0, 3, 0), partition(1, 2, 120), partition(2, 1, 7)],
+            groups: Vec::new(),
+        }));
+        let text = registry.encode_text().unwrap();
+        assert_eq!(
+            sample_line(&text, "ringbroker_under_replicated_partitions{shard=\"0\"}"),
+            Some("2"),
+            "{text}"
+        );
+        assert_eq!(
+            sample_line(&text, "ringbroker_under_replicated_partitions{shard=\"1\"}"),
+            Some("0")
+        );
+        assert_eq!(
+            sample_line(
+                &text,
+                "ringbroker_partition_max_follower_lag_records{shard=\"0\",topic=\"orders\",partition=\"1\"}"
+            ),
+            Some("120")
+        );
+        assert_eq!(
+            sample_line(
+                &text,
+                "ringbroker_partition_in_sync_replicas{shard=\"0\",topic=\"orders\",partition=\"2\"}"
+            ),
+            Some("1")
         );
     }
 }

@@ -8,7 +8,9 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::shard::{GroupSample, IoCounters, PartitionSample, Published, ShardMetrics};
+use super::shard::{
+    GroupSample, IoCounters, LeaderSample, PartitionSample, Published, ShardMetrics,
+};
 use crate::shard::Shard;
 
 /// How often a shard refreshes its published snapshot.
@@ -59,11 +61,33 @@ fn partition_samples(shard: &Shard) -> Vec<PartitionSample> {
                     log_end_offset: log.log_end_offset(),
                     size_bytes: log.size_bytes(),
                     health: log.health(),
+                    replication: leader_sample(shard, name, partition, log.log_end_offset()),
                 });
             }
         }
     }
     samples
+}
+
+fn leader_sample(shard: &Shard, topic: &str, partition: i32, end: i64) -> Option<LeaderSample> {
+    shard
+        .replication
+        .with_leader(topic, partition, |led| LeaderSample {
+            replicas: led.replicas.len() as u32,
+            in_sync: led.isr.len() as u32,
+            max_follower_lag: led
+                .followers
+                .values()
+                .map(|f| {
+                    if f.log_end_offset < 0 {
+                        end
+                    } else {
+                        (end - f.log_end_offset).max(0)
+                    }
+                })
+                .max()
+                .unwrap_or(0),
+        })
 }
 
 fn group_samples(shard: &Shard) -> Vec<GroupSample> {

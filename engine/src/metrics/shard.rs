@@ -109,6 +109,15 @@ pub struct Counters {
     pub connection_read_pauses_ended: AtomicU64,
     /// Microseconds connections spent paused, summed over ended pauses.
     pub connection_read_paused_us: AtomicU64,
+    /// Bytes this broker's followers appended from their leaders.
+    pub replication_bytes_in: AtomicU64,
+    /// Bytes this broker's leaders read for followers' fetches.
+    pub replication_bytes_out: AtomicU64,
+    /// ISR changes of partitions this broker leads: followers that left, and that joined.
+    pub isr_shrinks: AtomicU64,
+    pub isr_expands: AtomicU64,
+    /// Partitions this broker started leading (elections that chose it).
+    pub leaderships_taken: AtomicU64,
 }
 
 /// glommio `IoStats` of the shard's executor, summed over its rings since start.
@@ -141,6 +150,17 @@ pub struct PartitionSample {
     pub size_bytes: u64,
     /// Whether the log takes appends (suspended on a full disk, fenced on a write error).
     pub health: LogHealth,
+    /// Set when this broker leads the partition with several replicas.
+    pub replication: Option<LeaderSample>,
+}
+
+/// A replicated partition's leader's view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderSample {
+    pub replicas: u32,
+    pub in_sync: u32,
+    /// The largest distance of a follower's log end to the leader's (records).
+    pub max_follower_lag: i64,
 }
 
 /// Committed offsets of one group whose coordinator lives on the shard.
@@ -313,6 +333,7 @@ mod tests {
                 log_end_offset: 5,
                 size_bytes: 100,
                 health: LogHealth::Online,
+                replication: None,
             }],
             groups: Vec::new(),
         };

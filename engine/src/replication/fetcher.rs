@@ -30,6 +30,7 @@ use kafka_protocol::ResponseError;
 
 use super::client::{BrokerConnection, ClientError};
 use super::{Followed, PartitionKey};
+use crate::metrics::ShardMetrics;
 use crate::shard::Shard;
 use crate::storage::{StorageError, TruncateOptions};
 
@@ -405,6 +406,7 @@ async fn fetch(
             if !still_followed(shard, &key, leader, epoch) {
                 continue;
             }
+            let bytes = records.len() as u64;
             let append = (!records.is_empty()).then(|| log.append_as_follower(records));
             let shard = shard.clone();
             appends.push(async move {
@@ -415,6 +417,9 @@ async fn fetch(
                             mark_untruncated(&shard, &key);
                         }
                         return false;
+                    }
+                    if let Some(m) = shard.metrics() {
+                        ShardMetrics::add(&m.counters.replication_bytes_in, bytes);
                     }
                 }
                 let high_watermark = leader_high_watermark.min(log.log_end_offset());

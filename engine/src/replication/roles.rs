@@ -20,6 +20,7 @@ use super::Followed;
 use crate::admin::is_reserved_topic;
 use crate::cluster::MetadataImage;
 use crate::metadata::{PartitionState, NO_LEADER};
+use crate::metrics::ShardMetrics;
 use crate::shard::Shard;
 
 /// Runs for the life of the shard: reconciles roles after every installed image.
@@ -128,6 +129,12 @@ async fn become_leader(shard: &Rc<Shard>, topic: &str, partition: i32, state: &P
         if led.leader_epoch != state.leader_epoch {
             return false;
         }
+        if let Some(m) = shard.metrics() {
+            let left = led.isr.iter().filter(|r| !state.isr.contains(r)).count();
+            let joined = state.isr.iter().filter(|r| !led.isr.contains(r)).count();
+            ShardMetrics::add(&m.counters.isr_shrinks, left as u64);
+            ShardMetrics::add(&m.counters.isr_expands, joined as u64);
+        }
         led.update(state.partition_epoch, &state.replicas, &state.isr, now);
         true
     });
@@ -181,6 +188,9 @@ async fn become_leader(shard: &Rc<Shard>, topic: &str, partition: i32, state: &P
         .entry(topic.to_string())
         .or_default()
         .insert(partition, led);
+    if let Some(m) = shard.metrics() {
+        ShardMetrics::add(&m.counters.leaderships_taken, 1);
+    }
     tracing::info!(
         topic,
         partition,
