@@ -37,8 +37,11 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DeleteRecords, 0, 2),
-    // Followers ask it before fetching (v3 adds the replica id, v4 is flexible).
-    (ApiKey::OffsetForLeaderEpoch, 0, 4),
+    // Followers ask it before fetching (v2 adds the current leader epoch, v3 the replica id, v4 is
+    // flexible); v0-1 are gone from Kafka 4.
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    // kafka-leader-election: preferred (v0) and unclean (v1+) elections; v2 is flexible.
+    (ApiKey::ElectLeaders, 0, 2),
     // v0-2: v1 adds the endpoint type (KIP-919), v2 the fenced-broker flags (KIP-1073).
     (ApiKey::DescribeCluster, 0, 2),
     // KIP-848 consumer groups (`group.protocol=consumer`): v1 adds the regex subscription and has the

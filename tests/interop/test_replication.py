@@ -25,9 +25,12 @@ from confluent_kafka.admin import NewTopic
 import clients
 from cluster_helpers import Cluster
 from test_cluster import admin, metadata, wait_until
+from test_java_client import java_classpath  # noqa: F401 (a fixture)
 
 BINARY = os.environ.get("RINGBROKER_BIN", "")
 PARTITIONS = 6
+# Records the Java producer writes across a leader kill.
+JAVA_RECORDS = int(os.environ.get("INTEROP_JAVA_REPLICATED_RECORDS", "400000"))
 # Small segments: every node preallocates its segments, three nodes share the disk.
 NODE_ARGS = ["--set", "segment_bytes=4MiB"]
 
@@ -272,3 +275,95 @@ def test_min_insync_replicas_is_enforced(cluster, topic_name):
         relaxed = clients.producer(cluster.bootstrap, acks="1")
         delivered = clients.produce_all(relaxed, topic_name, [(b"k", b"one is enough")])
         assert len(delivered) == 1
+
+
+@pytest.mark.timeout(420)
+def test_default_java_producer_across_a_leader_kill(cluster, topic_name, java_classpath):
+    """kafka-clients 4.4 with its defaults (acks=all, idempotent) keeps producing while the leader of a partition
+    is killed with kill -9: no error reaches the application, and a consumer group then reads every record
+    exactly once (DefaultProducerRoundTrip prints the counts)."""
+    _java_round_trip(cluster, topic_name, java_classpath, JAVA_RECORDS)
+
+
+def _java_round_trip(cluster: Cluster, topic: str, classpath: str, records: int) -> None:
+    import re
+    import subprocess
+    from test_java_client import log_flags
+
+    cmd = cluster.hosts.hub_cmd([
+        "java", "-Xmx1g", *log_flags(), "-cp", classpath,
+        "ringbroker.interop.DefaultProducerRoundTrip", cluster.bootstrap, topic, str(PARTITIONS), str(records), "3",
+    ])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    killed = None
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            m = re.match(r"PROGRESS (\d+)", line)
+            if m and killed is None and int(m.group(1)) >= records // 2:
+                killed = cluster.node(leaders(cluster, topic)[0])
+                killed.kill9()
+                # Back before the consumer phase: the group coordinator's partition has one replica.
+                time.sleep(4)
+                killed.start()
+        rc = proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = "\n".join(lines)
+    print(output[-2000:])
+    assert killed is not None, f"the producer never reached half way:\n{output[-3000:]}"
+    result = [line for line in lines if line.startswith("RESULT ")]
+    assert result, f"no RESULT line (exit {rc}):\n{output[-3000:]}"
+    fields = dict(kv.split("=", 1) for kv in result[0].split()[1:])
+    assert int(fields["errors"]) == 0, result[0]
+    assert int(fields["missing"]) == 0 and int(fields["duplicates"]) == 0, result[0]
+    assert rc == 0, result[0]
+
+
+@pytest.fixture
+def manual_cluster(tmp_path):
+    """A cluster whose controller does not give leaderships back by itself (auto.leader.rebalance.enable=false)."""
+    c = Cluster(BINARY, tmp_path, extra_args=[*NODE_ARGS, "--auto-leader-rebalance", "false"])
+    try:
+        c.start()
+        yield c
+    except Exception:
+        print(c.logs())
+        raise
+    finally:
+        c.close()
+
+
+@pytest.mark.timeout(300)
+def test_kafka_leader_election_restores_preferred_leaders(manual_cluster, topic_name, java_classpath):
+    """After a leader's broker died and came back, its partitions stay with the new leaders until
+    `kafka-leader-election --election-type preferred` gives them back (Kafka's ElectLeaders)."""
+    import subprocess
+    from test_java_client import log_flags
+
+    c = manual_cluster
+    create_replicated(c, topic_name)
+    wait_until(lambda: set(isr_sizes(c, topic_name).values()) == {3}, 30, "every ISR holds 3 replicas")
+    preferred = leaders(c, topic_name)
+    victim = c.node(preferred[0])
+    victim.kill9()
+    others = [n for n in c.nodes if n is not victim]
+    wait_until(lambda: victim.node_id not in leaders(c, topic_name, via=others[0]).values(), 60,
+               "the killed broker's partitions led elsewhere")
+    victim.start()
+    wait_until(lambda: set(isr_sizes(c, topic_name).values()) == {3}, 120, "the broker back in every ISR")
+    assert leaders(c, topic_name) != preferred, "nothing gave the leaderships back by itself"
+
+    elect = subprocess.run(
+        c.hosts.hub_cmd(["java", "-Xmx256m", *log_flags(), "-cp", java_classpath,
+                         "org.apache.kafka.tools.LeaderElectionCommand", "--bootstrap-server", c.bootstrap,
+                         "--election-type", "preferred", "--all-topic-partitions"]),
+        capture_output=True, text=True, timeout=120)
+    print(elect.stdout, elect.stderr)
+    assert elect.returncode == 0, elect.stderr
+    assert "Successfully completed leader election (PREFERRED)" in elect.stdout, elect.stdout
+    wait_until(lambda: leaders(c, topic_name) == preferred, 30, "the preferred replicas lead again")

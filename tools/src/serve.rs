@@ -195,6 +195,18 @@ SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM
         #[arg(long, value_name = "true|false")]
         pub unclean_leader_election: Option<Switch>,
 
+        #[setting(key = "auto.leader.rebalance.enable", env = "RINGBROKER_AUTO_LEADER_REBALANCE_ENABLE", default = "true", kafka = Some("auto.leader.rebalance.enable"), live = false)]
+        /// Give each partition back to its preferred (first) replica once it is in sync again,
+        /// checked every leader.imbalance.check.interval.seconds.
+        #[arg(long, value_name = "true|false")]
+        pub auto_leader_rebalance: Option<Switch>,
+
+        #[setting(key = "leader.imbalance.check.interval.seconds", env = "RINGBROKER_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS", default = "300", kafka = Some("leader.imbalance.check.interval.seconds"), live = false)]
+        /// How often the active controller looks for brokers leading fewer partitions than they
+        /// are preferred for (more than 10% off).
+        #[arg(long, value_name = "S")]
+        pub leader_imbalance_check_interval_seconds: Option<IntIn<1, 86_400>>,
+
         #[setting(key = "auto.create.topics.enable", env = "RINGBROKER_AUTO_CREATE_TOPICS_ENABLE", default = "true", kafka = Some("auto.create.topics.enable"), live = false)]
         /// Create unknown topics when clients ask for them in Metadata.
         #[arg(long, value_name = "true|false")]

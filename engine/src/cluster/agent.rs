@@ -469,6 +469,8 @@ impl ClusterAgent {
         let Some(quorum) = self.quorum() else { return };
         let mut seen = quorum.leader_change_count();
         let mut was_leader = false;
+        let replication = self.config.cluster.replication.clone();
+        let mut next_rebalance = Instant::now() + replication.leader_imbalance_check_interval;
         while !self.stopping.get() {
             let leader = quorum.is_leader();
             tracing::trace!(leader, "controller duties");
@@ -485,6 +487,25 @@ impl ClusterAgent {
                     .await;
                 if let Err((_, message)) = fenced {
                     tracing::debug!(%message, "fencing check not committed");
+                }
+                if replication.auto_leader_rebalance && now >= next_rebalance {
+                    next_rebalance = now + replication.leader_imbalance_check_interval;
+                    let moved = self
+                        .decide_and_commit(|ctx, _| {
+                            let records = controller::rebalance_leaders(ctx.image);
+                            (records.len(), records)
+                        })
+                        .await;
+                    match moved {
+                        Ok((count, _)) if count > 0 => tracing::info!(
+                            partitions = count,
+                            "preferred replicas lead again (auto.leader.rebalance.enable)"
+                        ),
+                        Ok(_) => {}
+                        Err((_, message)) => {
+                            tracing::debug!(%message, "leader rebalance not committed")
+                        }
+                    }
                 }
             }
             let tick = glommio::timer::sleep(FENCE_CHECK_INTERVAL);
@@ -569,6 +590,11 @@ fn request_topic_names(request: &AdminRequest) -> Vec<String> {
         | AdminRequest::AlterPartition { name, .. } => {
             vec![name.clone()]
         }
+        AdminRequest::ElectLeaders { partitions, .. } => partitions
+            .iter()
+            .flatten()
+            .map(|(topic, partition)| format!("{topic}:{partition}"))
+            .collect(),
     }
 }
 
@@ -652,6 +678,27 @@ fn decide_admin(ctx: &Context<'_>, request: &AdminRequest) -> Decision {
                 new_isr,
             },
         ),
+        AdminRequest::ElectLeaders {
+            partitions,
+            unclean,
+        } => {
+            let (elections, records) = if *unclean {
+                controller::elect_unclean(ctx.image, partitions.as_deref())
+            } else {
+                controller::elect_preferred(ctx.image, partitions.as_deref())
+            };
+            Decision {
+                outcomes: elections
+                    .into_iter()
+                    .map(|e| TopicOutcome {
+                        name: format!("{}:{}", e.topic, e.partition),
+                        error_code: e.error_code,
+                        message: e.message,
+                    })
+                    .collect(),
+                records,
+            }
+        }
     }
 }
 

@@ -33,6 +33,9 @@ pub const DEFAULT_REPLICA_FETCH_MAX_BYTES: i32 = 1 << 20;
 /// finds nothing new (the follower's long poll).
 pub const DEFAULT_REPLICA_FETCH_WAIT_MAX_MS: i32 = 500;
 
+/// Kafka's `leader.imbalance.check.interval.seconds` default.
+pub const DEFAULT_LEADER_IMBALANCE_CHECK_INTERVAL_S: u64 = 300;
+
 /// How partitions are replicated between brokers (Kafka's names in the doc comments).
 #[derive(Debug, Clone)]
 pub struct ReplicationConfig {
@@ -46,6 +49,10 @@ pub struct ReplicationConfig {
     pub replica_fetch_wait_max_ms: i32,
     /// Kafka `unclean.leader.election.enable` (the broker default; topics may override it).
     pub unclean_leader_election: bool,
+    /// Kafka `auto.leader.rebalance.enable`: preferred replicas lead again once back in sync.
+    pub auto_leader_rebalance: bool,
+    /// Kafka `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval: Duration,
 }
 
 impl Default for ReplicationConfig {
@@ -56,6 +63,10 @@ impl Default for ReplicationConfig {
             replica_fetch_max_bytes: DEFAULT_REPLICA_FETCH_MAX_BYTES,
             replica_fetch_wait_max_ms: DEFAULT_REPLICA_FETCH_WAIT_MAX_MS,
             unclean_leader_election: false,
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval: Duration::from_secs(
+                DEFAULT_LEADER_IMBALANCE_CHECK_INTERVAL_S,
+            ),
         }
     }
 }

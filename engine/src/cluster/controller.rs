@@ -574,6 +574,189 @@ pub fn alter_partition(ctx: &Context<'_>, change: &IsrChange<'_>) -> Decision {
     decision
 }
 
+// ---------------------------------------------------------------------------- preferred leaders
+
+/// Kafka's error for a preferred replica that cannot lead now (not live or not in the ISR).
+pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
+/// Kafka's error for a partition already led by its preferred replica.
+pub const ELECTION_NOT_NEEDED: i16 = 84;
+/// Kafka's `leader.imbalance.per.broker.percentage` default: a broker leading fewer than 90% of
+/// the partitions it is preferred for gets them back.
+pub const LEADER_IMBALANCE_PER_BROKER_PERCENTAGE: usize = 10;
+
+/// One partition's preferred-leader election.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Election {
+    pub topic: String,
+    pub partition: i32,
+    pub error_code: i16,
+    pub message: Option<String>,
+}
+
+/// Preferred-leader elections (Kafka's ElectLeaders, election type PREFERRED): the first replica
+/// leads again when it is live and in the ISR. `partitions` None: every partition.
+pub fn elect_preferred(
+    image: &MetadataImage,
+    partitions: Option<&[(String, i32)]>,
+) -> (Vec<Election>, Vec<MetadataRecord>) {
+    let wanted: Vec<(String, i32)> = match partitions {
+        Some(list) => list.to_vec(),
+        None => image
+            .topics
+            .topics
+            .iter()
+            .flat_map(|(name, meta)| (0..meta.partitions).map(move |p| (name.clone(), p)))
+            .collect(),
+    };
+    let mut elections = Vec::with_capacity(wanted.len());
+    let mut records = Vec::new();
+    for (topic, partition) in wanted {
+        let found = image
+            .topics
+            .get(&topic)
+            .and_then(|meta| meta.partition_state(partition).map(|s| (meta.id, s)));
+        let (error_code, message) = match found {
+            None => (
+                ResponseError::UnknownTopicOrPartition.code(),
+                Some(format!("{topic}-{partition} does not exist")),
+            ),
+            Some((topic_id, state)) => match state.replicas.first().copied() {
+                Some(preferred) if preferred == state.leader => (ELECTION_NOT_NEEDED, None),
+                Some(preferred) if state.isr.contains(&preferred) && image.is_live(preferred) => {
+                    let mut state = state.clone();
+                    state.leader = preferred;
+                    state.leader_epoch += 1;
+                    state.partition_epoch += 1;
+                    records.push(MetadataRecord::Partition {
+                        topic_id,
+                        partition,
+                        state,
+                    });
+                    (0, None)
+                }
+                _ => (
+                    PREFERRED_LEADER_NOT_AVAILABLE,
+                    Some(format!(
+                        "the preferred replica of {topic}-{partition} is not live or not in sync"
+                    )),
+                ),
+            },
+        };
+        elections.push(Election {
+            topic,
+            partition,
+            error_code,
+            message,
+        });
+    }
+    (elections, records)
+}
+
+/// Kafka's error for an unclean election with no live replica to lead.
+pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = 83;
+
+/// Unclean elections (Kafka's ElectLeaders, election type UNCLEAN): a leaderless partition gets
+/// any live replica as leader, alone in the ISR (records only the old ISR held may be lost); a
+/// partition with a leader needs none.
+pub fn elect_unclean(
+    image: &MetadataImage,
+    partitions: Option<&[(String, i32)]>,
+) -> (Vec<Election>, Vec<MetadataRecord>) {
+    let wanted: Vec<(String, i32)> = match partitions {
+        Some(list) => list.to_vec(),
+        None => image
+            .topics
+            .topics
+            .iter()
+            .flat_map(|(name, meta)| (0..meta.partitions).map(move |p| (name.clone(), p)))
+            .collect(),
+    };
+    let mut elections = Vec::with_capacity(wanted.len());
+    let mut records = Vec::new();
+    for (topic, partition) in wanted {
+        let found = image
+            .topics
+            .get(&topic)
+            .and_then(|meta| meta.partition_state(partition).map(|s| (meta.id, s)));
+        let (error_code, message) = match found {
+            None => (
+                ResponseError::UnknownTopicOrPartition.code(),
+                Some(format!("{topic}-{partition} does not exist")),
+            ),
+            Some((_, state)) if state.leader != NO_LEADER => (ELECTION_NOT_NEEDED, None),
+            Some((topic_id, state)) => {
+                match state.replicas.iter().copied().find(|r| image.is_live(*r)) {
+                    Some(leader) => {
+                        tracing::warn!(topic = %topic, partition, leader, "unclean leader election asked: records only the old ISR held may be lost");
+                        let mut state = state.clone();
+                        state.leader = leader;
+                        state.isr = vec![leader];
+                        state.leader_epoch += 1;
+                        state.partition_epoch += 1;
+                        records.push(MetadataRecord::Partition {
+                            topic_id,
+                            partition,
+                            state,
+                        });
+                        (0, None)
+                    }
+                    None => (
+                        ELIGIBLE_LEADERS_NOT_AVAILABLE,
+                        Some(format!("no replica of {topic}-{partition} is live")),
+                    ),
+                }
+            }
+        };
+        elections.push(Election {
+            topic,
+            partition,
+            error_code,
+            message,
+        });
+    }
+    (elections, records)
+}
+
+/// Kafka's automatic leader rebalance: the partitions of every broker that leads fewer than
+/// (100 - `LEADER_IMBALANCE_PER_BROKER_PERCENTAGE`)% of those it is preferred for, back to it
+/// where it can lead.
+pub fn rebalance_leaders(image: &MetadataImage) -> Vec<MetadataRecord> {
+    let mut preferred_for: HashMap<i32, Vec<(String, i32, bool)>> = HashMap::new();
+    for (name, meta) in &image.topics.topics {
+        if is_reserved_topic(name) {
+            continue;
+        }
+        for (index, state) in meta.assignments.iter().enumerate() {
+            if let Some(preferred) = state.replicas.first() {
+                preferred_for.entry(*preferred).or_default().push((
+                    name.clone(),
+                    index as i32,
+                    state.leader == *preferred,
+                ));
+            }
+        }
+    }
+    let mut candidates = Vec::new();
+    for (broker, partitions) in preferred_for {
+        if !image.is_live(broker) {
+            continue;
+        }
+        let not_leading = partitions.iter().filter(|(_, _, leads)| !leads).count();
+        if not_leading * 100 > partitions.len() * LEADER_IMBALANCE_PER_BROKER_PERCENTAGE {
+            candidates.extend(
+                partitions
+                    .into_iter()
+                    .filter(|(_, _, leads)| !leads)
+                    .map(|(topic, partition, _)| (topic, partition)),
+            );
+        }
+    }
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    elect_preferred(image, Some(&candidates)).1
+}
+
 // ------------------------------------------------------------------------------------------ brokers
 
 /// When each registered broker was last heard from (the active controller's soft state: a new
@@ -1370,5 +1553,54 @@ mod tests {
             ResponseError::InvalidConfig.code()
         );
         assert!(refused.records.is_empty());
+    }
+
+    #[test]
+    fn preferred_replicas_lead_again_when_in_sync() {
+        let broker = BrokerConfig::default();
+        let cluster = ClusterConfig::single_node(1);
+        let mut image = image_with_brokers(&[1, 2, 3]);
+        replicated(&mut image, &broker, &cluster);
+        let before = state(&image);
+        let preferred = before.replicas[0];
+        assert_eq!(before.leader, preferred);
+        let (elections, records) = elect_preferred(&image, None);
+        assert_eq!(elections[0].error_code, ELECTION_NOT_NEEDED);
+        assert!(records.is_empty());
+        // The preferred leader's session expires: another leads. Back in the ISR, it leads again.
+        let moved = move_leaderships(&image, preferred);
+        commit(&mut image, &moved);
+        assert_ne!(state(&image).leader, preferred);
+        let (elections, _) = elect_preferred(&image, Some(&[("r".into(), 0)]));
+        assert_eq!(
+            elections[0].error_code, PREFERRED_LEADER_NOT_AVAILABLE,
+            "not in the ISR"
+        );
+        let mut rejoined = state(&image);
+        rejoined.isr.push(preferred);
+        let topic_id = image.topics.get("r").expect("r").id;
+        commit(
+            &mut image,
+            &[MetadataRecord::Partition {
+                topic_id,
+                partition: 0,
+                state: rejoined,
+            }],
+        );
+        let records = rebalance_leaders(&image);
+        assert_eq!(
+            records.len(),
+            1,
+            "one partition, 100% off its preferred leader"
+        );
+        commit(&mut image, &records);
+        let after = state(&image);
+        assert_eq!(after.leader, preferred);
+        assert_eq!(after.leader_epoch, before.leader_epoch + 2);
+        let (unknown, _) = elect_preferred(&image, Some(&[("nope".into(), 0)]));
+        assert_eq!(
+            unknown[0].error_code,
+            ResponseError::UnknownTopicOrPartition.code()
+        );
     }
 }

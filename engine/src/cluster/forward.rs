@@ -103,6 +103,11 @@ fn unavailable(request: &AdminRequest, message: &str) -> AdminReply {
         | AdminRequest::AlterPartition { name, .. } => {
             vec![name.clone()]
         }
+        AdminRequest::ElectLeaders { partitions, .. } => partitions
+            .iter()
+            .flatten()
+            .map(|(topic, partition)| format!("{topic}:{partition}"))
+            .collect(),
     };
     AdminReply {
         outcomes: names

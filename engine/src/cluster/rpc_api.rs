@@ -27,6 +27,8 @@ pub const API_CREATE_PARTITIONS: u16 = 12;
 pub const API_ALTER_CONFIGS: u16 = 13;
 /// A partition leader's ISR change (Kafka's AlterPartition).
 pub const API_ALTER_PARTITION: u16 = 14;
+/// Leader elections asked by an operator (Kafka's ElectLeaders).
+pub const API_ELECT_LEADERS: u16 = 15;
 
 /// The error text a voter that is not the active controller answers with, followed by the
 /// leader it knows of (-1: none); the caller retries there.
@@ -306,6 +308,12 @@ pub enum AdminRequest {
         partition_epoch: i32,
         new_isr: Vec<i32>,
     },
+    /// The answer has one outcome per partition, named `topic:partition` (a topic name has no
+    /// colon), in the order of `partitions` (every partition's, for None).
+    ElectLeaders {
+        partitions: Option<Vec<(String, i32)>>,
+        unclean: bool,
+    },
 }
 
 fn assignments<'b>(
@@ -345,6 +353,7 @@ impl AdminRequest {
             AdminRequest::CreatePartitions { .. } => API_CREATE_PARTITIONS,
             AdminRequest::AlterConfigs { .. } => API_ALTER_CONFIGS,
             AdminRequest::AlterPartition { .. } => API_ALTER_PARTITION,
+            AdminRequest::ElectLeaders { .. } => API_ELECT_LEADERS,
         }
     }
 
@@ -484,6 +493,26 @@ impl AdminRequest {
                 );
                 finish(fbb, root)
             }
+            AdminRequest::ElectLeaders {
+                partitions,
+                unclean,
+            } => {
+                let listed = partitions.as_deref().unwrap_or_default();
+                let topics: Vec<_> = listed.iter().map(|(t, _)| fbb.create_string(t)).collect();
+                let topics = Some(fbb.create_vector(&topics));
+                let indexes: Vec<i32> = listed.iter().map(|(_, p)| *p).collect();
+                let partitions_vector = Some(fbb.create_vector(&indexes));
+                let root = fb::ElectLeadersRequest::create(
+                    &mut fbb,
+                    &fb::ElectLeadersRequestArgs {
+                        topics,
+                        partitions: partitions_vector,
+                        all: partitions.is_none(),
+                        unclean: *unclean,
+                    },
+                );
+                finish(fbb, root)
+            }
         }
     }
 
@@ -568,6 +597,29 @@ impl AdminRequest {
                     leader_epoch: r.leader_epoch(),
                     partition_epoch: r.partition_epoch(),
                     new_isr: r.new_isr().map(|v| v.iter().collect()).unwrap_or_default(),
+                })
+            }
+            API_ELECT_LEADERS => {
+                let r = root::<fb::ElectLeadersRequest>(bytes)?;
+                let partitions = if r.all() {
+                    None
+                } else {
+                    let topics: Vec<String> =
+                        r.topics().iter().flatten().map(str::to_string).collect();
+                    let indexes: Vec<i32> = r
+                        .partitions()
+                        .map(|v| v.iter().collect())
+                        .unwrap_or_default();
+                    if topics.len() != indexes.len() {
+                        return Err(DecodeError(
+                            "ElectLeaders lists of different lengths".into(),
+                        ));
+                    }
+                    Some(topics.into_iter().zip(indexes).collect())
+                };
+                Ok(AdminRequest::ElectLeaders {
+                    partitions,
+                    unclean: r.unclean(),
                 })
             }
             other => Err(DecodeError(format!("unknown controller api {other}"))),

@@ -108,6 +108,7 @@ pub async fn handle(shard: &Shard, request: Request, peer: &str) -> Outcome {
         ApiKey::DescribeCluster => handlers::describe_cluster::handle(shard, &request),
         ApiKey::AlterConfigs => handlers::alter_configs::handle(shard, &request).await,
         ApiKey::DeleteRecords => handlers::delete_records::handle(shard, &request).await,
+        ApiKey::ElectLeaders => handlers::elect_leaders::handle(shard, &request).await,
         ApiKey::OffsetForLeaderEpoch => {
             handlers::offset_for_leader_epoch::handle(shard, &request).await
         }

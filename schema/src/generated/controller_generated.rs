@@ -4158,6 +4158,155 @@ impl ::core::fmt::Debug for AlterPartitionRequest<'_> {
       ds.finish()
   }
 }
+pub enum ElectLeadersRequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// ElectLeaders (Kafka's API 43): the partitions to elect leaders for, as parallel lists (or all of
+/// them), preferred (the first replica) or unclean (any live replica of a leaderless partition).
+pub struct ElectLeadersRequest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for ElectLeadersRequest<'a> {
+  type Inner = ElectLeadersRequest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> ElectLeadersRequest<'a> {
+  pub const VT_TOPICS: ::flatbuffers::VOffsetT = 4;
+  pub const VT_PARTITIONS: ::flatbuffers::VOffsetT = 6;
+  pub const VT_ALL: ::flatbuffers::VOffsetT = 8;
+  pub const VT_UNCLEAN: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    ElectLeadersRequest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ElectLeadersRequestArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<ElectLeadersRequest<'bldr>> {
+    let mut builder = ElectLeadersRequestBuilder::new(_fbb);
+    if let Some(x) = args.partitions { builder.add_partitions(x); }
+    if let Some(x) = args.topics { builder.add_topics(x); }
+    builder.add_unclean(args.unclean);
+    builder.add_all(args.all);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn topics(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>(ElectLeadersRequest::VT_TOPICS, None)}
+  }
+  #[inline]
+  pub fn partitions(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(ElectLeadersRequest::VT_PARTITIONS, None)}
+  }
+  #[inline]
+  pub fn all(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(ElectLeadersRequest::VT_ALL, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn unclean(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(ElectLeadersRequest::VT_UNCLEAN, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for ElectLeadersRequest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<&'_ str>>>>("topics", Self::VT_TOPICS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("partitions", Self::VT_PARTITIONS, false)?
+     .visit_field::<bool>("all", Self::VT_ALL, false)?
+     .visit_field::<bool>("unclean", Self::VT_UNCLEAN, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ElectLeadersRequestArgs<'a> {
+    pub topics: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<&'a str>>>>,
+    pub partitions: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
+    pub all: bool,
+    pub unclean: bool,
+}
+impl<'a> Default for ElectLeadersRequestArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ElectLeadersRequestArgs {
+      topics: None,
+      partitions: None,
+      all: false,
+      unclean: false,
+    }
+  }
+}
+
+pub struct ElectLeadersRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ElectLeadersRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_topics(&mut self, topics: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<&'b  str>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ElectLeadersRequest::VT_TOPICS, topics);
+  }
+  #[inline]
+  pub fn add_partitions(&mut self, partitions: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ElectLeadersRequest::VT_PARTITIONS, partitions);
+  }
+  #[inline]
+  pub fn add_all(&mut self, all: bool) {
+    self.fbb_.push_slot::<bool>(ElectLeadersRequest::VT_ALL, all, false);
+  }
+  #[inline]
+  pub fn add_unclean(&mut self, unclean: bool) {
+    self.fbb_.push_slot::<bool>(ElectLeadersRequest::VT_UNCLEAN, unclean, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ElectLeadersRequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ElectLeadersRequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<ElectLeadersRequest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for ElectLeadersRequest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("ElectLeadersRequest");
+      ds.field("topics", &self.topics());
+      ds.field("partitions", &self.partitions());
+      ds.field("all", &self.all());
+      ds.field("unclean", &self.unclean());
+      ds.finish()
+  }
+}
 }  // pub mod controller
 }  // pub mod ringbroker
 

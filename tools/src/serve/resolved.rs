@@ -213,6 +213,10 @@ impl Resolved {
             replica_fetch_max_bytes: settings.replica_fetch_max_bytes.value.0 as i32,
             replica_fetch_wait_max_ms: settings.replica_fetch_wait_max_ms.value.0 as i32,
             unclean_leader_election: settings.unclean_leader_election.value.0,
+            auto_leader_rebalance: settings.auto_leader_rebalance.value.0,
+            leader_imbalance_check_interval: std::time::Duration::from_secs(
+                settings.leader_imbalance_check_interval_seconds.value.0 as u64,
+            ),
         };
         cluster.controller_startup_timeout = std::time::Duration::from_millis(
             settings.initial_broker_registration_timeout_ms.value.0 as u64,

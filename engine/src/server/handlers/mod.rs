@@ -8,6 +8,7 @@ pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod groups;

@@ -1,4 +1,4 @@
-//! OffsetForLeaderEpoch (v0-4): where this leader's log for a leader epoch ends, asked by a
+//! OffsetForLeaderEpoch (v2-4): where this leader's log for a leader epoch ends, asked by a
 //! follower before it fetches (it truncates there: Kafka's KIP-101/279) and by consumers that
 //! check for log truncation (KIP-320). Each partition is answered by its owning shard; only the
 //! partition's leader answers (NOT_LEADER_OR_FOLLOWER otherwise), fenced by the caller's

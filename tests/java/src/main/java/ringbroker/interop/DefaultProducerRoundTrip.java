@@ -25,7 +25,10 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * consumer group reads the topic: every record exactly once. Prints "RESULT key=value ..." and exits 0 only
  * if nothing is missing or duplicated.
  *
- * Usage: DefaultProducerRoundTrip BOOTSTRAP TOPIC PARTITIONS RECORDS
+ * Issue 18 runs it against a three-broker cluster with REPLICATION_FACTOR 3 (and min.insync.replicas=2) while
+ * a partition leader is killed.
+ *
+ * Usage: DefaultProducerRoundTrip BOOTSTRAP TOPIC PARTITIONS RECORDS [REPLICATION_FACTOR]
  */
 public final class DefaultProducerRoundTrip {
     /** Bytes of each record's value: the 8-byte sequence number plus padding (the issue's 100-byte records). */
@@ -40,11 +43,16 @@ public final class DefaultProducerRoundTrip {
         String topic = args[1];
         int partitions = Integer.parseInt(args[2]);
         int records = Integer.parseInt(args[3]);
+        short replicationFactor = args.length > 4 ? Short.parseShort(args[4]) : 1;
 
         Properties adminProps = new Properties();
         adminProps.put("bootstrap.servers", bootstrap);
         try (Admin admin = Admin.create(adminProps)) {
-            admin.createTopics(List.of(new NewTopic(topic, partitions, (short) 1))).all().get();
+            NewTopic newTopic = new NewTopic(topic, partitions, replicationFactor);
+            if (replicationFactor > 1) {
+                newTopic.configs(java.util.Map.of("min.insync.replicas", "2"));
+            }
+            admin.createTopics(List.of(newTopic)).all().get();
         }
 
         Properties p = new Properties();
