@@ -524,9 +524,21 @@ impl ClusterAgent {
 
     async fn take_over(&self) {
         tracing::info!(node_id = self.node_id, "this node is the active controller");
+        // Every broker gets a first session of one heartbeat interval plus the closed-connection
+        // grace, not the whole session timeout: a live broker finds the new controller and
+        // heartbeats within that, while one that died with the old controller (a combined node
+        // killed with its quorum leader: nobody saw its connection close) is fenced that much
+        // sooner.
+        let cluster = &self.config.cluster;
+        let first_session = (cluster.broker_heartbeat_interval + CLOSED_CONNECTION_FENCE_GRACE)
+            .min(cluster.broker_session_timeout);
+        let now = Instant::now();
+        let started = (now + first_session)
+            .checked_sub(cluster.broker_session_timeout)
+            .unwrap_or(now);
         self.sessions
             .borrow_mut()
-            .restart_all(&self.image.borrow(), Instant::now());
+            .restart_all(&self.image.borrow(), started);
         let wanted = self
             .config
             .cluster
