@@ -405,3 +405,82 @@ def test_kafka_leader_election_restores_preferred_leaders(manual_cluster, topic_
     assert elect.returncode == 0, elect.stderr
     assert "Successfully completed leader election (PREFERRED)" in elect.stdout, elect.stdout
     wait_until(lambda: leaders(c, topic_name) == preferred, 30, "the preferred replicas lead again")
+
+
+def _replica_fetch_v9(correlation_id: int, replica_id: int, topic: str, partition: int, leader_epoch: int,
+                      offset: int) -> bytes:
+    """Fetch v9 as a follower (or, with replica_id -1, a consumer) sends it: one partition, no session."""
+    from kafka_wire import i8, i32, i64, request, string
+
+    body = (i32(replica_id) + i32(0) + i32(1) + i32(1 << 20) + i8(0) + i32(0) + i32(-1)
+            + i32(1) + string(topic) + i32(1)
+            + i32(partition) + i32(leader_epoch) + i64(offset) + i64(-1) + i32(1 << 20)
+            + i32(0))
+    return request(1, 9, correlation_id, body)
+
+
+def _fetch_v9_answer(bootstrap: str, payload: bytes) -> tuple[int, int, bytes | None]:
+    """(error code, high watermark, records) of the one partition of a Fetch v9 response."""
+    import kafka_wire as kw
+
+    with kw.connect(bootstrap) as sock:
+        sock.sendall(payload)
+        answer = kw.read_response(sock)
+    assert answer is not None, "the broker closed the connection"
+    _, r = answer
+    r.i32()  # throttle_time_ms
+    assert r.i16() == 0, "top-level error"
+    r.i32()  # session_id
+    assert r.i32() == 1
+    r.string()
+    assert r.i32() == 1
+    r.i32()
+    error_code, high_watermark = r.i16(), r.i64()
+    r.i64()  # last_stable_offset
+    r.i64()  # log_start_offset
+    for _ in range(max(r.i32(), 0)):
+        r.take(16)
+    return error_code, high_watermark, r.bytes_field()
+
+
+@pytest.mark.timeout(300)
+def test_replica_fetch_fencing_and_reads_above_the_high_watermark(cluster, topic_name):
+    create_replicated(cluster, topic_name, partitions=1, min_insync=1)
+    wait_until(lambda: isr_sizes(cluster, topic_name) == {0: 3}, 30, "a full ISR")
+    # A new leader (epoch 1) after the first one's broker died.
+    first = cluster.node(leaders(cluster, topic_name)[0])
+    first.kill9()
+    others = [n for n in cluster.nodes if n is not first]
+    wait_until(lambda: leaders(cluster, topic_name, via=others[0])[0] not in (first.node_id, -1), 60, "a new leader")
+    leader = cluster.node(leaders(cluster, topic_name, via=others[0])[0])
+    follower = next(n for n in others if n is not leader)
+    with cluster.hosts.in_hub():
+        stale = _fetch_v9_answer(leader.bootstrap, _replica_fetch_v9(1, follower.node_id, topic_name, 0, 0, 0))
+        newer = _fetch_v9_answer(leader.bootstrap, _replica_fetch_v9(2, follower.node_id, topic_name, 0, 9, 0))
+        not_leader = _fetch_v9_answer(follower.bootstrap, _replica_fetch_v9(3, leader.node_id, topic_name, 0, 1, 0))
+    assert stale[0] == 74, f"FENCED_LEADER_EPOCH expected: {stale}"
+    assert newer[0] == 75, f"UNKNOWN_LEADER_EPOCH expected: {newer}"
+    assert not_leader[0] == 6, f"NOT_LEADER_OR_FOLLOWER expected: {not_leader}"
+    first.start()
+    wait_until(lambda: isr_sizes(cluster, topic_name) == {0: 3}, 120, "the broker back in the ISR")
+
+    # Followers paused: acks=1 records are written on the leader but not replicated, so the high watermark
+    # stays below the log end. A consumer fetch between them waits (no error, no records); above the log end it
+    # is OFFSET_OUT_OF_RANGE (Kafka's rule).
+    leader = cluster.node(leaders(cluster, topic_name)[0])
+    followers = [n for n in cluster.nodes if n is not leader]
+    with cluster.hosts.in_hub():
+        clients.produce_all(clients.producer(cluster.bootstrap, acks="all"), topic_name, [(b"k", b"v0")])
+        for f in followers:
+            f.pause()
+        try:
+            fast = clients.producer(leader.bootstrap, acks="1")
+            clients.produce_all(fast, topic_name, [(b"k", f"v{i}".encode()) for i in range(1, 11)])
+            error, high_watermark, records = _fetch_v9_answer(
+                leader.bootstrap, _replica_fetch_v9(4, -1, topic_name, 0, -1, 3))
+            assert error == 0 and high_watermark <= 3 and not records, (error, high_watermark, records)
+            beyond = _fetch_v9_answer(leader.bootstrap, _replica_fetch_v9(5, -1, topic_name, 0, -1, 50))
+            assert beyond[0] == 1, f"OFFSET_OUT_OF_RANGE expected: {beyond}"
+        finally:
+            for f in followers:
+                f.resume()
