@@ -3,28 +3,18 @@
 //! Group commit in rounds: a round takes everything queued for the oldest unsealed segment (up to
 //! `max_inflight_writes * write_buffer_bytes`, at least one append), copies it behind the in-memory
 //! tail page into page-aligned DMA buffers, pads the last page with zeroes, and writes the buffers
-//! concurrently (disjoint pages). When a round completes (and is synced under
-//! `FlushPolicy::Always`) the high watermark moves past every append it finished. Segments are
-//! created, sealed (truncated to their data, synced, index files written) and rolled over in
-//! offset order by the same task.
-//!
-//! Rounds overlap (`Pipeline`): appends that arrive while rounds are in flight start a round of
-//! their own at once instead of waiting for them, so a request waits for about one device write,
-//! not two. The partly filled page where one round ends and the next begins is never in two
-//! writes at once: the later round writes that page alone, after the earlier round's writes
-//! completed, and the rest of its pages right away. Rounds are applied (acknowledged) strictly
-//! in order, and at most `max_inflight_writes` rounds holding at most
-//! `max_inflight_writes * write_buffer_bytes` of new data are in flight, the bounds one round had.
+//! concurrently (disjoint pages). Rounds run one after another, so the partly filled tail page is
+//! never in two writes at once; when a round completes (and is synced under `FlushPolicy::Always`) the
+//! high watermark moves past every append it finished. Segments are created, sealed (truncated to
+//! their data, synced, index files written) and rolled over in offset order by the same task.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures::channel::oneshot;
+use bytes::Bytes;
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
-use glommio::task::JoinHandle;
 
 use super::checkpoint::{self, CleanShutdown};
 use super::config::{
@@ -38,16 +28,11 @@ use super::log::{LogInner, LogState};
 use super::rollback;
 use super::segment::{segment_file_path, Segment, INDEX_SUFFIX, TIME_INDEX_SUFFIX};
 
-/// Starts the appender task unless it is already running; a running one is told that appends
-/// were queued (it may start a round beside the ones in flight).
+/// Starts the appender task unless it is already running.
 pub(crate) fn kick(inner: &Rc<LogInner>) {
     {
         let mut state = inner.state.borrow_mut();
         if state.flusher_running {
-            state.appender_kicked = true;
-            if let Some(waker) = state.appender_waker.take() {
-                waker.wake();
-            }
             return;
         }
         state.flusher_running = true;
@@ -82,144 +67,10 @@ struct Round {
     writes: Vec<(DmaBuffer, u64)>,
     /// `written_bytes` once the round completed.
     end_bytes: u64,
-    /// Bytes of appends the round writes (without the rewritten tail page).
-    new_bytes: u64,
     /// fallocate the file to this size before writing (the round would pass the reserved size).
     preallocate_to: Option<u64>,
     /// The partly filled last page after the round.
     tail_page: Vec<u8>,
-    /// The first buffer is one page that the round in flight before it writes too (its last,
-    /// partly filled page): written only once that round's writes completed.
-    first_page_shared: bool,
-}
-
-/// Rounds in flight, oldest first; each is a task that does the writes, and the appender applies
-/// their results in this order.
-#[derive(Default)]
-struct Pipeline {
-    rounds: VecDeque<InFlightRound>,
-    /// Sum of the rounds' `new_bytes`.
-    new_bytes: u64,
-    /// Rounds in flight that fallocate first: no other round starts beside them (a write past the
-    /// reserved size would extend the file while it is being reserved).
-    preallocating: usize,
-}
-
-struct InFlightRound {
-    task: JoinHandle<Result<Done, StorageError>>,
-    /// The task's output once `wait_oldest_or_kick` saw it finish (`None` inside: cancelled).
-    finished: Option<Option<Result<Done, StorageError>>>,
-    base_offset: i64,
-    end_bytes: u64,
-    new_bytes: u64,
-    preallocates: bool,
-    /// The page the next round starts with (a copy of the round's `tail_page`).
-    tail_page: Vec<u8>,
-    /// Resolves (true: all written) once every write of the round completed.
-    writes_done: Option<oneshot::Receiver<bool>>,
-}
-
-impl Pipeline {
-    fn is_empty(&self) -> bool {
-        self.rounds.is_empty()
-    }
-
-    /// Where the next round of segment `base_offset` starts: (end, tail page) of the newest round
-    /// in flight, if it belongs to that segment.
-    fn planned_end(&self, base_offset: i64) -> Option<(u64, &[u8])> {
-        self.rounds
-            .back()
-            .filter(|round| round.base_offset == base_offset)
-            .map(|round| (round.end_bytes, round.tail_page.as_slice()))
-    }
-
-    /// Spawns the round's writes; it waits for the newest round in flight before it rewrites the
-    /// page they share.
-    fn start(&mut self, round: Round, config: &LogConfig) {
-        let previous = if round.first_page_shared {
-            self.rounds
-                .back_mut()
-                .and_then(|newest| newest.writes_done.take())
-        } else {
-            None
-        };
-        debug_assert!(!round.first_page_shared || previous.is_some());
-        let (done_tx, done_rx) = oneshot::channel();
-        let base_offset = round.base_offset;
-        let end_bytes = round.end_bytes;
-        let new_bytes = round.new_bytes;
-        let preallocates = round.preallocate_to.is_some();
-        let tail_page = round.tail_page.clone();
-        let settings = RoundSettings {
-            max_inflight_writes: config.max_inflight_writes,
-            flush: config.flush,
-        };
-        if !self.rounds.is_empty() {
-            test_hook::note_overlapping_round();
-        }
-        let task = glommio::spawn_local(write_round(round, settings, previous, done_tx)).detach();
-        self.new_bytes += new_bytes;
-        self.preallocating += usize::from(preallocates);
-        self.rounds.push_back(InFlightRound {
-            task,
-            finished: None,
-            base_offset,
-            end_bytes,
-            new_bytes,
-            preallocates,
-            tail_page,
-            writes_done: Some(done_rx),
-        });
-    }
-
-    /// Waits for the oldest round; `None` when none is in flight.
-    async fn finish_oldest(&mut self) -> Option<Result<Done, StorageError>> {
-        let round = self.rounds.pop_front()?;
-        self.new_bytes -= round.new_bytes;
-        self.preallocating -= usize::from(round.preallocates);
-        let output = match round.finished {
-            Some(output) => output,
-            None => round.task.await,
-        };
-        let result = match output {
-            Some(result) => result,
-            None => Err(StorageError::Io(std::io::Error::other(
-                "a write round was cancelled",
-            ))),
-        };
-        Some(result)
-    }
-}
-
-/// Waits until the oldest round in flight finished (true) or appends were queued (false).
-async fn wait_oldest_or_kick(inner: &LogInner, pipeline: &mut Pipeline) -> bool {
-    inner.state.borrow_mut().appender_kicked = false;
-    futures::future::poll_fn(|cx| {
-        let Some(oldest) = pipeline.rounds.front_mut() else {
-            return std::task::Poll::Ready(true);
-        };
-        if oldest.finished.is_some() {
-            return std::task::Poll::Ready(true);
-        }
-        if let std::task::Poll::Ready(output) = std::pin::Pin::new(&mut oldest.task).poll(cx) {
-            oldest.finished = Some(output);
-            return std::task::Poll::Ready(true);
-        }
-        let mut state = inner.state.borrow_mut();
-        if std::mem::take(&mut state.appender_kicked) {
-            return std::task::Poll::Ready(false);
-        }
-        state.appender_waker = Some(cx.waker().clone());
-        std::task::Poll::Pending
-    })
-    .await
-}
-
-/// What a round's task needs of the log's configuration.
-#[derive(Clone, Copy)]
-struct RoundSettings {
-    max_inflight_writes: usize,
-    flush: FlushPolicy,
 }
 
 /// Finishing a segment that is no longer the active one.
@@ -251,28 +102,7 @@ enum Done {
 }
 
 async fn run(inner: Rc<LogInner>) {
-    let mut pipeline = Pipeline::default();
     loop {
-        if !pipeline.is_empty() {
-            if let Some(round) = next_overlapping_round(&inner, &pipeline) {
-                pipeline.start(round, &inner.config);
-                continue;
-            }
-            if !wait_oldest_or_kick(&inner, &mut pipeline).await {
-                continue;
-            }
-            match pipeline.finish_oldest().await {
-                Some(Ok(done)) => apply(&inner, done),
-                Some(Err(error)) => {
-                    // The later rounds are not applied, but awaited: a rollback must not race
-                    // writes still in flight (it zeroes the file past the written end).
-                    while pipeline.finish_oldest().await.is_some() {}
-                    fail(&inner, &error);
-                }
-                None => {}
-            }
-            continue;
-        }
         let done = match next_job(&inner) {
             Job::Idle => break,
             Job::Create { base_offset, path } => create_segment_file(&path, &inner.config)
@@ -282,10 +112,7 @@ async fn run(inner: Rc<LogInner>) {
                     file,
                     allocated_bytes,
                 }),
-            Job::Write(round) => {
-                pipeline.start(round, &inner.config);
-                continue;
-            }
+            Job::Write(round) => write_round(round, &inner.config).await,
             Job::Seal(seal) => {
                 // Sealing syncs the whole rolled segment (an fdatasync that can take long on a
                 // busy disk): it runs beside the appends to the next segment, not before them.
@@ -365,10 +192,7 @@ fn next_job(inner: &LogInner) -> Job {
                     path: segment.log_path.clone(),
                 },
                 Some(file) if !segment.write.queued.is_empty() => {
-                    match plan_round(segment, file, &inner.config, None) {
-                        Some(round) => Job::Write(round),
-                        None => unreachable_round(),
-                    }
+                    Job::Write(plan_round(segment, file, &inner.config))
                 }
                 Some(_) if is_active => Job::Idle,
                 Some(file) => {
@@ -385,138 +209,54 @@ fn next_job(inner: &LogInner) -> Job {
     job
 }
 
-/// A round planned with no round in flight always takes at least one append.
-#[cold]
-fn unreachable_round() -> Job {
-    debug_assert!(
-        false,
-        "a round with no round in flight takes at least one append"
-    );
-    Job::Idle
-}
-
-/// A round that may start beside the rounds in flight: appends queued for the segment the newest
-/// round writes, within the pipeline's bounds (module doc), needing no preallocation (a round
-/// that fallocates runs alone), and no checkpoint, suspension or failure pending (those wait for
-/// the pipeline to drain, then take their usual turn in `next_job`).
-fn next_overlapping_round(inner: &LogInner, pipeline: &Pipeline) -> Option<Round> {
-    let config = &inner.config;
-    if pipeline.rounds.len() >= config.max_inflight_writes || pipeline.preallocating > 0 {
-        return None;
-    }
+/// Takes queued appends of `segment` and lays them out in DMA buffers behind the tail page.
+fn plan_round(segment: &mut Segment, file: Rc<DmaFile>, config: &LogConfig) -> Round {
     let round_bytes_max = (config.max_inflight_writes * config.write_buffer_bytes) as u64;
-    let budget_bytes = round_bytes_max.checked_sub(pipeline.new_bytes)?;
-    let mut state = inner.state.borrow_mut();
-    if state.suspension.is_some()
-        || state.failure.is_some()
-        || state.epochs.is_dirty()
-        || state.high_watermark_checkpoint_due
-    {
-        return None;
-    }
-    let segment = state
-        .segments
-        .iter_mut()
-        .find(|segment| !segment.sealed && !segment.sealing)?;
-    let (planned_end, planned_tail) = pipeline.planned_end(segment.base_offset)?;
-    let file = segment.file.clone()?;
-    plan_round(
-        segment,
-        file,
-        config,
-        Some(After {
-            end_bytes: planned_end,
-            tail_page: planned_tail,
-            budget_bytes,
-        }),
-    )
-}
-
-/// Where a round that overlaps others starts, and how much it may take.
-struct After<'a> {
-    /// The newest round's end and its partly filled last page.
-    end_bytes: u64,
-    tail_page: &'a [u8],
-    /// New bytes the pipeline still admits.
-    budget_bytes: u64,
-}
-
-/// Takes queued appends of `segment` and lays them out in DMA buffers behind the tail page: the
-/// written end's, or with `after` the newest in-flight round's. `None` when `after` is given and
-/// the first queued append does not fit its budget or the round would need a preallocation.
-fn plan_round(
-    segment: &mut Segment,
-    file: Rc<DmaFile>,
-    config: &LogConfig,
-    after: Option<After<'_>>,
-) -> Option<Round> {
-    let round_bytes_max = (config.max_inflight_writes * config.write_buffer_bytes) as u64;
-    let (start_end, tail_page, budget_bytes) = match &after {
-        Some(after) => (after.end_bytes, after.tail_page, after.budget_bytes),
-        None => (
-            segment.written_bytes,
-            segment.write.tail_page.as_slice(),
-            round_bytes_max,
-        ),
-    };
-    // How many queued appends the round takes (looked at before any is taken off the queue).
-    let mut take = 0usize;
+    let mut chunks: Vec<Bytes> = Vec::new();
     let mut new_bytes = 0u64;
-    for chunk in &segment.write.queued {
-        let fits = new_bytes + chunk.len() as u64 <= budget_bytes;
-        if !fits && (take > 0 || after.is_some()) {
+    while let Some(front) = segment.write.queued.front() {
+        if !chunks.is_empty() && new_bytes + front.len() as u64 > round_bytes_max {
             break;
         }
-        take += 1;
+        let Some(chunk) = segment.write.queued.pop_front() else {
+            break;
+        };
         new_bytes += chunk.len() as u64;
+        chunks.push(chunk);
     }
-    if take == 0 {
-        return None;
-    }
-    let end_bytes = start_end + new_bytes;
-    let padded_end = align_up(end_bytes);
-    let needs_preallocation = config.preallocate && padded_end > segment.allocated_bytes;
-    if needs_preallocation && after.is_some() {
-        return None;
-    }
+    segment.write.queued_bytes -= new_bytes;
 
-    let start = align_down(start_end);
-    debug_assert_eq!(start + tail_page.len() as u64, start_end);
+    let start = align_down(segment.written_bytes);
+    let tail_page = &segment.write.tail_page;
+    debug_assert_eq!(start + tail_page.len() as u64, segment.written_bytes);
     let total_bytes = tail_page.len() as u64 + new_bytes;
-    // A page shared with the round in flight before this one is a write of its own (see
-    // `Pipeline::start`), so that the rest need not wait.
-    let first_page_shared = after.is_some() && !tail_page.is_empty();
     // Copy 2 of 2 on the write path: into aligned DMA memory (O_DIRECT needs it).
     let mut filler = BufferFiller::new(
         &file,
         start,
         total_bytes,
         config.write_buffer_bytes_aligned(),
-        first_page_shared,
     );
     filler.put(tail_page);
-    for chunk in segment.write.queued.iter().take(take) {
+    for chunk in &chunks {
         filler.put(chunk);
     }
     let (writes, tail_page) = filler.finish();
-    segment.write.queued.drain(..take);
-    segment.write.queued_bytes -= new_bytes;
-    let preallocate_to = needs_preallocation.then(|| {
-        // A round that preallocates runs alone (`next_overlapping_round`), so recording the new
-        // size now cannot race another round.
+    let end_bytes = segment.written_bytes + new_bytes;
+    let padded_end = align_up(end_bytes);
+    let preallocate_to = (config.preallocate && padded_end > segment.allocated_bytes).then(|| {
+        // Rounds run one at a time, so recording the new size now cannot race another round.
         segment.allocated_bytes = preallocation_target(padded_end, config.segment_bytes);
         segment.allocated_bytes
     });
-    Some(Round {
+    Round {
         base_offset: segment.base_offset,
         file,
         writes,
         end_bytes,
-        new_bytes,
         preallocate_to,
         tail_page,
-        first_page_shared,
-    })
+    }
 }
 
 /// Fills page-aligned DMA buffers of at most `buffer_bytes` with a byte stream starting at a page
@@ -530,19 +270,10 @@ struct BufferFiller<'a> {
     remaining_bytes: u64,
     current: Option<(DmaBuffer, usize)>,
     done: Vec<(DmaBuffer, u64)>,
-    /// The first buffer is a single page (`BufferFiller::new`).
-    first_page_alone: bool,
 }
 
 impl<'a> BufferFiller<'a> {
-    /// `first_page_alone`: the first buffer holds one page only (a page another write shares).
-    fn new(
-        file: &'a DmaFile,
-        position: u64,
-        total_bytes: u64,
-        buffer_bytes: usize,
-        first_page_alone: bool,
-    ) -> Self {
+    fn new(file: &'a DmaFile, position: u64, total_bytes: u64, buffer_bytes: usize) -> Self {
         debug_assert_eq!(position % PAGE_BYTES, 0);
         debug_assert_eq!(buffer_bytes as u64 % PAGE_BYTES, 0);
         BufferFiller {
@@ -552,19 +283,13 @@ impl<'a> BufferFiller<'a> {
             remaining_bytes: total_bytes,
             current: None,
             done: Vec::new(),
-            first_page_alone,
         }
     }
 
     fn put(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
-            let limit_bytes = if self.first_page_alone && self.done.is_empty() {
-                PAGE_BYTES as usize
-            } else {
-                self.buffer_bytes
-            };
             let (buffer, filled) = self.current.get_or_insert_with(|| {
-                let size = (align_up(self.remaining_bytes) as usize).min(limit_bytes);
+                let size = (align_up(self.remaining_bytes) as usize).min(self.buffer_bytes);
                 (self.file.alloc_dma_buffer(size), 0)
             });
             let count = (buffer.len() - *filled).min(data.len());
@@ -598,51 +323,19 @@ impl<'a> BufferFiller<'a> {
     }
 }
 
-/// Runs the round's writes, at most `max_inflight_writes` at once; a shared first page only once
-/// `previous` (the round before) reports its writes done. Reports its own on `writes_done`, then
-/// syncs under `FlushPolicy::Always`.
-async fn write_round(
-    mut round: Round,
-    settings: RoundSettings,
-    previous: Option<oneshot::Receiver<bool>>,
-    writes_done: oneshot::Sender<bool>,
-) -> Result<Done, StorageError> {
-    let writes = std::mem::take(&mut round.writes);
-    let result = write_buffers(&round, writes, settings, previous).await;
-    // The receiver is gone when no round followed: nothing waits then.
-    let _ = writes_done.send(result.is_ok());
-    result?;
-    if settings.flush == FlushPolicy::Always {
-        round.file.fdatasync().await?;
-    }
-    Ok(Done::Written {
-        base_offset: round.base_offset,
-        end_bytes: round.end_bytes,
-        tail_page: round.tail_page,
-    })
-}
-
-async fn write_buffers(
-    round: &Round,
-    writes: Vec<(DmaBuffer, u64)>,
-    settings: RoundSettings,
-    previous: Option<oneshot::Receiver<bool>>,
-) -> Result<(), StorageError> {
+/// Runs the round's writes, at most `max_inflight_writes` at once; syncs under `FlushPolicy::Always`.
+async fn write_round(round: Round, config: &LogConfig) -> Result<Done, StorageError> {
     if let Some(size_bytes) = round.preallocate_to {
         round.file.pre_allocate(size_bytes, false).await?;
     }
-    let mut writes = writes.into_iter();
-    let shared = if round.first_page_shared {
-        writes.next()
-    } else {
-        None
-    };
-    let mut inflight = VecDeque::with_capacity(settings.max_inflight_writes);
+    let mut inflight = VecDeque::with_capacity(config.max_inflight_writes);
     // After a failure no new write starts, but the ones in flight are awaited: a rollback zeroes
     // the tail, and a write landing after that would put stale batches back.
     let mut first_error: Option<std::io::Error> = None;
-    for (buffer, position) in writes {
-        if inflight.len() >= settings.max_inflight_writes {
+    for (buffer, position) in round.writes {
+        debug_assert_eq!(position % PAGE_BYTES, 0);
+        debug_assert_eq!(buffer.len() as u64 % PAGE_BYTES, 0);
+        if inflight.len() >= config.max_inflight_writes {
             if let Some(write) = inflight.pop_front() {
                 if let Err(error) = write.await {
                     first_error.get_or_insert(error);
@@ -652,53 +345,35 @@ async fn write_buffers(
         if first_error.is_some() {
             break;
         }
-        inflight.push_back(spawn_write(&round.file, buffer, position));
-    }
-    if let Some((buffer, position)) = shared {
-        // The round before wrote this page too: ours (a superset of its bytes) must land last.
-        let previous_written = match previous {
-            Some(previous) => previous.await.unwrap_or(false),
-            None => false,
-        };
-        if !previous_written {
-            first_error.get_or_insert(std::io::Error::other(
-                "an earlier write round of this log failed",
-            ));
-        } else if first_error.is_none() {
-            inflight.push_back(spawn_write(&round.file, buffer, position));
-        }
+        let file = round.file.clone();
+        inflight.push_back(glommio::spawn_local(async move {
+            let expected = buffer.len();
+            let written = file.write_at(buffer, position).await?;
+            if written != expected {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    format!("short DMA write at {position}: {written} of {expected} bytes"),
+                ));
+            }
+            Ok(())
+        }));
     }
     while let Some(write) = inflight.pop_front() {
         if let Err(error) = write.await {
             first_error.get_or_insert(error);
         }
     }
-    match first_error.or_else(|| test_hook::injected_failure(test_hook::Site::Round)) {
-        Some(error) => Err(error.into()),
-        None => Ok(()),
+    if let Some(error) = first_error.or_else(|| test_hook::injected_failure(test_hook::Site::Round))
+    {
+        return Err(error.into());
     }
-}
-
-/// One DMA write of a whole buffer at `position`, as its own task (a round's writes run
-/// concurrently); a short write is an error.
-fn spawn_write(
-    file: &Rc<DmaFile>,
-    buffer: DmaBuffer,
-    position: u64,
-) -> glommio::Task<std::io::Result<()>> {
-    debug_assert_eq!(position % PAGE_BYTES, 0);
-    debug_assert_eq!(buffer.len() as u64 % PAGE_BYTES, 0);
-    let file = file.clone();
-    glommio::spawn_local(async move {
-        let expected = buffer.len();
-        let written = file.write_at(buffer, position).await?;
-        if written != expected {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::WriteZero,
-                format!("short DMA write at {position}: {written} of {expected} bytes"),
-            ));
-        }
-        Ok(())
+    if config.flush == FlushPolicy::Always {
+        round.file.fdatasync().await?;
+    }
+    Ok(Done::Written {
+        base_offset: round.base_offset,
+        end_bytes: round.end_bytes,
+        tail_page: round.tail_page,
     })
 }
 
@@ -974,7 +649,7 @@ pub(crate) async fn write_clean_shutdown(inner: &LogInner) -> Result<(), Storage
     Ok(())
 }
 
-/// Fault injection and counters for the storage tests: the next rounds (after their writes completed, the
+/// Fault injection for the storage tests: the next rounds (after their writes completed, the
 /// worst case: data on disk but not acknowledged), segment creations or seals (before the index
 /// files) fail with an OS error. Compiled to nothing outside tests.
 pub(crate) mod test_hook {
@@ -998,27 +673,6 @@ pub(crate) mod test_hook {
     #[cfg(test)]
     pub(crate) fn fail_next(errno: i32, count: u32, seals: bool) {
         FAILURES.with(|failures| failures.set((errno, count, seals)));
-    }
-
-    #[cfg(test)]
-    thread_local! {
-        static OVERLAPPING_ROUNDS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-    }
-
-    /// A round started while others were in flight (counted for the tests).
-    #[cfg(test)]
-    pub(crate) fn note_overlapping_round() {
-        OVERLAPPING_ROUNDS.with(|count| count.set(count.get() + 1));
-    }
-
-    #[cfg(not(test))]
-    #[inline(always)]
-    pub(crate) fn note_overlapping_round() {}
-
-    /// Rounds started beside others on this thread so far.
-    #[cfg(test)]
-    pub(crate) fn overlapping_rounds() -> u64 {
-        OVERLAPPING_ROUNDS.with(|count| count.get())
     }
 
     #[cfg(test)]

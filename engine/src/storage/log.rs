@@ -106,10 +106,6 @@ pub(crate) struct LogState {
     pub tail_cache: TailCache,
     /// The appender task is running (at most one per log).
     pub flusher_running: bool,
-    /// Appends were queued while the appender was running: it may start an overlapping round.
-    pub appender_kicked: bool,
-    /// The appender waiting for its oldest round or for `appender_kicked`.
-    pub appender_waker: Option<std::task::Waker>,
     /// Seals of rolled segments still running in their own tasks.
     pub seals_in_flight: usize,
     /// A delayed fdatasync (FlushPolicy::IntervalMs) is pending.
@@ -279,8 +275,6 @@ impl PartitionLog {
             max_timestamp: recovered.max_timestamp,
             tail_cache: TailCache::new(config.tail_cache_bytes),
             flusher_running: false,
-            appender_kicked: false,
-            appender_waker: None,
             seals_in_flight: 0,
             sync_scheduled: false,
             closed: false,

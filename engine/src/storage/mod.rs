@@ -56,8 +56,6 @@ mod truncation;
 mod watch;
 
 #[cfg(test)]
-mod pipeline_tests;
-#[cfg(test)]
 mod replication_tests;
 #[cfg(test)]
 pub(crate) mod tests;
