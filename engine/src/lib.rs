@@ -27,6 +27,7 @@ pub mod offsets;
 pub mod produce;
 pub mod producer_state;
 pub mod retention;
+pub mod security;
 pub mod server;
 pub mod shard;
 pub mod storage;

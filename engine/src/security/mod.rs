@@ -1,0 +1,47 @@
+//! Security of client connections (issue 20): listeners with Kafka's security protocols, TLS on
+//! rustls, and SASL authentication (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
+//!
+//! - `listener`: the security protocols and one client listener's addresses;
+//! - `tls`: the rustls server configuration from PEM files, the client certificate's principal;
+//! - `stream`: one client connection's byte stream, plain TCP or TLS;
+//! - `sasl`: the per-connection SASL exchange and the SCRAM credential store.
+//!
+//! What the broker needs of all this at start is `SecurityConfig`, part of `BrokerConfig`.
+
+pub mod listener;
+pub mod sasl;
+pub mod stream;
+pub mod tls;
+
+use std::sync::Arc;
+
+pub use listener::{ClientListener, SecurityProtocol};
+pub use sasl::credentials::CredentialStore;
+pub use sasl::mechanism::SaslMechanism;
+
+/// The security settings of a broker.
+#[derive(Debug, Clone)]
+pub struct SecurityConfig {
+    /// The protocol of the primary listener (`BrokerConfig::listen`).
+    pub primary_protocol: SecurityProtocol,
+    /// Further client listeners (`--listener` given more than once), each with its own protocol.
+    pub extra_listeners: Vec<ClientListener>,
+    /// The TLS server configuration, required by SSL and SASL_SSL listeners.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The mechanisms SASL listeners offer (Kafka's `sasl.enabled.mechanisms`).
+    pub sasl_mechanisms: Vec<SaslMechanism>,
+    /// SCRAM credentials (PLAIN checks passwords against them too).
+    pub credentials: Arc<CredentialStore>,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            primary_protocol: SecurityProtocol::Plaintext,
+            extra_listeners: Vec::new(),
+            tls: None,
+            sasl_mechanisms: vec![SaslMechanism::Plain],
+            credentials: Arc::new(CredentialStore::default()),
+        }
+    }
+}
