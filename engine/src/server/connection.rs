@@ -198,6 +198,10 @@ async fn read_requests(
         };
         let size = match frame::frame_size(prefix, max_request_bytes) {
             Ok(size) => size,
+            Err(e) if connection.authenticating() => {
+                tracing::warn!(%peer, error = %e, limit_bytes = MAX_UNAUTHENTICATED_REQUEST_BYTES, "closing connection: request too large before SASL authentication (Kafka's sasl.server.max.receive.size)");
+                return;
+            }
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection: bad frame size");
                 return;
