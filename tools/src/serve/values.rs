@@ -79,12 +79,13 @@ fn parse_entries(text: &str) -> Result<Vec<ListenerEntry>, String> {
     Ok(entries)
 }
 
+/// A listener list's served entries with their protocols, and the entries not served.
+type ClientEntries = (Vec<(SecurityProtocol, ListenerEntry)>, Vec<String>);
+
 /// The client listeners of a Kafka listener list: the entries named by a security protocol
 /// (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), the only entry of a one-entry list (served as
 /// PLAINTEXT), and the others (a KRaft controller listener) to be reported as not served.
-fn client_entries(
-    text: &str,
-) -> Result<(Vec<(SecurityProtocol, ListenerEntry)>, Vec<String>), String> {
+fn client_entries(text: &str) -> Result<ClientEntries, String> {
     let entries = parse_entries(text)?;
     if let [only] = entries.as_slice() {
         let protocol = only.protocol().unwrap_or(SecurityProtocol::Plaintext);
