@@ -353,3 +353,35 @@ def test_client_certificates_are_required_when_a_client_ca_is_given(mtls_broker,
         with pytest.raises(KafkaException):
             admin.list_topics(timeout=5)
     round_trip(address, trusted, f"{topic_name}-after", count=5)
+
+
+# The Java client and Kafka's CLI (jars from bench/reference/kafka.sh fetch), compiled and run as
+# test_java_client.py does.
+from test_java_client import CONSOLE_CONSUMER, TOPIC_COMMAND, java_classpath, run_ok  # noqa: E402,F401
+
+PRODUCER_PERFORMANCE = "org.apache.kafka.tools.ProducerPerformance"
+JAVA_RECORDS = 5000
+
+
+def test_java_client_and_kafka_cli_over_sasl_ssl_scram_sha_512(secure, topic_name, java_classpath, tmp_path):
+    properties = tmp_path / "client.properties"
+    properties.write_text(
+        "security.protocol=SASL_SSL\n"
+        "sasl.mechanism=SCRAM-SHA-512\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f"username=\"{ADMIN_USER}\" password=\"{ADMIN_PASSWORD}\";\n"
+        "ssl.truststore.type=PEM\n"
+        f"ssl.truststore.location={secure.certs / 'ca.pem'}\n"
+    )
+    address = secure.address("SASL_SSL")
+    run_ok(java_classpath, TOPIC_COMMAND, "--bootstrap-server", address, "--command-config", str(properties),
+           "--create", "--topic", topic_name, "--partitions", "2")
+    out = run_ok(java_classpath, PRODUCER_PERFORMANCE, "--topic", topic_name, "--num-records", str(JAVA_RECORDS),
+                 "--record-size", "100", "--throughput", "-1", "--command-config", str(properties),
+                 "--command-property", f"bootstrap.servers={address}", "acks=all")
+    assert f"{JAVA_RECORDS} records sent" in out, out
+    # A consumer group: FindCoordinator (v4 from the Java client), JoinGroup, SyncGroup, OffsetCommit over SASL_SSL.
+    out = run_ok(java_classpath, CONSOLE_CONSUMER, "--bootstrap-server", address, "--command-config", str(properties),
+                 "--topic", topic_name, "--group", f"g-{uuid.uuid4().hex[:8]}", "--from-beginning",
+                 "--max-messages", str(JAVA_RECORDS), "--timeout-ms", "60000")
+    assert len(out.splitlines()) == JAVA_RECORDS

@@ -85,13 +85,16 @@ pub async fn handle(
             .with_port(found.port);
     }
     // Security: this broker as the listener the client came in on advertises it.
+    // v4+ answers per key; the top-level fields do not exist there and must stay unset.
     let this_node = shard.config.node_id;
-    listener.advertise_own(
-        this_node,
-        response.node_id.0,
-        &mut response.host,
-        &mut response.port,
-    );
+    if request.version() < 4 && response.error_code == 0 {
+        listener.advertise_own(
+            this_node,
+            response.node_id.0,
+            &mut response.host,
+            &mut response.port,
+        );
+    }
     for coordinator in &mut response.coordinators {
         let node_id = coordinator.node_id.0;
         listener.advertise_own(
