@@ -49,6 +49,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // the session lifetime (KIP-368), v2 is flexible.
     (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
+    // SCRAM credentials (`kafka-configs --entity-type users`), kept per broker (docs/SECURITY.md).
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Versions below this are advertised but refused (see above).

@@ -385,3 +385,49 @@ def test_java_client_and_kafka_cli_over_sasl_ssl_scram_sha_512(secure, topic_nam
                  "--topic", topic_name, "--group", f"g-{uuid.uuid4().hex[:8]}", "--from-beginning",
                  "--max-messages", str(JAVA_RECORDS), "--timeout-ms", "60000")
     assert len(out.splitlines()) == JAVA_RECORDS
+
+
+def test_kafka_configs_creates_a_scram_user_that_survives_a_restart(secure, topic_name, java_classpath, tmp_path):
+    from confluent_kafka.admin import (ScramCredentialInfo, ScramMechanism, UserScramCredentialDeletion,
+                                       UserScramCredentialUpsertion)
+    properties = tmp_path / "admin.properties"
+    properties.write_text(
+        "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f"username=\"{ADMIN_USER}\" password=\"{ADMIN_PASSWORD}\";\n"
+        f"ssl.truststore.type=PEM\nssl.truststore.location={secure.certs / 'ca.pem'}\n"
+    )
+    user = f"bob-{uuid.uuid4().hex[:6]}"
+    out = run_ok(java_classpath, "org.apache.kafka.tools.ConfigCommand", "--bootstrap-server",
+                 secure.address("SASL_SSL"), "--command-config", str(properties), "--alter", "--add-config",
+                 "SCRAM-SHA-256=[iterations=8192,password=bob-secret],SCRAM-SHA-512=[password=bob-secret]",
+                 "--entity-type", "users", "--entity-name", user)
+    assert f"Completed updating config for user {user}" in out, out
+    bob = {**secure.client_config("SASL_SSL", mechanism="SCRAM-SHA-256"), "sasl.username": user,
+           "sasl.password": "bob-secret"}
+    round_trip(secure.address("SASL_SSL"), bob, topic_name, count=5)
+
+    admin = AdminClient({"bootstrap.servers": secure.address("SASL_SSL"), **secure.client_config("SASL_SSL")})
+    described = admin.describe_user_scram_credentials([user])[user].result()
+    assert sorted((i.mechanism, i.iterations) for i in described.scram_credential_infos) == [
+        (ScramMechanism.SCRAM_SHA_256, 8192), (ScramMechanism.SCRAM_SHA_512, 4096)]
+    # Kafka's checks: too few iterations, an unknown user.
+    refused = admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
+        f"{user}-weak", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 100), b"pw")])
+    with pytest.raises(KafkaException) as raised:
+        refused[f"{user}-weak"].result()
+    assert raised.value.args[0].code() == KafkaError.UNACCEPTABLE_CREDENTIAL
+    with pytest.raises(KafkaException) as raised:
+        admin.describe_user_scram_credentials(["nobody"])["nobody"].result()
+    assert raised.value.args[0].code() == KafkaError.RESOURCE_NOT_FOUND
+
+    # Kept in the data directory: the user still authenticates after a restart.
+    secure.process.restart()
+    round_trip(secure.address("SASL_SSL"), bob, f"{topic_name}-after", count=5)
+    admin = AdminClient({"bootstrap.servers": secure.address("SASL_SSL"), **secure.client_config("SASL_SSL")})
+    admin.alter_user_scram_credentials([UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_256)])[
+        user].result()
+    with kw.connect(secure.address("SASL_PLAINTEXT")) as sock:
+        assert sasl_handshake(sock, "SCRAM-SHA-256")[0] == 0
+        error_code, _ = sasl_authenticate(sock, f"n,,n={user},r=abc".encode())
+        assert error_code == SASL_AUTHENTICATION_FAILED

@@ -4,12 +4,14 @@
 //! - `listener`: the security protocols and one client listener's addresses;
 //! - `tls`: the rustls server configuration from PEM files, the client certificate's principal;
 //! - `stream`: one client connection's byte stream, plain TCP or TLS;
-//! - `sasl`: the per-connection SASL exchange and the SCRAM credential store.
+//! - `sasl`: the per-connection SASL exchange and the SCRAM credential store;
+//! - `scram_admin`: DescribeUserScramCredentials and AlterUserScramCredentials.
 //!
 //! What the broker needs of all this at start is `SecurityConfig`, part of `BrokerConfig`.
 
 pub mod listener;
 pub mod sasl;
+pub mod scram_admin;
 pub mod stream;
 pub mod tls;
 
@@ -18,6 +20,7 @@ use std::sync::Arc;
 pub use listener::{ClientListener, SecurityProtocol};
 pub use sasl::credentials::CredentialStore;
 pub use sasl::mechanism::SaslMechanism;
+pub use sasl::registry::CredentialRegistry;
 
 /// The security settings of a broker.
 #[derive(Debug, Clone)]
@@ -30,8 +33,8 @@ pub struct SecurityConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The mechanisms SASL listeners offer (Kafka's `sasl.enabled.mechanisms`).
     pub sasl_mechanisms: Vec<SaslMechanism>,
-    /// SCRAM credentials (PLAIN checks passwords against them too).
-    pub credentials: Arc<CredentialStore>,
+    /// SCRAM credentials (PLAIN checks passwords against them too), shared by every shard.
+    pub credentials: Arc<CredentialRegistry>,
 }
 
 impl Default for SecurityConfig {
@@ -41,7 +44,7 @@ impl Default for SecurityConfig {
             extra_listeners: Vec::new(),
             tls: None,
             sasl_mechanisms: vec![SaslMechanism::Plain],
-            credentials: Arc::new(CredentialStore::default()),
+            credentials: Arc::new(CredentialRegistry::default()),
         }
     }
 }

@@ -115,6 +115,10 @@ pub async fn handle(
         ApiKey::DescribeConfigs => handlers::describe_configs::handle(shard, &request).await,
         ApiKey::DescribeCluster => handlers::describe_cluster::handle(shard, &request, listener),
         // A SASL exchange runs in the connection before any request gets here (`security`).
+        ApiKey::DescribeUserScramCredentials => {
+            crate::security::scram_admin::describe(shard, &request)
+        }
+        ApiKey::AlterUserScramCredentials => crate::security::scram_admin::alter(shard, &request),
         ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => {
             crate::security::sasl::session::refuse_out_of_state(&request)
         }

@@ -17,7 +17,7 @@ use super::settings::{env_var_for_key, Environment, Layers, SettingRow};
 use super::values::{AdvertisedListener, Listener, ShardCount};
 use super::{profile, ServeArgs, ServeSettings, SettingsError, CONFIG_ENV, SERVE_SETTINGS};
 use ringbroker_engine::security::tls::{self, TlsFiles};
-use ringbroker_engine::security::{ClientListener, SecurityConfig};
+use ringbroker_engine::security::{ClientListener, CredentialRegistry, SecurityConfig};
 
 /// Per-partition tail cache = the profile's per-shard budget divided by this (a shard typically
 /// serves several hot partitions), at least `MIN_TAIL_CACHE_BYTES_PER_PARTITION`.
@@ -196,7 +196,9 @@ impl Resolved {
             extra_listeners,
             tls,
             sasl_mechanisms: settings.sasl_mechanisms.value.0.clone(),
-            credentials: Arc::new(settings.add_scram.value.store.clone()),
+            credentials: Arc::new(CredentialRegistry::new(
+                settings.add_scram.value.store.clone(),
+            )),
         })
     }
 

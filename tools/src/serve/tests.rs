@@ -331,7 +331,7 @@ fn listener_flags_add_secure_listeners_to_listen() {
         config.security.sasl_mechanisms,
         [SaslMechanism::Plain, SaslMechanism::ScramSha512]
     );
-    assert!(!config.security.credentials.is_empty());
+    assert!(!config.security.credentials.read().is_empty());
     assert!(config.security.tls.is_none());
 }
 
@@ -353,11 +353,8 @@ fn security_keys_come_from_the_config_file() {
     );
     assert_eq!(config.listen.port(), 9095);
     assert_eq!(config.security.extra_listeners.len(), 1);
-    let alice = config
-        .security
-        .credentials
-        .get("alice", ScramMechanism::Sha256)
-        .unwrap();
+    let credentials = config.security.credentials.read();
+    let alice = credentials.get("alice", ScramMechanism::Sha256).unwrap();
     assert_eq!(alice.iterations, 8192);
 }
 

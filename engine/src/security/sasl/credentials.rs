@@ -125,12 +125,23 @@ impl ScramCredential {
         iterations: u32,
     ) -> ScramCredential {
         let salted = mechanism.salted_password(password, salt, iterations);
-        let client_key = mechanism.hmac(&salted, b"Client Key");
+        ScramCredential::from_salted_password(mechanism, &salted, salt, iterations)
+    }
+
+    /// The credential of a salted password (AlterUserScramCredentials sends that, never the
+    /// password).
+    pub fn from_salted_password(
+        mechanism: ScramMechanism,
+        salted_password: &[u8],
+        salt: &[u8],
+        iterations: u32,
+    ) -> ScramCredential {
+        let client_key = mechanism.hmac(salted_password, b"Client Key");
         ScramCredential {
             salt: salt.to_vec(),
             iterations,
             stored_key: mechanism.hash(&client_key),
-            server_key: mechanism.hmac(&salted, b"Server Key"),
+            server_key: mechanism.hmac(salted_password, b"Server Key"),
         }
     }
 
@@ -193,8 +204,19 @@ impl CredentialStore {
         self.users.insert((user.to_string(), mechanism), credential);
     }
 
+    pub fn remove(&mut self, user: &str, mechanism: ScramMechanism) {
+        self.users.remove(&(user.to_string(), mechanism));
+    }
+
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
+    }
+
+    /// Every credential: (user, mechanism, credential), in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, ScramMechanism, &ScramCredential)> {
+        self.users
+            .iter()
+            .map(|((user, mechanism), credential)| (user.as_str(), *mechanism, credential))
     }
 
     /// Adds the credentials of an `--add-scram` value: one or more

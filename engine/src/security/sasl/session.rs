@@ -20,8 +20,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::{self, Request};
 
-use super::credentials::{CredentialStore, ScramMechanism};
+use super::credentials::ScramMechanism;
 use super::mechanism::SaslMechanism;
+use super::registry::CredentialRegistry;
 use super::{plain, scram};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 
@@ -50,14 +51,14 @@ enum State {
 /// One connection's SASL state.
 pub struct SaslSession {
     mechanisms: Arc<[SaslMechanism]>,
-    credentials: Arc<CredentialStore>,
+    credentials: Arc<CredentialRegistry>,
     state: State,
     /// `User:name` once authenticated.
     principal: Option<String>,
 }
 
 impl SaslSession {
-    pub fn new(mechanisms: Arc<[SaslMechanism]>, credentials: Arc<CredentialStore>) -> Self {
+    pub fn new(mechanisms: Arc<[SaslMechanism]>, credentials: Arc<CredentialRegistry>) -> Self {
         SaslSession {
             mechanisms,
             credentials,
@@ -147,13 +148,13 @@ impl SaslSession {
         let state = std::mem::replace(&mut self.state, State::AwaitHandshake);
         let step = match state {
             State::AwaitToken(SaslMechanism::Plain) => {
-                plain::authenticate(&self.credentials, token)
+                plain::authenticate(&self.credentials.read(), token)
                     .map(|user| Step::Done(user, Bytes::new()))
                     .map_err(|e| e.to_string())
             }
             State::AwaitToken(mechanism) => match ScramMechanism::of(mechanism) {
                 Some(scram_mechanism) => {
-                    scram::client_first(scram_mechanism, &self.credentials, token)
+                    scram::client_first(scram_mechanism, &self.credentials.read(), token)
                         .map(|first| Step::Continue(Box::new(first)))
                         .map_err(|e| e.to_string())
                 }
