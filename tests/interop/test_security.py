@@ -333,7 +333,9 @@ def mtls_broker(tmp_path_factory):
     port = conftest.free_port()
     flags = ["--metrics-listen", "none", "--listener", f"SSL://127.0.0.1:{port}",
              "--ssl-cert", str(certs / "server.pem"), "--ssl-key", str(certs / "server.key"),
-             "--ssl-client-ca", str(certs / "clients-ca.pem")]
+             "--ssl-client-ca", str(certs / "clients-ca.pem"),
+             # The principal of each TLS connection is logged at debug.
+             "--log", "info,ringbroker_engine::server::connection=debug"]
     process = ch.ConfiguredBroker(conftest.BROKER_BIN, base / "data", 1, base, flags)
     conftest._ACTIVE.append(process)
     process.start()
@@ -353,6 +355,9 @@ def test_client_certificates_are_required_when_a_client_ca_is_given(mtls_broker,
         with pytest.raises(KafkaException):
             admin.list_topics(timeout=5)
     round_trip(address, trusted, f"{topic_name}-after", count=5)
+    # Kafka's principal of a certificate: its subject in RFC 2253 form (last RDN first).
+    process = mtls_broker[0]
+    assert "principal=User:O=test,CN=app1" in process.log_tail(2000), process.log_tail(50)
 
 
 # The Java client and Kafka's CLI (jars from bench/reference/kafka.sh fetch), compiled and run as

@@ -2,6 +2,7 @@
 //! rustls, and SASL authentication (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
 //!
 //! - `listener`: the security protocols and one client listener's addresses;
+//! - `principal`: Kafka principals of clients (a client certificate's subject);
 //! - `tls`: the rustls server configuration from PEM files, the client certificate's principal;
 //! - `stream`: one client connection's byte stream, plain TCP or TLS;
 //! - `sasl`: the per-connection SASL exchange and the SCRAM credential store;
@@ -10,6 +11,7 @@
 //! What the broker needs of all this at start is `SecurityConfig`, part of `BrokerConfig`.
 
 pub mod listener;
+pub mod principal;
 pub mod sasl;
 pub mod scram_admin;
 pub mod stream;

@@ -41,7 +41,7 @@ use crate::metrics::{hooks, ShardMetrics};
 use crate::security::sasl::session::{Gate, SaslSession};
 use crate::security::sasl::MAX_UNAUTHENTICATED_REQUEST_BYTES;
 use crate::security::stream::ClientStream;
-use crate::security::ClientListener;
+use crate::security::{principal, ClientListener};
 use crate::shard::Shard;
 use ringbroker_protocol::api_versions::{is_served, supported_range};
 
@@ -80,7 +80,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Rc<ClientListe
         tracing::warn!(%peer, error = %e, "closing connection: cannot make the socket non-blocking");
         return;
     }
-    let Some(stream) = secure(&shard, stream, &listener, &peer).await else {
+    let Some((stream, principal)) = secure(&shard, stream, &listener, &peer).await else {
         return;
     };
     let sendfile_socket = stream.sendfile_socket();
@@ -89,6 +89,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Rc<ClientListe
         SaslSession::new(
             shard.config.security.sasl_mechanisms.as_slice().into(),
             shard.config.security.credentials.clone(),
+            peer.clone(),
         )
     });
     // `stream`'s halves live until both tasks below end, so `socket` stays valid for sendfile.
@@ -109,6 +110,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Rc<ClientListe
     ));
     let connection = Connection {
         peer,
+        principal,
         listener,
         sasl,
     };
@@ -118,16 +120,20 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Rc<ClientListe
 }
 
 /// Wraps an accepted socket in TLS on SSL and SASL_SSL listeners (the handshake bounded by
-/// `request_read_timeout_ms`). `None` closes the connection: the client does not speak TLS, or its
-/// certificate was refused.
+/// `request_read_timeout_ms`), with the client's principal (its certificate's subject, or
+/// anonymous). `None` closes the connection: the client does not speak TLS, or its certificate
+/// was refused.
 async fn secure(
     shard: &Shard,
     stream: TcpStream,
     listener: &ClientListener,
     peer: &str,
-) -> Option<ClientStream> {
+) -> Option<(ClientStream, String)> {
     if !listener.protocol.uses_tls() {
-        return Some(ClientStream::Plain(stream));
+        return Some((
+            ClientStream::Plain(stream),
+            principal::ANONYMOUS.to_string(),
+        ));
     }
     let Some(tls) = shard.config.security.tls.clone() else {
         // The settings layer refuses a TLS listener without a certificate; never serve it plain.
@@ -136,9 +142,25 @@ async fn secure(
     };
     let limit = Duration::from_millis(shard.config.request_read_timeout_ms);
     match with_timeout(limit, TlsAcceptor::from(tls).accept(stream)).await {
-        Some(Ok(tls_stream)) => Some(ClientStream::Tls(Box::new(tls_stream))),
+        Some(Ok(tls_stream)) => {
+            let certificate = tls_stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first());
+            let principal = match certificate.map(|der| principal::of_certificate(der)) {
+                None => principal::ANONYMOUS.to_string(),
+                Some(Ok(principal)) => principal,
+                Some(Err(e)) => {
+                    tracing::warn!(%peer, listener = %listener.protocol, error = %e, "closing connection: client certificate");
+                    return None;
+                }
+            };
+            tracing::debug!(%peer, listener = %listener.protocol, %principal, "TLS connection");
+            Some((ClientStream::Tls(Box::new(tls_stream)), principal))
+        }
         Some(Err(e)) => {
-            tracing::info!(%peer, listener = %listener.protocol, error = %e, "closing connection: TLS handshake failed");
+            tracing::warn!(%peer, listener = %listener.protocol, error = %e, "closing connection: TLS handshake failed");
             None
         }
         None => {
@@ -151,6 +173,8 @@ async fn secure(
 /// What the reader knows about its connection.
 struct Connection {
     peer: String,
+    /// Kafka's principal of the client before SASL: its certificate's subject, or anonymous.
+    principal: String,
     /// The listener it came in on (Metadata advertises it).
     listener: Rc<ClientListener>,
     /// The SASL exchange, on SASL listeners.
@@ -236,7 +260,7 @@ async fn read_requests(
             },
             Err(GateOutcome::Reply(reply, then_close)) => (ready_reply(reply), then_close),
             Err(GateOutcome::Close(reason)) => {
-                tracing::warn!(%peer, listener = %connection.listener.protocol, reason = %reason, "closing connection: SASL");
+                tracing::warn!(%peer, principal = %connection.principal, listener = %connection.listener.protocol, reason = %reason, "closing connection: SASL");
                 return;
             }
         };

@@ -53,16 +53,23 @@ pub struct SaslSession {
     mechanisms: Arc<[SaslMechanism]>,
     credentials: Arc<CredentialRegistry>,
     state: State,
+    /// The client's address, for the log lines of refusals.
+    peer: String,
     /// `User:name` once authenticated.
     principal: Option<String>,
 }
 
 impl SaslSession {
-    pub fn new(mechanisms: Arc<[SaslMechanism]>, credentials: Arc<CredentialRegistry>) -> Self {
+    pub fn new(
+        mechanisms: Arc<[SaslMechanism]>,
+        credentials: Arc<CredentialRegistry>,
+        peer: String,
+    ) -> Self {
         SaslSession {
             mechanisms,
             credentials,
             state: State::AwaitHandshake,
+            peer,
             principal: None,
         }
     }
@@ -136,7 +143,8 @@ impl SaslSession {
             None => {
                 let response =
                     response.with_error_code(ResponseError::UnsupportedSaslMechanism.code());
-                tracing::info!(mechanism = %body.mechanism.as_str(), "SASL handshake refused: mechanism not enabled");
+                // A warning: the logging layer rate-limits them, so a flood of refusals costs little.
+                tracing::warn!(peer = %self.peer, mechanism = %body.mechanism.as_str(), "SASL handshake refused: mechanism not enabled");
                 Ok(Gate::ReplyAndClose(encode(request, &response)?))
             }
         }
@@ -146,6 +154,11 @@ impl SaslSession {
         let body: SaslAuthenticateRequest = decode_body(request)?;
         let token = &body.auth_bytes;
         let state = std::mem::replace(&mut self.state, State::AwaitHandshake);
+        let mechanism_name = match &state {
+            State::AwaitToken(m) => m.name(),
+            State::AwaitScramFinal(_) => "SCRAM",
+            _ => "none",
+        };
         let step = match state {
             State::AwaitToken(SaslMechanism::Plain) => {
                 plain::authenticate(&self.credentials.read(), token)
@@ -180,7 +193,7 @@ impl SaslSession {
                 Ok(Gate::Reply(encode(request, &response)?))
             }
             Ok(Step::Done(user, reply)) => {
-                tracing::debug!(principal = %format!("User:{user}"), "SASL authentication succeeded");
+                tracing::debug!(peer = %self.peer, principal = %format!("User:{user}"), "SASL authentication succeeded");
                 self.principal = Some(format!("User:{user}"));
                 self.state = State::Authenticated;
                 let response = SaslAuthenticateResponse::default()
@@ -189,7 +202,7 @@ impl SaslSession {
                 Ok(Gate::Reply(encode(request, &response)?))
             }
             Err(message) => {
-                tracing::info!(error = %message, "SASL authentication failed");
+                tracing::warn!(peer = %self.peer, mechanism = mechanism_name, error = %message, "SASL authentication failed");
                 let response = SaslAuthenticateResponse::default()
                     .with_error_code(ResponseError::SaslAuthenticationFailed.code())
                     .with_error_message(Some(StrBytes::from_string(message)));
