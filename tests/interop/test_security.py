@@ -66,7 +66,8 @@ def make_signed(directory: Path, name: str, ca: str, subject: str, san: str | No
 class SecureBroker:
     """The running broker and the addresses of its listeners."""
 
-    def __init__(self, process, certs: Path, ports: dict[str, int]):
+    def __init__(self, process, certs: Path, ports: dict[str, int], metrics_port: int):
+        self.metrics_port = metrics_port
         self.process = process
         self.certs = certs
         self.ports = ports
@@ -85,7 +86,8 @@ class SecureBroker:
         return config
 
 
-def _start(tmp_path_factory, name: str, extra_flags: list[str], protocols: list[str]) -> tuple:
+def _start(tmp_path_factory, name: str, extra_flags: list[str], protocols: list[str],
+           metrics_port: int | None = None) -> tuple:
     if conftest.EXTERNAL_BOOTSTRAP or conftest.REFERENCE_KAFKA or not conftest.BROKER_BIN:
         pytest.skip("starts its own broker with secure listeners: needs RINGBROKER_BIN (a ringbroker binary)")
     if shutil.which("openssl") is None:
@@ -96,7 +98,8 @@ def _start(tmp_path_factory, name: str, extra_flags: list[str], protocols: list[
     make_ca(certs, "ca")
     make_signed(certs, "server", "ca", "/CN=localhost", san="DNS:localhost,IP:127.0.0.1")
     ports = {protocol: conftest.free_port() for protocol in protocols}
-    flags = ["--metrics-listen", "none", "--ssl-cert", str(certs / "server.pem"), "--ssl-key",
+    metrics = f"127.0.0.1:{metrics_port}" if metrics_port else "none"
+    flags = ["--metrics-listen", metrics, "--ssl-cert", str(certs / "server.pem"), "--ssl-key",
              str(certs / "server.key")]
     for protocol, port in ports.items():
         flags += ["--listener", f"{protocol}://127.0.0.1:{port}"]
@@ -108,13 +111,14 @@ def _start(tmp_path_factory, name: str, extra_flags: list[str], protocols: list[
 
 @pytest.fixture(scope="module")
 def secure(tmp_path_factory):
+    metrics_port = conftest.free_port()
     process, certs, ports = _start(
         tmp_path_factory, "secure-broker",
         ["--sasl-mechanisms", ",".join(ENABLED_MECHANISMS),
          "--add-scram", f"SCRAM-SHA-512=[name={ADMIN_USER},password={ADMIN_PASSWORD}];"
                         f"SCRAM-SHA-256=[name={ADMIN_USER},password={ADMIN_PASSWORD}]"],
-        ["SSL", "SASL_SSL", "SASL_PLAINTEXT"])
-    yield SecureBroker(process, certs, ports)
+        ["SSL", "SASL_SSL", "SASL_PLAINTEXT"], metrics_port=metrics_port)
+    yield SecureBroker(process, certs, ports, metrics_port)
     conftest._shutdown(process)
 
 
@@ -140,6 +144,14 @@ def round_trip(bootstrap: str, config: dict, topic: str, count: int = 200) -> No
         assert got == [v for _, v in sent]
     finally:
         consumer.close()
+
+
+def counter(secure: SecureBroker, name: str) -> float:
+    """The sum over shards of a counter from the broker's /metrics."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{secure.metrics_port}/metrics", timeout=10).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(f"ringbroker_{name}_total"))
 
 
 def still_serves(secure: SecureBroker) -> None:
@@ -214,12 +226,14 @@ def test_plain_with_the_right_password_then_requests_are_served(secure):
     f"\0nobody\0{ADMIN_PASSWORD}".encode(),
 ])
 def test_wrong_password_or_unknown_user_is_sasl_authentication_failed_and_closed(secure, token):
+    failures_before = counter(secure, "sasl_authentication_failures")
     with kw.connect(secure.address("SASL_PLAINTEXT")) as sock:
         assert sasl_handshake(sock, "PLAIN")[0] == 0
         error_code, message = sasl_authenticate(sock, token)
         assert error_code == SASL_AUTHENTICATION_FAILED
         assert message and "Invalid username or password" in message
         kw.wait_closed(sock)
+    assert counter(secure, "sasl_authentication_failures") == failures_before + 1
     still_serves(secure)
 
 
@@ -294,12 +308,14 @@ def test_sasl_requests_on_a_plaintext_listener_are_illegal_sasl_state(secure):
 
 
 def test_plaintext_client_on_a_tls_port_is_closed(secure):
+    failures_before = counter(secure, "tls_handshake_failures")
     for protocol in ["SSL", "SASL_SSL"]:
         with kw.connect(secure.address(protocol)) as sock:
             sock.sendall(kw.api_versions_v0(1))
             answer = kw.wait_closed(sock)
             # At most a TLS alert record (content type 21), never a Kafka response.
             assert answer == b"" or answer[0] == 21, answer[:16]
+    assert counter(secure, "tls_handshake_failures") == failures_before + 2
     still_serves(secure)
 
 

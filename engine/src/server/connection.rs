@@ -160,10 +160,12 @@ async fn secure(
             Some((ClientStream::Tls(Box::new(tls_stream)), principal))
         }
         Some(Err(e)) => {
+            count(shard.metrics(), |m| &m.counters.tls_handshake_failures);
             tracing::warn!(%peer, listener = %listener.protocol, error = %e, "closing connection: TLS handshake failed");
             None
         }
         None => {
+            count(shard.metrics(), |m| &m.counters.tls_handshake_failures);
             tracing::info!(%peer, listener = %listener.protocol, timeout_ms = limit.as_millis() as u64, "closing connection: TLS handshake too slow (request_read_timeout_ms)");
             None
         }
@@ -223,6 +225,9 @@ async fn read_requests(
         let size = match frame::frame_size(prefix, max_request_bytes) {
             Ok(size) => size,
             Err(e) if connection.authenticating() => {
+                count(shard.metrics(), |m| {
+                    &m.counters.sasl_authentication_failures
+                });
                 tracing::warn!(%peer, error = %e, limit_bytes = MAX_UNAUTHENTICATED_REQUEST_BYTES, "closing connection: request too large before SASL authentication (Kafka's sasl.server.max.receive.size)");
                 return;
             }
@@ -258,8 +263,18 @@ async fn read_requests(
                 Some(task) => (task, false),
                 None => return,
             },
-            Err(GateOutcome::Reply(reply, then_close)) => (ready_reply(reply), then_close),
+            Err(GateOutcome::Reply(reply, then_close)) => {
+                if then_close {
+                    count(shard.metrics(), |m| {
+                        &m.counters.sasl_authentication_failures
+                    });
+                }
+                (ready_reply(reply), then_close)
+            }
             Err(GateOutcome::Close(reason)) => {
+                count(shard.metrics(), |m| {
+                    &m.counters.sasl_authentication_failures
+                });
                 tracing::warn!(%peer, principal = %connection.principal, listener = %connection.listener.protocol, reason = %reason, "closing connection: SASL");
                 return;
             }
@@ -298,6 +313,16 @@ fn gate(connection: &mut Connection, body: BytesMut) -> Result<BytesMut, GateOut
         Gate::Reply(reply) => Err(GateOutcome::Reply(reply, false)),
         Gate::ReplyAndClose(reply) => Err(GateOutcome::Reply(reply, true)),
         Gate::Close(reason) => Err(GateOutcome::Close(reason)),
+    }
+}
+
+/// Adds one to a counter of the shard's metrics, when metrics are on.
+fn count(
+    metrics: Option<&ShardMetrics>,
+    counter: impl Fn(&ShardMetrics) -> &std::sync::atomic::AtomicU64,
+) {
+    if let Some(m) = metrics {
+        ShardMetrics::add(counter(m), 1);
     }
 }
 
