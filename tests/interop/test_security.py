@@ -452,3 +452,37 @@ def test_kafka_configs_creates_a_scram_user_that_survives_a_restart(secure, topi
         assert sasl_handshake(sock, "SCRAM-SHA-256")[0] == 0
         error_code, _ = sasl_authenticate(sock, f"n,,n={user},r=abc".encode())
         assert error_code == SASL_AUTHENTICATION_FAILED
+
+
+def test_an_unsupported_sasl_version_before_authentication_closes_the_connection(secure):
+    with kw.connect(secure.address("SASL_PLAINTEXT")) as sock:
+        sock.sendall(kw.request(SASL_AUTHENTICATE, 9, 1, kw.bytes_field(b"x")))
+        assert kw.wait_closed(sock) == b""
+    still_serves(secure)
+
+
+def test_sighup_reloads_the_certificate_for_new_connections(tmp_path_factory, topic_name):
+    import signal
+    process, certs, ports = _start(tmp_path_factory, "reload-broker", [], ["SSL"])
+    try:
+        address = f"127.0.0.1:{ports['SSL']}"
+        old = {"security.protocol": "SSL", "ssl.ca.location": str(certs / "ca.pem")}
+        round_trip(address, old, topic_name, count=5)
+        # Rotate: a certificate from another CA, written over the same files.
+        make_ca(certs, "new-ca")
+        make_signed(certs, "rotated", "new-ca", "/CN=localhost", san="DNS:localhost,IP:127.0.0.1")
+        (certs / "server.pem").write_bytes((certs / "rotated.pem").read_bytes())
+        (certs / "server.key").write_bytes((certs / "rotated.key").read_bytes())
+        log_start = process.log_size()
+        process.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while "TLS certificate reloaded" not in process._log_since(log_start):
+            assert time.monotonic() < deadline, process.log_tail(30)
+            time.sleep(0.1)
+        new = {"security.protocol": "SSL", "ssl.ca.location": str(certs / "new-ca.pem")}
+        round_trip(address, new, f"{topic_name}-new", count=5)
+        admin = AdminClient({"bootstrap.servers": address, **old})
+        with pytest.raises(KafkaException):
+            admin.list_topics(timeout=5)
+    finally:
+        conftest._shutdown(process)

@@ -118,18 +118,19 @@ SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM
         #[arg(long, value_name = "HOST:PORT")]
         pub listen: Option<Listener>,
 
-        #[setting(key = "ssl.cert", env = "RINGBROKER_SSL_CERT", default = "", kafka = None, live = false)]
+        #[setting(key = "ssl.cert", env = "RINGBROKER_SSL_CERT", default = "", kafka = None, live = true)]
         /// PEM certificate chain of SSL and SASL_SSL listeners (Kafka keeps it in
-        /// ssl.keystore.*).
+        /// ssl.keystore.*). SIGHUP re-reads the certificate, key and client CA files: new
+        /// connections get the new ones.
         #[arg(long, value_name = "FILE")]
         pub ssl_cert: Option<OptionalPath>,
 
-        #[setting(key = "ssl.key", env = "RINGBROKER_SSL_KEY", default = "", kafka = None, live = false)]
+        #[setting(key = "ssl.key", env = "RINGBROKER_SSL_KEY", default = "", kafka = None, live = true)]
         /// PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1, unencrypted).
         #[arg(long, value_name = "FILE")]
         pub ssl_key: Option<OptionalPath>,
 
-        #[setting(key = "ssl.client.ca", env = "RINGBROKER_SSL_CLIENT_CA", default = "", kafka = None, live = false)]
+        #[setting(key = "ssl.client.ca", env = "RINGBROKER_SSL_CLIENT_CA", default = "", kafka = None, live = true)]
         /// PEM CA certificates; when set, TLS clients must present a certificate signed by one of
         /// them (Kafka's ssl.client.auth=required).
         #[arg(long, value_name = "FILE")]
@@ -283,7 +284,13 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     let logging = logging::init(&resolved.settings);
     resolved.log_start_up();
-    let reloader = match reload::spawn(args, &resolved, config.live.clone(), logging) {
+    let reloader = match reload::spawn(
+        args,
+        &resolved,
+        config.live.clone(),
+        config.security.tls.clone(),
+        logging,
+    ) {
         Ok(reloader) => Some(reloader),
         Err(e) => {
             tracing::warn!(error = %e, "SIGHUP reload unavailable: cannot install its handler");

@@ -31,8 +31,8 @@ pub struct SecurityConfig {
     pub primary_protocol: SecurityProtocol,
     /// Further client listeners (`--listener` given more than once), each with its own protocol.
     pub extra_listeners: Vec<ClientListener>,
-    /// The TLS server configuration, required by SSL and SASL_SSL listeners.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The TLS server configuration, required by SSL and SASL_SSL listeners; SIGHUP replaces it.
+    pub tls: Option<Arc<tls::ServerTls>>,
     /// The mechanisms SASL listeners offer (Kafka's `sasl.enabled.mechanisms`).
     pub sasl_mechanisms: Vec<SaslMechanism>,
     /// SCRAM credentials (PLAIN checks passwords against them too), shared by every shard.

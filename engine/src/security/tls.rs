@@ -5,7 +5,7 @@
 //! connection gets its own rustls session (`stream`), so no state is shared while serving.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
@@ -47,6 +47,38 @@ pub struct TlsFiles {
 #[allow(deprecated)]
 pub fn crypto_provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
+}
+
+/// The TLS configuration new connections get, replaceable while the broker runs (SIGHUP re-reads
+/// the certificate files): read once per TLS handshake, never per request; connections keep the
+/// configuration they started with.
+#[derive(Debug)]
+pub struct ServerTls {
+    current: RwLock<Arc<ServerConfig>>,
+}
+
+impl ServerTls {
+    pub fn new(config: Arc<ServerConfig>) -> Self {
+        ServerTls {
+            current: RwLock::new(config),
+        }
+    }
+
+    /// The configuration for a new connection.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Builds a configuration from `files` and makes it the one new connections get; on error the
+    /// running one stays.
+    pub fn reload(&self, files: &TlsFiles) -> Result<(), TlsError> {
+        let config = server_config(files)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
+        Ok(())
+    }
 }
 
 /// Builds the server configuration: TLS 1.2 and 1.3 with rustls' safe defaults.

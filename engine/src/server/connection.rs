@@ -135,7 +135,7 @@ async fn secure(
             principal::ANONYMOUS.to_string(),
         ));
     }
-    let Some(tls) = shard.config.security.tls.clone() else {
+    let Some(tls) = shard.config.security.tls.as_ref().map(|tls| tls.current()) else {
         // The settings layer refuses a TLS listener without a certificate; never serve it plain.
         tracing::error!(%peer, listener = %listener.protocol, "closing connection: TLS listener without a TLS configuration");
         return None;

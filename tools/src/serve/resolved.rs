@@ -16,7 +16,7 @@ use super::config_file::{ConfigFile, FileFormat};
 use super::settings::{env_var_for_key, Environment, Layers, SettingRow};
 use super::values::{AdvertisedListener, Listener, ShardCount};
 use super::{profile, ServeArgs, ServeSettings, SettingsError, CONFIG_ENV, SERVE_SETTINGS};
-use ringbroker_engine::security::tls::{self, TlsFiles};
+use ringbroker_engine::security::tls::{self, ServerTls, TlsFiles};
 use ringbroker_engine::security::{ClientListener, CredentialRegistry, SecurityConfig};
 
 /// Per-partition tail cache = the profile's per-shard budget divided by this (a shard typically
@@ -91,7 +91,9 @@ impl Resolved {
                 listener.ignored.join(", ")
             ));
         }
-        if listener.address.ip().is_unspecified()
+        if listener
+            .all()
+            .any(|(_, address)| address.ip().is_unspecified())
             && settings.advertised_listener.value == AdvertisedListener::SameAsListener
         {
             warnings.push(format!(
@@ -147,6 +149,22 @@ impl Resolved {
         }
     }
 
+    /// The TLS files of `ssl.cert`, `ssl.key` and `ssl.client.ca`, if a certificate is given.
+    pub fn tls_files(&self) -> Result<Option<TlsFiles>, SettingsError> {
+        let settings = &self.settings;
+        match (&settings.ssl_cert.value.0, &settings.ssl_key.value.0) {
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: settings.ssl_client_ca.value.0.clone(),
+            })),
+            (None, None) => Ok(None),
+            _ => Err(SettingsError::Other(
+                "ssl.cert and ssl.key go together: give both --ssl-cert and --ssl-key".into(),
+            )),
+        }
+    }
+
     /// The engine's security settings: listeners, TLS, SASL.
     fn security_config(&self) -> Result<SecurityConfig, SettingsError> {
         let settings = &self.settings;
@@ -169,27 +187,18 @@ impl Resolved {
             })
             .collect();
         let needs_tls = listener.all().any(|(protocol, _)| protocol.uses_tls());
-        let tls = match (&settings.ssl_cert.value.0, &settings.ssl_key.value.0) {
-            (Some(cert), Some(key)) => Some(
-                tls::server_config(&TlsFiles {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                    client_ca: settings.ssl_client_ca.value.0.clone(),
-                })
-                .map_err(|e| SettingsError::Other(format!("ssl.cert/ssl.key: {e}")))?,
-            ),
-            (None, None) if needs_tls => {
+        let tls = match self.tls_files()? {
+            Some(files) => Some(Arc::new(ServerTls::new(
+                tls::server_config(&files)
+                    .map_err(|e| SettingsError::Other(format!("ssl.cert/ssl.key: {e}")))?,
+            ))),
+            None if needs_tls => {
                 return Err(SettingsError::Other(format!(
                 "listeners: {listener} has an SSL or SASL_SSL listener: give its certificate and \
                      key with --ssl-cert FILE --ssl-key FILE (ssl.cert, ssl.key)"
             )))
             }
-            (None, None) => None,
-            _ => {
-                return Err(SettingsError::Other(
-                    "ssl.cert and ssl.key go together: give both --ssl-cert and --ssl-key".into(),
-                ))
-            }
+            None => None,
         };
         Ok(SecurityConfig {
             primary_protocol: listener.protocol,

@@ -18,6 +18,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use ringbroker_protocol::api_versions::is_served;
 use ringbroker_protocol::frame::{self, Request};
 
 use super::credentials::ScramMechanism;
@@ -101,6 +102,13 @@ impl SaslSession {
             return Gate::Close(format!(
                 "api key {} before SASL authentication finished",
                 prefix.api_key
+            ));
+        }
+        // The same version check as every other request (`server::connection::admit`).
+        if !api.is_some_and(|api| is_served(api, prefix.api_version)) {
+            return Gate::Close(format!(
+                "unsupported version {} of api key {}",
+                prefix.api_version, prefix.api_key
             ));
         }
         let request = match frame::decode_request(body.freeze()) {
