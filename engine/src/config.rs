@@ -135,6 +135,8 @@ pub struct BrokerConfig {
     pub advertised_port: u16,
     /// This broker's node id (Kafka `node.id`).
     pub node_id: i32,
+    /// Security protocols of the listeners, TLS and SASL (`security`).
+    pub security: crate::security::SecurityConfig,
     /// Roles, controller quorum and registration settings (a single-node cluster by default).
     pub cluster: ClusterConfig,
     pub data_dir: PathBuf,
@@ -183,6 +185,20 @@ impl BrokerConfig {
     /// Kafka's default `message.max.bytes`.
     pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
 
+    /// Every client listener: the primary one (`listen`, advertised as `advertised_host:port`)
+    /// first, then the further ones.
+    pub fn client_listeners(&self) -> Vec<crate::security::ClientListener> {
+        let primary = crate::security::ClientListener {
+            protocol: self.security.primary_protocol,
+            address: self.listen,
+            advertised_host: self.advertised_host.clone(),
+            advertised_port: self.advertised_port,
+        };
+        std::iter::once(primary)
+            .chain(self.security.extra_listeners.iter().cloned())
+            .collect()
+    }
+
     pub fn shard_count(&self) -> usize {
         self.shard_cpus.len()
     }
@@ -199,6 +215,7 @@ impl Default for BrokerConfig {
             advertised_host: listen.ip().to_string(),
             advertised_port: listen.port(),
             node_id: 0,
+            security: crate::security::SecurityConfig::default(),
             cluster: ClusterConfig::single_node(0),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             shard_cpus: (0..cpus).map(Some).collect(),

@@ -29,6 +29,7 @@ pub mod produce;
 pub mod producer_state;
 pub mod replication;
 pub mod retention;
+pub mod security;
 pub mod server;
 pub mod shard;
 pub mod storage;

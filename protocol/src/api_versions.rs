@@ -48,6 +48,15 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // client bring its member id (KIP-1082); ConsumerGroupDescribe v1 adds the member type (KIP-1099).
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    // SASL (docs/SECURITY.md). SaslHandshake v0 must be listed: librdkafka only does SASL when
+    // the range includes it, and uses v1 anyway. A v0 handshake (raw, unframed tokens follow, no
+    // current client sends one) is refused by closing the connection. SaslAuthenticate v1 adds
+    // the session lifetime (KIP-368), v2 is flexible.
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    // SCRAM credentials (`kafka-configs --entity-type users`), kept per broker (docs/SECURITY.md).
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Versions below this are advertised but refused (see above).

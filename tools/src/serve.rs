@@ -44,7 +44,8 @@ pub use resolved::Resolved;
 use settings::serve_settings;
 use values::{
     AdvertisedListener, DataDir, IntIn, Listener, LogFilter, LogFormat, MetricsListen,
-    OptionalAddress, OptionalName, ProcessRoles, ProfileChoice, QuorumVoters, ShardCount, Switch,
+    OptionalAddress, OptionalName, OptionalPath, ProcessRoles, ProfileChoice, QuorumVoters,
+    SaslMechanisms, ScramUsers, ShardCount, Switch,
 };
 
 /// The environment variable naming the config file when `--config` is not given.
@@ -86,6 +87,11 @@ pub struct SettingSources {
     /// --set segment_bytes=64MiB.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+    /// A client listener with its security protocol, PROTO://HOST:PORT (PROTO: PLAINTEXT, SSL,
+    /// SASL_PLAINTEXT, SASL_SSL); repeatable. Added to --listen when both are given, else they
+    /// replace `listeners` (the first is the primary one).
+    #[arg(long = "listener", value_name = "PROTO://HOST:PORT")]
+    pub listeners: Vec<String>,
 }
 
 serve_settings! {
@@ -106,10 +112,42 @@ SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM
         pub sources: SettingSources,
 
         #[setting(key = "listeners", env = "RINGBROKER_LISTENERS", default = DEFAULT_LISTEN, kafka = Some("listeners"), live = false)]
-        /// Address the Kafka listener binds on (one SO_REUSEPORT listener per shard); HOST:PORT or
-        /// Kafka's PLAINTEXT://HOST:PORT list (other entries are reported and not served).
+        /// Address the Kafka listener binds on (one SO_REUSEPORT listener per shard); HOST:PORT (one
+        /// PLAINTEXT listener) or Kafka's list, PROTO://HOST:PORT,... with PROTO one of PLAINTEXT,
+        /// SSL, SASL_PLAINTEXT, SASL_SSL (other entries are reported and not served).
         #[arg(long, value_name = "HOST:PORT")]
         pub listen: Option<Listener>,
+
+        #[setting(key = "ssl.cert", env = "RINGBROKER_SSL_CERT", default = "", kafka = None, live = true)]
+        /// PEM certificate chain of SSL and SASL_SSL listeners (Kafka keeps it in
+        /// ssl.keystore.*). SIGHUP re-reads the certificate, key and client CA files: new
+        /// connections get the new ones.
+        #[arg(long, value_name = "FILE")]
+        pub ssl_cert: Option<OptionalPath>,
+
+        #[setting(key = "ssl.key", env = "RINGBROKER_SSL_KEY", default = "", kafka = None, live = true)]
+        /// PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1, unencrypted).
+        #[arg(long, value_name = "FILE")]
+        pub ssl_key: Option<OptionalPath>,
+
+        #[setting(key = "ssl.client.ca", env = "RINGBROKER_SSL_CLIENT_CA", default = "", kafka = None, live = true)]
+        /// PEM CA certificates; when set, TLS clients must present a certificate signed by one of
+        /// them (Kafka's ssl.client.auth=required).
+        #[arg(long, value_name = "FILE")]
+        pub ssl_client_ca: Option<OptionalPath>,
+
+        #[setting(key = "sasl.enabled.mechanisms", env = "RINGBROKER_SASL_ENABLED_MECHANISMS", default = "SCRAM-SHA-256,SCRAM-SHA-512", kafka = Some("sasl.enabled.mechanisms"), live = false)]
+        /// SASL mechanisms SASL_PLAINTEXT and SASL_SSL listeners offer: PLAIN, SCRAM-SHA-256,
+        /// SCRAM-SHA-512 (PLAIN sends the password: enable it on SASL_SSL only).
+        #[arg(long, value_name = "MECHANISM,...")]
+        pub sasl_mechanisms: Option<SaslMechanisms>,
+
+        #[setting(key = "add.scram", env = "RINGBROKER_ADD_SCRAM", default = "", kafka = None, live = false)]
+        /// SCRAM credentials, as kafka-storage format --add-scram:
+        /// 'SCRAM-SHA-512=[name=admin,password=admin-secret]' (several separated by `;`). Read at
+        /// every start; PLAIN checks passwords against them too.
+        #[arg(long, value_name = "MECHANISM=[name=USER,password=PASSWORD]")]
+        pub add_scram: Option<ScramUsers>,
 
         #[setting(key = "advertised.listeners", env = "RINGBROKER_ADVERTISED_LISTENERS", default = "", kafka = Some("advertised.listeners"), live = false)]
         /// host:port that clients are told to connect to (empty: the listener's address).
@@ -287,7 +325,13 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     let logging = logging::init(&resolved.settings);
     resolved.log_start_up();
-    let reloader = match reload::spawn(args, &resolved, config.live.clone(), logging) {
+    let reloader = match reload::spawn(
+        args,
+        &resolved,
+        config.live.clone(),
+        config.security.tls.clone(),
+        logging,
+    ) {
         Ok(reloader) => Some(reloader),
         Err(e) => {
             tracing::warn!(error = %e, "SIGHUP reload unavailable: cannot install its handler");

@@ -344,6 +344,18 @@ fn encode_connections(
         "Client connections refused at max_connections.",
         &per_shard(shards, |m| load(&m.counters.connections_refused)),
     )?;
+    counter_family(
+        e,
+        "tls_handshake_failures",
+        "TLS handshakes that failed on SSL and SASL_SSL listeners.",
+        &per_shard(shards, |m| load(&m.counters.tls_handshake_failures)),
+    )?;
+    counter_family(
+        e,
+        "sasl_authentication_failures",
+        "SASL exchanges refused (wrong password, unknown user or mechanism, bad token, request before authentication).",
+        &per_shard(shards, |m| load(&m.counters.sasl_authentication_failures)),
+    )?;
     encode_read_pauses(e, shards)?;
     encode_replication_counters(e, shards)
 }

@@ -102,6 +102,11 @@ pub struct Counters {
     pub bytes_sent_sendfile: AtomicU64,
     pub connections_accepted: AtomicU64,
     pub connections_refused: AtomicU64,
+    /// TLS handshakes that failed (a client without TLS, a refused certificate, too slow).
+    pub tls_handshake_failures: AtomicU64,
+    /// SASL exchanges refused (wrong password, unknown user or mechanism, malformed token, a
+    /// request before authentication): Kafka's failed-authentication-total.
+    pub sasl_authentication_failures: AtomicU64,
     /// Times a connection stopped reading its socket because its requests in flight reached
     /// `max_in_flight_bytes_per_connection` (Kafka's muted channel).
     pub connection_read_pauses: AtomicU64,

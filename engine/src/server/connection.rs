@@ -8,6 +8,10 @@
 //! `max_in_flight_bytes_per_connection` (request bytes read but not yet answered, Kafka's
 //! memory-pool mute), so a client that pipelines without reading answers costs bounded memory.
 //!
+//! Security (`security`): on an SSL or SASL_SSL listener the TLS handshake comes first (bounded
+//! by `request_read_timeout_ms`; a client that does not speak TLS is closed); on a SASL listener
+//! every request goes through the connection's `SaslSession` until the client is authenticated.
+//!
 //! Timeouts: a connection with no request for `connections_max_idle_ms` is closed (Kafka's
 //! `connections.max.idle.ms`); a frame must arrive whole within `request_read_timeout_ms` of its
 //! first byte (time spent waiting for our own in-flight budget not counted), which cuts off
@@ -22,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use futures::io::{AsyncReadExt, ReadHalf};
+use futures_rustls::TlsAcceptor;
 use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::TcpStream;
 use glommio::sync::{Semaphore, StaticPermit};
@@ -33,6 +38,10 @@ use super::dispatch::{self, Outcome, Part};
 use super::sendfile;
 use super::writer::{with_timeout, ResponseWriter, WriteError};
 use crate::metrics::{hooks, ShardMetrics};
+use crate::security::sasl::session::{Gate, SaslSession};
+use crate::security::sasl::MAX_UNAUTHENTICATED_REQUEST_BYTES;
+use crate::security::stream::ClientStream;
+use crate::security::{principal, ClientListener};
 use crate::shard::Shard;
 use ringbroker_protocol::api_versions::{is_served, supported_range};
 
@@ -56,8 +65,8 @@ struct Limits {
     request_read: Duration,
 }
 
-/// Serves one accepted connection until the peer closes it or breaks the protocol.
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+/// Serves one accepted connection of `listener` until the peer closes it or breaks the protocol.
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Rc<ClientListener>) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -71,6 +80,18 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         tracing::warn!(%peer, error = %e, "closing connection: cannot make the socket non-blocking");
         return;
     }
+    let Some((stream, principal)) = secure(&shard, stream, &listener, &peer).await else {
+        return;
+    };
+    let sendfile_socket = stream.sendfile_socket();
+    debug_assert_eq!(sendfile_socket.is_some(), !listener.protocol.uses_tls());
+    let sasl = listener.protocol.uses_sasl().then(|| {
+        SaslSession::new(
+            shard.config.security.sasl_mechanisms.as_slice().into(),
+            shard.config.security.credentials.clone(),
+            peer.clone(),
+        )
+    });
     // `stream`'s halves live until both tasks below end, so `socket` stays valid for sendfile.
     let (reader, writer) = stream.split();
     let (queue_tx, queue_rx) = local_channel::new_bounded(shard.config.max_in_flight_requests);
@@ -80,27 +101,106 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         shard.config.max_in_flight_bytes_per_connection as u64,
     ));
     let writer_task = glommio::spawn_local(write_responses(
-        ResponseWriter::new(writer, socket, stall_limit),
+        ResponseWriter::new(writer, sendfile_socket, stall_limit),
         socket,
         queue_rx,
         budget.clone(),
         peer.clone(),
         metrics,
     ));
-    read_requests(&shard, reader, &queue_tx, &budget, &peer).await;
+    let connection = Connection {
+        peer,
+        principal,
+        listener,
+        sasl,
+    };
+    read_requests(&shard, reader, &queue_tx, &budget, connection).await;
     drop(queue_tx);
     writer_task.await;
+}
+
+/// Wraps an accepted socket in TLS on SSL and SASL_SSL listeners (the handshake bounded by
+/// `request_read_timeout_ms`), with the client's principal (its certificate's subject, or
+/// anonymous). `None` closes the connection: the client does not speak TLS, or its certificate
+/// was refused.
+async fn secure(
+    shard: &Shard,
+    stream: TcpStream,
+    listener: &ClientListener,
+    peer: &str,
+) -> Option<(ClientStream, String)> {
+    if !listener.protocol.uses_tls() {
+        return Some((
+            ClientStream::Plain(stream),
+            principal::ANONYMOUS.to_string(),
+        ));
+    }
+    let Some(tls) = shard.config.security.tls.as_ref().map(|tls| tls.current()) else {
+        // The settings layer refuses a TLS listener without a certificate; never serve it plain.
+        tracing::error!(%peer, listener = %listener.protocol, "closing connection: TLS listener without a TLS configuration");
+        return None;
+    };
+    let limit = Duration::from_millis(shard.config.request_read_timeout_ms);
+    match with_timeout(limit, TlsAcceptor::from(tls).accept(stream)).await {
+        Some(Ok(tls_stream)) => {
+            let certificate = tls_stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first());
+            let principal = match certificate.map(|der| principal::of_certificate(der)) {
+                None => principal::ANONYMOUS.to_string(),
+                Some(Ok(principal)) => principal,
+                Some(Err(e)) => {
+                    tracing::warn!(%peer, listener = %listener.protocol, error = %e, "closing connection: client certificate");
+                    return None;
+                }
+            };
+            tracing::debug!(%peer, listener = %listener.protocol, %principal, "TLS connection");
+            Some((ClientStream::Tls(Box::new(tls_stream)), principal))
+        }
+        Some(Err(e)) => {
+            count(shard.metrics(), |m| &m.counters.tls_handshake_failures);
+            tracing::warn!(%peer, listener = %listener.protocol, error = %e, "closing connection: TLS handshake failed");
+            None
+        }
+        None => {
+            count(shard.metrics(), |m| &m.counters.tls_handshake_failures);
+            tracing::info!(%peer, listener = %listener.protocol, timeout_ms = limit.as_millis() as u64, "closing connection: TLS handshake too slow (request_read_timeout_ms)");
+            None
+        }
+    }
+}
+
+/// What the reader knows about its connection.
+struct Connection {
+    peer: String,
+    /// Kafka's principal of the client before SASL: its certificate's subject, or anonymous.
+    principal: String,
+    /// The listener it came in on (Metadata advertises it).
+    listener: Rc<ClientListener>,
+    /// The SASL exchange, on SASL listeners.
+    sasl: Option<SaslSession>,
+}
+
+impl Connection {
+    /// Whether requests are still gated by SASL.
+    fn authenticating(&self) -> bool {
+        self.sasl.as_ref().is_some_and(|s| !s.is_authenticated())
+    }
 }
 
 /// Reads frames until EOF, idleness, or a protocol violation; each request becomes a task in the
 /// queue.
 async fn read_requests(
     shard: &Rc<Shard>,
-    mut reader: ReadHalf<TcpStream>,
+    mut reader: ReadHalf<ClientStream>,
     queue: &local_channel::LocalSender<InFlight>,
     budget: &Rc<Semaphore>,
-    peer: &str,
+    mut connection: Connection,
 ) {
+    let peer = connection.peer.clone();
+    let peer = peer.as_str();
     let config = &shard.config;
     let limits = Limits {
         max_request_bytes: config.max_request_bytes,
@@ -113,8 +213,24 @@ async fn read_requests(
             return;
         };
         let prefix_read = hooks::now(shard.metrics());
-        let size = match frame::frame_size(prefix, limits.max_request_bytes) {
+        // An unauthenticated client only sends small SASL requests (Kafka's
+        // sasl.server.max.receive.size).
+        let max_request_bytes = if connection.authenticating() {
+            limits
+                .max_request_bytes
+                .min(MAX_UNAUTHENTICATED_REQUEST_BYTES)
+        } else {
+            limits.max_request_bytes
+        };
+        let size = match frame::frame_size(prefix, max_request_bytes) {
             Ok(size) => size,
+            Err(e) if connection.authenticating() => {
+                count(shard.metrics(), |m| {
+                    &m.counters.sasl_authentication_failures
+                });
+                tracing::warn!(%peer, error = %e, limit_bytes = MAX_UNAUTHENTICATED_REQUEST_BYTES, "closing connection: request too large before SASL authentication (Kafka's sasl.server.max.receive.size)");
+                return;
+            }
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection: bad frame size");
                 return;
@@ -142,8 +258,26 @@ async fn read_requests(
         let received = hooks::now(shard.metrics());
         let api_key = frame::request_prefix(&body).map_or(-1, |p| p.api_key);
         hooks::frame_read(shard.metrics(), api_key, prefix_read, received);
-        let Some(task) = admit(shard, body, peer, received) else {
-            return;
+        let (task, then_close) = match gate(&mut connection, body) {
+            Ok(body) => match admit(shard, body, peer, &connection.listener, received) {
+                Some(task) => (task, false),
+                None => return,
+            },
+            Err(GateOutcome::Reply(reply, then_close)) => {
+                if then_close {
+                    count(shard.metrics(), |m| {
+                        &m.counters.sasl_authentication_failures
+                    });
+                }
+                (ready_reply(reply), then_close)
+            }
+            Err(GateOutcome::Close(reason)) => {
+                count(shard.metrics(), |m| {
+                    &m.counters.sasl_authentication_failures
+                });
+                tracing::warn!(%peer, principal = %connection.principal, listener = %connection.listener.protocol, reason = %reason, "closing connection: SASL");
+                return;
+            }
         };
         let in_flight = InFlight {
             task,
@@ -151,10 +285,50 @@ async fn read_requests(
             received,
             _bytes: permit,
         };
-        if queue.send(in_flight).await.is_err() {
+        if queue.send(in_flight).await.is_err() || then_close {
             return;
         }
     }
+}
+
+/// What the SASL gate made of a request that is not served as usual.
+enum GateOutcome {
+    /// Answer with this frame; close the connection after it when the flag is set.
+    Reply(bytes::Bytes, bool),
+    Close(String),
+}
+
+/// Passes `body` on unless the connection is still authenticating and the request is part of (or
+/// breaks) the SASL exchange.
+fn gate(connection: &mut Connection, body: BytesMut) -> Result<BytesMut, GateOutcome> {
+    if !connection.authenticating() {
+        return Ok(body);
+    }
+    let Some(session) = connection.sasl.as_mut() else {
+        return Ok(body);
+    };
+    // The gate consumes the frame; ApiVersions is the one request it passes, and it is small.
+    match session.gate(body.clone()) {
+        Gate::Pass => Ok(body),
+        Gate::Reply(reply) => Err(GateOutcome::Reply(reply, false)),
+        Gate::ReplyAndClose(reply) => Err(GateOutcome::Reply(reply, true)),
+        Gate::Close(reason) => Err(GateOutcome::Close(reason)),
+    }
+}
+
+/// Adds one to a counter of the shard's metrics, when metrics are on.
+fn count(
+    metrics: Option<&ShardMetrics>,
+    counter: impl Fn(&ShardMetrics) -> &std::sync::atomic::AtomicU64,
+) {
+    if let Some(m) = metrics {
+        ShardMetrics::add(counter(m), 1);
+    }
+}
+
+/// A task that is already done with `reply`, to queue in request order.
+fn ready_reply(reply: bytes::Bytes) -> JoinHandle<Outcome> {
+    glommio::spawn_local(async move { Outcome::Reply(vec![Part::Bytes(reply)]) }).detach()
 }
 
 /// Takes `units` of the connection's in-flight budget. When it is spent the reader stops reading
@@ -177,7 +351,7 @@ async fn acquire_budget(
 /// rest must follow within `limits.request_read`. One `recv` in the usual case (the whole prefix
 /// arrives at once). Returns the prefix and how long its rest took; `None` closes the connection.
 async fn read_prefix(
-    reader: &mut ReadHalf<TcpStream>,
+    reader: &mut ReadHalf<ClientStream>,
     limits: &Limits,
     peer: &str,
 ) -> Option<([u8; FRAME_PREFIX_BYTES], Duration)> {
@@ -216,7 +390,7 @@ async fn read_prefix(
 
 /// Reads a frame body of `size` bytes, growing the buffer as bytes arrive: a peer that claims a
 /// large frame and sends nothing holds at most `FRAME_READ_CHUNK_BYTES`, not the claimed size.
-async fn read_body(reader: &mut ReadHalf<TcpStream>, size: usize) -> std::io::Result<BytesMut> {
+async fn read_body(reader: &mut ReadHalf<ClientStream>, size: usize) -> std::io::Result<BytesMut> {
     let mut body = BytesMut::with_capacity(size.min(FRAME_READ_CHUNK_BYTES));
     while body.len() < size {
         let start = body.len();
@@ -233,6 +407,7 @@ fn admit(
     shard: &Rc<Shard>,
     body: BytesMut,
     peer: &str,
+    listener: &Rc<ClientListener>,
     received: Option<hooks::Stamp>,
 ) -> Option<JoinHandle<Outcome>> {
     let prefix = match frame::request_prefix(&body) {
@@ -274,10 +449,11 @@ fn admit(
     };
     let shard = shard.clone();
     let peer = peer.to_string();
+    let listener = listener.clone();
     Some(
         glommio::spawn_local(async move {
             hooks::handler_started(shard.metrics(), prefix.api_key, received);
-            dispatch::handle(&shard, request, &peer).await
+            dispatch::handle(&shard, request, &peer, &listener).await
         })
         .detach(),
     )

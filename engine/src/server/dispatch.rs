@@ -10,6 +10,7 @@ use thiserror::Error;
 use super::handlers;
 use super::sendfile::FileRange;
 use crate::metrics::hooks;
+use crate::security::ClientListener;
 use crate::shard::Shard;
 
 /// A piece of a response frame: bytes, or a segment file range sent with `sendfile`.
@@ -85,9 +86,14 @@ pub fn respond<T: Encodable>(request: &Request, body: &T) -> Result<Outcome, Han
     Ok(Outcome::Reply(vec![Part::Bytes(frame.freeze())]))
 }
 
-/// Serves one request. Errors close the connection with a log line: Kafka does the same for
-/// requests it cannot parse.
-pub async fn handle(shard: &Shard, request: Request, peer: &str) -> Outcome {
+/// Serves one request that came in on `listener`. Errors close the connection with a log line:
+/// Kafka does the same for requests it cannot parse.
+pub async fn handle(
+    shard: &Shard,
+    request: Request,
+    peer: &str,
+    listener: &ClientListener,
+) -> Outcome {
     let api = request.api_key;
     let version = request.version();
     if let Some(m) = shard.metrics() {
@@ -95,17 +101,27 @@ pub async fn handle(shard: &Shard, request: Request, peer: &str) -> Outcome {
     }
     let result = match api {
         ApiKey::ApiVersions => handlers::api_versions::handle(&request),
-        ApiKey::Metadata => handlers::metadata::handle(shard, &request).await,
+        ApiKey::Metadata => handlers::metadata::handle(shard, &request, listener).await,
         ApiKey::CreateTopics => handlers::create_topics::handle(shard, &request).await,
         ApiKey::DeleteTopics => handlers::delete_topics::handle(shard, &request).await,
         ApiKey::CreatePartitions => handlers::create_partitions::handle(shard, &request).await,
         ApiKey::Produce => handlers::produce::handle(shard, &request).await,
         ApiKey::Fetch => handlers::fetch::handle(shard, &request).await,
         ApiKey::ListOffsets => handlers::list_offsets::handle(shard, &request).await,
-        ApiKey::FindCoordinator => handlers::find_coordinator::handle(shard, &request).await,
+        ApiKey::FindCoordinator => {
+            handlers::find_coordinator::handle(shard, &request, listener).await
+        }
         ApiKey::InitProducerId => handlers::init_producer_id::handle(shard, &request).await,
         ApiKey::DescribeConfigs => handlers::describe_configs::handle(shard, &request).await,
-        ApiKey::DescribeCluster => handlers::describe_cluster::handle(shard, &request),
+        ApiKey::DescribeCluster => handlers::describe_cluster::handle(shard, &request, listener),
+        // A SASL exchange runs in the connection before any request gets here (`security`).
+        ApiKey::DescribeUserScramCredentials => {
+            crate::security::scram_admin::describe(shard, &request)
+        }
+        ApiKey::AlterUserScramCredentials => crate::security::scram_admin::alter(shard, &request),
+        ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => {
+            crate::security::sasl::session::refuse_out_of_state(&request)
+        }
         ApiKey::AlterConfigs => handlers::alter_configs::handle(shard, &request).await,
         ApiKey::DeleteRecords => handlers::delete_records::handle(shard, &request).await,
         ApiKey::ElectLeaders => handlers::elect_leaders::handle(shard, &request).await,

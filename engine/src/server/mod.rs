@@ -62,6 +62,8 @@ pub enum ServerError {
     Signals(std::io::Error),
     #[error(transparent)]
     DataDirLock(#[from] data_dir_lock::DataDirLockError),
+    #[error("SCRAM credentials: {0}")]
+    Credentials(#[from] crate::security::sasl::registry::RegistryError),
 }
 
 /// Runs the broker until SIGINT or SIGTERM. `on_ready` is called once every shard serves.
@@ -72,6 +74,8 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     })?;
     // Held until run returns: no second broker may write these partition files meanwhile.
     let _data_dir_lock = data_dir_lock::DataDirLock::acquire(&config.data_dir)?;
+    // The SCRAM credentials changed at run time live beside the data (docs/SECURITY.md).
+    config.security.credentials.open_file(&config.data_dir)?;
     match fd_limit::raise_to_hard_limit() {
         Ok(Some(fds)) if (fds as usize) <= config.max_connections => tracing::warn!(
             fds,
@@ -220,16 +224,31 @@ async fn run_shard(
         None
     };
     let serves_clients = config.cluster.roles.broker;
-    let mut stopper = None;
+    let mut stoppers = Vec::new();
     if serves_clients {
         wait_until_live(&shard, &stop).await.map_err(fail)?;
-        let listener::ShardListener {
-            listener,
-            stopper: listener_stopper,
-        } = listener::bind_shard_listener(config.listen)
-            .map_err(|e| fail(format!("cannot listen on {}: {e}", config.listen)))?;
-        glommio::spawn_local(accept_loop(shard.clone(), listener, limits, stop.clone())).detach();
-        stopper = Some(listener_stopper);
+        // One SO_REUSEPORT listener per client listener (security protocol) on every shard.
+        for client_listener in config.client_listeners() {
+            let address = client_listener.address;
+            let listener::ShardListener {
+                listener,
+                stopper: listener_stopper,
+            } = listener::bind_shard_listener(address).map_err(|e| {
+                fail(format!(
+                    "cannot listen on {}://{address}: {e}",
+                    client_listener.protocol
+                ))
+            })?;
+            glommio::spawn_local(accept_loop(
+                shard.clone(),
+                listener,
+                Rc::new(client_listener),
+                limits.clone(),
+                stop.clone(),
+            ))
+            .detach();
+            stoppers.push(listener_stopper);
+        }
     }
     metrics::sampler::spawn(shard.clone());
     crate::retention::spawn(shard.clone());
@@ -242,7 +261,12 @@ async fn run_shard(
     if ready.fetch_add(1, Ordering::SeqCst) + 1 == shard.count {
         // A controller-only node serves no clients: it has no Kafka listener to report.
         let listen = if serves_clients {
-            config.listen.to_string()
+            config
+                .client_listeners()
+                .iter()
+                .map(|l| format!("{}://{}", l.protocol, l.address))
+                .collect::<Vec<_>>()
+                .join(",")
         } else {
             "none (controller only)".to_string()
         };
@@ -282,7 +306,7 @@ async fn run_shard(
     }
     // Stop accepting before the logs close: no client connects to a broker that is going away,
     // and the port is free at once for the next start.
-    if let Some(stopper) = stopper {
+    for stopper in &stoppers {
         stopper.stop();
     }
     for log in shard.all_logs() {
@@ -370,6 +394,7 @@ async fn open_group_coordinator(
 async fn accept_loop(
     shard: Rc<Shard>,
     listener: TcpListener,
+    client_listener: Rc<crate::security::ClientListener>,
     limits: Arc<ConnectionLimits>,
     stop: Arc<AtomicBool>,
 ) {
@@ -407,8 +432,9 @@ async fn accept_loop(
             ShardMetrics::add(&m.counters.connections_accepted, 1);
         }
         let shard_for_conn = shard.clone();
+        let client_listener = client_listener.clone();
         glommio::spawn_local(async move {
-            connection::serve(shard_for_conn.clone(), stream).await;
+            connection::serve(shard_for_conn.clone(), stream, client_listener).await;
             shard_for_conn
                 .connections
                 .set(shard_for_conn.connections.get() - 1);

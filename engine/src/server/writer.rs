@@ -12,6 +12,12 @@
 //! glommio API, no second ring, no timer polling; a client that stops reading parks only this
 //! task.
 //!
+//! TLS connections (`security::stream`): no sendfile, the bytes must go through the cipher.
+//! Byte parts (tail cache, response headers) are encrypted straight from where they are; file
+//! ranges are read in `COLD_READ_CHUNK_BYTES` steps and each step is encrypted from that buffer,
+//! so every byte is copied once before the cipher reads it. The response is flushed after its
+//! last part (rustls holds encrypted records the socket did not take yet).
+//!
 //! The write deadline: a peer that accepts no byte of a pending response for
 //! `connections_max_write_stall_ms` gets its connection closed (the caller shuts the socket down,
 //! which also ends the connection's reader).
@@ -22,7 +28,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures::io::{AsyncWriteExt, WriteHalf};
-use glommio::net::TcpStream;
+
+use crate::security::stream::ClientStream;
 
 use super::dispatch::Part;
 use super::sendfile::{self, FileRange, Sent};
@@ -51,9 +58,9 @@ pub enum WriteError {
 
 /// The writing side of a connection.
 pub struct ResponseWriter {
-    writer: WriteHalf<TcpStream>,
-    /// The socket's descriptor, for sendfile; open as long as `writer` lives.
-    socket: RawFd,
+    writer: WriteHalf<ClientStream>,
+    /// The socket's descriptor, for sendfile; open as long as `writer` lives. `None` on TLS.
+    socket: Option<RawFd>,
     /// Small parts gathered for one send.
     pending: BytesMut,
     /// Longest the peer may accept no byte (`connections_max_write_stall_ms`).
@@ -61,8 +68,13 @@ pub struct ResponseWriter {
 }
 
 impl ResponseWriter {
-    /// `socket` must be `writer`'s descriptor, already non-blocking (`sendfile::set_nonblocking`).
-    pub fn new(writer: WriteHalf<TcpStream>, socket: RawFd, stall_limit: Duration) -> Self {
+    /// `socket`, when given, must be `writer`'s descriptor, already non-blocking
+    /// (`sendfile::set_nonblocking`); `None` sends files through `writer` (TLS).
+    pub fn new(
+        writer: WriteHalf<ClientStream>,
+        socket: Option<RawFd>,
+        stall_limit: Duration,
+    ) -> Self {
         ResponseWriter {
             writer,
             socket,
@@ -92,8 +104,23 @@ impl ResponseWriter {
                 }
             }
         }
-        // The response must not sit in our buffer while the client waits for it.
-        self.flush_pending().await
+        // The response must not sit in our buffer (or rustls') while the client waits for it.
+        self.flush_pending().await?;
+        if self.socket.is_none() {
+            self.flush_stream().await?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the stream (the TLS session's encrypted records), bounded by the stall limit.
+    async fn flush_stream(&mut self) -> Result<(), WriteError> {
+        let mut flush = self.writer.flush();
+        match futures::poll!(&mut flush) {
+            Poll::Ready(result) => Ok(result?),
+            Poll::Pending => Ok(with_timeout(self.stall_limit, flush)
+                .await
+                .ok_or(WriteError::Stalled(self.stall_limit))??),
+        }
     }
 
     /// Closes the writing side (FIN after everything sent).
@@ -146,6 +173,17 @@ impl ResponseWriter {
     ) -> Result<(), WriteError> {
         let end = range.position + range.len;
         let mut position = range.position;
+        let Some(socket) = self.socket else {
+            // TLS: read a chunk, encrypt it from that buffer.
+            while position < end {
+                let want = (end - position).min(COLD_READ_CHUNK_BYTES as u64) as usize;
+                // Never empty: read_range fails on a file that ends early.
+                let data = sendfile::read_range(file, position, want).await?;
+                self.write_all(&data).await?;
+                position += data.len() as u64;
+            }
+            return Ok(());
+        };
         while position < end {
             let left = end - position;
             let chunk = left.min(SENDFILE_CHUNK_BYTES as u64);
@@ -156,7 +194,7 @@ impl ResponseWriter {
                 position += data.len() as u64;
                 continue;
             }
-            match sendfile::send_once(self.socket, file, position, chunk as usize)? {
+            match sendfile::send_once(socket, file, position, chunk as usize)? {
                 Sent::Bytes(0) => {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,

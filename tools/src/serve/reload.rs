@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use ringbroker_engine::config::LiveSettings;
+use ringbroker_engine::security::tls::ServerTls;
 use signal_hook::consts::SIGHUP;
 use signal_hook::iterator::{Handle, Signals};
 
@@ -64,6 +65,7 @@ pub fn spawn(
     args: ServeArgs,
     start: &Resolved,
     live: Arc<LiveSettings>,
+    tls: Option<Arc<ServerTls>>,
     logging: Option<Logging>,
 ) -> std::io::Result<Reloader> {
     let mut signals = Signals::new([SIGHUP])?;
@@ -73,7 +75,7 @@ pub fn spawn(
         .name("ringbroker-reload".into())
         .spawn(move || {
             for _ in signals.forever() {
-                reload(&args, &mut running, &live, logging.as_ref());
+                reload(&args, &mut running, &live, tls.as_deref(), logging.as_ref());
             }
         })?;
     Ok(Reloader { handle, thread })
@@ -83,6 +85,7 @@ fn reload(
     args: &ServeArgs,
     running: &mut [SettingRow],
     live: &LiveSettings,
+    tls: Option<&ServerTls>,
     logging: Option<&Logging>,
 ) {
     let reloaded = match Resolved::load(args, &process_environment) {
@@ -92,6 +95,11 @@ fn reload(
             return;
         }
     };
+    // Certificates are re-read on every SIGHUP: a rotation replaces the files' contents, not
+    // their names. New connections get the new ones; open connections keep theirs.
+    if let Some(tls) = tls {
+        reload_tls(&reloaded, tls);
+    }
     let rows = reloaded.rows();
     let found = changes(running, &rows);
     if found.is_empty() {
@@ -131,6 +139,24 @@ fn reload(
             }
             None => {}
         }
+    }
+}
+
+/// Re-reads the certificate files named by `reloaded`; on any error the running certificate stays.
+fn reload_tls(reloaded: &Resolved, tls: &ServerTls) {
+    match reloaded.tls_files() {
+        Ok(Some(files)) => match tls.reload(&files) {
+            Ok(()) => {
+                tracing::info!(cert = %files.cert.display(), "SIGHUP: TLS certificate reloaded")
+            }
+            Err(e) => {
+                tracing::error!("SIGHUP: TLS certificate not reloaded, the running one stays: {e}")
+            }
+        },
+        Ok(None) => tracing::warn!(
+            "SIGHUP: ssl.cert and ssl.key are no longer set: the running certificate stays until a restart"
+        ),
+        Err(e) => tracing::error!("SIGHUP: TLS certificate not reloaded: {e}"),
     }
 }
 

@@ -15,8 +15,10 @@ use ringbroker_tuning::{FlushPolicy, IoProperties, Key, ResolvedProfile};
 
 use super::config_file::{ConfigFile, FileFormat};
 use super::settings::{env_var_for_key, Environment, Layers, SettingRow};
-use super::values::{AdvertisedListener, ShardCount};
+use super::values::{AdvertisedListener, Listener, ShardCount};
 use super::{profile, ServeArgs, ServeSettings, SettingsError, CONFIG_ENV, SERVE_SETTINGS};
+use ringbroker_engine::security::tls::{self, ServerTls, TlsFiles};
+use ringbroker_engine::security::{ClientListener, CredentialRegistry, SecurityConfig};
 
 /// Per-partition tail cache = the profile's per-shard budget divided by this (a shard typically
 /// serves several hot partitions), at least `MIN_TAIL_CACHE_BYTES_PER_PARTITION`.
@@ -52,7 +54,8 @@ impl Resolved {
             env,
             file: file.as_ref(),
         };
-        let settings = ServeSettings::resolve(args, &layers)?;
+        let args = with_listener_flags(args)?;
+        let settings = ServeSettings::resolve(&args, &layers)?;
         let profile = profile::build(
             &settings.profile.value,
             file.as_ref(),
@@ -85,11 +88,13 @@ impl Resolved {
         let listener = &settings.listen.value;
         if !listener.ignored.is_empty() {
             warnings.push(format!(
-                "listeners: serving {listener}; not serving {} (ringbroker serves one PLAINTEXT listener)",
+                "listeners: serving {listener}; not serving {} (not a client security protocol)",
                 listener.ignored.join(", ")
             ));
         }
-        if listener.address.ip().is_unspecified()
+        if listener
+            .all()
+            .any(|(_, address)| address.ip().is_unspecified())
             && settings.advertised_listener.value == AdvertisedListener::SameAsListener
         {
             warnings.push(format!(
@@ -145,6 +150,68 @@ impl Resolved {
         }
     }
 
+    /// The TLS files of `ssl.cert`, `ssl.key` and `ssl.client.ca`, if a certificate is given.
+    pub fn tls_files(&self) -> Result<Option<TlsFiles>, SettingsError> {
+        let settings = &self.settings;
+        match (&settings.ssl_cert.value.0, &settings.ssl_key.value.0) {
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: settings.ssl_client_ca.value.0.clone(),
+            })),
+            (None, None) => Ok(None),
+            _ => Err(SettingsError::Other(
+                "ssl.cert and ssl.key go together: give both --ssl-cert and --ssl-key".into(),
+            )),
+        }
+    }
+
+    /// The engine's security settings: listeners, TLS, SASL.
+    fn security_config(&self) -> Result<SecurityConfig, SettingsError> {
+        let settings = &self.settings;
+        let listener = &settings.listen.value;
+        let advertised_host = match &settings.advertised_listener.value {
+            AdvertisedListener::SameAsListener => None,
+            AdvertisedListener::Address { host, .. } => Some(host.clone()),
+        };
+        // Further listeners are advertised with the advertised host (if given) and their own port.
+        let extra_listeners = listener
+            .extra
+            .iter()
+            .map(|(protocol, address)| ClientListener {
+                protocol: *protocol,
+                address: *address,
+                advertised_host: advertised_host
+                    .clone()
+                    .unwrap_or_else(|| address.ip().to_string()),
+                advertised_port: address.port(),
+            })
+            .collect();
+        let needs_tls = listener.all().any(|(protocol, _)| protocol.uses_tls());
+        let tls = match self.tls_files()? {
+            Some(files) => Some(Arc::new(ServerTls::new(
+                tls::server_config(&files)
+                    .map_err(|e| SettingsError::Other(format!("ssl.cert/ssl.key: {e}")))?,
+            ))),
+            None if needs_tls => {
+                return Err(SettingsError::Other(format!(
+                "listeners: {listener} has an SSL or SASL_SSL listener: give its certificate and \
+                     key with --ssl-cert FILE --ssl-key FILE (ssl.cert, ssl.key)"
+            )))
+            }
+            None => None,
+        };
+        Ok(SecurityConfig {
+            primary_protocol: listener.protocol,
+            extra_listeners,
+            tls,
+            sasl_mechanisms: settings.sasl_mechanisms.value.0.clone(),
+            credentials: Arc::new(CredentialRegistry::new(
+                settings.add_scram.value.store.clone(),
+            )),
+        })
+    }
+
     /// The engine's configuration.
     pub fn broker_config(&self) -> Result<BrokerConfig, SettingsError> {
         let settings = &self.settings;
@@ -154,6 +221,7 @@ impl Resolved {
             AdvertisedListener::SameAsListener => (listen.ip().to_string(), listen.port()),
             AdvertisedListener::Address { host, port } => (host.clone(), *port),
         };
+        let security = self.security_config()?;
         let live = Arc::new(LiveSettings::default());
         self.apply_live(&live);
         Ok(BrokerConfig {
@@ -162,6 +230,7 @@ impl Resolved {
             advertised_host,
             advertised_port,
             node_id: settings.node_id.value.0 as i32,
+            security,
             data_dir: settings.data_dir.value.0.clone(),
             shard_cpus: shard_cpus(resolved, settings.shards.value),
             io_memory_bytes: resolved.io_memory_bytes as usize,
@@ -349,4 +418,28 @@ fn log_config(resolved: &ResolvedProfile) -> LogConfig {
         write_buffer_bytes: resolved.write_buffer_bytes as usize,
         ..LogConfig::default()
     }
+}
+
+/// `args` with the `--listener` flags folded into `listeners`: added after `--listen` when both
+/// are given (`--listen` keeps meaning one PLAINTEXT listener), else in their place.
+fn with_listener_flags(args: &ServeArgs) -> Result<ServeArgs, SettingsError> {
+    let mut args = args.clone();
+    if args.sources.listeners.is_empty() {
+        return Ok(args);
+    }
+    let entries: Vec<String> = args
+        .listen
+        .iter()
+        .map(ToString::to_string)
+        .chain(args.sources.listeners.iter().cloned())
+        .collect();
+    let text = entries.join(",");
+    let listener: Listener = text.parse().map_err(|reason| SettingsError::Invalid {
+        origin: "flag --listener".to_string(),
+        key: "listeners".to_string(),
+        value: text.clone(),
+        reason,
+    })?;
+    args.listen = Some(listener);
+    Ok(args)
 }

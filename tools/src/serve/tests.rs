@@ -273,3 +273,144 @@ fn the_packaged_config_file_is_valid() {
     );
     assert!(resolved.broker_config().is_ok());
 }
+
+#[test]
+fn listener_flags_add_secure_listeners_to_listen() {
+    use ringbroker_engine::security::{SaslMechanism, SecurityProtocol};
+    let resolved = resolve_with(
+        &flags(&[
+            "--listen",
+            "127.0.0.1:9092",
+            "--listener",
+            "SASL_PLAINTEXT://127.0.0.1:9095",
+            "--listener",
+            "sasl_plaintext://127.0.0.1:9096",
+            "--advertised-listener",
+            "broker1.example:19092",
+            "--sasl-mechanisms",
+            "PLAIN,SCRAM-SHA-512",
+            "--add-scram",
+            "SCRAM-SHA-512=[name=admin,password=admin-secret]",
+        ]),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        row(&resolved, "listeners"),
+        (
+            "PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9095,SASL_PLAINTEXT://127.0.0.1:9096"
+                .into(),
+            Provenance::Flag
+        )
+    );
+    // The password is not printed with the settings.
+    assert!(!row(&resolved, "add.scram").0.contains("secret"));
+    let config = resolved.broker_config().unwrap();
+    let listeners = config.client_listeners();
+    let summary: Vec<(SecurityProtocol, String, u16)> = listeners
+        .iter()
+        .map(|l| (l.protocol, l.advertised_host.clone(), l.advertised_port))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (SecurityProtocol::Plaintext, "broker1.example".into(), 19092),
+            (
+                SecurityProtocol::SaslPlaintext,
+                "broker1.example".into(),
+                9095
+            ),
+            (
+                SecurityProtocol::SaslPlaintext,
+                "broker1.example".into(),
+                9096
+            ),
+        ]
+    );
+    assert_eq!(
+        config.security.sasl_mechanisms,
+        [SaslMechanism::Plain, SaslMechanism::ScramSha512]
+    );
+    assert!(!config.security.credentials.read().is_empty());
+    assert!(config.security.tls.is_none());
+}
+
+#[test]
+fn security_keys_come_from_the_config_file() {
+    use ringbroker_engine::security::sasl::credentials::ScramMechanism;
+    use ringbroker_engine::security::SecurityProtocol;
+    let (_dir, path) = config(
+        "r.toml",
+        "listeners = \"SASL_PLAINTEXT://127.0.0.1:9095,PLAINTEXT://127.0.0.1:9092\"\n\
+         sasl.enabled.mechanisms = \"SCRAM-SHA-256\"\n\
+         add.scram = \"SCRAM-SHA-256=[name=alice,password=pw,iterations=8192]\"\n",
+    );
+    let resolved = resolve_with(&flags(&["--config", &path]), &[]).unwrap();
+    let config = resolved.broker_config().unwrap();
+    assert_eq!(
+        config.security.primary_protocol,
+        SecurityProtocol::SaslPlaintext
+    );
+    assert_eq!(config.listen.port(), 9095);
+    assert_eq!(config.security.extra_listeners.len(), 1);
+    let credentials = config.security.credentials.read();
+    let alice = credentials.get("alice", ScramMechanism::Sha256).unwrap();
+    assert_eq!(alice.iterations, 8192);
+}
+
+#[test]
+fn tls_listeners_need_a_certificate_and_bad_credentials_name_the_key() {
+    let resolved = resolve_with(
+        &flags(&[
+            "--listen",
+            "127.0.0.1:9092",
+            "--listener",
+            "SSL://127.0.0.1:9093",
+        ]),
+        &[],
+    )
+    .unwrap();
+    let error = resolved.broker_config().unwrap_err().to_string();
+    assert!(error.contains("--ssl-cert"), "{error}");
+    let missing = resolve_with(
+        &flags(&[
+            "--listener",
+            "SSL://127.0.0.1:9093",
+            "--ssl-cert",
+            "/nonexistent/server.pem",
+            "--ssl-key",
+            "/nonexistent/server.key",
+        ]),
+        &[],
+    )
+    .unwrap()
+    .broker_config()
+    .unwrap_err()
+    .to_string();
+    assert!(missing.contains("/nonexistent/server.pem"), "{missing}");
+    // A flag is checked by clap; the environment and the file name the key.
+    let bad = resolve_with(
+        &ServeArgs::default(),
+        &[("RINGBROKER_ADD_SCRAM", "SCRAM-SHA-512=[name=a]")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        bad.contains("add.scram")
+            && bad.contains("no password")
+            && bad.contains("RINGBROKER_ADD_SCRAM"),
+        "{bad}"
+    );
+    let same_port = resolve_with(
+        &flags(&[
+            "--listen",
+            "127.0.0.1:9092",
+            "--listener",
+            "SSL://127.0.0.1:9092",
+        ]),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(same_port.contains("own port"), "{same_port}");
+}

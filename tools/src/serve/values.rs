@@ -10,10 +10,10 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-/// The one listener protocol ringbroker serves (no TLS or SASL yet).
+use ringbroker_engine::security::{CredentialStore, SaslMechanism, SecurityProtocol};
+
+/// The name of a Kafka listener list entry written without one.
 pub const PLAINTEXT: &str = "PLAINTEXT";
-/// Kafka's security protocols ringbroker cannot serve yet.
-const UNSERVED_PROTOCOLS: [&str; 3] = ["SSL", "SASL_PLAINTEXT", "SASL_SSL"];
 
 /// One entry of a Kafka listener list: `NAME://host:port`, or `host:port` (named PLAINTEXT).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,23 @@ struct ListenerEntry {
 impl fmt::Display for ListenerEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}://{}:{}", self.name, self.host, self.port)
+    }
+}
+
+impl ListenerEntry {
+    /// The security protocol the entry names (`None`: another listener, e.g. CONTROLLER).
+    fn protocol(&self) -> Option<SecurityProtocol> {
+        self.name.parse().ok()
+    }
+
+    /// The bind address (Kafka binds every interface when the host is empty).
+    fn address(&self) -> Result<SocketAddr, String> {
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            self.host.as_str()
+        };
+        resolve_address(&format!("{host}:{}", self.port))
     }
 }
 
@@ -49,68 +66,109 @@ fn parse_entry(text: &str) -> Result<ListenerEntry, String> {
     })
 }
 
-/// The client listener of a Kafka listener list: the entry named PLAINTEXT, or the only entry. The
-/// others (a KRaft controller listener) are returned to be reported as not served.
-fn client_entry(text: &str) -> Result<(ListenerEntry, Vec<String>), String> {
+fn parse_entries(text: &str) -> Result<Vec<ListenerEntry>, String> {
     let entries = text
         .split(',')
         .map(str::trim)
         .filter(|entry| !entry.is_empty())
         .map(parse_entry)
         .collect::<Result<Vec<_>, _>>()?;
-    let chosen = match entries.iter().position(|e| e.name == PLAINTEXT) {
-        Some(at) => at,
-        None if entries.len() == 1 => 0,
-        None if entries.is_empty() => return Err("no listener given".to_string()),
-        None => {
-            return Err(format!(
-                "`{text}` has no PLAINTEXT listener: ringbroker serves one PLAINTEXT listener; name it \
-                 PLAINTEXT://HOST:PORT"
-            ))
-        }
-    };
-    let entry = entries[chosen].clone();
-    if UNSERVED_PROTOCOLS.contains(&entry.name.as_str()) {
-        return Err(format!(
-            "`{entry}`: ringbroker serves PLAINTEXT listeners only (TLS and SASL are not implemented yet)"
-        ));
+    if entries.is_empty() {
+        return Err("no listener given".to_string());
     }
-    let ignored = entries
-        .iter()
-        .enumerate()
-        .filter(|(at, _)| *at != chosen)
-        .map(|(_, e)| e.to_string())
-        .collect();
-    Ok((entry, ignored))
+    Ok(entries)
 }
 
-/// `listeners` / `--listen`: the address the Kafka listener binds.
+/// A listener list's served entries with their protocols, and the entries not served.
+type ClientEntries = (Vec<(SecurityProtocol, ListenerEntry)>, Vec<String>);
+
+/// The client listeners of a Kafka listener list: the entries named by a security protocol
+/// (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), the only entry of a one-entry list (served as
+/// PLAINTEXT), and the others (a KRaft controller listener) to be reported as not served.
+fn client_entries(text: &str) -> Result<ClientEntries, String> {
+    let entries = parse_entries(text)?;
+    if let [only] = entries.as_slice() {
+        let protocol = only.protocol().unwrap_or(SecurityProtocol::Plaintext);
+        return Ok((vec![(protocol, only.clone())], Vec::new()));
+    }
+    let (served, ignored): (Vec<_>, Vec<_>) =
+        entries.into_iter().partition(|e| e.protocol().is_some());
+    if served.is_empty() {
+        return Err(format!(
+            "`{text}` has no client listener: name one PLAINTEXT://, SSL://, SASL_PLAINTEXT:// or \
+             SASL_SSL://HOST:PORT"
+        ));
+    }
+    let served = served
+        .into_iter()
+        .filter_map(|e| e.protocol().map(|p| (p, e)))
+        .collect();
+    Ok((served, ignored.iter().map(ToString::to_string).collect()))
+}
+
+/// `listeners` / `--listen` / `--listener`: the client listeners, each with its security protocol.
+/// The first is the primary one: the cluster registers it, `advertised.listeners` renames it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
     pub address: SocketAddr,
+    pub protocol: SecurityProtocol,
+    /// Further client listeners, in the order given.
+    pub extra: Vec<(SecurityProtocol, SocketAddr)>,
     /// Entries of the list that are not served (reported at start).
     pub ignored: Vec<String>,
+}
+
+impl Listener {
+    /// Every client listener, the primary first.
+    pub fn all(&self) -> impl Iterator<Item = (SecurityProtocol, SocketAddr)> + '_ {
+        std::iter::once((self.protocol, self.address)).chain(self.extra.iter().copied())
+    }
 }
 
 impl FromStr for Listener {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let (entry, ignored) = client_entry(text)?;
-        // Kafka binds every interface when the host is empty.
-        let host = if entry.host.is_empty() {
-            "0.0.0.0"
-        } else {
-            entry.host.as_str()
-        };
-        let address = resolve_address(&format!("{host}:{}", entry.port))?;
-        Ok(Listener { address, ignored })
+        let (served, ignored) = client_entries(text)?;
+        let mut listeners = served
+            .iter()
+            .map(|(protocol, entry)| entry.address().map(|a| (*protocol, a)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (at, (_, address)) in listeners.iter().enumerate() {
+            if listeners[..at]
+                .iter()
+                .any(|(_, a)| a.port() == address.port())
+            {
+                return Err(format!(
+                    "`{text}`: two listeners on port {}; each listener needs its own port",
+                    address.port()
+                ));
+            }
+        }
+        let (protocol, address) = listeners.remove(0);
+        Ok(Listener {
+            address,
+            protocol,
+            extra: listeners,
+            ignored,
+        })
     }
 }
 
 impl fmt::Display for Listener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{PLAINTEXT}://{}", self.address)
+        let all: Vec<String> = self.all().map(|(p, a)| format!("{p}://{a}")).collect();
+        f.write_str(&all.join(","))
     }
+}
+
+/// The first client entry of an advertised list.
+fn client_entry(text: &str) -> Result<(ListenerEntry, Vec<String>), String> {
+    let (served, ignored) = client_entries(text)?;
+    let (_, entry) = served
+        .into_iter()
+        .next()
+        .ok_or_else(|| "no listener given".to_string())?;
+    Ok((entry, ignored))
 }
 
 /// `advertised.listeners` / `--advertised-listener`: the host:port clients are told to connect to;
@@ -383,6 +441,80 @@ fn resolve_address(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("`{text}` does not resolve to an address"))
 }
 
+/// A file that may be left unset (`ssl.cert`, `ssl.key`, `ssl.client.ca`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OptionalPath(pub Option<PathBuf>);
+
+impl FromStr for OptionalPath {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        Ok(OptionalPath(
+            (!text.is_empty()).then(|| PathBuf::from(text)),
+        ))
+    }
+}
+
+impl fmt::Display for OptionalPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(path) => write!(f, "{}", path.display()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `sasl.enabled.mechanisms` / `--sasl-mechanisms`: what SASL listeners offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaslMechanisms(pub Vec<SaslMechanism>);
+
+impl FromStr for SaslMechanisms {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let list = ringbroker_engine::security::sasl::mechanism::parse_list(text)
+            .map_err(|e| e.to_string())?;
+        if list.is_empty() {
+            return Err("name at least one mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)".into());
+        }
+        Ok(SaslMechanisms(list))
+    }
+}
+
+impl fmt::Display for SaslMechanisms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|m| m.name()).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+/// `--add-scram`: SCRAM credentials in Kafka's `kafka-storage format --add-scram` syntax, hashed
+/// when parsed (the password is not kept; printed as the users only).
+#[derive(Debug, Clone, Default)]
+pub struct ScramUsers {
+    pub store: CredentialStore,
+}
+
+impl FromStr for ScramUsers {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut store = CredentialStore::default();
+        if !text.trim().is_empty() {
+            store.add_scram(text).map_err(|e| e.to_string())?;
+        }
+        Ok(ScramUsers { store })
+    }
+}
+
+impl fmt::Display for ScramUsers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.store.is_empty() {
+            return Ok(());
+        }
+        // The store's Debug names users and mechanisms, never secrets.
+        write!(f, "{:?}", self.store)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,11 +531,37 @@ mod tests {
         assert_eq!(kafka.to_string(), "PLAINTEXT://0.0.0.0:9092");
         let ipv6: Listener = "PLAINTEXT://[::1]:9092".parse().unwrap();
         assert_eq!(ipv6.address, "[::1]:9092".parse().unwrap());
-        let tls = "SSL://:9093".parse::<Listener>().unwrap_err();
-        assert!(tls.contains("PLAINTEXT listeners only"), "{tls}");
         let unnamed = "A://:1,B://:2".parse::<Listener>().unwrap_err();
-        assert!(unnamed.contains("no PLAINTEXT listener"), "{unnamed}");
+        assert!(unnamed.contains("no client listener"), "{unnamed}");
         assert!("localhost".parse::<Listener>().is_err());
+    }
+
+    #[test]
+    fn listeners_take_every_security_protocol() {
+        let all: Listener =
+            "PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093,sasl_ssl://:9094,CONTROLLER://:9095"
+                .parse()
+                .unwrap();
+        assert_eq!(all.protocol, SecurityProtocol::Plaintext);
+        assert_eq!(
+            all.extra,
+            [
+                (SecurityProtocol::Ssl, "127.0.0.1:9093".parse().unwrap()),
+                (SecurityProtocol::SaslSsl, "0.0.0.0:9094".parse().unwrap())
+            ]
+        );
+        assert_eq!(all.ignored, ["CONTROLLER://:9095"]);
+        assert_eq!(
+            all.to_string(),
+            "PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093,SASL_SSL://0.0.0.0:9094"
+        );
+        let tls_only: Listener = "SASL_SSL://127.0.0.1:9093".parse().unwrap();
+        assert_eq!(tls_only.protocol, SecurityProtocol::SaslSsl);
+        assert!(tls_only.extra.is_empty());
+        let same_port = "PLAINTEXT://:9092,SSL://:9092"
+            .parse::<Listener>()
+            .unwrap_err();
+        assert!(same_port.contains("own port"), "{same_port}");
     }
 
     #[test]

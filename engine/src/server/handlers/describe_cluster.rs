@@ -24,13 +24,25 @@ const CLUSTER_OPERATIONS: [u8; 7] = [5, 7, 8, 9, 10, 11, 12];
 /// `cluster_authorized_operations` when the client did not ask for them (the schema default).
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
-pub fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+pub fn handle(
+    shard: &Shard,
+    request: &Request,
+    listener: &crate::security::ClientListener,
+) -> Result<Outcome, HandlerError> {
     let body: DescribeClusterRequest = decode_body(request)?;
     let controller_id = super::metadata::controller_id_for_clients(shard);
-    respond(
-        request,
-        &describe(&shard.image(), controller_id, request.version(), &body),
-    )
+    let mut response = describe(&shard.image(), controller_id, request.version(), &body);
+    // Security: this broker as the listener the client came in on advertises it.
+    for broker in &mut response.brokers {
+        let node_id = broker.broker_id.0;
+        listener.advertise_own(
+            shard.config.node_id,
+            node_id,
+            &mut broker.host,
+            &mut broker.port,
+        );
+    }
+    respond(request, &response)
 }
 
 /// The response to `body` at `version` for the cluster `image` describes.

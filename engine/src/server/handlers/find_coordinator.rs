@@ -41,7 +41,11 @@ impl Found {
     }
 }
 
-pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+pub async fn handle(
+    shard: &Shard,
+    request: &Request,
+    listener: &crate::security::ClientListener,
+) -> Result<Outcome, HandlerError> {
     let body: FindCoordinatorRequest = decode_body(request)?;
     if body.key_type == KEY_TYPE_GROUP {
         ensure_offsets_topic(shard).await;
@@ -79,6 +83,26 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
             .with_node_id(BrokerId(found.node_id))
             .with_host(found.host)
             .with_port(found.port);
+    }
+    // Security: this broker as the listener the client came in on advertises it.
+    // v4+ answers per key; the top-level fields do not exist there and must stay unset.
+    let this_node = shard.config.node_id;
+    if request.version() < 4 && response.error_code == 0 {
+        listener.advertise_own(
+            this_node,
+            response.node_id.0,
+            &mut response.host,
+            &mut response.port,
+        );
+    }
+    for coordinator in &mut response.coordinators {
+        let node_id = coordinator.node_id.0;
+        listener.advertise_own(
+            this_node,
+            node_id,
+            &mut coordinator.host,
+            &mut coordinator.port,
+        );
     }
     respond(request, &response)
 }

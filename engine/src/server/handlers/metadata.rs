@@ -24,7 +24,11 @@ const METADATA_NULLABLE_NAME_VERSION: i16 = 12;
 /// Topics whose names start with this are the broker's own (reported `is_internal`).
 pub const INTERNAL_TOPIC_PREFIX: &str = "__";
 
-pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+pub async fn handle(
+    shard: &Shard,
+    request: &Request,
+    listener: &crate::security::ClientListener,
+) -> Result<Outcome, HandlerError> {
     let body: MetadataRequest = decode_body(request)?;
     let version = request.version();
     // Topics asked for by id (v10+; the Java client sends an empty name with the id) that this broker
@@ -87,6 +91,17 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
                 .with_rack(b.rack.clone().map(StrBytes::from_string))
         })
         .collect();
+    let mut brokers: Vec<MetadataResponseBroker> = brokers;
+    // Security: this broker as the listener the client came in on advertises it.
+    for broker in &mut brokers {
+        let node_id = broker.node_id.0;
+        listener.advertise_own(
+            shard.config.node_id,
+            node_id,
+            &mut broker.host,
+            &mut broker.port,
+        );
+    }
     let response = MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(image.cluster_id.clone().map(StrBytes::from_string))

@@ -1,0 +1,52 @@
+//! Security of client connections (issue 20): listeners with Kafka's security protocols, TLS on
+//! rustls, and SASL authentication (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
+//!
+//! - `listener`: the security protocols and one client listener's addresses;
+//! - `principal`: Kafka principals of clients (a client certificate's subject);
+//! - `tls`: the rustls server configuration from PEM files, the client certificate's principal;
+//! - `stream`: one client connection's byte stream, plain TCP or TLS;
+//! - `sasl`: the per-connection SASL exchange and the SCRAM credential store;
+//! - `scram_admin`: DescribeUserScramCredentials and AlterUserScramCredentials.
+//!
+//! What the broker needs of all this at start is `SecurityConfig`, part of `BrokerConfig`.
+
+pub mod listener;
+pub mod principal;
+pub mod sasl;
+pub mod scram_admin;
+pub mod stream;
+pub mod tls;
+
+use std::sync::Arc;
+
+pub use listener::{ClientListener, SecurityProtocol};
+pub use sasl::credentials::CredentialStore;
+pub use sasl::mechanism::SaslMechanism;
+pub use sasl::registry::CredentialRegistry;
+
+/// The security settings of a broker.
+#[derive(Debug, Clone)]
+pub struct SecurityConfig {
+    /// The protocol of the primary listener (`BrokerConfig::listen`).
+    pub primary_protocol: SecurityProtocol,
+    /// Further client listeners (`--listener` given more than once), each with its own protocol.
+    pub extra_listeners: Vec<ClientListener>,
+    /// The TLS server configuration, required by SSL and SASL_SSL listeners; SIGHUP replaces it.
+    pub tls: Option<Arc<tls::ServerTls>>,
+    /// The mechanisms SASL listeners offer (Kafka's `sasl.enabled.mechanisms`).
+    pub sasl_mechanisms: Vec<SaslMechanism>,
+    /// SCRAM credentials (PLAIN checks passwords against them too), shared by every shard.
+    pub credentials: Arc<CredentialRegistry>,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            primary_protocol: SecurityProtocol::Plaintext,
+            extra_listeners: Vec::new(),
+            tls: None,
+            sasl_mechanisms: vec![SaslMechanism::Plain],
+            credentials: Arc::new(CredentialRegistry::default()),
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! DescribeUserScramCredentials and AlterUserScramCredentials, what `kafka-configs --entity-type
+//! users` and the AdminClient send, with Kafka's checks and error codes: a user asked for twice is
+//! DUPLICATE_RESOURCE, an unknown one RESOURCE_NOT_FOUND, an unknown mechanism
+//! UNSUPPORTED_SASL_MECHANISM, an empty name, empty salt or an iteration count outside
+//! 4096..=16384 UNACCEPTABLE_CREDENTIAL. Each user's changes apply all together or not at all.
+//!
+//! Changes go to this broker's `sasl::registry` (a file in its data directory), not yet to the
+//! cluster's metadata; with no authorizer, any client may make them (as Kafka without one).
+
+use std::collections::HashSet;
+
+use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
+use kafka_protocol::messages::describe_user_scram_credentials_response::{
+    CredentialInfo, DescribeUserScramCredentialsResult,
+};
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
+    DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use ringbroker_protocol::frame::Request;
+
+use super::sasl::credentials::{ScramCredential, ScramMechanism, MAX_ITERATIONS, MIN_ITERATIONS};
+use super::sasl::registry::Change;
+use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
+use crate::shard::Shard;
+
+/// Kafka's mechanism of a type number (`ScramMechanism.fromType`).
+fn mechanism_of(kafka_type: i8) -> Option<ScramMechanism> {
+    ScramMechanism::ALL
+        .into_iter()
+        .find(|m| m.kafka_type() == kafka_type)
+}
+
+pub fn describe(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+    let body: DescribeUserScramCredentialsRequest = decode_body(request)?;
+    let store = shard.config.security.credentials.read();
+    let mut known: Vec<&str> = store.entries().map(|(user, _, _)| user).collect();
+    known.sort_unstable();
+    known.dedup();
+    let asked: Vec<String> = match &body.users {
+        Some(users) if !users.is_empty() => users.iter().map(|u| u.name.to_string()).collect(),
+        _ => known.iter().map(|u| u.to_string()).collect(),
+    };
+    let mut seen = HashSet::new();
+    let duplicates: HashSet<&str> = asked
+        .iter()
+        .filter(|u| !seen.insert(u.as_str()))
+        .map(String::as_str)
+        .collect();
+    let mut results = Vec::new();
+    let mut reported = HashSet::new();
+    for user in &asked {
+        if !reported.insert(user.as_str()) {
+            continue;
+        }
+        let result = DescribeUserScramCredentialsResult::default()
+            .with_user(StrBytes::from_string(user.clone()));
+        let infos: Vec<CredentialInfo> = ScramMechanism::ALL
+            .into_iter()
+            .filter_map(|m| {
+                store.get(user, m).map(|c| {
+                    CredentialInfo::default()
+                        .with_mechanism(m.kafka_type())
+                        .with_iterations(c.iterations as i32)
+                })
+            })
+            .collect();
+        let result = if duplicates.contains(user.as_str()) {
+            result
+                .with_error_code(ResponseError::DuplicateResource.code())
+                .with_error_message(Some(StrBytes::from_string(format!(
+                    "Cannot describe SCRAM credentials for the same user twice in a single request: {user}"
+                ))))
+        } else if infos.is_empty() {
+            result
+                .with_error_code(ResponseError::ResourceNotFound.code())
+                .with_error_message(Some(StrBytes::from_string(format!(
+                    "Attempt to describe a user credential that does not exist: {user}"
+                ))))
+        } else {
+            result.with_credential_infos(infos)
+        };
+        results.push(result);
+    }
+    drop(store);
+    respond(
+        request,
+        &DescribeUserScramCredentialsResponse::default().with_results(results),
+    )
+}
+
+/// One requested change, checked.
+struct Checked {
+    user: String,
+    change: Result<Change, (ResponseError, String)>,
+    /// (user, mechanism type) it touches, for the duplicate check.
+    key: (String, i8),
+}
+
+pub fn alter(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+    let body: AlterUserScramCredentialsRequest = decode_body(request)?;
+    let registry = &shard.config.security.credentials;
+    let mut checked: Vec<Checked> = Vec::new();
+    {
+        let store = registry.read();
+        for deletion in &body.deletions {
+            let user = deletion.name.to_string();
+            let change = check_user(&user).and_then(|()| {
+                let mechanism = mechanism_of(deletion.mechanism).ok_or_else(unknown_mechanism)?;
+                if store.get(&user, mechanism).is_none() {
+                    return Err((
+                        ResponseError::ResourceNotFound,
+                        "Attempt to delete a user credential that does not exist".to_string(),
+                    ));
+                }
+                Ok(Change::Delete(user.clone(), mechanism))
+            });
+            checked.push(Checked {
+                key: (user.clone(), deletion.mechanism),
+                user,
+                change,
+            });
+        }
+    }
+    for upsertion in &body.upsertions {
+        let user = upsertion.name.to_string();
+        let change = check_user(&user).and_then(|()| {
+            let mechanism = mechanism_of(upsertion.mechanism).ok_or_else(unknown_mechanism)?;
+            let unacceptable = |m: &str| (ResponseError::UnacceptableCredential, m.to_string());
+            if upsertion.iterations < MIN_ITERATIONS as i32 {
+                return Err(unacceptable("Too few iterations"));
+            }
+            if upsertion.iterations > MAX_ITERATIONS as i32 {
+                return Err(unacceptable("Too many iterations"));
+            }
+            if upsertion.salt.is_empty() || upsertion.salted_password.is_empty() {
+                return Err(unacceptable("Salt and salted password must not be empty"));
+            }
+            Ok(Change::Upsert(
+                user.clone(),
+                mechanism,
+                ScramCredential::from_salted_password(
+                    mechanism,
+                    &upsertion.salted_password,
+                    &upsertion.salt,
+                    upsertion.iterations as u32,
+                ),
+            ))
+        });
+        checked.push(Checked {
+            key: (user.clone(), upsertion.mechanism),
+            user,
+            change,
+        });
+    }
+    let mut seen = HashSet::new();
+    let duplicated: HashSet<(String, i8)> = checked
+        .iter()
+        .filter(|c| !seen.insert(c.key.clone()))
+        .map(|c| c.key.clone())
+        .collect();
+    // Users in request order, each once; a user with any bad change gets that error and no change.
+    let mut per_user: Vec<(String, Vec<Checked>)> = Vec::new();
+    for c in checked {
+        match per_user.iter_mut().find(|(user, _)| *user == c.user) {
+            Some((_, mine)) => mine.push(c),
+            None => per_user.push((c.user.clone(), vec![c])),
+        }
+    }
+    let mut results = Vec::new();
+    let mut to_apply = Vec::new();
+    let mut changed_users = Vec::new();
+    for (user, mine) in per_user {
+        let error = if mine.iter().any(|c| duplicated.contains(&c.key)) {
+            Some((
+                ResponseError::DuplicateResource,
+                "A user credential cannot be altered twice in the same request".to_string(),
+            ))
+        } else {
+            mine.iter().find_map(|c| c.change.as_ref().err().cloned())
+        };
+        match error {
+            Some((code, message)) => results.push(result(&user, code.code(), Some(message))),
+            None => {
+                to_apply.extend(mine.into_iter().filter_map(|c| c.change.ok()));
+                changed_users.push(user);
+            }
+        }
+    }
+    let applied = if to_apply.is_empty() {
+        Ok(())
+    } else {
+        registry.apply(to_apply)
+    };
+    for user in changed_users {
+        results.push(match &applied {
+            Ok(()) => {
+                tracing::info!(user = %user, "SCRAM credentials changed");
+                result(&user, 0, None)
+            }
+            Err(e) => {
+                tracing::warn!(user = %user, error = %e, "SCRAM credentials not changed: cannot save them");
+                result(&user, ResponseError::UnknownServerError.code(), Some(e.to_string()))
+            }
+        });
+    }
+    respond(
+        request,
+        &AlterUserScramCredentialsResponse::default().with_results(results),
+    )
+}
+
+fn result(user: &str, error_code: i16, message: Option<String>) -> AlterUserScramCredentialsResult {
+    AlterUserScramCredentialsResult::default()
+        .with_user(StrBytes::from_string(user.to_string()))
+        .with_error_code(error_code)
+        .with_error_message(message.map(StrBytes::from_string))
+}
+
+fn check_user(user: &str) -> Result<(), (ResponseError, String)> {
+    if user.is_empty() {
+        return Err((
+            ResponseError::UnacceptableCredential,
+            "Username must not be empty".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+fn unknown_mechanism() -> (ResponseError, String) {
+    (
+        ResponseError::UnsupportedSaslMechanism,
+        "Unknown SCRAM mechanism".to_string(),
+    )
+}
