@@ -10,6 +10,7 @@
 //! - `storage`: per-partition segmented log on DMA files, indexes, recovery, tail cache.
 //! - `groups`: consumer-group coordinator and committed offsets.
 //! - `producer_state`: idempotent producers: per-partition sequence state, producer ids.
+//! - `transactions`: the transaction coordinator, markers, last stable offsets, aborted transactions.
 //! - `metrics`: per-shard counters and histograms, the Prometheus endpoint.
 //! - `topic_config`: Kafka topic configs (names, defaults, validation, effective settings);
 //!   `retention`: the per-shard background task deleting segments past retention.
@@ -31,5 +32,6 @@ pub mod server;
 pub mod shard;
 pub mod storage;
 pub mod topic_config;
+pub mod transactions;
 
 pub use config::BrokerConfig;

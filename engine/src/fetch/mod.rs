@@ -8,14 +8,16 @@ use bytes::Bytes;
 use futures::future::select;
 use kafka_protocol::ResponseError;
 use ringbroker_schema::{
-    FetchChunk, FetchChunkArgs, FetchRequest as MeshFetch, FetchRequestArgs, FetchResult,
-    FetchResultArgs, FileRange, FileRangeArgs, Payload,
+    AbortedTxnEntry, AbortedTxnEntryArgs, FetchChunk, FetchChunkArgs, FetchRequest as MeshFetch,
+    FetchRequestArgs, FetchResult, FetchResultArgs, FileRange, FileRangeArgs, Payload,
 };
 
 use crate::errors::{self, storage_error_code};
 use crate::metrics::{hooks, Stage};
 use crate::shard::Shard;
 use crate::storage::ReadChunk;
+use crate::transactions::fetch_view::{stable_view, StableView};
+use crate::transactions::AbortedTxn;
 
 /// What one partition's read came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +26,8 @@ pub struct FetchOutcome {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub chunks: Vec<ReadChunk>,
+    /// The last stable offset and, for read_committed, the aborted transactions read over.
+    pub stable: StableView,
 }
 
 impl FetchOutcome {
@@ -33,6 +37,10 @@ impl FetchOutcome {
             high_watermark: -1,
             log_start_offset: -1,
             chunks: Vec::new(),
+            stable: StableView {
+                last_stable_offset: -1,
+                aborted: Vec::new(),
+            },
         }
     }
 
@@ -50,6 +58,8 @@ pub struct PartitionRead<'a> {
     pub max_bytes: usize,
     /// When the partition has nothing at `offset`, wait up to this long for new data.
     pub wait_ms: u32,
+    /// isolation_level 1: read only below the last stable offset.
+    pub read_committed: bool,
 }
 
 /// Reads from a partition this shard owns.
@@ -67,21 +77,36 @@ pub async fn read_local(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome 
         futures::pin_mut!(timeout);
         let _ = select(wait, timeout).await;
     }
+    let stable = stable_view(
+        shard,
+        read.topic,
+        read.partition,
+        &log,
+        read.offset,
+        read.read_committed,
+    );
     if read.max_bytes == 0 {
         return FetchOutcome {
             error_code: errors::NONE,
             high_watermark: log.high_watermark(),
             log_start_offset: log.log_start_offset(),
             chunks: Vec::new(),
+            stable,
         };
     }
-    let result = log.read(read.offset, read.max_bytes);
+    let limit = if read.read_committed {
+        stable.last_stable_offset
+    } else {
+        i64::MAX
+    };
+    let result = log.read_below(read.offset, read.max_bytes, limit);
     match hooks::timed(shard.metrics(), Stage::FetchRead, result).await {
         Ok(result) => FetchOutcome {
             error_code: errors::NONE,
             high_watermark: result.high_watermark,
             log_start_offset: result.log_start_offset,
             chunks: result.chunks,
+            stable,
         },
         Err(e) => {
             let code = storage_error_code(&e);
@@ -93,6 +118,7 @@ pub async fn read_local(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome 
                 high_watermark: log.high_watermark(),
                 log_start_offset: log.log_start_offset(),
                 chunks: Vec::new(),
+                stable,
             }
         }
     }
@@ -114,6 +140,7 @@ pub async fn read(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome {
                 offset: read.offset,
                 max_bytes: i32::try_from(read.max_bytes).unwrap_or(i32::MAX),
                 wait_ms: read.wait_ms as i32,
+                read_committed: read.read_committed,
             },
         );
         (Payload::FetchRequest, request.as_union_value())
@@ -150,11 +177,25 @@ pub async fn read(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome {
             chunks.push(ReadChunk::Memory(Bytes::copy_from_slice(data.bytes())));
         }
     }
+    let aborted = result
+        .aborted()
+        .iter()
+        .flatten()
+        .map(|a| AbortedTxn {
+            producer_id: a.producer_id(),
+            first_offset: a.first_offset(),
+            last_offset: -1,
+        })
+        .collect();
     FetchOutcome {
         error_code: result.error_code(),
         high_watermark: result.high_watermark(),
         log_start_offset: result.log_start_offset(),
         chunks,
+        stable: StableView {
+            last_stable_offset: result.last_stable_offset(),
+            aborted,
+        },
     }
 }
 
@@ -169,6 +210,7 @@ pub async fn serve_remote(shard: &Shard, from: usize, correlation: u64, request:
             offset: request.offset(),
             max_bytes: usize::try_from(request.max_bytes()).unwrap_or(0),
             wait_ms: u32::try_from(request.wait_ms()).unwrap_or(0),
+            read_committed: request.read_committed(),
         },
     )
     .await;
@@ -210,6 +252,21 @@ pub async fn serve_remote(shard: &Shard, from: usize, correlation: u64, request:
                 chunk_offsets.push(FetchChunk::create(fbb, &args));
             }
             let chunks = fbb.create_vector(&chunk_offsets);
+            let aborted: Vec<_> = outcome
+                .stable
+                .aborted
+                .iter()
+                .map(|a| {
+                    AbortedTxnEntry::create(
+                        fbb,
+                        &AbortedTxnEntryArgs {
+                            producer_id: a.producer_id,
+                            first_offset: a.first_offset,
+                        },
+                    )
+                })
+                .collect();
+            let aborted = fbb.create_vector(&aborted);
             let result = FetchResult::create(
                 fbb,
                 &FetchResultArgs {
@@ -217,6 +274,8 @@ pub async fn serve_remote(shard: &Shard, from: usize, correlation: u64, request:
                     high_watermark: outcome.high_watermark,
                     log_start_offset: outcome.log_start_offset,
                     chunks: Some(chunks),
+                    last_stable_offset: outcome.stable.last_stable_offset,
+                    aborted: Some(aborted),
                 },
             );
             (Payload::FetchResult, result.as_union_value())

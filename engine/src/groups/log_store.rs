@@ -291,12 +291,50 @@ async fn replay(
     out: &mut Vec<CoordinatorRecord>,
 ) -> Result<(), GroupError> {
     let what = format!("replaying {OFFSETS_TOPIC_NAME}-{partition}");
-    let mut offset = log.log_start_offset();
+    let mut decoded: Result<(), GroupError> = Ok(());
+    scan_log(log, log.log_start_offset(), &what, |bytes, offset| {
+        for record in decode_records(bytes).map_err(|e| e.to_string())? {
+            // A batch comes back whole even if `offset` lies inside it: skip what we already have.
+            if record.offset < offset {
+                continue;
+            }
+            let Some(key) = record.key else {
+                decoded = Err(GroupError::MalformedRecord("record without key".into()));
+                return Err("record without key".into());
+            };
+            match decode_record(key, record.value) {
+                Ok(record) => out.push(record),
+                Err(e) => {
+                    let reason = e.to_string();
+                    decoded = Err(e);
+                    return Err(reason);
+                }
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| match std::mem::replace(&mut decoded, Ok(())) {
+        Err(decode_error) => decode_error,
+        Ok(()) => storage_error(&what, e),
+    })
+}
+
+/// Reads `log` from `from` to its high watermark in order and hands each read's whole batches to
+/// `visit`, with the offset that read started at (its first batch may begin below it: a batch
+/// comes back whole). Shared by the coordinators' replays and the transaction index rebuild.
+pub async fn scan_log(
+    log: &PartitionLog,
+    from: i64,
+    what: &str,
+    mut visit: impl FnMut(&Bytes, i64) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut offset = from;
     while offset < log.high_watermark() {
         let read = log
             .read(offset, REPLAY_READ_BYTES)
             .await
-            .map_err(|e| storage_error(&what, e))?;
+            .map_err(|e| format!("{what}: {e}"))?;
         if read.chunks.is_empty() {
             break;
         }
@@ -310,26 +348,17 @@ async fn replay(
                     ..
                 } => read_file_range(&path, position, len)
                     .await
-                    .map_err(|e| storage_error(&what, e))?,
+                    .map_err(|e| format!("{what}: {e}"))?,
             };
             let mut next = offset;
             for batch in batches(&bytes) {
-                let (header, _) = batch.map_err(|e| storage_error(&what, e))?;
+                let (header, _) = batch.map_err(|e| format!("{what}: {e}"))?;
                 next = next.max(header.last_offset() + 1);
             }
             if next == offset {
-                return Err(storage_error(&what, "read returned no whole batch"));
+                return Err(format!("{what}: read returned no whole batch"));
             }
-            for record in decode_records(&bytes).map_err(|e| storage_error(&what, e))? {
-                // A batch comes back whole even if `offset` lies inside it: skip what we already have.
-                if record.offset < offset {
-                    continue;
-                }
-                let Some(key) = record.key else {
-                    return Err(GroupError::MalformedRecord("record without key".into()));
-                };
-                out.push(decode_record(key, record.value)?);
-            }
+            visit(&bytes, offset)?;
             offset = next;
         }
     }

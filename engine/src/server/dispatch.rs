@@ -104,6 +104,12 @@ pub async fn handle(shard: &Shard, request: Request, peer: &str) -> Outcome {
         ApiKey::ListOffsets => handlers::list_offsets::handle(shard, &request).await,
         ApiKey::FindCoordinator => handlers::find_coordinator::handle(shard, &request).await,
         ApiKey::InitProducerId => handlers::init_producer_id::handle(shard, &request).await,
+        ApiKey::AddPartitionsToTxn
+        | ApiKey::AddOffsetsToTxn
+        | ApiKey::TxnOffsetCommit
+        | ApiKey::EndTxn
+        | ApiKey::DescribeTransactions
+        | ApiKey::ListTransactions => handlers::transactions::handle(shard, &request).await,
         ApiKey::DescribeConfigs => handlers::describe_configs::handle(shard, &request).await,
         ApiKey::DescribeCluster => handlers::describe_cluster::handle(shard, &request),
         ApiKey::AlterConfigs => handlers::alter_configs::handle(shard, &request).await,

@@ -20,6 +20,7 @@ use crate::metadata::{owner_shard, TopicTable};
 use crate::metrics::ShardMetrics;
 use crate::producer_state::ShardProducers;
 use crate::storage::PartitionLog;
+use crate::transactions::{PartitionTxnTable, TxnCoordinator};
 use ringbroker_protocol::records::RecordValidator;
 
 pub use mesh::Mesh;
@@ -54,6 +55,11 @@ pub struct Shard {
     pub groups: Rc<GroupCoordinator>,
     /// Idempotent producers' state of the partitions this shard owns, and its producer ids.
     pub producers: ShardProducers,
+    /// Coordinator of the transactional ids whose `__transaction_state` partition this shard
+    /// owns (set once its state is replayed, before clients are served).
+    transactions: RefCell<Option<Rc<TxnCoordinator>>>,
+    /// Transaction state (open transactions, aborted ones) of the partitions this shard owns.
+    pub txn_partitions: PartitionTxnTable,
     /// This shard's metrics (only this shard writes them); `None` when metrics are off.
     pub metrics: Option<Arc<ShardMetrics>>,
     /// Walks the records of produced batches (`produce::validate_records`); its window is the
@@ -87,6 +93,8 @@ impl Shard {
             connections: Cell::new(0),
             groups,
             producers,
+            transactions: RefCell::new(None),
+            txn_partitions: PartitionTxnTable::default(),
             metrics: None,
             record_validator: RefCell::new(RecordValidator::new()),
         }
@@ -129,6 +137,15 @@ impl Shard {
         if image.is_live(self.config.node_id) {
             self.live.set(1);
         }
+    }
+
+    /// This shard's transaction coordinator, once opened.
+    pub fn transactions(&self) -> Option<Rc<TxnCoordinator>> {
+        self.transactions.borrow().clone()
+    }
+
+    pub fn set_transactions(&self, coordinator: Rc<TxnCoordinator>) {
+        *self.transactions.borrow_mut() = Some(coordinator);
     }
 
     /// The cluster agent, on shard 0.

@@ -17,3 +17,4 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod not_coordinator;
 pub mod produce;
+pub mod transactions;
