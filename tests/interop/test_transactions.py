@@ -156,7 +156,8 @@ def test_a_zombie_producer_is_fenced(broker, topic_name):
 @pytest.mark.timeout(240)
 def test_an_abandoned_transaction_is_aborted_at_its_timeout(broker, topic_name):
     clients.create_topic(broker.bootstrap, topic_name, PARTITIONS)
-    abandoned = txn_producer(broker.bootstrap, f"abandoned-{topic_name}", **{"transaction.timeout.ms": 2_000, "socket.timeout.ms": 2_000})
+    abandoned = txn_producer(broker.bootstrap, f"abandoned-{topic_name}", **{"transaction.timeout.ms": 2_000, "socket.timeout.ms": 2_000,
+                                                                             "message.timeout.ms": 2_000})
     abandoned.init_transactions(30)
     abandoned.begin_transaction()
     for i in range(6):
@@ -187,7 +188,8 @@ def test_kill9_in_the_middle_of_transactions(broker, topic_name):
     run_transaction(done, topic_name, [b"committed-%d" % i for i in range(6)], commit=True)
     run_transaction(done, topic_name, [b"aborted-%d" % i for i in range(6)], commit=False)
 
-    open_txn = txn_producer(broker.bootstrap, f"open-{topic_name}", **{"transaction.timeout.ms": 3_000, "socket.timeout.ms": 3_000})
+    open_txn = txn_producer(broker.bootstrap, f"open-{topic_name}", **{"transaction.timeout.ms": 3_000, "socket.timeout.ms": 3_000,
+                                                                           "message.timeout.ms": 3_000})
     open_txn.init_transactions(30)
     open_txn.begin_transaction()
     for i in range(6):

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use kafka_protocol::ResponseError;
 use ringbroker_protocol::batch::{batches, BatchHeader};
-use ringbroker_protocol::records::decode_records;
+use ringbroker_protocol::records::control_record_type;
 
 use crate::groups::scan_log;
 use crate::storage::PartitionLog;
@@ -138,14 +138,12 @@ impl PartitionTxns {
             self.note_data(header, header.base_offset);
             return Ok(());
         }
-        let records = decode_records(batch).map_err(|e| e.to_string())?;
-        let Some(key) = records.first().and_then(|r| r.key.as_ref()) else {
-            return Err("control batch without a key".into());
+        let Some(control_type) = control_record_type(batch) else {
+            return Err(format!(
+                "control batch at offset {} without a readable control key",
+                header.base_offset
+            ));
         };
-        if key.len() < 4 {
-            return Err("control record key too short".into());
-        }
-        let control_type = i16::from_be_bytes([key[2], key[3]]);
         if control_type == CONTROL_TYPE_ABORT || control_type == CONTROL_TYPE_COMMIT {
             self.note_marker(
                 header.producer_id,
