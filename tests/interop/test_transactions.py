@@ -171,6 +171,15 @@ def test_an_abandoned_transaction_is_aborted_at_its_timeout(broker, topic_name):
     # While the abandoned transaction is open the committed records behind it are not stable yet.
     early = read_values(broker.bootstrap, topic_name, "read_committed", 0, idle_seconds=1, timeout=3)
     assert sum(len(v) for v in early.values()) == 0, f"records past an open transaction leaked: {early}"
+    # ListOffsets "latest": the last stable offset for read_committed (the open transaction starts at 0),
+    # the high watermark (2 abandoned + 2 committed records + 1 marker) for read_uncommitted.
+    for isolation, expected in (("read_committed", 0), ("read_uncommitted", 5)):
+        c = clients.consumer(broker.bootstrap, **{"isolation.level": isolation})
+        try:
+            _low, high = c.get_watermark_offsets(TopicPartition(topic_name, 0), timeout=10, cached=False)
+        finally:
+            c.close()
+        assert high == expected, f"{isolation}: latest offset {high}, expected {expected}"
 
     got = read_values(broker.bootstrap, topic_name, "read_committed", 6, timeout=ABORT_SWEEP_SECONDS * 3)
     values = sorted(v for part in got.values() for v in part)

@@ -386,8 +386,16 @@ async fn write_marker_with_retries(shard: &Shard, marker: Marker<'_>) -> Result<
     let mut code = 0;
     for attempt in 0..MARKER_ATTEMPTS {
         code = markers::write(shard, marker).await;
-        // A partition deleted since it joined the transaction has nothing left to mark.
-        if code == 0 || code == ResponseError::UnknownTopicOrPartition.code() {
+        if code == 0 {
+            return Ok(());
+        }
+        // A partition deleted since it joined the transaction has nothing left to mark (one not
+        // open yet, e.g. at start-up, is retried).
+        let deleted = shard
+            .topic_table()
+            .get(marker.topic)
+            .is_none_or(|meta| marker.partition >= meta.partitions);
+        if code == ResponseError::UnknownTopicOrPartition.code() && deleted {
             return Ok(());
         }
         if attempt + 1 < MARKER_ATTEMPTS {

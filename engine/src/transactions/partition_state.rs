@@ -91,6 +91,10 @@ impl PartitionTxns {
         if !commit {
             if let Some(first_offset) = first {
                 debug_assert!(first_offset < marker_offset);
+                debug_assert!(self
+                    .aborted
+                    .last()
+                    .is_none_or(|a| a.last_offset < marker_offset));
                 self.aborted.push(AbortedTxn {
                     producer_id,
                     first_offset,
@@ -114,18 +118,26 @@ impl PartitionTxns {
             .map_or(high_watermark, |first| first.min(high_watermark))
     }
 
-    /// Aborted transactions overlapping offsets `[from, to)`, in order.
+    /// Aborted transactions overlapping offsets `[from, to)`, in order. The list is sorted by
+    /// marker offset, so those ending before `from` are skipped by a binary search (a caught-up
+    /// reader looks at the few newest only).
     pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
-        self.aborted
+        let start = self.aborted.partition_point(|a| a.last_offset < from);
+        self.aborted[start..]
             .iter()
-            .filter(|a| a.last_offset >= from && a.first_offset < to)
+            .filter(|a| a.first_offset < to)
             .copied()
             .collect()
     }
 
     /// Forgets aborted transactions wholly below the log start (deleted by retention).
     pub fn prune_below(&mut self, log_start_offset: i64) {
-        self.aborted.retain(|a| a.last_offset >= log_start_offset);
+        let below = self
+            .aborted
+            .partition_point(|a| a.last_offset < log_start_offset);
+        if below > 0 {
+            self.aborted.drain(..below);
+        }
     }
 
     /// Applies one batch read back from the log at start-up.

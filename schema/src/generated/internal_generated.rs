@@ -1210,6 +1210,7 @@ impl<'a> ListOffsetsRequest<'a> {
   pub const VT_TOPIC: ::flatbuffers::VOffsetT = 4;
   pub const VT_PARTITION: ::flatbuffers::VOffsetT = 6;
   pub const VT_TIMESTAMP: ::flatbuffers::VOffsetT = 8;
+  pub const VT_READ_COMMITTED: ::flatbuffers::VOffsetT = 10;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1224,6 +1225,7 @@ impl<'a> ListOffsetsRequest<'a> {
     builder.add_timestamp(args.timestamp);
     builder.add_partition(args.partition);
     if let Some(x) = args.topic { builder.add_topic(x); }
+    builder.add_read_committed(args.read_committed);
     builder.finish()
   }
 
@@ -1249,6 +1251,13 @@ impl<'a> ListOffsetsRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<i64>(ListOffsetsRequest::VT_TIMESTAMP, Some(0)).unwrap()}
   }
+  #[inline]
+  pub fn read_committed(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(ListOffsetsRequest::VT_READ_COMMITTED, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for ListOffsetsRequest<'_> {
@@ -1260,6 +1269,7 @@ impl ::flatbuffers::Verifiable for ListOffsetsRequest<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("topic", Self::VT_TOPIC, false)?
      .visit_field::<i32>("partition", Self::VT_PARTITION, false)?
      .visit_field::<i64>("timestamp", Self::VT_TIMESTAMP, false)?
+     .visit_field::<bool>("read_committed", Self::VT_READ_COMMITTED, false)?
      .finish();
     Ok(())
   }
@@ -1268,6 +1278,7 @@ pub struct ListOffsetsRequestArgs<'a> {
     pub topic: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub partition: i32,
     pub timestamp: i64,
+    pub read_committed: bool,
 }
 impl<'a> Default for ListOffsetsRequestArgs<'a> {
   #[inline]
@@ -1276,6 +1287,7 @@ impl<'a> Default for ListOffsetsRequestArgs<'a> {
       topic: None,
       partition: 0,
       timestamp: 0,
+      read_committed: false,
     }
   }
 }
@@ -1298,6 +1310,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ListOffsetsRequestBuilder<'a,
     self.fbb_.push_slot::<i64>(ListOffsetsRequest::VT_TIMESTAMP, timestamp, 0);
   }
   #[inline]
+  pub fn add_read_committed(&mut self, read_committed: bool) {
+    self.fbb_.push_slot::<bool>(ListOffsetsRequest::VT_READ_COMMITTED, read_committed, false);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ListOffsetsRequestBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     ListOffsetsRequestBuilder {
@@ -1318,6 +1334,7 @@ impl ::core::fmt::Debug for ListOffsetsRequest<'_> {
       ds.field("topic", &self.topic());
       ds.field("partition", &self.partition());
       ds.field("timestamp", &self.timestamp());
+      ds.field("read_committed", &self.read_committed());
       ds.finish()
   }
 }
