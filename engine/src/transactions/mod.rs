@@ -21,6 +21,8 @@ pub mod markers;
 pub mod metadata;
 pub mod partition_state;
 mod table;
+#[cfg(test)]
+mod tests;
 
 pub use config::{TxnConfig, TRANSACTION_STATE_PARTITIONS, TRANSACTION_STATE_TOPIC};
 pub use coordinator::{offsets_group_partition, ProducerIdAndEpoch, TxnCoordinator};
