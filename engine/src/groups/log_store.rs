@@ -224,48 +224,68 @@ impl LogOffsetStore {
     /// Rewrites one partition's live records into a fresh log and swaps it in.
     async fn compact_partition(&self, partition: i32, batches: &[Bytes]) -> Result<(), GroupError> {
         let dir = Self::partition_dir(&self.data_dir, partition);
-        let compacting = with_suffix(&dir, COMPACTING_SUFFIX);
-        let compacted = with_suffix(&dir, COMPACTED_SUFFIX);
-        remove_dir_if_exists(&compacting)?;
-        let fresh = PartitionLog::open(&compacting, self.config.clone())
-            .await
-            .map_err(|e| storage_error("opening compacted offsets log", e))?;
-        let leader_epoch = self.leader_epoch(partition);
-        let appends: Vec<_> = batches
-            .iter()
-            .map(|batch| fresh.append(batch, leader_epoch))
-            .collect();
-        for append in appends {
-            append
-                .await
-                .map_err(|e| storage_error("writing compacted offsets log", e))?;
-        }
-        fresh
-            .close()
-            .await
-            .map_err(|e| storage_error("closing compacted offsets log", e))?;
-        drop(fresh);
-        // Blocking renames: a few metadata operations, once per compaction.
-        std::fs::rename(&compacting, &compacted)
-            .map_err(|e| storage_error("marking compacted log complete", e))?;
-        let old = self.logs.borrow_mut().remove(&partition);
-        if let Some(old) = old {
-            old.close()
-                .await
-                .map_err(|e| storage_error("closing offsets log", e))?;
-        }
-        finish_interrupted_compaction(&dir)?;
-        let log = PartitionLog::open(&dir, self.config.clone())
-            .await
-            .map_err(|e| storage_error(&format!("reopening {}", dir.display()), e))?;
+        let log = swap_in_rewritten_log(
+            &dir,
+            &self.config,
+            batches,
+            self.leader_epoch(partition),
+            || self.logs.borrow_mut().remove(&partition),
+        )
+        .await?;
         self.logs.borrow_mut().insert(partition, log);
         Ok(())
     }
 }
 
+/// Replaces the log in `dir` by a fresh one holding only `batches` (a coordinator's live records):
+/// written beside it as `<dir>.compacting`, renamed `<dir>.compacted` once complete, then the old
+/// log (`take_old`, called only then, so it serves until the new one is whole) is closed and the
+/// new one swapped in and reopened. `open` of a coordinator store finishes or discards an
+/// interrupted swap ([`finish_interrupted_compaction`]), so a crash at any step loses nothing.
+pub async fn swap_in_rewritten_log(
+    dir: &Path,
+    config: &LogConfig,
+    batches: &[Bytes],
+    leader_epoch: i32,
+    take_old: impl FnOnce() -> Option<PartitionLog>,
+) -> Result<PartitionLog, GroupError> {
+    let compacting = with_suffix(dir, COMPACTING_SUFFIX);
+    let compacted = with_suffix(dir, COMPACTED_SUFFIX);
+    remove_dir_if_exists(&compacting)?;
+    let fresh = PartitionLog::open(&compacting, config.clone())
+        .await
+        .map_err(|e| storage_error("opening compacted log", e))?;
+    let appends: Vec<_> = batches
+        .iter()
+        .map(|batch| fresh.append(batch, leader_epoch))
+        .collect();
+    for append in appends {
+        append
+            .await
+            .map_err(|e| storage_error("writing compacted log", e))?;
+    }
+    fresh
+        .close()
+        .await
+        .map_err(|e| storage_error("closing compacted log", e))?;
+    drop(fresh);
+    // Blocking renames: a few metadata operations, once per compaction.
+    std::fs::rename(&compacting, &compacted)
+        .map_err(|e| storage_error("marking compacted log complete", e))?;
+    if let Some(old) = take_old() {
+        old.close()
+            .await
+            .map_err(|e| storage_error("closing the compacted-away log", e))?;
+    }
+    finish_interrupted_compaction(dir)?;
+    PartitionLog::open(dir, config.clone())
+        .await
+        .map_err(|e| storage_error(&format!("reopening {}", dir.display()), e))
+}
+
 /// Completes a swap a crash interrupted: a complete `<dir>.compacted` replaces `<dir>`; an incomplete
 /// `<dir>.compacting` is discarded (the old log is still whole).
-fn finish_interrupted_compaction(dir: &Path) -> Result<(), GroupError> {
+pub fn finish_interrupted_compaction(dir: &Path) -> Result<(), GroupError> {
     remove_dir_if_exists(&with_suffix(dir, COMPACTING_SUFFIX))?;
     let compacted = with_suffix(dir, COMPACTED_SUFFIX);
     if compacted.exists() {

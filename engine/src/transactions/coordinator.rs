@@ -19,7 +19,7 @@ use kafka_protocol::ResponseError;
 
 use super::config::TxnConfig;
 use super::error::TxnError;
-use super::log_store::TxnLogStore;
+use super::log_store::{state_partition_for, TxnLogStore};
 use super::markers::{self, Marker};
 use super::metadata::{fenced_error, PendingOffset, TopicPartition, TxnMetadata, TxnStatus};
 use crate::groups::{now_ms, offsets_partition_for, OFFSETS_TOPIC_NAME, OFFSETS_TOPIC_PARTITIONS};
@@ -92,7 +92,10 @@ impl TxnCoordinator {
         all
     }
 
+    /// Makes `txn` durable, then current; compacts its log when that is due. The caller holds
+    /// the lock.
     async fn persist(&self, txn: TxnMetadata) -> Result<(), i16> {
+        let partition = state_partition_for(&txn.transactional_id);
         self.store
             .persist(&txn, now_ms())
             .await
@@ -100,6 +103,25 @@ impl TxnCoordinator {
         self.txns
             .borrow_mut()
             .insert(txn.transactional_id.clone(), txn);
+        if !self.store.wants_compaction(partition) {
+            return Ok(());
+        }
+        let live: Vec<TxnMetadata> = self
+            .txns
+            .borrow()
+            .values()
+            .filter(|t| state_partition_for(&t.transactional_id) == partition)
+            .cloned()
+            .collect();
+        let live: Vec<&TxnMetadata> = live.iter().collect();
+        if let Err(e) = self
+            .store
+            .compact_if_needed(partition, &live, now_ms())
+            .await
+        {
+            // The state is durable; the log stays as it was and compaction is tried again later.
+            tracing::warn!(partition, error = %e, "compacting a transaction state log failed");
+        }
         Ok(())
     }
 

@@ -98,3 +98,47 @@ fn a_partitions_transactions_are_rebuilt_from_its_log() {
         );
     });
 }
+
+#[test]
+fn a_large_state_log_is_compacted_to_its_live_records() {
+    run(|| async {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let partition = super::state_partition_for("busy");
+        let store = TxnLogStore::open(temp.path(), &[partition], &small_config())
+            .await
+            .expect("open")
+            .with_compaction_min_bytes(4096);
+        let mut txn = TxnMetadata::new("busy", 1, 60_000, 1);
+        for round in 0..100 {
+            txn = txn
+                .add_partitions(&[("t".into(), round % 3)], 2)
+                .expect("add")
+                .unwrap_or(txn);
+            store.persist(&txn, 3).await.expect("persist");
+            txn = txn
+                .prepare_end(true, 4)
+                .expect("end")
+                .expect("prepared")
+                .complete(5);
+            store.persist(&txn, 6).await.expect("persist");
+        }
+        assert!(store.wants_compaction(partition));
+        assert!(store
+            .compact_if_needed(partition, &[&txn], 7)
+            .await
+            .expect("compact"));
+        assert!(!store.wants_compaction(partition));
+        store
+            .persist(&txn, 8)
+            .await
+            .expect("persist after compaction");
+        store.close().await.expect("close");
+        drop(store);
+        let reopened = TxnLogStore::open(temp.path(), &[partition], &small_config())
+            .await
+            .expect("reopen");
+        let loaded = reopened.load_all().await.expect("load");
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded["busy"], txn);
+    });
+}
