@@ -214,7 +214,7 @@ async fn run_shard(
             shard.leader_epoch(OFFSETS_TOPIC_NAME, partition)
         })
     });
-    let transactions = open_transaction_coordinator(&config, id)
+    let transactions = open_transaction_coordinator(&config, id, shard.metrics.clone())
         .await
         .map_err(fail)?;
     shard.set_transactions(transactions.clone());
@@ -381,6 +381,7 @@ async fn open_group_coordinator(
 async fn open_transaction_coordinator(
     config: &BrokerConfig,
     shard_id: usize,
+    metrics: Option<Arc<ShardMetrics>>,
 ) -> Result<Rc<TxnCoordinator>, String> {
     let owned: Vec<i32> = (0..TRANSACTION_STATE_PARTITIONS)
         .filter(|p| owner_shard(TRANSACTION_STATE_TOPIC, *p, config.shard_count()) == shard_id)
@@ -391,7 +392,8 @@ async fn open_transaction_coordinator(
     // Kafka's defaults (`transaction.max.timeout.ms`, the abort sweep interval); not yet settings.
     let coordinator = TxnCoordinator::open(TxnConfig::default(), store)
         .await
-        .map_err(|e| format!("transaction state recovery: {e}"))?;
+        .map_err(|e| format!("transaction state recovery: {e}"))?
+        .with_metrics(metrics);
     Ok(Rc::new(coordinator))
 }
 

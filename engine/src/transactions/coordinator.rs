@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use glommio::sync::Semaphore;
@@ -23,6 +24,7 @@ use super::log_store::{state_partition_for, TxnLogStore};
 use super::markers::{self, Marker};
 use super::metadata::{fenced_error, PendingOffset, TopicPartition, TxnMetadata, TxnStatus};
 use crate::groups::{now_ms, offsets_partition_for, OFFSETS_TOPIC_NAME, OFFSETS_TOPIC_PARTITIONS};
+use crate::metrics::ShardMetrics;
 use crate::shard::Shard;
 
 /// Attempts at one partition's marker before the transaction is left prepared for the next
@@ -47,6 +49,18 @@ pub struct TxnCoordinator {
     store: TxnLogStore,
     txns: RefCell<HashMap<String, TxnMetadata>>,
     lock: Semaphore,
+    /// Open transactions (status Ongoing), kept as states change.
+    ongoing: std::cell::Cell<u64>,
+    metrics: Option<Arc<ShardMetrics>>,
+}
+
+/// Why a transaction ended (for the metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndReason {
+    /// EndTxn from its producer.
+    Requested,
+    /// Past its timeout, or its producer fenced by a new one with the same id.
+    Expired,
 }
 
 fn storage_failed(e: &TxnError) -> i16 {
@@ -63,12 +77,33 @@ impl TxnCoordinator {
             .filter(|t| t.status == TxnStatus::Ongoing || t.status.is_prepared())
             .count();
         tracing::debug!(ids = txns.len(), open, "transaction coordinator recovered");
+        let ongoing = txns
+            .values()
+            .filter(|t| t.status == TxnStatus::Ongoing)
+            .count() as u64;
         Ok(TxnCoordinator {
             config,
             store,
             txns: RefCell::new(txns),
             lock: Semaphore::new(1),
+            ongoing: std::cell::Cell::new(ongoing),
+            metrics: None,
         })
+    }
+
+    /// Attaches the shard's metrics (before the coordinator is shared).
+    pub fn with_metrics(mut self, metrics: Option<Arc<ShardMetrics>>) -> Self {
+        self.metrics = metrics;
+        self.publish_ongoing();
+        self
+    }
+
+    fn publish_ongoing(&self) {
+        if let Some(m) = &self.metrics {
+            m.counters
+                .transactions_ongoing
+                .store(self.ongoing.get(), std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     pub fn config(&self) -> &TxnConfig {
@@ -100,6 +135,21 @@ impl TxnCoordinator {
             .persist(&txn, now_ms())
             .await
             .map_err(|e| storage_failed(&e))?;
+        let was_ongoing = self
+            .txns
+            .borrow()
+            .get(&txn.transactional_id)
+            .is_some_and(|t| t.status == TxnStatus::Ongoing);
+        let is_ongoing = txn.status == TxnStatus::Ongoing;
+        if was_ongoing != is_ongoing {
+            let ongoing = self.ongoing.get();
+            self.ongoing.set(if is_ongoing {
+                ongoing + 1
+            } else {
+                ongoing.saturating_sub(1)
+            });
+            self.publish_ongoing();
+        }
         self.txns
             .borrow_mut()
             .insert(txn.transactional_id.clone(), txn);
@@ -163,7 +213,7 @@ impl TxnCoordinator {
             }
         }
         if txn.status.is_prepared() {
-            txn = self.finish_locked(shard, txn).await?;
+            txn = self.finish_locked(shard, txn, EndReason::Requested).await?;
         }
         if txn.status == TxnStatus::Ongoing {
             txn = self.fence_and_abort_locked(shard, txn).await?;
@@ -269,7 +319,9 @@ impl TxnCoordinator {
             return Ok(());
         };
         self.persist(prepared.clone()).await?;
-        let done = self.finish_locked(shard, prepared).await?;
+        let done = self
+            .finish_locked(shard, prepared, EndReason::Requested)
+            .await?;
         debug_assert!(matches!(
             done.status,
             TxnStatus::CompleteCommit | TxnStatus::CompleteAbort
@@ -297,7 +349,7 @@ impl TxnCoordinator {
                 tracing::info!(transactional_id = %txn.transactional_id, timeout_ms = txn.timeout_ms, "aborting a transaction past its timeout");
                 self.fence_and_abort_locked(shard, txn).await
             } else {
-                self.finish_locked(shard, txn).await
+                self.finish_locked(shard, txn, EndReason::Requested).await
             };
             match outcome {
                 Ok(_) => ended += 1,
@@ -358,12 +410,18 @@ impl TxnCoordinator {
                 .ok_or(ResponseError::InvalidTxnState.code())?,
         };
         self.persist(prepared.clone()).await?;
-        self.finish_locked(shard, prepared).await
+        self.finish_locked(shard, prepared, EndReason::Expired)
+            .await
     }
 
     /// Writes a prepared transaction's markers (and on commit its pending offsets), then
     /// persists it complete. A failure leaves it prepared, for the next sweep.
-    async fn finish_locked(&self, shard: &Shard, txn: TxnMetadata) -> Result<TxnMetadata, i16> {
+    async fn finish_locked(
+        &self,
+        shard: &Shard,
+        txn: TxnMetadata,
+        reason: EndReason,
+    ) -> Result<TxnMetadata, i16> {
         debug_assert!(txn.status.is_prepared());
         let commit = txn.status == TxnStatus::PrepareCommit;
         for (topic, partition) in &txn.partitions {
@@ -385,6 +443,14 @@ impl TxnCoordinator {
         }
         let done = txn.complete(now_ms());
         self.persist(done.clone()).await?;
+        if let Some(m) = &self.metrics {
+            let counter = match (commit, reason) {
+                (true, _) => &m.counters.transactions_committed,
+                (false, EndReason::Requested) => &m.counters.transactions_aborted,
+                (false, EndReason::Expired) => &m.counters.transactions_timed_out,
+            };
+            ShardMetrics::add(counter, 1);
+        }
         Ok(done)
     }
 }
