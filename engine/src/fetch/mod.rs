@@ -2,10 +2,10 @@
 //! record batches, as tail-cache bytes or segment file ranges, waiting for new data when asked
 //! (long poll). The connection's shard sends file ranges with `sendfile` (see `server::sendfile`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::future::select;
+use futures::future::{select, Either};
 use kafka_protocol::ResponseError;
 use ringbroker_schema::{
     AbortedTxnEntry, AbortedTxnEntryArgs, FetchChunk, FetchChunkArgs, FetchRequest as MeshFetch,
@@ -16,7 +16,7 @@ use crate::errors::{self, storage_error_code};
 use crate::metrics::{hooks, Stage};
 use crate::shard::Shard;
 use crate::storage::ReadChunk;
-use crate::transactions::fetch_view::{stable_view, StableView};
+use crate::transactions::fetch_view::{readable_end, stable_view, StableView};
 use crate::transactions::AbortedTxn;
 
 /// What one partition's read came to.
@@ -67,15 +67,8 @@ pub async fn read_local(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome 
     let Some(log) = shard.log(read.topic, read.partition) else {
         return FetchOutcome::error(ResponseError::UnknownTopicOrPartition.code());
     };
-    if read.wait_ms > 0
-        && read.offset >= log.high_watermark()
-        && read.offset >= log.log_start_offset()
-    {
-        let wait = log.wait_for_data(read.offset);
-        let timeout = glommio::timer::sleep(Duration::from_millis(u64::from(read.wait_ms)));
-        futures::pin_mut!(wait);
-        futures::pin_mut!(timeout);
-        let _ = select(wait, timeout).await;
+    if read.wait_ms > 0 && read.offset >= log.log_start_offset() {
+        wait_readable(shard, &log, read).await;
     }
     let stable = stable_view(
         shard,
@@ -120,6 +113,34 @@ pub async fn read_local(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome 
                 chunks: Vec::new(),
                 stable,
             }
+        }
+    }
+}
+
+/// Waits until `read.offset` is readable (below the high watermark, or for read_committed below
+/// the last stable offset) or `read.wait_ms` passed. Each append wakes the wait: the LSO moves
+/// only when a marker is appended.
+async fn wait_readable(shard: &Shard, log: &crate::storage::PartitionLog, read: PartitionRead<'_>) {
+    let deadline = Instant::now() + Duration::from_millis(u64::from(read.wait_ms));
+    loop {
+        let end = readable_end(shard, read.topic, read.partition, log, read.read_committed);
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if read.offset < end || remaining.is_zero() {
+            return;
+        }
+        // Past the high watermark wait for data at the offset; below it (an open transaction
+        // holds the LSO back) wait for the next append.
+        let high_watermark = log.high_watermark();
+        let wait = log.wait_for_data(read.offset.max(high_watermark));
+        let timeout = glommio::timer::sleep(remaining);
+        futures::pin_mut!(wait);
+        futures::pin_mut!(timeout);
+        // A wake without new data means the log closed or failed: the read reports it.
+        if let Either::Right(_) = select(wait, timeout).await {
+            return;
+        }
+        if log.high_watermark() == high_watermark {
+            return;
         }
     }
 }

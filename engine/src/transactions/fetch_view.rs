@@ -23,20 +23,33 @@ pub fn stable_view(
     from: i64,
     read_committed: bool,
 ) -> StableView {
-    let (last_stable_offset, mut aborted) = shard.txn_partitions.stable_view(
+    let (last_stable_offset, aborted) = shard.txn_partitions.stable_view(
         topic,
         partition,
         log.high_watermark(),
         log.log_start_offset(),
         from,
+        read_committed,
     );
-    if !read_committed {
-        aborted.clear();
-    }
     StableView {
         last_stable_offset,
         aborted,
     }
+}
+
+/// The end of what a read may return: the last stable offset for read_committed, else the high
+/// watermark.
+pub fn readable_end(
+    shard: &Shard,
+    topic: &str,
+    partition: i32,
+    log: &PartitionLog,
+    read_committed: bool,
+) -> i64 {
+    if !read_committed {
+        return log.high_watermark();
+    }
+    stable_view(shard, topic, partition, log, log.high_watermark(), false).last_stable_offset
 }
 
 /// Writes a Fetch v4-11 partition's `aborted_transactions` array (producer id, first offset).

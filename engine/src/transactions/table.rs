@@ -86,8 +86,9 @@ impl PartitionTxnTable {
         state.note_marker(producer_id, epoch, commit, offset);
     }
 
-    /// The last stable offset of a partition with high watermark `high_watermark`, and the
-    /// aborted transactions overlapping `[from, lso)`, after forgetting those below the log start.
+    /// The last stable offset of a partition with high watermark `high_watermark`, and (when
+    /// `with_aborted`) the aborted transactions overlapping `[from, lso)`, after forgetting those
+    /// below the log start.
     pub fn stable_view(
         &self,
         topic: &str,
@@ -95,6 +96,7 @@ impl PartitionTxnTable {
         high_watermark: i64,
         log_start_offset: i64,
         from: i64,
+        with_aborted: bool,
     ) -> (i64, Vec<AbortedTxn>) {
         let mut partitions = self.partitions.borrow_mut();
         let Some(state) = partitions
@@ -103,8 +105,11 @@ impl PartitionTxnTable {
         else {
             return (high_watermark, Vec::new());
         };
-        state.prune_below(log_start_offset);
         let lso = state.last_stable_offset(high_watermark);
+        if !with_aborted {
+            return (lso, Vec::new());
+        }
+        state.prune_below(log_start_offset);
         (lso, state.aborted_between(from, lso))
     }
 
