@@ -44,6 +44,8 @@ const COMPACTION_BATCH_RECORDS: usize = 1_000;
 pub struct TxnLogStore {
     data_dir: PathBuf,
     config: LogConfig,
+    /// The partitions this store serves (their logs open on first use).
+    owned: std::collections::BTreeSet<i32>,
     /// Replaced wholesale by compaction.
     logs: RefCell<BTreeMap<i32, PartitionLog>>,
     compaction_min_bytes: u64,
@@ -85,22 +87,44 @@ impl TxnLogStore {
             preallocate: false,
             ..base.clone()
         };
-        let mut logs = BTreeMap::new();
+        let store = TxnLogStore {
+            data_dir: data_dir.to_path_buf(),
+            config,
+            owned: owned.iter().copied().collect(),
+            logs: RefCell::new(BTreeMap::new()),
+            compaction_min_bytes: TXN_COMPACTION_MIN_BYTES,
+        };
         for &partition in owned {
             debug_assert!((0..TRANSACTION_STATE_PARTITIONS).contains(&partition));
             let dir = partition_dir(data_dir, partition);
             finish_interrupted_compaction(&dir).map_err(|e| TxnError::Storage(e.to_string()))?;
-            let log = PartitionLog::open(&dir, config.clone())
-                .await
-                .map_err(|e| TxnError::Storage(format!("opening {}: {e}", dir.display())))?;
-            logs.insert(partition, log);
+            // Only partitions that hold state are opened now; the others on their first write,
+            // so a broker without transactions keeps no idle logs (each has buffers and timers).
+            if dir.exists() {
+                store.open_partition(partition).await?;
+            }
         }
-        Ok(TxnLogStore {
-            data_dir: data_dir.to_path_buf(),
-            config,
-            logs: RefCell::new(logs),
-            compaction_min_bytes: TXN_COMPACTION_MIN_BYTES,
-        })
+        Ok(store)
+    }
+
+    async fn open_partition(&self, partition: i32) -> Result<PartitionLog, TxnError> {
+        let dir = partition_dir(&self.data_dir, partition);
+        let log = PartitionLog::open(&dir, self.config.clone())
+            .await
+            .map_err(|e| TxnError::Storage(format!("opening {}: {e}", dir.display())))?;
+        self.logs.borrow_mut().insert(partition, log.clone());
+        Ok(log)
+    }
+
+    /// The log of an owned partition, opened (created) on first use.
+    async fn log_or_open(&self, partition: i32) -> Result<PartitionLog, TxnError> {
+        if let Ok(log) = self.log(partition) {
+            return Ok(log);
+        }
+        if !self.owned.contains(&partition) {
+            return Err(TxnError::PartitionNotOwned(partition));
+        }
+        self.open_partition(partition).await
     }
 
     /// Sets the size from which a log may be compacted (tests use tiny values).
@@ -165,10 +189,11 @@ impl TxnLogStore {
         Ok(true)
     }
 
-    /// Appends `txn`'s state; resolves once it is durable (the log's flush policy).
+    /// Appends `txn`'s state; resolves once it is durable (the log's flush policy). The caller
+    /// serialises writes (a first write opens the partition's log).
     pub async fn persist(&self, txn: &TxnMetadata, now_ms: i64) -> Result<(), TxnError> {
         let partition = state_partition_for(&txn.transactional_id);
-        let log = self.log(partition)?;
+        let log = self.log_or_open(partition).await?;
         let batch = state_batch(&[txn], now_ms)?;
         // Single broker: no leader epoch for an internal log yet (replication will stamp it).
         log.append(&batch, -1).await.map_err(|e| {
