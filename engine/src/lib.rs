@@ -11,6 +11,7 @@
 //! - `groups`: consumer-group coordinator and committed offsets.
 //! - `replication`: leaders and followers of replicated partitions, the ISR, acks=all.
 //! - `producer_state`: idempotent producers: per-partition sequence state, producer ids.
+//! - `transactions`: the transaction coordinator, markers, last stable offsets, aborted transactions.
 //! - `metrics`: per-shard counters and histograms, the Prometheus endpoint.
 //! - `topic_config`: Kafka topic configs (names, defaults, validation, effective settings);
 //!   `retention`: the per-shard background task deleting segments past retention.
@@ -34,5 +35,6 @@ pub mod server;
 pub mod shard;
 pub mod storage;
 pub mod topic_config;
+pub mod transactions;
 
 pub use config::BrokerConfig;

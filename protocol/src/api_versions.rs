@@ -32,6 +32,14 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     // v0 must be listed: librdkafka enables idempotence only when it overlaps (docs/COMPATIBILITY.md section 1).
     (ApiKey::InitProducerId, 0, 4),
+    // Transactions (transaction protocol version 1: no `transaction.version` feature is finalized,
+    // so clients add partitions with AddPartitionsToTxn; v4+ of it is broker-to-broker).
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
     // The codec decodes v1+; v0 is only used by brokers older than Kafka 1.1's clients.
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),

@@ -18,7 +18,6 @@ import kafka_wire as kw
 
 API_INIT_PRODUCER_ID = 22
 NONE = 0
-COORDINATOR_NOT_AVAILABLE = 15
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 INVALID_PRODUCER_EPOCH = 47
 
@@ -106,7 +105,9 @@ def test_idempotent_produce_answers(broker, topic_name):
     assert (err, epoch) == (NONE, 0) and pid >= 0
     err2, pid2, _ = init_producer_id(s.sock, 2)
     assert err2 == NONE and pid2 >= 0 and pid2 != pid
-    assert init_producer_id(s.sock, 3, "a-transaction")[0] == COORDINATOR_NOT_AVAILABLE
+    # A transactional id is served by its transaction coordinator (issue 22): its own producer id, epoch 0.
+    err3, pid3, epoch3 = init_producer_id(s.sock, 3, "a-transaction")
+    assert (err3, epoch3) == (NONE, 0) and pid3 not in (pid, pid2)
 
     b0 = idempotent_batch(pid, 0, 0, [b"a0", b"a1", b"a2"])
     assert s.produce(b0) == (NONE, 0)

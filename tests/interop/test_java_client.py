@@ -268,3 +268,67 @@ def test_java_producer_latency_at_a_fixed_rate(broker, topic_name, java_classpat
               f"(load average {os.getloadavg()[0]:.1f})")
     raise AssertionError(f"steady-state p99 above {PERF_P99_BOUND_MS} ms at {PERF_RATE_PER_S} records/s in "
                          f"every attempt: {runs}")
+
+
+# ------------------------------------------------------------------------------------ transactions (issue 22)
+TRANSACTIONS_COMMAND = "org.apache.kafka.tools.TransactionsCommand"
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("broker", [2], indirect=True, ids=["shards2"])
+def test_java_transactional_read_process_write(broker, topic_name, java_classpath):
+    import clients
+
+    source, sink = f"{topic_name}-in", f"{topic_name}-out"
+    clients.create_topic(broker.bootstrap, source, 1)
+    clients.create_topic(broker.bootstrap, sink, 1)
+    values = [b"record-%04d" % i for i in range(200)]
+    clients.produce_all(clients.producer(broker.bootstrap), source, [(None, v) for v in values], partition=0)
+    out = run_ok(java_classpath, "ringbroker.interop.TransactionalCopy", broker.bootstrap, source, sink,
+                 f"g-{topic_name}", f"copy-{topic_name}", str(len(values)), timeout=240)
+    m = re.search(r"COMMITTED (\d+) ABORTED (\d+)", out)
+    assert m and int(m.group(1)) == len(values) and int(m.group(2)) > 0, out
+
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+    def read_sink(isolation: str, expect: int) -> list[bytes]:
+        c = clients.consumer(broker.bootstrap, **{"isolation.level": isolation, "group.id": f"r-{isolation}"})
+        got: list[bytes] = []
+        try:
+            c.assign([TopicPartition(sink, 0, OFFSET_BEGINNING)])
+            deadline = time.monotonic() + 60
+            idle_since = time.monotonic()
+            while time.monotonic() < deadline and (len(got) < expect or time.monotonic() - idle_since < 3):
+                msgs = [m for m in c.consume(num_messages=1000, timeout=0.5) if m.error() is None]
+                got.extend(m.value() for m in msgs)
+                if msgs:
+                    idle_since = time.monotonic()
+        finally:
+            c.close()
+        return got
+
+    assert read_sink("read_committed", len(values)) == [v.upper() for v in values], (
+        "read_committed must see every committed record once, in order, and no aborted one")
+    # abortTransaction drops batches not sent yet, so only some aborted records reach the log.
+    everything = read_sink("read_uncommitted", len(values))
+    assert len(everything) >= len(values) and set(everything) >= {v.upper() for v in values}
+
+
+def test_kafka_transactions_cli(broker, topic_name, java_classpath):
+    import clients
+
+    clients.create_topic(broker.bootstrap, topic_name, 2)
+    txn_id = f"cli-{topic_name}"
+    p = clients.producer(broker.bootstrap, **{"transactional.id": txn_id})
+    p.init_transactions(30)
+    p.begin_transaction()
+    p.produce(topic_name, value=b"open", partition=1)
+    p.flush(30)
+    b = ["--bootstrap-server", broker.bootstrap]
+    listed = run_ok(java_classpath, TRANSACTIONS_COMMAND, *b, "list")
+    assert re.search(rf"{re.escape(txn_id)}\s+\d+\s+\d+\s+Ongoing", listed), listed
+    described = run_ok(java_classpath, TRANSACTIONS_COMMAND, *b, "describe", "--transactional-id", txn_id)
+    assert "Ongoing" in described and f"{topic_name}-1" in described, described
+    p.commit_transaction(30)
+    listed = run_ok(java_classpath, TRANSACTIONS_COMMAND, *b, "list")
+    assert re.search(rf"{re.escape(txn_id)}\s+\d+\s+\d+\s+CompleteCommit", listed), listed

@@ -113,6 +113,7 @@ pub async fn apply_partitions_command(
 ) -> AdminOutcome {
     if remove {
         shard.producers.forget(topic);
+        shard.txn_partitions.forget(topic);
         for log in shard.take_logs(topic) {
             let dir = log.dir().to_path_buf();
             if let Err(e) = shard.producers.remove_files(&dir).await {
@@ -158,6 +159,10 @@ pub async fn open_partition(
         .load(topic, partition, &log)
         .await
         .map_err(|e| format!("cannot recover producer state of {}: {e}", dir.display()))?;
+    let txns = crate::transactions::PartitionTxns::recover(&log)
+        .await
+        .map_err(|e| format!("cannot recover transaction state of {}: {e}", dir.display()))?;
+    shard.txn_partitions.insert(topic, partition, txns);
     Ok(log)
 }
 

@@ -2,20 +2,22 @@
 //! record batches, as tail-cache bytes or segment file ranges, waiting for new data when asked
 //! (long poll). The connection's shard sends file ranges with `sendfile` (see `server::sendfile`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::future::select;
+use futures::future::{select, Either};
 use kafka_protocol::ResponseError;
 use ringbroker_schema::{
-    FetchChunk, FetchChunkArgs, FetchRequest as MeshFetch, FetchRequestArgs, FetchResult,
-    FetchResultArgs, FileRange, FileRangeArgs, Payload,
+    AbortedTxnEntry, AbortedTxnEntryArgs, FetchChunk, FetchChunkArgs, FetchRequest as MeshFetch,
+    FetchRequestArgs, FetchResult, FetchResultArgs, FileRange, FileRangeArgs, Payload,
 };
 
 use crate::errors::{self, storage_error_code};
 use crate::metrics::{hooks, Stage};
 use crate::shard::Shard;
 use crate::storage::ReadChunk;
+use crate::transactions::fetch_view::{readable_end, stable_view, StableView};
+use crate::transactions::AbortedTxn;
 
 /// What one partition's read came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +26,8 @@ pub struct FetchOutcome {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub chunks: Vec<ReadChunk>,
+    /// The last stable offset and, for read_committed, the aborted transactions read over.
+    pub stable: StableView,
 }
 
 impl FetchOutcome {
@@ -33,6 +37,10 @@ impl FetchOutcome {
             high_watermark: -1,
             log_start_offset: -1,
             chunks: Vec::new(),
+            stable: StableView {
+                last_stable_offset: -1,
+                aborted: Vec::new(),
+            },
         }
     }
 
@@ -53,6 +61,8 @@ pub struct PartitionRead<'a> {
     /// Kafka's replica id: -1 for a consumer; a follower's node id for a replica fetch, which
     /// reads up to the written end and reports the follower's progress (`replication::serve`).
     pub replica_id: i32,
+    /// isolation_level 1: read only below the last stable offset.
+    pub read_committed: bool,
 }
 
 /// Reads from a partition this shard owns.
@@ -73,38 +83,47 @@ pub async fn read_local(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome 
             return FetchOutcome::error(code);
         }
     }
-    // A consumer waits for the high watermark to pass its offset, a follower for the written end.
-    let readable_end = if replica {
-        log.written_end_offset()
-    } else {
-        log.high_watermark()
-    };
-    if read.wait_ms > 0 && read.offset >= readable_end && read.offset >= log.log_start_offset() {
-        let timeout = glommio::timer::sleep(Duration::from_millis(u64::from(read.wait_ms)));
-        futures::pin_mut!(timeout);
+    if read.wait_ms > 0 && read.offset >= log.log_start_offset() {
         if replica {
-            let wait = log.wait_for_written_data(read.offset);
-            futures::pin_mut!(wait);
-            let _ = select(wait, timeout).await;
+            // A follower waits for the leader's next write, not for the high watermark.
+            if read.offset >= log.written_end_offset() {
+                let wait = log.wait_for_written_data(read.offset);
+                let timeout = glommio::timer::sleep(Duration::from_millis(u64::from(read.wait_ms)));
+                futures::pin_mut!(wait);
+                futures::pin_mut!(timeout);
+                let _ = select(wait, timeout).await;
+            }
         } else {
-            let wait = log.wait_for_data(read.offset);
-            futures::pin_mut!(wait);
-            let _ = select(wait, timeout).await;
+            wait_readable(shard, &log, read).await;
         }
     }
+    let stable = stable_view(
+        shard,
+        read.topic,
+        read.partition,
+        &log,
+        read.offset,
+        read.read_committed,
+    );
     if read.max_bytes == 0 {
         return FetchOutcome {
             error_code: errors::NONE,
             high_watermark: log.high_watermark(),
             log_start_offset: log.log_start_offset(),
             chunks: Vec::new(),
+            stable,
         };
     }
+    let limit = if read.read_committed {
+        stable.last_stable_offset
+    } else {
+        i64::MAX
+    };
     let result = async {
         if replica {
             log.read_for_replica(read.offset, read.max_bytes).await
         } else {
-            log.read(read.offset, read.max_bytes).await
+            log.read_below(read.offset, read.max_bytes, limit).await
         }
     };
     match hooks::timed(shard.metrics(), Stage::FetchRead, result).await {
@@ -114,6 +133,7 @@ pub async fn read_local(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome 
                 high_watermark: result.high_watermark,
                 log_start_offset: result.log_start_offset,
                 chunks: result.chunks,
+                stable,
             };
             if let Some(m) = shard.metrics() {
                 crate::metrics::ShardMetrics::add(
@@ -128,6 +148,7 @@ pub async fn read_local(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome 
             high_watermark: result.high_watermark,
             log_start_offset: result.log_start_offset,
             chunks: result.chunks,
+            stable,
         },
         Err(e) => {
             let code = storage_error_code(&e);
@@ -139,7 +160,36 @@ pub async fn read_local(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome 
                 high_watermark: log.high_watermark(),
                 log_start_offset: log.log_start_offset(),
                 chunks: Vec::new(),
+                stable,
             }
+        }
+    }
+}
+
+/// Waits until `read.offset` is readable (below the high watermark, or for read_committed below
+/// the last stable offset) or `read.wait_ms` passed. Each append wakes the wait: the LSO moves
+/// only when a marker is appended.
+async fn wait_readable(shard: &Shard, log: &crate::storage::PartitionLog, read: PartitionRead<'_>) {
+    let deadline = Instant::now() + Duration::from_millis(u64::from(read.wait_ms));
+    loop {
+        let end = readable_end(shard, read.topic, read.partition, log, read.read_committed);
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if read.offset < end || remaining.is_zero() {
+            return;
+        }
+        // Past the high watermark wait for data at the offset; below it (an open transaction
+        // holds the LSO back) wait for the next append.
+        let high_watermark = log.high_watermark();
+        let wait = log.wait_for_data(read.offset.max(high_watermark));
+        let timeout = glommio::timer::sleep(remaining);
+        futures::pin_mut!(wait);
+        futures::pin_mut!(timeout);
+        // A wake without new data means the log closed or failed: the read reports it.
+        if let Either::Right(_) = select(wait, timeout).await {
+            return;
+        }
+        if log.high_watermark() == high_watermark {
+            return;
         }
     }
 }
@@ -161,6 +211,7 @@ pub async fn read(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome {
                 max_bytes: i32::try_from(read.max_bytes).unwrap_or(i32::MAX),
                 wait_ms: read.wait_ms as i32,
                 replica_id: read.replica_id,
+                read_committed: read.read_committed,
             },
         );
         (Payload::FetchRequest, request.as_union_value())
@@ -197,11 +248,25 @@ pub async fn read(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome {
             chunks.push(ReadChunk::Memory(Bytes::copy_from_slice(data.bytes())));
         }
     }
+    let aborted = result
+        .aborted()
+        .iter()
+        .flatten()
+        .map(|a| AbortedTxn {
+            producer_id: a.producer_id(),
+            first_offset: a.first_offset(),
+            last_offset: -1,
+        })
+        .collect();
     FetchOutcome {
         error_code: result.error_code(),
         high_watermark: result.high_watermark(),
         log_start_offset: result.log_start_offset(),
         chunks,
+        stable: StableView {
+            last_stable_offset: result.last_stable_offset(),
+            aborted,
+        },
     }
 }
 
@@ -217,6 +282,7 @@ pub async fn serve_remote(shard: &Shard, from: usize, correlation: u64, request:
             max_bytes: usize::try_from(request.max_bytes()).unwrap_or(0),
             wait_ms: u32::try_from(request.wait_ms()).unwrap_or(0),
             replica_id: request.replica_id(),
+            read_committed: request.read_committed(),
         },
     )
     .await;
@@ -258,6 +324,21 @@ pub async fn serve_remote(shard: &Shard, from: usize, correlation: u64, request:
                 chunk_offsets.push(FetchChunk::create(fbb, &args));
             }
             let chunks = fbb.create_vector(&chunk_offsets);
+            let aborted: Vec<_> = outcome
+                .stable
+                .aborted
+                .iter()
+                .map(|a| {
+                    AbortedTxnEntry::create(
+                        fbb,
+                        &AbortedTxnEntryArgs {
+                            producer_id: a.producer_id,
+                            first_offset: a.first_offset,
+                        },
+                    )
+                })
+                .collect();
+            let aborted = fbb.create_vector(&aborted);
             let result = FetchResult::create(
                 fbb,
                 &FetchResultArgs {
@@ -265,6 +346,8 @@ pub async fn serve_remote(shard: &Shard, from: usize, correlation: u64, request:
                     high_watermark: outcome.high_watermark,
                     log_start_offset: outcome.log_start_offset,
                     chunks: Some(chunks),
+                    last_stable_offset: outcome.stable.last_stable_offset,
+                    aborted: Some(aborted),
                 },
             );
             (Payload::FetchResult, result.as_union_value())

@@ -224,48 +224,68 @@ impl LogOffsetStore {
     /// Rewrites one partition's live records into a fresh log and swaps it in.
     async fn compact_partition(&self, partition: i32, batches: &[Bytes]) -> Result<(), GroupError> {
         let dir = Self::partition_dir(&self.data_dir, partition);
-        let compacting = with_suffix(&dir, COMPACTING_SUFFIX);
-        let compacted = with_suffix(&dir, COMPACTED_SUFFIX);
-        remove_dir_if_exists(&compacting)?;
-        let fresh = PartitionLog::open(&compacting, self.config.clone())
-            .await
-            .map_err(|e| storage_error("opening compacted offsets log", e))?;
-        let leader_epoch = self.leader_epoch(partition);
-        let appends: Vec<_> = batches
-            .iter()
-            .map(|batch| fresh.append(batch, leader_epoch))
-            .collect();
-        for append in appends {
-            append
-                .await
-                .map_err(|e| storage_error("writing compacted offsets log", e))?;
-        }
-        fresh
-            .close()
-            .await
-            .map_err(|e| storage_error("closing compacted offsets log", e))?;
-        drop(fresh);
-        // Blocking renames: a few metadata operations, once per compaction.
-        std::fs::rename(&compacting, &compacted)
-            .map_err(|e| storage_error("marking compacted log complete", e))?;
-        let old = self.logs.borrow_mut().remove(&partition);
-        if let Some(old) = old {
-            old.close()
-                .await
-                .map_err(|e| storage_error("closing offsets log", e))?;
-        }
-        finish_interrupted_compaction(&dir)?;
-        let log = PartitionLog::open(&dir, self.config.clone())
-            .await
-            .map_err(|e| storage_error(&format!("reopening {}", dir.display()), e))?;
+        let log = swap_in_rewritten_log(
+            &dir,
+            &self.config,
+            batches,
+            self.leader_epoch(partition),
+            || self.logs.borrow_mut().remove(&partition),
+        )
+        .await?;
         self.logs.borrow_mut().insert(partition, log);
         Ok(())
     }
 }
 
+/// Replaces the log in `dir` by a fresh one holding only `batches` (a coordinator's live records):
+/// written beside it as `<dir>.compacting`, renamed `<dir>.compacted` once complete, then the old
+/// log (`take_old`, called only then, so it serves until the new one is whole) is closed and the
+/// new one swapped in and reopened. `open` of a coordinator store finishes or discards an
+/// interrupted swap ([`finish_interrupted_compaction`]), so a crash at any step loses nothing.
+pub async fn swap_in_rewritten_log(
+    dir: &Path,
+    config: &LogConfig,
+    batches: &[Bytes],
+    leader_epoch: i32,
+    take_old: impl FnOnce() -> Option<PartitionLog>,
+) -> Result<PartitionLog, GroupError> {
+    let compacting = with_suffix(dir, COMPACTING_SUFFIX);
+    let compacted = with_suffix(dir, COMPACTED_SUFFIX);
+    remove_dir_if_exists(&compacting)?;
+    let fresh = PartitionLog::open(&compacting, config.clone())
+        .await
+        .map_err(|e| storage_error("opening compacted log", e))?;
+    let appends: Vec<_> = batches
+        .iter()
+        .map(|batch| fresh.append(batch, leader_epoch))
+        .collect();
+    for append in appends {
+        append
+            .await
+            .map_err(|e| storage_error("writing compacted log", e))?;
+    }
+    fresh
+        .close()
+        .await
+        .map_err(|e| storage_error("closing compacted log", e))?;
+    drop(fresh);
+    // Blocking renames: a few metadata operations, once per compaction.
+    std::fs::rename(&compacting, &compacted)
+        .map_err(|e| storage_error("marking compacted log complete", e))?;
+    if let Some(old) = take_old() {
+        old.close()
+            .await
+            .map_err(|e| storage_error("closing the compacted-away log", e))?;
+    }
+    finish_interrupted_compaction(dir)?;
+    PartitionLog::open(dir, config.clone())
+        .await
+        .map_err(|e| storage_error(&format!("reopening {}", dir.display()), e))
+}
+
 /// Completes a swap a crash interrupted: a complete `<dir>.compacted` replaces `<dir>`; an incomplete
 /// `<dir>.compacting` is discarded (the old log is still whole).
-fn finish_interrupted_compaction(dir: &Path) -> Result<(), GroupError> {
+pub fn finish_interrupted_compaction(dir: &Path) -> Result<(), GroupError> {
     remove_dir_if_exists(&with_suffix(dir, COMPACTING_SUFFIX))?;
     let compacted = with_suffix(dir, COMPACTED_SUFFIX);
     if compacted.exists() {
@@ -291,12 +311,50 @@ async fn replay(
     out: &mut Vec<CoordinatorRecord>,
 ) -> Result<(), GroupError> {
     let what = format!("replaying {OFFSETS_TOPIC_NAME}-{partition}");
-    let mut offset = log.log_start_offset();
+    let mut decoded: Result<(), GroupError> = Ok(());
+    scan_log(log, log.log_start_offset(), &what, |bytes, offset| {
+        for record in decode_records(bytes).map_err(|e| e.to_string())? {
+            // A batch comes back whole even if `offset` lies inside it: skip what we already have.
+            if record.offset < offset {
+                continue;
+            }
+            let Some(key) = record.key else {
+                decoded = Err(GroupError::MalformedRecord("record without key".into()));
+                return Err("record without key".into());
+            };
+            match decode_record(key, record.value) {
+                Ok(record) => out.push(record),
+                Err(e) => {
+                    let reason = e.to_string();
+                    decoded = Err(e);
+                    return Err(reason);
+                }
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| match std::mem::replace(&mut decoded, Ok(())) {
+        Err(decode_error) => decode_error,
+        Ok(()) => storage_error(&what, e),
+    })
+}
+
+/// Reads `log` from `from` to its high watermark in order and hands each read's whole batches to
+/// `visit`, with the offset that read started at (its first batch may begin below it: a batch
+/// comes back whole). Shared by the coordinators' replays and the transaction index rebuild.
+pub async fn scan_log(
+    log: &PartitionLog,
+    from: i64,
+    what: &str,
+    mut visit: impl FnMut(&Bytes, i64) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut offset = from;
     while offset < log.high_watermark() {
         let read = log
             .read(offset, REPLAY_READ_BYTES)
             .await
-            .map_err(|e| storage_error(&what, e))?;
+            .map_err(|e| format!("{what}: {e}"))?;
         if read.chunks.is_empty() {
             break;
         }
@@ -310,26 +368,17 @@ async fn replay(
                     ..
                 } => read_file_range(&path, position, len)
                     .await
-                    .map_err(|e| storage_error(&what, e))?,
+                    .map_err(|e| format!("{what}: {e}"))?,
             };
             let mut next = offset;
             for batch in batches(&bytes) {
-                let (header, _) = batch.map_err(|e| storage_error(&what, e))?;
+                let (header, _) = batch.map_err(|e| format!("{what}: {e}"))?;
                 next = next.max(header.last_offset() + 1);
             }
             if next == offset {
-                return Err(storage_error(&what, "read returned no whole batch"));
+                return Err(format!("{what}: read returned no whole batch"));
             }
-            for record in decode_records(&bytes).map_err(|e| storage_error(&what, e))? {
-                // A batch comes back whole even if `offset` lies inside it: skip what we already have.
-                if record.offset < offset {
-                    continue;
-                }
-                let Some(key) = record.key else {
-                    return Err(GroupError::MalformedRecord("record without key".into()));
-                };
-                out.push(decode_record(key, record.value)?);
-            }
+            visit(&bytes, offset)?;
             offset = next;
         }
     }

@@ -39,7 +39,7 @@ mod offsets;
 mod partitioner;
 mod persist_queue;
 mod rebalance;
-mod record_codec;
+pub(crate) mod record_codec;
 pub(crate) mod responses;
 mod store;
 #[cfg(test)]
@@ -49,11 +49,13 @@ mod waiter;
 pub use config::{
     GroupConfig, DEFAULT_CONSUMER_HEARTBEAT_INTERVAL_MS, DEFAULT_CONSUMER_SESSION_TIMEOUT_MS,
 };
+pub(crate) use coordinator::now_ms;
 pub use coordinator::{ClientInfo, GroupCoordinator};
 pub use error::GroupError;
 pub use group::GroupState;
 pub use log_store::{
-    offsets_log_config, LogOffsetStore, OFFSETS_SEGMENT_BYTES, OFFSETS_TOPIC_NAME,
+    finish_interrupted_compaction, offsets_log_config, scan_log, swap_in_rewritten_log,
+    LogOffsetStore, OFFSETS_SEGMENT_BYTES, OFFSETS_TOPIC_NAME,
 };
 pub use partitioner::{java_string_hashcode, offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
 pub use store::{

@@ -238,6 +238,7 @@ mod tests {
                 },
                 ReadChunk::Memory(batch.clone()),
             ],
+            stable: Default::default(),
         };
         fetched(Some(&m), &[ok, FetchOutcome::error(1)]);
         let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);

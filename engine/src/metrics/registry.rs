@@ -173,6 +173,7 @@ impl Collector for Scrape {
         encode_requests(&mut encoder, shards)?;
         encode_stages(&mut encoder, shards)?;
         encode_connections(&mut encoder, shards)?;
+        encode_transactions(&mut encoder, shards)?;
         encode_io(&mut encoder, shards)?;
         encode_partitions_and_lag(&mut encoder, shards)?;
         gauge_family(
@@ -321,6 +322,44 @@ fn encode_stages(
         }
     }
     histogram_family(e, "stage_latency_seconds", "Latency of each step of the produce and fetch paths (queue, hop, append/read, wait, reply).", &rows)
+}
+
+/// The transaction coordinators' outcomes and open transactions.
+fn encode_transactions(
+    e: &mut DescriptorEncoder,
+    shards: &[Arc<ShardMetrics>],
+) -> Result<(), std::fmt::Error> {
+    let ongoing: Vec<(Labels, i64)> = shards
+        .iter()
+        .map(|m| {
+            let open = load(&m.counters.transactions_ongoing);
+            (shard_label(m), i64::try_from(open).unwrap_or(i64::MAX))
+        })
+        .collect();
+    gauge_family(
+        e,
+        "transactions_ongoing",
+        "Transactions open on the shard's transaction coordinator.",
+        &ongoing,
+    )?;
+    counter_family(
+        e,
+        "transactions_committed",
+        "Transactions committed (EndTxn commit).",
+        &per_shard(shards, |m| load(&m.counters.transactions_committed)),
+    )?;
+    counter_family(
+        e,
+        "transactions_aborted",
+        "Transactions aborted by their producer (EndTxn abort).",
+        &per_shard(shards, |m| load(&m.counters.transactions_aborted)),
+    )?;
+    counter_family(
+        e,
+        "transactions_timed_out",
+        "Transactions aborted by the coordinator: past transaction.timeout.ms, or their producer fenced by a new one.",
+        &per_shard(shards, |m| load(&m.counters.transactions_timed_out)),
+    )
 }
 
 fn encode_connections(

@@ -123,6 +123,13 @@ pub struct Counters {
     pub isr_expands: AtomicU64,
     /// Partitions this broker started leading (elections that chose it).
     pub leaderships_taken: AtomicU64,
+    /// Transactions this shard's coordinator committed, aborted on request, and aborted at their
+    /// timeout (or when a new producer fenced the old one).
+    pub transactions_committed: AtomicU64,
+    pub transactions_aborted: AtomicU64,
+    pub transactions_timed_out: AtomicU64,
+    /// Transactions open on this shard's coordinator right now (a gauge kept by the coordinator).
+    pub transactions_ongoing: AtomicU64,
 }
 
 /// glommio `IoStats` of the shard's executor, summed over its rings since start.

@@ -9,6 +9,7 @@ use ringbroker_schema::{
 
 use crate::errors::{self, storage_error_code};
 use crate::shard::Shard;
+use crate::transactions::fetch_view::stable_view;
 
 pub const LATEST_TIMESTAMP: i64 = -1;
 pub const EARLIEST_TIMESTAMP: i64 = -2;
@@ -37,6 +38,7 @@ pub async fn lookup_local(
     topic: &str,
     partition: i32,
     timestamp: i64,
+    read_committed: bool,
 ) -> OffsetLookup {
     let Some(log) = shard.log(topic, partition) else {
         return OffsetLookup::error(ResponseError::UnknownTopicOrPartition.code());
@@ -48,6 +50,10 @@ pub async fn lookup_local(
     };
     match timestamp {
         EARLIEST_TIMESTAMP => found(log.log_start_offset(), -1),
+        LATEST_TIMESTAMP if read_committed => {
+            let view = stable_view(shard, topic, partition, &log, log.high_watermark(), false);
+            found(view.last_stable_offset, -1)
+        }
         LATEST_TIMESTAMP => found(log.high_watermark(), -1),
         MAX_TIMESTAMP => match log.max_timestamp() {
             Some((ts, offset)) => found(offset, ts),
@@ -62,11 +68,18 @@ pub async fn lookup_local(
     }
 }
 
-/// Looks up an offset wherever the partition lives.
-pub async fn lookup(shard: &Shard, topic: &str, partition: i32, timestamp: i64) -> OffsetLookup {
+/// Looks up an offset wherever the partition lives; `read_committed` (isolation level 1) makes
+/// "latest" the last stable offset.
+pub async fn lookup(
+    shard: &Shard,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+    read_committed: bool,
+) -> OffsetLookup {
     let owner = shard.owner_of(topic, partition);
     if owner == shard.id {
-        return lookup_local(shard, topic, partition, timestamp).await;
+        return lookup_local(shard, topic, partition, timestamp, read_committed).await;
     }
     let reply = shard
         .mesh
@@ -78,6 +91,7 @@ pub async fn lookup(shard: &Shard, topic: &str, partition: i32, timestamp: i64) 
                     topic: Some(topic),
                     partition,
                     timestamp,
+                    read_committed,
                 },
             );
             (Payload::ListOffsetsRequest, request.as_union_value())
@@ -106,7 +120,14 @@ pub async fn serve_remote(
     request: MeshListOffsets<'_>,
 ) {
     let topic = request.topic().unwrap_or_default().to_string();
-    let result = lookup_local(shard, &topic, request.partition(), request.timestamp()).await;
+    let result = lookup_local(
+        shard,
+        &topic,
+        request.partition(),
+        request.timestamp(),
+        request.read_committed(),
+    )
+    .await;
     shard
         .mesh
         .reply(from, correlation, 64, |fbb| {

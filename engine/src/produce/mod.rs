@@ -144,6 +144,13 @@ async fn append_leader(
         }
         Decision::Reject(code) => return ProduceOutcome::error(code),
     }
+    // Transactional batches: fencing check and the partition's open transactions (LSO).
+    if let Err(code) =
+        crate::transactions::before_append(shard, topic, partition, log.dir(), records, end)
+    {
+        shard.producers.rollback(topic, partition, end);
+        return ProduceOutcome::error(code);
+    }
     // Every batch is stamped with the partition's current leader epoch (the leader-epoch cache
     // and, with replication, followers' truncation rely on it).
     let append = log.append(records, leader_epoch);
@@ -160,6 +167,7 @@ async fn append_leader(
         Err(e) => {
             tracing::warn!(topic, partition, error = %e, "append failed");
             shard.producers.rollback(topic, partition, end);
+            crate::transactions::append_failed(shard, topic, partition, end);
             ProduceOutcome::error(storage_error_code(&e))
         }
     }

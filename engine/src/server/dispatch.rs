@@ -112,6 +112,12 @@ pub async fn handle(
             handlers::find_coordinator::handle(shard, &request, listener).await
         }
         ApiKey::InitProducerId => handlers::init_producer_id::handle(shard, &request).await,
+        ApiKey::AddPartitionsToTxn
+        | ApiKey::AddOffsetsToTxn
+        | ApiKey::TxnOffsetCommit
+        | ApiKey::EndTxn
+        | ApiKey::DescribeTransactions
+        | ApiKey::ListTransactions => handlers::transactions::handle(shard, &request).await,
         ApiKey::DescribeConfigs => handlers::describe_configs::handle(shard, &request).await,
         ApiKey::DescribeCluster => handlers::describe_cluster::handle(shard, &request, listener),
         // A SASL exchange runs in the connection before any request gets here (`security`).

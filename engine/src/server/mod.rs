@@ -14,6 +14,9 @@ mod peer;
 pub mod sendfile;
 pub mod writer;
 
+use crate::transactions::{
+    TxnConfig, TxnCoordinator, TxnLogStore, TRANSACTION_STATE_PARTITIONS, TRANSACTION_STATE_TOPIC,
+};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -215,6 +218,11 @@ async fn run_shard(
             shard.leader_epoch(OFFSETS_TOPIC_NAME, partition)
         })
     });
+    let transactions = open_transaction_coordinator(&config, id, shard.metrics.clone())
+        .await
+        .map_err(fail)?;
+    shard.set_transactions(transactions.clone());
+    transactions.spawn_sweep(Rc::downgrade(&shard));
     peer::spawn_receivers(shard.clone(), receivers);
     // Shard 0 joins the cluster (quorum, registration); every shard then waits until an image in
     // which this broker is live reaches it, and only then serves clients.
@@ -316,6 +324,9 @@ async fn run_shard(
     }
     // After the logs are closed: the snapshots cover everything, restart scans nothing.
     shard.producers.snapshot_all().await;
+    if let Err(e) = transactions.close().await {
+        tracing::warn!(shard = id, error = %e, "closing the transaction state logs failed");
+    }
     if let Err(e) = offsets_store.close().await {
         tracing::warn!(shard = id, error = %e, "closing the committed-offsets logs failed");
     }
@@ -389,6 +400,27 @@ async fn open_group_coordinator(
         .await
         .map_err(|e| format!("committed offsets recovery: {e}"))?;
     Ok((Rc::new(coordinator), store))
+}
+
+/// Opens this shard's `__transaction_state` partitions and the transaction coordinator over
+/// them; the state is replayed before the shard serves.
+async fn open_transaction_coordinator(
+    config: &BrokerConfig,
+    shard_id: usize,
+    metrics: Option<Arc<ShardMetrics>>,
+) -> Result<Rc<TxnCoordinator>, String> {
+    let owned: Vec<i32> = (0..TRANSACTION_STATE_PARTITIONS)
+        .filter(|p| owner_shard(TRANSACTION_STATE_TOPIC, *p, config.shard_count()) == shard_id)
+        .collect();
+    let store = TxnLogStore::open(&config.data_dir, &owned, &config.log)
+        .await
+        .map_err(|e| format!("transaction state: {e}"))?;
+    // Kafka's defaults (`transaction.max.timeout.ms`, the abort sweep interval); not yet settings.
+    let coordinator = TxnCoordinator::open(TxnConfig::default(), store)
+        .await
+        .map_err(|e| format!("transaction state recovery: {e}"))?
+        .with_metrics(metrics);
+    Ok(Rc::new(coordinator))
 }
 
 async fn accept_loop(

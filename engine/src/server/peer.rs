@@ -93,6 +93,11 @@ async fn serve_request(shard: &Rc<Shard>, from: usize, message: MeshMessage) {
                 .await;
             }
         }
+        Payload::TxnMarkerRequest => {
+            if let Some(request) = envelope.payload_as_txn_marker_request() {
+                crate::transactions::markers::serve_remote(shard, from, correlation, request).await;
+            }
+        }
         other => tracing::error!(from, ?other, "unexpected mesh request"),
     }
 }

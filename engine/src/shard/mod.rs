@@ -21,6 +21,7 @@ use crate::metrics::ShardMetrics;
 use crate::producer_state::ShardProducers;
 use crate::replication::ShardReplication;
 use crate::storage::PartitionLog;
+use crate::transactions::{PartitionTxnTable, TxnCoordinator};
 use ringbroker_protocol::records::RecordValidator;
 
 pub use mesh::Mesh;
@@ -57,6 +58,11 @@ pub struct Shard {
     pub producers: ShardProducers,
     /// Leaders and followers among the replicated partitions this shard owns.
     pub replication: ShardReplication,
+    /// Coordinator of the transactional ids whose `__transaction_state` partition this shard
+    /// owns (set once its state is replayed, before clients are served).
+    transactions: RefCell<Option<Rc<TxnCoordinator>>>,
+    /// Transaction state (open transactions, aborted ones) of the partitions this shard owns.
+    pub txn_partitions: PartitionTxnTable,
     /// This shard's metrics (only this shard writes them); `None` when metrics are off.
     pub metrics: Option<Arc<ShardMetrics>>,
     /// Walks the records of produced batches (`produce::validate_records`); its window is the
@@ -91,6 +97,8 @@ impl Shard {
             groups,
             producers,
             replication: ShardReplication::default(),
+            transactions: RefCell::new(None),
+            txn_partitions: PartitionTxnTable::default(),
             metrics: None,
             record_validator: RefCell::new(RecordValidator::new()),
         }
@@ -134,6 +142,15 @@ impl Shard {
             self.live.set(1);
         }
         self.replication.installed.set(image.applied_index);
+    }
+
+    /// This shard's transaction coordinator, once opened.
+    pub fn transactions(&self) -> Option<Rc<TxnCoordinator>> {
+        self.transactions.borrow().clone()
+    }
+
+    pub fn set_transactions(&self, coordinator: Rc<TxnCoordinator>) {
+        *self.transactions.borrow_mut() = Some(coordinator);
     }
 
     /// The cluster agent, on shard 0.

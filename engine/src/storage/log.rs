@@ -385,6 +385,23 @@ impl PartitionLog {
         reader::read(&self.inner, offset, max_bytes, ReadBound::HighWatermark).await
     }
 
+    /// Reads for a read_committed consumer: like [`PartitionLog::read`], never at or beyond
+    /// `stable_offset` either (the partition's last stable offset).
+    pub async fn read_below(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        stable_offset: i64,
+    ) -> Result<ReadResult, StorageError> {
+        reader::read(
+            &self.inner,
+            offset,
+            max_bytes,
+            ReadBound::Below(stable_offset),
+        )
+        .await
+    }
+
     /// Reads for a follower replica: like [`PartitionLog::read`], bounded by the written end
     /// instead of the high watermark (followers fetch what the leader wrote, so that the high
     /// watermark can pass it). `ReadResult::high_watermark` is still the high watermark.

@@ -24,6 +24,9 @@ pub(crate) enum ReadBound {
     HighWatermark,
     /// Follower replicas: below the written end.
     WrittenEnd,
+    /// read_committed consumers: below this offset (the last stable offset) and the high
+    /// watermark.
+    Below(i64),
 }
 
 /// A planned file read, computed under the state borrow.
@@ -62,6 +65,7 @@ pub(crate) async fn read(
     let limit_offset = match bound {
         ReadBound::HighWatermark => high_watermark,
         ReadBound::WrittenEnd => inner.written.get(),
+        ReadBound::Below(limit) => high_watermark.min(limit),
     };
     // Where to look: moves on to the next segment when compaction removed the rest of a segment.
     let mut at = offset;

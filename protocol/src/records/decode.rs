@@ -178,3 +178,23 @@ fn nullable_bytes(
         }
     }
 }
+
+/// The control type of a control batch (the second i16 of its first record's key: 0 abort, 1
+/// commit for transaction markers), read without decoding the batch (`decode_records` skips
+/// control batches, as consumers do). `None` when `batch` is not an uncompressed control batch
+/// with such a key; Kafka never compresses control batches.
+pub fn control_record_type(batch: &[u8]) -> Option<i16> {
+    let header = BatchHeader::parse(batch).ok()?;
+    if !header.is_control() || header.compression() != Some(Compression::None) {
+        return None;
+    }
+    let records = batch.get(BATCH_HEADER_BYTES..header.total_bytes().min(batch.len()))?;
+    let mut r = Reader::new(records);
+    let _length = r.varint().ok()?;
+    let _attributes = r.i8().ok()?;
+    let _timestamp_delta = r.varlong().ok()?;
+    let _offset_delta = r.varint().ok()?;
+    let key_len = usize::try_from(r.varint().ok()?).ok()?;
+    let key = records.get(r.bytes(key_len, "control key").ok()?)?;
+    (key.len() >= 4).then(|| i16::from_be_bytes([key[2], key[3]]))
+}

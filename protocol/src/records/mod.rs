@@ -20,7 +20,7 @@ pub use builder::{
     BatchBuilder, Record, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
     NO_SEQUENCE,
 };
-pub use decode::{decode_records, OwnedRecord};
+pub use decode::{control_record_type, decode_records, OwnedRecord};
 pub use partitioner::{murmur2, partition_for_key, to_positive};
 pub use validate::{InvalidRecords, RecordValidator};
 

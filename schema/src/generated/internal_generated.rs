@@ -13,10 +13,10 @@ pub mod internal {
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_PAYLOAD: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_PAYLOAD: u8 = 16;
+pub const ENUM_MAX_PAYLOAD: u8 = 17;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_PAYLOAD: [Payload; 17] = [
+pub const ENUM_VALUES_PAYLOAD: [Payload; 18] = [
   Payload::NONE,
   Payload::ProduceRequest,
   Payload::ProduceResult,
@@ -34,6 +34,7 @@ pub const ENUM_VALUES_PAYLOAD: [Payload; 17] = [
   Payload::ControllerReply,
   Payload::EpochEndOffsetRequest,
   Payload::EpochEndOffsetResult,
+  Payload::TxnMarkerRequest,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -58,9 +59,10 @@ impl Payload {
   pub const ControllerReply: Self = Self(14);
   pub const EpochEndOffsetRequest: Self = Self(15);
   pub const EpochEndOffsetResult: Self = Self(16);
+  pub const TxnMarkerRequest: Self = Self(17);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 16;
+  pub const ENUM_MAX: u8 = 17;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::ProduceRequest,
@@ -79,6 +81,7 @@ impl Payload {
     Self::ControllerReply,
     Self::EpochEndOffsetRequest,
     Self::EpochEndOffsetResult,
+    Self::TxnMarkerRequest,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -100,6 +103,7 @@ impl Payload {
       Self::ControllerReply => Some("ControllerReply"),
       Self::EpochEndOffsetRequest => Some("EpochEndOffsetRequest"),
       Self::EpochEndOffsetResult => Some("EpochEndOffsetResult"),
+      Self::TxnMarkerRequest => Some("TxnMarkerRequest"),
       _ => None,
     }
   }
@@ -495,6 +499,7 @@ impl<'a> FetchRequest<'a> {
   pub const VT_MAX_BYTES: ::flatbuffers::VOffsetT = 10;
   pub const VT_WAIT_MS: ::flatbuffers::VOffsetT = 12;
   pub const VT_REPLICA_ID: ::flatbuffers::VOffsetT = 14;
+  pub const VT_READ_COMMITTED: ::flatbuffers::VOffsetT = 16;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -512,6 +517,7 @@ impl<'a> FetchRequest<'a> {
     builder.add_max_bytes(args.max_bytes);
     builder.add_partition(args.partition);
     if let Some(x) = args.topic { builder.add_topic(x); }
+    builder.add_read_committed(args.read_committed);
     builder.finish()
   }
 
@@ -560,6 +566,13 @@ impl<'a> FetchRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<i32>(FetchRequest::VT_REPLICA_ID, Some(-1)).unwrap()}
   }
+  #[inline]
+  pub fn read_committed(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(FetchRequest::VT_READ_COMMITTED, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for FetchRequest<'_> {
@@ -574,6 +587,7 @@ impl ::flatbuffers::Verifiable for FetchRequest<'_> {
      .visit_field::<i32>("max_bytes", Self::VT_MAX_BYTES, false)?
      .visit_field::<i32>("wait_ms", Self::VT_WAIT_MS, false)?
      .visit_field::<i32>("replica_id", Self::VT_REPLICA_ID, false)?
+     .visit_field::<bool>("read_committed", Self::VT_READ_COMMITTED, false)?
      .finish();
     Ok(())
   }
@@ -585,6 +599,7 @@ pub struct FetchRequestArgs<'a> {
     pub max_bytes: i32,
     pub wait_ms: i32,
     pub replica_id: i32,
+    pub read_committed: bool,
 }
 impl<'a> Default for FetchRequestArgs<'a> {
   #[inline]
@@ -596,6 +611,7 @@ impl<'a> Default for FetchRequestArgs<'a> {
       max_bytes: 0,
       wait_ms: 0,
       replica_id: -1,
+      read_committed: false,
     }
   }
 }
@@ -630,6 +646,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> FetchRequestBuilder<'a, 'b, A
     self.fbb_.push_slot::<i32>(FetchRequest::VT_REPLICA_ID, replica_id, -1);
   }
   #[inline]
+  pub fn add_read_committed(&mut self, read_committed: bool) {
+    self.fbb_.push_slot::<bool>(FetchRequest::VT_READ_COMMITTED, read_committed, false);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> FetchRequestBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     FetchRequestBuilder {
@@ -653,6 +673,7 @@ impl ::core::fmt::Debug for FetchRequest<'_> {
       ds.field("max_bytes", &self.max_bytes());
       ds.field("wait_ms", &self.wait_ms());
       ds.field("replica_id", &self.replica_id());
+      ds.field("read_committed", &self.read_committed());
       ds.finish()
   }
 }
@@ -938,6 +959,119 @@ impl ::core::fmt::Debug for FetchChunk<'_> {
       ds.finish()
   }
 }
+pub enum AbortedTxnEntryOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct AbortedTxnEntry<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for AbortedTxnEntry<'a> {
+  type Inner = AbortedTxnEntry<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> AbortedTxnEntry<'a> {
+  pub const VT_PRODUCER_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_FIRST_OFFSET: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    AbortedTxnEntry { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args AbortedTxnEntryArgs
+  ) -> ::flatbuffers::WIPOffset<AbortedTxnEntry<'bldr>> {
+    let mut builder = AbortedTxnEntryBuilder::new(_fbb);
+    builder.add_first_offset(args.first_offset);
+    builder.add_producer_id(args.producer_id);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn producer_id(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(AbortedTxnEntry::VT_PRODUCER_ID, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn first_offset(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(AbortedTxnEntry::VT_FIRST_OFFSET, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for AbortedTxnEntry<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i64>("producer_id", Self::VT_PRODUCER_ID, false)?
+     .visit_field::<i64>("first_offset", Self::VT_FIRST_OFFSET, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct AbortedTxnEntryArgs {
+    pub producer_id: i64,
+    pub first_offset: i64,
+}
+impl<'a> Default for AbortedTxnEntryArgs {
+  #[inline]
+  fn default() -> Self {
+    AbortedTxnEntryArgs {
+      producer_id: 0,
+      first_offset: 0,
+    }
+  }
+}
+
+pub struct AbortedTxnEntryBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> AbortedTxnEntryBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_producer_id(&mut self, producer_id: i64) {
+    self.fbb_.push_slot::<i64>(AbortedTxnEntry::VT_PRODUCER_ID, producer_id, 0);
+  }
+  #[inline]
+  pub fn add_first_offset(&mut self, first_offset: i64) {
+    self.fbb_.push_slot::<i64>(AbortedTxnEntry::VT_FIRST_OFFSET, first_offset, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> AbortedTxnEntryBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    AbortedTxnEntryBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<AbortedTxnEntry<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for AbortedTxnEntry<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("AbortedTxnEntry");
+      ds.field("producer_id", &self.producer_id());
+      ds.field("first_offset", &self.first_offset());
+      ds.finish()
+  }
+}
 pub enum FetchResultOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -958,6 +1092,8 @@ impl<'a> FetchResult<'a> {
   pub const VT_HIGH_WATERMARK: ::flatbuffers::VOffsetT = 6;
   pub const VT_LOG_START_OFFSET: ::flatbuffers::VOffsetT = 8;
   pub const VT_CHUNKS: ::flatbuffers::VOffsetT = 10;
+  pub const VT_LAST_STABLE_OFFSET: ::flatbuffers::VOffsetT = 12;
+  pub const VT_ABORTED: ::flatbuffers::VOffsetT = 14;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -969,8 +1105,10 @@ impl<'a> FetchResult<'a> {
     args: &'args FetchResultArgs<'args>
   ) -> ::flatbuffers::WIPOffset<FetchResult<'bldr>> {
     let mut builder = FetchResultBuilder::new(_fbb);
+    builder.add_last_stable_offset(args.last_stable_offset);
     builder.add_log_start_offset(args.log_start_offset);
     builder.add_high_watermark(args.high_watermark);
+    if let Some(x) = args.aborted { builder.add_aborted(x); }
     if let Some(x) = args.chunks { builder.add_chunks(x); }
     builder.add_error_code(args.error_code);
     builder.finish()
@@ -1005,6 +1143,20 @@ impl<'a> FetchResult<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<FetchChunk>>>>(FetchResult::VT_CHUNKS, None)}
   }
+  #[inline]
+  pub fn last_stable_offset(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(FetchResult::VT_LAST_STABLE_OFFSET, Some(-1)).unwrap()}
+  }
+  #[inline]
+  pub fn aborted(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<AbortedTxnEntry<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<AbortedTxnEntry>>>>(FetchResult::VT_ABORTED, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for FetchResult<'_> {
@@ -1017,6 +1169,8 @@ impl ::flatbuffers::Verifiable for FetchResult<'_> {
      .visit_field::<i64>("high_watermark", Self::VT_HIGH_WATERMARK, false)?
      .visit_field::<i64>("log_start_offset", Self::VT_LOG_START_OFFSET, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<FetchChunk>>>>("chunks", Self::VT_CHUNKS, false)?
+     .visit_field::<i64>("last_stable_offset", Self::VT_LAST_STABLE_OFFSET, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<AbortedTxnEntry>>>>("aborted", Self::VT_ABORTED, false)?
      .finish();
     Ok(())
   }
@@ -1026,6 +1180,8 @@ pub struct FetchResultArgs<'a> {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub chunks: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<FetchChunk<'a>>>>>,
+    pub last_stable_offset: i64,
+    pub aborted: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<AbortedTxnEntry<'a>>>>>,
 }
 impl<'a> Default for FetchResultArgs<'a> {
   #[inline]
@@ -1035,6 +1191,8 @@ impl<'a> Default for FetchResultArgs<'a> {
       high_watermark: -1,
       log_start_offset: -1,
       chunks: None,
+      last_stable_offset: -1,
+      aborted: None,
     }
   }
 }
@@ -1061,6 +1219,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> FetchResultBuilder<'a, 'b, A>
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(FetchResult::VT_CHUNKS, chunks);
   }
   #[inline]
+  pub fn add_last_stable_offset(&mut self, last_stable_offset: i64) {
+    self.fbb_.push_slot::<i64>(FetchResult::VT_LAST_STABLE_OFFSET, last_stable_offset, -1);
+  }
+  #[inline]
+  pub fn add_aborted(&mut self, aborted: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<AbortedTxnEntry<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(FetchResult::VT_ABORTED, aborted);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> FetchResultBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     FetchResultBuilder {
@@ -1082,6 +1248,8 @@ impl ::core::fmt::Debug for FetchResult<'_> {
       ds.field("high_watermark", &self.high_watermark());
       ds.field("log_start_offset", &self.log_start_offset());
       ds.field("chunks", &self.chunks());
+      ds.field("last_stable_offset", &self.last_stable_offset());
+      ds.field("aborted", &self.aborted());
       ds.finish()
   }
 }
@@ -1105,6 +1273,7 @@ impl<'a> ListOffsetsRequest<'a> {
   pub const VT_TOPIC: ::flatbuffers::VOffsetT = 4;
   pub const VT_PARTITION: ::flatbuffers::VOffsetT = 6;
   pub const VT_TIMESTAMP: ::flatbuffers::VOffsetT = 8;
+  pub const VT_READ_COMMITTED: ::flatbuffers::VOffsetT = 10;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1119,6 +1288,7 @@ impl<'a> ListOffsetsRequest<'a> {
     builder.add_timestamp(args.timestamp);
     builder.add_partition(args.partition);
     if let Some(x) = args.topic { builder.add_topic(x); }
+    builder.add_read_committed(args.read_committed);
     builder.finish()
   }
 
@@ -1144,6 +1314,13 @@ impl<'a> ListOffsetsRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<i64>(ListOffsetsRequest::VT_TIMESTAMP, Some(0)).unwrap()}
   }
+  #[inline]
+  pub fn read_committed(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(ListOffsetsRequest::VT_READ_COMMITTED, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for ListOffsetsRequest<'_> {
@@ -1155,6 +1332,7 @@ impl ::flatbuffers::Verifiable for ListOffsetsRequest<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("topic", Self::VT_TOPIC, false)?
      .visit_field::<i32>("partition", Self::VT_PARTITION, false)?
      .visit_field::<i64>("timestamp", Self::VT_TIMESTAMP, false)?
+     .visit_field::<bool>("read_committed", Self::VT_READ_COMMITTED, false)?
      .finish();
     Ok(())
   }
@@ -1163,6 +1341,7 @@ pub struct ListOffsetsRequestArgs<'a> {
     pub topic: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub partition: i32,
     pub timestamp: i64,
+    pub read_committed: bool,
 }
 impl<'a> Default for ListOffsetsRequestArgs<'a> {
   #[inline]
@@ -1171,6 +1350,7 @@ impl<'a> Default for ListOffsetsRequestArgs<'a> {
       topic: None,
       partition: 0,
       timestamp: 0,
+      read_committed: false,
     }
   }
 }
@@ -1193,6 +1373,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ListOffsetsRequestBuilder<'a,
     self.fbb_.push_slot::<i64>(ListOffsetsRequest::VT_TIMESTAMP, timestamp, 0);
   }
   #[inline]
+  pub fn add_read_committed(&mut self, read_committed: bool) {
+    self.fbb_.push_slot::<bool>(ListOffsetsRequest::VT_READ_COMMITTED, read_committed, false);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ListOffsetsRequestBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     ListOffsetsRequestBuilder {
@@ -1213,6 +1397,7 @@ impl ::core::fmt::Debug for ListOffsetsRequest<'_> {
       ds.field("topic", &self.topic());
       ds.field("partition", &self.partition());
       ds.field("timestamp", &self.timestamp());
+      ds.field("read_committed", &self.read_committed());
       ds.finish()
   }
 }
@@ -2558,6 +2743,187 @@ impl ::core::fmt::Debug for EpochEndOffsetResult<'_> {
       ds.finish()
   }
 }
+pub enum TxnMarkerRequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct TxnMarkerRequest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for TxnMarkerRequest<'a> {
+  type Inner = TxnMarkerRequest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> TxnMarkerRequest<'a> {
+  pub const VT_TOPIC: ::flatbuffers::VOffsetT = 4;
+  pub const VT_PARTITION: ::flatbuffers::VOffsetT = 6;
+  pub const VT_PRODUCER_ID: ::flatbuffers::VOffsetT = 8;
+  pub const VT_PRODUCER_EPOCH: ::flatbuffers::VOffsetT = 10;
+  pub const VT_COMMIT: ::flatbuffers::VOffsetT = 12;
+  pub const VT_COORDINATOR_EPOCH: ::flatbuffers::VOffsetT = 14;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    TxnMarkerRequest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args TxnMarkerRequestArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<TxnMarkerRequest<'bldr>> {
+    let mut builder = TxnMarkerRequestBuilder::new(_fbb);
+    builder.add_producer_id(args.producer_id);
+    builder.add_coordinator_epoch(args.coordinator_epoch);
+    builder.add_partition(args.partition);
+    if let Some(x) = args.topic { builder.add_topic(x); }
+    builder.add_producer_epoch(args.producer_epoch);
+    builder.add_commit(args.commit);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn topic(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(TxnMarkerRequest::VT_TOPIC, None)}
+  }
+  #[inline]
+  pub fn partition(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(TxnMarkerRequest::VT_PARTITION, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn producer_id(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(TxnMarkerRequest::VT_PRODUCER_ID, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn producer_epoch(&self) -> i16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i16>(TxnMarkerRequest::VT_PRODUCER_EPOCH, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn commit(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(TxnMarkerRequest::VT_COMMIT, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn coordinator_epoch(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(TxnMarkerRequest::VT_COORDINATOR_EPOCH, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for TxnMarkerRequest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("topic", Self::VT_TOPIC, false)?
+     .visit_field::<i32>("partition", Self::VT_PARTITION, false)?
+     .visit_field::<i64>("producer_id", Self::VT_PRODUCER_ID, false)?
+     .visit_field::<i16>("producer_epoch", Self::VT_PRODUCER_EPOCH, false)?
+     .visit_field::<bool>("commit", Self::VT_COMMIT, false)?
+     .visit_field::<i32>("coordinator_epoch", Self::VT_COORDINATOR_EPOCH, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct TxnMarkerRequestArgs<'a> {
+    pub topic: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub partition: i32,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub commit: bool,
+    pub coordinator_epoch: i32,
+}
+impl<'a> Default for TxnMarkerRequestArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    TxnMarkerRequestArgs {
+      topic: None,
+      partition: 0,
+      producer_id: 0,
+      producer_epoch: 0,
+      commit: false,
+      coordinator_epoch: 0,
+    }
+  }
+}
+
+pub struct TxnMarkerRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TxnMarkerRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_topic(&mut self, topic: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(TxnMarkerRequest::VT_TOPIC, topic);
+  }
+  #[inline]
+  pub fn add_partition(&mut self, partition: i32) {
+    self.fbb_.push_slot::<i32>(TxnMarkerRequest::VT_PARTITION, partition, 0);
+  }
+  #[inline]
+  pub fn add_producer_id(&mut self, producer_id: i64) {
+    self.fbb_.push_slot::<i64>(TxnMarkerRequest::VT_PRODUCER_ID, producer_id, 0);
+  }
+  #[inline]
+  pub fn add_producer_epoch(&mut self, producer_epoch: i16) {
+    self.fbb_.push_slot::<i16>(TxnMarkerRequest::VT_PRODUCER_EPOCH, producer_epoch, 0);
+  }
+  #[inline]
+  pub fn add_commit(&mut self, commit: bool) {
+    self.fbb_.push_slot::<bool>(TxnMarkerRequest::VT_COMMIT, commit, false);
+  }
+  #[inline]
+  pub fn add_coordinator_epoch(&mut self, coordinator_epoch: i32) {
+    self.fbb_.push_slot::<i32>(TxnMarkerRequest::VT_COORDINATOR_EPOCH, coordinator_epoch, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TxnMarkerRequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    TxnMarkerRequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<TxnMarkerRequest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for TxnMarkerRequest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("TxnMarkerRequest");
+      ds.field("topic", &self.topic());
+      ds.field("partition", &self.partition());
+      ds.field("producer_id", &self.producer_id());
+      ds.field("producer_epoch", &self.producer_epoch());
+      ds.field("commit", &self.commit());
+      ds.field("coordinator_epoch", &self.coordinator_epoch());
+      ds.finish()
+  }
+}
 pub enum EnvelopeOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -2865,6 +3231,21 @@ impl<'a> Envelope<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_txn_marker_request(&self) -> Option<TxnMarkerRequest<'a>> {
+    if self.payload_type() == Payload::TxnMarkerRequest {
+      self.payload().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { TxnMarkerRequest::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Envelope<'_> {
@@ -2893,6 +3274,7 @@ impl ::flatbuffers::Verifiable for Envelope<'_> {
           Payload::ControllerReply => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ControllerReply>>("Payload::ControllerReply", pos),
           Payload::EpochEndOffsetRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<EpochEndOffsetRequest>>("Payload::EpochEndOffsetRequest", pos),
           Payload::EpochEndOffsetResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<EpochEndOffsetResult>>("Payload::EpochEndOffsetResult", pos),
+          Payload::TxnMarkerRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<TxnMarkerRequest>>("Payload::TxnMarkerRequest", pos),
           _ => Ok(()),
         }
      })?
@@ -3068,6 +3450,13 @@ impl ::core::fmt::Debug for Envelope<'_> {
         },
         Payload::EpochEndOffsetResult => {
           if let Some(x) = self.payload_as_epoch_end_offset_result() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::TxnMarkerRequest => {
+          if let Some(x) = self.payload_as_txn_marker_request() {
             ds.field("payload", &x)
           } else {
             ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")

@@ -7,7 +7,7 @@
 mod consumer_group;
 mod group_metadata;
 mod offset_commit;
-mod wire;
+pub(crate) mod wire;
 
 use bytes::Bytes;
 

@@ -149,6 +149,11 @@ impl Reader {
         Self { buf, flexible }
     }
 
+    /// Whether every byte was read (a reader of a newer version's trailing fields checks this).
+    pub fn is_empty(&self) -> bool {
+        !self.buf.has_remaining()
+    }
+
     fn need(&self, bytes: usize, what: &str) -> Result<(), GroupError> {
         if self.buf.remaining() < bytes {
             return Err(malformed(format!("truncated {what}")));

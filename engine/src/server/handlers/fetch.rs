@@ -22,6 +22,8 @@ use crate::storage::ReadChunk;
 
 /// Largest wait a client may ask for; longer waits are cut to this (Kafka clients use ≤ 500 ms).
 pub const MAX_FETCH_WAIT_MS: i32 = 30_000;
+/// Kafka's isolation_level of read_committed consumers.
+const READ_COMMITTED: i8 = 1;
 
 struct Wanted {
     topic: String,
@@ -30,6 +32,8 @@ struct Wanted {
     max_bytes: usize,
     /// Why this broker does not serve the partition (it does not lead it, or it does not exist).
     refused: Option<i16>,
+    /// isolation_level 1 (see `transactions::fetch_view`).
+    read_committed: bool,
 }
 
 pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
@@ -59,6 +63,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
                 } else {
                     shard.check_leader(&name, p.partition).err()
                 },
+                read_committed: body.isolation_level == READ_COMMITTED,
             });
         }
     }
@@ -103,6 +108,7 @@ async fn read_all(
                 max_bytes: w.max_bytes,
                 wait_ms,
                 replica_id,
+                read_committed: w.read_committed,
             },
         )
         .await
@@ -126,6 +132,7 @@ async fn wait_for_any(shard: &Shard, wanted: &[Wanted], wait_ms: u32, replica_id
                     max_bytes: 0,
                     wait_ms,
                     replica_id,
+                    read_committed: w.read_committed,
                 },
             )
         })
@@ -191,11 +198,11 @@ fn encode_response(
             head.put_i32(w.partition);
             head.put_i16(o.error_code);
             head.put_i64(o.high_watermark);
-            head.put_i64(o.high_watermark); // last_stable_offset: no transactions yet
+            head.put_i64(o.stable.last_stable_offset);
             if version >= 5 {
                 head.put_i64(o.log_start_offset);
             }
-            head.put_i32(0); // aborted_transactions: empty
+            crate::transactions::fetch_view::put_aborted(&mut head, &o.stable.aborted);
             if version >= 11 {
                 head.put_i32(-1); // preferred_read_replica: none
             }

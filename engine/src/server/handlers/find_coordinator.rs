@@ -1,7 +1,9 @@
 //! FindCoordinator: a group's coordinator is the broker leading the group's `__consumer_offsets`
 //! partition (Kafka's placement). The topic is created on the first request, as Kafka does, with
 //! `offsets.topic.replication.factor` capped by the live brokers; until it has a leader the answer
-//! is COORDINATOR_NOT_AVAILABLE (clients retry). Transaction coordinators do not exist yet.
+//! is COORDINATOR_NOT_AVAILABLE (clients retry). A transactional id's coordinator is this broker:
+//! every broker coordinates the ids of its own `__transaction_state` logs (single-broker
+//! placement; with replication it becomes the leader of the id's partition, as for groups).
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -17,8 +19,10 @@ use crate::metadata::NO_LEADER;
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
-/// Key type of a consumer group (1 is a transactional id).
+/// Key type of a consumer group.
 const KEY_TYPE_GROUP: i8 = 0;
+/// Key type of a transactional id.
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// Where a coordinator lives, or why there is none.
 struct Found {
@@ -50,14 +54,13 @@ pub async fn handle(
     if body.key_type == KEY_TYPE_GROUP {
         ensure_offsets_topic(shard).await;
     }
-    let find = |key: &str| {
-        if body.key_type != KEY_TYPE_GROUP {
-            return Found::error(
-                ResponseError::CoordinatorNotAvailable,
-                "transactions are not supported yet",
-            );
-        }
-        group_coordinator(shard, key)
+    let find = |key: &str| match body.key_type {
+        KEY_TYPE_GROUP => group_coordinator(shard, key),
+        KEY_TYPE_TRANSACTION => this_broker(shard),
+        _ => Found::error(
+            ResponseError::InvalidRequest,
+            "unknown coordinator key type",
+        ),
     };
     let mut response = FindCoordinatorResponse::default();
     if request.version() >= 4 {
@@ -126,6 +129,24 @@ fn group_coordinator(shard: &Shard, group: &str) -> Found {
         None => Found::error(
             ResponseError::CoordinatorNotAvailable,
             "the group's offsets partition has no leader right now",
+        ),
+    }
+}
+
+/// This broker, as the image lists it (it is live: it serves clients only then).
+fn this_broker(shard: &Shard) -> Found {
+    let image = shard.image();
+    match image.brokers.get(&shard.config.node_id) {
+        Some(broker) => Found {
+            error_code: 0,
+            message: None,
+            node_id: broker.node_id,
+            host: StrBytes::from_string(broker.host.clone()),
+            port: broker.port,
+        },
+        None => Found::error(
+            ResponseError::CoordinatorNotAvailable,
+            "this broker is not registered yet",
         ),
     }
 }

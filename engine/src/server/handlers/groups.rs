@@ -137,7 +137,7 @@ fn peer_host(peer: &str) -> String {
 }
 
 /// Puts the response header in front of an encoded body.
-fn frame_body(request: &Request, body: Bytes) -> Result<Vec<Part>, HandlerError> {
+pub(super) fn frame_body(request: &Request, body: Bytes) -> Result<Vec<Part>, HandlerError> {
     let header_version = request.api_key.response_header_version(request.version());
     let header = ResponseHeader::default().with_correlation_id(request.correlation_id());
     let mut head = BytesMut::new();
@@ -201,6 +201,10 @@ async fn serve_local(
 ) -> Result<Bytes, HandlerError> {
     let api = ApiKey::try_from(api_key)
         .map_err(|()| HandlerError::Refused(format!("unknown api key {api_key}")))?;
+    // Transaction requests share this mesh path to their coordinator shard.
+    if super::transactions::is_transaction_api(api) || api == ApiKey::ListTransactions {
+        return super::transactions::serve_local(shard, api, version, body).await;
+    }
     let groups = &shard.groups;
     match api {
         ApiKey::JoinGroup => {
@@ -323,6 +327,52 @@ async fn route(
     } else {
         forward(shard, owner, api as i16, version, &body, client).await
     }
+}
+
+/// Runs a request body on the shard `owner` with no client information (transactions, and
+/// offsets a committed transaction makes visible).
+pub(super) async fn route_to(
+    shard: &Shard,
+    owner: usize,
+    api: ApiKey,
+    version: i16,
+    body: Bytes,
+) -> Result<Bytes, HandlerError> {
+    route(shard, owner, api, version, body, &ClientInfo::default()).await
+}
+
+/// OffsetCommit version used for the offsets of a committed transaction (any the group
+/// coordinator serves would do: the request never leaves the broker).
+const TXN_OFFSET_MATERIALIZE_VERSION: i16 = 8;
+
+/// Commits `request`'s offsets through `group`'s coordinator shard; the error code of every
+/// partition.
+pub async fn commit_offsets(
+    shard: &Shard,
+    group: &str,
+    request: OffsetCommitRequest,
+) -> Result<Vec<i16>, HandlerError> {
+    let api = ApiKey::OffsetCommit;
+    let version = TXN_OFFSET_MATERIALIZE_VERSION;
+    let owner = coordinator_shard(group, shard.count);
+    // Boxed as a trait object: this runs inside a transaction request served by `serve_local`,
+    // and the future type would otherwise contain itself.
+    let reply: std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Bytes, HandlerError>> + '_>,
+    > = Box::pin(route_to(
+        shard,
+        owner,
+        api,
+        version,
+        encode(api, version, &request)?,
+    ));
+    let reply = reply.await?;
+    let response: OffsetCommitResponse = decode(api, version, reply)?;
+    Ok(response
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+        .collect())
 }
 
 /// Sends a group request body to `owner` and returns its encoded response body.

@@ -2,8 +2,8 @@
 //! shard's allocator (`producer_state::ids`). Like Kafka, a request without a transactional id
 //! always gets a new id, also when it carries its current id and epoch (KIP-360, v3+): the Java
 //! client bumps an idempotent producer's epoch itself and only asks for a new id when the epoch
-//! is exhausted. Transactions are not implemented: a transactional id is answered with
-//! COORDINATOR_NOT_AVAILABLE, consistent with FindCoordinator for transaction coordinators.
+//! is exhausted. A request with a transactional id goes to its transaction coordinator
+//! (`handlers::transactions`).
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
@@ -16,7 +16,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
     let body: InitProducerIdRequest = decode_body(request)?;
     let answer = match &body.transactional_id {
         Some(id) if id.0.is_empty() => Err(ResponseError::InvalidRequest),
-        Some(_) => Err(ResponseError::CoordinatorNotAvailable),
+        Some(_) => return super::transactions::handle(shard, request).await,
         None => shard.producers.allocate_producer_id().await.map_err(|e| {
             tracing::warn!(shard = shard.id, error = %e, "cannot allocate a producer id");
             ResponseError::UnknownServerError

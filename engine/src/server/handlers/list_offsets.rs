@@ -13,6 +13,8 @@ use crate::shard::Shard;
 
 /// ListOffsets version that added the partition's leader epoch to the response.
 const LEADER_EPOCH_MIN_VERSION: i16 = 4;
+/// Kafka's isolation_level of read_committed consumers ("latest" is the last stable offset).
+const READ_COMMITTED: i8 = 1;
 /// ListOffsets version that introduced the max-timestamp (-3) lookup.
 const MAX_TIMESTAMP_MIN_VERSION: i16 = 7;
 
@@ -33,7 +35,15 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
             };
             let response = match error_code {
                 None => {
-                    let found = offsets::lookup(shard, name, p.partition_index, p.timestamp).await;
+                    let read_committed = body.isolation_level == READ_COMMITTED;
+                    let found = offsets::lookup(
+                        shard,
+                        name,
+                        p.partition_index,
+                        p.timestamp,
+                        read_committed,
+                    )
+                    .await;
                     ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(found.error_code)

@@ -19,3 +19,4 @@ pub mod metadata;
 pub mod not_coordinator;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod transactions;

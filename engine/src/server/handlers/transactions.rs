@@ -1,0 +1,474 @@
+//! The transaction APIs: InitProducerId with a transactional id, AddPartitionsToTxn (v0-3),
+//! AddOffsetsToTxn, TxnOffsetCommit, EndTxn, DescribeTransactions and ListTransactions. A
+//! transactional id is coordinated by the shard owning its `__transaction_state` partition; a
+//! request arriving elsewhere travels there as its raw Kafka body (the group APIs' mesh message,
+//! `GroupRequest`), and the encoded response body comes back.
+
+use bytes::Bytes;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+use kafka_protocol::messages::list_transactions_response::TransactionState as ListedTransaction;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::groups::{decode, encode, frame_body, route_to};
+use crate::metadata::owner_shard;
+use crate::server::dispatch::HandlerError;
+use crate::server::dispatch::Outcome;
+use crate::shard::Shard;
+use crate::transactions::{
+    state_partition_for, ProducerIdAndEpoch, TxnCoordinator, TRANSACTION_STATE_TOPIC,
+};
+
+/// First versions that know PRODUCER_FENCED (older clients get INVALID_PRODUCER_EPOCH).
+const INIT_PRODUCER_ID_FENCED_VERSION: i16 = 3;
+const ADD_PARTITIONS_FENCED_VERSION: i16 = 2;
+const ADD_OFFSETS_FENCED_VERSION: i16 = 2;
+const TXN_OFFSET_COMMIT_FENCED_VERSION: i16 = 3;
+const END_TXN_FENCED_VERSION: i16 = 2;
+
+/// Whether `api` is one of the transaction coordinator's.
+pub fn is_transaction_api(api: ApiKey) -> bool {
+    matches!(
+        api,
+        ApiKey::InitProducerId
+            | ApiKey::AddPartitionsToTxn
+            | ApiKey::AddOffsetsToTxn
+            | ApiKey::TxnOffsetCommit
+            | ApiKey::EndTxn
+            | ApiKey::DescribeTransactions
+    )
+}
+
+/// The shard coordinating `transactional_id`.
+pub fn coordinator_shard(transactional_id: &str, shard_count: usize) -> usize {
+    owner_shard(
+        TRANSACTION_STATE_TOPIC,
+        state_partition_for(transactional_id),
+        shard_count,
+    )
+}
+
+/// The transactional id of a request (routing key); DescribeTransactions is split by the caller.
+pub fn transactional_id_of(
+    api: ApiKey,
+    version: i16,
+    body: &Bytes,
+) -> Result<String, HandlerError> {
+    Ok(match api {
+        ApiKey::InitProducerId => {
+            let request: InitProducerIdRequest = decode(api, version, body.clone())?;
+            request
+                .transactional_id
+                .map(|id| id.0.to_string())
+                .unwrap_or_default()
+        }
+        ApiKey::AddPartitionsToTxn => {
+            let request: AddPartitionsToTxnRequest = decode(api, version, body.clone())?;
+            request.v3_and_below_transactional_id.0.to_string()
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let request: AddOffsetsToTxnRequest = decode(api, version, body.clone())?;
+            request.transactional_id.0.to_string()
+        }
+        ApiKey::TxnOffsetCommit => {
+            let request: TxnOffsetCommitRequest = decode(api, version, body.clone())?;
+            request.transactional_id.0.to_string()
+        }
+        ApiKey::EndTxn => {
+            let request: EndTxnRequest = decode(api, version, body.clone())?;
+            request.transactional_id.0.to_string()
+        }
+        other => {
+            return Err(HandlerError::Refused(format!(
+                "{other:?} has no single transactional id"
+            )))
+        }
+    })
+}
+
+/// Serves a transaction request from a client connection.
+pub async fn handle(
+    shard: &Shard,
+    request: &ringbroker_protocol::frame::Request,
+) -> Result<Outcome, HandlerError> {
+    let body = if request.api_key == ApiKey::ListTransactions {
+        list_transactions(shard, request.version(), request.body.clone()).await?
+    } else {
+        route(
+            shard,
+            request.api_key,
+            request.version(),
+            request.body.clone(),
+        )
+        .await?
+    };
+    Ok(Outcome::Reply(frame_body(request, body)?))
+}
+
+/// Routes a single-id transaction request to its coordinator shard; returns the response body.
+pub async fn route(
+    shard: &Shard,
+    api: ApiKey,
+    version: i16,
+    body: Bytes,
+) -> Result<Bytes, HandlerError> {
+    if api == ApiKey::DescribeTransactions {
+        return describe_transactions(shard, version, body).await;
+    }
+    let id = transactional_id_of(api, version, &body)?;
+    let owner = coordinator_shard(&id, shard.count);
+    route_to(shard, owner, api, version, body).await
+}
+
+fn coordinator(shard: &Shard) -> Result<std::rc::Rc<TxnCoordinator>, i16> {
+    shard
+        .transactions()
+        .ok_or(ResponseError::CoordinatorLoadInProgress.code())
+}
+
+/// Serves a transaction request on this (the coordinating) shard.
+pub async fn serve_local(
+    shard: &Shard,
+    api: ApiKey,
+    version: i16,
+    body: Bytes,
+) -> Result<Bytes, HandlerError> {
+    match api {
+        ApiKey::InitProducerId => {
+            let request: InitProducerIdRequest = decode(api, version, body)?;
+            let id = request
+                .transactional_id
+                .as_ref()
+                .map(|id| id.0.to_string())
+                .unwrap_or_default();
+            let expected = (request.producer_id.0 >= 0).then_some(ProducerIdAndEpoch {
+                producer_id: request.producer_id.0,
+                producer_epoch: request.producer_epoch,
+            });
+            let answer = match coordinator(shard) {
+                Ok(c) => {
+                    c.init_producer_id(
+                        shard,
+                        &id,
+                        request.transaction_timeout_ms,
+                        expected,
+                        version >= INIT_PRODUCER_ID_FENCED_VERSION,
+                    )
+                    .await
+                }
+                Err(code) => Err(code),
+            };
+            let response = match answer {
+                Ok(p) => InitProducerIdResponse::default()
+                    .with_producer_id(ProducerId(p.producer_id))
+                    .with_producer_epoch(p.producer_epoch),
+                Err(code) => InitProducerIdResponse::default()
+                    .with_error_code(code)
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+            };
+            encode(api, version, &response)
+        }
+        ApiKey::AddPartitionsToTxn => {
+            let request: AddPartitionsToTxnRequest = decode(api, version, body)?;
+            let response = add_partitions(shard, &request, version).await;
+            encode(api, version, &response)
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let request: AddOffsetsToTxnRequest = decode(api, version, body)?;
+            let group = crate::transactions::offsets_group_partition(request.group_id.0.as_str());
+            let producer = ProducerIdAndEpoch {
+                producer_id: request.producer_id.0,
+                producer_epoch: request.producer_epoch,
+            };
+            let code = match coordinator(shard) {
+                Ok(c) => c
+                    .add_partitions(
+                        request.transactional_id.0.as_str(),
+                        producer,
+                        &[group],
+                        version >= ADD_OFFSETS_FENCED_VERSION,
+                    )
+                    .await
+                    .err()
+                    .unwrap_or(0),
+                Err(code) => code,
+            };
+            encode(
+                api,
+                version,
+                &AddOffsetsToTxnResponse::default().with_error_code(code),
+            )
+        }
+        ApiKey::TxnOffsetCommit => {
+            let request: TxnOffsetCommitRequest = decode(api, version, body)?;
+            let code = match coordinator(shard) {
+                Ok(c) => c
+                    .txn_offset_commit(&request, version >= TXN_OFFSET_COMMIT_FENCED_VERSION)
+                    .await
+                    .err()
+                    .unwrap_or(0),
+                Err(code) => code,
+            };
+            let topics = request
+                .topics
+                .iter()
+                .map(|t| {
+                    TxnOffsetCommitResponseTopic::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    TxnOffsetCommitResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(code)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            encode(
+                api,
+                version,
+                &TxnOffsetCommitResponse::default().with_topics(topics),
+            )
+        }
+        ApiKey::EndTxn => {
+            let request: EndTxnRequest = decode(api, version, body)?;
+            let producer = ProducerIdAndEpoch {
+                producer_id: request.producer_id.0,
+                producer_epoch: request.producer_epoch,
+            };
+            let code = match coordinator(shard) {
+                Ok(c) => c
+                    .end_txn(
+                        shard,
+                        request.transactional_id.0.as_str(),
+                        producer,
+                        request.committed,
+                        version >= END_TXN_FENCED_VERSION,
+                    )
+                    .await
+                    .err()
+                    .unwrap_or(0),
+                Err(code) => code,
+            };
+            encode(
+                api,
+                version,
+                &EndTxnResponse::default().with_error_code(code),
+            )
+        }
+        ApiKey::DescribeTransactions => {
+            let request: DescribeTransactionsRequest = decode(api, version, body)?;
+            let states = request
+                .transactional_ids
+                .iter()
+                .map(|id| describe_one(shard, id.0.as_str()))
+                .collect();
+            encode(
+                api,
+                version,
+                &DescribeTransactionsResponse::default().with_transaction_states(states),
+            )
+        }
+        ApiKey::ListTransactions => {
+            let request: ListTransactionsRequest = decode(api, version, body)?;
+            let response = ListTransactionsResponse::default()
+                .with_transaction_states(list_local(shard, &request));
+            encode(api, version, &response)
+        }
+        other => Err(HandlerError::Refused(format!(
+            "{other:?} is not a transaction api"
+        ))),
+    }
+}
+
+async fn add_partitions(
+    shard: &Shard,
+    request: &AddPartitionsToTxnRequest,
+    version: i16,
+) -> AddPartitionsToTxnResponse {
+    let table = shard.topic_table();
+    let mut partitions = Vec::new();
+    let mut unknown = false;
+    for topic in &request.v3_and_below_topics {
+        for &p in &topic.partitions {
+            let exists = table
+                .get(topic.name.0.as_str())
+                .is_some_and(|meta| (0..meta.partitions).contains(&p));
+            unknown |= !exists;
+            partitions.push((topic.name.0.to_string(), p, exists));
+        }
+    }
+    // Like Kafka: unknown partitions get UNKNOWN_TOPIC_OR_PARTITION and the others
+    // OPERATION_NOT_ATTEMPTED; otherwise one outcome for all.
+    let outcome = |exists: bool, code: i16| {
+        if !unknown {
+            code
+        } else if exists {
+            ResponseError::OperationNotAttempted.code()
+        } else {
+            ResponseError::UnknownTopicOrPartition.code()
+        }
+    };
+    let code = if unknown {
+        0
+    } else {
+        let list: Vec<(String, i32)> = partitions.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
+        let producer = ProducerIdAndEpoch {
+            producer_id: request.v3_and_below_producer_id.0,
+            producer_epoch: request.v3_and_below_producer_epoch,
+        };
+        match coordinator(shard) {
+            Ok(c) => c
+                .add_partitions(
+                    request.v3_and_below_transactional_id.0.as_str(),
+                    producer,
+                    &list,
+                    version >= ADD_PARTITIONS_FENCED_VERSION,
+                )
+                .await
+                .err()
+                .unwrap_or(0),
+            Err(code) => code,
+        }
+    };
+    let results = request
+        .v3_and_below_topics
+        .iter()
+        .map(|topic| {
+            let results_by_partition = topic
+                .partitions
+                .iter()
+                .map(|&p| {
+                    let exists = partitions
+                        .iter()
+                        .any(|(t, q, e)| *t == topic.name.0.as_str() && *q == p && *e);
+                    AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(p)
+                        .with_partition_error_code(outcome(exists, code))
+                })
+                .collect();
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(topic.name.clone())
+                .with_results_by_partition(results_by_partition)
+        })
+        .collect();
+    AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
+}
+
+fn describe_one(shard: &Shard, id: &str) -> TransactionState {
+    let base = TransactionState::default()
+        .with_transactional_id(TransactionalId(StrBytes::from_string(id.to_string())));
+    let Ok(c) = coordinator(shard) else {
+        return base.with_error_code(ResponseError::CoordinatorLoadInProgress.code());
+    };
+    let Some(txn) = c.describe(id) else {
+        return base.with_error_code(ResponseError::TransactionalIdNotFound.code());
+    };
+    let mut topics: Vec<TopicData> = Vec::new();
+    for (topic, partition) in &txn.partitions {
+        match topics.iter_mut().find(|t| t.topic.0.as_str() == topic) {
+            Some(t) => t.partitions.push(*partition),
+            None => topics.push(
+                TopicData::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.clone())))
+                    .with_partitions(vec![*partition]),
+            ),
+        }
+    }
+    base.with_transaction_state(txn.status.name().into())
+        .with_transaction_timeout_ms(txn.timeout_ms)
+        .with_transaction_start_time_ms(txn.start_ms)
+        .with_producer_id(ProducerId(txn.producer_id))
+        .with_producer_epoch(txn.producer_epoch)
+        .with_topics(topics)
+}
+
+fn list_local(shard: &Shard, request: &ListTransactionsRequest) -> Vec<ListedTransaction> {
+    let Ok(c) = coordinator(shard) else {
+        return Vec::new();
+    };
+    let now = crate::groups::now_ms();
+    c.list()
+        .into_iter()
+        .filter(|t| {
+            request.state_filters.is_empty()
+                || request
+                    .state_filters
+                    .iter()
+                    .any(|s| s.as_str() == t.status.name())
+        })
+        .filter(|t| {
+            request.producer_id_filters.is_empty()
+                || request
+                    .producer_id_filters
+                    .iter()
+                    .any(|p| p.0 == t.producer_id)
+        })
+        .filter(|t| {
+            request.duration_filter < 0
+                || (t.start_ms >= 0 && now - t.start_ms >= request.duration_filter)
+        })
+        .map(|t| {
+            ListedTransaction::default()
+                .with_transactional_id(TransactionalId(StrBytes::from_string(
+                    t.transactional_id.clone(),
+                )))
+                .with_producer_id(ProducerId(t.producer_id))
+                .with_transaction_state(t.status.name().into())
+        })
+        .collect()
+}
+
+/// DescribeTransactions: each id asked of its coordinator shard.
+async fn describe_transactions(
+    shard: &Shard,
+    version: i16,
+    body: Bytes,
+) -> Result<Bytes, HandlerError> {
+    let api = ApiKey::DescribeTransactions;
+    let request: DescribeTransactionsRequest = decode(api, version, body)?;
+    let mut states = Vec::with_capacity(request.transactional_ids.len());
+    for id in &request.transactional_ids {
+        let owner = coordinator_shard(id.0.as_str(), shard.count);
+        let one = DescribeTransactionsRequest::default().with_transactional_ids(vec![id.clone()]);
+        let reply = route_to(shard, owner, api, version, encode(api, version, &one)?).await?;
+        let response: DescribeTransactionsResponse = decode(api, version, reply)?;
+        states.extend(response.transaction_states);
+    }
+    encode(
+        api,
+        version,
+        &DescribeTransactionsResponse::default().with_transaction_states(states),
+    )
+}
+
+/// ListTransactions: every shard's coordinator asked, answers merged.
+pub async fn list_transactions(
+    shard: &Shard,
+    version: i16,
+    body: Bytes,
+) -> Result<Bytes, HandlerError> {
+    let api = ApiKey::ListTransactions;
+    let mut states = Vec::new();
+    for owner in 0..shard.count {
+        let reply = route_to(shard, owner, api, version, body.clone()).await?;
+        let response: ListTransactionsResponse = decode(api, version, reply)?;
+        states.extend(response.transaction_states);
+    }
+    encode(
+        api,
+        version,
+        &ListTransactionsResponse::default().with_transaction_states(states),
+    )
+}

@@ -1,0 +1,548 @@
+//! One shard's transaction coordinator: the transactional ids whose `__transaction_state`
+//! partition this shard owns, their state in memory (`metadata`) backed by the log (`log_store`),
+//! and the requests of Kafka's transaction protocol. Every state change is durable before the
+//! request is answered; a transaction's end is persisted as Prepare*, then its markers are written
+//! (`markers`) and pending offsets committed, then Complete* is persisted, as Kafka does.
+//!
+//! Requests of one shard take turns (one lock): a transaction's steps must not interleave, and
+//! the lock is held while markers are written, which takes a few appends.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::sync::Semaphore;
+use kafka_protocol::messages::{GroupId, OffsetCommitRequest, TopicName, TxnOffsetCommitRequest};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::config::TxnConfig;
+use super::error::TxnError;
+use super::log_store::{state_partition_for, TxnLogStore};
+use super::markers::{self, Marker};
+use super::metadata::{fenced_error, PendingOffset, TopicPartition, TxnMetadata, TxnStatus};
+use crate::groups::{now_ms, offsets_partition_for, OFFSETS_TOPIC_NAME, OFFSETS_TOPIC_PARTITIONS};
+use crate::metrics::ShardMetrics;
+use crate::shard::Shard;
+
+/// Attempts at one partition's marker before the transaction is left prepared for the next
+/// sweep (Kafka retries forever in the background; we retry here, then in the sweep).
+const MARKER_ATTEMPTS: u32 = 5;
+/// Pause between marker attempts (a partition briefly unavailable, e.g. while it opens).
+const MARKER_RETRY_BACKOFF: Duration = Duration::from_millis(200);
+/// Coordinator epoch written into markers: the `__transaction_state` partition's leader epoch
+/// once replication exists; a single broker's coordinator is always epoch 0.
+const COORDINATOR_EPOCH: i32 = 0;
+
+/// InitProducerId's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerIdAndEpoch {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
+/// The transaction coordinator of one shard.
+pub struct TxnCoordinator {
+    config: TxnConfig,
+    store: TxnLogStore,
+    txns: RefCell<HashMap<String, TxnMetadata>>,
+    lock: Semaphore,
+    /// Open transactions (status Ongoing), kept as states change.
+    ongoing: std::cell::Cell<u64>,
+    metrics: Option<Arc<ShardMetrics>>,
+}
+
+/// Why a transaction ended (for the metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndReason {
+    /// EndTxn from its producer.
+    Requested,
+    /// Past its timeout, or its producer fenced by a new one with the same id.
+    Expired,
+}
+
+fn storage_failed(e: &TxnError) -> i16 {
+    tracing::warn!(error = %e, "transaction state write failed");
+    ResponseError::CoordinatorNotAvailable.code()
+}
+
+impl TxnCoordinator {
+    /// Opens the coordinator over `store`, replaying its state.
+    pub async fn open(config: TxnConfig, store: TxnLogStore) -> Result<Self, TxnError> {
+        let txns = store.load_all().await?;
+        let open = txns
+            .values()
+            .filter(|t| t.status == TxnStatus::Ongoing || t.status.is_prepared())
+            .count();
+        tracing::debug!(ids = txns.len(), open, "transaction coordinator recovered");
+        let ongoing = txns
+            .values()
+            .filter(|t| t.status == TxnStatus::Ongoing)
+            .count() as u64;
+        Ok(TxnCoordinator {
+            config,
+            store,
+            txns: RefCell::new(txns),
+            lock: Semaphore::new(1),
+            ongoing: std::cell::Cell::new(ongoing),
+            metrics: None,
+        })
+    }
+
+    /// Attaches the shard's metrics (before the coordinator is shared).
+    pub fn with_metrics(mut self, metrics: Option<Arc<ShardMetrics>>) -> Self {
+        self.metrics = metrics;
+        self.publish_ongoing();
+        self
+    }
+
+    fn publish_ongoing(&self) {
+        if let Some(m) = &self.metrics {
+            m.counters
+                .transactions_ongoing
+                .store(self.ongoing.get(), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    pub fn config(&self) -> &TxnConfig {
+        &self.config
+    }
+
+    /// Closes the state logs (clean shutdown).
+    pub async fn close(&self) -> Result<(), TxnError> {
+        self.store.close().await
+    }
+
+    /// A copy of one transactional id's state (DescribeTransactions, tests).
+    pub fn describe(&self, transactional_id: &str) -> Option<TxnMetadata> {
+        self.txns.borrow().get(transactional_id).cloned()
+    }
+
+    /// Every transactional id's state (ListTransactions).
+    pub fn list(&self) -> Vec<TxnMetadata> {
+        let mut all: Vec<TxnMetadata> = self.txns.borrow().values().cloned().collect();
+        all.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+        all
+    }
+
+    /// Makes `txn` durable, then current; compacts its log when that is due. The caller holds
+    /// the lock.
+    async fn persist(&self, txn: TxnMetadata) -> Result<(), i16> {
+        let partition = state_partition_for(&txn.transactional_id);
+        self.store
+            .persist(&txn, now_ms())
+            .await
+            .map_err(|e| storage_failed(&e))?;
+        let was_ongoing = self
+            .txns
+            .borrow()
+            .get(&txn.transactional_id)
+            .is_some_and(|t| t.status == TxnStatus::Ongoing);
+        let is_ongoing = txn.status == TxnStatus::Ongoing;
+        if was_ongoing != is_ongoing {
+            let ongoing = self.ongoing.get();
+            self.ongoing.set(if is_ongoing {
+                ongoing + 1
+            } else {
+                ongoing.saturating_sub(1)
+            });
+            self.publish_ongoing();
+        }
+        self.txns
+            .borrow_mut()
+            .insert(txn.transactional_id.clone(), txn);
+        if !self.store.wants_compaction(partition) {
+            return Ok(());
+        }
+        let live: Vec<TxnMetadata> = self
+            .txns
+            .borrow()
+            .values()
+            .filter(|t| state_partition_for(&t.transactional_id) == partition)
+            .cloned()
+            .collect();
+        let live: Vec<&TxnMetadata> = live.iter().collect();
+        if let Err(e) = self
+            .store
+            .compact_if_needed(partition, &live, now_ms())
+            .await
+        {
+            // The state is durable; the log stays as it was and compaction is tried again later.
+            tracing::warn!(partition, error = %e, "compacting a transaction state log failed");
+        }
+        Ok(())
+    }
+
+    /// InitProducerId with a transactional id (v0-4; `knows_fenced` from v3).
+    pub async fn init_producer_id(
+        &self,
+        shard: &Shard,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<ProducerIdAndEpoch>,
+        knows_fenced: bool,
+    ) -> Result<ProducerIdAndEpoch, i16> {
+        if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
+            return Err(ResponseError::InvalidTransactionTimeout.code());
+        }
+        let _permit = self
+            .lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| ResponseError::CoordinatorNotAvailable.code())?;
+        let now = now_ms();
+        let existing = self.txns.borrow().get(transactional_id).cloned();
+        let Some(mut txn) = existing else {
+            let producer_id = allocate(shard).await?;
+            let txn = TxnMetadata::new(transactional_id, producer_id, timeout_ms, now);
+            self.persist(txn).await?;
+            return Ok(ProducerIdAndEpoch {
+                producer_id,
+                producer_epoch: 0,
+            });
+        };
+        if let Some(expected) = expected {
+            // KIP-360: a producer re-initializing after an error names its id and epoch; anything
+            // but the current ones means another producer took over.
+            if expected.producer_id != txn.producer_id
+                || expected.producer_epoch != txn.producer_epoch
+            {
+                return Err(fenced_error(knows_fenced));
+            }
+        }
+        if txn.status.is_prepared() {
+            txn = self.finish_locked(shard, txn, EndReason::Requested).await?;
+        }
+        if txn.status == TxnStatus::Ongoing {
+            txn = self.fence_and_abort_locked(shard, txn).await?;
+        }
+        let new_producer_id = if txn.bumped_epoch().is_none() {
+            allocate(shard).await?
+        } else {
+            txn.producer_id
+        };
+        let next = txn.reinitialized(timeout_ms, now_ms(), new_producer_id);
+        let answer = ProducerIdAndEpoch {
+            producer_id: next.producer_id,
+            producer_epoch: next.producer_epoch,
+        };
+        self.persist(next).await?;
+        Ok(answer)
+    }
+
+    /// AddPartitionsToTxn (v0-3) and AddOffsetsToTxn (the group's offsets partition): one error
+    /// code for the whole request (answered for every partition by the caller).
+    pub async fn add_partitions(
+        &self,
+        transactional_id: &str,
+        producer: ProducerIdAndEpoch,
+        partitions: &[TopicPartition],
+        knows_fenced: bool,
+    ) -> Result<(), i16> {
+        let _permit = self
+            .lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| ResponseError::CoordinatorNotAvailable.code())?;
+        let txn = self.checked(transactional_id, producer, knows_fenced)?;
+        match txn.add_partitions(partitions, now_ms())? {
+            Some(next) => self.persist(next).await,
+            None => Ok(()),
+        }
+    }
+
+    /// TxnOffsetCommit (v0-4): the offsets wait in the transaction until it ends.
+    pub async fn txn_offset_commit(
+        &self,
+        request: &TxnOffsetCommitRequest,
+        knows_fenced: bool,
+    ) -> Result<(), i16> {
+        let _permit = self
+            .lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| ResponseError::CoordinatorNotAvailable.code())?;
+        let producer = ProducerIdAndEpoch {
+            producer_id: request.producer_id.0,
+            producer_epoch: request.producer_epoch,
+        };
+        let group_id = request.group_id.0.to_string();
+        let mut txn = self.checked(request.transactional_id.0.as_str(), producer, knows_fenced)?;
+        let group_partition = offsets_group_partition(&group_id);
+        if txn.status != TxnStatus::Ongoing || !txn.partitions.contains(&group_partition) {
+            // The group was not added with AddOffsetsToTxn in this transaction.
+            return Err(ResponseError::InvalidTxnState.code());
+        }
+        for topic in &request.topics {
+            for p in &topic.partitions {
+                let pending = PendingOffset {
+                    group_id: group_id.clone(),
+                    member_id: request.member_id.to_string(),
+                    generation_id: request.generation_id,
+                    topic: topic.name.0.to_string(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                };
+                txn.pending_offsets.retain(|o| {
+                    !(o.group_id == pending.group_id
+                        && o.topic == pending.topic
+                        && o.partition == pending.partition)
+                });
+                txn.pending_offsets.push(pending);
+            }
+        }
+        txn.last_update_ms = now_ms();
+        self.persist(txn).await
+    }
+
+    /// EndTxn (v0-4): commits or aborts the producer's transaction; answered once every marker
+    /// is written.
+    pub async fn end_txn(
+        &self,
+        shard: &Shard,
+        transactional_id: &str,
+        producer: ProducerIdAndEpoch,
+        commit: bool,
+        knows_fenced: bool,
+    ) -> Result<(), i16> {
+        let _permit = self
+            .lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| ResponseError::CoordinatorNotAvailable.code())?;
+        let txn = self.checked(transactional_id, producer, knows_fenced)?;
+        let Some(prepared) = txn.prepare_end(commit, now_ms())? else {
+            return Ok(());
+        };
+        self.persist(prepared.clone()).await?;
+        let done = self
+            .finish_locked(shard, prepared, EndReason::Requested)
+            .await?;
+        debug_assert!(matches!(
+            done.status,
+            TxnStatus::CompleteCommit | TxnStatus::CompleteAbort
+        ));
+        Ok(())
+    }
+
+    /// Aborts transactions past their timeout and finishes prepared ones whose markers are not
+    /// all written yet (after a restart, or a marker that failed); returns how many it ended.
+    pub async fn sweep(&self, shard: &Shard) -> usize {
+        let Ok(_permit) = self.lock.acquire_permit(1).await else {
+            return 0;
+        };
+        let now = now_ms();
+        let due: Vec<TxnMetadata> = self
+            .txns
+            .borrow()
+            .values()
+            .filter(|t| t.timed_out(now) || t.status.is_prepared())
+            .cloned()
+            .collect();
+        let mut ended = 0;
+        for txn in due {
+            let outcome = if txn.status == TxnStatus::Ongoing {
+                tracing::info!(transactional_id = %txn.transactional_id, timeout_ms = txn.timeout_ms, "aborting a transaction past its timeout");
+                self.fence_and_abort_locked(shard, txn).await
+            } else {
+                self.finish_locked(shard, txn, EndReason::Requested).await
+            };
+            match outcome {
+                Ok(_) => ended += 1,
+                Err(code) => tracing::warn!(
+                    error_code = code,
+                    "ending a transaction failed; retrying at the next sweep"
+                ),
+            }
+        }
+        ended
+    }
+
+    /// Starts the periodic sweep on this shard's executor.
+    pub fn spawn_sweep(self: &Rc<Self>, shard: std::rc::Weak<Shard>) {
+        let interval = Duration::from_millis(self.config.abort_check_interval_ms);
+        let weak = Rc::downgrade(self);
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(interval).await;
+                let (Some(coordinator), Some(shard)) = (weak.upgrade(), shard.upgrade()) else {
+                    return;
+                };
+                coordinator.sweep(&shard).await;
+            }
+        })
+        .detach();
+    }
+
+    /// The state of `transactional_id` if `producer` is its current producer.
+    fn checked(
+        &self,
+        transactional_id: &str,
+        producer: ProducerIdAndEpoch,
+        knows_fenced: bool,
+    ) -> Result<TxnMetadata, i16> {
+        let txn = self
+            .txns
+            .borrow()
+            .get(transactional_id)
+            .cloned()
+            .ok_or(ResponseError::InvalidProducerIdMapping.code())?;
+        txn.check_producer(producer.producer_id, producer.producer_epoch, knows_fenced)?;
+        Ok(txn)
+    }
+
+    /// Bumps the epoch of an ongoing transaction's producer and aborts the transaction.
+    async fn fence_and_abort_locked(
+        &self,
+        shard: &Shard,
+        txn: TxnMetadata,
+    ) -> Result<TxnMetadata, i16> {
+        let prepared = match txn.fence_and_abort(now_ms()) {
+            Some(prepared) => prepared,
+            // Epoch exhausted: abort under the current epoch (the next InitProducerId takes a
+            // new producer id, which fences the old producer just as well).
+            None => txn
+                .prepare_end(false, now_ms())?
+                .ok_or(ResponseError::InvalidTxnState.code())?,
+        };
+        self.persist(prepared.clone()).await?;
+        self.finish_locked(shard, prepared, EndReason::Expired)
+            .await
+    }
+
+    /// Writes a prepared transaction's markers (and on commit its pending offsets), then
+    /// persists it complete. A failure leaves it prepared, for the next sweep.
+    async fn finish_locked(
+        &self,
+        shard: &Shard,
+        txn: TxnMetadata,
+        reason: EndReason,
+    ) -> Result<TxnMetadata, i16> {
+        debug_assert!(txn.status.is_prepared());
+        let commit = txn.status == TxnStatus::PrepareCommit;
+        for (topic, partition) in &txn.partitions {
+            if topic == OFFSETS_TOPIC_NAME {
+                continue;
+            }
+            let marker = Marker {
+                topic,
+                partition: *partition,
+                producer_id: txn.producer_id,
+                producer_epoch: txn.producer_epoch,
+                commit,
+                coordinator_epoch: COORDINATOR_EPOCH,
+            };
+            write_marker_with_retries(shard, marker).await?;
+        }
+        if commit {
+            commit_pending_offsets(shard, &txn.pending_offsets).await;
+        }
+        let done = txn.complete(now_ms());
+        self.persist(done.clone()).await?;
+        if let Some(m) = &self.metrics {
+            let counter = match (commit, reason) {
+                (true, _) => &m.counters.transactions_committed,
+                (false, EndReason::Requested) => &m.counters.transactions_aborted,
+                (false, EndReason::Expired) => &m.counters.transactions_timed_out,
+            };
+            ShardMetrics::add(counter, 1);
+        }
+        Ok(done)
+    }
+}
+
+/// The `__consumer_offsets` partition standing for `group` in a transaction (Kafka's way).
+pub fn offsets_group_partition(group_id: &str) -> TopicPartition {
+    (
+        OFFSETS_TOPIC_NAME.to_string(),
+        offsets_partition_for(group_id, OFFSETS_TOPIC_PARTITIONS),
+    )
+}
+
+async fn allocate(shard: &Shard) -> Result<i64, i16> {
+    shard.producers.allocate_producer_id().await.map_err(|e| {
+        tracing::warn!(error = %e, "cannot allocate a producer id");
+        ResponseError::UnknownServerError.code()
+    })
+}
+
+async fn write_marker_with_retries(shard: &Shard, marker: Marker<'_>) -> Result<(), i16> {
+    let mut code = 0;
+    for attempt in 0..MARKER_ATTEMPTS {
+        code = markers::write(shard, marker).await;
+        if code == 0 {
+            return Ok(());
+        }
+        // A partition deleted since it joined the transaction has nothing left to mark (one not
+        // open yet, e.g. at start-up, is retried).
+        let deleted = shard
+            .topic_table()
+            .get(marker.topic)
+            .is_none_or(|meta| marker.partition >= meta.partitions);
+        if code == ResponseError::UnknownTopicOrPartition.code() && deleted {
+            return Ok(());
+        }
+        if attempt + 1 < MARKER_ATTEMPTS {
+            glommio::timer::sleep(MARKER_RETRY_BACKOFF).await;
+        }
+    }
+    tracing::warn!(
+        topic = marker.topic,
+        partition = marker.partition,
+        error_code = code,
+        "transaction marker not written"
+    );
+    Err(ResponseError::ConcurrentTransactions.code())
+}
+
+/// Commits a committed transaction's offsets through each group's coordinator, with the
+/// generation and member the producer sent (a group that rebalanced since refuses them, as
+/// Kafka's group coordinator would have refused the TxnOffsetCommit).
+async fn commit_pending_offsets(shard: &Shard, pending: &[PendingOffset]) {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    let mut groups: Vec<&str> = pending.iter().map(|p| p.group_id.as_str()).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    for group in groups {
+        let offsets: Vec<&PendingOffset> = pending.iter().filter(|p| p.group_id == group).collect();
+        let Some(first) = offsets.first() else {
+            continue;
+        };
+        let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
+        for o in &offsets {
+            let partition = OffsetCommitRequestPartition::default()
+                .with_partition_index(o.partition)
+                .with_committed_offset(o.offset)
+                .with_committed_leader_epoch(o.leader_epoch)
+                .with_committed_metadata(o.metadata.clone().map(Into::into));
+            match topics.iter_mut().find(|t| t.name.0.as_str() == o.topic) {
+                Some(topic) => topic.partitions.push(partition),
+                None => topics.push(
+                    OffsetCommitRequestTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(o.topic.clone())))
+                        .with_partitions(vec![partition]),
+                ),
+            }
+        }
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_generation_id_or_member_epoch(first.generation_id)
+            .with_member_id(first.member_id.clone().into())
+            .with_topics(topics);
+        match crate::server::handlers::groups::commit_offsets(shard, group, request).await {
+            Ok(errors) if errors.iter().all(|&code| code == 0) => {}
+            Ok(errors) => {
+                tracing::warn!(group, ?errors, "the group refused a transaction's offsets")
+            }
+            Err(e) => {
+                tracing::warn!(group, error = %e, "committing a transaction's offsets failed")
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The transaction state of every data partition one shard owns ([`PartitionTxns`] per
+//! partition), consulted synchronously by the produce path right before an append, by markers,
+//! and by read_committed fetches.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+
+use kafka_protocol::ResponseError;
+
+use super::partition_state::{create_flag_file, AbortedTxn, PartitionTxns};
+
+/// Topic → partition → state (nested so lookups by `&str` do not allocate).
+#[derive(Default)]
+pub struct PartitionTxnTable {
+    partitions: RefCell<HashMap<String, HashMap<i32, PartitionTxns>>>,
+}
+
+impl PartitionTxnTable {
+    /// Installs a just-opened partition's recovered state.
+    pub fn insert(&self, topic: &str, partition: i32, state: PartitionTxns) {
+        self.partitions
+            .borrow_mut()
+            .entry(topic.to_string())
+            .or_default()
+            .insert(partition, state);
+    }
+
+    /// Drops a deleted topic's state.
+    pub fn forget(&self, topic: &str) {
+        self.partitions.borrow_mut().remove(topic);
+    }
+
+    /// Checks transactional `records` about to be appended at `base_offset` to the partition
+    /// whose log lives in `dir`, and records them. The first transactional append of a partition
+    /// creates its flag file first (see `partition_state`).
+    pub fn check_and_note(
+        &self,
+        topic: &str,
+        partition: i32,
+        dir: &Path,
+        records: &[u8],
+        base_offset: i64,
+    ) -> Result<(), i16> {
+        let mut partitions = self.partitions.borrow_mut();
+        let state = partitions
+            .entry(topic.to_string())
+            .or_default()
+            .entry(partition)
+            .or_default();
+        state.check_batches(records)?;
+        if !state.flagged {
+            if let Err(e) = create_flag_file(dir) {
+                tracing::warn!(topic, partition, error = %e, "cannot mark a partition transactional");
+                return Err(ResponseError::KafkaStorageError.code());
+            }
+            state.flagged = true;
+        }
+        state.note_batches(records, base_offset);
+        Ok(())
+    }
+
+    /// Undoes `check_and_note` for a failed append at `base_offset`.
+    pub fn rollback(&self, topic: &str, partition: i32, base_offset: i64) {
+        if let Some(state) = self.get_mut(topic, partition).as_mut() {
+            state.rollback(base_offset);
+        }
+    }
+
+    /// Records a marker written at `offset`.
+    pub fn note_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        offset: i64,
+    ) {
+        let mut partitions = self.partitions.borrow_mut();
+        let state = partitions
+            .entry(topic.to_string())
+            .or_default()
+            .entry(partition)
+            .or_default();
+        state.note_marker(producer_id, epoch, commit, offset);
+    }
+
+    /// The last stable offset of a partition with high watermark `high_watermark`, and (when
+    /// `with_aborted`) the aborted transactions overlapping `[from, lso)`, after forgetting those
+    /// below the log start.
+    pub fn stable_view(
+        &self,
+        topic: &str,
+        partition: i32,
+        high_watermark: i64,
+        log_start_offset: i64,
+        from: i64,
+        with_aborted: bool,
+    ) -> (i64, Vec<AbortedTxn>) {
+        let mut partitions = self.partitions.borrow_mut();
+        let Some(state) = partitions
+            .get_mut(topic)
+            .and_then(|p| p.get_mut(&partition))
+        else {
+            return (high_watermark, Vec::new());
+        };
+        let lso = state.last_stable_offset(high_watermark);
+        if !with_aborted {
+            return (lso, Vec::new());
+        }
+        state.prune_below(log_start_offset);
+        (lso, state.aborted_between(from, lso))
+    }
+
+    fn get_mut(&self, topic: &str, partition: i32) -> Option<std::cell::RefMut<'_, PartitionTxns>> {
+        std::cell::RefMut::filter_map(self.partitions.borrow_mut(), |p| {
+            p.get_mut(topic).and_then(|p| p.get_mut(&partition))
+        })
+        .ok()
+    }
+}
