@@ -211,7 +211,10 @@ def corpus(module_broker) -> Corpus:
     for name, codec in [("snappy", SNAPPY), ("lz4", LZ4), ("zstd", ZSTD)]:
         topic = f"corpus-{name}-{uuid.uuid4().hex[:8]}"
         clients.create_topic(module_broker.bootstrap, topic, 1)
-        p = clients.producer(module_broker.bootstrap, **{"compression.type": name, "linger.ms": 100})
+        # Both records in one batch even on a loaded machine: the batch closes at its second record, and the
+        # first waits up to 5 s for it (100 ms was not always enough under load).
+        p = clients.producer(module_broker.bootstrap,
+                             **{"compression.type": name, "linger.ms": 5000, "batch.num.messages": 2})
         for i in range(2):
             # Compressible: librdkafka sends a batch uncompressed when compression would not shrink it.
             p.produce(topic, value=b"corpus-%d-" % i + b"abcdefgh" * 64, partition=0)
