@@ -286,6 +286,16 @@ def test_a_broker_only_node_joins_and_bad_starts_are_refused(tmp_path, topic_nam
         create(c, c.node(1), topic_name, 8)
         md = metadata(c, topic=topic_name)
         assert leaders_by_broker(md, topic_name) == {1: 2, 2: 2, 3: 2, 4: 2}
+
+        # CreateTopics answers once the broker it was sent to has the topic; the broker-only node follows the
+        # metadata log from the controller and may be a moment behind (a loaded machine showed it).
+        def node_4_has_it() -> bool:
+            with c.hosts.in_hub():
+                md4 = admin(f"{c.hosts.address(4)}:{c.hosts.port(4, 9092)}").list_topics(topic_name, timeout=10)
+            topic = md4.topics.get(topic_name)
+            return topic is not None and topic.error is None and len(topic.partitions) == 8
+
+        wait_until(node_4_has_it, 30, "the broker-only node has the new topic")
         with c.hosts.in_hub():
             p = clients.producer(c.bootstrap)
             clients.produce_all(p, topic_name, [(None, f"v{i}".encode()) for i in range(400)])
