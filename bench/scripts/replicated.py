@@ -107,6 +107,34 @@ def machine_load() -> dict:
             "cpu_pressure": pressure, "top": [" ".join(t.split()) for t in top]}
 
 
+def process_cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far (all their threads)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def core_times() -> dict[str, tuple[int, int]]:
+    """Per core: (busy, total) jiffies so far, from /proc/stat."""
+    out = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("cpu") and line[3:4].isdigit():
+            name, *values = line.split()
+            v = [int(x) for x in values]
+            idle = v[3] + v[4]  # idle + iowait
+            out[name] = (sum(v[:8]) - idle, sum(v[:8]))
+    return out
+
+
+def core_busy(before: dict, after: dict) -> dict[str, float]:
+    """Fraction of each core that was busy between two core_times() samples (any process)."""
+    return {c: round((after[c][0] - before[c][0]) / max(1, after[c][1] - before[c][1]), 3)
+            for c in after if c in before}
+
+
 def api_versions_ok(address: str, port: int) -> bool:
     """ApiVersions v0 answered with error 0 (as kafka.sh checks), from the calling thread's namespace."""
     try:
@@ -328,7 +356,7 @@ class Runner:
                "--producer-props", f"bootstrap.servers={system.bootstrap}"]
         if warmup_records:
             cmd += ["--warmup-records", str(warmup_records)]
-        return self.run_tool(system, label, cmd, parse_perf, round_no, phase, "ProducerPerformance")
+        return self.run_tool(system, label, cmd, parse_perf, round_no, phase, "ProducerPerformance", topic)
 
     def bench(self, system, round_no: int, phase: str, topic: str, rate: float | None) -> dict:
         label = f"r{round_no}-{system.name}-{phase}-bench"
@@ -341,14 +369,15 @@ class Runner:
         if rate:
             cmd += ["--rate", str(int(rate))]
         return self.run_tool(system, label, cmd, lambda text: parse_bench(json_path), round_no, phase,
-                             "ringbroker-bench")
+                             "ringbroker-bench", topic)
 
-    def run_tool(self, system, label, cmd, parse, round_no, phase, tool) -> dict:
+    def run_tool(self, system, label, cmd, parse, round_no, phase, tool, topic) -> dict:
         os.sync()
         load_before = machine_load()
         full = self.tool(system, cmd)
         log(f"{label}: {' '.join(cmd)}")
         started = time.time()
+        cpu_before, cores_before = process_cpu_s(system.pids()), core_times()
         out_path = self.out / "runs" / f"{label}.txt"
         try:
             p = subprocess.run(full, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
@@ -357,18 +386,30 @@ class Runner:
         except subprocess.TimeoutExpired as e:
             text = f"{e.stdout or ''}{e.stderr or ''}\nTIMED OUT after {RUN_TIMEOUT_S} s"
             rc = -1
+        elapsed = time.time() - started
+        brokers_cpu_s = process_cpu_s(system.pids()) - cpu_before
+        cores = core_busy(cores_before, core_times())
         out_path.write_text(text if isinstance(text, str) else text.decode(errors="replace"))
         entry = {"label": label, "system": system.name, "round": round_no, "phase": phase, "tool": tool,
                  "command": " ".join(cmd), "rc": rc, "started_utc": time.strftime(
                      "%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "seconds": round(time.time() - started, 1),
-                 "load_before": load_before, "load_after": machine_load()}
+                 "load_before": load_before, "load_after": machine_load(),
+                 # The brokers' CPU over the whole tool run (JVM start included), and how busy each core
+                 # was (by anything): is the broker core saturated?
+                 "brokers_cpu_s": round(brokers_cpu_s, 2), "brokers_cpu_share": round(brokers_cpu_s / elapsed, 3),
+                 "core_busy": cores}
         try:
             entry["result"] = parse(text) if rc == 0 else None
         except (ValueError, OSError, KeyError) as e:
             entry["result"] = None
             entry["parse_error"] = str(e)
+        # The partition right after the run: a follower that fell out of the ISR would make acks=all cheaper.
+        p = self.rb_cli(system, "describe", "--topic", topic, "--output", "json", check=False)
+        with contextlib.suppress(ValueError):
+            entry["partition_after"] = json.loads(p.stdout)
         r = entry["result"]
-        log(f"{label}: rc {rc}, {summary_line(r)}")
+        log(f"{label}: rc {rc}, {summary_line(r)}, ISR after: {isr_of(entry.get('partition_after'))}, "
+            f"brokers' CPU {entry['brokers_cpu_share']:.2f} of a core, cores busy {cores}")
         return self.record(entry)
 
     # ------------------------------------------------------------------------------------------ phases
@@ -480,6 +521,13 @@ def topic_ready(describe_json: str, replication_factor: int) -> bool:
     if not partitions:
         return False
     return all(p.get("leader", -1) >= 0 and len(p.get("isr", [])) >= replication_factor for p in partitions)
+
+
+def isr_of(describe: dict | list | None) -> list:
+    if not describe:
+        return []
+    topics = describe if isinstance(describe, list) else describe.get("topics", [describe])
+    return [p.get("isr") for t in topics for p in t.get("partitions", [])]
 
 
 def parse_perf(text: str) -> dict:
