@@ -117,6 +117,17 @@ def process_cpu_s(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def disk_written_bytes() -> dict[str, int]:
+    """Bytes written so far per whole disk (not partitions), from /proc/diskstats (512-byte sectors)."""
+    out = {}
+    for line in Path("/proc/diskstats").read_text().splitlines():
+        f = line.split()
+        name = f[2]
+        if Path(f"/sys/block/{name}").exists() and not name.startswith(("loop", "ram")):
+            out[name] = int(f[9]) * 512
+    return out
+
+
 def core_times() -> dict[str, tuple[int, int]]:
     """Per core: (busy, total) jiffies so far, from /proc/stat."""
     out = {}
@@ -170,7 +181,7 @@ class RingbrokerSystem:
         self.wrapper.write_text(f"#!/bin/sh\nexec taskset -c {args.broker_core} {args.ringbroker} \"$@\"\n")
         self.wrapper.chmod(0o755)
         self.cluster = Cluster(str(self.wrapper), work, size=size,
-                               extra_args=["--set", f"segment_bytes={args.segment_bytes}"])
+                               extra_args=["--set", f"segment_bytes={args.segment_bytes}", *args.rb_args.split()])
         self.hosts = self.cluster.hosts
 
     @property
@@ -368,6 +379,7 @@ class Runner:
                "--label", label]
         if rate:
             cmd += ["--rate", str(int(rate))]
+        cmd += self.args.bench_args.split()
         return self.run_tool(system, label, cmd, lambda text: parse_bench(json_path), round_no, phase,
                              "ringbroker-bench", topic)
 
@@ -378,6 +390,7 @@ class Runner:
         log(f"{label}: {' '.join(cmd)}")
         started = time.time()
         cpu_before, cores_before = process_cpu_s(system.pids()), core_times()
+        disk_before = disk_written_bytes()
         out_path = self.out / "runs" / f"{label}.txt"
         try:
             p = subprocess.run(full, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
@@ -389,6 +402,9 @@ class Runner:
         elapsed = time.time() - started
         brokers_cpu_s = process_cpu_s(system.pids()) - cpu_before
         cores = core_busy(cores_before, core_times())
+        disk_after = disk_written_bytes()
+        # Device writes of the whole machine (every replica shares this disk, and so do other writers).
+        disk_mb_s = {d: round((disk_after[d] - disk_before[d]) / elapsed / 1e6, 1) for d in disk_after if d in disk_before}
         out_path.write_text(text if isinstance(text, str) else text.decode(errors="replace"))
         entry = {"label": label, "system": system.name, "round": round_no, "phase": phase, "tool": tool,
                  "command": " ".join(cmd), "rc": rc, "started_utc": time.strftime(
@@ -397,7 +413,7 @@ class Runner:
                  # The brokers' CPU over the whole tool run (JVM start included), and how busy each core
                  # was (by anything): is the broker core saturated?
                  "brokers_cpu_s": round(brokers_cpu_s, 2), "brokers_cpu_share": round(brokers_cpu_s / elapsed, 3),
-                 "core_busy": cores}
+                 "core_busy": cores, "disk_write_mb_per_s": disk_mb_s}
         try:
             entry["result"] = parse(text) if rc == 0 else None
         except (ValueError, OSError, KeyError) as e:
@@ -409,7 +425,7 @@ class Runner:
             entry["partition_after"] = json.loads(p.stdout)
         r = entry["result"]
         log(f"{label}: rc {rc}, {summary_line(r)}, ISR after: {isr_of(entry.get('partition_after'))}, "
-            f"brokers' CPU {entry['brokers_cpu_share']:.2f} of a core, cores busy {cores}")
+            f"brokers' CPU {entry['brokers_cpu_share']:.2f} of a core, cores busy {cores}, disk writes MB/s {disk_mb_s}")
         return self.record(entry)
 
     # ------------------------------------------------------------------------------------------ phases
@@ -638,6 +654,8 @@ def main() -> int:
     ap.add_argument("--segment-bytes", default="64MiB", help="ringbroker --set segment_bytes (preallocation)")
     ap.add_argument("--ringbroker", default=str(REPO / "target" / "release" / "ringbroker"))
     ap.add_argument("--bench", default=str(REPO / "target" / "release" / "ringbroker-bench"))
+    ap.add_argument("--bench-args", default="", help="extra ringbroker-bench options, e.g. '--max-in-flight 32'")
+    ap.add_argument("--rb-args", default="", help="extra `ringbroker serve` options for every node")
     ap.add_argument("--keep-results", action="store_true", help="append to an existing results.json")
     args = ap.parse_args()
     args.ringbroker = str(Path(args.ringbroker).resolve())
