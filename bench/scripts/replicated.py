@@ -14,7 +14,7 @@ Phases (--phases):
   max   per system: a ProducerPerformance probe of --probe-records (sizes the next run, warms Kafka's JIT),
         ProducerPerformance unthrottled with records for about --duration-s, then `ringbroker-bench produce`
         for --duration-s after --warmup-s (acks all).
-  rate  the two clusters only: ProducerPerformance at --rate records/s (default: half the slower cluster's
+  rate  the two clusters only: the same probe (un-recorded warm-up), ProducerPerformance at --rate records/s (default: half the slower cluster's
         median max of the max phase) for about --duration-s after a --rate-warmup-s warm-up (steady-state
         p50/p99), then `ringbroker-bench produce --rate` at the same rate.
 Rounds alternate the order of the systems. Every measurement uses a new topic (1 partition; RF 3 and
@@ -479,6 +479,12 @@ class Runner:
 
     def rate_phase(self, kind: str, round_no: int, rate: float) -> None:
         def body(system):
+            # Each phase starts fresh brokers: the same un-recorded probe as the max phase JIT-compiles
+            # Kafka's hot path before the latency runs (ringbroker gets it too, alike).
+            topic = f"probe-r{round_no}"
+            self.create_topic(system, topic)
+            self.perf(system, round_no, "probe", topic, self.args.probe_records, -1)
+            self.delete_topic(system, topic)
             topic = f"rate-perf-r{round_no}"
             self.create_topic(system, topic)
             warmup = int(rate * self.args.rate_warmup_s)
