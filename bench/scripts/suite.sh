@@ -19,6 +19,10 @@
 #   perftools Kafka's ProducerPerformance (PERF_RECORDS x 1 KiB, acks=all, unthrottled; PERF_RECORDS_FSYNC
 #             at the fsync level) and
 #             ConsumerPerformance (the same records) against both brokers
+#   replicated  issue 18: bench/scripts/replicated.py after everything else (no other broker running): a
+#             3-broker ringbroker and a 3-broker Kafka cluster on network-namespace hosts, RF 3, acks=all,
+#             min.insync.replicas=2, and ringbroker alone; REPLICATED_RUNS rounds of REPLICATED_SECONDS
+#             each, into OUT_DIR/replicated (needs root for the namespaces)
 #   metrics   METRICS_PAIRS alternating pairs, ringbroker metrics on / --metrics-listen none (default
 #             level only): produce 1 KiB with 1 MiB and with 16 KiB batches, MB/s and broker CPU s/GB
 # Durability levels (LEVELS): "default" = each broker's default (Kafka leaves flushing to the OS;
@@ -26,10 +30,10 @@
 # ringbroker --set flush_policy=always).
 #
 # Environment (defaults in brackets): DURATION [4s], WARMUP [1s], LEVELS [default fsync],
-# PARTS [limits produce consume e2e sweep perftools metrics], SIZES [100 1024], ACKS [1 all],
+# PARTS [limits produce consume e2e sweep perftools metrics replicated], SIZES [100 1024], ACKS [1 all],
 # PARTITION_COUNTS [1 8], CONSUME_RECORDS [1000000], SWEEP_FRACTIONS [0.25 0.5 0.75 1.0],
 # SWEEP_FAST_FRACTIONS [0.5 0.9], SWEEP_RATES (absolute rates instead of fractions), PERF_RECORDS
-# [1000000], PERF_RECORDS_FSYNC [200000], METRICS_PAIRS [6], BROKER_CORE [0], BENCH_CORE [1],
+# [1000000], PERF_RECORDS_FSYNC [200000], METRICS_PAIRS [6], REPLICATED_RUNS [2], REPLICATED_SECONDS [20], BROKER_CORE [0], BENCH_CORE [1],
 # KAFKA_PORT [19800], RB_PORT [19810], METRICS_PORT [19811], DATA_ROOT [/tmp/ringbroker-suite-data; wiped], BUILD [1: cargo build --release],
 # RINGBROKER_BIN / BENCH_BIN (skip the build), SUITE_COMMIT (commit to report when the binaries were
 # built elsewhere), CARGO_TARGET_DIR as usual.
@@ -46,12 +50,12 @@ if [ "${SMOKE:-0}" = "1" ]; then
     : "${DURATION:=1s}" "${WARMUP:=0s}" "${SIZES:=1024}" "${ACKS:=all}" "${PARTITION_COUNTS:=1}"
     : "${CONSUME_RECORDS:=100000}" "${SWEEP_FRACTIONS:=0.5}" "${SWEEP_FAST_FRACTIONS:=0.9}"
     : "${PERF_RECORDS:=50000}" "${PERF_RECORDS_FSYNC:=20000}" "${METRICS_PAIRS:=1}" "${KAFKA_WARMUP:=1s}" "${LIMIT_TEST_MIB:=256}"
-    : "${LOOPBACK_SECONDS:=1}"
+    : "${LOOPBACK_SECONDS:=1}" "${REPLICATED_RUNS:=1}" "${REPLICATED_SECONDS:=3}"
 fi
 DURATION="${DURATION:-4s}"
 WARMUP="${WARMUP:-1s}"
 LEVELS="${LEVELS-default fsync}"
-PARTS="${PARTS:-limits produce consume e2e sweep perftools metrics}"
+PARTS="${PARTS:-limits produce consume e2e sweep perftools metrics replicated}"
 SIZES="${SIZES:-100 1024}"
 ACKS="${ACKS:-1 all}"
 PARTITION_COUNTS="${PARTITION_COUNTS:-1 8}"
@@ -64,6 +68,8 @@ PERF_RECORDS="${PERF_RECORDS:-1000000}"
 # in the time budget.
 PERF_RECORDS_FSYNC="${PERF_RECORDS_FSYNC:-200000}"
 METRICS_PAIRS="${METRICS_PAIRS:-6}"
+REPLICATED_RUNS="${REPLICATED_RUNS:-2}"
+REPLICATED_SECONDS="${REPLICATED_SECONDS:-20}"
 BROKER_CORE="${BROKER_CORE:-0}"
 BENCH_CORE="${BENCH_CORE:-1}"
 KAFKA_PORT="${KAFKA_PORT:-19800}"
@@ -466,6 +472,13 @@ for level in ${LEVELS}; do
     run_level "${level}"
 done
 has_part metrics && run_metrics
+if has_part replicated; then
+    log "replicated: bench/scripts/replicated.py, ${REPLICATED_RUNS} rounds of ${REPLICATED_SECONDS} s"
+    python3 "${REPO}/bench/scripts/replicated.py" --out "${OUT_DIR}/replicated" --data-root "${DATA_ROOT}/replicated" \
+        --runs "${REPLICATED_RUNS}" --duration-s "${REPLICATED_SECONDS}" --broker-core "${BROKER_CORE}" \
+        --tool-core "${BENCH_CORE}" --ringbroker "${RINGBROKER_BIN}" --bench "${BENCH_BIN}" \
+        > "${OUT_DIR}/replicated.txt" 2>&1 || fail "replicated.py failed: $(tail -2 "${OUT_DIR}/replicated.txt" | tr '\n' ' ')"
+fi
 
 # ---------------------------------------------------------------- report
 python3 - "${OUT_DIR}/environment.json" <<'PY'
