@@ -392,6 +392,17 @@ impl ClusterAgent {
     async fn serve_heartbeat(&self, payload: &[u8]) -> Result<Vec<u8>, String> {
         let beat = rpc_api::decode_heartbeat(payload).map_err(|e| e.to_string())?;
         let now = Instant::now();
+        // Heard now, before waiting for the decisions ahead of it (a slow commit holds them): a
+        // live broker's session must not run out while its heartbeat waits in line.
+        let current = self
+            .image
+            .borrow()
+            .brokers
+            .get(&beat.node_id)
+            .is_some_and(|b| b.epoch == beat.epoch);
+        if current && self.is_active_controller() {
+            self.sessions.borrow_mut().heard(beat.node_id, now);
+        }
         let committed = self
             .decide_and_commit(|ctx, sessions| {
                 let mut decision = controller::heartbeat(ctx, sessions, &beat, now);
@@ -471,6 +482,8 @@ impl ClusterAgent {
         let mut was_leader = false;
         let replication = self.config.cluster.replication.clone();
         let mut next_rebalance = Instant::now() + replication.leader_imbalance_check_interval;
+        let mut last_check = Instant::now();
+        let mut was_checking = false;
         while !self.stopping.get() {
             let leader = quorum.is_leader();
             tracing::trace!(leader, "controller duties");
@@ -478,8 +491,25 @@ impl ClusterAgent {
                 self.take_over().await;
             }
             was_leader = leader;
+            if !leader {
+                // A new term starts its own sessions (take_over): no gap to make up for.
+                was_checking = false;
+            }
             if leader {
                 let now = Instant::now();
+                // A check far later than its interval means this controller did not run meanwhile:
+                // the heartbeats of that time were not heard, through no fault of the brokers.
+                let gap = now.saturating_duration_since(last_check);
+                last_check = now;
+                if was_checking && gap > STALLED_CONTROLLER_GAP {
+                    let lost = gap - FENCE_CHECK_INTERVAL;
+                    tracing::warn!(
+                        stalled_ms = lost.as_millis() as u64,
+                        "the active controller did not run for a while: broker sessions extended by that time instead of fencing"
+                    );
+                    self.sessions.borrow_mut().extend_all(lost);
+                }
+                was_checking = true;
                 let fenced = self
                     .decide_and_commit(|ctx, sessions| {
                         ((), controller::fence_expired(ctx, sessions, now))
@@ -576,6 +606,9 @@ pub fn node_id_of_raft_id(raft_id: u64) -> i32 {
 
 /// How often the active controller looks for brokers whose session expired.
 pub const FENCE_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+/// A gap between two fence checks beyond which the controller counts itself as stalled: several
+/// intervals, and well below a heartbeat interval plus the session's slack.
+pub const STALLED_CONTROLLER_GAP: Duration = Duration::from_millis(2_000);
 
 /// A new cluster id: Kafka's form, a random UUID in URL-safe base64 without padding (22 chars).
 pub fn new_cluster_id() -> String {

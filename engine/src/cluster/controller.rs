@@ -776,6 +776,16 @@ impl BrokerSessions {
         self.last_heard.insert(node_id, now);
     }
 
+    /// Moves every session's end `by` later: the active controller itself did not run for that
+    /// long (a stalled executor, a slow commit holding the decisions), so it could not have heard
+    /// the heartbeats sent meanwhile; fencing for them would fence the live brokers, itself
+    /// included.
+    pub fn extend_all(&mut self, by: Duration) {
+        for at in self.last_heard.values_mut() {
+            *at += by;
+        }
+    }
+
     /// Ends `node_id`'s session `grace` from `now` unless it is heard from again first (its
     /// connection closed). Returns whether the session got shorter.
     pub fn expire_soon(
@@ -1602,5 +1612,23 @@ mod tests {
             unknown[0].error_code,
             ResponseError::UnknownTopicOrPartition.code()
         );
+    }
+
+    #[test]
+    fn a_stalled_controller_extends_sessions_instead_of_fencing() {
+        let broker = BrokerConfig::default();
+        let cluster = ClusterConfig::single_node(1);
+        let image = image_with_brokers(&[1, 2]);
+        let t0 = Instant::now();
+        let mut sessions = BrokerSessions::default();
+        sessions.restart_all(&image, t0);
+        let late = t0 + cluster.broker_session_timeout + Duration::from_secs(1);
+        assert_eq!(
+            fence_expired(&context(&broker, &cluster, &image), &sessions, late).len(),
+            2,
+            "both sessions ran out"
+        );
+        sessions.extend_all(Duration::from_secs(5));
+        assert!(fence_expired(&context(&broker, &cluster, &image), &sessions, late).is_empty());
     }
 }
