@@ -143,12 +143,7 @@ pub async fn open_partition(
     let dir = partition_dir(&shard.config.data_dir, topic, partition);
     // A replicated partition's high watermark is the ISR's, restored from its checkpoint: the
     // written end of this replica may hold records the cluster has not committed.
-    let replicated = shard
-        .image()
-        .topics
-        .get(topic)
-        .and_then(|meta| meta.partition_state(partition))
-        .is_some_and(|state| state.replicas.len() > 1);
+    let replicated = shard.is_replicated(topic, partition);
     let mut config = shard.config.log.clone();
     config.high_watermark_follows_log_end = !replicated;
     let log = PartitionLog::open(&dir, config)

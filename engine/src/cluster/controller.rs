@@ -593,11 +593,17 @@ pub struct Election {
     pub message: Option<String>,
 }
 
-/// Preferred-leader elections (Kafka's ElectLeaders, election type PREFERRED): the first replica
-/// leads again when it is live and in the ISR. `partitions` None: every partition.
-pub fn elect_preferred(
+/// What one partition's election decides: the error to answer (0: elected) and its message, and
+/// the partition's new state when a leader was elected.
+type ElectionOutcome = (i16, Option<String>, Option<PartitionState>);
+
+/// Runs `decide` on each wanted partition (`partitions` None: every partition), answering
+/// UNKNOWN_TOPIC_OR_PARTITION for those the image does not have; the shared shape of ElectLeaders'
+/// preferred and unclean elections.
+fn run_elections(
     image: &MetadataImage,
     partitions: Option<&[(String, i32)]>,
+    decide: impl Fn(&str, i32, &PartitionState) -> ElectionOutcome,
 ) -> (Vec<Election>, Vec<MetadataRecord>) {
     let wanted: Vec<(String, i32)> = match partitions {
         Some(list) => list.to_vec(),
@@ -620,27 +626,17 @@ pub fn elect_preferred(
                 ResponseError::UnknownTopicOrPartition.code(),
                 Some(format!("{topic}-{partition} does not exist")),
             ),
-            Some((topic_id, state)) => match state.replicas.first().copied() {
-                Some(preferred) if preferred == state.leader => (ELECTION_NOT_NEEDED, None),
-                Some(preferred) if state.isr.contains(&preferred) && image.is_live(preferred) => {
-                    let mut state = state.clone();
-                    state.leader = preferred;
-                    state.leader_epoch += 1;
-                    state.partition_epoch += 1;
+            Some((topic_id, state)) => {
+                let (code, message, elected) = decide(&topic, partition, state);
+                if let Some(state) = elected {
                     records.push(MetadataRecord::Partition {
                         topic_id,
                         partition,
                         state,
                     });
-                    (0, None)
                 }
-                _ => (
-                    PREFERRED_LEADER_NOT_AVAILABLE,
-                    Some(format!(
-                        "the preferred replica of {topic}-{partition} is not live or not in sync"
-                    )),
-                ),
-            },
+                (code, message)
+            }
         };
         elections.push(Election {
             topic,
@@ -650,6 +646,33 @@ pub fn elect_preferred(
         });
     }
     (elections, records)
+}
+
+/// Preferred-leader elections (Kafka's ElectLeaders, election type PREFERRED): the first replica
+/// leads again when it is live and in the ISR. `partitions` None: every partition.
+pub fn elect_preferred(
+    image: &MetadataImage,
+    partitions: Option<&[(String, i32)]>,
+) -> (Vec<Election>, Vec<MetadataRecord>) {
+    run_elections(image, partitions, |topic, partition, state| {
+        match state.replicas.first().copied() {
+            Some(preferred) if preferred == state.leader => (ELECTION_NOT_NEEDED, None, None),
+            Some(preferred) if state.isr.contains(&preferred) && image.is_live(preferred) => {
+                let mut state = state.clone();
+                state.leader = preferred;
+                state.leader_epoch += 1;
+                state.partition_epoch += 1;
+                (0, None, Some(state))
+            }
+            _ => (
+                PREFERRED_LEADER_NOT_AVAILABLE,
+                Some(format!(
+                    "the preferred replica of {topic}-{partition} is not live or not in sync"
+                )),
+                None,
+            ),
+        }
+    })
 }
 
 /// Kafka's error for an unclean election with no live replica to lead.
@@ -662,59 +685,32 @@ pub fn elect_unclean(
     image: &MetadataImage,
     partitions: Option<&[(String, i32)]>,
 ) -> (Vec<Election>, Vec<MetadataRecord>) {
-    let wanted: Vec<(String, i32)> = match partitions {
-        Some(list) => list.to_vec(),
-        None => image
-            .topics
-            .topics
-            .iter()
-            .flat_map(|(name, meta)| (0..meta.partitions).map(move |p| (name.clone(), p)))
-            .collect(),
-    };
-    let mut elections = Vec::with_capacity(wanted.len());
-    let mut records = Vec::new();
-    for (topic, partition) in wanted {
-        let found = image
-            .topics
-            .get(&topic)
-            .and_then(|meta| meta.partition_state(partition).map(|s| (meta.id, s)));
-        let (error_code, message) = match found {
-            None => (
-                ResponseError::UnknownTopicOrPartition.code(),
-                Some(format!("{topic}-{partition} does not exist")),
-            ),
-            Some((_, state)) if state.leader != NO_LEADER => (ELECTION_NOT_NEEDED, None),
-            Some((topic_id, state)) => {
-                match state.replicas.iter().copied().find(|r| image.is_live(*r)) {
-                    Some(leader) => {
-                        tracing::warn!(topic = %topic, partition, leader, "unclean leader election asked: records only the old ISR held may be lost");
-                        let mut state = state.clone();
-                        state.leader = leader;
-                        state.isr = vec![leader];
-                        state.leader_epoch += 1;
-                        state.partition_epoch += 1;
-                        records.push(MetadataRecord::Partition {
-                            topic_id,
-                            partition,
-                            state,
-                        });
-                        (0, None)
-                    }
-                    None => (
-                        ELIGIBLE_LEADERS_NOT_AVAILABLE,
-                        Some(format!("no replica of {topic}-{partition} is live")),
-                    ),
-                }
+    run_elections(image, partitions, |topic, partition, state| {
+        if state.leader != NO_LEADER {
+            return (ELECTION_NOT_NEEDED, None, None);
+        }
+        match state.replicas.iter().copied().find(|r| image.is_live(*r)) {
+            Some(leader) => {
+                tracing::warn!(
+                    topic,
+                    partition,
+                    leader,
+                    "unclean leader election asked: records only the old ISR held may be lost"
+                );
+                let mut state = state.clone();
+                state.leader = leader;
+                state.isr = vec![leader];
+                state.leader_epoch += 1;
+                state.partition_epoch += 1;
+                (0, None, Some(state))
             }
-        };
-        elections.push(Election {
-            topic,
-            partition,
-            error_code,
-            message,
-        });
-    }
-    (elections, records)
+            None => (
+                ELIGIBLE_LEADERS_NOT_AVAILABLE,
+                Some(format!("no replica of {topic}-{partition} is live")),
+                None,
+            ),
+        }
+    })
 }
 
 /// Kafka's automatic leader rebalance: the partitions of every broker that leads fewer than

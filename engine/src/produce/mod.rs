@@ -67,12 +67,7 @@ pub async fn append_local(
     let leader_epoch = shard.leader_epoch(topic, partition);
     // A replicated partition takes produce only once this shard leads it in the image's epoch
     // (its producer state rebuilt, no fetcher appending to it any more).
-    let replicated = shard
-        .image()
-        .topics
-        .get(topic)
-        .and_then(|meta| meta.partition_state(partition))
-        .is_some_and(|state| state.replicas.len() > 1);
+    let replicated = shard.is_replicated(topic, partition);
     if replicated && !shard.replication.leads(topic, partition, leader_epoch) {
         return ProduceOutcome::error(ResponseError::NotLeaderOrFollower.code());
     }

@@ -114,12 +114,7 @@ pub async fn wait_for_high_watermark(
 }
 
 fn leads(shard: &Shard, topic: &str, partition: i32, leader_epoch: i32) -> bool {
-    let replicated = shard
-        .image()
-        .topics
-        .get(topic)
-        .and_then(|m| m.partition_state(partition))
-        .is_some_and(|s| s.replicas.len() > 1);
+    let replicated = shard.is_replicated(topic, partition);
     !replicated || shard.replication.leads(topic, partition, leader_epoch)
 }
 

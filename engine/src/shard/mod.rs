@@ -185,6 +185,16 @@ impl Shard {
             .map_or(-1, |s| s.leader_epoch)
     }
 
+    /// Whether the partition has several replicas (and so takes the replication paths).
+    pub fn is_replicated(&self, topic: &str, partition: i32) -> bool {
+        self.image
+            .borrow()
+            .topics
+            .get(topic)
+            .and_then(|m| m.partition_state(partition))
+            .is_some_and(|state| state.replicas.len() > 1)
+    }
+
     /// Whether this broker may serve `partition` of `topic` to clients: Ok when it leads it,
     /// else the Kafka error a client gets (UNKNOWN_TOPIC_OR_PARTITION when the cluster has no
     /// such partition, NOT_LEADER_OR_FOLLOWER when another broker leads it, or none does).
