@@ -7,6 +7,8 @@ hosts, a topic with 6 partitions, replication factor 3 and min.insync.replicas=2
   record is in the log exactly once, in per-key order; each round prints the time from the fault to the first
   acknowledgement by a new leader and from the heal until the broker is back in every ISR;
 - after the run all three replicas of every partition hold the same bytes (segment files compared);
+- committed group offsets survive kill -9 of their coordinator (__consumer_offsets has three replicas) and never
+  go backwards;
 - bad input: min.insync.replicas above the replication factor (INVALID_CONFIG); acks=all with too few in-sync
   replicas (NOT_ENOUGH_REPLICAS) while acks=1 still works.
 """
@@ -313,6 +315,129 @@ def test_min_insync_replicas_is_enforced(cluster, topic_name):
         relaxed = clients.producer(cluster.bootstrap, acks="1")
         delivered = clients.produce_all(relaxed, topic_name, [(b"k", b"one is enough")])
         assert len(delivered) == 1
+
+
+OFFSETS_TOPIC = "__consumer_offsets"
+OFFSETS_PARTITIONS = 50
+
+
+def offsets_partition(group: str) -> int:
+    """Kafka's placement of a group: abs(Java's String.hashCode) % 50 (the group names here are ASCII)."""
+    h = 0
+    for ch in group:
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    return (h & 0x7FFFFFFF) % OFFSETS_PARTITIONS
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int] | None:
+    """The group's committed offsets as a new member of it reads them (OffsetFetch through FindCoordinator), or
+    None while no coordinator answers."""
+    from confluent_kafka import TopicPartition
+
+    c = clients.consumer(bootstrap, **{"group.id": group})
+    try:
+        got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return {tp.partition: tp.offset for tp in got}
+    except KafkaException:
+        return None
+    finally:
+        c.close()
+
+
+def consume_and_commit(bootstrap: str, group: str, topic: str, count: int) -> dict[int, int]:
+    """A member of `group` consumes `count` records and commits its positions; returns {partition: first offset
+    it read} (where the group's committed offsets, or the beginning, put it)."""
+    c = clients.consumer(bootstrap, **{"group.id": group})
+    first: dict[int, int] = {}
+    try:
+        c.subscribe([topic])
+        read = 0
+        deadline = time.monotonic() + 90
+        while read < count and time.monotonic() < deadline:
+            msg = c.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            first.setdefault(msg.partition(), msg.offset())
+            read += 1
+        assert read == count, f"read {read} of {count} records"
+        wait_until(lambda: _commit(c), 60, "a synchronous commit succeeding")
+    finally:
+        c.close()
+    return first
+
+
+def _commit(c) -> bool:
+    try:
+        c.commit(asynchronous=False)
+        return True
+    except KafkaException:
+        return False
+
+
+def offsets_replicas(c: Cluster, partition: int, via=None) -> tuple[int, list[int], list[int]]:
+    md = metadata(c, via=via, topic=OFFSETS_TOPIC)
+    p = md.topics[OFFSETS_TOPIC].partitions[partition]
+    return p.leader, list(p.replicas), list(p.isrs)
+
+
+@pytest.mark.timeout(420)
+def test_committed_offsets_survive_the_loss_of_their_coordinator(cluster, topic_name):
+    """__consumer_offsets is replicated (RF 3, as Kafka's offsets.topic.replication.factor): kill -9 of the
+    group's coordinator loses no committed offset; the group moves to the new leader of its offsets partition and
+    consumes on from where it committed; the killed broker catches up and, once it coordinates again, serves the
+    newest commits (committed offsets never go backwards)."""
+    partitions = 2
+    create_replicated(cluster, topic_name, partitions=partitions, min_insync=2)
+    group = f"{topic_name}-g"
+    with cluster.hosts.in_hub():
+        delivered = clients.produce_all(clients.producer(cluster.bootstrap), topic_name,
+                                        [(f"k{i}".encode(), f"v{i}".encode()) for i in range(300)])
+        assert len(delivered) == 300
+        first_read = consume_and_commit(cluster.bootstrap, group, topic_name, 100)
+        assert first_read == {p: 0 for p in first_read}
+        before = committed_offsets(cluster.bootstrap, group, topic_name, partitions)
+    # A partition the member read nothing of has no committed offset (-1001).
+    assert before is not None and sum(max(o, 0) for o in before.values()) == 100, before
+
+    slot = offsets_partition(group)
+    md = metadata(cluster, topic=OFFSETS_TOPIC)
+    assert len(md.topics[OFFSETS_TOPIC].partitions) == OFFSETS_PARTITIONS
+    assert {len(p.replicas) for p in md.topics[OFFSETS_TOPIC].partitions.values()} == {3}
+    wait_until(lambda: len(offsets_replicas(cluster, slot)[2]) == 3, 60, "the group's offsets partition in sync")
+    coordinator = cluster.node(offsets_replicas(cluster, slot)[0])
+    others = [n for n in cluster.nodes if n is not coordinator]
+
+    coordinator.kill9()
+    killed = time.monotonic()
+    with cluster.hosts.in_hub():
+        after = wait_until(lambda: committed_offsets(cluster.bootstrap, group, topic_name, partitions), 90,
+                           "the committed offsets from a new coordinator")
+        print(f"committed offsets served by a new coordinator {time.monotonic() - killed:.2f} s after kill -9")
+        assert after == before, (after, before)
+        # The group consumes on from its committed offsets, on the new coordinator, and commits there.
+        resumed = consume_and_commit(cluster.bootstrap, group, topic_name, 100)
+        assert resumed == {p: max(before[p], 0) for p in resumed}, (resumed, before)
+        newest = committed_offsets(cluster.bootstrap, group, topic_name, partitions)
+    assert newest is not None and sum(max(o, 0) for o in newest.values()) == 200, newest
+    new_leader = offsets_replicas(cluster, slot, via=others[0])[0]
+    assert new_leader in {n.node_id for n in others}
+
+    # The killed broker comes back and catches up (back in the ISR); then the group's new coordinator is killed
+    # too: whichever broker leads the offsets partition next (the restarted one or the third) must serve the
+    # newest commits, not older ones (committed offsets never go backwards).
+    coordinator.start()
+    wait_until(lambda: len(offsets_replicas(cluster, slot, via=others[0])[2]) == 3, 120,
+               "the restarted broker back in the ISR of the group's offsets partition")
+    second = cluster.node(new_leader)
+    second.kill9()
+    killed = time.monotonic()
+    with cluster.hosts.in_hub():
+        last = wait_until(lambda: committed_offsets(cluster.bootstrap, group, topic_name, partitions), 90,
+                          "the committed offsets after the second coordinator's loss")
+    leader_now = offsets_replicas(cluster, slot, via=coordinator)[0]
+    print(f"second failover: node {leader_now} coordinates the group, offsets served "
+          f"{time.monotonic() - killed:.2f} s after kill -9")
+    assert last == newest, (last, newest)
 
 
 @pytest.mark.timeout(420)

@@ -233,6 +233,19 @@ SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM
         #[arg(long, value_name = "true|false")]
         pub unclean_leader_election: Option<Switch>,
 
+        #[setting(key = "offsets.topic.replication.factor", env = "RINGBROKER_OFFSETS_TOPIC_REPLICATION_FACTOR", default = "3", kafka = Some("offsets.topic.replication.factor"), live = false)]
+        /// Replicas of each __consumer_offsets partition (committed offsets and group state),
+        /// capped by the brokers alive when the topic is created on the first FindCoordinator.
+        #[arg(long, value_name = "N")]
+        pub offsets_topic_replication_factor: Option<IntIn<1, { i16::MAX as i64 }>>,
+
+        #[setting(key = "offsets.commit.timeout.ms", env = "RINGBROKER_OFFSETS_COMMIT_TIMEOUT_MS", default = "5000", kafka = Some("offsets.commit.timeout.ms"), live = false)]
+        /// How long a group coordinator waits for the in-sync replicas of its __consumer_offsets
+        /// partition to hold a write (an offset commit, a group change) before the request fails
+        /// and the client retries.
+        #[arg(long, value_name = "MS")]
+        pub offsets_commit_timeout_ms: Option<IntIn<1, 3_600_000>>,
+
         #[setting(key = "auto.leader.rebalance.enable", env = "RINGBROKER_AUTO_LEADER_REBALANCE_ENABLE", default = "true", kafka = Some("auto.leader.rebalance.enable"), live = false)]
         /// Give each partition back to its preferred (first) replica once it is in sync again,
         /// checked every leader.imbalance.check.interval.seconds.

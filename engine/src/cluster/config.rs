@@ -33,6 +33,10 @@ pub const DEFAULT_REPLICA_FETCH_MAX_BYTES: i32 = 1 << 20;
 /// finds nothing new (the follower's long poll).
 pub const DEFAULT_REPLICA_FETCH_WAIT_MAX_MS: i32 = 500;
 
+/// Kafka's `offsets.commit.timeout.ms` default: how long a group coordinator waits for its
+/// offsets partition's in-sync replicas to hold a write.
+pub const DEFAULT_OFFSETS_COMMIT_TIMEOUT_MS: u64 = 5_000;
+
 /// Kafka's `leader.imbalance.check.interval.seconds` default.
 pub const DEFAULT_LEADER_IMBALANCE_CHECK_INTERVAL_S: u64 = 300;
 
@@ -53,6 +57,8 @@ pub struct ReplicationConfig {
     pub auto_leader_rebalance: bool,
     /// Kafka `leader.imbalance.check.interval.seconds`.
     pub leader_imbalance_check_interval: Duration,
+    /// Kafka `offsets.commit.timeout.ms`.
+    pub offsets_commit_timeout: Duration,
 }
 
 impl Default for ReplicationConfig {
@@ -67,6 +73,7 @@ impl Default for ReplicationConfig {
             leader_imbalance_check_interval: Duration::from_secs(
                 DEFAULT_LEADER_IMBALANCE_CHECK_INTERVAL_S,
             ),
+            offsets_commit_timeout: Duration::from_millis(DEFAULT_OFFSETS_COMMIT_TIMEOUT_MS),
         }
     }
 }

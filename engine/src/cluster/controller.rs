@@ -19,9 +19,9 @@ use crate::config::BrokerConfig;
 use crate::metadata::topic_name::validate_topic_name;
 use crate::metadata::{new_topic_id, PartitionState, NO_LEADER};
 
-/// The broker's internal topics (committed offsets, group metadata) are not replicated yet: their
-/// coordinators open their own logs and followers would not fetch them. Kept at one replica.
-pub const INTERNAL_TOPIC_MAX_REPLICATION_FACTOR: i16 = 1;
+/// `__transaction_state` is not replicated yet: each broker coordinates the transactional ids of
+/// its own logs. Kept at one replica. (`__consumer_offsets` is replicated like any topic.)
+pub const TRANSACTION_STATE_MAX_REPLICATION_FACTOR: i16 = 1;
 
 /// Kafka's name of the committed-offsets topic and its partition count
 /// (`offsets.topic.num.partitions`).
@@ -245,11 +245,12 @@ fn place_new(
 }
 
 fn check_factor(name: &str, factor: i16) -> Result<(), TopicOutcome> {
-    if is_reserved_topic(name) && factor > INTERNAL_TOPIC_MAX_REPLICATION_FACTOR {
+    let transaction_state = name == crate::transactions::TRANSACTION_STATE_TOPIC;
+    if transaction_state && factor > TRANSACTION_STATE_MAX_REPLICATION_FACTOR {
         return Err(TopicOutcome::error(
             name,
             ResponseError::InvalidReplicationFactor,
-            format!("the internal topic {name} is not replicated yet: its replication factor is at most {INTERNAL_TOPIC_MAX_REPLICATION_FACTOR}"),
+            format!("the internal topic {name} is not replicated yet: its replication factor is at most {TRANSACTION_STATE_MAX_REPLICATION_FACTOR}"),
         ));
     }
     // Larger than the live brokers can hold is the placement's refusal.
@@ -719,9 +720,6 @@ pub fn elect_unclean(
 pub fn rebalance_leaders(image: &MetadataImage) -> Vec<MetadataRecord> {
     let mut preferred_for: HashMap<i32, Vec<(String, i32, bool)>> = HashMap::new();
     for (name, meta) in &image.topics.topics {
-        if is_reserved_topic(name) {
-            continue;
-        }
         for (index, state) in meta.assignments.iter().enumerate() {
             if let Some(preferred) = state.replicas.first() {
                 preferred_for.entry(*preferred).or_default().push((

@@ -21,6 +21,7 @@ use kafka_protocol::messages::{
 use super::config::GroupConfig;
 use super::error::GroupError;
 use super::group::Group;
+use super::partitioner::{offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
 use super::persist_queue::QueuedPersist;
 use super::responses;
 use super::store::OffsetStore;
@@ -103,8 +104,8 @@ impl GroupCoordinator {
         let records = self.inner.store.load_all().await?;
         let (now, now_ms) = (Instant::now(), now_ms());
         let offsets = self.inner.replay_records(&records, now, now_ms);
-        let members = self.inner.restore_groups(now, now_ms);
-        let consumer_members = self.inner.restore_consumer_groups(now);
+        let members = self.inner.restore_groups(now, now_ms, &|_| true);
+        let consumer_members = self.inner.restore_consumer_groups(now, &|_| true);
         tracing::debug!(
             offsets,
             members,
@@ -112,6 +113,43 @@ impl GroupCoordinator {
             "group coordinator recovered"
         );
         Ok(offsets)
+    }
+
+    /// Takes over the groups of offsets `partition` as its new leader: what memory held for them
+    /// (a stale copy from before) is dropped and the partition's log replayed, up to everything
+    /// this broker wrote; members' sessions start now, as at start-up. Returns the number of
+    /// committed offsets loaded.
+    pub async fn load_partition(&self, partition: i32) -> Result<usize, GroupError> {
+        let records = self.inner.store.load_partition(partition).await?;
+        // After the await: nothing is applied to this partition's groups between the drop and
+        // the replay.
+        let dropped = self.unload_partition(partition);
+        let (now, now_ms) = (Instant::now(), now_ms());
+        let in_partition =
+            |group: &str| offsets_partition_for(group, OFFSETS_TOPIC_PARTITIONS) == partition;
+        let offsets = self.inner.replay_records(&records, now, now_ms);
+        let members = self.inner.restore_groups(now, now_ms, &in_partition);
+        let consumer_members = self.inner.restore_consumer_groups(now, &in_partition);
+        tracing::info!(
+            partition,
+            dropped,
+            offsets,
+            members,
+            consumer_members,
+            "took over the groups of an offsets partition"
+        );
+        Ok(offsets)
+    }
+
+    /// Forgets the groups of offsets `partition`: this broker no longer leads it (its leader
+    /// coordinates them; a follower's copy of the log is written by replication alone). Parked
+    /// JoinGroup/SyncGroup calls end, and their clients find the new coordinator. Returns how many
+    /// groups were dropped.
+    pub fn unload_partition(&self, partition: i32) -> usize {
+        let mut groups = self.inner.groups.borrow_mut();
+        let before = groups.len();
+        groups.retain(|id, _| offsets_partition_for(id, OFFSETS_TOPIC_PARTITIONS) != partition);
+        before - groups.len()
     }
 
     /// Starts the periodic expiry of old offsets of empty groups (Kafka's offsets.retention.minutes).

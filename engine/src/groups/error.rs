@@ -15,4 +15,8 @@ pub enum GroupError {
     /// to a shard that does not own its `__consumer_offsets` partition.
     #[error("this shard does not own __consumer_offsets partition {partition} (group {group_id})")]
     PartitionNotOwned { group_id: String, partition: i32 },
+    /// This broker may not write (or could not commit) the offsets partition: it does not lead it
+    /// (any more), or too few replicas are in sync. The client finds the coordinator again.
+    #[error("__consumer_offsets partition {partition}: {reason}")]
+    NotCommitted { partition: i32, reason: String },
 }

@@ -12,6 +12,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use glommio::io::BufferedFile;
@@ -21,6 +22,7 @@ use ringbroker_protocol::records::{decode_records, BatchBuilder, Compression, Re
 use super::error::GroupError;
 use super::partitioner::offsets_partition_for;
 use super::record_codec::{decode_record, encode_record};
+use super::replica_gate::{ReplicaGate, Unreplicated};
 use super::store::{CoordinatorRecord, LocalBoxFuture, OffsetStore};
 use crate::storage::{LogConfig, PartitionLog, ReadChunk};
 
@@ -44,14 +46,12 @@ const COMPACTING_SUFFIX: &str = ".compacting";
 /// Suffix of a complete compacted log waiting to replace the partition directory.
 const COMPACTED_SUFFIX: &str = ".compacted";
 
-/// The leader epoch of an offsets partition, for stamping the batches appended to it.
-type LeaderEpochSource = Box<dyn Fn(i32) -> i32>;
-
 /// Coordinator-record store over the `__consumer_offsets` partitions one shard owns.
 pub struct LogOffsetStore {
     data_dir: PathBuf,
-    /// Where appends take their partition's leader epoch; -1 ("no epoch") until set.
-    leader_epoch_source: RefCell<Option<LeaderEpochSource>>,
+    /// Whether a partition may be written, with which leader epoch, and when a write is
+    /// committed (replication); [`Unreplicated`] until set.
+    gate: RefCell<Rc<dyn ReplicaGate>>,
     config: LogConfig,
     /// Owned offsets partitions by partition number (replaced wholesale by compaction).
     logs: RefCell<BTreeMap<i32, PartitionLog>>,
@@ -112,7 +112,7 @@ impl LogOffsetStore {
         }
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
-            leader_epoch_source: RefCell::new(None),
+            gate: RefCell::new(Rc::new(Unreplicated)),
             config,
             logs: RefCell::new(logs),
             partition_count,
@@ -120,18 +120,15 @@ impl LogOffsetStore {
         })
     }
 
-    /// Makes appends stamp `source(partition)` as each batch's leader epoch (the broker's metadata
-    /// image of `__consumer_offsets`), as produce appends do.
-    pub fn set_leader_epoch_source(&self, source: impl Fn(i32) -> i32 + 'static) {
-        *self.leader_epoch_source.borrow_mut() = Some(Box::new(source));
+    /// Makes writes ask `gate` (the broker's replication of `__consumer_offsets`): which
+    /// partitions this broker may append to and with which leader epoch, and when an append is
+    /// on every in-sync replica.
+    pub fn set_gate(&self, gate: Rc<dyn ReplicaGate>) {
+        *self.gate.borrow_mut() = gate;
     }
 
-    /// The leader epoch to stamp on `partition`'s batches (-1 without a source).
-    fn leader_epoch(&self, partition: i32) -> i32 {
-        self.leader_epoch_source
-            .borrow()
-            .as_ref()
-            .map_or(-1, |source| source(partition))
+    fn gate(&self) -> Rc<dyn ReplicaGate> {
+        self.gate.borrow().clone()
     }
 
     /// Sets the size from which a partition log may be compacted (tests use tiny values).
@@ -221,16 +218,16 @@ impl LogOffsetStore {
             .collect()
     }
 
-    /// Rewrites one partition's live records into a fresh log and swaps it in.
+    /// Rewrites one partition's live records into a fresh log and swaps it in (a partition with
+    /// one replica only: the rewrite renumbers offsets).
     async fn compact_partition(&self, partition: i32, batches: &[Bytes]) -> Result<(), GroupError> {
+        let gate = self.gate();
+        debug_assert!(!gate.is_replicated(partition));
+        let leader_epoch = gate.writable(partition)?;
         let dir = Self::partition_dir(&self.data_dir, partition);
-        let log = swap_in_rewritten_log(
-            &dir,
-            &self.config,
-            batches,
-            self.leader_epoch(partition),
-            || self.logs.borrow_mut().remove(&partition),
-        )
+        let log = swap_in_rewritten_log(&dir, &self.config, batches, leader_epoch, || {
+            self.logs.borrow_mut().remove(&partition)
+        })
         .await?;
         self.logs.borrow_mut().insert(partition, log);
         Ok(())
@@ -304,40 +301,57 @@ fn remove_dir_if_exists(dir: &Path) -> Result<(), GroupError> {
     }
 }
 
-/// Every record of one partition log, oldest first, appended to `out`.
+/// Every record of one partition log up to `bound`, oldest first, appended to `out`.
 async fn replay(
     partition: i32,
     log: &PartitionLog,
+    bound: ScanBound,
     out: &mut Vec<CoordinatorRecord>,
 ) -> Result<(), GroupError> {
     let what = format!("replaying {OFFSETS_TOPIC_NAME}-{partition}");
     let mut decoded: Result<(), GroupError> = Ok(());
-    scan_log(log, log.log_start_offset(), &what, |bytes, offset| {
-        for record in decode_records(bytes).map_err(|e| e.to_string())? {
-            // A batch comes back whole even if `offset` lies inside it: skip what we already have.
-            if record.offset < offset {
-                continue;
-            }
-            let Some(key) = record.key else {
-                decoded = Err(GroupError::MalformedRecord("record without key".into()));
-                return Err("record without key".into());
-            };
-            match decode_record(key, record.value) {
-                Ok(record) => out.push(record),
-                Err(e) => {
-                    let reason = e.to_string();
-                    decoded = Err(e);
-                    return Err(reason);
+    scan_log_to(
+        log,
+        log.log_start_offset(),
+        bound,
+        &what,
+        |bytes, offset| {
+            for record in decode_records(bytes).map_err(|e| e.to_string())? {
+                // A batch comes back whole even if `offset` lies inside it: skip what we already have.
+                if record.offset < offset {
+                    continue;
+                }
+                let Some(key) = record.key else {
+                    decoded = Err(GroupError::MalformedRecord("record without key".into()));
+                    return Err("record without key".into());
+                };
+                match decode_record(key, record.value) {
+                    Ok(record) => out.push(record),
+                    Err(e) => {
+                        let reason = e.to_string();
+                        decoded = Err(e);
+                        return Err(reason);
+                    }
                 }
             }
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
     .await
     .map_err(|e| match std::mem::replace(&mut decoded, Ok(())) {
         Err(decode_error) => decode_error,
         Ok(()) => storage_error(&what, e),
     })
+}
+
+/// How far a scan reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScanBound {
+    /// What consumers may read: every in-sync replica has it.
+    HighWatermark,
+    /// Everything this broker wrote. A new leader reads this far: it never truncates its own log,
+    /// so what it holds above the high watermark becomes committed as its followers catch up.
+    WrittenEnd,
 }
 
 /// Reads `log` from `from` to its high watermark in order and hands each read's whole batches to
@@ -347,14 +361,29 @@ pub async fn scan_log(
     log: &PartitionLog,
     from: i64,
     what: &str,
+    visit: impl FnMut(&Bytes, i64) -> Result<(), String>,
+) -> Result<(), String> {
+    scan_log_to(log, from, ScanBound::HighWatermark, what, visit).await
+}
+
+async fn scan_log_to(
+    log: &PartitionLog,
+    from: i64,
+    bound: ScanBound,
+    what: &str,
     mut visit: impl FnMut(&Bytes, i64) -> Result<(), String>,
 ) -> Result<(), String> {
+    let end = || match bound {
+        ScanBound::HighWatermark => log.high_watermark(),
+        ScanBound::WrittenEnd => log.written_end_offset(),
+    };
     let mut offset = from;
-    while offset < log.high_watermark() {
-        let read = log
-            .read(offset, REPLAY_READ_BYTES)
-            .await
-            .map_err(|e| format!("{what}: {e}"))?;
+    while offset < end() {
+        let read = match bound {
+            ScanBound::HighWatermark => log.read(offset, REPLAY_READ_BYTES).await,
+            ScanBound::WrittenEnd => log.read_for_replica(offset, REPLAY_READ_BYTES).await,
+        }
+        .map_err(|e| format!("{what}: {e}"))?;
         if read.chunks.is_empty() {
             break;
         }
@@ -416,16 +445,25 @@ impl OffsetStore for LogOffsetStore {
     ) -> LocalBoxFuture<'a, Result<(), GroupError>> {
         Box::pin(async move {
             let batches = self.build_batches(records, usize::MAX)?;
+            let gate = self.gate();
+            // Every partition is checked before any is written: a refused write appends nothing.
+            let epochs = batches
+                .keys()
+                .map(|&partition| Ok((partition, gate.writable(partition)?)))
+                .collect::<Result<BTreeMap<i32, i32>, GroupError>>()?;
             // Start every append before awaiting any: offsets are assigned at call time and the log
             // writes concurrent appends in one group commit.
+            let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
             let pending: Vec<_> = {
                 let logs = self.logs.borrow();
                 batches
                     .iter()
                     .flat_map(|(partition, list)| list.iter().map(move |batch| (*partition, batch)))
                     .filter_map(|(partition, batch)| {
-                        logs.get(&partition)
-                            .map(|log| (partition, log.append(batch, self.leader_epoch(partition))))
+                        let log = logs.get(&partition)?;
+                        let append = log.append(batch, epochs[&partition]);
+                        ends.insert(partition, log.log_end_offset());
+                        Some((partition, append))
                     })
                     .collect()
             };
@@ -433,6 +471,10 @@ impl OffsetStore for LogOffsetStore {
                 append.await.map_err(|e| {
                     storage_error(&format!("appending to {OFFSETS_TOPIC_NAME}-{partition}"), e)
                 })?;
+            }
+            for (partition, end_offset) in ends {
+                gate.committed(partition, epochs[&partition], end_offset)
+                    .await?;
             }
             Ok(())
         })
@@ -448,17 +490,31 @@ impl OffsetStore for LogOffsetStore {
                 .collect();
             let mut records = Vec::new();
             for (partition, log) in &logs {
-                replay(*partition, log, &mut records).await?;
+                replay(*partition, log, ScanBound::HighWatermark, &mut records).await?;
             }
             Ok(records)
         })
     }
 
+    fn load_partition(
+        &self,
+        partition: i32,
+    ) -> LocalBoxFuture<'_, Result<Vec<CoordinatorRecord>, GroupError>> {
+        Box::pin(async move {
+            let Some(log) = self.log(partition) else {
+                return Ok(Vec::new());
+            };
+            let mut records = Vec::new();
+            replay(partition, &log, ScanBound::WrittenEnd, &mut records).await?;
+            Ok(records)
+        })
+    }
+
     fn wants_compaction(&self) -> bool {
-        self.logs
-            .borrow()
-            .values()
-            .any(|log| log.size_bytes() >= self.compaction_min_bytes)
+        let gate = self.gate();
+        self.logs.borrow().iter().any(|(partition, log)| {
+            log.size_bytes() >= self.compaction_min_bytes && !gate.is_replicated(*partition)
+        })
     }
 
     fn compact<'a>(
@@ -467,10 +523,13 @@ impl OffsetStore for LogOffsetStore {
     ) -> LocalBoxFuture<'a, Result<usize, GroupError>> {
         Box::pin(async move {
             let rewritten = self.build_batches(live, COMPACTION_BATCH_RECORDS)?;
+            // A replicated partition keeps its offsets: its followers copy them.
+            let gate = self.gate();
             let sizes: Vec<(i32, u64)> = self
                 .logs
                 .borrow()
                 .iter()
+                .filter(|(p, _)| !gate.is_replicated(**p))
                 .map(|(p, l)| (*p, l.size_bytes()))
                 .collect();
             let mut compacted = 0;

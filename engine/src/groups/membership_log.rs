@@ -124,11 +124,16 @@ fn metadata_record(group_id: &str, value: GroupMetadata) -> CoordinatorRecord {
 impl Inner {
     /// After a replay: every group whose log holds metadata gets its membership back and a session watch
     /// per member, from now. Returns how many members came back.
-    pub(crate) fn restore_groups(self: &Rc<Self>, now: Instant, now_ms: i64) -> usize {
+    pub(crate) fn restore_groups(
+        self: &Rc<Self>,
+        now: Instant,
+        now_ms: i64,
+        only: &dyn Fn(&str) -> bool,
+    ) -> usize {
         let mut watches: Vec<(String, String)> = Vec::new();
         {
             let mut groups = self.groups.borrow_mut();
-            for group in groups.values_mut() {
+            for group in groups.values_mut().filter(|g| only(&g.group_id)) {
                 let Some(metadata) = group.persisted_metadata.clone() else {
                     continue;
                 };

@@ -19,7 +19,7 @@
 //! Module map: `config` (limits and timeouts), `partitioner` (group → offsets partition), `store` (the
 //! persistence trait, records, in-memory store), `record_codec` (Kafka's key/value formats),
 //! `membership_log` (classic group metadata written and loaded), `log_store` (the PartitionLog-backed
-//! store and its compaction), `group`/`member` (the per-group state machine data), `waiter` (parked
+//! store and its compaction), `replica_gate` (what the store asks replication before and after a write), `group`/`member` (the per-group state machine data), `waiter` (parked
 //! JoinGroup/SyncGroup calls), `coordinator` (the public handlers), `membership` (join/sync/heartbeat/
 //! leave), `rebalance` (generations and timers), `consumer` (the KIP-848 protocol: its own map),
 //! `offsets` (commit/fetch/delete/retention), `persist_queue` (group commit of record writes), `admin`
@@ -40,6 +40,7 @@ mod partitioner;
 mod persist_queue;
 mod rebalance;
 pub(crate) mod record_codec;
+mod replica_gate;
 pub(crate) mod responses;
 mod store;
 #[cfg(test)]
@@ -58,7 +59,8 @@ pub use log_store::{
     LogOffsetStore, OFFSETS_SEGMENT_BYTES, OFFSETS_TOPIC_NAME,
 };
 pub use partitioner::{java_string_hashcode, offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
+pub use replica_gate::{ReplicaGate, Unreplicated};
 pub use store::{
-    CommittedOffset, CoordinatorRecord, GroupMetadata, GroupMetadataRecord, MemoryOffsetStore,
-    OffsetKey, OffsetRecord, OffsetStore, StoredMember,
+    CommittedOffset, CoordinatorRecord, GroupMetadata, GroupMetadataRecord, LocalBoxFuture,
+    MemoryOffsetStore, OffsetKey, OffsetRecord, OffsetStore, StoredMember,
 };

@@ -11,6 +11,7 @@ use bytes::Bytes;
 
 use super::consumer::values::ConsumerRecord;
 use super::error::GroupError;
+use super::partitioner::{offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
 
 /// A boxed, non-`Send` future: stores run on one glommio executor thread.
 pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -125,6 +126,23 @@ pub trait OffsetStore {
     ) -> LocalBoxFuture<'a, Result<(), GroupError>>;
     /// Every record persisted so far, oldest first (for recovery at start-up).
     fn load_all(&self) -> LocalBoxFuture<'_, Result<Vec<CoordinatorRecord>, GroupError>>;
+
+    /// Every record of one offsets partition, oldest first, including what this broker wrote
+    /// above the high watermark (for a new leader of the partition, see `replica_gate`).
+    fn load_partition(
+        &self,
+        partition: i32,
+    ) -> LocalBoxFuture<'_, Result<Vec<CoordinatorRecord>, GroupError>> {
+        Box::pin(async move {
+            let records = self.load_all().await?;
+            Ok(records
+                .into_iter()
+                .filter(|r| {
+                    offsets_partition_for(r.group_id(), OFFSETS_TOPIC_PARTITIONS) == partition
+                })
+                .collect())
+        })
+    }
 
     /// Whether the store has grown enough that [`OffsetStore::compact`] may be worth its cost.
     fn wants_compaction(&self) -> bool {

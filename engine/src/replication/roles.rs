@@ -10,6 +10,12 @@
 //! - No leader: neither.
 //!
 //! Partitions with one replica are not touched: their high watermark stays the written end.
+//!
+//! `__consumer_offsets` partitions are replicated the same way; the group coordinator follows
+//! their leadership: a new leader loads the partition's groups from its log before it takes
+//! writes, and a broker that stops leading one drops them (`GroupCoordinator::load_partition`,
+//! `unload_partition`). `__transaction_state` is not in the image (one broker coordinates its own
+//! transactional ids) and is left alone.
 
 use std::rc::Rc;
 use std::time::Instant;
@@ -17,8 +23,8 @@ use std::time::Instant;
 use super::fetcher;
 use super::leader::LeaderState;
 use super::Followed;
-use crate::admin::is_reserved_topic;
 use crate::cluster::MetadataImage;
+use crate::groups::OFFSETS_TOPIC_NAME;
 use crate::metadata::{PartitionState, NO_LEADER};
 use crate::metrics::ShardMetrics;
 use crate::shard::Shard;
@@ -56,7 +62,7 @@ pub async fn reconcile(shard: &Rc<Shard>) {
     let mut wanted_leader = Vec::new();
     let mut wanted_follower = Vec::new();
     for (name, meta) in &image.topics.topics {
-        if is_reserved_topic(name) {
+        if name == crate::transactions::TRANSACTION_STATE_TOPIC {
             continue;
         }
         for (index, state) in meta.assignments.iter().enumerate() {
@@ -95,11 +101,20 @@ fn drop_gone(shard: &Shard, image: &MetadataImage) {
             .cloned()
     };
     let replication = &shard.replication;
+    let mut offsets_let_go = Vec::new();
     for (topic, partitions) in replication.leaders.borrow_mut().iter_mut() {
         partitions.retain(|partition, led| {
-            state_of(topic, *partition)
-                .is_some_and(|s| s.leader == me && s.leader_epoch == led.leader_epoch)
+            let kept = state_of(topic, *partition)
+                .is_some_and(|s| s.leader == me && s.leader_epoch == led.leader_epoch);
+            if !kept && topic == OFFSETS_TOPIC_NAME {
+                offsets_let_go.push(*partition);
+            }
+            kept
         });
+    }
+    // Another broker coordinates these groups now (or nobody until an election).
+    for partition in offsets_let_go {
+        shard.groups.unload_partition(partition);
     }
     replication
         .leaders
@@ -160,6 +175,14 @@ async fn become_leader(shard: &Rc<Shard>, topic: &str, partition: i32, state: &P
     if let Err(error) = shard.producers.load(topic, partition, &log).await {
         tracing::error!(topic, partition, %error, "cannot rebuild producer state: not leading");
         return;
+    }
+    // The groups of an offsets partition come from its log, as this broker holds it now (a
+    // follower's memory had none, or a stale copy from an earlier leadership).
+    if topic == OFFSETS_TOPIC_NAME {
+        if let Err(error) = shard.groups.load_partition(partition).await {
+            tracing::error!(topic, partition, %error, "cannot load the partition's groups: not leading");
+            return;
+        }
     }
     // The image may have moved on while the state was rebuilt.
     let current = shard
@@ -222,6 +245,9 @@ async fn become_follower(shard: &Rc<Shard>, topic: &str, partition: i32, state: 
     // A follower keeps no producer state: the next leader rebuilds it from the log, and a
     // snapshot taken before a truncation would describe batches that are gone.
     shard.producers.forget_partition(topic, partition);
+    if topic == OFFSETS_TOPIC_NAME {
+        shard.groups.unload_partition(partition);
+    }
     if let Err(error) = shard.producers.remove_files(log.dir()).await {
         tracing::warn!(topic, partition, %error, "cannot remove a follower's producer state snapshot");
     }

@@ -32,6 +32,7 @@ use crate::config::{BrokerConfig, MESH_CHANNEL_CAPACITY};
 use crate::groups::{GroupConfig, GroupCoordinator, LogOffsetStore, OFFSETS_TOPIC_PARTITIONS};
 use crate::metadata::owner_shard;
 use crate::metrics::{self, MetricsRegistry, ShardMetrics};
+use crate::replication::offsets_gate::ShardOffsetsGate;
 use crate::shard::mesh::MeshMessage;
 use crate::shard::{Mesh, Shard, CONTROLLER_SHARD};
 use crate::storage::{self, LogConfig};
@@ -211,13 +212,10 @@ async fn run_shard(
         Shard::new(id, config.clone(), Mesh::new(senders), groups, stop.clone())
             .with_metrics(metrics.as_ref().and_then(|m| m.shard(id))),
     );
-    // Committed offsets are stamped with their partition's leader epoch, as produced batches are.
-    let weak_shard = Rc::downgrade(&shard);
-    offsets_store.set_leader_epoch_source(move |partition| {
-        weak_shard.upgrade().map_or(-1, |shard| {
-            shard.leader_epoch(OFFSETS_TOPIC_NAME, partition)
-        })
-    });
+    // Committed offsets are written by the leader of their partition, stamped with its leader
+    // epoch as produced batches are, and done once on every in-sync replica.
+    offsets_store.set_gate(Rc::new(ShardOffsetsGate::new(Rc::downgrade(&shard))));
+    shard.set_offsets_store(offsets_store.clone());
     let transactions = open_transaction_coordinator(&config, id, shard.metrics.clone())
         .await
         .map_err(fail)?;

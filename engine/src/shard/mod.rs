@@ -15,7 +15,7 @@ use ringbroker_quorum::watch::Watch;
 use crate::cluster::agent::ClusterAgent;
 use crate::cluster::MetadataImage;
 use crate::config::BrokerConfig;
-use crate::groups::GroupCoordinator;
+use crate::groups::{GroupCoordinator, LogOffsetStore, OFFSETS_TOPIC_NAME};
 use crate::metadata::{owner_shard, TopicTable};
 use crate::metrics::ShardMetrics;
 use crate::producer_state::ShardProducers;
@@ -54,6 +54,9 @@ pub struct Shard {
     pub connections: Cell<usize>,
     /// Coordinator of the consumer groups whose offsets partition this shard owns.
     pub groups: Rc<GroupCoordinator>,
+    /// The `__consumer_offsets` logs this shard owns: the group coordinator's store opens and
+    /// compacts them; replication and fetches reach them through [`Shard::log`].
+    offsets_store: RefCell<Option<Rc<LogOffsetStore>>>,
     /// Idempotent producers' state of the partitions this shard owns, and its producer ids.
     pub producers: ShardProducers,
     /// Leaders and followers among the replicated partitions this shard owns.
@@ -95,6 +98,7 @@ impl Shard {
             mesh,
             connections: Cell::new(0),
             groups,
+            offsets_store: RefCell::new(None),
             producers,
             replication: ShardReplication::default(),
             transactions: RefCell::new(None),
@@ -214,9 +218,25 @@ impl Shard {
         }
     }
 
-    /// The log of a partition this shard owns, if open.
+    /// The log of a partition this shard owns, if open (`__consumer_offsets` included).
     pub fn log(&self, topic: &str, partition: i32) -> Option<PartitionLog> {
-        self.logs.borrow().get(topic)?.get(&partition).cloned()
+        if let Some(log) = self
+            .logs
+            .borrow()
+            .get(topic)
+            .and_then(|parts| parts.get(&partition))
+        {
+            return Some(log.clone());
+        }
+        if topic == OFFSETS_TOPIC_NAME {
+            return self.offsets_store.borrow().as_ref()?.log(partition);
+        }
+        None
+    }
+
+    /// Makes the group coordinator's `__consumer_offsets` logs reachable through [`Shard::log`].
+    pub fn set_offsets_store(&self, store: Rc<LogOffsetStore>) {
+        *self.offsets_store.borrow_mut() = Some(store);
     }
 
     pub fn insert_log(&self, topic: &str, partition: i32, log: PartitionLog) {

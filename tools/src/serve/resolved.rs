@@ -286,7 +286,12 @@ impl Resolved {
             leader_imbalance_check_interval: std::time::Duration::from_secs(
                 settings.leader_imbalance_check_interval_seconds.value.0 as u64,
             ),
+            offsets_commit_timeout: std::time::Duration::from_millis(
+                settings.offsets_commit_timeout_ms.value.0 as u64,
+            ),
         };
+        cluster.offsets_topic_replication_factor =
+            settings.offsets_topic_replication_factor.value.0 as i16;
         cluster.controller_startup_timeout = std::time::Duration::from_millis(
             settings.initial_broker_registration_timeout_ms.value.0 as u64,
         );

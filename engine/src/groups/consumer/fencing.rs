@@ -153,10 +153,19 @@ impl Inner {
 
     /// After a load: every consumer-group member's session starts now, and members that were revoking get
     /// their rebalance timeout again, as Kafka does when it loads a group.
-    pub(crate) fn restore_consumer_groups(self: &Rc<Self>, now: Instant) -> usize {
+    pub(crate) fn restore_consumer_groups(
+        self: &Rc<Self>,
+        now: Instant,
+        only: &dyn Fn(&str) -> bool,
+    ) -> usize {
         let session = self.config.consumer_session_timeout();
         let mut watches: Vec<Watch> = Vec::new();
-        for (group_id, group) in self.groups.borrow_mut().iter_mut() {
+        for (group_id, group) in self
+            .groups
+            .borrow_mut()
+            .iter_mut()
+            .filter(|(id, _)| only(id))
+        {
             let Some(consumer) = group.consumer.as_deref_mut() else {
                 continue;
             };

@@ -354,3 +354,57 @@ fn group_metadata_survives_compaction_and_restart_over_partition_logs() {
         assert_eq!(&described.members[0].member_assignment[..], b"round 99");
     });
 }
+
+/// Replicated `__consumer_offsets` (issue 18): a broker that becomes leader of an offsets partition
+/// loads that partition's groups (offsets, members, generation) from the log its predecessor wrote,
+/// and only those; the old leader drops them; a later leadership replaces a stale copy.
+#[test]
+fn a_new_leader_takes_over_one_partitions_groups_from_the_log() {
+    run(|| async {
+        use crate::groups::{offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
+        let partition = offsets_partition_for("g", OFFSETS_TOPIC_PARTITIONS);
+        assert_ne!(
+            partition,
+            offsets_partition_for("h", OFFSETS_TOPIC_PARTITIONS)
+        );
+        // One log both brokers hold (a follower's copy is byte for byte the leader's).
+        let store = Rc::new(MemoryOffsetStore::new());
+        let old_leader = GroupCoordinator::new(test_config(), store.clone());
+        let (m1, m2, generation) = stable_pair(&old_leader, "g").await;
+        let commit = commit_req("g", generation, &m1, &[("t", 0, 42, None)]);
+        assert_eq!(
+            commit_codes(&old_leader.offset_commit(commit, 7).await),
+            vec![NONE]
+        );
+        let other = commit_req("h", -1, "", &[("t", 0, 9, None)]);
+        assert_eq!(
+            commit_codes(&old_leader.offset_commit(other, 7).await),
+            vec![NONE]
+        );
+
+        let new_leader = GroupCoordinator::new(test_config(), store.clone());
+        assert_eq!(new_leader.load_partition(partition).await.expect("load"), 1);
+        assert_eq!(new_leader.group_ids(), vec!["g".to_string()]);
+        assert_eq!(new_leader.committed_offsets("g"), vec![("t".into(), 0, 42)]);
+        assert_eq!(heartbeat(&new_leader, "g", generation, &m1).await, NONE);
+        assert_eq!(heartbeat(&new_leader, "g", generation, &m2).await, NONE);
+        assert_eq!(
+            new_leader.describe_group("g").group_state.as_str(),
+            "Stable"
+        );
+
+        assert_eq!(old_leader.unload_partition(partition), 1);
+        assert_eq!(old_leader.group_ids(), vec!["h".to_string()]);
+
+        // The group commits on under its new coordinator; when the first broker leads again it
+        // replaces nothing it kept: it loads the newest commit from the log.
+        let commit = commit_req("g", generation, &m2, &[("t", 0, 50, None)]);
+        assert_eq!(
+            commit_codes(&new_leader.offset_commit(commit, 7).await),
+            vec![NONE]
+        );
+        old_leader.load_partition(partition).await.expect("load");
+        assert_eq!(old_leader.committed_offsets("g"), vec![("t".into(), 0, 50)]);
+        assert_eq!(old_leader.committed_offsets("h"), vec![("t".into(), 0, 9)]);
+    });
+}

@@ -11,7 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
-use crate::cluster::controller::{TopicSpec, INTERNAL_TOPIC_MAX_REPLICATION_FACTOR, OFFSETS_TOPIC};
+use crate::cluster::controller::{TopicSpec, OFFSETS_TOPIC};
 use crate::cluster::forward;
 use crate::cluster::rpc_api::AdminRequest;
 use crate::groups::{offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
@@ -162,7 +162,6 @@ async fn ensure_offsets_topic(shard: &Shard) {
         .config
         .cluster
         .offsets_topic_replication_factor
-        .min(INTERNAL_TOPIC_MAX_REPLICATION_FACTOR)
         .min(i16::try_from(live).unwrap_or(i16::MAX));
     let request = AdminRequest::CreateTopics {
         topics: vec![TopicSpec {

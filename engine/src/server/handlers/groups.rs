@@ -9,7 +9,7 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use ringbroker_protocol::frame::Request;
 use ringbroker_schema::{
     GroupRequest as MeshGroupRequest, GroupRequestArgs, GroupResult, GroupResultArgs, Payload,
@@ -47,58 +47,7 @@ pub async fn handle(shard: &Shard, request: &Request, peer: &str) -> Result<Outc
             .unwrap_or_default(),
         client_host: peer_host(peer),
     };
-    let group = match request.api_key {
-        ApiKey::JoinGroup => Some(
-            decode_body::<JoinGroupRequest>(request)?
-                .group_id
-                .0
-                .to_string(),
-        ),
-        ApiKey::SyncGroup => Some(
-            decode_body::<SyncGroupRequest>(request)?
-                .group_id
-                .0
-                .to_string(),
-        ),
-        ApiKey::Heartbeat => Some(
-            decode_body::<HeartbeatRequest>(request)?
-                .group_id
-                .0
-                .to_string(),
-        ),
-        ApiKey::LeaveGroup => Some(
-            decode_body::<LeaveGroupRequest>(request)?
-                .group_id
-                .0
-                .to_string(),
-        ),
-        ApiKey::OffsetCommit => Some(
-            decode_body::<OffsetCommitRequest>(request)?
-                .group_id
-                .0
-                .to_string(),
-        ),
-        // v8+ carries a batch of groups, each coordinated by its own shard (below).
-        ApiKey::OffsetFetch if version < OFFSET_FETCH_GROUPS_VERSION => Some(
-            decode_body::<OffsetFetchRequest>(request)?
-                .group_id
-                .0
-                .to_string(),
-        ),
-        ApiKey::OffsetDelete => Some(
-            decode_body::<OffsetDeleteRequest>(request)?
-                .group_id
-                .0
-                .to_string(),
-        ),
-        ApiKey::ConsumerGroupHeartbeat => Some(
-            decode_body::<ConsumerGroupHeartbeatRequest>(request)?
-                .group_id
-                .0
-                .to_string(),
-        ),
-        _ => None,
-    };
+    let group = single_group_of(request.api_key, version, request.body.clone())?;
     if let Some(group) = group {
         if !not_coordinator::coordinates(shard, &group) {
             let body =
@@ -124,6 +73,37 @@ pub async fn handle(shard: &Shard, request: &Request, peer: &str) -> Result<Outc
         ApiKey::ConsumerGroupDescribe => consumer_group_describe(shard, request).await,
         ApiKey::OffsetFetch => offset_fetch_groups(shard, request).await,
         other => Err(HandlerError::Refused(format!("{other:?} is not served"))),
+    }
+}
+
+/// The group of a request that names exactly one (the APIs its coordinator alone serves);
+/// `None` for the APIs spanning groups.
+fn single_group_of(api: ApiKey, version: i16, body: Bytes) -> Result<Option<String>, HandlerError> {
+    fn group<T: Decodable>(
+        api: ApiKey,
+        version: i16,
+        body: Bytes,
+        id: impl FnOnce(T) -> StrBytes,
+    ) -> Result<Option<String>, HandlerError> {
+        Ok(Some(id(decode::<T>(api, version, body)?).to_string()))
+    }
+    match api {
+        ApiKey::JoinGroup => group(api, version, body, |r: JoinGroupRequest| r.group_id.0),
+        ApiKey::SyncGroup => group(api, version, body, |r: SyncGroupRequest| r.group_id.0),
+        ApiKey::Heartbeat => group(api, version, body, |r: HeartbeatRequest| r.group_id.0),
+        ApiKey::LeaveGroup => group(api, version, body, |r: LeaveGroupRequest| r.group_id.0),
+        ApiKey::OffsetCommit => group(api, version, body, |r: OffsetCommitRequest| r.group_id.0),
+        // v8+ carries a batch of groups, each coordinated by its own shard.
+        ApiKey::OffsetFetch if version < OFFSET_FETCH_GROUPS_VERSION => {
+            group(api, version, body, |r: OffsetFetchRequest| r.group_id.0)
+        }
+        ApiKey::OffsetDelete => group(api, version, body, |r: OffsetDeleteRequest| r.group_id.0),
+        ApiKey::ConsumerGroupHeartbeat => {
+            group(api, version, body, |r: ConsumerGroupHeartbeatRequest| {
+                r.group_id.0
+            })
+        }
+        _ => Ok(None),
     }
 }
 
@@ -204,6 +184,13 @@ async fn serve_local(
     // Transaction requests share this mesh path to their coordinator shard.
     if super::transactions::is_transaction_api(api) || api == ApiKey::ListTransactions {
         return super::transactions::serve_local(shard, api, version, body).await;
+    }
+    // The receiving shard saw this broker named leader of the group's offsets partition; the
+    // coordinator takes the group's requests only once it has loaded the partition as leader.
+    if let Some(group) = single_group_of(api, version, body.clone())? {
+        if !not_coordinator::loaded_here(shard, &group) {
+            return not_coordinator::response_body(api, version, body);
+        }
     }
     let groups = &shard.groups;
     match api {

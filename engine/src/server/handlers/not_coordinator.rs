@@ -35,6 +35,19 @@ pub fn coordinates(shard: &Shard, group: &str) -> bool {
     meta.leader_of(partition) == shard.config.node_id
 }
 
+/// Whether this shard, owning `group`'s offsets partition, has taken the partition's groups
+/// over: always for a partition with one replica; for a replicated one once this shard leads it
+/// in the image's epoch (set after the groups are loaded from the log, see
+/// `replication::roles`).
+pub fn loaded_here(shard: &Shard, group: &str) -> bool {
+    let partition = offsets_partition_for(group, OFFSETS_TOPIC_PARTITIONS);
+    let topic = crate::groups::OFFSETS_TOPIC_NAME;
+    !shard.is_replicated(topic, partition)
+        || shard
+            .replication
+            .leads(topic, partition, shard.leader_epoch(topic, partition))
+}
+
 /// The encoded body of `api`'s response saying NOT_COORDINATOR for every group and partition of
 /// the request.
 pub fn response_body(api: ApiKey, version: i16, body: Bytes) -> Result<Bytes, HandlerError> {
