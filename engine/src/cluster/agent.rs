@@ -484,11 +484,13 @@ impl ClusterAgent {
         let mut next_rebalance = Instant::now() + replication.leader_imbalance_check_interval;
         let mut last_check = Instant::now();
         let mut was_checking = false;
+        let mut took_over_at = Instant::now();
         while !self.stopping.get() {
             let leader = quorum.is_leader();
             tracing::trace!(leader, "controller duties");
             if leader && !was_leader {
                 self.take_over().await;
+                took_over_at = Instant::now();
             }
             was_leader = leader;
             if !leader {
@@ -510,6 +512,9 @@ impl ClusterAgent {
                     self.sessions.borrow_mut().extend_all(lost);
                 }
                 was_checking = true;
+                if now < took_over_at + FIRST_SESSION_AFTER_TAKEOVER {
+                    self.end_sessions_of_silent_voters(&quorum, took_over_at, now);
+                }
                 let fenced = self
                     .decide_and_commit(|ctx, sessions| {
                         ((), controller::fence_expired(ctx, sessions, now))
@@ -552,16 +557,50 @@ impl ClusterAgent {
         }
     }
 
+    /// Right after a takeover no broker has heartbeated to this controller yet, and nobody saw
+    /// the connections of a node that died with the old controller close. A combined node whose
+    /// voter has sent no Raft message for `SILENT_VOTER_AFTER_TAKEOVER` (a live follower answers
+    /// every tick) and whose broker has not heartbeated since the takeover is most likely that
+    /// node: its session ends now instead of after `FIRST_SESSION_AFTER_TAKEOVER`. If it was
+    /// merely slow, it is unfenced on its next heartbeat.
+    fn end_sessions_of_silent_voters(&self, quorum: &Quorum, took_over_at: Instant, now: Instant) {
+        if now.saturating_duration_since(took_over_at) < SILENT_VOTER_AFTER_TAKEOVER {
+            return;
+        }
+        let status = quorum.status();
+        let timeout = self.config.cluster.broker_session_timeout;
+        let image = self.image.borrow();
+        for voter in status.voters.iter().filter(|v| v.node_id != status.node_id) {
+            let node_id = node_id_of_raft_id(voter.node_id);
+            let silent = voter
+                .last_contact
+                .is_none_or(|at| now.saturating_duration_since(at) >= SILENT_VOTER_AFTER_TAKEOVER);
+            if !silent || !image.brokers.contains_key(&node_id) {
+                continue;
+            }
+            if self.sessions.borrow_mut().end_unless_heard_since(
+                node_id,
+                took_over_at,
+                now,
+                timeout,
+            ) {
+                tracing::info!(
+                    node_id,
+                    silent_ms = SILENT_VOTER_AFTER_TAKEOVER.as_millis() as u64,
+                    "a voter silent since this controller took over: ending its broker's session"
+                );
+            }
+        }
+    }
+
     async fn take_over(&self) {
         tracing::info!(node_id = self.node_id, "this node is the active controller");
-        // Every broker gets a first session of one heartbeat interval plus the closed-connection
-        // grace, not the whole session timeout: a live broker finds the new controller and
-        // heartbeats within that, while one that died with the old controller (a combined node
-        // killed with its quorum leader: nobody saw its connection close) is fenced that much
-        // sooner.
+        // Every broker gets a first session of `FIRST_SESSION_AFTER_TAKEOVER`, not the whole
+        // session timeout: a live broker finds the new controller and heartbeats within that,
+        // while one that died with the old controller (a combined node killed with its quorum
+        // leader: nobody saw its connection close) is fenced that much sooner.
         let cluster = &self.config.cluster;
-        let first_session = (cluster.broker_heartbeat_interval + CLOSED_CONNECTION_FENCE_GRACE)
-            .min(cluster.broker_session_timeout);
+        let first_session = FIRST_SESSION_AFTER_TAKEOVER.min(cluster.broker_session_timeout);
         let now = Instant::now();
         let started = (now + first_session)
             .checked_sub(cluster.broker_session_timeout)
@@ -604,8 +643,17 @@ pub fn node_id_of_raft_id(raft_id: u64) -> i32 {
     i32::try_from(raft_id - 1).unwrap_or(i32::MAX)
 }
 
-/// How often the active controller looks for brokers whose session expired.
-pub const FENCE_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the active controller looks for brokers whose session expired (a fence happens at
+/// most this late).
+pub const FENCE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// The session every broker starts with when a controller takes over: long enough for a live
+/// broker to notice the old controller is gone, find the new one and heartbeat (its requests to
+/// the old one time out after `lifecycle::HEARTBEAT_REQUEST_TIMEOUT`), short enough that a broker
+/// that died with the old controller is fenced long before `broker.session.timeout.ms`.
+pub const FIRST_SESSION_AFTER_TAKEOVER: Duration = Duration::from_millis(4_500);
+/// A voter that has sent the new active controller no Raft message for this long after its
+/// takeover (live followers answer every 100 ms tick) counts as gone with the old controller.
+pub const SILENT_VOTER_AFTER_TAKEOVER: Duration = Duration::from_millis(1_000);
 /// A gap between two fence checks beyond which the controller counts itself as stalled: several
 /// intervals, and well below a heartbeat interval plus the session's slack.
 pub const STALLED_CONTROLLER_GAP: Duration = Duration::from_millis(2_000);
@@ -815,8 +863,9 @@ impl RpcHandler for ControllerRequests {
 /// leaders in about this long instead of the whole `broker.session.timeout.ms`. A live broker
 /// whose connection merely broke heartbeats again within it (its heartbeat interval is shorter,
 /// and a new connection is made for the next call); if it does not, it is fenced and unfenced on
-/// its next heartbeat, which moves leaderships but loses nothing.
-pub const CLOSED_CONNECTION_FENCE_GRACE: Duration = Duration::from_millis(2_500);
+/// its next heartbeat, which moves leaderships but loses nothing. Over twice the heartbeat
+/// interval (`broker.heartbeat.interval.ms`, 500 ms).
+pub const CLOSED_CONNECTION_FENCE_GRACE: Duration = Duration::from_millis(1_200);
 
 impl ClusterAgent {
     /// A heartbeat connection closed: unless the broker heartbeats on another one, its session

@@ -9,8 +9,12 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-/// Kafka's `broker.heartbeat.interval.ms` default.
-pub const DEFAULT_BROKER_HEARTBEAT_INTERVAL_MS: u64 = 2_000;
+/// `broker.heartbeat.interval.ms` (Kafka's default is 2000). Shorter here so that a broker whose
+/// controller connection merely broke heartbeats again well within
+/// `agent::CLOSED_CONNECTION_FENCE_GRACE`, which is what lets a killed broker be fenced (and its
+/// partitions led elsewhere) about a second after its process died. A heartbeat is a small
+/// in-memory exchange with the active controller.
+pub const DEFAULT_BROKER_HEARTBEAT_INTERVAL_MS: u64 = 500;
 /// Kafka's `broker.session.timeout.ms` default: a broker silent this long is fenced.
 pub const DEFAULT_BROKER_SESSION_TIMEOUT_MS: u64 = 9_000;
 /// Kafka's `default.replication.factor` default.

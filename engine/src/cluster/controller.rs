@@ -780,6 +780,27 @@ impl BrokerSessions {
         }
     }
 
+    /// Ends `node_id`'s session now unless it was heard from after `since`. Returns whether it
+    /// ended.
+    pub fn end_unless_heard_since(
+        &mut self,
+        node_id: i32,
+        since: Instant,
+        now: Instant,
+        timeout: Duration,
+    ) -> bool {
+        let Some(expired) = now.checked_sub(timeout) else {
+            return false;
+        };
+        match self.last_heard.get_mut(&node_id) {
+            Some(at) if *at <= since && *at > expired => {
+                *at = expired;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Ends `node_id`'s session `grace` from `now` unless it is heard from again first (its
     /// connection closed). Returns whether the session got shorter.
     pub fn expire_soon(
@@ -1624,5 +1645,29 @@ mod tests {
         );
         sessions.extend_all(Duration::from_secs(5));
         assert!(fence_expired(&context(&broker, &cluster, &image), &sessions, late).is_empty());
+    }
+
+    #[test]
+    fn a_session_not_heard_since_a_takeover_can_be_ended_at_once() {
+        let broker = BrokerConfig::default();
+        let cluster = ClusterConfig::single_node(1);
+        let timeout = cluster.broker_session_timeout;
+        let image = image_with_brokers(&[1, 2, 3]);
+        let took_over = Instant::now() + timeout;
+        let mut sessions = BrokerSessions::default();
+        sessions.restart_all(&image, took_over - Duration::from_secs(4));
+        let now = took_over + Duration::from_secs(1);
+        sessions.heard(2, took_over + Duration::from_millis(300));
+        assert!(sessions.end_unless_heard_since(3, took_over, now, timeout));
+        assert!(
+            !sessions.end_unless_heard_since(2, took_over, now, timeout),
+            "broker 2 heartbeated after the takeover"
+        );
+        assert!(
+            !sessions.end_unless_heard_since(3, took_over, now, timeout),
+            "already ended"
+        );
+        let fenced = fence_expired(&context(&broker, &cluster, &image), &sessions, now);
+        assert_eq!(fenced.len(), 1, "only broker 3: {fenced:?}");
     }
 }

@@ -24,6 +24,9 @@ pub const METADATA_FETCH_INTERVAL: Duration = Duration::from_millis(100);
 pub const DUPLICATE_RETRY_SESSIONS: u32 = 2;
 /// Pause between two registration attempts refused as duplicates.
 pub const DUPLICATE_RETRY_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a heartbeat or a registration waits for the controller's answer (independent of the
+/// heartbeat interval: a busy controller may take a moment, and a dead one closes the connection).
+pub const HEARTBEAT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a controlled shutdown waits for the controller before the broker stops anyway.
 pub const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -141,7 +144,7 @@ impl BrokerLifecycle {
                 .call_controller(
                     rpc_api::API_HEARTBEAT,
                     rpc_api::encode_heartbeat(&beat),
-                    config.cluster.broker_heartbeat_interval,
+                    HEARTBEAT_REQUEST_TIMEOUT,
                 )
                 .await
                 .and_then(|bytes| {
@@ -151,10 +154,7 @@ impl BrokerLifecycle {
             match reply {
                 Ok(reply) if reply.error_code == STALE_BROKER_EPOCH => {
                     tracing::warn!(message = reply.message.as_deref().unwrap_or(""), "the controller no longer knows this broker's registration; registering again");
-                    if let Err(error) = self
-                        .register(config.cluster.broker_heartbeat_interval)
-                        .await
-                    {
+                    if let Err(error) = self.register(HEARTBEAT_REQUEST_TIMEOUT).await {
                         tracing::warn!(%error, "registration failed; retrying");
                     }
                 }

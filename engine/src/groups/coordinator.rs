@@ -127,7 +127,15 @@ impl GroupCoordinator {
         let (now, now_ms) = (Instant::now(), now_ms());
         let in_partition =
             |group: &str| offsets_partition_for(group, OFFSETS_TOPIC_PARTITIONS) == partition;
-        let offsets = self.inner.replay_records(&records, now, now_ms);
+        self.inner.replay_records(&records, now, now_ms);
+        let offsets: usize = self
+            .inner
+            .groups
+            .borrow()
+            .iter()
+            .filter(|(id, _)| in_partition(id))
+            .map(|(_, group)| group.offsets.len())
+            .sum();
         let members = self.inner.restore_groups(now, now_ms, &in_partition);
         let consumer_members = self.inner.restore_consumer_groups(now, &in_partition);
         tracing::info!(

@@ -84,9 +84,15 @@ pub async fn reconcile(shard: &Rc<Shard>) {
     for (topic, partition, state) in wanted_follower {
         become_follower(shard, &topic, partition, &state).await;
     }
-    for (topic, partition, state) in wanted_leader {
-        become_leader(shard, &topic, partition, &state).await;
-    }
+    // Concurrently: each new leadership reads its partition's log (producer state, and a group
+    // coordinator's state for `__consumer_offsets`), and a broker taking over from a dead one
+    // takes many at once; none of them should wait for the others' reads.
+    futures::future::join_all(
+        wanted_leader
+            .iter()
+            .map(|(topic, partition, state)| become_leader(shard, topic, *partition, state)),
+    )
+    .await;
 }
 
 /// Forgets led and followed partitions the image no longer gives this broker (deleted, moved,
@@ -171,8 +177,14 @@ async fn become_leader(shard: &Rc<Shard>, topic: &str, partition: i32, state: &P
         replication.followed_changed.bump();
     }
     // Producer state from the whole log: a follower keeps none, and the idempotent producers
-    // that wrote through the old leader retry here.
-    if let Err(error) = shard.producers.load(topic, partition, &log).await {
+    // that wrote through the old leader retry here. (`__consumer_offsets` has no producers: only
+    // its group coordinator writes it.)
+    let rebuilt = if topic == OFFSETS_TOPIC_NAME {
+        Ok(())
+    } else {
+        shard.producers.load(topic, partition, &log).await
+    };
+    if let Err(error) = rebuilt {
         tracing::error!(topic, partition, %error, "cannot rebuild producer state: not leading");
         return;
     }
