@@ -8,7 +8,7 @@ hosts, a topic with 6 partitions, replication factor 3 and min.insync.replicas=2
   acknowledgement by a new leader and from the heal until the broker is back in every ISR;
 - after the run all three replicas of every partition hold the same bytes (segment files compared);
 - committed group offsets survive kill -9 of their coordinator (__consumer_offsets has three replicas) and never
-  go backwards;
+  go backwards (a group member commits through the fault rounds too);
 - bad input: min.insync.replicas above the replication factor (INVALID_CONFIG); acks=all with too few in-sync
   replicas (NOT_ENOUGH_REPLICAS) while acks=1 still works.
 """
@@ -156,6 +156,58 @@ class TailReader:
         self.consumer.close()
 
 
+class CommittingMember:
+    """A member of a consumer group reading the topic while the faults happen and committing its position
+    synchronously every half second. Committed offsets must never go backwards: whenever partitions are
+    (re)assigned to it, the first record it reads of each is at or above the highest offset it committed there
+    successfully (the group resumes from its committed offsets, wherever its coordinator moved)."""
+
+    COMMIT_EVERY_S = 0.5
+
+    def __init__(self, bootstrap: str, topic: str):
+        self.consumer = clients.consumer(bootstrap, **{"group.id": f"committer-{topic}"})
+        self.highest: dict[int, int] = {}
+        self.resumed_below: list[tuple[int, int, int]] = []
+        self.commits = 0
+        self.records = 0
+        self.fresh: set[int] = set()
+        self.stop = threading.Event()
+        self.consumer.subscribe([topic], on_assign=self._assigned)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _assigned(self, consumer, partitions):
+        self.fresh.update(tp.partition for tp in partitions)
+
+    def _run(self):
+        last_commit = time.monotonic()
+        while not self.stop.is_set():
+            msg = self.consumer.poll(0.2)
+            if msg is not None and not msg.error():
+                self.records += 1
+                p = msg.partition()
+                if p in self.fresh:
+                    self.fresh.discard(p)
+                    if msg.offset() < self.highest.get(p, -1):
+                        self.resumed_below.append((p, msg.offset(), self.highest[p]))
+            if time.monotonic() - last_commit >= self.COMMIT_EVERY_S:
+                last_commit = time.monotonic()
+                try:
+                    committed = self.consumer.commit(asynchronous=False)
+                except KafkaException:
+                    continue  # no coordinator right now, or nothing to commit: retried next time
+                for tp in committed or []:
+                    if tp.error is None and tp.offset >= 0:
+                        self.highest[tp.partition] = max(self.highest.get(tp.partition, -1), tp.offset)
+                        self.commits += 1
+
+    def finish(self) -> dict[int, int]:
+        self.stop.set()
+        self.thread.join(60)
+        self.consumer.close()
+        return self.highest
+
+
 def consume_everything(c: Cluster, topic: str) -> dict[int, list[tuple[int, bytes, bytes]]]:
     with c.hosts.in_hub():
         consumed, _ = clients.consume_all(c.bootstrap, topic, PARTITIONS, timeout=120)
@@ -180,6 +232,25 @@ FAULT_S = 10
 FAULT_ROUNDS = int(os.environ.get("REPLICATION_FAULT_ROUNDS", str(len(NEMESIS_ROUNDS))))
 
 
+def quorum_leader_seen(node) -> str | None:
+    """The metadata quorum leader `node` last logged knowing (its raft id), None when it knows none."""
+    last = None
+    for line in node.log_since_start().splitlines():
+        if "quorum leadership changed" in line:
+            last = line
+    if last is None:
+        return None
+    leader = next((w for w in last.split() if w.startswith("leader=")), "leader=0")
+    return None if leader == "leader=0" else leader
+
+
+def quorum_whole(c: Cluster) -> bool:
+    """Every running node follows the same metadata quorum leader: a healed or restarted node is back in the
+    quorum, so the next fault is a single fault (two of three voters are needed to elect a controller)."""
+    seen = {quorum_leader_seen(n) for n in c.nodes if n.running()}
+    return len(seen) == 1 and None not in seen
+
+
 def run_round(c: Cluster, topic: str, fault: str, writer: "KeyedWriter") -> None:
     """Applies one fault while the writer keeps producing, heals it, and waits until every ISR is full again."""
     if fault == "kill-leader":
@@ -192,6 +263,7 @@ def run_round(c: Cluster, topic: str, fault: str, writer: "KeyedWriter") -> None
         victim = next(n for n in c.nodes if n.node_id != leader)
     others = [n for n in c.nodes if n is not victim]
     led = {p for p, leader in leaders(c, topic, via=others[0]).items() if leader == victim.node_id}
+    role = "the active controller" if victim is c.active_controller() else "not the controller"
     started = time.monotonic()
     started_wall = time.time()
     if fault.startswith("kill"):
@@ -211,8 +283,8 @@ def run_round(c: Cluster, topic: str, fault: str, writer: "KeyedWriter") -> None
             return [when for p, _, _, when, created in writer.acked if p in led and created > started_wall]
         wait_until(new_leader_acks, 60, f"{fault}: an acknowledgement from a new leader")
         first = min(new_leader_acks())
-        print(f"{fault} of node {victim.node_id}: first acks=all acknowledgement by a new leader after "
-              f"{first - started:.2f} s")
+        print(f"{fault} of node {victim.node_id} ({role}, leader of {len(led)} partitions): first acks=all "
+              f"acknowledgement by a new leader after {first - started:.2f} s")
     remaining = FAULT_S - (time.monotonic() - started)
     if remaining > 0:
         time.sleep(remaining)
@@ -226,6 +298,15 @@ def run_round(c: Cluster, topic: str, fault: str, writer: "KeyedWriter") -> None
     wait_until(lambda: set(isr_sizes(c, topic, via=others[0]).values()) == {3}, 120,
                f"{fault}: node {victim.node_id} back in every ISR", interval=0.5)
     print(f"{fault}: node {victim.node_id} back in every ISR {time.monotonic() - healed:.2f} s after the heal")
+    wait_until(lambda: quorum_whole(c), 60, f"{fault}: node {victim.node_id} back in the metadata quorum")
+    # Produce latency (created to acknowledged) of the records created while the fault lasted, every partition.
+    during = sorted((when - started) - (created - started_wall) for _, _, _, when, created in writer.acked
+                    if started_wall <= created < started_wall + FAULT_S)
+    if during:
+        def pct(q: float) -> float:
+            return during[min(len(during) - 1, int(q * len(during)))]
+        print(f"{fault}: acks=all latency of the {len(during)} records created during the fault: "
+              f"p50 {pct(0.5) * 1000:.0f} ms, p99 {pct(0.99) * 1000:.0f} ms, max {during[-1] * 1000:.0f} ms")
 
 
 @pytest.mark.timeout(180 + 60 * FAULT_ROUNDS)
@@ -237,6 +318,7 @@ def test_acknowledged_records_survive_faults(cluster, topic_name):
         writer = KeyedWriter(cluster.bootstrap)
         writer.start(topic_name)
         reader = TailReader(cluster.bootstrap, topic_name)
+        member = CommittingMember(cluster.bootstrap, topic_name)
         wait_until(lambda: len(writer.acked) > 2000, 60, "records acknowledged before the faults")
         for round_number in range(FAULT_ROUNDS):
             run_round(cluster, topic_name, NEMESIS_ROUNDS[round_number % len(NEMESIS_ROUNDS)], writer)
@@ -244,6 +326,17 @@ def test_acknowledged_records_survive_faults(cluster, topic_name):
         writer.finish()
         time.sleep(2)
         reader.finish()
+        highest = member.finish()
+        final_commits = wait_until(
+            lambda: committed_offsets(cluster.bootstrap, f"committer-{topic_name}", topic_name, PARTITIONS), 60,
+            "the group's committed offsets")
+    # Committed group offsets never went backwards, across every fault.
+    print(f"group member: {member.records} records read, {member.commits} partition offsets committed, "
+          f"resumed below a committed offset {len(member.resumed_below)} times")
+    assert member.commits > 0
+    assert not member.resumed_below, member.resumed_below[:10]
+    behind = {p: (final_commits.get(p), o) for p, o in highest.items() if final_commits.get(p, -1) < o}
+    assert not behind, f"committed offsets went back (now, highest acknowledged): {behind}"
     assert not writer.errors, writer.errors[:5]
     acked = writer.acked
     assert len(acked) > 2000
