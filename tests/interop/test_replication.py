@@ -7,6 +7,7 @@ hosts, a topic with 6 partitions, replication factor 3 and min.insync.replicas=2
   record is in the log exactly once, in per-key order; each round prints the time from the fault to the first
   acknowledgement by a new leader and from the heal until the broker is back in every ISR;
 - after the run all three replicas of every partition hold the same bytes (segment files compared);
+- kcat keeps consuming across kill -9 of the partition's leader;
 - committed group offsets survive kill -9 of their coordinator (__consumer_offsets has three replicas) and never
   go backwards (a group member commits through the fault rounds too);
 - bad input: min.insync.replicas above the replication factor (INVALID_CONFIG); acks=all with too few in-sync
@@ -16,6 +17,7 @@ hosts, a topic with 6 partitions, replication factor 3 and min.insync.replicas=2
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -531,6 +533,37 @@ def test_committed_offsets_survive_the_loss_of_their_coordinator(cluster, topic_
     print(f"second failover: node {leader_now} coordinates the group, offsets served "
           f"{time.monotonic() - killed:.2f} s after kill -9")
     assert last == newest, (last, newest)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat not installed (apt-get install kcat)")
+def test_kcat_keeps_consuming_across_a_leader_kill(cluster, topic_name):
+    """A kcat consumer (librdkafka) reading a replicated partition keeps consuming when its leader is killed with
+    kill -9: it gets every record, those written before the kill and those written to the new leader after it,
+    each once, in order."""
+    import subprocess
+
+    create_replicated(cluster, topic_name, partitions=1, min_insync=2)
+    wait_until(lambda: isr_sizes(cluster, topic_name) == {0: 3}, 30, "a full ISR")
+    total = 2000
+    with cluster.hosts.in_hub():
+        reader = subprocess.Popen(
+            ["kcat", "-C", "-b", cluster.bootstrap, "-t", topic_name, "-o", "beginning", "-c", str(total), "-q",
+             "-X", "socket.timeout.ms=10000"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            writer = clients.producer(cluster.bootstrap, **{"enable.idempotence": True})
+            clients.produce_all(writer, topic_name, [(None, f"r{i}".encode()) for i in range(total // 2)])
+            wait_until(lambda: isr_sizes(cluster, topic_name) == {0: 3}, 30, "followers caught up")
+            victim = cluster.node(leaders(cluster, topic_name)[0])
+            victim.kill9()
+            clients.produce_all(writer, topic_name, [(None, f"r{i}".encode()) for i in range(total // 2, total)])
+            out, err = reader.communicate(timeout=120)
+        finally:
+            if reader.poll() is None:
+                reader.kill()
+    assert reader.returncode == 0, err.decode()[-2000:]
+    assert out.decode().split() == [f"r{i}" for i in range(total)]
 
 
 @pytest.mark.timeout(420)
