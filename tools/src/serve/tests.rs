@@ -229,14 +229,20 @@ fn kafka_server_properties_start_a_broker() {
         .filter(|w| w.contains("settings ringbroker does not use"))
         .collect();
     assert_eq!(unused.len(), 1, "one warning line: {:?}", resolved.warnings);
-    for key in [
-        "num.network.threads",
-        "offsets.topic.replication.factor",
-        "log.retention.check.interval.ms",
-    ] {
+    for key in ["num.network.threads", "log.retention.check.interval.ms"] {
         assert!(unused[0].contains(key), "{key} in {}", unused[0]);
     }
     assert!(!unused[0].contains("log.retention.hours"), "{}", unused[0]);
+    // Kafka's quick-start file asks for one replica of the internal topics: a setting we take.
+    assert!(
+        !unused[0].contains("offsets.topic.replication.factor"),
+        "{}",
+        unused[0]
+    );
+    assert_eq!(
+        row(&resolved, "offsets.topic.replication.factor"),
+        ("1".into(), Provenance::File)
+    );
     assert!(
         resolved
             .warnings
