@@ -632,6 +632,22 @@ mod tests {
     }
 
     #[test]
+    fn authorizer_and_super_users() {
+        assert_eq!("acl".parse(), Ok(AuthorizerChoice::Acl));
+        assert_eq!("".parse(), Ok(AuthorizerChoice::None));
+        assert_eq!(
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer".parse(),
+            Ok(AuthorizerChoice::Acl)
+        );
+        assert!("ranger".parse::<AuthorizerChoice>().is_err());
+        let users: Principals = "User:admin; User:ops;".parse().unwrap();
+        assert_eq!(users.0, ["User:admin", "User:ops"]);
+        assert_eq!(users.to_string(), "User:admin;User:ops");
+        assert!("admin".parse::<Principals>().is_err());
+        assert!("User:".parse::<Principals>().is_err());
+    }
+
+    #[test]
     fn advertised_listener_needs_a_host() {
         assert_eq!(
             "".parse::<AdvertisedListener>(),

@@ -19,6 +19,7 @@ macro_rules! kafka_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $code:literal, $text:literal;)* }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
         pub enum $name { $($variant),* }
 
         impl $name {
@@ -231,6 +232,20 @@ mod tests {
             host: None,
             operation: Operation::Any,
             permission: Permission::Any,
+        }
+    }
+
+    #[test]
+    fn the_file_uses_kafkas_names() {
+        let text =
+            serde_json::to_string(&(Operation::IdempotentWrite, ResourceType::TransactionalId))
+                .unwrap();
+        assert_eq!(text, r#"["IDEMPOTENT_WRITE","TRANSACTIONAL_ID"]"#);
+        for op in (0..=15).filter_map(Operation::from_code) {
+            assert_eq!(
+                serde_json::to_string(&op).unwrap(),
+                format!("\"{}\"", op.name())
+            );
         }
     }
 
