@@ -13,6 +13,7 @@ a restart.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -35,6 +36,8 @@ CONFIG_COMMAND = "org.apache.kafka.tools.ConfigCommand"
 PRODUCER_PERFORMANCE = "org.apache.kafka.tools.ProducerPerformance"
 JAVA_RECORDS = 2000
 TOPIC_AUTHORIZATION_FAILED = 29
+CLUSTER_AUTHORIZATION_FAILED = 31
+FETCH = 1
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +169,17 @@ def metadata_v1_topics(bootstrap: str, topics: list[str] | None) -> dict[str, in
     return out
 
 
+def follower_fetch_error(bootstrap: str, topic: str) -> int:
+    """The error code of a raw Fetch v4 from replica 1 (what a follower broker sends) for partition 0."""
+    body = (kw.i32(1) + kw.i32(0) + kw.i32(1) + kw.i32(1 << 20) + kw.i8(0) + kw.i32(1) + kw.string(topic)
+            + kw.i32(1) + kw.i32(0) + kw.i64(0) + kw.i32(1 << 20))
+    with kw.connect(bootstrap) as sock:
+        sock.sendall(kw.request(FETCH, 4, 9, body))
+        got = kw.read_response(sock)
+    assert got is not None and got[0] == 9
+    return kw.parse_fetch_v4(got[1])[topic][0].error_code
+
+
 def test_denials_carry_kafkas_error_codes(acl_broker, granted):
     names, _ = granted
     address = acl_broker.address("SASL_SSL")
@@ -209,6 +223,8 @@ def test_denials_carry_kafkas_error_codes(acl_broker, granted):
     assert metadata_v1_topics(acl_broker.process.bootstrap, None) == {}
     assert metadata_v1_topics(acl_broker.process.bootstrap, [names.topic]) == {
         names.topic: TOPIC_AUTHORIZATION_FAILED}
+    # A follower's fetch (replica id set) needs ClusterAction on the cluster.
+    assert follower_fetch_error(acl_broker.process.bootstrap, names.topic) == CLUSTER_AUTHORIZATION_FAILED
     assert counter(acl_broker, "authorization_denied") > denied_before
     # The super user does everything, and the broker keeps serving.
     round_trip(address, user_config(acl_broker, ADMIN_USER, ADMIN_PASSWORD), f"admin-{uuid.uuid4().hex[:8]}",
@@ -234,3 +250,40 @@ def test_kafka_acls_remove_and_the_acls_survive_a_restart(acl_broker, granted, j
     matching = admin.describe_acls(AclBindingFilter(ResourceType.TOPIC, topic, ResourcePatternType.MATCH, None, None,
                                                     AclOperation.ANY, AclPermissionType.ANY)).result(30)
     assert [(b.name, b.operation) for b in matching] == [(names.prefix, AclOperation.READ)], matching
+
+
+@pytest.mark.timeout(300)
+def test_replication_keeps_working_with_the_authorizer_on(tmp_path, topic_name):
+    """Three nodes with `--authorizer acl`: brokers fetch from each other as User:ANONYMOUS on the PLAINTEXT
+    primary listener, which docs/SECURITY.md says to grant ClusterAction. Granted here in each node's acls.json
+    before its first start (no super user can reach a plaintext-only cluster to run kafka-acls), with the
+    clients' own ACLs; acks=all with min.insync.replicas=2 then needs the followers' fetches to be allowed."""
+    from cluster_helpers import Cluster
+    from test_cluster import wait_until
+    from test_replication import create_replicated, isr_sizes
+    if not conftest.BROKER_BIN or conftest.EXTERNAL_BOOTSTRAP or conftest.REFERENCE_KAFKA:
+        pytest.skip("starts its own ringbroker nodes (RINGBROKER_BIN)")
+    acl = lambda resource_type, name, operation: {  # noqa: E731
+        "resource_type": resource_type, "resource_name": name, "pattern_type": "LITERAL",
+        "principal": "User:ANONYMOUS", "host": "*", "operation": operation, "permission": "ALLOW"}
+    acls = {"version": 1, "acls": [acl("CLUSTER", "kafka-cluster", "CLUSTER_ACTION"), acl("TOPIC", "*", "ALL")]}
+    for node_id in (1, 2, 3):
+        (tmp_path / f"data-{node_id}").mkdir()
+        (tmp_path / f"data-{node_id}" / "acls.json").write_text(json.dumps(acls))
+    cluster = Cluster(conftest.BROKER_BIN, tmp_path, extra_args=["--set", "segment_bytes=4MiB", "--authorizer", "acl"])
+    try:
+        cluster.start()
+        create_replicated(cluster, topic_name, partitions=2, min_insync=2)
+        wait_until(lambda: isr_sizes(cluster, topic_name) == {0: 3, 1: 3}, 60, "full ISRs")
+        with cluster.hosts.in_hub():
+            producer = clients.producer(cluster.bootstrap, acks="all")
+            delivered = clients.produce_all(producer, topic_name, [(b"k%d" % i, b"v%d" % i) for i in range(200)])
+        assert len(delivered) == 200
+        wait_until(lambda: isr_sizes(cluster, topic_name) == {0: 3, 1: 3}, 60, "full ISRs after producing")
+        for node in cluster.nodes:
+            assert "authorization denied" not in node.log_since_start(), node.log_tail()
+    except Exception:
+        print(cluster.logs())
+        raise
+    finally:
+        cluster.close()
