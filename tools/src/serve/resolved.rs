@@ -104,6 +104,15 @@ impl Resolved {
                 listener.address
             ));
         }
+        if settings.authorizer.value == AuthorizerChoice::None
+            && !settings.super_users.value.0.is_empty()
+        {
+            warnings.push(
+                "super.users is set but no authorizer is: every client may do everything; add \
+                 --authorizer acl (authorizer.class.name) to check ACLs"
+                    .to_string(),
+            );
+        }
         Ok(Resolved {
             settings,
             profile: resolved_profile,
