@@ -8,7 +8,8 @@ consumer) and confluent-kafka produce and consume as alice over SASL_SSL + SCRAM
 with Kafka's error code as the client surfaces it: a topic without ACLs, a DENY beating an ALLOW, a group without
 Read, Metadata hiding topics alice may not describe, alice creating ACLs, an anonymous plaintext client; after each
 the super user still produces and consumes. `kafka-acls --list` and `--remove` close the loop, and the ACLs survive
-a restart.
+a restart. Two more brokers: three replicated nodes with the authorizer on (inter-broker fetches need
+ClusterAction), and TLS client certificates whose subjects are the principals.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ import clients
 import conftest
 import kafka_wire as kw
 from test_java_client import CONSOLE_CONSUMER, java, java_classpath, run_ok  # noqa: F401
-from test_security import ADMIN_PASSWORD, ADMIN_USER, SecureBroker, _start, counter, round_trip
+import chaos_helpers as ch
+from test_security import (ADMIN_PASSWORD, ADMIN_USER, SecureBroker, _start, counter, make_ca, make_signed,
+                           round_trip)
 
 ALICE = "alice"
 ALICE_PASSWORD = "alice-secret"
@@ -287,3 +290,48 @@ def test_replication_keeps_working_with_the_authorizer_on(tmp_path, topic_name):
         raise
     finally:
         cluster.close()
+
+
+def test_client_certificate_subjects_are_principals(tmp_path):
+    """mTLS: the principal of a TLS client is its certificate's subject (RFC 2253). app1's subject is a super
+    user and grants app2's subject Write and Read on a topic prefix with the AdminClient; app2 then produces
+    there and is refused elsewhere."""
+    import shutil
+    if not conftest.BROKER_BIN or conftest.EXTERNAL_BOOTSTRAP or conftest.REFERENCE_KAFKA:
+        pytest.skip("starts its own broker (RINGBROKER_BIN)")
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl CLI to make certificates")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    for ca in ("ca", "clients-ca"):
+        make_ca(certs, ca)
+    make_signed(certs, "server", "ca", "/CN=localhost", san="DNS:localhost,IP:127.0.0.1")
+    for app in ("app1", "app2"):
+        make_signed(certs, app, "clients-ca", f"/CN={app}/O=test", ext="extendedKeyUsage=clientAuth")
+    port = conftest.free_port()
+    process = ch.ConfiguredBroker(conftest.BROKER_BIN, tmp_path / "data", 1, tmp_path, [
+        "--metrics-listen", "none", "--listener", f"SSL://127.0.0.1:{port}",
+        "--ssl-cert", str(certs / "server.pem"), "--ssl-key", str(certs / "server.key"),
+        "--ssl-client-ca", str(certs / "clients-ca.pem"),
+        "--authorizer", "acl", "--super-users", "User:O=test,CN=app1"])
+    conftest._ACTIVE.append(process)
+    process.start()
+    try:
+        address = f"127.0.0.1:{port}"
+        config = lambda app: {"security.protocol": "SSL", "ssl.ca.location": str(certs / "ca.pem"),  # noqa: E731
+                              "ssl.certificate.location": str(certs / f"{app}.pem"),
+                              "ssl.key.location": str(certs / f"{app}.key")}
+        app1 = AdminClient({"bootstrap.servers": address, **config("app1")})
+        grants = [AclBinding(ResourceType.TOPIC, "mtls-", ResourcePatternType.PREFIXED, "User:O=test,CN=app2", "*",
+                             operation, AclPermissionType.ALLOW) for operation in (AclOperation.WRITE,
+                                                                                   AclOperation.READ)]
+        for grant, future in app1.create_acls(grants).items():
+            future.result(30)
+        for topic in ("mtls-orders", "other-orders"):
+            app1.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+        assert produce_error(address, config("app2"), "mtls-orders") is None
+        assert produce_error(address, config("app2"), "other-orders") == KafkaError.TOPIC_AUTHORIZATION_FAILED
+        app2 = AdminClient({"bootstrap.servers": address, **config("app2")})
+        assert sorted(app2.list_topics(timeout=30).topics) == ["mtls-orders"]
+    finally:
+        conftest._shutdown(process)
