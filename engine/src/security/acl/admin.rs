@@ -337,3 +337,122 @@ fn matching_acl(acl: &AclBinding) -> DeleteAclsMatchingAcl {
         .with_operation(acl.operation.code())
         .with_permission_type(acl.permission.code())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(
+        resource: ResourceType,
+        name: &str,
+        pattern: PatternType,
+        principal: &str,
+    ) -> Result<AclBinding, Refusal> {
+        new_acl(
+            resource.code(),
+            name,
+            pattern.code(),
+            principal,
+            "*",
+            Operation::Read.code(),
+            Permission::Allow.code(),
+        )
+    }
+
+    #[test]
+    fn new_acls_are_checked_as_kafka_checks_them() {
+        assert!(create(
+            ResourceType::Topic,
+            "orders-",
+            PatternType::Prefixed,
+            "User:alice"
+        )
+        .is_ok());
+        assert!(create(
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+            PatternType::Literal,
+            "User:a"
+        )
+        .is_ok());
+        let refused = |r: Result<AclBinding, Refusal>| r.err().map(|(error, _)| error);
+        let invalid = Some(ResponseError::InvalidRequest);
+        assert_eq!(
+            refused(create(
+                ResourceType::Cluster,
+                "other",
+                PatternType::Literal,
+                "User:a"
+            )),
+            invalid
+        );
+        assert_eq!(
+            refused(create(
+                ResourceType::Topic,
+                "t",
+                PatternType::Match,
+                "User:a"
+            )),
+            invalid
+        );
+        assert_eq!(
+            refused(create(
+                ResourceType::Any,
+                "t",
+                PatternType::Literal,
+                "User:a"
+            )),
+            invalid
+        );
+        assert_eq!(
+            refused(create(
+                ResourceType::User,
+                "t",
+                PatternType::Literal,
+                "User:a"
+            )),
+            invalid
+        );
+        assert_eq!(
+            refused(create(
+                ResourceType::Topic,
+                "",
+                PatternType::Literal,
+                "User:a"
+            )),
+            invalid
+        );
+        assert_eq!(
+            refused(create(
+                ResourceType::Topic,
+                "t",
+                PatternType::Literal,
+                "alice"
+            )),
+            invalid
+        );
+        let any_operation = new_acl(2, "t", 3, "User:a", "*", Operation::Any.code(), 3);
+        assert_eq!(refused(any_operation), invalid);
+    }
+
+    #[test]
+    fn filters_refuse_unknown_codes_and_describe_groups_by_resource() {
+        assert!(filter(1, None, 1, None, None, 1, 1).is_ok());
+        assert!(filter(0, None, 1, None, None, 1, 1).is_err());
+        assert!(filter(2, None, 9, None, None, 1, 1).is_err());
+        let acl = |name: &str, principal: &str| AclBinding {
+            resource_type: ResourceType::Topic,
+            resource_name: name.into(),
+            pattern_type: PatternType::Literal,
+            principal: principal.into(),
+            host: "*".into(),
+            operation: Operation::Read,
+            permission: Permission::Allow,
+        };
+        let acls = [acl("a", "User:x"), acl("a", "User:y"), acl("b", "User:x")];
+        let resources = by_resource(acls.iter());
+        assert_eq!(resources.len(), 2);
+        assert_eq!(resources[0].acls.len(), 2);
+        assert_eq!(resources[1].resource_name.as_str(), "b");
+    }
+}
