@@ -53,29 +53,40 @@ fn refusal(shard: &Shard, session: &Session, operation: Operation) -> Option<Ref
     })
 }
 
+/// Each entry of a change request checked, or all refused when the caller may not change ACLs.
+fn check_each<T, U>(
+    shard: &Shard,
+    session: &Session,
+    entries: &[T],
+    check: impl Fn(&T) -> Result<U, Refusal>,
+) -> Vec<Result<U, Refusal>> {
+    let refused = refusal(shard, session, Operation::Alter);
+    entries
+        .iter()
+        .map(|entry| match &refused {
+            Some(refusal) => Err(refusal.clone()),
+            None => check(entry),
+        })
+        .collect()
+}
+
 pub fn create(
     shard: &Shard,
     session: &Session,
     request: &Request,
 ) -> Result<Outcome, HandlerError> {
     let body: CreateAclsRequest = decode_body(request)?;
-    let refused = refusal(shard, session, Operation::Alter);
-    let checked: Vec<Result<AclBinding, Refusal>> = body
-        .creations
-        .iter()
-        .map(|c| match &refused {
-            Some(refusal) => Err(refusal.clone()),
-            None => new_acl(
-                c.resource_type,
-                &c.resource_name,
-                c.resource_pattern_type,
-                &c.principal,
-                &c.host,
-                c.operation,
-                c.permission_type,
-            ),
-        })
-        .collect();
+    let checked = check_each(shard, session, &body.creations, |c| {
+        new_acl(
+            c.resource_type,
+            &c.resource_name,
+            c.resource_pattern_type,
+            &c.principal,
+            &c.host,
+            c.operation,
+            c.permission_type,
+        )
+    });
     let valid: Vec<AclBinding> = checked.iter().filter_map(|c| c.clone().ok()).collect();
     let saved = if valid.is_empty() {
         Ok(())
@@ -276,23 +287,17 @@ pub fn delete(
     request: &Request,
 ) -> Result<Outcome, HandlerError> {
     let body: DeleteAclsRequest = decode_body(request)?;
-    let refused = refusal(shard, session, Operation::Alter);
-    let checked: Vec<Result<AclFilter, Refusal>> = body
-        .filters
-        .iter()
-        .map(|f: &DeleteAclsFilter| match &refused {
-            Some(refusal) => Err(refusal.clone()),
-            None => filter(
-                f.resource_type_filter,
-                f.resource_name_filter.as_ref(),
-                f.pattern_type_filter,
-                f.principal_filter.as_ref(),
-                f.host_filter.as_ref(),
-                f.operation,
-                f.permission_type,
-            ),
-        })
-        .collect();
+    let checked = check_each(shard, session, &body.filters, |f: &DeleteAclsFilter| {
+        filter(
+            f.resource_type_filter,
+            f.resource_name_filter.as_ref(),
+            f.pattern_type_filter,
+            f.principal_filter.as_ref(),
+            f.host_filter.as_ref(),
+            f.operation,
+            f.permission_type,
+        )
+    });
     let valid: Vec<AclFilter> = checked.iter().filter_map(|c| c.clone().ok()).collect();
     let removed = shard.config.security.authorizer.store.remove(&valid);
     if let Err(e) = &removed {
