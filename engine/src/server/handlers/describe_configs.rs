@@ -40,6 +40,16 @@ pub fn config_refusal(
     }
 }
 
+/// The answer for a config resource the client may not alter (AlterConfigs on it), if so.
+pub fn alter_refusal(
+    session: &Session,
+    resource_type: i8,
+    name: &str,
+) -> Option<crate::admin::AdminOutcome> {
+    config_refusal(session, Operation::AlterConfigs, resource_type, name)
+        .map(crate::admin::AdminOutcome::refused)
+}
+
 /// First version carrying `config_type` and `documentation`.
 const CONFIG_TYPE_MIN_VERSION: i16 = 3;
 

@@ -8,10 +8,10 @@ use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
 use super::alter_configs::unsupported_resource;
-use super::describe_configs::{config_refusal, RESOURCE_TOPIC};
+use super::describe_configs::{alter_refusal, RESOURCE_TOPIC};
 use crate::admin::configs::{alter_topic_configs, ConfigOp, OpType};
 use crate::admin::AdminOutcome;
-use crate::security::acl::{Operation, Session};
+use crate::security::acl::Session;
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
@@ -24,14 +24,8 @@ pub async fn handle(
     let mut responses = Vec::with_capacity(body.resources.len());
     for resource in &body.resources {
         let name = resource.resource_name.as_str();
-        let denied = config_refusal(
-            session,
-            Operation::AlterConfigs,
-            resource.resource_type,
-            name,
-        );
-        let outcome = if let Some(error_code) = denied {
-            AdminOutcome::refused(error_code)
+        let outcome = if let Some(refused) = alter_refusal(session, resource.resource_type, name) {
+            refused
         } else if resource.resource_type == RESOURCE_TOPIC {
             let ops: Option<Vec<ConfigOp>> = resource
                 .configs
