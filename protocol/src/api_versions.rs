@@ -65,6 +65,11 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // SCRAM credentials (`kafka-configs --entity-type users`), kept per broker (docs/SECURITY.md).
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    // ACLs (`kafka-acls`): v0 is gone from Kafka 4; v2 is flexible, v3 adds USER resources (which
+    // are refused), kept per broker (docs/SECURITY.md).
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// Versions below this are advertised but refused (see above).

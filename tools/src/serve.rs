@@ -43,9 +43,9 @@ use thiserror::Error;
 pub use resolved::Resolved;
 use settings::serve_settings;
 use values::{
-    AdvertisedListener, DataDir, IntIn, Listener, LogFilter, LogFormat, MetricsListen,
-    OptionalAddress, OptionalName, OptionalPath, ProcessRoles, ProfileChoice, QuorumVoters,
-    SaslMechanisms, ScramUsers, ShardCount, Switch,
+    AdvertisedListener, AuthorizerChoice, DataDir, IntIn, Listener, LogFilter, LogFormat,
+    MetricsListen, OptionalAddress, OptionalName, OptionalPath, Principals, ProcessRoles,
+    ProfileChoice, QuorumVoters, SaslMechanisms, ScramUsers, ShardCount, Switch,
 };
 
 /// The environment variable naming the config file when `--config` is not given.
@@ -148,6 +148,23 @@ SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM
         /// every start; PLAIN checks passwords against them too.
         #[arg(long, value_name = "MECHANISM=[name=USER,password=PASSWORD]")]
         pub add_scram: Option<ScramUsers>,
+
+        #[setting(key = "authorizer.class.name", env = "RINGBROKER_AUTHORIZER_CLASS_NAME", default = "", kafka = Some("authorizer.class.name"), live = false)]
+        /// `acl` turns on Kafka's ACL authorizer (Kafka's StandardAuthorizer class name is
+        /// accepted too): every request is checked against the ACLs `kafka-acls` manages. Empty:
+        /// no authorization, every client may do everything.
+        #[arg(long, value_name = "acl")]
+        pub authorizer: Option<AuthorizerChoice>,
+
+        #[setting(key = "super.users", env = "RINGBROKER_SUPER_USERS", default = "", kafka = Some("super.users"), live = false)]
+        /// Principals the authorizer allows everything, `;`-separated: 'User:admin;User:ops'.
+        #[arg(long, value_name = "User:NAME;...")]
+        pub super_users: Option<Principals>,
+
+        #[setting(key = "allow.everyone.if.no.acl.found", env = "RINGBROKER_ALLOW_EVERYONE_IF_NO_ACL_FOUND", default = "false", kafka = Some("allow.everyone.if.no.acl.found"), live = false)]
+        /// With the authorizer: whether a resource no ACL mentions is open to everyone.
+        #[arg(long, value_name = "BOOL")]
+        pub allow_everyone_if_no_acl_found: Option<Switch>,
 
         #[setting(key = "advertised.listeners", env = "RINGBROKER_ADVERTISED_LISTENERS", default = "", kafka = Some("advertised.listeners"), live = false)]
         /// host:port that clients are told to connect to (empty: the listener's address).

@@ -34,6 +34,14 @@ impl AdminOutcome {
         }
     }
 
+    /// A refusal by the authorizer: its error code, and no message (as Kafka answers).
+    pub fn refused(error_code: i16) -> AdminOutcome {
+        AdminOutcome {
+            error_code,
+            message: None,
+        }
+    }
+
     pub fn error(error: ResponseError, message: impl Into<String>) -> AdminOutcome {
         AdminOutcome {
             error_code: error.code(),

@@ -395,6 +395,12 @@ fn encode_connections(
         "SASL exchanges refused (wrong password, unknown user or mechanism, bad token, request before authentication).",
         &per_shard(shards, |m| load(&m.counters.sasl_authentication_failures)),
     )?;
+    counter_family(
+        e,
+        "authorization_denied",
+        "Operations the ACL authorizer refused (each topic, group or cluster check of a request).",
+        &per_shard(shards, |m| load(&m.counters.authorization_denied)),
+    )?;
     encode_read_pauses(e, shards)?;
     encode_replication_counters(e, shards)
 }

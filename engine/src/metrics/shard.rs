@@ -107,6 +107,8 @@ pub struct Counters {
     /// SASL exchanges refused (wrong password, unknown user or mechanism, malformed token, a
     /// request before authentication): Kafka's failed-authentication-total.
     pub sasl_authentication_failures: AtomicU64,
+    /// Requests (or parts of requests: a topic of a Produce) the ACL authorizer refused.
+    pub authorization_denied: AtomicU64,
     /// Times a connection stopped reading its socket because its requests in flight reached
     /// `max_in_flight_bytes_per_connection` (Kafka's muted channel).
     pub connection_read_pauses: AtomicU64,

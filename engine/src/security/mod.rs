@@ -1,15 +1,19 @@
 //! Security of client connections (issue 20): listeners with Kafka's security protocols, TLS on
-//! rustls, and SASL authentication (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
+//! rustls, SASL authentication (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and ACL authorization.
 //!
 //! - `listener`: the security protocols and one client listener's addresses;
 //! - `principal`: Kafka principals of clients (a client certificate's subject);
 //! - `tls`: the rustls server configuration from PEM files, the client certificate's principal;
 //! - `stream`: one client connection's byte stream, plain TCP or TLS;
 //! - `sasl`: the per-connection SASL exchange and the SCRAM credential store;
-//! - `scram_admin`: DescribeUserScramCredentials and AlterUserScramCredentials.
+//! - `scram_admin`: DescribeUserScramCredentials and AlterUserScramCredentials;
+//! - `acl`: authorization with Kafka's ACLs (`--authorizer acl`) and the ACL APIs;
+//! - `durable`: small data-directory files written atomically.
 //!
 //! What the broker needs of all this at start is `SecurityConfig`, part of `BrokerConfig`.
 
+pub mod acl;
+pub mod durable;
 pub mod listener;
 pub mod principal;
 pub mod sasl;
@@ -37,6 +41,8 @@ pub struct SecurityConfig {
     pub sasl_mechanisms: Vec<SaslMechanism>,
     /// SCRAM credentials (PLAIN checks passwords against them too), shared by every shard.
     pub credentials: Arc<CredentialRegistry>,
+    /// The authorizer (off unless `--authorizer acl`) and its ACLs, shared by every shard.
+    pub authorizer: Arc<acl::Authorizer>,
 }
 
 impl Default for SecurityConfig {
@@ -47,6 +53,7 @@ impl Default for SecurityConfig {
             tls: None,
             sasl_mechanisms: vec![SaslMechanism::Plain],
             credentials: Arc::new(CredentialRegistry::default()),
+            authorizer: Arc::new(acl::Authorizer::default()),
         }
     }
 }

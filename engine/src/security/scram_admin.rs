@@ -5,7 +5,8 @@
 //! 4096..=16384 UNACCEPTABLE_CREDENTIAL. Each user's changes apply all together or not at all.
 //!
 //! Changes go to this broker's `sasl::registry` (a file in its data directory), not yet to the
-//! cluster's metadata; with no authorizer, any client may make them (as Kafka without one).
+//! cluster's metadata. With the ACL authorizer, describing needs Describe on the cluster and
+//! changing Alter; with none, any client may make them (as Kafka without one).
 
 use std::collections::HashSet;
 
@@ -23,6 +24,7 @@ use ringbroker_protocol::frame::Request;
 
 use super::sasl::credentials::{ScramCredential, ScramMechanism, MAX_ITERATIONS, MIN_ITERATIONS};
 use super::sasl::registry::Change;
+use crate::security::acl::{Operation, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
@@ -33,8 +35,19 @@ fn mechanism_of(kafka_type: i8) -> Option<ScramMechanism> {
         .find(|m| m.kafka_type() == kafka_type)
 }
 
-pub fn describe(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+pub fn describe(
+    shard: &Shard,
+    request: &Request,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
     let body: DescribeUserScramCredentialsRequest = decode_body(request)?;
+    // Kafka: Describe on the cluster.
+    if let Some(code) = session.cluster_refusal(Operation::Describe) {
+        return respond(
+            request,
+            &DescribeUserScramCredentialsResponse::default().with_error_code(code),
+        );
+    }
     let store = shard.config.security.credentials.read();
     let mut known: Vec<&str> = store.entries().map(|(user, _, _)| user).collect();
     known.sort_unstable();
@@ -99,8 +112,20 @@ struct Checked {
     key: (String, i8),
 }
 
-pub fn alter(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+pub fn alter(shard: &Shard, request: &Request, session: &Session) -> Result<Outcome, HandlerError> {
     let body: AlterUserScramCredentialsRequest = decode_body(request)?;
+    // Kafka: Alter on the cluster, or every user's change fails with CLUSTER_AUTHORIZATION_FAILED.
+    let allowed = session.authorize_cluster(Operation::Alter);
+    let check_user = |user: &str| {
+        if allowed {
+            check_user(user)
+        } else {
+            Err((
+                ResponseError::ClusterAuthorizationFailed,
+                "not authorized to alter SCRAM credentials".to_string(),
+            ))
+        }
+    };
     let registry = &shard.config.security.credentials;
     let mut checked: Vec<Checked> = Vec::new();
     {

@@ -38,6 +38,7 @@ use super::dispatch::{self, Outcome, Part};
 use super::sendfile;
 use super::writer::{with_timeout, ResponseWriter, WriteError};
 use crate::metrics::{hooks, ShardMetrics};
+use crate::security::acl::Session;
 use crate::security::sasl::session::{Gate, SaslSession};
 use crate::security::sasl::MAX_UNAUTHENTICATED_REQUEST_BYTES;
 use crate::security::stream::ClientStream;
@@ -108,11 +109,18 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Rc<ClientListe
         peer.clone(),
         metrics,
     ));
+    let session = Rc::new(Session::new(
+        principal.clone(),
+        &peer,
+        shard.config.security.authorizer.clone(),
+        shard.metrics.clone(),
+    ));
     let connection = Connection {
         peer,
         principal,
         listener,
         sasl,
+        session,
     };
     read_requests(&shard, reader, &queue_tx, &budget, connection).await;
     drop(queue_tx);
@@ -181,12 +189,30 @@ struct Connection {
     listener: Rc<ClientListener>,
     /// The SASL exchange, on SASL listeners.
     sasl: Option<SaslSession>,
+    /// What the authorizer knows of the client (`acl::Session`), shared with its requests.
+    session: Rc<Session>,
 }
 
 impl Connection {
     /// Whether requests are still gated by SASL.
     fn authenticating(&self) -> bool {
         self.sasl.as_ref().is_some_and(|s| !s.is_authenticated())
+    }
+
+    /// Gives the requests the SASL principal once the client has authenticated (once per
+    /// connection: sessions are not re-authenticated).
+    fn follow_authentication(&mut self, shard: &Shard) {
+        let Some(principal) = self.sasl.as_ref().and_then(|s| s.principal()) else {
+            return;
+        };
+        if principal != self.session.principal() {
+            self.session = Rc::new(Session::new(
+                principal.to_string(),
+                &self.peer,
+                shard.config.security.authorizer.clone(),
+                shard.metrics.clone(),
+            ));
+        }
     }
 }
 
@@ -258,8 +284,10 @@ async fn read_requests(
         let received = hooks::now(shard.metrics());
         let api_key = frame::request_prefix(&body).map_or(-1, |p| p.api_key);
         hooks::frame_read(shard.metrics(), api_key, prefix_read, received);
-        let (task, then_close) = match gate(&mut connection, body) {
-            Ok(body) => match admit(shard, body, peer, &connection.listener, received) {
+        let gated = gate(&mut connection, body);
+        connection.follow_authentication(shard);
+        let (task, then_close) = match gated {
+            Ok(body) => match admit(shard, body, peer, &connection, received) {
                 Some(task) => (task, false),
                 None => return,
             },
@@ -407,7 +435,7 @@ fn admit(
     shard: &Rc<Shard>,
     body: BytesMut,
     peer: &str,
-    listener: &Rc<ClientListener>,
+    connection: &Connection,
     received: Option<hooks::Stamp>,
 ) -> Option<JoinHandle<Outcome>> {
     let prefix = match frame::request_prefix(&body) {
@@ -449,11 +477,12 @@ fn admit(
     };
     let shard = shard.clone();
     let peer = peer.to_string();
-    let listener = listener.clone();
+    let listener = connection.listener.clone();
+    let session = connection.session.clone();
     Some(
         glommio::spawn_local(async move {
             hooks::handler_started(shard.metrics(), prefix.api_key, received);
-            dispatch::handle(&shard, request, &peer, &listener).await
+            dispatch::handle(&shard, request, &peer, &listener, &session).await
         })
         .detach(),
     )

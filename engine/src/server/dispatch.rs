@@ -10,6 +10,7 @@ use thiserror::Error;
 use super::handlers;
 use super::sendfile::FileRange;
 use crate::metrics::hooks;
+use crate::security::acl::{self, Session};
 use crate::security::ClientListener;
 use crate::shard::Shard;
 
@@ -86,13 +87,15 @@ pub fn respond<T: Encodable>(request: &Request, body: &T) -> Result<Outcome, Han
     Ok(Outcome::Reply(vec![Part::Bytes(frame.freeze())]))
 }
 
-/// Serves one request that came in on `listener`. Errors close the connection with a log line:
-/// Kafka does the same for requests it cannot parse.
+/// Serves one request that came in on `listener` from the client `session` describes (each
+/// handler asks it whether the client may do what it asks). Errors close the connection with a
+/// log line: Kafka does the same for requests it cannot parse.
 pub async fn handle(
     shard: &Shard,
     request: Request,
     peer: &str,
     listener: &ClientListener,
+    session: &Session,
 ) -> Outcome {
     let api = request.api_key;
     let version = request.version();
@@ -101,43 +104,58 @@ pub async fn handle(
     }
     let result = match api {
         ApiKey::ApiVersions => handlers::api_versions::handle(&request),
-        ApiKey::Metadata => handlers::metadata::handle(shard, &request, listener).await,
-        ApiKey::CreateTopics => handlers::create_topics::handle(shard, &request).await,
-        ApiKey::DeleteTopics => handlers::delete_topics::handle(shard, &request).await,
-        ApiKey::CreatePartitions => handlers::create_partitions::handle(shard, &request).await,
-        ApiKey::Produce => handlers::produce::handle(shard, &request).await,
-        ApiKey::Fetch => handlers::fetch::handle(shard, &request).await,
-        ApiKey::ListOffsets => handlers::list_offsets::handle(shard, &request).await,
-        ApiKey::FindCoordinator => {
-            handlers::find_coordinator::handle(shard, &request, listener).await
+        ApiKey::Metadata => handlers::metadata::handle(shard, &request, listener, session).await,
+        ApiKey::CreateTopics => handlers::create_topics::handle(shard, &request, session).await,
+        ApiKey::DeleteTopics => handlers::delete_topics::handle(shard, &request, session).await,
+        ApiKey::CreatePartitions => {
+            handlers::create_partitions::handle(shard, &request, session).await
         }
-        ApiKey::InitProducerId => handlers::init_producer_id::handle(shard, &request).await,
+        ApiKey::Produce => handlers::produce::handle(shard, &request, session).await,
+        ApiKey::Fetch => handlers::fetch::handle(shard, &request, session).await,
+        ApiKey::ListOffsets => handlers::list_offsets::handle(shard, &request, session).await,
+        ApiKey::FindCoordinator => {
+            handlers::find_coordinator::handle(shard, &request, listener, session).await
+        }
+        ApiKey::InitProducerId => {
+            handlers::init_producer_id::handle(shard, &request, session).await
+        }
         ApiKey::AddPartitionsToTxn
         | ApiKey::AddOffsetsToTxn
         | ApiKey::TxnOffsetCommit
         | ApiKey::EndTxn
         | ApiKey::DescribeTransactions
-        | ApiKey::ListTransactions => handlers::transactions::handle(shard, &request).await,
-        ApiKey::DescribeConfigs => handlers::describe_configs::handle(shard, &request).await,
-        ApiKey::DescribeCluster => handlers::describe_cluster::handle(shard, &request, listener),
+        | ApiKey::ListTransactions => {
+            handlers::transactions::handle(shard, &request, session).await
+        }
+        ApiKey::DescribeConfigs => {
+            handlers::describe_configs::handle(shard, &request, session).await
+        }
+        ApiKey::DescribeCluster => {
+            handlers::describe_cluster::handle(shard, &request, listener, session)
+        }
         // A SASL exchange runs in the connection before any request gets here (`security`).
         ApiKey::DescribeUserScramCredentials => {
-            crate::security::scram_admin::describe(shard, &request)
+            crate::security::scram_admin::describe(shard, &request, session)
         }
-        ApiKey::AlterUserScramCredentials => crate::security::scram_admin::alter(shard, &request),
+        ApiKey::AlterUserScramCredentials => {
+            crate::security::scram_admin::alter(shard, &request, session)
+        }
         ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => {
             crate::security::sasl::session::refuse_out_of_state(&request)
         }
-        ApiKey::AlterConfigs => handlers::alter_configs::handle(shard, &request).await,
-        ApiKey::DeleteRecords => handlers::delete_records::handle(shard, &request).await,
-        ApiKey::ElectLeaders => handlers::elect_leaders::handle(shard, &request).await,
+        ApiKey::CreateAcls => acl::admin::create(shard, session, &request),
+        ApiKey::DescribeAcls => acl::admin::describe(shard, session, &request),
+        ApiKey::DeleteAcls => acl::admin::delete(shard, session, &request),
+        ApiKey::AlterConfigs => handlers::alter_configs::handle(shard, &request, session).await,
+        ApiKey::DeleteRecords => handlers::delete_records::handle(shard, &request, session).await,
+        ApiKey::ElectLeaders => handlers::elect_leaders::handle(shard, &request, session).await,
         ApiKey::OffsetForLeaderEpoch => {
-            handlers::offset_for_leader_epoch::handle(shard, &request).await
+            handlers::offset_for_leader_epoch::handle(shard, &request, session).await
         }
         ApiKey::IncrementalAlterConfigs => {
-            handlers::incremental_alter_configs::handle(shard, &request).await
+            handlers::incremental_alter_configs::handle(shard, &request, session).await
         }
-        _ => handlers::groups::handle(shard, &request, peer).await,
+        _ => handlers::groups::handle(shard, &request, peer, session).await,
     };
     match result {
         Ok(outcome) => outcome,

@@ -15,8 +15,9 @@ use ringbroker_tuning::{FlushPolicy, IoProperties, Key, ResolvedProfile};
 
 use super::config_file::{ConfigFile, FileFormat};
 use super::settings::{env_var_for_key, Environment, Layers, SettingRow};
-use super::values::{AdvertisedListener, Listener, ShardCount};
+use super::values::{AdvertisedListener, AuthorizerChoice, Listener, ShardCount};
 use super::{profile, ServeArgs, ServeSettings, SettingsError, CONFIG_ENV, SERVE_SETTINGS};
+use ringbroker_engine::security::acl::{Authorizer, Rules};
 use ringbroker_engine::security::tls::{self, ServerTls, TlsFiles};
 use ringbroker_engine::security::{ClientListener, CredentialRegistry, SecurityConfig};
 
@@ -102,6 +103,15 @@ impl Resolved {
                  are told to connect to {}; set advertised.listeners to this host's name",
                 listener.address
             ));
+        }
+        if settings.authorizer.value == AuthorizerChoice::None
+            && !settings.super_users.value.0.is_empty()
+        {
+            warnings.push(
+                "super.users is set but no authorizer is: every client may do everything; add \
+                 --authorizer acl (authorizer.class.name) to check ACLs"
+                    .to_string(),
+            );
         }
         Ok(Resolved {
             settings,
@@ -209,6 +219,13 @@ impl Resolved {
             credentials: Arc::new(CredentialRegistry::new(
                 settings.add_scram.value.store.clone(),
             )),
+            authorizer: Arc::new(match settings.authorizer.value {
+                AuthorizerChoice::None => Authorizer::default(),
+                AuthorizerChoice::Acl => Authorizer::acl(Rules {
+                    super_users: settings.super_users.value.0.clone(),
+                    allow_if_no_acl: settings.allow_everyone_if_no_acl_found.value.0,
+                }),
+            }),
         })
     }
 

@@ -487,6 +487,73 @@ impl fmt::Display for SaslMechanisms {
     }
 }
 
+/// `authorizer.class.name` / `--authorizer`: no authorization, or Kafka's ACL authorizer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AuthorizerChoice {
+    #[default]
+    None,
+    Acl,
+}
+
+/// Kafka's class names of its ACL authorizer, accepted from a server.properties as `acl`.
+const KAFKA_ACL_AUTHORIZERS: [&str; 2] = [
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "kafka.security.authorizer.AclAuthorizer",
+];
+
+impl FromStr for AuthorizerChoice {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "" | "none" => Ok(AuthorizerChoice::None),
+            "acl" => Ok(AuthorizerChoice::Acl),
+            name if KAFKA_ACL_AUTHORIZERS.contains(&name) => Ok(AuthorizerChoice::Acl),
+            other => Err(format!(
+                "unknown authorizer `{other}`: expected `acl` or empty"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for AuthorizerChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthorizerChoice::None => Ok(()),
+            AuthorizerChoice::Acl => f.write_str("acl"),
+        }
+    }
+}
+
+/// `super.users` / `--super-users`: Kafka principals separated by `;` ('User:admin;User:ops').
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Principals(pub Vec<String>);
+
+impl FromStr for Principals {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut principals = Vec::new();
+        for principal in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            match principal.split_once(':') {
+                Some((kind, name)) if !kind.is_empty() && !name.is_empty() => {
+                    principals.push(principal.to_string())
+                }
+                _ => {
+                    return Err(format!(
+                        "`{principal}` is not a principal: write it TYPE:NAME, e.g. User:admin"
+                    ))
+                }
+            }
+        }
+        Ok(Principals(principals))
+    }
+}
+
+impl fmt::Display for Principals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join(";"))
+    }
+}
+
 /// `--add-scram`: SCRAM credentials in Kafka's `kafka-storage format --add-scram` syntax, hashed
 /// when parsed (the password is not kept; printed as the users only).
 #[derive(Debug, Clone, Default)]
@@ -562,6 +629,22 @@ mod tests {
             .parse::<Listener>()
             .unwrap_err();
         assert!(same_port.contains("own port"), "{same_port}");
+    }
+
+    #[test]
+    fn authorizer_and_super_users() {
+        assert_eq!("acl".parse(), Ok(AuthorizerChoice::Acl));
+        assert_eq!("".parse(), Ok(AuthorizerChoice::None));
+        assert_eq!(
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer".parse(),
+            Ok(AuthorizerChoice::Acl)
+        );
+        assert!("ranger".parse::<AuthorizerChoice>().is_err());
+        let users: Principals = "User:admin; User:ops;".parse().unwrap();
+        assert_eq!(users.0, ["User:admin", "User:ops"]);
+        assert_eq!(users.to_string(), "User:admin;User:ops");
+        assert!("admin".parse::<Principals>().is_err());
+        assert!("User:".parse::<Principals>().is_err());
     }
 
     #[test]

@@ -188,19 +188,7 @@ fn save(path: &Path, store: &CredentialStore) -> Result<(), RegistryError> {
         credentials,
     })
     .map_err(|e| write_error(std::io::Error::other(e)))?;
-    let temporary = path.with_extension("json.tmp");
-    {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&temporary).map_err(write_error)?;
-        file.write_all(text.as_bytes()).map_err(write_error)?;
-        file.sync_all().map_err(write_error)?;
-    }
-    std::fs::rename(&temporary, path).map_err(write_error)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(write_error)?;
-    }
+    crate::security::durable::write_atomically(path, &text).map_err(write_error)?;
     Ok(())
 }
 

@@ -7,17 +7,25 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
-use super::describe_configs::RESOURCE_TOPIC;
+use super::describe_configs::{alter_refusal, RESOURCE_TOPIC};
 use crate::admin::configs::{alter_topic_configs, ConfigOp, OpType};
 use crate::admin::AdminOutcome;
+use crate::security::acl::Session;
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
-pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+pub async fn handle(
+    shard: &Shard,
+    request: &Request,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
     let body: AlterConfigsRequest = decode_body(request)?;
     let mut responses = Vec::with_capacity(body.resources.len());
     for resource in &body.resources {
-        let outcome = if resource.resource_type == RESOURCE_TOPIC {
+        let name = resource.resource_name.as_str();
+        let outcome = if let Some(refused) = alter_refusal(session, resource.resource_type, name) {
+            refused
+        } else if resource.resource_type == RESOURCE_TOPIC {
             let ops: Vec<ConfigOp> = resource
                 .configs
                 .iter()

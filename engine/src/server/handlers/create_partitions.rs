@@ -7,10 +7,15 @@ use kafka_protocol::protocol::StrBytes;
 use ringbroker_protocol::frame::Request;
 
 use crate::admin::partitions::create_partitions;
+use crate::security::acl::{Operation, ResourceType, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
-pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+pub async fn handle(
+    shard: &Shard,
+    request: &Request,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
     let body: CreatePartitionsRequest = decode_body(request)?;
     let mut results = Vec::with_capacity(body.topics.len());
     for topic in &body.topics {
@@ -20,14 +25,13 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
             .flatten()
             .map(|a| a.broker_ids.iter().map(|id| id.0).collect())
             .collect();
-        let outcome = create_partitions(
-            shard,
-            topic.name.0.as_str(),
-            topic.count,
-            assignments,
-            body.validate_only,
-        )
-        .await;
+        let name = topic.name.0.as_str();
+        let outcome = match session.refusal(Operation::Alter, ResourceType::Topic, name) {
+            Some(error_code) => crate::admin::AdminOutcome::refused(error_code),
+            None => {
+                create_partitions(shard, name, topic.count, assignments, body.validate_only).await
+            }
+        };
         results.push(
             CreatePartitionsTopicResult::default()
                 .with_name(topic.name.clone())

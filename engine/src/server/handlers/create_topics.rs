@@ -14,6 +14,7 @@ use ringbroker_protocol::frame::Request;
 use uuid::Uuid;
 
 use crate::admin::{self, NewTopic};
+use crate::security::acl::Session;
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::server::handlers::describe_configs::{
     accepted_not_enforced, SOURCE_DEFAULT_CONFIG, SOURCE_DYNAMIC_TOPIC_CONFIG,
@@ -24,7 +25,11 @@ use crate::topic_config;
 /// First CreateTopics version whose response carries the created topic's configs (KIP-525).
 const CONFIGS_IN_RESPONSE_MIN_VERSION: i16 = 5;
 
-pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+pub async fn handle(
+    shard: &Shard,
+    request: &Request,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
     let body: CreateTopicsRequest = decode_body(request)?;
     let mut results = Vec::with_capacity(body.topics.len());
     for topic in &body.topics {
@@ -35,18 +40,22 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
             .into_iter()
             .map(|a| a.broker_ids.iter().map(|id| id.0).collect())
             .collect();
-        let outcome = admin::create_topic(
-            shard,
-            &NewTopic {
-                name: name.clone(),
-                partitions: topic.num_partitions,
-                replication_factor: topic.replication_factor,
-                assignments,
-                configs: requested_configs(topic),
-                validate_only: body.validate_only,
-            },
-        )
-        .await;
+        let new_topic = NewTopic {
+            name: name.clone(),
+            partitions: topic.num_partitions,
+            replication_factor: topic.replication_factor,
+            assignments,
+            configs: requested_configs(topic),
+            validate_only: body.validate_only,
+        };
+        let outcome = if session.may_create_topic(&name) {
+            admin::create_topic(shard, &new_topic).await
+        } else {
+            admin::AdminOutcome::error(
+                kafka_protocol::ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.",
+            )
+        };
         let table = shard.topic_table();
         let created = table.get(&name);
         let mut result = CreatableTopicResult::default()

@@ -8,17 +8,25 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use ringbroker_protocol::frame::Request;
 
 use crate::retention::delete_records;
+use crate::security::acl::{Operation, ResourceType, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
-pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+pub async fn handle(
+    shard: &Shard,
+    request: &Request,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
     let body: DeleteRecordsRequest = decode_body(request)?;
     let mut topics = Vec::with_capacity(body.topics.len());
     for topic in &body.topics {
         let name = topic.name.0.as_str();
+        let denied = session.refusal(Operation::Delete, ResourceType::Topic, name);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
-            let outcome = match shard.check_leader(name, p.partition_index) {
+            let outcome = match denied
+                .map_or_else(|| shard.check_leader(name, p.partition_index), Err)
+            {
                 Ok(()) => delete_records::delete(shard, name, p.partition_index, p.offset).await,
                 Err(error_code) => delete_records::DeleteRecordsOutcome {
                     error_code,

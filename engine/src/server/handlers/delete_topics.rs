@@ -7,14 +7,22 @@ use kafka_protocol::protocol::StrBytes;
 use ringbroker_protocol::frame::Request;
 
 use crate::admin;
+use crate::security::acl::{Operation, ResourceType, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
-pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+pub async fn handle(
+    shard: &Shard,
+    request: &Request,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
     let body: DeleteTopicsRequest = decode_body(request)?;
     let mut responses = Vec::with_capacity(body.topic_names.len());
     for name in &body.topic_names {
-        let outcome = admin::delete_topic(shard, name.0.as_str()).await;
+        let outcome = match session.refusal(Operation::Delete, ResourceType::Topic, name.as_str()) {
+            Some(error_code) => admin::AdminOutcome::refused(error_code),
+            None => admin::delete_topic(shard, name.0.as_str()).await,
+        };
         responses.push(
             DeletableTopicResult::default()
                 .with_name(Some(name.clone()))

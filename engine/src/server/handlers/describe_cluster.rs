@@ -12,6 +12,8 @@ use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
 use crate::cluster::MetadataImage;
+use crate::security::acl::types::CLUSTER_NAME;
+use crate::security::acl::{Operation, ResourceType, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
@@ -28,10 +30,24 @@ pub fn handle(
     shard: &Shard,
     request: &Request,
     listener: &crate::security::ClientListener,
+    session: &Session,
 ) -> Result<Outcome, HandlerError> {
     let body: DescribeClusterRequest = decode_body(request)?;
     let controller_id = super::metadata::controller_id_for_clients(shard);
     let mut response = describe(&shard.image(), controller_id, request.version(), &body);
+    // Kafka: the operations this principal may do on the cluster, when it may describe it.
+    if body.include_cluster_authorized_operations && session.enforcing() {
+        response.cluster_authorized_operations =
+            if session.allows(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+                CLUSTER_OPERATIONS
+                    .iter()
+                    .filter_map(|code| Operation::from_code(*code as i8))
+                    .filter(|op| session.allows(*op, ResourceType::Cluster, CLUSTER_NAME))
+                    .fold(0i32, |bits, op| bits | (1 << op.code()))
+            } else {
+                0
+            };
+    }
     // Security: this broker as the listener the client came in on advertises it.
     for broker in &mut response.brokers {
         let node_id = broker.broker_id.0;

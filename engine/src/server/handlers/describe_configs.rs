@@ -11,6 +11,7 @@ use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
 use crate::config::BrokerConfig;
+use crate::security::acl::{Operation, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 use crate::topic_config::{self, ConfigType, TopicSettings};
@@ -24,10 +25,39 @@ pub const SOURCE_DYNAMIC_TOPIC_CONFIG: i8 = 1;
 pub const SOURCE_STATIC_BROKER_CONFIG: i8 = 4;
 pub const SOURCE_DEFAULT_CONFIG: i8 = 5;
 
+/// Kafka's check of a config resource: `operation` (DescribeConfigs, AlterConfigs) on the topic,
+/// or on the cluster for broker configs; the error code when it is denied.
+pub fn config_refusal(
+    session: &Session,
+    operation: Operation,
+    resource_type: i8,
+    name: &str,
+) -> Option<i16> {
+    if resource_type == RESOURCE_TOPIC {
+        session.refusal(operation, crate::security::acl::ResourceType::Topic, name)
+    } else {
+        session.cluster_refusal(operation)
+    }
+}
+
+/// The answer for a config resource the client may not alter (AlterConfigs on it), if so.
+pub fn alter_refusal(
+    session: &Session,
+    resource_type: i8,
+    name: &str,
+) -> Option<crate::admin::AdminOutcome> {
+    config_refusal(session, Operation::AlterConfigs, resource_type, name)
+        .map(crate::admin::AdminOutcome::refused)
+}
+
 /// First version carrying `config_type` and `documentation`.
 const CONFIG_TYPE_MIN_VERSION: i16 = 3;
 
-pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+pub async fn handle(
+    shard: &Shard,
+    request: &Request,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
     let body: DescribeConfigsRequest = decode_body(request)?;
     let table = shard.topic_table();
     let options = Options {
@@ -48,6 +78,15 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
         let name = resource.resource_name.as_str();
+        if let Some(code) = config_refusal(
+            session,
+            Operation::DescribeConfigs,
+            resource.resource_type,
+            name,
+        ) {
+            results.push(result.with_error_code(code));
+            continue;
+        }
         let result = match resource.resource_type {
             RESOURCE_TOPIC => match table.get(name) {
                 Some(meta) => result.with_configs(

@@ -14,6 +14,7 @@ use ringbroker_protocol::frame::Request;
 
 use crate::cluster::forward;
 use crate::cluster::rpc_api::AdminRequest;
+use crate::security::acl::{Operation, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
@@ -21,8 +22,18 @@ use crate::shard::Shard;
 const PREFERRED: i8 = 0;
 const UNCLEAN: i8 = 1;
 
-pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+pub async fn handle(
+    shard: &Shard,
+    request: &Request,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
     let body: ElectLeadersRequest = decode_body(request)?;
+    if let Some(code) = session.cluster_refusal(Operation::Alter) {
+        return respond(
+            request,
+            &ElectLeadersResponse::default().with_error_code(code),
+        );
+    }
     if !matches!(body.election_type, PREFERRED | UNCLEAN) {
         return respond(
             request,

@@ -15,6 +15,7 @@ use ringbroker_protocol::frame::Request;
 
 use crate::fetch::{self, FetchOutcome, PartitionRead};
 use crate::metrics::{hooks, Stage};
+use crate::security::acl::{Operation, ResourceType, Session};
 use crate::server::dispatch::{decode_body, HandlerError, Outcome, Part};
 use crate::server::sendfile::FileRange;
 use crate::shard::Shard;
@@ -36,23 +37,39 @@ struct Wanted {
     read_committed: bool,
 }
 
-pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+pub async fn handle(
+    shard: &Shard,
+    request: &Request,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
     let body: FetchRequest = decode_body(request)?;
     // A follower broker's fetch (Kafka's replica fetch): fenced by leader epoch, read to the
     // written end, and its offsets are the follower's progress.
     let replica_id = body.replica_id.0.max(-1);
+    // Followers need ClusterAction on the cluster (Kafka's replica fetch check); consumers Read
+    // on each topic.
+    let replica_refused = (replica_id >= 0)
+        .then(|| session.cluster_refusal(Operation::ClusterAction))
+        .flatten();
     let mut wanted = Vec::new();
     let mut topic_order: Vec<(String, usize)> = Vec::new();
     for topic in &body.topics {
         let name = topic.topic.0.to_string();
         topic_order.push((name.clone(), topic.partitions.len()));
+        let denied = if replica_id >= 0 {
+            replica_refused
+        } else {
+            session.refusal(Operation::Read, ResourceType::Topic, &name)
+        };
         for p in &topic.partitions {
             wanted.push(Wanted {
                 topic: name.clone(),
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
-                refused: if replica_id >= 0 {
+                refused: if denied.is_some() {
+                    denied
+                } else if replica_id >= 0 {
                     crate::replication::serve::check_replica_fetch(
                         shard,
                         &name,

@@ -16,6 +16,7 @@ use crate::cluster::forward;
 use crate::cluster::rpc_api::AdminRequest;
 use crate::groups::{offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
 use crate::metadata::NO_LEADER;
+use crate::security::acl::{Operation, ResourceType, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
@@ -49,12 +50,25 @@ pub async fn handle(
     shard: &Shard,
     request: &Request,
     listener: &crate::security::ClientListener,
+    session: &Session,
 ) -> Result<Outcome, HandlerError> {
     let body: FindCoordinatorRequest = decode_body(request)?;
     if body.key_type == KEY_TYPE_GROUP {
         ensure_offsets_topic(shard).await;
     }
+    // Kafka: Describe on the group or transactional id whose coordinator is asked for.
     let find = |key: &str| match body.key_type {
+        KEY_TYPE_GROUP if !session.authorize(Operation::Describe, ResourceType::Group, key) => {
+            Found::error(ResponseError::GroupAuthorizationFailed, "not authorized")
+        }
+        KEY_TYPE_TRANSACTION
+            if !session.authorize(Operation::Describe, ResourceType::TransactionalId, key) =>
+        {
+            Found::error(
+                ResponseError::TransactionalIdAuthorizationFailed,
+                "not authorized",
+            )
+        }
         KEY_TYPE_GROUP => group_coordinator(shard, key),
         KEY_TYPE_TRANSACTION => this_broker(shard),
         _ => Found::error(

@@ -15,9 +15,11 @@ use ringbroker_schema::{
     GroupRequest as MeshGroupRequest, GroupRequestArgs, GroupResult, GroupResultArgs, Payload,
 };
 
+use super::groups_authorization as authorization;
 use super::not_coordinator;
 use crate::groups::{offsets_partition_for, ClientInfo, OFFSETS_TOPIC_PARTITIONS};
 use crate::metadata::owner_shard;
+use crate::security::acl::{Operation, ResourceType, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome, Part};
 use crate::shard::Shard;
 
@@ -36,7 +38,12 @@ pub fn coordinator_shard(group_id: &str, shard_count: usize) -> usize {
     )
 }
 
-pub async fn handle(shard: &Shard, request: &Request, peer: &str) -> Result<Outcome, HandlerError> {
+pub async fn handle(
+    shard: &Shard,
+    request: &Request,
+    peer: &str,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
     let version = request.version();
     let client = ClientInfo {
         client_id: request
@@ -49,29 +56,14 @@ pub async fn handle(shard: &Shard, request: &Request, peer: &str) -> Result<Outc
     };
     let group = single_group_of(request.api_key, version, request.body.clone())?;
     if let Some(group) = group {
-        if !not_coordinator::coordinates(shard, &group) {
-            let body =
-                not_coordinator::response_body(request.api_key, version, request.body.clone())?;
-            return Ok(Outcome::Reply(frame_body(request, body)?));
-        }
-        let owner = coordinator_shard(&group, shard.count);
-        let body = route(
-            shard,
-            owner,
-            request.api_key,
-            version,
-            request.body.clone(),
-            &client,
-        )
-        .await?;
-        return Ok(Outcome::Reply(frame_body(request, body)?));
+        return single_group(shard, request, &group, &client, session).await;
     }
     match request.api_key {
-        ApiKey::ListGroups => list_groups(shard, request).await,
-        ApiKey::DescribeGroups => describe_groups(shard, request).await,
-        ApiKey::DeleteGroups => delete_groups(shard, request).await,
-        ApiKey::ConsumerGroupDescribe => consumer_group_describe(shard, request).await,
-        ApiKey::OffsetFetch => offset_fetch_groups(shard, request).await,
+        ApiKey::ListGroups => list_groups(shard, request, session).await,
+        ApiKey::DescribeGroups => describe_groups(shard, request, session).await,
+        ApiKey::DeleteGroups => delete_groups(shard, request, session).await,
+        ApiKey::ConsumerGroupDescribe => consumer_group_describe(shard, request, session).await,
+        ApiKey::OffsetFetch => offset_fetch_groups(shard, request, session).await,
         other => Err(HandlerError::Refused(format!("{other:?} is not served"))),
     }
 }
@@ -105,6 +97,45 @@ fn single_group_of(api: ApiKey, version: i16, body: Bytes) -> Result<Option<Stri
         }
         _ => Ok(None),
     }
+}
+
+/// Serves a request about one group on its coordinator shard, once the client may.
+async fn single_group(
+    shard: &Shard,
+    request: &Request,
+    group: &str,
+    client: &ClientInfo,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
+    let version = request.version();
+    let operation = authorization::group_operation(request.api_key);
+    if let Some(code) = session.refusal(operation, ResourceType::Group, group) {
+        let body =
+            not_coordinator::error_body(request.api_key, version, request.body.clone(), code)?;
+        return Ok(Outcome::Reply(frame_body(request, body)?));
+    }
+    if !not_coordinator::coordinates(shard, group) {
+        let body = not_coordinator::response_body(request.api_key, version, request.body.clone())?;
+        return Ok(Outcome::Reply(frame_body(request, body)?));
+    }
+    let owner = coordinator_shard(group, shard.count);
+    let api = request.api_key;
+    let split = match api {
+        ApiKey::OffsetCommit => authorization::split_commit(session, version, &request.body)?,
+        _ => None,
+    };
+    let (asked, denied) = match split {
+        Some(split) => (split.allowed, split.denied),
+        None => (request.body.clone(), Vec::new()),
+    };
+    let mut body = route(shard, owner, api, version, asked, client).await?;
+    if !denied.is_empty() {
+        body = authorization::join_commit(version, body, denied)?;
+    }
+    if api == ApiKey::OffsetFetch {
+        body = authorization::visible_offsets(session, version, &request.body, body)?;
+    }
+    Ok(Outcome::Reply(frame_body(request, body)?))
 }
 
 /// Kafka reports a member's host as "/<ip>" (Java's InetAddress form).
@@ -462,7 +493,11 @@ async fn on_all_shards<T: Decodable>(
     Ok(out)
 }
 
-async fn list_groups(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+async fn list_groups(
+    shard: &Shard,
+    request: &Request,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
     let responses: Vec<ListGroupsResponse> = on_all_shards(
         shard,
         ApiKey::ListGroups,
@@ -470,20 +505,30 @@ async fn list_groups(shard: &Shard, request: &Request) -> Result<Outcome, Handle
         request.body.clone(),
     )
     .await?;
-    let groups: Vec<ListedGroup> = responses.into_iter().flat_map(|r| r.groups).collect();
+    let mut groups: Vec<ListedGroup> = responses.into_iter().flat_map(|r| r.groups).collect();
+    authorization::visible_groups(session, &mut groups);
     respond(request, &ListGroupsResponse::default().with_groups(groups))
 }
 
 /// Asks each group's coordinator shard about that group alone: `singles` pairs each group with the request
 /// holding only it (at the request's version). Returns the decoded answers in that order.
+/// Groups the client may not act on are not asked: `refused` makes their GROUP_AUTHORIZATION_FAILED
+/// answer (in the API's shape, in the same order).
 async fn per_group<T: Encodable, R: Decodable>(
     shard: &Shard,
     request: &Request,
     singles: Vec<(String, T)>,
+    authorized: (&Session, Operation),
+    refused: impl Fn(&str, i16) -> R,
 ) -> Result<Vec<R>, HandlerError> {
     let (api, version) = (request.api_key, request.version());
+    let (session, operation) = authorized;
     let mut answers = Vec::with_capacity(singles.len());
     for (group, single) in singles {
+        if let Some(code) = session.refusal(operation, ResourceType::Group, &group) {
+            answers.push(refused(&group, code));
+            continue;
+        }
         let owner = coordinator_shard(&group, shard.count);
         let encoded = encode(api, version, &single)?;
         let response = route(shard, owner, api, version, encoded, &ClientInfo::default()).await?;
@@ -492,14 +537,25 @@ async fn per_group<T: Encodable, R: Decodable>(
     Ok(answers)
 }
 
-async fn describe_groups(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+async fn describe_groups(
+    shard: &Shard,
+    request: &Request,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
     let body: DescribeGroupsRequest = decode_body(request)?;
     let singles = body
         .groups
         .iter()
         .map(|g| (g.0.to_string(), body.clone().with_groups(vec![g.clone()])))
         .collect();
-    let answers: Vec<DescribeGroupsResponse> = per_group(shard, request, singles).await?;
+    let refused = |group: &str, code| {
+        DescribeGroupsResponse::default().with_groups(vec![DescribedGroup::default()
+            .with_group_id(GroupId(group.to_string().into()))
+            .with_error_code(code)])
+    };
+    let authorized = (session, Operation::Describe);
+    let answers: Vec<DescribeGroupsResponse> =
+        per_group(shard, request, singles, authorized, refused).await?;
     let described = answers.into_iter().flat_map(|a| a.groups).collect();
     respond(
         request,
@@ -510,6 +566,7 @@ async fn describe_groups(shard: &Shard, request: &Request) -> Result<Outcome, Ha
 async fn consumer_group_describe(
     shard: &Shard,
     request: &Request,
+    session: &Session,
 ) -> Result<Outcome, HandlerError> {
     let body: ConsumerGroupDescribeRequest = decode_body(request)?;
     let singles = body
@@ -522,7 +579,16 @@ async fn consumer_group_describe(
             )
         })
         .collect();
-    let answers: Vec<ConsumerGroupDescribeResponse> = per_group(shard, request, singles).await?;
+    let refused = |group: &str, code| {
+        ConsumerGroupDescribeResponse::default().with_groups(vec![
+            consumer_group_describe_response::DescribedGroup::default()
+                .with_group_id(GroupId(group.to_string().into()))
+                .with_error_code(code),
+        ])
+    };
+    let authorized = (session, Operation::Describe);
+    let answers: Vec<ConsumerGroupDescribeResponse> =
+        per_group(shard, request, singles, authorized, refused).await?;
     let described = answers.into_iter().flat_map(|a| a.groups).collect();
     respond(
         request,
@@ -531,7 +597,11 @@ async fn consumer_group_describe(
 }
 
 /// OffsetFetch v8+: each group of the batch is asked of the shard coordinating it.
-async fn offset_fetch_groups(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+async fn offset_fetch_groups(
+    shard: &Shard,
+    request: &Request,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
     let body: OffsetFetchRequest = decode_body(request)?;
     let singles = body
         .groups
@@ -543,7 +613,16 @@ async fn offset_fetch_groups(shard: &Shard, request: &Request) -> Result<Outcome
             )
         })
         .collect();
-    let answers: Vec<OffsetFetchResponse> = per_group(shard, request, singles).await?;
+    let refused = |group: &str, code| {
+        OffsetFetchResponse::default().with_groups(vec![
+            offset_fetch_response::OffsetFetchResponseGroup::default()
+                .with_group_id(GroupId(group.to_string().into()))
+                .with_error_code(code),
+        ])
+    };
+    let authorized = (session, Operation::Describe);
+    let answers: Vec<OffsetFetchResponse> =
+        per_group(shard, request, singles, authorized, refused).await?;
     let fetched = answers.into_iter().flat_map(|a| a.groups).collect();
     respond(
         request,
@@ -551,7 +630,11 @@ async fn offset_fetch_groups(shard: &Shard, request: &Request) -> Result<Outcome
     )
 }
 
-async fn delete_groups(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+async fn delete_groups(
+    shard: &Shard,
+    request: &Request,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
     let body: DeleteGroupsRequest = decode_body(request)?;
     let singles = body
         .groups_names
@@ -563,7 +646,14 @@ async fn delete_groups(shard: &Shard, request: &Request) -> Result<Outcome, Hand
             )
         })
         .collect();
-    let answers: Vec<DeleteGroupsResponse> = per_group(shard, request, singles).await?;
+    let refused = |group: &str, code| {
+        DeleteGroupsResponse::default().with_results(vec![DeletableGroupResult::default()
+            .with_group_id(GroupId(group.to_string().into()))
+            .with_error_code(code)])
+    };
+    let authorized = (session, Operation::Delete);
+    let answers: Vec<DeleteGroupsResponse> =
+        per_group(shard, request, singles, authorized, refused).await?;
     let results = answers.into_iter().flat_map(|a| a.results).collect();
     respond(
         request,

@@ -9,14 +9,22 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
+use crate::security::acl::types::CLUSTER_NAME;
+use crate::security::acl::{Operation, ResourceType, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
-pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+pub async fn handle(
+    shard: &Shard,
+    request: &Request,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
     let body: InitProducerIdRequest = decode_body(request)?;
     let answer = match &body.transactional_id {
         Some(id) if id.0.is_empty() => Err(ResponseError::InvalidRequest),
-        Some(_) => return super::transactions::handle(shard, request).await,
+        Some(_) => return super::transactions::handle(shard, request, session).await,
+        // Kafka: an idempotent producer needs IdempotentWrite on the cluster, or Write on a topic.
+        None if !may_write_idempotently(session) => Err(ResponseError::ClusterAuthorizationFailed),
         None => shard.producers.allocate_producer_id().await.map_err(|e| {
             tracing::warn!(shard = shard.id, error = %e, "cannot allocate a producer id");
             ResponseError::UnknownServerError
@@ -32,4 +40,20 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
             .with_producer_epoch(-1),
     };
     respond(request, &response)
+}
+
+/// IdempotentWrite on the cluster, or Write on any topic (Kafka's KIP-679 rule: a producer that
+/// may write somewhere may get a producer id). The topic check is unaudited: it is a search.
+fn may_write_idempotently(session: &Session) -> bool {
+    if !session.enforcing()
+        || session.allows(
+            Operation::IdempotentWrite,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        )
+    {
+        return true;
+    }
+    session.allows_some(Operation::Write, ResourceType::Topic)
+        || session.authorize_cluster(Operation::IdempotentWrite)
 }

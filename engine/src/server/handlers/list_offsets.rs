@@ -8,6 +8,7 @@ use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
 use crate::offsets::{self, MAX_TIMESTAMP};
+use crate::security::acl::{Operation, ResourceType, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
@@ -18,14 +19,21 @@ const READ_COMMITTED: i8 = 1;
 /// ListOffsets version that introduced the max-timestamp (-3) lookup.
 const MAX_TIMESTAMP_MIN_VERSION: i16 = 7;
 
-pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+pub async fn handle(
+    shard: &Shard,
+    request: &Request,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
     let body: ListOffsetsRequest = decode_body(request)?;
     let mut topics = Vec::with_capacity(body.topics.len());
     for topic in &body.topics {
         let name = topic.name.0.as_str();
+        let denied = session.refusal(Operation::Describe, ResourceType::Topic, name);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
-            let error_code = if let Err(code) = shard.check_leader(name, p.partition_index) {
+            let error_code = if denied.is_some() {
+                denied
+            } else if let Err(code) = shard.check_leader(name, p.partition_index) {
                 Some(code)
             } else if p.timestamp == MAX_TIMESTAMP && request.version() < MAX_TIMESTAMP_MIN_VERSION
             {

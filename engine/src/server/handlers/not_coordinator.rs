@@ -48,52 +48,66 @@ pub fn loaded_here(shard: &Shard, group: &str) -> bool {
             .leads(topic, partition, shard.leader_epoch(topic, partition))
 }
 
+/// OffsetCommit's answer topics for `topics`, `code` for every partition.
+pub fn commit_errors(
+    topics: &[offset_commit_request::OffsetCommitRequestTopic],
+    code: i16,
+) -> Vec<OffsetCommitResponseTopic> {
+    topics
+        .iter()
+        .map(|topic| {
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_topic_id(topic.topic_id)
+                .with_partitions(
+                    topic
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
+}
+
 /// The encoded body of `api`'s response saying NOT_COORDINATOR for every group and partition of
 /// the request.
 pub fn response_body(api: ApiKey, version: i16, body: Bytes) -> Result<Bytes, HandlerError> {
+    error_body(api, version, body, NOT_COORDINATOR)
+}
+
+/// The encoded body of `api`'s response with `code` for every group and partition of the request
+/// (NOT_COORDINATOR, or GROUP_AUTHORIZATION_FAILED from the authorizer).
+pub fn error_body(
+    api: ApiKey,
+    version: i16,
+    body: Bytes,
+    code: i16,
+) -> Result<Bytes, HandlerError> {
     match api {
         ApiKey::JoinGroup => encode(
             api,
             version,
-            &responses::join_response(JoinOutcome::error(NOT_COORDINATOR, ""), version),
+            &responses::join_response(JoinOutcome::error(code, ""), version),
         ),
         ApiKey::SyncGroup => encode(
             api,
             version,
-            &responses::sync_response(SyncOutcome::error(NOT_COORDINATOR), version),
+            &responses::sync_response(SyncOutcome::error(code), version),
         ),
-        ApiKey::Heartbeat => encode(
-            api,
-            version,
-            &responses::heartbeat_response(NOT_COORDINATOR),
-        ),
+        ApiKey::Heartbeat => encode(api, version, &responses::heartbeat_response(code)),
         ApiKey::LeaveGroup => encode(
             api,
             version,
-            &responses::leave_response(NOT_COORDINATOR, Vec::new(), version),
+            &responses::leave_response(code, Vec::new(), version),
         ),
         ApiKey::OffsetCommit => {
             let request: OffsetCommitRequest = decode(api, version, body)?;
-            let topics = request
-                .topics
-                .iter()
-                .map(|topic| {
-                    OffsetCommitResponseTopic::default()
-                        .with_name(topic.name.clone())
-                        .with_topic_id(topic.topic_id)
-                        .with_partitions(
-                            topic
-                                .partitions
-                                .iter()
-                                .map(|p| {
-                                    OffsetCommitResponsePartition::default()
-                                        .with_partition_index(p.partition_index)
-                                        .with_error_code(NOT_COORDINATOR)
-                                })
-                                .collect(),
-                        )
-                })
-                .collect();
+            let topics = commit_errors(&request.topics, code);
             encode(
                 api,
                 version,
@@ -110,26 +124,26 @@ pub fn response_body(api: ApiKey, version: i16, body: Bytes) -> Result<Bytes, Ha
                     .map(|g| {
                         OffsetFetchResponseGroup::default()
                             .with_group_id(g.group_id.clone())
-                            .with_error_code(NOT_COORDINATOR)
+                            .with_error_code(code)
                     })
                     .collect();
             } else if version >= OFFSET_FETCH_TOP_ERROR_VERSION {
-                response.error_code = NOT_COORDINATOR;
+                response.error_code = code;
             }
             encode(api, version, &response)
         }
         ApiKey::OffsetDelete => encode(
             api,
             version,
-            &OffsetDeleteResponse::default().with_error_code(NOT_COORDINATOR),
+            &OffsetDeleteResponse::default().with_error_code(code),
         ),
         ApiKey::ConsumerGroupHeartbeat => encode(
             api,
             version,
-            &ConsumerGroupHeartbeatResponse::default().with_error_code(NOT_COORDINATOR),
+            &ConsumerGroupHeartbeatResponse::default().with_error_code(code),
         ),
         other => Err(HandlerError::Refused(format!(
-            "{other:?} has no NOT_COORDINATOR answer"
+            "{other:?} has no error answer here"
         ))),
     }
 }

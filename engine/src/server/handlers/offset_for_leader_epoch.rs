@@ -15,6 +15,7 @@ use ringbroker_schema::{EpochEndOffsetRequest, EpochEndOffsetRequestArgs, EpochE
 use ringbroker_schema::{EpochEndOffsetResultArgs, Payload};
 
 use crate::replication::serve::check_replica_fetch;
+use crate::security::acl::{Operation, ResourceType, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
@@ -36,13 +37,31 @@ impl EpochEnd {
     }
 }
 
-pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+pub async fn handle(
+    shard: &Shard,
+    request: &Request,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
     let body: OffsetForLeaderEpochRequest = decode_body(request)?;
+    // Kafka: a follower (replica id set, v3+) needs ClusterAction on the cluster, a consumer
+    // Describe on each topic.
+    let replica_refused = (body.replica_id.0 >= 0)
+        .then(|| session.cluster_refusal(Operation::ClusterAction))
+        .flatten();
     let mut topics = Vec::with_capacity(body.topics.len());
     for topic in &body.topics {
         let name = topic.topic.0.as_str();
+        let denied = if body.replica_id.0 >= 0 {
+            replica_refused
+        } else {
+            session.refusal(Operation::Describe, ResourceType::Topic, name)
+        };
         let answers = join_all(topic.partitions.iter().map(|p| async move {
-            let end = match check_replica_fetch(shard, name, p.partition, p.current_leader_epoch) {
+            let checked = denied.map_or_else(
+                || check_replica_fetch(shard, name, p.partition, p.current_leader_epoch),
+                Err,
+            );
+            let end = match checked {
                 Err(code) => EpochEnd::error(code),
                 Ok(()) => epoch_end(shard, name, p.partition, p.leader_epoch).await,
             };

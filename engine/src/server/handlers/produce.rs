@@ -17,6 +17,7 @@ use ringbroker_protocol::frame::Request;
 
 use crate::metrics::hooks;
 use crate::produce::{self, ProduceOutcome, Refusal};
+use crate::security::acl::{Operation, ResourceType, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
@@ -31,7 +32,11 @@ struct Entry {
     checked: Result<usize, Refusal>,
 }
 
-pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, HandlerError> {
+pub async fn handle(
+    shard: &Shard,
+    request: &Request,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
     let body: ProduceRequest = decode_body(request)?;
     if !matches!(body.acks, -1..=1) {
         return Err(HandlerError::Refused(format!("invalid acks {}", body.acks)));
@@ -46,9 +51,13 @@ pub async fn handle(shard: &Shard, request: &Request) -> Result<Outcome, Handler
                 .is_some_and(|records| produce::any_transactional(records))
         })
     });
-    let refuse_all = (transactional && body.transactional_id.is_none())
-        .then_some(ResponseError::TransactionalIdAuthorizationFailed.code());
-    let layout = validate_all(shard, &body, refuse_all);
+    // With an authorizer: a transactional producer needs Write on its transactional id.
+    let refuse_all = match &body.transactional_id {
+        None if transactional => Some(ResponseError::TransactionalIdAuthorizationFailed.code()),
+        Some(id) => session.refusal(Operation::Write, ResourceType::TransactionalId, id.as_str()),
+        None => None,
+    };
+    let layout = validate_all(shard, &body, refuse_all, session);
     // Build every partition's append future first, in request order: they are polled in this
     // order, which is the order offsets are assigned in.
     let mut appends = Vec::new();
@@ -97,12 +106,18 @@ fn validate_all(
     shard: &Shard,
     body: &ProduceRequest,
     refuse_all: Option<i16>,
+    session: &Session,
 ) -> Vec<(TopicName, Vec<Entry>)> {
     let table = shard.topic_table();
     let mut validator = shard.record_validator.borrow_mut();
     let mut layout = Vec::with_capacity(body.topic_data.len());
     for topic in &body.topic_data {
         let name = topic.name.0.as_str();
+        // Checked once per topic, before its partitions: a denied topic is not looked up.
+        let denied = refuse_all
+            .is_none()
+            .then(|| session.refusal(Operation::Write, ResourceType::Topic, name))
+            .flatten();
         let max_message_bytes = table
             .get(name)
             .map_or(shard.config.max_message_bytes, |meta| {
@@ -113,18 +128,22 @@ fn validate_all(
             .iter()
             .map(|data| {
                 let records = data.records.clone().unwrap_or_default();
-                let checked = match (refuse_all, shard.check_leader(name, data.index)) {
-                    (Some(code), _) => Err(Refusal {
+                let checked = match (refuse_all, denied, shard.check_leader(name, data.index)) {
+                    (Some(code), _, _) => Err(Refusal {
                         code,
-                        reason: "the request carries transactional records but no transactional id"
-                            .to_string(),
+                        reason: "the transactional id is missing or not authorized".to_string(),
                         record_index: None,
                     }),
-                    (None, Ok(())) => {
+                    (None, Some(code), _) => Err(Refusal {
+                        code,
+                        reason: String::new(),
+                        record_index: None,
+                    }),
+                    (None, None, Ok(())) => {
                         produce::validate_records(&records, max_message_bytes, &mut validator)
                     }
                     // Not the leader (or no such partition): the client refreshes its metadata.
-                    (None, Err(code)) => Err(Refusal {
+                    (None, None, Err(code)) => Err(Refusal {
                         code,
                         reason: String::new(),
                         record_index: None,

@@ -18,7 +18,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::groups::{decode, encode, frame_body, route_to};
+use super::transactions_authorization as authorization;
 use crate::metadata::owner_shard;
+use crate::security::acl::Session;
 use crate::server::dispatch::HandlerError;
 use crate::server::dispatch::Outcome;
 use crate::shard::Shard;
@@ -93,13 +95,23 @@ pub fn transactional_id_of(
     })
 }
 
-/// Serves a transaction request from a client connection.
+/// Serves a transaction request from a client connection, once the client may (Kafka's checks:
+/// Write on the transactional id, and Read on the group of offsets sent to the transaction).
 pub async fn handle(
     shard: &Shard,
     request: &ringbroker_protocol::frame::Request,
+    session: &Session,
 ) -> Result<Outcome, HandlerError> {
-    let body = if request.api_key == ApiKey::ListTransactions {
-        list_transactions(shard, request.version(), request.body.clone()).await?
+    let (api, version) = (request.api_key, request.version());
+    let body = if api == ApiKey::ListTransactions {
+        let listed = list_transactions(shard, version, request.body.clone()).await?;
+        authorization::visible_transactions(session, api, version, listed)?
+    } else if api == ApiKey::DescribeTransactions {
+        let body = authorization::describable(session, api, version, request.body.clone())?;
+        let described = route(shard, api, version, body.asked).await?;
+        authorization::with_refused(api, version, described, body.refused)?
+    } else if let Some(refused) = authorization::refusal(session, api, version, &request.body)? {
+        refused
     } else {
         route(
             shard,
@@ -217,29 +229,7 @@ pub async fn serve_local(
                     .unwrap_or(0),
                 Err(code) => code,
             };
-            let topics = request
-                .topics
-                .iter()
-                .map(|t| {
-                    TxnOffsetCommitResponseTopic::default()
-                        .with_name(t.name.clone())
-                        .with_partitions(
-                            t.partitions
-                                .iter()
-                                .map(|p| {
-                                    TxnOffsetCommitResponsePartition::default()
-                                        .with_partition_index(p.partition_index)
-                                        .with_error_code(code)
-                                })
-                                .collect(),
-                        )
-                })
-                .collect();
-            encode(
-                api,
-                version,
-                &TxnOffsetCommitResponse::default().with_topics(topics),
-            )
+            encode(api, version, &txn_offset_commit_response(&request, code))
         }
         ApiKey::EndTxn => {
             let request: EndTxnRequest = decode(api, version, body)?;
@@ -290,6 +280,32 @@ pub async fn serve_local(
             "{other:?} is not a transaction api"
         ))),
     }
+}
+
+/// TxnOffsetCommit's answer: `code` for every partition of the request.
+pub(super) fn txn_offset_commit_response(
+    request: &TxnOffsetCommitRequest,
+    code: i16,
+) -> TxnOffsetCommitResponse {
+    let topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
 }
 
 async fn add_partitions(
