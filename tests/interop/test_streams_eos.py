@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
 import struct
 import subprocess
@@ -31,6 +30,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
 import clients
+from java_build import compile_against
 
 REPO = Path(__file__).resolve().parents[2]
 STREAMS_POM = REPO / "tests" / "java" / "streams" / "pom.xml"
@@ -56,18 +56,8 @@ RUNNING_TIMEOUT_S = 90
 
 @pytest.fixture(scope="module")
 def streams_classpath(tmp_path_factory) -> str:
-    for tool in ("java", "javac"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"`{tool}` is not installed (apt-get install openjdk-17-jdk-headless)")
-    if not any(STREAMS_LIB.glob("kafka-streams-*.jar")):
-        if shutil.which("mvn") is None:
-            pytest.skip(f"no Kafka Streams jars in {STREAMS_LIB} and `mvn` is not installed to fetch them")
-        subprocess.run(["mvn", "-q", "-f", str(STREAMS_POM), "dependency:copy-dependencies"], check=True,
-                       timeout=900)
-    classes = tmp_path_factory.mktemp("streams-classes")
-    sources = [str(p) for p in STREAMS_SRC.rglob("*.java")]
-    subprocess.run(["javac", "-d", str(classes), "-cp", f"{STREAMS_LIB}/*", *sources], check=True, timeout=300)
-    return f"{classes}:{STREAMS_LIB}/*"
+    return compile_against(STREAMS_POM, STREAMS_LIB, "kafka-streams-*.jar", STREAMS_SRC,
+                           tmp_path_factory.mktemp("streams-classes"))
 
 
 class StreamsApp:
