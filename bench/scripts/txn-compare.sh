@@ -48,12 +48,13 @@ start_kafka() {
 }
 stop_kafka() { bash bench/reference/kafka.sh stop --data-dir "${DATA_ROOT}/kafka" >/dev/null 2>&1 || true; }
 start_rb() {
-    rm -rf "${DATA_ROOT}/ringbroker" && mkdir -p "${DATA_ROOT}/ringbroker"
+    rm -rf "${DATA_ROOT}/ringbroker" "${OUT_DIR}/ringbroker.log" && mkdir -p "${DATA_ROOT}/ringbroker"
     taskset -c "${BROKER_CORE}" "${RINGBROKER_BIN}" serve --listen "127.0.0.1:${RB_PORT}" \
         --data-dir "${DATA_ROOT}/ringbroker" --shards 1 --metrics-listen none \
         > "${OUT_DIR}/ringbroker.log" 2>&1 &
     rb_pid=$!
-    # Ready once it logs so (10 s at most), unless it exits first.
+    # Ready once it logs so (10 s at most), unless it exits first. The old log is gone: the wait cannot see
+    # the previous start's line.
     if ! timeout 10 bash -c "until grep -q 'ringbroker ready' '${OUT_DIR}/ringbroker.log'; do
             kill -0 ${rb_pid} 2>/dev/null || exit 1; sleep 0.1; done"; then
         tail -20 "${OUT_DIR}/ringbroker.log" >&2

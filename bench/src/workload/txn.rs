@@ -34,6 +34,9 @@ const READ_COMMITTED: i8 = 1;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Fetch long-poll wait: short, so the consumer notices the end of the run.
 const FETCH_MAX_WAIT_MS: i32 = 100;
+/// Kafka's UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER: a new topic's
+/// partitions are not serving yet.
+const NOT_READY_YET: [i16; 3] = [3, 5, 6];
 /// The producers' `transaction.timeout.ms` (the Java client's default).
 const TRANSACTION_TIMEOUT_MS: i32 = 60_000;
 
@@ -93,7 +96,7 @@ pub fn run(args: &TxnArgs, cores: CorePlan) -> Result<TxnResult> {
     let mut conn = Connection::connect(&args.bootstrap_server, read_timeout)?;
     let created = admin::create_topic(&mut conn, &args.topic, args.partitions, 1, 30_000)?;
     let layout = admin::topic_layout(&mut conn, &args.topic, &args.bootstrap_server, created)?;
-    let start = admin::list_offsets(&layout, LATEST_TIMESTAMP, read_timeout)?;
+    let start = start_offsets(&layout, read_timeout)?;
     let ctx = Arc::new(RunContext {
         args: args.clone(),
         layout,
@@ -136,6 +139,23 @@ pub fn run(args: &TxnArgs, cores: CorePlan) -> Result<TxnResult> {
     }
     join(consumer)?;
     Ok(summarize(args, &ctx.shared, measured))
+}
+
+/// The partitions' end offsets, where the consumer starts. Apache Kafka shows a new topic's
+/// leaders a moment before its partitions answer (NOT_LEADER_OR_FOLLOWER meanwhile): ask again.
+fn start_offsets(layout: &TopicLayout, read_timeout: Duration) -> Result<HashMap<i32, i64>> {
+    let mut attempt = 0;
+    loop {
+        match admin::list_offsets(layout, LATEST_TIMESTAMP, read_timeout) {
+            Err(BenchError::Broker { code, .. })
+                if NOT_READY_YET.contains(&code) && attempt < admin::METADATA_RETRIES =>
+            {
+                attempt += 1;
+                thread::sleep(admin::METADATA_RETRY_PAUSE);
+            }
+            other => return other,
+        }
+    }
 }
 
 fn join(handle: thread::JoinHandle<Result<()>>) -> Result<()> {
