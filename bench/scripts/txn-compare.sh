@@ -55,7 +55,7 @@ start_rb() {
     rb_pid=$!
     # Ready once it logs so (10 s at most), unless it exits first. The old log is gone: the wait cannot see
     # the previous start's line.
-    if ! timeout 10 bash -c "until grep -q 'ringbroker ready' '${OUT_DIR}/ringbroker.log'; do
+    if ! timeout 10 bash -c "until grep -qs 'ringbroker ready' '${OUT_DIR}/ringbroker.log'; do
             kill -0 ${rb_pid} 2>/dev/null || exit 1; sleep 0.1; done"; then
         tail -20 "${OUT_DIR}/ringbroker.log" >&2
         echo "ringbroker did not start" >&2
