@@ -5,7 +5,7 @@
 //! (`markers`) and pending offsets committed, then Complete* is persisted, as Kafka does.
 //!
 //! Requests of one shard take turns (one lock): a transaction's steps must not interleave, and
-//! the lock is held while markers are written, which takes a few appends.
+//! the lock is held while markers are written (one round of appends: they go out together).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
