@@ -45,22 +45,27 @@ const TRANSACTION_TIMEOUT_MS: i32 = 60_000;
 pub struct TxnResult {
     /// `--label`, else the bootstrap address.
     pub label: String,
-    /// Records per transaction, partitions per transaction, producer threads, record size.
+    /// Records per transaction (N).
     pub txn_records: usize,
+    /// Partitions every transaction writes to (P).
     pub partitions: i32,
+    /// Producer threads, one transactional id each.
     pub producers: usize,
+    /// Bytes of each record value.
     pub record_size: usize,
     /// Measured seconds (after the warm-up).
     pub seconds: f64,
-    /// Committed transactions and their records in the measured time.
+    /// Transactions committed in the measured time.
     pub commits: u64,
+    /// `commits` per second.
     pub commits_per_sec: f64,
+    /// Committed records per second.
     pub records_per_sec: f64,
-    /// AddPartitionsToTxn start to EndTxn answer, µs.
+    /// AddPartitionsToTxn start to EndTxn answer, µs: median, 99th percentile, largest.
     pub commit_latency_us_p50: f64,
     pub commit_latency_us_p99: f64,
     pub commit_latency_us_max: f64,
-    /// Send time to read_committed fetch, µs, over committed records.
+    /// Send time to the read_committed fetch, µs, weighted by records: percentiles and largest.
     pub e2e_latency_us_p50: f64,
     pub e2e_latency_us_p99: f64,
     pub e2e_latency_us_p999: f64,
