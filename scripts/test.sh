@@ -105,6 +105,11 @@ if [ "${SKIP_INTEROP:-0}" != "1" ]; then
     step "fetch Apache Kafka Connect 4.4 jars (tests/interop/connect/fetch.sh, Maven Central)"
     bash tests/interop/connect/fetch.sh || fail "Kafka Connect jars could not be fetched"
 
+    step "fetch Apache Kafka Streams 4.4 jars (tests/java/streams/pom.xml, Maven Central)"
+    if ! compgen -G "tests/java/streams/target/lib/kafka-streams-*.jar" >/dev/null; then
+        mvn -q -f tests/java/streams/pom.xml dependency:copy-dependencies || fail "Kafka Streams jars could not be fetched"
+    fi
+
     step "python venv in .venv (confluent-kafka ${CONFLUENT_KAFKA_VERSION}, pytest ${PYTEST_VERSION})"
     if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys' >/dev/null 2>&1; then
         rm -rf .venv

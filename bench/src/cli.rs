@@ -53,6 +53,8 @@ pub enum Command {
     Consume(RunArgs),
     /// Produce and consume at once; latency is consume time minus the produce time in the record.
     E2e(RunArgs),
+    /// Transactions back to back (issue 22): commits/s and read_committed end-to-end latency.
+    Txn(TxnArgs),
     /// Compare result files written with --json: a side-by-side table with ratios, optionally a plot.
     Compare(CompareArgs),
 }
@@ -79,6 +81,50 @@ impl Workload {
     pub fn consumes(self) -> bool {
         matches!(self, Workload::Consume | Workload::E2e)
     }
+}
+
+/// Options of the transactional workload.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+pub struct TxnArgs {
+    /// host:port of a broker to bootstrap from.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub bootstrap_server: String,
+    /// Topic to use (created with --partitions when missing).
+    #[arg(long, default_value = "ringbroker-bench-txn")]
+    pub topic: String,
+    /// Partitions of the topic; every transaction writes to all of them (P).
+    #[arg(long, default_value_t = 4)]
+    pub partitions: i32,
+    /// Records per transaction (N), spread evenly over the partitions.
+    #[arg(long, default_value_t = 100)]
+    pub txn_records: usize,
+    /// Size of each record value in bytes (at least the 16-byte send-time stamp).
+    #[arg(long, default_value_t = 100)]
+    pub record_size: usize,
+    /// Producer threads, each with its own transactional id, running transactions back to back.
+    #[arg(long, default_value_t = 1)]
+    pub producers: usize,
+    /// Transactional id prefix (thread i uses PREFIX-i).
+    #[arg(long, default_value = "ringbroker-bench-txn")]
+    pub transactional_id: String,
+    /// Measured time (after --warmup).
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub duration: Duration,
+    /// Unmeasured time at the start.
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub warmup: Duration,
+    /// Pin threads to these cores (the consumer takes the first, producers the next, round-robin).
+    #[arg(long, value_delimiter = ',')]
+    pub cores: Vec<usize>,
+    /// Request timeout (Produce timeout and socket read timeout base).
+    #[arg(long, default_value_t = 30_000)]
+    pub request_timeout_ms: i32,
+    /// Write the result as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Name of the run in the summary and the JSON.
+    #[arg(long)]
+    pub label: Option<String>,
 }
 
 /// Compression codec of produced batches.

@@ -1,7 +1,7 @@
 //! ringbroker-bench: a pipelined Kafka load generator with HdrHistogram latency (coordinated
 //! omission corrected), for ringbroker and any other Kafka-compatible broker.
 //!
-//! `produce`, `consume` and `e2e` run a workload and print a summary (optionally `--json`,
+//! `produce`, `consume`, `e2e` and `txn` (transactions, read_committed e2e) run a workload and print a summary (optionally `--json`,
 //! `--hdr-log`); `compare` puts result files side by side and can plot them (percentile curves and
 //! throughput bars, and latency against offered load for rate sweeps).
 
@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => run_workload(Workload::Produce, &args),
         Command::Consume(args) => run_workload(Workload::Consume, &args),
         Command::E2e(args) => run_workload(Workload::E2e, &args),
+        Command::Txn(args) => run_txn(&args),
         Command::Compare(args) => run_compare(&args),
     };
     match result {
@@ -67,6 +68,19 @@ fn core_plan(args: &RunArgs) -> Result<CorePlan> {
         Some(path) => workload::profile::bench_cores(path).map(CorePlan::new),
         None => Ok(CorePlan::default()),
     }
+}
+
+fn run_txn(args: &cli::TxnArgs) -> Result<()> {
+    let result = workload::txn::run(args, CorePlan::new(args.cores.clone()))?;
+    print!("{}", workload::txn::summary_text(&result));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&result)
+            .map_err(|e| error::BenchError::Protocol(format!("encoding the result: {e}")))?;
+        std::fs::write(path, text)
+            .map_err(|e| error::BenchError::io(format!("writing {}", path.display()), e))?;
+        println!("results written to {}", path.display());
+    }
+    Ok(())
 }
 
 fn run_compare(args: &CompareArgs) -> Result<()> {

@@ -179,6 +179,8 @@ pub struct BrokerConfig {
     pub group_consumer_session_timeout_ms: u64,
     /// Heartbeat interval told to consumer-protocol group members (`group_consumer_heartbeat_interval_ms`).
     pub group_consumer_heartbeat_interval_ms: u64,
+    /// Longest `transaction.timeout.ms` a producer may ask for (`transaction_max_timeout_ms`).
+    pub transaction_max_timeout_ms: i32,
 }
 
 impl BrokerConfig {
@@ -238,6 +240,8 @@ impl Default for BrokerConfig {
             metrics_listen: DEFAULT_METRICS_LISTEN.parse().ok(),
             live: Arc::new(LiveSettings::default()),
             group_consumer_session_timeout_ms: crate::groups::DEFAULT_CONSUMER_SESSION_TIMEOUT_MS,
+            transaction_max_timeout_ms:
+                crate::transactions::config::DEFAULT_TRANSACTION_MAX_TIMEOUT_MS,
             group_consumer_heartbeat_interval_ms: u64::try_from(
                 crate::groups::DEFAULT_CONSUMER_HEARTBEAT_INTERVAL_MS,
             )

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+
+from java_build import compile_against
 
 REPO = Path(__file__).resolve().parents[2]
 LIB_DIR = REPO / "bench" / "reference" / "target" / "lib"
@@ -36,21 +37,8 @@ TOOL_TIMEOUT_S = 90
 
 @pytest.fixture(scope="session")
 def java_classpath(tmp_path_factory) -> str:
-    for tool in ("java", "javac"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"`{tool}` is not installed (apt-get install openjdk-17-jdk-headless)")
-    if not any(LIB_DIR.glob("kafka-clients-*.jar")):
-        if shutil.which("mvn") is None:
-            pytest.skip(f"no Kafka jars in {LIB_DIR} and `mvn` is not installed to fetch them")
-        subprocess.run(
-            ["mvn", "-q", "-f", str(REPO / "bench" / "reference" / "pom.xml"), "dependency:copy-dependencies"],
-            check=True,
-            timeout=900,
-        )
-    classes = tmp_path_factory.mktemp("java-classes")
-    sources = [str(p) for p in JAVA_SRC.rglob("*.java")]
-    subprocess.run(["javac", "-d", str(classes), "-cp", f"{LIB_DIR}/*", *sources], check=True, timeout=300)
-    return f"{classes}:{LIB_DIR}/*"
+    return compile_against(REPO / "bench" / "reference" / "pom.xml", LIB_DIR, "kafka-clients-*.jar", JAVA_SRC,
+                           tmp_path_factory.mktemp("java-classes"))
 
 
 def log_flags() -> list[str]:

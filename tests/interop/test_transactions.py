@@ -6,12 +6,14 @@ kill -9 in the middle of transactions leaves every one committed or aborted."""
 from __future__ import annotations
 
 import time
+import urllib.request
 import uuid
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
 import clients
+import conftest
 
 PARTITIONS = 3
 # The coordinator looks for transactions past their timeout every 10 s (Kafka's
@@ -220,3 +222,50 @@ def test_kill9_in_the_middle_of_transactions(broker, topic_name):
     got = read_values(broker.bootstrap, topic_name, "read_committed", 12)
     values = sorted(v for part in got.values() for v in part)
     assert values == sorted([b"committed-%d" % i for i in range(6)] + [b"later-%d" % i for i in range(6)])
+
+
+def lso_lag(metrics_port: int, topic: str, partition: int) -> int | None:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    prefix = "ringbroker_partition_last_stable_offset_lag{"
+    for line in text.splitlines():
+        if line.startswith(prefix) and f'topic="{topic}"' in line and f'partition="{partition}"' in line:
+            return int(float(line.rsplit(" ", 1)[1]))
+    return None
+
+
+def wait_for_lso_lag(metrics_port: int, topic: str, predicate, timeout: float = 15.0) -> int | None:
+    """The metric is sampled once a second: poll until `predicate(value)` or the timeout; returns the last value."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = lso_lag(metrics_port, topic, 0)
+        if value is not None and predicate(value):
+            break
+        time.sleep(0.3)
+    return value
+
+
+@pytest.mark.timeout(120)
+def test_lso_lag_metric_shows_an_open_transaction(tmp_path, topic_name):
+    """ringbroker_partition_last_stable_offset_lag: the records an open transaction keeps from read_committed
+    consumers, back to 0 once it commits."""
+    if conftest.EXTERNAL_BOOTSTRAP or conftest.REFERENCE_KAFKA or not conftest.BROKER_BIN:
+        pytest.skip("reads ringbroker's own metrics endpoint")
+    metrics_port = conftest.free_port()
+    b = conftest.BrokerProcess(conftest.BROKER_BIN, tmp_path / "data", 1, tmp_path,
+                               extra_args=["--metrics-listen", f"127.0.0.1:{metrics_port}"])
+    conftest._ACTIVE.append(b)
+    b.start()
+    try:
+        clients.create_topic(b.bootstrap, topic_name, 1)
+        p = txn_producer(b.bootstrap, f"lag-{topic_name}")
+        p.init_transactions(30)
+        p.begin_transaction()
+        for i in range(7):
+            p.produce(topic_name, value=b"open-%d" % i, partition=0)
+        p.flush(30)
+        assert wait_for_lso_lag(metrics_port, topic_name, lambda v: v == 7) == 7, "7 open records hold the LSO back"
+        p.commit_transaction(30)
+        assert wait_for_lso_lag(metrics_port, topic_name, lambda v: v == 0) == 0, "nothing open after the commit"
+    finally:
+        conftest._shutdown(b)

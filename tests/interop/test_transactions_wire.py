@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 import clients
+import conftest
 import kafka_wire as kw
+from conftest import BrokerProcess, _shutdown
 
 INIT_PRODUCER_ID = 22
 ADD_PARTITIONS_TO_TXN = 24
@@ -101,3 +105,22 @@ def test_bad_transaction_requests_get_kafkas_errors(broker, topic_name):
     other = Conn(broker.bootstrap)
     error, _pid, _epoch = other.init_producer_id(f"other-{txn_id}", 60_000)
     assert error == 0
+
+
+def test_transaction_max_timeout_is_a_setting(tmp_path, topic_name):
+    """`transaction_max_timeout_ms` (Kafka's transaction.max.timeout.ms) caps what InitProducerId may ask for."""
+    if conftest.EXTERNAL_BOOTSTRAP or conftest.REFERENCE_KAFKA or not conftest.BROKER_BIN:
+        pytest.skip("starts ringbroker with its own setting")
+    b = BrokerProcess(conftest.BROKER_BIN, tmp_path / "data", 1, tmp_path,
+                      extra_args=["--set", "transaction_max_timeout_ms=5000"])
+    conftest._ACTIVE.append(b)
+    b.start()
+    try:
+        conn = Conn(b.bootstrap)
+        txn_id = f"cap-{uuid.uuid4().hex[:8]}"
+        error, pid, _epoch = conn.init_producer_id(txn_id, 5_001)
+        assert (error, pid) == (INVALID_TRANSACTION_TIMEOUT, -1)
+        error, pid, epoch = conn.init_producer_id(txn_id, 5_000)
+        assert (error, epoch) == (0, 0) and pid >= 0
+    finally:
+        _shutdown(b)

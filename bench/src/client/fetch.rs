@@ -21,12 +21,22 @@ pub struct FetchLimits {
 
 /// Builds a Fetch request (read_uncommitted, no fetch session) for `(partition, offset)` pairs.
 pub fn request(topic: &str, positions: &[(i32, i64)], limits: FetchLimits) -> FetchRequest {
+    request_with_isolation(topic, positions, limits, 0)
+}
+
+/// Builds a Fetch request with Kafka's isolation level (0 read_uncommitted, 1 read_committed).
+pub fn request_with_isolation(
+    topic: &str,
+    positions: &[(i32, i64)],
+    limits: FetchLimits,
+    isolation_level: i8,
+) -> FetchRequest {
     FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(limits.max_wait_ms)
         .with_min_bytes(limits.min_bytes)
         .with_max_bytes(limits.max_bytes)
-        .with_isolation_level(0)
+        .with_isolation_level(isolation_level)
         .with_session_id(0)
         .with_session_epoch(-1)
         .with_topics(vec![FetchTopic::default()

@@ -56,6 +56,34 @@ pub const CREATE_TOPICS: ClientApi = ClientApi {
     min: 2,
     max: 4,
 };
+/// FindCoordinator (transactions): v1 adds the key type (1 = transaction); v4 batches keys, which we do not need.
+pub const FIND_COORDINATOR: ClientApi = ClientApi {
+    key: ApiKey::FindCoordinator,
+    name: "FindCoordinator",
+    min: 1,
+    max: 3,
+};
+/// InitProducerId: v3 adds the producer id and epoch of a re-initializing producer (KIP-360).
+pub const INIT_PRODUCER_ID: ClientApi = ClientApi {
+    key: ApiKey::InitProducerId,
+    name: "InitProducerId",
+    min: 0,
+    max: 4,
+};
+/// AddPartitionsToTxn: v4 and up is the broker-to-broker batched form.
+pub const ADD_PARTITIONS_TO_TXN: ClientApi = ClientApi {
+    key: ApiKey::AddPartitionsToTxn,
+    name: "AddPartitionsToTxn",
+    min: 0,
+    max: 3,
+};
+/// EndTxn: v5 is transaction protocol version 2 (epoch bump per transaction), not spoken here.
+pub const END_TXN: ClientApi = ClientApi {
+    key: ApiKey::EndTxn,
+    name: "EndTxn",
+    min: 0,
+    max: 4,
+};
 /// ApiVersions: v0 is understood by every broker and needs no client software name.
 pub const API_VERSIONS_VERSION: i16 = 0;
 

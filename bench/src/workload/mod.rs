@@ -6,6 +6,7 @@ pub mod pinning;
 pub mod producer;
 pub mod profile;
 pub mod run;
+pub mod txn;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

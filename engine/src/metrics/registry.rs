@@ -576,6 +576,7 @@ fn encode_partitions_and_lag(
     let mut high_watermarks: HashMap<(&str, i32), i64> = HashMap::new();
     let mut start = Vec::new();
     let mut hw = Vec::new();
+    let mut lso_lag = Vec::new();
     let mut end = Vec::new();
     let mut size = Vec::new();
     for (shard, p) in &published {
@@ -588,6 +589,10 @@ fn encode_partitions_and_lag(
             ];
             start.push((labels.clone(), s.log_start_offset));
             hw.push((labels.clone(), s.high_watermark));
+            lso_lag.push((
+                labels.clone(),
+                (s.high_watermark - s.last_stable_offset).max(0),
+            ));
             end.push((labels.clone(), s.log_end_offset));
             size.push((labels, i64::try_from(s.size_bytes).unwrap_or(i64::MAX)));
         }
@@ -603,6 +608,12 @@ fn encode_partitions_and_lag(
         "partition_high_watermark",
         "One past the last readable offset.",
         &hw,
+    )?;
+    gauge_family(
+        e,
+        "partition_last_stable_offset_lag",
+        "High watermark minus last stable offset: records read_committed consumers cannot read yet because a transaction over them is still open (0 without open transactions).",
+        &lso_lag,
     )?;
     gauge_family(
         e,
@@ -815,6 +826,7 @@ mod tests {
             partition: p,
             log_start_offset: 0,
             high_watermark: hw,
+            last_stable_offset: hw,
             log_end_offset: hw,
             size_bytes: 4096,
             health: LogHealth::Online,
@@ -856,6 +868,40 @@ mod tests {
     }
 
     #[test]
+    fn last_stable_offset_lag_is_the_open_transactions_span() {
+        let registry = MetricsRegistry::new(1);
+        let partition = |p: i32, lso: i64| PartitionSample {
+            topic: "payments".into(),
+            partition: p,
+            log_start_offset: 0,
+            high_watermark: 100,
+            last_stable_offset: lso,
+            log_end_offset: 100,
+            size_bytes: 0,
+            health: LogHealth::Online,
+            replication: None,
+        };
+        assert!(registry.shard(0).unwrap().publish(Published {
+            partitions: vec![partition(0, 60), partition(1, 100)],
+            groups: Vec::new(),
+        }));
+        let text = registry.encode_text().unwrap();
+        let line = |p: &str| {
+            sample_line(
+                &text,
+                &format!("ringbroker_partition_last_stable_offset_lag{{shard=\"0\",topic=\"payments\",partition=\"{p}\"}}"),
+            )
+            .map(str::to_owned)
+        };
+        assert_eq!(
+            line("0").as_deref(),
+            Some("40"),
+            "a transaction open since offset 60"
+        );
+        assert_eq!(line("1").as_deref(), Some("0"), "nothing open");
+    }
+
+    #[test]
     fn offline_partition_logs_are_counted_per_shard_and_state() {
         let registry = MetricsRegistry::new(2);
         let partition = |p: i32, health: LogHealth| PartitionSample {
@@ -863,6 +909,7 @@ mod tests {
             partition: p,
             log_start_offset: 0,
             high_watermark: 0,
+            last_stable_offset: 0,
             log_end_offset: 0,
             size_bytes: 0,
             health,
@@ -909,6 +956,7 @@ mod tests {
             partition: p,
             log_start_offset: 0,
             high_watermark: 0,
+            last_stable_offset: 0,
             log_end_offset: 0,
             size_bytes: 0,
             health: LogHealth::Online,

@@ -58,6 +58,9 @@ fn partition_samples(shard: &Shard) -> Vec<PartitionSample> {
                     partition,
                     log_start_offset: log.log_start_offset(),
                     high_watermark: log.high_watermark(),
+                    last_stable_offset: crate::transactions::fetch_view::readable_end(
+                        shard, name, partition, &log, true,
+                    ),
                     log_end_offset: log.log_end_offset(),
                     size_bytes: log.size_bytes(),
                     health: log.health(),

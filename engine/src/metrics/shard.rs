@@ -160,6 +160,8 @@ pub struct PartitionSample {
     pub partition: i32,
     pub log_start_offset: i64,
     pub high_watermark: i64,
+    /// What read_committed consumers may read up to (the high watermark without open transactions).
+    pub last_stable_offset: i64,
     pub log_end_offset: i64,
     pub size_bytes: u64,
     /// Whether the log takes appends (suspended on a full disk, fenced on a write error).
@@ -344,6 +346,7 @@ mod tests {
                 partition: 0,
                 log_start_offset: 0,
                 high_watermark: 5,
+                last_stable_offset: 5,
                 log_end_offset: 5,
                 size_bytes: 100,
                 health: LogHealth::Online,

@@ -421,8 +421,12 @@ async fn open_transaction_coordinator(
     let store = TxnLogStore::open(&config.data_dir, &owned, &config.log)
         .await
         .map_err(|e| format!("transaction state: {e}"))?;
-    // Kafka's defaults (`transaction.max.timeout.ms`, the abort sweep interval); not yet settings.
-    let coordinator = TxnCoordinator::open(TxnConfig::default(), store)
+    // The abort sweep interval stays Kafka's default; the timeout cap is a setting.
+    let txn_config = TxnConfig {
+        max_timeout_ms: config.transaction_max_timeout_ms,
+        ..TxnConfig::default()
+    };
+    let coordinator = TxnCoordinator::open(txn_config, store)
         .await
         .map_err(|e| format!("transaction state recovery: {e}"))?
         .with_metrics(metrics);

@@ -31,6 +31,7 @@ pub enum Key {
     LogCleanerMaxKeys,
     GroupConsumerSessionTimeoutMs,
     GroupConsumerHeartbeatIntervalMs,
+    TransactionMaxTimeoutMs,
 }
 
 impl From<Key> for &'static str {
@@ -41,7 +42,7 @@ impl From<Key> for &'static str {
 
 impl Key {
     /// Every key, in the order the broker prints them.
-    pub const ALL: [Key; 24] = [
+    pub const ALL: [Key; 25] = [
         Key::ShardCores,
         Key::BenchCores,
         Key::PinExecutors,
@@ -66,6 +67,7 @@ impl Key {
         Key::LogCleanerMaxKeys,
         Key::GroupConsumerSessionTimeoutMs,
         Key::GroupConsumerHeartbeatIntervalMs,
+        Key::TransactionMaxTimeoutMs,
     ];
 
     /// The key's name in TOML and on the command line.
@@ -95,6 +97,7 @@ impl Key {
             Key::LogCleanerMaxKeys => "log_cleaner_max_keys",
             Key::GroupConsumerSessionTimeoutMs => "group_consumer_session_timeout_ms",
             Key::GroupConsumerHeartbeatIntervalMs => "group_consumer_heartbeat_interval_ms",
+            Key::TransactionMaxTimeoutMs => "transaction_max_timeout_ms",
         }
     }
 
@@ -125,6 +128,7 @@ impl Key {
             Key::LogCleanerMaxKeys => "keys in the compaction offset map per pass (about 40 bytes each)",
             Key::GroupConsumerSessionTimeoutMs => "a consumer-protocol group member silent this long is removed from its group",
             Key::GroupConsumerHeartbeatIntervalMs => "heartbeat interval told to consumer-protocol group members",
+            Key::TransactionMaxTimeoutMs => "longest transaction.timeout.ms a transactional producer may ask for; InitProducerId asking for more gets INVALID_TRANSACTION_TIMEOUT",
         }
     }
 
@@ -143,6 +147,7 @@ impl Key {
             Key::LogCleanerIntervalMs => Some("log.cleaner.backoff.ms"),
             Key::GroupConsumerSessionTimeoutMs => Some("group.consumer.session.timeout.ms"),
             Key::GroupConsumerHeartbeatIntervalMs => Some("group.consumer.heartbeat.interval.ms"),
+            Key::TransactionMaxTimeoutMs => Some("transaction.max.timeout.ms"),
             _ => None,
         }
     }

@@ -91,6 +91,11 @@ pub const GROUP_CONSUMER_SESSION_TIMEOUT_MS_MAX: u64 = 1_800_000;
 /// most 15 minutes; it must also stay below the session timeout (checked at resolve).
 pub const GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_MIN: u64 = 100;
 pub const GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_MAX: u64 = 900_000;
+/// Bounds of `transaction_max_timeout_ms`: at least 1 s (Kafka's floor for `transaction.max.timeout.ms`),
+/// at most 24 hours; the coordinator keeps an abandoned transaction open (and the partitions' last
+/// stable offsets held back) for up to this long, so a larger cap only widens that window.
+pub const TRANSACTION_MAX_TIMEOUT_MS_MIN: u64 = 1_000;
+pub const TRANSACTION_MAX_TIMEOUT_MS_MAX: u64 = 86_400_000;
 /// Bounds of `log_cleaner_max_keys`: at least 1024 keys, at most 64 Mi keys (~2.5 GiB of offset map).
 pub const LOG_CLEANER_MAX_KEYS_MIN: u64 = 1 << 10;
 pub const LOG_CLEANER_MAX_KEYS_MAX: u64 = 64 << 20;
@@ -157,6 +162,7 @@ pub struct Profile {
     pub log_cleaner_max_keys: u64,
     pub group_consumer_session_timeout_ms: u64,
     pub group_consumer_heartbeat_interval_ms: u64,
+    pub transaction_max_timeout_ms: u64,
     sources: BTreeMap<Key, Provenance>,
 }
 
@@ -303,6 +309,7 @@ impl Profile {
             log_cleaner_max_keys: 0,
             group_consumer_session_timeout_ms: 0,
             group_consumer_heartbeat_interval_ms: 0,
+            transaction_max_timeout_ms: 0,
             sources: BTreeMap::new(),
         }
     }
@@ -457,6 +464,13 @@ impl Profile {
                     value,
                     GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_MIN,
                     GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_MAX,
+                )?;
+            }
+            Key::TransactionMaxTimeoutMs => {
+                self.transaction_max_timeout_ms = value::parse_int(
+                    value,
+                    TRANSACTION_MAX_TIMEOUT_MS_MIN,
+                    TRANSACTION_MAX_TIMEOUT_MS_MAX,
                 )?;
             }
         }

@@ -59,6 +59,7 @@ pub struct ResolvedProfile {
     pub log_cleaner_max_keys: u64,
     pub group_consumer_session_timeout_ms: u64,
     pub group_consumer_heartbeat_interval_ms: u64,
+    pub transaction_max_timeout_ms: u64,
     /// RLIMIT_MEMLOCK seen at resolve time; `None` = unlimited.
     pub memlock_limit_bytes: Option<u64>,
     /// Hard RLIMIT_NOFILE seen at resolve time; `None` = unlimited.
@@ -184,6 +185,7 @@ impl ResolvedProfile {
             Key::GroupConsumerHeartbeatIntervalMs => {
                 self.group_consumer_heartbeat_interval_ms.to_string()
             }
+            Key::TransactionMaxTimeoutMs => self.transaction_max_timeout_ms.to_string(),
         }
     }
 }
@@ -415,6 +417,7 @@ pub(super) fn resolve(
         log_cleaner_max_keys: profile.log_cleaner_max_keys,
         group_consumer_session_timeout_ms: profile.group_consumer_session_timeout_ms,
         group_consumer_heartbeat_interval_ms: profile.group_consumer_heartbeat_interval_ms,
+        transaction_max_timeout_ms: profile.transaction_max_timeout_ms,
         memlock_limit_bytes: machine.memlock_limit_bytes,
         nofile_limit: machine.nofile_limit,
         warnings,
