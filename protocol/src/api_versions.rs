@@ -38,6 +38,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 4),
     (ApiKey::TxnOffsetCommit, 0, 4),
+    // Broker to broker: a transaction coordinator has the leader of a partition write its marker
+    // (Kafka 4 keeps only v1).
+    (ApiKey::WriteTxnMarkers, 1, 1),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
     // The codec decodes v1+; v0 is only used by brokers older than Kafka 1.1's clients.

@@ -135,3 +135,12 @@ impl BrokerConnection {
             .map_err(|e| protocol(format!("decoding a response: {e}")))
     }
 }
+
+/// The Kafka listener of broker `node_id`, as registered in this shard's image.
+pub fn broker_address(shard: &crate::shard::Shard, node_id: i32) -> Option<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let image = shard.image();
+    let broker = image.brokers.get(&node_id)?;
+    let port = u16::try_from(broker.port).ok()?;
+    (broker.host.as_str(), port).to_socket_addrs().ok()?.next()
+}

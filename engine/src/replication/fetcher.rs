@@ -15,7 +15,6 @@
 //! task sees the new image.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -28,7 +27,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochReque
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::client::{BrokerConnection, ClientError};
+use super::client::{broker_address, BrokerConnection, ClientError};
 use super::{Followed, PartitionKey};
 use crate::metrics::ShardMetrics;
 use crate::shard::Shard;
@@ -97,14 +96,6 @@ fn still_followed(shard: &Shard, key: &PartitionKey, leader: i32, leader_epoch: 
         .borrow()
         .get(key)
         .is_some_and(|f| f.leader == leader && f.leader_epoch == leader_epoch)
-}
-
-/// The Kafka listener of broker `node_id`, as registered.
-fn broker_address(shard: &Shard, node_id: i32) -> Option<SocketAddr> {
-    let image = shard.image();
-    let broker = image.brokers.get(&node_id)?;
-    let port = u16::try_from(broker.port).ok()?;
-    (broker.host.as_str(), port).to_socket_addrs().ok()?.next()
 }
 
 async fn run(shard: &Rc<Shard>, leader: i32) {

@@ -149,6 +149,9 @@ pub async fn handle(
         ApiKey::AlterConfigs => handlers::alter_configs::handle(shard, &request, session).await,
         ApiKey::DeleteRecords => handlers::delete_records::handle(shard, &request, session).await,
         ApiKey::ElectLeaders => handlers::elect_leaders::handle(shard, &request, session).await,
+        ApiKey::WriteTxnMarkers => {
+            handlers::write_txn_markers::handle(shard, &request, session).await
+        }
         ApiKey::OffsetForLeaderEpoch => {
             handlers::offset_for_leader_epoch::handle(shard, &request, session).await
         }

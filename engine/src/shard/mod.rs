@@ -66,6 +66,8 @@ pub struct Shard {
     transactions: RefCell<Option<Rc<TxnCoordinator>>>,
     /// Transaction state (open transactions, aborted ones) of the partitions this shard owns.
     pub txn_partitions: PartitionTxnTable,
+    /// Connections to other brokers for the transaction markers of partitions they lead.
+    pub marker_links: crate::transactions::remote_markers::MarkerLinks,
     /// This shard's metrics (only this shard writes them); `None` when metrics are off.
     pub metrics: Option<Arc<ShardMetrics>>,
     /// Walks the records of produced batches (`produce::validate_records`); its window is the
@@ -103,6 +105,7 @@ impl Shard {
             replication: ShardReplication::default(),
             transactions: RefCell::new(None),
             txn_partitions: PartitionTxnTable::default(),
+            marker_links: Default::default(),
             metrics: None,
             record_validator: RefCell::new(RecordValidator::new()),
         }

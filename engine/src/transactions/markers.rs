@@ -12,6 +12,7 @@ use ringbroker_schema::{Payload, TxnMarkerRequest, TxnMarkerRequestArgs};
 use super::partition_state::{CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT};
 use crate::admin::{self, AdminOutcome};
 use crate::errors::storage_error_code;
+use crate::metadata::NO_LEADER;
 use crate::shard::Shard;
 
 /// Attribute bit of a control batch (Kafka's `isControlBatch`).
@@ -64,11 +65,24 @@ pub fn control_batch(
     Ok(batch)
 }
 
-/// Appends a marker to a partition this shard owns; a Kafka error code (0 on success).
+/// Appends a marker to a partition this shard owns and leads; a Kafka error code (0 on
+/// success). A follower's copy is written by replication only: NOT_LEADER_OR_FOLLOWER there.
 pub async fn write_local(shard: &Shard, marker: Marker<'_>) -> i16 {
     let Some(log) = shard.log(marker.topic, marker.partition) else {
         return ResponseError::UnknownTopicOrPartition.code();
     };
+    if let Err(code) = shard.check_leader(marker.topic, marker.partition) {
+        return code;
+    }
+    let leader_epoch = shard.leader_epoch(marker.topic, marker.partition);
+    if shard.is_replicated(marker.topic, marker.partition)
+        && !shard
+            .replication
+            .leads(marker.topic, marker.partition, leader_epoch)
+    {
+        // Leader in the image, but not ready yet (its producer state is being rebuilt).
+        return ResponseError::NotLeaderOrFollower.code();
+    }
     let batch = match control_batch(
         marker.producer_id,
         marker.producer_epoch,
@@ -92,7 +106,6 @@ pub async fn write_local(shard: &Shard, marker: Marker<'_>) -> i16 {
         marker.commit,
         offset,
     );
-    let leader_epoch = shard.leader_epoch(marker.topic, marker.partition);
     match log.append(&batch, leader_epoch).await {
         Ok(_) => 0,
         Err(e) => {
@@ -102,8 +115,26 @@ pub async fn write_local(shard: &Shard, marker: Marker<'_>) -> i16 {
     }
 }
 
-/// Writes a marker wherever its partition lives on this broker.
+/// Writes a marker through the partition's leader: this broker's owning shard, or another broker
+/// (Kafka's WriteTxnMarkers, `remote_markers`).
 pub async fn write(shard: &Shard, marker: Marker<'_>) -> i16 {
+    let leader = shard
+        .image()
+        .topics
+        .get(marker.topic)
+        .map(|meta| meta.leader_of(marker.partition));
+    match leader {
+        Some(leader) if leader >= 0 && leader != shard.config.node_id => {
+            return super::remote_markers::write_remote(shard, leader, marker).await;
+        }
+        Some(NO_LEADER) => return ResponseError::NotLeaderOrFollower.code(),
+        _ => {}
+    }
+    write_on_this_broker(shard, marker).await
+}
+
+/// Writes a marker on this broker, on the shard owning the partition.
+pub async fn write_on_this_broker(shard: &Shard, marker: Marker<'_>) -> i16 {
     let owner = shard.owner_of(marker.topic, marker.partition);
     if owner == shard.id {
         return write_local(shard, marker).await;

@@ -5,7 +5,8 @@
 //! `codec` (Kafka's `__transaction_state` record formats), `log_store` (those records in the
 //! shard's `__transaction_state` logs, replayed at start-up), `coordinator` (the requests:
 //! InitProducerId with fencing, AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn,
-//! the timeout sweep), `markers` (commit/abort control batches, written on the partition's shard).
+//! the timeout sweep), `markers` (commit/abort control batches, written on the partition's shard),
+//! `remote_markers` (markers for partitions another broker leads: Kafka's WriteTxnMarkers).
 //!
 //! Partition side (on each partition's owning shard): `partition_state` (open transactions, the
 //! last stable offset, aborted transactions, rebuilt from the log on open) and `table` (all of a
@@ -20,6 +21,7 @@ mod log_store;
 pub mod markers;
 pub mod metadata;
 pub mod partition_state;
+pub mod remote_markers;
 mod table;
 #[cfg(test)]
 mod tests;

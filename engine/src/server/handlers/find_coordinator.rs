@@ -1,9 +1,10 @@
 //! FindCoordinator: a group's coordinator is the broker leading the group's `__consumer_offsets`
 //! partition (Kafka's placement). The topic is created on the first request, as Kafka does, with
 //! `offsets.topic.replication.factor` capped by the live brokers; until it has a leader the answer
-//! is COORDINATOR_NOT_AVAILABLE (clients retry). A transactional id's coordinator is this broker:
-//! every broker coordinates the ids of its own `__transaction_state` logs (single-broker
-//! placement; with replication it becomes the leader of the id's partition, as for groups).
+//! is COORDINATOR_NOT_AVAILABLE (clients retry). A transactional id's coordinator is, the same way,
+//! the broker leading the id's `__transaction_state` partition: in a cluster of several brokers
+//! the topic is created on the first request with one replica per partition (its state is not
+//! replicated yet, so a lost broker's ids wait for it); a broker alone coordinates every id.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -11,7 +12,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
-use crate::cluster::controller::{TopicSpec, OFFSETS_TOPIC};
+use crate::cluster::controller::{
+    TopicSpec, OFFSETS_TOPIC, TRANSACTION_STATE_MAX_REPLICATION_FACTOR,
+};
 use crate::cluster::forward;
 use crate::cluster::rpc_api::AdminRequest;
 use crate::groups::{offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
@@ -19,6 +22,9 @@ use crate::metadata::NO_LEADER;
 use crate::security::acl::{Operation, ResourceType, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
+use crate::transactions::{
+    state_partition_for, TRANSACTION_STATE_PARTITIONS, TRANSACTION_STATE_TOPIC,
+};
 
 /// Key type of a consumer group.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -56,6 +62,10 @@ pub async fn handle(
     if body.key_type == KEY_TYPE_GROUP {
         ensure_offsets_topic(shard).await;
     }
+    let clustered = shard.image().brokers.len() > 1;
+    if body.key_type == KEY_TYPE_TRANSACTION && clustered {
+        ensure_transaction_state_topic(shard).await;
+    }
     // Kafka: Describe on the group or transactional id whose coordinator is asked for.
     let find = |key: &str| match body.key_type {
         KEY_TYPE_GROUP if !session.authorize(Operation::Describe, ResourceType::Group, key) => {
@@ -70,6 +80,7 @@ pub async fn handle(
             )
         }
         KEY_TYPE_GROUP => group_coordinator(shard, key),
+        KEY_TYPE_TRANSACTION if clustered => transaction_coordinator(shard, key),
         KEY_TYPE_TRANSACTION => this_broker(shard),
         _ => Found::error(
             ResponseError::InvalidRequest,
@@ -126,11 +137,31 @@ pub async fn handle(
 
 /// The broker leading `group`'s offsets partition.
 fn group_coordinator(shard: &Shard, group: &str) -> Found {
-    let image = shard.image();
     let partition = offsets_partition_for(group, OFFSETS_TOPIC_PARTITIONS);
+    leader_of(
+        shard,
+        OFFSETS_TOPIC,
+        partition,
+        "the group's offsets partition has no leader right now",
+    )
+}
+
+/// The broker leading `transactional_id`'s `__transaction_state` partition.
+fn transaction_coordinator(shard: &Shard, transactional_id: &str) -> Found {
+    leader_of(
+        shard,
+        TRANSACTION_STATE_TOPIC,
+        state_partition_for(transactional_id),
+        "the transactional id's state partition has no leader right now",
+    )
+}
+
+/// The live broker leading `partition` of an internal topic.
+fn leader_of(shard: &Shard, topic: &str, partition: i32, none: &'static str) -> Found {
+    let image = shard.image();
     let leader = image
         .topics
-        .get(OFFSETS_TOPIC)
+        .get(topic)
         .map_or(NO_LEADER, |meta| meta.leader_of(partition));
     match image.brokers.get(&leader).filter(|_| image.is_live(leader)) {
         Some(broker) => Found {
@@ -140,10 +171,7 @@ fn group_coordinator(shard: &Shard, group: &str) -> Found {
             host: StrBytes::from_string(broker.host.clone()),
             port: broker.port,
         },
-        None => Found::error(
-            ResponseError::CoordinatorNotAvailable,
-            "the group's offsets partition has no leader right now",
-        ),
+        None => Found::error(ResponseError::CoordinatorNotAvailable, none),
     }
 }
 
@@ -167,9 +195,6 @@ fn this_broker(shard: &Shard) -> Found {
 
 /// Creates `__consumer_offsets` if the cluster does not have it yet.
 async fn ensure_offsets_topic(shard: &Shard) {
-    if shard.topic_table().get(OFFSETS_TOPIC).is_some() {
-        return;
-    }
     let image = shard.image();
     let live = image.live_brokers().count().max(1);
     let factor = shard
@@ -177,10 +202,30 @@ async fn ensure_offsets_topic(shard: &Shard) {
         .cluster
         .offsets_topic_replication_factor
         .min(i16::try_from(live).unwrap_or(i16::MAX));
+    ensure_internal_topic(shard, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS, factor).await;
+}
+
+/// Creates `__transaction_state` if the cluster does not have it yet: one replica per partition
+/// (`TRANSACTION_STATE_MAX_REPLICATION_FACTOR`), placed over the brokers like any topic.
+async fn ensure_transaction_state_topic(shard: &Shard) {
+    ensure_internal_topic(
+        shard,
+        TRANSACTION_STATE_TOPIC,
+        TRANSACTION_STATE_PARTITIONS,
+        TRANSACTION_STATE_MAX_REPLICATION_FACTOR,
+    )
+    .await;
+}
+
+/// Creates a compacted internal topic through the controller unless it exists.
+async fn ensure_internal_topic(shard: &Shard, name: &str, partitions: i32, factor: i16) {
+    if shard.topic_table().get(name).is_some() {
+        return;
+    }
     let request = AdminRequest::CreateTopics {
         topics: vec![TopicSpec {
-            name: OFFSETS_TOPIC.to_string(),
-            partitions: OFFSETS_TOPIC_PARTITIONS,
+            name: name.to_string(),
+            partitions,
             replication_factor: factor,
             assignments: Vec::new(),
             configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
@@ -192,7 +237,7 @@ async fn ensure_offsets_topic(shard: &Shard) {
     if let Some(outcome) = reply.outcomes.first() {
         let exists = outcome.error_code == ResponseError::TopicAlreadyExists.code();
         if outcome.error_code != 0 && !exists {
-            tracing::warn!(error_code = outcome.error_code, message = ?outcome.message, "could not create __consumer_offsets");
+            tracing::warn!(topic = name, error_code = outcome.error_code, message = ?outcome.message, "could not create an internal topic");
         }
     }
 }

@@ -22,3 +22,4 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod transactions;
 pub mod transactions_authorization;
+pub mod write_txn_markers;

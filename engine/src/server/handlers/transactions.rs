@@ -145,6 +145,25 @@ fn coordinator(shard: &Shard) -> Result<std::rc::Rc<TxnCoordinator>, i16> {
         .ok_or(ResponseError::CoordinatorLoadInProgress.code())
 }
 
+/// This shard's coordinator, for a request about `transactional_id`: NOT_COORDINATOR when the
+/// cluster's `__transaction_state` names another broker leader of the id's partition (the client
+/// asks FindCoordinator again). Without that topic (a broker alone) this broker coordinates every
+/// id.
+fn coordinator_for(
+    shard: &Shard,
+    transactional_id: &str,
+) -> Result<std::rc::Rc<TxnCoordinator>, i16> {
+    let leader = shard
+        .image()
+        .topics
+        .get(TRANSACTION_STATE_TOPIC)
+        .map(|meta| meta.leader_of(state_partition_for(transactional_id)));
+    if leader.is_some_and(|leader| leader != shard.config.node_id) {
+        return Err(ResponseError::NotCoordinator.code());
+    }
+    coordinator(shard)
+}
+
 /// Serves a transaction request on this (the coordinating) shard.
 pub async fn serve_local(
     shard: &Shard,
@@ -164,7 +183,7 @@ pub async fn serve_local(
                 producer_id: request.producer_id.0,
                 producer_epoch: request.producer_epoch,
             });
-            let answer = match coordinator(shard) {
+            let answer = match coordinator_for(shard, &id) {
                 Ok(c) => {
                     c.init_producer_id(
                         shard,
@@ -200,7 +219,7 @@ pub async fn serve_local(
                 producer_id: request.producer_id.0,
                 producer_epoch: request.producer_epoch,
             };
-            let code = match coordinator(shard) {
+            let code = match coordinator_for(shard, request.transactional_id.0.as_str()) {
                 Ok(c) => c
                     .add_partitions(
                         request.transactional_id.0.as_str(),
@@ -221,7 +240,7 @@ pub async fn serve_local(
         }
         ApiKey::TxnOffsetCommit => {
             let request: TxnOffsetCommitRequest = decode(api, version, body)?;
-            let code = match coordinator(shard) {
+            let code = match coordinator_for(shard, request.transactional_id.0.as_str()) {
                 Ok(c) => c
                     .txn_offset_commit(&request, version >= TXN_OFFSET_COMMIT_FENCED_VERSION)
                     .await
@@ -237,7 +256,7 @@ pub async fn serve_local(
                 producer_id: request.producer_id.0,
                 producer_epoch: request.producer_epoch,
             };
-            let code = match coordinator(shard) {
+            let code = match coordinator_for(shard, request.transactional_id.0.as_str()) {
                 Ok(c) => c
                     .end_txn(
                         shard,
@@ -344,7 +363,7 @@ async fn add_partitions(
             producer_id: request.v3_and_below_producer_id.0,
             producer_epoch: request.v3_and_below_producer_epoch,
         };
-        match coordinator(shard) {
+        match coordinator_for(shard, request.v3_and_below_transactional_id.0.as_str()) {
             Ok(c) => c
                 .add_partitions(
                     request.v3_and_below_transactional_id.0.as_str(),
