@@ -34,6 +34,7 @@ pub fn spawn_checker(shard: Rc<Shard>) {
 /// Proposes the ISR changes every led partition needs.
 fn check_all(shard: &Rc<Shard>, max_lag: Duration) {
     let now = Instant::now();
+    let image = shard.image();
     let mut proposals = Vec::new();
     for (topic, partitions) in shard.replication.leaders.borrow_mut().iter_mut() {
         for (partition, led) in partitions.iter_mut() {
@@ -43,7 +44,17 @@ fn check_all(shard: &Rc<Shard>, max_lag: Duration) {
             let Some(log) = shard.log(topic, *partition) else {
                 continue;
             };
-            if let Some(new_isr) = led.wanted_isr(log.high_watermark(), max_lag, now) {
+            if let Some(mut new_isr) = led.wanted_isr(log.high_watermark(), max_lag, now) {
+                // Only an unfenced broker joins an ISR (Kafka's KIP-841; the controller would refuse
+                // it): a returning broker that caught up is added once it has been let back in.
+                new_isr.retain(|id| led.isr.contains(id) || image.is_live(*id));
+                let mut proposed = new_isr.clone();
+                proposed.sort_unstable();
+                let mut current = led.isr.clone();
+                current.sort_unstable();
+                if proposed == current {
+                    continue;
+                }
                 led.alter_in_flight = true;
                 proposals.push(AdminRequest::AlterPartition {
                     name: topic.clone(),
