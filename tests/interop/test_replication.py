@@ -7,6 +7,7 @@ hosts, a topic with 6 partitions, replication factor 3 and min.insync.replicas=2
   record is in the log exactly once, in per-key order; each round prints the time from the fault to the first
   acknowledgement by a new leader and from the heal until the broker is back in every ISR;
 - after the run all three replicas of every partition hold the same bytes (segment files compared);
+- a broker restarted with its disk full loses nothing and catches up once space is back;
 - kcat keeps consuming across kill -9 of the partition's leader;
 - committed group offsets survive kill -9 of their coordinator (__consumer_offsets has three replicas) and never
   go backwards (a group member commits through the fault rounds too);
@@ -410,6 +411,83 @@ def test_min_insync_replicas_is_enforced(cluster, topic_name):
         relaxed = clients.producer(cluster.bootstrap, acks="1")
         delivered = clients.produce_all(relaxed, topic_name, [(b"k", b"one is enough")])
         assert len(delivered) == 1
+
+
+# Records of 100 KiB written while the restarted broker's disk is full (60 MiB: every partition rolls a segment).
+BULK_RECORDS = 600
+
+
+@pytest.mark.timeout(420)
+def test_a_broker_restarted_with_its_disk_full_loses_nothing(tmp_path, topic_name):
+    """The nemesis's disk-full round: a broker is killed, its data disk filled (a small loop-mounted ext4), and it
+    is restarted on the full disk while an idempotent acks=all producer keeps writing. The other two replicas
+    carry on (min.insync.replicas=2); once space is back the broker catches up and rejoins every ISR. Every
+    acknowledged record is in the log exactly once and all replicas hold the same bytes."""
+    import subprocess
+
+    from test_chaos import mount_small_fs, unmount_small_fs
+
+    image, mount = tmp_path / "node-3.img", tmp_path / "node-3-fs"
+    mount_small_fs(image, mount)
+    c = Cluster(BINARY, tmp_path, extra_args=NODE_ARGS)
+    victim = c.nodes[2]
+    victim.data_dir = mount / "data"
+    filler = mount / "filler"
+    try:
+        c.start()
+        create_replicated(c, topic_name)
+        wait_until(lambda: set(isr_sizes(c, topic_name).values()) == {3}, 30, "every ISR holds 3 replicas")
+        with c.hosts.in_hub():
+            writer = KeyedWriter(c.bootstrap)
+            writer.start(topic_name)
+            wait_until(lambda: len(writer.acked) > 2000, 60, "records acknowledged before the fault")
+            victim.kill9()
+            # Fill the disk: dd stops at ENOSPC.
+            subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M", "status=none"], check=False)
+            print(f"node 3's disk: {shutil.disk_usage(mount).free} bytes free")
+            victim.launch()
+            # Enough new data that node 3 needs new space (its segments are preallocated 4 MiB at a time).
+            bulk = clients.producer(c.bootstrap, **{"enable.idempotence": True, "message.timeout.ms": 120_000})
+            started = time.monotonic()
+            bulk_acked = clients.produce_all(bulk, topic_name,
+                                             [(f"bulk-{i}".encode(), bytes(100 << 10)) for i in range(BULK_RECORDS)])
+            print(f"{len(bulk_acked)} bulk records ({BULK_RECORDS * 100 // 1024} MiB) acknowledged in "
+                  f"{time.monotonic() - started:.1f} s while node 3 had no space")
+            state = "running" if victim.running() else f"exited with {victim.proc.returncode}"
+            print(f"node 3 restarted on a full disk: {state}; ISR sizes {isr_sizes(c, topic_name, via=c.nodes[0])}")
+            during = len(writer.acked)
+            time.sleep(3)
+            assert len(writer.acked) > during, "the other replicas stopped acknowledging"
+            filler.unlink()
+            if not victim.running():
+                victim.start()
+            healed = time.monotonic()
+            wait_until(lambda: set(isr_sizes(c, topic_name, via=c.nodes[0]).values()) == {3}, 120,
+                       "node 3 back in every ISR once space is back", interval=0.5)
+            print(f"node 3 back in every ISR {time.monotonic() - healed:.2f} s after space came back")
+            time.sleep(2)
+            writer.finish()
+        assert not writer.errors, writer.errors[:5]
+        consumed = consume_everything(c, topic_name)
+        found = {(p, k, v) for p, records in consumed.items() for _, k, v in records}
+        lost = [(p, k, v) for p, k, v, _, _ in writer.acked if (p, k, v) not in found]
+        lost += [(d.partition, d.key, d.value) for d in bulk_acked if (d.partition, d.key, d.value) not in found]
+        total = sum(len(r) for r in consumed.values())
+        print(f"acknowledged {len(writer.acked) + len(bulk_acked)}, found {total}, lost {len(lost)}, duplicated {total - len(found)}")
+        assert not lost, lost[:10]
+        assert total == len(found), "duplicates"
+        for node in c.nodes:
+            node.stop()
+        for partition in range(PARTITIONS):
+            copies = [segment_bytes(node.data_dir, topic_name, partition) for node in c.nodes]
+            assert copies[0] == copies[1] == copies[2], (
+                f"partition {partition}: replicas differ ({[len(x) for x in copies]} bytes)")
+    except Exception:
+        print(c.logs())
+        raise
+    finally:
+        c.close()
+        unmount_small_fs(image, mount)
 
 
 OFFSETS_TOPIC = "__consumer_offsets"
