@@ -292,7 +292,14 @@ async fn serve_local(
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
-            let response = ListGroupsResponse::default().with_groups(groups.list_groups(&filter));
+            // Only the groups this broker coordinates: a broker that just stopped leading an
+            // offsets partition may still hold a group a write in flight brought back.
+            let mut listed = groups.list_groups(&filter);
+            listed.retain(|g| {
+                let id = g.group_id.0.as_str();
+                not_coordinator::coordinates(shard, id) && not_coordinator::loaded_here(shard, id)
+            });
+            let response = ListGroupsResponse::default().with_groups(listed);
             encode(api, version, &response)
         }
         ApiKey::DescribeGroups => {
