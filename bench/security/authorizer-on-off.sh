@@ -2,7 +2,8 @@
 # What the ACL authorizer costs on the produce path (issue 20): one ringbroker (1 shard, PLAINTEXT) started
 # fresh for each run, with the authorizer off, then on with ACLS_OTHER ACLs for other principals plus the one
 # that lets User:ANONYMOUS (the bench's principal on PLAINTEXT) do everything on topics `bench-*`, written into
-# acls.json before start. `ringbroker-bench produce` sends small batches (many requests: the check is made per
+# acls.json before start (the broker moves it into its metadata log at start; the run waits for that).
+# `ringbroker-bench produce` sends small batches (many requests: the check is made per
 # request and topic) to one partition; the runs alternate off/on ROUNDS times. Prints ringbroker-bench's
 # summary per run.
 #
@@ -57,6 +58,10 @@ run() {
     BROKER_PID=$!
     for _ in $(seq 100); do grep -qs "ringbroker ready" "$WORK/broker-$mode-$round.log" && break; sleep 0.2; done
     grep -q "ringbroker ready" "$WORK/broker-$mode-$round.log" || { cat "$WORK/broker-$mode-$round.log"; exit 1; }
+    if [ "$mode" = on ]; then
+        for _ in $(seq 100); do [ -e "$data/acls.json.migrated" ] && break; sleep 0.2; done
+        [ -e "$data/acls.json.migrated" ] || { cat "$WORK/broker-$mode-$round.log"; exit 1; }
+    fi
     echo "== authorizer $mode, round $round, load $(cut -d' ' -f1-3 /proc/loadavg)"
     taskset -c 1 "$BENCH" produce --bootstrap-server "127.0.0.1:$PORT" --topic "bench-$mode-$round" --partitions 1 \
         --record-size "$RECORD_BYTES" --batch-size "$BATCH_BYTES" --acks 1 --duration "$DURATION" --warmup 2s \

@@ -259,8 +259,9 @@ def test_kafka_acls_remove_and_the_acls_survive_a_restart(acl_broker, granted, j
 def test_replication_keeps_working_with_the_authorizer_on(tmp_path, topic_name):
     """Three nodes with `--authorizer acl`: brokers fetch from each other as User:ANONYMOUS on the PLAINTEXT
     primary listener, which docs/SECURITY.md says to grant ClusterAction. Granted here in each node's acls.json
-    before its first start (no super user can reach a plaintext-only cluster to run kafka-acls), with the
-    clients' own ACLs; acks=all with min.insync.replicas=2 then needs the followers' fetches to be allowed."""
+    before its first start (no super user can reach a plaintext-only cluster to run kafka-acls; each node moves
+    its file into the metadata log, where the three merge), with the clients' own ACLs; acks=all with
+    min.insync.replicas=2 then needs the followers' fetches to be allowed."""
     from cluster_helpers import Cluster
     from test_cluster import wait_until
     from test_replication import create_replicated, isr_sizes

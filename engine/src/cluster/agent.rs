@@ -17,6 +17,7 @@ use kafka_protocol::ResponseError;
 use ringbroker_quorum::watch::Watch;
 use ringbroker_quorum::{ProposeError, Quorum, RpcClient, RpcError, RpcHandler, StateMachine};
 
+use super::acl_control;
 use super::controller::{self, BrokerSessions, Context, Decision, TopicOutcome};
 use super::image::MetadataImage;
 use super::records::{self, MetadataRecord};
@@ -221,17 +222,8 @@ impl ClusterAgent {
     /// answered once the change has reached every shard of this broker, so a client sees what it
     /// created on the broker it asked.
     pub async fn admin(self: &Rc<Self>, request: AdminRequest) -> AdminReply {
-        let names = request_topic_names(&request);
-        let failed = |error: ResponseError, message: String| AdminReply {
-            outcomes: names
-                .iter()
-                .map(|name| TopicOutcome {
-                    name: name.clone(),
-                    error_code: error.code(),
-                    message: Some(message.clone()),
-                })
-                .collect(),
-            index: None,
+        let failed = |error: ResponseError, message: String| {
+            AdminReply::failed(&request, error.code(), &message)
         };
         let reply = match self
             .call_controller(request.api(), request.encode(), ADMIN_REQUEST_TIMEOUT)
@@ -448,29 +440,26 @@ impl ClusterAgent {
     }
 
     async fn serve_admin(&self, request: AdminRequest) -> AdminReply {
-        let names = request_topic_names(&request);
         let committed = self
             .decide_and_commit(|ctx, _| {
-                let Decision { outcomes, records } = decide_admin(ctx, &request);
-                (outcomes, records)
+                let Decision {
+                    outcomes,
+                    records,
+                    removed_acls,
+                } = decide_admin(ctx, &request);
+                ((outcomes, removed_acls), records)
             })
             .await;
         match committed {
-            Ok((outcomes, index)) => {
+            Ok(((outcomes, removed_acls), index)) => {
                 log_admin_changes(&request, &outcomes, &self.image.borrow());
-                AdminReply { outcomes, index }
+                AdminReply {
+                    outcomes,
+                    index,
+                    removed_acls,
+                }
             }
-            Err((error, message)) => AdminReply {
-                outcomes: names
-                    .into_iter()
-                    .map(|name| TopicOutcome {
-                        name,
-                        error_code: error.code(),
-                        message: Some(message.clone()),
-                    })
-                    .collect(),
-                index: None,
-            },
+            Err((error, message)) => AdminReply::failed(&request, error.code(), &message),
         }
     }
 
@@ -672,25 +661,6 @@ fn not_controller_or(error: ResponseError, message: String) -> String {
     }
 }
 
-fn request_topic_names(request: &AdminRequest) -> Vec<String> {
-    match request {
-        AdminRequest::CreateTopics { topics, .. } => {
-            topics.iter().map(|t| t.name.clone()).collect()
-        }
-        AdminRequest::DeleteTopics { names } => names.clone(),
-        AdminRequest::CreatePartitions { name, .. }
-        | AdminRequest::AlterConfigs { name, .. }
-        | AdminRequest::AlterPartition { name, .. } => {
-            vec![name.clone()]
-        }
-        AdminRequest::ElectLeaders { partitions, .. } => partitions
-            .iter()
-            .flatten()
-            .map(|(topic, partition)| format!("{topic}:{partition}"))
-            .collect(),
-    }
-}
-
 /// One log line per topic a committed admin request changed (the active controller logs them).
 fn log_admin_changes(request: &AdminRequest, outcomes: &[TopicOutcome], image: &MetadataImage) {
     let changed = outcomes
@@ -790,8 +760,11 @@ fn decide_admin(ctx: &Context<'_>, request: &AdminRequest) -> Decision {
                     })
                     .collect(),
                 records,
+                ..Decision::default()
             }
         }
+        AdminRequest::CreateAcls { acls } => acl_control::create_acls(ctx.image, acls),
+        AdminRequest::DeleteAcls { filters } => acl_control::delete_acls(ctx.image, filters),
     }
 }
 

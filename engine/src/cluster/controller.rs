@@ -36,7 +36,7 @@ pub struct TopicOutcome {
 }
 
 impl TopicOutcome {
-    fn ok(name: &str) -> TopicOutcome {
+    pub(crate) fn ok(name: &str) -> TopicOutcome {
         TopicOutcome {
             name: name.to_string(),
             error_code: 0,
@@ -44,7 +44,11 @@ impl TopicOutcome {
         }
     }
 
-    fn error(name: &str, error: ResponseError, message: impl Into<String>) -> TopicOutcome {
+    pub(crate) fn error(
+        name: &str,
+        error: ResponseError,
+        message: impl Into<String>,
+    ) -> TopicOutcome {
         TopicOutcome {
             name: name.to_string(),
             error_code: error.code(),
@@ -58,6 +62,8 @@ impl TopicOutcome {
 pub struct Decision {
     pub outcomes: Vec<TopicOutcome>,
     pub records: Vec<MetadataRecord>,
+    /// DeleteAcls: the ACLs removed, each with the index of the filter that matched it.
+    pub removed_acls: Vec<(usize, crate::security::acl::types::AclBinding)>,
 }
 
 /// What the controller needs besides the image: the broker's topic defaults and limits.
@@ -507,7 +513,7 @@ pub fn alter_partition(ctx: &Context<'_>, change: &IsrChange<'_>) -> Decision {
             error_code: code,
             message: Some(message),
         }],
-        records: Vec::new(),
+        ..Decision::default()
     };
     let Some(meta) = ctx.image.topics.get(name) else {
         return refused(

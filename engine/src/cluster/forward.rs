@@ -73,7 +73,7 @@ pub async fn serve_remote(
                 error_code: ResponseError::InvalidRequest.code(),
                 message: Some(error.to_string()),
             }],
-            index: None,
+            ..AdminReply::default()
         },
     };
     let bytes = rpc_api::encode_admin_reply(&reply);
@@ -93,31 +93,5 @@ pub async fn serve_remote(
 }
 
 fn unavailable(request: &AdminRequest, message: &str) -> AdminReply {
-    let names = match request {
-        AdminRequest::CreateTopics { topics, .. } => {
-            topics.iter().map(|t| t.name.clone()).collect()
-        }
-        AdminRequest::DeleteTopics { names } => names.clone(),
-        AdminRequest::CreatePartitions { name, .. }
-        | AdminRequest::AlterConfigs { name, .. }
-        | AdminRequest::AlterPartition { name, .. } => {
-            vec![name.clone()]
-        }
-        AdminRequest::ElectLeaders { partitions, .. } => partitions
-            .iter()
-            .flatten()
-            .map(|(topic, partition)| format!("{topic}:{partition}"))
-            .collect(),
-    };
-    AdminReply {
-        outcomes: names
-            .into_iter()
-            .map(|name| TopicOutcome {
-                name,
-                error_code: ResponseError::NotController.code(),
-                message: Some(message.to_string()),
-            })
-            .collect(),
-        index: None,
-    }
+    AdminReply::failed(request, ResponseError::NotController.code(), message)
 }

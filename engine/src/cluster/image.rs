@@ -1,13 +1,15 @@
 //! The metadata image: the cluster as the committed metadata log describes it (brokers, topics with
-//! their partitions' replicas, leaders and ISR), built by applying records
+//! their partitions' replicas, leaders and ISR, the ACLs), built by applying records
 //! in log order. Every node applies the same entries in the same order, so every node's image at a
 //! given index is the same; the image at an index is also what a snapshot at that index holds.
 
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use super::records::{BrokerRegistration, MetadataRecord, TopicId};
 use crate::metadata::{PartitionState, TopicMeta, TopicTable};
+use crate::security::acl::types::AclBinding;
 
 /// The cluster metadata at `applied_index`.
 #[derive(Debug, Clone, Default)]
@@ -18,6 +20,9 @@ pub struct MetadataImage {
     pub topics: Rc<TopicTable>,
     /// Names by topic id (derived from `topics`).
     names_by_id: HashMap<TopicId, String>,
+    /// The cluster's ACLs, sorted, each once. An `Arc` because the broker's authorizer, shared by
+    /// every shard thread, installs this very list (`AclStore::install`): cloned only when changed.
+    pub acls: Arc<Vec<AclBinding>>,
     /// Index of the last metadata log entry applied (0: none).
     pub applied_index: u64,
 }
@@ -122,6 +127,16 @@ impl MetadataImage {
                     meta.configs = configs.clone();
                 }
             }
+            MetadataRecord::AccessControlEntry(acl) => {
+                if let Err(slot) = self.acls.binary_search(acl) {
+                    Arc::make_mut(&mut self.acls).insert(slot, acl.clone());
+                }
+            }
+            MetadataRecord::RemoveAccessControlEntry(acl) => {
+                if let Ok(slot) = self.acls.binary_search(acl) {
+                    Arc::make_mut(&mut self.acls).remove(slot);
+                }
+            }
         }
     }
 
@@ -154,6 +169,11 @@ impl MetadataImage {
                 });
             }
         }
+        records.extend(
+            self.acls
+                .iter()
+                .map(|acl| MetadataRecord::AccessControlEntry(acl.clone())),
+        );
         records
     }
 
@@ -330,15 +350,52 @@ mod tests {
                     partition: 0,
                     state: placed(1),
                 },
+                MetadataRecord::AccessControlEntry(write_acl("t")),
             ],
         );
         let rebuilt = MetadataImage::from_records(2, &image.to_records());
         assert_eq!(rebuilt.cluster_id, image.cluster_id);
         assert_eq!(rebuilt.brokers, image.brokers);
         assert_eq!(rebuilt.topics, image.topics);
+        assert_eq!(rebuilt.acls, image.acls);
         assert_eq!(rebuilt.applied_index, 2);
         image.apply(3, &[MetadataRecord::RemoveTopic { topic_id: [9; 16] }]);
         assert!(image.topics.get("t").is_none());
         assert_eq!(image.topic_name(&[9; 16]), None);
+    }
+
+    fn write_acl(topic: &str) -> AclBinding {
+        use crate::security::acl::types::Operation;
+        AclBinding::allow_on_topic(topic, "User:alice", Operation::Write)
+    }
+
+    #[test]
+    fn acls_are_added_once_kept_sorted_and_removed() {
+        let mut image = MetadataImage::default();
+        let before = image.acls.clone();
+        image.apply(
+            1,
+            &[
+                MetadataRecord::AccessControlEntry(write_acl("b")),
+                MetadataRecord::AccessControlEntry(write_acl("a")),
+                MetadataRecord::AccessControlEntry(write_acl("b")),
+            ],
+        );
+        assert_eq!(*image.acls, vec![write_acl("a"), write_acl("b")]);
+        assert!(!Arc::ptr_eq(&before, &image.acls), "a change is a new list");
+        let unchanged = image.acls.clone();
+        image.apply(2, &[broker(1)]);
+        assert!(
+            Arc::ptr_eq(&unchanged, &image.acls),
+            "other records keep the list"
+        );
+        image.apply(
+            3,
+            &[
+                MetadataRecord::RemoveAccessControlEntry(write_acl("a")),
+                MetadataRecord::RemoveAccessControlEntry(write_acl("never")),
+            ],
+        );
+        assert_eq!(*image.acls, vec![write_acl("b")]);
     }
 }

@@ -4,13 +4,18 @@
 //! replica and leader, keeping topic ids and configs; the file is then renamed so it is read once.
 //! A node of a multi-voter cluster with such a file refuses to start: its topics would have to
 //! enter another quorum's log, which is an operator's decision.
+//!
+//! A broker's own `acls.json` (ACLs were per broker before they were the cluster's) moves the same
+//! way, on any node: ACLs merge harmlessly (`acls_json`).
 
 use std::rc::Rc;
 use std::time::Duration;
 
 use super::agent::ClusterAgent;
 use super::records::MetadataRecord;
+use super::rpc_api::AdminRequest;
 use crate::metadata::{PartitionState, TopicTable, TOPICS_FILE};
+use crate::security::acl::store::ACLS_FILE;
 
 /// The file's name after it was moved into the metadata log.
 pub const MIGRATED_SUFFIX: &str = ".migrated";
@@ -80,4 +85,48 @@ async fn wait_until_leading(agent: &ClusterAgent) -> Result<(), String> {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
     Ok(())
+}
+
+/// How often a broker retries moving its `acls.json` while no controller takes it.
+const ACLS_RETRY_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Moves a broker's own `acls.json` (an earlier ringbroker kept each broker's ACLs there) into the
+/// metadata log: sent to the active controller as one CreateAcls, then renamed so it is read
+/// once. The ACLs of several brokers merge (an ACL present already is kept once). Runs beside the
+/// broker, retrying while there is no active controller: until it is done the broker holds the
+/// cluster's ACLs only, so it refuses rather than allows what the file would have allowed.
+pub async fn acls_json(agent: Rc<ClusterAgent>) {
+    let data_dir = agent.config.data_dir.clone();
+    let acls = match crate::security::acl::store::read_file(&data_dir) {
+        Ok(Some(acls)) => acls,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::error!(%error, "cannot move the broker's ACL file into the metadata log");
+            return;
+        }
+    };
+    let count = acls.len();
+    let request = AdminRequest::CreateAcls { acls };
+    loop {
+        let reply = agent.admin(request.clone()).await;
+        match reply.outcomes.iter().find(|o| o.error_code != 0) {
+            None => break,
+            Some(refused) => tracing::warn!(
+                error_code = refused.error_code,
+                message = ?refused.message,
+                "cannot move acls.json into the metadata log yet; retrying"
+            ),
+        }
+        glommio::timer::sleep(ACLS_RETRY_INTERVAL).await;
+    }
+    let path = data_dir.join(ACLS_FILE);
+    let done = data_dir.join(format!("{ACLS_FILE}{MIGRATED_SUFFIX}"));
+    match std::fs::rename(&path, &done) {
+        Ok(()) => {
+            tracing::info!(acls = count, file = %done.display(), "moved the broker's ACLs into the cluster metadata log")
+        }
+        Err(error) => {
+            tracing::error!(%error, file = %path.display(), "moved the ACLs, but cannot rename the file (it is read again at the next start: harmless)")
+        }
+    }
 }

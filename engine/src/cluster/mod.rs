@@ -5,14 +5,17 @@
 //! - `image`: the cluster as the committed log describes it (brokers, topics, partitions).
 //! - `placement`: replicas and leaders of new partitions, spread over brokers and racks.
 //! - `controller`: the active controller's decisions as pure functions of the image.
+//! - `acl_control`: its decisions on ACLs (CreateAcls, DeleteAcls), as Kafka's AclControlManager.
 //! - `rpc_api`: the requests brokers send the active controller, and their flatbuffers form.
 //! - `agent`: this node's member of the cluster on shard 0 (image, controller calls, decisions).
 //! - `node`: starting and stopping it; `lifecycle`: registration, heartbeats, controlled shutdown.
 //! - `publish`: the image reaching every shard, which opens or removes its partition logs.
 //! - `forward`: admin requests from any shard to the active controller.
 //! - `meta_properties`: which cluster and node a data directory belongs to.
-//! - `migrate`: a pre-cluster `topics.json` moved into the metadata log.
+//! - `migrate`: a pre-cluster `topics.json` (and a broker's own `acls.json`) moved into the
+//!   metadata log.
 
+pub mod acl_control;
 pub mod agent;
 pub mod config;
 pub mod controller;

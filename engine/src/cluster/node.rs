@@ -57,6 +57,7 @@ pub async fn start(shard: &Rc<Shard>) -> Result<ClusterNode, String> {
     glommio::spawn_local(publish::run_publisher(agent.clone(), shard.clone())).detach();
     agent.changed.bump();
     migrate::topics_json(&agent).await?;
+    glommio::spawn_local(migrate::acls_json(agent.clone())).detach();
     tracing::debug!("registering");
     let following = Rc::new(Cell::new(false));
     let mut node = ClusterNode {

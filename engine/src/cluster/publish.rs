@@ -2,7 +2,8 @@
 //! image to each other shard (over the mesh, as the records that rebuild it) and installs it on
 //! itself; installing reconciles the shard's partition logs with it (opens the partitions this
 //! broker hosts that the shard owns, removes the logs of deleted topics). The agent's `published`
-//! index moves once every shard has installed an image at least that new.
+//! index moves once every shard has installed an image at least that new. The image's ACLs go to
+//! the broker's authorizer (one copy shared by every shard) before that.
 
 use std::rc::Rc;
 
@@ -24,6 +25,7 @@ pub async fn run_publisher(agent: Rc<ClusterAgent>, shard: Rc<Shard>) {
         let image = Rc::new(agent.image());
         let index = image.applied_index;
         record_cluster_id(&shard, &image).await;
+        shard.config.security.authorizer.store.install(&image.acls);
         publish(&shard, &image).await;
         agent.published.set(agent.published.get().max(index));
     }

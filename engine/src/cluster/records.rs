@@ -12,6 +12,7 @@ use ringbroker_schema::controller as fb;
 use thiserror::Error;
 
 use crate::metadata::PartitionState;
+use crate::security::acl::types::{AclBinding, Operation, PatternType, Permission, ResourceType};
 
 /// Kafka topic id (UUID bytes).
 pub type TopicId = [u8; 16];
@@ -59,6 +60,10 @@ pub enum MetadataRecord {
         topic_id: TopicId,
         configs: BTreeMap<String, String>,
     },
+    /// An ACL added (Kafka's AccessControlEntryRecord).
+    AccessControlEntry(AclBinding),
+    /// An ACL removed (Kafka's RemoveAccessControlEntryRecord).
+    RemoveAccessControlEntry(AclBinding),
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -185,6 +190,25 @@ fn build_record<'b>(
             );
             (fb::RecordBody::TopicConfigRecord, r.as_union_value())
         }
+        MetadataRecord::AccessControlEntry(acl) => {
+            let acl = Some(build_acl(fbb, acl));
+            let r = fb::AccessControlEntryRecord::create(
+                fbb,
+                &fb::AccessControlEntryRecordArgs { acl },
+            );
+            (fb::RecordBody::AccessControlEntryRecord, r.as_union_value())
+        }
+        MetadataRecord::RemoveAccessControlEntry(acl) => {
+            let acl = Some(build_acl(fbb, acl));
+            let r = fb::RemoveAccessControlEntryRecord::create(
+                fbb,
+                &fb::RemoveAccessControlEntryRecordArgs { acl },
+            );
+            (
+                fb::RecordBody::RemoveAccessControlEntryRecord,
+                r.as_union_value(),
+            )
+        }
     };
     fb::Record::create(
         fbb,
@@ -220,6 +244,42 @@ pub fn read_configs(
         .flatten()
         .filter_map(|c| Some((c.key()?.to_string(), c.value().unwrap_or("").to_string())))
         .collect()
+}
+
+/// Builds an ACL (shared by records and requests).
+pub fn build_acl<'b>(
+    fbb: &mut FlatBufferBuilder<'b>,
+    acl: &AclBinding,
+) -> WIPOffset<fb::AclEntry<'b>> {
+    let resource_name = Some(fbb.create_string(&acl.resource_name));
+    let principal = Some(fbb.create_string(&acl.principal));
+    let host = Some(fbb.create_string(&acl.host));
+    fb::AclEntry::create(
+        fbb,
+        &fb::AclEntryArgs {
+            resource_type: acl.resource_type.code(),
+            resource_name,
+            pattern_type: acl.pattern_type.code(),
+            principal,
+            host,
+            operation: acl.operation.code(),
+            permission: acl.permission.code(),
+        },
+    )
+}
+
+/// Reads an ACL back: `None` when a field is absent or a code is not Kafka's.
+pub fn read_acl(entry: Option<fb::AclEntry<'_>>) -> Option<AclBinding> {
+    let entry = entry?;
+    Some(AclBinding {
+        resource_type: ResourceType::from_code(entry.resource_type())?,
+        resource_name: entry.resource_name()?.to_string(),
+        pattern_type: PatternType::from_code(entry.pattern_type())?,
+        principal: entry.principal()?.to_string(),
+        host: entry.host()?.to_string(),
+        operation: Operation::from_code(entry.operation())?,
+        permission: Permission::from_code(entry.permission())?,
+    })
 }
 
 /// Decodes one `MetadataEntry`.
@@ -302,6 +362,14 @@ fn decode_record(index: usize, record: &fb::Record<'_>) -> Result<MetadataRecord
             configs: read_configs(r.configs()),
         });
     }
+    if let Some(r) = record.body_as_access_control_entry_record() {
+        let acl = read_acl(r.acl()).ok_or(missing("acl"))?;
+        return Ok(MetadataRecord::AccessControlEntry(acl));
+    }
+    if let Some(r) = record.body_as_remove_access_control_entry_record() {
+        let acl = read_acl(r.acl()).ok_or(missing("acl"))?;
+        return Ok(MetadataRecord::RemoveAccessControlEntry(acl));
+    }
     Err(RecordError::UnknownType { index })
 }
 
@@ -349,7 +417,24 @@ mod tests {
                 topic_id: [1; 16],
                 configs: BTreeMap::new(),
             },
+            MetadataRecord::AccessControlEntry(an_acl()),
+            MetadataRecord::RemoveAccessControlEntry(AclBinding {
+                permission: Permission::Deny,
+                ..an_acl()
+            }),
         ]
+    }
+
+    fn an_acl() -> AclBinding {
+        AclBinding {
+            resource_type: ResourceType::Topic,
+            resource_name: "orders-".into(),
+            pattern_type: PatternType::Prefixed,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: Operation::Write,
+            permission: Permission::Allow,
+        }
     }
 
     #[test]

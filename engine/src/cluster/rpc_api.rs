@@ -8,8 +8,11 @@ use ringbroker_schema::controller as fb;
 use thiserror::Error;
 
 use super::controller::{Heartbeat, Registration, TopicOutcome, TopicSpec};
-use super::records::{build_configs, read_configs};
+use super::records::{build_acl, build_configs, read_acl, read_configs};
 use crate::admin::configs::{ConfigOp, OpType};
+use crate::security::acl::types::{
+    AclBinding, AclFilter, Operation, PatternType, Permission, ResourceType,
+};
 
 /// A broker registers (answer: `RegisterBrokerResponse`).
 pub const API_REGISTER_BROKER: u16 = 1;
@@ -29,6 +32,11 @@ pub const API_ALTER_CONFIGS: u16 = 13;
 pub const API_ALTER_PARTITION: u16 = 14;
 /// Leader elections asked by an operator (Kafka's ElectLeaders).
 pub const API_ELECT_LEADERS: u16 = 15;
+/// CreateAcls forwarded by a broker (answer: `TopicsResponse`, one outcome per ACL).
+pub const API_CREATE_ACLS: u16 = 16;
+/// DeleteAcls forwarded by a broker (answer: `TopicsResponse`, one outcome per filter, and the
+/// ACLs removed).
+pub const API_DELETE_ACLS: u16 = 17;
 
 /// The error text a voter that is not the active controller answers with, followed by the
 /// leader it knows of (-1: none); the caller retries there.
@@ -314,6 +322,14 @@ pub enum AdminRequest {
         partitions: Option<Vec<(String, i32)>>,
         unclean: bool,
     },
+    /// ACLs already checked as Kafka checks a new ACL; one outcome per ACL, named by its index.
+    CreateAcls {
+        acls: Vec<AclBinding>,
+    },
+    /// Filters already checked; one outcome per filter, named by its index.
+    DeleteAcls {
+        filters: Vec<AclFilter>,
+    },
 }
 
 fn assignments<'b>(
@@ -354,6 +370,31 @@ impl AdminRequest {
             AdminRequest::AlterConfigs { .. } => API_ALTER_CONFIGS,
             AdminRequest::AlterPartition { .. } => API_ALTER_PARTITION,
             AdminRequest::ElectLeaders { .. } => API_ELECT_LEADERS,
+            AdminRequest::CreateAcls { .. } => API_CREATE_ACLS,
+            AdminRequest::DeleteAcls { .. } => API_DELETE_ACLS,
+        }
+    }
+
+    /// What the answer's outcomes are named: the topics, `topic:partition` for ElectLeaders, the
+    /// entry's index for the ACL requests.
+    pub fn entry_names(&self) -> Vec<String> {
+        match self {
+            AdminRequest::CreateTopics { topics, .. } => {
+                topics.iter().map(|t| t.name.clone()).collect()
+            }
+            AdminRequest::DeleteTopics { names } => names.clone(),
+            AdminRequest::CreatePartitions { name, .. }
+            | AdminRequest::AlterConfigs { name, .. }
+            | AdminRequest::AlterPartition { name, .. } => vec![name.clone()],
+            AdminRequest::ElectLeaders { partitions, .. } => partitions
+                .iter()
+                .flatten()
+                .map(|(topic, partition)| format!("{topic}:{partition}"))
+                .collect(),
+            AdminRequest::CreateAcls { acls } => (0..acls.len()).map(|i| i.to_string()).collect(),
+            AdminRequest::DeleteAcls { filters } => {
+                (0..filters.len()).map(|i| i.to_string()).collect()
+            }
         }
     }
 
@@ -513,6 +554,20 @@ impl AdminRequest {
                 );
                 finish(fbb, root)
             }
+            AdminRequest::CreateAcls { acls } => {
+                let acls: Vec<_> = acls.iter().map(|a| build_acl(&mut fbb, a)).collect();
+                let acls = Some(fbb.create_vector(&acls));
+                let root =
+                    fb::CreateAclsRequest::create(&mut fbb, &fb::CreateAclsRequestArgs { acls });
+                finish(fbb, root)
+            }
+            AdminRequest::DeleteAcls { filters } => {
+                let filters: Vec<_> = filters.iter().map(|f| build_filter(&mut fbb, f)).collect();
+                let filters = Some(fbb.create_vector(&filters));
+                let root =
+                    fb::DeleteAclsRequest::create(&mut fbb, &fb::DeleteAclsRequestArgs { filters });
+                finish(fbb, root)
+            }
         }
     }
 
@@ -622,17 +677,94 @@ impl AdminRequest {
                     unclean: r.unclean(),
                 })
             }
+            API_CREATE_ACLS => {
+                let r = root::<fb::CreateAclsRequest>(bytes)?;
+                let acls = r
+                    .acls()
+                    .iter()
+                    .flatten()
+                    .map(|a| read_acl(Some(a)).ok_or_else(|| DecodeError("malformed ACL".into())))
+                    .collect::<Result<Vec<_>, DecodeError>>()?;
+                Ok(AdminRequest::CreateAcls { acls })
+            }
+            API_DELETE_ACLS => {
+                let r = root::<fb::DeleteAclsRequest>(bytes)?;
+                let filters = r
+                    .filters()
+                    .iter()
+                    .flatten()
+                    .map(read_filter)
+                    .collect::<Result<Vec<_>, DecodeError>>()?;
+                Ok(AdminRequest::DeleteAcls { filters })
+            }
             other => Err(DecodeError(format!("unknown controller api {other}"))),
         }
     }
 }
 
+fn build_filter<'b>(
+    fbb: &mut FlatBufferBuilder<'b>,
+    filter: &AclFilter,
+) -> flatbuffers::WIPOffset<fb::AclFilterEntry<'b>> {
+    let resource_name = filter
+        .resource_name
+        .as_deref()
+        .map(|n| fbb.create_string(n));
+    let principal = filter.principal.as_deref().map(|p| fbb.create_string(p));
+    let host = filter.host.as_deref().map(|h| fbb.create_string(h));
+    fb::AclFilterEntry::create(
+        fbb,
+        &fb::AclFilterEntryArgs {
+            resource_type: filter.resource_type.code(),
+            resource_name,
+            pattern_type: filter.pattern_type.code(),
+            principal,
+            host,
+            operation: filter.operation.code(),
+            permission: filter.permission.code(),
+        },
+    )
+}
+
+fn read_filter(f: fb::AclFilterEntry<'_>) -> Result<AclFilter, DecodeError> {
+    let unknown = || DecodeError("an unknown code in an ACL filter".into());
+    Ok(AclFilter {
+        resource_type: ResourceType::from_code(f.resource_type()).ok_or_else(unknown)?,
+        resource_name: f.resource_name().map(str::to_string),
+        pattern_type: PatternType::from_code(f.pattern_type()).ok_or_else(unknown)?,
+        principal: f.principal().map(str::to_string),
+        host: f.host().map(str::to_string),
+        operation: Operation::from_code(f.operation()).ok_or_else(unknown)?,
+        permission: Permission::from_code(f.permission()).ok_or_else(unknown)?,
+    })
+}
+
 /// The answer to an admin request: one outcome per topic, and the metadata log index that holds
-/// the change (-1 when nothing changed).
+/// the change (-1 when nothing changed). DeleteAcls also lists the ACLs removed, each with the
+/// index of the filter that matched it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AdminReply {
     pub outcomes: Vec<TopicOutcome>,
     pub index: Option<u64>,
+    pub removed_acls: Vec<(usize, AclBinding)>,
+}
+
+impl AdminReply {
+    /// The same error for every entry the request names (`AdminRequest::entry_names`).
+    pub fn failed(request: &AdminRequest, error_code: i16, message: &str) -> AdminReply {
+        AdminReply {
+            outcomes: request
+                .entry_names()
+                .into_iter()
+                .map(|name| TopicOutcome {
+                    name,
+                    error_code,
+                    message: Some(message.to_string()),
+                })
+                .collect(),
+            ..AdminReply::default()
+        }
+    }
 }
 
 pub fn encode_admin_reply(r: &AdminReply) -> Vec<u8> {
@@ -654,11 +786,27 @@ pub fn encode_admin_reply(r: &AdminReply) -> Vec<u8> {
         })
         .collect();
     let outcomes = Some(fbb.create_vector(&outcomes));
+    let removed: Vec<_> = r
+        .removed_acls
+        .iter()
+        .map(|(filter, acl)| {
+            let acl = Some(build_acl(&mut fbb, acl));
+            fb::RemovedAcl::create(
+                &mut fbb,
+                &fb::RemovedAclArgs {
+                    filter: *filter as i32,
+                    acl,
+                },
+            )
+        })
+        .collect();
+    let removed_acls = (!removed.is_empty()).then(|| fbb.create_vector(&removed));
     let root = fb::TopicsResponse::create(
         &mut fbb,
         &fb::TopicsResponseArgs {
             outcomes,
             index: r.index.map_or(-1, |i| i as i64),
+            removed_acls,
         },
     );
     finish(fbb, root)
@@ -676,9 +824,21 @@ pub fn decode_admin_reply(bytes: &[u8]) -> Result<AdminReply, DecodeError> {
             message: o.message().map(str::to_string),
         })
         .collect();
+    let removed_acls = r
+        .removed_acls()
+        .iter()
+        .flatten()
+        .map(|removed| {
+            let filter = usize::try_from(removed.filter())
+                .map_err(|_| DecodeError("a negative ACL filter index".into()))?;
+            let acl = read_acl(removed.acl()).ok_or_else(|| DecodeError("malformed ACL".into()))?;
+            Ok((filter, acl))
+        })
+        .collect::<Result<Vec<_>, DecodeError>>()?;
     Ok(AdminReply {
         outcomes,
         index: u64::try_from(r.index()).ok(),
+        removed_acls,
     })
 }
 
@@ -720,6 +880,20 @@ mod tests {
                 }],
                 replace_all: false,
                 validate_only: false,
+            },
+            AdminRequest::CreateAcls {
+                acls: vec![an_acl()],
+            },
+            AdminRequest::DeleteAcls {
+                filters: vec![AclFilter {
+                    resource_type: ResourceType::Topic,
+                    resource_name: Some("orders".into()),
+                    pattern_type: PatternType::Match,
+                    principal: None,
+                    host: None,
+                    operation: Operation::Any,
+                    permission: Permission::Allow,
+                }],
             },
         ];
         for request in requests {
@@ -763,6 +937,7 @@ mod tests {
                 message: Some("exists".into()),
             }],
             index: Some(12),
+            removed_acls: vec![(1, an_acl())],
         };
         assert_eq!(
             decode_admin_reply(&encode_admin_reply(&reply)).expect("decode"),
@@ -770,5 +945,17 @@ mod tests {
         );
         assert!(AdminRequest::decode(99, b"x").is_err());
         assert!(decode_heartbeat(b"garbage").is_err());
+    }
+
+    fn an_acl() -> AclBinding {
+        AclBinding {
+            resource_type: ResourceType::Group,
+            resource_name: "g".into(),
+            pattern_type: PatternType::Literal,
+            principal: "User:bob".into(),
+            host: "10.0.0.1".into(),
+            operation: Operation::Read,
+            permission: Permission::Deny,
+        }
     }
 }

@@ -143,9 +143,9 @@ pub async fn handle(
         ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => {
             crate::security::sasl::session::refuse_out_of_state(&request)
         }
-        ApiKey::CreateAcls => acl::admin::create(shard, session, &request),
+        ApiKey::CreateAcls => acl::admin::create(shard, session, &request).await,
         ApiKey::DescribeAcls => acl::admin::describe(shard, session, &request),
-        ApiKey::DeleteAcls => acl::admin::delete(shard, session, &request),
+        ApiKey::DeleteAcls => acl::admin::delete(shard, session, &request).await,
         ApiKey::AlterConfigs => handlers::alter_configs::handle(shard, &request, session).await,
         ApiKey::DeleteRecords => handlers::delete_records::handle(shard, &request, session).await,
         ApiKey::ElectLeaders => handlers::elect_leaders::handle(shard, &request, session).await,

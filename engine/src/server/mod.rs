@@ -68,8 +68,6 @@ pub enum ServerError {
     DataDirLock(#[from] data_dir_lock::DataDirLockError),
     #[error("SCRAM credentials: {0}")]
     Credentials(#[from] crate::security::sasl::registry::RegistryError),
-    #[error("ACLs: {0}")]
-    Acls(#[from] crate::security::acl::store::StoreError),
 }
 
 /// Runs the broker until SIGINT or SIGTERM. `on_ready` is called once every shard serves.
@@ -82,12 +80,6 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     let _data_dir_lock = data_dir_lock::DataDirLock::acquire(&config.data_dir)?;
     // The SCRAM credentials changed at run time live beside the data (docs/SECURITY.md).
     config.security.credentials.open_file(&config.data_dir)?;
-    // So are the ACLs, read even with the authorizer off so turning it on finds them.
-    config
-        .security
-        .authorizer
-        .store
-        .open_file(&config.data_dir)?;
     match fd_limit::raise_to_hard_limit() {
         Ok(Some(fds)) if (fds as usize) <= config.max_connections => tracing::warn!(
             fds,

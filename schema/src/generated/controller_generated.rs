@@ -13,10 +13,10 @@ pub mod controller {
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_RECORD_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_RECORD_BODY: u8 = 7;
+pub const ENUM_MAX_RECORD_BODY: u8 = 9;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_RECORD_BODY: [RecordBody; 8] = [
+pub const ENUM_VALUES_RECORD_BODY: [RecordBody; 10] = [
   RecordBody::NONE,
   RecordBody::ClusterIdRecord,
   RecordBody::BrokerRecord,
@@ -25,6 +25,8 @@ pub const ENUM_VALUES_RECORD_BODY: [RecordBody; 8] = [
   RecordBody::PartitionRecord,
   RecordBody::RemoveTopicRecord,
   RecordBody::TopicConfigRecord,
+  RecordBody::AccessControlEntryRecord,
+  RecordBody::RemoveAccessControlEntryRecord,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -40,9 +42,11 @@ impl RecordBody {
   pub const PartitionRecord: Self = Self(5);
   pub const RemoveTopicRecord: Self = Self(6);
   pub const TopicConfigRecord: Self = Self(7);
+  pub const AccessControlEntryRecord: Self = Self(8);
+  pub const RemoveAccessControlEntryRecord: Self = Self(9);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 7;
+  pub const ENUM_MAX: u8 = 9;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::ClusterIdRecord,
@@ -52,6 +56,8 @@ impl RecordBody {
     Self::PartitionRecord,
     Self::RemoveTopicRecord,
     Self::TopicConfigRecord,
+    Self::AccessControlEntryRecord,
+    Self::RemoveAccessControlEntryRecord,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -64,6 +70,8 @@ impl RecordBody {
       Self::PartitionRecord => Some("PartitionRecord"),
       Self::RemoveTopicRecord => Some("RemoveTopicRecord"),
       Self::TopicConfigRecord => Some("TopicConfigRecord"),
+      Self::AccessControlEntryRecord => Some("AccessControlEntryRecord"),
+      Self::RemoveAccessControlEntryRecord => Some("RemoveAccessControlEntryRecord"),
       _ => None,
     }
   }
@@ -1222,6 +1230,400 @@ impl ::core::fmt::Debug for TopicConfigRecord<'_> {
       ds.finish()
   }
 }
+pub enum AclEntryOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// One ACL (Kafka's AclBinding), with Kafka's wire codes. An ACL is its own identity: the image
+/// holds each at most once.
+pub struct AclEntry<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for AclEntry<'a> {
+  type Inner = AclEntry<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> AclEntry<'a> {
+  pub const VT_RESOURCE_TYPE: ::flatbuffers::VOffsetT = 4;
+  pub const VT_RESOURCE_NAME: ::flatbuffers::VOffsetT = 6;
+  pub const VT_PATTERN_TYPE: ::flatbuffers::VOffsetT = 8;
+  pub const VT_PRINCIPAL: ::flatbuffers::VOffsetT = 10;
+  pub const VT_HOST: ::flatbuffers::VOffsetT = 12;
+  pub const VT_OPERATION: ::flatbuffers::VOffsetT = 14;
+  pub const VT_PERMISSION: ::flatbuffers::VOffsetT = 16;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    AclEntry { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args AclEntryArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<AclEntry<'bldr>> {
+    let mut builder = AclEntryBuilder::new(_fbb);
+    if let Some(x) = args.host { builder.add_host(x); }
+    if let Some(x) = args.principal { builder.add_principal(x); }
+    if let Some(x) = args.resource_name { builder.add_resource_name(x); }
+    builder.add_permission(args.permission);
+    builder.add_operation(args.operation);
+    builder.add_pattern_type(args.pattern_type);
+    builder.add_resource_type(args.resource_type);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn resource_type(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(AclEntry::VT_RESOURCE_TYPE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn resource_name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(AclEntry::VT_RESOURCE_NAME, None)}
+  }
+  #[inline]
+  pub fn pattern_type(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(AclEntry::VT_PATTERN_TYPE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn principal(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(AclEntry::VT_PRINCIPAL, None)}
+  }
+  #[inline]
+  pub fn host(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(AclEntry::VT_HOST, None)}
+  }
+  #[inline]
+  pub fn operation(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(AclEntry::VT_OPERATION, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn permission(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(AclEntry::VT_PERMISSION, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for AclEntry<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i8>("resource_type", Self::VT_RESOURCE_TYPE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("resource_name", Self::VT_RESOURCE_NAME, false)?
+     .visit_field::<i8>("pattern_type", Self::VT_PATTERN_TYPE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("principal", Self::VT_PRINCIPAL, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("host", Self::VT_HOST, false)?
+     .visit_field::<i8>("operation", Self::VT_OPERATION, false)?
+     .visit_field::<i8>("permission", Self::VT_PERMISSION, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct AclEntryArgs<'a> {
+    pub resource_type: i8,
+    pub resource_name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub pattern_type: i8,
+    pub principal: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub host: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub operation: i8,
+    pub permission: i8,
+}
+impl<'a> Default for AclEntryArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    AclEntryArgs {
+      resource_type: 0,
+      resource_name: None,
+      pattern_type: 0,
+      principal: None,
+      host: None,
+      operation: 0,
+      permission: 0,
+    }
+  }
+}
+
+pub struct AclEntryBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> AclEntryBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_resource_type(&mut self, resource_type: i8) {
+    self.fbb_.push_slot::<i8>(AclEntry::VT_RESOURCE_TYPE, resource_type, 0);
+  }
+  #[inline]
+  pub fn add_resource_name(&mut self, resource_name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AclEntry::VT_RESOURCE_NAME, resource_name);
+  }
+  #[inline]
+  pub fn add_pattern_type(&mut self, pattern_type: i8) {
+    self.fbb_.push_slot::<i8>(AclEntry::VT_PATTERN_TYPE, pattern_type, 0);
+  }
+  #[inline]
+  pub fn add_principal(&mut self, principal: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AclEntry::VT_PRINCIPAL, principal);
+  }
+  #[inline]
+  pub fn add_host(&mut self, host: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AclEntry::VT_HOST, host);
+  }
+  #[inline]
+  pub fn add_operation(&mut self, operation: i8) {
+    self.fbb_.push_slot::<i8>(AclEntry::VT_OPERATION, operation, 0);
+  }
+  #[inline]
+  pub fn add_permission(&mut self, permission: i8) {
+    self.fbb_.push_slot::<i8>(AclEntry::VT_PERMISSION, permission, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> AclEntryBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    AclEntryBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<AclEntry<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for AclEntry<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("AclEntry");
+      ds.field("resource_type", &self.resource_type());
+      ds.field("resource_name", &self.resource_name());
+      ds.field("pattern_type", &self.pattern_type());
+      ds.field("principal", &self.principal());
+      ds.field("host", &self.host());
+      ds.field("operation", &self.operation());
+      ds.field("permission", &self.permission());
+      ds.finish()
+  }
+}
+pub enum AccessControlEntryRecordOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Adds an ACL (Kafka's AccessControlEntryRecord).
+pub struct AccessControlEntryRecord<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for AccessControlEntryRecord<'a> {
+  type Inner = AccessControlEntryRecord<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> AccessControlEntryRecord<'a> {
+  pub const VT_ACL: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    AccessControlEntryRecord { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args AccessControlEntryRecordArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<AccessControlEntryRecord<'bldr>> {
+    let mut builder = AccessControlEntryRecordBuilder::new(_fbb);
+    if let Some(x) = args.acl { builder.add_acl(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn acl(&self) -> Option<AclEntry<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<AclEntry>>(AccessControlEntryRecord::VT_ACL, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for AccessControlEntryRecord<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<AclEntry>>("acl", Self::VT_ACL, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct AccessControlEntryRecordArgs<'a> {
+    pub acl: Option<::flatbuffers::WIPOffset<AclEntry<'a>>>,
+}
+impl<'a> Default for AccessControlEntryRecordArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    AccessControlEntryRecordArgs {
+      acl: None,
+    }
+  }
+}
+
+pub struct AccessControlEntryRecordBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> AccessControlEntryRecordBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_acl(&mut self, acl: ::flatbuffers::WIPOffset<AclEntry<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<AclEntry>>(AccessControlEntryRecord::VT_ACL, acl);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> AccessControlEntryRecordBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    AccessControlEntryRecordBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<AccessControlEntryRecord<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for AccessControlEntryRecord<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("AccessControlEntryRecord");
+      ds.field("acl", &self.acl());
+      ds.finish()
+  }
+}
+pub enum RemoveAccessControlEntryRecordOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Removes an ACL (Kafka's RemoveAccessControlEntryRecord).
+pub struct RemoveAccessControlEntryRecord<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for RemoveAccessControlEntryRecord<'a> {
+  type Inner = RemoveAccessControlEntryRecord<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> RemoveAccessControlEntryRecord<'a> {
+  pub const VT_ACL: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    RemoveAccessControlEntryRecord { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args RemoveAccessControlEntryRecordArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<RemoveAccessControlEntryRecord<'bldr>> {
+    let mut builder = RemoveAccessControlEntryRecordBuilder::new(_fbb);
+    if let Some(x) = args.acl { builder.add_acl(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn acl(&self) -> Option<AclEntry<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<AclEntry>>(RemoveAccessControlEntryRecord::VT_ACL, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for RemoveAccessControlEntryRecord<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<AclEntry>>("acl", Self::VT_ACL, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct RemoveAccessControlEntryRecordArgs<'a> {
+    pub acl: Option<::flatbuffers::WIPOffset<AclEntry<'a>>>,
+}
+impl<'a> Default for RemoveAccessControlEntryRecordArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    RemoveAccessControlEntryRecordArgs {
+      acl: None,
+    }
+  }
+}
+
+pub struct RemoveAccessControlEntryRecordBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> RemoveAccessControlEntryRecordBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_acl(&mut self, acl: ::flatbuffers::WIPOffset<AclEntry<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<AclEntry>>(RemoveAccessControlEntryRecord::VT_ACL, acl);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> RemoveAccessControlEntryRecordBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    RemoveAccessControlEntryRecordBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<RemoveAccessControlEntryRecord<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for RemoveAccessControlEntryRecord<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("RemoveAccessControlEntryRecord");
+      ds.field("acl", &self.acl());
+      ds.finish()
+  }
+}
 pub enum RecordOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -1376,6 +1778,36 @@ impl<'a> Record<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_access_control_entry_record(&self) -> Option<AccessControlEntryRecord<'a>> {
+    if self.body_type() == RecordBody::AccessControlEntryRecord {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { AccessControlEntryRecord::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_remove_access_control_entry_record(&self) -> Option<RemoveAccessControlEntryRecord<'a>> {
+    if self.body_type() == RecordBody::RemoveAccessControlEntryRecord {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { RemoveAccessControlEntryRecord::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Record<'_> {
@@ -1393,6 +1825,8 @@ impl ::flatbuffers::Verifiable for Record<'_> {
           RecordBody::PartitionRecord => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PartitionRecord>>("RecordBody::PartitionRecord", pos),
           RecordBody::RemoveTopicRecord => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<RemoveTopicRecord>>("RecordBody::RemoveTopicRecord", pos),
           RecordBody::TopicConfigRecord => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<TopicConfigRecord>>("RecordBody::TopicConfigRecord", pos),
+          RecordBody::AccessControlEntryRecord => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<AccessControlEntryRecord>>("RecordBody::AccessControlEntryRecord", pos),
+          RecordBody::RemoveAccessControlEntryRecord => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<RemoveAccessControlEntryRecord>>("RecordBody::RemoveAccessControlEntryRecord", pos),
           _ => Ok(()),
         }
      })?
@@ -1491,6 +1925,20 @@ impl ::core::fmt::Debug for Record<'_> {
         },
         RecordBody::TopicConfigRecord => {
           if let Some(x) = self.body_as_topic_config_record() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        RecordBody::AccessControlEntryRecord => {
+          if let Some(x) = self.body_as_access_control_entry_record() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        RecordBody::RemoveAccessControlEntryRecord => {
+          if let Some(x) = self.body_as_remove_access_control_entry_record() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
@@ -3166,6 +3614,7 @@ impl<'a> ::flatbuffers::Follow<'a> for TopicsResponse<'a> {
 impl<'a> TopicsResponse<'a> {
   pub const VT_OUTCOMES: ::flatbuffers::VOffsetT = 4;
   pub const VT_INDEX: ::flatbuffers::VOffsetT = 6;
+  pub const VT_REMOVED_ACLS: ::flatbuffers::VOffsetT = 8;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -3178,6 +3627,7 @@ impl<'a> TopicsResponse<'a> {
   ) -> ::flatbuffers::WIPOffset<TopicsResponse<'bldr>> {
     let mut builder = TopicsResponseBuilder::new(_fbb);
     builder.add_index(args.index);
+    if let Some(x) = args.removed_acls { builder.add_removed_acls(x); }
     if let Some(x) = args.outcomes { builder.add_outcomes(x); }
     builder.finish()
   }
@@ -3197,6 +3647,14 @@ impl<'a> TopicsResponse<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<i64>(TopicsResponse::VT_INDEX, Some(-1)).unwrap()}
   }
+  /// DeleteAcls: the ACLs removed, each with the index of the filter that matched it.
+  #[inline]
+  pub fn removed_acls(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<RemovedAcl<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<RemovedAcl>>>>(TopicsResponse::VT_REMOVED_ACLS, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for TopicsResponse<'_> {
@@ -3207,6 +3665,7 @@ impl ::flatbuffers::Verifiable for TopicsResponse<'_> {
     v.visit_table(pos)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<TopicOutcome>>>>("outcomes", Self::VT_OUTCOMES, false)?
      .visit_field::<i64>("index", Self::VT_INDEX, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<RemovedAcl>>>>("removed_acls", Self::VT_REMOVED_ACLS, false)?
      .finish();
     Ok(())
   }
@@ -3214,6 +3673,7 @@ impl ::flatbuffers::Verifiable for TopicsResponse<'_> {
 pub struct TopicsResponseArgs<'a> {
     pub outcomes: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TopicOutcome<'a>>>>>,
     pub index: i64,
+    pub removed_acls: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<RemovedAcl<'a>>>>>,
 }
 impl<'a> Default for TopicsResponseArgs<'a> {
   #[inline]
@@ -3221,6 +3681,7 @@ impl<'a> Default for TopicsResponseArgs<'a> {
     TopicsResponseArgs {
       outcomes: None,
       index: -1,
+      removed_acls: None,
     }
   }
 }
@@ -3237,6 +3698,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TopicsResponseBuilder<'a, 'b,
   #[inline]
   pub fn add_index(&mut self, index: i64) {
     self.fbb_.push_slot::<i64>(TopicsResponse::VT_INDEX, index, -1);
+  }
+  #[inline]
+  pub fn add_removed_acls(&mut self, removed_acls: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<RemovedAcl<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(TopicsResponse::VT_REMOVED_ACLS, removed_acls);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TopicsResponseBuilder<'a, 'b, A> {
@@ -3258,6 +3723,120 @@ impl ::core::fmt::Debug for TopicsResponse<'_> {
     let mut ds = f.debug_struct("TopicsResponse");
       ds.field("outcomes", &self.outcomes());
       ds.field("index", &self.index());
+      ds.field("removed_acls", &self.removed_acls());
+      ds.finish()
+  }
+}
+pub enum RemovedAclOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct RemovedAcl<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for RemovedAcl<'a> {
+  type Inner = RemovedAcl<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> RemovedAcl<'a> {
+  pub const VT_FILTER: ::flatbuffers::VOffsetT = 4;
+  pub const VT_ACL: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    RemovedAcl { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args RemovedAclArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<RemovedAcl<'bldr>> {
+    let mut builder = RemovedAclBuilder::new(_fbb);
+    if let Some(x) = args.acl { builder.add_acl(x); }
+    builder.add_filter(args.filter);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn filter(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(RemovedAcl::VT_FILTER, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn acl(&self) -> Option<AclEntry<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<AclEntry>>(RemovedAcl::VT_ACL, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for RemovedAcl<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i32>("filter", Self::VT_FILTER, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<AclEntry>>("acl", Self::VT_ACL, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct RemovedAclArgs<'a> {
+    pub filter: i32,
+    pub acl: Option<::flatbuffers::WIPOffset<AclEntry<'a>>>,
+}
+impl<'a> Default for RemovedAclArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    RemovedAclArgs {
+      filter: 0,
+      acl: None,
+    }
+  }
+}
+
+pub struct RemovedAclBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> RemovedAclBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_filter(&mut self, filter: i32) {
+    self.fbb_.push_slot::<i32>(RemovedAcl::VT_FILTER, filter, 0);
+  }
+  #[inline]
+  pub fn add_acl(&mut self, acl: ::flatbuffers::WIPOffset<AclEntry<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<AclEntry>>(RemovedAcl::VT_ACL, acl);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> RemovedAclBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    RemovedAclBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<RemovedAcl<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for RemovedAcl<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("RemovedAcl");
+      ds.field("filter", &self.filter());
+      ds.field("acl", &self.acl());
       ds.finish()
   }
 }
@@ -4304,6 +4883,400 @@ impl ::core::fmt::Debug for ElectLeadersRequest<'_> {
       ds.field("partitions", &self.partitions());
       ds.field("all", &self.all());
       ds.field("unclean", &self.unclean());
+      ds.finish()
+  }
+}
+pub enum CreateAclsRequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// CreateAcls forwarded by a broker (already checked as Kafka checks a new ACL); the answer has
+/// one outcome per ACL, in order.
+pub struct CreateAclsRequest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for CreateAclsRequest<'a> {
+  type Inner = CreateAclsRequest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> CreateAclsRequest<'a> {
+  pub const VT_ACLS: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    CreateAclsRequest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args CreateAclsRequestArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<CreateAclsRequest<'bldr>> {
+    let mut builder = CreateAclsRequestBuilder::new(_fbb);
+    if let Some(x) = args.acls { builder.add_acls(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn acls(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<AclEntry<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<AclEntry>>>>(CreateAclsRequest::VT_ACLS, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for CreateAclsRequest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<AclEntry>>>>("acls", Self::VT_ACLS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct CreateAclsRequestArgs<'a> {
+    pub acls: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<AclEntry<'a>>>>>,
+}
+impl<'a> Default for CreateAclsRequestArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    CreateAclsRequestArgs {
+      acls: None,
+    }
+  }
+}
+
+pub struct CreateAclsRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> CreateAclsRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_acls(&mut self, acls: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<AclEntry<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(CreateAclsRequest::VT_ACLS, acls);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> CreateAclsRequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    CreateAclsRequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<CreateAclsRequest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for CreateAclsRequest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("CreateAclsRequest");
+      ds.field("acls", &self.acls());
+      ds.finish()
+  }
+}
+pub enum AclFilterEntryOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// One DeleteAcls filter (Kafka's AclBindingFilter): absent strings match everything.
+pub struct AclFilterEntry<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for AclFilterEntry<'a> {
+  type Inner = AclFilterEntry<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> AclFilterEntry<'a> {
+  pub const VT_RESOURCE_TYPE: ::flatbuffers::VOffsetT = 4;
+  pub const VT_RESOURCE_NAME: ::flatbuffers::VOffsetT = 6;
+  pub const VT_PATTERN_TYPE: ::flatbuffers::VOffsetT = 8;
+  pub const VT_PRINCIPAL: ::flatbuffers::VOffsetT = 10;
+  pub const VT_HOST: ::flatbuffers::VOffsetT = 12;
+  pub const VT_OPERATION: ::flatbuffers::VOffsetT = 14;
+  pub const VT_PERMISSION: ::flatbuffers::VOffsetT = 16;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    AclFilterEntry { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args AclFilterEntryArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<AclFilterEntry<'bldr>> {
+    let mut builder = AclFilterEntryBuilder::new(_fbb);
+    if let Some(x) = args.host { builder.add_host(x); }
+    if let Some(x) = args.principal { builder.add_principal(x); }
+    if let Some(x) = args.resource_name { builder.add_resource_name(x); }
+    builder.add_permission(args.permission);
+    builder.add_operation(args.operation);
+    builder.add_pattern_type(args.pattern_type);
+    builder.add_resource_type(args.resource_type);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn resource_type(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(AclFilterEntry::VT_RESOURCE_TYPE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn resource_name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(AclFilterEntry::VT_RESOURCE_NAME, None)}
+  }
+  #[inline]
+  pub fn pattern_type(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(AclFilterEntry::VT_PATTERN_TYPE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn principal(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(AclFilterEntry::VT_PRINCIPAL, None)}
+  }
+  #[inline]
+  pub fn host(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(AclFilterEntry::VT_HOST, None)}
+  }
+  #[inline]
+  pub fn operation(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(AclFilterEntry::VT_OPERATION, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn permission(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(AclFilterEntry::VT_PERMISSION, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for AclFilterEntry<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i8>("resource_type", Self::VT_RESOURCE_TYPE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("resource_name", Self::VT_RESOURCE_NAME, false)?
+     .visit_field::<i8>("pattern_type", Self::VT_PATTERN_TYPE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("principal", Self::VT_PRINCIPAL, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("host", Self::VT_HOST, false)?
+     .visit_field::<i8>("operation", Self::VT_OPERATION, false)?
+     .visit_field::<i8>("permission", Self::VT_PERMISSION, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct AclFilterEntryArgs<'a> {
+    pub resource_type: i8,
+    pub resource_name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub pattern_type: i8,
+    pub principal: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub host: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub operation: i8,
+    pub permission: i8,
+}
+impl<'a> Default for AclFilterEntryArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    AclFilterEntryArgs {
+      resource_type: 0,
+      resource_name: None,
+      pattern_type: 0,
+      principal: None,
+      host: None,
+      operation: 0,
+      permission: 0,
+    }
+  }
+}
+
+pub struct AclFilterEntryBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> AclFilterEntryBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_resource_type(&mut self, resource_type: i8) {
+    self.fbb_.push_slot::<i8>(AclFilterEntry::VT_RESOURCE_TYPE, resource_type, 0);
+  }
+  #[inline]
+  pub fn add_resource_name(&mut self, resource_name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AclFilterEntry::VT_RESOURCE_NAME, resource_name);
+  }
+  #[inline]
+  pub fn add_pattern_type(&mut self, pattern_type: i8) {
+    self.fbb_.push_slot::<i8>(AclFilterEntry::VT_PATTERN_TYPE, pattern_type, 0);
+  }
+  #[inline]
+  pub fn add_principal(&mut self, principal: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AclFilterEntry::VT_PRINCIPAL, principal);
+  }
+  #[inline]
+  pub fn add_host(&mut self, host: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AclFilterEntry::VT_HOST, host);
+  }
+  #[inline]
+  pub fn add_operation(&mut self, operation: i8) {
+    self.fbb_.push_slot::<i8>(AclFilterEntry::VT_OPERATION, operation, 0);
+  }
+  #[inline]
+  pub fn add_permission(&mut self, permission: i8) {
+    self.fbb_.push_slot::<i8>(AclFilterEntry::VT_PERMISSION, permission, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> AclFilterEntryBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    AclFilterEntryBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<AclFilterEntry<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for AclFilterEntry<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("AclFilterEntry");
+      ds.field("resource_type", &self.resource_type());
+      ds.field("resource_name", &self.resource_name());
+      ds.field("pattern_type", &self.pattern_type());
+      ds.field("principal", &self.principal());
+      ds.field("host", &self.host());
+      ds.field("operation", &self.operation());
+      ds.field("permission", &self.permission());
+      ds.finish()
+  }
+}
+pub enum DeleteAclsRequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// DeleteAcls forwarded by a broker; the answer has one outcome per filter and the removed ACLs.
+pub struct DeleteAclsRequest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for DeleteAclsRequest<'a> {
+  type Inner = DeleteAclsRequest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> DeleteAclsRequest<'a> {
+  pub const VT_FILTERS: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    DeleteAclsRequest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args DeleteAclsRequestArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<DeleteAclsRequest<'bldr>> {
+    let mut builder = DeleteAclsRequestBuilder::new(_fbb);
+    if let Some(x) = args.filters { builder.add_filters(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn filters(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<AclFilterEntry<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<AclFilterEntry>>>>(DeleteAclsRequest::VT_FILTERS, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for DeleteAclsRequest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<AclFilterEntry>>>>("filters", Self::VT_FILTERS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct DeleteAclsRequestArgs<'a> {
+    pub filters: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<AclFilterEntry<'a>>>>>,
+}
+impl<'a> Default for DeleteAclsRequestArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    DeleteAclsRequestArgs {
+      filters: None,
+    }
+  }
+}
+
+pub struct DeleteAclsRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DeleteAclsRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_filters(&mut self, filters: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<AclFilterEntry<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(DeleteAclsRequest::VT_FILTERS, filters);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DeleteAclsRequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    DeleteAclsRequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<DeleteAclsRequest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for DeleteAclsRequest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("DeleteAclsRequest");
+      ds.field("filters", &self.filters());
       ds.finish()
   }
 }

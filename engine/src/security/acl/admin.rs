@@ -3,6 +3,10 @@
 //! Describe to list them (CLUSTER_AUTHORIZATION_FAILED otherwise); without an authorizer they
 //! answer SECURITY_DISABLED; an ACL or filter Kafka would refuse is INVALID_REQUEST with a message.
 //! Resource types DELEGATION_TOKEN and USER are refused: nothing here would check them.
+//!
+//! The ACLs are the cluster's: checked here, a change goes to the active controller
+//! (`cluster::forward`), which commits it to the metadata log, and is answered once this broker
+//! has applied it. DescribeAcls reads this broker's copy (`store`).
 
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
@@ -22,6 +26,9 @@ use super::session::Session;
 use super::types::{
     AclBinding, AclFilter, Operation, PatternType, Permission, ResourceType, CLUSTER_NAME,
 };
+use crate::cluster::controller::TopicOutcome;
+use crate::cluster::forward;
+use crate::cluster::rpc_api::{AdminReply, AdminRequest};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
@@ -70,7 +77,7 @@ fn check_each<T, U>(
         .collect()
 }
 
-pub fn create(
+pub async fn create(
     shard: &Shard,
     session: &Session,
     request: &Request,
@@ -88,29 +95,24 @@ pub fn create(
         )
     });
     let valid: Vec<AclBinding> = checked.iter().filter_map(|c| c.clone().ok()).collect();
-    let saved = if valid.is_empty() {
-        Ok(())
-    } else {
-        shard.config.security.authorizer.store.add(&valid)
-    };
-    if let Err(e) = &saved {
-        tracing::error!(error = %e, "cannot save ACLs");
-    }
+    let reply =
+        forward_unless_empty(shard, valid.len(), AdminRequest::CreateAcls { acls: valid }).await;
+    // One outcome per valid ACL, in order.
+    let mut outcomes = reply.outcomes.into_iter();
     let results = checked
         .into_iter()
         .map(|c| {
-            let failed = match (c, &saved) {
-                (Err(refusal), _) => Some(refusal),
-                (Ok(_), Err(e)) => Some((ResponseError::UnknownServerError, e.to_string())),
-                (Ok(acl), Ok(())) => {
-                    tracing::info!(principal = %session.principal(), acl = ?acl, "ACL created");
-                    None
-                }
+            let answer = match c {
+                Err((error, text)) => Err((error.code(), text)),
+                Ok(acl) => controller_refusal(outcomes.next()).map(|()| acl),
             };
-            match failed {
-                None => AclCreationResult::default(),
-                Some((error, text)) => AclCreationResult::default()
-                    .with_error_code(error.code())
+            match answer {
+                Ok(acl) => {
+                    tracing::info!(principal = %session.principal(), acl = ?acl, "ACL created");
+                    AclCreationResult::default()
+                }
+                Err((error, text)) => AclCreationResult::default()
+                    .with_error_code(error)
                     .with_error_message(message(text)),
             }
         })
@@ -119,6 +121,26 @@ pub fn create(
         request,
         &CreateAclsResponse::default().with_results(results),
     )
+}
+
+/// Sends a change of `count` entries to the controller (nothing to send: an empty answer).
+async fn forward_unless_empty(shard: &Shard, count: usize, change: AdminRequest) -> AdminReply {
+    if count == 0 {
+        return AdminReply::default();
+    }
+    forward::admin(shard, change).await
+}
+
+/// The controller's answer for one entry: `Err` with its error code and message when refused.
+fn controller_refusal(outcome: Option<TopicOutcome>) -> Result<(), (i16, String)> {
+    match outcome {
+        Some(o) if o.error_code == 0 => Ok(()),
+        Some(o) => Err((o.error_code, o.message.unwrap_or_default())),
+        None => Err((
+            ResponseError::UnknownServerError.code(),
+            "the controller did not answer for this entry".to_string(),
+        )),
+    }
 }
 
 /// Kafka's checks of a new ACL (`AclControlManager.validateNewAcl`).
@@ -281,7 +303,7 @@ fn by_resource<'a>(acls: impl Iterator<Item = &'a AclBinding>) -> Vec<DescribeAc
     resources
 }
 
-pub fn delete(
+pub async fn delete(
     shard: &Shard,
     session: &Session,
     request: &Request,
@@ -299,30 +321,41 @@ pub fn delete(
         )
     });
     let valid: Vec<AclFilter> = checked.iter().filter_map(|c| c.clone().ok()).collect();
-    let removed = shard.config.security.authorizer.store.remove(&valid);
-    if let Err(e) = &removed {
-        tracing::error!(error = %e, "cannot save ACLs");
-    }
-    let mut removed_per_filter = match &removed {
-        Ok(removed) => removed.clone().into_iter(),
-        Err(_) => Vec::new().into_iter(),
-    };
+    let reply = forward_unless_empty(
+        shard,
+        valid.len(),
+        AdminRequest::DeleteAcls { filters: valid },
+    )
+    .await;
+    // One outcome per valid filter, in order; removed ACLs carry that filter's index.
+    let mut outcomes = reply.outcomes.into_iter().enumerate();
     let results = checked
         .into_iter()
-        .map(|c| match (c, &removed) {
-            (Err((error, text)), _) => DeleteAclsFilterResult::default()
-                .with_error_code(error.code())
-                .with_error_message(message(text)),
-            (Ok(_), Err(e)) => DeleteAclsFilterResult::default()
-                .with_error_code(ResponseError::UnknownServerError.code())
-                .with_error_message(message(e.to_string())),
-            (Ok(_), Ok(_)) => {
-                let acls = removed_per_filter.next().unwrap_or_default();
-                for acl in &acls {
-                    tracing::info!(principal = %session.principal(), acl = ?acl, "ACL deleted");
+        .map(|c| {
+            let answer = match c {
+                Err((error, text)) => Err((error.code(), text)),
+                Ok(_) => {
+                    let (slot, outcome) = outcomes.next().unzip();
+                    controller_refusal(outcome).map(|()| slot.unwrap_or_default())
                 }
-                DeleteAclsFilterResult::default()
-                    .with_matching_acls(acls.iter().map(matching_acl).collect())
+            };
+            match answer {
+                Err((error, text)) => DeleteAclsFilterResult::default()
+                    .with_error_code(error)
+                    .with_error_message(message(text)),
+                Ok(slot) => {
+                    let acls: Vec<&AclBinding> = reply
+                        .removed_acls
+                        .iter()
+                        .filter(|(filter, _)| *filter == slot)
+                        .map(|(_, acl)| acl)
+                        .collect();
+                    for acl in &acls {
+                        tracing::info!(principal = %session.principal(), acl = ?acl, "ACL deleted");
+                    }
+                    DeleteAclsFilterResult::default()
+                        .with_matching_acls(acls.into_iter().map(matching_acl).collect())
+                }
             }
         })
         .collect();

@@ -277,7 +277,7 @@ mod tests {
             None,
         );
         assert!(!session.authorize(Operation::Read, ResourceType::Topic, "t"));
-        authorizer.store.add(&[read("t")]).unwrap();
+        authorizer.store.install(&Arc::new(vec![read("t")]));
         assert!(session.authorize(Operation::Read, ResourceType::Topic, "t"));
         // Many more resources than the cache holds: answers stay right as entries are replaced.
         for i in 0..3 * DECISIONS_CACHED_PER_CONNECTION {

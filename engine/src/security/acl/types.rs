@@ -149,6 +149,22 @@ impl AclBinding {
     }
 }
 
+#[cfg(test)]
+impl AclBinding {
+    /// For tests: `principal` allowed `operation` on the literal topic `topic` from any host.
+    pub fn allow_on_topic(topic: &str, principal: &str, operation: Operation) -> AclBinding {
+        AclBinding {
+            resource_type: ResourceType::Topic,
+            resource_name: topic.into(),
+            pattern_type: PatternType::Literal,
+            principal: principal.into(),
+            host: WILDCARD_HOST.into(),
+            operation,
+            permission: Permission::Allow,
+        }
+    }
+}
+
 /// A filter of DescribeAcls and DeleteAcls (Kafka's `AclBindingFilter`): `None` and the ANY
 /// values match everything; pattern type MATCH matches the ACLs that apply to the named resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
