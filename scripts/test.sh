@@ -10,6 +10,8 @@
 #   SKIP_RUST=1 RINGBROKER_BIN=path bash scripts/test.sh   # interop tests only, against an existing binary
 #   SKIP_PACKAGE=1 bash scripts/test.sh   # without the package test
 #   PYTEST_ARGS="-k kcat" bash scripts/test.sh   # pass extra arguments to pytest
+#   FUZZ_SECONDS=60 bash scripts/test.sh   # also run every fuzz target (fuzz/) for 60 s each (off by default;
+#                                          # installs cargo-afl from crates.io if missing; scripts/fuzz.sh)
 #
 # Every step prints a banner; the first failing step stops the run with a message naming it.
 set -euo pipefail
@@ -135,6 +137,12 @@ if [ "${SKIP_RUST:-0}" != "1" ]; then
 
     step "cargo test --workspace"
     cargo test --workspace
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+if [ -n "${FUZZ_SECONDS:-}" ]; then
+    step "fuzz: every target in fuzz/ for ${FUZZ_SECONDS} s (scripts/fuzz.sh)"
+    FUZZ_SECONDS="${FUZZ_SECONDS}" bash scripts/fuzz.sh
 fi
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -65,6 +65,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // the session lifetime (KIP-368), v2 is flexible.
     (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
+    // Client quotas (`kafka-configs --describe --entity-type users` asks for them before the SCRAM
+    // credentials): none exist, so describe answers no entries and alter refuses. v1 is flexible.
+    (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterClientQuotas, 0, 1),
     // SCRAM credentials (`kafka-configs --entity-type users`), kept per broker (docs/SECURITY.md).
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),

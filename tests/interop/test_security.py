@@ -408,9 +408,8 @@ def test_java_client_and_kafka_cli_over_sasl_ssl_scram_sha_512(secure, topic_nam
     assert len(out.splitlines()) == JAVA_RECORDS
 
 
-def test_kafka_configs_creates_a_scram_user_that_survives_a_restart(secure, topic_name, java_classpath, tmp_path):
-    from confluent_kafka.admin import (ScramCredentialInfo, ScramMechanism, UserScramCredentialDeletion,
-                                       UserScramCredentialUpsertion)
+def admin_properties(secure, tmp_path: Path) -> Path:
+    """The Java tools' client settings for the admin user over SASL_SSL with SCRAM-SHA-512."""
     properties = tmp_path / "admin.properties"
     properties.write_text(
         "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
@@ -418,6 +417,13 @@ def test_kafka_configs_creates_a_scram_user_that_survives_a_restart(secure, topi
         f"username=\"{ADMIN_USER}\" password=\"{ADMIN_PASSWORD}\";\n"
         f"ssl.truststore.type=PEM\nssl.truststore.location={secure.certs / 'ca.pem'}\n"
     )
+    return properties
+
+
+def test_kafka_configs_creates_a_scram_user_that_survives_a_restart(secure, topic_name, java_classpath, tmp_path):
+    from confluent_kafka.admin import (ScramCredentialInfo, ScramMechanism, UserScramCredentialDeletion,
+                                       UserScramCredentialUpsertion)
+    properties = admin_properties(secure, tmp_path)
     user = f"bob-{uuid.uuid4().hex[:6]}"
     out = run_ok(java_classpath, "org.apache.kafka.tools.ConfigCommand", "--bootstrap-server",
                  secure.address("SASL_SSL"), "--command-config", str(properties), "--alter", "--add-config",
@@ -452,6 +458,34 @@ def test_kafka_configs_creates_a_scram_user_that_survives_a_restart(secure, topi
         assert sasl_handshake(sock, "SCRAM-SHA-256")[0] == 0
         error_code, _ = sasl_authenticate(sock, f"n,,n={user},r=abc".encode())
         assert error_code == SASL_AUTHENTICATION_FAILED
+
+
+def test_kafka_configs_describes_users_and_refuses_quotas(secure, java_classpath, tmp_path):
+    """`kafka-configs --describe --entity-type users` asks DescribeClientQuotas (none exist: an empty answer)
+    before DescribeUserScramCredentials; quotas cannot be set (AlterClientQuotas: INVALID_REQUEST)."""
+    from test_java_client import java
+    properties = admin_properties(secure, tmp_path)
+    config_command = ("org.apache.kafka.tools.ConfigCommand", "--bootstrap-server", secure.address("SASL_SSL"),
+                      "--command-config", str(properties))
+    out = run_ok(java_classpath, *config_command, "--alter", "--add-config",
+                 "SCRAM-SHA-256=[iterations=8192,password=alice-secret]", "--entity-type", "users",
+                 "--entity-name", "alice")
+    assert "Completed updating config for user alice" in out, out
+
+    out = run_ok(java_classpath, *config_command, "--describe", "--entity-type", "users")
+    admin_line = next(line for line in out.splitlines() if f"user-principal '{ADMIN_USER}' are" in line)
+    assert "SCRAM-SHA-512=iterations=4096" in admin_line, out
+    assert "SCRAM credential configs for user-principal 'alice' are SCRAM-SHA-256=iterations=8192" in out, out
+    assert "Quota configs" not in out, out
+
+    out = run_ok(java_classpath, *config_command, "--describe", "--entity-type", "users", "--entity-name", "alice")
+    assert "SCRAM credential configs for user-principal 'alice' are SCRAM-SHA-256=iterations=8192" in out, out
+    assert ADMIN_USER not in out, out
+
+    refused = java(java_classpath, *config_command, "--alter", "--add-config", "consumer_byte_rate=1024",
+                   "--entity-type", "users", "--entity-name", "alice")
+    assert refused.returncode != 0, refused.stdout
+    assert "client quotas are not supported by ringbroker yet" in refused.stdout + refused.stderr, refused
 
 
 def test_an_unsupported_sasl_version_before_authentication_closes_the_connection(secure):

@@ -140,6 +140,8 @@ pub async fn handle(
         ApiKey::AlterUserScramCredentials => {
             crate::security::scram_admin::alter(shard, &request, session)
         }
+        ApiKey::DescribeClientQuotas => handlers::client_quotas::describe(&request, session),
+        ApiKey::AlterClientQuotas => handlers::client_quotas::alter(&request, session),
         ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => {
             crate::security::sasl::session::refuse_out_of_state(&request)
         }

@@ -57,6 +57,20 @@ pub fn client_first(
     credentials: &CredentialStore,
     message: &[u8],
 ) -> Result<ServerFirst, ScramError> {
+    let mut server_nonce = [0u8; SERVER_NONCE_BYTES];
+    fill_random(&mut server_nonce).map_err(|_| ScramError::Random)?;
+    client_first_with_nonce(mechanism, credentials, message, &server_nonce)
+}
+
+/// `client_first` with the server's nonce part given: the whole of the parsing and checking, and
+/// nothing random, so a fuzz target (`fuzz/`, `sasl_tokens`) can replay an exchange exactly.
+/// The broker calls it only through `client_first`, with a fresh random nonce.
+pub fn client_first_with_nonce(
+    mechanism: ScramMechanism,
+    credentials: &CredentialStore,
+    message: &[u8],
+    server_nonce: &[u8; SERVER_NONCE_BYTES],
+) -> Result<ServerFirst, ScramError> {
     let text = std::str::from_utf8(message).map_err(|_| ScramError::Malformed("not UTF-8"))?;
     // gs2-header = gs2-cbind-flag "," [ authzid ] ","
     let (flag, rest) = text
@@ -98,8 +112,6 @@ pub fn client_first(
         .get(&user, mechanism)
         .cloned()
         .ok_or(ScramError::InvalidCredentials(mechanism.sasl().name()))?;
-    let mut server_nonce = [0u8; SERVER_NONCE_BYTES];
-    fill_random(&mut server_nonce).map_err(|_| ScramError::Random)?;
     let nonce = format!("{client_nonce}{}", BASE64.encode(server_nonce));
     let server_first = format!(
         "r={nonce},s={},i={}",

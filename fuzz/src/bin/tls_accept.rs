@@ -1,0 +1,26 @@
+//! Fuzz target `tls_accept`: see `ringbroker_fuzz::security::tls_accept` for what it exercises and README.md for how to run it.
+
+#[cfg(feature = "afl")]
+fn main() {
+    afl::fuzz!(|data: &[u8]| {
+        let _ = ringbroker_fuzz::security::tls_accept(data);
+    });
+}
+
+/// Plain build (`--no-default-features`): runs each file or directory named on the command line.
+#[cfg(not(feature = "afl"))]
+fn main() -> std::process::ExitCode {
+    match ringbroker_fuzz::run_files(
+        ringbroker_fuzz::security::tls_accept,
+        std::env::args().skip(1),
+    ) {
+        Ok(count) => {
+            eprintln!("tls_accept: {count} inputs ran without a crash");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tls_accept: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
