@@ -218,13 +218,21 @@ def consume_everything(c: Cluster, topic: str) -> dict[int, list[tuple[int, byte
 
 
 def segment_bytes(data_dir: Path, topic: str, partition: int) -> bytes:
-    """The partition's records as stored: its segment files in offset order, each without the zero-filled
-    preallocated tail."""
+    """The partition's records as stored: the record batches of its segment files in offset order (each batch
+    taken by its own length, so the zero-filled preallocated tail is left out and replicas that rolled their
+    segments at different offsets compare equal)."""
     part = data_dir / f"{topic}-{partition}"
-    out = b""
+    out = bytearray()
     for segment in sorted(part.glob("*.log")):
-        out += segment.read_bytes().rstrip(b"\0")
-    return out
+        data = segment.read_bytes()
+        at = 0
+        while at + 12 <= len(data):
+            length = int.from_bytes(data[at + 8:at + 12], "big", signed=True)
+            if length <= 0 or at + 12 + length > len(data):
+                break
+            out += data[at:at + 12 + length]
+            at += 12 + length
+    return bytes(out)
 
 
 # One fault per round, healed before the next; the short form of the fault test (bench/scripts has the long one).
@@ -417,6 +425,20 @@ def test_min_insync_replicas_is_enforced(cluster, topic_name):
 BULK_RECORDS = 600
 
 
+def first_difference(copies: list[bytes]) -> str:
+    """Where the replicas' bytes first differ, and what each holds there."""
+    at = next((i for i in range(min(len(x) for x in copies)) if len({x[i] for x in copies}) > 1), None)
+    if at is None:
+        return "one is a prefix of the others"
+    return f"first at byte {at}: " + ", ".join(x[max(0, at - 8):at + 24].hex() for x in copies)
+
+
+def bulk_value(i: int) -> bytes:
+    """100 KiB without a zero byte: replicas roll segments independently, and `segment_bytes` strips each
+    segment's zero-filled preallocated tail, which would also strip a record's trailing zeros."""
+    return bytes([1 + i % 250]) * (100 << 10)
+
+
 @pytest.mark.timeout(420)
 def test_a_broker_restarted_with_its_disk_full_loses_nothing(tmp_path, topic_name):
     """The nemesis's disk-full round: a broker is killed, its data disk filled (a small loop-mounted ext4), and it
@@ -450,7 +472,7 @@ def test_a_broker_restarted_with_its_disk_full_loses_nothing(tmp_path, topic_nam
             bulk = clients.producer(c.bootstrap, **{"enable.idempotence": True, "message.timeout.ms": 120_000})
             started = time.monotonic()
             bulk_acked = clients.produce_all(bulk, topic_name,
-                                             [(f"bulk-{i}".encode(), bytes(100 << 10)) for i in range(BULK_RECORDS)])
+                                             [(f"bulk-{i}".encode(), bulk_value(i)) for i in range(BULK_RECORDS)])
             print(f"{len(bulk_acked)} bulk records ({BULK_RECORDS * 100 // 1024} MiB) acknowledged in "
                   f"{time.monotonic() - started:.1f} s while node 3 had no space")
             state = "running" if victim.running() else f"exited with {victim.proc.returncode}"
@@ -481,7 +503,8 @@ def test_a_broker_restarted_with_its_disk_full_loses_nothing(tmp_path, topic_nam
         for partition in range(PARTITIONS):
             copies = [segment_bytes(node.data_dir, topic_name, partition) for node in c.nodes]
             assert copies[0] == copies[1] == copies[2], (
-                f"partition {partition}: replicas differ ({[len(x) for x in copies]} bytes)")
+                f"partition {partition}: replicas differ ({[len(x) for x in copies]} bytes; "
+                f"{first_difference(copies)})")
     except Exception:
         print(c.logs())
         raise
