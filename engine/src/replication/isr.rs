@@ -44,17 +44,10 @@ fn check_all(shard: &Rc<Shard>, max_lag: Duration) {
             let Some(log) = shard.log(topic, *partition) else {
                 continue;
             };
-            if let Some(mut new_isr) = led.wanted_isr(log.high_watermark(), max_lag, now) {
-                // Only an unfenced broker joins an ISR (Kafka's KIP-841; the controller would refuse
-                // it): a returning broker that caught up is added once it has been let back in.
-                new_isr.retain(|id| led.isr.contains(id) || image.is_live(*id));
-                let mut proposed = new_isr.clone();
-                proposed.sort_unstable();
-                let mut current = led.isr.clone();
-                current.sort_unstable();
-                if proposed == current {
-                    continue;
-                }
+            // Only an unfenced broker joins an ISR (Kafka's KIP-841; the controller would refuse
+            // it): a returning broker that caught up is added once it has been let back in.
+            let may_join = |id: i32| image.is_live(id);
+            if let Some(new_isr) = led.wanted_isr(log.high_watermark(), max_lag, now, may_join) {
                 led.alter_in_flight = true;
                 proposals.push(AdminRequest::AlterPartition {
                     name: topic.clone(),

@@ -134,13 +134,14 @@ impl LeaderState {
     }
 
     /// The ISR to ask for, if it should change: in-sync followers not caught up within
-    /// `max_lag` leave; out-of-sync followers whose log end reached `high_watermark` join. The
-    /// leader always stays.
+    /// `max_lag` leave; out-of-sync followers whose log end reached `high_watermark` join if
+    /// `may_join` lets them (the broker is unfenced). The leader always stays.
     pub fn wanted_isr(
         &self,
         high_watermark: i64,
         max_lag: Duration,
         now: Instant,
+        may_join: impl Fn(i32) -> bool,
     ) -> Option<Vec<i32>> {
         let mut wanted: Vec<i32> =
             self.isr
@@ -156,6 +157,7 @@ impl LeaderState {
         for (id, progress) in &self.followers {
             if !wanted.contains(id)
                 && !self.isr.contains(id)
+                && may_join(*id)
                 && progress.log_end_offset >= 0
                 && progress.log_end_offset >= high_watermark
             {
@@ -205,16 +207,27 @@ mod tests {
         let mut state = leader(start);
         state.record_fetch(2, 100, 100, start);
         state.record_fetch(3, 50, 100, start);
-        assert_eq!(state.wanted_isr(50, max_lag, start), None);
+        assert_eq!(state.wanted_isr(50, max_lag, start, |_| true), None);
         let later = start + Duration::from_millis(1_500);
         // Follower 2 keeps up; follower 3 keeps fetching but never reaches the end.
         state.record_fetch(2, 120, 120, later);
         state.record_fetch(3, 60, 120, later);
-        assert_eq!(state.wanted_isr(60, max_lag, later), Some(vec![1, 2]));
+        assert_eq!(
+            state.wanted_isr(60, max_lag, later, |_| true),
+            Some(vec![1, 2])
+        );
         state.update(8, &[1, 2, 3], &[1, 2], later);
         // Follower 3 reaches the high watermark: it joins again.
         state.record_fetch(3, 120, 130, later);
-        assert_eq!(state.wanted_isr(120, max_lag, later), Some(vec![1, 2, 3]));
+        assert_eq!(
+            state.wanted_isr(120, max_lag, later, |_| true),
+            Some(vec![1, 2, 3])
+        );
+        assert_eq!(
+            state.wanted_isr(120, max_lag, later, |id| id != 3),
+            None,
+            "3 is fenced"
+        );
     }
 
     #[test]
