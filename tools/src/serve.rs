@@ -166,6 +166,14 @@ SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM
         #[arg(long, value_name = "BOOL")]
         pub allow_everyone_if_no_acl_found: Option<Switch>,
 
+        #[setting(key = "connections.max.reauth.ms", env = "RINGBROKER_CONNECTIONS_MAX_REAUTH_MS", default = "0", kafka = Some("connections.max.reauth.ms"), live = false)]
+        /// How long a SASL session lasts (KIP-368): clients re-authenticate on the same
+        /// connection before the end, and a connection still unauthenticated after it is closed
+        /// at its next request, so a removed user or a changed password reaches open
+        /// connections. 0: sessions never expire.
+        #[arg(long, value_name = "MS")]
+        pub connections_max_reauth_ms: Option<IntIn<0, { i64::MAX }>>,
+
         #[setting(key = "advertised.listeners", env = "RINGBROKER_ADVERTISED_LISTENERS", default = "", kafka = Some("advertised.listeners"), live = false)]
         /// host:port that clients are told to connect to (empty: the listener's address).
         #[arg(long, value_name = "HOST:PORT")]

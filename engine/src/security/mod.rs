@@ -43,6 +43,9 @@ pub struct SecurityConfig {
     pub credentials: Arc<CredentialRegistry>,
     /// The authorizer (off unless `--authorizer acl`) and its ACLs, shared by every shard.
     pub authorizer: Arc<acl::Authorizer>,
+    /// How long a SASL session lasts before the client must re-authenticate (Kafka's
+    /// `connections.max.reauth.ms`, KIP-368); 0: sessions never expire.
+    pub connections_max_reauth_ms: u64,
 }
 
 impl Default for SecurityConfig {
@@ -54,6 +57,7 @@ impl Default for SecurityConfig {
             sasl_mechanisms: vec![SaslMechanism::Plain],
             credentials: Arc::new(CredentialRegistry::default()),
             authorizer: Arc::new(acl::Authorizer::default()),
+            connections_max_reauth_ms: 0,
         }
     }
 }

@@ -226,6 +226,8 @@ impl Resolved {
                     allow_if_no_acl: settings.allow_everyone_if_no_acl_found.value.0,
                 }),
             }),
+            connections_max_reauth_ms: u64::try_from(settings.connections_max_reauth_ms.value.0)
+                .unwrap_or(0),
         })
     }
 
