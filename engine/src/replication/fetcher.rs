@@ -398,12 +398,20 @@ async fn fetch(
                 continue;
             }
             let bytes = records.len() as u64;
+            if !records.is_empty() {
+                // The producer state follows the log, ready for a leadership of this replica.
+                shard
+                    .producers
+                    .follow(&name, data.partition_index, &records, log.log_end_offset());
+            }
             let append = (!records.is_empty()).then(|| log.append_as_follower(records));
             let shard = shard.clone();
             appends.push(async move {
                 if let Some(append) = append {
                     if let Err(error) = append.await {
                         tracing::warn!(topic = %key.0, partition = key.1, %error, "follower append refused: truncating again");
+                        // Its batches were replayed into the producer state: rebuilt at the next leadership.
+                        shard.producers.forget_partition(&key.0, key.1);
                         if matches!(error, StorageError::UnexpectedAppendOffset { .. } | StorageError::StaleLeaderEpoch { .. }) {
                             mark_untruncated(&shard, &key);
                         }

@@ -2,11 +2,13 @@
 //! owns are led, followed or left alone as the image says (Kafka's makeLeaders/makeFollowers).
 //!
 //! - Becoming leader (a new leader epoch naming this broker): the partition leaves its fetcher,
-//!   its producer state is rebuilt from the log (followers keep none), its high watermark is
-//!   driven by the ISR, and only then does it take produce (`ShardReplication::leads`).
-//! - Becoming follower: the partition stops taking produce, drops its producer state (and the
-//!   snapshot, which a truncation could make wrong) and goes to the fetcher of its leader, which
-//!   truncates it to the leader's log before fetching.
+//!   its producer state is made current (kept if the follower followed the log to its end, else
+//!   rebuilt from the log), its high watermark is driven by the ISR, and only then does it take
+//!   produce (`ShardReplication::leads`).
+//! - Becoming follower: the partition stops taking produce, keeps its producer state (building it
+//!   from the log if it has none) and removes its snapshot (which a truncation could make wrong),
+//!   then goes to the fetcher of its leader, which truncates it to the leader's log before
+//!   fetching; the fetcher replays each appended batch into the producer state.
 //! - No leader: neither.
 //!
 //! Partitions with one replica are not touched: their high watermark stays the written end.
@@ -176,15 +178,29 @@ async fn become_leader(shard: &Rc<Shard>, topic: &str, partition: i32, state: &P
     {
         replication.followed_changed.bump();
     }
-    // Producer state from the whole log: a follower keeps none, and the idempotent producers
-    // that wrote through the old leader retry here. (`__consumer_offsets` has no producers: only
-    // its group coordinator writes it.)
-    let rebuilt = if topic == OFFSETS_TOPIC_NAME {
+    // Producer state: the idempotent producers that wrote through the old leader retry here. A
+    // follower kept it up to date as it appended (no scan of the log on the fail-over path);
+    // after a truncation it is rebuilt from the log. (`__consumer_offsets` has no producers:
+    // only its group coordinator writes it.)
+    let ready = if topic == OFFSETS_TOPIC_NAME {
         Ok(())
     } else {
-        shard.producers.load(topic, partition, &log).await
+        match shard.producers.lead(topic, partition, &log).await {
+            Ok(rebuilt) => {
+                if rebuilt {
+                    tracing::info!(
+                        topic,
+                        partition,
+                        log_end_offset = log.log_end_offset(),
+                        "producer state rebuilt from the log"
+                    );
+                }
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
     };
-    if let Err(error) = rebuilt {
+    if let Err(error) = ready {
         tracing::error!(topic, partition, %error, "cannot rebuild producer state: not leading");
         return;
     }
@@ -254,9 +270,20 @@ async fn become_follower(shard: &Rc<Shard>, topic: &str, partition: i32, state: 
         partitions.remove(&partition);
     }
     log.set_high_watermark_follows_log_end(false);
-    // A follower keeps no producer state: the next leader rebuilds it from the log, and a
-    // snapshot taken before a truncation would describe batches that are gone.
-    shard.producers.forget_partition(topic, partition);
+    // A follower keeps its producer state up to date as it appends (`ShardProducers::follow`),
+    // built here from the log (and the snapshot) if it has none yet; a snapshot is removed
+    // afterwards, as a truncation could leave it describing batches that are gone.
+    if topic != OFFSETS_TOPIC_NAME {
+        if let Err(error) = shard
+            .producers
+            .start_following(topic, partition, &log)
+            .await
+        {
+            // The next leadership rebuilds it.
+            tracing::warn!(topic, partition, %error, "cannot build a follower's producer state");
+            shard.producers.forget_partition(topic, partition);
+        }
+    }
     if topic == OFFSETS_TOPIC_NAME {
         shard.groups.unload_partition(partition);
     }
