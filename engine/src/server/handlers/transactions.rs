@@ -96,7 +96,8 @@ pub fn transactional_id_of(
 }
 
 /// Serves a transaction request from a client connection, once the client may (Kafka's checks:
-/// Write on the transactional id, and Read on the group of offsets sent to the transaction).
+/// Write on the transactional id, Read on the group of offsets sent to the transaction, and Read
+/// on each topic of a TxnOffsetCommit).
 pub async fn handle(
     shard: &Shard,
     request: &ringbroker_protocol::frame::Request,
@@ -112,6 +113,16 @@ pub async fn handle(
         authorization::with_refused(api, version, described, body.refused)?
     } else if let Some(refused) = authorization::refusal(session, api, version, &request.body)? {
         refused
+    } else if let Some(split) = (api == ApiKey::TxnOffsetCommit)
+        .then(|| authorization::split_txn_commit(session, version, &request.body))
+        .transpose()?
+        .flatten()
+    {
+        let committed = match split.allowed {
+            Some(allowed) => Some(route(shard, api, version, allowed).await?),
+            None => None,
+        };
+        authorization::join_txn_commit(version, committed, split.denied)?
     } else {
         route(
             shard,
