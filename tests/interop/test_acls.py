@@ -273,6 +273,33 @@ def test_offsets_sent_to_a_transaction_need_read_on_each_topic(acl_broker, grant
         admin.delete_acls([revoke])[revoke].result(30)
 
 
+def test_authorized_operations_are_reported_when_asked(acl_broker, granted):
+    """Metadata's, DescribeGroups' and DescribeCluster's authorized operations (the AdminClient's
+    include_authorized_operations), as Kafka computes them: the operations the principal's ACLs allow, Read and
+    Write implying Describe."""
+    from confluent_kafka import TopicCollection
+    names, _ = granted
+    address = acl_broker.address("SASL_SSL")
+    alice = AdminClient({"bootstrap.servers": address, **user_config(acl_broker, ALICE, ALICE_PASSWORD)})
+    topic = alice.describe_topics(TopicCollection([names.topic]), include_authorized_operations=True)[names.topic]
+    assert set(topic.result(30).authorized_operations) == {AclOperation.READ, AclOperation.WRITE,
+                                                            AclOperation.DESCRIBE}
+    group = f"{names.group_prefix}described"
+    consumer = clients.consumer(address, **{**user_config(acl_broker, ALICE, ALICE_PASSWORD), "group.id": group})
+    try:
+        consumer.subscribe([names.topic])
+        consumer.consume(num_messages=1, timeout=5)
+        described = alice.describe_consumer_groups([group], include_authorized_operations=True)[group].result(30)
+        assert set(described.authorized_operations) == {AclOperation.READ, AclOperation.DESCRIBE}
+    finally:
+        consumer.close()
+    cluster = alice.describe_cluster(include_authorized_operations=True).result(30)
+    assert not cluster.authorized_operations, cluster.authorized_operations
+    admin = AdminClient({"bootstrap.servers": address, **user_config(acl_broker, ADMIN_USER, ADMIN_PASSWORD)})
+    everything = admin.describe_topics(TopicCollection([names.secret]), include_authorized_operations=True)
+    assert AclOperation.ALTER_CONFIGS in everything[names.secret].result(30).authorized_operations
+
+
 def test_kafka_acls_remove_and_the_acls_survive_a_restart(acl_broker, granted, java_classpath):
     names, acls = granted
     address = acl_broker.address("SASL_SSL")

@@ -12,19 +12,13 @@ use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
 use crate::cluster::MetadataImage;
-use crate::security::acl::types::CLUSTER_NAME;
+use crate::security::acl::types::{CLUSTER_NAME, OPERATIONS_NOT_REQUESTED};
 use crate::security::acl::{Operation, ResourceType, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
 /// `endpoint_type` (v1+) of a broker listener (KIP-919; 2 is a controller, 0 unknown).
 const ENDPOINT_TYPE_BROKER: i8 = 1;
-/// Kafka's ACL operation codes (`AclOperation`) that apply to the CLUSTER resource
-/// (`AclEntry.supportedOperations(CLUSTER)`): CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9,
-/// DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
-const CLUSTER_OPERATIONS: [u8; 7] = [5, 7, 8, 9, 10, 11, 12];
-/// `cluster_authorized_operations` when the client did not ask for them (the schema default).
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 pub fn handle(
     shard: &Shard,
@@ -39,11 +33,7 @@ pub fn handle(
     if body.include_cluster_authorized_operations && session.enforcing() {
         response.cluster_authorized_operations =
             if session.allows(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
-                CLUSTER_OPERATIONS
-                    .iter()
-                    .filter_map(|code| Operation::from_code(*code as i8))
-                    .filter(|op| session.allows(*op, ResourceType::Cluster, CLUSTER_NAME))
-                    .fold(0i32, |bits, op| bits | (1 << op.code()))
+                session.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
             } else {
                 0
             };
@@ -81,9 +71,10 @@ fn describe(
         return DescribeClusterResponse::default().with_error_code(error.code());
     }
     let operations = if body.include_cluster_authorized_operations {
-        CLUSTER_OPERATIONS
+        ResourceType::Cluster
+            .supported_operations()
             .iter()
-            .fold(0i32, |bits, op| bits | (1 << op))
+            .fold(0i32, |bits, op| bits | (1 << op.code()))
     } else {
         OPERATIONS_NOT_REQUESTED
     };

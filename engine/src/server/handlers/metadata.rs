@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::admin::{self, NewTopic};
 use crate::metadata::{TopicMeta, NO_LEADER};
+use crate::security::acl::types::{CLUSTER_NAME, OPERATIONS_NOT_REQUESTED};
 use crate::security::acl::{Operation, ResourceType, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
@@ -86,6 +87,16 @@ pub async fn handle(
             }
         }
     }
+    // Kafka: when asked (v8+), the operations this principal may do on each topic described.
+    if body.include_topic_authorized_operations {
+        let refused = ResponseError::TopicAuthorizationFailed.code();
+        for topic in topics.iter_mut().filter(|t| t.error_code != refused) {
+            if let Some(name) = &topic.name {
+                topic.topic_authorized_operations =
+                    session.authorized_operations(ResourceType::Topic, name.as_str());
+            }
+        }
+    }
     // The name is nullable from v12; before, an unknown id's entry carries an empty one.
     let unknown_name =
         (version < METADATA_NULLABLE_NAME_VERSION).then(|| TopicName(StrBytes::default()));
@@ -118,7 +129,14 @@ pub async fn handle(
             &mut broker.port,
         );
     }
+    // Kafka: v8-v10 could ask for the cluster's operations too (DescribeCluster since).
+    let cluster_operations = if body.include_cluster_authorized_operations {
+        session.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
     let response = MetadataResponse::default()
+        .with_cluster_authorized_operations(cluster_operations)
         .with_brokers(brokers)
         .with_cluster_id(image.cluster_id.clone().map(StrBytes::from_string))
         .with_controller_id(BrokerId(controller_id_for_clients(shard)))
