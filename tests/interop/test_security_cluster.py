@@ -16,13 +16,14 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import clients
 import conftest
 from test_java_client import java_classpath, log_flags  # noqa: F401
-from test_security import make_ca, make_signed
+from test_security import advertised_through as advertised
+from test_security import first_error, make_ca, make_signed
 
 # The SASL_SSL listener's base port on every host (netns.py adds an offset per host in loopback mode).
 SASL_SSL_PORT = 9094
@@ -41,12 +42,6 @@ def sasl_ssl_address(node) -> str:
 def client_config(certs, user: str = ADMIN_USER, password: str = ADMIN_PASSWORD) -> dict:
     return {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": user,
             "sasl.password": password, "ssl.ca.location": str(certs / "ca.pem")}
-
-
-def advertised(bootstrap: str, config: dict) -> set[str]:
-    """The brokers Metadata through `bootstrap` lists, as host:port."""
-    brokers = AdminClient({"bootstrap.servers": bootstrap, **config}).list_topics(timeout=30).brokers
-    return {f"{b.host}:{b.port}" for b in brokers.values()}
 
 
 def wait_for_leaders(admin: AdminClient, topic: str, wanted: dict[int, int]) -> None:
@@ -85,16 +80,6 @@ def consume(bootstrap: str, config: dict, topic: str, count: int) -> list[bytes]
     finally:
         consumer.close()
     return got
-
-
-def authentication_error(bootstrap: str, config: dict) -> KafkaError | None:
-    """The first error a producer bootstrapped from `bootstrap` alone reports within 20 s."""
-    errors = []
-    producer = Producer({"bootstrap.servers": bootstrap, **config, "error_cb": lambda err: errors.append(err)})
-    deadline = time.monotonic() + 20
-    while not errors and time.monotonic() < deadline:
-        producer.poll(0.2)
-    return errors[0] if errors else None
 
 
 def kafka_configs(cluster, classpath: str, bootstrap: str, properties, *args: str) -> str:
@@ -157,8 +142,8 @@ def test_sasl_ssl_clients_of_a_cluster_and_scram_users_in_the_metadata_log(tmp_p
             produce_to_each_partition(sasl_ssl_address(three), carol, topic, "carol")
             for node in cluster.nodes:
                 assert advertised(sasl_ssl_address(node), carol), f"{user} on node {node.node_id}"
-                wrong = authentication_error(sasl_ssl_address(node), client_config(certs, user, "wrong-password"))
-                assert wrong is not None and wrong.code() == KafkaError._AUTHENTICATION, (node.node_id, wrong)
+                wrong = first_error(sasl_ssl_address(node), client_config(certs, user, "wrong-password"))
+                assert wrong.code() == KafkaError._AUTHENTICATION, (node.node_id, wrong)
         described = kafka_configs(cluster, java_classpath, sasl_ssl_address(two), properties, "--describe",
                                   "--entity-type", "users", "--entity-name", user)
         assert f"SCRAM credential configs for user-principal '{user}' are SCRAM-SHA-512=iterations=4096" in described
@@ -170,8 +155,8 @@ def test_sasl_ssl_clients_of_a_cluster_and_scram_users_in_the_metadata_log(tmp_p
             total = 3 * RECORDS_PER_PARTITION
             got = consume(sasl_ssl_address(two), carol, topic, 2 * total)
             assert len(got) == 2 * total, f"{len(got)} records after the restart"
-            wrong = authentication_error(sasl_ssl_address(three), client_config(certs, user, "wrong-password"))
-            assert wrong is not None and wrong.code() == KafkaError._AUTHENTICATION, wrong
+            wrong = first_error(sasl_ssl_address(three), client_config(certs, user, "wrong-password"))
+            assert wrong.code() == KafkaError._AUTHENTICATION, wrong
         for node in cluster.nodes:
             assert not (node.data_dir / "scram-credentials.json").exists()
     except Exception:

@@ -351,6 +351,34 @@ fn listener_flags_add_secure_listeners_to_listen() {
 }
 
 #[test]
+fn a_cluster_whose_first_listener_is_not_plaintext_is_warned_about() {
+    let warned = |listen: &str| {
+        let resolved = resolve_with(
+            &flags(&[
+                "--node-id",
+                "1",
+                "--controller-quorum-voters",
+                "1@127.0.0.1:9093,2@127.0.0.2:9093",
+                "--listen",
+                listen,
+            ]),
+            &[],
+        )
+        .unwrap();
+        resolved
+            .warnings
+            .iter()
+            .any(|w| w.contains("first listener in plaintext"))
+    };
+    assert!(warned(
+        "SASL_PLAINTEXT://127.0.0.1:9095,PLAINTEXT://127.0.0.1:9092"
+    ));
+    assert!(!warned(
+        "PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9095"
+    ));
+}
+
+#[test]
 fn security_keys_come_from_the_config_file() {
     use ringbroker_engine::security::sasl::credentials::ScramMechanism;
     use ringbroker_engine::security::SecurityProtocol;
