@@ -59,7 +59,12 @@ fn store() -> &'static CredentialStore {
 fn registry() -> Arc<CredentialRegistry> {
     static REGISTRY: OnceLock<Arc<CredentialRegistry>> = OnceLock::new();
     REGISTRY
-        .get_or_init(|| Arc::new(CredentialRegistry::new(store().clone())))
+        .get_or_init(|| {
+            // The credentials a broker installs from its metadata image.
+            let registry = CredentialRegistry::default();
+            registry.install(&Arc::new(store().clone()));
+            Arc::new(registry)
+        })
         .clone()
 }
 

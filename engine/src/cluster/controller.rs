@@ -12,7 +12,7 @@ use kafka_protocol::ResponseError;
 use super::config::ClusterConfig;
 use super::image::MetadataImage;
 use super::placement::{self, Candidate, PlacementError};
-use super::records::{BrokerRegistration, MetadataRecord, TopicId};
+use super::records::{BrokerEndpoint, BrokerRegistration, MetadataRecord, TopicId};
 use crate::admin::configs::{apply_ops, ConfigOp};
 use crate::admin::is_reserved_topic;
 use crate::config::BrokerConfig;
@@ -840,8 +840,8 @@ impl BrokerSessions {
 pub struct Registration {
     pub node_id: i32,
     pub incarnation: [u8; 16],
-    pub host: String,
-    pub port: i32,
+    /// Every client listener of the broker, the inter-broker one first (never empty).
+    pub listeners: Vec<BrokerEndpoint>,
     pub rack: Option<String>,
     pub cluster_id: Option<String>,
 }
@@ -882,8 +882,11 @@ pub fn register_broker(
             return Err((
                 DUPLICATE_BROKER_REGISTRATION,
                 format!(
-                    "node id {} is registered by another live broker ({}:{}); node ids must be unique",
-                    request.node_id, existing.host, existing.port
+                    "node id {} is registered by another live broker ({}); node ids must be unique",
+                    request.node_id,
+                    existing
+                        .inter_broker_endpoint()
+                        .map_or(String::new(), |e| format!("{}:{}", e.host, e.port))
                 ),
             ));
         }
@@ -892,8 +895,7 @@ pub fn register_broker(
         node_id: request.node_id,
         incarnation: request.incarnation,
         epoch: 0,
-        host: request.host.clone(),
-        port: request.port,
+        listeners: request.listeners.clone(),
         rack: request.rack.clone(),
         fenced: true,
         shutting_down: false,
@@ -1134,8 +1136,7 @@ mod tests {
                     node_id: *id,
                     incarnation: [*id as u8; 16],
                     epoch: 0,
-                    host: format!("10.0.0.{id}"),
-                    port: 9092,
+                    listeners: vec![BrokerEndpoint::plaintext(&format!("10.0.0.{id}"), 9092)],
                     rack: None,
                     fenced: true,
                     shutting_down: false,
@@ -1289,8 +1290,7 @@ mod tests {
         let impostor = Registration {
             node_id: 2,
             incarnation: [99; 16],
-            host: "10.0.0.9".into(),
-            port: 9092,
+            listeners: vec![BrokerEndpoint::plaintext("10.0.0.9", 9092)],
             rack: None,
             cluster_id: None,
         };

@@ -13,6 +13,7 @@ use super::agent::{ClusterAgent, ControllerError};
 use super::controller::{
     Heartbeat, Registration, DUPLICATE_BROKER_REGISTRATION, STALE_BROKER_EPOCH,
 };
+use super::records::BrokerEndpoint;
 use super::rpc_api::{self, FetchMetadata};
 
 /// Heartbeat interval while the broker is fenced: it is waiting to be let in, so it asks often.
@@ -67,11 +68,22 @@ impl BrokerLifecycle {
 
     fn registration(&self) -> Registration {
         let config = &self.agent.config;
+        // Every client listener as it advertises itself; the first (primary) one is where other
+        // brokers reach this one.
+        let listeners = config
+            .client_listeners()
+            .iter()
+            .map(|l| BrokerEndpoint {
+                name: l.name().to_string(),
+                host: l.advertised_host.clone(),
+                port: i32::from(l.advertised_port),
+                protocol: l.protocol,
+            })
+            .collect();
         Registration {
             node_id: config.node_id,
             incarnation: self.incarnation,
-            host: config.advertised_host.clone(),
-            port: i32::from(config.advertised_port),
+            listeners,
             rack: config.cluster.rack.clone(),
             cluster_id: super::meta_properties::read_cluster_id(&config.data_dir),
         }

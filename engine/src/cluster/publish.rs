@@ -3,7 +3,8 @@
 //! itself; installing reconciles the shard's partition logs with it (opens the partitions this
 //! broker hosts that the shard owns, removes the logs of deleted topics). The agent's `published`
 //! index moves once every shard has installed an image at least that new. The image's ACLs go to
-//! the broker's authorizer (one copy shared by every shard) before that.
+//! the broker's authorizer and its SCRAM credentials to the broker's credential registry (one
+//! copy of each shared by every shard) before that.
 
 use std::rc::Rc;
 
@@ -26,6 +27,11 @@ pub async fn run_publisher(agent: Rc<ClusterAgent>, shard: Rc<Shard>) {
         let index = image.applied_index;
         record_cluster_id(&shard, &image).await;
         shard.config.security.authorizer.store.install(&image.acls);
+        shard
+            .config
+            .security
+            .credentials
+            .install(&image.scram_credentials);
         publish(&shard, &image).await;
         agent.published.set(agent.published.get().max(index));
     }

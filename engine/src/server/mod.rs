@@ -66,8 +66,6 @@ pub enum ServerError {
     Signals(std::io::Error),
     #[error(transparent)]
     DataDirLock(#[from] data_dir_lock::DataDirLockError),
-    #[error("SCRAM credentials: {0}")]
-    Credentials(#[from] crate::security::sasl::registry::RegistryError),
 }
 
 /// Runs the broker until SIGINT or SIGTERM. `on_ready` is called once every shard serves.
@@ -78,8 +76,6 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     })?;
     // Held until run returns: no second broker may write these partition files meanwhile.
     let _data_dir_lock = data_dir_lock::DataDirLock::acquire(&config.data_dir)?;
-    // The SCRAM credentials changed at run time live beside the data (docs/SECURITY.md).
-    config.security.credentials.open_file(&config.data_dir)?;
     match fd_limit::raise_to_hard_limit() {
         Ok(Some(fds)) if (fds as usize) <= config.max_connections => tracing::warn!(
             fds,

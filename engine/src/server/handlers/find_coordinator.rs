@@ -5,6 +5,8 @@
 //! the broker leading the id's `__transaction_state` partition: in a cluster of several brokers
 //! the topic is created on the first request with one replica per partition (its state is not
 //! replicated yet, so a lost broker's ids wait for it); a broker alone coordinates every id.
+//! The coordinator is given at its endpoint for the listener the client came in on; one without
+//! that listener is COORDINATOR_NOT_AVAILABLE, as in Kafka.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -17,6 +19,7 @@ use crate::cluster::controller::{
 };
 use crate::cluster::forward;
 use crate::cluster::rpc_api::AdminRequest;
+use crate::cluster::MetadataImage;
 use crate::groups::{offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
 use crate::metadata::NO_LEADER;
 use crate::security::acl::{Operation, ResourceType, Session};
@@ -63,6 +66,7 @@ pub async fn handle(
         ensure_offsets_topic(shard).await;
     }
     let clustered = shard.image().brokers.len() > 1;
+    let listener = listener.name();
     if body.key_type == KEY_TYPE_TRANSACTION && clustered {
         ensure_transaction_state_topic(shard).await;
     }
@@ -79,9 +83,9 @@ pub async fn handle(
                 "not authorized",
             )
         }
-        KEY_TYPE_GROUP => group_coordinator(shard, key),
-        KEY_TYPE_TRANSACTION if clustered => transaction_coordinator(shard, key),
-        KEY_TYPE_TRANSACTION => this_broker(shard),
+        KEY_TYPE_GROUP => group_coordinator(shard, key, listener),
+        KEY_TYPE_TRANSACTION if clustered => transaction_coordinator(shard, key, listener),
+        KEY_TYPE_TRANSACTION => this_broker(shard, listener),
         _ => Found::error(
             ResponseError::InvalidRequest,
             "unknown coordinator key type",
@@ -112,83 +116,75 @@ pub async fn handle(
             .with_host(found.host)
             .with_port(found.port);
     }
-    // Security: this broker as the listener the client came in on advertises it.
-    // v4+ answers per key; the top-level fields do not exist there and must stay unset.
-    let this_node = shard.config.node_id;
-    if request.version() < 4 && response.error_code == 0 {
-        listener.advertise_own(
-            this_node,
-            response.node_id.0,
-            &mut response.host,
-            &mut response.port,
-        );
-    }
-    for coordinator in &mut response.coordinators {
-        let node_id = coordinator.node_id.0;
-        listener.advertise_own(
-            this_node,
-            node_id,
-            &mut coordinator.host,
-            &mut coordinator.port,
-        );
-    }
     respond(request, &response)
 }
 
 /// The broker leading `group`'s offsets partition.
-fn group_coordinator(shard: &Shard, group: &str) -> Found {
+fn group_coordinator(shard: &Shard, group: &str, listener: &str) -> Found {
     let partition = offsets_partition_for(group, OFFSETS_TOPIC_PARTITIONS);
     leader_of(
         shard,
         OFFSETS_TOPIC,
         partition,
+        listener,
         "the group's offsets partition has no leader right now",
     )
 }
 
 /// The broker leading `transactional_id`'s `__transaction_state` partition.
-fn transaction_coordinator(shard: &Shard, transactional_id: &str) -> Found {
+fn transaction_coordinator(shard: &Shard, transactional_id: &str, listener: &str) -> Found {
     leader_of(
         shard,
         TRANSACTION_STATE_TOPIC,
         state_partition_for(transactional_id),
+        listener,
         "the transactional id's state partition has no leader right now",
     )
 }
 
 /// The live broker leading `partition` of an internal topic.
-fn leader_of(shard: &Shard, topic: &str, partition: i32, none: &'static str) -> Found {
+fn leader_of(
+    shard: &Shard,
+    topic: &str,
+    partition: i32,
+    listener: &str,
+    none: &'static str,
+) -> Found {
     let image = shard.image();
     let leader = image
         .topics
         .get(topic)
         .map_or(NO_LEADER, |meta| meta.leader_of(partition));
-    match image.brokers.get(&leader).filter(|_| image.is_live(leader)) {
-        Some(broker) => Found {
-            error_code: 0,
-            message: None,
-            node_id: broker.node_id,
-            host: StrBytes::from_string(broker.host.clone()),
-            port: broker.port,
-        },
-        None => Found::error(ResponseError::CoordinatorNotAvailable, none),
+    if !image.is_live(leader) {
+        return Found::error(ResponseError::CoordinatorNotAvailable, none);
     }
+    broker_at_listener(&image, leader, listener)
 }
 
 /// This broker, as the image lists it (it is live: it serves clients only then).
-fn this_broker(shard: &Shard) -> Found {
-    let image = shard.image();
-    match image.brokers.get(&shard.config.node_id) {
-        Some(broker) => Found {
+fn this_broker(shard: &Shard, listener: &str) -> Found {
+    broker_at_listener(&shard.image(), shard.config.node_id, listener)
+}
+
+/// Broker `node_id` at its endpoint for `listener` (Kafka's `getAliveBrokerNode(id, listener)`).
+fn broker_at_listener(image: &MetadataImage, node_id: i32, listener: &str) -> Found {
+    let Some(broker) = image.brokers.get(&node_id) else {
+        return Found::error(
+            ResponseError::CoordinatorNotAvailable,
+            "the coordinator is not registered",
+        );
+    };
+    match broker.endpoint(listener) {
+        Some(endpoint) => Found {
             error_code: 0,
             message: None,
-            node_id: broker.node_id,
-            host: StrBytes::from_string(broker.host.clone()),
-            port: broker.port,
+            node_id,
+            host: StrBytes::from_string(endpoint.host.clone()),
+            port: endpoint.port,
         },
         None => Found::error(
             ResponseError::CoordinatorNotAvailable,
-            "this broker is not registered yet",
+            "the coordinator has no endpoint for this listener",
         ),
     }
 }
