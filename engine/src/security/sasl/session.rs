@@ -418,9 +418,11 @@ mod tests {
                 "SCRAM-SHA-512=[name=alice,password=alice-pw];SCRAM-SHA-512=[name=bob,password=bob-pw]",
             )
             .unwrap();
+        let registry = CredentialRegistry::new(CredentialStore::default());
+        registry.install(&Arc::new(store));
         SaslSession::new(
             Arc::from(SaslMechanism::ALL.as_slice()),
-            Arc::new(CredentialRegistry::new(store)),
+            Arc::new(registry),
             "test".to_string(),
             lifetime,
         )
