@@ -69,7 +69,7 @@ pub async fn start(shard: &Rc<Shard>) -> Result<ClusterNode, String> {
         if !cluster.roles.controller {
             glommio::spawn_local(lifecycle::follow_metadata(agent.clone(), following)).detach();
         }
-        let lifecycle = BrokerLifecycle::new(agent.clone());
+        let lifecycle = BrokerLifecycle::new(agent.clone(), shard.log_dir.clone());
         lifecycle
             .register(cluster.controller_startup_timeout)
             .await

@@ -193,7 +193,8 @@ fn describe_topic(shard: &Shard, name: &str, meta: &TopicMeta) -> MetadataRespon
                 .replicas
                 .iter()
                 .copied()
-                .filter(|r| !image.is_live(*r))
+                // Kafka lists replicas on offline log directories too.
+                .filter(|r| !image.is_eligible(*r))
                 .collect();
             let error = if state.leader == NO_LEADER {
                 ResponseError::LeaderNotAvailable.code()
