@@ -7,7 +7,8 @@ min.insync.replicas=2:
   log start (Kafka's `truncateFullyAndStartAt`), rejoins the ISR, and holds the leader's bytes from there;
 - a follower whose disk fails: its data directory (a small loop-mounted ext4) is filled while an acks=all producer
   writes; it reports the directory offline and leaves the ISR within a few seconds (not replica.lag.time.max.ms),
-  acks=all goes on with the other two, and once space is freed it is back in the ISR with identical bytes.
+  acks=all goes on with the other two, and once space is freed it is back in the ISR with identical bytes; the
+  same with the leader's disk, whose leadership moves.
 """
 
 from __future__ import annotations
@@ -189,47 +190,54 @@ class Writer:
 
 
 @pytest.mark.timeout(420)
-def test_a_follower_whose_disk_fails_leaves_the_isr_and_comes_back(tmp_path, topic_name):
+@pytest.mark.parametrize("victim_id", [3, 1], ids=["follower", "leader"])
+def test_a_replica_whose_disk_fails_leaves_the_isr_and_comes_back(tmp_path, topic_name, victim_id):
+    """The follower case of the brief; the leader case also moves the leadership (its appends fail, clients get
+    KAFKA_STORAGE_ERROR and retry at the new leader) and the old leader, now a follower on a full disk, must
+    truncate to the new leader's log before it fetches."""
     from test_chaos import mount_small_fs, unmount_small_fs
 
-    image, mount = tmp_path / "node-3.img", tmp_path / "node-3-fs"
+    image, mount = tmp_path / "victim.img", tmp_path / "victim-fs"
     mount_small_fs(image, mount)
     c = Cluster(BINARY, tmp_path)
-    victim = c.nodes[2]
+    victim = c.node(victim_id)
+    other = next(n for n in c.nodes if n is not victim)
+    name = f"node {victim_id}"
     victim.data_dir = mount / "data"
     # The metadata quorum's log stays off the small disk, as Kafka's `metadata.log.dir` may: this test is about
     # the partition data's directory (a quorum member whose own log cannot be written stops).
     victim.data_dir.mkdir(parents=True)
-    (tmp_path / "node-3-metadata").mkdir()
-    (victim.data_dir / "__cluster_metadata-0").symlink_to(tmp_path / "node-3-metadata")
+    (tmp_path / "victim-metadata").mkdir()
+    (victim.data_dir / "__cluster_metadata-0").symlink_to(tmp_path / "victim-metadata")
     filler = mount / "filler"
     try:
         c.start()
         create_topic(c, topic_name, {})
+        assert leader(c, topic_name) == 1
         with c.hosts.in_hub():
             writer = Writer(c.bootstrap, topic_name)
             writer.thread.start()
             wait_until(lambda: len(writer.acked) > 500, 60, "records acknowledged before the fault")
-            # Fill node 3's disk while it runs: dd stops at ENOSPC.
+            # Fill the victim's disk while it runs: dd stops at ENOSPC.
             subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M", "status=none"], check=False)
             filled = time.monotonic()
-            print(f"node 3's disk filled: {shutil.disk_usage(mount).free} bytes free")
-            wait_until(lambda: 3 not in isr(c, topic_name, via=c.nodes[0]), ISR_SHRINK_BOUND_S,
-                       "node 3 out of the ISR after its disk filled", interval=0.2)
+            print(f"{name}'s disk filled: {shutil.disk_usage(mount).free} bytes free")
+            wait_until(lambda: victim_id not in isr(c, topic_name, via=other), ISR_SHRINK_BOUND_S,
+                       f"{name} out of the ISR after its disk filled", interval=0.2)
             shrunk = time.monotonic()
             offline = [line for line in victim.log_since_start().splitlines()
                        if "reporting the data directory offline" in line]
-            assert offline, "node 3 did not report its data directory offline"
-            print(f"node 3 out of the ISR {shrunk - filled:.2f} s after its disk filled")
-            assert leader(c, topic_name, via=c.nodes[0]) != 3
+            assert offline, f"{name} did not report its data directory offline"
+            print(f"{name} out of the ISR {shrunk - filled:.2f} s after its disk filled")
+            assert leader(c, topic_name, via=other) != victim_id
             wait_until(lambda: writer.acked_since(shrunk) > 200, 30, "acks=all going on with the other two")
             assert not writer.errors, writer.errors[:5]
             time.sleep(2)
             filler.unlink()
             freed = time.monotonic()
-            wait_until(lambda: isr(c, topic_name, via=c.nodes[0]) == [1, 2, 3], 120,
-                       "node 3 back in the ISR once space is back", interval=0.5)
-            print(f"node 3 back in the ISR {time.monotonic() - freed:.2f} s after space came back")
+            wait_until(lambda: isr(c, topic_name, via=other) == [1, 2, 3], 120,
+                       f"{name} back in the ISR once space is back", interval=0.5)
+            print(f"{name} back in the ISR {time.monotonic() - freed:.2f} s after space came back")
             wait_until(lambda: writer.acked_since(freed) > 100, 30, "records acknowledged after the heal")
             writer.stop.set()
             writer.thread.join(150)
