@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from confluent_kafka import TopicPartition
 from confluent_kafka.admin import NewTopic
 
 import clients
@@ -107,16 +108,29 @@ def compare_replicas(c: Cluster, topic: str, start: int | None = None) -> tuple[
     return len(copies[0]), start
 
 
+def multi_record_batch_after(data_dir: Path, topic: str, offset: int) -> tuple[int, int]:
+    """(base offset, last offset) of the first batch past `offset` holding several records."""
+    for base, raw in batches(data_dir, topic):
+        last = base + int.from_bytes(raw[23:27], "big", signed=True)
+        if base > offset and last > base:
+            return base, last
+    raise AssertionError(f"no batch of several records past {offset}")
+
+
 @pytest.mark.timeout(300)
-def test_a_follower_below_the_leaders_log_start_restarts_there(tmp_path, topic_name):
+@pytest.mark.parametrize("moved_by", ["retention", "delete-records"])
+def test_a_follower_below_the_leaders_log_start_restarts_there(tmp_path, topic_name, moved_by):
+    """`retention`: the leader's start is a segment's base. `delete-records`: DeleteRecords then puts it inside a
+    batch; the follower, restarted there, gets that batch (it starts before its log) and restarts again at the
+    batch's base offset, as Kafka's follower does."""
     c = Cluster(BINARY, tmp_path)
     try:
         c.start()
         create_topic(c, topic_name, {"retention.bytes": str(RETENTION_BYTES)})
         victim = c.node(3)
         with c.hosts.in_hub():
-            # Small batches: many of them to compare.
-            producer = clients.producer(c.bootstrap, **{"enable.idempotence": True, "batch.size": 20_000})
+            # Batches of about ten records: many of them to compare, and several records in each.
+            producer = clients.producer(c.bootstrap, **{"enable.idempotence": True, "batch.size": 100_000})
             clients.produce_all(producer, topic_name, [(b"k", value(i, 1000)) for i in range(200)], partition=0)
         # Every replica holds what was acknowledged (acks=all, all three in the ISR): node 3's log ends there.
         victim_end = log_start_and_end(c, topic_name)[1]
@@ -135,6 +149,17 @@ def test_a_follower_below_the_leaders_log_start_restarts_there(tmp_path, topic_n
             time.sleep(4.5)
             return before if log_start(c, topic_name) == before else None
         start = wait_until(settled_log_start, 60, "the leader's log start settled")
+        first_base = start
+        if moved_by == "delete-records":
+            first_base, last = multi_record_batch_after(c.node(1).data_dir, topic_name, start)
+            start = first_base + 1
+            with c.hosts.in_hub():
+                client = admin(c.bootstrap)
+                client.list_topics(topic_name, timeout=10)
+                deleted = client.delete_records([TopicPartition(topic_name, 0, start)], request_timeout=30)
+                low = next(iter(deleted.values())).result(timeout=60).low_watermark
+            assert low == start, f"DeleteRecords moved the start to {low}, not {start}"
+            print(f"DeleteRecords: the leader's log starts at {start}, inside the batch {first_base}..{last}")
         print(f"node 3 killed at log end ~{victim_end}; the leader's log now starts at {start}")
         restarted = time.monotonic()
         victim.start()
@@ -144,7 +169,11 @@ def test_a_follower_below_the_leaders_log_start_restarts_there(tmp_path, topic_n
         assert lines, "node 3 did not restart its log at the leader's log start"
         restarted_at = int(re.search(r"start_offset=(\d+)", lines[0]).group(1))
         assert restarted_at == start, f"node 3 restarted at {restarted_at}, the leader's log start is {start}"
-        assert first_base_offset(victim.data_dir, topic_name) >= start
+        if moved_by == "delete-records":
+            again = [line for line in victim.log_since_start().splitlines() if "inside a batch" in line]
+            assert again, "node 3 did not restart at the base offset of the batch holding the leader's start"
+            assert f"start_offset={first_base}" in again[0], again[0]
+        assert first_base_offset(victim.data_dir, topic_name) >= first_base
         compared, common = compare_replicas(c, topic_name)
         print(f"{compared} batches from offset {common} identical on the three replicas")
     except Exception:

@@ -465,11 +465,19 @@ async fn fetch(
                 continue;
             }
             let bytes = records.len() as u64;
+            // Kept for a second try after a restart at the first batch's base (a cheap clone).
+            let fetched = records.clone();
             let append = (!records.is_empty()).then(|| log.append_as_follower(records));
             let shard = shard.clone();
             appends.push(Box::pin(async move {
                 if let Some(append) = append {
-                    if let Err(error) = append.await {
+                    let mut result = append.await;
+                    if let Err(StorageError::UnexpectedAppendOffset { expected, found }) = result {
+                        if restart_at_first_batch(&shard, &key, leader, epoch, &fetched, expected, found).await {
+                            result = log.append_as_follower(fetched).await;
+                        }
+                    }
+                    if let Err(error) = result {
                         if matches!(error, StorageError::UnexpectedAppendOffset { .. } | StorageError::StaleLeaderEpoch { .. }) {
                             tracing::warn!(topic = %key.0, partition = key.1, %error, "follower append refused: truncating again");
                             mark_untruncated(&shard, &key);
@@ -499,6 +507,44 @@ async fn fetch(
         return Ok(Progress::Idle);
     }
     Ok(Progress::Fetched)
+}
+
+/// A follower that restarted at its leader's log start and got a first batch starting before it
+/// (DeleteRecords put the leader's start inside that batch): as Kafka's follower, it restarts its
+/// still empty log at the batch's base offset, so that the batch can be stored whole. Returns
+/// whether it did (the caller appends again).
+async fn restart_at_first_batch(
+    shard: &Shard,
+    key: &PartitionKey,
+    leader: i32,
+    epoch: i32,
+    fetched: &bytes::Bytes,
+    expected: i64,
+    found: i64,
+) -> bool {
+    let Some(log) = shard.log(&key.0, key.1) else {
+        return false;
+    };
+    let empty = log.log_start_offset() == log.log_end_offset();
+    let spans_the_start = ringbroker_protocol::batch::batches(fetched)
+        .next()
+        .and_then(Result::ok)
+        .is_some_and(|(header, _)| {
+            header.base_offset == found && found < expected && header.last_offset() >= expected
+        });
+    if !empty || !spans_the_start || !still_followed(shard, key, leader, epoch) {
+        return false;
+    }
+    match log.truncate_fully_and_start_at(found).await {
+        Ok(()) => {
+            tracing::info!(topic = %key.0, partition = key.1, start_offset = found, "the leader's log start is inside a batch: starting at the batch's base offset");
+            true
+        }
+        Err(error) => {
+            tracing::warn!(topic = %key.0, partition = key.1, start_offset = found, %error, "cannot restart the log at the first batch's base offset");
+            false
+        }
+    }
 }
 
 /// One partition's work on a fetch answer: an append, or a restart at the leader's log start.

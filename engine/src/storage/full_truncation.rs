@@ -73,8 +73,11 @@ async fn run(inner: &Rc<LogInner>, offset: i64) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// Refuses a fenced, closed or still rolling-back log, and an offset the log reaches (that is a
-/// truncation or a start move, not a restart).
+/// Refuses a fenced, closed or still rolling-back log, and an offset a non-empty log reaches (that
+/// is a truncation or a start move, not a restart). An empty log may restart anywhere: a follower
+/// restarted at a leader's log start that DeleteRecords put inside a batch restarts again at that
+/// batch's base offset (Kafka's follower does the same), and either start leaves a usable log
+/// after a kill (the empty old one, or the new one).
 fn check(inner: &LogInner, offset: i64) -> Result<(), StorageError> {
     let state = inner.state.borrow();
     let rolling_back = state
@@ -88,7 +91,9 @@ fn check(inner: &LogInner, offset: i64) -> Result<(), StorageError> {
     if state.closed {
         return Err(StorageError::Closed);
     }
-    if offset <= state.log_end_offset {
+    let empty = state.log_start_offset == state.log_end_offset;
+    if offset < 0 || (offset <= state.log_end_offset && !empty) {
+        // The offsets a restart may take: past the log end.
         return Err(StorageError::OffsetOutOfRange {
             offset,
             log_start_offset: state.log_end_offset + 1,
@@ -115,14 +120,17 @@ fn reset_state(inner: &Rc<LogInner>, offset: i64) -> Vec<i64> {
         dropped
     };
     inner.active_since_ms.set(wall_clock_ms());
-    // Waiters of the old written end resolve (their appends were written); the new end is past
-    // every old value, so the watches only move forward.
+    // Waiters of the old written end resolve (their appends were written). The new end is past
+    // every old value, except when an empty log restarts lower.
     inner.written.interrupt();
-    inner.written.advance(offset);
-    inner.replicated_high_watermark.set(offset);
-    if inner.high_watermark.get() < offset {
-        inner.high_watermark.advance(offset);
+    for watch in [&inner.written, &inner.high_watermark] {
+        if watch.get() < offset {
+            watch.advance(offset);
+        } else {
+            watch.reset(offset);
+        }
     }
+    inner.replicated_high_watermark.set(offset);
     dropped
 }
 

@@ -532,9 +532,9 @@ impl PartitionLog {
     /// Every segment goes; the log start, log end, written end and high watermark become
     /// `offset`; the leader-epoch cache is emptied. Crash-safe: a kill at any point leaves the old
     /// log or the new one (see `full_truncation`). Waits for queued writes first and refuses
-    /// appends while it runs (`Truncating`); an `offset` the log reaches is refused
-    /// (`OffsetOutOfRange`). A failure after the old files started going fences the log (the next
-    /// open finishes the job).
+    /// appends while it runs (`Truncating`); an `offset` a non-empty log reaches is refused
+    /// (`OffsetOutOfRange`), an empty log may restart at any offset. A failure after the old files
+    /// started going fences the log (the next open finishes the job).
     pub async fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), StorageError> {
         full_truncation::truncate_fully_and_start_at(&self.inner, offset).await
     }

@@ -797,6 +797,17 @@ fn a_follower_below_its_leaders_start_restarts_there_and_copies_the_rest() {
             .await
             .expect("restart at the leader's start");
         assert_restarted_at(&follower, &dir, LEADER_START);
+        // Empty, it may restart lower too (a leader's start inside a batch: at the batch's base).
+        follower
+            .truncate_fully_and_start_at(LEADER_START - 2)
+            .await
+            .expect("an empty log restarts lower");
+        assert_restarted_at(&follower, &dir, LEADER_START - 2);
+        follower
+            .truncate_fully_and_start_at(LEADER_START)
+            .await
+            .expect("and higher again");
+        assert_restarted_at(&follower, &dir, LEADER_START);
         assert_eq!(
             epoch_file(&dir),
             "0\n0\n",
