@@ -28,6 +28,9 @@ pub struct MetadataImage {
     /// The users' SCRAM credentials. An `Arc` for the same reason as `acls`: the broker's
     /// credential registry installs this very store (`CredentialRegistry::install`).
     pub scram_credentials: Arc<CredentialStore>,
+    /// Brokers whose current registration reported its data directory offline
+    /// (`replication::log_dir`): in no ISR, leading nothing, until they report it online.
+    pub log_dir_offline: std::collections::BTreeSet<i32>,
     /// Index of the last metadata log entry applied (0: none).
     pub applied_index: u64,
 }
@@ -61,8 +64,28 @@ impl MetadataImage {
                 if index > 0 {
                     registration.epoch = index as i64;
                 }
+                // A new registration starts with its data directory online.
+                self.log_dir_offline.remove(&registration.node_id);
                 self.brokers.insert(registration.node_id, registration);
             }
+            MetadataRecord::BrokerLogDir {
+                node_id,
+                epoch,
+                offline,
+            } => match self.brokers.get(node_id) {
+                Some(broker) if broker.epoch == *epoch => {
+                    if *offline {
+                        self.log_dir_offline.insert(*node_id);
+                    } else {
+                        self.log_dir_offline.remove(node_id);
+                    }
+                }
+                _ => tracing::warn!(
+                    node_id,
+                    epoch,
+                    "metadata: log directory state of an unknown broker epoch"
+                ),
+            },
             MetadataRecord::BrokerState {
                 node_id,
                 epoch,
@@ -171,6 +194,13 @@ impl MetadataImage {
                 fenced: broker.fenced,
                 shutting_down: broker.shutting_down,
             });
+            if self.log_dir_offline.contains(&broker.node_id) {
+                records.push(MetadataRecord::BrokerLogDir {
+                    node_id: broker.node_id,
+                    epoch: broker.epoch,
+                    offline: true,
+                });
+            }
         }
         for (name, meta) in &self.topics.topics {
             records.push(MetadataRecord::Topic {
@@ -229,6 +259,12 @@ impl MetadataImage {
         self.brokers
             .get(&node_id)
             .is_some_and(|b| !b.fenced && !b.shutting_down)
+    }
+
+    /// Whether `node_id` may lead a partition or join an ISR (Kafka's eligible replica, KIP-841):
+    /// live, and its data directory online.
+    pub fn is_eligible(&self, node_id: i32) -> bool {
+        self.is_live(node_id) && !self.log_dir_offline.contains(&node_id)
     }
 
     /// Every partition whose replicas include `node_id`: what that broker must host.

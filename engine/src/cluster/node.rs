@@ -74,7 +74,7 @@ pub async fn start(shard: &Rc<Shard>) -> Result<ClusterNode, String> {
     // them), so no client finds a start-up user missing.
     migrate::scram_credentials(&agent).await?;
     if cluster.roles.broker {
-        let lifecycle = BrokerLifecycle::new(agent.clone());
+        let lifecycle = BrokerLifecycle::new(agent.clone(), shard.log_dir.clone());
         lifecycle
             .register(cluster.controller_startup_timeout)
             .await

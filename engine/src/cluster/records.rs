@@ -91,6 +91,12 @@ pub enum MetadataRecord {
         fenced: bool,
         shutting_down: bool,
     },
+    /// The broker's data directory went offline or came back (`replication::log_dir`).
+    BrokerLogDir {
+        node_id: i32,
+        epoch: i64,
+        offline: bool,
+    },
     Topic {
         name: String,
         topic_id: TopicId,
@@ -195,6 +201,21 @@ fn build_record<'b>(
                 },
             );
             (fb::RecordBody::BrokerStateRecord, r.as_union_value())
+        }
+        MetadataRecord::BrokerLogDir {
+            node_id,
+            epoch,
+            offline,
+        } => {
+            let r = fb::BrokerLogDirRecord::create(
+                fbb,
+                &fb::BrokerLogDirRecordArgs {
+                    node_id: *node_id,
+                    epoch: *epoch,
+                    offline: *offline,
+                },
+            );
+            (fb::RecordBody::BrokerLogDirRecord, r.as_union_value())
         }
         MetadataRecord::Topic {
             name,
@@ -520,6 +541,13 @@ fn decode_record(index: usize, record: &fb::Record<'_>) -> Result<MetadataRecord
             shutting_down: r.shutting_down(),
         });
     }
+    if let Some(r) = record.body_as_broker_log_dir_record() {
+        return Ok(MetadataRecord::BrokerLogDir {
+            node_id: r.node_id(),
+            epoch: r.epoch(),
+            offline: r.offline(),
+        });
+    }
     if let Some(r) = record.body_as_topic_record() {
         return Ok(MetadataRecord::Topic {
             name: r.name().ok_or(missing("name"))?.to_string(),
@@ -600,6 +628,11 @@ mod tests {
                 epoch: 12,
                 fenced: false,
                 shutting_down: true,
+            },
+            MetadataRecord::BrokerLogDir {
+                node_id: 2,
+                epoch: 12,
+                offline: true,
             },
             MetadataRecord::Topic {
                 name: "orders".into(),

@@ -152,6 +152,7 @@ pub fn encode_heartbeat(h: &Heartbeat) -> Vec<u8> {
             epoch: h.epoch,
             applied_index: h.applied_index as i64,
             want_shutdown: h.want_shutdown,
+            log_dir_offline: h.log_dir_offline,
         },
     );
     finish(fbb, root)
@@ -164,6 +165,7 @@ pub fn decode_heartbeat(bytes: &[u8]) -> Result<Heartbeat, DecodeError> {
         epoch: r.epoch(),
         applied_index: u64::try_from(r.applied_index()).unwrap_or(0),
         want_shutdown: r.want_shutdown(),
+        log_dir_offline: r.log_dir_offline(),
     })
 }
 
@@ -1030,11 +1032,17 @@ mod tests {
             epoch: 7,
             applied_index: 9,
             want_shutdown: true,
+            log_dir_offline: true,
         };
         let decoded = decode_heartbeat(&encode_heartbeat(&beat)).expect("decode");
         assert_eq!(
-            (decoded.epoch, decoded.applied_index, decoded.want_shutdown),
-            (7, 9, true)
+            (
+                decoded.epoch,
+                decoded.applied_index,
+                decoded.want_shutdown,
+                decoded.log_dir_offline
+            ),
+            (7, 9, true, true)
         );
         let chunk = MetadataChunk {
             entries: vec![(4, vec![1, 2]), (5, vec![])],

@@ -10,6 +10,8 @@
 //! - `serve`: the leader side of a replica fetch (fencing by leader epoch, the follower's
 //!   progress, the high watermark).
 //! - `isr`: the leader's periodic ISR check and its AlterPartition requests to the controller.
+//! - `log_dir`: the data directory's health (logs that cannot be written), which heartbeats report
+//!   so that the controller takes the broker out of every ISR at once.
 //! - `acks`: acks=all (the high watermark passing a produce) and `min.insync.replicas`.
 //! - `client`: a broker's Kafka connection to another broker.
 //! - `offsets_gate`: `__consumer_offsets` writes by the group coordinator: leader only, done at
@@ -23,6 +25,7 @@ pub mod client;
 pub mod fetcher;
 pub mod isr;
 pub mod leader;
+pub mod log_dir;
 pub mod offsets_gate;
 pub mod roles;
 pub mod serve;

@@ -94,6 +94,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     let placement = placement_for(&config)?;
     let mesh = MeshBuilder::<MeshMessage, _>::full(shards, MESH_CHANNEL_CAPACITY);
     let ready = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let log_dir = Arc::new(crate::replication::log_dir::LogDirHealth::new(shards));
     let config = Arc::new(config);
     let metrics = config.metrics_listen.map(|_| MetricsRegistry::new(shards));
     // The endpoint outlives the shards: it answers `/ready` with 503 while they drain and close.
@@ -104,31 +105,39 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         &stop,
         &endpoint_stop,
     );
-    let handles =
-        LocalExecutorPoolBuilder::new(placement)
-            .name("ringbroker-shard")
-            .io_memory(config.io_memory_bytes)
-            .ring_depth(config.ring_depth)
-            // Feeds `ringbroker_io_latency_seconds` (glommio's IoStats). Only file I/O is timed, from
-            // timestamps glommio takes anyway: three sketch inserts per DMA read or write, and the
-            // appender writes many requests at once.
-            .record_io_latencies(config.metrics_listen.is_some())
-            .on_all_shards({
-                let config = config.clone();
-                let stop = stop.clone();
-                let ready = ready.clone();
-                let metrics = metrics.clone();
-                let limits = Arc::new(ConnectionLimits::new(
-                    config.max_connections,
-                    config.max_connections_per_ip,
-                    &config.max_connections_per_ip_overrides,
-                ));
-                let drained = Arc::new(AtomicBool::new(false));
-                move || async move {
-                    run_shard(config, mesh, stop, drained, ready, metrics, limits).await
-                }
-            })
-            .map_err(|e| ServerError::Executors(e.to_string()))?;
+    let handles = LocalExecutorPoolBuilder::new(placement)
+        .name("ringbroker-shard")
+        .io_memory(config.io_memory_bytes)
+        .ring_depth(config.ring_depth)
+        // Feeds `ringbroker_io_latency_seconds` (glommio's IoStats). Only file I/O is timed, from
+        // timestamps glommio takes anyway: three sketch inserts per DMA read or write, and the
+        // appender writes many requests at once.
+        .record_io_latencies(config.metrics_listen.is_some())
+        .on_all_shards({
+            let config = config.clone();
+            let stop = stop.clone();
+            let ready = ready.clone();
+            let metrics = metrics.clone();
+            let limits = Arc::new(ConnectionLimits::new(
+                config.max_connections,
+                config.max_connections_per_ip,
+                &config.max_connections_per_ip_overrides,
+            ));
+            let drained = Arc::new(AtomicBool::new(false));
+            let log_dir = log_dir.clone();
+            move || async move {
+                let shared = SharedState {
+                    stop,
+                    drained,
+                    ready,
+                    metrics,
+                    limits,
+                    log_dir,
+                };
+                run_shard(config, mesh, shared).await
+            }
+        })
+        .map_err(|e| ServerError::Executors(e.to_string()))?;
     let mut first_error = None;
     for result in handles.join_all() {
         match result {
@@ -184,15 +193,29 @@ fn placement_for(config: &BrokerConfig) -> Result<PoolPlacement, ServerError> {
 #[allow(dead_code)]
 type SingleShardPlacement = Placement;
 
-async fn run_shard(
-    config: Arc<BrokerConfig>,
-    mesh: MeshBuilder<MeshMessage, glommio::channels::channel_mesh::Full>,
+/// What the shards of one broker share (each gets its clones).
+struct SharedState {
     stop: Arc<AtomicBool>,
     drained: Arc<AtomicBool>,
     ready: Arc<std::sync::atomic::AtomicUsize>,
     metrics: Option<Arc<MetricsRegistry>>,
     limits: Arc<ConnectionLimits>,
+    log_dir: Arc<crate::replication::log_dir::LogDirHealth>,
+}
+
+async fn run_shard(
+    config: Arc<BrokerConfig>,
+    mesh: MeshBuilder<MeshMessage, glommio::channels::channel_mesh::Full>,
+    shared: SharedState,
 ) -> Result<(), ServerError> {
+    let SharedState {
+        stop,
+        drained,
+        ready,
+        metrics,
+        limits,
+        log_dir,
+    } = shared;
     let config = Rc::new((*config).clone());
     let (senders, receivers) = mesh
         .join()
@@ -206,7 +229,8 @@ async fn run_shard(
     let (groups, offsets_store) = open_group_coordinator(&config, id).await.map_err(fail)?;
     let shard = Rc::new(
         Shard::new(id, config.clone(), Mesh::new(senders), groups, stop.clone())
-            .with_metrics(metrics.as_ref().and_then(|m| m.shard(id))),
+            .with_metrics(metrics.as_ref().and_then(|m| m.shard(id)))
+            .with_log_dir_health(log_dir),
     );
     // Committed offsets are written by the leader of their partition, stamped with its leader
     // epoch as produced batches are, and done once on every in-sync replica.
@@ -256,6 +280,7 @@ async fn run_shard(
     crate::retention::spawn(shard.clone());
     crate::replication::roles::spawn(shard.clone());
     crate::replication::isr::spawn_checker(shard.clone());
+    crate::replication::log_dir::spawn_monitor(shard.clone());
     if let Some(metrics) = &metrics {
         metrics.mark_ready();
     }

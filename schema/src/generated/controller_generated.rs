@@ -13,10 +13,10 @@ pub mod controller {
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_RECORD_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_RECORD_BODY: u8 = 11;
+pub const ENUM_MAX_RECORD_BODY: u8 = 12;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_RECORD_BODY: [RecordBody; 12] = [
+pub const ENUM_VALUES_RECORD_BODY: [RecordBody; 13] = [
   RecordBody::NONE,
   RecordBody::ClusterIdRecord,
   RecordBody::BrokerRecord,
@@ -29,6 +29,7 @@ pub const ENUM_VALUES_RECORD_BODY: [RecordBody; 12] = [
   RecordBody::RemoveAccessControlEntryRecord,
   RecordBody::UserScramCredentialRecord,
   RecordBody::RemoveUserScramCredentialRecord,
+  RecordBody::BrokerLogDirRecord,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -48,9 +49,10 @@ impl RecordBody {
   pub const RemoveAccessControlEntryRecord: Self = Self(9);
   pub const UserScramCredentialRecord: Self = Self(10);
   pub const RemoveUserScramCredentialRecord: Self = Self(11);
+  pub const BrokerLogDirRecord: Self = Self(12);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 11;
+  pub const ENUM_MAX: u8 = 12;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::ClusterIdRecord,
@@ -64,6 +66,7 @@ impl RecordBody {
     Self::RemoveAccessControlEntryRecord,
     Self::UserScramCredentialRecord,
     Self::RemoveUserScramCredentialRecord,
+    Self::BrokerLogDirRecord,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -80,6 +83,7 @@ impl RecordBody {
       Self::RemoveAccessControlEntryRecord => Some("RemoveAccessControlEntryRecord"),
       Self::UserScramCredentialRecord => Some("UserScramCredentialRecord"),
       Self::RemoveUserScramCredentialRecord => Some("RemoveUserScramCredentialRecord"),
+      Self::BrokerLogDirRecord => Some("BrokerLogDirRecord"),
       _ => None,
     }
   }
@@ -751,6 +755,139 @@ impl ::core::fmt::Debug for BrokerStateRecord<'_> {
       ds.field("epoch", &self.epoch());
       ds.field("fenced", &self.fenced());
       ds.field("shutting_down", &self.shutting_down());
+      ds.finish()
+  }
+}
+pub enum BrokerLogDirRecordOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A registered broker's data directory went offline (a partition log cannot be written) or came
+/// back online (Kafka's offline log dirs of KIP-858; ringbroker has one directory per broker).
+/// A new registration starts online.
+pub struct BrokerLogDirRecord<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for BrokerLogDirRecord<'a> {
+  type Inner = BrokerLogDirRecord<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> BrokerLogDirRecord<'a> {
+  pub const VT_NODE_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_EPOCH: ::flatbuffers::VOffsetT = 6;
+  pub const VT_OFFLINE: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    BrokerLogDirRecord { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args BrokerLogDirRecordArgs
+  ) -> ::flatbuffers::WIPOffset<BrokerLogDirRecord<'bldr>> {
+    let mut builder = BrokerLogDirRecordBuilder::new(_fbb);
+    builder.add_epoch(args.epoch);
+    builder.add_node_id(args.node_id);
+    builder.add_offline(args.offline);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn node_id(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(BrokerLogDirRecord::VT_NODE_ID, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn epoch(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(BrokerLogDirRecord::VT_EPOCH, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn offline(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(BrokerLogDirRecord::VT_OFFLINE, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for BrokerLogDirRecord<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i32>("node_id", Self::VT_NODE_ID, false)?
+     .visit_field::<i64>("epoch", Self::VT_EPOCH, false)?
+     .visit_field::<bool>("offline", Self::VT_OFFLINE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct BrokerLogDirRecordArgs {
+    pub node_id: i32,
+    pub epoch: i64,
+    pub offline: bool,
+}
+impl<'a> Default for BrokerLogDirRecordArgs {
+  #[inline]
+  fn default() -> Self {
+    BrokerLogDirRecordArgs {
+      node_id: 0,
+      epoch: 0,
+      offline: false,
+    }
+  }
+}
+
+pub struct BrokerLogDirRecordBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BrokerLogDirRecordBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_node_id(&mut self, node_id: i32) {
+    self.fbb_.push_slot::<i32>(BrokerLogDirRecord::VT_NODE_ID, node_id, 0);
+  }
+  #[inline]
+  pub fn add_epoch(&mut self, epoch: i64) {
+    self.fbb_.push_slot::<i64>(BrokerLogDirRecord::VT_EPOCH, epoch, 0);
+  }
+  #[inline]
+  pub fn add_offline(&mut self, offline: bool) {
+    self.fbb_.push_slot::<bool>(BrokerLogDirRecord::VT_OFFLINE, offline, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BrokerLogDirRecordBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    BrokerLogDirRecordBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<BrokerLogDirRecord<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for BrokerLogDirRecord<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("BrokerLogDirRecord");
+      ds.field("node_id", &self.node_id());
+      ds.field("epoch", &self.epoch());
+      ds.field("offline", &self.offline());
       ds.finish()
   }
 }
@@ -2315,6 +2452,21 @@ impl<'a> Record<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_broker_log_dir_record(&self) -> Option<BrokerLogDirRecord<'a>> {
+    if self.body_type() == RecordBody::BrokerLogDirRecord {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { BrokerLogDirRecord::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Record<'_> {
@@ -2336,6 +2488,7 @@ impl ::flatbuffers::Verifiable for Record<'_> {
           RecordBody::RemoveAccessControlEntryRecord => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<RemoveAccessControlEntryRecord>>("RecordBody::RemoveAccessControlEntryRecord", pos),
           RecordBody::UserScramCredentialRecord => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<UserScramCredentialRecord>>("RecordBody::UserScramCredentialRecord", pos),
           RecordBody::RemoveUserScramCredentialRecord => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<RemoveUserScramCredentialRecord>>("RecordBody::RemoveUserScramCredentialRecord", pos),
+          RecordBody::BrokerLogDirRecord => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<BrokerLogDirRecord>>("RecordBody::BrokerLogDirRecord", pos),
           _ => Ok(()),
         }
      })?
@@ -2462,6 +2615,13 @@ impl ::core::fmt::Debug for Record<'_> {
         },
         RecordBody::RemoveUserScramCredentialRecord => {
           if let Some(x) = self.body_as_remove_user_scram_credential_record() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        RecordBody::BrokerLogDirRecord => {
+          if let Some(x) = self.body_as_broker_log_dir_record() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
@@ -2923,6 +3083,7 @@ impl<'a> HeartbeatRequest<'a> {
   pub const VT_EPOCH: ::flatbuffers::VOffsetT = 6;
   pub const VT_APPLIED_INDEX: ::flatbuffers::VOffsetT = 8;
   pub const VT_WANT_SHUTDOWN: ::flatbuffers::VOffsetT = 10;
+  pub const VT_LOG_DIR_OFFLINE: ::flatbuffers::VOffsetT = 12;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2937,6 +3098,7 @@ impl<'a> HeartbeatRequest<'a> {
     builder.add_applied_index(args.applied_index);
     builder.add_epoch(args.epoch);
     builder.add_node_id(args.node_id);
+    builder.add_log_dir_offline(args.log_dir_offline);
     builder.add_want_shutdown(args.want_shutdown);
     builder.finish()
   }
@@ -2972,6 +3134,15 @@ impl<'a> HeartbeatRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<bool>(HeartbeatRequest::VT_WANT_SHUTDOWN, Some(false)).unwrap()}
   }
+  /// The broker's data directory is offline: a partition log cannot be written (Kafka's
+  /// BrokerHeartbeat OfflineLogDirs).
+  #[inline]
+  pub fn log_dir_offline(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(HeartbeatRequest::VT_LOG_DIR_OFFLINE, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for HeartbeatRequest<'_> {
@@ -2984,6 +3155,7 @@ impl ::flatbuffers::Verifiable for HeartbeatRequest<'_> {
      .visit_field::<i64>("epoch", Self::VT_EPOCH, false)?
      .visit_field::<i64>("applied_index", Self::VT_APPLIED_INDEX, false)?
      .visit_field::<bool>("want_shutdown", Self::VT_WANT_SHUTDOWN, false)?
+     .visit_field::<bool>("log_dir_offline", Self::VT_LOG_DIR_OFFLINE, false)?
      .finish();
     Ok(())
   }
@@ -2993,6 +3165,7 @@ pub struct HeartbeatRequestArgs {
     pub epoch: i64,
     pub applied_index: i64,
     pub want_shutdown: bool,
+    pub log_dir_offline: bool,
 }
 impl<'a> Default for HeartbeatRequestArgs {
   #[inline]
@@ -3002,6 +3175,7 @@ impl<'a> Default for HeartbeatRequestArgs {
       epoch: 0,
       applied_index: 0,
       want_shutdown: false,
+      log_dir_offline: false,
     }
   }
 }
@@ -3028,6 +3202,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> HeartbeatRequestBuilder<'a, '
     self.fbb_.push_slot::<bool>(HeartbeatRequest::VT_WANT_SHUTDOWN, want_shutdown, false);
   }
   #[inline]
+  pub fn add_log_dir_offline(&mut self, log_dir_offline: bool) {
+    self.fbb_.push_slot::<bool>(HeartbeatRequest::VT_LOG_DIR_OFFLINE, log_dir_offline, false);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> HeartbeatRequestBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     HeartbeatRequestBuilder {
@@ -3049,6 +3227,7 @@ impl ::core::fmt::Debug for HeartbeatRequest<'_> {
       ds.field("epoch", &self.epoch());
       ds.field("applied_index", &self.applied_index());
       ds.field("want_shutdown", &self.want_shutdown());
+      ds.field("log_dir_offline", &self.log_dir_offline());
       ds.finish()
   }
 }

@@ -261,7 +261,8 @@ fn describe_topic(
                 .replicas
                 .iter()
                 .copied()
-                .filter(|r| !image.is_live(*r))
+                // Kafka lists replicas on offline log directories too.
+                .filter(|r| !image.is_eligible(*r))
                 .collect();
             let (leader, error) = leader_for_listener(image, state, view);
             MetadataResponsePartition::default()
