@@ -11,7 +11,7 @@ partitions are led by different brokers (replication factor 3):
   FindCoordinator, key type 1) in the middle of a transaction; the producer goes on against the new coordinator
   (the leader of the id's partition on another broker), read_committed sees exactly the committed transactions,
   each record once, a zombie with the old epoch is fenced by the new coordinator, and the killed broker rejoins
-  with a copy of the state partition equal to the others'.
+  with a copy of the state partition equal to the others'; the same failover under the Java client (4.4).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Produc
 import clients
 import kafka_wire as kw
 from test_cluster import metadata, wait_until
+from test_java_client import java_classpath  # noqa: F401 (a fixture)
 from test_replication import (  # noqa: F401 (cluster: a fixture)
     BINARY,
     cluster,
@@ -160,6 +161,27 @@ def state_replicas(c, partition: int, via) -> tuple[int, list[int], list[int]]:
     return p.leader, list(p.replicas), list(p.isrs)
 
 
+def txn_values(t: int) -> list[bytes]:
+    """The records transaction `t` writes: two per partition."""
+    return [f"t{t}-p{p}-{k}".encode() for p in range(FAILOVER_PARTITIONS) for k in range(2)]
+
+
+def assert_exactly_committed(seen: dict[int, list[bytes]], committed, aborted, ambiguous) -> None:
+    """read_committed saw exactly the committed transactions (by number), each record once; an ambiguous one all or
+    nothing; no record of an aborted one."""
+    flat = [v for p in sorted(seen) for v in seen[p]]
+    assert len(flat) == len(set(flat)), "a record was read twice"
+    got = set(flat)
+    for t in committed:
+        assert set(txn_values(t)) <= got, f"committed transaction {t} is not (all) visible"
+    for t in aborted:
+        assert not set(txn_values(t)) & got, f"aborted transaction {t} is visible"
+    for t in ambiguous:
+        assert set(txn_values(t)) <= got or not set(txn_values(t)) & got, f"transaction {t} is partly visible"
+    allowed = set().union(*(txn_values(t) for t in [*committed, *ambiguous]))
+    assert got <= allowed, sorted(got - allowed)[:5]
+
+
 class TxnApp:
     """A transactional producer as an application runs one: commits or aborts, and on a fatal error makes a new
     producer (init_transactions again), as librdkafka demands. Records which transactions committed, which
@@ -182,11 +204,9 @@ class TxnApp:
     def write(self, t: int) -> list[bytes]:
         """Begins transaction `t` and writes two records to every partition (flushed: acknowledged)."""
         self.producer.begin_transaction()
-        values = []
-        for p in range(FAILOVER_PARTITIONS):
-            for k in range(2):
-                values.append(f"t{t}-p{p}-{k}".encode())
-                self.producer.produce(self.topic, value=values[-1], partition=p)
+        values = txn_values(t)
+        for i, value in enumerate(values):
+            self.producer.produce(self.topic, value=value, partition=i // 2)
         assert self.producer.flush(60) == 0, "records not acknowledged"
         return values
 
@@ -286,18 +306,7 @@ def test_the_transaction_coordinator_fails_over_with_its_state_partition(cluster
         expected = sum(len(v) for v in app.committed.values())
         seen = read_all(cluster.bootstrap, topic_name, "read_committed", expected, partitions=FAILOVER_PARTITIONS)
 
-    # Exactly the committed transactions, each record once; an ambiguous one all or nothing; no aborted record.
-    flat = [v for p in sorted(seen) for v in seen[p]]
-    assert len(flat) == len(set(flat)), "a record was read twice"
-    got = set(flat)
-    for t, values in app.committed.items():
-        assert set(values) <= got, f"committed transaction {t} is not (all) visible"
-    for t, values in app.aborted.items():
-        assert not set(values) & got, f"aborted transaction {t} is visible"
-    for t, values in app.ambiguous.items():
-        assert set(values) <= got or not set(values) & got, f"transaction {t} is partly visible"
-    allowed = set().union(*app.committed.values(), *app.ambiguous.values())
-    assert got <= allowed, sorted(got - allowed)[:5]
+    assert_exactly_committed(seen, app.committed, app.aborted, app.ambiguous)
 
     # The killed broker comes back: its copy of the state partition catches up (in the ISR, the same bytes).
     coordinator.start()
@@ -311,3 +320,61 @@ def test_the_transaction_coordinator_fails_over_with_its_state_partition(cluster
     with cluster.hosts.in_hub():
         assert find_transaction_coordinator(coordinator.bootstrap, transactional_id) == \
             state_replicas(cluster, slot, survivor)[0]
+
+
+@pytest.mark.timeout(600)
+def test_the_java_producer_goes_on_against_the_new_coordinator(cluster, topic_name, java_classpath):
+    """kafka-clients 4.4 (TransactionalFailover): the coordinator of its transactional id is killed while a
+    transaction is open; the client finds the new coordinator and commits it, and goes on; read_committed sees
+    exactly what it reports committed."""
+    import re
+    import subprocess
+
+    from test_java_client import log_flags
+
+    create_replicated(cluster, topic_name, partitions=FAILOVER_PARTITIONS, min_insync=2)
+    wait_until(lambda: set(isr_sizes(cluster, topic_name).values()) == {3}, 60, "full ISRs")
+    transactional_id = f"{topic_name}-java"
+    transactions, kill_at = 9, 3
+    cmd = cluster.hosts.hub_cmd([
+        "java", "-Xmx512m", *log_flags(), "-cp", java_classpath, "ringbroker.interop.TransactionalFailover",
+        cluster.bootstrap, topic_name, str(FAILOVER_PARTITIONS), transactional_id, str(transactions), str(kill_at),
+    ])
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    killed = None
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            if line.startswith("OPEN ") and killed is None:
+                with cluster.hosts.in_hub():
+                    first = wait_until(
+                        lambda: find_transaction_coordinator(cluster.nodes[0].bootstrap, transactional_id), 30,
+                        "the transactional id's coordinator")
+                killed = cluster.node(first)
+                killed.kill9()
+                print(f"killed node {first}, the coordinator of {transactional_id}")
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+        rc = proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = "\n".join(lines)
+    print(output[-3000:])
+    assert killed is not None, f"the producer never opened transaction {kill_at}:\n{output[-3000:]}"
+    result = next((line for line in lines if line.startswith("RESULT ")), None)
+    assert result and rc == 0, f"exit {rc}:\n{output[-3000:]}"
+    fields = dict(kv.split("=", 1) for kv in result.split()[1:])
+    parsed = {k: [int(t) for t in v.split(",") if t] for k, v in fields.items() if k != "reinitialised"}
+    assert kill_at in parsed["committed"] or kill_at in parsed["ambiguous"], result
+    assert len(parsed["committed"]) >= 5, result
+    survivor = next(n for n in cluster.nodes if n is not killed)
+    with cluster.hosts.in_hub():
+        second = find_transaction_coordinator(survivor.bootstrap, transactional_id)
+        assert second is not None and second != killed.node_id
+        expected = sum(len(txn_values(t)) for t in parsed["committed"])
+        seen = read_all(survivor.bootstrap, topic_name, "read_committed", expected, partitions=FAILOVER_PARTITIONS)
+    assert_exactly_committed(seen, parsed["committed"], parsed["aborted"], parsed["ambiguous"])
