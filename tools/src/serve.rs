@@ -264,6 +264,20 @@ SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM
         #[arg(long, value_name = "N")]
         pub offsets_topic_replication_factor: Option<IntIn<1, { i16::MAX as i64 }>>,
 
+        #[setting(key = "transaction.state.log.replication.factor", env = "RINGBROKER_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", default = "3", kafka = Some("transaction.state.log.replication.factor"), live = false)]
+        /// Replicas of each __transaction_state partition (the transaction coordinators' state),
+        /// capped by the brokers alive when the topic is created on the first FindCoordinator for
+        /// a transactional id in a cluster of several brokers.
+        #[arg(long, value_name = "N")]
+        pub transaction_state_log_replication_factor: Option<IntIn<1, { i16::MAX as i64 }>>,
+
+        #[setting(key = "transaction.state.log.min.isr", env = "RINGBROKER_TRANSACTION_STATE_LOG_MIN_ISR", default = "2", kafka = Some("transaction.state.log.min.isr"), live = false)]
+        /// The min.insync.replicas of __transaction_state (capped by its replication factor): a
+        /// transaction coordinator with fewer in-sync replicas refuses state changes, and the
+        /// client retries.
+        #[arg(long, value_name = "N")]
+        pub transaction_state_log_min_isr: Option<IntIn<1, { i16::MAX as i64 }>>,
+
         #[setting(key = "offsets.commit.timeout.ms", env = "RINGBROKER_OFFSETS_COMMIT_TIMEOUT_MS", default = "5000", kafka = Some("offsets.commit.timeout.ms"), live = false)]
         /// How long a group coordinator waits for the in-sync replicas of its __consumer_offsets
         /// partition to hold a write (an offset commit, a group change) before the request fails

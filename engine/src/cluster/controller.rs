@@ -19,10 +19,6 @@ use crate::config::BrokerConfig;
 use crate::metadata::topic_name::validate_topic_name;
 use crate::metadata::{new_topic_id, PartitionState, NO_LEADER};
 
-/// `__transaction_state` is not replicated yet: each broker coordinates the transactional ids of
-/// its own logs. Kept at one replica. (`__consumer_offsets` is replicated like any topic.)
-pub const TRANSACTION_STATE_MAX_REPLICATION_FACTOR: i16 = 1;
-
 /// Kafka's name of the committed-offsets topic and its partition count
 /// (`offsets.topic.num.partitions`).
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -230,7 +226,7 @@ fn place_new(
     } else {
         replication_factor
     };
-    check_factor(name, factor)?;
+    // Larger than the live brokers can hold is the placement's refusal.
     let candidates: Vec<Candidate> = ctx
         .image
         .live_brokers()
@@ -248,19 +244,6 @@ fn place_new(
         };
         TopicOutcome::error(name, error, e.to_string())
     })
-}
-
-fn check_factor(name: &str, factor: i16) -> Result<(), TopicOutcome> {
-    let transaction_state = name == crate::transactions::TRANSACTION_STATE_TOPIC;
-    if transaction_state && factor > TRANSACTION_STATE_MAX_REPLICATION_FACTOR {
-        return Err(TopicOutcome::error(
-            name,
-            ResponseError::InvalidReplicationFactor,
-            format!("the internal topic {name} is not replicated yet: its replication factor is at most {TRANSACTION_STATE_MAX_REPLICATION_FACTOR}"),
-        ));
-    }
-    // Larger than the live brokers can hold is the placement's refusal.
-    Ok(())
 }
 
 /// An explicit assignment: every list the same length, distinct registered brokers.
@@ -299,7 +282,7 @@ fn check_assignments(
             ));
         }
     }
-    check_factor(name, i16::try_from(factor).unwrap_or(i16::MAX))
+    Ok(())
 }
 
 /// Partition records for new partitions `first..` of `topic_id`: every replica in the ISR, the

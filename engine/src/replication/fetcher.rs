@@ -464,6 +464,18 @@ async fn fetch(
             if !still_followed(shard, &key, leader, epoch) {
                 continue;
             }
+            // Transactional batches: the partition is flagged first, so that its transaction
+            // state is rebuilt from the log when this broker leads it.
+            if crate::produce::any_transactional(&records) {
+                if let Err(error) =
+                    shard
+                        .txn_partitions
+                        .ensure_flagged(&name, data.partition_index, log.dir())
+                {
+                    tracing::warn!(topic = %name, partition = data.partition_index, %error, "cannot mark a partition transactional");
+                    continue;
+                }
+            }
             let bytes = records.len() as u64;
             if !records.is_empty() {
                 // The producer state follows the log, ready for a leadership of this replica.

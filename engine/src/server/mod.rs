@@ -15,7 +15,8 @@ pub mod sendfile;
 pub mod writer;
 
 use crate::transactions::{
-    TxnConfig, TxnCoordinator, TxnLogStore, TRANSACTION_STATE_PARTITIONS, TRANSACTION_STATE_TOPIC,
+    TxnConfig, TxnCoordinator, TxnLogStore, TRANSACTION_STATE_COMMIT_TIMEOUT,
+    TRANSACTION_STATE_PARTITIONS, TRANSACTION_STATE_TOPIC,
 };
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +33,7 @@ use crate::config::{BrokerConfig, MESH_CHANNEL_CAPACITY};
 use crate::groups::{GroupConfig, GroupCoordinator, LogOffsetStore, OFFSETS_TOPIC_PARTITIONS};
 use crate::metadata::owner_shard;
 use crate::metrics::{self, MetricsRegistry, ShardMetrics};
-use crate::replication::offsets_gate::ShardOffsetsGate;
+use crate::replication::coordinator_gate::ShardCoordinatorGate;
 use crate::shard::mesh::MeshMessage;
 use crate::shard::{Mesh, Shard, CONTROLLER_SHARD};
 use crate::storage::{self, LogConfig};
@@ -234,11 +235,21 @@ async fn run_shard(
     );
     // Committed offsets are written by the leader of their partition, stamped with its leader
     // epoch as produced batches are, and done once on every in-sync replica.
-    offsets_store.set_gate(Rc::new(ShardOffsetsGate::new(Rc::downgrade(&shard))));
+    offsets_store.set_gate(Rc::new(ShardCoordinatorGate::new(
+        Rc::downgrade(&shard),
+        OFFSETS_TOPIC_NAME,
+        config.cluster.replication.offsets_commit_timeout,
+    )));
     shard.set_offsets_store(offsets_store.clone());
     let transactions = open_transaction_coordinator(&config, id, shard.metrics.clone())
         .await
         .map_err(fail)?;
+    // Transaction states likewise, in `__transaction_state` (replicated in a cluster).
+    transactions.set_gate(Rc::new(ShardCoordinatorGate::new(
+        Rc::downgrade(&shard),
+        TRANSACTION_STATE_TOPIC,
+        TRANSACTION_STATE_COMMIT_TIMEOUT,
+    )));
     shard.set_transactions(transactions.clone());
     transactions.spawn_sweep(Rc::downgrade(&shard));
     peer::spawn_receivers(shard.clone(), receivers);

@@ -22,7 +22,7 @@ use crate::producer_state::ShardProducers;
 use crate::replication::log_dir::LogDirHealth;
 use crate::replication::ShardReplication;
 use crate::storage::PartitionLog;
-use crate::transactions::{PartitionTxnTable, TxnCoordinator};
+use crate::transactions::{PartitionTxnTable, TxnCoordinator, TRANSACTION_STATE_TOPIC};
 use ringbroker_protocol::records::RecordValidator;
 
 pub use mesh::Mesh;
@@ -232,7 +232,8 @@ impl Shard {
         }
     }
 
-    /// The log of a partition this shard owns, if open (`__consumer_offsets` included).
+    /// The log of a partition this shard owns, if open (`__consumer_offsets` and
+    /// `__transaction_state`, whose coordinators own their logs, included).
     pub fn log(&self, topic: &str, partition: i32) -> Option<PartitionLog> {
         if let Some(log) = self
             .logs
@@ -244,6 +245,9 @@ impl Shard {
         }
         if topic == OFFSETS_TOPIC_NAME {
             return self.offsets_store.borrow().as_ref()?.log(partition);
+        }
+        if topic == TRANSACTION_STATE_TOPIC {
+            return self.transactions()?.state_log(partition);
         }
         None
     }

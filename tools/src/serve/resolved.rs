@@ -329,6 +329,9 @@ impl Resolved {
         };
         cluster.offsets_topic_replication_factor =
             settings.offsets_topic_replication_factor.value.0 as i16;
+        cluster.transaction_state_replication_factor =
+            settings.transaction_state_log_replication_factor.value.0 as i16;
+        cluster.transaction_state_min_isr = settings.transaction_state_log_min_isr.value.0 as i32;
         cluster.controller_startup_timeout = std::time::Duration::from_millis(
             settings.initial_broker_registration_timeout_ms.value.0 as u64,
         );

@@ -3,10 +3,11 @@
 //! `offsets.topic.replication.factor` capped by the live brokers; until it has a leader the answer
 //! is COORDINATOR_NOT_AVAILABLE (clients retry). A transactional id's coordinator is, the same way,
 //! the broker leading the id's `__transaction_state` partition: in a cluster of several brokers
-//! the topic is created on the first request with one replica per partition (its state is not
-//! replicated yet, so a lost broker's ids wait for it); a broker alone coordinates every id.
-//! The coordinator is given at its endpoint for the listener the client came in on; one without
-//! that listener is COORDINATOR_NOT_AVAILABLE, as in Kafka.
+//! the topic is created on the first request with `transaction.state.log.replication.factor`
+//! capped by the live brokers and `transaction.state.log.min.isr` (capped by that factor) as its
+//! `min.insync.replicas`; a broker alone coordinates every id. The coordinator is given at its
+//! endpoint for the listener the client came in on; one without that listener is
+//! COORDINATOR_NOT_AVAILABLE, as in Kafka.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -14,9 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
-use crate::cluster::controller::{
-    TopicSpec, OFFSETS_TOPIC, TRANSACTION_STATE_MAX_REPLICATION_FACTOR,
-};
+use crate::cluster::controller::{TopicSpec, OFFSETS_TOPIC};
 use crate::cluster::forward;
 use crate::cluster::rpc_api::AdminRequest;
 use crate::cluster::MetadataImage;
@@ -191,32 +190,53 @@ fn broker_at_listener(image: &MetadataImage, node_id: i32, listener: &str) -> Fo
 
 /// Creates `__consumer_offsets` if the cluster does not have it yet.
 async fn ensure_offsets_topic(shard: &Shard) {
-    let image = shard.image();
-    let live = image.live_brokers().count().max(1);
-    let factor = shard
-        .config
-        .cluster
-        .offsets_topic_replication_factor
-        .min(i16::try_from(live).unwrap_or(i16::MAX));
-    ensure_internal_topic(shard, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS, factor).await;
+    let factor =
+        capped_by_live_brokers(shard, shard.config.cluster.offsets_topic_replication_factor);
+    ensure_internal_topic(shard, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS, factor, None).await;
 }
 
-/// Creates `__transaction_state` if the cluster does not have it yet: one replica per partition
-/// (`TRANSACTION_STATE_MAX_REPLICATION_FACTOR`), placed over the brokers like any topic.
+/// Creates `__transaction_state` if the cluster does not have it yet, replicated as Kafka's:
+/// `transaction.state.log.replication.factor` and `transaction.state.log.min.isr`.
 async fn ensure_transaction_state_topic(shard: &Shard) {
+    let cluster = &shard.config.cluster;
+    let factor = capped_by_live_brokers(shard, cluster.transaction_state_replication_factor);
+    // Capped by the factor: a cluster of fewer brokers than the min.isr could never write.
+    let min_isr = cluster.transaction_state_min_isr.min(i32::from(factor));
     ensure_internal_topic(
         shard,
         TRANSACTION_STATE_TOPIC,
         TRANSACTION_STATE_PARTITIONS,
-        TRANSACTION_STATE_MAX_REPLICATION_FACTOR,
+        factor,
+        Some(min_isr),
     )
     .await;
 }
 
-/// Creates a compacted internal topic through the controller unless it exists.
-async fn ensure_internal_topic(shard: &Shard, name: &str, partitions: i32, factor: i16) {
+/// A replication factor capped by the brokers alive now (Kafka's creation of internal topics).
+fn capped_by_live_brokers(shard: &Shard, factor: i16) -> i16 {
+    let live = shard.image().live_brokers().count().max(1);
+    factor.min(i16::try_from(live).unwrap_or(i16::MAX))
+}
+
+/// Creates a compacted internal topic through the controller unless it exists (with its
+/// `min.insync.replicas` when given).
+async fn ensure_internal_topic(
+    shard: &Shard,
+    name: &str,
+    partitions: i32,
+    factor: i16,
+    min_insync_replicas: Option<i32>,
+) {
     if shard.topic_table().get(name).is_some() {
         return;
+    }
+    let mut configs: std::collections::BTreeMap<String, String> =
+        [("cleanup.policy".to_string(), "compact".to_string())].into();
+    if let Some(min_isr) = min_insync_replicas {
+        configs.insert(
+            crate::topic_config::MIN_INSYNC_REPLICAS.to_string(),
+            min_isr.to_string(),
+        );
     }
     let request = AdminRequest::CreateTopics {
         topics: vec![TopicSpec {
@@ -224,7 +244,7 @@ async fn ensure_internal_topic(shard: &Shard, name: &str, partitions: i32, facto
             partitions,
             replication_factor: factor,
             assignments: Vec::new(),
-            configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
+            configs,
         }],
         validate_only: false,
         internal: true,
