@@ -13,6 +13,10 @@ aborted). Then the connector is stopped, its source offsets are written back thr
 leader fences out its tasks' producers with Admin.fenceProducers first) and it is resumed: lines appended after
 that arrive once too.
 
+A second test kills both workers inside a transaction: with no successor to fence it, the coordinator aborts the
+dead transaction at its `transaction.timeout.ms`, and read_committed shows the committed prefix of the file once,
+in order, and nothing of that transaction.
+
 Why `interval` rather than `poll`: the task's transactions then last long enough (TRANSACTION_INTERVAL_MS) that the
 kill lands inside one, which the test checks (the last stable offset stays below the high watermark after the
 kill, until the survivor fences the dead producer).
@@ -70,6 +74,11 @@ DELIVERY_TIMEOUT_S = 240
 TAKEOVER_TIMEOUT_S = REASSIGN_TIMEOUT_S + 60 + 10
 # Lines appended after the connector was stopped, its offsets rewritten and resumed.
 RESUME_LINES = 1_000
+# transaction.timeout.ms of the task producers when no worker survives to fence a dead task's transaction, and
+# how often the coordinator looks for transactions past their timeout (Kafka's
+# transaction.abort.timed.out.transaction.cleanup.interval.ms default).
+DEAD_TRANSACTION_TIMEOUT_MS = 10_000
+ABORT_SWEEP_S = 10
 # The workers' exactly-once settings (KIP-618): the leader's config topic producer is transactional, source tasks
 # use transactional producers, and the internal topics are read with read_committed.
 EOS_WORKER_PROPS = "exactly.once.source.support=enabled\n"
@@ -143,51 +152,62 @@ class Appender(threading.Thread):
             self.error = e
 
 
-@pytest.mark.timeout(900)
-def test_exactly_once_source_survives_worker_kill(broker, topic_name, tmp_path, connect_classpath, workers):
-    clients.create_topic(broker.bootstrap, topic_name, 1)
+def start_eos_source(broker, topic: str, tmp_path, classpath: str, started: list, worker_props: str):
+    """Two exactly-once workers and the FileStreamSource connector `eos-source` reading `source.txt` (INITIAL_LINES
+    lines, then an Appender adds the rest) into `topic`; returns once a transaction of its task is open after
+    KILL_AFTER_COMMITTED lines were committed: (ports, workers by name, the task's worker, lines written so far,
+    the appender, last stable offset, high watermark)."""
+    clients.create_topic(broker.bootstrap, topic, 1)
     source = tmp_path / "source.txt"
-    expected = write_lines(source, "line", 0, INITIAL_LINES)
-    ports, ws = start_distributed_workers(connect_classpath, tmp_path, broker.bootstrap, workers, EOS_WORKER_PROPS)
+    written = write_lines(source, "line", 0, INITIAL_LINES)
+    ports, ws = start_distributed_workers(classpath, tmp_path, broker.bootstrap, started, worker_props)
     by_id = {f"127.0.0.1:{p}": n for n, p in ports.items()}
-
     config = {
         "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
-        "tasks.max": "1", "file": str(source), "topic": topic_name,
+        "tasks.max": "1", "file": str(source), "topic": topic,
         "exactly.once.support": "required",
         "transaction.boundary": "interval",
         "transaction.boundary.interval.ms": str(TRANSACTION_INTERVAL_MS),
     }
-    started = time.monotonic()
     rest(ports["worker-a"], "PUT", "/connectors/eos-source/config", config)
     st = wait_for("eos-source RUNNING", lambda: status_all_running(ports["worker-b"], "eos-source"),
-                  RUNNING_TIMEOUT_S, detail=lambda: "".join(w.tail(40) for w in workers))
+                  RUNNING_TIMEOUT_S, detail=lambda: "".join(w.tail(40) for w in started))
     appender = Appender(source, INITIAL_LINES, LINES - INITIAL_LINES)
     appender.start()
-
-    # Kill -9 the worker running the task while one of its transactions is open and some are committed.
-    victim = by_id[st["tasks"][0]["worker_id"]]
-    survivor = "worker-b" if victim == "worker-a" else "worker-a"
-    survivor_id = f"127.0.0.1:{ports[survivor]}"
+    runner = by_id[st["tasks"][0]["worker_id"]]
 
     def mid_transaction():
-        lso = offsets(broker.bootstrap, topic_name, "read_committed")
-        hw = offsets(broker.bootstrap, topic_name, "read_uncommitted")
+        lso = offsets(broker.bootstrap, topic, "read_committed")
+        hw = offsets(broker.bootstrap, topic, "read_uncommitted")
         return (lso, hw) if lso >= KILL_AFTER_COMMITTED and hw > lso else None
 
     lso, hw = wait_for(f"{KILL_AFTER_COMMITTED} lines committed and a transaction open", mid_transaction,
-                       DELIVERY_TIMEOUT_S, interval=0.1, detail=lambda: ws[victim].tail(40))
+                       DELIVERY_TIMEOUT_S, interval=0.1, detail=lambda: ws[runner].tail(40))
+    return ports, ws, runner, written, appender, lso, hw
+
+
+def assert_transaction_open(bootstrap: str, topic: str) -> None:
+    """A transaction is open on `topic` (its last stable offset is behind its high watermark)."""
+    lso = offsets(bootstrap, topic, "read_committed")
+    hw = offsets(bootstrap, topic, "read_uncommitted")
+    assert lso < hw, f"no transaction open after the kill (last stable offset {lso}, high watermark {hw})"
+
+
+@pytest.mark.timeout(900)
+def test_exactly_once_source_survives_worker_kill(broker, topic_name, tmp_path, connect_classpath, workers):
+    started = time.monotonic()
+    ports, ws, victim, expected, appender, lso, hw = start_eos_source(
+        broker, topic_name, tmp_path, connect_classpath, workers, EOS_WORKER_PROPS)
+    # Kill -9 the worker running the task while one of its transactions is open and some are committed.
+    survivor = "worker-b" if victim == "worker-a" else "worker-a"
+    survivor_id = f"127.0.0.1:{ports[survivor]}"
     ws[victim].kill9()
     killed_at = time.monotonic()
     print(f"killed {victim} at last stable offset {lso}, high watermark {hw}")
     # The dead producer's transaction stays open (it holds the last stable offset back) until the survivor's
     # producer fences it, or the transaction times out.
     time.sleep(1)
-    after_lso = offsets(broker.bootstrap, topic_name, "read_committed")
-    after_hw = offsets(broker.bootstrap, topic_name, "read_uncommitted")
-    assert after_lso < after_hw, (
-        f"no transaction open after the kill (last stable offset {after_lso}, high watermark {after_hw})"
-    )
+    assert_transaction_open(broker.bootstrap, topic_name)
 
     wait_for(f"eos-source RUNNING on {survivor}",
              lambda: status_all_running(ports[survivor], "eos-source", on_worker=survivor_id),
@@ -213,7 +233,7 @@ def test_exactly_once_source_survives_worker_kill(broker, topic_name, tmp_path, 
 
     alter_offsets_with_fencing(ports[survivor], ws[survivor])
     # The task resumes from the offsets written back: lines appended now arrive once, after the others.
-    expected += write_lines(source, "after-resume", 0, RESUME_LINES)
+    expected += write_lines(tmp_path / "source.txt", "after-resume", 0, RESUME_LINES)
     got = read_values(broker.bootstrap, topic_name, "read_committed", len(expected))
     check_exactly_once(expected, got)
     print(f"after stop, offsets rewritten (zombie fencing) and resume: {len(expected)} lines exactly once")
@@ -245,3 +265,38 @@ def alter_offsets_with_fencing(port: int, leader) -> None:
     rest(port, "PUT", "/connectors/eos-source/resume")
     wait_for("eos-source RUNNING after resume", lambda: status_all_running(port, "eos-source"), RUNNING_TIMEOUT_S,
              detail=lambda: leader.tail(40))
+
+
+@pytest.mark.timeout(600)
+def test_a_dead_tasks_open_transaction_is_aborted_at_its_timeout(broker, topic_name, tmp_path, connect_classpath,
+                                                                  workers):
+    """Both workers killed with SIGKILL while the task has a transaction open: no successor fences it, so the
+    coordinator aborts it once its `transaction.timeout.ms` (DEAD_TRANSACTION_TIMEOUT_MS, set on the workers'
+    producers) has passed. read_committed then shows the committed transactions only: a prefix of the file, each
+    line once, in order, and nothing of the open transaction."""
+    ports, ws, runner, written, appender, lso, hw = start_eos_source(
+        broker, topic_name, tmp_path, connect_classpath, workers,
+        EOS_WORKER_PROPS + f"producer.transaction.timeout.ms={DEAD_TRANSACTION_TIMEOUT_MS}\n")
+    for w in ws.values():
+        w.kill9()
+    killed_at = time.monotonic()
+    print(f"killed both workers at last stable offset {lso}, high watermark {hw}")
+    assert_transaction_open(broker.bootstrap, topic_name)
+    appender.join(timeout=120)
+    end = wait_for("the dead transaction aborted",
+                   lambda: (lambda lso, hw: hw if lso == hw else None)(
+                       offsets(broker.bootstrap, topic_name, "read_committed"),
+                       offsets(broker.bootstrap, topic_name, "read_uncommitted")),
+                   DEAD_TRANSACTION_TIMEOUT_MS / 1000 + ABORT_SWEEP_S + 30, interval=0.5)
+    print(f"the dead transaction ended {time.monotonic() - killed_at:.1f} s after the kill (high watermark {end})")
+    assert "aborting a transaction past its timeout" in broker.log_tail(100_000)
+    got = read_values(broker.bootstrap, topic_name, "read_committed", 0, idle_s=2.0, timeout=60)
+    raw = read_values(broker.bootstrap, topic_name, "read_uncommitted", 0, idle_s=2.0, timeout=60)
+    # The committed transactions before the kill (a few markers count in the last stable offset, hence the slack).
+    assert len(got) >= KILL_AFTER_COMMITTED - 100, f"only {len(got)} lines readable with read_committed"
+    check_exactly_once((written + appender.lines)[:len(got)], got)
+    # The open transaction's records are in the log right after the committed ones, and read_committed skips them.
+    assert len(raw) > len(got) and raw[:len(got)] == got, (
+        f"read_uncommitted sees {len(raw)} records, read_committed {len(got)}: the kill missed the transaction")
+    print(f"read_committed: the first {len(got)} lines once, in order; not the {len(raw) - len(got)} records of "
+          "the aborted transaction")
