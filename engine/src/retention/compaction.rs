@@ -3,13 +3,16 @@
 //! `log_cleaner_interval_ms` (`LiveSettings`, read at each tick so a reload takes effect at once). The pass itself (`PartitionLog::compact`) only runs
 //! when sealed segments are dirty or tombstones are due, and yields between batches. It cleans only
 //! below the partition's last stable offset and drops aborted transactions (the shard's
-//! transaction table says which; see `storage::compaction::transactions`).
+//! transaction table says which; see `storage::compaction::transactions`). A follower of a
+//! partition known to hold transactional batches does not compact it (it keeps no transaction
+//! state): its leader does.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::config::BrokerConfig;
+use crate::shard::Shard;
 use crate::storage::{AbortedRange, CleanerTxns, CompactionMemo, PartitionLog};
 use crate::topic_config::TopicSettings;
 use crate::transactions::PartitionTxnTable;
@@ -27,18 +30,31 @@ thread_local! {
 }
 
 /// Runs a compaction pass of `log` (partition `partition` of `topic`) if its topic is compacted
-/// and its interval passed.
+/// and its interval passed, and this replica knows the partition's transactions.
 pub async fn maybe_compact(
-    broker: &BrokerConfig,
-    txn_partitions: &PartitionTxnTable,
+    shard: &Shard,
     (topic, partition): (&str, i32),
     log: &PartitionLog,
     settings: &TopicSettings,
     now_ms: i64,
 ) {
+    let broker: &BrokerConfig = &shard.config;
     let Some(policy) = settings.compaction_policy(broker.live.log_cleaner_max_keys().max(1)) else {
         return;
     };
+    let txn_partitions = &shard.txn_partitions;
+    let replicated = shard.is_replicated(topic, partition);
+    let leads = shard
+        .replication
+        .with_leader(topic, partition, |_| ())
+        .is_some();
+    if !knows_transactions(
+        replicated,
+        leads,
+        txn_partitions.is_flagged(topic, partition),
+    ) {
+        return;
+    }
     let dir = log.dir().to_path_buf();
     let interval = i64::try_from(broker.live.log_cleaner_interval_ms()).unwrap_or(i64::MAX);
     let Some(mut scheduled) = SCHEDULE.with(|schedule| {
@@ -66,6 +82,15 @@ pub async fn maybe_compact(
     SCHEDULE.with(|schedule| schedule.borrow_mut().insert(dir, scheduled));
 }
 
+/// Whether this replica knows which transactional batches of the partition are aborted or still
+/// open: its leader (or only replica) does; a follower keeps no transaction state, so it leaves a
+/// partition holding transactional batches uncompacted (a pass could keep an aborted value as a
+/// key's latest and drop the committed one, which read_committed readers would then miss after
+/// a failover). Partitions without transactions are compacted on every replica.
+fn knows_transactions(replicated: bool, leads: bool, transactional: bool) -> bool {
+    !transactional || !replicated || leads
+}
+
 /// The partition's transactions as the cleaner needs them, taken when the pass starts: what is
 /// below the last stable offset then is decided, committed or aborted, for good.
 pub fn cleaner_txns(
@@ -91,4 +116,17 @@ pub fn cleaner_txns(
         })
         .collect();
     CleanerTxns::new(last_stable_offset, &aborted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::knows_transactions;
+
+    #[test]
+    fn only_a_follower_of_a_transactional_partition_skips_compaction() {
+        assert!(knows_transactions(false, false, true), "the only replica");
+        assert!(knows_transactions(true, true, true), "the leader");
+        assert!(!knows_transactions(true, false, true), "a follower");
+        assert!(knows_transactions(true, false, false), "no transactions");
+    }
 }

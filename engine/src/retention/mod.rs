@@ -79,15 +79,7 @@ pub async fn run_once(shard: &Shard) {
         let settings = TopicSettings::resolve(&shard.config, &meta.configs);
         apply_settings(&log, &settings).await;
         glommio::yield_if_needed().await;
-        compaction::maybe_compact(
-            &shard.config,
-            &shard.txn_partitions,
-            (&topic, partition),
-            &log,
-            &settings,
-            now_ms(),
-        )
-        .await;
+        compaction::maybe_compact(shard, (&topic, partition), &log, &settings, now_ms()).await;
         glommio::yield_if_needed().await;
     }
 }

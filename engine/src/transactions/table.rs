@@ -113,6 +113,15 @@ impl PartitionTxnTable {
         (lso, state.aborted_between(from, lso))
     }
 
+    /// Whether the partition is known to hold (or have held) transactional batches.
+    pub fn is_flagged(&self, topic: &str, partition: i32) -> bool {
+        self.partitions
+            .borrow()
+            .get(topic)
+            .and_then(|p| p.get(&partition))
+            .is_some_and(|state| state.flagged)
+    }
+
     /// What the log cleaner needs of a partition (`storage::compaction::transactions`): its last
     /// stable offset and every aborted transaction still in the log; `None` when the partition
     /// never held a transactional batch.
