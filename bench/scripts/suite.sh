@@ -16,6 +16,9 @@
 #   sweep     e2e at fixed rates: SWEEP_FRACTIONS of the slower broker's max (0.5 is "half of the
 #             slower broker's max", the same offered load for both) and SWEEP_FAST_FRACTIONS of the
 #             faster one's, linger 1 ms
+#   defaults  issue 19: Kafka's perf tools with the Java client's defaults (max and half-of-Kafka's-max
+#             rate, 1 KiB and 100 B, 1 and 8 partitions), catch-up reads of a 2 GB backlog hot and cold,
+#             64 KiB batches, one-record requests; see bench/scripts/defaults_part.sh and defaults.md
 #   perftools Kafka's ProducerPerformance (PERF_RECORDS x 1 KiB, acks=all, unthrottled; PERF_RECORDS_FSYNC
 #             at the fsync level) and
 #             ConsumerPerformance (the same records) against both brokers
@@ -30,7 +33,7 @@
 # ringbroker --set flush_policy=always).
 #
 # Environment (defaults in brackets): DURATION [4s], WARMUP [1s], LEVELS [default fsync],
-# PARTS [limits produce consume e2e sweep perftools metrics replicated], SIZES [100 1024], ACKS [1 all],
+# PARTS [limits produce consume e2e sweep defaults perftools metrics replicated], SIZES [100 1024], ACKS [1 all],
 # PARTITION_COUNTS [1 8], CONSUME_RECORDS [1000000], SWEEP_FRACTIONS [0.25 0.5 0.75 1.0],
 # SWEEP_FAST_FRACTIONS [0.5 0.9], SWEEP_RATES (absolute rates instead of fractions), PERF_RECORDS
 # [1000000], PERF_RECORDS_FSYNC [200000], METRICS_PAIRS [6], REPLICATED_RUNS [2], REPLICATED_SECONDS [20], BROKER_CORE [0], BENCH_CORE [1],
@@ -51,11 +54,13 @@ if [ "${SMOKE:-0}" = "1" ]; then
     : "${CONSUME_RECORDS:=100000}" "${SWEEP_FRACTIONS:=0.5}" "${SWEEP_FAST_FRACTIONS:=0.9}"
     : "${PERF_RECORDS:=50000}" "${PERF_RECORDS_FSYNC:=20000}" "${METRICS_PAIRS:=1}" "${KAFKA_WARMUP:=1s}" "${LIMIT_TEST_MIB:=256}"
     : "${LOOPBACK_SECONDS:=1}" "${REPLICATED_RUNS:=1}" "${REPLICATED_SECONDS:=3}"
+    : "${DEFAULTS_SIZES:=1024}" "${DEFAULTS_PARTITIONS:=1}" "${DEFAULTS_RECORDS_1024:=40000}"
+    : "${DEFAULTS_RATE_SECONDS:=2}" "${DEFAULTS_BACKLOG_RECORDS:=50000}"
 fi
 DURATION="${DURATION:-4s}"
 WARMUP="${WARMUP:-1s}"
 LEVELS="${LEVELS-default fsync}"
-PARTS="${PARTS:-limits produce consume e2e sweep perftools metrics replicated}"
+PARTS="${PARTS:-limits produce consume e2e sweep defaults perftools metrics replicated}"
 SIZES="${SIZES:-100 1024}"
 ACKS="${ACKS:-1 all}"
 PARTITION_COUNTS="${PARTITION_COUNTS:-1 8}"
@@ -391,6 +396,9 @@ run_sweep() {
     done
 }
 
+# shellcheck source=bench/scripts/defaults_part.sh
+source "${REPO}/bench/scripts/defaults_part.sh"
+
 # Kafka's own ProducerPerformance and ConsumerPerformance, on the bench core, with the jars kafka.sh fetched.
 run_perftools() {
     local level="$1" broker boot out topic records="${PERF_RECORDS}"
@@ -440,6 +448,7 @@ run_level() {
     has_part consume && run_consume "${level}"
     has_part e2e && run_e2e_max "${level}"
     has_part sweep && run_sweep "${level}"
+    has_part defaults && run_defaults "${level}"
     has_part perftools && run_perftools "${level}"
     stop_rb
     stop_kafka
@@ -529,6 +538,10 @@ fi
 
 python3 "${REPO}/bench/scripts/suite_report.py" "${OUT_DIR}" > "${OUT_DIR}/summary.md" \
     || fail "summary failed"
+if has_part defaults; then
+    python3 "${REPO}/bench/scripts/defaults_report.py" "${OUT_DIR}" > "${OUT_DIR}/defaults.md" \
+        || fail "defaults report failed"
+fi
 log "summary: ${OUT_DIR}/summary.md, plots: ${OUT_DIR}/plots/"
 [ -f "${OUT_DIR}/failures.txt" ] && { echo "failures:" >&2; cat "${OUT_DIR}/failures.txt" >&2; }
 exit 0

@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -58,7 +59,12 @@ fn store() -> &'static CredentialStore {
 fn registry() -> Arc<CredentialRegistry> {
     static REGISTRY: OnceLock<Arc<CredentialRegistry>> = OnceLock::new();
     REGISTRY
-        .get_or_init(|| Arc::new(CredentialRegistry::new(store().clone())))
+        .get_or_init(|| {
+            // The credentials a broker installs from its metadata image.
+            let registry = CredentialRegistry::default();
+            registry.install(&Arc::new(store().clone()));
+            Arc::new(registry)
+        })
         .clone()
 }
 
@@ -66,16 +72,39 @@ fn registry() -> Arc<CredentialRegistry> {
 /// back, fed to `SaslSession::gate` as the connection's reader does (frames the reader would
 /// refuse for their size end the connection here too). Every mechanism is enabled.
 ///
+/// Sessions expire (an hour), so a SaslHandshake after authentication begins a re-authentication
+/// (KIP-368), which the rest of the input then drives.
+///
 /// Invariants: only ApiVersions passes the gate; a reply is one whole response frame to the
 /// request it answers (its correlation id) and no larger than that request plus
 /// `REPLY_OVERHEAD_BYTES_MAX`; after a refusal the connection is closed; a client authenticates
-/// only with the test password.
+/// only with the test password, and a re-authentication keeps the principal.
 pub fn sasl_session(data: &[u8]) -> usize {
     let mechanisms: Arc<[SaslMechanism]> = Arc::from(SaslMechanism::ALL.as_slice());
-    let mut session = SaslSession::new(mechanisms, registry(), "fuzz".to_string());
+    let mut session = SaslSession::new(
+        mechanisms,
+        registry(),
+        "fuzz".to_string(),
+        Some(Duration::from_secs(3600)),
+    );
     let mut rest = data;
     let mut requests = 0usize;
-    while rest.len() >= FRAME_PREFIX_BYTES && !session.is_authenticated() {
+    let mut first_principal: Option<String> = None;
+    while rest.len() >= FRAME_PREFIX_BYTES {
+        if session.is_authenticated() {
+            let principal = session.principal().unwrap_or_default().to_string();
+            let first = first_principal.get_or_insert_with(|| principal.clone());
+            assert_eq!(*first, principal, "a re-authentication changed the principal");
+            let next_api = rest
+                .get(FRAME_PREFIX_BYTES..)
+                .and_then(|body| frame::request_prefix(body).ok())
+                .map(|p| p.api_key);
+            if next_api != Some(ApiKey::SaslHandshake as i16)
+                || !session.begin_reauthentication(Instant::now())
+            {
+                break;
+            }
+        }
         let size_prefix = [rest[0], rest[1], rest[2], rest[3]];
         let Ok(size) = frame::frame_size(size_prefix, MAX_UNAUTHENTICATED_REQUEST_BYTES) else {
             break;

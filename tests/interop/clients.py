@@ -73,6 +73,20 @@ def producer(bootstrap: str, **overrides) -> Producer:
     return Producer(config)
 
 
+class DeliveryTally:
+    """An `on_delivery` callback that counts a producer's delivered records and keeps its errors."""
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.errors: list[str] = []
+
+    def __call__(self, err, _msg) -> None:
+        if err is not None:
+            self.errors.append(str(err))
+        else:
+            self.delivered += 1
+
+
 def produce_all(p: Producer, topic: str, records, partition: int | None = None) -> list[Delivered]:
     """Produces (key, value) pairs, flushes, and returns the delivery reports; fails on any delivery error."""
     delivered: list[Delivered] = []

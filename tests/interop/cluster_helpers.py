@@ -194,6 +194,12 @@ class Cluster:
             time.sleep(0.1)
         raise AssertionError("no node logged that it is the active controller")
 
+    def run_in_hub(self, cmd: list[str], what: str, timeout: float = 120) -> str:
+        """`cmd` run where the clients are (a Kafka CLI tool); its stdout, or a failed test with its output."""
+        done = subprocess.run(self.hosts.hub_cmd(cmd), capture_output=True, text=True, timeout=timeout)
+        assert done.returncode == 0, f"{what} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
     def close(self) -> None:
         for node in self.nodes:
             if node.running():

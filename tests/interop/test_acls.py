@@ -234,6 +234,72 @@ def test_denials_carry_kafkas_error_codes(acl_broker, granted):
                count=5)
 
 
+def test_offsets_sent_to_a_transaction_need_read_on_each_topic(acl_broker, granted):
+    """TxnOffsetCommit, as Kafka: Write on the transactional id, Read on the group, and Read on each topic
+    (TOPIC_AUTHORIZATION_FAILED for a topic alice may not read; a topic she may read is committed)."""
+    from confluent_kafka import TopicPartition
+    names, _ = granted
+    address = acl_broker.address("SASL_SSL")
+    alice = user_config(acl_broker, ALICE, ALICE_PASSWORD)
+    transactional_id = f"{names.group_prefix}tx"
+    admin = AdminClient({"bootstrap.servers": address, **user_config(acl_broker, ADMIN_USER, ADMIN_PASSWORD)})
+    grant = AclBinding(ResourceType.TRANSACTIONAL_ID, transactional_id, ResourcePatternType.LITERAL,
+                       f"User:{ALICE}", "*", AclOperation.WRITE, AclPermissionType.ALLOW)
+    admin.create_acls([grant])[grant].result(30)
+    group = f"{names.group_prefix}txn-group"
+    consumer = clients.consumer(address, **{**alice, "group.id": group})
+    producer = clients.producer(address, **{**alice, "transactional.id": transactional_id})
+    try:
+        producer.init_transactions(30)
+        producer.begin_transaction()
+        producer.produce(names.topic, b"x", partition=0)
+        with pytest.raises(KafkaException) as raised:
+            producer.send_offsets_to_transaction([TopicPartition(names.topic, 0, 1), TopicPartition(names.secret, 0, 1)],
+                                                 consumer.consumer_group_metadata(), 30)
+        assert raised.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, raised.value
+        producer.abort_transaction(30)
+        # Only topics she may read: committed with the transaction.
+        producer.begin_transaction()
+        producer.produce(names.topic, b"y", partition=0)
+        producer.send_offsets_to_transaction([TopicPartition(names.topic, 0, 1)], consumer.consumer_group_metadata(), 30)
+        producer.commit_transaction(30)
+        committed = consumer.committed([TopicPartition(names.topic, 0)], timeout=30)
+        assert committed[0].offset == 1, committed
+    finally:
+        consumer.close()
+        # The module's other tests list alice's ACLs: leave them as they were.
+        revoke = AclBindingFilter(ResourceType.TRANSACTIONAL_ID, transactional_id, ResourcePatternType.LITERAL,
+                                  f"User:{ALICE}", "*", AclOperation.WRITE, AclPermissionType.ALLOW)
+        admin.delete_acls([revoke])[revoke].result(30)
+
+
+def test_authorized_operations_are_reported_when_asked(acl_broker, granted):
+    """Metadata's, DescribeGroups' and DescribeCluster's authorized operations (the AdminClient's
+    include_authorized_operations), as Kafka computes them: the operations the principal's ACLs allow, Read and
+    Write implying Describe."""
+    from confluent_kafka import TopicCollection
+    names, _ = granted
+    address = acl_broker.address("SASL_SSL")
+    alice = AdminClient({"bootstrap.servers": address, **user_config(acl_broker, ALICE, ALICE_PASSWORD)})
+    topic = alice.describe_topics(TopicCollection([names.topic]), include_authorized_operations=True)[names.topic]
+    assert set(topic.result(30).authorized_operations) == {AclOperation.READ, AclOperation.WRITE,
+                                                            AclOperation.DESCRIBE}
+    group = f"{names.group_prefix}described"
+    consumer = clients.consumer(address, **{**user_config(acl_broker, ALICE, ALICE_PASSWORD), "group.id": group})
+    try:
+        consumer.subscribe([names.topic])
+        consumer.consume(num_messages=1, timeout=5)
+        described = alice.describe_consumer_groups([group], include_authorized_operations=True)[group].result(30)
+        assert set(described.authorized_operations) == {AclOperation.READ, AclOperation.DESCRIBE}
+    finally:
+        consumer.close()
+    cluster = alice.describe_cluster(include_authorized_operations=True).result(30)
+    assert not cluster.authorized_operations, cluster.authorized_operations
+    admin = AdminClient({"bootstrap.servers": address, **user_config(acl_broker, ADMIN_USER, ADMIN_PASSWORD)})
+    everything = admin.describe_topics(TopicCollection([names.secret]), include_authorized_operations=True)
+    assert AclOperation.ALTER_CONFIGS in everything[names.secret].result(30).authorized_operations
+
+
 def test_kafka_acls_remove_and_the_acls_survive_a_restart(acl_broker, granted, java_classpath):
     names, acls = granted
     address = acl_broker.address("SASL_SSL")

@@ -4,15 +4,14 @@ writes to every partition, so each node's authorizer allowed it, which only happ
 through the metadata log. `kafka-acls --remove` through node 3 takes effect on node 1, and the ACLs survive a
 restart of the whole cluster.
 
-Clients are User:ANONYMOUS on the PLAINTEXT listener (a cluster advertises its brokers' primary listener only, so a
-SASL client would be sent to a plaintext port). ANONYMOUS gets the cluster resource (inter-broker fetches, running
+Clients are User:ANONYMOUS on the PLAINTEXT listener (SASL clients of a cluster are test_security_cluster.py's).
+ANONYMOUS gets the cluster resource (inter-broker fetches, running
 kafka-acls, creating topics) from node 1's `acls.json`, the file an earlier ringbroker kept per broker: moved into
 the metadata log at first start, it holds on every node.
 """
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 
@@ -54,11 +53,8 @@ def eventually(cluster, bootstrap: str, topic: str, wanted: dict[int, int | None
 
 
 def kafka_acls(cluster, classpath: str, node, *args: str) -> str:
-    cmd = cluster.hosts.hub_cmd(["java", "-Xmx512m", *log_flags(), "-cp", classpath, ACL_COMMAND,
-                                 "--bootstrap-server", node.bootstrap, *args])
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, f"kafka-acls {' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
-    return done.stdout
+    return cluster.run_in_hub(["java", "-Xmx512m", *log_flags(), "-cp", classpath, ACL_COMMAND,
+                               "--bootstrap-server", node.bootstrap, *args], f"kafka-acls {' '.join(args)}")
 
 
 @pytest.mark.timeout(240)

@@ -30,15 +30,7 @@ def test_idempotent_producer_across_restart(broker, topic_name):
             "message.timeout.ms": 120_000,
         },
     )
-    errors: list[str] = []
-    delivered = 0
-
-    def on_delivery(err, _msg):
-        nonlocal delivered
-        if err is not None:
-            errors.append(str(err))
-        else:
-            delivered += 1
+    on_delivery = clients.DeliveryTally()
 
     restarted = False
     for i in range(RECORDS):
@@ -56,8 +48,8 @@ def test_idempotent_producer_across_restart(broker, topic_name):
         p.poll(0)
     assert restarted
     assert p.flush(120) == 0, "records still undelivered"
-    assert not errors, f"{len(errors)} delivery errors, first: {errors[:3]}"
-    assert delivered == RECORDS
+    assert not on_delivery.errors, f"{len(on_delivery.errors)} delivery errors, first: {on_delivery.errors[:3]}"
+    assert on_delivery.delivered == RECORDS
 
     got, _high = clients.consume_all(broker.bootstrap, topic_name, PARTITIONS, timeout=120)
     for part in range(PARTITIONS):

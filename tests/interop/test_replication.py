@@ -217,12 +217,12 @@ def consume_everything(c: Cluster, topic: str) -> dict[int, list[tuple[int, byte
     return consumed
 
 
-def segment_bytes(data_dir: Path, topic: str, partition: int) -> bytes:
-    """The partition's records as stored: the record batches of its segment files in offset order (each batch
+def segment_batches(data_dir: Path, topic: str, partition: int) -> list[tuple[int, bytes]]:
+    """(base offset, bytes) of every record batch of the partition's segment files, in offset order (each batch
     taken by its own length, so the zero-filled preallocated tail is left out and replicas that rolled their
     segments at different offsets compare equal)."""
     part = data_dir / f"{topic}-{partition}"
-    out = bytearray()
+    out = []
     for segment in sorted(part.glob("*.log")):
         data = segment.read_bytes()
         at = 0
@@ -230,9 +230,14 @@ def segment_bytes(data_dir: Path, topic: str, partition: int) -> bytes:
             length = int.from_bytes(data[at + 8:at + 12], "big", signed=True)
             if length <= 0 or at + 12 + length > len(data):
                 break
-            out += data[at:at + 12 + length]
+            out.append((int.from_bytes(data[at:at + 8], "big", signed=True), data[at:at + 12 + length]))
             at += 12 + length
-    return bytes(out)
+    return out
+
+
+def segment_bytes(data_dir: Path, topic: str, partition: int) -> bytes:
+    """The partition's records as stored: its record batches (`segment_batches`) back to back."""
+    return b"".join(raw for _, raw in segment_batches(data_dir, topic, partition))
 
 
 # One fault per round, healed before the next; the short form of the fault test (bench/scripts has the long one).

@@ -87,7 +87,7 @@ class SecureBroker:
 
 
 def _start(tmp_path_factory, name: str, extra_flags: list[str], protocols: list[str],
-           metrics_port: int | None = None) -> tuple:
+           metrics_port: int | None = None, data_files: dict[str, str] | None = None) -> tuple:
     if conftest.EXTERNAL_BOOTSTRAP or conftest.REFERENCE_KAFKA or not conftest.BROKER_BIN:
         pytest.skip("starts its own broker with secure listeners: needs RINGBROKER_BIN (a ringbroker binary)")
     if shutil.which("openssl") is None:
@@ -103,6 +103,10 @@ def _start(tmp_path_factory, name: str, extra_flags: list[str], protocols: list[
              str(certs / "server.key")]
     for protocol, port in ports.items():
         flags += ["--listener", f"{protocol}://127.0.0.1:{port}"]
+    # Files the data directory holds before the first start (those of an earlier ringbroker).
+    for file_name, text in (data_files or {}).items():
+        (base / "data").mkdir(exist_ok=True)
+        (base / "data" / file_name).write_text(text)
     process = ch.ConfiguredBroker(conftest.BROKER_BIN, base / "data", 2, base, flags + extra_flags)
     conftest._ACTIVE.append(process)
     process.start()
@@ -238,15 +242,9 @@ def test_wrong_password_or_unknown_user_is_sasl_authentication_failed_and_closed
 
 
 def test_confluent_kafka_with_a_wrong_scram_password_fails_to_authenticate(secure, topic_name):
-    config = secure.client_config("SASL_SSL", password="wrong-password")
-    errors = []
-    producer = Producer({"bootstrap.servers": secure.address("SASL_SSL"), **config,
-                         "error_cb": lambda err: errors.append(err)})
-    deadline = time.monotonic() + 20
-    while not errors and time.monotonic() < deadline:
-        producer.poll(0.2)
-    assert errors and errors[0].code() == KafkaError._AUTHENTICATION, errors
-    assert "invalid credentials" in errors[0].str(), errors[0].str()
+    error = first_error(secure.address("SASL_SSL"), secure.client_config("SASL_SSL", password="wrong-password"))
+    assert error.code() == KafkaError._AUTHENTICATION, error
+    assert "invalid credentials" in error.str(), error.str()
     still_serves(secure)
 
 
@@ -520,3 +518,64 @@ def test_sighup_reloads_the_certificate_for_new_connections(tmp_path_factory, to
             admin.list_topics(timeout=5)
     finally:
         conftest._shutdown(process)
+
+
+def scram_sha512_entry(user: str, password: str, iterations: int = 4096) -> dict:
+    """A SCRAM-SHA-512 credential as an earlier ringbroker's scram-credentials.json held it (RFC 5802 keys)."""
+    import base64
+    import hashlib
+    import hmac
+    salt = uuid.uuid4().bytes
+    salted = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha512").digest()
+    encode = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    return {"user": user, "mechanism": "SCRAM-SHA-512", "iterations": iterations, "salt": encode(salt),
+            "stored_key": encode(hashlib.sha512(client_key).digest()),
+            "server_key": encode(hmac.new(salted, b"Server Key", "sha512").digest())}
+
+
+def test_an_earlier_per_broker_credentials_file_moves_into_the_metadata_log(tmp_path_factory, topic_name):
+    """An earlier ringbroker kept each broker's SCRAM credentials in scram-credentials.json: at start they go into
+    the metadata log before the --add-scram ones (a password changed then stays changed), the file is renamed,
+    and the users still authenticate after a restart (from the log)."""
+    import json
+    credentials = {"version": 1, "credentials": [scram_sha512_entry(ADMIN_USER, "changed-secret"),
+                                                 scram_sha512_entry("dave", "dave-secret")]}
+    process, certs, ports = _start(
+        tmp_path_factory, "migrating-broker",
+        ["--sasl-mechanisms", "SCRAM-SHA-512",
+         "--add-scram", f"SCRAM-SHA-512=[name={ADMIN_USER},password={ADMIN_PASSWORD}]"],
+        ["SASL_SSL"], data_files={"scram-credentials.json": json.dumps(credentials)})
+    broker = SecureBroker(process, certs, ports, 0)
+    try:
+        data_dir = Path(process.data_dir)
+        assert (data_dir / "scram-credentials.json.migrated").exists()
+        assert not (data_dir / "scram-credentials.json").exists()
+        for attempt in ("first start", "restart"):
+            dave = {**broker.client_config("SASL_SSL"), "sasl.username": "dave", "sasl.password": "dave-secret"}
+            round_trip(broker.address("SASL_SSL"), dave, f"{topic_name}-{attempt.replace(' ', '-')}", count=5)
+            admin = broker.client_config("SASL_SSL", password="changed-secret")
+            assert advertised_through(broker.address("SASL_SSL"), admin) == {broker.address("SASL_SSL")}, attempt
+            old = broker.client_config("SASL_SSL", password=ADMIN_PASSWORD)
+            assert first_error(broker.address("SASL_SSL"), old).code() == KafkaError._AUTHENTICATION, attempt
+            if attempt == "first start":
+                process.restart()
+    finally:
+        conftest._shutdown(process)
+
+
+def advertised_through(bootstrap: str, config: dict) -> set[str]:
+    """The brokers Metadata through `bootstrap` lists, as host:port."""
+    brokers = AdminClient({"bootstrap.servers": bootstrap, **config}).list_topics(timeout=30).brokers
+    return {f"{b.host}:{b.port}" for b in brokers.values()}
+
+
+def first_error(bootstrap: str, config: dict):
+    """The first error a producer with `config` reports within 20 s (an authentication failure here)."""
+    errors = []
+    producer = Producer({"bootstrap.servers": bootstrap, **config, "error_cb": lambda err: errors.append(err)})
+    deadline = time.monotonic() + 20
+    while not errors and time.monotonic() < deadline:
+        producer.poll(0.2)
+    assert errors, "no error within 20 s"
+    return errors[0]

@@ -166,6 +166,14 @@ SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM
         #[arg(long, value_name = "BOOL")]
         pub allow_everyone_if_no_acl_found: Option<Switch>,
 
+        #[setting(key = "connections.max.reauth.ms", env = "RINGBROKER_CONNECTIONS_MAX_REAUTH_MS", default = "0", kafka = Some("connections.max.reauth.ms"), live = false)]
+        /// How long a SASL session lasts (KIP-368): clients re-authenticate on the same
+        /// connection before the end, and a connection still unauthenticated after it is closed
+        /// at its next request, so a removed user or a changed password reaches open
+        /// connections. 0: sessions never expire.
+        #[arg(long, value_name = "MS")]
+        pub connections_max_reauth_ms: Option<IntIn<0, { i64::MAX }>>,
+
         #[setting(key = "advertised.listeners", env = "RINGBROKER_ADVERTISED_LISTENERS", default = "", kafka = Some("advertised.listeners"), live = false)]
         /// host:port that clients are told to connect to (empty: the listener's address).
         #[arg(long, value_name = "HOST:PORT")]
@@ -255,6 +263,20 @@ SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM
         /// capped by the brokers alive when the topic is created on the first FindCoordinator.
         #[arg(long, value_name = "N")]
         pub offsets_topic_replication_factor: Option<IntIn<1, { i16::MAX as i64 }>>,
+
+        #[setting(key = "transaction.state.log.replication.factor", env = "RINGBROKER_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", default = "3", kafka = Some("transaction.state.log.replication.factor"), live = false)]
+        /// Replicas of each __transaction_state partition (the transaction coordinators' state),
+        /// capped by the brokers alive when the topic is created on the first FindCoordinator for
+        /// a transactional id in a cluster of several brokers.
+        #[arg(long, value_name = "N")]
+        pub transaction_state_log_replication_factor: Option<IntIn<1, { i16::MAX as i64 }>>,
+
+        #[setting(key = "transaction.state.log.min.isr", env = "RINGBROKER_TRANSACTION_STATE_LOG_MIN_ISR", default = "2", kafka = Some("transaction.state.log.min.isr"), live = false)]
+        /// The min.insync.replicas of __transaction_state (capped by its replication factor): a
+        /// transaction coordinator with fewer in-sync replicas refuses state changes, and the
+        /// client retries.
+        #[arg(long, value_name = "N")]
+        pub transaction_state_log_min_isr: Option<IntIn<1, { i16::MAX as i64 }>>,
 
         #[setting(key = "offsets.commit.timeout.ms", env = "RINGBROKER_OFFSETS_COMMIT_TIMEOUT_MS", default = "5000", kafka = Some("offsets.commit.timeout.ms"), live = false)]
         /// How long a group coordinator waits for the in-sync replicas of its __consumer_offsets

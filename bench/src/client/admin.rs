@@ -24,6 +24,9 @@ const TOPIC_ALREADY_EXISTS: i16 = 36;
 const LEADER_NOT_AVAILABLE: i16 = 5;
 /// Kafka's UNKNOWN_TOPIC_OR_PARTITION.
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+/// Kafka error code: the broker does not (yet) lead the partition. Right after CreateTopics, Kafka's
+/// Metadata can name a leader whose broker side has not applied the partition: ListOffsets is retried.
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 /// Metadata v4 added `allow_auto_topic_creation`; encoding `false` into an older version fails.
 const FIRST_METADATA_VERSION_WITH_AUTO_CREATE_FLAG: i16 = 4;
 /// How many times we ask Metadata again while leaders are being elected.
@@ -241,17 +244,30 @@ pub fn list_offsets(
                         })
                         .collect(),
                 )]);
-        let response = conn.call(&request, version)?;
-        for t in &response.topics {
-            for p in &t.partitions {
-                if p.error_code != 0 {
-                    return Err(BenchError::broker(
+        let mut attempts = 0;
+        'ask: loop {
+            attempts += 1;
+            let response = conn.call(&request, version)?;
+            for t in &response.topics {
+                for p in &t.partitions {
+                    let retriable = matches!(
                         p.error_code,
-                        format!("ListOffsets {}-{}", layout.topic, p.partition_index),
-                    ));
+                        NOT_LEADER_OR_FOLLOWER | LEADER_NOT_AVAILABLE | UNKNOWN_TOPIC_OR_PARTITION
+                    );
+                    if retriable && attempts < METADATA_RETRIES {
+                        thread::sleep(METADATA_RETRY_PAUSE);
+                        continue 'ask;
+                    }
+                    if p.error_code != 0 {
+                        return Err(BenchError::broker(
+                            p.error_code,
+                            format!("ListOffsets {}-{}", layout.topic, p.partition_index),
+                        ));
+                    }
+                    offsets.insert(p.partition_index, p.offset);
                 }
-                offsets.insert(p.partition_index, p.offset);
             }
+            break;
         }
     }
     for p in &layout.partitions {

@@ -17,11 +17,11 @@ use kafka_protocol::ResponseError;
 use ringbroker_quorum::watch::Watch;
 use ringbroker_quorum::{ProposeError, Quorum, RpcClient, RpcError, RpcHandler, StateMachine};
 
-use super::acl_control;
 use super::controller::{self, BrokerSessions, Context, Decision, TopicOutcome};
 use super::image::MetadataImage;
 use super::records::{self, MetadataRecord};
 use super::rpc_api::{self, AdminReply, AdminRequest, NOT_CONTROLLER};
+use super::{acl_control, scram_control};
 use crate::config::BrokerConfig;
 
 /// How long one request to a controller may take before the next voter is tried.
@@ -765,6 +765,9 @@ fn decide_admin(ctx: &Context<'_>, request: &AdminRequest) -> Decision {
         }
         AdminRequest::CreateAcls { acls } => acl_control::create_acls(ctx.image, acls),
         AdminRequest::DeleteAcls { filters } => acl_control::delete_acls(ctx.image, filters),
+        AdminRequest::AlterScramCredentials(changes) => {
+            scram_control::alter_scram_credentials(ctx.image, changes)
+        }
     }
 }
 

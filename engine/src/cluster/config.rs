@@ -21,6 +21,12 @@ pub const DEFAULT_BROKER_SESSION_TIMEOUT_MS: u64 = 9_000;
 pub const DEFAULT_REPLICATION_FACTOR: i16 = 1;
 /// Kafka's `offsets.topic.replication.factor` default (capped by the live brokers at creation).
 pub const DEFAULT_OFFSETS_TOPIC_REPLICATION_FACTOR: i16 = 3;
+/// Kafka's `transaction.state.log.replication.factor` default (capped by the live brokers at
+/// creation).
+pub const DEFAULT_TRANSACTION_STATE_REPLICATION_FACTOR: i16 = 3;
+/// Kafka's `transaction.state.log.min.isr` default: the `min.insync.replicas` of
+/// `__transaction_state` (capped by its replication factor).
+pub const DEFAULT_TRANSACTION_STATE_MIN_ISR: i32 = 2;
 /// Kafka's `initial.broker.registration.timeout.ms` default: how long a starting broker waits to
 /// register with the controller quorum (and be let in) before it gives up, naming the voters it
 /// could not reach.
@@ -191,6 +197,10 @@ pub struct ClusterConfig {
     pub default_replication_factor: i16,
     /// Kafka `offsets.topic.replication.factor` (capped by the live brokers).
     pub offsets_topic_replication_factor: i16,
+    /// Kafka `transaction.state.log.replication.factor` (capped by the live brokers).
+    pub transaction_state_replication_factor: i16,
+    /// Kafka `transaction.state.log.min.isr` (capped by the topic's replication factor).
+    pub transaction_state_min_isr: i32,
     /// Kafka `broker.heartbeat.interval.ms`.
     pub broker_heartbeat_interval: Duration,
     /// Kafka `broker.session.timeout.ms`.
@@ -213,6 +223,8 @@ impl ClusterConfig {
             cluster_id: None,
             default_replication_factor: DEFAULT_REPLICATION_FACTOR,
             offsets_topic_replication_factor: DEFAULT_OFFSETS_TOPIC_REPLICATION_FACTOR,
+            transaction_state_replication_factor: DEFAULT_TRANSACTION_STATE_REPLICATION_FACTOR,
+            transaction_state_min_isr: DEFAULT_TRANSACTION_STATE_MIN_ISR,
             broker_heartbeat_interval: Duration::from_millis(DEFAULT_BROKER_HEARTBEAT_INTERVAL_MS),
             broker_session_timeout: Duration::from_millis(DEFAULT_BROKER_SESSION_TIMEOUT_MS),
             controller_startup_timeout: Duration::from_millis(

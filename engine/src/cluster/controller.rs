@@ -12,16 +12,12 @@ use kafka_protocol::ResponseError;
 use super::config::ClusterConfig;
 use super::image::MetadataImage;
 use super::placement::{self, Candidate, PlacementError};
-use super::records::{BrokerRegistration, MetadataRecord, TopicId};
+use super::records::{BrokerEndpoint, BrokerRegistration, MetadataRecord, TopicId};
 use crate::admin::configs::{apply_ops, ConfigOp};
 use crate::admin::is_reserved_topic;
 use crate::config::BrokerConfig;
 use crate::metadata::topic_name::validate_topic_name;
 use crate::metadata::{new_topic_id, PartitionState, NO_LEADER};
-
-/// `__transaction_state` is not replicated yet: each broker coordinates the transactional ids of
-/// its own logs. Kept at one replica. (`__consumer_offsets` is replicated like any topic.)
-pub const TRANSACTION_STATE_MAX_REPLICATION_FACTOR: i16 = 1;
 
 /// Kafka's name of the committed-offsets topic and its partition count
 /// (`offsets.topic.num.partitions`).
@@ -230,7 +226,7 @@ fn place_new(
     } else {
         replication_factor
     };
-    check_factor(name, factor)?;
+    // Larger than the live brokers can hold is the placement's refusal.
     let candidates: Vec<Candidate> = ctx
         .image
         .live_brokers()
@@ -248,19 +244,6 @@ fn place_new(
         };
         TopicOutcome::error(name, error, e.to_string())
     })
-}
-
-fn check_factor(name: &str, factor: i16) -> Result<(), TopicOutcome> {
-    let transaction_state = name == crate::transactions::TRANSACTION_STATE_TOPIC;
-    if transaction_state && factor > TRANSACTION_STATE_MAX_REPLICATION_FACTOR {
-        return Err(TopicOutcome::error(
-            name,
-            ResponseError::InvalidReplicationFactor,
-            format!("the internal topic {name} is not replicated yet: its replication factor is at most {TRANSACTION_STATE_MAX_REPLICATION_FACTOR}"),
-        ));
-    }
-    // Larger than the live brokers can hold is the placement's refusal.
-    Ok(())
 }
 
 /// An explicit assignment: every list the same length, distinct registered brokers.
@@ -299,7 +282,7 @@ fn check_assignments(
             ));
         }
     }
-    check_factor(name, i16::try_from(factor).unwrap_or(i16::MAX))
+    Ok(())
 }
 
 /// Partition records for new partitions `first..` of `topic_id`: every replica in the ISR, the
@@ -552,8 +535,9 @@ pub fn alter_partition(ctx: &Context<'_>, change: &IsrChange<'_>) -> Decision {
     let mut distinct = change.new_isr.to_vec();
     distinct.sort_unstable();
     distinct.dedup();
+    // KIP-841: a replica joins only while eligible (live, its data directory online).
     let eligible = |id: &i32| {
-        state.replicas.contains(id) && (state.isr.contains(id) || ctx.image.is_live(*id))
+        state.replicas.contains(id) && (state.isr.contains(id) || ctx.image.is_eligible(*id))
     };
     if distinct.len() != change.new_isr.len()
         || !change.new_isr.contains(&change.leader_id)
@@ -664,7 +648,7 @@ pub fn elect_preferred(
     run_elections(image, partitions, |topic, partition, state| {
         match state.replicas.first().copied() {
             Some(preferred) if preferred == state.leader => (ELECTION_NOT_NEEDED, None, None),
-            Some(preferred) if state.isr.contains(&preferred) && image.is_live(preferred) => {
+            Some(preferred) if state.isr.contains(&preferred) && image.is_eligible(preferred) => {
                 let mut state = state.clone();
                 state.leader = preferred;
                 state.leader_epoch += 1;
@@ -696,7 +680,12 @@ pub fn elect_unclean(
         if state.leader != NO_LEADER {
             return (ELECTION_NOT_NEEDED, None, None);
         }
-        match state.replicas.iter().copied().find(|r| image.is_live(*r)) {
+        match state
+            .replicas
+            .iter()
+            .copied()
+            .find(|r| image.is_eligible(*r))
+        {
             Some(leader) => {
                 tracing::warn!(
                     topic,
@@ -738,7 +727,7 @@ pub fn rebalance_leaders(image: &MetadataImage) -> Vec<MetadataRecord> {
     }
     let mut candidates = Vec::new();
     for (broker, partitions) in preferred_for {
-        if !image.is_live(broker) {
+        if !image.is_eligible(broker) {
             continue;
         }
         let not_leading = partitions.iter().filter(|(_, _, leads)| !leads).count();
@@ -840,8 +829,8 @@ impl BrokerSessions {
 pub struct Registration {
     pub node_id: i32,
     pub incarnation: [u8; 16],
-    pub host: String,
-    pub port: i32,
+    /// Every client listener of the broker, the inter-broker one first (never empty).
+    pub listeners: Vec<BrokerEndpoint>,
     pub rack: Option<String>,
     pub cluster_id: Option<String>,
 }
@@ -882,8 +871,11 @@ pub fn register_broker(
             return Err((
                 DUPLICATE_BROKER_REGISTRATION,
                 format!(
-                    "node id {} is registered by another live broker ({}:{}); node ids must be unique",
-                    request.node_id, existing.host, existing.port
+                    "node id {} is registered by another live broker ({}); node ids must be unique",
+                    request.node_id,
+                    existing
+                        .inter_broker_endpoint()
+                        .map_or(String::new(), |e| format!("{}:{}", e.host, e.port))
                 ),
             ));
         }
@@ -892,8 +884,7 @@ pub fn register_broker(
         node_id: request.node_id,
         incarnation: request.incarnation,
         epoch: 0,
-        host: request.host.clone(),
-        port: request.port,
+        listeners: request.listeners.clone(),
         rack: request.rack.clone(),
         fenced: true,
         shutting_down: false,
@@ -912,6 +903,8 @@ pub struct Heartbeat {
     pub epoch: i64,
     pub applied_index: u64,
     pub want_shutdown: bool,
+    /// The broker's data directory is offline (`replication::log_dir`).
+    pub log_dir_offline: bool,
 }
 
 /// The answer to a heartbeat, and the records it causes.
@@ -925,7 +918,10 @@ pub struct HeartbeatDecision {
 }
 
 /// BrokerHeartbeat: unfences a broker that caught up with the metadata log, runs a controlled
-/// shutdown (leaderships moved away, broker fenced).
+/// shutdown (leaderships moved away, broker fenced), and follows the broker's data directory:
+/// offline, the broker leaves every ISR and its leaderships move (Kafka's handling of
+/// OfflineLogDirs); online again, leaderless partitions may get it back as leader, and its
+/// partitions' leaders add it to their ISRs once it has caught up.
 pub fn heartbeat(
     ctx: &Context<'_>,
     sessions: &mut BrokerSessions,
@@ -978,17 +974,51 @@ pub fn heartbeat(
         return decision;
     }
     let caught_up = beat.applied_index >= broker.epoch as u64;
-    if broker.fenced && !broker.shutting_down && caught_up {
+    let may_lead = !beat.log_dir_offline;
+    let unfencing = broker.fenced && !broker.shutting_down && caught_up;
+    if unfencing {
         decision.records.push(MetadataRecord::BrokerState {
             node_id: beat.node_id,
             epoch: broker.epoch,
             fenced: false,
             shutting_down: false,
         });
+        let also_eligible = may_lead.then_some(beat.node_id);
         decision
             .records
-            .extend(elect_leaderless(ctx, ctx.image, Some(beat.node_id)));
+            .extend(elect_leaderless(ctx, ctx.image, also_eligible));
         decision.fenced = false;
+    }
+    let recorded_offline = ctx.image.log_dir_offline.contains(&beat.node_id);
+    if beat.log_dir_offline != recorded_offline && !broker.shutting_down {
+        decision.records.push(MetadataRecord::BrokerLogDir {
+            node_id: beat.node_id,
+            epoch: broker.epoch,
+            offline: beat.log_dir_offline,
+        });
+        if beat.log_dir_offline {
+            tracing::warn!(
+                node_id = beat.node_id,
+                "broker reports its data directory offline: out of every ISR, leaderships moved"
+            );
+            // A fenced broker already left every ISR and leads nothing.
+            if !broker.fenced {
+                decision
+                    .records
+                    .extend(move_leaderships(ctx.image, beat.node_id));
+            }
+        } else {
+            tracing::info!(
+                node_id = beat.node_id,
+                "broker reports its data directory online"
+            );
+            // (An unfencing broker's leaderless partitions were elected above already.)
+            if !broker.fenced && !unfencing {
+                decision
+                    .records
+                    .extend(elect_leaderless(ctx, ctx.image, Some(beat.node_id)));
+            }
+        }
     }
     decision
 }
@@ -1053,7 +1083,7 @@ fn lead_elsewhere(image: &MetadataImage, node_id: i32) -> Vec<MetadataRecord> {
                 .isr
                 .iter()
                 .copied()
-                .find(|r| *r != node_id && image.is_live(*r));
+                .find(|r| *r != node_id && image.is_eligible(*r));
             if next.is_some() && state.isr.len() > 1 {
                 state.isr.retain(|r| *r != node_id);
             }
@@ -1078,7 +1108,7 @@ fn elect_leaderless(
     image: &MetadataImage,
     also_live: Option<i32>,
 ) -> Vec<MetadataRecord> {
-    let live = |id: i32| Some(id) == also_live || image.is_live(id);
+    let live = |id: i32| Some(id) == also_live || image.is_eligible(id);
     let mut records = Vec::new();
     for meta in image.topics.topics.values() {
         let unclean_allowed =
@@ -1134,8 +1164,7 @@ mod tests {
                     node_id: *id,
                     incarnation: [*id as u8; 16],
                     epoch: 0,
-                    host: format!("10.0.0.{id}"),
-                    port: 9092,
+                    listeners: vec![BrokerEndpoint::plaintext(&format!("10.0.0.{id}"), 9092)],
                     rack: None,
                     fenced: true,
                     shutting_down: false,
@@ -1289,8 +1318,7 @@ mod tests {
         let impostor = Registration {
             node_id: 2,
             incarnation: [99; 16],
-            host: "10.0.0.9".into(),
-            port: 9092,
+            listeners: vec![BrokerEndpoint::plaintext("10.0.0.9", 9092)],
             rack: None,
             cluster_id: None,
         };
@@ -1346,6 +1374,7 @@ mod tests {
                 epoch,
                 applied_index: epoch as u64 - 1,
                 want_shutdown: false,
+                log_dir_offline: false,
             },
             later,
         );
@@ -1358,6 +1387,7 @@ mod tests {
                 epoch,
                 applied_index: epoch as u64,
                 want_shutdown: false,
+                log_dir_offline: false,
             },
             later,
         );
@@ -1377,6 +1407,7 @@ mod tests {
                 epoch: epoch - 1,
                 applied_index: epoch as u64,
                 want_shutdown: false,
+                log_dir_offline: false,
             },
             later,
         );
@@ -1391,6 +1422,7 @@ mod tests {
                 epoch,
                 applied_index: epoch as u64,
                 want_shutdown: true,
+                log_dir_offline: false,
             },
             later,
         );
@@ -1566,6 +1598,112 @@ mod tests {
         assert_ne!(last.leader, before.leader);
         assert!(last.isr.contains(&last.leader));
         assert_eq!(last.leader_epoch, before.leader_epoch + 1);
+    }
+
+    #[test]
+    fn an_offline_log_dir_takes_a_broker_out_of_every_isr_until_it_is_back() {
+        let broker = BrokerConfig::default();
+        let cluster = ClusterConfig::single_node(1);
+        let mut image = image_with_brokers(&[1, 2, 3]);
+        replicated(&mut image, &broker, &cluster);
+        let before = state(&image);
+        let follower = *before
+            .replicas
+            .iter()
+            .find(|r| **r != before.leader)
+            .expect("a follower");
+        let mut sessions = BrokerSessions::default();
+        let now = Instant::now();
+        let beat = |image: &MetadataImage, sessions: &mut BrokerSessions, node_id, offline| {
+            let epoch = image.brokers[&node_id].epoch;
+            heartbeat(
+                &context(&broker, &cluster, image),
+                sessions,
+                &Heartbeat {
+                    node_id,
+                    epoch,
+                    applied_index: image.applied_index,
+                    want_shutdown: false,
+                    log_dir_offline: offline,
+                },
+                now,
+            )
+        };
+        let steady = beat(&image, &mut sessions, follower, false);
+        assert!(steady.records.is_empty(), "nothing changes");
+        // The follower's disk fails: out of the ISR at once, the leader stays.
+        let offline = beat(&image, &mut sessions, follower, true);
+        assert!(!offline.fenced, "the broker stays registered and unfenced");
+        commit(&mut image, &offline.records);
+        assert!(image.log_dir_offline.contains(&follower));
+        assert!(image.is_live(follower) && !image.is_eligible(follower));
+        let after = state(&image);
+        assert!(!after.isr.contains(&follower));
+        assert_eq!(
+            (after.leader, after.leader_epoch),
+            (before.leader, before.leader_epoch)
+        );
+        assert!(
+            beat(&image, &mut sessions, follower, true)
+                .records
+                .is_empty(),
+            "reported once"
+        );
+        // The leader may not add it back while its directory is offline.
+        let grow = |image: &MetadataImage| {
+            let current = state(image);
+            let mut isr = current.isr.clone();
+            isr.push(follower);
+            alter_partition(
+                &context(&broker, &cluster, image),
+                &IsrChange {
+                    topic: "r",
+                    partition: 0,
+                    leader_id: current.leader,
+                    leader_epoch: current.leader_epoch,
+                    partition_epoch: current.partition_epoch,
+                    new_isr: &isr,
+                },
+            )
+        };
+        assert_eq!(grow(&image).outcomes[0].error_code, INELIGIBLE_REPLICA);
+        // A snapshot keeps the state.
+        let restored = MetadataImage::from_records(image.applied_index, &image.to_records());
+        assert!(restored.log_dir_offline.contains(&follower));
+        // Back online: eligible again, and the leader's request is accepted.
+        let online = beat(&image, &mut sessions, follower, false);
+        commit(&mut image, &online.records);
+        assert!(image.is_eligible(follower));
+        let grown = grow(&image);
+        assert_eq!(grown.outcomes[0].error_code, 0);
+        commit(&mut image, &grown.records);
+        assert!(state(&image).isr.contains(&follower));
+        // The leader's disk fails: another in-sync replica leads, in a new epoch.
+        let leader = state(&image).leader;
+        let leader_offline = beat(&image, &mut sessions, leader, true);
+        commit(&mut image, &leader_offline.records);
+        let moved = state(&image);
+        assert_ne!(moved.leader, leader);
+        assert!(!moved.isr.contains(&leader));
+        assert_eq!(moved.leader_epoch, before.leader_epoch + 1);
+        // A new registration of that broker starts online.
+        let registration = Registration {
+            node_id: leader,
+            incarnation: [99; 16],
+            listeners: vec![BrokerEndpoint::plaintext("10.0.0.9", 9092)],
+            rack: None,
+            cluster_id: None,
+        };
+        let records = register_broker(
+            &context(&broker, &cluster, &image),
+            &sessions,
+            &registration,
+            true,
+            now,
+        )
+        .expect("registered");
+        commit(&mut image, &records);
+        assert!(!image.log_dir_offline.contains(&leader));
     }
 
     #[test]

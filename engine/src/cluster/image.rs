@@ -1,5 +1,6 @@
-//! The metadata image: the cluster as the committed metadata log describes it (brokers, topics with
-//! their partitions' replicas, leaders and ISR, the ACLs), built by applying records
+//! The metadata image: the cluster as the committed metadata log describes it (brokers with their
+//! listeners, topics with their partitions' replicas, leaders and ISR, the ACLs, the SCRAM
+//! credentials), built by applying records
 //! in log order. Every node applies the same entries in the same order, so every node's image at a
 //! given index is the same; the image at an index is also what a snapshot at that index holds.
 
@@ -7,9 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::records::{BrokerRegistration, MetadataRecord, TopicId};
+use super::records::{BrokerRegistration, MetadataRecord, TopicId, UserScramCredential};
 use crate::metadata::{PartitionState, TopicMeta, TopicTable};
 use crate::security::acl::types::AclBinding;
+use crate::security::CredentialStore;
 
 /// The cluster metadata at `applied_index`.
 #[derive(Debug, Clone, Default)]
@@ -23,6 +25,12 @@ pub struct MetadataImage {
     /// The cluster's ACLs, sorted, each once. An `Arc` because the broker's authorizer, shared by
     /// every shard thread, installs this very list (`AclStore::install`): cloned only when changed.
     pub acls: Arc<Vec<AclBinding>>,
+    /// The users' SCRAM credentials. An `Arc` for the same reason as `acls`: the broker's
+    /// credential registry installs this very store (`CredentialRegistry::install`).
+    pub scram_credentials: Arc<CredentialStore>,
+    /// Brokers whose current registration reported its data directory offline
+    /// (`replication::log_dir`): in no ISR, leading nothing, until they report it online.
+    pub log_dir_offline: std::collections::BTreeSet<i32>,
     /// Index of the last metadata log entry applied (0: none).
     pub applied_index: u64,
 }
@@ -56,8 +64,28 @@ impl MetadataImage {
                 if index > 0 {
                     registration.epoch = index as i64;
                 }
+                // A new registration starts with its data directory online.
+                self.log_dir_offline.remove(&registration.node_id);
                 self.brokers.insert(registration.node_id, registration);
             }
+            MetadataRecord::BrokerLogDir {
+                node_id,
+                epoch,
+                offline,
+            } => match self.brokers.get(node_id) {
+                Some(broker) if broker.epoch == *epoch => {
+                    if *offline {
+                        self.log_dir_offline.insert(*node_id);
+                    } else {
+                        self.log_dir_offline.remove(node_id);
+                    }
+                }
+                _ => tracing::warn!(
+                    node_id,
+                    epoch,
+                    "metadata: log directory state of an unknown broker epoch"
+                ),
+            },
             MetadataRecord::BrokerState {
                 node_id,
                 epoch,
@@ -137,6 +165,18 @@ impl MetadataImage {
                     Arc::make_mut(&mut self.acls).remove(slot);
                 }
             }
+            MetadataRecord::UserScramCredential(c) => {
+                Arc::make_mut(&mut self.scram_credentials).insert(
+                    &c.user,
+                    c.mechanism,
+                    c.credential.clone(),
+                );
+            }
+            MetadataRecord::RemoveUserScramCredential { user, mechanism } => {
+                if self.scram_credentials.get(user, *mechanism).is_some() {
+                    Arc::make_mut(&mut self.scram_credentials).remove(user, *mechanism);
+                }
+            }
         }
     }
 
@@ -154,6 +194,13 @@ impl MetadataImage {
                 fenced: broker.fenced,
                 shutting_down: broker.shutting_down,
             });
+            if self.log_dir_offline.contains(&broker.node_id) {
+                records.push(MetadataRecord::BrokerLogDir {
+                    node_id: broker.node_id,
+                    epoch: broker.epoch,
+                    offline: true,
+                });
+            }
         }
         for (name, meta) in &self.topics.topics {
             records.push(MetadataRecord::Topic {
@@ -174,6 +221,15 @@ impl MetadataImage {
                 .iter()
                 .map(|acl| MetadataRecord::AccessControlEntry(acl.clone())),
         );
+        records.extend(self.scram_credentials.sorted_entries().into_iter().map(
+            |(user, mechanism, credential)| {
+                MetadataRecord::UserScramCredential(UserScramCredential {
+                    user: user.to_string(),
+                    mechanism,
+                    credential: credential.clone(),
+                })
+            },
+        ));
         records
     }
 
@@ -203,6 +259,12 @@ impl MetadataImage {
         self.brokers
             .get(&node_id)
             .is_some_and(|b| !b.fenced && !b.shutting_down)
+    }
+
+    /// Whether `node_id` may lead a partition or join an ISR (Kafka's eligible replica, KIP-841):
+    /// live, and its data directory online.
+    pub fn is_eligible(&self, node_id: i32) -> bool {
+        self.is_live(node_id) && !self.log_dir_offline.contains(&node_id)
     }
 
     /// Every partition whose replicas include `node_id`: what that broker must host.
@@ -235,15 +297,19 @@ impl MetadataImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::records::{self, BrokerEndpoint};
     use crate::metadata::NO_LEADER;
+    use crate::security::sasl::credentials::{ScramCredential, ScramMechanism};
 
     fn broker(node_id: i32) -> MetadataRecord {
         MetadataRecord::Broker(BrokerRegistration {
             node_id,
             incarnation: [node_id as u8; 16],
             epoch: 0,
-            host: format!("10.0.0.{node_id}"),
-            port: 9092,
+            listeners: vec![BrokerEndpoint::plaintext(
+                &format!("10.0.0.{node_id}"),
+                9092,
+            )],
             rack: None,
             fenced: true,
             shutting_down: false,
@@ -351,6 +417,8 @@ mod tests {
                     state: placed(1),
                 },
                 MetadataRecord::AccessControlEntry(write_acl("t")),
+                scram("alice", ScramMechanism::Sha512, b"a"),
+                scram("bob", ScramMechanism::Sha256, b"b"),
             ],
         );
         let rebuilt = MetadataImage::from_records(2, &image.to_records());
@@ -358,10 +426,68 @@ mod tests {
         assert_eq!(rebuilt.brokers, image.brokers);
         assert_eq!(rebuilt.topics, image.topics);
         assert_eq!(rebuilt.acls, image.acls);
+        assert_eq!(rebuilt.scram_credentials, image.scram_credentials);
+        assert_eq!(
+            records::encode(&rebuilt.to_records()),
+            records::encode(&image.to_records()),
+            "a snapshot is written the same way every time"
+        );
         assert_eq!(rebuilt.applied_index, 2);
         image.apply(3, &[MetadataRecord::RemoveTopic { topic_id: [9; 16] }]);
         assert!(image.topics.get("t").is_none());
         assert_eq!(image.topic_name(&[9; 16]), None);
+    }
+
+    fn scram(user: &str, mechanism: ScramMechanism, password: &[u8]) -> MetadataRecord {
+        MetadataRecord::UserScramCredential(UserScramCredential {
+            user: user.into(),
+            mechanism,
+            credential: ScramCredential::from_password(mechanism, password, b"salt", 4096),
+        })
+    }
+
+    #[test]
+    fn scram_credentials_are_replaced_and_removed_by_user_and_mechanism() {
+        let mut image = MetadataImage::default();
+        image.apply(
+            1,
+            &[
+                scram("alice", ScramMechanism::Sha512, b"first"),
+                scram("alice", ScramMechanism::Sha256, b"first"),
+            ],
+        );
+        let before = image.scram_credentials.clone();
+        image.apply(2, &[scram("alice", ScramMechanism::Sha512, b"second")]);
+        assert!(!Arc::ptr_eq(&before, &image.scram_credentials));
+        let alice = image
+            .scram_credentials
+            .get("alice", ScramMechanism::Sha512)
+            .expect("alice");
+        assert!(alice.matches_password(ScramMechanism::Sha512, b"second"));
+        let unchanged = image.scram_credentials.clone();
+        image.apply(
+            3,
+            &[MetadataRecord::RemoveUserScramCredential {
+                user: "nobody".into(),
+                mechanism: ScramMechanism::Sha512,
+            }],
+        );
+        assert!(
+            Arc::ptr_eq(&unchanged, &image.scram_credentials),
+            "removing an absent credential changes nothing"
+        );
+        image.apply(
+            4,
+            &[MetadataRecord::RemoveUserScramCredential {
+                user: "alice".into(),
+                mechanism: ScramMechanism::Sha256,
+            }],
+        );
+        assert!(image
+            .scram_credentials
+            .get("alice", ScramMechanism::Sha256)
+            .is_none());
+        assert_eq!(image.scram_credentials.len(), 1);
     }
 
     fn write_acl(topic: &str) -> AclBinding {

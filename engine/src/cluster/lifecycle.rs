@@ -1,19 +1,23 @@
 //! A broker's life in the cluster, driven from shard 0: it registers with the active controller
 //! (a new incarnation per process start), heartbeats every `broker.heartbeat.interval.ms` with the
 //! metadata index it has applied (the controller unfences it once it has caught up with its own
-//! registration), re-registers when the controller no longer knows its epoch, and on shutdown asks
+//! registration) and whether its data directory is offline (`replication::log_dir`), re-registers
+//! when the controller no longer knows its epoch, and on shutdown asks
 //! the controller to move its leaderships away before it stops serving (controlled shutdown).
 //! A broker that is not a voter also follows the metadata log by fetching it from the controller.
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::agent::{ClusterAgent, ControllerError};
 use super::controller::{
     Heartbeat, Registration, DUPLICATE_BROKER_REGISTRATION, STALE_BROKER_EPOCH,
 };
+use super::records::BrokerEndpoint;
 use super::rpc_api::{self, FetchMetadata};
+use crate::replication::log_dir::LogDirHealth;
 
 /// Heartbeat interval while the broker is fenced: it is waiting to be let in, so it asks often.
 pub const FENCED_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
@@ -42,6 +46,8 @@ pub enum JoinError {
 /// The broker's registration state.
 pub struct BrokerLifecycle {
     agent: Rc<ClusterAgent>,
+    /// The data directory's health, reported in every heartbeat (`replication::log_dir`).
+    log_dir: Arc<LogDirHealth>,
     incarnation: [u8; 16],
     /// The current registration's epoch (-1: not registered).
     pub epoch: Cell<i64>,
@@ -53,9 +59,10 @@ pub struct BrokerLifecycle {
 }
 
 impl BrokerLifecycle {
-    pub fn new(agent: Rc<ClusterAgent>) -> Rc<BrokerLifecycle> {
+    pub fn new(agent: Rc<ClusterAgent>, log_dir: Arc<LogDirHealth>) -> Rc<BrokerLifecycle> {
         Rc::new(BrokerLifecycle {
             agent,
+            log_dir,
             incarnation: *uuid::Uuid::new_v4().as_bytes(),
             epoch: Cell::new(-1),
             fenced: Cell::new(true),
@@ -67,11 +74,22 @@ impl BrokerLifecycle {
 
     fn registration(&self) -> Registration {
         let config = &self.agent.config;
+        // Every client listener as it advertises itself; the first (primary) one is where other
+        // brokers reach this one.
+        let listeners = config
+            .client_listeners()
+            .iter()
+            .map(|l| BrokerEndpoint {
+                name: l.name().to_string(),
+                host: l.advertised_host.clone(),
+                port: i32::from(l.advertised_port),
+                protocol: l.protocol,
+            })
+            .collect();
         Registration {
             node_id: config.node_id,
             incarnation: self.incarnation,
-            host: config.advertised_host.clone(),
-            port: i32::from(config.advertised_port),
+            listeners,
             rack: config.cluster.rack.clone(),
             cluster_id: super::meta_properties::read_cluster_id(&config.data_dir),
         }
@@ -138,6 +156,7 @@ impl BrokerLifecycle {
                 epoch: self.epoch.get(),
                 applied_index: self.agent.applied.get(),
                 want_shutdown: self.shutting_down.get(),
+                log_dir_offline: self.log_dir.offline(),
             };
             let reply = self
                 .agent

@@ -6,16 +6,21 @@
 //! enter another quorum's log, which is an operator's decision.
 //!
 //! A broker's own `acls.json` (ACLs were per broker before they were the cluster's) moves the same
-//! way, on any node: ACLs merge harmlessly (`acls_json`).
+//! way, on any node: ACLs merge harmlessly (`acls_json`). So does its `scram-credentials.json`,
+//! together with the `--add-scram` credentials (`scram_credentials`): both only add what the
+//! cluster lacks.
 
 use std::rc::Rc;
 use std::time::Duration;
 
+use kafka_protocol::ResponseError;
+
 use super::agent::ClusterAgent;
-use super::records::MetadataRecord;
-use super::rpc_api::AdminRequest;
+use super::records::{MetadataRecord, UserScramCredential};
+use super::rpc_api::{AdminRequest, ScramChanges};
 use crate::metadata::{PartitionState, TopicTable, TOPICS_FILE};
 use crate::security::acl::store::ACLS_FILE;
+use crate::security::sasl::registry::{self, CREDENTIALS_FILE};
 
 /// The file's name after it was moved into the metadata log.
 pub const MIGRATED_SUFFIX: &str = ".migrated";
@@ -129,4 +134,85 @@ pub async fn acls_json(agent: Rc<ClusterAgent>) {
             tracing::error!(%error, file = %path.display(), "moved the ACLs, but cannot rename the file (it is read again at the next start: harmless)")
         }
     }
+}
+
+/// Pause between two attempts to hand the controller the start-up SCRAM credentials while it is
+/// being elected.
+const SCRAM_RETRY_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Hands the controller this node's start-up SCRAM credentials: those of an earlier ringbroker's
+/// `scram-credentials.json` (then renamed so it is read once) and the `--add-scram` ones, the
+/// file's first (a password changed with `kafka-configs` then outlived a restart with the same
+/// `--add-scram`, and still does). Each is added only if the cluster has no credential for that
+/// user and mechanism, so every node may pass the same `--add-scram`: the first to start writes
+/// it, and a password changed since is kept. Awaited before the broker registers (so before any
+/// shard serves clients); waits for a controller up to `initial.broker.registration.timeout.ms`,
+/// and an error stops the broker.
+pub async fn scram_credentials(agent: &Rc<ClusterAgent>) -> Result<(), String> {
+    let data_dir = agent.config.data_dir.clone();
+    let from_file = registry::read_file(&data_dir).map_err(|e| e.to_string())?;
+    let mut upsertions = Vec::new();
+    let mut named = std::collections::HashSet::new();
+    let bootstrap = agent.config.security.credentials.bootstrap();
+    for (user, mechanism, credential) in from_file
+        .iter()
+        .flat_map(|store| store.sorted_entries())
+        .chain(bootstrap.sorted_entries())
+    {
+        if named.insert((user.to_string(), mechanism.kafka_type())) {
+            upsertions.push(UserScramCredential {
+                user: user.to_string(),
+                mechanism,
+                credential: credential.clone(),
+            });
+        }
+    }
+    if upsertions.is_empty() {
+        return Ok(());
+    }
+    let count = upsertions.len();
+    let request = AdminRequest::AlterScramCredentials(ScramChanges {
+        upsertions,
+        deletions: Vec::new(),
+        only_if_absent: true,
+    });
+    let started = std::time::Instant::now();
+    let patience = agent.config.cluster.controller_startup_timeout;
+    let reply = loop {
+        let reply = agent.admin(request.clone()).await;
+        // A controller election meanwhile: ask the next one.
+        let retriable = reply.outcomes.iter().any(|o| {
+            o.error_code == ResponseError::NotController.code()
+                || o.error_code == ResponseError::RequestTimedOut.code()
+        });
+        if !retriable || started.elapsed() >= patience {
+            break reply;
+        }
+        tracing::info!("no controller took the start-up SCRAM credentials yet; retrying");
+        glommio::timer::sleep(SCRAM_RETRY_INTERVAL).await;
+    };
+    if let Some(refused) = reply.outcomes.iter().find(|o| o.error_code != 0) {
+        return Err(format!(
+            "cannot add the start-up SCRAM credentials (--add-scram, {CREDENTIALS_FILE}) to the cluster metadata: user {} got error {}: {}",
+            refused.name,
+            refused.error_code,
+            refused.message.as_deref().unwrap_or("")
+        ));
+    }
+    tracing::info!(
+        credentials = count,
+        "start-up SCRAM credentials are in the cluster metadata (those it lacked were added)"
+    );
+    if from_file.is_some() {
+        let path = data_dir.join(CREDENTIALS_FILE);
+        let done = data_dir.join(format!("{CREDENTIALS_FILE}{MIGRATED_SUFFIX}"));
+        std::fs::rename(&path, &done).map_err(|e| {
+            format!(
+                "moved {} into the metadata log, but cannot rename it: {e}",
+                path.display()
+            )
+        })?;
+        tracing::info!(file = %done.display(), "moved the broker's SCRAM credentials into the cluster metadata log");
+    }
+    Ok(())
 }

@@ -1,7 +1,8 @@
 //! Starting and stopping this node's part of the cluster, on shard 0: the data directory's node id
 //! is checked, the metadata quorum member starts (voters: its log replays into the image), the
 //! image is published to the shards, a pre-cluster `topics.json` is moved into the metadata log,
-//! and the broker registers with the active controller and starts heartbeating.
+//! the start-up SCRAM credentials reach the metadata log, and the broker registers with the
+//! active controller and starts heartbeating.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -65,11 +66,15 @@ pub async fn start(shard: &Rc<Shard>) -> Result<ClusterNode, String> {
         lifecycle: None,
         following: following.clone(),
     };
+    if cluster.roles.broker && !cluster.roles.controller {
+        glommio::spawn_local(lifecycle::follow_metadata(agent.clone(), following)).detach();
+    }
+    // Before registering: the broker is let in, and every shard serves clients, only with an
+    // image that holds these credentials (installed for all shards before that image reaches
+    // them), so no client finds a start-up user missing.
+    migrate::scram_credentials(&agent).await?;
     if cluster.roles.broker {
-        if !cluster.roles.controller {
-            glommio::spawn_local(lifecycle::follow_metadata(agent.clone(), following)).detach();
-        }
-        let lifecycle = BrokerLifecycle::new(agent.clone());
+        let lifecycle = BrokerLifecycle::new(agent.clone(), shard.log_dir.clone());
         lifecycle
             .register(cluster.controller_startup_timeout)
             .await

@@ -3,7 +3,8 @@
 //! itself; installing reconciles the shard's partition logs with it (opens the partitions this
 //! broker hosts that the shard owns, removes the logs of deleted topics). The agent's `published`
 //! index moves once every shard has installed an image at least that new. The image's ACLs go to
-//! the broker's authorizer (one copy shared by every shard) before that.
+//! the broker's authorizer and its SCRAM credentials to the broker's credential registry (one
+//! copy of each shared by every shard) before that.
 
 use std::rc::Rc;
 
@@ -16,6 +17,7 @@ use super::meta_properties;
 use super::records;
 use crate::admin::{self, is_reserved_topic, AdminOutcome};
 use crate::shard::Shard;
+use crate::transactions::TRANSACTION_STATE_TOPIC;
 
 /// Shard 0's publisher: waits for image changes and publishes each newest image.
 pub async fn run_publisher(agent: Rc<ClusterAgent>, shard: Rc<Shard>) {
@@ -26,6 +28,11 @@ pub async fn run_publisher(agent: Rc<ClusterAgent>, shard: Rc<Shard>) {
         let index = image.applied_index;
         record_cluster_id(&shard, &image).await;
         shard.config.security.authorizer.store.install(&image.acls);
+        shard
+            .config
+            .security
+            .credentials
+            .install(&image.scram_credentials);
         publish(&shard, &image).await;
         agent.published.set(agent.published.get().max(index));
     }
@@ -128,11 +135,17 @@ async fn remove_deleted_topics(shard: &Shard, previous: &MetadataImage, image: &
 /// Opens the logs of partitions this broker hosts and this shard owns.
 async fn open_hosted_partitions(shard: &Shard, image: &MetadataImage) {
     for (name, partition) in image.partitions_hosted_by(shard.config.node_id) {
-        // The committed-offsets logs belong to the group coordinator, which opens its own.
-        if is_reserved_topic(&name)
-            || shard.owner_of(&name, partition) != shard.id
-            || shard.log(&name, partition).is_some()
-        {
+        if shard.owner_of(&name, partition) != shard.id || shard.log(&name, partition).is_some() {
+            continue;
+        }
+        // The transaction state logs belong to the transaction coordinator, which opens them
+        // lazily: a replica's copy must exist before its leader's records are fetched into it.
+        if name == TRANSACTION_STATE_TOPIC {
+            open_transaction_state_log(shard, partition).await;
+            continue;
+        }
+        // The committed-offsets logs belong to the group coordinator, which opens all of its own.
+        if is_reserved_topic(&name) {
             continue;
         }
         match admin::open_partition(shard, &name, partition).await {
@@ -141,5 +154,15 @@ async fn open_hosted_partitions(shard: &Shard, image: &MetadataImage) {
                 tracing::error!(topic = %name, partition, %error, "cannot open a partition this broker hosts")
             }
         }
+    }
+}
+
+/// Opens this shard's copy of `__transaction_state` `partition`, a replica this broker hosts.
+async fn open_transaction_state_log(shard: &Shard, partition: i32) {
+    let Some(coordinator) = shard.transactions() else {
+        return;
+    };
+    if let Err(error) = coordinator.open_state_log(partition).await {
+        tracing::error!(topic = TRANSACTION_STATE_TOPIC, partition, %error, "cannot open a partition this broker hosts");
     }
 }

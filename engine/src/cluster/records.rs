@@ -13,9 +13,34 @@ use thiserror::Error;
 
 use crate::metadata::PartitionState;
 use crate::security::acl::types::{AclBinding, Operation, PatternType, Permission, ResourceType};
+use crate::security::sasl::credentials::{ScramCredential, ScramMechanism};
+use crate::security::SecurityProtocol;
 
 /// Kafka topic id (UUID bytes).
 pub type TopicId = [u8; 16];
+
+/// One client listener of a broker as it registered it (Kafka's BrokerEndpoint): clients that
+/// came in on a listener of this name are given this host and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerEndpoint {
+    pub name: String,
+    pub host: String,
+    pub port: i32,
+    pub protocol: SecurityProtocol,
+}
+
+impl BrokerEndpoint {
+    /// The endpoint a record written before brokers registered their listeners stands for: the
+    /// broker's first listener, which a cluster had to keep PLAINTEXT.
+    pub fn plaintext(host: &str, port: i32) -> BrokerEndpoint {
+        BrokerEndpoint {
+            name: SecurityProtocol::Plaintext.name().to_string(),
+            host: host.to_string(),
+            port,
+            protocol: SecurityProtocol::Plaintext,
+        }
+    }
+}
 
 /// A broker as registered with the controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,11 +50,34 @@ pub struct BrokerRegistration {
     pub incarnation: [u8; 16],
     /// The broker epoch: the metadata log index of the registration (set when applied).
     pub epoch: i64,
-    pub host: String,
-    pub port: i32,
+    /// Every client listener, never empty; the first is the one other brokers use.
+    pub listeners: Vec<BrokerEndpoint>,
     pub rack: Option<String>,
     pub fenced: bool,
     pub shutting_down: bool,
+}
+
+impl BrokerRegistration {
+    /// The endpoint other brokers reach this one on (replica fetches, transaction markers): its
+    /// first listener.
+    pub fn inter_broker_endpoint(&self) -> Option<&BrokerEndpoint> {
+        debug_assert!(!self.listeners.is_empty(), "a registration has a listener");
+        self.listeners.first()
+    }
+
+    /// The endpoint of the listener named `name`, which clients of that listener are given
+    /// (`None`: the broker has no such listener, and Kafka leaves it out of their answers).
+    pub fn endpoint(&self, name: &str) -> Option<&BrokerEndpoint> {
+        self.listeners.iter().find(|l| l.name == name)
+    }
+}
+
+/// One user's SCRAM credential for one mechanism (Kafka's UserScramCredentialRecord).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserScramCredential {
+    pub user: String,
+    pub mechanism: ScramMechanism,
+    pub credential: ScramCredential,
 }
 
 /// One metadata record.
@@ -42,6 +90,12 @@ pub enum MetadataRecord {
         epoch: i64,
         fenced: bool,
         shutting_down: bool,
+    },
+    /// The broker's data directory went offline or came back (`replication::log_dir`).
+    BrokerLogDir {
+        node_id: i32,
+        epoch: i64,
+        offline: bool,
     },
     Topic {
         name: String,
@@ -64,6 +118,13 @@ pub enum MetadataRecord {
     AccessControlEntry(AclBinding),
     /// An ACL removed (Kafka's RemoveAccessControlEntryRecord).
     RemoveAccessControlEntry(AclBinding),
+    /// A SCRAM credential added or replaced (Kafka's UserScramCredentialRecord).
+    UserScramCredential(UserScramCredential),
+    /// A SCRAM credential removed (Kafka's RemoveUserScramCredentialRecord).
+    RemoveUserScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+    },
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -103,7 +164,11 @@ fn build_record<'b>(
         }
         MetadataRecord::Broker(b) => {
             let incarnation = Some(fbb.create_vector(&b.incarnation));
-            let host = Some(fbb.create_string(&b.host));
+            // The first listener also fills the one-endpoint fields, which a ringbroker from
+            // before `listeners` reads (a rolling upgrade, or a step back).
+            let first = b.inter_broker_endpoint();
+            let host = Some(fbb.create_string(first.map_or("", |l| l.host.as_str())));
+            let listeners = Some(build_endpoints(fbb, &b.listeners));
             let rack = b.rack.as_deref().map(|r| fbb.create_string(r));
             let r = fb::BrokerRecord::create(
                 fbb,
@@ -112,9 +177,10 @@ fn build_record<'b>(
                     incarnation,
                     epoch: b.epoch,
                     host,
-                    port: b.port,
+                    port: first.map_or(-1, |l| l.port),
                     rack,
                     fenced: b.fenced,
+                    listeners,
                 },
             );
             (fb::RecordBody::BrokerRecord, r.as_union_value())
@@ -135,6 +201,21 @@ fn build_record<'b>(
                 },
             );
             (fb::RecordBody::BrokerStateRecord, r.as_union_value())
+        }
+        MetadataRecord::BrokerLogDir {
+            node_id,
+            epoch,
+            offline,
+        } => {
+            let r = fb::BrokerLogDirRecord::create(
+                fbb,
+                &fb::BrokerLogDirRecordArgs {
+                    node_id: *node_id,
+                    epoch: *epoch,
+                    offline: *offline,
+                },
+            );
+            (fb::RecordBody::BrokerLogDirRecord, r.as_union_value())
         }
         MetadataRecord::Topic {
             name,
@@ -206,6 +287,20 @@ fn build_record<'b>(
             );
             (
                 fb::RecordBody::RemoveAccessControlEntryRecord,
+                r.as_union_value(),
+            )
+        }
+        MetadataRecord::UserScramCredential(c) => {
+            let r = build_scram_credential(fbb, c);
+            (
+                fb::RecordBody::UserScramCredentialRecord,
+                r.as_union_value(),
+            )
+        }
+        MetadataRecord::RemoveUserScramCredential { user, mechanism } => {
+            let r = build_scram_removal(fbb, user, *mechanism);
+            (
+                fb::RecordBody::RemoveUserScramCredentialRecord,
                 r.as_union_value(),
             )
         }
@@ -282,6 +377,122 @@ pub fn read_acl(entry: Option<fb::AclEntry<'_>>) -> Option<AclBinding> {
     })
 }
 
+/// Builds a broker's listener list (shared by records and registrations).
+pub fn build_endpoints<'b>(
+    fbb: &mut FlatBufferBuilder<'b>,
+    endpoints: &[BrokerEndpoint],
+) -> WIPOffset<Vector<'b, ForwardsUOffset<fb::BrokerEndpoint<'b>>>> {
+    let entries: Vec<_> = endpoints
+        .iter()
+        .map(|e| {
+            let name = Some(fbb.create_string(&e.name));
+            let host = Some(fbb.create_string(&e.host));
+            fb::BrokerEndpoint::create(
+                fbb,
+                &fb::BrokerEndpointArgs {
+                    name,
+                    host,
+                    port: e.port,
+                    security_protocol: e.protocol.id(),
+                },
+            )
+        })
+        .collect();
+    fbb.create_vector(&entries)
+}
+
+/// Reads a broker's listener list back. A record or registration without one (written before
+/// brokers registered every listener) stands for its one endpoint `host:port`, as a PLAINTEXT
+/// listener. `None` when an entry lacks a field or names an unknown protocol.
+pub fn read_endpoints(
+    entries: Option<Vector<'_, ForwardsUOffset<fb::BrokerEndpoint<'_>>>>,
+    host: Option<&str>,
+    port: i32,
+) -> Option<Vec<BrokerEndpoint>> {
+    let listed = entries.as_ref().map_or(0, |v| v.len());
+    if listed == 0 {
+        return Some(vec![BrokerEndpoint::plaintext(host?, port)]);
+    }
+    entries
+        .iter()
+        .flatten()
+        .map(|e| {
+            Some(BrokerEndpoint {
+                name: e.name()?.to_string(),
+                host: e.host()?.to_string(),
+                port: e.port(),
+                protocol: SecurityProtocol::from_id(e.security_protocol())?,
+            })
+        })
+        .collect()
+}
+
+/// Builds a SCRAM credential (shared by records and requests).
+pub fn build_scram_credential<'b>(
+    fbb: &mut FlatBufferBuilder<'b>,
+    c: &UserScramCredential,
+) -> WIPOffset<fb::UserScramCredentialRecord<'b>> {
+    let name = Some(fbb.create_string(&c.user));
+    let salt = Some(fbb.create_vector(&c.credential.salt));
+    let stored_key = Some(fbb.create_vector(&c.credential.stored_key));
+    let server_key = Some(fbb.create_vector(&c.credential.server_key));
+    fb::UserScramCredentialRecord::create(
+        fbb,
+        &fb::UserScramCredentialRecordArgs {
+            name,
+            mechanism: c.mechanism.kafka_type(),
+            salt,
+            stored_key,
+            server_key,
+            iterations: i32::try_from(c.credential.iterations).unwrap_or(i32::MAX),
+        },
+    )
+}
+
+/// Reads a SCRAM credential back: `None` when a field is absent or the mechanism is not Kafka's.
+pub fn read_scram_credential(
+    r: Option<fb::UserScramCredentialRecord<'_>>,
+) -> Option<UserScramCredential> {
+    let r = r?;
+    Some(UserScramCredential {
+        user: r.name()?.to_string(),
+        mechanism: ScramMechanism::of_kafka_type(r.mechanism())?,
+        credential: ScramCredential {
+            salt: r.salt()?.bytes().to_vec(),
+            iterations: u32::try_from(r.iterations()).ok()?,
+            stored_key: r.stored_key()?.bytes().to_vec(),
+            server_key: r.server_key()?.bytes().to_vec(),
+        },
+    })
+}
+
+/// Builds a SCRAM credential removal (shared by records and requests).
+pub fn build_scram_removal<'b>(
+    fbb: &mut FlatBufferBuilder<'b>,
+    user: &str,
+    mechanism: ScramMechanism,
+) -> WIPOffset<fb::RemoveUserScramCredentialRecord<'b>> {
+    let name = Some(fbb.create_string(user));
+    fb::RemoveUserScramCredentialRecord::create(
+        fbb,
+        &fb::RemoveUserScramCredentialRecordArgs {
+            name,
+            mechanism: mechanism.kafka_type(),
+        },
+    )
+}
+
+/// Reads a SCRAM credential removal back (`None` as `read_scram_credential`).
+pub fn read_scram_removal(
+    r: Option<fb::RemoveUserScramCredentialRecord<'_>>,
+) -> Option<(String, ScramMechanism)> {
+    let r = r?;
+    Some((
+        r.name()?.to_string(),
+        ScramMechanism::of_kafka_type(r.mechanism())?,
+    ))
+}
+
 /// Decodes one `MetadataEntry`.
 pub fn decode(bytes: &[u8]) -> Result<Vec<MetadataRecord>, RecordError> {
     let entry = flatbuffers::root::<fb::MetadataEntry>(bytes)
@@ -315,8 +526,8 @@ fn decode_record(index: usize, record: &fb::Record<'_>) -> Result<MetadataRecord
             node_id: r.node_id(),
             incarnation,
             epoch: r.epoch(),
-            host: r.host().ok_or(missing("host"))?.to_string(),
-            port: r.port(),
+            listeners: read_endpoints(r.listeners(), r.host(), r.port())
+                .ok_or(missing("listeners"))?,
             rack: r.rack().map(str::to_string),
             fenced: r.fenced(),
             shutting_down: false,
@@ -328,6 +539,13 @@ fn decode_record(index: usize, record: &fb::Record<'_>) -> Result<MetadataRecord
             epoch: r.epoch(),
             fenced: r.fenced(),
             shutting_down: r.shutting_down(),
+        });
+    }
+    if let Some(r) = record.body_as_broker_log_dir_record() {
+        return Ok(MetadataRecord::BrokerLogDir {
+            node_id: r.node_id(),
+            epoch: r.epoch(),
+            offline: r.offline(),
         });
     }
     if let Some(r) = record.body_as_topic_record() {
@@ -370,6 +588,14 @@ fn decode_record(index: usize, record: &fb::Record<'_>) -> Result<MetadataRecord
         let acl = read_acl(r.acl()).ok_or(missing("acl"))?;
         return Ok(MetadataRecord::RemoveAccessControlEntry(acl));
     }
+    if let Some(r) = record.body_as_user_scram_credential_record() {
+        let credential = read_scram_credential(Some(r)).ok_or(missing("scram credential"))?;
+        return Ok(MetadataRecord::UserScramCredential(credential));
+    }
+    if let Some(r) = record.body_as_remove_user_scram_credential_record() {
+        let (user, mechanism) = read_scram_removal(Some(r)).ok_or(missing("scram credential"))?;
+        return Ok(MetadataRecord::RemoveUserScramCredential { user, mechanism });
+    }
     Err(RecordError::UnknownType { index })
 }
 
@@ -384,8 +610,15 @@ mod tests {
                 node_id: 2,
                 incarnation: [7; 16],
                 epoch: 12,
-                host: "10.0.0.2".into(),
-                port: 9092,
+                listeners: vec![
+                    BrokerEndpoint::plaintext("10.0.0.2", 9092),
+                    BrokerEndpoint {
+                        name: "SASL_SSL".into(),
+                        host: "broker2.example".into(),
+                        port: 9094,
+                        protocol: SecurityProtocol::SaslSsl,
+                    },
+                ],
                 rack: Some("r1".into()),
                 fenced: true,
                 shutting_down: false,
@@ -395,6 +628,11 @@ mod tests {
                 epoch: 12,
                 fenced: false,
                 shutting_down: true,
+            },
+            MetadataRecord::BrokerLogDir {
+                node_id: 2,
+                epoch: 12,
+                offline: true,
             },
             MetadataRecord::Topic {
                 name: "orders".into(),
@@ -422,6 +660,20 @@ mod tests {
                 permission: Permission::Deny,
                 ..an_acl()
             }),
+            MetadataRecord::UserScramCredential(UserScramCredential {
+                user: "alice".into(),
+                mechanism: ScramMechanism::Sha512,
+                credential: ScramCredential::from_password(
+                    ScramMechanism::Sha512,
+                    b"alice-secret",
+                    b"salt",
+                    4096,
+                ),
+            }),
+            MetadataRecord::RemoveUserScramCredential {
+                user: "bob".into(),
+                mechanism: ScramMechanism::Sha256,
+            },
         ]
     }
 
@@ -442,6 +694,64 @@ mod tests {
         let records = every_kind();
         assert_eq!(decode(&encode(&records)).expect("decode"), records);
         assert_eq!(decode(&encode(&[])).expect("empty"), vec![]);
+    }
+
+    /// A BrokerRecord as a ringbroker from before `listeners` wrote it: one endpoint.
+    fn one_endpoint_broker_record() -> Vec<u8> {
+        let mut fbb = FlatBufferBuilder::new();
+        let incarnation = Some(fbb.create_vector(&[3u8; 16]));
+        let host = Some(fbb.create_string("10.0.0.3"));
+        let broker = fb::BrokerRecord::create(
+            &mut fbb,
+            &fb::BrokerRecordArgs {
+                node_id: 3,
+                incarnation,
+                epoch: 5,
+                host,
+                port: 9092,
+                rack: None,
+                fenced: false,
+                listeners: None,
+            },
+        );
+        let record = fb::Record::create(
+            &mut fbb,
+            &fb::RecordArgs {
+                body_type: fb::RecordBody::BrokerRecord,
+                body: Some(broker.as_union_value()),
+            },
+        );
+        let records = Some(fbb.create_vector(&[record]));
+        let entry = fb::MetadataEntry::create(&mut fbb, &fb::MetadataEntryArgs { records });
+        fbb.finish(entry, None);
+        fbb.finished_data().to_vec()
+    }
+
+    #[test]
+    fn a_one_endpoint_broker_record_reads_as_a_plaintext_listener() {
+        let decoded = decode(&one_endpoint_broker_record()).expect("an old record decodes");
+        let [MetadataRecord::Broker(broker)] = decoded.as_slice() else {
+            panic!("one broker record: {decoded:?}");
+        };
+        assert_eq!(
+            broker.listeners,
+            vec![BrokerEndpoint::plaintext("10.0.0.3", 9092)]
+        );
+        assert_eq!(broker.endpoint("PLAINTEXT").map(|e| e.port), Some(9092));
+        assert!(broker.endpoint("SASL_SSL").is_none());
+        assert!(!broker.fenced);
+    }
+
+    #[test]
+    fn a_broker_record_keeps_its_first_listener_in_the_one_endpoint_fields() {
+        let records = every_kind();
+        let bytes = encode(&records[1..2]);
+        let entry = flatbuffers::root::<fb::MetadataEntry>(&bytes).expect("entry");
+        let record = entry.records().expect("records").get(0);
+        let broker = record.body_as_broker_record().expect("a broker record");
+        // What a ringbroker from before `listeners` reads.
+        assert_eq!((broker.host(), broker.port()), (Some("10.0.0.2"), 9092));
+        assert_eq!(broker.listeners().map(|l| l.len()), Some(2));
     }
 
     #[test]

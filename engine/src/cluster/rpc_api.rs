@@ -8,11 +8,16 @@ use ringbroker_schema::controller as fb;
 use thiserror::Error;
 
 use super::controller::{Heartbeat, Registration, TopicOutcome, TopicSpec};
-use super::records::{build_acl, build_configs, read_acl, read_configs};
+use super::records::{
+    build_acl, build_configs, build_endpoints, build_scram_credential, build_scram_removal,
+    read_acl, read_configs, read_endpoints, read_scram_credential, read_scram_removal,
+    UserScramCredential,
+};
 use crate::admin::configs::{ConfigOp, OpType};
 use crate::security::acl::types::{
     AclBinding, AclFilter, Operation, PatternType, Permission, ResourceType,
 };
+use crate::security::sasl::credentials::ScramMechanism;
 
 /// A broker registers (answer: `RegisterBrokerResponse`).
 pub const API_REGISTER_BROKER: u16 = 1;
@@ -37,6 +42,9 @@ pub const API_CREATE_ACLS: u16 = 16;
 /// DeleteAcls forwarded by a broker (answer: `TopicsResponse`, one outcome per filter, and the
 /// ACLs removed).
 pub const API_DELETE_ACLS: u16 = 17;
+/// AlterUserScramCredentials forwarded by a broker, or a broker's start-up credentials (answer:
+/// `TopicsResponse`, one outcome per user).
+pub const API_ALTER_SCRAM_CREDENTIALS: u16 = 18;
 
 /// The error text a voter that is not the active controller answers with, followed by the
 /// leader it knows of (-1: none); the caller retries there.
@@ -66,9 +74,13 @@ fn incarnation_of(bytes: Option<flatbuffers::Vector<'_, u8>>) -> Result<[u8; 16]
 // ------------------------------------------------------------------------------ registration
 
 pub fn encode_registration(r: &Registration) -> Vec<u8> {
-    let mut fbb = FlatBufferBuilder::with_capacity(128);
+    let mut fbb = FlatBufferBuilder::with_capacity(256);
     let incarnation = Some(fbb.create_vector(&r.incarnation));
-    let host = Some(fbb.create_string(&r.host));
+    // The inter-broker listener also fills the one-endpoint fields (a controller from before
+    // `listeners` reads those).
+    let first = r.listeners.first();
+    let host = Some(fbb.create_string(first.map_or("", |l| l.host.as_str())));
+    let listeners = Some(build_endpoints(&mut fbb, &r.listeners));
     let rack = r.rack.as_deref().map(|s| fbb.create_string(s));
     let cluster_id = r.cluster_id.as_deref().map(|s| fbb.create_string(s));
     let root = fb::RegisterBrokerRequest::create(
@@ -77,9 +89,10 @@ pub fn encode_registration(r: &Registration) -> Vec<u8> {
             node_id: r.node_id,
             incarnation,
             host,
-            port: r.port,
+            port: first.map_or(-1, |l| l.port),
             rack,
             cluster_id,
+            listeners,
         },
     );
     finish(fbb, root)
@@ -90,11 +103,8 @@ pub fn decode_registration(bytes: &[u8]) -> Result<Registration, DecodeError> {
     Ok(Registration {
         node_id: r.node_id(),
         incarnation: incarnation_of(r.incarnation())?,
-        host: r
-            .host()
-            .ok_or_else(|| DecodeError("registration without host".into()))?
-            .to_string(),
-        port: r.port(),
+        listeners: read_endpoints(r.listeners(), r.host(), r.port())
+            .ok_or_else(|| DecodeError("registration without a valid listener".into()))?,
         rack: r.rack().map(str::to_string),
         cluster_id: r.cluster_id().map(str::to_string),
     })
@@ -142,6 +152,7 @@ pub fn encode_heartbeat(h: &Heartbeat) -> Vec<u8> {
             epoch: h.epoch,
             applied_index: h.applied_index as i64,
             want_shutdown: h.want_shutdown,
+            log_dir_offline: h.log_dir_offline,
         },
     );
     finish(fbb, root)
@@ -154,6 +165,7 @@ pub fn decode_heartbeat(bytes: &[u8]) -> Result<Heartbeat, DecodeError> {
         epoch: r.epoch(),
         applied_index: u64::try_from(r.applied_index()).unwrap_or(0),
         want_shutdown: r.want_shutdown(),
+        log_dir_offline: r.log_dir_offline(),
     })
 }
 
@@ -330,6 +342,37 @@ pub enum AdminRequest {
     DeleteAcls {
         filters: Vec<AclFilter>,
     },
+    /// SCRAM credential changes already checked as Kafka checks them; one outcome per user,
+    /// named by the user, in the order users first appear (`scram_users`).
+    AlterScramCredentials(ScramChanges),
+}
+
+/// SCRAM credentials to add or replace and to remove (see `AlterScramCredentialsRequest`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScramChanges {
+    pub upsertions: Vec<UserScramCredential>,
+    pub deletions: Vec<(String, ScramMechanism)>,
+    /// Add only what the cluster lacks, never replace (start-up credentials).
+    pub only_if_absent: bool,
+}
+
+impl ScramChanges {
+    /// The users the changes touch, each once, in the order they first appear (upsertions, then
+    /// deletions): what the answer's outcomes are named.
+    pub fn users(&self) -> Vec<String> {
+        let mut users: Vec<String> = Vec::new();
+        let named = self
+            .upsertions
+            .iter()
+            .map(|u| &u.user)
+            .chain(self.deletions.iter().map(|(user, _)| user));
+        for user in named {
+            if !users.contains(user) {
+                users.push(user.clone());
+            }
+        }
+        users
+    }
 }
 
 fn assignments<'b>(
@@ -372,6 +415,7 @@ impl AdminRequest {
             AdminRequest::ElectLeaders { .. } => API_ELECT_LEADERS,
             AdminRequest::CreateAcls { .. } => API_CREATE_ACLS,
             AdminRequest::DeleteAcls { .. } => API_DELETE_ACLS,
+            AdminRequest::AlterScramCredentials(_) => API_ALTER_SCRAM_CREDENTIALS,
         }
     }
 
@@ -395,6 +439,7 @@ impl AdminRequest {
             AdminRequest::DeleteAcls { filters } => {
                 (0..filters.len()).map(|i| i.to_string()).collect()
             }
+            AdminRequest::AlterScramCredentials(changes) => changes.users(),
         }
     }
 
@@ -568,6 +613,7 @@ impl AdminRequest {
                     fb::DeleteAclsRequest::create(&mut fbb, &fb::DeleteAclsRequestArgs { filters });
                 finish(fbb, root)
             }
+            AdminRequest::AlterScramCredentials(changes) => encode_scram_changes(fbb, changes),
         }
     }
 
@@ -697,9 +743,56 @@ impl AdminRequest {
                     .collect::<Result<Vec<_>, DecodeError>>()?;
                 Ok(AdminRequest::DeleteAcls { filters })
             }
+            API_ALTER_SCRAM_CREDENTIALS => decode_scram_changes(bytes),
             other => Err(DecodeError(format!("unknown controller api {other}"))),
         }
     }
+}
+
+fn encode_scram_changes(mut fbb: FlatBufferBuilder<'_>, changes: &ScramChanges) -> Vec<u8> {
+    let upsertions: Vec<_> = changes
+        .upsertions
+        .iter()
+        .map(|c| build_scram_credential(&mut fbb, c))
+        .collect();
+    let upsertions = Some(fbb.create_vector(&upsertions));
+    let deletions: Vec<_> = changes
+        .deletions
+        .iter()
+        .map(|(user, mechanism)| build_scram_removal(&mut fbb, user, *mechanism))
+        .collect();
+    let deletions = Some(fbb.create_vector(&deletions));
+    let root = fb::AlterScramCredentialsRequest::create(
+        &mut fbb,
+        &fb::AlterScramCredentialsRequestArgs {
+            upsertions,
+            deletions,
+            only_if_absent: changes.only_if_absent,
+        },
+    );
+    finish(fbb, root)
+}
+
+fn decode_scram_changes(bytes: &[u8]) -> Result<AdminRequest, DecodeError> {
+    let r = root::<fb::AlterScramCredentialsRequest>(bytes)?;
+    let malformed = || DecodeError("malformed SCRAM credential".into());
+    let upsertions = r
+        .upsertions()
+        .iter()
+        .flatten()
+        .map(|c| read_scram_credential(Some(c)).ok_or_else(malformed))
+        .collect::<Result<Vec<_>, DecodeError>>()?;
+    let deletions = r
+        .deletions()
+        .iter()
+        .flatten()
+        .map(|d| read_scram_removal(Some(d)).ok_or_else(malformed))
+        .collect::<Result<Vec<_>, DecodeError>>()?;
+    Ok(AdminRequest::AlterScramCredentials(ScramChanges {
+        upsertions,
+        deletions,
+        only_if_absent: r.only_if_absent(),
+    }))
 }
 
 fn build_filter<'b>(
@@ -847,6 +940,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::cluster::records::BrokerEndpoint;
 
     #[test]
     fn every_request_round_trips() {
@@ -895,6 +989,20 @@ mod tests {
                     permission: Permission::Allow,
                 }],
             },
+            AdminRequest::AlterScramCredentials(ScramChanges {
+                upsertions: vec![UserScramCredential {
+                    user: "alice".into(),
+                    mechanism: ScramMechanism::Sha256,
+                    credential: crate::security::sasl::credentials::ScramCredential::from_password(
+                        ScramMechanism::Sha256,
+                        b"pw",
+                        b"salt",
+                        8192,
+                    ),
+                }],
+                deletions: vec![("bob".into(), ScramMechanism::Sha512)],
+                only_if_absent: true,
+            }),
         ];
         for request in requests {
             let decoded = AdminRequest::decode(request.api(), &request.encode()).expect("decode");
@@ -903,24 +1011,38 @@ mod tests {
         let registration = Registration {
             node_id: 3,
             incarnation: [5; 16],
-            host: "h".into(),
-            port: 1,
+            listeners: vec![
+                BrokerEndpoint::plaintext("h", 1),
+                BrokerEndpoint {
+                    name: "SASL_SSL".into(),
+                    host: "h".into(),
+                    port: 2,
+                    protocol: crate::security::SecurityProtocol::SaslSsl,
+                },
+            ],
             rack: Some("r".into()),
             cluster_id: None,
         };
         let decoded = decode_registration(&encode_registration(&registration)).expect("decode");
         assert_eq!(decoded.incarnation, registration.incarnation);
         assert_eq!(decoded.rack, registration.rack);
+        assert_eq!(decoded.listeners, registration.listeners);
         let beat = Heartbeat {
             node_id: 3,
             epoch: 7,
             applied_index: 9,
             want_shutdown: true,
+            log_dir_offline: true,
         };
         let decoded = decode_heartbeat(&encode_heartbeat(&beat)).expect("decode");
         assert_eq!(
-            (decoded.epoch, decoded.applied_index, decoded.want_shutdown),
-            (7, 9, true)
+            (
+                decoded.epoch,
+                decoded.applied_index,
+                decoded.want_shutdown,
+                decoded.log_dir_offline
+            ),
+            (7, 9, true, true)
         );
         let chunk = MetadataChunk {
             entries: vec![(4, vec![1, 2]), (5, vec![])],
@@ -945,6 +1067,43 @@ mod tests {
         );
         assert!(AdminRequest::decode(99, b"x").is_err());
         assert!(decode_heartbeat(b"garbage").is_err());
+    }
+
+    #[test]
+    fn a_registration_without_listeners_is_its_one_plaintext_endpoint() {
+        // What a broker from before `listeners` sends (a rolling upgrade).
+        let mut fbb = FlatBufferBuilder::new();
+        let incarnation = Some(fbb.create_vector(&[1u8; 16]));
+        let host = Some(fbb.create_string("10.0.0.1"));
+        let root = fb::RegisterBrokerRequest::create(
+            &mut fbb,
+            &fb::RegisterBrokerRequestArgs {
+                node_id: 1,
+                incarnation,
+                host,
+                port: 9092,
+                ..Default::default()
+            },
+        );
+        let decoded = decode_registration(&finish(fbb, root)).expect("decode");
+        assert_eq!(
+            decoded.listeners,
+            vec![BrokerEndpoint::plaintext("10.0.0.1", 9092)]
+        );
+        let mut fbb = FlatBufferBuilder::new();
+        let incarnation = Some(fbb.create_vector(&[1u8; 16]));
+        let root = fb::RegisterBrokerRequest::create(
+            &mut fbb,
+            &fb::RegisterBrokerRequestArgs {
+                node_id: 1,
+                incarnation,
+                ..Default::default()
+            },
+        );
+        assert!(
+            decode_registration(&finish(fbb, root)).is_err(),
+            "no endpoint at all"
+        );
     }
 
     fn an_acl() -> AclBinding {

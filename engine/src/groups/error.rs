@@ -15,8 +15,13 @@ pub enum GroupError {
     /// to a shard that does not own its `__consumer_offsets` partition.
     #[error("this shard does not own __consumer_offsets partition {partition} (group {group_id})")]
     PartitionNotOwned { group_id: String, partition: i32 },
-    /// This broker may not write (or could not commit) the offsets partition: it does not lead it
+    /// This broker may not write (or could not commit) a coordinator's partition (of
+    /// `__consumer_offsets`, or `__transaction_state` through the same gate): it does not lead it
     /// (any more), or too few replicas are in sync. The client finds the coordinator again.
-    #[error("__consumer_offsets partition {partition}: {reason}")]
-    NotCommitted { partition: i32, reason: String },
+    #[error("{topic} partition {partition}: {reason}")]
+    NotCommitted {
+        topic: &'static str,
+        partition: i32,
+        reason: String,
+    },
 }

@@ -346,7 +346,7 @@ async fn replay(
 
 /// How far a scan reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ScanBound {
+pub enum ScanBound {
     /// What consumers may read: every in-sync replica has it.
     HighWatermark,
     /// Everything this broker wrote. A new leader reads this far: it never truncates its own log,
@@ -366,7 +366,8 @@ pub async fn scan_log(
     scan_log_to(log, from, ScanBound::HighWatermark, what, visit).await
 }
 
-async fn scan_log_to(
+/// [`scan_log`] up to `bound` (a new leader's replay reads up to its written end).
+pub async fn scan_log_to(
     log: &PartitionLog,
     from: i64,
     bound: ScanBound,

@@ -55,8 +55,8 @@ pub use coordinator::{ClientInfo, GroupCoordinator};
 pub use error::GroupError;
 pub use group::GroupState;
 pub use log_store::{
-    finish_interrupted_compaction, offsets_log_config, scan_log, swap_in_rewritten_log,
-    LogOffsetStore, OFFSETS_SEGMENT_BYTES, OFFSETS_TOPIC_NAME,
+    finish_interrupted_compaction, offsets_log_config, scan_log, scan_log_to,
+    swap_in_rewritten_log, LogOffsetStore, ScanBound, OFFSETS_SEGMENT_BYTES, OFFSETS_TOPIC_NAME,
 };
 pub use partitioner::{java_string_hashcode, offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
 pub use replica_gate::{ReplicaGate, Unreplicated};

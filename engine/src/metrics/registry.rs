@@ -397,6 +397,18 @@ fn encode_connections(
     )?;
     counter_family(
         e,
+        "sasl_reauthentications",
+        "Successful SASL re-authentications of open connections (KIP-368, connections.max.reauth.ms).",
+        &per_shard(shards, |m| load(&m.counters.sasl_reauthentications)),
+    )?;
+    counter_family(
+        e,
+        "sasl_expired_sessions_closed",
+        "Connections closed because their SASL session ended without a re-authentication (connections.max.reauth.ms).",
+        &per_shard(shards, |m| load(&m.counters.sasl_expired_sessions_closed)),
+    )?;
+    counter_family(
+        e,
         "authorization_denied",
         "Operations the ACL authorizer refused (each topic, group or cluster check of a request).",
         &per_shard(shards, |m| load(&m.counters.authorization_denied)),

@@ -107,6 +107,11 @@ pub struct Counters {
     /// SASL exchanges refused (wrong password, unknown user or mechanism, malformed token, a
     /// request before authentication): Kafka's failed-authentication-total.
     pub sasl_authentication_failures: AtomicU64,
+    /// Successful SASL re-authentications (KIP-368): Kafka's successful-reauthentication-total.
+    pub sasl_reauthentications: AtomicU64,
+    /// Connections closed because their SASL session ended without a re-authentication
+    /// (`connections.max.reauth.ms`): Kafka's expired-connections-killed-count.
+    pub sasl_expired_sessions_closed: AtomicU64,
     /// Requests (or parts of requests: a topic of a Produce) the ACL authorizer refused.
     pub authorization_denied: AtomicU64,
     /// Times a connection stopped reading its socket because its requests in flight reached

@@ -16,6 +16,14 @@ pub const SCAN_READ_BYTES: usize = 256 << 10;
 
 /// The producer state of `log` as of its log end offset.
 pub async fn recover(log: &PartitionLog) -> Result<PartitionProducers, ProducerStateError> {
+    recover_with_end(log).await.map(|(state, _)| state)
+}
+
+/// The producer state of `log` and the offset after the last batch it covers: at least the log
+/// end offset when the scan began (a read may pass it when appends run during the scan).
+pub async fn recover_with_end(
+    log: &PartitionLog,
+) -> Result<(PartitionProducers, i64), ProducerStateError> {
     let path = log.dir().join(SNAPSHOT_FILE);
     let end = log.log_end_offset();
     let start = log.log_start_offset();
@@ -63,7 +71,7 @@ pub async fn recover(log: &PartitionLog) -> Result<PartitionProducers, ProducerS
             }
         }
     }
-    Ok(state)
+    Ok((state, from))
 }
 
 fn stuck(dir: &Path, offset: i64) -> ProducerStateError {
@@ -74,7 +82,7 @@ fn stuck(dir: &Path, offset: i64) -> ProducerStateError {
 }
 
 /// Replays every complete batch header in `bytes`; returns the offset after the last batch.
-fn replay_batches(state: &mut PartitionProducers, bytes: &[u8]) -> Option<i64> {
+pub(super) fn replay_batches(state: &mut PartitionProducers, bytes: &[u8]) -> Option<i64> {
     let mut position = 0usize;
     let mut next = None;
     while position < bytes.len() {

@@ -136,11 +136,15 @@ impl BrokerConnection {
     }
 }
 
-/// The Kafka listener of broker `node_id`, as registered in this shard's image.
+/// The inter-broker listener of broker `node_id` (its first, plaintext one), as registered in
+/// this shard's image.
 pub fn broker_address(shard: &crate::shard::Shard, node_id: i32) -> Option<SocketAddr> {
     use std::net::ToSocketAddrs;
     let image = shard.image();
-    let broker = image.brokers.get(&node_id)?;
-    let port = u16::try_from(broker.port).ok()?;
-    (broker.host.as_str(), port).to_socket_addrs().ok()?.next()
+    let endpoint = image.brokers.get(&node_id)?.inter_broker_endpoint()?;
+    let port = u16::try_from(endpoint.port).ok()?;
+    (endpoint.host.as_str(), port)
+        .to_socket_addrs()
+        .ok()?
+        .next()
 }

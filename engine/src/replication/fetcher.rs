@@ -10,6 +10,15 @@
 //!    and the next fetch waits until they are written (DMA write done): the next fetch offset
 //!    tells the leader what this replica holds durably.
 //! 3. The follower's high watermark is min(the leader's, its own log end).
+//! 4. A fetch offset below the leader's log start (OFFSET_OUT_OF_RANGE; retention on the leader
+//!    deleted what this replica would fetch next, e.g. while it was down) empties the log and
+//!    restarts it at the leader's log start (Kafka's `truncateFullyAndStartAt`); an offset out of
+//!    range above the leader's end is truncated by leader epoch again (step 1).
+//!
+//! A truncation that fails (a disk that cannot be written) leaves the partition untruncated: it
+//! never fetches past a divergence it could not remove, and tries again after a backoff. An
+//! append that fails for a storage error backs off too instead of fetching the same bytes again
+//! at once (the log retries its writes by itself once space is back, see `storage::rollback`).
 //!
 //! Errors back off and retry; a partition whose leader changed leaves the fetcher when the roles
 //! task sees the new image.
@@ -203,15 +212,18 @@ async fn truncate(
         }
     }
     for (key, epoch) in without_epochs {
+        let mut done = true;
         if let Some(log) = shard.log(&key.0, key.1) {
             if log.log_end_offset() > log.log_start_offset() {
                 // Batches without epochs (written before epochs existed): keep what is known
                 // committed, as Kafka's followers truncated to their high watermark.
                 let offset = log.high_watermark();
-                truncate_log(shard, &key, leader, epoch, offset).await;
+                done = truncate_log(shard, &key, leader, epoch, offset).await;
             }
         }
-        mark_truncated(shard, &key, leader, epoch);
+        if done {
+            mark_truncated(shard, &key, leader, epoch);
+        }
     }
     if topics.is_empty() {
         return Ok(());
@@ -264,19 +276,28 @@ async fn truncate(
                     .map_or(local_end, |(_, end)| end);
                 answer.end_offset.min(ours).min(local_end)
             };
-            truncate_log(shard, &key, leader, followed.leader_epoch, offset).await;
-            mark_truncated(shard, &key, leader, followed.leader_epoch);
+            if truncate_log(shard, &key, leader, followed.leader_epoch, offset).await {
+                mark_truncated(shard, &key, leader, followed.leader_epoch);
+            }
         }
     }
     Ok(())
 }
 
-async fn truncate_log(shard: &Shard, key: &PartitionKey, leader: i32, epoch: i32, offset: i64) {
+/// Truncates the partition's log to `offset`. Returns whether its log now ends at or below
+/// `offset` (false: the truncation failed, the partition must not fetch yet).
+async fn truncate_log(
+    shard: &Shard,
+    key: &PartitionKey,
+    leader: i32,
+    epoch: i32,
+    offset: i64,
+) -> bool {
     let Some(log) = shard.log(&key.0, key.1) else {
-        return;
+        return true;
     };
     if offset >= log.log_end_offset() || !still_followed(shard, key, leader, epoch) {
-        return;
+        return true;
     }
     if offset < log.high_watermark() {
         // Committed records are on every in-sync replica: only an unclean election (or a bug)
@@ -287,14 +308,47 @@ async fn truncate_log(shard: &Shard, key: &PartitionKey, leader: i32, epoch: i32
         allow_below_high_watermark: true,
     };
     match log.truncate_to(offset, options).await {
-        Ok(end) => tracing::info!(
-            topic = %key.0,
-            partition = key.1,
-            log_end_offset = end,
-            "truncated to the leader's log"
-        ),
+        Ok(end) => {
+            tracing::info!(
+                topic = %key.0,
+                partition = key.1,
+                log_end_offset = end,
+                "truncated to the leader's log"
+            );
+            true
+        }
         Err(error) => {
-            tracing::error!(topic = %key.0, partition = key.1, offset, %error, "truncation failed")
+            tracing::error!(topic = %key.0, partition = key.1, offset, %error, "truncation failed; retrying");
+            false
+        }
+    }
+}
+
+/// Empties the partition's log and restarts it at `start`, the leader's log start (step 4 of the
+/// module doc). Returns whether it did.
+async fn restart_at_leader_start(
+    shard: &Shard,
+    key: &PartitionKey,
+    leader: i32,
+    epoch: i32,
+    start: i64,
+) -> bool {
+    let Some(log) = shard.log(&key.0, key.1) else {
+        return false;
+    };
+    // Checked with no await before the truncation takes the log.
+    if !still_followed(shard, key, leader, epoch) || start <= log.log_end_offset() {
+        return false;
+    }
+    let old_end = log.log_end_offset();
+    match log.truncate_fully_and_start_at(start).await {
+        Ok(()) => {
+            tracing::info!(topic = %key.0, partition = key.1, old_log_end_offset = old_end, start_offset = start, "log below the leader's log start: truncated fully and starting at the leader's log start");
+            true
+        }
+        Err(error) => {
+            tracing::error!(topic = %key.0, partition = key.1, start_offset = start, %error, "cannot restart the log at the leader's log start; retrying");
+            false
         }
     }
 }
@@ -364,7 +418,7 @@ async fn fetch(
             reason: format!("fetch refused with error {}", response.error_code),
         });
     }
-    let mut appends = Vec::new();
+    let mut appends: Vec<AppendFuture> = Vec::new();
     let mut refused = false;
     for topic in response.responses {
         let name = topic.topic.0.to_string();
@@ -377,8 +431,21 @@ async fn fetch(
             match ResponseError::try_from_code(data.error_code) {
                 None => {}
                 Some(ResponseError::OffsetOutOfRange) => {
-                    tracing::warn!(topic = %name, partition = data.partition_index, "fetch offset out of the leader's range: truncating again");
-                    mark_untruncated(shard, &key);
+                    // Below the leader's log start: restart there. Our leaders report their log
+                    // start with the error (Kafka's send -1 and their followers ask ListOffsets;
+                    // a ringbroker follower only ever fetches from a ringbroker leader).
+                    let below_start = shard
+                        .log(&name, data.partition_index)
+                        .is_some_and(|log| data.log_start_offset > log.log_end_offset());
+                    if below_start {
+                        let (shard, start) = (shard.clone(), data.log_start_offset);
+                        appends.push(Box::pin(async move {
+                            restart_at_leader_start(&shard, &key, leader, epoch, start).await
+                        }) as AppendFuture);
+                    } else {
+                        tracing::warn!(topic = %name, partition = data.partition_index, "fetch offset out of the leader's range: truncating again");
+                        mark_untruncated(shard, &key);
+                    }
                     continue;
                 }
                 Some(error) => {
@@ -397,16 +464,47 @@ async fn fetch(
             if !still_followed(shard, &key, leader, epoch) {
                 continue;
             }
+            // Transactional batches: the partition is flagged first, so that its transaction
+            // state is rebuilt from the log when this broker leads it.
+            if crate::produce::any_transactional(&records) {
+                if let Err(error) =
+                    shard
+                        .txn_partitions
+                        .ensure_flagged(&name, data.partition_index, log.dir())
+                {
+                    tracing::warn!(topic = %name, partition = data.partition_index, %error, "cannot mark a partition transactional");
+                    continue;
+                }
+            }
             let bytes = records.len() as u64;
+            if !records.is_empty() {
+                // The producer state follows the log, ready for a leadership of this replica.
+                shard
+                    .producers
+                    .follow(&name, data.partition_index, &records, log.log_end_offset());
+            }
+            // Kept for a second try after a restart at the first batch's base (a cheap clone).
+            let fetched = records.clone();
             let append = (!records.is_empty()).then(|| log.append_as_follower(records));
             let shard = shard.clone();
-            appends.push(async move {
+            appends.push(Box::pin(async move {
                 if let Some(append) = append {
-                    if let Err(error) = append.await {
-                        tracing::warn!(topic = %key.0, partition = key.1, %error, "follower append refused: truncating again");
-                        if matches!(error, StorageError::UnexpectedAppendOffset { .. } | StorageError::StaleLeaderEpoch { .. }) {
-                            mark_untruncated(&shard, &key);
+                    let mut result = append.await;
+                    if let Err(StorageError::UnexpectedAppendOffset { expected, found }) = result {
+                        if restart_at_first_batch(&shard, &key, leader, epoch, &fetched, expected, found).await {
+                            result = log.append_as_follower(fetched).await;
                         }
+                    }
+                    if let Err(error) = result {
+                        // Its batches were replayed into the producer state: rebuilt at the next leadership.
+                        shard.producers.forget_partition(&key.0, key.1);
+                        if matches!(error, StorageError::UnexpectedAppendOffset { .. } | StorageError::StaleLeaderEpoch { .. }) {
+                            tracing::warn!(topic = %key.0, partition = key.1, %error, "follower append refused: truncating again");
+                            mark_untruncated(&shard, &key);
+                            // Not a failure to wait out: the next step truncates at once.
+                            return true;
+                        }
+                        tracing::debug!(topic = %key.0, partition = key.1, %error, "follower append failed");
                         return false;
                     }
                     if let Some(m) = shard.metrics() {
@@ -418,12 +516,58 @@ async fn fetch(
                     log.set_high_watermark(high_watermark);
                 }
                 true
-            });
+            }));
         }
     }
+    let tried = appends.len();
     let results = join_all(appends).await;
-    if refused && results.iter().all(|appended| !*appended) {
+    // Nothing went into any log (refused by the leader, or a disk that cannot take it): back off
+    // instead of fetching the same bytes again at once.
+    if (refused || tried > 0) && results.iter().all(|appended| !*appended) {
         return Ok(Progress::Idle);
     }
     Ok(Progress::Fetched)
 }
+
+/// A follower that restarted at its leader's log start and got a first batch starting before it
+/// (DeleteRecords put the leader's start inside that batch): as Kafka's follower, it restarts its
+/// still empty log at the batch's base offset, so that the batch can be stored whole. Returns
+/// whether it did (the caller appends again).
+async fn restart_at_first_batch(
+    shard: &Shard,
+    key: &PartitionKey,
+    leader: i32,
+    epoch: i32,
+    fetched: &bytes::Bytes,
+    expected: i64,
+    found: i64,
+) -> bool {
+    let Some(log) = shard.log(&key.0, key.1) else {
+        return false;
+    };
+    let empty = log.log_start_offset() == log.log_end_offset();
+    let spans_the_start = ringbroker_protocol::batch::batches(fetched)
+        .next()
+        .and_then(Result::ok)
+        .is_some_and(|(header, _)| {
+            header.base_offset == found && found < expected && header.last_offset() >= expected
+        });
+    if !empty || !spans_the_start || !still_followed(shard, key, leader, epoch) {
+        return false;
+    }
+    match log.truncate_fully_and_start_at(found).await {
+        Ok(()) => {
+            tracing::info!(topic = %key.0, partition = key.1, start_offset = found, "the leader's log start is inside a batch: starting at the batch's base offset");
+            true
+        }
+        Err(error) => {
+            tracing::warn!(topic = %key.0, partition = key.1, start_offset = found, %error, "cannot restart the log at the first batch's base offset");
+            false
+        }
+    }
+}
+
+/// One partition's work on a fetch answer: an append, or a restart at the leader's log start.
+/// False when its log could not take what the leader sent (a storage failure, or a restart that
+/// failed): when every partition's is false, the fetcher backs off.
+type AppendFuture = std::pin::Pin<Box<dyn std::future::Future<Output = bool>>>;

@@ -44,9 +44,10 @@ fn check_all(shard: &Rc<Shard>, max_lag: Duration) {
             let Some(log) = shard.log(topic, *partition) else {
                 continue;
             };
-            // Only an unfenced broker joins an ISR (Kafka's KIP-841; the controller would refuse
-            // it): a returning broker that caught up is added once it has been let back in.
-            let may_join = |id: i32| image.is_live(id);
+            // Only an eligible broker joins an ISR (Kafka's KIP-841: unfenced, its data directory
+            // online; the controller would refuse it): a returning broker that caught up is added
+            // once it has been let back in.
+            let may_join = |id: i32| image.is_eligible(id);
             if let Some(new_isr) = led.wanted_isr(log.high_watermark(), max_lag, now, may_join) {
                 led.alter_in_flight = true;
                 proposals.push(AdminRequest::AlterPartition {

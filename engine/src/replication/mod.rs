@@ -10,20 +10,24 @@
 //! - `serve`: the leader side of a replica fetch (fencing by leader epoch, the follower's
 //!   progress, the high watermark).
 //! - `isr`: the leader's periodic ISR check and its AlterPartition requests to the controller.
+//! - `log_dir`: the data directory's health (logs that cannot be written), which heartbeats report
+//!   so that the controller takes the broker out of every ISR at once.
 //! - `acks`: acks=all (the high watermark passing a produce) and `min.insync.replicas`.
 //! - `client`: a broker's Kafka connection to another broker.
-//! - `offsets_gate`: `__consumer_offsets` writes by the group coordinator: leader only, done at
-//!   the high watermark (the coordinator of a group is the leader of its offsets partition).
+//! - `coordinator_gate`: `__consumer_offsets` writes by the group coordinator and
+//!   `__transaction_state` writes by the transaction coordinator: leader only, done at the high
+//!   watermark (the coordinator of a group or a transactional id is the leader of its partition).
 //!
 //! A partition with one replica takes none of these paths: its high watermark is its written
 //! end, as before replication existed.
 
 pub mod acks;
 pub mod client;
+pub mod coordinator_gate;
 pub mod fetcher;
 pub mod isr;
 pub mod leader;
-pub mod offsets_gate;
+pub mod log_dir;
 pub mod roles;
 pub mod serve;
 

@@ -2,20 +2,24 @@
 //! owns are led, followed or left alone as the image says (Kafka's makeLeaders/makeFollowers).
 //!
 //! - Becoming leader (a new leader epoch naming this broker): the partition leaves its fetcher,
-//!   its producer state is rebuilt from the log (followers keep none), its high watermark is
-//!   driven by the ISR, and only then does it take produce (`ShardReplication::leads`).
-//! - Becoming follower: the partition stops taking produce, drops its producer state (and the
-//!   snapshot, which a truncation could make wrong) and goes to the fetcher of its leader, which
-//!   truncates it to the leader's log before fetching.
+//!   its producer state is made current (kept if the follower followed the log to its end, else
+//!   rebuilt from the log) and its transaction state (open and aborted transactions, for the last
+//!   stable offset and read_committed) is rebuilt from the log, its high watermark is driven by
+//!   the ISR, and only then does it take produce (`ShardReplication::leads`).
+//! - Becoming follower: the partition stops taking produce, keeps its producer state (building it
+//!   from the log if it has none) and removes its snapshot (which a truncation could make wrong),
+//!   then goes to the fetcher of its leader, which truncates it to the leader's log before
+//!   fetching; the fetcher replays each appended batch into the producer state.
 //! - No leader: neither.
 //!
 //! Partitions with one replica are not touched: their high watermark stays the written end.
 //!
-//! `__consumer_offsets` partitions are replicated the same way; the group coordinator follows
-//! their leadership: a new leader loads the partition's groups from its log before it takes
-//! writes, and a broker that stops leading one drops them (`GroupCoordinator::load_partition`,
-//! `unload_partition`). `__transaction_state` is not in the image (one broker coordinates its own
-//! transactional ids) and is left alone.
+//! `__consumer_offsets` and `__transaction_state` partitions are replicated the same way; their
+//! coordinators follow their leadership: a new leader loads the partition's groups (or
+//! transactional ids) from its log before it takes writes, and a broker that stops leading one
+//! drops them (`GroupCoordinator::load_partition`/`unload_partition`, the same on
+//! `TxnCoordinator`). A new transaction coordinator then completes the transactions it found
+//! prepared, as Kafka's does.
 
 use std::rc::Rc;
 use std::time::Instant;
@@ -24,10 +28,11 @@ use super::fetcher;
 use super::leader::LeaderState;
 use super::Followed;
 use crate::cluster::MetadataImage;
-use crate::groups::OFFSETS_TOPIC_NAME;
+use crate::groups::{ScanBound, OFFSETS_TOPIC_NAME};
 use crate::metadata::{PartitionState, NO_LEADER};
 use crate::metrics::ShardMetrics;
 use crate::shard::Shard;
+use crate::transactions::{PartitionTxns, TRANSACTION_STATE_TOPIC};
 
 /// Runs for the life of the shard: reconciles roles after every installed image.
 pub fn spawn(shard: Rc<Shard>) {
@@ -62,9 +67,6 @@ pub async fn reconcile(shard: &Rc<Shard>) {
     let mut wanted_leader = Vec::new();
     let mut wanted_follower = Vec::new();
     for (name, meta) in &image.topics.topics {
-        if name == crate::transactions::TRANSACTION_STATE_TOPIC {
-            continue;
-        }
         for (index, state) in meta.assignments.iter().enumerate() {
             let partition = index as i32;
             if state.replicas.len() <= 1
@@ -107,20 +109,21 @@ fn drop_gone(shard: &Shard, image: &MetadataImage) {
             .cloned()
     };
     let replication = &shard.replication;
-    let mut offsets_let_go = Vec::new();
+    let mut let_go = Vec::new();
     for (topic, partitions) in replication.leaders.borrow_mut().iter_mut() {
         partitions.retain(|partition, led| {
             let kept = state_of(topic, *partition)
                 .is_some_and(|s| s.leader == me && s.leader_epoch == led.leader_epoch);
-            if !kept && topic == OFFSETS_TOPIC_NAME {
-                offsets_let_go.push(*partition);
+            if !kept {
+                let_go.push((topic.clone(), *partition));
             }
             kept
         });
     }
-    // Another broker coordinates these groups now (or nobody until an election).
-    for partition in offsets_let_go {
-        shard.groups.unload_partition(partition);
+    // Another broker coordinates these groups and transactional ids now (or nobody until an
+    // election).
+    for (topic, partition) in let_go {
+        unload_coordinator(shard, &topic, partition);
     }
     replication
         .leaders
@@ -176,25 +179,48 @@ async fn become_leader(shard: &Rc<Shard>, topic: &str, partition: i32, state: &P
     {
         replication.followed_changed.bump();
     }
-    // Producer state from the whole log: a follower keeps none, and the idempotent producers
-    // that wrote through the old leader retry here. (`__consumer_offsets` has no producers: only
-    // its group coordinator writes it.)
-    let rebuilt = if topic == OFFSETS_TOPIC_NAME {
+    // Producer state: the idempotent producers that wrote through the old leader retry here. A
+    // follower kept it up to date as it appended (no scan of the log on the fail-over path);
+    // after a truncation it is rebuilt from the log. (The coordinators' topics have no
+    // producers: only their coordinator writes them.)
+    let ready = if is_coordinator_topic(topic) {
         Ok(())
     } else {
-        shard.producers.load(topic, partition, &log).await
+        match shard.producers.lead(topic, partition, &log).await {
+            Ok(rebuilt) => {
+                if rebuilt {
+                    tracing::info!(
+                        topic,
+                        partition,
+                        log_end_offset = log.log_end_offset(),
+                        "producer state rebuilt from the log"
+                    );
+                }
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
     };
-    if let Err(error) = rebuilt {
+    if let Err(error) = ready {
         tracing::error!(topic, partition, %error, "cannot rebuild producer state: not leading");
         return;
     }
-    // The groups of an offsets partition come from its log, as this broker holds it now (a
-    // follower's memory had none, or a stale copy from an earlier leadership).
-    if topic == OFFSETS_TOPIC_NAME {
-        if let Err(error) = shard.groups.load_partition(partition).await {
-            tracing::error!(topic, partition, %error, "cannot load the partition's groups: not leading");
-            return;
+    // Transaction state likewise (open transactions, aborted ones: the last stable offset and
+    // what read_committed consumers skip), from everything this broker holds.
+    if !is_coordinator_topic(topic) {
+        match PartitionTxns::recover_to(&log, ScanBound::WrittenEnd).await {
+            Ok(txns) => shard.txn_partitions.insert(topic, partition, txns),
+            Err(error) => {
+                tracing::error!(topic, partition, %error, "cannot rebuild transaction state: not leading");
+                return;
+            }
         }
+    }
+    // The groups or transactional ids of a coordinator's partition come from its log, as this
+    // broker holds it now (a follower's memory had none, or a stale copy from before).
+    if let Err(error) = load_coordinator(shard, topic, partition).await {
+        tracing::error!(topic, partition, %error, "cannot load the partition's coordinator state: not leading");
+        return;
     }
     // The image may have moved on while the state was rebuilt.
     let current = shard
@@ -226,6 +252,9 @@ async fn become_leader(shard: &Rc<Shard>, topic: &str, partition: i32, state: &P
     if let Some(m) = shard.metrics() {
         ShardMetrics::add(&m.counters.leaderships_taken, 1);
     }
+    if topic == TRANSACTION_STATE_TOPIC {
+        complete_loaded_transactions(shard, partition);
+    }
     tracing::info!(
         topic,
         partition,
@@ -254,12 +283,21 @@ async fn become_follower(shard: &Rc<Shard>, topic: &str, partition: i32, state: 
         partitions.remove(&partition);
     }
     log.set_high_watermark_follows_log_end(false);
-    // A follower keeps no producer state: the next leader rebuilds it from the log, and a
-    // snapshot taken before a truncation would describe batches that are gone.
-    shard.producers.forget_partition(topic, partition);
-    if topic == OFFSETS_TOPIC_NAME {
-        shard.groups.unload_partition(partition);
+    // A follower keeps its producer state up to date as it appends (`ShardProducers::follow`),
+    // built here from the log (and the snapshot) if it has none yet; a snapshot is removed
+    // afterwards, as a truncation could leave it describing batches that are gone.
+    if !is_coordinator_topic(topic) {
+        if let Err(error) = shard
+            .producers
+            .start_following(topic, partition, &log)
+            .await
+        {
+            // The next leadership rebuilds it.
+            tracing::warn!(topic, partition, %error, "cannot build a follower's producer state");
+            shard.producers.forget_partition(topic, partition);
+        }
     }
+    unload_coordinator(shard, topic, partition);
     if let Err(error) = shard.producers.remove_files(log.dir()).await {
         tracing::warn!(topic, partition, %error, "cannot remove a follower's producer state snapshot");
     }
@@ -281,4 +319,61 @@ async fn become_follower(shard: &Rc<Shard>, topic: &str, partition: i32, state: 
         "following partition"
     );
     fetcher::ensure_running(shard, state.leader);
+}
+
+/// Whether `topic` is a coordinator's own (its records written by the coordinator alone).
+fn is_coordinator_topic(topic: &str) -> bool {
+    topic == OFFSETS_TOPIC_NAME || topic == TRANSACTION_STATE_TOPIC
+}
+
+/// A new leader of a coordinator's partition loads its state from the log.
+async fn load_coordinator(shard: &Shard, topic: &str, partition: i32) -> Result<(), String> {
+    if topic == OFFSETS_TOPIC_NAME {
+        shard
+            .groups
+            .load_partition(partition)
+            .await
+            .map_err(|e| e.to_string())?;
+    } else if topic == TRANSACTION_STATE_TOPIC {
+        let Some(transactions) = shard.transactions() else {
+            return Err("the transaction coordinator is not open".into());
+        };
+        transactions
+            .load_partition(partition)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// A broker that no longer leads a coordinator's partition drops its state.
+fn unload_coordinator(shard: &Shard, topic: &str, partition: i32) {
+    if topic == OFFSETS_TOPIC_NAME {
+        shard.groups.unload_partition(partition);
+    } else if topic == TRANSACTION_STATE_TOPIC {
+        if let Some(transactions) = shard.transactions() {
+            transactions.unload_partition(partition);
+        }
+    }
+}
+
+/// Completes, in the background, the transactions a new leader of state `partition` found
+/// prepared (their markers are written again): the role change does not wait for markers to
+/// other brokers.
+fn complete_loaded_transactions(shard: &Rc<Shard>, partition: i32) {
+    let Some(transactions) = shard.transactions() else {
+        return;
+    };
+    let shard = Rc::clone(shard);
+    glommio::spawn_local(async move {
+        let ended = transactions.complete_loaded(&shard, partition).await;
+        if ended > 0 {
+            tracing::info!(
+                partition,
+                ended,
+                "ended the transactions a new coordinator found due"
+            );
+        }
+    })
+    .detach();
 }

@@ -34,6 +34,21 @@ impl SecurityProtocol {
         }
     }
 
+    /// Kafka's id of the protocol (`SecurityProtocol.id`), as broker registrations carry it.
+    pub fn id(self) -> i16 {
+        match self {
+            SecurityProtocol::Plaintext => 0,
+            SecurityProtocol::Ssl => 1,
+            SecurityProtocol::SaslPlaintext => 2,
+            SecurityProtocol::SaslSsl => 3,
+        }
+    }
+
+    /// The protocol of a Kafka id (`None`: not one of the four).
+    pub fn from_id(id: i16) -> Option<SecurityProtocol> {
+        SecurityProtocol::ALL.into_iter().find(|p| p.id() == id)
+    }
+
     /// Whether connections are encrypted with TLS.
     pub fn uses_tls(self) -> bool {
         matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
@@ -81,21 +96,11 @@ pub struct ClientListener {
 }
 
 impl ClientListener {
-    /// Gives a client of this listener this broker's address as the listener advertises it: the
-    /// cluster's image holds each broker's primary endpoint only, so the entry of `this_node`
-    /// (a broker in Metadata, FindCoordinator or DescribeCluster) is rewritten; other brokers'
-    /// entries stay as they registered.
-    pub fn advertise_own(
-        &self,
-        this_node: i32,
-        node_id: i32,
-        host: &mut kafka_protocol::protocol::StrBytes,
-        port: &mut i32,
-    ) {
-        if node_id == this_node {
-            *host = kafka_protocol::protocol::StrBytes::from_string(self.advertised_host.clone());
-            *port = i32::from(self.advertised_port);
-        }
+    /// The listener's name, which brokers register their endpoints under and a client's
+    /// connection selects them by: Kafka's default names, the security protocol's
+    /// (`listener.security.protocol.map` is not supported, so each protocol has one listener).
+    pub fn name(&self) -> &'static str {
+        self.protocol.name()
     }
 }
 

@@ -7,13 +7,11 @@
 //! - `stream`: one client connection's byte stream, plain TCP or TLS;
 //! - `sasl`: the per-connection SASL exchange and the SCRAM credential store;
 //! - `scram_admin`: DescribeUserScramCredentials and AlterUserScramCredentials;
-//! - `acl`: authorization with Kafka's ACLs (`--authorizer acl`) and the ACL APIs;
-//! - `durable`: small data-directory files written atomically.
+//! - `acl`: authorization with Kafka's ACLs (`--authorizer acl`) and the ACL APIs.
 //!
 //! What the broker needs of all this at start is `SecurityConfig`, part of `BrokerConfig`.
 
 pub mod acl;
-pub mod durable;
 pub mod listener;
 pub mod principal;
 pub mod sasl;
@@ -39,10 +37,14 @@ pub struct SecurityConfig {
     pub tls: Option<Arc<tls::ServerTls>>,
     /// The mechanisms SASL listeners offer (Kafka's `sasl.enabled.mechanisms`).
     pub sasl_mechanisms: Vec<SaslMechanism>,
-    /// SCRAM credentials (PLAIN checks passwords against them too), shared by every shard.
+    /// SCRAM credentials (PLAIN checks passwords against them too), shared by every shard: the
+    /// cluster's, from the metadata log, and the `--add-scram` ones to hand it at start.
     pub credentials: Arc<CredentialRegistry>,
     /// The authorizer (off unless `--authorizer acl`) and its ACLs, shared by every shard.
     pub authorizer: Arc<acl::Authorizer>,
+    /// How long a SASL session lasts before the client must re-authenticate (Kafka's
+    /// `connections.max.reauth.ms`, KIP-368); 0: sessions never expire.
+    pub connections_max_reauth_ms: u64,
 }
 
 impl Default for SecurityConfig {
@@ -54,6 +56,7 @@ impl Default for SecurityConfig {
             sasl_mechanisms: vec![SaslMechanism::Plain],
             credentials: Arc::new(CredentialRegistry::default()),
             authorizer: Arc::new(acl::Authorizer::default()),
+            connections_max_reauth_ms: 0,
         }
     }
 }

@@ -4,9 +4,12 @@
 //! UNSUPPORTED_SASL_MECHANISM, an empty name, empty salt or an iteration count outside
 //! 4096..=16384 UNACCEPTABLE_CREDENTIAL. Each user's changes apply all together or not at all.
 //!
-//! Changes go to this broker's `sasl::registry` (a file in its data directory), not yet to the
-//! cluster's metadata. With the ACL authorizer, describing needs Describe on the cluster and
-//! changing Alter; with none, any client may make them (as Kafka without one).
+//! Describing reads this broker's copy of the cluster's credentials (`sasl::registry`, installed
+//! from the metadata image). Changes go, once checked, to the active controller, which commits
+//! them to the metadata log (`cluster::scram_control`); the answer comes once this broker has
+//! applied them, and every broker authenticates with them as soon as it follows the log. With
+//! the ACL authorizer, describing needs Describe on the cluster and changing Alter; with none,
+//! any client may make them (as Kafka without one).
 
 use std::collections::HashSet;
 
@@ -22,18 +25,15 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
-use super::sasl::credentials::{ScramCredential, ScramMechanism, MAX_ITERATIONS, MIN_ITERATIONS};
-use super::sasl::registry::Change;
+use super::sasl::credentials::{
+    CredentialStore, ScramCredential, ScramMechanism, MAX_ITERATIONS, MIN_ITERATIONS,
+};
+use crate::cluster::forward;
+use crate::cluster::records::UserScramCredential;
+use crate::cluster::rpc_api::{AdminReply, AdminRequest, ScramChanges};
 use crate::security::acl::{Operation, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
-
-/// Kafka's mechanism of a type number (`ScramMechanism.fromType`).
-fn mechanism_of(kafka_type: i8) -> Option<ScramMechanism> {
-    ScramMechanism::ALL
-        .into_iter()
-        .find(|m| m.kafka_type() == kafka_type)
-}
 
 pub fn describe(
     shard: &Shard,
@@ -104,18 +104,88 @@ pub fn describe(
     )
 }
 
+/// One requested change.
+enum Change {
+    Delete(String, ScramMechanism),
+    Upsert(UserScramCredential),
+}
+
+/// Why a change is refused: Kafka's error and its message.
+type Refusal = (ResponseError, String);
+
 /// One requested change, checked.
 struct Checked {
     user: String,
-    change: Result<Change, (ResponseError, String)>,
+    change: Result<Change, Refusal>,
     /// (user, mechanism type) it touches, for the duplicate check.
     key: (String, i8),
 }
 
-pub fn alter(shard: &Shard, request: &Request, session: &Session) -> Result<Outcome, HandlerError> {
+pub async fn alter(
+    shard: &Shard,
+    request: &Request,
+    session: &Session,
+) -> Result<Outcome, HandlerError> {
     let body: AlterUserScramCredentialsRequest = decode_body(request)?;
     // Kafka: Alter on the cluster, or every user's change fails with CLUSTER_AUTHORIZATION_FAILED.
     let allowed = session.authorize_cluster(Operation::Alter);
+    let checked = check_changes(&body, allowed, &shard.config.security.credentials.read());
+    let mut results = Vec::new();
+    let mut changes = ScramChanges::default();
+    for (user, outcome) in per_user(checked) {
+        match outcome {
+            Err((code, message)) => results.push(result(&user, code.code(), Some(message))),
+            Ok(mine) => {
+                for change in mine {
+                    match change {
+                        Change::Delete(user, mechanism) => {
+                            changes.deletions.push((user, mechanism))
+                        }
+                        Change::Upsert(credential) => changes.upsertions.push(credential),
+                    }
+                }
+            }
+        }
+    }
+    // The users with valid changes go to the active controller, which commits them to the
+    // metadata log; answered once this broker has applied them.
+    let users = changes.users();
+    let reply = if users.is_empty() {
+        AdminReply::default()
+    } else {
+        forward::admin(shard, AdminRequest::AlterScramCredentials(changes)).await
+    };
+    for user in users {
+        let outcome = reply.outcomes.iter().find(|o| o.name == user);
+        results.push(match outcome {
+            Some(o) if o.error_code == 0 => {
+                tracing::info!(user = %user, principal = %session.principal(), "SCRAM credentials changed");
+                result(&user, 0, None)
+            }
+            Some(o) => {
+                tracing::warn!(user = %user, error_code = o.error_code, message = ?o.message, "SCRAM credentials not changed");
+                result(&user, o.error_code, o.message.clone())
+            }
+            None => result(
+                &user,
+                ResponseError::UnknownServerError.code(),
+                Some("the controller did not answer for this user".to_string()),
+            ),
+        });
+    }
+    respond(
+        request,
+        &AlterUserScramCredentialsResponse::default().with_results(results),
+    )
+}
+
+/// Kafka's checks of each deletion and upsertion (a deletion of a credential this broker does not
+/// know is RESOURCE_NOT_FOUND; the controller checks that again on its image).
+fn check_changes(
+    body: &AlterUserScramCredentialsRequest,
+    allowed: bool,
+    store: &CredentialStore,
+) -> Vec<Checked> {
     let check_user = |user: &str| {
         if allowed {
             check_user(user)
@@ -126,33 +196,31 @@ pub fn alter(shard: &Shard, request: &Request, session: &Session) -> Result<Outc
             ))
         }
     };
-    let registry = &shard.config.security.credentials;
     let mut checked: Vec<Checked> = Vec::new();
-    {
-        let store = registry.read();
-        for deletion in &body.deletions {
-            let user = deletion.name.to_string();
-            let change = check_user(&user).and_then(|()| {
-                let mechanism = mechanism_of(deletion.mechanism).ok_or_else(unknown_mechanism)?;
-                if store.get(&user, mechanism).is_none() {
-                    return Err((
-                        ResponseError::ResourceNotFound,
-                        "Attempt to delete a user credential that does not exist".to_string(),
-                    ));
-                }
-                Ok(Change::Delete(user.clone(), mechanism))
-            });
-            checked.push(Checked {
-                key: (user.clone(), deletion.mechanism),
-                user,
-                change,
-            });
-        }
+    for deletion in &body.deletions {
+        let user = deletion.name.to_string();
+        let change = check_user(&user).and_then(|()| {
+            let mechanism =
+                ScramMechanism::of_kafka_type(deletion.mechanism).ok_or_else(unknown_mechanism)?;
+            if store.get(&user, mechanism).is_none() {
+                return Err((
+                    ResponseError::ResourceNotFound,
+                    "Attempt to delete a user credential that does not exist".to_string(),
+                ));
+            }
+            Ok(Change::Delete(user.clone(), mechanism))
+        });
+        checked.push(Checked {
+            key: (user.clone(), deletion.mechanism),
+            user,
+            change,
+        });
     }
     for upsertion in &body.upsertions {
         let user = upsertion.name.to_string();
         let change = check_user(&user).and_then(|()| {
-            let mechanism = mechanism_of(upsertion.mechanism).ok_or_else(unknown_mechanism)?;
+            let mechanism =
+                ScramMechanism::of_kafka_type(upsertion.mechanism).ok_or_else(unknown_mechanism)?;
             let unacceptable = |m: &str| (ResponseError::UnacceptableCredential, m.to_string());
             if upsertion.iterations < MIN_ITERATIONS as i32 {
                 return Err(unacceptable("Too few iterations"));
@@ -163,16 +231,16 @@ pub fn alter(shard: &Shard, request: &Request, session: &Session) -> Result<Outc
             if upsertion.salt.is_empty() || upsertion.salted_password.is_empty() {
                 return Err(unacceptable("Salt and salted password must not be empty"));
             }
-            Ok(Change::Upsert(
-                user.clone(),
+            Ok(Change::Upsert(UserScramCredential {
+                user: user.clone(),
                 mechanism,
-                ScramCredential::from_salted_password(
+                credential: ScramCredential::from_salted_password(
                     mechanism,
                     &upsertion.salted_password,
                     &upsertion.salt,
                     upsertion.iterations as u32,
                 ),
-            ))
+            }))
         });
         checked.push(Checked {
             key: (user.clone(), upsertion.mechanism),
@@ -180,61 +248,40 @@ pub fn alter(shard: &Shard, request: &Request, session: &Session) -> Result<Outc
             change,
         });
     }
+    checked
+}
+
+/// Users in request order, each once, with all their changes, or the first error among them (a
+/// user with any bad change gets that error and no change; one named twice for the same
+/// mechanism DUPLICATE_RESOURCE).
+fn per_user(checked: Vec<Checked>) -> Vec<(String, Result<Vec<Change>, Refusal>)> {
     let mut seen = HashSet::new();
     let duplicated: HashSet<(String, i8)> = checked
         .iter()
         .filter(|c| !seen.insert(c.key.clone()))
         .map(|c| c.key.clone())
         .collect();
-    // Users in request order, each once; a user with any bad change gets that error and no change.
-    let mut per_user: Vec<(String, Vec<Checked>)> = Vec::new();
+    let mut grouped: Vec<(String, Vec<Checked>)> = Vec::new();
     for c in checked {
-        match per_user.iter_mut().find(|(user, _)| *user == c.user) {
+        match grouped.iter_mut().find(|(user, _)| *user == c.user) {
             Some((_, mine)) => mine.push(c),
-            None => per_user.push((c.user.clone(), vec![c])),
+            None => grouped.push((c.user.clone(), vec![c])),
         }
     }
-    let mut results = Vec::new();
-    let mut to_apply = Vec::new();
-    let mut changed_users = Vec::new();
-    for (user, mine) in per_user {
-        let error = if mine.iter().any(|c| duplicated.contains(&c.key)) {
-            Some((
-                ResponseError::DuplicateResource,
-                "A user credential cannot be altered twice in the same request".to_string(),
-            ))
-        } else {
-            mine.iter().find_map(|c| c.change.as_ref().err().cloned())
-        };
-        match error {
-            Some((code, message)) => results.push(result(&user, code.code(), Some(message))),
-            None => {
-                to_apply.extend(mine.into_iter().filter_map(|c| c.change.ok()));
-                changed_users.push(user);
-            }
-        }
-    }
-    let applied = if to_apply.is_empty() {
-        Ok(())
-    } else {
-        registry.apply(to_apply)
-    };
-    for user in changed_users {
-        results.push(match &applied {
-            Ok(()) => {
-                tracing::info!(user = %user, "SCRAM credentials changed");
-                result(&user, 0, None)
-            }
-            Err(e) => {
-                tracing::warn!(user = %user, error = %e, "SCRAM credentials not changed: cannot save them");
-                result(&user, ResponseError::UnknownServerError.code(), Some(e.to_string()))
-            }
-        });
-    }
-    respond(
-        request,
-        &AlterUserScramCredentialsResponse::default().with_results(results),
-    )
+    grouped
+        .into_iter()
+        .map(|(user, mine)| {
+            let outcome = if mine.iter().any(|c| duplicated.contains(&c.key)) {
+                Err((
+                    ResponseError::DuplicateResource,
+                    "A user credential cannot be altered twice in the same request".to_string(),
+                ))
+            } else {
+                mine.into_iter().map(|c| c.change).collect()
+            };
+            (user, outcome)
+        })
+        .collect()
 }
 
 fn result(user: &str, error_code: i16, message: Option<String>) -> AlterUserScramCredentialsResult {

@@ -91,6 +91,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Rc<ClientListe
             shard.config.security.sasl_mechanisms.as_slice().into(),
             shard.config.security.credentials.clone(),
             peer.clone(),
+            Some(Duration::from_millis(
+                shard.config.security.connections_max_reauth_ms,
+            )),
         )
     });
     // `stream`'s halves live until both tasks below end, so `socket` stays valid for sendfile.
@@ -199,8 +202,8 @@ impl Connection {
         self.sasl.as_ref().is_some_and(|s| !s.is_authenticated())
     }
 
-    /// Gives the requests the SASL principal once the client has authenticated (once per
-    /// connection: sessions are not re-authenticated).
+    /// Gives the requests the SASL principal once the client has authenticated (a
+    /// re-authentication keeps the principal, so this changes it once per connection).
     fn follow_authentication(&mut self, shard: &Shard) {
         let Some(principal) = self.sasl.as_ref().and_then(|s| s.principal()) else {
             return;
@@ -284,7 +287,26 @@ async fn read_requests(
         let received = hooks::now(shard.metrics());
         let api_key = frame::request_prefix(&body).map_or(-1, |p| p.api_key);
         hooks::frame_read(shard.metrics(), api_key, prefix_read, received);
+        if connection
+            .sasl
+            .as_ref()
+            .is_some_and(|s| s.expired(Instant::now()))
+        {
+            // Kafka's expired-connections-killed: the client did not re-authenticate in time.
+            count(shard.metrics(), |m| {
+                &m.counters.sasl_expired_sessions_closed
+            });
+            tracing::info!(%peer, principal = %connection.session.principal(), "closing connection: SASL session expired without re-authentication (connections.max.reauth.ms)");
+            return;
+        }
         let gated = gate(&mut connection, body);
+        if connection
+            .sasl
+            .as_mut()
+            .is_some_and(SaslSession::take_reauthenticated)
+        {
+            count(shard.metrics(), |m| &m.counters.sasl_reauthentications);
+        }
         connection.follow_authentication(shard);
         let (task, then_close) = match gated {
             Ok(body) => match admit(shard, body, peer, &connection, received) {
@@ -329,12 +351,18 @@ enum GateOutcome {
 /// Passes `body` on unless the connection is still authenticating and the request is part of (or
 /// breaks) the SASL exchange.
 fn gate(connection: &mut Connection, body: BytesMut) -> Result<BytesMut, GateOutcome> {
-    if !connection.authenticating() {
-        return Ok(body);
-    }
     let Some(session) = connection.sasl.as_mut() else {
         return Ok(body);
     };
+    if session.is_authenticated() {
+        // A SaslHandshake on an authenticated connection begins a re-authentication (KIP-368)
+        // when the session allows one; otherwise it is served as usual (ILLEGAL_SASL_STATE).
+        let handshake =
+            frame::request_prefix(&body).is_ok_and(|p| p.api_key == ApiKey::SaslHandshake as i16);
+        if !(handshake && session.begin_reauthentication(Instant::now())) {
+            return Ok(body);
+        }
+    }
     // The gate consumes the frame; ApiVersions is the one request it passes, and it is small.
     match session.gate(body.clone()) {
         Gate::Pass => Ok(body),

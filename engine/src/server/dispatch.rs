@@ -138,7 +138,7 @@ pub async fn handle(
             crate::security::scram_admin::describe(shard, &request, session)
         }
         ApiKey::AlterUserScramCredentials => {
-            crate::security::scram_admin::alter(shard, &request, session)
+            crate::security::scram_admin::alter(shard, &request, session).await
         }
         ApiKey::DescribeClientQuotas => handlers::client_quotas::describe(&request, session),
         ApiKey::AlterClientQuotas => handlers::client_quotas::alter(&request, session),

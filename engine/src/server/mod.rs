@@ -15,7 +15,8 @@ pub mod sendfile;
 pub mod writer;
 
 use crate::transactions::{
-    TxnConfig, TxnCoordinator, TxnLogStore, TRANSACTION_STATE_PARTITIONS, TRANSACTION_STATE_TOPIC,
+    TxnConfig, TxnCoordinator, TxnLogStore, TRANSACTION_STATE_COMMIT_TIMEOUT,
+    TRANSACTION_STATE_PARTITIONS, TRANSACTION_STATE_TOPIC,
 };
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +33,7 @@ use crate::config::{BrokerConfig, MESH_CHANNEL_CAPACITY};
 use crate::groups::{GroupConfig, GroupCoordinator, LogOffsetStore, OFFSETS_TOPIC_PARTITIONS};
 use crate::metadata::owner_shard;
 use crate::metrics::{self, MetricsRegistry, ShardMetrics};
-use crate::replication::offsets_gate::ShardOffsetsGate;
+use crate::replication::coordinator_gate::ShardCoordinatorGate;
 use crate::shard::mesh::MeshMessage;
 use crate::shard::{Mesh, Shard, CONTROLLER_SHARD};
 use crate::storage::{self, LogConfig};
@@ -66,8 +67,6 @@ pub enum ServerError {
     Signals(std::io::Error),
     #[error(transparent)]
     DataDirLock(#[from] data_dir_lock::DataDirLockError),
-    #[error("SCRAM credentials: {0}")]
-    Credentials(#[from] crate::security::sasl::registry::RegistryError),
 }
 
 /// Runs the broker until SIGINT or SIGTERM. `on_ready` is called once every shard serves.
@@ -78,8 +77,6 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     })?;
     // Held until run returns: no second broker may write these partition files meanwhile.
     let _data_dir_lock = data_dir_lock::DataDirLock::acquire(&config.data_dir)?;
-    // The SCRAM credentials changed at run time live beside the data (docs/SECURITY.md).
-    config.security.credentials.open_file(&config.data_dir)?;
     match fd_limit::raise_to_hard_limit() {
         Ok(Some(fds)) if (fds as usize) <= config.max_connections => tracing::warn!(
             fds,
@@ -98,6 +95,7 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
     let placement = placement_for(&config)?;
     let mesh = MeshBuilder::<MeshMessage, _>::full(shards, MESH_CHANNEL_CAPACITY);
     let ready = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let log_dir = Arc::new(crate::replication::log_dir::LogDirHealth::new(shards));
     let config = Arc::new(config);
     let metrics = config.metrics_listen.map(|_| MetricsRegistry::new(shards));
     // The endpoint outlives the shards: it answers `/ready` with 503 while they drain and close.
@@ -108,31 +106,39 @@ pub fn run(config: BrokerConfig) -> Result<(), ServerError> {
         &stop,
         &endpoint_stop,
     );
-    let handles =
-        LocalExecutorPoolBuilder::new(placement)
-            .name("ringbroker-shard")
-            .io_memory(config.io_memory_bytes)
-            .ring_depth(config.ring_depth)
-            // Feeds `ringbroker_io_latency_seconds` (glommio's IoStats). Only file I/O is timed, from
-            // timestamps glommio takes anyway: three sketch inserts per DMA read or write, and the
-            // appender writes many requests at once.
-            .record_io_latencies(config.metrics_listen.is_some())
-            .on_all_shards({
-                let config = config.clone();
-                let stop = stop.clone();
-                let ready = ready.clone();
-                let metrics = metrics.clone();
-                let limits = Arc::new(ConnectionLimits::new(
-                    config.max_connections,
-                    config.max_connections_per_ip,
-                    &config.max_connections_per_ip_overrides,
-                ));
-                let drained = Arc::new(AtomicBool::new(false));
-                move || async move {
-                    run_shard(config, mesh, stop, drained, ready, metrics, limits).await
-                }
-            })
-            .map_err(|e| ServerError::Executors(e.to_string()))?;
+    let handles = LocalExecutorPoolBuilder::new(placement)
+        .name("ringbroker-shard")
+        .io_memory(config.io_memory_bytes)
+        .ring_depth(config.ring_depth)
+        // Feeds `ringbroker_io_latency_seconds` (glommio's IoStats). Only file I/O is timed, from
+        // timestamps glommio takes anyway: three sketch inserts per DMA read or write, and the
+        // appender writes many requests at once.
+        .record_io_latencies(config.metrics_listen.is_some())
+        .on_all_shards({
+            let config = config.clone();
+            let stop = stop.clone();
+            let ready = ready.clone();
+            let metrics = metrics.clone();
+            let limits = Arc::new(ConnectionLimits::new(
+                config.max_connections,
+                config.max_connections_per_ip,
+                &config.max_connections_per_ip_overrides,
+            ));
+            let drained = Arc::new(AtomicBool::new(false));
+            let log_dir = log_dir.clone();
+            move || async move {
+                let shared = SharedState {
+                    stop,
+                    drained,
+                    ready,
+                    metrics,
+                    limits,
+                    log_dir,
+                };
+                run_shard(config, mesh, shared).await
+            }
+        })
+        .map_err(|e| ServerError::Executors(e.to_string()))?;
     let mut first_error = None;
     for result in handles.join_all() {
         match result {
@@ -188,15 +194,29 @@ fn placement_for(config: &BrokerConfig) -> Result<PoolPlacement, ServerError> {
 #[allow(dead_code)]
 type SingleShardPlacement = Placement;
 
-async fn run_shard(
-    config: Arc<BrokerConfig>,
-    mesh: MeshBuilder<MeshMessage, glommio::channels::channel_mesh::Full>,
+/// What the shards of one broker share (each gets its clones).
+struct SharedState {
     stop: Arc<AtomicBool>,
     drained: Arc<AtomicBool>,
     ready: Arc<std::sync::atomic::AtomicUsize>,
     metrics: Option<Arc<MetricsRegistry>>,
     limits: Arc<ConnectionLimits>,
+    log_dir: Arc<crate::replication::log_dir::LogDirHealth>,
+}
+
+async fn run_shard(
+    config: Arc<BrokerConfig>,
+    mesh: MeshBuilder<MeshMessage, glommio::channels::channel_mesh::Full>,
+    shared: SharedState,
 ) -> Result<(), ServerError> {
+    let SharedState {
+        stop,
+        drained,
+        ready,
+        metrics,
+        limits,
+        log_dir,
+    } = shared;
     let config = Rc::new((*config).clone());
     let (senders, receivers) = mesh
         .join()
@@ -210,15 +230,26 @@ async fn run_shard(
     let (groups, offsets_store) = open_group_coordinator(&config, id).await.map_err(fail)?;
     let shard = Rc::new(
         Shard::new(id, config.clone(), Mesh::new(senders), groups, stop.clone())
-            .with_metrics(metrics.as_ref().and_then(|m| m.shard(id))),
+            .with_metrics(metrics.as_ref().and_then(|m| m.shard(id)))
+            .with_log_dir_health(log_dir),
     );
     // Committed offsets are written by the leader of their partition, stamped with its leader
     // epoch as produced batches are, and done once on every in-sync replica.
-    offsets_store.set_gate(Rc::new(ShardOffsetsGate::new(Rc::downgrade(&shard))));
+    offsets_store.set_gate(Rc::new(ShardCoordinatorGate::new(
+        Rc::downgrade(&shard),
+        OFFSETS_TOPIC_NAME,
+        config.cluster.replication.offsets_commit_timeout,
+    )));
     shard.set_offsets_store(offsets_store.clone());
     let transactions = open_transaction_coordinator(&config, id, shard.metrics.clone())
         .await
         .map_err(fail)?;
+    // Transaction states likewise, in `__transaction_state` (replicated in a cluster).
+    transactions.set_gate(Rc::new(ShardCoordinatorGate::new(
+        Rc::downgrade(&shard),
+        TRANSACTION_STATE_TOPIC,
+        TRANSACTION_STATE_COMMIT_TIMEOUT,
+    )));
     shard.set_transactions(transactions.clone());
     transactions.spawn_sweep(Rc::downgrade(&shard));
     peer::spawn_receivers(shard.clone(), receivers);
@@ -260,6 +291,7 @@ async fn run_shard(
     crate::retention::spawn(shard.clone());
     crate::replication::roles::spawn(shard.clone());
     crate::replication::isr::spawn_checker(shard.clone());
+    crate::replication::log_dir::spawn_monitor(shard.clone());
     if let Some(metrics) = &metrics {
         metrics.mark_ready();
     }

@@ -19,9 +19,10 @@ use crate::groups::{GroupCoordinator, LogOffsetStore, OFFSETS_TOPIC_NAME};
 use crate::metadata::{owner_shard, TopicTable};
 use crate::metrics::ShardMetrics;
 use crate::producer_state::ShardProducers;
+use crate::replication::log_dir::LogDirHealth;
 use crate::replication::ShardReplication;
 use crate::storage::PartitionLog;
-use crate::transactions::{PartitionTxnTable, TxnCoordinator};
+use crate::transactions::{PartitionTxnTable, TxnCoordinator, TRANSACTION_STATE_TOPIC};
 use ringbroker_protocol::records::RecordValidator;
 
 pub use mesh::Mesh;
@@ -74,6 +75,8 @@ pub struct Shard {
     /// shard's one buffer for decompressed records. Borrowed only synchronously, never across an
     /// await, so requests on this shard take turns with it.
     pub record_validator: RefCell<RecordValidator>,
+    /// The data directory's health, shared by every shard of the broker (heartbeats report it).
+    pub log_dir: Arc<LogDirHealth>,
 }
 
 impl Shard {
@@ -108,7 +111,15 @@ impl Shard {
             marker_links: Default::default(),
             metrics: None,
             record_validator: RefCell::new(RecordValidator::new()),
+            log_dir: Arc::new(LogDirHealth::new(count)),
         }
+    }
+
+    /// Shares the broker's data-directory health with the other shards (before the shard is
+    /// shared).
+    pub fn with_log_dir_health(mut self, log_dir: Arc<LogDirHealth>) -> Shard {
+        self.log_dir = log_dir;
+        self
     }
 
     /// Attaches the shard's metrics (before the shard is shared).
@@ -221,7 +232,8 @@ impl Shard {
         }
     }
 
-    /// The log of a partition this shard owns, if open (`__consumer_offsets` included).
+    /// The log of a partition this shard owns, if open (`__consumer_offsets` and
+    /// `__transaction_state`, whose coordinators own their logs, included).
     pub fn log(&self, topic: &str, partition: i32) -> Option<PartitionLog> {
         if let Some(log) = self
             .logs
@@ -233,6 +245,9 @@ impl Shard {
         }
         if topic == OFFSETS_TOPIC_NAME {
             return self.offsets_store.borrow().as_ref()?.log(partition);
+        }
+        if topic == TRANSACTION_STATE_TOPIC {
+            return self.transactions()?.state_log(partition);
         }
         None
     }

@@ -16,6 +16,7 @@ use super::checkpoint::CHECKPOINT_FILE_NAME;
 use super::config::{LogConfig, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
 use super::error::StorageError;
 use super::files;
+use super::full_truncation;
 use super::high_watermark::{self, HIGH_WATERMARK_FILE_NAME};
 use super::leader_epoch::{EpochEntry, LeaderEpochCache, LEADER_EPOCH_FILE_NAME};
 use super::reader::{self, ReadBound};
@@ -251,16 +252,26 @@ impl PartitionLog {
     pub async fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, StorageError> {
         config.validate()?;
         super::prime_dma_probe_once(dir).await?;
-        let recovered = recovery::recover(dir, &config).await?;
+        let mut recovered = recovery::recover(dir, &config).await?;
+        let saved_start = retention::saved_log_start(dir).await?;
+        // A log never ends below its start: data ending below the saved start is what a full
+        // truncation interrupted by a crash left behind (`full_truncation`).
+        let restarted = saved_start.filter(|&start| start > recovered.log_end_offset);
+        if let Some(start) = restarted {
+            recovered = full_truncation::finish_at_open(dir, recovered, start, &config).await?;
+        }
         let first_base = recovered
             .segments
             .first()
             .map_or(0, |segment| segment.base_offset);
-        let log_start_offset = match retention::saved_log_start(dir).await? {
+        let log_start_offset = match saved_start {
             Some(saved) => saved.clamp(first_base, recovered.log_end_offset.max(first_base)),
             None => first_base,
         };
-        let epochs = recovery::recover_epochs(dir, &recovered, log_start_offset).await?;
+        let epochs = match restarted {
+            Some(_) => recovery::restarted_epochs(dir).await?,
+            None => recovery::recover_epochs(dir, &recovered, log_start_offset).await?,
+        };
         let follows_log_end = config.high_watermark_follows_log_end;
         let high_watermark = high_watermark::recovered(
             follows_log_end,
@@ -516,6 +527,18 @@ impl PartitionLog {
         truncation::truncate_to(&self.inner, offset, options).await
     }
 
+    /// Removes every record and restarts the log at `offset`, past its end (Kafka's
+    /// `truncateFullyAndStartAt`: a follower whose log lies wholly below its leader's log start).
+    /// Every segment goes; the log start, log end, written end and high watermark become
+    /// `offset`; the leader-epoch cache is emptied. Crash-safe: a kill at any point leaves the old
+    /// log or the new one (see `full_truncation`). Waits for queued writes first and refuses
+    /// appends while it runs (`Truncating`); an `offset` a non-empty log reaches is refused
+    /// (`OffsetOutOfRange`), an empty log may restart at any offset. A failure after the old files
+    /// started going fences the log (the next open finishes the job).
+    pub async fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), StorageError> {
+        full_truncation::truncate_fully_and_start_at(&self.inner, offset).await
+    }
+
     /// First batch (below the high watermark) whose max timestamp is >= `timestamp_ms`, as (offset,
     /// timestamp). Batch granularity: the offset is the batch's base offset; the timestamp is the
     /// batch's base timestamp if that already qualifies, else its max timestamp.
@@ -558,6 +581,24 @@ impl PartitionLog {
             (None, Some(_)) => LogHealth::Suspended,
             (None, None) => LogHealth::Online,
         }
+    }
+
+    /// Lets a log suspended for lack of space take appends again once its retry time came, as the
+    /// next append would (it tries, and a failure suspends the log again): for a log nobody
+    /// appends to, whose suspension would otherwise never end. Returns whether the log is online.
+    pub fn resume_appends_if_due(&self) -> bool {
+        let mut state = self.inner.state.borrow_mut();
+        if state.failure.is_some() {
+            return false;
+        }
+        let due = state
+            .suspension
+            .as_ref()
+            .is_none_or(|suspension| suspension.may_retry(std::time::Instant::now()));
+        if due && state.suspension.take().is_some() {
+            tracing::info!(dir = %self.inner.dir.display(), "the disk has room again: the suspended log takes appends");
+        }
+        due
     }
 
     /// Bytes of data in all segments (logical sizes, not the preallocated file sizes).

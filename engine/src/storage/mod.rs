@@ -19,6 +19,8 @@
 //!   checkpoint files;
 //! - `truncation`, `cut`: truncating the log to an offset (replication), and the cut of a log's
 //!   tail it shares with `rollback`;
+//! - `full_truncation`: emptying the log and restarting it at an offset past its end (a follower
+//!   below its leader's log start), crash-safe through the saved log start;
 //! - `rollback`: surviving a full disk: roll back to the written end, retry when space returns;
 //! - `compaction`: the log cleaner of `cleanup.policy=compact` topics (latest record per key);
 //! - `scan`: walking batch headers / validating batches in a segment file;
@@ -41,6 +43,7 @@ mod config;
 mod cut;
 mod error;
 mod files;
+mod full_truncation;
 mod high_watermark;
 mod index;
 mod leader_epoch;

@@ -93,6 +93,19 @@ pub(crate) async fn recover_epochs(
     Ok(epochs)
 }
 
+/// The leader-epoch cache of a log an interrupted full truncation left empty: no epoch (the
+/// leader's batches bring theirs), written back at once so that an old checkpoint cannot give the
+/// new log the old log's epochs.
+pub(crate) async fn restarted_epochs(dir: &Path) -> Result<LeaderEpochCache, StorageError> {
+    let mut epochs = LeaderEpochCache::default();
+    let bytes = epochs.take_checkpoint();
+    if let Err(error) = leader_epoch::persist(dir, bytes).await {
+        tracing::warn!(dir = %dir.display(), %error, "cannot write the leader-epoch checkpoint at open; writing it before the next append");
+        epochs.mark_dirty();
+    }
+    Ok(epochs)
+}
+
 /// The epochs of every batch of `segments` (headers only).
 async fn scan_epochs(segments: &[Segment]) -> Result<LeaderEpochCache, StorageError> {
     let mut epochs = LeaderEpochCache::default();
@@ -271,7 +284,7 @@ async fn finish_interrupted_seal(
 
 /// The last segment: opened for writing, trusted from the checkpoint or scanned, then prepared for
 /// appends (tail page loaded, preallocated).
-async fn open_active(
+pub(crate) async fn open_active(
     dir: &Path,
     base_offset: i64,
     clean_shutdown: Option<CleanShutdown>,

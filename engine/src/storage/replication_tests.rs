@@ -718,3 +718,191 @@ fn a_single_replica_log_keeps_the_high_watermark_at_its_written_end() {
         assert_eq!(replicated.high_watermark(), 2);
     });
 }
+
+/// A leader (epochs 1 then 3, several segments) whose log start DeleteRecords moved to
+/// `LEADER_START`, and a follower that copied only its first 12 batches (24 offsets, two
+/// segments): the follower's whole log lies below the leader's start.
+const LEADER_START: i64 = 30;
+
+async fn leader_past_a_follower(temp: &Path) -> (PartitionLog, PartitionLog, std::path::PathBuf) {
+    let leader = PartitionLog::open(&temp.join("leader"), small_config())
+        .await
+        .expect("open leader");
+    append_leader(&leader, "a", 0, 12, 1).await;
+    let follower_dir = temp.join("follower");
+    let follower = PartitionLog::open(&follower_dir, replicated_config())
+        .await
+        .expect("open follower");
+    replicate(&leader, &follower, 3_000).await;
+    follower.set_high_watermark(follower.log_end_offset());
+    append_leader(&leader, "a", 12, 2, 1).await;
+    append_leader(&leader, "b", 14, 12, 3).await;
+    leader.wait_seals_done().await;
+    assert_eq!(
+        leader
+            .delete_records_before(LEADER_START)
+            .await
+            .expect("delete records"),
+        LEADER_START
+    );
+    assert!(
+        segment_files(&follower_dir, "log").len() > 1,
+        "the follower rolled"
+    );
+    assert!(follower.log_end_offset() < LEADER_START);
+    (leader, follower, follower_dir)
+}
+
+/// What a follower restarted at `start` must look like before it fetched anything.
+fn assert_restarted_at(log: &PartitionLog, dir: &Path, start: i64) {
+    assert_eq!(log.log_start_offset(), start);
+    assert_eq!(log.log_end_offset(), start);
+    assert_eq!(log.written_end_offset(), start);
+    assert_eq!(log.high_watermark(), start);
+    assert_eq!(epochs_of(log), Vec::<(i32, i64)>::new());
+    let bases: Vec<String> = segment_files(dir, "log")
+        .iter()
+        .map(|path| {
+            path.file_stem()
+                .expect("stem")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert!(
+        bases
+            .iter()
+            .all(|base| base.parse::<i64>().expect("base") == start),
+        "only a segment at the new start may be left: {bases:?}"
+    );
+}
+
+#[test]
+fn a_follower_below_its_leaders_start_restarts_there_and_copies_the_rest() {
+    run(|| async {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let (leader, follower, dir) = leader_past_a_follower(temp.path()).await;
+        let end = follower.log_end_offset();
+        for refused in [end, end - 2, 0] {
+            assert!(
+                matches!(
+                    follower.truncate_fully_and_start_at(refused).await,
+                    Err(StorageError::OffsetOutOfRange { .. })
+                ),
+                "an offset the log reaches ({refused}) is not a restart"
+            );
+        }
+        follower
+            .truncate_fully_and_start_at(LEADER_START)
+            .await
+            .expect("restart at the leader's start");
+        assert_restarted_at(&follower, &dir, LEADER_START);
+        // Empty, it may restart lower too (a leader's start inside a batch: at the batch's base).
+        follower
+            .truncate_fully_and_start_at(LEADER_START - 2)
+            .await
+            .expect("an empty log restarts lower");
+        assert_restarted_at(&follower, &dir, LEADER_START - 2);
+        follower
+            .truncate_fully_and_start_at(LEADER_START)
+            .await
+            .expect("and higher again");
+        assert_restarted_at(&follower, &dir, LEADER_START);
+        assert_eq!(
+            epoch_file(&dir),
+            "0\n0\n",
+            "the epoch checkpoint is emptied"
+        );
+        assert!(read_replica_all(&follower, LEADER_START, 1 << 20)
+            .await
+            .is_empty());
+        assert!(matches!(
+            follower.read(0, 1 << 20).await,
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        // A kill -9 now (before any append: the new segment's file does not exist yet).
+        let crashed = crash_copy(&dir, &temp.path().join("crashed-empty"));
+        replicate(&leader, &follower, 3_000).await;
+        let leader_bytes = read_replica_all(&leader, LEADER_START, 1 << 20).await;
+        assert_eq!(
+            read_replica_all(&follower, LEADER_START, 1 << 20).await,
+            leader_bytes
+        );
+        assert_eq!(epochs_of(&follower), epochs_of(&leader));
+        // Epoch 3 began at offset 28, before the leader's start: its entry starts there now.
+        assert_eq!(epochs_of(&follower), vec![(3, LEADER_START)]);
+        follower.close().await.expect("close");
+        let reopened = PartitionLog::open(&dir, replicated_config())
+            .await
+            .expect("reopen");
+        assert_eq!(reopened.log_start_offset(), LEADER_START);
+        assert_eq!(
+            read_replica_all(&reopened, LEADER_START, 1 << 20).await,
+            leader_bytes
+        );
+        assert_eq!(epochs_of(&reopened), epochs_of(&leader));
+        let restarted = PartitionLog::open(&crashed, replicated_config())
+            .await
+            .expect("reopen the crash copy");
+        assert_restarted_at(&restarted, &crashed, LEADER_START);
+    });
+}
+
+#[test]
+fn a_kill_during_a_full_truncation_leaves_the_old_or_the_new_log() {
+    use super::full_truncation::test_hook::{stop_at, Step};
+    for step in [
+        None,
+        Some(Step::IntentWritten),
+        Some(Step::FirstSegmentRemoved),
+    ] {
+        run(move || async move {
+            let temp = tempfile::tempdir().expect("tempdir");
+            let (leader, follower, dir) = leader_past_a_follower(temp.path()).await;
+            let old_end = follower.log_end_offset();
+            let old_bytes = read_replica_all(&follower, 0, 1 << 20).await;
+            let crashed = match step {
+                // Killed before the truncation began: the old log, whole.
+                None => {
+                    let crashed = crash_copy(&dir, &temp.path().join("crashed"));
+                    let reopened = PartitionLog::open(&crashed, replicated_config())
+                        .await
+                        .expect("reopen");
+                    assert_eq!(reopened.log_end_offset(), old_end);
+                    assert_eq!(read_replica_all(&reopened, 0, 1 << 20).await, old_bytes);
+                    return;
+                }
+                Some(step) => {
+                    stop_at(step);
+                    follower
+                        .truncate_fully_and_start_at(LEADER_START)
+                        .await
+                        .expect_err("stopped");
+                    crash_copy(&dir, &temp.path().join("crashed"))
+                }
+            };
+            drop(follower);
+            // Killed after the intent: the open finishes the job, whatever was removed.
+            let reopened = PartitionLog::open(&crashed, replicated_config())
+                .await
+                .expect("reopen");
+            assert_restarted_at(&reopened, &crashed, LEADER_START);
+            replicate(&leader, &reopened, 3_000).await;
+            let leader_bytes = read_replica_all(&leader, LEADER_START, 1 << 20).await;
+            assert_eq!(
+                read_replica_all(&reopened, LEADER_START, 1 << 20).await,
+                leader_bytes
+            );
+            assert_eq!(epochs_of(&reopened), epochs_of(&leader), "{step:?}");
+            drop(reopened);
+            let again = PartitionLog::open(&crashed, replicated_config())
+                .await
+                .expect("reopen after a kill");
+            assert_eq!(again.log_start_offset(), LEADER_START);
+            assert_eq!(
+                read_replica_all(&again, LEADER_START, 1 << 20).await,
+                leader_bytes
+            );
+        });
+    }
+}

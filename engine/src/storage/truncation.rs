@@ -46,8 +46,8 @@ pub(crate) async fn truncate_to(
     result
 }
 
-/// Marks the truncation started (appends refused from now on).
-fn begin(inner: &LogInner) -> Result<(), StorageError> {
+/// Marks the truncation started (appends refused from now on); `full_truncation` starts the same way.
+pub(crate) fn begin(inner: &LogInner) -> Result<(), StorageError> {
     let mut state = inner.state.borrow_mut();
     if let Some(failure) = &state.failure {
         return Err(StorageError::Fenced(failure.clone()));
@@ -67,14 +67,7 @@ async fn run(
     offset: i64,
     options: TruncateOptions,
 ) -> Result<i64, StorageError> {
-    inner.wait_appender_idle().await;
-    let _permit = inner
-        .maintenance
-        .acquire_permit(1)
-        .await
-        .map_err(|_| StorageError::Closed)?;
-    // A compaction or retention finishing meanwhile may have queued a checkpoint write.
-    inner.wait_appender_idle().await;
+    let _permit = quiesce(inner).await?;
     let log_end_offset = check(inner, offset, options)?;
     if offset >= log_end_offset {
         return Ok(log_end_offset);
@@ -114,10 +107,35 @@ async fn run(
     Ok(offset)
 }
 
+/// Waits for queued writes, takes the maintenance permit (no compaction or retention runs beside a
+/// truncation) and waits again: one of those finishing meanwhile may have queued a checkpoint
+/// write. How both kinds of truncation (this one and `full_truncation`) start.
+pub(crate) async fn quiesce(
+    inner: &Rc<LogInner>,
+) -> Result<glommio::sync::Permit<'_>, StorageError> {
+    inner.wait_appender_idle().await;
+    let permit = inner
+        .maintenance
+        .acquire_permit(1)
+        .await
+        .map_err(|_| StorageError::Closed)?;
+    inner.wait_appender_idle().await;
+    Ok(permit)
+}
+
 /// Checks the log and `offset` (module doc, step 1); returns the log end offset.
+///
+/// A log suspended for lack of space may be truncated once it is rolled back (its memory and its
+/// files agree again): a follower must be able to match a new leader's log while its disk is full,
+/// or it would never fetch the appends that end the suspension. Nothing to cut is never refused.
 fn check(inner: &LogInner, offset: i64, options: TruncateOptions) -> Result<i64, StorageError> {
     let state = inner.state.borrow();
-    if state.failure.is_some() || state.suspension.is_some() {
+    let rolling_back = state
+        .suspension
+        .as_ref()
+        .is_some_and(|suspension| suspension.rollback_pending || suspension.rollback_running);
+    let nothing_to_cut = offset >= state.log_end_offset;
+    if state.failure.is_some() || (rolling_back && !nothing_to_cut) {
         drop(state);
         return Err(inner.fenced_error());
     }

@@ -16,6 +16,11 @@ pub const DEFAULT_ABORT_CHECK_INTERVAL_MS: u64 = 10_000;
 pub const TRANSACTION_PARTITIONS_MAX: usize = 100_000;
 /// Largest segment of `__transaction_state` logs: its records are small and few.
 pub const TRANSACTION_STATE_SEGMENT_BYTES: u64 = 8 << 20;
+/// How long a write to a replicated `__transaction_state` partition waits for its in-sync
+/// replicas before the request fails with NOT_COORDINATOR (the client finds the coordinator and
+/// retries). Kafka waits up to `request.timeout.ms` (30 s); the coordinator's lock is held
+/// meanwhile, so shorter, like `offsets.commit.timeout.ms`.
+pub const TRANSACTION_STATE_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Largest tail cache per `__transaction_state` partition (only replayed at start-up).
 pub const TRANSACTION_STATE_TAIL_CACHE_BYTES: usize = 64 << 10;
 

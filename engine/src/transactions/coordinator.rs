@@ -6,6 +6,13 @@
 //!
 //! Requests of one shard take turns (one lock): a transaction's steps must not interleave, and
 //! the lock is held while markers are written (one round of appends: they go out together).
+//!
+//! Replication: in a cluster the coordinator of a transactional id is the leader of its
+//! `__transaction_state` partition. A broker that becomes leader of one loads the partition's
+//! states from its log (`load_partition`, replacing any stale copy) before it serves those ids,
+//! then completes the transactions left prepared (their markers written again, as Kafka's new
+//! coordinator does); ongoing ones run on to their timeout. A broker that stops leading one drops
+//! its ids (`unload_partition`). Every write goes through the store's replica gate.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -19,14 +26,17 @@ use kafka_protocol::messages::{GroupId, OffsetCommitRequest, TopicName, TxnOffse
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::config::TxnConfig;
+use super::config::{TxnConfig, TRANSACTION_STATE_TOPIC};
 use super::error::TxnError;
 use super::log_store::{state_partition_for, TxnLogStore};
 use super::markers::{self, Marker};
 use super::metadata::{fenced_error, PendingOffset, TopicPartition, TxnMetadata, TxnStatus};
-use crate::groups::{now_ms, offsets_partition_for, OFFSETS_TOPIC_NAME, OFFSETS_TOPIC_PARTITIONS};
+use crate::groups::{
+    now_ms, offsets_partition_for, ReplicaGate, OFFSETS_TOPIC_NAME, OFFSETS_TOPIC_PARTITIONS,
+};
 use crate::metrics::ShardMetrics;
 use crate::shard::Shard;
+use crate::storage::PartitionLog;
 
 /// Attempts at one partition's marker before the transaction is left prepared for the next
 /// sweep (Kafka retries forever in the background; we retry here, then in the sweep).
@@ -36,9 +46,6 @@ const MARKER_ATTEMPTS: u32 = 5;
 const MARKER_WRITES_IN_FLIGHT: usize = 64;
 /// Pause between marker attempts (a partition briefly unavailable, e.g. while it opens).
 const MARKER_RETRY_BACKOFF: Duration = Duration::from_millis(200);
-/// Coordinator epoch written into markers: the `__transaction_state` partition's leader epoch
-/// once replication exists; a single broker's coordinator is always epoch 0.
-const COORDINATOR_EPOCH: i32 = 0;
 
 /// InitProducerId's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,8 +75,24 @@ enum EndReason {
 }
 
 fn storage_failed(e: &TxnError) -> i16 {
+    if let TxnError::NotCommitted(reason) = e {
+        // Leadership moved, or too few in-sync replicas: the client finds the coordinator again.
+        tracing::info!(%reason, "transaction state not written: answering NOT_COORDINATOR");
+        return ResponseError::NotCoordinator.code();
+    }
     tracing::warn!(error = %e, "transaction state write failed");
     ResponseError::CoordinatorNotAvailable.code()
+}
+
+/// The coordinator epoch a marker carries: the leader epoch of the id's `__transaction_state`
+/// partition (0 for a broker alone, as Kafka's first coordinator).
+fn coordinator_epoch(shard: &Shard, transactional_id: &str) -> i32 {
+    shard
+        .leader_epoch(
+            TRANSACTION_STATE_TOPIC,
+            state_partition_for(transactional_id),
+        )
+        .max(0)
 }
 
 impl TxnCoordinator {
@@ -124,11 +147,102 @@ impl TxnCoordinator {
         self.txns.borrow().get(transactional_id).cloned()
     }
 
-    /// Every transactional id's state (ListTransactions).
+    /// Every transactional id's state this coordinator serves (ListTransactions): not the stale
+    /// copies of partitions it does not lead.
     pub fn list(&self) -> Vec<TxnMetadata> {
-        let mut all: Vec<TxnMetadata> = self.txns.borrow().values().cloned().collect();
+        let mut all: Vec<TxnMetadata> = self
+            .txns
+            .borrow()
+            .values()
+            .filter(|t| self.serves(&t.transactional_id))
+            .cloned()
+            .collect();
         all.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
         all
+    }
+
+    /// Whether this coordinator serves `transactional_id` now: it leads the id's partition and
+    /// has loaded it (always for a partition with one replica).
+    pub fn serves(&self, transactional_id: &str) -> bool {
+        self.store
+            .gate()
+            .leads(state_partition_for(transactional_id))
+    }
+
+    /// The state store (tests write "replicated" records beneath the coordinator with it).
+    #[cfg(test)]
+    pub(super) fn store(&self) -> &TxnLogStore {
+        &self.store
+    }
+
+    /// Makes the store's writes ask `gate` (the broker's replication of `__transaction_state`).
+    pub fn set_gate(&self, gate: Rc<dyn ReplicaGate>) {
+        self.store.set_gate(gate);
+    }
+
+    /// The log of state `partition`, if open (replication reaches it through `Shard::log`).
+    pub fn state_log(&self, partition: i32) -> Option<PartitionLog> {
+        self.store.open_log(partition)
+    }
+
+    /// Opens the log of state `partition` (created if new): this broker is one of its replicas.
+    pub async fn open_state_log(&self, partition: i32) -> Result<PartitionLog, TxnError> {
+        self.store.log_or_open(partition).await
+    }
+
+    /// Takes over the transactional ids of state `partition` as its new leader: what memory held
+    /// of them (a stale copy from an earlier leadership, or from start-up) is replaced by the
+    /// partition's log as this broker holds it. Requests wait meanwhile (the lock). Returns how
+    /// many ids were loaded; the caller then completes the prepared ones
+    /// ([`TxnCoordinator::complete_loaded`]) once the partition is writable.
+    pub async fn load_partition(&self, partition: i32) -> Result<usize, TxnError> {
+        let _permit = self
+            .lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| TxnError::Storage("the coordinator is closing".into()))?;
+        let loaded = self.store.load_partition(partition).await?;
+        // After the await: nothing touches this partition's ids between the drop and the insert.
+        let dropped = self.forget_partition(partition);
+        let count = loaded.len();
+        let prepared = loaded.values().filter(|t| t.status.is_prepared()).count();
+        self.txns.borrow_mut().extend(loaded);
+        self.recount_ongoing();
+        tracing::info!(
+            partition,
+            dropped,
+            loaded = count,
+            prepared,
+            "took over the transactional ids of a transaction state partition"
+        );
+        Ok(count)
+    }
+
+    /// Forgets the transactional ids of state `partition`: this broker no longer leads it (its
+    /// leader coordinates them; a follower's copy of the log is written by replication alone).
+    /// Returns how many were dropped.
+    pub fn unload_partition(&self, partition: i32) -> usize {
+        let dropped = self.forget_partition(partition);
+        self.recount_ongoing();
+        dropped
+    }
+
+    fn forget_partition(&self, partition: i32) -> usize {
+        let mut txns = self.txns.borrow_mut();
+        let before = txns.len();
+        txns.retain(|id, _| state_partition_for(id) != partition);
+        before - txns.len()
+    }
+
+    fn recount_ongoing(&self) {
+        let ongoing = self
+            .txns
+            .borrow()
+            .values()
+            .filter(|t| t.status == TxnStatus::Ongoing)
+            .count() as u64;
+        self.ongoing.set(ongoing);
+        self.publish_ongoing();
     }
 
     /// Makes `txn` durable, then current; compacts its log when that is due. The caller holds
@@ -139,6 +253,11 @@ impl TxnCoordinator {
             .persist(&txn, now_ms())
             .await
             .map_err(|e| storage_failed(&e))?;
+        if !self.store.gate().leads(partition) {
+            // Committed, but the leadership moved meanwhile: the new leader loads this state from
+            // its log; this broker must not keep a copy it no longer serves.
+            return Err(ResponseError::NotCoordinator.code());
+        }
         let was_ongoing = self
             .txns
             .borrow()
@@ -336,6 +455,24 @@ impl TxnCoordinator {
     /// Aborts transactions past their timeout and finishes prepared ones whose markers are not
     /// all written yet (after a restart, or a marker that failed); returns how many it ended.
     pub async fn sweep(&self, shard: &Shard) -> usize {
+        self.end_due(shard, None).await
+    }
+
+    /// After [`TxnCoordinator::load_partition`], once the partition is writable: completes the
+    /// loaded transactions Kafka's new coordinator completes (prepared ones get their markers
+    /// written again and are completed; those past their timeout are aborted). Ongoing ones run
+    /// on until their producer ends them or their timeout does. Returns how many it ended.
+    pub async fn complete_loaded(&self, shard: &Shard, partition: i32) -> usize {
+        self.end_due(shard, Some(partition)).await
+    }
+
+    /// Ends the due transactions this coordinator serves (of `only` that partition when given).
+    async fn end_due(&self, shard: &Shard, only: Option<i32>) -> usize {
+        // Not before this broker is in the cluster: until its image arrives it cannot know which
+        // of its state logs it leads, and a follower's copy must not be written.
+        if shard.live.get() == 0 {
+            return 0;
+        }
         let Ok(_permit) = self.lock.acquire_permit(1).await else {
             return 0;
         };
@@ -345,6 +482,8 @@ impl TxnCoordinator {
             .borrow()
             .values()
             .filter(|t| t.timed_out(now) || t.status.is_prepared())
+            .filter(|t| only.is_none_or(|p| state_partition_for(&t.transactional_id) == p))
+            .filter(|t| self.serves(&t.transactional_id))
             .cloned()
             .collect();
         let mut ended = 0;
@@ -353,6 +492,7 @@ impl TxnCoordinator {
                 tracing::info!(transactional_id = %txn.transactional_id, timeout_ms = txn.timeout_ms, "aborting a transaction past its timeout");
                 self.fence_and_abort_locked(shard, txn).await
             } else {
+                tracing::info!(transactional_id = %txn.transactional_id, status = txn.status.name(), "completing a prepared transaction");
                 self.finish_locked(shard, txn, EndReason::Requested).await
             };
             match outcome {
@@ -446,7 +586,7 @@ impl TxnCoordinator {
                         producer_id: txn.producer_id,
                         producer_epoch: txn.producer_epoch,
                         commit,
-                        coordinator_epoch: COORDINATOR_EPOCH,
+                        coordinator_epoch: coordinator_epoch(shard, &txn.transactional_id),
                     },
                 )
             });

@@ -12,4 +12,9 @@ pub enum TxnError {
     /// The transactional id's state partition is not owned by this shard (a routing bug).
     #[error("this shard does not own __transaction_state partition {0}")]
     PartitionNotOwned(i32),
+    /// This broker may not write (or could not commit) the id's `__transaction_state` partition:
+    /// it does not lead it (any more), or too few replicas are in sync. Answered NOT_COORDINATOR,
+    /// so the client finds the coordinator again.
+    #[error("{0}")]
+    NotCommitted(String),
 }

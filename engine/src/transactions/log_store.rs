@@ -4,14 +4,21 @@
 //! Kafka's compaction. The logs live beside the data partitions (`<data>/__transaction_state-<n>/`)
 //! and are opened by the coordinator, like `__consumer_offsets` by the group coordinator.
 //!
+//! Replication: in a cluster `__transaction_state` is a replicated topic; its logs are the ones
+//! here, reached by the fetchers and the replica Fetch through `Shard::log`. Writes go through a
+//! [`ReplicaGate`] (leader only, stamped with the leader epoch, done at the high watermark); a new
+//! leader replays its partition up to everything it wrote ([`TxnLogStore::load_partition`]).
+//!
 //! Compaction: every change appends, so a log only grows; once it is past
 //! [`TXN_COMPACTION_MIN_BYTES`] and at least [`COMPACTION_GARBAGE_RATIO`] times its live records,
 //! the live records are rewritten to a fresh log that replaces it (the group coordinator's
-//! crash-safe swap, `groups::swap_in_rewritten_log`).
+//! crash-safe swap, `groups::swap_in_rewritten_log`). A replicated partition is not: the rewrite
+//! renumbers offsets, which its followers cannot follow.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use bytes::Bytes;
 use ringbroker_protocol::records::{decode_records, BatchBuilder, Compression, Record};
@@ -24,7 +31,8 @@ use super::config::{
 use super::error::TxnError;
 use super::metadata::TxnMetadata;
 use crate::groups::{
-    finish_interrupted_compaction, offsets_partition_for, scan_log, swap_in_rewritten_log,
+    finish_interrupted_compaction, offsets_partition_for, scan_log_to, swap_in_rewritten_log,
+    GroupError, ReplicaGate, ScanBound, Unreplicated,
 };
 use crate::storage::{LogConfig, PartitionLog};
 
@@ -49,6 +57,19 @@ pub struct TxnLogStore {
     /// Replaced wholesale by compaction.
     logs: RefCell<BTreeMap<i32, PartitionLog>>,
     compaction_min_bytes: u64,
+    /// Whether a partition may be written, with which leader epoch, and when a write is
+    /// committed (replication); [`Unreplicated`] until set.
+    gate: RefCell<Rc<dyn ReplicaGate>>,
+    /// Held while a log is opened on first use.
+    opening: glommio::sync::Semaphore,
+}
+
+/// A refusal of the replica gate, or a storage failure of the gate's wait.
+fn gate_error(e: GroupError) -> TxnError {
+    match e {
+        GroupError::NotCommitted { .. } => TxnError::NotCommitted(e.to_string()),
+        other => TxnError::Storage(other.to_string()),
+    }
 }
 
 fn partition_dir(data_dir: &Path, partition: i32) -> PathBuf {
@@ -93,6 +114,8 @@ impl TxnLogStore {
             owned: owned.iter().copied().collect(),
             logs: RefCell::new(BTreeMap::new()),
             compaction_min_bytes: TXN_COMPACTION_MIN_BYTES,
+            gate: RefCell::new(Rc::new(Unreplicated)),
+            opening: glommio::sync::Semaphore::new(1),
         };
         for &partition in owned {
             debug_assert!((0..TRANSACTION_STATE_PARTITIONS).contains(&partition));
@@ -116,13 +139,34 @@ impl TxnLogStore {
         Ok(log)
     }
 
-    /// The log of an owned partition, opened (created) on first use.
-    async fn log_or_open(&self, partition: i32) -> Result<PartitionLog, TxnError> {
+    /// Makes writes ask `gate` (the broker's replication of `__transaction_state`).
+    pub fn set_gate(&self, gate: Rc<dyn ReplicaGate>) {
+        *self.gate.borrow_mut() = gate;
+    }
+
+    /// The replication state of this store's partitions.
+    pub fn gate(&self) -> Rc<dyn ReplicaGate> {
+        self.gate.borrow().clone()
+    }
+
+    /// The log of an owned partition, opened (created) on first use: on its first write, or
+    /// when this broker is made a replica of it (its follower copy must exist to be fetched into).
+    pub async fn log_or_open(&self, partition: i32) -> Result<PartitionLog, TxnError> {
         if let Ok(log) = self.log(partition) {
             return Ok(log);
         }
         if !self.owned.contains(&partition) {
             return Err(TxnError::PartitionNotOwned(partition));
+        }
+        // A first write and the image's "this broker hosts it" may both come to open it: one
+        // directory must never be opened twice.
+        let _permit = self
+            .opening
+            .acquire_permit(1)
+            .await
+            .map_err(|_| TxnError::Storage("the store is closing".into()))?;
+        if let Ok(log) = self.log(partition) {
+            return Ok(log);
         }
         self.open_partition(partition).await
     }
@@ -133,6 +177,11 @@ impl TxnLogStore {
         self
     }
 
+    /// The log of an owned partition, if open (for replication through `Shard::log`).
+    pub fn open_log(&self, partition: i32) -> Option<PartitionLog> {
+        self.logs.borrow().get(&partition).cloned()
+    }
+
     fn log(&self, partition: i32) -> Result<PartitionLog, TxnError> {
         self.logs
             .borrow()
@@ -141,12 +190,14 @@ impl TxnLogStore {
             .ok_or(TxnError::PartitionNotOwned(partition))
     }
 
-    /// Whether `partition`'s log is big enough to be worth a look by `compact_if_needed`.
+    /// Whether `partition`'s log is big enough to be worth a look by `compact_if_needed` (and
+    /// has one replica: a replicated one keeps its offsets, its followers copy them).
     pub fn wants_compaction(&self, partition: i32) -> bool {
         self.logs
             .borrow()
             .get(&partition)
             .is_some_and(|log| log.size_bytes() >= self.compaction_min_bytes)
+            && !self.gate().is_replicated(partition)
     }
 
     /// Rewrites `partition`'s log to `live` (every current state of the ids it holds) when it is
@@ -162,7 +213,7 @@ impl TxnLogStore {
             .iter()
             .all(|t| state_partition_for(&t.transactional_id) == partition));
         let size_bytes = self.log(partition)?.size_bytes();
-        if size_bytes < self.compaction_min_bytes {
+        if size_bytes < self.compaction_min_bytes || self.gate().is_replicated(partition) {
             return Ok(false);
         }
         let batches = live
@@ -189,22 +240,32 @@ impl TxnLogStore {
         Ok(true)
     }
 
-    /// Appends `txn`'s state; resolves once it is durable (the log's flush policy). The caller
-    /// serialises writes (a first write opens the partition's log).
+    /// Appends `txn`'s state; resolves once it is durable (the log's flush policy) and, for a
+    /// replicated partition, on every in-sync replica. Refused (nothing appended) when this
+    /// broker may not write the partition. The caller serialises writes (a first write opens the
+    /// partition's log).
     pub async fn persist(&self, txn: &TxnMetadata, now_ms: i64) -> Result<(), TxnError> {
         let partition = state_partition_for(&txn.transactional_id);
         let log = self.log_or_open(partition).await?;
         let batch = state_batch(&[txn], now_ms)?;
-        // Single broker: no leader epoch for an internal log yet (replication will stamp it).
-        log.append(&batch, -1).await.map_err(|e| {
+        let gate = self.gate();
+        // Checked right before the append, with no await in between: a leadership lost after
+        // this is caught by `committed` (its epoch no longer leads).
+        let leader_epoch = gate.writable(partition).map_err(gate_error)?;
+        let append = log.append(&batch, leader_epoch);
+        let end_offset = log.log_end_offset();
+        append.await.map_err(|e| {
             TxnError::Storage(format!(
                 "appending to {TRANSACTION_STATE_TOPIC}-{partition}: {e}"
             ))
         })?;
-        Ok(())
+        gate.committed(partition, leader_epoch, end_offset)
+            .await
+            .map_err(gate_error)
     }
 
-    /// The latest state of every transactional id in the owned partitions.
+    /// The latest state of every transactional id in the owned partitions (at start-up: up to
+    /// each log's high watermark).
     pub async fn load_all(&self) -> Result<HashMap<String, TxnMetadata>, TxnError> {
         let mut out: HashMap<String, TxnMetadata> = HashMap::new();
         let logs: Vec<(i32, PartitionLog)> = self
@@ -214,37 +275,23 @@ impl TxnLogStore {
             .map(|(p, l)| (*p, l.clone()))
             .collect();
         for (partition, log) in &logs {
-            let what = format!("replaying {TRANSACTION_STATE_TOPIC}-{partition}");
-            let mut failure: Option<TxnError> = None;
-            scan_log(log, log.log_start_offset(), &what, |bytes, from| {
-                let records = decode_records(bytes).map_err(|e| e.to_string())?;
-                for record in records.into_iter().filter(|r| r.offset >= from) {
-                    let Some(key) = record.key else {
-                        return Err("record without key".into());
-                    };
-                    let decoded = codec::decode_key(key).and_then(|id| match record.value {
-                        Some(value) => codec::decode_value(&id, value).map(|txn| (id, Some(txn))),
-                        None => Ok((id, None)),
-                    });
-                    match decoded {
-                        Ok((id, Some(txn))) => {
-                            out.insert(id, txn);
-                        }
-                        Ok((id, None)) => {
-                            out.remove(&id);
-                        }
-                        Err(e) => {
-                            let reason = e.to_string();
-                            failure = Some(e);
-                            return Err(reason);
-                        }
-                    }
-                }
-                Ok(())
-            })
-            .await
-            .map_err(|e| failure.take().unwrap_or(TxnError::Storage(e)))?;
+            replay(*partition, log, ScanBound::HighWatermark, &mut out).await?;
         }
+        Ok(out)
+    }
+
+    /// The latest state of every transactional id of `partition`, as this broker holds it, for
+    /// its new leader: up to everything it wrote (a new leader never truncates its own log, so
+    /// that part commits as its followers catch up).
+    pub async fn load_partition(
+        &self,
+        partition: i32,
+    ) -> Result<HashMap<String, TxnMetadata>, TxnError> {
+        let mut out = HashMap::new();
+        if let Some(log) = self.open_log(partition) {
+            replay(partition, &log, ScanBound::WrittenEnd, &mut out).await?;
+        }
+        debug_assert!(out.keys().all(|id| state_partition_for(id) == partition));
         Ok(out)
     }
 
@@ -258,4 +305,44 @@ impl TxnLogStore {
         }
         Ok(())
     }
+}
+
+/// Applies the records of one partition log up to `bound` to `out`, oldest first: the last state
+/// of an id wins, a tombstone removes it.
+async fn replay(
+    partition: i32,
+    log: &PartitionLog,
+    bound: ScanBound,
+    out: &mut HashMap<String, TxnMetadata>,
+) -> Result<(), TxnError> {
+    let what = format!("replaying {TRANSACTION_STATE_TOPIC}-{partition}");
+    let mut failure: Option<TxnError> = None;
+    scan_log_to(log, log.log_start_offset(), bound, &what, |bytes, from| {
+        let records = decode_records(bytes).map_err(|e| e.to_string())?;
+        for record in records.into_iter().filter(|r| r.offset >= from) {
+            let Some(key) = record.key else {
+                return Err("record without key".into());
+            };
+            let decoded = codec::decode_key(key).and_then(|id| match record.value {
+                Some(value) => codec::decode_value(&id, value).map(|txn| (id, Some(txn))),
+                None => Ok((id, None)),
+            });
+            match decoded {
+                Ok((id, Some(txn))) => {
+                    out.insert(id, txn);
+                }
+                Ok((id, None)) => {
+                    out.remove(&id);
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    failure = Some(e);
+                    return Err(reason);
+                }
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| failure.take().unwrap_or(TxnError::Storage(e)))
 }

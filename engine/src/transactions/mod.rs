@@ -3,7 +3,9 @@
 //! Coordinator side (one per shard, for the transactional ids whose `__transaction_state`
 //! partition the shard owns): `metadata` (one id's state and Kafka's state machine, no I/O),
 //! `codec` (Kafka's `__transaction_state` record formats), `log_store` (those records in the
-//! shard's `__transaction_state` logs, replayed at start-up), `coordinator` (the requests:
+//! shard's `__transaction_state` logs, replayed at start-up, and in a cluster by each new leader
+//! of a partition: the topic is replicated and its coordinator follows the leadership),
+//! `coordinator` (the requests:
 //! InitProducerId with fencing, AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn,
 //! the timeout sweep), `markers` (commit/abort control batches, written on the partition's shard),
 //! `remote_markers` (markers for partitions another broker leads: Kafka's WriteTxnMarkers).
@@ -26,7 +28,10 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use config::{TxnConfig, TRANSACTION_STATE_PARTITIONS, TRANSACTION_STATE_TOPIC};
+pub use config::{
+    TxnConfig, TRANSACTION_STATE_COMMIT_TIMEOUT, TRANSACTION_STATE_PARTITIONS,
+    TRANSACTION_STATE_TOPIC,
+};
 pub use coordinator::{offsets_group_partition, ProducerIdAndEpoch, TxnCoordinator};
 pub use error::TxnError;
 pub use log_store::{state_partition_for, TxnLogStore};

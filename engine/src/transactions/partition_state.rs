@@ -16,7 +16,7 @@ use kafka_protocol::ResponseError;
 use ringbroker_protocol::batch::{batches, BatchHeader};
 use ringbroker_protocol::records::control_record_type;
 
-use crate::groups::scan_log;
+use crate::groups::{scan_log_to, ScanBound};
 use crate::storage::PartitionLog;
 
 /// Marks a partition directory whose log holds (or held) transactional batches.
@@ -167,9 +167,16 @@ impl PartitionTxns {
         Ok(())
     }
 
-    /// Rebuilds a partition's state from its log (only when the flag file says it has
-    /// transactional data).
+    /// Rebuilds a partition's state from its log up to its high watermark (at open; only when
+    /// the flag file says it has transactional data).
     pub async fn recover(log: &PartitionLog) -> Result<PartitionTxns, String> {
+        Self::recover_to(log, ScanBound::HighWatermark).await
+    }
+
+    /// Rebuilds a partition's state from its log up to `bound`: a new leader reads everything it
+    /// holds (its followers' copy of the state was never kept: replication writes the log alone,
+    /// and a copy from an earlier leadership may describe batches truncated since).
+    pub async fn recover_to(log: &PartitionLog, bound: ScanBound) -> Result<PartitionTxns, String> {
         let mut state = PartitionTxns::default();
         if !log.dir().join(TRANSACTIONAL_FLAG_FILE).exists() {
             return Ok(state);
@@ -179,7 +186,7 @@ impl PartitionTxns {
             "rebuilding the transaction index of {}",
             log.dir().display()
         );
-        scan_log(log, log.log_start_offset(), &what, |bytes, from| {
+        scan_log_to(log, log.log_start_offset(), bound, &what, |bytes, from| {
             let mut position = 0usize;
             for item in batches(bytes) {
                 let (header, _) = item.map_err(|e| e.to_string())?;

@@ -42,22 +42,37 @@ impl PartitionTxnTable {
         records: &[u8],
         base_offset: i64,
     ) -> Result<(), i16> {
-        let mut partitions = self.partitions.borrow_mut();
-        let state = partitions
-            .entry(topic.to_string())
-            .or_default()
-            .entry(partition)
-            .or_default();
-        state.check_batches(records)?;
-        if !state.flagged {
-            if let Err(e) = create_flag_file(dir) {
+        self.with_state(topic, partition, |state| {
+            state.check_batches(records)?;
+            if let Err(e) = flag(state, dir) {
                 tracing::warn!(topic, partition, error = %e, "cannot mark a partition transactional");
                 return Err(ResponseError::KafkaStorageError.code());
             }
-            state.flagged = true;
-        }
-        state.note_batches(records, base_offset);
-        Ok(())
+            state.note_batches(records, base_offset);
+            Ok(())
+        })
+    }
+
+    /// A follower about to append transactional batches it fetched: creates the partition's flag
+    /// file first (once), so that the partition's state is rebuilt from its log when this broker
+    /// leads it (see `partition_state`). A follower keeps no other transaction state.
+    pub fn ensure_flagged(&self, topic: &str, partition: i32, dir: &Path) -> std::io::Result<()> {
+        self.with_state(topic, partition, |state| flag(state, dir))
+    }
+
+    /// Runs `f` on a partition's state, created empty if new.
+    fn with_state<T>(
+        &self,
+        topic: &str,
+        partition: i32,
+        f: impl FnOnce(&mut PartitionTxns) -> T,
+    ) -> T {
+        let mut partitions = self.partitions.borrow_mut();
+        f(partitions
+            .entry(topic.to_string())
+            .or_default()
+            .entry(partition)
+            .or_default())
     }
 
     /// Undoes `check_and_note` for a failed append at `base_offset`.
@@ -77,13 +92,9 @@ impl PartitionTxnTable {
         commit: bool,
         offset: i64,
     ) {
-        let mut partitions = self.partitions.borrow_mut();
-        let state = partitions
-            .entry(topic.to_string())
-            .or_default()
-            .entry(partition)
-            .or_default();
-        state.note_marker(producer_id, epoch, commit, offset);
+        self.with_state(topic, partition, |state| {
+            state.note_marker(producer_id, epoch, commit, offset)
+        });
     }
 
     /// The last stable offset of a partition with high watermark `high_watermark`, and (when
@@ -148,4 +159,13 @@ impl PartitionTxnTable {
         })
         .ok()
     }
+}
+
+/// Creates a partition's flag file unless its state says it exists.
+fn flag(state: &mut PartitionTxns, dir: &Path) -> std::io::Result<()> {
+    if !state.flagged {
+        create_flag_file(dir)?;
+        state.flagged = true;
+    }
+    Ok(())
 }

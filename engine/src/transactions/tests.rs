@@ -100,6 +100,50 @@ fn a_partitions_transactions_are_rebuilt_from_its_log() {
 }
 
 #[test]
+fn a_new_leader_rebuilds_a_followers_transaction_state_from_everything_it_holds() {
+    run(|| async {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().join("t-0");
+        let config = crate::storage::LogConfig {
+            high_watermark_follows_log_end: false,
+            ..small_config()
+        };
+        let log = PartitionLog::open(&dir, config).await.expect("open");
+        // As a follower copies them: producer 1's aborted transaction, producer 2's open one, all
+        // above the high watermark (the followers of the new leader have not fetched them yet).
+        let table = super::PartitionTxnTable::default();
+        table.ensure_flagged("t", 0, &dir).expect("flag");
+        log.append(&txn_batch(1, 2), NO_EPOCH)
+            .await
+            .expect("append");
+        log.append(&control_batch(1, 0, false, 0).expect("marker"), NO_EPOCH)
+            .await
+            .expect("append");
+        log.append(&txn_batch(2, 1), NO_EPOCH)
+            .await
+            .expect("append");
+        assert_eq!(log.high_watermark(), 0);
+        let below = PartitionTxns::recover(&log).await.expect("recover");
+        assert!(
+            below.aborted_between(0, 4).is_empty(),
+            "nothing below the high watermark"
+        );
+        let all = PartitionTxns::recover_to(&log, crate::groups::ScanBound::WrittenEnd)
+            .await
+            .expect("recover");
+        assert_eq!(all.first_unstable_offset(), Some(3));
+        assert_eq!(
+            all.aborted_between(0, 4),
+            vec![AbortedTxn {
+                producer_id: 1,
+                first_offset: 0,
+                last_offset: 2
+            }]
+        );
+    });
+}
+
+#[test]
 fn a_large_state_log_is_compacted_to_its_live_records() {
     run(|| async {
         let temp = tempfile::tempdir().expect("temp dir");
@@ -245,4 +289,238 @@ fn compaction_drops_aborted_values_and_keeps_the_committed_ones() {
         assert_eq!(state.last_stable_offset(high_watermark), high_watermark);
         assert_eq!(state.aborted_between(0, high_watermark), Vec::new());
     });
+}
+
+/// Replication of `__transaction_state`: what a new leader's coordinator does with the
+/// partition's log (`TxnCoordinator::load_partition`, `complete_loaded`) and with a write its
+/// replica gate refuses.
+mod failover {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::rc::Rc;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    use kafka_protocol::ResponseError;
+
+    use super::super::config::TxnConfig;
+    use super::super::coordinator::TxnCoordinator;
+    use super::super::log_store::{state_partition_for, TxnLogStore};
+    use super::super::metadata::{TxnMetadata, TxnStatus};
+    use super::super::TRANSACTION_STATE_PARTITIONS;
+    use crate::cluster::MetadataImage;
+    use crate::config::BrokerConfig;
+    use crate::groups::{
+        GroupConfig, GroupCoordinator, GroupError, LocalBoxFuture, MemoryOffsetStore, ReplicaGate,
+    };
+    use crate::metadata::{PartitionState, TopicMeta, TopicTable};
+    use crate::shard::mesh::MeshMessage;
+    use crate::shard::{Mesh, Shard};
+    use crate::storage::tests::{run, small_config};
+    use crate::storage::{PartitionLog, TruncateOptions};
+
+    /// Another transactional id in `partition` than `not`.
+    fn id_in(partition: i32, not: &str) -> String {
+        (0..)
+            .map(|i| format!("id-{i}"))
+            .find(|id| state_partition_for(id) == partition && id != not)
+            .expect("an id of the partition")
+    }
+
+    async fn coordinator_over(dir: &Path) -> TxnCoordinator {
+        let owned: Vec<i32> = (0..TRANSACTION_STATE_PARTITIONS).collect();
+        let store = TxnLogStore::open(dir, &owned, &small_config())
+            .await
+            .expect("open store");
+        TxnCoordinator::open(TxnConfig::default(), store)
+            .await
+            .expect("open coordinator")
+    }
+
+    /// A one-shard broker (node 0) whose image has topic `t` (one partition, led here) and that
+    /// is live, as after joining its cluster.
+    async fn broker(dir: &Path) -> Rc<Shard> {
+        let config = BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            shard_cpus: vec![None],
+            ..BrokerConfig::default()
+        };
+        let mesh = glommio::channels::channel_mesh::MeshBuilder::<MeshMessage, _>::full(1, 16);
+        let (senders, _receivers) = mesh.join().await.expect("mesh");
+        let groups = GroupCoordinator::open(
+            GroupConfig::default(),
+            Rc::new(MemoryOffsetStore::default()),
+        )
+        .await
+        .expect("groups");
+        let shard = Rc::new(Shard::new(
+            0,
+            Rc::new(config),
+            Mesh::new(senders),
+            Rc::new(groups),
+            Arc::new(AtomicBool::new(false)),
+        ));
+        let topic = TopicMeta {
+            id: [7; 16],
+            partitions: 1,
+            configs: BTreeMap::new(),
+            assignments: vec![PartitionState {
+                replicas: vec![0],
+                isr: vec![0],
+                leader: 0,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            }],
+        };
+        let mut image = MetadataImage::default();
+        image.topics = Rc::new(TopicTable {
+            topics: [("t".to_string(), topic)].into(),
+        });
+        shard.set_image(Rc::new(image));
+        let log = PartitionLog::open(&dir.join("t-0"), small_config())
+            .await
+            .expect("open t-0");
+        shard.insert_log("t", 0, log);
+        shard.live.set(1);
+        shard
+    }
+
+    #[test]
+    fn a_new_leader_loads_its_partition_and_replaces_a_stale_copy() {
+        run(|| async {
+            let temp = tempfile::tempdir().expect("temp dir");
+            let c = coordinator_over(temp.path()).await;
+            let partition = state_partition_for("a");
+            let lost = id_in(partition, "a");
+            let elsewhere = (0..)
+                .map(|i| format!("other-{i}"))
+                .find(|id| state_partition_for(id) != partition)
+                .expect("an id of another partition");
+            // This broker led the partition and wrote two states; the second never reached the
+            // other replicas.
+            let a0 = TxnMetadata::new("a", 1, 60_000, 1)
+                .add_partitions(&[("t".into(), 0)], 2)
+                .expect("add")
+                .expect("changed");
+            let stale = TxnMetadata::new(&lost, 2, 60_000, 3);
+            let other = TxnMetadata::new(&elsewhere, 3, 60_000, 4);
+            for state in [&a0, &stale, &other] {
+                c.store().persist(state, 5).await.expect("persist");
+            }
+            assert_eq!(c.load_partition(partition).await.expect("load"), 2);
+            let other_partition = state_partition_for(&elsewhere);
+            assert_eq!(c.load_partition(other_partition).await.expect("load"), 1);
+            assert_eq!(c.describe("a"), Some(a0.clone()));
+            // Another broker led meanwhile: it fenced the producer and aborted (epoch 1). This
+            // broker, its follower, was truncated to that leader's log and copied what it wrote.
+            let log = c.store().open_log(partition).expect("state log");
+            log.truncate_to(
+                1,
+                TruncateOptions {
+                    allow_below_high_watermark: true,
+                },
+            )
+            .await
+            .expect("truncate");
+            let a1 = a0.fence_and_abort(6).expect("fenced").complete(7);
+            c.store().persist(&a1, 8).await.expect("persist");
+            // Leading again: the log is the truth, not the copy in memory.
+            assert_eq!(c.load_partition(partition).await.expect("reload"), 1);
+            assert_eq!(c.describe("a"), Some(a1.clone()));
+            assert_eq!(c.describe("a").map(|t| t.producer_epoch), Some(1));
+            assert_eq!(c.describe(&lost), None, "a state the cluster lost is gone");
+            assert_eq!(
+                c.describe(&elsewhere),
+                Some(other),
+                "other partitions' ids are untouched"
+            );
+            // Losing the leadership drops the partition's ids.
+            assert_eq!(c.unload_partition(partition), 1);
+            assert_eq!(c.describe("a"), None);
+        });
+    }
+
+    #[test]
+    fn a_prepared_commit_is_completed_after_load_and_an_ongoing_one_left_to_its_timeout() {
+        run(|| async {
+            let temp = tempfile::tempdir().expect("temp dir");
+            let shard = broker(temp.path()).await;
+            let c = coordinator_over(temp.path()).await;
+            let partition = state_partition_for("committing");
+            let open_id = id_in(partition, "committing");
+            let prepared = TxnMetadata::new("committing", 11, 60_000, 1)
+                .add_partitions(&[("t".into(), 0)], 2)
+                .expect("add")
+                .expect("changed")
+                .prepare_end(true, 3)
+                .expect("end")
+                .expect("prepared");
+            let ongoing = TxnMetadata::new(&open_id, 12, 60_000, crate::groups::now_ms())
+                .add_partitions(&[("t".into(), 0)], crate::groups::now_ms())
+                .expect("add")
+                .expect("changed");
+            for state in [&prepared, &ongoing] {
+                c.store().persist(state, 4).await.expect("persist");
+            }
+            c.load_partition(partition).await.expect("load");
+            assert_eq!(c.complete_loaded(&shard, partition).await, 1);
+            let done = c.describe("committing").expect("state");
+            assert_eq!(done.status, TxnStatus::CompleteCommit);
+            assert_eq!(done.producer_epoch, 0, "completing does not bump the epoch");
+            assert_eq!(
+                c.describe(&open_id).map(|t| t.status),
+                Some(TxnStatus::Ongoing)
+            );
+            // The commit marker is in the data partition, written once.
+            let log = shard.log("t", 0).expect("t-0");
+            assert_eq!(log.log_end_offset(), 1);
+            // The completed state is in the log: a later leader sees the transaction done.
+            let reloaded = c.store().load_partition(partition).await.expect("replay");
+            assert_eq!(reloaded["committing"].status, TxnStatus::CompleteCommit);
+        });
+    }
+
+    /// A gate that refuses every write, as one of a broker that lost its leadership.
+    struct NotLeading;
+
+    impl ReplicaGate for NotLeading {
+        fn writable(&self, partition: i32) -> Result<i32, GroupError> {
+            Err(GroupError::NotCommitted {
+                topic: "__transaction_state",
+                partition,
+                reason: "this broker does not lead it".into(),
+            })
+        }
+
+        fn committed(&self, _: i32, _: i32, _: i64) -> LocalBoxFuture<'_, Result<(), GroupError>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn is_replicated(&self, _: i32) -> bool {
+            true
+        }
+
+        fn leads(&self, _: i32) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_refused_write_answers_not_coordinator_and_changes_nothing() {
+        run(|| async {
+            let temp = tempfile::tempdir().expect("temp dir");
+            let shard = broker(temp.path()).await;
+            let c = coordinator_over(temp.path()).await;
+            c.set_gate(Rc::new(NotLeading));
+            let answer = c.init_producer_id(&shard, "z", 60_000, None, true).await;
+            assert_eq!(answer, Err(ResponseError::NotCoordinator.code()));
+            assert_eq!(c.describe("z"), None);
+            assert!(
+                c.store()
+                    .open_log(state_partition_for("z"))
+                    .is_none_or(|l| l.log_end_offset() == 0),
+                "nothing appended"
+            );
+        });
+    }
 }

@@ -13,10 +13,10 @@ pub mod controller {
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_RECORD_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_RECORD_BODY: u8 = 9;
+pub const ENUM_MAX_RECORD_BODY: u8 = 12;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_RECORD_BODY: [RecordBody; 10] = [
+pub const ENUM_VALUES_RECORD_BODY: [RecordBody; 13] = [
   RecordBody::NONE,
   RecordBody::ClusterIdRecord,
   RecordBody::BrokerRecord,
@@ -27,6 +27,9 @@ pub const ENUM_VALUES_RECORD_BODY: [RecordBody; 10] = [
   RecordBody::TopicConfigRecord,
   RecordBody::AccessControlEntryRecord,
   RecordBody::RemoveAccessControlEntryRecord,
+  RecordBody::UserScramCredentialRecord,
+  RecordBody::RemoveUserScramCredentialRecord,
+  RecordBody::BrokerLogDirRecord,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -44,9 +47,12 @@ impl RecordBody {
   pub const TopicConfigRecord: Self = Self(7);
   pub const AccessControlEntryRecord: Self = Self(8);
   pub const RemoveAccessControlEntryRecord: Self = Self(9);
+  pub const UserScramCredentialRecord: Self = Self(10);
+  pub const RemoveUserScramCredentialRecord: Self = Self(11);
+  pub const BrokerLogDirRecord: Self = Self(12);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 9;
+  pub const ENUM_MAX: u8 = 12;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::ClusterIdRecord,
@@ -58,6 +64,9 @@ impl RecordBody {
     Self::TopicConfigRecord,
     Self::AccessControlEntryRecord,
     Self::RemoveAccessControlEntryRecord,
+    Self::UserScramCredentialRecord,
+    Self::RemoveUserScramCredentialRecord,
+    Self::BrokerLogDirRecord,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -72,6 +81,9 @@ impl RecordBody {
       Self::TopicConfigRecord => Some("TopicConfigRecord"),
       Self::AccessControlEntryRecord => Some("AccessControlEntryRecord"),
       Self::RemoveAccessControlEntryRecord => Some("RemoveAccessControlEntryRecord"),
+      Self::UserScramCredentialRecord => Some("UserScramCredentialRecord"),
+      Self::RemoveUserScramCredentialRecord => Some("RemoveUserScramCredentialRecord"),
+      Self::BrokerLogDirRecord => Some("BrokerLogDirRecord"),
       _ => None,
     }
   }
@@ -226,6 +238,156 @@ impl ::core::fmt::Debug for ClusterIdRecord<'_> {
       ds.finish()
   }
 }
+pub enum BrokerEndpointOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// One client listener of a broker (Kafka's BrokerEndpoint in BrokerRegistrationRequest and
+/// RegisterBrokerRecord): its listener name, advertised host and port, and security protocol
+/// (Kafka's ids: 0 PLAINTEXT, 1 SSL, 2 SASL_PLAINTEXT, 3 SASL_SSL).
+pub struct BrokerEndpoint<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for BrokerEndpoint<'a> {
+  type Inner = BrokerEndpoint<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> BrokerEndpoint<'a> {
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
+  pub const VT_HOST: ::flatbuffers::VOffsetT = 6;
+  pub const VT_PORT: ::flatbuffers::VOffsetT = 8;
+  pub const VT_SECURITY_PROTOCOL: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    BrokerEndpoint { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args BrokerEndpointArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<BrokerEndpoint<'bldr>> {
+    let mut builder = BrokerEndpointBuilder::new(_fbb);
+    builder.add_port(args.port);
+    if let Some(x) = args.host { builder.add_host(x); }
+    if let Some(x) = args.name { builder.add_name(x); }
+    builder.add_security_protocol(args.security_protocol);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(BrokerEndpoint::VT_NAME, None)}
+  }
+  #[inline]
+  pub fn host(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(BrokerEndpoint::VT_HOST, None)}
+  }
+  #[inline]
+  pub fn port(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(BrokerEndpoint::VT_PORT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn security_protocol(&self) -> i16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i16>(BrokerEndpoint::VT_SECURITY_PROTOCOL, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for BrokerEndpoint<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("host", Self::VT_HOST, false)?
+     .visit_field::<i32>("port", Self::VT_PORT, false)?
+     .visit_field::<i16>("security_protocol", Self::VT_SECURITY_PROTOCOL, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct BrokerEndpointArgs<'a> {
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub host: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub port: i32,
+    pub security_protocol: i16,
+}
+impl<'a> Default for BrokerEndpointArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    BrokerEndpointArgs {
+      name: None,
+      host: None,
+      port: 0,
+      security_protocol: 0,
+    }
+  }
+}
+
+pub struct BrokerEndpointBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BrokerEndpointBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(BrokerEndpoint::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_host(&mut self, host: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(BrokerEndpoint::VT_HOST, host);
+  }
+  #[inline]
+  pub fn add_port(&mut self, port: i32) {
+    self.fbb_.push_slot::<i32>(BrokerEndpoint::VT_PORT, port, 0);
+  }
+  #[inline]
+  pub fn add_security_protocol(&mut self, security_protocol: i16) {
+    self.fbb_.push_slot::<i16>(BrokerEndpoint::VT_SECURITY_PROTOCOL, security_protocol, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BrokerEndpointBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    BrokerEndpointBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<BrokerEndpoint<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for BrokerEndpoint<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("BrokerEndpoint");
+      ds.field("name", &self.name());
+      ds.field("host", &self.host());
+      ds.field("port", &self.port());
+      ds.field("security_protocol", &self.security_protocol());
+      ds.finish()
+  }
+}
 pub enum BrokerRecordOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -250,6 +412,7 @@ impl<'a> BrokerRecord<'a> {
   pub const VT_PORT: ::flatbuffers::VOffsetT = 12;
   pub const VT_RACK: ::flatbuffers::VOffsetT = 14;
   pub const VT_FENCED: ::flatbuffers::VOffsetT = 16;
+  pub const VT_LISTENERS: ::flatbuffers::VOffsetT = 18;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -262,6 +425,7 @@ impl<'a> BrokerRecord<'a> {
   ) -> ::flatbuffers::WIPOffset<BrokerRecord<'bldr>> {
     let mut builder = BrokerRecordBuilder::new(_fbb);
     builder.add_epoch(args.epoch);
+    if let Some(x) = args.listeners { builder.add_listeners(x); }
     if let Some(x) = args.rack { builder.add_rack(x); }
     builder.add_port(args.port);
     if let Some(x) = args.host { builder.add_host(x); }
@@ -295,6 +459,9 @@ impl<'a> BrokerRecord<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<i64>(BrokerRecord::VT_EPOCH, Some(0)).unwrap()}
   }
+  /// The broker's first listener, which other brokers reach it on (replica fetches, transaction
+  /// markers); also the first entry of `listeners`. A log written before `listeners` existed has
+  /// only this endpoint (read back as a PLAINTEXT listener).
   #[inline]
   pub fn host(&self) -> Option<&'a str> {
     // Safety:
@@ -323,6 +490,14 @@ impl<'a> BrokerRecord<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<bool>(BrokerRecord::VT_FENCED, Some(true)).unwrap()}
   }
+  /// Every client listener of the broker, the inter-broker one first.
+  #[inline]
+  pub fn listeners(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<BrokerEndpoint<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<BrokerEndpoint>>>>(BrokerRecord::VT_LISTENERS, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for BrokerRecord<'_> {
@@ -338,6 +513,7 @@ impl ::flatbuffers::Verifiable for BrokerRecord<'_> {
      .visit_field::<i32>("port", Self::VT_PORT, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("rack", Self::VT_RACK, false)?
      .visit_field::<bool>("fenced", Self::VT_FENCED, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<BrokerEndpoint>>>>("listeners", Self::VT_LISTENERS, false)?
      .finish();
     Ok(())
   }
@@ -350,6 +526,7 @@ pub struct BrokerRecordArgs<'a> {
     pub port: i32,
     pub rack: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub fenced: bool,
+    pub listeners: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<BrokerEndpoint<'a>>>>>,
 }
 impl<'a> Default for BrokerRecordArgs<'a> {
   #[inline]
@@ -362,6 +539,7 @@ impl<'a> Default for BrokerRecordArgs<'a> {
       port: 0,
       rack: None,
       fenced: true,
+      listeners: None,
     }
   }
 }
@@ -400,6 +578,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BrokerRecordBuilder<'a, 'b, A
     self.fbb_.push_slot::<bool>(BrokerRecord::VT_FENCED, fenced, true);
   }
   #[inline]
+  pub fn add_listeners(&mut self, listeners: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<BrokerEndpoint<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(BrokerRecord::VT_LISTENERS, listeners);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BrokerRecordBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     BrokerRecordBuilder {
@@ -424,6 +606,7 @@ impl ::core::fmt::Debug for BrokerRecord<'_> {
       ds.field("port", &self.port());
       ds.field("rack", &self.rack());
       ds.field("fenced", &self.fenced());
+      ds.field("listeners", &self.listeners());
       ds.finish()
   }
 }
@@ -572,6 +755,139 @@ impl ::core::fmt::Debug for BrokerStateRecord<'_> {
       ds.field("epoch", &self.epoch());
       ds.field("fenced", &self.fenced());
       ds.field("shutting_down", &self.shutting_down());
+      ds.finish()
+  }
+}
+pub enum BrokerLogDirRecordOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A registered broker's data directory went offline (a partition log cannot be written) or came
+/// back online (Kafka's offline log dirs of KIP-858; ringbroker has one directory per broker).
+/// A new registration starts online.
+pub struct BrokerLogDirRecord<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for BrokerLogDirRecord<'a> {
+  type Inner = BrokerLogDirRecord<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> BrokerLogDirRecord<'a> {
+  pub const VT_NODE_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_EPOCH: ::flatbuffers::VOffsetT = 6;
+  pub const VT_OFFLINE: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    BrokerLogDirRecord { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args BrokerLogDirRecordArgs
+  ) -> ::flatbuffers::WIPOffset<BrokerLogDirRecord<'bldr>> {
+    let mut builder = BrokerLogDirRecordBuilder::new(_fbb);
+    builder.add_epoch(args.epoch);
+    builder.add_node_id(args.node_id);
+    builder.add_offline(args.offline);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn node_id(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(BrokerLogDirRecord::VT_NODE_ID, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn epoch(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(BrokerLogDirRecord::VT_EPOCH, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn offline(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(BrokerLogDirRecord::VT_OFFLINE, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for BrokerLogDirRecord<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i32>("node_id", Self::VT_NODE_ID, false)?
+     .visit_field::<i64>("epoch", Self::VT_EPOCH, false)?
+     .visit_field::<bool>("offline", Self::VT_OFFLINE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct BrokerLogDirRecordArgs {
+    pub node_id: i32,
+    pub epoch: i64,
+    pub offline: bool,
+}
+impl<'a> Default for BrokerLogDirRecordArgs {
+  #[inline]
+  fn default() -> Self {
+    BrokerLogDirRecordArgs {
+      node_id: 0,
+      epoch: 0,
+      offline: false,
+    }
+  }
+}
+
+pub struct BrokerLogDirRecordBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BrokerLogDirRecordBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_node_id(&mut self, node_id: i32) {
+    self.fbb_.push_slot::<i32>(BrokerLogDirRecord::VT_NODE_ID, node_id, 0);
+  }
+  #[inline]
+  pub fn add_epoch(&mut self, epoch: i64) {
+    self.fbb_.push_slot::<i64>(BrokerLogDirRecord::VT_EPOCH, epoch, 0);
+  }
+  #[inline]
+  pub fn add_offline(&mut self, offline: bool) {
+    self.fbb_.push_slot::<bool>(BrokerLogDirRecord::VT_OFFLINE, offline, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BrokerLogDirRecordBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    BrokerLogDirRecordBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<BrokerLogDirRecord<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for BrokerLogDirRecord<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("BrokerLogDirRecord");
+      ds.field("node_id", &self.node_id());
+      ds.field("epoch", &self.epoch());
+      ds.field("offline", &self.offline());
       ds.finish()
   }
 }
@@ -1624,6 +1940,304 @@ impl ::core::fmt::Debug for RemoveAccessControlEntryRecord<'_> {
       ds.finish()
   }
 }
+pub enum UserScramCredentialRecordOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A user's SCRAM credential for one mechanism, added or replaced (Kafka's
+/// UserScramCredentialRecord): the salted forms only, never the password. `mechanism` is Kafka's
+/// type (1 SCRAM-SHA-256, 2 SCRAM-SHA-512).
+pub struct UserScramCredentialRecord<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for UserScramCredentialRecord<'a> {
+  type Inner = UserScramCredentialRecord<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> UserScramCredentialRecord<'a> {
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
+  pub const VT_MECHANISM: ::flatbuffers::VOffsetT = 6;
+  pub const VT_SALT: ::flatbuffers::VOffsetT = 8;
+  pub const VT_STORED_KEY: ::flatbuffers::VOffsetT = 10;
+  pub const VT_SERVER_KEY: ::flatbuffers::VOffsetT = 12;
+  pub const VT_ITERATIONS: ::flatbuffers::VOffsetT = 14;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    UserScramCredentialRecord { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args UserScramCredentialRecordArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<UserScramCredentialRecord<'bldr>> {
+    let mut builder = UserScramCredentialRecordBuilder::new(_fbb);
+    builder.add_iterations(args.iterations);
+    if let Some(x) = args.server_key { builder.add_server_key(x); }
+    if let Some(x) = args.stored_key { builder.add_stored_key(x); }
+    if let Some(x) = args.salt { builder.add_salt(x); }
+    if let Some(x) = args.name { builder.add_name(x); }
+    builder.add_mechanism(args.mechanism);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(UserScramCredentialRecord::VT_NAME, None)}
+  }
+  #[inline]
+  pub fn mechanism(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(UserScramCredentialRecord::VT_MECHANISM, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn salt(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(UserScramCredentialRecord::VT_SALT, None)}
+  }
+  #[inline]
+  pub fn stored_key(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(UserScramCredentialRecord::VT_STORED_KEY, None)}
+  }
+  #[inline]
+  pub fn server_key(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(UserScramCredentialRecord::VT_SERVER_KEY, None)}
+  }
+  #[inline]
+  pub fn iterations(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(UserScramCredentialRecord::VT_ITERATIONS, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for UserScramCredentialRecord<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .visit_field::<i8>("mechanism", Self::VT_MECHANISM, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("salt", Self::VT_SALT, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("stored_key", Self::VT_STORED_KEY, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("server_key", Self::VT_SERVER_KEY, false)?
+     .visit_field::<i32>("iterations", Self::VT_ITERATIONS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct UserScramCredentialRecordArgs<'a> {
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub mechanism: i8,
+    pub salt: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub stored_key: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub server_key: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub iterations: i32,
+}
+impl<'a> Default for UserScramCredentialRecordArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    UserScramCredentialRecordArgs {
+      name: None,
+      mechanism: 0,
+      salt: None,
+      stored_key: None,
+      server_key: None,
+      iterations: 0,
+    }
+  }
+}
+
+pub struct UserScramCredentialRecordBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> UserScramCredentialRecordBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(UserScramCredentialRecord::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_mechanism(&mut self, mechanism: i8) {
+    self.fbb_.push_slot::<i8>(UserScramCredentialRecord::VT_MECHANISM, mechanism, 0);
+  }
+  #[inline]
+  pub fn add_salt(&mut self, salt: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(UserScramCredentialRecord::VT_SALT, salt);
+  }
+  #[inline]
+  pub fn add_stored_key(&mut self, stored_key: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(UserScramCredentialRecord::VT_STORED_KEY, stored_key);
+  }
+  #[inline]
+  pub fn add_server_key(&mut self, server_key: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(UserScramCredentialRecord::VT_SERVER_KEY, server_key);
+  }
+  #[inline]
+  pub fn add_iterations(&mut self, iterations: i32) {
+    self.fbb_.push_slot::<i32>(UserScramCredentialRecord::VT_ITERATIONS, iterations, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> UserScramCredentialRecordBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    UserScramCredentialRecordBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<UserScramCredentialRecord<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for UserScramCredentialRecord<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("UserScramCredentialRecord");
+      ds.field("name", &self.name());
+      ds.field("mechanism", &self.mechanism());
+      ds.field("salt", &self.salt());
+      ds.field("stored_key", &self.stored_key());
+      ds.field("server_key", &self.server_key());
+      ds.field("iterations", &self.iterations());
+      ds.finish()
+  }
+}
+pub enum RemoveUserScramCredentialRecordOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A user's SCRAM credential for one mechanism removed (Kafka's RemoveUserScramCredentialRecord).
+pub struct RemoveUserScramCredentialRecord<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for RemoveUserScramCredentialRecord<'a> {
+  type Inner = RemoveUserScramCredentialRecord<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> RemoveUserScramCredentialRecord<'a> {
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
+  pub const VT_MECHANISM: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    RemoveUserScramCredentialRecord { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args RemoveUserScramCredentialRecordArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<RemoveUserScramCredentialRecord<'bldr>> {
+    let mut builder = RemoveUserScramCredentialRecordBuilder::new(_fbb);
+    if let Some(x) = args.name { builder.add_name(x); }
+    builder.add_mechanism(args.mechanism);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(RemoveUserScramCredentialRecord::VT_NAME, None)}
+  }
+  #[inline]
+  pub fn mechanism(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(RemoveUserScramCredentialRecord::VT_MECHANISM, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for RemoveUserScramCredentialRecord<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .visit_field::<i8>("mechanism", Self::VT_MECHANISM, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct RemoveUserScramCredentialRecordArgs<'a> {
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub mechanism: i8,
+}
+impl<'a> Default for RemoveUserScramCredentialRecordArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    RemoveUserScramCredentialRecordArgs {
+      name: None,
+      mechanism: 0,
+    }
+  }
+}
+
+pub struct RemoveUserScramCredentialRecordBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> RemoveUserScramCredentialRecordBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(RemoveUserScramCredentialRecord::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_mechanism(&mut self, mechanism: i8) {
+    self.fbb_.push_slot::<i8>(RemoveUserScramCredentialRecord::VT_MECHANISM, mechanism, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> RemoveUserScramCredentialRecordBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    RemoveUserScramCredentialRecordBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<RemoveUserScramCredentialRecord<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for RemoveUserScramCredentialRecord<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("RemoveUserScramCredentialRecord");
+      ds.field("name", &self.name());
+      ds.field("mechanism", &self.mechanism());
+      ds.finish()
+  }
+}
 pub enum RecordOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -1808,6 +2422,51 @@ impl<'a> Record<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_user_scram_credential_record(&self) -> Option<UserScramCredentialRecord<'a>> {
+    if self.body_type() == RecordBody::UserScramCredentialRecord {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { UserScramCredentialRecord::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_remove_user_scram_credential_record(&self) -> Option<RemoveUserScramCredentialRecord<'a>> {
+    if self.body_type() == RecordBody::RemoveUserScramCredentialRecord {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { RemoveUserScramCredentialRecord::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_broker_log_dir_record(&self) -> Option<BrokerLogDirRecord<'a>> {
+    if self.body_type() == RecordBody::BrokerLogDirRecord {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { BrokerLogDirRecord::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Record<'_> {
@@ -1827,6 +2486,9 @@ impl ::flatbuffers::Verifiable for Record<'_> {
           RecordBody::TopicConfigRecord => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<TopicConfigRecord>>("RecordBody::TopicConfigRecord", pos),
           RecordBody::AccessControlEntryRecord => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<AccessControlEntryRecord>>("RecordBody::AccessControlEntryRecord", pos),
           RecordBody::RemoveAccessControlEntryRecord => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<RemoveAccessControlEntryRecord>>("RecordBody::RemoveAccessControlEntryRecord", pos),
+          RecordBody::UserScramCredentialRecord => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<UserScramCredentialRecord>>("RecordBody::UserScramCredentialRecord", pos),
+          RecordBody::RemoveUserScramCredentialRecord => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<RemoveUserScramCredentialRecord>>("RecordBody::RemoveUserScramCredentialRecord", pos),
+          RecordBody::BrokerLogDirRecord => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<BrokerLogDirRecord>>("RecordBody::BrokerLogDirRecord", pos),
           _ => Ok(()),
         }
      })?
@@ -1939,6 +2601,27 @@ impl ::core::fmt::Debug for Record<'_> {
         },
         RecordBody::RemoveAccessControlEntryRecord => {
           if let Some(x) = self.body_as_remove_access_control_entry_record() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        RecordBody::UserScramCredentialRecord => {
+          if let Some(x) = self.body_as_user_scram_credential_record() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        RecordBody::RemoveUserScramCredentialRecord => {
+          if let Some(x) = self.body_as_remove_user_scram_credential_record() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        RecordBody::BrokerLogDirRecord => {
+          if let Some(x) = self.body_as_broker_log_dir_record() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
@@ -2072,6 +2755,7 @@ impl<'a> RegisterBrokerRequest<'a> {
   pub const VT_PORT: ::flatbuffers::VOffsetT = 10;
   pub const VT_RACK: ::flatbuffers::VOffsetT = 12;
   pub const VT_CLUSTER_ID: ::flatbuffers::VOffsetT = 14;
+  pub const VT_LISTENERS: ::flatbuffers::VOffsetT = 16;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2083,6 +2767,7 @@ impl<'a> RegisterBrokerRequest<'a> {
     args: &'args RegisterBrokerRequestArgs<'args>
   ) -> ::flatbuffers::WIPOffset<RegisterBrokerRequest<'bldr>> {
     let mut builder = RegisterBrokerRequestBuilder::new(_fbb);
+    if let Some(x) = args.listeners { builder.add_listeners(x); }
     if let Some(x) = args.cluster_id { builder.add_cluster_id(x); }
     if let Some(x) = args.rack { builder.add_rack(x); }
     builder.add_port(args.port);
@@ -2136,6 +2821,14 @@ impl<'a> RegisterBrokerRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(RegisterBrokerRequest::VT_CLUSTER_ID, None)}
   }
+  /// Every client listener, the inter-broker one (`host`, `port`) first.
+  #[inline]
+  pub fn listeners(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<BrokerEndpoint<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<BrokerEndpoint>>>>(RegisterBrokerRequest::VT_LISTENERS, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for RegisterBrokerRequest<'_> {
@@ -2150,6 +2843,7 @@ impl ::flatbuffers::Verifiable for RegisterBrokerRequest<'_> {
      .visit_field::<i32>("port", Self::VT_PORT, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("rack", Self::VT_RACK, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("cluster_id", Self::VT_CLUSTER_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<BrokerEndpoint>>>>("listeners", Self::VT_LISTENERS, false)?
      .finish();
     Ok(())
   }
@@ -2161,6 +2855,7 @@ pub struct RegisterBrokerRequestArgs<'a> {
     pub port: i32,
     pub rack: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub cluster_id: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub listeners: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<BrokerEndpoint<'a>>>>>,
 }
 impl<'a> Default for RegisterBrokerRequestArgs<'a> {
   #[inline]
@@ -2172,6 +2867,7 @@ impl<'a> Default for RegisterBrokerRequestArgs<'a> {
       port: 0,
       rack: None,
       cluster_id: None,
+      listeners: None,
     }
   }
 }
@@ -2206,6 +2902,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> RegisterBrokerRequestBuilder<
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(RegisterBrokerRequest::VT_CLUSTER_ID, cluster_id);
   }
   #[inline]
+  pub fn add_listeners(&mut self, listeners: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<BrokerEndpoint<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(RegisterBrokerRequest::VT_LISTENERS, listeners);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> RegisterBrokerRequestBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     RegisterBrokerRequestBuilder {
@@ -2229,6 +2929,7 @@ impl ::core::fmt::Debug for RegisterBrokerRequest<'_> {
       ds.field("port", &self.port());
       ds.field("rack", &self.rack());
       ds.field("cluster_id", &self.cluster_id());
+      ds.field("listeners", &self.listeners());
       ds.finish()
   }
 }
@@ -2382,6 +3083,7 @@ impl<'a> HeartbeatRequest<'a> {
   pub const VT_EPOCH: ::flatbuffers::VOffsetT = 6;
   pub const VT_APPLIED_INDEX: ::flatbuffers::VOffsetT = 8;
   pub const VT_WANT_SHUTDOWN: ::flatbuffers::VOffsetT = 10;
+  pub const VT_LOG_DIR_OFFLINE: ::flatbuffers::VOffsetT = 12;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2396,6 +3098,7 @@ impl<'a> HeartbeatRequest<'a> {
     builder.add_applied_index(args.applied_index);
     builder.add_epoch(args.epoch);
     builder.add_node_id(args.node_id);
+    builder.add_log_dir_offline(args.log_dir_offline);
     builder.add_want_shutdown(args.want_shutdown);
     builder.finish()
   }
@@ -2431,6 +3134,15 @@ impl<'a> HeartbeatRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<bool>(HeartbeatRequest::VT_WANT_SHUTDOWN, Some(false)).unwrap()}
   }
+  /// The broker's data directory is offline: a partition log cannot be written (Kafka's
+  /// BrokerHeartbeat OfflineLogDirs).
+  #[inline]
+  pub fn log_dir_offline(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(HeartbeatRequest::VT_LOG_DIR_OFFLINE, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for HeartbeatRequest<'_> {
@@ -2443,6 +3155,7 @@ impl ::flatbuffers::Verifiable for HeartbeatRequest<'_> {
      .visit_field::<i64>("epoch", Self::VT_EPOCH, false)?
      .visit_field::<i64>("applied_index", Self::VT_APPLIED_INDEX, false)?
      .visit_field::<bool>("want_shutdown", Self::VT_WANT_SHUTDOWN, false)?
+     .visit_field::<bool>("log_dir_offline", Self::VT_LOG_DIR_OFFLINE, false)?
      .finish();
     Ok(())
   }
@@ -2452,6 +3165,7 @@ pub struct HeartbeatRequestArgs {
     pub epoch: i64,
     pub applied_index: i64,
     pub want_shutdown: bool,
+    pub log_dir_offline: bool,
 }
 impl<'a> Default for HeartbeatRequestArgs {
   #[inline]
@@ -2461,6 +3175,7 @@ impl<'a> Default for HeartbeatRequestArgs {
       epoch: 0,
       applied_index: 0,
       want_shutdown: false,
+      log_dir_offline: false,
     }
   }
 }
@@ -2487,6 +3202,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> HeartbeatRequestBuilder<'a, '
     self.fbb_.push_slot::<bool>(HeartbeatRequest::VT_WANT_SHUTDOWN, want_shutdown, false);
   }
   #[inline]
+  pub fn add_log_dir_offline(&mut self, log_dir_offline: bool) {
+    self.fbb_.push_slot::<bool>(HeartbeatRequest::VT_LOG_DIR_OFFLINE, log_dir_offline, false);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> HeartbeatRequestBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     HeartbeatRequestBuilder {
@@ -2508,6 +3227,7 @@ impl ::core::fmt::Debug for HeartbeatRequest<'_> {
       ds.field("epoch", &self.epoch());
       ds.field("applied_index", &self.applied_index());
       ds.field("want_shutdown", &self.want_shutdown());
+      ds.field("log_dir_offline", &self.log_dir_offline());
       ds.finish()
   }
 }
@@ -5277,6 +5997,140 @@ impl ::core::fmt::Debug for DeleteAclsRequest<'_> {
   fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
     let mut ds = f.debug_struct("DeleteAclsRequest");
       ds.field("filters", &self.filters());
+      ds.finish()
+  }
+}
+pub enum AlterScramCredentialsRequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// AlterUserScramCredentials forwarded by a broker (already checked as Kafka checks it), or a
+/// broker's start-up credentials (`--add-scram`, an earlier per-broker credentials file) with
+/// `only_if_absent`: those add what the cluster lacks and never replace a credential. The answer
+/// has one outcome per user, in the order users first appear (upsertions, then deletions).
+pub struct AlterScramCredentialsRequest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for AlterScramCredentialsRequest<'a> {
+  type Inner = AlterScramCredentialsRequest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> AlterScramCredentialsRequest<'a> {
+  pub const VT_UPSERTIONS: ::flatbuffers::VOffsetT = 4;
+  pub const VT_DELETIONS: ::flatbuffers::VOffsetT = 6;
+  pub const VT_ONLY_IF_ABSENT: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    AlterScramCredentialsRequest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args AlterScramCredentialsRequestArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<AlterScramCredentialsRequest<'bldr>> {
+    let mut builder = AlterScramCredentialsRequestBuilder::new(_fbb);
+    if let Some(x) = args.deletions { builder.add_deletions(x); }
+    if let Some(x) = args.upsertions { builder.add_upsertions(x); }
+    builder.add_only_if_absent(args.only_if_absent);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn upsertions(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<UserScramCredentialRecord<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<UserScramCredentialRecord>>>>(AlterScramCredentialsRequest::VT_UPSERTIONS, None)}
+  }
+  #[inline]
+  pub fn deletions(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<RemoveUserScramCredentialRecord<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<RemoveUserScramCredentialRecord>>>>(AlterScramCredentialsRequest::VT_DELETIONS, None)}
+  }
+  #[inline]
+  pub fn only_if_absent(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(AlterScramCredentialsRequest::VT_ONLY_IF_ABSENT, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for AlterScramCredentialsRequest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<UserScramCredentialRecord>>>>("upsertions", Self::VT_UPSERTIONS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<RemoveUserScramCredentialRecord>>>>("deletions", Self::VT_DELETIONS, false)?
+     .visit_field::<bool>("only_if_absent", Self::VT_ONLY_IF_ABSENT, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct AlterScramCredentialsRequestArgs<'a> {
+    pub upsertions: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<UserScramCredentialRecord<'a>>>>>,
+    pub deletions: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<RemoveUserScramCredentialRecord<'a>>>>>,
+    pub only_if_absent: bool,
+}
+impl<'a> Default for AlterScramCredentialsRequestArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    AlterScramCredentialsRequestArgs {
+      upsertions: None,
+      deletions: None,
+      only_if_absent: false,
+    }
+  }
+}
+
+pub struct AlterScramCredentialsRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> AlterScramCredentialsRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_upsertions(&mut self, upsertions: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<UserScramCredentialRecord<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AlterScramCredentialsRequest::VT_UPSERTIONS, upsertions);
+  }
+  #[inline]
+  pub fn add_deletions(&mut self, deletions: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<RemoveUserScramCredentialRecord<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AlterScramCredentialsRequest::VT_DELETIONS, deletions);
+  }
+  #[inline]
+  pub fn add_only_if_absent(&mut self, only_if_absent: bool) {
+    self.fbb_.push_slot::<bool>(AlterScramCredentialsRequest::VT_ONLY_IF_ABSENT, only_if_absent, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> AlterScramCredentialsRequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    AlterScramCredentialsRequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<AlterScramCredentialsRequest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for AlterScramCredentialsRequest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("AlterScramCredentialsRequest");
+      ds.field("upsertions", &self.upsertions());
+      ds.field("deletions", &self.deletions());
+      ds.field("only_if_absent", &self.only_if_absent());
       ds.finish()
   }
 }

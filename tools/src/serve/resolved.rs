@@ -19,7 +19,9 @@ use super::values::{AdvertisedListener, AuthorizerChoice, Listener, ShardCount};
 use super::{profile, ServeArgs, ServeSettings, SettingsError, CONFIG_ENV, SERVE_SETTINGS};
 use ringbroker_engine::security::acl::{Authorizer, Rules};
 use ringbroker_engine::security::tls::{self, ServerTls, TlsFiles};
-use ringbroker_engine::security::{ClientListener, CredentialRegistry, SecurityConfig};
+use ringbroker_engine::security::{
+    ClientListener, CredentialRegistry, SecurityConfig, SecurityProtocol,
+};
 
 /// Per-partition tail cache = the profile's per-shard budget divided by this (a shard typically
 /// serves several hot partitions), at least `MIN_TAIL_CACHE_BYTES_PER_PARTITION`.
@@ -102,6 +104,19 @@ impl Resolved {
                 "listeners binds every interface ({listener}) and advertised.listeners is not set: clients \
                  are told to connect to {}; set advertised.listeners to this host's name",
                 listener.address
+            ));
+        }
+        // Other brokers fetch from the first listener in plaintext (no inter-broker TLS/SASL).
+        let voters = &settings.controller_quorum_voters.value.voters;
+        let node_id = settings.node_id.value.0 as i32;
+        let several_nodes =
+            voters.len() > 1 || (!voters.is_empty() && !voters.contains_key(&node_id));
+        if several_nodes && listener.protocol != SecurityProtocol::Plaintext {
+            warnings.push(format!(
+                "listeners: the first listener is {}, but the other brokers of a cluster reach this one \
+                 (replica fetches, transaction markers) on the first listener in plaintext: put a \
+                 PLAINTEXT listener on a private network first",
+                listener.protocol
             ));
         }
         if settings.authorizer.value == AuthorizerChoice::None
@@ -226,6 +241,8 @@ impl Resolved {
                     allow_if_no_acl: settings.allow_everyone_if_no_acl_found.value.0,
                 }),
             }),
+            connections_max_reauth_ms: u64::try_from(settings.connections_max_reauth_ms.value.0)
+                .unwrap_or(0),
         })
     }
 
@@ -312,6 +329,9 @@ impl Resolved {
         };
         cluster.offsets_topic_replication_factor =
             settings.offsets_topic_replication_factor.value.0 as i16;
+        cluster.transaction_state_replication_factor =
+            settings.transaction_state_log_replication_factor.value.0 as i16;
+        cluster.transaction_state_min_isr = settings.transaction_state_log_min_isr.value.0 as i32;
         cluster.controller_startup_timeout = std::time::Duration::from_millis(
             settings.initial_broker_registration_timeout_ms.value.0 as u64,
         );

@@ -288,9 +288,7 @@ fn listener_flags_add_secure_listeners_to_listen() {
             "--listen",
             "127.0.0.1:9092",
             "--listener",
-            "SASL_PLAINTEXT://127.0.0.1:9095",
-            "--listener",
-            "sasl_plaintext://127.0.0.1:9096",
+            "sasl_plaintext://127.0.0.1:9095",
             "--advertised-listener",
             "broker1.example:19092",
             "--sasl-mechanisms",
@@ -304,8 +302,7 @@ fn listener_flags_add_secure_listeners_to_listen() {
     assert_eq!(
         row(&resolved, "listeners"),
         (
-            "PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9095,SASL_PLAINTEXT://127.0.0.1:9096"
-                .into(),
+            "PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9095".into(),
             Provenance::Flag
         )
     );
@@ -326,19 +323,59 @@ fn listener_flags_add_secure_listeners_to_listen() {
                 "broker1.example".into(),
                 9095
             ),
-            (
-                SecurityProtocol::SaslPlaintext,
-                "broker1.example".into(),
-                9096
-            ),
         ]
     );
     assert_eq!(
         config.security.sasl_mechanisms,
         [SaslMechanism::Plain, SaslMechanism::ScramSha512]
     );
-    assert!(!config.security.credentials.read().is_empty());
+    assert!(!config.security.credentials.bootstrap().is_empty());
     assert!(config.security.tls.is_none());
+    // A listener is named by its protocol, and names are unique (Kafka refuses the same).
+    let twice = resolve_with(
+        &flags(&[
+            "--listen",
+            "127.0.0.1:9092",
+            "--listener",
+            "SASL_PLAINTEXT://127.0.0.1:9095",
+            "--listener",
+            "SASL_PLAINTEXT://127.0.0.1:9096",
+        ]),
+        &[],
+    );
+    let Err(error) = twice else {
+        panic!("two listeners of one name were accepted");
+    };
+    let error = error.to_string();
+    assert!(error.contains("two SASL_PLAINTEXT listeners"), "{error}");
+}
+
+#[test]
+fn a_cluster_whose_first_listener_is_not_plaintext_is_warned_about() {
+    let warned = |listen: &str| {
+        let resolved = resolve_with(
+            &flags(&[
+                "--node-id",
+                "1",
+                "--controller-quorum-voters",
+                "1@127.0.0.1:9093,2@127.0.0.2:9093",
+                "--listen",
+                listen,
+            ]),
+            &[],
+        )
+        .unwrap();
+        resolved
+            .warnings
+            .iter()
+            .any(|w| w.contains("first listener in plaintext"))
+    };
+    assert!(warned(
+        "SASL_PLAINTEXT://127.0.0.1:9095,PLAINTEXT://127.0.0.1:9092"
+    ));
+    assert!(!warned(
+        "PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9095"
+    ));
 }
 
 #[test]
@@ -359,7 +396,7 @@ fn security_keys_come_from_the_config_file() {
     );
     assert_eq!(config.listen.port(), 9095);
     assert_eq!(config.security.extra_listeners.len(), 1);
-    let credentials = config.security.credentials.read();
+    let credentials = config.security.credentials.bootstrap();
     let alice = credentials.get("alice", ScramMechanism::Sha256).unwrap();
     assert_eq!(alice.iterations, 8192);
 }

@@ -106,8 +106,9 @@ fn client_entries(text: &str) -> Result<ClientEntries, String> {
     Ok((served, ignored.iter().map(ToString::to_string).collect()))
 }
 
-/// `listeners` / `--listen` / `--listener`: the client listeners, each with its security protocol.
-/// The first is the primary one: the cluster registers it, `advertised.listeners` renames it.
+/// `listeners` / `--listen` / `--listener`: the client listeners, each with its security protocol,
+/// which is also its name (one listener per protocol). The first is the primary one: other
+/// brokers reach this one on it, `advertised.listeners` renames it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
     pub address: SocketAddr,
@@ -133,7 +134,7 @@ impl FromStr for Listener {
             .iter()
             .map(|(protocol, entry)| entry.address().map(|a| (*protocol, a)))
             .collect::<Result<Vec<_>, _>>()?;
-        for (at, (_, address)) in listeners.iter().enumerate() {
+        for (at, (protocol, address)) in listeners.iter().enumerate() {
             if listeners[..at]
                 .iter()
                 .any(|(_, a)| a.port() == address.port())
@@ -141,6 +142,14 @@ impl FromStr for Listener {
                 return Err(format!(
                     "`{text}`: two listeners on port {}; each listener needs its own port",
                     address.port()
+                ));
+            }
+            // A listener's name is its protocol's (Kafka's default names): brokers register
+            // their endpoints and clients find them by it, so it must be unique, as in Kafka.
+            if listeners[..at].iter().any(|(p, _)| p == protocol) {
+                return Err(format!(
+                    "`{text}`: two {protocol} listeners; each listener must have a different name, \
+                     and a listener is named by its security protocol"
                 ));
             }
         }
@@ -629,6 +638,10 @@ mod tests {
             .parse::<Listener>()
             .unwrap_err();
         assert!(same_port.contains("own port"), "{same_port}");
+        let same_name = "SSL://:9093,PLAINTEXT://:9092,ssl://:9094"
+            .parse::<Listener>()
+            .unwrap_err();
+        assert!(same_name.contains("two SSL listeners"), "{same_name}");
     }
 
     #[test]

@@ -14,9 +14,8 @@ use super::values::TopicPartitions;
 use crate::groups::coordinator::Inner;
 use crate::groups::responses::*;
 use crate::metadata::TopicTable;
+use crate::security::acl::types::OPERATIONS_NOT_REQUESTED;
 
-/// `authorized_operations` when they were not asked for (Kafka's "not provided").
-const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 /// Member type (v1+): the member speaks the consumer protocol (0 would be a classic member).
 const CONSUMER_MEMBER_TYPE: i8 = 1;
 
@@ -28,7 +27,7 @@ impl Inner {
     ) -> DescribedGroup {
         let mut described = DescribedGroup::default();
         described.group_id = str_bytes(group_id).into();
-        described.authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+        described.authorized_operations = OPERATIONS_NOT_REQUESTED;
         let groups = self.groups.borrow();
         let consumer = groups
             .get(group_id)

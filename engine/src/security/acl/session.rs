@@ -174,6 +174,18 @@ impl Session {
         allowed
     }
 
+    /// Kafka's `authorizedOperations`: the bit field (bit n = operation code n) of the operations
+    /// the client may do on the resource among those its type supports; all of them without an
+    /// authorizer. What Metadata, DescribeGroups, ConsumerGroupDescribe and DescribeCluster report
+    /// when asked (`include_*_authorized_operations`).
+    pub fn authorized_operations(&self, resource_type: ResourceType, name: &str) -> i32 {
+        resource_type
+            .supported_operations()
+            .iter()
+            .filter(|op| self.allows(**op, resource_type, name))
+            .fold(0, |bits, op| bits | (1 << op.code()))
+    }
+
     /// Whether the client may do `operation` on some resource of `resource_type` (an idempotent
     /// producer's InitProducerId); not cached: it is asked once per producer.
     pub fn allows_some(&self, operation: Operation, resource_type: ResourceType) -> bool {

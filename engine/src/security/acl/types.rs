@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 pub const CLUSTER_NAME: &str = "kafka-cluster";
 /// A literal resource name matching every resource of its type.
 pub const WILDCARD_RESOURCE: &str = "*";
+/// A `*_authorized_operations` field the client did not ask for (the schemas' default,
+/// Kafka's "not provided").
+pub const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 /// The principal matching every principal.
 pub const WILDCARD_PRINCIPAL: &str = "User:*";
 /// The host matching every host.
@@ -95,6 +98,40 @@ kafka_enum!(
         Allow = 3, "ALLOW";
     }
 );
+
+impl ResourceType {
+    /// The operations Kafka's ACLs know for resources of this type (`AclEntry.supportedOperations`),
+    /// which the `*_authorized_operations` fields report on.
+    pub fn supported_operations(self) -> &'static [Operation] {
+        use Operation::*;
+        match self {
+            ResourceType::Topic => &[
+                Read,
+                Write,
+                Create,
+                Delete,
+                Alter,
+                Describe,
+                DescribeConfigs,
+                AlterConfigs,
+            ],
+            ResourceType::Group => &[Read, Describe, Delete, DescribeConfigs, AlterConfigs],
+            ResourceType::Cluster => &[
+                Create,
+                Alter,
+                Describe,
+                ClusterAction,
+                DescribeConfigs,
+                AlterConfigs,
+                IdempotentWrite,
+            ],
+            ResourceType::TransactionalId => &[Describe, Write, TwoPhaseCommit],
+            ResourceType::DelegationToken => &[Describe],
+            ResourceType::User => &[CreateTokens, DescribeTokens],
+            ResourceType::Unknown | ResourceType::Any => &[],
+        }
+    }
+}
 
 impl Operation {
     /// Whether an ALLOW rule for `self` also allows `requested` (Kafka's implied operations:

@@ -2,8 +2,9 @@
 //! (RFC 5802 section 3). The password itself is never stored: it is hashed once, when the
 //! credential is made.
 //!
-//! The store is built at start from `--add-scram` (Kafka's `kafka-storage format --add-scram`
-//! syntax) and shared read-only by every shard.
+//! A store is built at start from `--add-scram` (Kafka's `kafka-storage format --add-scram`
+//! syntax); the cluster's store is the metadata image's, which every shard reads
+//! (`registry::CredentialRegistry`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -54,6 +55,13 @@ impl ScramMechanism {
             ScramMechanism::Sha256 => 1,
             ScramMechanism::Sha512 => 2,
         }
+    }
+
+    /// The mechanism of Kafka's type number (`ScramMechanism.fromType`).
+    pub fn of_kafka_type(kafka_type: i8) -> Option<ScramMechanism> {
+        ScramMechanism::ALL
+            .into_iter()
+            .find(|m| m.kafka_type() == kafka_type)
     }
 
     /// HMAC(key, data).
@@ -178,7 +186,7 @@ pub enum CredentialError {
 }
 
 /// Every user's SCRAM credentials.
-#[derive(Default, Clone)]
+#[derive(Default, Clone, PartialEq, Eq)]
 pub struct CredentialStore {
     users: HashMap<(String, ScramMechanism), ScramCredential>,
 }
@@ -212,11 +220,24 @@ impl CredentialStore {
         self.users.is_empty()
     }
 
+    /// How many (user, mechanism) credentials there are.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
     /// Every credential: (user, mechanism, credential), in no particular order.
     pub fn entries(&self) -> impl Iterator<Item = (&str, ScramMechanism, &ScramCredential)> {
         self.users
             .iter()
             .map(|((user, mechanism), credential)| (user.as_str(), *mechanism, credential))
+    }
+
+    /// Every credential ordered by user, then Kafka's mechanism type (a snapshot is written the
+    /// same way on every node).
+    pub fn sorted_entries(&self) -> Vec<(&str, ScramMechanism, &ScramCredential)> {
+        let mut entries: Vec<_> = self.entries().collect();
+        entries.sort_by_key(|(user, mechanism, _)| (*user, mechanism.kafka_type()));
+        entries
     }
 
     /// Adds the credentials of an `--add-scram` value: one or more

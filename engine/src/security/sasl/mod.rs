@@ -5,8 +5,7 @@
 //!   key; never the password) and the `--add-scram` syntax;
 //! - `scram`: the server side of SCRAM-SHA-256/512 (RFC 5802, RFC 7677);
 //! - `plain`: PLAIN (RFC 4616), checked against the SCRAM credentials;
-//! - `registry`: the running broker's credentials, changed by AlterUserScramCredentials and kept
-//!   in a file of the data directory;
+//! - `registry`: the running broker's credentials, the cluster's from its metadata log;
 //! - `session`: one connection's exchange, from the handshake to an authenticated principal.
 
 pub mod credentials;

@@ -1,27 +1,29 @@
-//! The broker's SCRAM credentials while it runs: read by every shard when a client authenticates,
-//! changed by AlterUserScramCredentials (what `kafka-configs --entity-type users` sends), and kept
-//! durably in one file of the data directory so a restart finds them.
+//! The broker's SCRAM credentials while it runs: the cluster's, as its metadata log holds them
+//! (UserScramCredential records, as Kafka's KRaft keeps them), installed by shard 0 each time the
+//! metadata image changes and read by every shard when a client authenticates. Also the
+//! `--add-scram` credentials given at start, which the broker hands the controller once it has
+//! joined the cluster (`cluster::migrate::scram_credentials`), and the reading of
+//! `scram-credentials.json`, where an earlier ringbroker kept each broker's own credentials.
 //!
-//! Not the cluster's metadata yet: each broker keeps its own file (a credential changed through
-//! one broker is not seen by the others). Authentication reads take a read lock once per
-//! authentication, never per request; writes are rare administrative changes, written to a
-//! temporary file, synced and renamed over the old one.
+//! Authentication takes the read lock once per authentication, never per request, and only to
+//! clone an `Arc`; an install swaps that `Arc` (changes are rare administrative acts).
 
 use std::path::{Path, PathBuf};
-use std::sync::{OnceLock, RwLock, RwLockReadGuard};
+use std::sync::{Arc, RwLock};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::credentials::{CredentialStore, ScramCredential, ScramMechanism};
 
-/// The credentials file, under the data directory.
+/// The file an earlier ringbroker kept a broker's credentials in, under the data directory
+/// (moved into the metadata log at start, then renamed).
 pub const CREDENTIALS_FILE: &str = "scram-credentials.json";
 /// Format version of the credentials file.
 const FILE_VERSION: u32 = 1;
 
-/// Why the credentials cannot be loaded or saved.
+/// Why the credentials file cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("cannot read {path}: {source}")]
@@ -31,89 +33,56 @@ pub enum RegistryError {
     },
     #[error("{path} is not a credentials file: {reason}")]
     Corrupt { path: PathBuf, reason: String },
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
-/// One change of AlterUserScramCredentials.
-pub enum Change {
-    Delete(String, ScramMechanism),
-    Upsert(String, ScramMechanism, ScramCredential),
 }
 
 /// The running broker's credentials (see the module doc).
 #[derive(Debug, Default)]
 pub struct CredentialRegistry {
-    store: RwLock<CredentialStore>,
-    /// Where changes are saved, once the data directory is known (`open_file`).
-    file: OnceLock<PathBuf>,
+    /// The cluster's credentials as of the last image installed.
+    installed: RwLock<Arc<CredentialStore>>,
+    /// The `--add-scram` credentials (hashed at start; the passwords are not kept).
+    bootstrap: CredentialStore,
 }
 
 impl CredentialRegistry {
-    /// A registry holding `bootstrap` (the `--add-scram` credentials), in memory until
-    /// `open_file`.
+    /// A registry with `bootstrap` (the `--add-scram` credentials) to hand the cluster, and no
+    /// installed credentials yet.
     pub fn new(bootstrap: CredentialStore) -> Self {
         CredentialRegistry {
-            store: RwLock::new(bootstrap),
-            file: OnceLock::new(),
+            installed: RwLock::new(Arc::new(CredentialStore::default())),
+            bootstrap,
         }
     }
 
-    /// Reads the current credentials (a poisoned lock still holds consistent data: writers
-    /// replace the store whole).
-    pub fn read(&self) -> RwLockReadGuard<'_, CredentialStore> {
-        self.store.read().unwrap_or_else(|e| e.into_inner())
+    /// The current credentials (a poisoned lock still holds a whole store: writers swap it).
+    pub fn read(&self) -> Arc<CredentialStore> {
+        self.installed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
-    /// Loads the credentials file of `data_dir`, keeps from the bootstrap credentials those the
-    /// file does not hold (a first start, or a user added to `--add-scram` since), and saves the
-    /// result. From then on every change is saved.
-    pub fn open_file(&self, data_dir: &Path) -> Result<(), RegistryError> {
-        let path = data_dir.join(CREDENTIALS_FILE);
-        let mut store = self.store.write().unwrap_or_else(|e| e.into_inner());
-        let mut merged = load(&path)?;
-        for (user, mechanism, credential) in store.entries() {
-            if merged.get(user, mechanism).is_none() {
-                merged.insert(user, mechanism, credential.clone());
-            }
-        }
-        save(&path, &merged)?;
-        *store = merged;
-        // Only the first call attaches a file (the server opens it once at start).
-        let _ = self.file.set(path);
-        Ok(())
+    /// The `--add-scram` credentials given at start.
+    pub fn bootstrap(&self) -> &CredentialStore {
+        &self.bootstrap
     }
 
-    /// Applies `changes` all at once, saving the file first: on a failed save nothing changes.
-    pub fn apply(&self, changes: Vec<Change>) -> Result<(), RegistryError> {
-        let mut store = self.store.write().unwrap_or_else(|e| e.into_inner());
-        let mut next = store.clone();
-        for change in changes {
-            match change {
-                Change::Delete(user, mechanism) => next.remove(&user, mechanism),
-                Change::Upsert(user, mechanism, credential) => {
-                    next.insert(&user, mechanism, credential)
-                }
-            }
+    /// Makes `store` (a metadata image's credentials) the ones clients authenticate against.
+    pub fn install(&self, store: &Arc<CredentialStore>) {
+        let mut installed = self.installed.write().unwrap_or_else(|e| e.into_inner());
+        if !Arc::ptr_eq(&installed, store) {
+            *installed = store.clone();
         }
-        if let Some(path) = self.file.get() {
-            save(path, &next)?;
-        }
-        *store = next;
-        Ok(())
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct FileFormat {
     version: u32,
     credentials: Vec<StoredCredential>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct StoredCredential {
     user: String,
     mechanism: String,
@@ -123,26 +92,23 @@ struct StoredCredential {
     server_key: String,
 }
 
-fn load(path: &Path) -> Result<CredentialStore, RegistryError> {
-    let mut store = CredentialStore::default();
-    let text = match std::fs::read_to_string(path) {
+/// Reads `scram-credentials.json` of `data_dir`, if there is one.
+pub fn read_file(data_dir: &Path) -> Result<Option<CredentialStore>, RegistryError> {
+    let path = data_dir.join(CREDENTIALS_FILE);
+    let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(store),
-        Err(source) => {
-            return Err(RegistryError::Read {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(RegistryError::Read { path, source }),
     };
     let corrupt = |reason: String| RegistryError::Corrupt {
-        path: path.to_path_buf(),
+        path: path.clone(),
         reason,
     };
     let file: FileFormat = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
     if file.version != FILE_VERSION {
         return Err(corrupt(format!("unknown version {}", file.version)));
     }
+    let mut store = CredentialStore::default();
     for entry in file.credentials {
         let mechanism = entry
             .mechanism
@@ -163,33 +129,7 @@ fn load(path: &Path) -> Result<CredentialStore, RegistryError> {
         };
         store.insert(&entry.user, mechanism, credential);
     }
-    Ok(store)
-}
-
-fn save(path: &Path, store: &CredentialStore) -> Result<(), RegistryError> {
-    let write_error = |source: std::io::Error| RegistryError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut credentials: Vec<StoredCredential> = store
-        .entries()
-        .map(|(user, mechanism, credential)| StoredCredential {
-            user: user.to_string(),
-            mechanism: mechanism.sasl().name().to_string(),
-            iterations: credential.iterations,
-            salt: BASE64.encode(&credential.salt),
-            stored_key: BASE64.encode(&credential.stored_key),
-            server_key: BASE64.encode(&credential.server_key),
-        })
-        .collect();
-    credentials.sort_by(|a, b| (&a.user, &a.mechanism).cmp(&(&b.user, &b.mechanism)));
-    let text = serde_json::to_string_pretty(&FileFormat {
-        version: FILE_VERSION,
-        credentials,
-    })
-    .map_err(|e| write_error(std::io::Error::other(e)))?;
-    crate::security::durable::write_atomically(path, &text).map_err(write_error)?;
-    Ok(())
+    Ok(Some(store))
 }
 
 #[cfg(test)]
@@ -197,46 +137,58 @@ mod tests {
     use super::*;
 
     #[test]
-    fn changes_survive_a_reopen_and_bootstrap_does_not_override_them() {
-        let dir = tempfile::tempdir().unwrap();
+    fn an_installed_store_replaces_the_previous_one() {
         let mut bootstrap = CredentialStore::default();
         bootstrap
             .add_scram("SCRAM-SHA-512=[name=admin,password=first]")
             .unwrap();
-        let registry = CredentialRegistry::new(bootstrap.clone());
-        registry.open_file(dir.path()).unwrap();
-        let changed =
-            ScramCredential::from_password(ScramMechanism::Sha512, b"second", b"salt", 4096);
-        registry
-            .apply(vec![
-                Change::Upsert("admin".into(), ScramMechanism::Sha512, changed),
-                Change::Upsert(
-                    "alice".into(),
-                    ScramMechanism::Sha256,
-                    ScramCredential::from_password(ScramMechanism::Sha256, b"pw", b"s", 4096),
-                ),
-            ])
-            .unwrap();
-        registry
-            .apply(vec![Change::Delete("alice".into(), ScramMechanism::Sha256)])
-            .unwrap();
-        // A restart with the same --add-scram keeps the changed password.
-        let reopened = CredentialRegistry::new(bootstrap);
-        reopened.open_file(dir.path()).unwrap();
-        let store = reopened.read();
+        let registry = CredentialRegistry::new(bootstrap);
+        assert!(registry.read().is_empty(), "nothing before the cluster's");
+        assert_eq!(registry.bootstrap().len(), 1);
+        let mut cluster = CredentialStore::default();
+        cluster.insert(
+            "alice",
+            ScramMechanism::Sha256,
+            ScramCredential::from_password(ScramMechanism::Sha256, b"pw", b"s", 4096),
+        );
+        let cluster = Arc::new(cluster);
+        registry.install(&cluster);
+        assert!(Arc::ptr_eq(&registry.read(), &cluster));
+        assert!(registry
+            .read()
+            .get("admin", ScramMechanism::Sha512)
+            .is_none());
+    }
+
+    #[test]
+    fn an_earlier_credentials_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_file(dir.path()).unwrap().is_none());
+        let credential =
+            ScramCredential::from_password(ScramMechanism::Sha512, b"second", b"salt", 8192);
+        let text = serde_json::json!({
+            "version": 1,
+            "credentials": [{
+                "user": "admin",
+                "mechanism": "SCRAM-SHA-512",
+                "iterations": 8192,
+                "salt": BASE64.encode(&credential.salt),
+                "stored_key": BASE64.encode(&credential.stored_key),
+                "server_key": BASE64.encode(&credential.server_key),
+            }]
+        });
+        std::fs::write(dir.path().join(CREDENTIALS_FILE), text.to_string()).unwrap();
+        let store = read_file(dir.path()).unwrap().unwrap();
         let admin = store.get("admin", ScramMechanism::Sha512).unwrap();
         assert!(admin.matches_password(ScramMechanism::Sha512, b"second"));
-        assert!(store.get("alice", ScramMechanism::Sha256).is_none());
+        assert_eq!(admin.iterations, 8192);
     }
 
     #[test]
     fn a_corrupt_file_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(CREDENTIALS_FILE), "not json").unwrap();
-        let error = CredentialRegistry::default()
-            .open_file(dir.path())
-            .unwrap_err()
-            .to_string();
+        let error = read_file(dir.path()).unwrap_err().to_string();
         assert!(error.contains(CREDENTIALS_FILE), "{error}");
     }
 }

@@ -4,6 +4,8 @@
 //! fenced ones when v2 asks), and the controller id is the one Metadata gives (see `metadata`).
 //! Answered like Kafka's broker listener (`AuthHelper.computeDescribeClusterResponse`): only the
 //! broker endpoint type is served, and with no authorizer every supported cluster operation is allowed.
+//! Each broker is given at its endpoint for the listener the client came in on; brokers without
+//! that listener are left out (Kafka's `getAliveBrokerNodes(listenerName)`).
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -12,19 +14,13 @@ use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
 use crate::cluster::MetadataImage;
-use crate::security::acl::types::CLUSTER_NAME;
+use crate::security::acl::types::{CLUSTER_NAME, OPERATIONS_NOT_REQUESTED};
 use crate::security::acl::{Operation, ResourceType, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
 
 /// `endpoint_type` (v1+) of a broker listener (KIP-919; 2 is a controller, 0 unknown).
 const ENDPOINT_TYPE_BROKER: i8 = 1;
-/// Kafka's ACL operation codes (`AclOperation`) that apply to the CLUSTER resource
-/// (`AclEntry.supportedOperations(CLUSTER)`): CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9,
-/// DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
-const CLUSTER_OPERATIONS: [u8; 7] = [5, 7, 8, 9, 10, 11, 12];
-/// `cluster_authorized_operations` when the client did not ask for them (the schema default).
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 pub fn handle(
     shard: &Shard,
@@ -34,39 +30,33 @@ pub fn handle(
 ) -> Result<Outcome, HandlerError> {
     let body: DescribeClusterRequest = decode_body(request)?;
     let controller_id = super::metadata::controller_id_for_clients(shard);
-    let mut response = describe(&shard.image(), controller_id, request.version(), &body);
+    let mut response = describe(
+        &shard.image(),
+        controller_id,
+        request.version(),
+        &body,
+        listener.name(),
+    );
     // Kafka: the operations this principal may do on the cluster, when it may describe it.
     if body.include_cluster_authorized_operations && session.enforcing() {
         response.cluster_authorized_operations =
             if session.allows(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
-                CLUSTER_OPERATIONS
-                    .iter()
-                    .filter_map(|code| Operation::from_code(*code as i8))
-                    .filter(|op| session.allows(*op, ResourceType::Cluster, CLUSTER_NAME))
-                    .fold(0i32, |bits, op| bits | (1 << op.code()))
+                session.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
             } else {
                 0
             };
     }
-    // Security: this broker as the listener the client came in on advertises it.
-    for broker in &mut response.brokers {
-        let node_id = broker.broker_id.0;
-        listener.advertise_own(
-            shard.config.node_id,
-            node_id,
-            &mut broker.host,
-            &mut broker.port,
-        );
-    }
     respond(request, &response)
 }
 
-/// The response to `body` at `version` for the cluster `image` describes.
+/// The response to `body` at `version` for the cluster `image` describes, to a client of
+/// `listener`.
 fn describe(
     image: &MetadataImage,
     controller_id: i32,
     version: i16,
     body: &DescribeClusterRequest,
+    listener: &str,
 ) -> DescribeClusterResponse {
     if body.endpoint_type != ENDPOINT_TYPE_BROKER {
         // v0 has no endpoint type field (it decodes as the broker default), so this is v1+;
@@ -81,9 +71,10 @@ fn describe(
         return DescribeClusterResponse::default().with_error_code(error.code());
     }
     let operations = if body.include_cluster_authorized_operations {
-        CLUSTER_OPERATIONS
+        ResourceType::Cluster
+            .supported_operations()
             .iter()
-            .fold(0i32, |bits, op| bits | (1 << op))
+            .fold(0i32, |bits, op| bits | (1 << op.code()))
     } else {
         OPERATIONS_NOT_REQUESTED
     };
@@ -91,13 +82,16 @@ fn describe(
         .brokers
         .values()
         .filter(|b| body.include_fenced_brokers || (!b.fenced && !b.shutting_down))
-        .map(|b| {
-            DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(b.node_id))
-                .with_host(StrBytes::from_string(b.host.clone()))
-                .with_port(b.port)
-                .with_rack(b.rack.clone().map(StrBytes::from_string))
-                .with_is_fenced(b.fenced || b.shutting_down)
+        .filter_map(|b| {
+            let endpoint = b.endpoint(listener)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.node_id))
+                    .with_host(StrBytes::from_string(endpoint.host.clone()))
+                    .with_port(endpoint.port)
+                    .with_rack(b.rack.clone().map(StrBytes::from_string))
+                    .with_is_fenced(b.fenced || b.shutting_down),
+            )
         })
         .collect();
     DescribeClusterResponse::default()
@@ -114,7 +108,7 @@ fn describe(
 mod tests {
     use super::*;
 
-    use crate::cluster::records::{BrokerRegistration, MetadataRecord};
+    use crate::cluster::records::{BrokerEndpoint, BrokerRegistration, MetadataRecord};
 
     /// A cluster of broker 7 (live) and broker 8 (fenced).
     fn image() -> MetadataImage {
@@ -123,8 +117,7 @@ mod tests {
                 node_id,
                 incarnation: [1; 16],
                 epoch: 0,
-                host: host.into(),
-                port: 9093,
+                listeners: vec![BrokerEndpoint::plaintext(host, 9093)],
                 rack: None,
                 fenced: true,
                 shutting_down: false,
@@ -148,7 +141,13 @@ mod tests {
 
     #[test]
     fn describes_this_broker_as_the_cluster_and_its_controller() {
-        let response = describe(&image(), 7, 2, &DescribeClusterRequest::default());
+        let response = describe(
+            &image(),
+            7,
+            2,
+            &DescribeClusterRequest::default(),
+            PLAINTEXT,
+        );
         assert_eq!(response.error_code, 0);
         assert_eq!(response.cluster_id.as_str(), "test-cluster");
         assert_eq!(response.controller_id, BrokerId(7));
@@ -162,11 +161,23 @@ mod tests {
         assert_eq!(response.cluster_authorized_operations, i32::MIN);
     }
 
+    const PLAINTEXT: &str = "PLAINTEXT";
+
+    #[test]
+    fn brokers_without_the_clients_listener_are_left_out() {
+        let request = DescribeClusterRequest::default().with_include_fenced_brokers(true);
+        let plaintext = describe(&image(), 7, 2, &request, PLAINTEXT);
+        assert_eq!(plaintext.brokers.len(), 2);
+        let sasl = describe(&image(), 7, 2, &request, "SASL_SSL");
+        assert_eq!(sasl.error_code, 0);
+        assert!(sasl.brokers.is_empty(), "no broker has a SASL_SSL listener");
+    }
+
     #[test]
     fn authorized_operations_only_when_asked() {
         let request =
             DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
-        let response = describe(&image(), 7, 1, &request);
+        let response = describe(&image(), 7, 1, &request, PLAINTEXT);
         // CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
         assert_eq!(response.cluster_authorized_operations, 0b1_1111_1010_0000);
     }
@@ -174,7 +185,7 @@ mod tests {
     #[test]
     fn a_controller_endpoint_request_is_refused_like_kafka() {
         let request = DescribeClusterRequest::default().with_endpoint_type(2);
-        let response = describe(&image(), 7, 1, &request);
+        let response = describe(&image(), 7, 1, &request, PLAINTEXT);
         assert_eq!(
             response.error_code,
             ResponseError::MismatchedEndpointType.code()
@@ -182,7 +193,7 @@ mod tests {
         assert!(response.brokers.is_empty());
         let unknown = DescribeClusterRequest::default().with_endpoint_type(0);
         assert_eq!(
-            describe(&image(), 7, 2, &unknown).error_code,
+            describe(&image(), 7, 2, &unknown, PLAINTEXT).error_code,
             ResponseError::UnsupportedEndpointType.code()
         );
     }

@@ -3,8 +3,11 @@
 //! `offsets.topic.replication.factor` capped by the live brokers; until it has a leader the answer
 //! is COORDINATOR_NOT_AVAILABLE (clients retry). A transactional id's coordinator is, the same way,
 //! the broker leading the id's `__transaction_state` partition: in a cluster of several brokers
-//! the topic is created on the first request with one replica per partition (its state is not
-//! replicated yet, so a lost broker's ids wait for it); a broker alone coordinates every id.
+//! the topic is created on the first request with `transaction.state.log.replication.factor`
+//! capped by the live brokers and `transaction.state.log.min.isr` (capped by that factor) as its
+//! `min.insync.replicas`; a broker alone coordinates every id. The coordinator is given at its
+//! endpoint for the listener the client came in on; one without that listener is
+//! COORDINATOR_NOT_AVAILABLE, as in Kafka.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -12,11 +15,10 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
-use crate::cluster::controller::{
-    TopicSpec, OFFSETS_TOPIC, TRANSACTION_STATE_MAX_REPLICATION_FACTOR,
-};
+use crate::cluster::controller::{TopicSpec, OFFSETS_TOPIC};
 use crate::cluster::forward;
 use crate::cluster::rpc_api::AdminRequest;
+use crate::cluster::MetadataImage;
 use crate::groups::{offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
 use crate::metadata::NO_LEADER;
 use crate::security::acl::{Operation, ResourceType, Session};
@@ -63,6 +65,7 @@ pub async fn handle(
         ensure_offsets_topic(shard).await;
     }
     let clustered = shard.image().brokers.len() > 1;
+    let listener = listener.name();
     if body.key_type == KEY_TYPE_TRANSACTION && clustered {
         ensure_transaction_state_topic(shard).await;
     }
@@ -79,9 +82,9 @@ pub async fn handle(
                 "not authorized",
             )
         }
-        KEY_TYPE_GROUP => group_coordinator(shard, key),
-        KEY_TYPE_TRANSACTION if clustered => transaction_coordinator(shard, key),
-        KEY_TYPE_TRANSACTION => this_broker(shard),
+        KEY_TYPE_GROUP => group_coordinator(shard, key, listener),
+        KEY_TYPE_TRANSACTION if clustered => transaction_coordinator(shard, key, listener),
+        KEY_TYPE_TRANSACTION => this_broker(shard, listener),
         _ => Found::error(
             ResponseError::InvalidRequest,
             "unknown coordinator key type",
@@ -112,115 +115,128 @@ pub async fn handle(
             .with_host(found.host)
             .with_port(found.port);
     }
-    // Security: this broker as the listener the client came in on advertises it.
-    // v4+ answers per key; the top-level fields do not exist there and must stay unset.
-    let this_node = shard.config.node_id;
-    if request.version() < 4 && response.error_code == 0 {
-        listener.advertise_own(
-            this_node,
-            response.node_id.0,
-            &mut response.host,
-            &mut response.port,
-        );
-    }
-    for coordinator in &mut response.coordinators {
-        let node_id = coordinator.node_id.0;
-        listener.advertise_own(
-            this_node,
-            node_id,
-            &mut coordinator.host,
-            &mut coordinator.port,
-        );
-    }
     respond(request, &response)
 }
 
 /// The broker leading `group`'s offsets partition.
-fn group_coordinator(shard: &Shard, group: &str) -> Found {
+fn group_coordinator(shard: &Shard, group: &str, listener: &str) -> Found {
     let partition = offsets_partition_for(group, OFFSETS_TOPIC_PARTITIONS);
     leader_of(
         shard,
         OFFSETS_TOPIC,
         partition,
+        listener,
         "the group's offsets partition has no leader right now",
     )
 }
 
 /// The broker leading `transactional_id`'s `__transaction_state` partition.
-fn transaction_coordinator(shard: &Shard, transactional_id: &str) -> Found {
+fn transaction_coordinator(shard: &Shard, transactional_id: &str, listener: &str) -> Found {
     leader_of(
         shard,
         TRANSACTION_STATE_TOPIC,
         state_partition_for(transactional_id),
+        listener,
         "the transactional id's state partition has no leader right now",
     )
 }
 
 /// The live broker leading `partition` of an internal topic.
-fn leader_of(shard: &Shard, topic: &str, partition: i32, none: &'static str) -> Found {
+fn leader_of(
+    shard: &Shard,
+    topic: &str,
+    partition: i32,
+    listener: &str,
+    none: &'static str,
+) -> Found {
     let image = shard.image();
     let leader = image
         .topics
         .get(topic)
         .map_or(NO_LEADER, |meta| meta.leader_of(partition));
-    match image.brokers.get(&leader).filter(|_| image.is_live(leader)) {
-        Some(broker) => Found {
-            error_code: 0,
-            message: None,
-            node_id: broker.node_id,
-            host: StrBytes::from_string(broker.host.clone()),
-            port: broker.port,
-        },
-        None => Found::error(ResponseError::CoordinatorNotAvailable, none),
+    if !image.is_live(leader) {
+        return Found::error(ResponseError::CoordinatorNotAvailable, none);
     }
+    broker_at_listener(&image, leader, listener)
 }
 
 /// This broker, as the image lists it (it is live: it serves clients only then).
-fn this_broker(shard: &Shard) -> Found {
-    let image = shard.image();
-    match image.brokers.get(&shard.config.node_id) {
-        Some(broker) => Found {
+fn this_broker(shard: &Shard, listener: &str) -> Found {
+    broker_at_listener(&shard.image(), shard.config.node_id, listener)
+}
+
+/// Broker `node_id` at its endpoint for `listener` (Kafka's `getAliveBrokerNode(id, listener)`).
+fn broker_at_listener(image: &MetadataImage, node_id: i32, listener: &str) -> Found {
+    let Some(broker) = image.brokers.get(&node_id) else {
+        return Found::error(
+            ResponseError::CoordinatorNotAvailable,
+            "the coordinator is not registered",
+        );
+    };
+    match broker.endpoint(listener) {
+        Some(endpoint) => Found {
             error_code: 0,
             message: None,
-            node_id: broker.node_id,
-            host: StrBytes::from_string(broker.host.clone()),
-            port: broker.port,
+            node_id,
+            host: StrBytes::from_string(endpoint.host.clone()),
+            port: endpoint.port,
         },
         None => Found::error(
             ResponseError::CoordinatorNotAvailable,
-            "this broker is not registered yet",
+            "the coordinator has no endpoint for this listener",
         ),
     }
 }
 
 /// Creates `__consumer_offsets` if the cluster does not have it yet.
 async fn ensure_offsets_topic(shard: &Shard) {
-    let image = shard.image();
-    let live = image.live_brokers().count().max(1);
-    let factor = shard
-        .config
-        .cluster
-        .offsets_topic_replication_factor
-        .min(i16::try_from(live).unwrap_or(i16::MAX));
-    ensure_internal_topic(shard, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS, factor).await;
+    let factor =
+        capped_by_live_brokers(shard, shard.config.cluster.offsets_topic_replication_factor);
+    ensure_internal_topic(shard, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS, factor, None).await;
 }
 
-/// Creates `__transaction_state` if the cluster does not have it yet: one replica per partition
-/// (`TRANSACTION_STATE_MAX_REPLICATION_FACTOR`), placed over the brokers like any topic.
+/// Creates `__transaction_state` if the cluster does not have it yet, replicated as Kafka's:
+/// `transaction.state.log.replication.factor` and `transaction.state.log.min.isr`.
 async fn ensure_transaction_state_topic(shard: &Shard) {
+    let cluster = &shard.config.cluster;
+    let factor = capped_by_live_brokers(shard, cluster.transaction_state_replication_factor);
+    // Capped by the factor: a cluster of fewer brokers than the min.isr could never write.
+    let min_isr = cluster.transaction_state_min_isr.min(i32::from(factor));
     ensure_internal_topic(
         shard,
         TRANSACTION_STATE_TOPIC,
         TRANSACTION_STATE_PARTITIONS,
-        TRANSACTION_STATE_MAX_REPLICATION_FACTOR,
+        factor,
+        Some(min_isr),
     )
     .await;
 }
 
-/// Creates a compacted internal topic through the controller unless it exists.
-async fn ensure_internal_topic(shard: &Shard, name: &str, partitions: i32, factor: i16) {
+/// A replication factor capped by the brokers alive now (Kafka's creation of internal topics).
+fn capped_by_live_brokers(shard: &Shard, factor: i16) -> i16 {
+    let live = shard.image().live_brokers().count().max(1);
+    factor.min(i16::try_from(live).unwrap_or(i16::MAX))
+}
+
+/// Creates a compacted internal topic through the controller unless it exists (with its
+/// `min.insync.replicas` when given).
+async fn ensure_internal_topic(
+    shard: &Shard,
+    name: &str,
+    partitions: i32,
+    factor: i16,
+    min_insync_replicas: Option<i32>,
+) {
     if shard.topic_table().get(name).is_some() {
         return;
+    }
+    let mut configs: std::collections::BTreeMap<String, String> =
+        [("cleanup.policy".to_string(), "compact".to_string())].into();
+    if let Some(min_isr) = min_insync_replicas {
+        configs.insert(
+            crate::topic_config::MIN_INSYNC_REPLICAS.to_string(),
+            min_isr.to_string(),
+        );
     }
     let request = AdminRequest::CreateTopics {
         topics: vec![TopicSpec {
@@ -228,7 +244,7 @@ async fn ensure_internal_topic(shard: &Shard, name: &str, partitions: i32, facto
             partitions,
             replication_factor: factor,
             assignments: Vec::new(),
-            configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
+            configs,
         }],
         validate_only: false,
         internal: true,

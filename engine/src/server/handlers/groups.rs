@@ -563,7 +563,13 @@ async fn describe_groups(
     let authorized = (session, Operation::Describe);
     let answers: Vec<DescribeGroupsResponse> =
         per_group(shard, request, singles, authorized, refused).await?;
-    let described = answers.into_iter().flat_map(|a| a.groups).collect();
+    let mut described: Vec<DescribedGroup> = answers.into_iter().flat_map(|a| a.groups).collect();
+    if body.include_authorized_operations {
+        for group in described.iter_mut().filter(|g| g.error_code == 0) {
+            group.authorized_operations =
+                session.authorized_operations(ResourceType::Group, group.group_id.as_str());
+        }
+    }
     respond(
         request,
         &DescribeGroupsResponse::default().with_groups(described),
@@ -596,7 +602,13 @@ async fn consumer_group_describe(
     let authorized = (session, Operation::Describe);
     let answers: Vec<ConsumerGroupDescribeResponse> =
         per_group(shard, request, singles, authorized, refused).await?;
-    let described = answers.into_iter().flat_map(|a| a.groups).collect();
+    let mut described: Vec<_> = answers.into_iter().flat_map(|a| a.groups).collect();
+    if body.include_authorized_operations {
+        for group in described.iter_mut().filter(|g| g.error_code == 0) {
+            group.authorized_operations =
+                session.authorized_operations(ResourceType::Group, group.group_id.as_str());
+        }
+    }
     respond(
         request,
         &ConsumerGroupDescribeResponse::default().with_groups(described),

@@ -40,19 +40,29 @@ pub fn split_commit(
     }
     let api = ApiKey::OffsetCommit;
     let mut request: OffsetCommitRequest = decode(api, version, body.clone())?;
-    let (allowed, denied): (Vec<_>, Vec<_>) = request
-        .topics
-        .drain(..)
-        .partition(|t| session.authorize(Operation::Read, ResourceType::Topic, t.name.as_str()));
+    let denied = take_unreadable(session, &mut request.topics, |t| t.name.as_str());
     if denied.is_empty() {
         return Ok(None);
     }
     let denied = commit_errors(&denied, ResponseError::TopicAuthorizationFailed.code());
-    request.topics = allowed;
     Ok(Some(CommitSplit {
         allowed: encode(api, version, &request)?,
         denied,
     }))
+}
+
+/// Removes from `topics` those the client may not read (Read on the topic, as Kafka checks the
+/// topics of OffsetCommit and TxnOffsetCommit) and returns them.
+pub fn take_unreadable<T>(
+    session: &Session,
+    topics: &mut Vec<T>,
+    name: impl Fn(&T) -> &str,
+) -> Vec<T> {
+    let (allowed, denied): (Vec<_>, Vec<_>) = topics
+        .drain(..)
+        .partition(|t| session.authorize(Operation::Read, ResourceType::Topic, name(t)));
+    *topics = allowed;
+    denied
 }
 
 /// The OffsetCommit answer with the denied topics added.

@@ -96,7 +96,8 @@ pub fn transactional_id_of(
 }
 
 /// Serves a transaction request from a client connection, once the client may (Kafka's checks:
-/// Write on the transactional id, and Read on the group of offsets sent to the transaction).
+/// Write on the transactional id, Read on the group of offsets sent to the transaction, and Read
+/// on each topic of a TxnOffsetCommit).
 pub async fn handle(
     shard: &Shard,
     request: &ringbroker_protocol::frame::Request,
@@ -112,6 +113,16 @@ pub async fn handle(
         authorization::with_refused(api, version, described, body.refused)?
     } else if let Some(refused) = authorization::refusal(session, api, version, &request.body)? {
         refused
+    } else if let Some(split) = (api == ApiKey::TxnOffsetCommit)
+        .then(|| authorization::split_txn_commit(session, version, &request.body))
+        .transpose()?
+        .flatten()
+    {
+        let committed = match split.allowed {
+            Some(allowed) => Some(route(shard, api, version, allowed).await?),
+            None => None,
+        };
+        authorization::join_txn_commit(version, committed, split.denied)?
     } else {
         route(
             shard,
@@ -147,8 +158,9 @@ fn coordinator(shard: &Shard) -> Result<std::rc::Rc<TxnCoordinator>, i16> {
 
 /// This shard's coordinator, for a request about `transactional_id`: NOT_COORDINATOR when the
 /// cluster's `__transaction_state` names another broker leader of the id's partition (the client
-/// asks FindCoordinator again). Without that topic (a broker alone) this broker coordinates every
-/// id.
+/// asks FindCoordinator again), COORDINATOR_LOAD_IN_PROGRESS while this broker, its new leader,
+/// still loads the partition's states (the client retries here), as Kafka answers. Without that
+/// topic (a broker alone) this broker coordinates every id.
 fn coordinator_for(
     shard: &Shard,
     transactional_id: &str,
@@ -161,7 +173,11 @@ fn coordinator_for(
     if leader.is_some_and(|leader| leader != shard.config.node_id) {
         return Err(ResponseError::NotCoordinator.code());
     }
-    coordinator(shard)
+    let coordinator = coordinator(shard)?;
+    if !coordinator.serves(transactional_id) {
+        return Err(ResponseError::CoordinatorLoadInProgress.code());
+    }
+    Ok(coordinator)
 }
 
 /// Serves a transaction request on this (the coordinating) shard.
@@ -404,8 +420,9 @@ async fn add_partitions(
 fn describe_one(shard: &Shard, id: &str) -> TransactionState {
     let base = TransactionState::default()
         .with_transactional_id(TransactionalId(StrBytes::from_string(id.to_string())));
-    let Ok(c) = coordinator(shard) else {
-        return base.with_error_code(ResponseError::CoordinatorLoadInProgress.code());
+    let c = match coordinator_for(shard, id) {
+        Ok(c) => c,
+        Err(code) => return base.with_error_code(code),
     };
     let Some(txn) = c.describe(id) else {
         return base.with_error_code(ResponseError::TransactionalIdNotFound.code());

@@ -2,8 +2,10 @@
 //! transactional id for InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit and
 //! EndTxn (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); Write on each topic a transaction adds
 //! (TOPIC_AUTHORIZATION_FAILED, the other partitions OPERATION_NOT_ATTEMPTED); Read on the group
-//! whose offsets join it (GROUP_AUTHORIZATION_FAILED); Describe on the ids DescribeTransactions and
-//! ListTransactions show. With the authorizer off nothing is decoded here.
+//! whose offsets join it (GROUP_AUTHORIZATION_FAILED), and for TxnOffsetCommit Read on each topic
+//! (TOPIC_AUTHORIZATION_FAILED for those, the others committed: `split_txn_commit`); Describe on
+//! the ids DescribeTransactions and ListTransactions show. With the authorizer off nothing is
+//! decoded here.
 
 use bytes::Bytes;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
@@ -14,6 +16,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
 
 use super::groups::{decode, encode};
+use super::groups_authorization::take_unreadable;
 use super::transactions::txn_offset_commit_response;
 use crate::security::acl::{Operation, ResourceType, Session};
 use crate::server::dispatch::HandlerError;
@@ -207,5 +210,56 @@ pub fn visible_transactions(
             t.transactional_id.as_str(),
         )
     });
+    encode(api, version, &response)
+}
+
+/// A TxnOffsetCommit split by the topics the client may read, as Kafka's KafkaApis splits it: the
+/// request to run with the allowed topics (`None` when no topic is allowed: nothing goes to the
+/// coordinator) and the answer for the denied ones.
+pub struct TxnCommitSplit {
+    pub allowed: Option<Bytes>,
+    pub denied: TxnOffsetCommitResponse,
+}
+
+/// Splits a TxnOffsetCommit (its id and group already allowed); `None`: every topic may be read.
+pub fn split_txn_commit(
+    session: &Session,
+    version: i16,
+    body: &Bytes,
+) -> Result<Option<TxnCommitSplit>, HandlerError> {
+    if !session.enforcing() {
+        return Ok(None);
+    }
+    let api = ApiKey::TxnOffsetCommit;
+    let mut request: TxnOffsetCommitRequest = decode(api, version, body.clone())?;
+    let denied = take_unreadable(session, &mut request.topics, |t| t.name.as_str());
+    if denied.is_empty() {
+        return Ok(None);
+    }
+    let denied_request = TxnOffsetCommitRequest::default().with_topics(denied);
+    let denied = txn_offset_commit_response(
+        &denied_request,
+        ResponseError::TopicAuthorizationFailed.code(),
+    );
+    let allowed = if request.topics.is_empty() {
+        None
+    } else {
+        Some(encode(api, version, &request)?)
+    };
+    Ok(Some(TxnCommitSplit { allowed, denied }))
+}
+
+/// The TxnOffsetCommit answer (of the allowed topics, if any ran) with the denied topics added.
+pub fn join_txn_commit(
+    version: i16,
+    committed: Option<Bytes>,
+    denied: TxnOffsetCommitResponse,
+) -> Result<Bytes, HandlerError> {
+    let api = ApiKey::TxnOffsetCommit;
+    let mut response: TxnOffsetCommitResponse = match committed {
+        Some(body) => decode(api, version, body)?,
+        None => TxnOffsetCommitResponse::default(),
+    };
+    response.topics.extend(denied.topics);
     encode(api, version, &response)
 }
