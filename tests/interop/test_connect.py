@@ -305,11 +305,16 @@ def check_worker_logs(ws: list[Worker], restart_windows: list[tuple[float, float
 
 
 def requests_sent(ws: list[Worker]) -> dict[str, set[int]]:
+    """(API name -> versions) of every request line in the workers' request logs; each line must name its
+    version (log4j2.xml cuts lines: a cut too short would hide the versions of some clients' requests)."""
     sent: dict[str, set[int]] = {}
     for w in ws:
-        if w.api_log.exists():
-            for m in REQUEST_LINE.finditer(w.api_log.read_text(errors="replace")):
-                sent.setdefault(m.group(1), set()).add(int(m.group(2)))
+        if not w.api_log.exists():
+            continue
+        for line in w.api_log.read_text(errors="replace").splitlines():
+            m = REQUEST_LINE.search(line)
+            assert m is not None, f"request line without its API version (cut by log4j2.xml?): {line}"
+            sent.setdefault(m.group(1), set()).add(int(m.group(2)))
     return sent
 
 
@@ -398,7 +403,10 @@ def rest_or_none(port: int, path: str):
         return None
 
 
-def distributed_worker(classpath: str, tmp_path: Path, bootstrap: str, name: str, rest_port: int) -> Worker:
+def distributed_worker(classpath: str, tmp_path: Path, bootstrap: str, name: str, rest_port: int,
+                       extra_props: str = "") -> Worker:
+    """A distributed worker of the `ringbroker-connect` cluster; `extra_props` (lines) are appended to its config
+    (test_connect_eos.py enables exactly-once source support there)."""
     props = tmp_path / f"{name}.properties"
     props.write_text(
         f"bootstrap.servers={bootstrap}\n"
@@ -417,14 +425,32 @@ def distributed_worker(classpath: str, tmp_path: Path, bootstrap: str, name: str
         # Sink tasks' consumers: a killed worker's sink consumer leaves the group after this, not Kafka's 45 s.
         f"consumer.session.timeout.ms={SINK_SESSION_TIMEOUT_MS}\n"
         f"scheduled.rebalance.max.delay.ms={REBALANCE_DELAY_MS}\n"
-        # exactly.once.source.support stays at its default (disabled): no transactions are needed.
+        # exactly.once.source.support stays at its default (disabled) unless extra_props enable it.
         f"listeners=http://127.0.0.1:{rest_port}\n"
         "rest.advertised.host.name=127.0.0.1\n"
         f"rest.advertised.port={rest_port}\n"
         f"plugin.path={PLUGIN_DIR}\n"
         "plugin.discovery=service_load\n"
+        + extra_props
     )
     return Worker(classpath, "org.apache.kafka.connect.cli.ConnectDistributed", [str(props)], tmp_path, name)
+
+
+def start_distributed_workers(classpath: str, tmp_path: Path, bootstrap: str, started: list[Worker],
+                              extra_props: str = "") -> tuple[dict[str, int], dict[str, Worker]]:
+    """Starts worker-a and worker-b of one Connect cluster (appended to `started`, the `workers` fixture) and
+    waits until both answer; returns their REST ports and workers by name."""
+    ports = {"worker-a": free_port(), "worker-b": free_port()}
+    ws = {n: distributed_worker(classpath, tmp_path, bootstrap, n, p, extra_props) for n, p in ports.items()}
+    for w in ws.values():
+        started.append(w)
+        w.start()
+    for n, p in ports.items():
+        # GET / answers once the REST server is up; /connectors once the herder has joined and read the config
+        # topic.
+        wait_for(f"{n} REST API", lambda p=p: rest_or_none(p, "/connectors") is not None, WORKER_START_TIMEOUT_S,
+                 detail=lambda n=n: ws[n].tail())
+    return ports, ws
 
 
 def status_all_running(port: int, name: str, on_worker: str | None = None) -> dict | None:
@@ -473,17 +499,8 @@ def test_distributed_failover_and_broker_restart(broker, topic_name, tmp_path, c
         pytest.skip("needs a broker this test can restart")
     source, sink = tmp_path / "source.txt", tmp_path / "sink.txt"
     source_lines = write_lines(source, "line", 0, DIST_INITIAL_LINES)
-    ports = {"worker-a": free_port(), "worker-b": free_port()}
+    ports, ws = start_distributed_workers(connect_classpath, tmp_path, broker.bootstrap, workers)
     by_id = {f"127.0.0.1:{p}": n for n, p in ports.items()}
-    ws = {n: distributed_worker(connect_classpath, tmp_path, broker.bootstrap, n, p) for n, p in ports.items()}
-    for w in ws.values():
-        workers.append(w)
-        w.start()
-    for n, p in ports.items():
-        # GET / answers once the REST server is up; /connectors once the herder has joined and read the config
-        # topic.
-        wait_for(f"{n} REST API", lambda p=p: rest_or_none(p, "/connectors") is not None, WORKER_START_TIMEOUT_S,
-                 detail=lambda n=n: ws[n].tail())
     info = rest(ports["worker-a"], "GET", "/")
     print(f"worker says: {info}")
     assert info["kafka_cluster_id"], info

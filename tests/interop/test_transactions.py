@@ -269,3 +269,66 @@ def test_lso_lag_metric_shows_an_open_transaction(tmp_path, topic_name):
         assert wait_for_lso_lag(metrics_port, topic_name, lambda v: v == 0) == 0, "nothing open after the commit"
     finally:
         conftest._shutdown(b)
+
+
+# Compacted topic written in transactions (what Kafka Connect's exactly-once workers do with their offsets topic).
+COMPACTED_KEYS = 10
+# Plain records after the transactions, so the segment holding them is sealed (the topic has 1 MiB segments).
+COMPACTED_FILLER = 12_000
+COMPACTED_PADDING = b"p" * 100
+
+
+@pytest.mark.timeout(240)
+def test_compaction_keeps_committed_values_over_later_aborted_ones(broker, topic_name):
+    """A key's committed value followed by an aborted one: after compaction read_committed still finds the
+    committed value (the cleaner must neither keep the aborted record as the key's latest, which removes the
+    committed one, nor leave aborted records behind), and the log has no aborted record left."""
+    from test_compaction import COMPACTION_WAIT_S, create_compacted_topic
+
+    create_compacted_topic(broker.bootstrap, topic_name)
+    keys = [b"source-%d" % i for i in range(COMPACTED_KEYS)]
+    p = txn_producer(broker.bootstrap, f"offsets-{topic_name}")
+    p.init_transactions(30)
+    for value, commit in ((b"committed", True), (b"aborted", False)):
+        p.begin_transaction()
+        for key in keys:
+            p.produce(topic_name, key=key, value=value, partition=0)
+        p.flush(30)
+        if commit:
+            p.commit_transaction(30)
+        else:
+            p.abort_transaction(30)
+    filler = clients.producer(broker.bootstrap, **{"linger.ms": 5})
+    for i in range(COMPACTED_FILLER):
+        filler.produce(topic_name, key=b"filler-%d" % (i % 50), value=COMPACTED_PADDING, partition=0)
+        if i % 1000 == 0:
+            filler.poll(0)
+    assert filler.flush(30) == 0
+
+    def latest(isolation: str) -> dict[bytes, list[bytes]]:
+        c = clients.consumer(broker.bootstrap, **{"isolation.level": isolation, "group.id": f"c-{uuid.uuid4().hex}"})
+        try:
+            c.assign([TopicPartition(topic_name, 0, OFFSET_BEGINNING)])
+            values: dict[bytes, list[bytes]] = {}
+            quiet_since = time.monotonic()
+            while time.monotonic() - quiet_since < 2:
+                msgs = c.consume(num_messages=5_000, timeout=0.5)
+                for msg in msgs:
+                    if msg.error() is not None:
+                        raise KafkaException(msg.error())
+                    if msg.key() in keys:
+                        values.setdefault(msg.key(), []).append(msg.value())
+                if msgs:
+                    quiet_since = time.monotonic()
+            return values
+        finally:
+            c.close()
+
+    deadline = time.monotonic() + COMPACTION_WAIT_S
+    while "compacted dir=" not in broker.log_tail(100_000) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert "compacted dir=" in broker.log_tail(100_000), "no compaction pass in time"
+    committed = latest("read_committed")
+    assert committed == {key: [b"committed"] for key in keys}, f"read_committed after compaction: {committed}"
+    everything = latest("read_uncommitted")
+    assert all(b"aborted" not in values for values in everything.values()), f"aborted records left: {everything}"

@@ -70,7 +70,7 @@ pub fn apply_roll_sizes(shard: &Shard) {
 pub async fn run_once(shard: &Shard) {
     let table = shard.topic_table();
     for log in shard.all_logs() {
-        let Some(topic) = topic_of(&log) else {
+        let Some((topic, partition)) = topic_partition_of(&log) else {
             continue;
         };
         let Some(meta) = table.get(&topic) else {
@@ -79,7 +79,7 @@ pub async fn run_once(shard: &Shard) {
         let settings = TopicSettings::resolve(&shard.config, &meta.configs);
         apply_settings(&log, &settings).await;
         glommio::yield_if_needed().await;
-        compaction::maybe_compact(&shard.config, &log, &settings, now_ms()).await;
+        compaction::maybe_compact(shard, (&topic, partition), &log, &settings, now_ms()).await;
         glommio::yield_if_needed().await;
     }
 }
@@ -109,10 +109,14 @@ fn apply_log_settings(log: &PartitionLog, settings: &TopicSettings) {
 /// The topic of a partition log, from its directory name `<topic>-<partition>` (topic names may
 /// contain '-', the partition is what follows the last one).
 fn topic_of(log: &PartitionLog) -> Option<String> {
+    topic_partition_of(log).map(|(topic, _)| topic)
+}
+
+/// The topic and partition of a log, from its directory name (`<topic>-<partition>`).
+fn topic_partition_of(log: &PartitionLog) -> Option<(String, i32)> {
     let name = log.dir().file_name()?.to_str()?;
     let (topic, partition) = name.rsplit_once('-')?;
-    partition.parse::<i32>().ok()?;
-    Some(topic.to_string())
+    Some((topic.to_string(), partition.parse::<i32>().ok()?))
 }
 
 /// Wall-clock milliseconds since the Unix epoch (record timestamps are in this clock).

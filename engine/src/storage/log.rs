@@ -649,15 +649,17 @@ impl PartitionLog {
     }
 
     /// Runs one compaction pass (`cleanup.policy=compact`): rewrites sealed segments older than the
-    /// compaction lag keeping the latest record per key; see `storage::compaction`. `None` when
+    /// compaction lag keeping the latest record per key (up to the last stable offset, without
+    /// aborted transactions: `txns`); see `storage::compaction`. `None` when
     /// there was nothing to do. Run it from a low-priority task queue.
     pub async fn compact(
         &self,
         policy: &super::compaction::CompactionPolicy,
+        txns: &super::compaction::transactions::CleanerTxns,
         now_ms: i64,
         memo: &mut super::compaction::CompactionMemo,
     ) -> Result<Option<super::compaction::CompactionOutcome>, StorageError> {
-        super::compaction::compact(&self.inner, policy, now_ms, memo).await
+        super::compaction::compact(&self.inner, policy, txns, now_ms, memo).await
     }
 
     /// Moves the log start offset to `offset` (Kafka's DeleteRecords): reads below it become

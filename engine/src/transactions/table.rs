@@ -124,6 +124,35 @@ impl PartitionTxnTable {
         (lso, state.aborted_between(from, lso))
     }
 
+    /// Whether the partition is known to hold (or have held) transactional batches.
+    pub fn is_flagged(&self, topic: &str, partition: i32) -> bool {
+        self.partitions
+            .borrow()
+            .get(topic)
+            .and_then(|p| p.get(&partition))
+            .is_some_and(|state| state.flagged)
+    }
+
+    /// What the log cleaner needs of a partition (`storage::compaction::transactions`): its last
+    /// stable offset and every aborted transaction still in the log; `None` when the partition
+    /// never held a transactional batch.
+    pub fn cleaner_view(
+        &self,
+        topic: &str,
+        partition: i32,
+        high_watermark: i64,
+        log_start_offset: i64,
+    ) -> Option<(i64, Vec<AbortedTxn>)> {
+        let mut partitions = self.partitions.borrow_mut();
+        let state = partitions.get_mut(topic)?.get_mut(&partition)?;
+        if !state.flagged {
+            return None;
+        }
+        state.prune_below(log_start_offset);
+        let lso = state.last_stable_offset(high_watermark);
+        Some((lso, state.aborted_between(log_start_offset, lso)))
+    }
+
     fn get_mut(&self, topic: &str, partition: i32) -> Option<std::cell::RefMut<'_, PartitionTxns>> {
         std::cell::RefMut::filter_map(self.partitions.borrow_mut(), |p| {
             p.get_mut(topic).and_then(|p| p.get_mut(&partition))

@@ -187,6 +187,110 @@ fn a_large_state_log_is_compacted_to_its_live_records() {
     });
 }
 
+/// A one-record batch setting `key` to `value`, transactional for a producer id, else plain.
+fn keyed_batch(producer_id: Option<i64>, key: &str, value: &str) -> Vec<u8> {
+    let mut builder = BatchBuilder::new(Compression::None);
+    if let Some(producer_id) = producer_id {
+        builder.set_producer(producer_id, 0, 0);
+        builder.set_transactional(true);
+    }
+    builder
+        .push(&Record {
+            key: Some(key.as_bytes()),
+            value: Some(value.as_bytes()),
+            headers: &[],
+            timestamp_ms: 1,
+        })
+        .expect("push");
+    builder.finish().expect("finish").to_vec()
+}
+
+/// (producer id, key) of every data record from the log start, in offset order.
+async fn data_records(log: &PartitionLog) -> Vec<(i64, String)> {
+    use crate::storage::compaction::batch_filter::plain_records;
+    use ringbroker_protocol::batch::batches;
+    let mut out = Vec::new();
+    crate::groups::scan_log(log, log.log_start_offset(), "test", |bytes, from| {
+        for item in batches(bytes) {
+            let (header, raw) = item.map_err(|e| e.to_string())?;
+            if header.is_control() || header.last_offset() < from {
+                continue;
+            }
+            let plain = plain_records(raw).map_err(|e| e.to_string())?;
+            for record in plain.records().map_err(|e| e.to_string())? {
+                let key = String::from_utf8_lossy(record.key.unwrap_or_default()).into_owned();
+                out.push((header.producer_id, key));
+            }
+        }
+        Ok(())
+    })
+    .await
+    .expect("scan");
+    out
+}
+
+/// Kafka Connect's exactly-once workers read their offsets topic (compacted) with read_committed:
+/// a value of an aborted transaction must neither survive compaction nor remove the committed
+/// value of its key.
+#[test]
+fn compaction_drops_aborted_values_and_keeps_the_committed_ones() {
+    use crate::storage::{CompactionMemo, CompactionPolicy};
+    run(|| async {
+        let (_temp, dir, log) = crate::storage::tests::open_temp_log().await;
+        create_flag_file(&dir).expect("flag");
+        let keys: Vec<String> = (0..5).map(|i| format!("source-{i}")).collect();
+        for (producer_id, commit) in [(1, true), (2, false)] {
+            for key in &keys {
+                let value = if commit { "committed" } else { "aborted" };
+                log.append(&keyed_batch(Some(producer_id), key, value), NO_EPOCH)
+                    .await
+                    .expect("append");
+            }
+            let marker = control_batch(producer_id, 0, commit, 0).expect("marker");
+            log.append(&marker, NO_EPOCH).await.expect("append");
+        }
+        // Plain records on other keys, so the segments above are sealed and cleanable.
+        for i in 0..400 {
+            let batch = keyed_batch(None, &format!("filler-{}", i % 10), &"x".repeat(40));
+            log.append(&batch, NO_EPOCH).await.expect("append");
+        }
+        log.wait_seals_done().await;
+        let table = super::PartitionTxnTable::default();
+        table.insert("t", 0, PartitionTxns::recover(&log).await.expect("recover"));
+        let txns = crate::retention::compaction::cleaner_txns(&table, "t", 0, &log);
+        let policy = CompactionPolicy {
+            min_compaction_lag_ms: 0,
+            delete_retention_ms: 60_000,
+            max_keys: 1 << 16,
+        };
+        // Markers carry the wall clock time: the pass runs "later" so no segment is too young.
+        let later = crate::groups::now_ms() + 60_000;
+        log.compact(&policy, &txns, later, &mut CompactionMemo::default())
+            .await
+            .expect("compact")
+            .expect("work to do");
+        let left = data_records(&log).await;
+        for key in &keys {
+            let owners: Vec<i64> = left
+                .iter()
+                .filter(|(_, k)| k == key)
+                .map(|(producer_id, _)| *producer_id)
+                .collect();
+            assert_eq!(owners, vec![1], "{key}: only the committed value stays");
+        }
+        // The abort marker stays; with its data gone, a restart rebuilds no aborted transaction.
+        log.close().await.expect("close");
+        drop(log);
+        let log = PartitionLog::open(&dir, small_config())
+            .await
+            .expect("reopen");
+        let state = PartitionTxns::recover(&log).await.expect("recover");
+        let high_watermark = log.high_watermark();
+        assert_eq!(state.last_stable_offset(high_watermark), high_watermark);
+        assert_eq!(state.aborted_between(0, high_watermark), Vec::new());
+    });
+}
+
 /// Replication of `__transaction_state`: what a new leader's coordinator does with the
 /// partition's log (`TxnCoordinator::load_partition`, `complete_loaded`) and with a write its
 /// replica gate refuses.

@@ -1,7 +1,8 @@
 //! Log compaction (`cleanup.policy=compact`), Kafka's log cleaner for one partition log.
 //!
-//! Only sealed segments below the high watermark are cleaned, never the active one, and only
-//! segments whose newest record is older than `min.compaction.lag.ms`. A pass holds the log's
+//! Only sealed segments below the high watermark and the last stable offset are cleaned, never the
+//! active one, and only segments whose newest record is older than `min.compaction.lag.ms`; records
+//! of aborted transactions go, and are never a key's latest ([`transactions`]). A pass holds the log's
 //! maintenance semaphore (truncation and retention wait for it). A pass:
 //! 1. builds a key -> latest offset map ([`offset_map`]) over the dirty range (from the cleaner
 //!    checkpoint, `cleaner-offset-checkpoint`, to the end of the cleanable segments); the map holds at
@@ -25,6 +26,7 @@
 pub mod batch_filter;
 pub mod offset_map;
 pub mod swap;
+pub mod transactions;
 
 #[cfg(test)]
 mod tests;
@@ -40,6 +42,7 @@ use ringbroker_protocol::batch::{BatchHeader, BATCH_HEADER_BYTES};
 use self::batch_filter::{plain_records, rebuild_batch};
 use self::offset_map::{key_digest, OffsetMap};
 use self::swap::{cleaned_path, remove_swap, replace_log, stage_swap, swap_path, SWAP_GRACE};
+use self::transactions::CleanerTxns;
 use super::error::StorageError;
 use super::files;
 use super::log::LogInner;
@@ -117,6 +120,7 @@ struct Candidate {
 /// How pass 2 treats one segment.
 struct Filter<'a> {
     map: &'a OffsetMap,
+    txns: &'a CleanerTxns,
     /// Records at or after this offset were not mapped: they stay.
     map_end: i64,
     drop_tombstones: bool,
@@ -144,20 +148,23 @@ fn system_time_ms(time: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Runs one compaction pass over `inner` at `now_ms`; `None` when there was nothing to do.
+/// Runs one compaction pass over `inner` at `now_ms` with the partition's transactions `txns`;
+/// `None` when there was nothing to do.
 pub(crate) async fn compact(
     inner: &LogInner,
     policy: &CompactionPolicy,
+    txns: &CleanerTxns,
     now_ms: i64,
     memo: &mut CompactionMemo,
 ) -> Result<Option<CompactionOutcome>, StorageError> {
-    compact_with_crash(inner, policy, now_ms, memo, None).await
+    compact_with_crash(inner, policy, txns, now_ms, memo, None).await
 }
 
 /// [`compact`], stopping the first swap after `crash_after` (tests).
 pub(crate) async fn compact_with_crash(
     inner: &LogInner,
     policy: &CompactionPolicy,
+    txns: &CleanerTxns,
     now_ms: i64,
     memo: &mut CompactionMemo,
     crash_after: Option<swap::SwapStep>,
@@ -170,7 +177,7 @@ pub(crate) async fn compact_with_crash(
         .await
         .map_err(|_| StorageError::Closed)?;
     let saved = read_checkpoint(&inner.dir).await?;
-    let candidates = cleanable_segments(inner, policy, now_ms)?;
+    let candidates = cleanable_segments(inner, policy, txns, now_ms)?;
     let (Some(first), Some(last)) = (candidates.first(), candidates.last()) else {
         return Ok(None);
     };
@@ -190,7 +197,7 @@ pub(crate) async fn compact_with_crash(
     let mut map = OffsetMap::new(policy.max_keys);
     let mut map_end = first_dirty;
     if dirty {
-        map_end = build_offset_map(&candidates, first_dirty, &mut map).await?;
+        map_end = build_offset_map(&candidates, first_dirty, txns, &mut map).await?;
         if map_end == first_dirty {
             tracing::warn!(dir = %inner.dir.display(), max_keys = policy.max_keys, "one batch has more keys than the cleaner's offset map holds; not compacting");
             return Ok(None);
@@ -208,6 +215,7 @@ pub(crate) async fn compact_with_crash(
     };
     let scope = PassScope {
         map: &map,
+        txns,
         map_end,
         first_dirty,
         horizon,
@@ -254,6 +262,7 @@ pub(crate) async fn compact_with_crash(
 /// What pass 2 works with.
 struct PassScope<'a> {
     map: &'a OffsetMap,
+    txns: &'a CleanerTxns,
     /// End of the mapped (dirty) range.
     map_end: i64,
     /// Start of the dirty range: segments ending at or before it were cleaned by earlier passes.
@@ -286,6 +295,7 @@ async fn rewrite_candidates(
         let was_clean = candidate.next_offset <= scope.first_dirty;
         let filter = Filter {
             map: scope.map,
+            txns: scope.txns,
             map_end: scope.map_end,
             drop_tombstones: was_clean && candidate.modified_ms <= scope.horizon,
         };
@@ -326,6 +336,7 @@ async fn rewrite_candidates(
 fn cleanable_segments(
     inner: &LogInner,
     policy: &CompactionPolicy,
+    txns: &CleanerTxns,
     now_ms: i64,
 ) -> Result<Vec<Candidate>, StorageError> {
     let state = inner.state.borrow();
@@ -334,8 +345,9 @@ fn cleanable_segments(
     }
     let lag_limit = now_ms.saturating_sub(policy.min_compaction_lag_ms);
     // Only below the high watermark (Kafka's cleaner stops there too): records not yet replicated
-    // may still be truncated, and a follower stores its leader's batches without gaps.
-    let high_watermark = inner.high_watermark.get();
+    // may still be truncated, and a follower stores its leader's batches without gaps. And only
+    // below the last stable offset: an open transaction's records may still be aborted.
+    let cleanable_end = txns.cleanable_end(inner.high_watermark.get());
     let sealed = state.segments.len().saturating_sub(1);
     let mut out = Vec::new();
     for segment in &state.segments[..sealed] {
@@ -343,7 +355,7 @@ fn cleanable_segments(
             .max_timestamp
             .is_none_or(|(timestamp, _)| timestamp <= lag_limit);
         // `sealed` is set once the seal task finished (sync, truncate, index files).
-        if !segment.sealed || !old_enough || segment.next_offset > high_watermark {
+        if !segment.sealed || !old_enough || segment.next_offset > cleanable_end {
             break;
         }
         let Some(file) = segment.file.clone() else {
@@ -447,6 +459,7 @@ impl<'a> BatchReader<'a> {
 async fn build_offset_map(
     candidates: &[Candidate],
     first_dirty: i64,
+    txns: &CleanerTxns,
     map: &mut OffsetMap,
 ) -> Result<i64, StorageError> {
     let mut map_end = first_dirty;
@@ -455,7 +468,10 @@ async fn build_offset_map(
         while let Some(window) = reader.next_window().await? {
             for batch in window.iter() {
                 let header = validate_log_batch(batch).map_err(StorageError::InvalidBatch)?;
-                if header.last_offset() < first_dirty || header.is_control() {
+                if header.last_offset() < first_dirty
+                    || header.is_control()
+                    || txns.is_aborted(&header)
+                {
                     map_end = map_end.max(header.last_offset() + 1);
                     continue;
                 }
@@ -493,6 +509,9 @@ fn filter_batch(
     let header = validate_log_batch(batch).map_err(StorageError::InvalidBatch)?;
     if header.is_control() {
         return Ok((build.then(|| batch.to_vec()), 0));
+    }
+    if filter.txns.is_aborted(&header) {
+        return Ok((None, u64::try_from(header.record_count).unwrap_or(0)));
     }
     let plain = plain_records(batch)?;
     let records = plain.records()?;

@@ -10,6 +10,7 @@ use ringbroker_protocol::records::{BatchBuilder, Compression, Record};
 
 use super::batch_filter::plain_records;
 use super::swap::SWAP_STEPS;
+use super::transactions::AbortedRange;
 use super::*;
 use crate::storage::tests::{open_temp_log, run, small_config, NO_EPOCH};
 use crate::storage::{PartitionLog, ReadChunk};
@@ -90,13 +91,28 @@ async fn fill_keys(
     latest
 }
 
+/// One pass over `log` at `now_ms` with the default key cap, on a partition without transactions.
+async fn pass(
+    log: &PartitionLog,
+    now_ms: i64,
+    memo: &mut CompactionMemo,
+) -> Result<Option<CompactionOutcome>, StorageError> {
+    log.compact(
+        &policy(DEFAULT_MAX_KEYS),
+        &CleanerTxns::none(),
+        now_ms,
+        memo,
+    )
+    .await
+}
+
 /// One pass at a time after every record's timestamp (no lag holds a segment back); the pass must
 /// find work.
 async fn compact_expecting_work(
     log: &PartitionLog,
     memo: &mut CompactionMemo,
 ) -> CompactionOutcome {
-    log.compact(&policy(DEFAULT_MAX_KEYS), TIMESTAMP + 10, memo)
+    pass(log, TIMESTAMP + 10, memo)
         .await
         .expect("compact")
         .expect("work to do")
@@ -260,7 +276,7 @@ fn keeps_the_latest_record_per_key_across_reopen_and_index_loss() {
         assert_big_reads_count_records(&log).await;
         // Nothing new: the next pass has nothing to do.
         assert_eq!(
-            log.compact(&policy(DEFAULT_MAX_KEYS), TIMESTAMP + 10, &mut memo)
+            pass(&log, TIMESTAMP + 10, &mut memo)
                 .await
                 .expect("compact"),
             None
@@ -383,7 +399,7 @@ fn tombstones_stay_for_delete_retention_then_go() {
         latest.extend(fill_keys(&log, "other", 3, 300).await);
         let now = super::system_time_ms(SystemTime::now());
         let mut memo = CompactionMemo::default();
-        log.compact(&policy(DEFAULT_MAX_KEYS), now, &mut memo)
+        pass(&log, now, &mut memo)
             .await
             .expect("compact")
             .expect("work");
@@ -396,15 +412,12 @@ fn tombstones_stay_for_delete_retention_then_go() {
         );
         // Before delete.retention.ms passed nothing changes.
         assert_eq!(
-            log.compact(&policy(DEFAULT_MAX_KEYS), now + 1_000, &mut memo)
-                .await
-                .expect("compact"),
+            pass(&log, now + 1_000, &mut memo).await.expect("compact"),
             None
         );
         // After it, the tombstones go.
         let later = now + policy(DEFAULT_MAX_KEYS).delete_retention_ms + 1_000;
-        let outcome = log
-            .compact(&policy(DEFAULT_MAX_KEYS), later, &mut memo)
+        let outcome = pass(&log, later, &mut memo)
             .await
             .expect("compact")
             .expect("work");
@@ -427,6 +440,7 @@ fn a_crash_at_each_swap_step_leaves_a_valid_log() {
             compact_with_crash(
                 &log.inner_for_tests(),
                 &policy(DEFAULT_MAX_KEYS),
+                &CleanerTxns::none(),
                 TIMESTAMP + 10,
                 &mut memo,
                 Some(step),
@@ -445,7 +459,7 @@ fn a_crash_at_each_swap_step_leaves_a_valid_log() {
                 "{step:?}: the swap was finished"
             );
             let mut memo = CompactionMemo::default();
-            log.compact(&policy(DEFAULT_MAX_KEYS), TIMESTAMP + 10, &mut memo)
+            pass(&log, TIMESTAMP + 10, &mut memo)
                 .await
                 .expect("compact after recovery");
             let records = read_all(&log).await;
@@ -473,7 +487,14 @@ async fn pass_until_a_swap_is_staged(
     let inner = log.inner_for_tests();
     let pass = glommio::spawn_local(async move {
         let mut memo = CompactionMemo::default();
-        compact(&inner, &policy(DEFAULT_MAX_KEYS), TIMESTAMP + 10, &mut memo).await
+        compact(
+            &inner,
+            &policy(DEFAULT_MAX_KEYS),
+            &CleanerTxns::none(),
+            TIMESTAMP + 10,
+            &mut memo,
+        )
+        .await
     })
     .detach();
     while !serving_a_staged_swap(log) {
@@ -561,7 +582,7 @@ fn a_small_offset_map_compacts_over_several_passes() {
         let mut passes = 0;
         let mut last_end = i64::MIN;
         while let Some(outcome) = log
-            .compact(&policy(8), TIMESTAMP + 10, &mut memo)
+            .compact(&policy(8), &CleanerTxns::none(), TIMESTAMP + 10, &mut memo)
             .await
             .expect("compact")
         {
@@ -603,17 +624,14 @@ fn the_tombstone_clock_starts_when_a_segment_is_first_cleaned_even_without_a_rew
         }
         let now = super::system_time_ms(SystemTime::now());
         let mut memo = CompactionMemo::default();
-        let outcome = log
-            .compact(&policy(DEFAULT_MAX_KEYS), now, &mut memo)
+        let outcome = pass(&log, now, &mut memo)
             .await
             .expect("compact")
             .expect("dirty segments");
         assert_eq!(outcome.segments_cleaned, 0);
         // Within delete.retention.ms of that first cleaning the tombstone stays.
         assert_eq!(
-            log.compact(&policy(DEFAULT_MAX_KEYS), now + 1_000, &mut memo)
-                .await
-                .expect("compact"),
+            pass(&log, now + 1_000, &mut memo).await.expect("compact"),
             None
         );
         let records = read_all(&log).await;
@@ -702,5 +720,95 @@ fn truncating_into_a_compacted_segment_keeps_the_cleaned_records_below_the_cut()
             .expect("reopen");
         assert_eq!(read_all(&reopened).await, expected);
         assert_eq!(reopened.log_end_offset(), cut + 1);
+    });
+}
+
+/// A transactional batch of producer `producer_id` setting each of `keys` to `value`.
+fn transactional_batch(
+    producer_id: i64,
+    base_sequence: i32,
+    keys: &[String],
+    value: &str,
+) -> Vec<u8> {
+    let mut builder = BatchBuilder::new(Compression::None);
+    builder.set_producer(producer_id, 0, base_sequence);
+    builder.set_transactional(true);
+    for key in keys {
+        builder
+            .push(&Record {
+                key: Some(key.as_bytes()),
+                value: Some(value.as_bytes()),
+                headers: &[],
+                timestamp_ms: TIMESTAMP,
+            })
+            .expect("push");
+    }
+    builder.finish().expect("finish").to_vec()
+}
+
+#[test]
+fn aborted_transactions_go_and_never_shadow_the_committed_values() {
+    run(|| async {
+        let (_temp, dir, log) = open_temp_log().await;
+        let committed = fill(&log, 5, 40).await;
+        // An aborted transaction of producer 9 sets every key again (Kafka Connect's offsets topic
+        // after a worker died inside a transaction).
+        let keys: Vec<String> = committed.keys().cloned().collect();
+        let first_offset = log.high_watermark();
+        for i in 0..20 {
+            let batch = transactional_batch(9, i * 5, &keys, &format!("aborted-{i}"));
+            log.append(&batch, NO_EPOCH).await.expect("append");
+        }
+        // The abort marker's offset (the cleaner does not read markers: the range says it all).
+        let last_offset = log.high_watermark();
+        let mut latest = fill_keys(&log, "later", 5, 400).await;
+        latest.extend(committed);
+        let aborted = [AbortedRange {
+            producer_id: 9,
+            first_offset,
+            last_offset,
+        }];
+        let txns = CleanerTxns::new(log.high_watermark(), &aborted);
+        let mut memo = CompactionMemo::default();
+        let outcome = log
+            .compact(&policy(DEFAULT_MAX_KEYS), &txns, TIMESTAMP + 10, &mut memo)
+            .await
+            .expect("compact")
+            .expect("work to do");
+        assert!(outcome.records_removed >= 100, "{outcome:?}");
+        let records = read_all(&log).await;
+        assert_compacted(&records, active_base(&dir));
+        let aborted_left = records
+            .iter()
+            .filter(|r| {
+                r.value
+                    .as_deref()
+                    .is_some_and(|v| v.starts_with(b"aborted"))
+            })
+            .count();
+        assert_eq!(aborted_left, 0, "aborted records stay after a pass");
+        assert_eq!(latest_values(&records), latest);
+    });
+}
+
+#[test]
+fn nothing_at_or_after_the_last_stable_offset_is_cleaned() {
+    run(|| async {
+        let (_temp, _dir, log) = open_temp_log().await;
+        let first_offset = log.high_watermark();
+        let keys = vec!["k".to_string()];
+        log.append(&transactional_batch(9, 0, &keys, "open"), NO_EPOCH)
+            .await
+            .expect("append");
+        fill(&log, 3, 400).await;
+        let mut memo = CompactionMemo::default();
+        // The transaction is still open: the last stable offset is its first offset.
+        let open = CleanerTxns::new(first_offset, &[]);
+        let outcome = log
+            .compact(&policy(DEFAULT_MAX_KEYS), &open, TIMESTAMP + 10, &mut memo)
+            .await
+            .expect("compact");
+        assert_eq!(outcome, None, "nothing below the last stable offset");
+        assert_eq!(read_all(&log).await.len(), 401);
     });
 }
