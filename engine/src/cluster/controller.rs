@@ -1001,11 +1001,14 @@ pub fn heartbeat(
                 node_id = beat.node_id,
                 "broker reports its data directory offline: out of every ISR, leaderships moved"
             );
-            // A fenced broker already left every ISR and leads nothing.
+            // A fenced broker already left every ISR and leads nothing. A partition no other
+            // eligible in-sync replica can lead keeps this leader: it answers KAFKA_STORAGE_ERROR
+            // until its disk takes writes again (leaderless, it would only be unavailable longer,
+            // and a single broker would answer NOT_LEADER_OR_FOLLOWER for its full disk).
             if !broker.fenced {
                 decision
                     .records
-                    .extend(move_leaderships(ctx.image, beat.node_id));
+                    .extend(move_leaderships_off_offline_dir(ctx.image, beat.node_id));
             }
         } else {
             tracing::info!(
@@ -1055,7 +1058,21 @@ pub fn fence_expired(
 /// fences a broker): acks=all stops waiting for it at once instead of after
 /// `replica.lag.time.max.ms`.
 fn move_leaderships(image: &MetadataImage, node_id: i32) -> Vec<MetadataRecord> {
-    let mut records = lead_elsewhere(image, node_id);
+    shed_leaderships(image, node_id, false)
+}
+
+/// `move_leaderships` for a live broker whose data directory went offline: partitions without
+/// another eligible in-sync replica keep it as their leader.
+fn move_leaderships_off_offline_dir(image: &MetadataImage, node_id: i32) -> Vec<MetadataRecord> {
+    shed_leaderships(image, node_id, true)
+}
+
+fn shed_leaderships(
+    image: &MetadataImage,
+    node_id: i32,
+    keep_without_successor: bool,
+) -> Vec<MetadataRecord> {
+    let mut records = lead_elsewhere(image, node_id, keep_without_successor);
     for meta in image.topics.topics.values() {
         for (partition, state) in meta.assignments.iter().enumerate() {
             if state.leader == node_id || !state.isr.contains(&node_id) || state.isr.len() <= 1 {
@@ -1074,27 +1091,34 @@ fn move_leaderships(image: &MetadataImage, node_id: i32) -> Vec<MetadataRecord> 
     records
 }
 
-fn lead_elsewhere(image: &MetadataImage, node_id: i32) -> Vec<MetadataRecord> {
+fn lead_elsewhere(
+    image: &MetadataImage,
+    node_id: i32,
+    keep_without_successor: bool,
+) -> Vec<MetadataRecord> {
     image
         .partitions_led_by(node_id)
         .into_iter()
-        .map(|(topic_id, partition, mut state)| {
+        .filter_map(|(topic_id, partition, mut state)| {
             let next = state
                 .isr
                 .iter()
                 .copied()
                 .find(|r| *r != node_id && image.is_eligible(*r));
+            if next.is_none() && keep_without_successor {
+                return None;
+            }
             if next.is_some() && state.isr.len() > 1 {
                 state.isr.retain(|r| *r != node_id);
             }
             state.leader = next.unwrap_or(NO_LEADER);
             state.leader_epoch += 1;
             state.partition_epoch += 1;
-            MetadataRecord::Partition {
+            Some(MetadataRecord::Partition {
                 topic_id,
                 partition,
                 state,
-            }
+            })
         })
         .collect()
 }
@@ -1598,6 +1622,36 @@ mod tests {
         assert_ne!(last.leader, before.leader);
         assert!(last.isr.contains(&last.leader));
         assert_eq!(last.leader_epoch, before.leader_epoch + 1);
+    }
+
+    #[test]
+    fn an_offline_log_dir_keeps_a_leader_no_other_replica_can_replace() {
+        let mut image = image_with_brokers(&[1, 2, 3]);
+        replicated(
+            &mut image,
+            &BrokerConfig::default(),
+            &ClusterConfig::single_node(1),
+        );
+        let mut alone = state(&image);
+        alone.isr = vec![alone.leader];
+        alone.partition_epoch += 1;
+        let topic_id = image.topics.get("r").expect("topic r").id;
+        commit(
+            &mut image,
+            &[MetadataRecord::Partition {
+                topic_id,
+                partition: 0,
+                state: alone.clone(),
+            }],
+        );
+        // No other in-sync replica: the leader stays (it answers KAFKA_STORAGE_ERROR), where a
+        // fenced broker's partition would go leaderless.
+        assert!(move_leaderships_off_offline_dir(&image, alone.leader).is_empty());
+        let fenced = move_leaderships(&image, alone.leader);
+        assert!(matches!(
+            fenced.as_slice(),
+            [MetadataRecord::Partition { state, .. }] if state.leader == NO_LEADER
+        ));
     }
 
     #[test]
