@@ -21,7 +21,7 @@ use super::controller::{self, BrokerSessions, Context, Decision, TopicOutcome};
 use super::image::MetadataImage;
 use super::records::{self, MetadataRecord};
 use super::rpc_api::{self, AdminReply, AdminRequest, NOT_CONTROLLER};
-use super::{acl_control, scram_control};
+use super::{acl_control, liveness_probe, scram_control};
 use crate::config::BrokerConfig;
 
 /// How long one request to a controller may take before the next voter is tried.
@@ -582,7 +582,7 @@ impl ClusterAgent {
         }
     }
 
-    async fn take_over(&self) {
+    async fn take_over(self: &Rc<Self>) {
         tracing::info!(node_id = self.node_id, "this node is the active controller");
         // Every broker gets a first session of `FIRST_SESSION_AFTER_TAKEOVER`, not the whole
         // session timeout: a live broker finds the new controller and heartbeats within that,
@@ -597,6 +597,16 @@ impl ClusterAgent {
         self.sessions
             .borrow_mut()
             .restart_all(&self.image.borrow(), started);
+        // A node that died with the old controller is found at once when its listeners refuse
+        // connections (the silent-voter rule and the first session above are for the rest).
+        let others: Vec<i32> = (self.image.borrow().brokers.keys())
+            .copied()
+            .filter(|id| *id != self.node_id)
+            .collect();
+        for node_id in others {
+            let agent = self.clone();
+            glommio::spawn_local(async move { agent.fence_if_gone(node_id, now).await }).detach();
+        }
         let wanted = self
             .config
             .cluster
@@ -846,7 +856,7 @@ pub const CLOSED_CONNECTION_FENCE_GRACE: Duration = Duration::from_millis(1_200)
 impl ClusterAgent {
     /// A heartbeat connection closed: unless the broker heartbeats on another one, its session
     /// ends `CLOSED_CONNECTION_FENCE_GRACE` from now (the fence check does the rest).
-    fn heartbeat_connection_closed(&self, connection: u64) {
+    fn heartbeat_connection_closed(self: &Rc<Self>, connection: u64) {
         let mut connections = self.heartbeat_connections.borrow_mut();
         let Some(node_id) = connections.remove(&connection) else {
             return;
@@ -867,6 +877,41 @@ impl ClusterAgent {
                 grace_ms = CLOSED_CONNECTION_FENCE_GRACE.as_millis() as u64,
                 "a broker's controller connection closed: fencing it unless it heartbeats again"
             );
+            let agent = self.clone();
+            let closed_at = Instant::now();
+            glommio::spawn_local(async move { agent.fence_if_gone(node_id, closed_at).await })
+                .detach();
+        }
+    }
+
+    /// Fences `node_id` now, not after a grace, when its listeners prove its process gone
+    /// (`liveness_probe`) and it has not been heard from since `since`.
+    async fn fence_if_gone(&self, node_id: i32, since: Instant) {
+        let listeners = match self.image.borrow().brokers.get(&node_id) {
+            Some(broker) if !broker.fenced => broker.listeners.clone(),
+            _ => return,
+        };
+        if !liveness_probe::process_gone(&listeners).await || !self.is_active_controller() {
+            return;
+        }
+        let now = Instant::now();
+        let timeout = self.config.cluster.broker_session_timeout;
+        if !self
+            .sessions
+            .borrow_mut()
+            .end_unless_heard_since(node_id, since, now, timeout)
+        {
+            return;
+        }
+        tracing::info!(
+            node_id,
+            "a broker's listeners refuse connections: its process is gone, fencing it now"
+        );
+        let fenced = self
+            .decide_and_commit(|ctx, sessions| ((), controller::fence_expired(ctx, sessions, now)))
+            .await;
+        if let Err((_, message)) = fenced {
+            tracing::debug!(%message, "fencing a gone broker not committed");
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - `scram_control`: its decisions on SCRAM credentials, as Kafka's ScramControlManager.
 //! - `rpc_api`: the requests brokers send the active controller, and their flatbuffers form.
 //! - `agent`: this node's member of the cluster on shard 0 (image, controller calls, decisions).
+//! - `liveness_probe`: whether a broker's process is gone (its listeners refuse connections).
 //! - `node`: starting and stopping it; `lifecycle`: registration, heartbeats, controlled shutdown.
 //! - `publish`: the image reaching every shard, which opens or removes its partition logs.
 //! - `forward`: admin requests from any shard to the active controller.
@@ -23,6 +24,7 @@ pub mod controller;
 pub mod forward;
 pub mod image;
 pub mod lifecycle;
+pub mod liveness_probe;
 pub mod meta_properties;
 pub mod migrate;
 pub mod node;
