@@ -564,6 +564,34 @@ def test_an_earlier_per_broker_credentials_file_moves_into_the_metadata_log(tmp_
         conftest._shutdown(process)
 
 
+def test_a_user_deleted_with_kafka_configs_stays_deleted_across_restarts(tmp_path_factory, topic_name):
+    """`--add-scram` is handed to the cluster once per data directory, as Kafka applies `kafka-storage format
+    --add-scram` once: a credential deleted afterwards does not come back when the broker restarts with the same
+    flag, while the others of the flag keep working."""
+    from confluent_kafka.admin import ScramMechanism, UserScramCredentialDeletion
+    process, certs, ports = _start(
+        tmp_path_factory, "add-scram-once-broker",
+        ["--sasl-mechanisms", "SCRAM-SHA-512,SCRAM-SHA-256",
+         "--add-scram", f"SCRAM-SHA-512=[name={ADMIN_USER},password={ADMIN_PASSWORD}];"
+                        f"SCRAM-SHA-256=[name={ADMIN_USER},password={ADMIN_PASSWORD}]"],
+        ["SASL_SSL"])
+    broker = SecureBroker(process, certs, ports, 0)
+    try:
+        sha256 = broker.client_config("SASL_SSL", mechanism="SCRAM-SHA-256")
+        assert advertised_through(broker.address("SASL_SSL"), sha256) == {broker.address("SASL_SSL")}
+        admin = AdminClient({"bootstrap.servers": broker.address("SASL_SSL"), **broker.client_config("SASL_SSL")})
+        admin.alter_user_scram_credentials([UserScramCredentialDeletion(ADMIN_USER, ScramMechanism.SCRAM_SHA_256)])[
+            ADMIN_USER].result()
+        for attempt in ("deleted", "after a restart", "after a second restart"):
+            if attempt != "deleted":
+                process.restart()
+            assert first_error(broker.address("SASL_SSL"), sha256).code() == KafkaError._AUTHENTICATION, attempt
+            sha512 = broker.client_config("SASL_SSL")
+            assert advertised_through(broker.address("SASL_SSL"), sha512) == {broker.address("SASL_SSL")}, attempt
+    finally:
+        conftest._shutdown(process)
+
+
 def advertised_through(bootstrap: str, config: dict) -> set[str]:
     """The brokers Metadata through `bootstrap` lists, as host:port."""
     brokers = AdminClient({"bootstrap.servers": bootstrap, **config}).list_topics(timeout=30).brokers

@@ -8,7 +8,8 @@
 //! A broker's own `acls.json` (ACLs were per broker before they were the cluster's) moves the same
 //! way, on any node: ACLs merge harmlessly (`acls_json`). So does its `scram-credentials.json`,
 //! together with the `--add-scram` credentials (`scram_credentials`): both only add what the
-//! cluster lacks.
+//! cluster lacks, and each `--add-scram` credential is handed once per data directory
+//! (`handed_scram`).
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use kafka_protocol::ResponseError;
 
 use super::agent::ClusterAgent;
+use super::handed_scram;
 use super::records::{MetadataRecord, UserScramCredential};
 use super::rpc_api::{AdminRequest, ScramChanges};
 use crate::metadata::{PartitionState, TopicTable, TOPICS_FILE};
@@ -154,10 +156,26 @@ pub async fn scram_credentials(agent: &Rc<ClusterAgent>) -> Result<(), String> {
     let mut upsertions = Vec::new();
     let mut named = std::collections::HashSet::new();
     let bootstrap = agent.config.security.credentials.bootstrap();
+    let mut handed = handed_scram::read(&data_dir)?;
+    let handed_before = handed.len();
+    let not_yet_handed = bootstrap
+        .sorted_entries()
+        .into_iter()
+        .filter(|(user, mechanism, _)| {
+            handed.insert((user.to_string(), mechanism.sasl().name().to_string()))
+        })
+        .collect::<Vec<_>>();
+    let skipped = bootstrap.sorted_entries().len() - not_yet_handed.len();
+    if skipped > 0 {
+        tracing::info!(
+            credentials = skipped,
+            "--add-scram credentials this data directory handed the cluster before are not handed again (a user deleted since stays deleted)"
+        );
+    }
     for (user, mechanism, credential) in from_file
         .iter()
         .flat_map(|store| store.sorted_entries())
-        .chain(bootstrap.sorted_entries())
+        .chain(not_yet_handed)
     {
         if named.insert((user.to_string(), mechanism.kafka_type())) {
             upsertions.push(UserScramCredential {
@@ -171,6 +189,7 @@ pub async fn scram_credentials(agent: &Rc<ClusterAgent>) -> Result<(), String> {
         return Ok(());
     }
     let count = upsertions.len();
+    debug_assert!(handed.len() >= handed_before);
     let request = AdminRequest::AlterScramCredentials(ScramChanges {
         upsertions,
         deletions: Vec::new(),
@@ -203,6 +222,9 @@ pub async fn scram_credentials(agent: &Rc<ClusterAgent>) -> Result<(), String> {
         credentials = count,
         "start-up SCRAM credentials are in the cluster metadata (those it lacked were added)"
     );
+    if handed.len() > handed_before {
+        handed_scram::write(&data_dir, &handed)?;
+    }
     if from_file.is_some() {
         let path = data_dir.join(CREDENTIALS_FILE);
         let done = data_dir.join(format!("{CREDENTIALS_FILE}{MIGRATED_SUFFIX}"));

@@ -13,6 +13,7 @@
 //! - `node`: starting and stopping it; `lifecycle`: registration, heartbeats, controlled shutdown.
 //! - `publish`: the image reaching every shard, which opens or removes its partition logs.
 //! - `forward`: admin requests from any shard to the active controller.
+//! - `handed_scram`: which `--add-scram` credentials this data directory already handed over.
 //! - `meta_properties`: which cluster and node a data directory belongs to.
 //! - `migrate`: a pre-cluster `topics.json` (and a broker's own `acls.json` and SCRAM
 //!   credentials) moved into the metadata log, and the `--add-scram` credentials handed to it.
@@ -22,6 +23,7 @@ pub mod agent;
 pub mod config;
 pub mod controller;
 pub mod forward;
+pub mod handed_scram;
 pub mod image;
 pub mod lifecycle;
 pub mod liveness_probe;
