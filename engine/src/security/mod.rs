@@ -5,6 +5,7 @@
 //! - `principal`: Kafka principals of clients (a client certificate's subject);
 //! - `tls`: the rustls server configuration from PEM files, the client certificate's principal;
 //! - `stream`: one client connection's byte stream, plain TCP or TLS;
+//! - `tls_socket`: the socket under a TLS session, sending all queued records at once;
 //! - `sasl`: the per-connection SASL exchange and the SCRAM credential store;
 //! - `scram_admin`: DescribeUserScramCredentials and AlterUserScramCredentials;
 //! - `acl`: authorization with Kafka's ACLs (`--authorizer acl`) and the ACL APIs.
@@ -18,6 +19,7 @@ pub mod sasl;
 pub mod scram_admin;
 pub mod stream;
 pub mod tls;
+pub mod tls_socket;
 
 use std::sync::Arc;
 

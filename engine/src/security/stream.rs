@@ -11,11 +11,13 @@ use futures::io::{AsyncRead, AsyncWrite};
 use futures_rustls::server::TlsStream;
 use glommio::net::TcpStream;
 
+use super::tls_socket::TlsSocket;
+
 /// A client connection's stream.
 pub enum ClientStream {
     Plain(TcpStream),
     /// Boxed: a rustls session is a few KiB, a plain stream a few words.
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<TlsSocket>>),
 }
 
 impl ClientStream {
@@ -31,7 +33,7 @@ impl ClientStream {
     pub fn socket(&self) -> RawFd {
         match self {
             ClientStream::Plain(stream) => stream.as_raw_fd(),
-            ClientStream::Tls(stream) => stream.get_ref().0.as_raw_fd(),
+            ClientStream::Tls(stream) => stream.get_ref().0.get_ref().as_raw_fd(),
         }
     }
 }

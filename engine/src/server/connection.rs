@@ -42,6 +42,7 @@ use crate::security::acl::Session;
 use crate::security::sasl::session::{Gate, SaslSession};
 use crate::security::sasl::MAX_UNAUTHENTICATED_REQUEST_BYTES;
 use crate::security::stream::ClientStream;
+use crate::security::tls_socket::{TlsSocket, TLS_SEND_BUFFER_BYTES};
 use crate::security::{principal, ClientListener};
 use crate::shard::Shard;
 use ringbroker_protocol::api_versions::{is_served, supported_range};
@@ -152,8 +153,12 @@ async fn secure(
         return None;
     };
     let limit = Duration::from_millis(shard.config.request_read_timeout_ms);
-    match with_timeout(limit, TlsAcceptor::from(tls).accept(stream)).await {
-        Some(Ok(tls_stream)) => {
+    match with_timeout(limit, TlsAcceptor::from(tls).accept(TlsSocket(stream))).await {
+        Some(Ok(mut tls_stream)) => {
+            tls_stream
+                .get_mut()
+                .1
+                .set_buffer_limit(Some(TLS_SEND_BUFFER_BYTES));
             let certificate = tls_stream
                 .get_ref()
                 .1

@@ -15,7 +15,8 @@
 //! TLS connections (`security::stream`): no sendfile, the bytes must go through the cipher.
 //! Byte parts (tail cache, response headers) are encrypted straight from where they are; file
 //! ranges are read in `COLD_READ_CHUNK_BYTES` steps and each step is encrypted from that buffer,
-//! so every byte is copied once before the cipher reads it. The response is flushed after its
+//! so every byte is copied once before the cipher reads it; the next step's read overlaps the
+//! encryption and send of the current one. The response is flushed after its
 //! last part (rustls holds encrypted records the socket did not take yet).
 //!
 //! The write deadline: a peer that accepts no byte of a pending response for
@@ -174,14 +175,30 @@ impl ResponseWriter {
         let end = range.position + range.len;
         let mut position = range.position;
         let Some(socket) = self.socket else {
-            // TLS: read a chunk, encrypt it from that buffer.
-            while position < end {
-                let want = (end - position).min(COLD_READ_CHUNK_BYTES as u64) as usize;
-                // Never empty: read_range fails on a file that ends early.
-                let data = sendfile::read_range(file, position, want).await?;
-                self.write_all(&data).await?;
-                position += data.len() as u64;
+            // TLS: read a chunk, encrypt it from that buffer; the next chunk's read runs while
+            // this one is encrypted and sent (the cipher, not the read, sets the pace).
+            let want = |from: u64| (end - from).min(COLD_READ_CHUNK_BYTES as u64) as usize;
+            if position >= end {
+                return Ok(());
             }
+            // Never empty: read_range fails on a file that ends early.
+            let mut data = sendfile::read_range(file, position, want(position)).await?;
+            loop {
+                let after = position + data.len() as u64;
+                if after >= end {
+                    self.write_all(&data).await?;
+                    position = after;
+                    break;
+                }
+                let (written, next) = futures::join!(
+                    self.write_all(&data),
+                    sendfile::read_range(file, after, want(after))
+                );
+                written?;
+                position = after;
+                data = next?;
+            }
+            debug_assert_eq!(position, end);
             return Ok(());
         };
         while position < end {
