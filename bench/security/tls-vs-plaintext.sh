@@ -17,22 +17,13 @@ LIB="bench/reference/target/lib"
 ls "$LIB"/kafka-clients-*.jar >/dev/null 2>&1 || bash bench/reference/kafka.sh fetch
 WORK="$(mktemp -d)"
 BROKER_PID=""
+source bench/security/common.sh
 cleanup() {
-    if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
-        kill "$BROKER_PID"
-        wait "$BROKER_PID" || true
-    fi
+    stop_broker
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-cd "$WORK"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=bench-ca 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null
-echo "subjectAltName=DNS:localhost,IP:127.0.0.1" > san.ext
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 \
-    -extfile san.ext 2>/dev/null
-cd - >/dev/null
+make_certs "$WORK"
 
 "$BIN" serve --listen 127.0.0.1:19600 --listener SSL://127.0.0.1:19601 --listener SASL_SSL://127.0.0.1:19602 \
     --ssl-cert "$WORK/server.pem" --ssl-key "$WORK/server.key" --sasl-mechanisms SCRAM-SHA-512 \

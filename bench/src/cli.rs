@@ -227,6 +227,13 @@ pub struct RunArgs {
     /// Label of this run in `compare` tables and plots (default: derived from the parameters).
     #[arg(long)]
     pub label: Option<String>,
+    /// Connect with TLS, trusting the CAs of this PEM file (consume and admin calls only: the
+    /// pipelined producer stays plaintext).
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// The name the broker's certificate must hold (default: the host of each address).
+    #[arg(long, requires = "tls_ca")]
+    pub tls_server_name: Option<String>,
 }
 
 impl RunArgs {

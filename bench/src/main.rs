@@ -45,6 +45,9 @@ fn main() -> ExitCode {
 }
 
 fn run_workload(workload: Workload, args: &RunArgs) -> Result<()> {
+    if let Some(ca) = &args.tls_ca {
+        client::tls::enable(ca, args.tls_server_name.clone())?;
+    }
     let cores = core_plan(args)?;
     let (result, measurement) = workload::run::run(workload, args, cores)?;
     print!("{}", report::summary_text(&result));

@@ -139,15 +139,20 @@ def round_trip(bootstrap: str, config: dict, topic: str, count: int = 200) -> No
     consumer = clients.consumer(bootstrap, **{**config, "group.id": f"g-{uuid.uuid4().hex[:8]}"})
     try:
         consumer.subscribe([topic])
-        got: list[bytes] = []
-        deadline = time.monotonic() + 60
-        while len(got) < count and time.monotonic() < deadline:
-            for msg in consumer.consume(num_messages=1000, timeout=0.5):
-                assert msg.error() is None, msg.error()
-                got.append(msg.value())
-        assert got == [v for _, v in sent]
+        assert read_values(consumer, count) == [v for _, v in sent]
     finally:
         consumer.close()
+
+
+def read_values(consumer, count: int, timeout: float = 60) -> list[bytes]:
+    """The values of the first `count` records `consumer` reads (fewer if `timeout` passes first)."""
+    got: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        for msg in consumer.consume(num_messages=10_000, timeout=0.5):
+            assert msg.error() is None, msg.error()
+            got.append(msg.value())
+    return got
 
 
 def counter(secure: SecureBroker, name: str) -> float:
@@ -588,6 +593,32 @@ def test_a_user_deleted_with_kafka_configs_stays_deleted_across_restarts(tmp_pat
             assert first_error(broker.address("SASL_SSL"), sha256).code() == KafkaError._AUTHENTICATION, attempt
             sha512 = broker.client_config("SASL_SSL")
             assert advertised_through(broker.address("SASL_SSL"), sha512) == {broker.address("SASL_SSL")}, attempt
+    finally:
+        conftest._shutdown(process)
+
+
+def test_tls_fetch_of_many_megabytes_from_segment_files_is_byte_exact(tmp_path_factory, topic_name):
+    """Without the tail cache every fetch through TLS reads segment files, in steps whose reads overlap the
+    encryption of the step before: a consumer of the SSL listener gets every record, in order, unchanged."""
+    from confluent_kafka import OFFSET_BEGINNING, Producer, TopicPartition
+    process, certs, ports = _start(
+        tmp_path_factory, "tls-fetch-broker", ["--set", "tail_cache_bytes_per_shard=0"], ["SSL"])
+    broker = SecureBroker(process, certs, ports, 0)
+    try:
+        count, size = 6000, 2000
+        values = [(f"{i:06d}-".encode() * (size // 7 + 1))[:size] for i in range(count)]
+        producer = Producer({"bootstrap.servers": f"127.0.0.1:{process.port}", "linger.ms": 20,
+                             "batch.size": 1 << 20})
+        clients.produce_all(producer, topic_name, [(None, v) for v in values])
+        consumer = clients.consumer(broker.address("SSL"), **broker.client_config("SSL"),
+                                    **{"fetch.max.bytes": 50 << 20, "max.partition.fetch.bytes": 16 << 20})
+        try:
+            consumer.assign([TopicPartition(topic_name, 0, OFFSET_BEGINNING)])
+            got = read_values(consumer, count)
+            assert len(got) == count
+            assert got == values
+        finally:
+            consumer.close()
     finally:
         conftest._shutdown(process)
 

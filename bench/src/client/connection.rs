@@ -2,10 +2,12 @@
 //!
 //! A [`Connection`] makes plain request/response calls (admin traffic). For pipelined traffic it is
 //! split into a [`FrameWriter`] (the sending thread) and a [`FrameReader`] (a thread reading
-//! responses in order), so several requests are in flight on one socket.
+//! responses in order), so several requests are in flight on one socket. With `--tls-ca` the
+//! connection is TLS (`tls`), for request/response calls only.
 
 use std::io::{BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -14,6 +16,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
+use crate::client::tls::{self, TlsStream};
 use crate::client::versions::{BrokerVersions, API_VERSIONS_VERSION};
 use crate::error::{BenchError, Result};
 
@@ -50,12 +53,21 @@ impl Connection {
         stream
             .set_read_timeout(Some(read_timeout))
             .map_err(|e| BenchError::io("setting read timeout", e))?;
-        let read_half = stream
-            .try_clone()
-            .map_err(|e| BenchError::io("cloning socket", e))?;
+        let (write_half, read_half) = match tls::wrap(stream, addr)? {
+            Err(plain) => {
+                let read_half = plain
+                    .try_clone()
+                    .map_err(|e| BenchError::io("cloning socket", e))?;
+                (Transport::Plain(plain), Transport::Plain(read_half))
+            }
+            Ok(session) => {
+                let shared = Arc::new(Mutex::new(session));
+                (Transport::Tls(shared.clone()), Transport::Tls(shared))
+            }
+        };
         let mut conn = Connection {
             writer: FrameWriter {
-                stream,
+                stream: write_half,
                 next_correlation_id: 0,
                 buf: BytesMut::new(),
             },
@@ -86,15 +98,65 @@ impl Connection {
         Ok(response)
     }
 
-    /// Splits into a sending half and a receiving half for pipelining.
-    pub fn into_split(self) -> (FrameWriter, FrameReader, BrokerVersions) {
-        (self.writer, self.reader, self.versions)
+    /// Splits into a sending half and a receiving half for pipelining (plaintext only: see `tls`).
+    pub fn into_split(self) -> Result<(FrameWriter, FrameReader, BrokerVersions)> {
+        if matches!(self.writer.stream, Transport::Tls(_)) {
+            return Err(BenchError::InvalidArgument(
+                "--tls-ca works for consume (request/response connections), not for pipelined produce"
+                    .into(),
+            ));
+        }
+        Ok((self.writer, self.reader, self.versions))
+    }
+}
+
+/// The socket under a connection's halves: plain (each half its own handle) or one TLS session
+/// both halves lock in turn (they take turns in `Connection::call`).
+enum Transport {
+    Plain(TcpStream),
+    Tls(Arc<Mutex<TlsStream>>),
+}
+
+impl Transport {
+    fn with_session<T>(
+        session: &Mutex<TlsStream>,
+        work: impl FnOnce(&mut TlsStream) -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
+        let mut guard = session
+            .lock()
+            .map_err(|_| std::io::Error::other("TLS session poisoned by a panic"))?;
+        work(&mut guard)
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(stream) => stream.read(buf),
+            Transport::Tls(session) => Self::with_session(session, |s| s.read(buf)),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(stream) => stream.write(buf),
+            Transport::Tls(session) => Self::with_session(session, |s| s.write(buf)),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Transport::Plain(stream) => stream.flush(),
+            Transport::Tls(session) => Self::with_session(session, |s| s.flush()),
+        }
     }
 }
 
 /// The sending half: encodes requests or writes pre-encoded frames.
 pub struct FrameWriter {
-    stream: TcpStream,
+    stream: Transport,
     next_correlation_id: i32,
     buf: BytesMut,
 }
@@ -119,6 +181,7 @@ impl FrameWriter {
         encode_request_frame(&mut self.buf, request, version, correlation_id)?;
         self.stream
             .write_all(&self.buf)
+            .and_then(|()| self.stream.flush())
             .map_err(|e| BenchError::io("sending request", e))?;
         Ok(correlation_id)
     }
@@ -159,12 +222,12 @@ pub fn encode_request_frame<R: Request>(
 
 /// The receiving half: reads whole response frames.
 pub struct FrameReader {
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Transport>,
     buf: BytesMut,
 }
 
 impl FrameReader {
-    fn new(stream: TcpStream) -> Self {
+    fn new(stream: Transport) -> Self {
         FrameReader {
             reader: BufReader::with_capacity(READ_BUFFER_BYTES, stream),
             buf: BytesMut::new(),

@@ -10,5 +10,6 @@ pub mod batch_view;
 pub mod connection;
 pub mod fetch;
 pub mod produce;
+pub mod tls;
 pub mod txn;
 pub mod versions;

@@ -172,7 +172,7 @@ fn open_lane(
             frames,
         });
     }
-    let (writer, reader, _) = conn.into_split();
+    let (writer, reader, _) = conn.into_split()?;
     if plan.acks == 0 {
         // acks=0: Kafka sends no response at all, so there is nothing to read or time.
         return Ok(Lane {
