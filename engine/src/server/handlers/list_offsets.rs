@@ -1,4 +1,6 @@
-//! ListOffsets: earliest, latest, max timestamp or by timestamp, per partition this broker leads.
+//! ListOffsets: earliest, latest, max timestamp or by timestamp, per partition this broker leads
+//! in the client's current leader epoch (v4+; FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH
+//! otherwise, as Kafka). A follower broker asks it for its leader's log start.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -8,6 +10,7 @@ use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
 use crate::offsets::{self, MAX_TIMESTAMP};
+use crate::replication::serve::check_leader_epoch;
 use crate::security::acl::{Operation, ResourceType, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
@@ -33,7 +36,9 @@ pub async fn handle(
         for p in &topic.partitions {
             let error_code = if denied.is_some() {
                 denied
-            } else if let Err(code) = shard.check_leader(name, p.partition_index) {
+            } else if let Err(code) =
+                check_leader_epoch(shard, name, p.partition_index, p.current_leader_epoch)
+            {
                 Some(code)
             } else if p.timestamp == MAX_TIMESTAMP && request.version() < MAX_TIMESTAMP_MIN_VERSION
             {
