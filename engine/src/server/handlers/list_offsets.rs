@@ -28,10 +28,21 @@ pub async fn handle(
     session: &Session,
 ) -> Result<Outcome, HandlerError> {
     let body: ListOffsetsRequest = decode_body(request)?;
+    // A follower broker (replica id >= 0) asks for its leader's log start as our other
+    // inter-broker requests do, with ClusterAction on the cluster (docs/SECURITY.md: the
+    // permission brokers are granted); Kafka checks Describe on the topic, which its brokers
+    // hold as super users. Clients need Describe on each topic.
+    let replica_refused = (body.replica_id.0 >= 0)
+        .then(|| session.cluster_refusal(Operation::ClusterAction))
+        .flatten();
     let mut topics = Vec::with_capacity(body.topics.len());
     for topic in &body.topics {
         let name = topic.name.0.as_str();
-        let denied = session.refusal(Operation::Describe, ResourceType::Topic, name);
+        let denied = if body.replica_id.0 >= 0 {
+            replica_refused
+        } else {
+            session.refusal(Operation::Describe, ResourceType::Topic, name)
+        };
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let error_code = if denied.is_some() {
