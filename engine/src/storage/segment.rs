@@ -97,7 +97,8 @@ pub(crate) struct Segment {
     /// fewer records than offsets a follower stores or a recovery scan finds
     /// (`note_stored_batch`): reads then count records batch by batch. Only
     /// the fetch-records metric relies on it, so a wrong `true` (a crash in the first compaction
-    /// pass after its swaps, before its checkpoint) over-counts and breaks nothing.
+    /// pass after its swaps, before its checkpoint; a follower's segment with gaps reopened from
+    /// its index files, until its own cleaner rewrites it) over-counts and breaks nothing.
     pub offsets_dense: bool,
     /// Records before each offset-index entry, for a segment that is not dense and whose batches
     /// were all seen (written by compaction or scanned by recovery); `None` otherwise.
