@@ -1,5 +1,6 @@
 """A cluster of `ringbroker serve` processes on test hosts (netns.py): combined broker + controller nodes with
-one shard each, started together, restartable, killable, and their logs for failure reports."""
+one shard each, started together, restartable, killable, and their logs for failure reports; and reading the
+replicas' segment files, to compare them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 import signal
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from netns import TestHosts
@@ -208,3 +210,46 @@ class Cluster:
 
     def logs(self) -> str:
         return "\n".join(f"----- node {n.node_id} -----\n{n.log_tail()}" for n in self.nodes)
+
+
+@contextmanager
+def reporting(cluster: Cluster):
+    """Kills the cluster's nodes when the block ends, after printing their log tails if it failed."""
+    try:
+        yield cluster
+    except Exception:
+        print(cluster.logs())
+        raise
+    finally:
+        cluster.close()
+
+
+def segment_batches(data_dir: Path, topic: str, partition: int) -> list[tuple[int, bytes]]:
+    """(base offset, bytes) of every record batch of the partition's segment files, in offset order (each batch
+    taken by its own length, so the zero-filled preallocated tail is left out and replicas that rolled their
+    segments at different offsets compare equal)."""
+    part = data_dir / f"{topic}-{partition}"
+    out = []
+    for segment in sorted(part.glob("*.log")):
+        data = segment.read_bytes()
+        at = 0
+        while at + 12 <= len(data):
+            length = int.from_bytes(data[at + 8:at + 12], "big", signed=True)
+            if length <= 0 or at + 12 + length > len(data):
+                break
+            out.append((int.from_bytes(data[at:at + 8], "big", signed=True), data[at:at + 12 + length]))
+            at += 12 + length
+    return out
+
+
+def segment_bytes(data_dir: Path, topic: str, partition: int) -> bytes:
+    """The partition's records as stored: its record batches (`segment_batches`) back to back."""
+    return b"".join(raw for _, raw in segment_batches(data_dir, topic, partition))
+
+
+def first_difference(copies: list[bytes]) -> str:
+    """Where the replicas' bytes first differ, and what each holds there."""
+    at = next((i for i in range(min(len(x) for x in copies)) if len({x[i] for x in copies}) > 1), None)
+    if at is None:
+        return "one is a prefix of the others"
+    return f"first at byte {at}: " + ", ".join(x[max(0, at - 8):at + 24].hex() for x in copies)

@@ -271,6 +271,8 @@ def test_fetch_out_of_range(sock, witness, name, offset_or_partition, expected):
     part = next(iter(kw.parse_fetch_v4(got[1])[witness.target].values()))
     assert part.error_code == expected, f"{name}: error_code {part.error_code}, expected {expected}"
     assert part.records == b"", f"{name}: records {part.records!r}, expected empty bytes (never null)"
+    # Kafka answers a failed read with -1 bounds (the client asks ListOffsets for them).
+    assert part.high_watermark == -1, f"{name}: high watermark {part.high_watermark}, expected -1"
 
 
 def test_produce_to_unknown_partition(sock, witness):

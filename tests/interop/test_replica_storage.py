@@ -8,7 +8,12 @@ min.insync.replicas=2:
 - a follower whose disk fails: its data directory (a small loop-mounted ext4) is filled while an acks=all producer
   writes; it reports the directory offline and leaves the ISR within a few seconds (not replica.lag.time.max.ms),
   acks=all goes on with the other two, and once space is freed it is back in the ISR with identical bytes; the
-  same with the leader's disk, whose leadership moves.
+  same with the leader's disk, whose leadership moves;
+- a lagging follower of a compacted topic: killed while the leader compacts away whole batches it still needs, it
+  takes the leader's log with its offset gaps (as Kafka's followers do), catches up, rejoins the ISR, holds the
+  leader's bytes, and serves every key's latest value once it leads;
+- followers follow the leader's log start (DeleteRecords): their own start moves with it, whole segments below it
+  go, and a follower that becomes leader answers ListOffsets (earliest) with the new start.
 """
 
 from __future__ import annotations
@@ -26,9 +31,8 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import NewTopic
 
 import clients
-from cluster_helpers import Cluster
+from cluster_helpers import Cluster, reporting, segment_batches
 from test_cluster import admin, metadata, wait_until
-from test_replication import segment_batches
 
 BINARY = os.environ.get("RINGBROKER_BIN", "")
 
@@ -124,7 +128,7 @@ def test_a_follower_below_the_leaders_log_start_restarts_there(tmp_path, topic_n
     batch; the follower, restarted there, gets that batch (it starts before its log) and restarts again at the
     batch's base offset, as Kafka's follower does."""
     c = Cluster(BINARY, tmp_path)
-    try:
+    with reporting(c):
         c.start()
         create_topic(c, topic_name, {"retention.bytes": str(RETENTION_BYTES)})
         victim = c.node(3)
@@ -176,11 +180,6 @@ def test_a_follower_below_the_leaders_log_start_restarts_there(tmp_path, topic_n
         assert first_base_offset(victim.data_dir, topic_name) >= first_base
         compared, common = compare_replicas(c, topic_name)
         print(f"{compared} batches from offset {common} identical on the three replicas")
-    except Exception:
-        print(c.logs())
-        raise
-    finally:
-        c.close()
 
 
 class Writer:
@@ -240,49 +239,199 @@ def test_a_replica_whose_disk_fails_leaves_the_isr_and_comes_back(tmp_path, topi
     (victim.data_dir / "__cluster_metadata-0").symlink_to(tmp_path / "victim-metadata")
     filler = mount / "filler"
     try:
+        with reporting(c):
+            c.start()
+            create_topic(c, topic_name, {})
+            assert leader(c, topic_name) == 1
+            with c.hosts.in_hub():
+                writer = Writer(c.bootstrap, topic_name)
+                writer.thread.start()
+                wait_until(lambda: len(writer.acked) > 500, 60, "records acknowledged before the fault")
+                # Fill the victim's disk while it runs: dd stops at ENOSPC.
+                subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M", "status=none"], check=False)
+                filled = time.monotonic()
+                print(f"{name}'s disk filled: {shutil.disk_usage(mount).free} bytes free")
+                wait_until(lambda: victim_id not in isr(c, topic_name, via=other), ISR_SHRINK_BOUND_S,
+                           f"{name} out of the ISR after its disk filled", interval=0.2)
+                shrunk = time.monotonic()
+                offline = [line for line in victim.log_since_start().splitlines()
+                           if "reporting the data directory offline" in line]
+                assert offline, f"{name} did not report its data directory offline"
+                print(f"{name} out of the ISR {shrunk - filled:.2f} s after its disk filled")
+                assert leader(c, topic_name, via=other) != victim_id
+                wait_until(lambda: writer.acked_since(shrunk) > 200, 30, "acks=all going on with the other two")
+                assert not writer.errors, writer.errors[:5]
+                time.sleep(2)
+                filler.unlink()
+                freed = time.monotonic()
+                wait_until(lambda: isr(c, topic_name, via=other) == [1, 2, 3], 120,
+                           f"{name} back in the ISR once space is back", interval=0.5)
+                print(f"{name} back in the ISR {time.monotonic() - freed:.2f} s after space came back")
+                wait_until(lambda: writer.acked_since(freed) > 100, 30, "records acknowledged after the heal")
+                writer.stop.set()
+                writer.thread.join(150)
+            assert not writer.errors, writer.errors[:5]
+            with c.hosts.in_hub():
+                consumed, _ = clients.consume_all(c.bootstrap, topic_name, 1, timeout=120)
+            found = {v for _, _, v in consumed[0]}
+            lost = [v[:8] for v, _ in writer.acked if v not in found]
+            print(f"acknowledged {len(writer.acked)}, consumed {len(consumed[0])}, lost {len(lost)}")
+            assert not lost, lost[:10]
+            assert len(found) == len(consumed[0]), "duplicates"
+            compared, _ = compare_replicas(c, topic_name, 0)
+            print(f"{compared} batches identical on the three replicas")
+    finally:
+        unmount_small_fs(image, mount)
+
+
+# Compaction soon and often: a pass at most every second per partition (log.cleaner.backoff.ms), segments rolled
+# every 2 s, any dirty share worth cleaning.
+CLEANER_ARGS = ["--set", "log_cleaner_interval_ms=1000"]
+COMPACTED = {"cleanup.policy": "compact", "segment.ms": "2000", "min.cleanable.dirty.ratio": "0.01"}
+COMPACT_KEYS = 20
+# Rounds of updates while the follower is down: one batch per round (each flushed), every key twice, so that
+# each round's batch supersedes the one before it whole.
+COMPACT_ROUNDS = 150
+
+
+def batch_spans(data_dir: Path, topic: str) -> list[tuple[int, int]]:
+    """(base offset, last offset) of every batch of the partition's segment files."""
+    return [(base, base + int.from_bytes(raw[23:27], "big", signed=True)) for base, raw in batches(data_dir, topic)]
+
+
+def gaps_after(data_dir: Path, topic: str, offset: int) -> list[tuple[int, int]]:
+    """The offset ranges ([first, last]) from `offset` on that no batch holds, before the partition's last batch:
+    what compaction removed. Read while the broker runs: a segment its cleaner just replaced counts as no gap this
+    time."""
+    try:
+        spans = batch_spans(data_dir, topic)
+    except FileNotFoundError:
+        return []
+    gaps, expected = [], offset
+    for base, last in spans:
+        if last < offset:
+            continue
+        if base > expected:
+            gaps.append((expected, base - 1))
+        expected = last + 1
+    return gaps
+
+
+def set_topic_config(c: Cluster, topic: str, name: str, value: str) -> None:
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)])
+    with c.hosts.in_hub():
+        client = admin(c.bootstrap)  # kept alive until the answer came
+        client.incremental_alter_configs([resource])[resource].result(timeout=30)
+
+
+def compact_update(key: int, round_: int) -> tuple[bytes, bytes]:
+    return f"key-{key:02d}".encode(), b"%06d-" % round_ + value(round_, 1000)
+
+
+@pytest.mark.timeout(420)
+def test_a_lagging_follower_of_a_compacted_topic_catches_up_across_the_gaps(tmp_path, topic_name):
+    """Node 3 is killed; the leader (node 1) compacts away whole batches node 3 would fetch next; node 3 restarted
+    gets the leader's batches with offset gaps and must store them as they are. Compaction is switched off (policy
+    `delete`) before node 3 comes back: each replica compacts by itself, so only a log no replica rewrites any more
+    can be compared byte for byte. Then node 3 leads (node 2 paused until it left the ISR, node 1 killed) and a
+    consumer reads every key's latest value from it."""
+    c = Cluster(BINARY, tmp_path, extra_args=CLEANER_ARGS)
+    with reporting(c):
+        c.start()
+        create_topic(c, topic_name, COMPACTED)
+        victim, other = c.node(3), c.node(2)
+        latest: dict[bytes, bytes] = {}
+        with c.hosts.in_hub():
+            producer = clients.producer(c.bootstrap, **{"enable.idempotence": False})
+            first = [compact_update(k, 0) for k in range(COMPACT_KEYS)]
+            clients.produce_all(producer, topic_name, first, partition=0)
+            latest.update(first)
+        victim_end = log_start_and_end(c, topic_name)[1]
+        victim.kill9()
+        with c.hosts.in_hub():
+            for round_ in range(1, COMPACT_ROUNDS + 1):
+                updates = [compact_update(k, round_) for k in range(COMPACT_KEYS)] * 2
+                clients.produce_all(producer, topic_name, updates, partition=0)
+                latest.update(updates)
+        wait_until(lambda: gaps_after(c.node(1).data_dir, topic_name, victim_end), 90,
+                   f"the leader compacted away batches past node 3's log end ({victim_end})", interval=0.5)
+        set_topic_config(c, topic_name, "cleanup.policy", "delete")
+        # A pass already running finishes its swaps; none starts after the new config reached the shards.
+        time.sleep(5)
+        leader_gaps = gaps_after(c.node(1).data_dir, topic_name, victim_end)
+        print(f"node 3 killed at log end {victim_end}; the leader's log has {len(leader_gaps)} gaps past it")
+        restarted = time.monotonic()
+        victim.start()
+        wait_until(lambda: isr(c, topic_name, via=c.nodes[0]) == [1, 2, 3], 90, "node 3 back in the ISR")
+        print(f"node 3 back in the ISR {time.monotonic() - restarted:.2f} s after its restart")
+        start, high = log_start_and_end(c, topic_name)
+
+        def fetched(node):
+            # Node 3's batches below `victim_end` are its own copy from before the kill (the leader compacted
+            # its copy since); everything after was fetched.
+            return [(base, raw) for base, raw in batches(node.data_dir, topic_name) if victim_end <= base < high]
+        wait_until(lambda: fetched(victim) == fetched(c.node(1)), 30,
+                   "node 3's batches from its old log end to the high watermark equal the leader's")
+        victim_gaps = gaps_after(victim.data_dir, topic_name, victim_end)
+        assert victim_gaps, "node 3's log has no gap: the leader's compaction was not exercised"
+        refused = [line for line in victim.log_since_start().splitlines() if "follower append refused" in line]
+        assert not refused, refused[:3]
+        print(f"node 3 holds {len(fetched(victim))} batches from {victim_end} to {high} (log start {start}), "
+              f"{len(victim_gaps)} gaps, identical to the leader's")
+
+        # Node 3 leads: node 2 out of the ISR first (paused: fenced after the broker session timeout), then node 1
+        # killed. Node 2 resumes at once, so that two of the three controllers form a quorum again.
+        other.pause()
+        try:
+            wait_until(lambda: isr(c, topic_name, via=c.nodes[0]) == [1, 3], 60, "node 2 out of the ISR")
+            c.node(1).kill9()
+        finally:
+            other.resume()
+        wait_until(lambda: leader(c, topic_name, via=victim) == 3, 60, "node 3 leading")
+        with c.hosts.in_hub():
+            consumed, _ = clients.consume_all(victim.bootstrap, topic_name, 1, timeout=120)
+        read: dict[bytes, bytes] = {}
+        for _, key, val in consumed[0]:
+            read[key] = val
+        assert read == latest, f"{sum(read.get(k) != v for k, v in latest.items())} keys differ"
+        print(f"node 3 as leader: {len(consumed[0])} records read, the latest value of all {len(latest)} keys")
+
+
+@pytest.mark.timeout(300)
+def test_followers_follow_the_leaders_log_start(tmp_path, topic_name):
+    """DeleteRecords on the leader: each follower raises its log start to the leader's from its next fetch answer,
+    deleting its whole segments below it (Kafka's `maybeIncrementLogStartOffset` on followers); after a failover
+    the new leader answers ListOffsets (earliest) with that start."""
+    c = Cluster(BINARY, tmp_path)
+    with reporting(c):
         c.start()
         create_topic(c, topic_name, {})
-        assert leader(c, topic_name) == 1
         with c.hosts.in_hub():
-            writer = Writer(c.bootstrap, topic_name)
-            writer.thread.start()
-            wait_until(lambda: len(writer.acked) > 500, 60, "records acknowledged before the fault")
-            # Fill the victim's disk while it runs: dd stops at ENOSPC.
-            subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M", "status=none"], check=False)
-            filled = time.monotonic()
-            print(f"{name}'s disk filled: {shutil.disk_usage(mount).free} bytes free")
-            wait_until(lambda: victim_id not in isr(c, topic_name, via=other), ISR_SHRINK_BOUND_S,
-                       f"{name} out of the ISR after its disk filled", interval=0.2)
-            shrunk = time.monotonic()
-            offline = [line for line in victim.log_since_start().splitlines()
-                       if "reporting the data directory offline" in line]
-            assert offline, f"{name} did not report its data directory offline"
-            print(f"{name} out of the ISR {shrunk - filled:.2f} s after its disk filled")
-            assert leader(c, topic_name, via=other) != victim_id
-            wait_until(lambda: writer.acked_since(shrunk) > 200, 30, "acks=all going on with the other two")
-            assert not writer.errors, writer.errors[:5]
-            time.sleep(2)
-            filler.unlink()
-            freed = time.monotonic()
-            wait_until(lambda: isr(c, topic_name, via=other) == [1, 2, 3], 120,
-                       f"{name} back in the ISR once space is back", interval=0.5)
-            print(f"{name} back in the ISR {time.monotonic() - freed:.2f} s after space came back")
-            wait_until(lambda: writer.acked_since(freed) > 100, 30, "records acknowledged after the heal")
-            writer.stop.set()
-            writer.thread.join(150)
-        assert not writer.errors, writer.errors[:5]
+            producer = clients.producer(c.bootstrap, **{"enable.idempotence": True})
+            clients.produce_all(producer, topic_name, [(b"k", value(i, 10_000)) for i in range(300)], partition=0)
+        _, high = log_start_and_end(c, topic_name)
+        target = high - 20
         with c.hosts.in_hub():
-            consumed, _ = clients.consume_all(c.bootstrap, topic_name, 1, timeout=120)
-        found = {v for _, _, v in consumed[0]}
-        lost = [v[:8] for v, _ in writer.acked if v not in found]
-        print(f"acknowledged {len(writer.acked)}, consumed {len(consumed[0])}, lost {len(lost)}")
-        assert not lost, lost[:10]
-        assert len(found) == len(consumed[0]), "duplicates"
-        compared, _ = compare_replicas(c, topic_name, 0)
-        print(f"{compared} batches identical on the three replicas")
-    except Exception:
-        print(c.logs())
-        raise
-    finally:
-        c.close()
-        unmount_small_fs(image, mount)
+            client = admin(c.bootstrap)
+            deleted = client.delete_records([TopicPartition(topic_name, 0, target)], request_timeout=30)
+            low = next(iter(deleted.values())).result(timeout=60).low_watermark
+        assert low == target, f"DeleteRecords moved the start to {low}, not {target}"
+
+        def saved_start(node) -> int | None:
+            try:
+                return int((node.data_dir / f"{topic_name}-0" / "log-start-offset").read_text().strip())
+            except (OSError, ValueError):
+                return None
+        followers = [c.node(2), c.node(3)]
+        wait_until(lambda: all(saved_start(n) == target for n in followers), 30,
+                   f"the followers' log start at {target}")
+        for node in followers:
+            assert first_base_offset(node.data_dir, topic_name) > 0, f"node {node.node_id} kept its first segment"
+        c.node(1).kill9()
+        wait_until(lambda: leader(c, topic_name, via=followers[0]) in (2, 3), 60, "a new leader")
+        new_leader = leader(c, topic_name, via=followers[0])
+        assert log_start(c, topic_name) == target, "the new leader's log start (ListOffsets earliest)"
+        print(f"log start {target} on both followers; node {new_leader} leads and answers it")

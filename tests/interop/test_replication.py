@@ -28,7 +28,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import NewTopic
 
 import clients
-from cluster_helpers import Cluster
+from cluster_helpers import Cluster, first_difference, reporting, segment_bytes
 from test_cluster import admin, metadata, wait_until
 from test_java_client import java_classpath  # noqa: F401 (a fixture)
 
@@ -49,14 +49,9 @@ pytestmark = pytest.mark.skipif(
 def cluster(tmp_path):
     c = Cluster(BINARY, tmp_path, extra_args=NODE_ARGS)
     print(f"test hosts: {c.hosts.mode}")
-    try:
+    with reporting(c):
         c.start()
         yield c
-    except Exception:
-        print(c.logs())
-        raise
-    finally:
-        c.close()
 
 
 def create_replicated(c: Cluster, name: str, partitions: int = PARTITIONS, min_insync: int = 2) -> None:
@@ -215,29 +210,6 @@ def consume_everything(c: Cluster, topic: str) -> dict[int, list[tuple[int, byte
     with c.hosts.in_hub():
         consumed, _ = clients.consume_all(c.bootstrap, topic, PARTITIONS, timeout=120)
     return consumed
-
-
-def segment_batches(data_dir: Path, topic: str, partition: int) -> list[tuple[int, bytes]]:
-    """(base offset, bytes) of every record batch of the partition's segment files, in offset order (each batch
-    taken by its own length, so the zero-filled preallocated tail is left out and replicas that rolled their
-    segments at different offsets compare equal)."""
-    part = data_dir / f"{topic}-{partition}"
-    out = []
-    for segment in sorted(part.glob("*.log")):
-        data = segment.read_bytes()
-        at = 0
-        while at + 12 <= len(data):
-            length = int.from_bytes(data[at + 8:at + 12], "big", signed=True)
-            if length <= 0 or at + 12 + length > len(data):
-                break
-            out.append((int.from_bytes(data[at:at + 8], "big", signed=True), data[at:at + 12 + length]))
-            at += 12 + length
-    return out
-
-
-def segment_bytes(data_dir: Path, topic: str, partition: int) -> bytes:
-    """The partition's records as stored: its record batches (`segment_batches`) back to back."""
-    return b"".join(raw for _, raw in segment_batches(data_dir, topic, partition))
 
 
 # One fault per round, healed before the next; the short form of the fault test (bench/scripts has the long one).
@@ -428,14 +400,6 @@ def test_min_insync_replicas_is_enforced(cluster, topic_name):
 
 # Records of 100 KiB written while the restarted broker's disk is full (60 MiB: every partition rolls a segment).
 BULK_RECORDS = 600
-
-
-def first_difference(copies: list[bytes]) -> str:
-    """Where the replicas' bytes first differ, and what each holds there."""
-    at = next((i for i in range(min(len(x) for x in copies)) if len({x[i] for x in copies}) > 1), None)
-    if at is None:
-        return "one is a prefix of the others"
-    return f"first at byte {at}: " + ", ".join(x[max(0, at - 8):at + 24].hex() for x in copies)
 
 
 def bulk_value(i: int) -> bytes:
@@ -723,14 +687,9 @@ def _java_round_trip(cluster: Cluster, topic: str, classpath: str, records: int)
 def manual_cluster(tmp_path):
     """A cluster whose controller does not give leaderships back by itself (auto.leader.rebalance.enable=false)."""
     c = Cluster(BINARY, tmp_path, extra_args=[*NODE_ARGS, "--auto-leader-rebalance", "false"])
-    try:
+    with reporting(c):
         c.start()
         yield c
-    except Exception:
-        print(c.logs())
-        raise
-    finally:
-        c.close()
 
 
 @pytest.mark.timeout(300)

@@ -23,6 +23,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Produc
 
 import clients
 import kafka_wire as kw
+from cluster_helpers import segment_bytes
 from test_cluster import metadata, wait_until
 from test_java_client import java_classpath  # noqa: F401 (a fixture)
 from test_replication import (  # noqa: F401 (cluster: a fixture)
@@ -32,7 +33,6 @@ from test_replication import (  # noqa: F401 (cluster: a fixture)
     isr_sizes,
     leaders,
     offsets_partition,
-    segment_bytes,
 )
 
 PARTITIONS = 3

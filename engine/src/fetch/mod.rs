@@ -155,13 +155,10 @@ pub async fn read_local(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome 
             if code != ResponseError::OffsetOutOfRange.code() {
                 tracing::warn!(topic = read.topic, partition = read.partition, error = %e, "read failed");
             }
-            FetchOutcome {
-                error_code: code,
-                high_watermark: log.high_watermark(),
-                log_start_offset: log.log_start_offset(),
-                chunks: Vec::new(),
-                stable,
-            }
+            // Kafka answers a failed read (OFFSET_OUT_OF_RANGE included) with -1 for the high
+            // watermark, last stable offset and log start: consumers and followers ask
+            // ListOffsets for the bounds they need.
+            FetchOutcome::error(code)
         }
     }
 }

@@ -169,7 +169,8 @@ impl ShardProducers {
             return;
         };
         let continues = state.following_end == Some(log_end_offset)
-            && BatchHeader::parse(records).is_ok_and(|h| h.base_offset == log_end_offset);
+            // A first batch after the log end is a gap the leader's compaction left.
+            && BatchHeader::parse(records).is_ok_and(|h| h.base_offset >= log_end_offset);
         if !continues {
             by_partition.remove(&partition);
             return;

@@ -9,11 +9,18 @@
 //!    leader's batches are appended byte for byte (`append_as_follower`: same offsets, same CRCs)
 //!    and the next fetch waits until they are written (DMA write done): the next fetch offset
 //!    tells the leader what this replica holds durably.
-//! 3. The follower's high watermark is min(the leader's, its own log end).
-//! 4. A fetch offset below the leader's log start (OFFSET_OUT_OF_RANGE; retention on the leader
-//!    deleted what this replica would fetch next, e.g. while it was down) empties the log and
-//!    restarts it at the leader's log start (Kafka's `truncateFullyAndStartAt`); an offset out of
-//!    range above the leader's end is truncated by leader epoch again (step 1).
+//!    Offsets may jump between batches: the leader's compaction removed the ones between, and
+//!    the follower's log has the same gaps (Kafka's followers accept them).
+//! 3. The follower's high watermark is min(the leader's, its own log end); its log start follows
+//!    the leader's (`log_start_offset` of each answer, once below its high watermark: DeleteRecords
+//!    or retention on the leader), deleting the whole segments below it, as Kafka's
+//!    `maybeIncrementLogStartOffset` on followers.
+//! 4. An OFFSET_OUT_OF_RANGE answer carries no usable log start (Kafka's leaders send -1): the
+//!    follower asks the leader ListOffsets (earliest), as Kafka's `fetchEarliestOffsetFromLeader`.
+//!    A log start above its log end (retention on the leader deleted what this replica would
+//!    fetch next, e.g. while it was down) empties the log and restarts it there (Kafka's
+//!    `truncateFullyAndStartAt`); otherwise the offset was out of range above the leader's end,
+//!    and the partition is truncated by leader epoch again (step 1).
 //!
 //! A truncation that fails (a disk that cannot be written) leaves the partition untruncated: it
 //! never fetches past a divergence it could not remove, and tries again after a backoff. An
@@ -29,10 +36,13 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, ListOffsetsRequest, OffsetForLeaderEpochRequest, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
@@ -47,6 +57,11 @@ use crate::storage::{StorageError, TruncateOptions};
 pub const REPLICA_FETCH_VERSION: i16 = 11;
 /// OffsetForLeaderEpoch version a follower sends (v3 adds the replica id).
 pub const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 3;
+/// ListOffsets version a follower sends to learn its leader's log start (v4 adds the current
+/// leader epoch, which fences an answer from a former leader).
+pub const LIST_OFFSETS_VERSION: i16 = 4;
+/// ListOffsets' timestamp asking for the log start offset (Kafka's `EARLIEST_TIMESTAMP`).
+const EARLIEST_TIMESTAMP: i64 = -2;
 /// Bytes a follower asks per fetch response over all partitions (Kafka's
 /// `replica.fetch.response.max.bytes` default).
 pub const REPLICA_FETCH_RESPONSE_MAX_BYTES: i32 = 10 << 20;
@@ -419,6 +434,7 @@ async fn fetch(
         });
     }
     let mut appends: Vec<AppendFuture> = Vec::new();
+    let mut out_of_range: Vec<(PartitionKey, i32)> = Vec::new();
     let mut refused = false;
     for topic in response.responses {
         let name = topic.topic.0.to_string();
@@ -431,21 +447,8 @@ async fn fetch(
             match ResponseError::try_from_code(data.error_code) {
                 None => {}
                 Some(ResponseError::OffsetOutOfRange) => {
-                    // Below the leader's log start: restart there. Our leaders report their log
-                    // start with the error (Kafka's send -1 and their followers ask ListOffsets;
-                    // a ringbroker follower only ever fetches from a ringbroker leader).
-                    let below_start = shard
-                        .log(&name, data.partition_index)
-                        .is_some_and(|log| data.log_start_offset > log.log_end_offset());
-                    if below_start {
-                        let (shard, start) = (shard.clone(), data.log_start_offset);
-                        appends.push(Box::pin(async move {
-                            restart_at_leader_start(&shard, &key, leader, epoch, start).await
-                        }) as AppendFuture);
-                    } else {
-                        tracing::warn!(topic = %name, partition = data.partition_index, "fetch offset out of the leader's range: truncating again");
-                        mark_untruncated(shard, &key);
-                    }
+                    // The answer's log start is -1 (Kafka's): the leader is asked below.
+                    out_of_range.push((key, epoch));
                     continue;
                 }
                 Some(error) => {
@@ -459,6 +462,7 @@ async fn fetch(
             };
             let records = data.records.unwrap_or_default();
             let leader_high_watermark = data.high_watermark;
+            let leader_log_start = data.log_start_offset;
             // Checked with no await before the append: a partition that became leader or moved
             // on to another leader takes nothing more from this fetch.
             if !still_followed(shard, &key, leader, epoch) {
@@ -515,18 +519,110 @@ async fn fetch(
                 if high_watermark >= 0 {
                     log.set_high_watermark(high_watermark);
                 }
+                if still_followed(&shard, &key, leader, epoch) {
+                    follow_log_start(&key, &log, leader_log_start).await;
+                }
                 true
             }));
         }
     }
-    let tried = appends.len();
-    let results = join_all(appends).await;
+    let mut tried = appends.len();
+    let mut results = join_all(appends).await;
+    if !out_of_range.is_empty() {
+        tried += out_of_range.len();
+        results.extend(restart_out_of_range(shard, conn, leader, &out_of_range).await?);
+    }
     // Nothing went into any log (refused by the leader, or a disk that cannot take it): back off
     // instead of fetching the same bytes again at once.
     if (refused || tried > 0) && results.iter().all(|appended| !*appended) {
         return Ok(Progress::Idle);
     }
     Ok(Progress::Fetched)
+}
+
+/// Raises the follower's log start to its leader's `leader_log_start` (step 3 of the module doc),
+/// never past its own high watermark (Kafka's rule for any log start increment: what is not known
+/// committed stays). A failure only delays it to the next answer.
+async fn follow_log_start(
+    key: &PartitionKey,
+    log: &crate::storage::PartitionLog,
+    leader_log_start: i64,
+) {
+    let start = leader_log_start.min(log.high_watermark());
+    if start <= log.log_start_offset() {
+        return;
+    }
+    match log.delete_records_before(start).await {
+        Ok(new_start) => {
+            tracing::debug!(topic = %key.0, partition = key.1, log_start_offset = new_start, "log start follows the leader's");
+        }
+        Err(error) => {
+            tracing::warn!(topic = %key.0, partition = key.1, start_offset = start, %error, "cannot move the log start to the leader's; retrying with the next fetch");
+        }
+    }
+}
+
+/// Step 4 of the module doc for the partitions whose fetch was out of range: asks the leader its
+/// log start (ListOffsets, earliest) and restarts each log there when it is above the log end, or
+/// truncates by epoch again. One result per partition, as the appends' (false: nothing changed).
+async fn restart_out_of_range(
+    shard: &Rc<Shard>,
+    conn: &mut BrokerConnection,
+    leader: i32,
+    partitions: &[(PartitionKey, i32)],
+) -> Result<Vec<bool>, ClientError> {
+    let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
+    for ((topic, partition), epoch) in partitions {
+        topics.entry(topic.as_str()).or_default().push(
+            ListOffsetsPartition::default()
+                .with_partition_index(*partition)
+                .with_current_leader_epoch(*epoch)
+                .with_timestamp(EARLIEST_TIMESTAMP),
+        );
+    }
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(shard.config.node_id))
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    ListOffsetsTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        );
+    let response = conn
+        .send(&request, LIST_OFFSETS_VERSION, REQUEST_TIMEOUT_SLACK)
+        .await?;
+    let mut results = Vec::with_capacity(partitions.len());
+    for topic in response.topics {
+        let name = topic.name.0.to_string();
+        for answer in topic.partitions {
+            let key = (name.clone(), answer.partition_index);
+            let Some((_, epoch)) = partitions.iter().find(|(k, _)| *k == key) else {
+                continue;
+            };
+            if answer.error_code != 0 || answer.offset < 0 {
+                tracing::debug!(topic = %name, partition = answer.partition_index, error_code = answer.error_code, "the leader did not tell its log start; fetching again");
+                results.push(false);
+                continue;
+            }
+            let below_start = shard
+                .log(&name, answer.partition_index)
+                .is_some_and(|log| answer.offset > log.log_end_offset());
+            if below_start {
+                results.push(
+                    restart_at_leader_start(shard, &key, leader, *epoch, answer.offset).await,
+                );
+            } else {
+                tracing::warn!(topic = %name, partition = answer.partition_index, leader_log_start_offset = answer.offset, "fetch offset out of the leader's range: truncating again");
+                mark_untruncated(shard, &key);
+                results.push(true);
+            }
+        }
+    }
+    Ok(results)
 }
 
 /// A follower that restarted at its leader's log start and got a first batch starting before it

@@ -12,9 +12,10 @@ use kafka_protocol::ResponseError;
 use crate::shard::Shard;
 use crate::storage::PartitionLog;
 
-/// Whether a follower with `current_leader_epoch` may fetch `partition` from this broker (by this
-/// shard's image; any shard may check).
-pub fn check_replica_fetch(
+/// Whether this broker leads `partition` in `current_leader_epoch` (-1: any epoch), by this
+/// shard's image (any shard may check): what a follower's Fetch and OffsetForLeaderEpoch and a
+/// ListOffsets with a current leader epoch need, as Kafka's `localLogWithEpochOrThrow`.
+pub fn check_leader_epoch(
     shard: &Shard,
     topic: &str,
     partition: i32,

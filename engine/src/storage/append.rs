@@ -7,10 +7,12 @@
 //! - a **leader** append assigns offsets from the log end and stamps each batch's base offset and
 //!   partition leader epoch (both outside the CRC), plus the timestamps under LogAppendTime (CRC
 //!   recomputed);
-//! - a **follower** append stores the leader's batches byte for byte: they must start exactly at
-//!   the log end, follow each other without gap or overlap, pass their CRC, and carry leader
-//!   epochs that never go below the log's latest one. Anything else is refused whole, before
-//!   the log changes, and the caller truncates or fetches again.
+//! - a **follower** append stores the leader's batches byte for byte: they must start at or
+//!   after the log end, each after the one before (a gap is the leader's compaction: Kafka's
+//!   followers accept it, and the log end becomes the last batch's last offset + 1), pass their
+//!   CRC, and carry leader epochs that never go below the log's latest one. Anything else (an
+//!   overlap) is refused whole, before the log changes, and the caller truncates or fetches
+//!   again.
 
 use std::rc::Rc;
 
@@ -157,8 +159,9 @@ fn prepare_leader(
 }
 
 fn prepare_follower(state: &LogState, stored: Bytes) -> Result<Prepared, StorageError> {
-    let base_offset = state.log_end_offset;
-    let mut expected = base_offset;
+    // The lowest offset the next batch may start at: the log end, then past each batch.
+    let mut expected = state.log_end_offset;
+    let mut base_offset = None;
     let mut latest_epoch = state.epochs.latest_epoch();
     let mut new_epochs = Vec::new();
     let mut iter = batches(&stored);
@@ -167,12 +170,16 @@ fn prepare_follower(state: &LogState, stored: Bytes) -> Result<Prepared, Storage
         // The leader's batches crossed the network: CRC, codec and record count are checked as
         // Kafka's follower checks them (compacted batches may hold fewer records than offsets).
         let header = validate_log_batch(bytes).map_err(StorageError::InvalidBatch)?;
-        if header.base_offset != expected {
+        // Kafka's follower: the first batch may not start below the log end
+        // (UnexpectedAppendOffsetException), later ones only after the one before
+        // (OffsetsOutOfOrderException); gaps are the leader's compaction.
+        if header.base_offset < expected {
             return Err(StorageError::UnexpectedAppendOffset {
                 expected,
                 found: header.base_offset,
             });
         }
+        base_offset.get_or_insert(header.base_offset);
         let epoch = header.partition_leader_epoch;
         if epoch >= 0 {
             match latest_epoch {
@@ -200,6 +207,10 @@ fn prepare_follower(state: &LogState, stored: Bytes) -> Result<Prepared, Storage
             iter.remaining()
         )));
     }
+    let Some(base_offset) = base_offset else {
+        return Err(StorageError::EmptyAppend);
+    };
+    check_addressable(state, base_offset, expected - 1)?;
     Ok(Prepared {
         stored,
         base_offset,
@@ -219,7 +230,10 @@ fn queue(inner: &LogInner, state: &mut LogState, prepared: Prepared) -> (AppendO
         log_append_time_ms,
         new_epochs,
     } = prepared;
-    debug_assert_eq!(base_offset, state.log_end_offset);
+    debug_assert!(
+        base_offset >= state.log_end_offset,
+        "appends start at the log end or, for a follower, after a gap"
+    );
     let append_bytes = stored.len() as u64;
     roll_if_needed(inner, state, append_bytes, last_offset);
     let LogState {
@@ -238,12 +252,9 @@ fn queue(inner: &LogInner, state: &mut LogState, prepared: Prepared) -> (AppendO
     let segment_start = active.size_bytes;
     let mut max_timestamp: Option<(i64, i64)> = None;
     for (position, header, len) in stored_batches(&stored) {
-        active.note_batch(
+        active.note_stored_batch(
             segment_start + position as u64,
-            len as u64,
-            header.base_offset,
-            header.last_offset(),
-            header.max_timestamp,
+            &header,
             inner.config.index_interval_bytes,
         );
         if max_timestamp.is_none_or(|(timestamp, _)| header.max_timestamp > timestamp) {
@@ -289,7 +300,10 @@ fn stored_batches(stored: &[u8]) -> impl Iterator<Item = (usize, BatchHeader, us
 }
 
 /// Starts a new segment at the log end when the active one cannot take `append_bytes` more (size,
-/// relative offsets) or is older than the topic's `segment.ms`.
+/// relative offsets) or is older than the topic's `segment.ms`. A follower's gap before the
+/// append's first batch opens the new segment (Kafka names the segment after that batch instead):
+/// so a sealed segment always ends with its last offset where the next one begins, which is what
+/// lets recovery tell a seal cut short by a crash from lost data.
 fn roll_if_needed(inner: &LogInner, state: &mut LogState, append_bytes: u64, last_offset: i64) {
     // segment.ms: the clock is read only when the topic sets it.
     let now_ms = inner.segment_ms.get().map(|_| wall_clock_ms());
@@ -311,6 +325,23 @@ fn roll_if_needed(inner: &LogInner, state: &mut LogState, append_bytes: u64, las
             .active_since_ms
             .set(now_ms.unwrap_or_else(wall_clock_ms));
     }
+}
+
+/// Refuses a follower append that no segment could address relative to its base (32 bits, as
+/// Kafka's): the append goes to the active segment, or to a new one starting at the log end. Only
+/// a leader whose compaction removed billions of offsets at once sends that.
+fn check_addressable(
+    state: &LogState,
+    base_offset: i64,
+    last_offset: i64,
+) -> Result<(), StorageError> {
+    let from = state.log_end_offset;
+    if last_offset - from > i64::from(u32::MAX) {
+        return Err(StorageError::InvalidAppend(format!(
+            "offsets {base_offset} to {last_offset} do not fit one segment starting at {from}"
+        )));
+    }
+    Ok(())
 }
 
 /// Refuses inputs no segment can take: empty, or larger than a segment position can address.

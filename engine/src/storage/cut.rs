@@ -232,13 +232,13 @@ async fn rebuild_cut_segment(inner: &LogInner, mut cut: Cut) -> Result<(), Stora
         )
         .await?
     };
-    // A compacted segment may end in a gap before the cut offset; otherwise the kept batches end
-    // exactly there.
-    let offsets_end_ok = if cut.sparse {
-        cut.scratch.next_offset <= cut.cut_offset
-    } else {
-        cut.scratch.next_offset == cut.cut_offset
-    };
+    // A compacted segment (or a follower's copy of a compacted leader log) may end in a gap
+    // before the cut offset.
+    let offsets_end_ok = cut.scratch.next_offset <= cut.cut_offset;
+    if cut.scratch.next_offset < cut.cut_offset && cut.scratch.offsets_dense {
+        // The gap up to the cut holds no records.
+        cut.scratch.start_counting_records();
+    }
     if scanned_to != cut.end_bytes || !offsets_end_ok {
         return Err(StorageError::Corrupt(format!(
             "data kept in segment {} ends at position {scanned_to} (offset {}), expected {} (offset {})",

@@ -59,6 +59,11 @@ impl OffsetIndex {
         self.entries.len()
     }
 
+    /// The entries' relative offsets, in order.
+    pub(crate) fn relative_offsets(&self) -> impl Iterator<Item = u32> + '_ {
+        self.entries.iter().map(|entry| entry.relative_offset)
+    }
+
     /// The entry (and its number) of the furthest indexed batch start within
     /// `(after_position, up_to_position]`, if any.
     pub(crate) fn last_entry_at_most(

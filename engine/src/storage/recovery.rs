@@ -1,7 +1,7 @@
 //! Opening a partition directory: find the segments, trust what a clean shutdown left (checkpoint +
-//! index files), otherwise scan the active segment batch by batch (length, magic, CRC32C, offset
-//! continuity), cut the tail at the first invalid batch and zero everything after it so a later scan
-//! cannot resurrect stale batches. Sealed segments are trusted (they were synced and truncated to
+//! index files), otherwise scan the active segment batch by batch (length, magic, CRC32C, offsets
+//! that grow, with the gaps of a follower's copy of a compacted log), cut the tail at the first
+//! invalid batch and zero everything after it so a later scan cannot resurrect stale batches. Sealed segments are trusted (they were synced and truncated to
 //! their data when sealed); their indexes are rebuilt by a scan only if the index files are unusable.
 
 use std::path::Path;
@@ -47,7 +47,8 @@ pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered,
             }
             None => open_active(dir, base_offset, clean_shutdown, config).await?,
         };
-        segment.offsets_dense = segment.base_offset >= dense_from;
+        // A scan that met a follower's gap already made the segment sparse.
+        segment.offsets_dense = segment.offsets_dense && segment.base_offset >= dense_from;
         segments.push(segment);
     }
     let log_end_offset = segments.last().map_or(0, |segment| segment.next_offset);

@@ -9,7 +9,8 @@ use bytes::Bytes;
 use ringbroker_protocol::batch::{batches, build_simple_batch, validate_log_batch};
 
 use super::tests::{
-    batch_offsets, read_all, read_bytes, run, segment_files, small_config, NO_EPOCH,
+    batch_offsets, read_all, read_bytes, read_bytes_counted, run, segment_files, small_config,
+    NO_EPOCH,
 };
 use super::*;
 
@@ -284,7 +285,8 @@ fn a_follower_stores_another_logs_batches_byte_for_byte() {
             below
         });
 
-        // Refused whole, the log unchanged: a gap, an overlap, a bad CRC, an epoch going back.
+        // Refused whole, the log unchanged: offsets going back, an overlap, a bad CRC, an epoch
+        // going back.
         let end = follower.log_end_offset();
         let mut more = Vec::new();
         let extra = PartitionLog::open(&temp.path().join("extra"), small_config())
@@ -297,12 +299,12 @@ fn a_follower_stores_another_logs_batches_byte_for_byte() {
                 more.push(batch.to_vec());
             }
         }
-        let gap = follower
-            .append_as_follower(Bytes::from(more[1].clone()))
-            .await;
+        let mut backwards = more[1].clone();
+        backwards.extend_from_slice(&more[0]);
+        let backwards = follower.append_as_follower(Bytes::from(backwards)).await;
         assert!(
-            matches!(gap, Err(StorageError::UnexpectedAppendOffset { expected, found }) if expected == end && found == end + 2),
-            "{gap:?}"
+            matches!(backwards, Err(StorageError::UnexpectedAppendOffset { expected, found }) if expected == end + 4 && found == end),
+            "{backwards:?}"
         );
         let overlap = follower
             .append_as_follower(Bytes::from(leader_bytes.clone()))
@@ -355,6 +357,124 @@ fn a_follower_stores_another_logs_batches_byte_for_byte() {
             reopened.close().await.expect("close");
         }
     });
+}
+
+/// The batches of a leader whose compaction removed whole batches: 40 batches of 2 records (epoch
+/// 0, then 3 from offset 40), without every third one, nor batches 9 to 16 (a gap longer than a
+/// segment), nor batch 20 (the first of epoch 3). Returns the kept batches, one `Vec` each.
+async fn compacted_leader_batches(dir: &Path) -> Vec<Vec<u8>> {
+    let leader = PartitionLog::open(dir, small_config()).await.expect("open");
+    append_leader(&leader, "c", 0, 20, 0).await;
+    append_leader(&leader, "c", 20, 20, 3).await;
+    let all = read_replica_all(&leader, 0, 1 << 20).await;
+    leader.close().await.expect("close");
+    batches(&all)
+        .map(|item| item.expect("batch").1.to_vec())
+        .enumerate()
+        .filter(|(n, _)| n % 3 != 1 && !(9..=16).contains(n) && *n != 20)
+        .map(|(_, batch)| batch)
+        .collect()
+}
+
+#[test]
+fn a_follower_takes_the_gaps_of_a_compacted_leader_and_keeps_them_across_restarts() {
+    for tail_cache_bytes in [0, 64 << 10] {
+        run(move || async move {
+            let temp = tempfile::tempdir().expect("tempdir");
+            let kept = compacted_leader_batches(&temp.path().join("leader")).await;
+            let config = LogConfig {
+                tail_cache_bytes,
+                ..replicated_config()
+            };
+            let dir = temp.path().join("follower");
+            let follower = PartitionLog::open(&dir, config.clone())
+                .await
+                .expect("open");
+            // Fetches of three batches: gaps inside appends and between them.
+            for fetched in kept.chunks(3) {
+                let outcome = follower
+                    .append_as_follower(Bytes::from(fetched.concat()))
+                    .await
+                    .expect("a gap is accepted");
+                let (first, _) = batch_offsets(&fetched[0])[0];
+                assert_eq!(outcome.base_offset, first);
+            }
+            let expected = kept.concat();
+            let (_, last) = *batch_offsets(&expected).last().expect("batches");
+            assert_eq!(follower.log_end_offset(), last + 1);
+            assert_eq!(epochs_of(&follower), vec![(0, 0), (3, 42)]);
+            assert!(segment_files(&dir, "log").len() > 2, "it rolled");
+            follower.set_high_watermark(last + 1);
+            check_gapped_log(&follower, &expected, true).await;
+            // A kill -9 (recovery scans the active segment across its gaps) and a clean restart.
+            let crashed = crash_copy(&dir, &temp.path().join("crashed"));
+            follower.close().await.expect("close");
+            for dir in [&dir, &crashed] {
+                let reopened = PartitionLog::open(dir, config.clone())
+                    .await
+                    .expect("reopen");
+                assert_eq!(reopened.log_end_offset(), last + 1);
+                assert_eq!(epochs_of(&reopened), vec![(0, 0), (3, 42)]);
+                reopened.set_high_watermark(last + 1);
+                check_gapped_log(&reopened, &expected, false).await;
+                // A truncation inside a gap (batch 37, offsets 74 and 75, went) ends the log
+                // there; the batches after it leave the gap again.
+                let allow = TruncateOptions {
+                    allow_below_high_watermark: true,
+                };
+                reopened
+                    .truncate_to(75, allow)
+                    .await
+                    .expect("truncate in a gap");
+                assert_eq!(reopened.log_end_offset(), 75);
+                assert_eq!(epochs_of(&reopened), vec![(0, 0), (3, 42)]);
+                let (tail, _) = batch_offsets(&kept[kept.len() - 2])[0];
+                assert_eq!(tail, 76);
+                reopened
+                    .append_as_follower(Bytes::from(kept[kept.len() - 2..].concat()))
+                    .await
+                    .expect("append after the gap");
+                reopened.set_high_watermark(last + 1);
+                check_gapped_log(&reopened, &expected, false).await;
+                reopened.close().await.expect("close");
+            }
+        });
+    }
+}
+
+/// Reads of a follower log holding `expected` (batches with gaps): every byte from 0, in reads of
+/// several sizes, a read at an offset inside a gap starts at the next batch, and timestamps find
+/// their batches. `counted`: the reads' record counts are exact (not after a reopen, see
+/// `Segment::offsets_dense`).
+async fn check_gapped_log(log: &PartitionLog, expected: &[u8], counted: bool) {
+    for max_bytes in [1 << 20, 3_000, 1] {
+        let mut out = Vec::new();
+        let mut offset = 0;
+        while offset < log.high_watermark() {
+            let read = log.read(offset, max_bytes).await.expect("read");
+            let bytes = read_bytes_counted(&read, counted);
+            let (_, last) = *batch_offsets(&bytes).last().expect("a batch");
+            out.extend_from_slice(&bytes);
+            offset = last + 1;
+        }
+        assert_eq!(out, expected, "reads of {max_bytes} bytes");
+    }
+    let offsets = batch_offsets(expected);
+    for pair in offsets.windows(2) {
+        let ((_, last), (next_base, _)) = (pair[0], pair[1]);
+        if next_base > last + 1 {
+            let read = log.read(last + 1, 1).await.expect("read in a gap");
+            let read = read_bytes_counted(&read, counted);
+            assert_eq!(batch_offsets(&read)[0].0, next_base, "read at {}", last + 1);
+        }
+    }
+    // named_batch(n) is stamped 1000 + n and starts at offset 2n.
+    let (base, _) = offsets[offsets.len() / 2];
+    let found = log
+        .offset_for_timestamp(1_000 + base / 2)
+        .await
+        .expect("lookup");
+    assert_eq!(found.map(|(offset, _)| offset), Some(base));
 }
 
 /// The stored batches of `bytes` whose base offset is below `end`.

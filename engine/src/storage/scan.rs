@@ -1,8 +1,11 @@
 //! Walking the batches of a segment file on disk:
 //! - `HeaderScanner` reads only batch headers (in windows) to find batch boundaries for reads and
 //!   timestamp lookups;
-//! - `scan_valid_batches` reads and validates every batch (length, magic, CRC32C, offset continuity)
-//!   to find where the valid data ends, rebuilding the segment's indexes on the way (recovery).
+//! - `scan_valid_batches` reads and validates every batch (length, magic, CRC32C, offsets that
+//!   grow) to find where the valid data ends, rebuilding the segment's indexes on the way
+//!   (recovery). Offsets may jump forward: a follower stores its leader's compacted log, gaps
+//!   included, as Kafka's recovery accepts them. Stale batches from before a truncation cannot
+//!   follow the valid data: every cut zeroes the file past it (`recovery::zero_after`).
 
 use std::rc::Rc;
 
@@ -110,8 +113,8 @@ impl HeaderScanner {
 }
 
 /// Validates batches from position 0 of `segment`'s file up to `limit`, recording each valid batch in
-/// the segment's indexes. Returns the end of the valid prefix: the first torn, corrupt, zeroed or
-/// out-of-sequence batch ends the scan.
+/// the segment's indexes. Returns the end of the valid prefix: the first torn, corrupt or zeroed
+/// batch, or one whose offsets do not grow, ends the scan.
 pub(crate) async fn scan_valid_batches(
     file: &DmaFile,
     segment: &mut Segment,
@@ -121,7 +124,7 @@ pub(crate) async fn scan_valid_batches(
     scan_valid_batches_from(file, segment, 0, limit, index_interval_bytes).await
 }
 
-/// [`scan_valid_batches`] from `start`, a batch boundary whose batch has offset
+/// [`scan_valid_batches`] from `start`, a batch boundary whose batch starts at or after
 /// `segment.next_offset` (the indexes already describe everything before it).
 pub(crate) async fn scan_valid_batches_from(
     file: &DmaFile,
@@ -172,18 +175,14 @@ pub(crate) async fn scan_valid_batches_from(
         let Ok(valid) = validate_log_batch(batch) else {
             break;
         };
-        if valid.base_offset != segment.next_offset {
-            // A valid batch with the wrong offset is stale data from before a truncation.
+        // Offsets going back are not data this log wrote after what it holds; offsets past what
+        // the segment can address are a damaged base offset (outside the CRC), as Kafka's
+        // `ensureOffsetInRange` finds.
+        let addressable = valid.last_offset() - segment.base_offset <= i64::from(u32::MAX);
+        if valid.base_offset < segment.next_offset || !addressable {
             break;
         }
-        segment.note_batch(
-            position,
-            total,
-            valid.base_offset,
-            valid.last_offset(),
-            valid.max_timestamp,
-            index_interval_bytes,
-        );
+        segment.note_stored_batch(position, &valid, index_interval_bytes);
         position += total;
         glommio::yield_if_needed().await;
     }

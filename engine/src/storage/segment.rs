@@ -91,11 +91,14 @@ pub(crate) struct Segment {
     /// next segment.
     pub sealing: bool,
     /// Every offset in `[base_offset, next_offset)` is a record here: batches follow each other
-    /// without gaps and each holds `last_offset_delta + 1` records, as appends write them. False
-    /// for segments compaction rewrote and for every segment of a once-compacted log found at open
-    /// (the files do not say which were cleaned): reads then count records batch by batch. Only
+    /// without gaps and each holds `last_offset_delta + 1` records, as leader appends write them.
+    /// False for segments compaction rewrote, for every segment of a once-compacted log found at
+    /// open (the files do not say which were cleaned), and from the first batch with a gap or
+    /// fewer records than offsets a follower stores or a recovery scan finds
+    /// (`note_stored_batch`): reads then count records batch by batch. Only
     /// the fetch-records metric relies on it, so a wrong `true` (a crash in the first compaction
-    /// pass after its swaps, before its checkpoint) over-counts and breaks nothing.
+    /// pass after its swaps, before its checkpoint; a follower's segment with gaps reopened from
+    /// its index files, until its own cleaner rewrites it) over-counts and breaks nothing.
     pub offsets_dense: bool,
     /// Records before each offset-index entry, for a segment that is not dense and whose batches
     /// were all seen (written by compaction or scanned by recovery); `None` otherwise.
@@ -167,7 +170,7 @@ impl Segment {
         max_timestamp: i64,
         index_interval_bytes: u32,
     ) {
-        // Contiguous in the active segment; compacted sealed segments have gaps.
+        // Compacted segments and a follower's copy of a compacted leader log have gaps.
         debug_assert!(base_offset >= self.next_offset, "batch offsets grow");
         if self.bytes_since_index_entry >= u64::from(index_interval_bytes) && position > 0 {
             let relative_offset = self.relative(base_offset);
@@ -204,14 +207,7 @@ impl Segment {
         index_interval_bytes: u32,
     ) {
         let entries = self.offset_index.len();
-        self.note_batch(
-            position,
-            header.total_bytes() as u64,
-            header.base_offset,
-            header.last_offset(),
-            header.max_timestamp,
-            index_interval_bytes,
-        );
+        self.note_header(position, header, index_interval_bytes);
         let counts = self.index_records.get_or_insert_with(Default::default);
         debug_assert_eq!(
             counts.before_entry.len(),
@@ -224,6 +220,53 @@ impl Segment {
         // Relative offsets fit u32, so a segment's records do too.
         let records = u32::try_from(header.record_count).unwrap_or(0);
         counts.noted = counts.noted.saturating_add(records);
+    }
+
+    /// Notes a batch the segment did not number itself (a follower's copy of its leader's, or one
+    /// found by a recovery scan): it may start after the segment's next offset (its leader
+    /// compacted away the batches between) or hold fewer records than offsets (a compacted batch).
+    /// The first such batch makes a dense segment sparse, counting records from then on.
+    pub(crate) fn note_stored_batch(
+        &mut self,
+        position: u64,
+        header: &BatchHeader,
+        index_interval_bytes: u32,
+    ) {
+        let dense_batch = header.base_offset == self.next_offset
+            && i64::from(header.record_count) == i64::from(header.last_offset_delta) + 1;
+        if self.offsets_dense && !dense_batch {
+            self.start_counting_records();
+        }
+        if self.index_records.is_some() {
+            self.note_counted_batch(position, header, index_interval_bytes);
+        } else {
+            self.note_header(position, header, index_interval_bytes);
+        }
+    }
+
+    /// [`Segment::note_batch`] for the batch `header` describes.
+    fn note_header(&mut self, position: u64, header: &BatchHeader, index_interval_bytes: u32) {
+        self.note_batch(
+            position,
+            header.total_bytes() as u64,
+            header.base_offset,
+            header.last_offset(),
+            header.max_timestamp,
+            index_interval_bytes,
+        );
+    }
+
+    /// Turns a dense segment into a sparse one whose record counts are known: so far every offset
+    /// was a record, so the records before an index entry are its relative offset.
+    pub(crate) fn start_counting_records(&mut self) {
+        debug_assert!(self.offsets_dense && self.index_records.is_none());
+        self.offsets_dense = false;
+        let before_entry: Vec<u32> = self.offset_index.relative_offsets().collect();
+        let noted = u32::try_from(self.next_offset - self.base_offset).unwrap_or(u32::MAX);
+        self.index_records = Some(IndexRecordCounts {
+            before_entry,
+            noted,
+        });
     }
 
     /// Adds the segment's max timestamp as the final time-index entry (on seal and close), so that a

@@ -70,7 +70,7 @@ pub async fn handle(
                 refused: if denied.is_some() {
                     denied
                 } else if replica_id >= 0 {
-                    crate::replication::serve::check_replica_fetch(
+                    crate::replication::serve::check_leader_epoch(
                         shard,
                         &name,
                         p.partition,

@@ -1,4 +1,6 @@
-//! ListOffsets: earliest, latest, max timestamp or by timestamp, per partition this broker leads.
+//! ListOffsets: earliest, latest, max timestamp or by timestamp, per partition this broker leads
+//! in the client's current leader epoch (v4+; FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH
+//! otherwise, as Kafka). A follower broker asks it for its leader's log start.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -8,6 +10,7 @@ use kafka_protocol::ResponseError;
 use ringbroker_protocol::frame::Request;
 
 use crate::offsets::{self, MAX_TIMESTAMP};
+use crate::replication::serve::check_leader_epoch;
 use crate::security::acl::{Operation, ResourceType, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
@@ -25,15 +28,28 @@ pub async fn handle(
     session: &Session,
 ) -> Result<Outcome, HandlerError> {
     let body: ListOffsetsRequest = decode_body(request)?;
+    // A follower broker (replica id >= 0) asks for its leader's log start as our other
+    // inter-broker requests do, with ClusterAction on the cluster (docs/SECURITY.md: the
+    // permission brokers are granted); Kafka checks Describe on the topic, which its brokers
+    // hold as super users. Clients need Describe on each topic.
+    let replica_refused = (body.replica_id.0 >= 0)
+        .then(|| session.cluster_refusal(Operation::ClusterAction))
+        .flatten();
     let mut topics = Vec::with_capacity(body.topics.len());
     for topic in &body.topics {
         let name = topic.name.0.as_str();
-        let denied = session.refusal(Operation::Describe, ResourceType::Topic, name);
+        let denied = if body.replica_id.0 >= 0 {
+            replica_refused
+        } else {
+            session.refusal(Operation::Describe, ResourceType::Topic, name)
+        };
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let error_code = if denied.is_some() {
                 denied
-            } else if let Err(code) = shard.check_leader(name, p.partition_index) {
+            } else if let Err(code) =
+                check_leader_epoch(shard, name, p.partition_index, p.current_leader_epoch)
+            {
                 Some(code)
             } else if p.timestamp == MAX_TIMESTAMP && request.version() < MAX_TIMESTAMP_MIN_VERSION
             {

@@ -14,7 +14,7 @@ use ringbroker_protocol::frame::Request;
 use ringbroker_schema::{EpochEndOffsetRequest, EpochEndOffsetRequestArgs, EpochEndOffsetResult};
 use ringbroker_schema::{EpochEndOffsetResultArgs, Payload};
 
-use crate::replication::serve::check_replica_fetch;
+use crate::replication::serve::check_leader_epoch;
 use crate::security::acl::{Operation, ResourceType, Session};
 use crate::server::dispatch::{decode_body, respond, HandlerError, Outcome};
 use crate::shard::Shard;
@@ -58,7 +58,7 @@ pub async fn handle(
         };
         let answers = join_all(topic.partitions.iter().map(|p| async move {
             let checked = denied.map_or_else(
-                || check_replica_fetch(shard, name, p.partition, p.current_leader_epoch),
+                || check_leader_epoch(shard, name, p.partition, p.current_leader_epoch),
                 Err,
             );
             let end = match checked {
