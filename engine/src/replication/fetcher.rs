@@ -163,11 +163,14 @@ async fn step(
     connection: &mut Option<BrokerConnection>,
     partitions: &[(PartitionKey, Followed)],
 ) -> Result<Progress, ClientError> {
-    let Some(addr) = broker_address(shard, leader) else {
-        return Ok(Progress::Idle);
-    };
-    if connection.as_ref().is_none_or(|c| c.addr() != addr) {
-        *connection = Some(BrokerConnection::connect(addr).await?);
+    let peer = broker_address(shard, leader)?;
+    if connection
+        .as_ref()
+        .is_none_or(|c| c.addr() != peer.addr || c.session_ending())
+    {
+        *connection = None;
+        let security = &shard.config.security.inter_broker;
+        *connection = Some(BrokerConnection::connect(&peer, security).await?);
     }
     let Some(conn) = connection.as_mut() else {
         return Ok(Progress::Idle);

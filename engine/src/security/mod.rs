@@ -4,7 +4,8 @@
 //! - `listener`: the security protocols and one client listener's addresses;
 //! - `principal`: Kafka principals of clients (a client certificate's subject);
 //! - `tls`: the rustls server configuration from PEM files, the client certificate's principal;
-//! - `stream`: one client connection's byte stream, plain TCP or TLS;
+//! - `inter_broker`: how this broker connects to the others (listener, TLS client side, SASL login);
+//! - `stream`: one connection's byte stream, plain TCP or TLS (a client's, or ours to a broker);
 //! - `sasl`: the per-connection SASL exchange and the SCRAM credential store;
 //! - `scram_admin`: DescribeUserScramCredentials and AlterUserScramCredentials;
 //! - `acl`: authorization with Kafka's ACLs (`--authorizer acl`) and the ACL APIs.
@@ -12,6 +13,7 @@
 //! What the broker needs of all this at start is `SecurityConfig`, part of `BrokerConfig`.
 
 pub mod acl;
+pub mod inter_broker;
 pub mod listener;
 pub mod principal;
 pub mod sasl;
@@ -45,6 +47,8 @@ pub struct SecurityConfig {
     /// How long a SASL session lasts before the client must re-authenticate (Kafka's
     /// `connections.max.reauth.ms`, KIP-368); 0: sessions never expire.
     pub connections_max_reauth_ms: u64,
+    /// How this broker connects to the other brokers (followers' fetches, transaction markers).
+    pub inter_broker: inter_broker::InterBrokerSecurity,
 }
 
 impl Default for SecurityConfig {
@@ -57,6 +61,7 @@ impl Default for SecurityConfig {
             credentials: Arc::new(CredentialRegistry::default()),
             authorizer: Arc::new(acl::Authorizer::default()),
             connections_max_reauth_ms: 0,
+            inter_broker: inter_broker::InterBrokerSecurity::default(),
         }
     }
 }
