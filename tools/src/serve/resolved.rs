@@ -202,7 +202,7 @@ impl Resolved {
         ) {
             (Some(_), Some(_)) => {
                 return Err(SettingsError::Other(
-                    "only one of inter.broker.listener.name and security.inter.broker.protocol                      may be set"
+                    "only one of inter.broker.listener.name and security.inter.broker.protocol may be set"
                         .into(),
                 ))
             }
