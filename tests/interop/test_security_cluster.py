@@ -361,3 +361,25 @@ def test_an_ssl_cluster_with_client_certificates_replicates_as_the_brokers_certi
             assert len(clients.produce_all(producer, topic, sent, partition=0)) == len(sent)
             time.sleep(2 * REPLICA_LAG_TIME_MAX_MS / 1000)
             assert partition_state(admin, topic) == (1, [1, 2, 3])
+
+
+@pytest.mark.timeout(300)
+def test_brokers_without_cluster_action_are_refused_until_granted(tmp_path):
+    """With the authorizer on and no ACL for User:broker, the leader refuses the followers' requests: they leave the
+    ISR and say why; once ClusterAction is granted they catch up and rejoin."""
+    cluster, certs = sasl_ssl_only_cluster(tmp_path, {})
+    config = client_config(certs)
+    topic = f"ib-{uuid.uuid4().hex[:8]}"
+    with started(cluster):
+        with cluster.hosts.in_hub():
+            admin = AdminClient({"bootstrap.servers": sasl_ssl_address(cluster.node(1)), **config})
+            admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[1, 2, 3]])])[topic].result(30)
+            wait_for_state(admin, topic, lambda s: s == (1, [1]), "the followers out of the ISR")
+            producer = clients.producer(sasl_ssl_address(cluster.node(1)), **config)
+            sent = [(f"k{i}".encode(), f"v{i}".encode()) for i in range(100)]
+            assert len(clients.produce_all(producer, topic, sent, partition=0)) == len(sent)
+        for node in (cluster.node(2), cluster.node(3)):
+            assert "CLUSTER_AUTHORIZATION_FAILED" in node.log_since_start(), node.log_tail()
+        with cluster.hosts.in_hub():
+            grant_cluster_action_to_brokers(admin)
+            wait_for_state(admin, topic, lambda s: s == (1, [1, 2, 3]), "the followers back in the ISR")

@@ -69,6 +69,12 @@ pub enum ClientError {
     Tls { addr: SocketAddr, reason: String },
     #[error("SASL authentication to {addr} failed: {reason}")]
     Authentication { addr: SocketAddr, reason: String },
+    #[error(
+        "{addr} refused this broker's replica requests (CLUSTER_AUTHORIZATION_FAILED): this \
+         broker's principal there (its inter-broker SASL user, its certificate's subject, or \
+         User:ANONYMOUS) needs ClusterAction on the cluster, or to be a super user"
+    )]
+    NotAuthorized { addr: SocketAddr },
     #[error("cannot reach broker {node_id}: {reason}")]
     Unreachable { node_id: i32, reason: String },
 }

@@ -189,6 +189,15 @@ async fn step(
     fetch(shard, conn, leader, &ready).await
 }
 
+/// A leader that refuses this broker's replica requests for want of ClusterAction will go on
+/// refusing: an error for the fetcher's loop to log (once) and back off on, not a quiet retry.
+fn not_authorized(conn: &BrokerConnection, error_code: i16) -> Result<(), ClientError> {
+    if error_code == ResponseError::ClusterAuthorizationFailed.code() {
+        return Err(ClientError::NotAuthorized { addr: conn.addr() });
+    }
+    Ok(())
+}
+
 // ------------------------------------------------------------------------------------ truncation
 
 async fn truncate(
@@ -259,6 +268,7 @@ async fn truncate(
                 continue;
             };
             if answer.error_code != 0 {
+                not_authorized(conn, answer.error_code)?;
                 tracing::debug!(topic = %name, partition = answer.partition, error_code = answer.error_code, "OffsetForLeaderEpoch refused; retrying");
                 continue;
             }
@@ -452,6 +462,7 @@ async fn fetch(
                     continue;
                 }
                 Some(error) => {
+                    not_authorized(conn, data.error_code)?;
                     tracing::debug!(topic = %name, partition = data.partition_index, ?error, "replica fetch refused");
                     refused = true;
                     continue;
