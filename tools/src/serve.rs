@@ -191,8 +191,8 @@ SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM
 
         #[setting(key = "sasl.mechanism.inter.broker.protocol", env = "RINGBROKER_SASL_MECHANISM_INTER_BROKER_PROTOCOL", default = "", kafka = Some("sasl.mechanism.inter.broker.protocol"), live = false)]
         /// The SASL mechanism a broker authenticates with on another broker's SASL inter-broker
-        /// listener: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512. Empty: the first of
-        /// sasl.enabled.mechanisms (Kafka's default, GSSAPI, is not supported).
+        /// listener: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, one of sasl.enabled.mechanisms.
+        /// Empty: the first of those (Kafka's default, GSSAPI, is not supported).
         #[arg(long, value_name = "MECHANISM")]
         pub sasl_mechanism_inter_broker_protocol: Option<OptionalMechanism>,
 

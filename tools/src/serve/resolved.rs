@@ -254,14 +254,25 @@ impl Resolved {
         };
         let username = settings.inter_broker_sasl_username.value.0.clone();
         let password = settings.inter_broker_sasl_password.value.0.clone();
+        let enabled = &settings.sasl_mechanisms.value.0;
+        let mechanism = settings
+            .sasl_mechanism_inter_broker_protocol
+            .value
+            .0
+            .or_else(|| enabled.first().copied())
+            .unwrap_or(SaslMechanism::ScramSha512);
+        // Kafka's check: the other brokers offer only the enabled mechanisms (every broker of a
+        // cluster is given the same list).
+        if listener.uses_sasl() && !enabled.contains(&mechanism) {
+            return Err(SettingsError::Other(format!(
+                "sasl.mechanism.inter.broker.protocol {mechanism} must be one of \
+                 sasl.enabled.mechanisms ({}) when the inter-broker listener uses SASL",
+                settings.sasl_mechanisms.value
+            )));
+        }
         let sasl = match (username, password) {
             (Some(username), Some(password)) if listener.uses_sasl() => Some(SaslLogin {
-                mechanism: settings
-                    .sasl_mechanism_inter_broker_protocol
-                    .value
-                    .0
-                    .or_else(|| settings.sasl_mechanisms.value.0.first().copied())
-                    .unwrap_or(SaslMechanism::ScramSha512),
+                mechanism,
                 username,
                 password,
             }),

@@ -497,6 +497,17 @@ fn a_sasl_ssl_inter_broker_listener_needs_a_ca_and_a_login() {
         plain.security.inter_broker.sasl.map(|s| s.mechanism),
         Some(SaslMechanism::Plain)
     );
+    // As Kafka: the mechanism must be one the brokers enable.
+    let error = config_of(
+        &[
+            &with_ca[..],
+            &["--sasl-mechanism-inter-broker-protocol", "SCRAM-SHA-256"],
+        ]
+        .concat(),
+        &[("RINGBROKER_INTER_BROKER_SASL_PASSWORD", "pw")],
+    )
+    .unwrap_err();
+    assert!(error.contains("sasl.enabled.mechanisms"), "{error}");
     // A CA file that is not one names the key.
     let error = config_of(
         &[
