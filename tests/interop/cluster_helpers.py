@@ -33,6 +33,8 @@ class ClusterNode:
         self.host = host
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
+        # The client listener flags; a test may replace them (`--listener SASL_SSL://...` alone).
+        self.listen_args: list[str] | None = None
         self.log_path = cluster.log_dir / f"node-{node_id}.log"
         self.proc: subprocess.Popen | None = None
         self._log = None
@@ -65,7 +67,7 @@ class ClusterNode:
             "--process-roles", "broker,controller",
             "--controller-quorum-voters", self.cluster.voters,
             "--controller-listen", f"{self.address}:{self.controller_port}",
-            "--listen", self.bootstrap,
+            *(self.listen_args if self.listen_args is not None else ["--listen", self.bootstrap]),
             "--data-dir", str(self.data_dir),
             "--shards", "1",
             "--metrics-listen", "none",

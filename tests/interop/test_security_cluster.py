@@ -8,16 +8,25 @@ then produces to and consumes from a topic whose three partitions are led by the
 live in the cluster metadata log: a user made with Kafka's `kafka-configs` through node 1 authenticates on every
 node (its producer, bootstrapped from node 3 alone, writes to partitions led by all three), a wrong password fails
 on every node, and the user still authenticates after the whole cluster restarted.
+
+Inter-broker security (`inter.broker.listener.name`): a cluster whose nodes have only a SASL_SSL listener (and the
+controller listener), with the ACL authorizer on. The brokers fetch from each other over TLS (checking each other's
+certificate against `inter.broker.ssl.ca.file`) with SCRAM-SHA-512 as User:broker, which holds only ClusterAction on
+the cluster. An RF 3 topic takes acks=all records from confluent-kafka over SASL_SSL with every replica in the ISR;
+after the leader is killed, a new leader serves every acknowledged record. A node given the wrong inter-broker
+password cannot fetch: it leaves the ISR, logs the authentication failure and keeps running.
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 import uuid
 
 import pytest
-from confluent_kafka import KafkaError
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, NewTopic,
+                                   ResourcePatternType, ResourceType)
 
 import clients
 import conftest
@@ -88,8 +97,8 @@ def kafka_configs(cluster, classpath: str, bootstrap: str, properties, *args: st
                               f"kafka-configs {' '.join(args)}")
 
 
-@pytest.mark.timeout(420)
-def test_sasl_ssl_clients_of_a_cluster_and_scram_users_in_the_metadata_log(tmp_path, java_classpath):
+def cluster_with_certificates(tmp_path):
+    """A (not yet started) three-node cluster, and a CA with a server certificate for the three hosts' addresses."""
     from cluster_helpers import Cluster
     if not conftest.BROKER_BIN or conftest.EXTERNAL_BOOTSTRAP or conftest.REFERENCE_KAFKA:
         pytest.skip("starts its own ringbroker nodes (RINGBROKER_BIN)")
@@ -100,7 +109,12 @@ def test_sasl_ssl_clients_of_a_cluster_and_scram_users_in_the_metadata_log(tmp_p
     make_ca(certs, "ca")
     make_signed(certs, "server", "ca", "/CN=ringbroker",
                 san="IP:10.90.0.1,IP:10.90.0.2,IP:10.90.0.3,IP:127.0.0.1,DNS:localhost")
-    cluster = Cluster(conftest.BROKER_BIN, tmp_path)
+    return Cluster(conftest.BROKER_BIN, tmp_path), certs
+
+
+@pytest.mark.timeout(420)
+def test_sasl_ssl_clients_of_a_cluster_and_scram_users_in_the_metadata_log(tmp_path, java_classpath):
+    cluster, certs = cluster_with_certificates(tmp_path)
     for node in cluster.nodes:
         node.extra_args = [
             "--listener", f"SASL_SSL://{sasl_ssl_address(node)}",
@@ -164,3 +178,208 @@ def test_sasl_ssl_clients_of_a_cluster_and_scram_users_in_the_metadata_log(tmp_p
         raise
     finally:
         cluster.close()
+
+
+# ------------------------------------------------------------------------------------- inter-broker security
+
+BROKER_USER = "broker"
+BROKER_PASSWORD = "broker-secret"
+# Short, so that a follower that cannot fetch leaves the ISR within seconds (default 30 s).
+REPLICA_LAG_TIME_MAX_MS = 3000
+INTER_BROKER_RECORDS = 2000
+
+
+def sasl_ssl_only_cluster(tmp_path, broker_passwords: dict[int, str]):
+    """Three nodes with one client listener each, SASL_SSL, which is also the inter-broker listener; the ACL
+    authorizer with User:admin as the only super user. `broker_passwords` gives a node another inter-broker
+    password than User:broker's."""
+    cluster, certs = cluster_with_certificates(tmp_path)
+    users = f"SCRAM-SHA-512=[name={ADMIN_USER},password={ADMIN_PASSWORD}];" \
+            f"SCRAM-SHA-512=[name={BROKER_USER},password={BROKER_PASSWORD}]"
+    for node in cluster.nodes:
+        node.listen_args = ["--listener", f"SASL_SSL://{sasl_ssl_address(node)}"]
+        node.extra_args = [
+            "--ssl-cert", str(certs / "server.pem"), "--ssl-key", str(certs / "server.key"),
+            "--sasl-mechanisms", "SCRAM-SHA-512", "--add-scram", users,
+            "--authorizer", "acl", "--super-users", f"User:{ADMIN_USER}",
+            "--inter-broker-listener-name", "SASL_SSL",
+            "--inter-broker-ssl-ca-file", str(certs / "ca.pem"),
+            "--sasl-mechanism-inter-broker-protocol", "SCRAM-SHA-512",
+            "--inter-broker-sasl-username", BROKER_USER,
+            "--inter-broker-sasl-password", broker_passwords.get(node.node_id, BROKER_PASSWORD),
+            "--replica-lag-time-max-ms", str(REPLICA_LAG_TIME_MAX_MS),
+        ]
+    return cluster, certs
+
+
+
+@contextlib.contextmanager
+def started(cluster):
+    """The cluster, started; its logs printed if the body fails; closed in any case."""
+    try:
+        cluster.start()
+        yield cluster
+    except Exception:
+        print(cluster.logs())
+        raise
+    finally:
+        cluster.close()
+
+
+def grant_cluster_action_to_brokers(admin: AdminClient, principal: str = f"User:{BROKER_USER}") -> None:
+    """The brokers' principal may do what brokers do to each other (replica fetches, transaction markers), nothing
+    else."""
+    binding = AclBinding(ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL, principal,
+                         "*", AclOperation.CLUSTER_ACTION, AclPermissionType.ALLOW)
+    for future in admin.create_acls([binding]).values():
+        future.result(30)
+
+
+def partition_state(admin: AdminClient, topic: str) -> tuple[int, list[int]]:
+    partition = admin.list_topics(topic, timeout=30).topics[topic].partitions[0]
+    return partition.leader, sorted(partition.isrs)
+
+
+def wait_for_state(admin: AdminClient, topic: str, wanted, what: str, timeout_s: float = 30) -> tuple[int, list[int]]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            state = partition_state(admin, topic)
+        except Exception as e:  # noqa: BLE001 - a broker just killed; ask again
+            state = (None, repr(e))
+        if wanted(state):
+            return state
+        assert time.monotonic() < deadline, f"{what}: {topic} is {state}"
+        time.sleep(0.3)
+
+
+def read_partition(bootstrap: str, config: dict, topic: str, count: int) -> list[bytes]:
+    """`count` records of partition 0 from its start (assigned, no group)."""
+    consumer = clients.consumer(bootstrap, **{**config, "group.id": f"r-{uuid.uuid4().hex[:8]}"})
+    got: list[bytes] = []
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        deadline = time.monotonic() + 60
+        while len(got) < count and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=1000, timeout=0.5):
+                if msg.error() is None:
+                    got.append(msg.value())
+    finally:
+        consumer.close()
+    return got
+
+
+@pytest.mark.timeout(300)
+def test_a_sasl_ssl_only_cluster_replicates_over_tls_with_scram(tmp_path):
+    cluster, certs = sasl_ssl_only_cluster(tmp_path, {})
+    one, two, three = cluster.nodes
+    config = client_config(certs)
+    topic = f"ib-{uuid.uuid4().hex[:8]}"
+    with started(cluster):
+        with cluster.hosts.in_hub():
+            # Only the SASL_SSL listener is registered and advertised.
+            assert advertised(sasl_ssl_address(one), config) == {sasl_ssl_address(n) for n in cluster.nodes}
+            admin = AdminClient({"bootstrap.servers": sasl_ssl_address(one), **config})
+            grant_cluster_action_to_brokers(admin)
+            admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[1, 2, 3]],
+                                          config={"min.insync.replicas": "3"})])[topic].result(30)
+            wait_for_state(admin, topic, lambda s: s == (1, [1, 2, 3]), "node 1 leads, every replica in sync")
+            # min.insync.replicas=3: each acknowledgement needs both followers to have fetched the record.
+            producer = clients.producer(sasl_ssl_address(two), **config)
+            sent = [(f"k{i}".encode(), f"v{i}".encode()) for i in range(INTER_BROKER_RECORDS)]
+            delivered = clients.produce_all(producer, topic, sent, partition=0)
+            assert len(delivered) == INTER_BROKER_RECORDS
+            # The followers stay in sync well past replica.lag.time.max.ms.
+            time.sleep(2 * REPLICA_LAG_TIME_MAX_MS / 1000)
+            assert partition_state(admin, topic) == (1, [1, 2, 3])
+
+        one.kill9()
+        with cluster.hosts.in_hub():
+            admin = AdminClient({"bootstrap.servers": sasl_ssl_address(two), **config})
+            leader, _ = wait_for_state(admin, topic, lambda s: s[0] in (2, 3), "a new leader after the kill")
+            got = read_partition(sasl_ssl_address(cluster.node(leader)), config, topic, INTER_BROKER_RECORDS)
+            assert got == [v for _, v in sent], f"{len(got)} of {len(sent)} records from the new leader {leader}"
+        for node in (two, three):
+            log = node.log_since_start()
+            assert "SASL authentication to" not in log and "TLS handshake with" not in log, node.log_tail()
+
+
+@pytest.mark.timeout(300)
+def test_a_wrong_inter_broker_password_keeps_the_follower_out_of_the_isr(tmp_path):
+    cluster, certs = sasl_ssl_only_cluster(tmp_path, {3: "not-the-password"})
+    three = cluster.node(3)
+    config = client_config(certs)
+    topic = f"ib-{uuid.uuid4().hex[:8]}"
+    with started(cluster):
+        with cluster.hosts.in_hub():
+            admin = AdminClient({"bootstrap.servers": sasl_ssl_address(cluster.node(1)), **config})
+            grant_cluster_action_to_brokers(admin)
+            admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[1, 2, 3]],
+                                          config={"min.insync.replicas": "2"})])[topic].result(30)
+            # Node 3 cannot fetch: it leaves the ISR after replica.lag.time.max.ms and acks=all goes on without it.
+            wait_for_state(admin, topic, lambda s: s == (1, [1, 2]), "node 3 out of the ISR")
+            producer = clients.producer(sasl_ssl_address(cluster.node(2)), **config)
+            sent = [(f"k{i}".encode(), f"v{i}".encode()) for i in range(200)]
+            assert len(clients.produce_all(producer, topic, sent, partition=0)) == len(sent)
+            time.sleep(2 * REPLICA_LAG_TIME_MAX_MS / 1000)
+            assert partition_state(admin, topic) == (1, [1, 2])
+        assert three.running(), three.log_tail()
+        log = three.log_since_start()
+        assert "SASL authentication to" in log and "invalid credentials" in log, three.log_tail()
+        # The leader refused it as any client with a wrong password.
+        assert "SASL authentication failed" in cluster.node(1).log_since_start(), cluster.node(1).log_tail()
+
+
+@pytest.mark.timeout(300)
+def test_an_ssl_cluster_with_client_certificates_replicates_as_the_brokers_certificate(tmp_path):
+    """mTLS between brokers: the only listener is SSL with `--ssl-client-ca`, so each broker presents its own
+    certificate (ssl.cert) to the others, and its principal is that certificate's subject, User:CN=ringbroker,
+    which holds only ClusterAction."""
+    cluster, certs = cluster_with_certificates(tmp_path)
+    make_signed(certs, "admin", "ca", "/CN=admin", ext="extendedKeyUsage=clientAuth")
+    for node in cluster.nodes:
+        node.listen_args = ["--listener", f"SSL://{sasl_ssl_address(node)}"]
+        node.extra_args = [
+            "--ssl-cert", str(certs / "server.pem"), "--ssl-key", str(certs / "server.key"),
+            "--ssl-client-ca", str(certs / "ca.pem"),
+            "--authorizer", "acl", "--super-users", "User:CN=admin",
+            "--inter-broker-listener-name", "SSL", "--inter-broker-ssl-ca-file", str(certs / "ca.pem"),
+            "--replica-lag-time-max-ms", str(REPLICA_LAG_TIME_MAX_MS),
+        ]
+    config = {"security.protocol": "SSL", "ssl.ca.location": str(certs / "ca.pem"),
+              "ssl.certificate.location": str(certs / "admin.pem"), "ssl.key.location": str(certs / "admin.key")}
+    topic = f"ib-{uuid.uuid4().hex[:8]}"
+    with started(cluster):
+        with cluster.hosts.in_hub():
+            admin = AdminClient({"bootstrap.servers": sasl_ssl_address(cluster.node(1)), **config})
+            grant_cluster_action_to_brokers(admin, "User:CN=ringbroker")
+            admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[1, 2, 3]],
+                                          config={"min.insync.replicas": "3"})])[topic].result(30)
+            wait_for_state(admin, topic, lambda s: s == (1, [1, 2, 3]), "node 1 leads, every replica in sync")
+            producer = clients.producer(sasl_ssl_address(cluster.node(3)), **config)
+            sent = [(f"k{i}".encode(), f"v{i}".encode()) for i in range(500)]
+            assert len(clients.produce_all(producer, topic, sent, partition=0)) == len(sent)
+            time.sleep(2 * REPLICA_LAG_TIME_MAX_MS / 1000)
+            assert partition_state(admin, topic) == (1, [1, 2, 3])
+
+
+@pytest.mark.timeout(300)
+def test_brokers_without_cluster_action_are_refused_until_granted(tmp_path):
+    """With the authorizer on and no ACL for User:broker, the leader refuses the followers' requests: they leave the
+    ISR and say why; once ClusterAction is granted they catch up and rejoin."""
+    cluster, certs = sasl_ssl_only_cluster(tmp_path, {})
+    config = client_config(certs)
+    topic = f"ib-{uuid.uuid4().hex[:8]}"
+    with started(cluster):
+        with cluster.hosts.in_hub():
+            admin = AdminClient({"bootstrap.servers": sasl_ssl_address(cluster.node(1)), **config})
+            admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[1, 2, 3]])])[topic].result(30)
+            wait_for_state(admin, topic, lambda s: s == (1, [1]), "the followers out of the ISR")
+            producer = clients.producer(sasl_ssl_address(cluster.node(1)), **config)
+            sent = [(f"k{i}".encode(), f"v{i}".encode()) for i in range(100)]
+            assert len(clients.produce_all(producer, topic, sent, partition=0)) == len(sent)
+        for node in (cluster.node(2), cluster.node(3)):
+            assert "CLUSTER_AUTHORIZATION_FAILED" in node.log_since_start(), node.log_tail()
+        with cluster.hosts.in_hub():
+            grant_cluster_action_to_brokers(admin)
+            wait_for_state(admin, topic, lambda s: s == (1, [1, 2, 3]), "the followers back in the ISR")

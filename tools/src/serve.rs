@@ -44,8 +44,9 @@ pub use resolved::Resolved;
 use settings::serve_settings;
 use values::{
     AdvertisedListener, AuthorizerChoice, DataDir, IntIn, Listener, LogFilter, LogFormat,
-    MetricsListen, OptionalAddress, OptionalName, OptionalPath, Principals, ProcessRoles,
-    ProfileChoice, QuorumVoters, SaslMechanisms, ScramUsers, ShardCount, Switch,
+    MetricsListen, OptionalAddress, OptionalMechanism, OptionalName, OptionalPath,
+    OptionalProtocol, Principals, ProcessRoles, ProfileChoice, QuorumVoters, SaslMechanisms,
+    ScramUsers, Secret, ShardCount, Switch,
 };
 
 /// The environment variable naming the config file when `--config` is not given.
@@ -173,6 +174,48 @@ SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM
         /// connections. 0: sessions never expire.
         #[arg(long, value_name = "MS")]
         pub connections_max_reauth_ms: Option<IntIn<0, { i64::MAX }>>,
+
+        #[setting(key = "inter.broker.listener.name", env = "RINGBROKER_INTER_BROKER_LISTENER_NAME", default = "", kafka = Some("inter.broker.listener.name"), live = false)]
+        /// The listener the brokers of a cluster reach each other on (followers' fetches,
+        /// transaction markers): PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (a listener is named
+        /// by its protocol). Empty: security.inter.broker.protocol's, else PLAINTEXT as Kafka
+        /// (a single node without one: its first listener). Give every broker the same.
+        #[arg(long, value_name = "NAME")]
+        pub inter_broker_listener_name: Option<OptionalProtocol>,
+
+        #[setting(key = "security.inter.broker.protocol", env = "RINGBROKER_SECURITY_INTER_BROKER_PROTOCOL", default = "", kafka = Some("security.inter.broker.protocol"), live = false)]
+        /// The inter-broker listener by its security protocol (Kafka's older setting; set it or
+        /// inter.broker.listener.name, not both).
+        #[arg(long, value_name = "PROTOCOL")]
+        pub security_inter_broker_protocol: Option<OptionalProtocol>,
+
+        #[setting(key = "sasl.mechanism.inter.broker.protocol", env = "RINGBROKER_SASL_MECHANISM_INTER_BROKER_PROTOCOL", default = "", kafka = Some("sasl.mechanism.inter.broker.protocol"), live = false)]
+        /// The SASL mechanism a broker authenticates with on another broker's SASL inter-broker
+        /// listener: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, one of sasl.enabled.mechanisms.
+        /// Empty: the first of those (Kafka's default, GSSAPI, is not supported).
+        #[arg(long, value_name = "MECHANISM")]
+        pub sasl_mechanism_inter_broker_protocol: Option<OptionalMechanism>,
+
+        #[setting(key = "inter.broker.sasl.username", env = "RINGBROKER_INTER_BROKER_SASL_USERNAME", default = "", kafka = None, live = false)]
+        /// The user a broker authenticates as on another broker's SASL inter-broker listener
+        /// (Kafka takes it from the listener's JAAS config); required with a SASL inter-broker
+        /// listener. Its principal needs ClusterAction on the cluster, or be a super user.
+        #[arg(long, value_name = "USER")]
+        pub inter_broker_sasl_username: Option<OptionalName>,
+
+        #[setting(key = "inter.broker.sasl.password", env = "RINGBROKER_INTER_BROKER_SASL_PASSWORD", default = "", kafka = None, live = false)]
+        /// That user's password (printed as `(set)`). Prefer the environment variable or the
+        /// config file to the flag: other users of the host can see a process's arguments.
+        #[arg(long, value_name = "PASSWORD")]
+        pub inter_broker_sasl_password: Option<Secret>,
+
+        #[setting(key = "inter.broker.ssl.ca.file", env = "RINGBROKER_INTER_BROKER_SSL_CA_FILE", default = "", kafka = None, live = true)]
+        /// PEM CA certificates a broker trusts for the other brokers' certificates on an SSL or
+        /// SASL_SSL inter-broker listener (Kafka's ssl.truststore.location); required with one.
+        /// Their host names are checked as Kafka does. A broker presents its own ssl.cert when
+        /// the other's listener asks for a client certificate. SIGHUP re-reads it.
+        #[arg(long, value_name = "FILE")]
+        pub inter_broker_ssl_ca_file: Option<OptionalPath>,
 
         #[setting(key = "advertised.listeners", env = "RINGBROKER_ADVERTISED_LISTENERS", default = "", kafka = Some("advertised.listeners"), live = false)]
         /// host:port that clients are told to connect to (empty: the listener's address).
@@ -382,6 +425,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         &resolved,
         config.live.clone(),
         config.security.tls.clone(),
+        config.security.inter_broker.tls.clone(),
         logging,
     ) {
         Ok(reloader) => Some(reloader),

@@ -74,9 +74,11 @@ impl BrokerLifecycle {
 
     fn registration(&self) -> Registration {
         let config = &self.agent.config;
-        // Every client listener as it advertises itself; the first (primary) one is where other
-        // brokers reach this one.
-        let listeners = config
+        // Every client listener as it advertises itself, the inter-broker one first: the
+        // registration's one-endpoint fields carry the first, for readers from before
+        // `listeners`. Other brokers find it by name (`inter.broker.listener.name`).
+        let inter_broker = config.security.inter_broker.listener;
+        let mut listeners: Vec<BrokerEndpoint> = config
             .client_listeners()
             .iter()
             .map(|l| BrokerEndpoint {
@@ -86,6 +88,7 @@ impl BrokerLifecycle {
                 protocol: l.protocol,
             })
             .collect();
+        listeners.sort_by_key(|l| l.protocol != inter_broker);
         Registration {
             node_id: config.node_id,
             incarnation: self.incarnation,

@@ -50,7 +50,7 @@ pub struct BrokerRegistration {
     pub incarnation: [u8; 16],
     /// The broker epoch: the metadata log index of the registration (set when applied).
     pub epoch: i64,
-    /// Every client listener, never empty; the first is the one other brokers use.
+    /// Every client listener, never empty; the broker puts its inter-broker one first.
     pub listeners: Vec<BrokerEndpoint>,
     pub rack: Option<String>,
     pub fenced: bool,
@@ -58,8 +58,9 @@ pub struct BrokerRegistration {
 }
 
 impl BrokerRegistration {
-    /// The endpoint other brokers reach this one on (replica fetches, transaction markers): its
-    /// first listener.
+    /// The endpoint the broker registered first: its inter-broker listener (other brokers find
+    /// that one by `inter.broker.listener.name`; this names the broker in messages and fills the
+    /// record's one-endpoint fields).
     pub fn inter_broker_endpoint(&self) -> Option<&BrokerEndpoint> {
         debug_assert!(!self.listeners.is_empty(), "a registration has a listener");
         self.listeners.first()

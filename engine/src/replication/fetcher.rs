@@ -178,11 +178,14 @@ async fn step(
     connection: &mut Option<BrokerConnection>,
     partitions: &[(PartitionKey, Followed)],
 ) -> Result<Progress, ClientError> {
-    let Some(addr) = broker_address(shard, leader) else {
-        return Ok(Progress::Idle);
-    };
-    if connection.as_ref().is_none_or(|c| c.addr() != addr) {
-        *connection = Some(BrokerConnection::connect(addr).await?);
+    let peer = broker_address(shard, leader)?;
+    if connection
+        .as_ref()
+        .is_none_or(|c| c.addr() != peer.addr || c.session_ending())
+    {
+        *connection = None;
+        let security = &shard.config.security.inter_broker;
+        *connection = Some(BrokerConnection::connect(&peer, security).await?);
     }
     let Some(conn) = connection.as_mut() else {
         return Ok(Progress::Idle);
@@ -199,6 +202,15 @@ async fn step(
         return Ok(Progress::Idle);
     }
     fetch(shard, conn, leader, &ready).await
+}
+
+/// A leader that refuses this broker's replica requests for want of ClusterAction will go on
+/// refusing: an error for the fetcher's loop to log (once) and back off on, not a quiet retry.
+fn not_authorized(conn: &BrokerConnection, error_code: i16) -> Result<(), ClientError> {
+    if error_code == ResponseError::ClusterAuthorizationFailed.code() {
+        return Err(ClientError::NotAuthorized { addr: conn.addr() });
+    }
+    Ok(())
 }
 
 // ------------------------------------------------------------------------------------ truncation
@@ -271,6 +283,7 @@ async fn truncate(
                 continue;
             };
             if answer.error_code != 0 {
+                not_authorized(conn, answer.error_code)?;
                 tracing::debug!(topic = %name, partition = answer.partition, error_code = answer.error_code, "OffsetForLeaderEpoch refused; retrying");
                 continue;
             }
@@ -452,6 +465,7 @@ async fn fetch(
                     continue;
                 }
                 Some(error) => {
+                    not_authorized(conn, data.error_code)?;
                     tracing::debug!(topic = %name, partition = data.partition_index, ?error, "replica fetch refused");
                     refused = true;
                     continue;

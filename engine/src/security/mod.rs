@@ -4,8 +4,9 @@
 //! - `listener`: the security protocols and one client listener's addresses;
 //! - `principal`: Kafka principals of clients (a client certificate's subject);
 //! - `tls`: the rustls server configuration from PEM files, the client certificate's principal;
-//! - `stream`: one client connection's byte stream, plain TCP or TLS;
-//! - `tls_socket`: the socket under a TLS session, sending all queued records at once;
+//! - `inter_broker`: how this broker connects to the others (listener, TLS client side, SASL login);
+//! - `stream`: one connection's byte stream, plain TCP or TLS (a client's, or ours to a broker);
+//! - `tls_socket`: the socket under a client's TLS session, sending all queued records at once;
 //! - `sasl`: the per-connection SASL exchange and the SCRAM credential store;
 //! - `scram_admin`: DescribeUserScramCredentials and AlterUserScramCredentials;
 //! - `acl`: authorization with Kafka's ACLs (`--authorizer acl`) and the ACL APIs.
@@ -13,6 +14,7 @@
 //! What the broker needs of all this at start is `SecurityConfig`, part of `BrokerConfig`.
 
 pub mod acl;
+pub mod inter_broker;
 pub mod listener;
 pub mod principal;
 pub mod sasl;
@@ -47,6 +49,8 @@ pub struct SecurityConfig {
     /// How long a SASL session lasts before the client must re-authenticate (Kafka's
     /// `connections.max.reauth.ms`, KIP-368); 0: sessions never expire.
     pub connections_max_reauth_ms: u64,
+    /// How this broker connects to the other brokers (followers' fetches, transaction markers).
+    pub inter_broker: inter_broker::InterBrokerSecurity,
 }
 
 impl Default for SecurityConfig {
@@ -59,6 +63,7 @@ impl Default for SecurityConfig {
             credentials: Arc::new(CredentialRegistry::default()),
             authorizer: Arc::new(acl::Authorizer::default()),
             connections_max_reauth_ms: 0,
+            inter_broker: inter_broker::InterBrokerSecurity::default(),
         }
     }
 }

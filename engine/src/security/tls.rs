@@ -23,6 +23,8 @@ pub enum TlsError {
     Key { path: PathBuf, reason: String },
     #[error("client CA {path}: {reason}")]
     ClientCa { path: PathBuf, reason: String },
+    #[error("CA of the other brokers' certificates {path}: {reason}")]
+    TrustedCa { path: PathBuf, reason: String },
     #[error("certificate {cert} and key {key} do not make a TLS configuration: {reason}")]
     Config {
         cert: PathBuf,
@@ -49,34 +51,44 @@ pub fn crypto_provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
-/// The TLS configuration new connections get, replaceable while the broker runs (SIGHUP re-reads
+/// A TLS configuration new connections get, replaceable while the broker runs (SIGHUP re-reads
 /// the certificate files): read once per TLS handshake, never per request; connections keep the
-/// configuration they started with.
+/// configuration they started with. The server side's is `ServerTls`, the inter-broker client
+/// side's `inter_broker::ClientTls`.
 #[derive(Debug)]
-pub struct ServerTls {
-    current: RwLock<Arc<ServerConfig>>,
+pub struct Reloadable<C> {
+    current: RwLock<Arc<C>>,
 }
 
-impl ServerTls {
-    pub fn new(config: Arc<ServerConfig>) -> Self {
-        ServerTls {
+impl<C> Reloadable<C> {
+    pub fn new(config: Arc<C>) -> Self {
+        Reloadable {
             current: RwLock::new(config),
         }
     }
 
     /// The configuration for a new connection.
-    pub fn current(&self) -> Arc<ServerConfig> {
+    pub fn current(&self) -> Arc<C> {
         self.current
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
+    /// Makes `config` the one new connections get.
+    pub fn replace(&self, config: Arc<C>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+}
+
+/// The TLS server configuration of SSL and SASL_SSL listeners.
+pub type ServerTls = Reloadable<ServerConfig>;
+
+impl ServerTls {
     /// Builds a configuration from `files` and makes it the one new connections get; on error the
     /// running one stays.
     pub fn reload(&self, files: &TlsFiles) -> Result<(), TlsError> {
-        let config = server_config(files)?;
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
+        self.replace(server_config(files)?);
         Ok(())
     }
 }
@@ -120,7 +132,7 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
-fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certificates = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
         .map_err(|e| TlsError::Certificates {

@@ -35,7 +35,11 @@ pub struct MarkerLinks {
 impl MarkerLinks {
     /// An idle connection to `broker`, taken out of the pool (never borrowed across an await).
     fn take(&self, broker: i32) -> Option<BrokerConnection> {
-        self.idle.borrow_mut().get_mut(&broker)?.pop()
+        let mut idle = self.idle.borrow_mut();
+        let pool = idle.get_mut(&broker)?;
+        // A connection whose SASL session is ending is dropped: a new one authenticates again.
+        pool.retain(|connection| !connection.session_ending());
+        pool.pop()
     }
 
     fn put_back(&self, broker: i32, connection: BrokerConnection) {
@@ -54,10 +58,15 @@ pub async fn write_remote(shard: &Shard, leader: i32, marker: Marker<'_>) -> i16
     let mut connection = match shard.marker_links.take(leader) {
         Some(connection) => connection,
         None => {
-            let Some(addr) = broker_address(shard, leader) else {
-                return ResponseError::NotLeaderOrFollower.code();
+            let peer = match broker_address(shard, leader) {
+                Ok(peer) => peer,
+                Err(error) => {
+                    tracing::debug!(leader, %error, "no address for a transaction marker");
+                    return ResponseError::NotLeaderOrFollower.code();
+                }
             };
-            match BrokerConnection::connect(addr).await {
+            let security = &shard.config.security.inter_broker;
+            match BrokerConnection::connect(&peer, security).await {
                 Ok(connection) => connection,
                 Err(error) => {
                     tracing::warn!(leader, %error, "cannot reach a partition leader for a transaction marker");

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use ringbroker_engine::config::LiveSettings;
+use ringbroker_engine::security::inter_broker::ClientTls;
 use ringbroker_engine::security::tls::ServerTls;
 use signal_hook::consts::SIGHUP;
 use signal_hook::iterator::{Handle, Signals};
@@ -66,6 +67,7 @@ pub fn spawn(
     start: &Resolved,
     live: Arc<LiveSettings>,
     tls: Option<Arc<ServerTls>>,
+    inter_broker_tls: Option<Arc<ClientTls>>,
     logging: Option<Logging>,
 ) -> std::io::Result<Reloader> {
     let mut signals = Signals::new([SIGHUP])?;
@@ -75,17 +77,28 @@ pub fn spawn(
         .name("ringbroker-reload".into())
         .spawn(move || {
             for _ in signals.forever() {
-                reload(&args, &mut running, &live, tls.as_deref(), logging.as_ref());
+                let certificates = Certificates {
+                    server: tls.as_deref(),
+                    inter_broker: inter_broker_tls.as_deref(),
+                };
+                reload(&args, &mut running, &live, certificates, logging.as_ref());
             }
         })?;
     Ok(Reloader { handle, thread })
+}
+
+/// The TLS configurations SIGHUP re-reads (`None`: not in use).
+#[derive(Clone, Copy)]
+struct Certificates<'a> {
+    server: Option<&'a ServerTls>,
+    inter_broker: Option<&'a ClientTls>,
 }
 
 fn reload(
     args: &ServeArgs,
     running: &mut [SettingRow],
     live: &LiveSettings,
-    tls: Option<&ServerTls>,
+    certificates: Certificates<'_>,
     logging: Option<&Logging>,
 ) {
     let reloaded = match Resolved::load(args, &process_environment) {
@@ -97,8 +110,11 @@ fn reload(
     };
     // Certificates are re-read on every SIGHUP: a rotation replaces the files' contents, not
     // their names. New connections get the new ones; open connections keep theirs.
-    if let Some(tls) = tls {
+    if let Some(tls) = certificates.server {
         reload_tls(&reloaded, tls);
+    }
+    if let Some(tls) = certificates.inter_broker {
+        reload_inter_broker_tls(&reloaded, tls);
     }
     let rows = reloaded.rows();
     let found = changes(running, &rows);
@@ -157,6 +173,23 @@ fn reload_tls(reloaded: &Resolved, tls: &ServerTls) {
             "SIGHUP: ssl.cert and ssl.key are no longer set: the running certificate stays until a restart"
         ),
         Err(e) => tracing::error!("SIGHUP: TLS certificate not reloaded: {e}"),
+    }
+}
+
+/// Re-reads the inter-broker CA and this broker's certificate for its connections to other
+/// brokers; on any error the running configuration stays.
+fn reload_inter_broker_tls(reloaded: &Resolved, tls: &ClientTls) {
+    match reloaded.inter_broker_tls_files() {
+        Ok(Some(files)) => match tls.reload(&files) {
+            Ok(()) => tracing::info!(ca = %files.ca.display(), "SIGHUP: inter-broker TLS reloaded"),
+            Err(e) => tracing::error!(
+                "SIGHUP: inter-broker TLS not reloaded, the running configuration stays: {e}"
+            ),
+        },
+        Ok(None) => tracing::warn!(
+            "SIGHUP: inter.broker.ssl.ca.file is no longer set: the running one stays until a restart"
+        ),
+        Err(e) => tracing::error!("SIGHUP: inter-broker TLS not reloaded: {e}"),
     }
 }
 

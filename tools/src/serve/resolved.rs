@@ -18,9 +18,13 @@ use super::settings::{env_var_for_key, Environment, Layers, SettingRow};
 use super::values::{AdvertisedListener, AuthorizerChoice, Listener, ShardCount};
 use super::{profile, ServeArgs, ServeSettings, SettingsError, CONFIG_ENV, SERVE_SETTINGS};
 use ringbroker_engine::security::acl::{Authorizer, Rules};
+use ringbroker_engine::security::inter_broker::{
+    self, ClientTls, ClientTlsFiles, InterBrokerSecurity,
+};
+use ringbroker_engine::security::sasl::client::SaslLogin;
 use ringbroker_engine::security::tls::{self, ServerTls, TlsFiles};
 use ringbroker_engine::security::{
-    ClientListener, CredentialRegistry, SecurityConfig, SecurityProtocol,
+    ClientListener, CredentialRegistry, SaslMechanism, SecurityConfig, SecurityProtocol,
 };
 
 /// Per-partition tail cache = the profile's per-shard budget divided by this (a shard typically
@@ -106,19 +110,6 @@ impl Resolved {
                 listener.address
             ));
         }
-        // Other brokers fetch from the first listener in plaintext (no inter-broker TLS/SASL).
-        let voters = &settings.controller_quorum_voters.value.voters;
-        let node_id = settings.node_id.value.0 as i32;
-        let several_nodes =
-            voters.len() > 1 || (!voters.is_empty() && !voters.contains_key(&node_id));
-        if several_nodes && listener.protocol != SecurityProtocol::Plaintext {
-            warnings.push(format!(
-                "listeners: the first listener is {}, but the other brokers of a cluster reach this one \
-                 (replica fetches, transaction markers) on the first listener in plaintext: put a \
-                 PLAINTEXT listener on a private network first",
-                listener.protocol
-            ));
-        }
         if settings.authorizer.value == AuthorizerChoice::None
             && !settings.super_users.value.0.is_empty()
         {
@@ -191,6 +182,115 @@ impl Resolved {
         }
     }
 
+    /// Whether other brokers share the cluster (several voters, or this node is not the only
+    /// one): only then does this broker connect to others.
+    fn several_nodes(&self) -> bool {
+        let voters = &self.settings.controller_quorum_voters.value.voters;
+        let node_id = self.settings.node_id.value.0 as i32;
+        voters.len() > 1 || (!voters.is_empty() && !voters.contains_key(&node_id))
+    }
+
+    /// The inter-broker listener: `inter.broker.listener.name` or
+    /// `security.inter.broker.protocol` (Kafka refuses both), else PLAINTEXT as Kafka's default.
+    /// A single node without a PLAINTEXT listener takes its first one: it connects to no broker.
+    fn inter_broker_listener(&self) -> Result<SecurityProtocol, SettingsError> {
+        let settings = &self.settings;
+        let listener = &settings.listen.value;
+        let chosen = match (
+            settings.inter_broker_listener_name.value.0,
+            settings.security_inter_broker_protocol.value.0,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(SettingsError::Other(
+                    "only one of inter.broker.listener.name and security.inter.broker.protocol may be set"
+                        .into(),
+                ))
+            }
+            (Some(chosen), None) | (None, Some(chosen)) => chosen,
+            (None, None) if !self.several_nodes() && !has(listener, SecurityProtocol::Plaintext) => {
+                listener.protocol
+            }
+            (None, None) => SecurityProtocol::Plaintext,
+        };
+        if !has(listener, chosen) {
+            return Err(SettingsError::Other(format!(
+                "the inter-broker listener is {chosen} (inter.broker.listener.name, \
+                 security.inter.broker.protocol, default PLAINTEXT) but the listeners are {listener}: \
+                 name one of them in inter.broker.listener.name"
+            )));
+        }
+        Ok(chosen)
+    }
+
+    /// The TLS client side of inter-broker connections: the CA, and this broker's certificate.
+    pub fn inter_broker_tls_files(&self) -> Result<Option<ClientTlsFiles>, SettingsError> {
+        let Some(ca) = self.settings.inter_broker_ssl_ca_file.value.0.clone() else {
+            return Ok(None);
+        };
+        let identity = self
+            .tls_files()?
+            .map(|files| (files.cert.clone(), files.key.clone()));
+        Ok(Some(ClientTlsFiles { ca, identity }))
+    }
+
+    /// How this broker connects to the others. What the listener's protocol needs (the CA, the
+    /// SASL login) is required when there are other brokers.
+    fn inter_broker_security(&self) -> Result<InterBrokerSecurity, SettingsError> {
+        let settings = &self.settings;
+        let listener = self.inter_broker_listener()?;
+        let required = self.several_nodes();
+        let tls = match self.inter_broker_tls_files()? {
+            Some(files) if listener.uses_tls() => Some(Arc::new(ClientTls::new(
+                inter_broker::client_config(&files)
+                    .map_err(|e| SettingsError::Other(format!("inter.broker.ssl.ca.file: {e}")))?,
+            ))),
+            None if listener.uses_tls() && required => {
+                return Err(SettingsError::Other(format!(
+                    "the inter-broker listener is {listener}: give the CA of the brokers' \
+                     certificates with --inter-broker-ssl-ca-file FILE (inter.broker.ssl.ca.file)"
+                )))
+            }
+            _ => None,
+        };
+        let username = settings.inter_broker_sasl_username.value.0.clone();
+        let password = settings.inter_broker_sasl_password.value.0.clone();
+        let enabled = &settings.sasl_mechanisms.value.0;
+        let mechanism = settings
+            .sasl_mechanism_inter_broker_protocol
+            .value
+            .0
+            .or_else(|| enabled.first().copied())
+            .unwrap_or(SaslMechanism::ScramSha512);
+        // Kafka's check: the other brokers offer only the enabled mechanisms (every broker of a
+        // cluster is given the same list).
+        if listener.uses_sasl() && !enabled.contains(&mechanism) {
+            return Err(SettingsError::Other(format!(
+                "sasl.mechanism.inter.broker.protocol {mechanism} must be one of \
+                 sasl.enabled.mechanisms ({}) when the inter-broker listener uses SASL",
+                settings.sasl_mechanisms.value
+            )));
+        }
+        let sasl = match (username, password) {
+            (Some(username), Some(password)) if listener.uses_sasl() => Some(SaslLogin {
+                mechanism,
+                username,
+                password,
+            }),
+            _ if listener.uses_sasl() && required => {
+                return Err(SettingsError::Other(format!(
+                    "the inter-broker listener is {listener}: give this broker's SASL user with \
+                     inter.broker.sasl.username and inter.broker.sasl.password"
+                )))
+            }
+            _ => None,
+        };
+        Ok(InterBrokerSecurity {
+            listener,
+            tls,
+            sasl,
+        })
+    }
+
     /// The engine's security settings: listeners, TLS, SASL.
     fn security_config(&self) -> Result<SecurityConfig, SettingsError> {
         let settings = &self.settings;
@@ -243,6 +343,7 @@ impl Resolved {
             }),
             connections_max_reauth_ms: u64::try_from(settings.connections_max_reauth_ms.value.0)
                 .unwrap_or(0),
+            inter_broker: self.inter_broker_security()?,
         })
     }
 
@@ -352,6 +453,11 @@ impl Resolved {
             usize::try_from(self.profile.log_cleaner_max_keys).unwrap_or(usize::MAX),
         );
     }
+}
+
+/// Whether `listener` has one of `protocol` (a listener is named by its protocol).
+fn has(listener: &Listener, protocol: SecurityProtocol) -> bool {
+    listener.all().any(|(p, _)| p == protocol)
 }
 
 /// Every key a config file may hold: the declared settings' and the profile keys'.

@@ -350,32 +350,178 @@ fn listener_flags_add_secure_listeners_to_listen() {
     assert!(error.contains("two SASL_PLAINTEXT listeners"), "{error}");
 }
 
+/// The flags of node 1 of a two-voter cluster, then `more`.
+fn cluster_flags(more: &[&str]) -> ServeArgs {
+    let mut line = vec![
+        "--node-id",
+        "1",
+        "--controller-quorum-voters",
+        "1@127.0.0.1:9093,2@127.0.0.2:9093",
+        "--controller-listen",
+        "127.0.0.1:9093",
+    ];
+    line.extend(more);
+    flags(&line)
+}
+
+/// The test certificates of `fuzz/certs` (CN=localhost, valid until 2036).
+fn test_cert(name: &str) -> String {
+    format!("{}/../fuzz/certs/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
 #[test]
-fn a_cluster_whose_first_listener_is_not_plaintext_is_warned_about() {
-    let warned = |listen: &str| {
-        let resolved = resolve_with(
-            &flags(&[
-                "--node-id",
-                "1",
-                "--controller-quorum-voters",
-                "1@127.0.0.1:9093,2@127.0.0.2:9093",
-                "--listen",
-                listen,
-            ]),
-            &[],
-        )
-        .unwrap();
-        resolved
-            .warnings
-            .iter()
-            .any(|w| w.contains("first listener in plaintext"))
+fn the_inter_broker_listener_is_plaintext_unless_named() {
+    use ringbroker_engine::security::SecurityProtocol;
+    let listener_of = |more: &[&str]| {
+        resolve_with(&cluster_flags(more), &[])
+            .and_then(|resolved| resolved.broker_config())
+            .map(|config| config.security.inter_broker.listener)
+            .map_err(|e| e.to_string())
     };
-    assert!(warned(
-        "SASL_PLAINTEXT://127.0.0.1:9095,PLAINTEXT://127.0.0.1:9092"
-    ));
-    assert!(!warned(
-        "PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9095"
-    ));
+    // Kafka's default, whatever the order of the listeners.
+    let both = "SASL_PLAINTEXT://127.0.0.1:9095,PLAINTEXT://127.0.0.1:9092";
+    assert_eq!(
+        listener_of(&["--listen", both]),
+        Ok(SecurityProtocol::Plaintext)
+    );
+    // A cluster without a PLAINTEXT listener must name one.
+    let error = listener_of(&["--listen", "SASL_PLAINTEXT://127.0.0.1:9095"]).unwrap_err();
+    assert!(error.contains("inter.broker.listener.name"), "{error}");
+    // A single node without one connects to nobody: its first listener does.
+    let single = resolve_with(
+        &flags(&["--listen", "SASL_PLAINTEXT://127.0.0.1:9095"]),
+        &[],
+    )
+    .unwrap()
+    .broker_config()
+    .unwrap();
+    assert_eq!(
+        single.security.inter_broker.listener,
+        SecurityProtocol::SaslPlaintext
+    );
+    // Kafka's older setting names it by protocol; both at once is refused, as Kafka does.
+    let named = ["--listen", both, "--inter-broker-sasl-username", "broker"];
+    let error = listener_of(
+        &[
+            &named[..],
+            &["--security-inter-broker-protocol", "SASL_PLAINTEXT"],
+        ]
+        .concat(),
+    )
+    .unwrap_err();
+    assert!(error.contains("inter.broker.sasl.password"), "{error}");
+    let error = listener_of(
+        &[
+            &named[..],
+            &[
+                "--security-inter-broker-protocol",
+                "SASL_PLAINTEXT",
+                "--inter-broker-listener-name",
+                "SASL_PLAINTEXT",
+            ],
+        ]
+        .concat(),
+    )
+    .unwrap_err();
+    assert!(error.contains("only one of"), "{error}");
+    // The listener must be one of the broker's.
+    let error =
+        listener_of(&["--listen", both, "--inter-broker-listener-name", "SSL"]).unwrap_err();
+    assert!(error.contains("SSL"), "{error}");
+}
+
+#[test]
+fn a_sasl_ssl_inter_broker_listener_needs_a_ca_and_a_login() {
+    use ringbroker_engine::security::{SaslMechanism, SecurityProtocol};
+    let base = [
+        "--listener",
+        "SASL_SSL://127.0.0.1:9094",
+        "--ssl-cert",
+        &test_cert("server.pem"),
+        "--ssl-key",
+        &test_cert("server.key"),
+        "--sasl-mechanisms",
+        "SCRAM-SHA-512,PLAIN",
+        "--inter-broker-listener-name",
+        "sasl_ssl",
+    ]
+    .map(String::from);
+    let base: Vec<&str> = base.iter().map(String::as_str).collect();
+    let config_of = |more: &[&str], env: &[(&str, &str)]| {
+        resolve_with(&cluster_flags(&[&base[..], more].concat()), env)
+            .and_then(|resolved| resolved.broker_config())
+            .map_err(|e| e.to_string())
+    };
+    let ca = test_cert("ca.pem");
+    let login = ["--inter-broker-sasl-username", "broker"];
+    let error = config_of(&login, &[("RINGBROKER_INTER_BROKER_SASL_PASSWORD", "pw")]).unwrap_err();
+    assert!(error.contains("inter.broker.ssl.ca.file"), "{error}");
+    let error = config_of(&["--inter-broker-ssl-ca-file", &ca], &[]).unwrap_err();
+    assert!(error.contains("inter.broker.sasl.username"), "{error}");
+
+    let with_ca = [&login[..], &["--inter-broker-ssl-ca-file", &ca]].concat();
+    let resolved = resolve_with(
+        &cluster_flags(&[&base[..], &with_ca].concat()),
+        &[("RINGBROKER_INTER_BROKER_SASL_PASSWORD", "hunter2")],
+    )
+    .unwrap();
+    // The password is never printed with the settings.
+    assert_eq!(
+        row(&resolved, "inter.broker.sasl.password"),
+        ("(set)".into(), Provenance::Env)
+    );
+    let inter_broker = resolved.broker_config().unwrap().security.inter_broker;
+    assert_eq!(inter_broker.listener, SecurityProtocol::SaslSsl);
+    assert!(inter_broker.tls.is_some());
+    let sasl = inter_broker.sasl.unwrap();
+    // Without sasl.mechanism.inter.broker.protocol: the first enabled mechanism.
+    assert_eq!(
+        (
+            sasl.mechanism,
+            sasl.username.as_str(),
+            sasl.password.as_str()
+        ),
+        (SaslMechanism::ScramSha512, "broker", "hunter2")
+    );
+    assert!(!format!("{sasl:?}").contains("hunter2"));
+    let plain = config_of(
+        &[
+            &with_ca[..],
+            &["--sasl-mechanism-inter-broker-protocol", "PLAIN"],
+        ]
+        .concat(),
+        &[("RINGBROKER_INTER_BROKER_SASL_PASSWORD", "pw")],
+    )
+    .unwrap();
+    assert_eq!(
+        plain.security.inter_broker.sasl.map(|s| s.mechanism),
+        Some(SaslMechanism::Plain)
+    );
+    // As Kafka: the mechanism must be one the brokers enable.
+    let error = config_of(
+        &[
+            &with_ca[..],
+            &["--sasl-mechanism-inter-broker-protocol", "SCRAM-SHA-256"],
+        ]
+        .concat(),
+        &[("RINGBROKER_INTER_BROKER_SASL_PASSWORD", "pw")],
+    )
+    .unwrap_err();
+    assert!(error.contains("sasl.enabled.mechanisms"), "{error}");
+    // A CA file that is not one names the key.
+    let error = config_of(
+        &[
+            &login[..],
+            &["--inter-broker-ssl-ca-file", "/nonexistent/ca.pem"],
+        ]
+        .concat(),
+        &[("RINGBROKER_INTER_BROKER_SASL_PASSWORD", "pw")],
+    )
+    .unwrap_err();
+    assert!(
+        error.contains("inter.broker.ssl.ca.file") && error.contains("/nonexistent/ca.pem"),
+        "{error}"
+    );
 }
 
 #[test]

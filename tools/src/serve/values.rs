@@ -107,8 +107,8 @@ fn client_entries(text: &str) -> Result<ClientEntries, String> {
 }
 
 /// `listeners` / `--listen` / `--listener`: the client listeners, each with its security protocol,
-/// which is also its name (one listener per protocol). The first is the primary one: other
-/// brokers reach this one on it, `advertised.listeners` renames it.
+/// which is also its name (one listener per protocol). The first is the primary one:
+/// `advertised.listeners` renames it (other brokers use `inter.broker.listener.name`'s).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
     pub address: SocketAddr,
@@ -560,6 +560,68 @@ impl FromStr for Principals {
 impl fmt::Display for Principals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0.join(";"))
+    }
+}
+
+/// A value that may be left unset (empty): `inter.broker.listener.name` and
+/// `security.inter.broker.protocol` (a security protocol, which also names a listener),
+/// `sasl.mechanism.inter.broker.protocol` (a SASL mechanism).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Optional<T>(pub Option<T>);
+
+pub type OptionalProtocol = Optional<SecurityProtocol>;
+pub type OptionalMechanism = Optional<SaslMechanism>;
+
+impl<T: FromStr> FromStr for Optional<T>
+where
+    T::Err: fmt::Display,
+{
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Optional(None));
+        }
+        text.parse()
+            .map(|value| Optional(Some(value)))
+            .map_err(|e: T::Err| e.to_string())
+    }
+}
+
+impl<T: fmt::Display> fmt::Display for Optional<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(value) => write!(f, "{value}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A secret that may be left unset (`inter.broker.sasl.password`): printed as `(set)`, never
+/// itself, since every setting is logged at start.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(pub Option<String>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({self})")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        // Kept as written: a password may start or end with a space.
+        Ok(Secret((!text.is_empty()).then(|| text.to_string())))
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(_) => f.write_str("(set)"),
+            None => Ok(()),
+        }
     }
 }
 

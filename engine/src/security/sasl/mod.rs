@@ -6,8 +6,10 @@
 //! - `scram`: the server side of SCRAM-SHA-256/512 (RFC 5802, RFC 7677);
 //! - `plain`: PLAIN (RFC 4616), checked against the SCRAM credentials;
 //! - `registry`: the running broker's credentials, the cluster's from its metadata log;
-//! - `session`: one connection's exchange, from the handshake to an authenticated principal.
+//! - `session`: one connection's exchange, from the handshake to an authenticated principal;
+//! - `client`: the client side (PLAIN, SCRAM), for this broker's connections to other brokers.
 
+pub mod client;
 pub mod credentials;
 pub mod mechanism;
 pub mod plain;

@@ -239,21 +239,18 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap();
-        let salted = mechanism.salted_password(password.as_bytes(), &salt, iterations);
-        let client_key = mechanism.hmac(&salted, b"Client Key");
-        let stored_key = mechanism.hash(&client_key);
         let without_proof = format!("c={},r={prefix}{nonce}", BASE64.encode("n,,"));
         let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
-        let signature = mechanism.hmac(&stored_key, auth_message.as_bytes());
-        let proof: Vec<u8> = client_key
-            .iter()
-            .zip(&signature)
-            .map(|(k, s)| k ^ s)
-            .collect();
-        let server_key = mechanism.hmac(&salted, b"Server Key");
+        let (proof, server_signature) = super::super::client::proof_and_server_signature(
+            mechanism,
+            password.as_bytes(),
+            &salt,
+            iterations,
+            auth_message.as_bytes(),
+        );
         (
             format!("{without_proof},p={}", BASE64.encode(proof)),
-            mechanism.hmac(&server_key, auth_message.as_bytes()),
+            server_signature,
         )
     }
 
