@@ -9,7 +9,7 @@ the transaction coordinator's marker reaches that partition (WriteTxnMarkers bet
 - kill -9 of the group coordinator while a transaction holding pending offsets is open: the new leader of the
   offsets partition rebuilds them from its copy of the log, the transaction commits against it, and the offsets
   are committed exactly once (the records of that transaction are in the output once, the offsets equal its
-  positions, nothing is read again).
+  positions, nothing is read again); the application goes on to the end of its input.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
 import clients
 from test_cluster import wait_until
@@ -41,6 +41,7 @@ from test_transactions_cluster import (
 PARTITIONS = 2
 RECORDS_PER_PARTITION = 30
 BATCH = 4
+UNKNOWN_OFFSET = -1001
 
 pytestmark = pytest.mark.skipif(not BINARY, reason="cluster tests start their own ringbroker nodes (RINGBROKER_BIN)")
 
@@ -51,9 +52,9 @@ def apart(c, topic: str) -> tuple[str, str, int, int]:
     for i in range(40):
         group, transactional_id = f"{topic}-g{i}", f"{topic}-tx{i}"
         with c.hosts.in_hub():
-            group_node = wait_until(lambda: find_coordinator(c.bootstrap, group, KEY_TYPE_GROUP), 60,
+            group_node = wait_until(lambda: find_coordinator(c.nodes[0].bootstrap, group, KEY_TYPE_GROUP), 60,
                                     "the group's coordinator")
-            txn_node = wait_until(lambda: find_coordinator(c.bootstrap, transactional_id, KEY_TYPE_TRANSACTION), 60,
+            txn_node = wait_until(lambda: find_coordinator(c.nodes[0].bootstrap, transactional_id, KEY_TYPE_TRANSACTION), 60,
                                   "the transactional id's coordinator")
         if group_node != txn_node:
             return group, transactional_id, group_node, txn_node
@@ -69,6 +70,13 @@ class ReadProcessWrite:
         self.source, self.sink = source, sink
         self.consumer = clients.consumer(bootstrap, **{"group.id": group, "isolation.level": "read_committed"})
         self.consumer.subscribe([source])
+        deadline = time.monotonic() + 60
+        while not self.consumer.assignment() and time.monotonic() < deadline:
+            msg = self.consumer.poll(0.2)
+            if msg is not None and not msg.error():  # read again by the first transaction
+                self.consumer.seek(TopicPartition(source, msg.partition(), msg.offset()))
+        assert len(self.consumer.assignment()) == PARTITIONS, "the member was not assigned the input"
+        self.next_offsets: dict[int, int] = {}
         self.producer = transactional_producer(bootstrap, transactional_id)
         self.producer.init_transactions(90)
         self.committed_output: dict[int, list[bytes]] = {p: [] for p in range(PARTITIONS)}
@@ -76,20 +84,17 @@ class ReadProcessWrite:
         self.transactions = {"committed": 0, "aborted": 0}
 
     def positions(self) -> dict[int, int]:
-        assigned = self.consumer.assignment()
-        return {tp.partition: tp.offset for tp in self.consumer.position(assigned)}
+        """The next offset to read of every partition read so far (-1001, Kafka's "none", for the others)."""
+        return {p: self.next_offsets.get(p, UNKNOWN_OFFSET) for p in range(PARTITIONS)}
 
     def begin(self, limit: int = BATCH * PARTITIONS) -> tuple[dict[int, int], dict[int, list[bytes]]]:
         """Begins a transaction: reads up to `limit` records, writes them out, sends the positions to the
         transaction. Returns the positions it started from and what it wrote."""
-        deadline = time.monotonic() + 60
-        while not self.consumer.assignment() and time.monotonic() < deadline:
-            self.consumer.poll(0.2)
-        start = self.positions()
+        start = dict(self.next_offsets)
         self.producer.begin_transaction()
         written: dict[int, list[bytes]] = {p: [] for p in range(PARTITIONS)}
         read = 0
-        end = time.monotonic() + 5
+        end = time.monotonic() + 10
         while read < limit and time.monotonic() < end:
             msg = self.consumer.poll(0.2)
             if msg is None or msg.error():
@@ -97,12 +102,19 @@ class ReadProcessWrite:
             value = b"out-" + msg.value()
             self.producer.produce(self.sink, value=value, partition=msg.partition())
             written[msg.partition()].append(value)
+            self.next_offsets[msg.partition()] = msg.offset() + 1
             read += 1
         assert self.producer.flush(60) == 0, "output not acknowledged"
         self.producer.send_offsets_to_transaction(
-            [TopicPartition(self.source, p, o) for p, o in self.positions().items()],
+            [TopicPartition(self.source, p, o) for p, o in self.next_offsets.items()],
             self.consumer.consumer_group_metadata(), 60)
         return start, written
+
+    def rewind(self, to: dict[int, int]) -> None:
+        """Back to `to` (an aborted transaction's records are read again)."""
+        self.next_offsets = dict(to)
+        for p in range(PARTITIONS):
+            self.consumer.seek(TopicPartition(self.source, p, to.get(p, OFFSET_BEGINNING)))
 
     def end(self, start: dict[int, int], written: dict[int, list[bytes]], commit: bool) -> None:
         if commit:
@@ -121,9 +133,7 @@ class ReadProcessWrite:
             self.transactions["committed"] += 1
         else:
             self.producer.abort_transaction(90)
-            for p, offset in start.items():
-                if offset >= 0:
-                    self.consumer.seek(TopicPartition(self.source, p, offset))
+            self.rewind(start)
             self.transactions["aborted"] += 1
 
     def run(self) -> None:
@@ -136,8 +146,7 @@ class ReadProcessWrite:
             print(f"transaction: {error}")
             assert error.txn_requires_abort(), error
             self.producer.abort_transaction(90)
-            for p, offset in self.committed_positions.items():
-                self.consumer.seek(TopicPartition(self.source, p, offset))
+            self.rewind({p: o for p, o in self.committed_positions.items() if o >= 0})
             return
         self.end(start, written, commit=True)
 
@@ -196,6 +205,9 @@ def test_transactional_offsets_commit_through_the_groups_coordinator(cluster, to
             committed = wait_until(lambda: committed_offsets(cluster.bootstrap, group, source, PARTITIONS), 90,
                                    "the committed offsets from the new group coordinator")
             assert committed == pending_positions, (committed, pending_positions)
+            # librdkafka's producer keeps sending TxnOffsetCommit to the group coordinator it knew until that
+            # broker answers (NOT_COORDINATOR, then it looks again): the killed broker comes back as a follower.
+            coordinator.start()
             # The application goes on against the new coordinator to the end of the input.
             deadline = time.monotonic() + 180
             while sum(app.positions().values()) < len(records) and time.monotonic() < deadline:
