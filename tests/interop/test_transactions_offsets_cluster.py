@@ -9,11 +9,13 @@ the transaction coordinator's marker reaches that partition (WriteTxnMarkers bet
 - kill -9 of the group coordinator while a transaction holding pending offsets is open: the new leader of the
   offsets partition rebuilds them from its copy of the log, the transaction commits against it, and the offsets
   are committed exactly once (the records of that transaction are in the output once, the offsets equal its
-  positions, nothing is read again); the application goes on to the end of its input.
+  positions, nothing is read again); the application goes on to the end of its input;
+- the same read-process-write loop with the Java client (4.4), coordinators apart.
 """
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -21,6 +23,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
 import clients
 from test_cluster import wait_until
+from test_java_client import java_classpath  # noqa: F401 (a fixture)
 from test_replication import (  # noqa: F401 (cluster: a fixture)
     BINARY,
     cluster,
@@ -224,3 +227,35 @@ def test_transactional_offsets_commit_through_the_groups_coordinator(cluster, to
     # Exactly the committed transactions' output, each input record once.
     assert seen == app.committed_output
     assert seen == {p: [f"out-p{p}-{i}".encode() for i in range(RECORDS_PER_PARTITION)] for p in range(PARTITIONS)}
+
+
+@pytest.mark.timeout(420)
+def test_the_java_read_process_write_loop_with_its_coordinators_apart(cluster, topic_name, java_classpath):
+    """kafka-clients 4.4 (TransactionalCopy: sendOffsetsToTransaction, every third transaction aborted and
+    rewound) with the group and the transactional id coordinated by different brokers."""
+    import subprocess
+
+    from test_java_client import log_flags
+
+    source, sink = f"{topic_name}-in", f"{topic_name}-out"
+    for name in (source, sink):
+        create_replicated(cluster, name, partitions=1, min_insync=2)
+    values = [b"record-%04d" % i for i in range(200)]
+    with cluster.hosts.in_hub():
+        clients.produce_all(clients.producer(cluster.bootstrap), source, [(None, v) for v in values], partition=0)
+    group, transactional_id, group_node, txn_node = apart(cluster, topic_name)
+    print(f"group coordinator node {group_node}, transaction coordinator node {txn_node}")
+    cmd = cluster.hosts.hub_cmd([
+        "java", "-Xmx512m", *log_flags(), "-cp", java_classpath, "ringbroker.interop.TransactionalCopy",
+        cluster.bootstrap, source, sink, group, transactional_id, str(len(values)),
+    ])
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    m = re.search(r"COMMITTED (\d+) ABORTED (\d+)", done.stdout)
+    assert m and int(m.group(1)) == len(values) and int(m.group(2)) > 0, done.stdout
+    with cluster.hosts.in_hub():
+        seen = read_all(cluster.bootstrap, sink, "read_committed", len(values), partitions=1)
+        committed = wait_until(lambda: committed_offsets(cluster.bootstrap, group, source, 1), 60,
+                               "the group's committed offsets")
+    assert seen == {0: [v.upper() for v in values]}
+    assert committed == {0: len(values)}
