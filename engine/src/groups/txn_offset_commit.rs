@@ -56,11 +56,10 @@ impl Inner {
                 }
                 true
             }
-            CoordinatorRecord::Offset(OffsetRecord {
-                key,
-                value: Some(_),
-            }) => {
-                self.pending_txn.borrow_mut().supersede(key);
+            CoordinatorRecord::Offset(OffsetRecord { key, value }) => {
+                self.pending_txn
+                    .borrow_mut()
+                    .note_plain(key, value.is_some());
                 false
             }
             _ => false,

@@ -6,8 +6,8 @@
 //!
 //! Order between a transaction's offset and a plain commit of the same partition follows the log,
 //! as Kafka's `recordOffset` comparison: a plain commit appended after the transactional one wins
-//! (the transactional offset is `superseded` and never materialises), one appended before it
-//! loses once the transaction commits. Replaying the log rebuilds exactly this state, so a new
+//! (the transactional offset is `superseded` and never materialises unless that commit is deleted
+//! before the marker), one appended before it loses once the transaction commits. Replaying the log rebuilds exactly this state, so a new
 //! coordinator (fail-over, restart) holds the same pending offsets as the old one.
 //!
 //! The producer epochs seen here fence zombies as the producer state of Kafka's offsets partition
@@ -82,11 +82,13 @@ impl PendingTxnOffsets {
             );
     }
 
-    /// A plain commit of `key` the log accepted: pending offsets of it written before lose.
-    pub fn supersede(&mut self, key: &OffsetKey) {
+    /// A plain commit (`committed`) or deletion of `key` the log accepted: pending offsets of it
+    /// written before lose to a commit; after a deletion nothing outranks them any more (Kafka
+    /// compares with the offset the group holds, and a deleted one is none).
+    pub fn note_plain(&mut self, key: &OffsetKey, committed: bool) {
         for producer in self.by_producer.values_mut() {
             if let Some(pending) = producer.offsets.get_mut(key) {
-                pending.superseded = true;
+                pending.superseded = committed;
             }
         }
     }
@@ -152,8 +154,9 @@ impl PendingTxnOffsets {
     }
 
     /// The pending offsets a compacted log must keep (written after the plain records, so a
-    /// replay gives them the same order against plain commits): superseded ones never
-    /// materialise and are left out.
+    /// replay gives them the same order against plain commits): superseded ones are left out (so
+    /// one whose outranking commit is deleted after a compaction stays dropped: a rare divergence
+    /// from Kafka, whose compaction keeps record offsets).
     pub fn live_records(&self) -> Vec<TxnOffsetRecord> {
         let mut live = Vec::new();
         for (&producer_id, producer) in &self.by_producer {
@@ -230,8 +233,17 @@ mod tests {
     fn a_later_plain_commit_wins_over_a_committed_transaction() {
         let mut pending = PendingTxnOffsets::default();
         pending.add(&txn_offset(7, 0, "g", 10));
-        pending.supersede(&key("g", 0));
+        pending.note_plain(&key("g", 0), true);
         assert!(pending.complete(&marker(7, 0, true), |_| true).is_empty());
+    }
+
+    #[test]
+    fn a_deleted_offset_no_longer_outranks_a_pending_one() {
+        let mut pending = PendingTxnOffsets::default();
+        pending.add(&txn_offset(7, 0, "g", 10));
+        pending.note_plain(&key("g", 0), true);
+        pending.note_plain(&key("g", 0), false);
+        assert_eq!(pending.complete(&marker(7, 0, true), |_| true).len(), 1);
     }
 
     #[test]
