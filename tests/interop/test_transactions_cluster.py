@@ -133,15 +133,15 @@ def test_one_coordinator_per_transactional_id_fences_a_zombie_from_another_broke
 TXN_STATE_TOPIC = "__transaction_state"
 FAILOVER_PARTITIONS = 6
 FIND_COORDINATOR = 10
-KEY_TYPE_TRANSACTION = 1
+KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION = 0, 1
 
 
-def find_transaction_coordinator(bootstrap: str, transactional_id: str) -> int | None:
-    """FindCoordinator v1 for a transactional id (key type 1) asked of `bootstrap`: the coordinating broker's id,
-    None while there is none (an error, or the broker asked is down)."""
+def find_coordinator(bootstrap: str, key: str, key_type: int) -> int | None:
+    """FindCoordinator v1 asked of `bootstrap` for a group (key type 0) or a transactional id (1): the coordinating
+    broker's id, None while there is none (an error, or the broker asked is down)."""
     try:
         with kw.connect(bootstrap, timeout=5) as sock:
-            sock.sendall(kw.request(FIND_COORDINATOR, 1, 1, kw.string(transactional_id) + kw.i8(KEY_TYPE_TRANSACTION)))
+            sock.sendall(kw.request(FIND_COORDINATOR, 1, 1, kw.string(key) + kw.i8(key_type)))
             got = kw.read_response(sock)
     except OSError:
         return None
@@ -153,6 +153,11 @@ def find_transaction_coordinator(bootstrap: str, transactional_id: str) -> int |
     r.string()  # error message
     node_id = r.i32()
     return node_id if error_code == 0 else None
+
+
+def find_transaction_coordinator(bootstrap: str, transactional_id: str) -> int | None:
+    """The coordinator of a transactional id (FindCoordinator key type 1), None while there is none."""
+    return find_coordinator(bootstrap, transactional_id, KEY_TYPE_TRANSACTION)
 
 
 def state_replicas(c, partition: int, via) -> tuple[int, list[int], list[int]]:

@@ -16,6 +16,7 @@ use kafka_protocol::messages::{
     HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
     OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
     OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 
 use super::config::GroupConfig;
@@ -24,7 +25,8 @@ use super::group::Group;
 use super::partitioner::{offsets_partition_for, OFFSETS_TOPIC_PARTITIONS};
 use super::persist_queue::QueuedPersist;
 use super::responses;
-use super::store::OffsetStore;
+use super::store::{OffsetStore, TxnMarkerRecord};
+use super::txn_offsets::PendingTxnOffsets;
 use super::waiter::Reply;
 use crate::metadata::TopicTable;
 
@@ -48,6 +50,8 @@ pub(crate) struct Inner {
     pub persist_queue: RefCell<Vec<QueuedPersist>>,
     /// Whether a flusher task is draining `persist_queue`.
     pub flusher_running: Cell<bool>,
+    /// Offsets of open transactions, by producer (see `txn_offsets`).
+    pub pending_txn: RefCell<PendingTxnOffsets>,
 }
 
 /// The consumer-group coordinator of one shard. Cheap to clone (shares its state); lives on one glommio
@@ -84,6 +88,7 @@ impl GroupCoordinator {
                 persist_lock: Semaphore::new(1),
                 persist_queue: RefCell::new(Vec::new()),
                 flusher_running: Cell::new(false),
+                pending_txn: RefCell::new(PendingTxnOffsets::default()),
             }),
         }
     }
@@ -154,9 +159,12 @@ impl GroupCoordinator {
     /// JoinGroup/SyncGroup calls end, and their clients find the new coordinator. Returns how many
     /// groups were dropped.
     pub fn unload_partition(&self, partition: i32) -> usize {
+        let in_partition =
+            |group: &str| offsets_partition_for(group, OFFSETS_TOPIC_PARTITIONS) == partition;
+        self.inner.pending_txn.borrow_mut().forget(in_partition);
         let mut groups = self.inner.groups.borrow_mut();
         let before = groups.len();
-        groups.retain(|id, _| offsets_partition_for(id, OFFSETS_TOPIC_PARTITIONS) != partition);
+        groups.retain(|id, _| !in_partition(id));
         before - groups.len()
     }
 
@@ -252,6 +260,21 @@ impl GroupCoordinator {
         version: i16,
     ) -> OffsetCommitResponse {
         self.inner.offset_commit(&req, version).await
+    }
+
+    /// TxnOffsetCommit (v0-4): the offsets wait, pending, for the transaction's marker.
+    pub async fn txn_offset_commit(
+        &self,
+        req: TxnOffsetCommitRequest,
+        version: i16,
+    ) -> TxnOffsetCommitResponse {
+        self.inner.txn_offset_commit(&req, version).await
+    }
+
+    /// A transaction's marker for offsets `marker.partition`: written to its log, then the
+    /// producer's pending offsets of its groups are committed or dropped.
+    pub async fn write_txn_marker(&self, marker: TxnMarkerRecord) -> Result<(), GroupError> {
+        self.inner.write_txn_marker(marker).await
     }
 
     /// OffsetFetch (v0-9): single-group form below v8, the `groups` batch from v8.

@@ -2,7 +2,9 @@
 //! partition logs this shard owns, on the engine's own storage (`crate::storage::PartitionLog`). A group's
 //! records go to partition [`offsets_partition_for`]`(group)`, like Kafka's, each `persist` call as one
 //! batch per partition (so a commit is replayed whole or not at all). Keys and values use Kafka's formats
-//! (`record_codec`: `OffsetCommitKey`/`Value`, `GroupMetadataKey`/`Value`); a delete is a tombstone.
+//! (`record_codec`: `OffsetCommitKey`/`Value`, `GroupMetadataKey`/`Value`); a delete is a tombstone. The
+//! offsets of a transaction go in transactional batches of its producer, and its end is a marker (a
+//! control batch), as in Kafka's `__consumer_offsets`; replay hands both back as such.
 //!
 //! Compaction: every commit appends, so a partition log only grows. When it is much larger than its live
 //! offsets, the live records are written to a fresh log beside it (`<dir>.compacting`), which is renamed
@@ -16,15 +18,19 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use glommio::io::BufferedFile;
-use ringbroker_protocol::batch::batches;
-use ringbroker_protocol::records::{decode_records, BatchBuilder, Compression, Record};
+use ringbroker_protocol::batch::{batches, BatchHeader};
+use ringbroker_protocol::records::{
+    control_record_type, decode_records, BatchBuilder, Compression, Record,
+};
 
 use super::error::GroupError;
-use super::partitioner::offsets_partition_for;
 use super::record_codec::{decode_record, encode_record};
 use super::replica_gate::{ReplicaGate, Unreplicated};
-use super::store::{CoordinatorRecord, LocalBoxFuture, OffsetStore};
+use super::store::{
+    CoordinatorRecord, LocalBoxFuture, OffsetRecord, OffsetStore, TxnMarkerRecord, TxnOffsetRecord,
+};
 use crate::storage::{LogConfig, PartitionLog, ReadChunk};
+use crate::transactions::{CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT};
 
 /// Kafka's internal topic name, used for the partition directories (`<data>/__consumer_offsets-<n>/`).
 pub const OFFSETS_TOPIC_NAME: &str = "__consumer_offsets";
@@ -80,6 +86,31 @@ fn with_suffix(dir: &Path, suffix: &str) -> PathBuf {
     let mut name = dir.as_os_str().to_os_string();
     name.push(suffix);
     PathBuf::from(name)
+}
+
+/// A batch being built for one partition: plain records, or one producer's transactional ones.
+struct OpenBatch {
+    builder: BatchBuilder,
+    /// (producer id, epoch) of a transactional batch.
+    producer: Option<(i64, i16)>,
+}
+
+impl OpenBatch {
+    fn new(producer: Option<(i64, i16)>) -> Self {
+        let mut builder = BatchBuilder::new(Compression::None);
+        if let Some((producer_id, producer_epoch)) = producer {
+            // No sequence: the coordinator, not an idempotent producer, writes these batches.
+            builder.set_producer(producer_id, producer_epoch, -1);
+            builder.set_transactional(true);
+        }
+        Self { builder, producer }
+    }
+
+    fn finish(mut self) -> Result<Bytes, GroupError> {
+        self.builder
+            .finish()
+            .map_err(|e| storage_error("building offsets batch", e))
+    }
 }
 
 impl LogOffsetStore {
@@ -157,37 +188,66 @@ impl LogOffsetStore {
         Ok(())
     }
 
-    /// Batches per partition holding `records` in order, at most `batch_records` records each.
+    /// Batches per partition holding `records` in order, at most `batch_records` records each. A
+    /// transaction's offsets go in transactional batches of their producer, a marker is a control
+    /// batch of its own (Kafka's layout of `__consumer_offsets`), so a batch never mixes them.
     fn build_batches(
         &self,
         records: &[CoordinatorRecord],
         batch_records: usize,
     ) -> Result<BTreeMap<i32, Vec<Bytes>>, GroupError> {
         debug_assert!(batch_records > 0);
-        let mut builders: BTreeMap<i32, (BatchBuilder, Vec<Bytes>)> = BTreeMap::new();
+        let mut open: BTreeMap<i32, OpenBatch> = BTreeMap::new();
+        let mut done: BTreeMap<i32, Vec<Bytes>> = BTreeMap::new();
         let now_ms = super::coordinator::now_ms();
         let owned = self.logs.borrow();
         for record in records {
-            let partition = offsets_partition_for(record.group_id(), self.partition_count);
+            let partition = record.partition(self.partition_count);
             if !owned.contains_key(&partition) {
                 return Err(GroupError::PartitionNotOwned {
-                    group_id: record.group_id().to_string(),
+                    group_id: record.group_id().unwrap_or_default().to_string(),
                     partition,
                 });
+            }
+            let finished = done.entry(partition).or_default();
+            if let CoordinatorRecord::TxnMarker(marker) = record {
+                if let Some(batch) = open.remove(&partition) {
+                    finished.push(batch.finish()?);
+                }
+                let control = crate::transactions::markers::control_batch(
+                    marker.producer_id,
+                    marker.producer_epoch,
+                    marker.commit,
+                    marker.coordinator_epoch,
+                )
+                .map_err(|e| storage_error("building a transaction marker", e))?;
+                finished.push(Bytes::from(control));
+                continue;
+            }
+            let producer = match record {
+                CoordinatorRecord::TxnOffset(txn) => Some((txn.producer_id, txn.producer_epoch)),
+                _ => None,
+            };
+            if open.get(&partition).is_some_and(|b| b.producer != producer) {
+                if let Some(batch) = open.remove(&partition) {
+                    finished.push(batch.finish()?);
+                }
             }
             let (key, value) = encode_record(record)?;
             // A commit carries its own time (Kafka stamps the record with it); anything else is stamped now.
             let timestamp_ms = match record {
-                CoordinatorRecord::Offset(offset) => offset
-                    .value
-                    .as_ref()
-                    .map_or(now_ms, |v| v.commit_timestamp_ms),
-                CoordinatorRecord::GroupMetadata(_) | CoordinatorRecord::Consumer(_) => now_ms,
+                CoordinatorRecord::Offset(OffsetRecord { value, .. })
+                | CoordinatorRecord::TxnOffset(TxnOffsetRecord {
+                    offset: OffsetRecord { value, .. },
+                    ..
+                }) => value.as_ref().map_or(now_ms, |v| v.commit_timestamp_ms),
+                _ => now_ms,
             };
-            let (builder, done) = builders
+            let batch = open
                 .entry(partition)
-                .or_insert_with(|| (BatchBuilder::new(Compression::None), Vec::new()));
-            builder
+                .or_insert_with(|| OpenBatch::new(producer));
+            batch
+                .builder
                 .push(&Record {
                     key: Some(&key),
                     value: value.as_deref(),
@@ -195,27 +255,17 @@ impl LogOffsetStore {
                     timestamp_ms,
                 })
                 .map_err(|e| storage_error("building offsets batch", e))?;
-            if builder.record_count() >= batch_records {
-                done.push(
-                    builder
-                        .finish()
-                        .map_err(|e| storage_error("building offsets batch", e))?,
-                );
+            if batch.builder.record_count() >= batch_records {
+                if let Some(batch) = open.remove(&partition) {
+                    finished.push(batch.finish()?);
+                }
             }
         }
-        builders
-            .into_iter()
-            .map(|(partition, (mut builder, mut done))| {
-                if !builder.is_empty() {
-                    done.push(
-                        builder
-                            .finish()
-                            .map_err(|e| storage_error("building offsets batch", e))?,
-                    );
-                }
-                Ok((partition, done))
-            })
-            .collect()
+        for (partition, batch) in open {
+            done.entry(partition).or_default().push(batch.finish()?);
+        }
+        done.retain(|_, batches| !batches.is_empty());
+        Ok(done)
     }
 
     /// Rewrites one partition's live records into a fresh log and swaps it in (a partition with
@@ -316,17 +366,14 @@ async fn replay(
         bound,
         &what,
         |bytes, offset| {
-            for record in decode_records(bytes).map_err(|e| e.to_string())? {
-                // A batch comes back whole even if `offset` lies inside it: skip what we already have.
-                if record.offset < offset {
+            for batch in batches(bytes) {
+                let (header, batch) = batch.map_err(|e| e.to_string())?;
+                // A read comes back in whole batches, even if `offset` lies inside the first.
+                if header.last_offset() < offset {
                     continue;
                 }
-                let Some(key) = record.key else {
-                    decoded = Err(GroupError::MalformedRecord("record without key".into()));
-                    return Err("record without key".into());
-                };
-                match decode_record(key, record.value) {
-                    Ok(record) => out.push(record),
+                match decode_batch(partition, &header, batch, offset) {
+                    Ok(records) => out.extend(records),
                     Err(e) => {
                         let reason = e.to_string();
                         decoded = Err(e);
@@ -342,6 +389,59 @@ async fn replay(
         Err(decode_error) => decode_error,
         Ok(()) => storage_error(&what, e),
     })
+}
+
+/// The coordinator records of one batch of offsets `partition`, from `offset` on: a control batch
+/// is its transaction's marker, a transactional batch holds its producer's pending offsets.
+fn decode_batch(
+    partition: i32,
+    header: &BatchHeader,
+    batch: &[u8],
+    offset: i64,
+) -> Result<Vec<CoordinatorRecord>, GroupError> {
+    if header.is_control() {
+        let commit = match control_record_type(batch) {
+            Some(CONTROL_TYPE_COMMIT) => true,
+            Some(CONTROL_TYPE_ABORT) => false,
+            other => {
+                return Err(GroupError::MalformedRecord(format!(
+                    "control batch of type {other:?} at offset {}",
+                    header.base_offset
+                )))
+            }
+        };
+        return Ok(vec![CoordinatorRecord::TxnMarker(TxnMarkerRecord {
+            partition,
+            producer_id: header.producer_id,
+            producer_epoch: header.producer_epoch,
+            commit,
+            // Not read back: only the writer's fencing used it.
+            coordinator_epoch: -1,
+        })]);
+    }
+    let records = decode_records(batch).map_err(|e| GroupError::MalformedRecord(e.to_string()))?;
+    let mut out = Vec::with_capacity(records.len());
+    for record in records.into_iter().filter(|r| r.offset >= offset) {
+        let key = record
+            .key
+            .ok_or_else(|| GroupError::MalformedRecord("record without key".into()))?;
+        out.push(match decode_record(key, record.value)? {
+            CoordinatorRecord::Offset(offset) if header.is_transactional() => {
+                CoordinatorRecord::TxnOffset(TxnOffsetRecord {
+                    producer_id: header.producer_id,
+                    producer_epoch: header.producer_epoch,
+                    offset,
+                })
+            }
+            other if header.is_transactional() => {
+                return Err(GroupError::MalformedRecord(format!(
+                    "a transactional batch holds a record other than an offset: {other:?}"
+                )))
+            }
+            other => other,
+        });
+    }
+    Ok(out)
 }
 
 /// How far a scan reads.

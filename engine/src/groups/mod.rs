@@ -23,7 +23,9 @@
 //! JoinGroup/SyncGroup calls), `coordinator` (the public handlers), `membership` (join/sync/heartbeat/
 //! leave), `rebalance` (generations and timers), `consumer` (the KIP-848 protocol: its own map),
 //! `offsets` (commit/fetch/delete/retention), `persist_queue` (group commit of record writes), `admin`
-//! (describe, list, delete), `responses` (shaping results for each request version).
+//! (describe, list, delete), `responses` (shaping results for each request version), `txn_offsets` (offsets of
+//! open transactions) and `txn_offset_commit` (TxnOffsetCommit and the transaction markers of offsets
+//! partitions).
 
 mod admin;
 mod config;
@@ -45,6 +47,8 @@ pub(crate) mod responses;
 mod store;
 #[cfg(test)]
 mod tests;
+mod txn_offset_commit;
+mod txn_offsets;
 mod waiter;
 
 pub use config::{
@@ -62,5 +66,6 @@ pub use partitioner::{java_string_hashcode, offsets_partition_for, OFFSETS_TOPIC
 pub use replica_gate::{ReplicaGate, Unreplicated};
 pub use store::{
     CommittedOffset, CoordinatorRecord, GroupMetadata, GroupMetadataRecord, LocalBoxFuture,
-    MemoryOffsetStore, OffsetKey, OffsetRecord, OffsetStore, StoredMember,
+    MemoryOffsetStore, OffsetKey, OffsetRecord, OffsetStore, StoredMember, TxnMarkerRecord,
+    TxnOffsetRecord,
 };

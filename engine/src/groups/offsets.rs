@@ -44,11 +44,41 @@ const FETCH_GROUPS_BATCH_VERSION: i16 = 8;
 const COMMIT_CONSUMER_PROTOCOL_VERSION: i16 = 9;
 const FETCH_MEMBER_EPOCH_VERSION: i16 = 9;
 
+/// Who commits offsets, as OffsetCommit or TxnOffsetCommit name it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Committer<'a> {
+    pub group_id: &'a str,
+    /// The generation (classic group) or member epoch (consumer group); -1 outside the group.
+    pub generation_id: i32,
+    pub member_id: &'a str,
+    pub instance_id: Option<&'a str>,
+    /// A TxnOffsetCommit.
+    pub transactional: bool,
+    /// The request's version.
+    pub version: i16,
+}
+
+/// One partition's offset as a commit asks it.
+pub(crate) struct AskedOffset<'a> {
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<&'a str>,
+}
+
 /// OffsetDelete's plan: an error code per requested partition, and the tombstones to write.
 type DeleteDecision = (Vec<Vec<i16>>, Vec<CoordinatorRecord>);
 
-/// A fetched partition: (partition, committed offset if any).
-type FetchedTopic = (String, Vec<(i32, Option<CommittedOffset>)>);
+/// A fetched partition: its index, its committed offset if any, and its error code
+/// (UNSTABLE_OFFSET_COMMIT while a transaction holds an offset of it and the fetch wants stable ones).
+struct FetchedPartition {
+    index: i32,
+    committed: Option<CommittedOffset>,
+    error_code: i16,
+}
+
+/// A fetched topic: its name and partitions.
+type FetchedTopic = (String, Vec<FetchedPartition>);
 
 impl Inner {
     /// Takes the persist lock (one offsets change at a time, in log order).
@@ -105,7 +135,12 @@ impl Inner {
     ) -> usize {
         let mut groups = self.groups.borrow_mut();
         for record in records {
-            let group_id = record.group_id();
+            if self.apply_txn_record(&mut groups, record, now, now_ms) {
+                continue;
+            }
+            let Some(group_id) = record.group_id() else {
+                continue;
+            };
             if record.is_tombstone() && !groups.contains_key(group_id) {
                 continue;
             }
@@ -137,6 +172,9 @@ impl Inner {
                         consumer::records::replay(consumer, kind, now);
                     }
                 }
+                CoordinatorRecord::TxnOffset(_) | CoordinatorRecord::TxnMarker(_) => {
+                    debug_assert!(false, "transaction records are applied apart");
+                }
             }
         }
         // Groups whose offsets and metadata were all deleted and that nobody uses are gone (Kafka's group
@@ -154,17 +192,33 @@ impl Inner {
 
     /// Kafka's commit checks; `Ok` when the commit may proceed.
     fn check_commit(&self, req: &OffsetCommitRequest, version: i16) -> Result<(), i16> {
-        let group_id = req.group_id.0.as_str();
+        self.check_committer(&Committer {
+            group_id: req.group_id.0.as_str(),
+            generation_id: req.generation_id_or_member_epoch,
+            member_id: req.member_id.as_str(),
+            instance_id: if version >= COMMIT_STATIC_MEMBERSHIP_VERSION {
+                req.group_instance_id.as_deref()
+            } else {
+                None
+            },
+            transactional: false,
+            version,
+        })
+    }
+
+    /// Kafka's `validateOffsetCommit` for a plain or transactional commit.
+    pub(crate) fn check_committer(&self, who: &Committer<'_>) -> Result<(), i16> {
+        let Committer {
+            group_id,
+            generation_id,
+            member_id,
+            instance_id,
+            transactional,
+            version,
+        } = *who;
         if group_id.is_empty() {
             return Err(INVALID_GROUP_ID);
         }
-        let generation_id = req.generation_id_or_member_epoch;
-        let member_id = req.member_id.as_str();
-        let instance_id = if version >= COMMIT_STATIC_MEMBERSHIP_VERSION {
-            req.group_instance_id.as_deref()
-        } else {
-            None
-        };
         let mut groups = self.groups.borrow_mut();
         let Some(group) = groups.get_mut(group_id) else {
             // No group: only a standalone consumer (generation -1) may commit; it creates the group.
@@ -177,8 +231,18 @@ impl Inner {
         if group.state == GroupState::Dead {
             return Err(COORDINATOR_NOT_AVAILABLE);
         }
+        // Older TxnOffsetCommit versions carry no member: Kafka lets them commit to any group.
+        if transactional && generation_id < 0 && member_id.is_empty() && instance_id.is_none() {
+            return Ok(());
+        }
         if let Some(consumer) = group.consumer.as_deref() {
-            return check_consumer_commit(consumer, member_id, generation_id, version);
+            return check_consumer_commit(
+                consumer,
+                member_id,
+                generation_id,
+                version,
+                transactional,
+            );
         }
         if group.is_static_member_fenced(member_id, instance_id) {
             return Err(FENCED_INSTANCE_ID);
@@ -207,47 +271,19 @@ impl Inner {
         version: i16,
     ) -> OffsetCommitResponse {
         let checked = self.check_commit(req, version);
-        let commit_timestamp_ms = now_ms();
-        let mut codes: Vec<Vec<i16>> = Vec::with_capacity(req.topics.len());
-        let mut records = Vec::new();
-        for topic in &req.topics {
-            let mut topic_codes = Vec::with_capacity(topic.partitions.len());
-            for partition in &topic.partitions {
-                let metadata = partition.committed_metadata.as_deref().unwrap_or("");
-                let code = match checked {
-                    Err(code) => code,
-                    Ok(()) if metadata.len() > self.config.offset_metadata_max_bytes => {
-                        OFFSET_METADATA_TOO_LARGE
-                    }
-                    Ok(()) => {
-                        records.push(CoordinatorRecord::Offset(OffsetRecord {
-                            key: OffsetKey {
-                                group_id: req.group_id.0.to_string(),
-                                topic: topic.name.0.to_string(),
-                                partition: partition.partition_index,
-                            },
-                            value: Some(CommittedOffset {
-                                offset: partition.committed_offset,
-                                leader_epoch: partition.committed_leader_epoch,
-                                metadata: metadata.to_string(),
-                                commit_timestamp_ms,
-                            }),
-                        }));
-                        NONE
-                    }
-                };
-                topic_codes.push(code);
-            }
-            codes.push(topic_codes);
-        }
-        if let Err(error) = self.persist_and_apply(records).await {
-            tracing::warn!(group = %req.group_id.0.as_str(), %error, "offset commit not persisted");
-            // Kafka answers a storage failure of the offsets log with NOT_COORDINATOR: the client looks the
-            // coordinator up again and retries.
-            for code in codes.iter_mut().flatten().filter(|c| **c == NONE) {
-                *code = NOT_COORDINATOR;
-            }
-        }
+        let asked = req.topics.iter().map(|topic| {
+            let partitions = topic.partitions.iter().map(|p| AskedOffset {
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p.committed_metadata.as_deref(),
+            });
+            (topic.name.0.as_str(), partitions)
+        });
+        let (mut codes, offsets) = self.decide_commit(req.group_id.0.as_str(), checked, asked);
+        let records = offsets.into_iter().map(CoordinatorRecord::Offset).collect();
+        self.persist_commit(req.group_id.0.as_str(), records, &mut codes)
+            .await;
         let mut response = OffsetCommitResponse::default();
         response.topics = req
             .topics
@@ -273,34 +309,120 @@ impl Inner {
         response
     }
 
+    /// The offsets a commit (plain or transactional) writes and every partition's code: `checked`'s
+    /// error for all, OFFSET_METADATA_TOO_LARGE for too much metadata, else NONE and an offset.
+    pub(crate) fn decide_commit<'a, P>(
+        &self,
+        group_id: &str,
+        checked: Result<(), i16>,
+        topics: impl Iterator<Item = (&'a str, P)>,
+    ) -> (Vec<Vec<i16>>, Vec<OffsetRecord>)
+    where
+        P: Iterator<Item = AskedOffset<'a>>,
+    {
+        let commit_timestamp_ms = now_ms();
+        let mut codes = Vec::new();
+        let mut offsets = Vec::new();
+        for (topic, partitions) in topics {
+            let mut topic_codes = Vec::new();
+            for asked in partitions {
+                let metadata = asked.metadata.unwrap_or("");
+                let code = match checked {
+                    Err(code) => code,
+                    Ok(()) if metadata.len() > self.config.offset_metadata_max_bytes => {
+                        OFFSET_METADATA_TOO_LARGE
+                    }
+                    Ok(()) => {
+                        offsets.push(OffsetRecord {
+                            key: OffsetKey {
+                                group_id: group_id.to_string(),
+                                topic: topic.to_string(),
+                                partition: asked.partition,
+                            },
+                            value: Some(CommittedOffset {
+                                offset: asked.offset,
+                                leader_epoch: asked.leader_epoch,
+                                metadata: metadata.to_string(),
+                                commit_timestamp_ms,
+                            }),
+                        });
+                        NONE
+                    }
+                };
+                topic_codes.push(code);
+            }
+            codes.push(topic_codes);
+        }
+        (codes, offsets)
+    }
+
+    /// Persists a commit's records; on failure the partitions that were to commit are answered
+    /// NOT_COORDINATOR, as Kafka answers a storage failure of the offsets log: the client looks the
+    /// coordinator up again and retries.
+    pub(crate) async fn persist_commit(
+        self: &Rc<Self>,
+        group_id: &str,
+        records: Vec<CoordinatorRecord>,
+        codes: &mut [Vec<i16>],
+    ) {
+        if let Err(error) = self.persist_and_apply(records).await {
+            tracing::warn!(group = group_id, %error, "offset commit not persisted");
+            for code in codes.iter_mut().flatten().filter(|c| **c == NONE) {
+                *code = NOT_COORDINATOR;
+            }
+        }
+    }
+
     /// Offsets of one group: every stored one when `topics` is `None`, else the asked partitions (-1 for
-    /// those without a commit; unknown groups are not an error).
+    /// those without a commit; unknown groups are not an error). With `require_stable` a partition an
+    /// open transaction holds an offset of is answered UNSTABLE_OFFSET_COMMIT (Kafka's consumers
+    /// retry it until the transaction ends).
     fn fetch_group(
         &self,
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
+        require_stable: bool,
     ) -> Vec<FetchedTopic> {
         let groups = self.groups.borrow();
+        let pending = self.pending_txn.borrow();
         let offsets = groups.get(group_id).map(|g| &g.offsets);
+        let fetched = |topic: &str, index: i32, committed: Option<&CommittedOffset>| {
+            if require_stable && pending.is_pending(group_id, topic, index) {
+                FetchedPartition {
+                    index,
+                    committed: None,
+                    error_code: UNSTABLE_OFFSET_COMMIT,
+                }
+            } else {
+                FetchedPartition {
+                    index,
+                    committed: committed.cloned(),
+                    error_code: NONE,
+                }
+            }
+        };
         match topics {
             Some(topics) => topics
                 .into_iter()
                 .map(|(topic, partitions)| {
                     let found = partitions
                         .into_iter()
-                        .map(|p| (p, offsets.and_then(|o| o.get(&(topic.clone(), p))).cloned()))
+                        .map(|p| {
+                            let committed = offsets.and_then(|o| o.get(&(topic.clone(), p)));
+                            fetched(&topic, p, committed)
+                        })
                         .collect();
                     (topic, found)
                 })
                 .collect(),
             None => {
-                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
-                    BTreeMap::new();
+                let mut by_topic: BTreeMap<String, Vec<FetchedPartition>> = BTreeMap::new();
                 for ((topic, partition), committed) in offsets.into_iter().flatten() {
-                    by_topic
-                        .entry(topic.clone())
-                        .or_default()
-                        .push((*partition, Some(committed.clone())));
+                    by_topic.entry(topic.clone()).or_default().push(fetched(
+                        topic,
+                        *partition,
+                        Some(committed),
+                    ));
                 }
                 by_topic.into_iter().collect()
             }
@@ -344,7 +466,7 @@ impl Inner {
                         return group;
                     }
                     group.topics = self
-                        .fetch_group(g.group_id.0.as_str(), topics)
+                        .fetch_group(g.group_id.0.as_str(), topics, req.require_stable)
                         .into_iter()
                         .map(batch_topic)
                         .collect();
@@ -359,17 +481,18 @@ impl Inner {
                 .collect()
         });
         response.topics = self
-            .fetch_group(req.group_id.0.as_str(), topics)
+            .fetch_group(req.group_id.0.as_str(), topics, req.require_stable)
             .into_iter()
             .map(|(name, partitions)| {
                 let mut topic = OffsetFetchResponseTopic::default();
                 topic.name = str_bytes(&name).into();
                 topic.partitions = partitions
                     .into_iter()
-                    .map(|(index, committed)| {
+                    .map(|fetched| {
                         let mut p = OffsetFetchResponsePartition::default();
-                        p.partition_index = index;
-                        let (offset, epoch, metadata) = offset_fields(committed);
+                        p.partition_index = fetched.index;
+                        p.error_code = fetched.error_code;
+                        let (offset, epoch, metadata) = offset_fields(fetched.committed);
                         p.committed_offset = offset;
                         p.committed_leader_epoch = epoch;
                         p.metadata = Some(str_bytes(&metadata));
@@ -588,8 +711,8 @@ pub(crate) fn group_tombstones(group: &Group) -> Vec<CoordinatorRecord> {
 }
 
 impl Inner {
-    /// Every live record: committed offsets and the group metadata the log holds (what a replay of a
-    /// compacted store must yield).
+    /// Every live record: committed offsets, the group metadata the log holds and the offsets of
+    /// open transactions (what a replay of a compacted store must yield).
     pub(crate) fn live_records(&self) -> Vec<CoordinatorRecord> {
         let groups = self.groups.borrow();
         let mut live = Vec::new();
@@ -614,6 +737,14 @@ impl Inner {
                 })
             }));
         }
+        // After every plain record: a replay orders them as the log did (see `txn_offsets`).
+        live.extend(
+            self.pending_txn
+                .borrow()
+                .live_records()
+                .into_iter()
+                .map(CoordinatorRecord::TxnOffset),
+        );
         live
     }
 }
@@ -625,12 +756,14 @@ fn check_consumer_commit(
     member_id: &str,
     member_epoch: i32,
     version: i16,
+    transactional: bool,
 ) -> Result<(), i16> {
     if member_epoch < 0 && consumer.is_empty() {
         return Ok(());
     }
     let member = consumer.members.get(member_id).ok_or(UNKNOWN_MEMBER_ID)?;
-    if version < COMMIT_CONSUMER_PROTOCOL_VERSION {
+    // TxnOffsetCommit has carried the member epoch (as its generation) since v3.
+    if !transactional && version < COMMIT_CONSUMER_PROTOCOL_VERSION {
         return Err(UNSUPPORTED_VERSION);
     }
     if member_epoch != member.epoch() {
@@ -671,10 +804,11 @@ fn batch_topic((name, partitions): FetchedTopic) -> OffsetFetchResponseTopics {
     topic.name = str_bytes(&name).into();
     topic.partitions = partitions
         .into_iter()
-        .map(|(index, committed)| {
+        .map(|fetched| {
             let mut p = OffsetFetchResponsePartitions::default();
-            p.partition_index = index;
-            let (offset, epoch, metadata) = offset_fields(committed);
+            p.partition_index = fetched.index;
+            p.error_code = fetched.error_code;
+            let (offset, epoch, metadata) = offset_fields(fetched.committed);
             p.committed_offset = offset;
             p.committed_leader_epoch = epoch;
             p.metadata = Some(str_bytes(&metadata));

@@ -6,8 +6,12 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::{
     HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, SyncGroupResponse,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -36,6 +40,9 @@ pub const STALE_MEMBER_EPOCH: i16 = ResponseError::StaleMemberEpoch.code();
 pub const INVALID_REGULAR_EXPRESSION: i16 = ResponseError::InvalidRegularExpression.code();
 pub const INVALID_REQUEST: i16 = ResponseError::InvalidRequest.code();
 pub const UNSUPPORTED_VERSION: i16 = ResponseError::UnsupportedVersion.code();
+pub const UNSTABLE_OFFSET_COMMIT: i16 = ResponseError::UnstableOffsetCommit.code();
+pub const PRODUCER_FENCED: i16 = ResponseError::ProducerFenced.code();
+pub const INVALID_PRODUCER_EPOCH: i16 = ResponseError::InvalidProducerEpoch.code();
 
 pub fn str_bytes(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_string())
@@ -132,4 +139,33 @@ pub fn leave_response(
         };
     }
     response
+}
+
+/// TxnOffsetCommit's answer: `codes[t][p]` for partition `p` of topic `t` of the request.
+pub fn txn_offset_commit_response(
+    req: &TxnOffsetCommitRequest,
+    codes: Vec<Vec<i16>>,
+) -> TxnOffsetCommitResponse {
+    let topics = req
+        .topics
+        .iter()
+        .zip(codes)
+        .map(|(topic, topic_codes)| {
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_partitions(
+                    topic
+                        .partitions
+                        .iter()
+                        .zip(topic_codes)
+                        .map(|(p, code)| {
+                            TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
 }

@@ -1,7 +1,8 @@
 //! Persistence of the coordinator's state behind a small trait, so the group state machine is testable
 //! without disk. A store keeps an ordered log of [`CoordinatorRecord`]s, Kafka's `__consumer_offsets`
 //! records: committed offsets and classic-group metadata. Replaying it (last write per key wins, a
-//! tombstone deletes) rebuilds every group's committed offsets and membership.
+//! tombstone deletes) rebuilds every group's committed offsets and membership; a transaction's
+//! offsets stay pending until its marker follows them (`txn_offsets`).
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -80,22 +81,70 @@ pub struct GroupMetadataRecord {
     pub value: Option<GroupMetadata>,
 }
 
-/// One `__consumer_offsets` record (Kafka's coordinator records, by key type).
+/// An offset committed inside a transaction (TxnOffsetCommit): in the log as a transactional
+/// batch of its producer, pending (not visible to OffsetFetch) until the producer's marker in the
+/// same partition commits or aborts it, as Kafka's `pendingTransactionalOffsetCommits`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnOffsetRecord {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub offset: OffsetRecord,
+}
+
+/// A transaction marker (commit or abort control batch) in one offsets partition: the producer's
+/// pending offsets of that partition's groups are committed or dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnMarkerRecord {
+    pub partition: i32,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub commit: bool,
+    pub coordinator_epoch: i32,
+}
+
+/// One `__consumer_offsets` record (Kafka's coordinator records, by key type), or a transaction's
+/// offset or marker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CoordinatorRecord {
     Offset(OffsetRecord),
     GroupMetadata(GroupMetadataRecord),
     /// The state of a consumer-protocol (KIP-848) group.
     Consumer(ConsumerRecord),
+    /// An offset of an open transaction.
+    TxnOffset(TxnOffsetRecord),
+    /// The end of a transaction in one offsets partition (no group of its own).
+    TxnMarker(TxnMarkerRecord),
 }
 
 impl CoordinatorRecord {
-    /// The group the record belongs to (it decides the offsets partition).
-    pub fn group_id(&self) -> &str {
+    /// The group the record belongs to (it decides the offsets partition); `None` for a marker,
+    /// which belongs to a partition.
+    pub fn group_id(&self) -> Option<&str> {
         match self {
-            CoordinatorRecord::Offset(record) => &record.key.group_id,
-            CoordinatorRecord::GroupMetadata(record) => &record.group_id,
-            CoordinatorRecord::Consumer(record) => &record.group_id,
+            CoordinatorRecord::Offset(record) => Some(&record.key.group_id),
+            CoordinatorRecord::GroupMetadata(record) => Some(&record.group_id),
+            CoordinatorRecord::Consumer(record) => Some(&record.group_id),
+            CoordinatorRecord::TxnOffset(record) => Some(&record.offset.key.group_id),
+            CoordinatorRecord::TxnMarker(_) => None,
+        }
+    }
+
+    /// The offsets partition the record goes to, of `partition_count`.
+    pub fn partition(&self, partition_count: i32) -> i32 {
+        match self {
+            CoordinatorRecord::TxnMarker(marker) => marker.partition,
+            CoordinatorRecord::Offset(record) => {
+                offsets_partition_for(&record.key.group_id, partition_count)
+            }
+            CoordinatorRecord::GroupMetadata(record) => {
+                offsets_partition_for(&record.group_id, partition_count)
+            }
+            CoordinatorRecord::Consumer(record) => {
+                offsets_partition_for(&record.group_id, partition_count)
+            }
+            CoordinatorRecord::TxnOffset(record) => {
+                offsets_partition_for(&record.offset.key.group_id, partition_count)
+            }
         }
     }
 
@@ -105,6 +154,8 @@ impl CoordinatorRecord {
             CoordinatorRecord::Offset(record) => record.value.is_none(),
             CoordinatorRecord::GroupMetadata(record) => record.value.is_none(),
             CoordinatorRecord::Consumer(record) => record.kind.is_tombstone(),
+            CoordinatorRecord::TxnOffset(record) => record.offset.value.is_none(),
+            CoordinatorRecord::TxnMarker(_) => false,
         }
     }
 }
@@ -137,9 +188,7 @@ pub trait OffsetStore {
             let records = self.load_all().await?;
             Ok(records
                 .into_iter()
-                .filter(|r| {
-                    offsets_partition_for(r.group_id(), OFFSETS_TOPIC_PARTITIONS) == partition
-                })
+                .filter(|r| r.partition(OFFSETS_TOPIC_PARTITIONS) == partition)
                 .collect())
         })
     }

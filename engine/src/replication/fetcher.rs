@@ -483,8 +483,11 @@ async fn fetch(
                 continue;
             }
             // Transactional batches: the partition is flagged first, so that its transaction
-            // state is rebuilt from the log when this broker leads it.
-            if crate::produce::any_transactional(&records) {
+            // state is rebuilt from the log when this broker leads it. (A coordinator's topic
+            // has its own: `__consumer_offsets` holds transactions' offsets, which its group
+            // coordinator replays.)
+            let coordinator_topic = super::roles::is_coordinator_topic(&name);
+            if !coordinator_topic && crate::produce::any_transactional(&records) {
                 if let Err(error) =
                     shard
                         .txn_partitions
@@ -495,7 +498,7 @@ async fn fetch(
                 }
             }
             let bytes = records.len() as u64;
-            if !records.is_empty() {
+            if !records.is_empty() && !coordinator_topic {
                 // The producer state follows the log, ready for a leadership of this replica.
                 shard
                     .producers

@@ -322,7 +322,7 @@ async fn become_follower(shard: &Rc<Shard>, topic: &str, partition: i32, state: 
 }
 
 /// Whether `topic` is a coordinator's own (its records written by the coordinator alone).
-fn is_coordinator_topic(topic: &str) -> bool {
+pub(crate) fn is_coordinator_topic(topic: &str) -> bool {
     topic == OFFSETS_TOPIC_NAME || topic == TRANSACTION_STATE_TOPIC
 }
 

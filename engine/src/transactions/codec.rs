@@ -2,15 +2,14 @@
 //! transactional id), the value `TransactionLogValue` v0 (producer id and epoch, timeout, status,
 //! the transaction's partitions, timestamps). A null value is a tombstone.
 //!
-//! One extension after Kafka's v0 fields: the offsets committed inside the transaction
-//! (TxnOffsetCommit) that wait for its end. Kafka keeps them in `__consumer_offsets` as
-//! transactional records; keeping them with the transaction makes a commit decided before a
-//! crash materialize them on recovery. Kafka's v0 readers stop before this section.
+//! Earlier versions wrote one extension after Kafka's v0 fields: the offsets committed inside the
+//! transaction (TxnOffsetCommit). The group coordinators hold those now, in `__consumer_offsets`
+//! as Kafka does; the extension is no longer written, and skipped when read.
 
 use bytes::Bytes;
 
 use super::error::TxnError;
-use super::metadata::{PendingOffset, TxnMetadata, TxnStatus};
+use super::metadata::{TxnMetadata, TxnStatus};
 use crate::groups::record_codec::wire::{Reader, Writer};
 use crate::groups::GroupError;
 
@@ -62,19 +61,6 @@ pub fn encode_value(txn: &TxnMetadata) -> Result<Bytes, TxnError> {
     }
     w.i64(txn.last_update_ms);
     w.i64(txn.start_ms);
-    w.array_len(txn.pending_offsets.len())
-        .map_err(codec_error)?;
-    for p in &txn.pending_offsets {
-        w.string(&p.group_id).map_err(codec_error)?;
-        w.string(&p.member_id).map_err(codec_error)?;
-        w.i32(p.generation_id);
-        w.string(&p.topic).map_err(codec_error)?;
-        w.i32(p.partition);
-        w.i64(p.offset);
-        w.i32(p.leader_epoch);
-        w.nullable_string(p.metadata.as_deref())
-            .map_err(codec_error)?;
-    }
     Ok(w.finish())
 }
 
@@ -100,20 +86,8 @@ pub fn decode_value(transactional_id: &str, value: Bytes) -> Result<TxnMetadata,
     }
     let last_update_ms = r.i64("last update").map_err(codec_error)?;
     let start_ms = r.i64("start").map_err(codec_error)?;
-    let mut pending_offsets = Vec::new();
     if has_extension(&r) {
-        for _ in 0..r.array_len("pending offsets").map_err(codec_error)? {
-            pending_offsets.push(PendingOffset {
-                group_id: r.string("group").map_err(codec_error)?,
-                member_id: r.string("member").map_err(codec_error)?,
-                generation_id: r.i32("generation").map_err(codec_error)?,
-                topic: r.string("topic").map_err(codec_error)?,
-                partition: r.i32("partition").map_err(codec_error)?,
-                offset: r.i64("offset").map_err(codec_error)?,
-                leader_epoch: r.i32("leader epoch").map_err(codec_error)?,
-                metadata: r.nullable_string("metadata").map_err(codec_error)?,
-            });
-        }
+        skip_legacy_pending_offsets(&mut r)?;
     }
     Ok(TxnMetadata {
         transactional_id: transactional_id.to_string(),
@@ -122,10 +96,24 @@ pub fn decode_value(transactional_id: &str, value: Bytes) -> Result<TxnMetadata,
         timeout_ms,
         status,
         partitions,
-        pending_offsets,
         start_ms,
         last_update_ms,
     })
+}
+
+/// Reads past the pending offsets an earlier version kept with the transaction.
+fn skip_legacy_pending_offsets(r: &mut Reader) -> Result<(), TxnError> {
+    for _ in 0..r.array_len("pending offsets").map_err(codec_error)? {
+        r.string("group").map_err(codec_error)?;
+        r.string("member").map_err(codec_error)?;
+        r.i32("generation").map_err(codec_error)?;
+        r.string("topic").map_err(codec_error)?;
+        r.i32("partition").map_err(codec_error)?;
+        r.i64("offset").map_err(codec_error)?;
+        r.i32("leader epoch").map_err(codec_error)?;
+        r.nullable_string("metadata").map_err(codec_error)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -133,21 +121,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_transaction_round_trips_with_its_partitions_and_pending_offsets() {
-        let mut txn = TxnMetadata::new("app-1", 42, 60_000, 5)
+    fn a_transaction_round_trips_with_its_partitions() {
+        let txn = TxnMetadata::new("app-1", 42, 60_000, 5)
             .add_partitions(&[("b".into(), 1), ("a".into(), 0), ("a".into(), 3)], 9)
             .unwrap()
             .unwrap();
-        txn.pending_offsets.push(PendingOffset {
-            group_id: "g".into(),
-            member_id: "m".into(),
-            generation_id: 3,
-            topic: "a".into(),
-            partition: 0,
-            offset: 17,
-            leader_epoch: -1,
-            metadata: None,
-        });
         let key = encode_key("app-1").unwrap();
         assert_eq!(decode_key(key).unwrap(), "app-1");
         let value = encode_value(&txn).unwrap();
@@ -155,12 +133,23 @@ mod tests {
     }
 
     #[test]
-    fn a_kafka_v0_value_without_the_extension_decodes() {
+    fn an_earlier_versions_pending_offsets_are_skipped() {
         let txn = TxnMetadata::new("x", 1, 1_000, 2);
-        let value = encode_value(&txn).unwrap();
-        // Kafka's v0 value ends before our pending-offsets count (4 bytes of zero here).
-        let kafka = value.slice(..value.len() - 4);
-        assert_eq!(decode_value("x", kafka).unwrap(), txn);
+        let mut value = encode_value(&txn).unwrap().to_vec();
+        // One pending offset as earlier versions appended it.
+        value.extend_from_slice(&1i32.to_be_bytes());
+        for field in ["g", "m"] {
+            value.extend_from_slice(&1i16.to_be_bytes());
+            value.extend_from_slice(field.as_bytes());
+        }
+        value.extend_from_slice(&3i32.to_be_bytes());
+        value.extend_from_slice(&1i16.to_be_bytes());
+        value.extend_from_slice(b"a");
+        value.extend_from_slice(&0i32.to_be_bytes());
+        value.extend_from_slice(&17i64.to_be_bytes());
+        value.extend_from_slice(&(-1i32).to_be_bytes());
+        value.extend_from_slice(&(-1i16).to_be_bytes());
+        assert_eq!(decode_value("x", Bytes::from(value)).unwrap(), txn);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! partition this shard owns, their state in memory (`metadata`) backed by the log (`log_store`),
 //! and the requests of Kafka's transaction protocol. Every state change is durable before the
 //! request is answered; a transaction's end is persisted as Prepare*, then its markers are written
-//! (`markers`) and pending offsets committed, then Complete* is persisted, as Kafka does.
+//! (`markers`: the groups' offsets partitions too, whose group coordinators hold the offsets the
+//! producer sent), then Complete* is persisted, as Kafka does.
 //!
 //! Requests of one shard take turns (one lock): a transaction's steps must not interleave, and
 //! the lock is held while markers are written (one round of appends: they go out together).
@@ -22,15 +23,13 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use glommio::sync::Semaphore;
-use kafka_protocol::messages::{GroupId, OffsetCommitRequest, TopicName, TxnOffsetCommitRequest};
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::config::{TxnConfig, TRANSACTION_STATE_TOPIC};
 use super::error::TxnError;
 use super::log_store::{state_partition_for, TxnLogStore};
 use super::markers::{self, Marker};
-use super::metadata::{fenced_error, PendingOffset, TopicPartition, TxnMetadata, TxnStatus};
+use super::metadata::{fenced_error, TopicPartition, TxnMetadata, TxnStatus};
 use crate::groups::{
     now_ms, offsets_partition_for, ReplicaGate, OFFSETS_TOPIC_NAME, OFFSETS_TOPIC_PARTITIONS,
 };
@@ -376,52 +375,6 @@ impl TxnCoordinator {
         }
     }
 
-    /// TxnOffsetCommit (v0-4): the offsets wait in the transaction until it ends.
-    pub async fn txn_offset_commit(
-        &self,
-        request: &TxnOffsetCommitRequest,
-        knows_fenced: bool,
-    ) -> Result<(), i16> {
-        let _permit = self
-            .lock
-            .acquire_permit(1)
-            .await
-            .map_err(|_| ResponseError::CoordinatorNotAvailable.code())?;
-        let producer = ProducerIdAndEpoch {
-            producer_id: request.producer_id.0,
-            producer_epoch: request.producer_epoch,
-        };
-        let group_id = request.group_id.0.to_string();
-        let mut txn = self.checked(request.transactional_id.0.as_str(), producer, knows_fenced)?;
-        let group_partition = offsets_group_partition(&group_id);
-        if txn.status != TxnStatus::Ongoing || !txn.partitions.contains(&group_partition) {
-            // The group was not added with AddOffsetsToTxn in this transaction.
-            return Err(ResponseError::InvalidTxnState.code());
-        }
-        for topic in &request.topics {
-            for p in &topic.partitions {
-                let pending = PendingOffset {
-                    group_id: group_id.clone(),
-                    member_id: request.member_id.to_string(),
-                    generation_id: request.generation_id,
-                    topic: topic.name.0.to_string(),
-                    partition: p.partition_index,
-                    offset: p.committed_offset,
-                    leader_epoch: p.committed_leader_epoch,
-                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                };
-                txn.pending_offsets.retain(|o| {
-                    !(o.group_id == pending.group_id
-                        && o.topic == pending.topic
-                        && o.partition == pending.partition)
-                });
-                txn.pending_offsets.push(pending);
-            }
-        }
-        txn.last_update_ms = now_ms();
-        self.persist(txn).await
-    }
-
     /// EndTxn (v0-4): commits or aborts the producer's transaction; answered once every marker
     /// is written.
     pub async fn end_txn(
@@ -558,7 +511,7 @@ impl TxnCoordinator {
             .await
     }
 
-    /// Writes a prepared transaction's markers (and on commit its pending offsets), then
+    /// Writes a prepared transaction's markers (its groups' offsets partitions included), then
     /// persists it complete. A failure leaves it prepared, for the next sweep.
     async fn finish_locked(
         &self,
@@ -573,31 +526,26 @@ impl TxnCoordinator {
         // for about one append instead of P in a row, and holds the coordinator's lock that much
         // shorter. A failure leaves the transaction prepared; the sweep writes all its markers
         // again, as after a failure of one written in a row.
-        let writes = txn
-            .partitions
-            .iter()
-            .filter(|(topic, _)| topic != OFFSETS_TOPIC_NAME)
-            .map(|(topic, partition)| {
-                write_marker_with_retries(
-                    shard,
-                    Marker {
-                        topic,
-                        partition: *partition,
-                        producer_id: txn.producer_id,
-                        producer_epoch: txn.producer_epoch,
-                        commit,
-                        coordinator_epoch: coordinator_epoch(shard, &txn.transactional_id),
-                    },
-                )
-            });
+        // A group's offsets partition takes its marker like any other: its group coordinator
+        // commits or drops the offsets the producer sent (TxnOffsetCommit) on it.
+        let writes = txn.partitions.iter().map(|(topic, partition)| {
+            write_marker_with_retries(
+                shard,
+                Marker {
+                    topic,
+                    partition: *partition,
+                    producer_id: txn.producer_id,
+                    producer_epoch: txn.producer_epoch,
+                    commit,
+                    coordinator_epoch: coordinator_epoch(shard, &txn.transactional_id),
+                },
+            )
+        });
         let outcomes: Vec<Result<(), i16>> = futures::stream::iter(writes)
             .buffer_unordered(MARKER_WRITES_IN_FLIGHT)
             .collect()
             .await;
         outcomes.into_iter().collect::<Result<(), i16>>()?;
-        if commit {
-            commit_pending_offsets(shard, &txn.pending_offsets).await;
-        }
         let done = txn.complete(now_ms());
         self.persist(done.clone()).await?;
         if let Some(m) = &self.metrics {
@@ -654,52 +602,4 @@ async fn write_marker_with_retries(shard: &Shard, marker: Marker<'_>) -> Result<
         "transaction marker not written"
     );
     Err(ResponseError::ConcurrentTransactions.code())
-}
-
-/// Commits a committed transaction's offsets through each group's coordinator, with the
-/// generation and member the producer sent (a group that rebalanced since refuses them, as
-/// Kafka's group coordinator would have refused the TxnOffsetCommit).
-async fn commit_pending_offsets(shard: &Shard, pending: &[PendingOffset]) {
-    use kafka_protocol::messages::offset_commit_request::{
-        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-    };
-    let mut groups: Vec<&str> = pending.iter().map(|p| p.group_id.as_str()).collect();
-    groups.sort_unstable();
-    groups.dedup();
-    for group in groups {
-        let offsets: Vec<&PendingOffset> = pending.iter().filter(|p| p.group_id == group).collect();
-        let Some(first) = offsets.first() else {
-            continue;
-        };
-        let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
-        for o in &offsets {
-            let partition = OffsetCommitRequestPartition::default()
-                .with_partition_index(o.partition)
-                .with_committed_offset(o.offset)
-                .with_committed_leader_epoch(o.leader_epoch)
-                .with_committed_metadata(o.metadata.clone().map(Into::into));
-            match topics.iter_mut().find(|t| t.name.0.as_str() == o.topic) {
-                Some(topic) => topic.partitions.push(partition),
-                None => topics.push(
-                    OffsetCommitRequestTopic::default()
-                        .with_name(TopicName(StrBytes::from_string(o.topic.clone())))
-                        .with_partitions(vec![partition]),
-                ),
-            }
-        }
-        let request = OffsetCommitRequest::default()
-            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
-            .with_generation_id_or_member_epoch(first.generation_id)
-            .with_member_id(first.member_id.clone().into())
-            .with_topics(topics);
-        match crate::server::handlers::groups::commit_offsets(shard, group, request).await {
-            Ok(errors) if errors.iter().all(|&code| code == 0) => {}
-            Ok(errors) => {
-                tracing::warn!(group, ?errors, "the group refused a transaction's offsets")
-            }
-            Err(e) => {
-                tracing::warn!(group, error = %e, "committing a transaction's offsets failed")
-            }
-        }
-    }
 }

@@ -2,7 +2,8 @@
 //! partition of a finished transaction (Kafka's WriteTxnMarkers; inside one broker a mesh message
 //! to the partition's owning shard, schema `TxnMarkerRequest`). The owner appends the batch and
 //! updates the partition's transaction state in the same synchronous step, so the last stable
-//! offset moves past the transaction exactly when its marker is in the log.
+//! offset moves past the transaction exactly when its marker is in the log. A `__consumer_offsets`
+//! partition's marker is its group coordinator's to write: it ends the producer's pending offsets.
 
 use kafka_protocol::ResponseError;
 use ringbroker_protocol::batch::{crc32c_of, CRC_START};
@@ -12,6 +13,7 @@ use ringbroker_schema::{Payload, TxnMarkerRequest, TxnMarkerRequestArgs};
 use super::partition_state::{CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT};
 use crate::admin::{self, AdminOutcome};
 use crate::errors::storage_error_code;
+use crate::groups::{TxnMarkerRecord, OFFSETS_TOPIC_NAME};
 use crate::metadata::NO_LEADER;
 use crate::shard::Shard;
 
@@ -68,6 +70,9 @@ pub fn control_batch(
 /// Appends a marker to a partition this shard owns and leads; a Kafka error code (0 on
 /// success). A follower's copy is written by replication only: NOT_LEADER_OR_FOLLOWER there.
 pub async fn write_local(shard: &Shard, marker: Marker<'_>) -> i16 {
+    if marker.topic == OFFSETS_TOPIC_NAME {
+        return write_offsets_marker(shard, marker).await;
+    }
     let Some(log) = shard.log(marker.topic, marker.partition) else {
         return ResponseError::UnknownTopicOrPartition.code();
     };
@@ -75,11 +80,7 @@ pub async fn write_local(shard: &Shard, marker: Marker<'_>) -> i16 {
         return code;
     }
     let leader_epoch = shard.leader_epoch(marker.topic, marker.partition);
-    if shard.is_replicated(marker.topic, marker.partition)
-        && !shard
-            .replication
-            .leads(marker.topic, marker.partition, leader_epoch)
-    {
+    if !ready_leader(shard, marker) {
         // Leader in the image, but not ready yet (its producer state is being rebuilt).
         return ResponseError::NotLeaderOrFollower.code();
     }
@@ -111,6 +112,52 @@ pub async fn write_local(shard: &Shard, marker: Marker<'_>) -> i16 {
         Err(e) => {
             tracing::warn!(topic = marker.topic, partition = marker.partition, error = %e, "writing a transaction marker failed");
             storage_error_code(&e)
+        }
+    }
+}
+
+/// Whether this broker leads the marker's partition in the image's epoch with its state ready
+/// (always for a partition with one replica).
+fn ready_leader(shard: &Shard, marker: Marker<'_>) -> bool {
+    !shard.is_replicated(marker.topic, marker.partition)
+        || shard.replication.leads(
+            marker.topic,
+            marker.partition,
+            shard.leader_epoch(marker.topic, marker.partition),
+        )
+}
+
+/// A marker for a `__consumer_offsets` partition: its group coordinator writes it in the order of
+/// its log and commits or drops the producer's pending offsets there (Kafka's
+/// `handleTxnCompletion`); answered once it is on every in-sync replica.
+async fn write_offsets_marker(shard: &Shard, marker: Marker<'_>) -> i16 {
+    let not_leader = ResponseError::NotLeaderOrFollower.code();
+    let leader = shard
+        .image()
+        .topics
+        .get(OFFSETS_TOPIC_NAME)
+        .map(|meta| meta.leader_of(marker.partition));
+    // Without the topic in the image (a broker alone) this broker coordinates every group.
+    if leader.is_some_and(|leader| leader != shard.config.node_id) {
+        return not_leader;
+    }
+    if !ready_leader(shard, marker) {
+        // Leader in the image, but its groups are not loaded yet.
+        return not_leader;
+    }
+    let record = TxnMarkerRecord {
+        partition: marker.partition,
+        producer_id: marker.producer_id,
+        producer_epoch: marker.producer_epoch,
+        commit: marker.commit,
+        coordinator_epoch: marker.coordinator_epoch,
+    };
+    match shard.groups.write_txn_marker(record).await {
+        Ok(()) => 0,
+        Err(error) => {
+            // Leadership moved or too few in-sync replicas, mostly: the coordinator retries.
+            tracing::warn!(partition = marker.partition, %error, "transaction marker of an offsets partition not written");
+            not_leader
         }
     }
 }

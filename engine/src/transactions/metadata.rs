@@ -57,20 +57,6 @@ impl TxnStatus {
 /// A partition of a transaction.
 pub type TopicPartition = (String, i32);
 
-/// An offset committed inside a transaction (TxnOffsetCommit), made visible to the group when the
-/// transaction commits and dropped when it aborts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingOffset {
-    pub group_id: String,
-    pub member_id: String,
-    pub generation_id: i32,
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub leader_epoch: i32,
-    pub metadata: Option<String>,
-}
-
 /// The coordinator's record of one transactional id (Kafka's `TransactionMetadata`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnMetadata {
@@ -82,7 +68,6 @@ pub struct TxnMetadata {
     /// Partitions written in the current transaction (including the `__consumer_offsets`
     /// partitions of groups added with AddOffsetsToTxn, as Kafka records them).
     pub partitions: BTreeSet<TopicPartition>,
-    pub pending_offsets: Vec<PendingOffset>,
     pub start_ms: i64,
     pub last_update_ms: i64,
 }
@@ -109,7 +94,6 @@ impl TxnMetadata {
             timeout_ms,
             status: TxnStatus::Empty,
             partitions: BTreeSet::new(),
-            pending_offsets: Vec::new(),
             start_ms: -1,
             last_update_ms: now_ms,
         }
@@ -166,7 +150,6 @@ impl TxnMetadata {
         let mut next = self.clone();
         if next.status != TxnStatus::Ongoing {
             next.partitions.clear();
-            next.pending_offsets.clear();
             next.start_ms = now_ms;
         }
         next.status = TxnStatus::Ongoing;
@@ -207,7 +190,6 @@ impl TxnMetadata {
             TxnStatus::CompleteAbort
         };
         next.partitions.clear();
-        next.pending_offsets.clear();
         next.start_ms = -1;
         next.last_update_ms = now_ms;
         next
@@ -242,7 +224,6 @@ impl TxnMetadata {
         next.timeout_ms = timeout_ms;
         next.status = TxnStatus::Empty;
         next.partitions.clear();
-        next.pending_offsets.clear();
         next.start_ms = -1;
         next.last_update_ms = now_ms;
         next

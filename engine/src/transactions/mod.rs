@@ -35,7 +35,7 @@ pub use config::{
 pub use coordinator::{offsets_group_partition, ProducerIdAndEpoch, TxnCoordinator};
 pub use error::TxnError;
 pub use log_store::{state_partition_for, TxnLogStore};
-pub use partition_state::{AbortedTxn, PartitionTxns};
+pub use partition_state::{AbortedTxn, PartitionTxns, CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT};
 pub use table::PartitionTxnTable;
 
 use crate::shard::Shard;

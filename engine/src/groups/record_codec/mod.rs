@@ -12,7 +12,9 @@ pub(crate) mod wire;
 use bytes::Bytes;
 
 use super::error::GroupError;
-use super::store::{CoordinatorRecord, GroupMetadataRecord, OffsetKey, OffsetRecord};
+use super::store::{
+    CoordinatorRecord, GroupMetadataRecord, OffsetKey, OffsetRecord, TxnOffsetRecord,
+};
 use wire::Reader;
 
 pub use group_metadata::GROUP_METADATA_KEY_VERSION;
@@ -53,10 +55,15 @@ fn is_consumer_group_key(key_type: i16) -> bool {
     )
 }
 
-/// The key and value (`None`: tombstone) bytes of a record.
+/// The key and value (`None`: tombstone) bytes of a record. A transaction's offset is encoded as
+/// any offset (its batch carries the producer); a marker is a control batch, not a record.
 pub fn encode_record(record: &CoordinatorRecord) -> Result<(Bytes, Option<Bytes>), GroupError> {
     match record {
-        CoordinatorRecord::Offset(record) => Ok((
+        CoordinatorRecord::TxnMarker(_) => Err(GroupError::MalformedRecord(
+            "a transaction marker is a control batch, not a keyed record".into(),
+        )),
+        CoordinatorRecord::Offset(record)
+        | CoordinatorRecord::TxnOffset(TxnOffsetRecord { offset: record, .. }) => Ok((
             offset_commit::encode_key(&record.key)?,
             record
                 .value

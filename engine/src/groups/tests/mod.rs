@@ -27,6 +27,7 @@ use super::*;
 
 mod consumer;
 mod restart;
+mod transactions;
 
 const SESSION_MS: i32 = 300;
 const REBALANCE_MS: i32 = 600;

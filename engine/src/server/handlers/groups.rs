@@ -354,8 +354,7 @@ async fn route(
     }
 }
 
-/// Runs a request body on the shard `owner` with no client information (transactions, and
-/// offsets a committed transaction makes visible).
+/// Runs a request body on the shard `owner` with no client information (transactions).
 pub(super) async fn route_to(
     shard: &Shard,
     owner: usize,
@@ -364,40 +363,6 @@ pub(super) async fn route_to(
     body: Bytes,
 ) -> Result<Bytes, HandlerError> {
     route(shard, owner, api, version, body, &ClientInfo::default()).await
-}
-
-/// OffsetCommit version used for the offsets of a committed transaction (any the group
-/// coordinator serves would do: the request never leaves the broker).
-const TXN_OFFSET_MATERIALIZE_VERSION: i16 = 8;
-
-/// Commits `request`'s offsets through `group`'s coordinator shard; the error code of every
-/// partition.
-pub async fn commit_offsets(
-    shard: &Shard,
-    group: &str,
-    request: OffsetCommitRequest,
-) -> Result<Vec<i16>, HandlerError> {
-    let api = ApiKey::OffsetCommit;
-    let version = TXN_OFFSET_MATERIALIZE_VERSION;
-    let owner = coordinator_shard(group, shard.count);
-    // Boxed as a trait object: this runs inside a transaction request served by `serve_local`,
-    // and the future type would otherwise contain itself.
-    let reply: std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Bytes, HandlerError>> + '_>,
-    > = Box::pin(route_to(
-        shard,
-        owner,
-        api,
-        version,
-        encode(api, version, &request)?,
-    ));
-    let reply = reply.await?;
-    let response: OffsetCommitResponse = decode(api, version, reply)?;
-    Ok(response
-        .topics
-        .iter()
-        .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
-        .collect())
 }
 
 /// Sends a group request body to `owner` and returns its encoded response body.

@@ -2,7 +2,9 @@
 //! AddOffsetsToTxn, TxnOffsetCommit, EndTxn, DescribeTransactions and ListTransactions. A
 //! transactional id is coordinated by the shard owning its `__transaction_state` partition; a
 //! request arriving elsewhere travels there as its raw Kafka body (the group APIs' mesh message,
-//! `GroupRequest`), and the encoded response body comes back.
+//! `GroupRequest`), and the encoded response body comes back. TxnOffsetCommit is the group
+//! coordinator's, as in Kafka (clients send it to the group's coordinator): it travels to the
+//! shard owning the group's `__consumer_offsets` partition instead.
 
 use bytes::Bytes;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
@@ -10,14 +12,12 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 };
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::messages::list_transactions_response::TransactionState as ListedTransaction;
-use kafka_protocol::messages::txn_offset_commit_response::{
-    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
-};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::groups::{decode, encode, frame_body, route_to};
+use super::not_coordinator;
 use super::transactions_authorization as authorization;
 use crate::metadata::owner_shard;
 use crate::security::acl::Session;
@@ -32,7 +32,6 @@ use crate::transactions::{
 const INIT_PRODUCER_ID_FENCED_VERSION: i16 = 3;
 const ADD_PARTITIONS_FENCED_VERSION: i16 = 2;
 const ADD_OFFSETS_FENCED_VERSION: i16 = 2;
-const TXN_OFFSET_COMMIT_FENCED_VERSION: i16 = 3;
 const END_TXN_FENCED_VERSION: i16 = 2;
 
 /// Whether `api` is one of the transaction coordinator's.
@@ -77,10 +76,6 @@ pub fn transactional_id_of(
         }
         ApiKey::AddOffsetsToTxn => {
             let request: AddOffsetsToTxnRequest = decode(api, version, body.clone())?;
-            request.transactional_id.0.to_string()
-        }
-        ApiKey::TxnOffsetCommit => {
-            let request: TxnOffsetCommitRequest = decode(api, version, body.clone())?;
             request.transactional_id.0.to_string()
         }
         ApiKey::EndTxn => {
@@ -145,8 +140,32 @@ pub async fn route(
     if api == ApiKey::DescribeTransactions {
         return describe_transactions(shard, version, body).await;
     }
+    if api == ApiKey::TxnOffsetCommit {
+        return route_txn_offset_commit(shard, version, body).await;
+    }
     let id = transactional_id_of(api, version, &body)?;
     let owner = coordinator_shard(&id, shard.count);
+    route_to(shard, owner, api, version, body).await
+}
+
+/// Routes a TxnOffsetCommit to its group's coordinator shard, when this broker coordinates the
+/// group (NOT_COORDINATOR otherwise: the client finds the group's coordinator again).
+async fn route_txn_offset_commit(
+    shard: &Shard,
+    version: i16,
+    body: Bytes,
+) -> Result<Bytes, HandlerError> {
+    let api = ApiKey::TxnOffsetCommit;
+    let request: TxnOffsetCommitRequest = decode(api, version, body.clone())?;
+    let group = request.group_id.0.as_str();
+    if !not_coordinator::coordinates(shard, group) {
+        return encode(
+            api,
+            version,
+            &txn_offset_commit_response(&request, ResponseError::NotCoordinator.code()),
+        );
+    }
+    let owner = super::groups::coordinator_shard(group, shard.count);
     route_to(shard, owner, api, version, body).await
 }
 
@@ -256,15 +275,13 @@ pub async fn serve_local(
         }
         ApiKey::TxnOffsetCommit => {
             let request: TxnOffsetCommitRequest = decode(api, version, body)?;
-            let code = match coordinator_for(shard, request.transactional_id.0.as_str()) {
-                Ok(c) => c
-                    .txn_offset_commit(&request, version >= TXN_OFFSET_COMMIT_FENCED_VERSION)
-                    .await
-                    .err()
-                    .unwrap_or(0),
-                Err(code) => code,
-            };
-            encode(api, version, &txn_offset_commit_response(&request, code))
+            // As every group request: only once this shard has loaded the group's partition.
+            if !not_coordinator::loaded_here(shard, request.group_id.0.as_str()) {
+                let code = ResponseError::NotCoordinator.code();
+                return encode(api, version, &txn_offset_commit_response(&request, code));
+            }
+            let response = shard.groups.txn_offset_commit(request, version).await;
+            encode(api, version, &response)
         }
         ApiKey::EndTxn => {
             let request: EndTxnRequest = decode(api, version, body)?;
@@ -322,25 +339,12 @@ pub(super) fn txn_offset_commit_response(
     request: &TxnOffsetCommitRequest,
     code: i16,
 ) -> TxnOffsetCommitResponse {
-    let topics = request
+    let codes = request
         .topics
         .iter()
-        .map(|t| {
-            TxnOffsetCommitResponseTopic::default()
-                .with_name(t.name.clone())
-                .with_partitions(
-                    t.partitions
-                        .iter()
-                        .map(|p| {
-                            TxnOffsetCommitResponsePartition::default()
-                                .with_partition_index(p.partition_index)
-                                .with_error_code(code)
-                        })
-                        .collect(),
-                )
-        })
+        .map(|t| vec![code; t.partitions.len()])
         .collect();
-    TxnOffsetCommitResponse::default().with_topics(topics)
+    crate::groups::responses::txn_offset_commit_response(request, codes)
 }
 
 async fn add_partitions(
