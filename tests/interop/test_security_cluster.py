@@ -33,6 +33,7 @@ import conftest
 from test_java_client import java_classpath, log_flags  # noqa: F401
 from test_security import advertised_through as advertised
 from test_security import first_error, make_ca, make_signed
+from cluster_helpers import reporting
 
 # The SASL_SSL listener's base port on every host (netns.py adds an offset per host in loopback mode).
 SASL_SSL_PORT = 9094
@@ -216,14 +217,9 @@ def sasl_ssl_only_cluster(tmp_path, broker_passwords: dict[int, str]):
 @contextlib.contextmanager
 def started(cluster):
     """The cluster, started; its logs printed if the body fails; closed in any case."""
-    try:
+    with reporting(cluster):
         cluster.start()
         yield cluster
-    except Exception:
-        print(cluster.logs())
-        raise
-    finally:
-        cluster.close()
 
 
 def grant_cluster_action_to_brokers(admin: AdminClient, principal: str = f"User:{BROKER_USER}") -> None:

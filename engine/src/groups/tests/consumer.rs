@@ -554,13 +554,7 @@ fn consumer_groups_survive_a_restart_and_compaction() {
                 converge(&c, "g", &topics, &mut extra).await;
                 clients = extra;
             }
-            let before = store.log(partition).expect("owned").size_bytes();
-            c.expire_offsets().await.expect("sweep and compaction");
-            let after = store.log(partition).expect("owned").size_bytes();
-            assert!(
-                after * 4 < before,
-                "compaction shrank {before} bytes only to {after}"
-            );
+            sweep_and_check_compacted(&c, &store, partition, 4).await;
             store.close().await.expect("close");
             clients
         };

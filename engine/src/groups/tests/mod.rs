@@ -887,6 +887,23 @@ async fn compacting_store(dir: &std::path::Path, partition: i32) -> LogOffsetSto
     .with_compaction_min_bytes(4096)
 }
 
+/// Runs the offsets sweep (which compacts `partition`'s log) and checks the log shrank to less
+/// than `1 / factor` of its size.
+async fn sweep_and_check_compacted(
+    c: &GroupCoordinator,
+    store: &LogOffsetStore,
+    partition: i32,
+    factor: u64,
+) {
+    let before = store.log(partition).expect("owned").size_bytes();
+    c.expire_offsets().await.expect("sweep and compaction");
+    let after = store.log(partition).expect("owned").size_bytes();
+    assert!(
+        after * factor < before,
+        "compaction shrank {before} bytes only to {after}"
+    );
+}
+
 fn small_log_config() -> crate::storage::LogConfig {
     crate::storage::LogConfig {
         segment_bytes: 8 << 10,
