@@ -219,13 +219,17 @@ def output_offsets(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
 
 
 def run_word_count(broker, classpath: str, topic_name: str, tmp_path: Path, guarantee: str,
-                   kill_rounds: int) -> tuple[dict[str, int], dict[str, int], list[str]]:
-    """Runs the word count with `kill_rounds` random kills; returns (expected, final counts, what was killed)."""
+                   kill_rounds: int, create_source=clients.create_topic,
+                   victims: list[str] | None = None) -> tuple[dict[str, int], dict[str, int], list[str]]:
+    """Runs the word count with `kill_rounds` random kills; returns (expected, final counts, what was killed).
+    `broker` is anything with `bootstrap`, `kill9()` and `start()` (one broker, or a cluster that kills and
+    restarts one of its nodes); `create_source(bootstrap, name, partitions)` creates the input topic; `victims`
+    ("app", "broker" or "both" per round) replaces the random choice of what to kill."""
     seed = int(os.environ.get("STREAMS_EOS_SEED", random.randrange(1 << 30)))
     print(f"seed {seed} (STREAMS_EOS_SEED={seed} replays the input and kill choices)")
     rng = random.Random(seed)
     source, sink, app_id = f"{topic_name}-lines", f"{topic_name}-counts", f"wc-{topic_name}"
-    clients.create_topic(broker.bootstrap, source, INPUT_PARTITIONS)
+    create_source(broker.bootstrap, source, INPUT_PARTITIONS)
     expected: dict[str, int] = {}
     app = StreamsApp(classpath, broker.bootstrap, app_id, source, sink, guarantee, tmp_path)
     kills: list[str] = []
@@ -242,7 +246,7 @@ def run_word_count(broker, classpath: str, topic_name: str, tmp_path: Path, guar
             if round_no == kill_rounds:
                 break
             time.sleep(rng.uniform(*KILL_AFTER_RUNNING_S))
-            victim = rng.choice(["app", "broker", "both"])
+            victim = victims[round_no % len(victims)] if victims else rng.choice(["app", "broker", "both"])
             kills.append(victim)
             print(f"round {round_no}: kill -9 {victim}")
             if victim in ("app", "both"):
