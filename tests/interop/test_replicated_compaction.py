@@ -55,7 +55,11 @@ def dir_bytes(data_dir: Path, topic: str, partition: int) -> int:
 
 
 @pytest.mark.timeout(420)
-def test_replicated_offsets_are_compacted_on_every_replica(cluster, topic_name):
+@pytest.mark.parametrize("pending", [False, True], ids=["plain", "open-transaction"])
+def test_replicated_offsets_are_compacted_on_every_replica(cluster, topic_name, pending):
+    """`open-transaction`: a transactional producer's offset (TxnOffsetCommit) is pending in the log while the
+    commits go on: no replica compacts past it (the last stable offset) until its transaction commits; then they
+    do, and the new coordinator after the failover serves the transaction's offset too."""
     # The committed-to topic itself needs no replicas (its partitions only have to exist).
     with cluster.hosts.in_hub():
         client = admin(cluster.bootstrap)
@@ -63,26 +67,47 @@ def test_replicated_offsets_are_compacted_on_every_replica(cluster, topic_name):
     group = f"{topic_name}-g"
     slot = offsets_partition(group)
     last: dict[int, int] = {}
+    txn_offset = 999_999
 
     def sizes() -> dict[int, int]:
         return {n.node_id: log_bytes(n.data_dir, OFFSETS_TOPIC, slot) for n in cluster.nodes}
 
     # The largest each replica's log got while the commits went on (passes run meanwhile too).
     largest = {n.node_id: 0 for n in cluster.nodes}
+    producer = None
     with cluster.hosts.in_hub():
         committer = clients.consumer(cluster.bootstrap, **{"group.id": group})
         try:
             started = time.monotonic()
+            partitions = list(range(COMMIT_PARTITIONS))
             for round_ in range(COMMITS):
-                offsets = [TopicPartition(topic_name, p, round_ * 10 + p) for p in range(COMMIT_PARTITIONS)]
+                if pending and round_ == COMMITS // 6:
+                    # Partition 0's offset goes pending in a transaction; the plain commits leave partition 0 alone.
+                    producer = clients.producer(cluster.bootstrap, **{"transactional.id": f"{group}-txn"})
+                    producer.init_transactions(30)
+                    producer.begin_transaction()
+                    producer.send_offsets_to_transaction([TopicPartition(topic_name, 0, txn_offset)],
+                                                         committer.consumer_group_metadata(), 30)
+                    partitions = list(range(1, COMMIT_PARTITIONS))
+                offsets = [TopicPartition(topic_name, p, round_ * 10 + p) for p in partitions]
                 committer.commit(offsets=offsets, asynchronous=False)
+                for p in partitions:
+                    last[p] = round_ * 10 + p
                 if round_ % 50 == 0:
                     largest = {k: max(v, largest[k]) for k, v in sizes().items()}
-            last = {p: (COMMITS - 1) * 10 + p for p in range(COMMIT_PARTITIONS)}
             print(f"{COMMITS} commits of {COMMIT_PARTITIONS} offsets in {time.monotonic() - started:.1f} s")
         finally:
             committer.close()
     largest = {k: max(v, largest[k]) for k, v in sizes().items()}
+    if producer is not None:
+        # Two passes at least (log.cleaner.backoff.ms is 5 s): none may clean past the pending offset.
+        time.sleep(12)
+        held = sizes()
+        print(f"with the transaction open, 12 s later: {held}")
+        assert all(held[node] == largest[node] for node in held), (held, largest)
+        with cluster.hosts.in_hub():
+            producer.commit_transaction(30)
+        last[0] = txn_offset
     wait_until(lambda: len(offsets_replicas(cluster, slot)[2]) == 3, 60, "the group's offsets partition in sync")
     leader = offsets_replicas(cluster, slot)[0]
     print(f"__consumer_offsets-{slot} (leader node {leader}), largest on disk during the commits: "
