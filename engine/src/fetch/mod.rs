@@ -63,6 +63,9 @@ pub struct PartitionRead<'a> {
     pub replica_id: i32,
     /// isolation_level 1: read only below the last stable offset.
     pub read_committed: bool,
+    /// A replica fetch's log start offset (the follower's, for the leader's low watermark); -1
+    /// for a consumer.
+    pub log_start_offset: i64,
 }
 
 /// Reads from a partition this shard owns.
@@ -72,12 +75,16 @@ pub async fn read_local(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome 
     };
     let replica = read.replica_id >= 0;
     if replica {
+        let fetch = crate::replication::serve::FollowerFetch {
+            follower: read.replica_id,
+            fetch_offset: read.offset,
+            log_start_offset: read.log_start_offset,
+        };
         if let Err(code) = crate::replication::serve::record_follower_fetch(
             shard,
             read.topic,
             read.partition,
-            read.replica_id,
-            read.offset,
+            fetch,
             &log,
         ) {
             return FetchOutcome::error(code);
@@ -209,6 +216,7 @@ pub async fn read(shard: &Shard, read: PartitionRead<'_>) -> FetchOutcome {
                 wait_ms: read.wait_ms as i32,
                 replica_id: read.replica_id,
                 read_committed: read.read_committed,
+                log_start_offset: read.log_start_offset,
             },
         );
         (Payload::FetchRequest, request.as_union_value())
@@ -280,6 +288,7 @@ pub async fn serve_remote(shard: &Shard, from: usize, correlation: u64, request:
             wait_ms: u32::try_from(request.wait_ms()).unwrap_or(0),
             replica_id: request.replica_id(),
             read_committed: request.read_committed(),
+            log_start_offset: request.log_start_offset(),
         },
     )
     .await;

@@ -1,8 +1,9 @@
 //! A partition leader's view of its followers: each follower's log end offset (the offset of its
 //! last fetch: it holds everything below), when it was last caught up, and from those the high
 //! watermark (the smallest log end among the in-sync replicas) and the ISR changes to ask the
-//! controller for. Pure state: the caller applies the high watermark to the log and sends the
-//! AlterPartition requests.
+//! controller for; and each follower's log start, from which the low watermark (the smallest log
+//! start of the live replicas, what DeleteRecords waits for). Pure state: the caller applies the
+//! high watermark to the log and sends the AlterPartition requests.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -12,6 +13,8 @@ use std::time::{Duration, Instant};
 pub struct FollowerProgress {
     /// The follower's log end offset (its last fetch offset); -1 before its first fetch.
     pub log_end_offset: i64,
+    /// The follower's log start offset, as its last fetch gave it; -1 before its first fetch.
+    pub log_start_offset: i64,
     /// When the follower last held everything the leader had (Kafka's lastCaughtUpTimeMs).
     pub last_caught_up: Instant,
     /// The leader's log end offset at the follower's previous fetch, and when that was: a fetch
@@ -56,6 +59,7 @@ impl LeaderState {
                     *id,
                     FollowerProgress {
                         log_end_offset: -1,
+                        log_start_offset: -1,
                         last_caught_up: now,
                         previous_fetch_leader_end: -1,
                         previous_fetch_at: now,
@@ -86,6 +90,7 @@ impl LeaderState {
         for id in replicas.iter().filter(|id| **id != node_id) {
             self.followers.entry(*id).or_insert(FollowerProgress {
                 log_end_offset: -1,
+                log_start_offset: -1,
                 last_caught_up: now,
                 previous_fetch_leader_end: -1,
                 previous_fetch_at: now,
@@ -116,6 +121,27 @@ impl LeaderState {
         progress.previous_fetch_leader_end = leader_end;
         progress.previous_fetch_at = now;
         true
+    }
+
+    /// Records the log start offset a fetch of `follower` gave. Returns whether it changed.
+    pub fn record_log_start(&mut self, follower: i32, log_start_offset: i64) -> bool {
+        let Some(progress) = self.followers.get_mut(&follower) else {
+            return false;
+        };
+        let changed = progress.log_start_offset != log_start_offset;
+        progress.log_start_offset = log_start_offset;
+        changed
+    }
+
+    /// The low watermark (Kafka's `lowWatermarkIfLeader`): the smallest log start among the
+    /// leader's own `leader_log_start` and its followers on a live broker (`is_live`), in the ISR
+    /// or not. A live follower that has not fetched yet holds it at -1: its log start is unknown.
+    pub fn low_watermark(&self, leader_log_start: i64, is_live: impl Fn(i32) -> bool) -> i64 {
+        self.followers
+            .iter()
+            .filter(|(id, _)| is_live(**id))
+            .map(|(_, progress)| progress.log_start_offset)
+            .fold(leader_log_start, i64::min)
     }
 
     /// The high watermark the ISR allows: the smallest log end among the in-sync followers, and
@@ -228,6 +254,28 @@ mod tests {
             None,
             "3 is fenced"
         );
+    }
+
+    #[test]
+    fn the_low_watermark_is_the_smallest_log_start_of_the_live_replicas() {
+        let now = Instant::now();
+        let mut state = leader(now);
+        let all_live = |_: i32| true;
+        assert_eq!(
+            state.low_watermark(50, all_live),
+            -1,
+            "followers not heard from"
+        );
+        assert!(state.record_log_start(2, 40));
+        assert!(!state.record_log_start(2, 40), "unchanged");
+        assert!(state.record_log_start(3, 45));
+        assert_eq!(state.low_watermark(50, all_live), 40);
+        assert_eq!(state.low_watermark(30, all_live), 30, "the leader's own");
+        // Out of the ISR it still counts; on a dead (fenced) broker it does not.
+        state.isr = vec![1, 3];
+        assert_eq!(state.low_watermark(50, all_live), 40);
+        assert_eq!(state.low_watermark(50, |id| id != 2), 45);
+        assert!(!state.record_log_start(9, 1), "not a replica");
     }
 
     #[test]

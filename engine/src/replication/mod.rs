@@ -66,6 +66,9 @@ pub struct ShardReplication {
     pub installed: Watch,
     /// Bumped when a follower's fetch may change an ISR: the ISR checker looks at once.
     pub isr_check: Watch,
+    /// Bumped when a follower's fetch changed its log start: DeleteRecords waiting for the low
+    /// watermark looks again.
+    pub log_starts: Watch,
 }
 
 impl ShardReplication {

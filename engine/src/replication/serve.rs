@@ -1,8 +1,8 @@
 //! The leader side of a replica fetch (Kafka's Fetch with a replica id): refused unless this
 //! broker leads the partition in the follower's leader epoch (FENCED_LEADER_EPOCH for an older
 //! one, UNKNOWN_LEADER_EPOCH for a newer one), then recorded as the follower's progress: its fetch
-//! offset is its log end, which moves the high watermark and may bring it back into the ISR. The
-//! read itself is the consumers' path bounded by the written end instead of the high watermark,
+//! offset is its log end, which moves the high watermark and may bring it back into the ISR, and
+//! its log start counts for the low watermark DeleteRecords waits for. The read itself is the consumers' path bounded by the written end instead of the high watermark,
 //! served the same zero-copy way.
 
 use std::time::Instant;
@@ -43,30 +43,41 @@ pub fn check_leader_epoch(
     Ok(())
 }
 
-/// Records that `follower` fetched `partition` at `fetch_offset` (on the owning shard) and moves
-/// the high watermark. Err: this shard does not lead the partition with replicas (yet).
+/// What a follower's fetch of one partition says of its replica: its log end (the fetch offset)
+/// and its log start.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowerFetch {
+    pub follower: i32,
+    pub fetch_offset: i64,
+    pub log_start_offset: i64,
+}
+
+/// Records `fetch` of `partition` (on the owning shard): moves the high watermark, and wakes
+/// DeleteRecords waiting for the low watermark when the follower's log start moved. Err: this
+/// shard does not lead the partition with replicas (yet).
 pub fn record_follower_fetch(
     shard: &Shard,
     topic: &str,
     partition: i32,
-    follower: i32,
-    fetch_offset: i64,
+    fetch: FollowerFetch,
     log: &PartitionLog,
 ) -> Result<(), i16> {
     let now = Instant::now();
     let leader_end = log.log_end_offset();
     let written_end = log.written_end_offset();
+    let follower = fetch.follower;
     let outcome = shard.replication.with_leader(topic, partition, |led| {
-        if !led.record_fetch(follower, fetch_offset, leader_end, now) {
+        if !led.record_fetch(follower, fetch.fetch_offset, leader_end, now) {
             return Err(ResponseError::NotLeaderOrFollower.code());
         }
+        let log_start_moved = led.record_log_start(follower, fetch.log_start_offset);
         let high_watermark = led.high_watermark(written_end);
         let isr_may_grow = led.followers.get(&follower).is_some_and(|p| {
             !led.isr.contains(&follower) && p.log_end_offset >= log.high_watermark()
         });
-        Ok((high_watermark, isr_may_grow))
+        Ok((high_watermark, isr_may_grow, log_start_moved))
     });
-    let (high_watermark, isr_may_grow) = match outcome {
+    let (high_watermark, isr_may_grow, log_start_moved) = match outcome {
         Some(Ok(found)) => found,
         Some(Err(code)) => return Err(code),
         None => return Err(ResponseError::NotLeaderOrFollower.code()),
@@ -79,5 +90,23 @@ pub fn record_follower_fetch(
         // The ISR checker sends the AlterPartition (it owns the task that can wait for it).
         shard.replication.isr_check.bump();
     }
+    if log_start_moved {
+        shard.replication.log_starts.bump();
+    }
     Ok(())
+}
+
+/// The low watermark of a partition this shard leads with replicas (its own log start and its
+/// live followers'); `None` when it does not lead it.
+pub fn low_watermark(
+    shard: &Shard,
+    topic: &str,
+    partition: i32,
+    log: &PartitionLog,
+) -> Option<i64> {
+    let image = shard.image();
+    let leader_log_start = log.log_start_offset();
+    shard.replication.with_leader(topic, partition, |led| {
+        led.low_watermark(leader_log_start, |id| image.is_live(id))
+    })
 }

@@ -2,20 +2,29 @@
 //! `cleanup.policy` includes `compact` gets a compaction pass at most every
 //! `log_cleaner_interval_ms` (`LiveSettings`, read at each tick so a reload takes effect at once). The pass itself (`PartitionLog::compact`) only runs
 //! when sealed segments are dirty or tombstones are due, and yields between batches. It cleans only
-//! below the partition's last stable offset and drops aborted transactions (the shard's
-//! transaction table says which; see `storage::compaction::transactions`). A follower of a
-//! partition known to hold transactional batches does not compact it (it keeps no transaction
-//! state): its leader does.
+//! below the partition's last stable offset and drops aborted transactions; which those are
+//! depends on the replica ([`TxnSource`]): a leader (or only replica) asks the shard's
+//! transaction table, a follower reads them from its own log (`txn_scan`), as Kafka's followers
+//! know them from the producer state they rebuild.
+//!
+//! Every replica compacts on its own, as Kafka's log cleaner runs on leaders and followers alike:
+//! offsets stay, so the copies differ only by the gaps each one's passes left, which fetches skip.
+//! That includes the replicated coordinator topics ([`compact_coordinator_logs`]):
+//! `__consumer_offsets` (its transactional offsets and markers read from the log, so a pending
+//! transaction's offsets stay until its marker) and `__transaction_state` (plain records). With
+//! one replica these are compacted by their coordinators instead (a rewrite of the live records).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use super::txn_scan;
 use crate::config::BrokerConfig;
+use crate::groups::OFFSETS_TOPIC_NAME;
 use crate::shard::Shard;
 use crate::storage::{AbortedRange, CleanerTxns, CompactionMemo, PartitionLog};
 use crate::topic_config::TopicSettings;
-use crate::transactions::PartitionTxnTable;
+use crate::transactions::{PartitionTxnTable, TRANSACTION_STATE_TOPIC};
 
 /// What the scheduler remembers of one partition between ticks.
 #[derive(Debug, Default, Clone, Copy)]
@@ -29,8 +38,19 @@ thread_local! {
     static SCHEDULE: RefCell<HashMap<PathBuf, Scheduled>> = RefCell::new(HashMap::new());
 }
 
+/// Where a compaction pass of a partition takes its transactions from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxnSource {
+    /// The shard's transaction table (a leader, or the only replica).
+    Table,
+    /// The log itself (a follower, or any replica of `__consumer_offsets`).
+    Log,
+    /// The partition holds no transactional batch (`__transaction_state`).
+    None,
+}
+
 /// Runs a compaction pass of `log` (partition `partition` of `topic`) if its topic is compacted
-/// and its interval passed, and this replica knows the partition's transactions.
+/// and its interval passed.
 pub async fn maybe_compact(
     shard: &Shard,
     (topic, partition): (&str, i32),
@@ -38,23 +58,61 @@ pub async fn maybe_compact(
     settings: &TopicSettings,
     now_ms: i64,
 ) {
-    let broker: &BrokerConfig = &shard.config;
-    let Some(policy) = settings.compaction_policy(broker.live.log_cleaner_max_keys().max(1)) else {
-        return;
-    };
-    let txn_partitions = &shard.txn_partitions;
     let replicated = shard.is_replicated(topic, partition);
     let leads = shard
         .replication
         .with_leader(topic, partition, |_| ())
         .is_some();
-    if !knows_transactions(
-        replicated,
-        leads,
-        txn_partitions.is_flagged(topic, partition),
-    ) {
-        return;
+    let source = if knows_transactions(replicated, leads) {
+        TxnSource::Table
+    } else {
+        TxnSource::Log
+    };
+    compact_if_due(shard, (topic, partition), log, settings, source, now_ms).await;
+}
+
+/// Compacts this shard's replicas of the replicated coordinator topics (`__consumer_offsets`,
+/// `__transaction_state`), leaders and followers alike, under their topic's settings.
+pub async fn compact_coordinator_logs(shard: &Shard, now_ms: i64) {
+    let table = shard.topic_table();
+    for (topic, source) in [
+        (OFFSETS_TOPIC_NAME, TxnSource::Log),
+        (TRANSACTION_STATE_TOPIC, TxnSource::None),
+    ] {
+        let Some(meta) = table.get(topic) else {
+            continue;
+        };
+        let settings = TopicSettings::resolve(&shard.config, &meta.configs);
+        for partition in 0..meta.partitions {
+            if shard.owner_of(topic, partition) != shard.id
+                || !shard.is_replicated(topic, partition)
+            {
+                continue;
+            }
+            // Open only where this shard holds the partition (a transaction state log on first use).
+            let Some(log) = shard.log(topic, partition) else {
+                continue;
+            };
+            compact_if_due(shard, (topic, partition), &log, &settings, source, now_ms).await;
+            glommio::yield_if_needed().await;
+        }
     }
+}
+
+/// A compaction pass of `log` if its topic is compacted and its interval passed, with the
+/// partition's transactions from `source`.
+async fn compact_if_due(
+    shard: &Shard,
+    (topic, partition): (&str, i32),
+    log: &PartitionLog,
+    settings: &TopicSettings,
+    source: TxnSource,
+    now_ms: i64,
+) {
+    let broker: &BrokerConfig = &shard.config;
+    let Some(policy) = settings.compaction_policy(broker.live.log_cleaner_max_keys().max(1)) else {
+        return;
+    };
     let dir = log.dir().to_path_buf();
     let interval = i64::try_from(broker.live.log_cleaner_interval_ms()).unwrap_or(i64::MAX);
     let Some(mut scheduled) = SCHEDULE.with(|schedule| {
@@ -67,28 +125,42 @@ pub async fn maybe_compact(
     }) else {
         return;
     };
-    let txns = cleaner_txns(txn_partitions, topic, partition, log);
+    scheduled.last_pass_ms = Some(now_ms);
+    SCHEDULE.with(|schedule| schedule.borrow_mut().insert(dir.clone(), scheduled));
+    let txns = match source {
+        TxnSource::Table => cleaner_txns(&shard.txn_partitions, topic, partition, log),
+        TxnSource::None => CleanerTxns::none(),
+        TxnSource::Log => match txn_scan::cleaner_txns(log).await {
+            Ok(txns) => txns,
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "not compacting: cannot read the log's transactions");
+                return;
+            }
+        },
+    };
     match log
         .compact(&policy, &txns, now_ms, &mut scheduled.memo)
         .await
     {
         Ok(Some(outcome)) => {
             tracing::debug!(dir = %dir.display(), ?outcome, "compaction pass");
+            if source == TxnSource::Log {
+                txn_scan::cleaned_below(&dir, outcome.cleaned_up_to);
+            }
         }
         Ok(None) => {}
         Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "compaction failed"),
     }
-    scheduled.last_pass_ms = Some(now_ms);
     SCHEDULE.with(|schedule| schedule.borrow_mut().insert(dir, scheduled));
 }
 
-/// Whether this replica knows which transactional batches of the partition are aborted or still
-/// open: its leader (or only replica) does; a follower keeps no transaction state, so it leaves a
-/// partition holding transactional batches uncompacted (a pass could keep an aborted value as a
-/// key's latest and drop the committed one, which read_committed readers would then miss after
-/// a failover). Partitions without transactions are compacted on every replica.
-fn knows_transactions(replicated: bool, leads: bool, transactional: bool) -> bool {
-    !transactional || !replicated || leads
+/// Whether this replica's transaction table knows which transactional batches of the partition
+/// are aborted or still open: its leader (or only replica) does. A follower keeps no transaction
+/// state, so it reads them from its log: a pass without them could keep an aborted value as a
+/// key's latest and drop the committed one, which read_committed readers would then miss after a
+/// failover.
+fn knows_transactions(replicated: bool, leads: bool) -> bool {
+    !replicated || leads
 }
 
 /// The partition's transactions as the cleaner needs them, taken when the pass starts: what is
@@ -123,10 +195,9 @@ mod tests {
     use super::knows_transactions;
 
     #[test]
-    fn only_a_follower_of_a_transactional_partition_skips_compaction() {
-        assert!(knows_transactions(false, false, true), "the only replica");
-        assert!(knows_transactions(true, true, true), "the leader");
-        assert!(!knows_transactions(true, false, true), "a follower");
-        assert!(knows_transactions(true, false, false), "no transactions");
+    fn only_a_follower_reads_its_transactions_from_its_log() {
+        assert!(knows_transactions(false, false), "the only replica");
+        assert!(knows_transactions(true, true), "the leader");
+        assert!(!knows_transactions(true, false), "a follower");
     }
 }

@@ -1,13 +1,23 @@
 //! DeleteRecords: moving a partition's log start offset on its owner shard (locally or over the
 //! mesh). Offset -1 means "the high watermark" (Kafka's convention).
+//!
+//! A partition with replicas answers as Kafka's `DelayedDeleteRecords`: once its low watermark
+//! (the smallest log start of the leader and its followers on live brokers, which they report
+//! in each fetch) reached the new log start, with that low watermark; REQUEST_TIMED_OUT when the
+//! request's timeout passes first; NOT_LEADER_OR_FOLLOWER when this broker stops leading it
+//! meanwhile. The followers move their log start as the leader's fetch answers tell them.
+
+use std::time::Duration;
 
 use kafka_protocol::ResponseError;
+use ringbroker_quorum::watch::within;
 use ringbroker_schema::{
     DeleteRecordsRequest as MeshDeleteRecords, DeleteRecordsRequestArgs, DeleteRecordsResult,
     DeleteRecordsResultArgs, Payload,
 };
 
 use crate::errors::{self, storage_error_code};
+use crate::replication::serve::low_watermark;
 use crate::shard::Shard;
 
 /// DeleteRecords' "delete everything up to the high watermark".
@@ -29,12 +39,14 @@ impl DeleteRecordsOutcome {
     }
 }
 
-/// Deletes the records of a partition this shard owns below `offset`.
+/// Deletes the records of a partition this shard owns below `offset`; with replicas, waits up
+/// to `timeout` for the low watermark to follow.
 pub async fn delete_local(
     shard: &Shard,
     topic: &str,
     partition: i32,
     offset: i64,
+    timeout: Duration,
 ) -> DeleteRecordsOutcome {
     let Some(log) = shard.log(topic, partition) else {
         return DeleteRecordsOutcome::error(ResponseError::UnknownTopicOrPartition.code());
@@ -44,26 +56,59 @@ pub async fn delete_local(
     } else {
         offset
     };
-    match log.delete_records_before(target).await {
-        Ok(low_watermark) => DeleteRecordsOutcome {
+    let log_start = match log.delete_records_before(target).await {
+        Ok(log_start) => log_start,
+        Err(e) => return DeleteRecordsOutcome::error(storage_error_code(&e)),
+    };
+    if !shard.is_replicated(topic, partition) {
+        return DeleteRecordsOutcome {
+            error_code: errors::NONE,
+            low_watermark: log_start,
+        };
+    }
+    let waited = within(timeout, async {
+        loop {
+            let seen = shard.replication.log_starts.get();
+            match low_watermark(shard, topic, partition, &log) {
+                None => return Err(ResponseError::NotLeaderOrFollower.code()),
+                Some(low) if low >= log_start => return Ok(low),
+                Some(_) => {}
+            }
+            // A follower's next fetch reports its log start; a leadership change ends the wait too.
+            let leadership = shard.replication.installed.get();
+            let changed = shard.replication.log_starts.wait_until(|now| now != seen);
+            let image = shard
+                .replication
+                .installed
+                .wait_until(|now| now != leadership);
+            futures::pin_mut!(changed, image);
+            futures::future::select(changed, image).await;
+        }
+    })
+    .await;
+    match waited {
+        Some(Ok(low_watermark)) => DeleteRecordsOutcome {
             error_code: errors::NONE,
             low_watermark,
         },
-        Err(e) => DeleteRecordsOutcome::error(storage_error_code(&e)),
+        Some(Err(code)) => DeleteRecordsOutcome::error(code),
+        None => DeleteRecordsOutcome::error(ResponseError::RequestTimedOut.code()),
     }
 }
 
-/// Deletes records wherever the partition lives.
+/// Deletes records wherever the partition lives (waiting up to `timeout` for its replicas).
 pub async fn delete(
     shard: &Shard,
     topic: &str,
     partition: i32,
     offset: i64,
+    timeout: Duration,
 ) -> DeleteRecordsOutcome {
     let owner = shard.owner_of(topic, partition);
     if owner == shard.id {
-        return delete_local(shard, topic, partition, offset).await;
+        return delete_local(shard, topic, partition, offset, timeout).await;
     }
+    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
     let reply = shard
         .mesh
         .call(owner, 96, |fbb| {
@@ -74,6 +119,7 @@ pub async fn delete(
                     topic: Some(topic),
                     partition,
                     offset,
+                    timeout_ms,
                 },
             );
             (Payload::DeleteRecordsRequest, request.as_union_value())
@@ -101,7 +147,15 @@ pub async fn serve_remote(
     request: MeshDeleteRecords<'_>,
 ) {
     let topic = request.topic().unwrap_or_default().to_string();
-    let outcome = delete_local(shard, &topic, request.partition(), request.offset()).await;
+    let timeout = Duration::from_millis(u64::try_from(request.timeout_ms()).unwrap_or(0));
+    let outcome = delete_local(
+        shard,
+        &topic,
+        request.partition(),
+        request.offset(),
+        timeout,
+    )
+    .await;
     shard
         .mesh
         .reply(from, correlation, 64, |fbb| {

@@ -1,13 +1,15 @@
 //! The per-shard retention task: every `RETENTION_CHECK_INTERVAL` it applies each owned partition's
 //! topic settings to its log — the roll size (`segment.bytes`) and retention (`retention.ms`,
 //! `retention.bytes`, deleting whole sealed segments) and, for `cleanup.policy=compact` topics,
-//! compaction (`compaction`, at most every `log_cleaner_interval_ms`). It runs in its own low-share task queue and
+//! compaction (`compaction`, at most every `log_cleaner_interval_ms`; also of the replicated
+//! coordinator topics' logs, which the coordinators own). It runs in its own low-share task queue and
 //! yields between partitions, so produce and fetch keep the core when they need it.
 
 pub mod compaction;
 pub mod delete_records;
 #[cfg(test)]
 mod tests;
+pub(crate) mod txn_scan;
 
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -82,6 +84,7 @@ pub async fn run_once(shard: &Shard) {
         compaction::maybe_compact(shard, (&topic, partition), &log, &settings, now_ms()).await;
         glommio::yield_if_needed().await;
     }
+    compaction::compact_coordinator_logs(shard, now_ms()).await;
 }
 
 /// Applies a topic's settings to one of its partition logs.

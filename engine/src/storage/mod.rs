@@ -67,6 +67,7 @@ use std::cell::Cell;
 use std::path::Path;
 
 pub use compaction::transactions::{AbortedRange, CleanerTxns};
+pub use compaction::txn_tracker::{LogTxnTracker, Marker};
 pub use compaction::{CompactionMemo, CompactionOutcome, CompactionPolicy};
 pub use config::{
     FlushPolicy, LogConfig, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_INDEX_INTERVAL_BYTES,

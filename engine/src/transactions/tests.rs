@@ -187,6 +187,68 @@ fn a_large_state_log_is_compacted_to_its_live_records() {
     });
 }
 
+/// A replicated `__transaction_state` partition is compacted in place by the retention task on
+/// every replica (offsets kept): a new leader's coordinator loads the same transactions from it.
+#[test]
+fn a_state_log_compacted_in_place_loads_the_same_transactions() {
+    use crate::storage::{CleanerTxns, CompactionMemo, CompactionPolicy};
+    run(|| async {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let ids = ["busy-a", "busy-b", "busy-c"];
+        let partitions: Vec<i32> = ids
+            .iter()
+            .map(|id| super::state_partition_for(id))
+            .collect();
+        let store = TxnLogStore::open(temp.path(), &partitions, &small_config())
+            .await
+            .expect("open");
+        for round in 0..100 {
+            for (n, id) in ids.iter().enumerate() {
+                let mut txn = TxnMetadata::new(id, 10 + n as i64, 60_000, 1);
+                txn = txn
+                    .add_partitions(&[("t".into(), round % 3)], 2)
+                    .expect("add")
+                    .unwrap_or(txn);
+                store.persist(&txn, 3).await.expect("persist");
+                if round < 99 || n != 0 {
+                    let ended = txn
+                        .prepare_end(true, 4)
+                        .expect("end")
+                        .expect("prepared")
+                        .complete(5);
+                    store.persist(&ended, 6).await.expect("persist");
+                }
+            }
+        }
+        let before = store.load_all().await.expect("load");
+        let policy = CompactionPolicy {
+            min_compaction_lag_ms: 0,
+            delete_retention_ms: 86_400_000,
+            max_keys: 1 << 16,
+        };
+        let mut shrank = 0;
+        for partition in partitions {
+            let log = store.open_log(partition).expect("open log");
+            let (size, end) = (log.size_bytes(), log.log_end_offset());
+            log.wait_seals_done().await;
+            log.compact(
+                &policy,
+                &CleanerTxns::none(),
+                crate::groups::now_ms(),
+                &mut CompactionMemo::default(),
+            )
+            .await
+            .expect("compact");
+            assert_eq!(log.log_end_offset(), end, "offsets stay");
+            shrank += size.saturating_sub(log.size_bytes());
+        }
+        assert!(shrank > 0, "nothing compacted");
+        let after = store.load_all().await.expect("load after compaction");
+        assert_eq!(after, before);
+        assert_eq!(after["busy-a"].status, TxnStatus::Ongoing);
+    });
+}
+
 /// A one-record batch setting `key` to `value`, transactional for a producer id, else plain.
 fn keyed_batch(producer_id: Option<i64>, key: &str, value: &str) -> Vec<u8> {
     let mut builder = BatchBuilder::new(Compression::None);
@@ -258,6 +320,11 @@ fn compaction_drops_aborted_values_and_keeps_the_committed_ones() {
         let table = super::PartitionTxnTable::default();
         table.insert("t", 0, PartitionTxns::recover(&log).await.expect("recover"));
         let txns = crate::retention::compaction::cleaner_txns(&table, "t", 0, &log);
+        // A follower (no transaction table) reads the same view from its log.
+        let from_log = crate::retention::txn_scan::cleaner_txns(&log)
+            .await
+            .expect("the log's transactions");
+        assert_eq!(from_log, txns);
         let policy = CompactionPolicy {
             min_compaction_lag_ms: 0,
             delete_retention_ms: 60_000,

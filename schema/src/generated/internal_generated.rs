@@ -500,6 +500,7 @@ impl<'a> FetchRequest<'a> {
   pub const VT_WAIT_MS: ::flatbuffers::VOffsetT = 12;
   pub const VT_REPLICA_ID: ::flatbuffers::VOffsetT = 14;
   pub const VT_READ_COMMITTED: ::flatbuffers::VOffsetT = 16;
+  pub const VT_LOG_START_OFFSET: ::flatbuffers::VOffsetT = 18;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -511,6 +512,7 @@ impl<'a> FetchRequest<'a> {
     args: &'args FetchRequestArgs<'args>
   ) -> ::flatbuffers::WIPOffset<FetchRequest<'bldr>> {
     let mut builder = FetchRequestBuilder::new(_fbb);
+    builder.add_log_start_offset(args.log_start_offset);
     builder.add_offset(args.offset);
     builder.add_replica_id(args.replica_id);
     builder.add_wait_ms(args.wait_ms);
@@ -573,6 +575,15 @@ impl<'a> FetchRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<bool>(FetchRequest::VT_READ_COMMITTED, Some(false)).unwrap()}
   }
+  /// A replica fetch's log start offset (the follower's; the leader's low watermark is the
+  /// smallest of its replicas'): -1 for a consumer.
+  #[inline]
+  pub fn log_start_offset(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(FetchRequest::VT_LOG_START_OFFSET, Some(-1)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for FetchRequest<'_> {
@@ -588,6 +599,7 @@ impl ::flatbuffers::Verifiable for FetchRequest<'_> {
      .visit_field::<i32>("wait_ms", Self::VT_WAIT_MS, false)?
      .visit_field::<i32>("replica_id", Self::VT_REPLICA_ID, false)?
      .visit_field::<bool>("read_committed", Self::VT_READ_COMMITTED, false)?
+     .visit_field::<i64>("log_start_offset", Self::VT_LOG_START_OFFSET, false)?
      .finish();
     Ok(())
   }
@@ -600,6 +612,7 @@ pub struct FetchRequestArgs<'a> {
     pub wait_ms: i32,
     pub replica_id: i32,
     pub read_committed: bool,
+    pub log_start_offset: i64,
 }
 impl<'a> Default for FetchRequestArgs<'a> {
   #[inline]
@@ -612,6 +625,7 @@ impl<'a> Default for FetchRequestArgs<'a> {
       wait_ms: 0,
       replica_id: -1,
       read_committed: false,
+      log_start_offset: -1,
     }
   }
 }
@@ -650,6 +664,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> FetchRequestBuilder<'a, 'b, A
     self.fbb_.push_slot::<bool>(FetchRequest::VT_READ_COMMITTED, read_committed, false);
   }
   #[inline]
+  pub fn add_log_start_offset(&mut self, log_start_offset: i64) {
+    self.fbb_.push_slot::<i64>(FetchRequest::VT_LOG_START_OFFSET, log_start_offset, -1);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> FetchRequestBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     FetchRequestBuilder {
@@ -674,6 +692,7 @@ impl ::core::fmt::Debug for FetchRequest<'_> {
       ds.field("wait_ms", &self.wait_ms());
       ds.field("replica_id", &self.replica_id());
       ds.field("read_committed", &self.read_committed());
+      ds.field("log_start_offset", &self.log_start_offset());
       ds.finish()
   }
 }
@@ -1929,6 +1948,7 @@ impl<'a> DeleteRecordsRequest<'a> {
   pub const VT_TOPIC: ::flatbuffers::VOffsetT = 4;
   pub const VT_PARTITION: ::flatbuffers::VOffsetT = 6;
   pub const VT_OFFSET: ::flatbuffers::VOffsetT = 8;
+  pub const VT_TIMEOUT_MS: ::flatbuffers::VOffsetT = 10;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1941,6 +1961,7 @@ impl<'a> DeleteRecordsRequest<'a> {
   ) -> ::flatbuffers::WIPOffset<DeleteRecordsRequest<'bldr>> {
     let mut builder = DeleteRecordsRequestBuilder::new(_fbb);
     builder.add_offset(args.offset);
+    builder.add_timeout_ms(args.timeout_ms);
     builder.add_partition(args.partition);
     if let Some(x) = args.topic { builder.add_topic(x); }
     builder.finish()
@@ -1968,6 +1989,15 @@ impl<'a> DeleteRecordsRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<i64>(DeleteRecordsRequest::VT_OFFSET, Some(0)).unwrap()}
   }
+  /// How long the owner waits for the replicas' log starts to reach the new one (the request's
+  /// timeout_ms) before it answers REQUEST_TIMED_OUT.
+  #[inline]
+  pub fn timeout_ms(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(DeleteRecordsRequest::VT_TIMEOUT_MS, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for DeleteRecordsRequest<'_> {
@@ -1979,6 +2009,7 @@ impl ::flatbuffers::Verifiable for DeleteRecordsRequest<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("topic", Self::VT_TOPIC, false)?
      .visit_field::<i32>("partition", Self::VT_PARTITION, false)?
      .visit_field::<i64>("offset", Self::VT_OFFSET, false)?
+     .visit_field::<i32>("timeout_ms", Self::VT_TIMEOUT_MS, false)?
      .finish();
     Ok(())
   }
@@ -1987,6 +2018,7 @@ pub struct DeleteRecordsRequestArgs<'a> {
     pub topic: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub partition: i32,
     pub offset: i64,
+    pub timeout_ms: i32,
 }
 impl<'a> Default for DeleteRecordsRequestArgs<'a> {
   #[inline]
@@ -1995,6 +2027,7 @@ impl<'a> Default for DeleteRecordsRequestArgs<'a> {
       topic: None,
       partition: 0,
       offset: 0,
+      timeout_ms: 0,
     }
   }
 }
@@ -2017,6 +2050,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DeleteRecordsRequestBuilder<'
     self.fbb_.push_slot::<i64>(DeleteRecordsRequest::VT_OFFSET, offset, 0);
   }
   #[inline]
+  pub fn add_timeout_ms(&mut self, timeout_ms: i32) {
+    self.fbb_.push_slot::<i32>(DeleteRecordsRequest::VT_TIMEOUT_MS, timeout_ms, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DeleteRecordsRequestBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     DeleteRecordsRequestBuilder {
@@ -2037,6 +2074,7 @@ impl ::core::fmt::Debug for DeleteRecordsRequest<'_> {
       ds.field("topic", &self.topic());
       ds.field("partition", &self.partition());
       ds.field("offset", &self.offset());
+      ds.field("timeout_ms", &self.timeout_ms());
       ds.finish()
   }
 }

@@ -222,3 +222,141 @@ fn a_new_leader_takes_over_the_pending_offsets_of_its_partition() {
         assert_eq!(fetch(&new_leader, "g", true).await[0], (0, 10, NONE));
     });
 }
+
+/// One in-place compaction pass of a replicated offsets partition's log, as the retention task
+/// runs it on every replica (offsets kept, transactions read from the log itself); the bytes it
+/// removed.
+async fn compact_in_place(log: &crate::storage::PartitionLog) -> u64 {
+    let txns = crate::retention::txn_scan::cleaner_txns(log)
+        .await
+        .expect("the log's transactions");
+    let policy = crate::storage::CompactionPolicy {
+        min_compaction_lag_ms: 0,
+        delete_retention_ms: 86_400_000,
+        max_keys: 1 << 16,
+    };
+    let mut memo = crate::storage::CompactionMemo::default();
+    let outcome = log
+        .compact(&policy, &txns, crate::retention::now_ms(), &mut memo)
+        .await
+        .expect("compaction pass");
+    outcome.map_or(0, |o| o.bytes_before - o.bytes_after)
+}
+
+/// What a new leader of the partition (a fail-over) rebuilds from the log as it is now.
+async fn new_leader_fetch(store: &Rc<LogOffsetStore>, partition: i32) -> Vec<(i32, i64, i16)> {
+    let new_leader = GroupCoordinator::new(test_config(), store.clone());
+    new_leader.load_partition(partition).await.expect("load");
+    fetch(&new_leader, "g", true).await
+}
+
+/// A replicated `__consumer_offsets` partition is compacted in place on each replica (its
+/// offsets stay, so the replicas' copies agree): nothing at or after an open transaction's first
+/// offset is cleaned, an aborted transaction's offset never hides the committed one before it,
+/// and a new leader rebuilds exactly the state the old one held, before and after the
+/// transaction ends.
+#[test]
+fn a_log_compacted_in_place_rebuilds_the_same_offsets() {
+    run(|| async {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let partition = offsets_partition_for("g", OFFSETS_TOPIC_PARTITIONS);
+        // Default compaction threshold: the coordinator's own rewrite never runs here.
+        let store = Rc::new(
+            LogOffsetStore::open(
+                temp.path(),
+                &[partition],
+                OFFSETS_TOPIC_PARTITIONS,
+                small_log_config(),
+            )
+            .await
+            .expect("open store"),
+        );
+        let c = GroupCoordinator::open(test_config(), store.clone())
+            .await
+            .expect("open");
+        let plain = |partition: i32, offset: i64| {
+            commit_req("g", -1, "", &[("t", partition, offset, None)])
+        };
+        let pad = |round: i64| {
+            commit_req(
+                "g",
+                -1,
+                "",
+                &[("u", 0, round, Some("padding padding padding"))],
+            )
+        };
+        assert_eq!(
+            commit_codes(&c.offset_commit(plain(0, 5), 7).await),
+            vec![NONE]
+        );
+        assert_eq!(
+            commit_codes(&c.offset_commit(plain(1, 15), 7).await),
+            vec![NONE]
+        );
+        for round in 0..100 {
+            c.offset_commit(pad(round), 7).await;
+        }
+        txn_commit(&c, "g", (7, 0), &[(0, 10)]).await;
+        txn_commit(&c, "g", (8, 0), &[(1, 20)]).await;
+        for round in 100..200 {
+            c.offset_commit(pad(round), 7).await;
+        }
+        marker(&c, "g", (7, 0), true).await;
+        // Aborted: a pass must not take it as partition 1's latest and drop the 15 before it.
+        marker(&c, "g", (8, 0), false).await;
+        for round in 200..300 {
+            c.offset_commit(pad(round), 7).await;
+        }
+        // Producer 9 stays open: the cleaner stops at its first offset.
+        txn_commit(&c, "g", (9, 0), &[(2, 30)]).await;
+        for round in 300..600 {
+            c.offset_commit(pad(round), 7).await;
+        }
+        let log = store.log(partition).expect("owned");
+        let end = log.log_end_offset();
+        let open_state = fetch(&c, "g", true).await;
+        assert_eq!(
+            open_state,
+            vec![
+                (0, 10, NONE),
+                (1, 15, NONE),
+                (2, -1, UNSTABLE_OFFSET_COMMIT),
+                (3, -1, NONE)
+            ]
+        );
+        let size = log.size_bytes();
+        assert!(
+            compact_in_place(&log).await > 0,
+            "nothing compacted below the open transaction"
+        );
+        assert!(
+            log.size_bytes() * 2 > size,
+            "cleaned past the open transaction"
+        );
+        assert_eq!(log.log_end_offset(), end, "offsets stay");
+        assert_eq!(new_leader_fetch(&store, partition).await, open_state);
+
+        marker(&c, "g", (9, 0), true).await;
+        for round in 600..900 {
+            c.offset_commit(pad(round), 7).await;
+        }
+        let ended_state = fetch(&c, "g", true).await;
+        assert_eq!(ended_state[2], (2, 30, NONE));
+        let size = log.size_bytes();
+        compact_in_place(&log).await;
+        assert!(
+            log.size_bytes() * 4 < size,
+            "compaction shrank {size} bytes only to {}",
+            log.size_bytes()
+        );
+        assert_eq!(new_leader_fetch(&store, partition).await, ended_state);
+        // The padding's latest value survived too.
+        let new_leader = GroupCoordinator::new(test_config(), store.clone());
+        new_leader.load_partition(partition).await.expect("load");
+        let padded = new_leader
+            .offset_fetch(fetch_req("g", Some(&[("u", &[0])])), 7)
+            .await;
+        assert_eq!(padded.topics[0].partitions[0].committed_offset, 899);
+        store.close().await.expect("close");
+    });
+}

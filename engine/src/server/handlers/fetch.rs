@@ -35,6 +35,8 @@ struct Wanted {
     refused: Option<i16>,
     /// isolation_level 1 (see `transactions::fetch_view`).
     read_committed: bool,
+    /// A replica fetch's log start offset (the follower's): -1 for a consumer.
+    log_start_offset: i64,
 }
 
 pub async fn handle(
@@ -67,6 +69,11 @@ pub async fn handle(
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
+                log_start_offset: if replica_id >= 0 {
+                    p.log_start_offset
+                } else {
+                    -1
+                },
                 refused: if denied.is_some() {
                     denied
                 } else if replica_id >= 0 {
@@ -126,6 +133,7 @@ async fn read_all(
                 wait_ms,
                 replica_id,
                 read_committed: w.read_committed,
+                log_start_offset: w.log_start_offset,
             },
         )
         .await
@@ -150,6 +158,7 @@ async fn wait_for_any(shard: &Shard, wanted: &[Wanted], wait_ms: u32, replica_id
                     wait_ms,
                     replica_id,
                     read_committed: w.read_committed,
+                    log_start_offset: w.log_start_offset,
                 },
             )
         })

@@ -27,6 +27,7 @@ pub mod batch_filter;
 pub mod offset_map;
 pub mod swap;
 pub mod transactions;
+pub mod txn_tracker;
 
 #[cfg(test)]
 mod tests;

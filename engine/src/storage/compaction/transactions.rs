@@ -83,28 +83,45 @@ impl CleanerTxns {
     }
 }
 
+/// The header of a batch of `producer_id` at `base_offset` spanning `count` offsets, transactional
+/// and control as asked (tests of the cleaner's transaction views).
+#[cfg(test)]
+pub(crate) fn test_header(
+    producer_id: i64,
+    base_offset: i64,
+    count: i32,
+    transactional: bool,
+    control: bool,
+) -> BatchHeader {
+    use ringbroker_protocol::records::{BatchBuilder, Compression, Record};
+    let mut builder = BatchBuilder::new(Compression::None);
+    builder
+        .push(&Record {
+            key: Some(b"k"),
+            value: Some(b"v"),
+            headers: &[],
+            timestamp_ms: 1,
+        })
+        .expect("push");
+    let mut header = BatchHeader::parse(&builder.finish().expect("finish")).expect("header");
+    header.producer_id = producer_id;
+    header.base_offset = base_offset;
+    header.last_offset_delta = count - 1;
+    if transactional {
+        header.attributes |= 0x10;
+    }
+    if control {
+        header.attributes |= 0x20;
+    }
+    header
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ringbroker_protocol::records::{BatchBuilder, Compression, Record};
 
     fn header(producer_id: i64, base_offset: i64, transactional: bool) -> BatchHeader {
-        let mut builder = BatchBuilder::new(Compression::None);
-        builder
-            .push(&Record {
-                key: Some(b"k"),
-                value: Some(b"v"),
-                headers: &[],
-                timestamp_ms: 1,
-            })
-            .expect("push");
-        let mut header = BatchHeader::parse(&builder.finish().expect("finish")).expect("header");
-        header.producer_id = producer_id;
-        header.base_offset = base_offset;
-        if transactional {
-            header.attributes |= 0x10;
-        }
-        header
+        test_header(producer_id, base_offset, 1, transactional, false)
     }
 
     #[test]
