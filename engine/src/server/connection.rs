@@ -123,7 +123,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Rc<ClientListe
         shard.metrics.clone(),
     ));
     let connection = Connection {
-        peer,
+        peer: Rc::from(peer),
         principal,
         listener,
         sasl,
@@ -193,7 +193,8 @@ async fn secure(
 
 /// What the reader knows about its connection.
 struct Connection {
-    peer: String,
+    /// Shared with every request's task (one reference count per request, not a copy).
+    peer: Rc<str>,
     /// Kafka's principal of the client before SASL: its certificate's subject, or anonymous.
     principal: String,
     /// The listener it came in on (Metadata advertises it).
@@ -237,7 +238,7 @@ async fn read_requests(
     mut connection: Connection,
 ) {
     let peer = connection.peer.clone();
-    let peer = peer.as_str();
+    let peer = &*peer;
     let config = &shard.config;
     let limits = Limits {
         max_request_bytes: config.max_request_bytes,
@@ -512,7 +513,7 @@ fn admit(
         }
     };
     let shard = shard.clone();
-    let peer = peer.to_string();
+    let peer = connection.peer.clone();
     let listener = connection.listener.clone();
     let session = connection.session.clone();
     Some(
