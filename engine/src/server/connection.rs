@@ -1,12 +1,14 @@
 //! One client connection: read frames, hand each request to the dispatcher as its own task, and
 //! write the responses back strictly in request order (clients pipeline; docs/COMPATIBILITY.md trap 17).
 //!
-//! The reader spawns one task per request and queues its handle; the writer awaits the handles
-//! in queue order. Produce ordering holds because tasks start in spawn order and a partition log
-//! assigns offsets when an append is first polled. Two bounds stop the reader (and TCP pushes back
-//! on the client) until responses drain: `max_in_flight_requests` (the queue) and
-//! `max_in_flight_bytes_per_connection` (request bytes read but not yet answered, Kafka's
-//! memory-pool mute), so a client that pipelines without reading answers costs bounded memory.
+//! The reader cuts frames from the connection's read buffer (`frame_reader`: one `recv` serves every
+//! frame it brought, pipelined requests included), spawns one task per request and queues its
+//! handle; the writer awaits the handles in queue order. Produce ordering holds because tasks
+//! start in spawn order and a partition log assigns offsets when an append is first polled. Two
+//! bounds stop the reader (and TCP pushes back on the client) until responses drain:
+//! `max_in_flight_requests` (the queue) and `max_in_flight_bytes_per_connection` (request bytes
+//! read but not yet answered, Kafka's memory-pool mute), so a client that pipelines without
+//! reading answers costs bounded memory: those bounds plus one read buffer.
 //!
 //! Security (`security`): on an SSL or SASL_SSL listener the TLS handshake comes first (bounded
 //! by `request_read_timeout_ms`; a client that does not speak TLS is closed); on a SASL listener
@@ -32,9 +34,10 @@ use glommio::net::TcpStream;
 use glommio::sync::{Semaphore, StaticPermit};
 use glommio::task::JoinHandle;
 use kafka_protocol::messages::ApiKey;
-use ringbroker_protocol::frame::{self, FRAME_PREFIX_BYTES};
+use ringbroker_protocol::frame::{self, FrameError};
 
 use super::dispatch::{self, Outcome, Part};
+use super::frame_reader::{FrameReadError, FrameReader};
 use super::sendfile;
 use super::writer::{with_timeout, ResponseWriter, WriteError};
 use crate::metrics::{hooks, ShardMetrics};
@@ -47,9 +50,6 @@ use crate::security::{principal, ClientListener};
 use crate::shard::Shard;
 use ringbroker_protocol::api_versions::{is_served, supported_range};
 
-/// Frame bodies are read in steps of at least this size (doubling with what has arrived).
-pub const FRAME_READ_CHUNK_BYTES: usize = 64 * 1024;
-
 /// A request whose response the writer awaits, with what its metrics need.
 struct InFlight {
     task: JoinHandle<Outcome>,
@@ -59,6 +59,9 @@ struct InFlight {
     /// Its share of `max_in_flight_bytes_per_connection`, given back once the response is written.
     _bytes: StaticPermit,
 }
+
+/// The connection's request frames (`frame_reader`: one read serves every frame it brought).
+type Frames = FrameReader<ReadHalf<ClientStream>>;
 
 /// The per-connection limits, from the broker's settings.
 struct Limits {
@@ -120,7 +123,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, listener: Rc<ClientListe
         shard.metrics.clone(),
     ));
     let connection = Connection {
-        peer,
+        peer: Rc::from(peer),
         principal,
         listener,
         sasl,
@@ -190,7 +193,8 @@ async fn secure(
 
 /// What the reader knows about its connection.
 struct Connection {
-    peer: String,
+    /// Shared with every request's task (one reference count per request, not a copy).
+    peer: Rc<str>,
     /// Kafka's principal of the client before SASL: its certificate's subject, or anonymous.
     principal: String,
     /// The listener it came in on (Metadata advertises it).
@@ -228,13 +232,13 @@ impl Connection {
 /// queue.
 async fn read_requests(
     shard: &Rc<Shard>,
-    mut reader: ReadHalf<ClientStream>,
+    reader: ReadHalf<ClientStream>,
     queue: &local_channel::LocalSender<InFlight>,
     budget: &Rc<Semaphore>,
     mut connection: Connection,
 ) {
     let peer = connection.peer.clone();
-    let peer = peer.as_str();
+    let peer = &*peer;
     let config = &shard.config;
     let limits = Limits {
         max_request_bytes: config.max_request_bytes,
@@ -242,11 +246,8 @@ async fn read_requests(
         request_read: Duration::from_millis(config.request_read_timeout_ms),
     };
     let budget_bytes = config.max_in_flight_bytes_per_connection;
+    let mut frames = FrameReader::new(reader);
     loop {
-        let Some((prefix, prefix_took)) = read_prefix(&mut reader, &limits, peer).await else {
-            return;
-        };
-        let prefix_read = hooks::now(shard.metrics());
         // An unauthenticated client only sends small SASL requests (Kafka's
         // sasl.server.max.receive.size).
         let max_request_bytes = if connection.authenticating() {
@@ -256,20 +257,29 @@ async fn read_requests(
         } else {
             limits.max_request_bytes
         };
-        let size = match frame::frame_size(prefix, max_request_bytes) {
-            Ok(size) => size,
-            Err(e) if connection.authenticating() => {
+        let (size, prefix_took) = match read_frame_size(
+            &mut frames,
+            &limits,
+            max_request_bytes,
+            peer,
+        )
+        .await
+        {
+            Some((Ok(size), took)) => (size, took),
+            None => return,
+            Some((Err(e), _)) if connection.authenticating() => {
                 count(shard.metrics(), |m| {
                     &m.counters.sasl_authentication_failures
                 });
                 tracing::warn!(%peer, error = %e, limit_bytes = MAX_UNAUTHENTICATED_REQUEST_BYTES, "closing connection: request too large before SASL authentication (Kafka's sasl.server.max.receive.size)");
                 return;
             }
-            Err(e) => {
+            Some((Err(e), _)) => {
                 tracing::warn!(%peer, error = %e, "closing connection: bad frame size");
                 return;
             }
         };
+        let prefix_read = hooks::now(shard.metrics());
         // Backpressure before the body is read: a request larger than the whole budget waits
         // until it is the only one in flight (it is bounded by max_request_bytes).
         let units = size.min(budget_bytes) as u64;
@@ -278,7 +288,7 @@ async fn read_requests(
         };
         // One deadline for the whole frame: what the prefix took is gone from the body's time.
         let body_time = limits.request_read.saturating_sub(prefix_took);
-        let body = match with_timeout(body_time, read_body(&mut reader, size)).await {
+        let body = match with_timeout(body_time, frames.read_body(size)).await {
             Some(Ok(body)) => body,
             Some(Err(e)) => {
                 tracing::warn!(%peer, error = %e, size, "closing connection: truncated frame");
@@ -408,59 +418,53 @@ async fn acquire_budget(
         .ok()
 }
 
-/// Reads a frame's size prefix: the first bytes may take `limits.idle` (an idle connection), the
-/// rest must follow within `limits.request_read`. One `recv` in the usual case (the whole prefix
-/// arrives at once). Returns the prefix and how long its rest took; `None` closes the connection.
-async fn read_prefix(
-    reader: &mut ReadHalf<ClientStream>,
+/// Reads the next frame's size prefix and checks it against `max_request_bytes`: waiting for the
+/// first bytes may take `limits.idle` (an idle connection), the rest of the prefix must follow
+/// within `limits.request_read`. No system call when the prefix is already buffered. Returns the
+/// size (or why it is refused) and how long the prefix took after its first bytes; `None` closes
+/// the connection (end of stream, idleness, a failed or too slow read).
+async fn read_frame_size(
+    frames: &mut Frames,
     limits: &Limits,
+    max_request_bytes: usize,
     peer: &str,
-) -> Option<([u8; FRAME_PREFIX_BYTES], Duration)> {
-    let mut prefix = [0u8; FRAME_PREFIX_BYTES];
-    let first = match with_timeout(limits.idle, reader.read(&mut prefix)).await {
+) -> Option<(Result<usize, FrameError>, Duration)> {
+    if frames.buffered() == 0 {
+        match with_timeout(limits.idle, frames.read_more()).await {
+            None => {
+                tracing::info!(%peer, idle_ms = limits.idle.as_millis() as u64, "closing idle connection (connections_max_idle_ms)");
+                return None;
+            }
+            Some(Ok(0)) => return None, // the peer closed the connection
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "connection read failed");
+                return None;
+            }
+        }
+    }
+    // Bytes already buffered arrived with the previous read: the prefix's time counts from now.
+    let first_bytes_at = Instant::now();
+    let size = match with_timeout(
+        limits.request_read,
+        frames.read_frame_size(max_request_bytes),
+    )
+    .await
+    {
         None => {
-            tracing::info!(%peer, idle_ms = limits.idle.as_millis() as u64, "closing idle connection (connections_max_idle_ms)");
+            tracing::warn!(%peer, timeout_ms = limits.request_read.as_millis() as u64, "closing connection: frame size prefix too slow (request_read_timeout_ms)");
             return None;
         }
-        Some(Ok(0)) => return None, // the peer closed the connection
-        Some(Ok(read)) => read,
-        Some(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "connection read failed");
+        Some(Ok(size)) => Ok(size),
+        Some(Err(FrameReadError::Frame(e))) => Err(e),
+        Some(Err(FrameReadError::Io(e))) => {
+            if e.kind() != std::io::ErrorKind::UnexpectedEof {
+                tracing::debug!(%peer, error = %e, "connection read failed");
+            }
             return None;
         }
     };
-    let first_bytes_at = Instant::now();
-    if first < FRAME_PREFIX_BYTES {
-        let rest = reader.read_exact(&mut prefix[first..]);
-        match with_timeout(limits.request_read, rest).await {
-            None => {
-                tracing::warn!(%peer, timeout_ms = limits.request_read.as_millis() as u64, "closing connection: frame size prefix too slow (request_read_timeout_ms)");
-                return None;
-            }
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                if e.kind() != std::io::ErrorKind::UnexpectedEof {
-                    tracing::debug!(%peer, error = %e, "connection read failed");
-                }
-                return None;
-            }
-        }
-    }
-    Some((prefix, first_bytes_at.elapsed()))
-}
-
-/// Reads a frame body of `size` bytes, growing the buffer as bytes arrive: a peer that claims a
-/// large frame and sends nothing holds at most `FRAME_READ_CHUNK_BYTES`, not the claimed size.
-async fn read_body(reader: &mut ReadHalf<ClientStream>, size: usize) -> std::io::Result<BytesMut> {
-    let mut body = BytesMut::with_capacity(size.min(FRAME_READ_CHUNK_BYTES));
-    while body.len() < size {
-        let start = body.len();
-        let want = (size - start).min(FRAME_READ_CHUNK_BYTES.max(start));
-        body.resize(start + want, 0);
-        reader.read_exact(&mut body[start..]).await?;
-    }
-    debug_assert_eq!(body.len(), size);
-    Ok(body)
+    Some((size, first_bytes_at.elapsed()))
 }
 
 /// Checks a frame's api and version and spawns its handler. `None` closes the connection.
@@ -509,7 +513,7 @@ fn admit(
         }
     };
     let shard = shard.clone();
-    let peer = peer.to_string();
+    let peer = connection.peer.clone();
     let listener = connection.listener.clone();
     let session = connection.session.clone();
     Some(

@@ -8,6 +8,7 @@ pub mod connection_limits;
 pub mod data_dir_lock;
 pub mod dispatch;
 pub mod fd_limit;
+pub mod frame_reader;
 pub mod handlers;
 mod listener;
 mod peer;

@@ -233,10 +233,14 @@ impl ResponseWriter {
     }
 }
 
-/// Runs `fut` for at most `limit`; `None` when time ran out.
+/// Runs `fut` for at most `limit`; `None` when time ran out. A future that is ready at once (a
+/// frame already in the read buffer, a send the socket takes) sets no timer.
 pub async fn with_timeout<F: std::future::Future>(limit: Duration, fut: F) -> Option<F::Output> {
-    let timer = glommio::timer::sleep(limit);
     futures::pin_mut!(fut);
+    if let Poll::Ready(output) = futures::poll!(fut.as_mut()) {
+        return Some(output);
+    }
+    let timer = glommio::timer::sleep(limit);
     futures::pin_mut!(timer);
     match futures::future::select(fut, timer).await {
         futures::future::Either::Left((output, _)) => Some(output),
