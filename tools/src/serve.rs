@@ -253,7 +253,10 @@ SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM
         pub inter_broker_ssl_ca_file: Option<OptionalPath>,
 
         #[setting(key = "advertised.listeners", env = "RINGBROKER_ADVERTISED_LISTENERS", default = "", kafka = Some("advertised.listeners"), live = false)]
-        /// host:port that clients are told to connect to (empty: the listener's address).
+        /// host:port that clients are told to connect to, per listener name: NAME://HOST:PORT,...
+        /// (a bare HOST:PORT is PLAINTEXT's, or the primary listener's if that has no entry;
+        /// listeners without one take its host and their own port). Empty: each listener's own
+        /// address.
         #[arg(long, value_name = "HOST:PORT")]
         pub advertised_listener: Option<AdvertisedListener>,
 

@@ -148,8 +148,8 @@ impl fmt::Display for ClientListeners {
 ///
 /// Advertised addresses: the `advertised.listeners` entry of the same name; else, when that
 /// setting names other listeners, its first client entry's host (and, for the primary
-/// listener, its port: the form `--advertised-listener HOST:PORT` has always had); else the
-/// listener's own address.
+/// listener, its port, unless that entry names another listener: the form
+/// `--advertised-listener HOST:PORT` has always had); else the listener's own address.
 pub fn resolve(
     listener: &Listener,
     map: &ProtocolMap,
@@ -158,6 +158,7 @@ pub fn resolve(
 ) -> Result<ClientListeners, String> {
     let is_controller = |name: &str| controller.0.iter().any(|c| c == name);
     let fallback = advertised.entries.iter().find(|e| !is_controller(&e.name));
+    let names_a_listener = |name: &str| listener.entries.iter().any(|(e, _)| e.name == name);
     let mut listeners: Vec<ClientListener> = Vec::new();
     let mut ignored = Vec::new();
     for (entry, address) in &listener.entries {
@@ -176,7 +177,10 @@ pub fn resolve(
         let (advertised_host, advertised_port) = match (advertised.for_name(&entry.name), fallback)
         {
             (Some(own), _) => (own.bare_host().to_string(), own.port),
-            (None, Some(first)) if primary => (first.bare_host().to_string(), first.port),
+            // The port too, unless that entry is another listener's.
+            (None, Some(first)) if primary && !names_a_listener(&first.name) => {
+                (first.bare_host().to_string(), first.port)
+            }
             (None, Some(first)) => (first.bare_host().to_string(), address.port()),
             (None, None) => (address.ip().to_string(), address.port()),
         };
@@ -317,6 +321,20 @@ mod tests {
             [
                 "PLAINTEXT PLAINTEXT 0.0.0.0:9092 broker1:19092",
                 "SSL SSL 0.0.0.0:9093 broker1:9093",
+            ]
+        );
+        // A bare address is PLAINTEXT's: an SSL primary listener keeps its own port.
+        let ssl_first = resolve_text(
+            "SSL://:9093,PLAINTEXT://:9092",
+            DEFAULT_PROTOCOL_MAP,
+            "broker1:19092",
+        )
+        .unwrap();
+        assert_eq!(
+            summary(&ssl_first),
+            [
+                "SSL SSL 0.0.0.0:9093 broker1:9093",
+                "PLAINTEXT PLAINTEXT 0.0.0.0:9092 broker1:19092",
             ]
         );
     }
