@@ -191,6 +191,7 @@ impl BrokerConfig {
     /// first, then the further ones.
     pub fn client_listeners(&self) -> Vec<crate::security::ClientListener> {
         let primary = crate::security::ClientListener {
+            name: self.security.primary_name.clone(),
             protocol: self.security.primary_protocol,
             address: self.listen,
             advertised_host: self.advertised_host.clone(),

@@ -299,6 +299,7 @@ fn server_configs() -> &'static [Arc<rustls::ServerConfig>; 2] {
             cert: cert_path("server.pem"),
             key: cert_path("server.key"),
             client_ca,
+            policy: Default::default(),
         };
         let build = |files: TlsFiles| {
             tls::server_config(&files).unwrap_or_else(|e| panic!("fuzz/certs: {e}"))

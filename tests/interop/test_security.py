@@ -397,16 +397,21 @@ def test_java_client_and_kafka_cli_over_sasl_ssl_scram_sha_512(secure, topic_nam
         "ssl.truststore.type=PEM\n"
         f"ssl.truststore.location={secure.certs / 'ca.pem'}\n"
     )
-    address = secure.address("SASL_SSL")
-    run_ok(java_classpath, TOPIC_COMMAND, "--bootstrap-server", address, "--command-config", str(properties),
-           "--create", "--topic", topic_name, "--partitions", "2")
-    out = run_ok(java_classpath, PRODUCER_PERFORMANCE, "--topic", topic_name, "--num-records", str(JAVA_RECORDS),
+    java_round_trip(java_classpath, properties, secure.address("SASL_SSL"), topic_name)
+
+
+def java_round_trip(classpath: str, properties: Path, address: str, topic: str) -> None:
+    """Kafka's CLI creates `topic` through `address` with the client settings in `properties`, the Java producer
+    writes JAVA_RECORDS records and a console consumer in a group reads them all back."""
+    run_ok(classpath, TOPIC_COMMAND, "--bootstrap-server", address, "--command-config", str(properties),
+           "--create", "--topic", topic, "--partitions", "2")
+    out = run_ok(classpath, PRODUCER_PERFORMANCE, "--topic", topic, "--num-records", str(JAVA_RECORDS),
                  "--record-size", "100", "--throughput", "-1", "--command-config", str(properties),
                  "--command-property", f"bootstrap.servers={address}", "acks=all")
     assert f"{JAVA_RECORDS} records sent" in out, out
-    # A consumer group: FindCoordinator (v4 from the Java client), JoinGroup, SyncGroup, OffsetCommit over SASL_SSL.
-    out = run_ok(java_classpath, CONSOLE_CONSUMER, "--bootstrap-server", address, "--command-config", str(properties),
-                 "--topic", topic_name, "--group", f"g-{uuid.uuid4().hex[:8]}", "--from-beginning",
+    # A consumer group: FindCoordinator (v4 from the Java client), JoinGroup, SyncGroup, OffsetCommit.
+    out = run_ok(classpath, CONSOLE_CONSUMER, "--bootstrap-server", address, "--command-config", str(properties),
+                 "--topic", topic, "--group", f"g-{uuid.uuid4().hex[:8]}", "--from-beginning",
                  "--max-messages", str(JAVA_RECORDS), "--timeout-ms", "60000")
     assert len(out.splitlines()) == JAVA_RECORDS
 

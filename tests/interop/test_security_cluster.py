@@ -379,3 +379,54 @@ def test_brokers_without_cluster_action_are_refused_until_granted(tmp_path):
         with cluster.hosts.in_hub():
             grant_cluster_action_to_brokers(admin)
             wait_for_state(admin, topic, lambda s: s == (1, [1, 2, 3]), "the followers back in the ISR")
+
+
+REPLICATION_PORT = 9095
+
+
+def replication_address(node) -> str:
+    return f"{node.address}:{node.hosts.port(node.host, REPLICATION_PORT)}"
+
+
+@pytest.mark.timeout(300)
+def test_named_listeners_a_sasl_ssl_client_one_and_an_ssl_replication_one(tmp_path):
+    """Kafka's named listeners: CLIENT (SASL_SSL) for clients and REPLICATION (SSL) between the brokers
+    (`listener.security.protocol.map=CLIENT:SASL_SSL,REPLICATION:SSL`, `inter.broker.listener.name=REPLICATION`),
+    with `ssl.cipher.suites` limited to one TLS 1.3 suite on both sides of the brokers' TLS. Clients of CLIENT
+    are sent to CLIENT ports; the followers fetch over REPLICATION and stay in sync (min.insync.replicas=3)."""
+    cluster, certs = cluster_with_certificates(tmp_path)
+    users = f"SCRAM-SHA-512=[name={ADMIN_USER},password={ADMIN_PASSWORD}]"
+    for node in cluster.nodes:
+        node.listen_args = ["--listener", f"CLIENT://{sasl_ssl_address(node)}",
+                            "--listener", f"REPLICATION://{replication_address(node)}"]
+        node.extra_args = [
+            "--listener-security-protocol-map", "CLIENT:SASL_SSL,REPLICATION:SSL",
+            "--inter-broker-listener-name", "REPLICATION",
+            "--inter-broker-ssl-ca-file", str(certs / "ca.pem"),
+            "--ssl-cipher-suites", "TLS_AES_128_GCM_SHA256",
+            "--ssl-cert", str(certs / "server.pem"), "--ssl-key", str(certs / "server.key"),
+            "--sasl-mechanisms", "SCRAM-SHA-512", "--add-scram", users,
+            "--replica-lag-time-max-ms", str(REPLICA_LAG_TIME_MAX_MS),
+        ]
+    config = client_config(certs)
+    topic = f"named-{uuid.uuid4().hex[:8]}"
+    with started(cluster):
+        with cluster.hosts.in_hub():
+            one, two, three = cluster.nodes
+            assert advertised(sasl_ssl_address(one), config) == {sasl_ssl_address(n) for n in cluster.nodes}
+            replication = {"security.protocol": "SSL", "ssl.ca.location": str(certs / "ca.pem")}
+            assert advertised(replication_address(two), replication) == \
+                {replication_address(n) for n in cluster.nodes}
+            admin = AdminClient({"bootstrap.servers": sasl_ssl_address(one), **config})
+            admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[1, 2, 3]],
+                                          config={"min.insync.replicas": "3"})])[topic].result(30)
+            wait_for_state(admin, topic, lambda s: s == (1, [1, 2, 3]), "node 1 leads, every replica in sync")
+            producer = clients.producer(sasl_ssl_address(three), **config)
+            sent = [(f"k{i}".encode(), f"v{i}".encode()) for i in range(500)]
+            assert len(clients.produce_all(producer, topic, sent, partition=0)) == len(sent)
+            time.sleep(2 * REPLICA_LAG_TIME_MAX_MS / 1000)
+            assert partition_state(admin, topic) == (1, [1, 2, 3])
+            assert read_partition(sasl_ssl_address(two), config, topic, len(sent)) == [v for _, v in sent]
+        for node in cluster.nodes:
+            log = node.log_since_start()
+            assert "TLS handshake with" not in log and "has no REPLICATION listener" not in log, node.log_tail()

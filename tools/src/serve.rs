@@ -8,6 +8,8 @@
 //!
 //! - `settings`: the declaration macro and the precedence rules;
 //! - `values`: the value types (listeners, data dir, ...), parsed alike from every source;
+//! - `listeners`: the client listeners from `listeners`, `listener.security.protocol.map`,
+//!   `controller.listener.names` and `advertised.listeners`;
 //! - `config_file`: TOML and properties files into flat keys;
 //! - `profile`: the tuning-profile keys as settings;
 //! - `resolved`: one complete resolution (settings, profile, warnings) and the engine config;
@@ -24,6 +26,7 @@
 //! setting also needs its apply step in `Resolved::apply_live`.
 
 mod config_file;
+pub mod listeners;
 pub mod logging;
 pub mod profile;
 mod rate_limit;
@@ -40,13 +43,14 @@ use std::process::ExitCode;
 use ringbroker_engine::config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN};
 use thiserror::Error;
 
+use listeners::{ListenerNames, OptionalListenerName, ProtocolMap, DEFAULT_PROTOCOL_MAP};
 pub use resolved::Resolved;
 use settings::serve_settings;
 use values::{
-    AdvertisedListener, AuthorizerChoice, DataDir, IntIn, Listener, LogFilter, LogFormat,
-    MetricsListen, OptionalAddress, OptionalMechanism, OptionalName, OptionalPath,
+    AdvertisedListener, AuthorizerChoice, CipherSuites, DataDir, IntIn, Listener, LogFilter,
+    LogFormat, MetricsListen, OptionalAddress, OptionalMechanism, OptionalName, OptionalPath,
     OptionalProtocol, Principals, ProcessRoles, ProfileChoice, QuorumVoters, SaslMechanisms,
-    ScramUsers, Secret, ShardCount, Switch,
+    ScramUsers, Secret, ShardCount, Switch, TlsProtocols,
 };
 
 /// The environment variable naming the config file when `--config` is not given.
@@ -88,10 +92,11 @@ pub struct SettingSources {
     /// --set segment_bytes=64MiB.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
-    /// A client listener with its security protocol, PROTO://HOST:PORT (PROTO: PLAINTEXT, SSL,
-    /// SASL_PLAINTEXT, SASL_SSL); repeatable. Added to --listen when both are given, else they
-    /// replace `listeners` (the first is the primary one).
-    #[arg(long = "listener", value_name = "PROTO://HOST:PORT")]
+    /// A client listener, NAME://HOST:PORT: NAME is a security protocol (PLAINTEXT, SSL,
+    /// SASL_PLAINTEXT, SASL_SSL) or a name listener.security.protocol.map gives one (CLIENT,
+    /// REPLICATION, ...); repeatable. Added to --listen when both are given, else they replace
+    /// `listeners` (the first is the primary one).
+    #[arg(long = "listener", value_name = "NAME://HOST:PORT")]
     pub listeners: Vec<String>,
 }
 
@@ -114,10 +119,40 @@ SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM
 
         #[setting(key = "listeners", env = "RINGBROKER_LISTENERS", default = DEFAULT_LISTEN, kafka = Some("listeners"), live = false)]
         /// Address the Kafka listener binds on (one SO_REUSEPORT listener per shard); HOST:PORT (one
-        /// PLAINTEXT listener) or Kafka's list, PROTO://HOST:PORT,... with PROTO one of PLAINTEXT,
-        /// SSL, SASL_PLAINTEXT, SASL_SSL (other entries are reported and not served).
+        /// PLAINTEXT listener) or Kafka's list, NAME://HOST:PORT,... with each NAME in
+        /// listener.security.protocol.map (entries named in controller.listener.names are
+        /// reported and not served).
         #[arg(long, value_name = "HOST:PORT")]
         pub listen: Option<Listener>,
+
+        #[setting(key = "listener.security.protocol.map", env = "RINGBROKER_LISTENER_SECURITY_PROTOCOL_MAP", default = DEFAULT_PROTOCOL_MAP, kafka = Some("listener.security.protocol.map"), live = false)]
+        /// Each listener name's security protocol, NAME:PROTOCOL,... (e.g.
+        /// CLIENT:SASL_SSL,REPLICATION:SSL); several names may share a protocol. Setting it
+        /// replaces Kafka's default, where each protocol's name maps to itself.
+        #[arg(long, value_name = "NAME:PROTOCOL,...")]
+        pub listener_security_protocol_map: Option<ProtocolMap>,
+
+        #[setting(key = "controller.listener.names", env = "RINGBROKER_CONTROLLER_LISTENER_NAMES", default = "CONTROLLER", kafka = Some("controller.listener.names"), live = false)]
+        /// Names of `listeners` entries that are the controller quorum's, not client listeners:
+        /// reported at start and not served (the quorum listens on controller.listen, with its
+        /// own unencrypted protocol).
+        #[arg(long, value_name = "NAME,...")]
+        pub controller_listener_names: Option<ListenerNames>,
+
+        #[setting(key = "ssl.enabled.protocols", env = "RINGBROKER_SSL_ENABLED_PROTOCOLS", default = "TLSv1.2,TLSv1.3", kafka = Some("ssl.enabled.protocols"), live = true)]
+        /// TLS versions SSL and SASL_SSL listeners accept and brokers use with each other:
+        /// TLSv1.2, TLSv1.3 or both (older versions are not supported). SIGHUP applies a change
+        /// to new connections.
+        #[arg(long, value_name = "TLSv1.2,TLSv1.3")]
+        pub ssl_enabled_protocols: Option<TlsProtocols>,
+
+        #[setting(key = "ssl.cipher.suites", env = "RINGBROKER_SSL_CIPHER_SUITES", default = "", kafka = Some("ssl.cipher.suites"), live = true)]
+        /// Cipher suites of SSL and SASL_SSL listeners and of brokers with each other, IANA names
+        /// (TLS_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, ...) in preference
+        /// order: the broker's order picks the suite, as Kafka's JDK does. Empty: every suite of
+        /// rustls (AES-256-GCM first). A name rustls lacks stops the start, naming it.
+        #[arg(long, value_name = "SUITE,...")]
+        pub ssl_cipher_suites: Option<CipherSuites>,
 
         #[setting(key = "ssl.cert", env = "RINGBROKER_SSL_CERT", default = "", kafka = None, live = true)]
         /// PEM certificate chain of SSL and SASL_SSL listeners (Kafka keeps it in
@@ -177,15 +212,15 @@ SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM
 
         #[setting(key = "inter.broker.listener.name", env = "RINGBROKER_INTER_BROKER_LISTENER_NAME", default = "", kafka = Some("inter.broker.listener.name"), live = false)]
         /// The listener the brokers of a cluster reach each other on (followers' fetches,
-        /// transaction markers): PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (a listener is named
-        /// by its protocol). Empty: security.inter.broker.protocol's, else PLAINTEXT as Kafka
-        /// (a single node without one: its first listener). Give every broker the same.
+        /// transaction markers), by name: one of `listeners`, e.g. REPLICATION or SSL. Empty:
+        /// security.inter.broker.protocol's, else PLAINTEXT as Kafka (a single node without
+        /// one: its first listener). Give every broker the same.
         #[arg(long, value_name = "NAME")]
-        pub inter_broker_listener_name: Option<OptionalProtocol>,
+        pub inter_broker_listener_name: Option<OptionalListenerName>,
 
         #[setting(key = "security.inter.broker.protocol", env = "RINGBROKER_SECURITY_INTER_BROKER_PROTOCOL", default = "", kafka = Some("security.inter.broker.protocol"), live = false)]
-        /// The inter-broker listener by its security protocol (Kafka's older setting; set it or
-        /// inter.broker.listener.name, not both).
+        /// The inter-broker listener by its security protocol: the listener of that name (Kafka's
+        /// older setting; set it or inter.broker.listener.name, not both).
         #[arg(long, value_name = "PROTOCOL")]
         pub security_inter_broker_protocol: Option<OptionalProtocol>,
 
@@ -218,7 +253,10 @@ SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM
         pub inter_broker_ssl_ca_file: Option<OptionalPath>,
 
         #[setting(key = "advertised.listeners", env = "RINGBROKER_ADVERTISED_LISTENERS", default = "", kafka = Some("advertised.listeners"), live = false)]
-        /// host:port that clients are told to connect to (empty: the listener's address).
+        /// host:port that clients are told to connect to, per listener name: NAME://HOST:PORT,...
+        /// (a bare HOST:PORT is PLAINTEXT's, or the primary listener's if that has no entry;
+        /// listeners without one take its host and their own port). Empty: each listener's own
+        /// address.
         #[arg(long, value_name = "HOST:PORT")]
         pub advertised_listener: Option<AdvertisedListener>,
 

@@ -77,7 +77,7 @@ impl BrokerLifecycle {
         // Every client listener as it advertises itself, the inter-broker one first: the
         // registration's one-endpoint fields carry the first, for readers from before
         // `listeners`. Other brokers find it by name (`inter.broker.listener.name`).
-        let inter_broker = config.security.inter_broker.listener;
+        let inter_broker = config.security.inter_broker.listener_name();
         let mut listeners: Vec<BrokerEndpoint> = config
             .client_listeners()
             .iter()
@@ -88,7 +88,7 @@ impl BrokerLifecycle {
                 protocol: l.protocol,
             })
             .collect();
-        listeners.sort_by_key(|l| l.protocol != inter_broker);
+        listeners.sort_by_key(|l| l.name != inter_broker);
         Registration {
             node_id: config.node_id,
             incarnation: self.incarnation,

@@ -112,7 +112,7 @@ impl BrokerConnection {
                 reason: e.to_string(),
             })?;
         let _ = tcp.set_nodelay(true);
-        debug_assert_eq!(security.tls.is_some(), security.listener.uses_tls());
+        debug_assert_eq!(security.tls.is_some(), security.protocol.uses_tls());
         let stream = match &security.tls {
             None => BrokerStream::Plain(tcp),
             Some(tls) => {
@@ -134,7 +134,7 @@ impl BrokerConnection {
             buf: BytesMut::with_capacity(4096),
             renew_at: None,
         };
-        debug_assert_eq!(security.sasl.is_some(), security.listener.uses_sasl());
+        debug_assert_eq!(security.sasl.is_some(), security.protocol.uses_sasl());
         if let Some(login) = &security.sasl {
             connection.authenticate(login).await?;
         }

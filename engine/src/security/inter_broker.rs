@@ -15,23 +15,27 @@ use rustls_pki_types::PrivateKeyDer;
 
 use super::sasl::client::SaslLogin;
 use super::tls::{crypto_provider, read_certificates, Reloadable, TlsError};
+use super::tls_policy::TlsPolicy;
 use super::SecurityProtocol;
 
 /// What a connection to another broker needs.
 #[derive(Debug, Clone)]
 pub struct InterBrokerSecurity {
-    /// The listener other brokers are reached on; a listener is named by its security protocol.
-    pub listener: SecurityProtocol,
-    /// The TLS client configuration; set exactly when `listener` uses TLS.
+    /// The name of the listener other brokers are reached on (`inter.broker.listener.name`).
+    pub listener_name: String,
+    /// That listener's security protocol (`listener.security.protocol.map`).
+    pub protocol: SecurityProtocol,
+    /// The TLS client configuration; set exactly when `protocol` uses TLS.
     pub tls: Option<Arc<ClientTls>>,
-    /// The SASL login; set exactly when `listener` uses SASL.
+    /// The SASL login; set exactly when `protocol` uses SASL.
     pub sasl: Option<SaslLogin>,
 }
 
 impl Default for InterBrokerSecurity {
     fn default() -> Self {
         InterBrokerSecurity {
-            listener: SecurityProtocol::Plaintext,
+            listener_name: SecurityProtocol::Plaintext.name().to_string(),
+            protocol: SecurityProtocol::Plaintext,
             tls: None,
             sasl: None,
         }
@@ -40,8 +44,8 @@ impl Default for InterBrokerSecurity {
 
 impl InterBrokerSecurity {
     /// The name of the listener other brokers are reached on, as they registered it.
-    pub fn listener_name(&self) -> &'static str {
-        self.listener.name()
+    pub fn listener_name(&self) -> &str {
+        &self.listener_name
     }
 }
 
@@ -54,6 +58,9 @@ pub struct ClientTlsFiles {
     /// asks for a client certificate (`ssl.client.ca` there): the broker's own `ssl.cert` and
     /// `ssl.key`, as Kafka presents its keystore.
     pub identity: Option<(PathBuf, PathBuf)>,
+    /// `ssl.enabled.protocols` and `ssl.cipher.suites`, which Kafka applies to both sides of
+    /// its brokers' TLS.
+    pub policy: TlsPolicy,
 }
 
 /// The TLS client configuration new connections to other brokers get; SIGHUP replaces it (with
@@ -69,11 +76,11 @@ impl ClientTls {
     }
 }
 
-/// Builds the client configuration: TLS 1.2 and 1.3, the other broker's certificate checked
+/// Builds the client configuration: the policy's versions and suites, the other broker's certificate checked
 /// against `files.ca` and its host name (Kafka's default `ssl.endpoint.identification.algorithm`
 /// `https`), this broker's certificate when asked for.
 pub fn client_config(files: &ClientTlsFiles) -> Result<Arc<ClientConfig>, TlsError> {
-    let provider = Arc::new(crypto_provider());
+    let provider = Arc::new(files.policy.restrict(crypto_provider())?);
     let ca_error = |reason: String| TlsError::TrustedCa {
         path: files.ca.clone(),
         reason,
@@ -83,7 +90,7 @@ pub fn client_config(files: &ClientTlsFiles) -> Result<Arc<ClientConfig>, TlsErr
         roots.add(ca).map_err(|e| ca_error(e.to_string()))?;
     }
     let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&files.policy.versions())
         .map_err(|e| ca_error(e.to_string()))?
         .with_root_certificates(roots);
     let config = match &files.identity {

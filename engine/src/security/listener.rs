@@ -1,5 +1,5 @@
 //! Kafka's security protocols (`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`) and one client
-//! listener: where it binds, what it speaks and what address Metadata gives its clients.
+//! listener: its name, where it binds, what it speaks and what address Metadata gives its clients.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -85,9 +85,13 @@ impl FromStr for SecurityProtocol {
     }
 }
 
-/// One client listener: its bind address, protocol and the address its clients are given.
+/// One client listener: its name, bind address, protocol and the address its clients are given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientListener {
+    /// Kafka's listener name (upper case, unique per broker): brokers register their endpoints
+    /// under it and a client's connection selects them by it. `listener.security.protocol.map`
+    /// gives each name its protocol; by default a listener is named by its protocol.
+    pub name: String,
     pub protocol: SecurityProtocol,
     pub address: SocketAddr,
     /// host:port Metadata gives clients that connected through this listener.
@@ -97,10 +101,9 @@ pub struct ClientListener {
 
 impl ClientListener {
     /// The listener's name, which brokers register their endpoints under and a client's
-    /// connection selects them by: Kafka's default names, the security protocol's
-    /// (`listener.security.protocol.map` is not supported, so each protocol has one listener).
-    pub fn name(&self) -> &'static str {
-        self.protocol.name()
+    /// connection selects them by.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 

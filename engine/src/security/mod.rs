@@ -4,6 +4,8 @@
 //! - `listener`: the security protocols and one client listener's addresses;
 //! - `principal`: Kafka principals of clients (a client certificate's subject);
 //! - `tls`: the rustls server configuration from PEM files, the client certificate's principal;
+//! - `tls_policy`: the TLS versions and cipher suites allowed (`ssl.enabled.protocols`,
+//!   `ssl.cipher.suites`);
 //! - `inter_broker`: how this broker connects to the others (listener, TLS client side, SASL login);
 //! - `stream`: one connection's byte stream, plain TCP or TLS (a client's, or ours to a broker);
 //! - `tls_socket`: the socket under a client's TLS session, sending all queued records at once;
@@ -21,6 +23,7 @@ pub mod sasl;
 pub mod scram_admin;
 pub mod stream;
 pub mod tls;
+pub mod tls_policy;
 pub mod tls_socket;
 
 use std::sync::Arc;
@@ -33,9 +36,11 @@ pub use sasl::registry::CredentialRegistry;
 /// The security settings of a broker.
 #[derive(Debug, Clone)]
 pub struct SecurityConfig {
-    /// The protocol of the primary listener (`BrokerConfig::listen`).
+    /// The name of the primary listener (`BrokerConfig::listen`), Kafka's listener name.
+    pub primary_name: String,
+    /// The protocol of the primary listener.
     pub primary_protocol: SecurityProtocol,
-    /// Further client listeners (`--listener` given more than once), each with its own protocol.
+    /// Further client listeners (`--listener` given more than once), each with its own name.
     pub extra_listeners: Vec<ClientListener>,
     /// The TLS server configuration, required by SSL and SASL_SSL listeners; SIGHUP replaces it.
     pub tls: Option<Arc<tls::ServerTls>>,
@@ -56,6 +61,7 @@ pub struct SecurityConfig {
 impl Default for SecurityConfig {
     fn default() -> Self {
         SecurityConfig {
+            primary_name: SecurityProtocol::Plaintext.name().to_string(),
             primary_protocol: SecurityProtocol::Plaintext,
             extra_listeners: Vec::new(),
             tls: None,

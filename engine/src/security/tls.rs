@@ -12,6 +12,8 @@ use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use super::tls_policy::{TlsPolicy, TlsPolicyError};
+
 /// Why the TLS configuration cannot be built; each names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -25,6 +27,8 @@ pub enum TlsError {
     ClientCa { path: PathBuf, reason: String },
     #[error("CA of the other brokers' certificates {path}: {reason}")]
     TrustedCa { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Policy(#[from] TlsPolicyError),
     #[error("certificate {cert} and key {key} do not make a TLS configuration: {reason}")]
     Config {
         cert: PathBuf,
@@ -33,7 +37,8 @@ pub enum TlsError {
     },
 }
 
-/// Where the server's certificate chain, its key and (for mTLS) the client CA are.
+/// Where the server's certificate chain, its key and (for mTLS) the client CA are, and which
+/// versions and cipher suites it allows: everything a (re)build of the configuration reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
     pub cert: PathBuf,
@@ -41,6 +46,8 @@ pub struct TlsFiles {
     /// When set, clients must present a certificate signed by one of these CAs
     /// (Kafka's `ssl.client.auth=required`).
     pub client_ca: Option<PathBuf>,
+    /// `ssl.enabled.protocols` and `ssl.cipher.suites`.
+    pub policy: TlsPolicy,
 }
 
 /// The cryptography under rustls: `ring`. rustls 0.23.48 marks ring's provider deprecated because
@@ -93,9 +100,10 @@ impl ServerTls {
     }
 }
 
-/// Builds the server configuration: TLS 1.2 and 1.3 with rustls' safe defaults.
+/// Builds the server configuration: the policy's versions and cipher suites (by default TLS 1.2
+/// and 1.3 with rustls' suites), the server's suite order winning.
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
-    let provider = Arc::new(crypto_provider());
+    let provider = Arc::new(files.policy.restrict(crypto_provider())?);
     let chain = read_certificates(&files.cert)?;
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| TlsError::Key {
         path: files.key.clone(),
@@ -107,7 +115,7 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
         reason,
     };
     let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&files.policy.versions())
         .map_err(|e| config_error(e.to_string()))?;
     let builder = match &files.client_ca {
         None => builder.with_no_client_auth(),
@@ -126,9 +134,13 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let config = builder
+    let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| config_error(e.to_string()))?;
+    // The server's order (`ssl.cipher.suites`' order, else rustls') picks the suite, not the
+    // client's: what Kafka's brokers do, JSSE preferring the server's order since JDK 13
+    // (JDK-8219657). rustls' default is the client's.
+    config.ignore_client_order = true;
     Ok(Arc::new(config))
 }
 

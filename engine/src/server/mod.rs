@@ -274,7 +274,7 @@ async fn run_shard(
             } = listener::bind_shard_listener(address).map_err(|e| {
                 fail(format!(
                     "cannot listen on {}://{address}: {e}",
-                    client_listener.protocol
+                    client_listener.name()
                 ))
             })?;
             glommio::spawn_local(accept_loop(
@@ -303,7 +303,13 @@ async fn run_shard(
             config
                 .client_listeners()
                 .iter()
-                .map(|l| format!("{}://{}", l.protocol, l.address))
+                .map(|l| {
+                    if l.name() == l.protocol.name() {
+                        format!("{}://{}", l.name(), l.address)
+                    } else {
+                        format!("{}://{} ({})", l.name(), l.address, l.protocol)
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(",")
         } else {

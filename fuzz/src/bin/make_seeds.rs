@@ -246,6 +246,7 @@ fn tls_seeds() -> Result<(), Box<dyn std::error::Error>> {
         cert: "certs/server.pem".into(),
         key: "certs/server.key".into(),
         client_ca: Some("certs/ca.pem".into()),
+        policy: Default::default(),
     };
     let server_config = ringbroker_engine::security::tls::server_config(&files)?;
     for (switch, name, versions) in [

@@ -14,8 +14,9 @@ use ringbroker_tuning::profile::edit_distance;
 use ringbroker_tuning::{FlushPolicy, IoProperties, Key, ResolvedProfile};
 
 use super::config_file::{ConfigFile, FileFormat};
+use super::listeners::{self, ClientListeners};
 use super::settings::{env_var_for_key, Environment, Layers, SettingRow};
-use super::values::{AdvertisedListener, AuthorizerChoice, Listener, ShardCount};
+use super::values::{AuthorizerChoice, Listener, ShardCount};
 use super::{profile, ServeArgs, ServeSettings, SettingsError, CONFIG_ENV, SERVE_SETTINGS};
 use ringbroker_engine::security::acl::{Authorizer, Rules};
 use ringbroker_engine::security::inter_broker::{
@@ -23,8 +24,9 @@ use ringbroker_engine::security::inter_broker::{
 };
 use ringbroker_engine::security::sasl::client::SaslLogin;
 use ringbroker_engine::security::tls::{self, ServerTls, TlsFiles};
+use ringbroker_engine::security::tls_policy::TlsPolicy;
 use ringbroker_engine::security::{
-    ClientListener, CredentialRegistry, SaslMechanism, SecurityConfig, SecurityProtocol,
+    CredentialRegistry, SaslMechanism, SecurityConfig, SecurityProtocol,
 };
 
 /// Per-partition tail cache = the profile's per-shard budget divided by this (a shard typically
@@ -40,6 +42,8 @@ pub struct Resolved {
     pub settings: ServeSettings,
     pub profile: ResolvedProfile,
     pub file: Option<ConfigFile>,
+    /// The client listeners: `listeners` named, with their protocols and advertised addresses.
+    pub listeners: ClientListeners,
     /// Questionable but legal choices and ignored input, printed at start as warnings.
     pub warnings: Vec<String>,
 }
@@ -92,22 +96,24 @@ impl Resolved {
                 ));
             }
         }
-        let listener = &settings.listen.value;
-        if !listener.ignored.is_empty() {
+        let listeners = client_listeners(&settings)?;
+        if !listeners.ignored.is_empty() {
             warnings.push(format!(
-                "listeners: serving {listener}; not serving {} (not a client security protocol)",
-                listener.ignored.join(", ")
+                "listeners: serving {listeners}; not serving {} (controller.listener.names: the \
+                 controller quorum listens on controller.listen)",
+                listeners.ignored.join(", ")
             ));
         }
-        if listener
-            .all()
-            .any(|(_, address)| address.ip().is_unspecified())
-            && settings.advertised_listener.value == AdvertisedListener::SameAsListener
+        if listeners
+            .listeners
+            .iter()
+            .any(|l| l.address.ip().is_unspecified())
+            && settings.advertised_listener.value.entries.is_empty()
         {
             warnings.push(format!(
-                "listeners binds every interface ({listener}) and advertised.listeners is not set: clients \
+                "listeners binds every interface ({listeners}) and advertised.listeners is not set: clients \
                  are told to connect to {}; set advertised.listeners to this host's name",
-                listener.address
+                listeners.primary().address
             ));
         }
         if settings.authorizer.value == AuthorizerChoice::None
@@ -123,6 +129,7 @@ impl Resolved {
             settings,
             profile: resolved_profile,
             file,
+            listeners,
             warnings,
         })
     }
@@ -166,7 +173,16 @@ impl Resolved {
         }
     }
 
-    /// The TLS files of `ssl.cert`, `ssl.key` and `ssl.client.ca`, if a certificate is given.
+    /// `ssl.enabled.protocols` and `ssl.cipher.suites`.
+    fn tls_policy(&self) -> TlsPolicy {
+        TlsPolicy {
+            protocols: self.settings.ssl_enabled_protocols.value.0.clone(),
+            cipher_suites: self.settings.ssl_cipher_suites.value.0.clone(),
+        }
+    }
+
+    /// The TLS files of `ssl.cert`, `ssl.key` and `ssl.client.ca`, if a certificate is given,
+    /// with the versions and suites allowed.
     pub fn tls_files(&self) -> Result<Option<TlsFiles>, SettingsError> {
         let settings = &self.settings;
         match (&settings.ssl_cert.value.0, &settings.ssl_key.value.0) {
@@ -174,6 +190,7 @@ impl Resolved {
                 cert: cert.clone(),
                 key: key.clone(),
                 client_ca: settings.ssl_client_ca.value.0.clone(),
+                policy: self.tls_policy(),
             })),
             (None, None) => Ok(None),
             _ => Err(SettingsError::Other(
@@ -190,14 +207,16 @@ impl Resolved {
         voters.len() > 1 || (!voters.is_empty() && !voters.contains_key(&node_id))
     }
 
-    /// The inter-broker listener: `inter.broker.listener.name` or
-    /// `security.inter.broker.protocol` (Kafka refuses both), else PLAINTEXT as Kafka's default.
-    /// A single node without a PLAINTEXT listener takes its first one: it connects to no broker.
-    fn inter_broker_listener(&self) -> Result<SecurityProtocol, SettingsError> {
+    /// The inter-broker listener's name and protocol: `inter.broker.listener.name`, or
+    /// `security.inter.broker.protocol` naming the listener of that protocol's name (Kafka refuses
+    /// both), else PLAINTEXT as Kafka's default. A single node without a PLAINTEXT listener takes
+    /// its first one: it connects to no broker.
+    fn inter_broker_listener(&self) -> Result<(String, SecurityProtocol), SettingsError> {
         let settings = &self.settings;
-        let listener = &settings.listen.value;
+        let listeners = &self.listeners;
+        let plaintext = SecurityProtocol::Plaintext.name();
         let chosen = match (
-            settings.inter_broker_listener_name.value.0,
+            &settings.inter_broker_listener_name.value.0,
             settings.security_inter_broker_protocol.value.0,
         ) {
             (Some(_), Some(_)) => {
@@ -206,20 +225,21 @@ impl Resolved {
                         .into(),
                 ))
             }
-            (Some(chosen), None) | (None, Some(chosen)) => chosen,
-            (None, None) if !self.several_nodes() && !has(listener, SecurityProtocol::Plaintext) => {
-                listener.protocol
+            (Some(name), None) => name.0.clone(),
+            (None, Some(protocol)) => protocol.name().to_string(),
+            (None, None) if !self.several_nodes() && listeners.named(plaintext).is_none() => {
+                listeners.primary().name.clone()
             }
-            (None, None) => SecurityProtocol::Plaintext,
+            (None, None) => plaintext.to_string(),
         };
-        if !has(listener, chosen) {
+        let Some(listener) = listeners.named(&chosen) else {
             return Err(SettingsError::Other(format!(
                 "the inter-broker listener is {chosen} (inter.broker.listener.name, \
-                 security.inter.broker.protocol, default PLAINTEXT) but the listeners are {listener}: \
+                 security.inter.broker.protocol, default PLAINTEXT) but the listeners are {listeners}: \
                  name one of them in inter.broker.listener.name"
             )));
-        }
-        Ok(chosen)
+        };
+        Ok((listener.name.clone(), listener.protocol))
     }
 
     /// The TLS client side of inter-broker connections: the CA, and this broker's certificate.
@@ -230,19 +250,23 @@ impl Resolved {
         let identity = self
             .tls_files()?
             .map(|files| (files.cert.clone(), files.key.clone()));
-        Ok(Some(ClientTlsFiles { ca, identity }))
+        Ok(Some(ClientTlsFiles {
+            ca,
+            identity,
+            policy: self.tls_policy(),
+        }))
     }
 
     /// How this broker connects to the others. What the listener's protocol needs (the CA, the
     /// SASL login) is required when there are other brokers.
     fn inter_broker_security(&self) -> Result<InterBrokerSecurity, SettingsError> {
         let settings = &self.settings;
-        let listener = self.inter_broker_listener()?;
+        let (listener_name, listener) = self.inter_broker_listener()?;
         let required = self.several_nodes();
         let tls = match self.inter_broker_tls_files()? {
             Some(files) if listener.uses_tls() => Some(Arc::new(ClientTls::new(
                 inter_broker::client_config(&files)
-                    .map_err(|e| SettingsError::Other(format!("inter.broker.ssl.ca.file: {e}")))?,
+                    .map_err(|e| tls_error("inter.broker.ssl.ca.file", e))?,
             ))),
             None if listener.uses_tls() && required => {
                 return Err(SettingsError::Other(format!(
@@ -285,7 +309,8 @@ impl Resolved {
             _ => None,
         };
         Ok(InterBrokerSecurity {
-            listener,
+            listener_name,
+            protocol: listener,
             tls,
             sasl,
         })
@@ -294,41 +319,25 @@ impl Resolved {
     /// The engine's security settings: listeners, TLS, SASL.
     fn security_config(&self) -> Result<SecurityConfig, SettingsError> {
         let settings = &self.settings;
-        let listener = &settings.listen.value;
-        let advertised_host = match &settings.advertised_listener.value {
-            AdvertisedListener::SameAsListener => None,
-            AdvertisedListener::Address { host, .. } => Some(host.clone()),
-        };
-        // Further listeners are advertised with the advertised host (if given) and their own port.
-        let extra_listeners = listener
-            .extra
-            .iter()
-            .map(|(protocol, address)| ClientListener {
-                protocol: *protocol,
-                address: *address,
-                advertised_host: advertised_host
-                    .clone()
-                    .unwrap_or_else(|| address.ip().to_string()),
-                advertised_port: address.port(),
-            })
-            .collect();
-        let needs_tls = listener.all().any(|(protocol, _)| protocol.uses_tls());
+        let listeners = &self.listeners;
+        let primary = listeners.primary();
+        let needs_tls = listeners.listeners.iter().any(|l| l.protocol.uses_tls());
         let tls = match self.tls_files()? {
             Some(files) => Some(Arc::new(ServerTls::new(
-                tls::server_config(&files)
-                    .map_err(|e| SettingsError::Other(format!("ssl.cert/ssl.key: {e}")))?,
+                tls::server_config(&files).map_err(|e| tls_error("ssl.cert/ssl.key", e))?,
             ))),
             None if needs_tls => {
                 return Err(SettingsError::Other(format!(
-                "listeners: {listener} has an SSL or SASL_SSL listener: give its certificate and \
+                "listeners: {listeners} has an SSL or SASL_SSL listener: give its certificate and \
                      key with --ssl-cert FILE --ssl-key FILE (ssl.cert, ssl.key)"
             )))
             }
             None => None,
         };
         Ok(SecurityConfig {
-            primary_protocol: listener.protocol,
-            extra_listeners,
+            primary_name: primary.name.clone(),
+            primary_protocol: primary.protocol,
+            extra_listeners: listeners.listeners[1..].to_vec(),
             tls,
             sasl_mechanisms: settings.sasl_mechanisms.value.0.clone(),
             credentials: Arc::new(CredentialRegistry::new(
@@ -351,11 +360,10 @@ impl Resolved {
     pub fn broker_config(&self) -> Result<BrokerConfig, SettingsError> {
         let settings = &self.settings;
         let resolved = &self.profile;
-        let listen = settings.listen.value.address;
-        let (advertised_host, advertised_port) = match &settings.advertised_listener.value {
-            AdvertisedListener::SameAsListener => (listen.ip().to_string(), listen.port()),
-            AdvertisedListener::Address { host, port } => (host.clone(), *port),
-        };
+        let primary = self.listeners.primary();
+        let listen = primary.address;
+        let (advertised_host, advertised_port) =
+            (primary.advertised_host.clone(), primary.advertised_port);
         let security = self.security_config()?;
         let live = Arc::new(LiveSettings::default());
         self.apply_live(&live);
@@ -455,9 +463,32 @@ impl Resolved {
     }
 }
 
-/// Whether `listener` has one of `protocol` (a listener is named by its protocol).
-fn has(listener: &Listener, protocol: SecurityProtocol) -> bool {
-    listener.all().any(|(p, _)| p == protocol)
+/// A TLS configuration error, named by the settings it comes from: `files` (the certificate or CA
+/// keys) unless the versions and suites are what does not fit.
+fn tls_error(files: &str, error: tls::TlsError) -> SettingsError {
+    let keys = match error {
+        tls::TlsError::Policy(_) => "ssl.enabled.protocols/ssl.cipher.suites",
+        _ => files,
+    };
+    SettingsError::Other(format!("{keys}: {error}"))
+}
+
+/// The client listeners of the resolved `listeners`, `listener.security.protocol.map`,
+/// `controller.listener.names` and `advertised.listeners`.
+fn client_listeners(settings: &ServeSettings) -> Result<ClientListeners, SettingsError> {
+    let listen = &settings.listen;
+    listeners::resolve(
+        &listen.value,
+        &settings.listener_security_protocol_map.value,
+        &settings.controller_listener_names.value,
+        &settings.advertised_listener.value,
+    )
+    .map_err(|reason| SettingsError::Invalid {
+        origin: listen.source.to_string(),
+        key: "listeners".to_string(),
+        value: listen.value.to_string(),
+        reason,
+    })
 }
 
 /// Every key a config file may hold: the declared settings' and the profile keys'.

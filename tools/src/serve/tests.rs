@@ -59,7 +59,10 @@ fn row(resolved: &Resolved, key: &str) -> (String, Provenance) {
 fn defaults_are_the_engine_defaults() {
     let resolved = resolve_with(&ServeArgs::default(), &[]).unwrap();
     let settings = &resolved.settings;
-    assert_eq!(settings.listen.value.address.to_string(), DEFAULT_LISTEN);
+    assert_eq!(
+        resolved.listeners.primary().address.to_string(),
+        DEFAULT_LISTEN
+    );
     assert_eq!(settings.data_dir.value.0, Path::new(DEFAULT_DATA_DIR));
     assert_eq!(
         settings
@@ -211,7 +214,7 @@ fn kafka_server_properties_start_a_broker() {
     let data = dir.path().join("data").display().to_string();
     let resolved = resolve_with(&flags(&["--config", &path, "--data-dir", &data]), &[]).unwrap();
     assert_eq!(
-        resolved.settings.listen.value.address.to_string(),
+        resolved.listeners.primary().address.to_string(),
         "0.0.0.0:9092"
     );
     assert_eq!(row(&resolved, "node.id"), ("1".into(), Provenance::File));
@@ -347,7 +350,10 @@ fn listener_flags_add_secure_listeners_to_listen() {
         panic!("two listeners of one name were accepted");
     };
     let error = error.to_string();
-    assert!(error.contains("two SASL_PLAINTEXT listeners"), "{error}");
+    assert!(
+        error.contains("two listeners named SASL_PLAINTEXT"),
+        "{error}"
+    );
 }
 
 /// The flags of node 1 of a two-voter cluster, then `more`.
@@ -375,7 +381,7 @@ fn the_inter_broker_listener_is_plaintext_unless_named() {
     let listener_of = |more: &[&str]| {
         resolve_with(&cluster_flags(more), &[])
             .and_then(|resolved| resolved.broker_config())
-            .map(|config| config.security.inter_broker.listener)
+            .map(|config| config.security.inter_broker.protocol)
             .map_err(|e| e.to_string())
     };
     // Kafka's default, whatever the order of the listeners.
@@ -396,7 +402,7 @@ fn the_inter_broker_listener_is_plaintext_unless_named() {
     .broker_config()
     .unwrap();
     assert_eq!(
-        single.security.inter_broker.listener,
+        single.security.inter_broker.protocol,
         SecurityProtocol::SaslPlaintext
     );
     // Kafka's older setting names it by protocol; both at once is refused, as Kafka does.
@@ -428,6 +434,163 @@ fn the_inter_broker_listener_is_plaintext_unless_named() {
     let error =
         listener_of(&["--listen", both, "--inter-broker-listener-name", "SSL"]).unwrap_err();
     assert!(error.contains("SSL"), "{error}");
+}
+
+#[test]
+fn named_listeners_take_their_protocols_from_the_map() {
+    use ringbroker_engine::security::SecurityProtocol;
+    let resolved = resolve_with(
+        &cluster_flags(&[
+            "--listener",
+            "CLIENT://127.0.0.1:9094",
+            "--listener",
+            "REPLICATION://127.0.0.1:9095",
+            "--listener-security-protocol-map",
+            "CLIENT:SASL_PLAINTEXT,REPLICATION:PLAINTEXT",
+            "--inter-broker-listener-name",
+            "replication",
+        ]),
+        &[],
+    )
+    .unwrap();
+    let config = resolved.broker_config().unwrap();
+    let listeners: Vec<(String, SecurityProtocol, u16)> = config
+        .client_listeners()
+        .iter()
+        .map(|l| (l.name.clone(), l.protocol, l.address.port()))
+        .collect();
+    assert_eq!(
+        listeners,
+        [
+            ("CLIENT".into(), SecurityProtocol::SaslPlaintext, 9094),
+            ("REPLICATION".into(), SecurityProtocol::Plaintext, 9095),
+        ]
+    );
+    let inter_broker = &config.security.inter_broker;
+    assert_eq!(
+        (inter_broker.listener_name(), inter_broker.protocol),
+        ("REPLICATION", SecurityProtocol::Plaintext)
+    );
+    assert_eq!(
+        row(&resolved, "listener.security.protocol.map").0,
+        "CLIENT:SASL_PLAINTEXT,REPLICATION:PLAINTEXT"
+    );
+    // security.inter.broker.protocol names the listener of the protocol's name, as in Kafka:
+    // here there is none.
+    let error = resolve_with(
+        &cluster_flags(&[
+            "--listener",
+            "CLIENT://127.0.0.1:9094",
+            "--listener-security-protocol-map",
+            "CLIENT:PLAINTEXT",
+            "--security-inter-broker-protocol",
+            "PLAINTEXT",
+        ]),
+        &[],
+    )
+    .and_then(|resolved| resolved.broker_config())
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("the inter-broker listener is PLAINTEXT"),
+        "{error}"
+    );
+    // An unmapped name stops the start, naming the listener and the key.
+    let error = resolve_with(&flags(&["--listener", "CLIENT://127.0.0.1:9094"]), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error
+            .contains("listener CLIENT has no security protocol in listener.security.protocol.map"),
+        "{error}"
+    );
+}
+
+#[test]
+fn tls_protocols_and_cipher_suites_reach_both_sides_of_tls() {
+    use ringbroker_engine::security::tls_policy::{CipherSuite, TlsVersion};
+    let tls_flags = |more: &[&str]| {
+        let mut line = vec![
+            "--listener".to_string(),
+            "SSL://127.0.0.1:9093".to_string(),
+            "--ssl-cert".to_string(),
+            test_cert("server.pem"),
+            "--ssl-key".to_string(),
+            test_cert("server.key"),
+            "--inter-broker-ssl-ca-file".to_string(),
+            test_cert("ca.pem"),
+        ];
+        line.extend(more.iter().map(|s| s.to_string()));
+        line
+    };
+    let resolve_tls = |more: &[&str], env: &[(&str, &str)]| {
+        let line = tls_flags(more);
+        let line: Vec<&str> = line.iter().map(String::as_str).collect();
+        resolve_with(&flags(&line), env)
+    };
+    let defaults = resolve_tls(&[], &[]).unwrap();
+    assert_eq!(row(&defaults, "ssl.enabled.protocols").0, "TLSv1.2,TLSv1.3");
+    assert_eq!(row(&defaults, "ssl.cipher.suites").0, "");
+    let resolved = resolve_tls(
+        &["--ssl-enabled-protocols", "TLSv1.3"],
+        &[(
+            "RINGBROKER_SSL_CIPHER_SUITES",
+            "TLS_AES_128_GCM_SHA256,TLS_CHACHA20_POLY1305_SHA256",
+        )],
+    )
+    .unwrap();
+    let files = resolved.tls_files().unwrap().unwrap();
+    assert_eq!(files.policy.protocols, [TlsVersion::Tls13]);
+    assert_eq!(
+        files.policy.cipher_suites,
+        [
+            CipherSuite::TLS13_AES_128_GCM_SHA256,
+            CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
+        ]
+    );
+    let client = resolved.inter_broker_tls_files().unwrap().unwrap();
+    assert_eq!(client.policy, files.policy);
+    assert!(resolved.broker_config().unwrap().security.tls.is_some());
+    // Unknown names stop the start, naming the key, the value and the name.
+    let error = resolve_tls(
+        &[],
+        &[("RINGBROKER_SSL_ENABLED_PROTOCOLS", "TLSv1.3,TLSv1.4")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("ssl.enabled.protocols") && error.contains("`TLSv1.4`"),
+        "{error}"
+    );
+    let (_dir, path) = config(
+        "server.properties",
+        "ssl.cipher.suites=TLS_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA\n",
+    );
+    let error = resolve_tls(&["--config", &path], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("ssl.cipher.suites")
+            && error.contains("`TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA`"),
+        "{error}"
+    );
+    // Suites that no enabled protocol can use stop the start too.
+    let error = resolve_tls(
+        &[
+            "--ssl-enabled-protocols",
+            "TLSv1.2",
+            "--ssl-cipher-suites",
+            "TLS_AES_128_GCM_SHA256",
+        ],
+        &[],
+    )
+    .and_then(|resolved| resolved.broker_config())
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("works with the enabled protocols TLSv1.2"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -471,7 +634,8 @@ fn a_sasl_ssl_inter_broker_listener_needs_a_ca_and_a_login() {
         ("(set)".into(), Provenance::Env)
     );
     let inter_broker = resolved.broker_config().unwrap().security.inter_broker;
-    assert_eq!(inter_broker.listener, SecurityProtocol::SaslSsl);
+    assert_eq!(inter_broker.protocol, SecurityProtocol::SaslSsl);
+    assert_eq!(inter_broker.listener_name(), "SASL_SSL");
     assert!(inter_broker.tls.is_some());
     let sasl = inter_broker.sasl.unwrap();
     // Without sasl.mechanism.inter.broker.protocol: the first enabled mechanism.

@@ -10,18 +10,20 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use ringbroker_engine::security::{CredentialStore, SaslMechanism, SecurityProtocol};
+use ringbroker_engine::security::tls_policy::{self, TlsVersion};
+use ringbroker_engine::security::{tls, CredentialStore, SaslMechanism, SecurityProtocol};
 
 /// The name of a Kafka listener list entry written without one.
 pub const PLAINTEXT: &str = "PLAINTEXT";
 
 /// One entry of a Kafka listener list: `NAME://host:port`, or `host:port` (named PLAINTEXT).
+/// Names are upper-cased, as Kafka normalises them (`ListenerName.normalised`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct ListenerEntry {
-    name: String,
+pub struct ListenerEntry {
+    pub name: String,
     /// As written (IPv6 in brackets); empty means every interface (Kafka's `PLAINTEXT://:9092`).
-    host: String,
-    port: u16,
+    pub host: String,
+    pub port: u16,
 }
 
 impl fmt::Display for ListenerEntry {
@@ -31,11 +33,6 @@ impl fmt::Display for ListenerEntry {
 }
 
 impl ListenerEntry {
-    /// The security protocol the entry names (`None`: another listener, e.g. CONTROLLER).
-    fn protocol(&self) -> Option<SecurityProtocol> {
-        self.name.parse().ok()
-    }
-
     /// The bind address (Kafka binds every interface when the host is empty).
     fn address(&self) -> Result<SocketAddr, String> {
         let host = if self.host.is_empty() {
@@ -45,11 +42,33 @@ impl ListenerEntry {
         };
         resolve_address(&format!("{host}:{}", self.port))
     }
+
+    /// The host clients are given: without IPv6 brackets.
+    pub fn bare_host(&self) -> &str {
+        self.host.trim_matches(|c| c == '[' || c == ']')
+    }
+}
+
+/// Parses a listener name as Kafka normalises it; letters, digits, `_` and `-` only, so that it
+/// cannot be mistaken for the `:` and `,` of `listener.security.protocol.map`.
+pub fn parse_listener_name(text: &str) -> Result<String, String> {
+    let name = text.trim().to_ascii_uppercase();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "`{text}` is not a listener name: use letters, digits, `_` and `-`, e.g. CLIENT or \
+             REPLICATION"
+        ));
+    }
+    Ok(name)
 }
 
 fn parse_entry(text: &str) -> Result<ListenerEntry, String> {
     let (name, address) = match text.split_once("://") {
-        Some((name, address)) => (name.trim().to_ascii_uppercase(), address),
+        Some((name, address)) => (parse_listener_name(name)?, address),
         None => (PLAINTEXT.to_string(), text),
     };
     let (host, port) = address
@@ -76,66 +95,39 @@ fn parse_entries(text: &str) -> Result<Vec<ListenerEntry>, String> {
     if entries.is_empty() {
         return Err("no listener given".to_string());
     }
+    for (at, entry) in entries.iter().enumerate() {
+        // Brokers register their endpoints and clients find them by name: Kafka refuses two
+        // listeners of one name too.
+        if entries[..at].iter().any(|e| e.name == entry.name) {
+            return Err(format!(
+                "`{text}`: two listeners named {}; each listener needs its own name (with \
+                 listener.security.protocol.map, several names may share a security protocol)",
+                entry.name
+            ));
+        }
+    }
     Ok(entries)
 }
 
-/// A listener list's served entries with their protocols, and the entries not served.
-type ClientEntries = (Vec<(SecurityProtocol, ListenerEntry)>, Vec<String>);
-
-/// The client listeners of a Kafka listener list: the entries named by a security protocol
-/// (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), the only entry of a one-entry list (served as
-/// PLAINTEXT), and the others (a KRaft controller listener) to be reported as not served.
-fn client_entries(text: &str) -> Result<ClientEntries, String> {
-    let entries = parse_entries(text)?;
-    if let [only] = entries.as_slice() {
-        let protocol = only.protocol().unwrap_or(SecurityProtocol::Plaintext);
-        return Ok((vec![(protocol, only.clone())], Vec::new()));
-    }
-    let (served, ignored): (Vec<_>, Vec<_>) =
-        entries.into_iter().partition(|e| e.protocol().is_some());
-    if served.is_empty() {
-        return Err(format!(
-            "`{text}` has no client listener: name one PLAINTEXT://, SSL://, SASL_PLAINTEXT:// or \
-             SASL_SSL://HOST:PORT"
-        ));
-    }
-    let served = served
-        .into_iter()
-        .filter_map(|e| e.protocol().map(|p| (p, e)))
-        .collect();
-    Ok((served, ignored.iter().map(ToString::to_string).collect()))
-}
-
-/// `listeners` / `--listen` / `--listener`: the client listeners, each with its security protocol,
-/// which is also its name (one listener per protocol). The first is the primary one:
-/// `advertised.listeners` renames it (other brokers use `inter.broker.listener.name`'s).
+/// `listeners` / `--listen` / `--listener`: Kafka's listener list, NAME://HOST:PORT,... (a bare
+/// HOST:PORT is named PLAINTEXT). Which entries are client listeners, and with which security
+/// protocol, `listeners::resolve` decides with `listener.security.protocol.map` and
+/// `controller.listener.names`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
-    pub address: SocketAddr,
-    pub protocol: SecurityProtocol,
-    /// Further client listeners, in the order given.
-    pub extra: Vec<(SecurityProtocol, SocketAddr)>,
-    /// Entries of the list that are not served (reported at start).
-    pub ignored: Vec<String>,
-}
-
-impl Listener {
-    /// Every client listener, the primary first.
-    pub fn all(&self) -> impl Iterator<Item = (SecurityProtocol, SocketAddr)> + '_ {
-        std::iter::once((self.protocol, self.address)).chain(self.extra.iter().copied())
-    }
+    /// Every entry in the order given, with its bind address.
+    pub entries: Vec<(ListenerEntry, SocketAddr)>,
 }
 
 impl FromStr for Listener {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let (served, ignored) = client_entries(text)?;
-        let mut listeners = served
-            .iter()
-            .map(|(protocol, entry)| entry.address().map(|a| (*protocol, a)))
+        let entries = parse_entries(text)?
+            .into_iter()
+            .map(|entry| entry.address().map(|address| (entry, address)))
             .collect::<Result<Vec<_>, _>>()?;
-        for (at, (protocol, address)) in listeners.iter().enumerate() {
-            if listeners[..at]
+        for (at, (_, address)) in entries.iter().enumerate() {
+            if entries[..at]
                 .iter()
                 .any(|(_, a)| a.port() == address.port())
             {
@@ -144,83 +136,61 @@ impl FromStr for Listener {
                     address.port()
                 ));
             }
-            // A listener's name is its protocol's (Kafka's default names): brokers register
-            // their endpoints and clients find them by it, so it must be unique, as in Kafka.
-            if listeners[..at].iter().any(|(p, _)| p == protocol) {
-                return Err(format!(
-                    "`{text}`: two {protocol} listeners; each listener must have a different name, \
-                     and a listener is named by its security protocol"
-                ));
-            }
         }
-        let (protocol, address) = listeners.remove(0);
-        Ok(Listener {
-            address,
-            protocol,
-            extra: listeners,
-            ignored,
-        })
+        Ok(Listener { entries })
     }
 }
 
 impl fmt::Display for Listener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let all: Vec<String> = self.all().map(|(p, a)| format!("{p}://{a}")).collect();
+        let all: Vec<String> = self
+            .entries
+            .iter()
+            .map(|(entry, address)| format!("{}://{address}", entry.name))
+            .collect();
         f.write_str(&all.join(","))
     }
 }
 
-/// The first client entry of an advertised list.
-fn client_entry(text: &str) -> Result<(ListenerEntry, Vec<String>), String> {
-    let (served, ignored) = client_entries(text)?;
-    let (_, entry) = served
-        .into_iter()
-        .next()
-        .ok_or_else(|| "no listener given".to_string())?;
-    Ok((entry, ignored))
+/// `advertised.listeners` / `--advertised-listener`: the host:port clients are told to connect
+/// to, per listener name; empty means each listener's own address (Kafka's default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdvertisedListener {
+    /// The entries as given (controller ones included: `listeners::resolve` skips them).
+    pub entries: Vec<ListenerEntry>,
 }
 
-/// `advertised.listeners` / `--advertised-listener`: the host:port clients are told to connect to;
-/// empty means the listener's own address (Kafka's default).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AdvertisedListener {
-    SameAsListener,
-    Address { host: String, port: u16 },
+impl AdvertisedListener {
+    /// The entry advertised for the listener `name`, if one is.
+    pub fn for_name(&self, name: &str) -> Option<&ListenerEntry> {
+        self.entries.iter().find(|e| e.name == name)
+    }
 }
 
 impl FromStr for AdvertisedListener {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         if text.trim().is_empty() {
-            return Ok(AdvertisedListener::SameAsListener);
+            return Ok(AdvertisedListener::default());
         }
-        let (entry, _ignored) = client_entry(text)?;
-        let host = entry
-            .host
-            .trim_matches(|c| c == '[' || c == ']')
-            .to_string();
-        if host.is_empty() {
+        let entries = parse_entries(text)?;
+        if let Some(entry) = entries.iter().find(|e| e.bare_host().is_empty()) {
             return Err(format!(
-                "`{text}`: clients need a host name to connect to, e.g. PLAINTEXT://broker1.example.com:{}",
-                entry.port
+                "`{text}`: clients need a host name to connect to, e.g. {}://broker1.example.com:{}",
+                entry.name, entry.port
             ));
         }
-        Ok(AdvertisedListener::Address {
-            host,
-            port: entry.port,
-        })
+        Ok(AdvertisedListener { entries })
     }
 }
 
 impl fmt::Display for AdvertisedListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AdvertisedListener::SameAsListener => f.write_str("(the listener's address)"),
-            AdvertisedListener::Address { host, port } if host.contains(':') => {
-                write!(f, "{PLAINTEXT}://[{host}]:{port}")
-            }
-            AdvertisedListener::Address { host, port } => write!(f, "{PLAINTEXT}://{host}:{port}"),
+        if self.entries.is_empty() {
+            return f.write_str("(the listener's address)");
         }
+        let all: Vec<String> = self.entries.iter().map(ToString::to_string).collect();
+        f.write_str(&all.join(","))
     }
 }
 
@@ -496,6 +466,47 @@ impl fmt::Display for SaslMechanisms {
     }
 }
 
+/// `ssl.enabled.protocols`: the TLS versions SSL and SASL_SSL listeners (and this broker's
+/// connections to others) accept, `TLSv1.2,TLSv1.3` by default as in Kafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsProtocols(pub Vec<TlsVersion>);
+
+impl FromStr for TlsProtocols {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        tls_policy::parse_protocols(text)
+            .map(TlsProtocols)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl fmt::Display for TlsProtocols {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|v| v.name()).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+/// `ssl.cipher.suites`: IANA cipher suite names in preference order; empty: rustls' suites.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CipherSuites(pub Vec<tls_policy::CipherSuite>);
+
+impl FromStr for CipherSuites {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        tls_policy::parse_cipher_suites(text, &tls::crypto_provider())
+            .map(CipherSuites)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl fmt::Display for CipherSuites {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = self.0.iter().map(|s| tls_policy::iana_name(*s)).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
 /// `authorizer.class.name` / `--authorizer`: no authorization, or Kafka's ACL authorizer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum AuthorizerChoice {
@@ -659,43 +670,39 @@ mod tests {
 
     #[test]
     fn listeners_take_kafka_lists_and_plain_addresses() {
+        let names = |l: &Listener| -> Vec<String> {
+            l.entries
+                .iter()
+                .map(|(e, a)| format!("{} {a}", e.name))
+                .collect()
+        };
         let plain: Listener = "127.0.0.1:9092".parse().unwrap();
-        assert_eq!(plain.address, "127.0.0.1:9092".parse().unwrap());
-        assert!(plain.ignored.is_empty());
-        // Kafka 4's stock server.properties: the client listener is served, the controller one reported.
+        assert_eq!(names(&plain), ["PLAINTEXT 127.0.0.1:9092"]);
+        // Kafka 4's stock server.properties; which entries are served is `listeners::resolve`'s.
         let kafka: Listener = "PLAINTEXT://:9092,CONTROLLER://:9093".parse().unwrap();
-        assert_eq!(kafka.address, "0.0.0.0:9092".parse().unwrap());
-        assert_eq!(kafka.ignored, ["CONTROLLER://:9093"]);
-        assert_eq!(kafka.to_string(), "PLAINTEXT://0.0.0.0:9092");
+        assert_eq!(
+            names(&kafka),
+            ["PLAINTEXT 0.0.0.0:9092", "CONTROLLER 0.0.0.0:9093"]
+        );
+        assert_eq!(
+            kafka.to_string(),
+            "PLAINTEXT://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093"
+        );
         let ipv6: Listener = "PLAINTEXT://[::1]:9092".parse().unwrap();
-        assert_eq!(ipv6.address, "[::1]:9092".parse().unwrap());
-        let unnamed = "A://:1,B://:2".parse::<Listener>().unwrap_err();
-        assert!(unnamed.contains("no client listener"), "{unnamed}");
+        assert_eq!(names(&ipv6), ["PLAINTEXT [::1]:9092"]);
+        let named: Listener = "client://127.0.0.1:9093,Replication://:9094"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            names(&named),
+            ["CLIENT 127.0.0.1:9093", "REPLICATION 0.0.0.0:9094"]
+        );
         assert!("localhost".parse::<Listener>().is_err());
+        assert!("BAD NAME://:9092".parse::<Listener>().is_err());
     }
 
     #[test]
-    fn listeners_take_every_security_protocol() {
-        let all: Listener =
-            "PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093,sasl_ssl://:9094,CONTROLLER://:9095"
-                .parse()
-                .unwrap();
-        assert_eq!(all.protocol, SecurityProtocol::Plaintext);
-        assert_eq!(
-            all.extra,
-            [
-                (SecurityProtocol::Ssl, "127.0.0.1:9093".parse().unwrap()),
-                (SecurityProtocol::SaslSsl, "0.0.0.0:9094".parse().unwrap())
-            ]
-        );
-        assert_eq!(all.ignored, ["CONTROLLER://:9095"]);
-        assert_eq!(
-            all.to_string(),
-            "PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093,SASL_SSL://0.0.0.0:9094"
-        );
-        let tls_only: Listener = "SASL_SSL://127.0.0.1:9093".parse().unwrap();
-        assert_eq!(tls_only.protocol, SecurityProtocol::SaslSsl);
-        assert!(tls_only.extra.is_empty());
+    fn listeners_need_their_own_names_and_ports() {
         let same_port = "PLAINTEXT://:9092,SSL://:9092"
             .parse::<Listener>()
             .unwrap_err();
@@ -703,7 +710,25 @@ mod tests {
         let same_name = "SSL://:9093,PLAINTEXT://:9092,ssl://:9094"
             .parse::<Listener>()
             .unwrap_err();
-        assert!(same_name.contains("two SSL listeners"), "{same_name}");
+        assert!(same_name.contains("two listeners named SSL"), "{same_name}");
+    }
+
+    #[test]
+    fn tls_protocols_and_cipher_suites_print_as_kafka_names() {
+        let both: TlsProtocols = "TLSv1.2,TLSv1.3".parse().unwrap();
+        assert_eq!(both.to_string(), "TLSv1.2,TLSv1.3");
+        let error = "TLSv1.3,SSLv3".parse::<TlsProtocols>().unwrap_err();
+        assert!(error.contains("`SSLv3`"), "{error}");
+        let suites: CipherSuites = "tls_aes_128_gcm_sha256".parse().unwrap();
+        assert_eq!(suites.to_string(), "TLS_AES_128_GCM_SHA256");
+        assert_eq!("".parse(), Ok(CipherSuites::default()));
+        let error = "TLS_RSA_WITH_AES_128_GCM_SHA256"
+            .parse::<CipherSuites>()
+            .unwrap_err();
+        assert!(
+            error.contains("`TLS_RSA_WITH_AES_128_GCM_SHA256`"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -724,24 +749,20 @@ mod tests {
 
     #[test]
     fn advertised_listener_needs_a_host() {
+        assert_eq!("".parse(), Ok(AdvertisedListener::default()));
+        let kafka: AdvertisedListener = "PLAINTEXT://broker1:9092,CONTROLLER://broker1:9093"
+            .parse()
+            .unwrap();
         assert_eq!(
-            "".parse::<AdvertisedListener>(),
-            Ok(AdvertisedListener::SameAsListener)
+            kafka.for_name("PLAINTEXT").map(|e| (e.bare_host(), e.port)),
+            Some(("broker1", 9092))
         );
+        let ipv6: AdvertisedListener = "[::1]:9092".parse().unwrap();
         assert_eq!(
-            "PLAINTEXT://broker1:9092,CONTROLLER://broker1:9093".parse::<AdvertisedListener>(),
-            Ok(AdvertisedListener::Address {
-                host: "broker1".into(),
-                port: 9092
-            })
+            ipv6.for_name("PLAINTEXT").map(|e| (e.bare_host(), e.port)),
+            Some(("::1", 9092))
         );
-        assert_eq!(
-            "[::1]:9092".parse::<AdvertisedListener>(),
-            Ok(AdvertisedListener::Address {
-                host: "::1".into(),
-                port: 9092
-            })
-        );
+        assert_eq!(ipv6.to_string(), "PLAINTEXT://[::1]:9092");
         assert!("PLAINTEXT://:9092".parse::<AdvertisedListener>().is_err());
         assert!(":1".parse::<AdvertisedListener>().is_err());
         assert!("broker".parse::<AdvertisedListener>().is_err());
