@@ -181,6 +181,11 @@ pub struct BrokerConfig {
     pub group_consumer_heartbeat_interval_ms: u64,
     /// Longest `transaction.timeout.ms` a producer may ask for (`transaction_max_timeout_ms`).
     pub transaction_max_timeout_ms: i32,
+    /// Kafka's `transaction.partition.verification.enable` (KIP-890): a partition leader asks the
+    /// transaction coordinator before appending a transaction's first batch there, and the group
+    /// coordinator before accepting a TxnOffsetCommit, so a partition outside the transaction
+    /// never holds an open (hanging) transaction.
+    pub transaction_partition_verification: bool,
 }
 
 impl BrokerConfig {
@@ -243,6 +248,7 @@ impl Default for BrokerConfig {
             group_consumer_session_timeout_ms: crate::groups::DEFAULT_CONSUMER_SESSION_TIMEOUT_MS,
             transaction_max_timeout_ms:
                 crate::transactions::config::DEFAULT_TRANSACTION_MAX_TIMEOUT_MS,
+            transaction_partition_verification: true,
             group_consumer_heartbeat_interval_ms: u64::try_from(
                 crate::groups::DEFAULT_CONSUMER_HEARTBEAT_INTERVAL_MS,
             )

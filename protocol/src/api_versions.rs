@@ -33,8 +33,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // v0 must be listed: librdkafka enables idempotence only when it overlaps (docs/COMPATIBILITY.md section 1).
     (ApiKey::InitProducerId, 0, 4),
     // Transactions (transaction protocol version 1: no `transaction.version` feature is finalized,
-    // so clients add partitions with AddPartitionsToTxn; v4+ of it is broker-to-broker).
-    (ApiKey::AddPartitionsToTxn, 0, 3),
+    // so clients add partitions with AddPartitionsToTxn v0-3; v4-5 are Kafka's broker-to-broker
+    // batch, whose `verify_only` transactions the partition leaders send: KIP-890 verification).
+    (ApiKey::AddPartitionsToTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 4),
     (ApiKey::TxnOffsetCommit, 0, 4),

@@ -11,7 +11,10 @@ partitions are led by different brokers (replication factor 3):
   FindCoordinator, key type 1) in the middle of a transaction; the producer goes on against the new coordinator
   (the leader of the id's partition on another broker), read_committed sees exactly the committed transactions,
   each record once, a zombie with the old epoch is fenced by the new coordinator, and the killed broker rejoins
-  with a copy of the state partition equal to the others'; the same failover under the Java client (4.4).
+  with a copy of the state partition equal to the others'; the same failover under the Java client (4.4);
+- transaction verification (KIP-890) across brokers: a partition's leader asks the coordinator on another broker
+  (AddPartitionsToTxn v4 verify_only) before a transaction's first batch there, so a batch for a partition the
+  producer never added is refused with INVALID_TXN_STATE, and one it added is taken.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import kafka_wire as kw
 from cluster_helpers import segment_bytes
 from test_cluster import metadata, wait_until
 from test_java_client import java_classpath  # noqa: F401 (a fixture)
+from test_transactions_wire import INVALID_TXN_STATE, Conn
 from test_replication import (  # noqa: F401 (cluster: a fixture)
     BINARY,
     cluster,
@@ -128,6 +132,36 @@ def test_one_coordinator_per_transactional_id_fences_a_zombie_from_another_broke
         successor.commit_transaction(60)
         seen = read_all(cluster.bootstrap, topic_name, "read_committed", PARTITIONS)
     assert seen == {p: [f"successor-{p}".encode()] for p in range(PARTITIONS)}
+
+
+@pytest.mark.timeout(300)
+def test_a_leader_verifies_a_transaction_with_its_coordinator_on_another_broker(cluster, topic_name):
+    create_replicated(cluster, topic_name, partitions=PARTITIONS, min_insync=2)
+    wait_until(lambda: set(isr_sizes(cluster, topic_name).values()) == {3}, 60, "full ISRs")
+    leader = leaders(cluster, topic_name)[0]
+    with cluster.hosts.in_hub():
+        # A transactional id coordinated by another broker than partition 0's leader.
+        def coordinated_elsewhere():
+            for i in range(200):
+                txn_id = f"{topic_name}-v{i}"
+                coordinator = find_transaction_coordinator(cluster.nodes[0].bootstrap, txn_id)
+                if coordinator is None:
+                    return None  # __transaction_state is being created
+                if coordinator != leader:
+                    return txn_id, coordinator
+            return None
+        txn_id, coordinator = wait_until(coordinated_elsewhere, 60, "an id coordinated by another broker")
+        print(f"partition 0 led by {leader}, {txn_id} coordinated by {coordinator}")
+        to_coordinator = Conn(cluster.node(coordinator).bootstrap)
+        to_leader = Conn(cluster.node(leader).bootstrap)
+        error, pid, epoch = to_coordinator.init_producer_id(txn_id, 60_000)
+        assert error == 0
+        assert to_leader.produce_transactional(txn_id, pid, epoch, topic_name, 0) == INVALID_TXN_STATE
+        assert to_coordinator.add_partitions(2, txn_id, pid, epoch, topic_name) == 0
+        assert to_leader.produce_transactional(txn_id, pid, epoch, topic_name, 0) == 0
+        assert to_coordinator.end_txn(txn_id, pid, epoch, True) == 0
+        seen = read_all(cluster.bootstrap, topic_name, "read_committed", 1)
+    assert seen == {0: [b"txn"], 1: [], 2: []}
 
 
 TXN_STATE_TOPIC = "__transaction_state"

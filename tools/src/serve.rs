@@ -359,6 +359,13 @@ SIGHUP re-reads the config file and applies what can change live; SIGINT/SIGTERM
         #[arg(long, value_name = "N")]
         pub transaction_state_log_min_isr: Option<IntIn<1, { i16::MAX as i64 }>>,
 
+        #[setting(key = "transaction.partition.verification.enable", env = "RINGBROKER_TRANSACTION_PARTITION_VERIFICATION_ENABLE", default = "true", kafka = Some("transaction.partition.verification.enable"), live = false)]
+        /// Before a transaction's first batch on a partition (and before a TxnOffsetCommit), ask
+        /// the transaction coordinator whether the producer added that partition, so no partition
+        /// is left with an open transaction nobody will end (KIP-890).
+        #[arg(long, value_name = "true|false")]
+        pub transaction_partition_verification: Option<Switch>,
+
         #[setting(key = "offsets.commit.timeout.ms", env = "RINGBROKER_OFFSETS_COMMIT_TIMEOUT_MS", default = "5000", kafka = Some("offsets.commit.timeout.ms"), live = false)]
         /// How long a group coordinator waits for the in-sync replicas of its __consumer_offsets
         /// partition to hold a write (an offset commit, a group change) before the request fails

@@ -53,14 +53,30 @@ pub struct Acks {
 }
 
 /// Appends already-validated batches to a partition this shard owns; with acks=-1, answers once
-/// the high watermark has passed them (`replication::acks`).
+/// the high watermark has passed them (`replication::acks`). A transactional producer's batches
+/// (`transactional_id`) are verified with the transaction coordinator first, when their
+/// transaction is new here (`transactions::verification`).
 pub async fn append_local(
     shard: &Shard,
     topic: &str,
     partition: i32,
     records: &[u8],
     acks: Acks,
+    transactional_id: Option<&str>,
 ) -> ProduceOutcome {
+    // Before the leadership checks: they must hold after this wait, not before it.
+    let turn = match crate::transactions::verification::before_append(
+        shard,
+        transactional_id,
+        topic,
+        partition,
+        records,
+    )
+    .await
+    {
+        Ok(turn) => turn,
+        Err(code) => return ProduceOutcome::error(code),
+    };
     let Some(log) = shard.log(topic, partition) else {
         return ProduceOutcome::error(ResponseError::UnknownTopicOrPartition.code());
     };
@@ -78,6 +94,8 @@ pub async fn append_local(
         }
     }
     let outcome = append_leader(shard, topic, partition, records, &log, leader_epoch).await;
+    // The producer's next batch waiting for this one's verification may append now.
+    drop(turn);
     if !wait_for_replicas || outcome.error_code != errors::NONE {
         return outcome;
     }
@@ -177,14 +195,17 @@ pub async fn append(
     partition: i32,
     records: Bytes,
     acks: Acks,
+    transactional_id: Option<&str>,
 ) -> ProduceOutcome {
     let owner = shard.owner_of(topic, partition);
     if owner == shard.id {
-        return append_local(shard, topic, partition, &records, acks).await;
+        return append_local(shard, topic, partition, &records, acks, transactional_id).await;
     }
-    let hop = shard.mesh.call(owner, records.len() + 128, |fbb| {
+    let extra = transactional_id.map_or(0, str::len);
+    let hop = shard.mesh.call(owner, records.len() + extra + 128, |fbb| {
         let topic = fbb.create_string(topic);
         let records = fbb.create_vector(&records);
+        let transactional_id = transactional_id.map(|id| fbb.create_string(id));
         let request = MeshProduce::create(
             fbb,
             &ProduceRequestArgs {
@@ -193,6 +214,7 @@ pub async fn append(
                 records: Some(records),
                 acks: acks.acks,
                 timeout_ms: acks.timeout_ms,
+                transactional_id,
             },
         );
         (Payload::ProduceRequest, request.as_union_value())
@@ -228,7 +250,15 @@ pub async fn serve_remote(shard: &Shard, from: usize, correlation: u64, request:
         acks: request.acks(),
         timeout_ms: request.timeout_ms(),
     };
-    let outcome = append_local(shard, topic, request.partition(), records, acks).await;
+    let outcome = append_local(
+        shard,
+        topic,
+        request.partition(),
+        records,
+        acks,
+        request.transactional_id(),
+    )
+    .await;
     shard
         .mesh
         .reply(from, correlation, 64, |fbb| {

@@ -69,6 +69,8 @@ pub struct Shard {
     pub txn_partitions: PartitionTxnTable,
     /// Connections to other brokers for the transaction markers of partitions they lead.
     pub marker_links: crate::transactions::remote_markers::MarkerLinks,
+    /// Transactional batches waiting for their coordinator's verification (KIP-890).
+    pub txn_verifications: crate::transactions::verification::Verifications,
     /// This shard's metrics (only this shard writes them); `None` when metrics are off.
     pub metrics: Option<Arc<ShardMetrics>>,
     /// Walks the records of produced batches (`produce::validate_records`); its window is the
@@ -109,6 +111,7 @@ impl Shard {
             transactions: RefCell::new(None),
             txn_partitions: PartitionTxnTable::default(),
             marker_links: Default::default(),
+            txn_verifications: Default::default(),
             metrics: None,
             record_validator: RefCell::new(RecordValidator::new()),
             log_dir: Arc::new(LogDirHealth::new(count)),

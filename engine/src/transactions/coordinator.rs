@@ -375,6 +375,45 @@ impl TxnCoordinator {
         }
     }
 
+    /// AddPartitionsToTxn v4+ with `verify_only` (KIP-890, asked by a partition leader before a
+    /// transaction's first batch there, or by a group coordinator before a TxnOffsetCommit):
+    /// whether each of `partitions` is in `producer`'s transaction, without adding any. Kafka's
+    /// answers: INVALID_PRODUCER_ID_MAPPING for an unknown id or another producer id,
+    /// PRODUCER_FENCED for another epoch, CONCURRENT_TRANSACTIONS while the transaction ends, and
+    /// per partition INVALID_TXN_STATE when it is not in the transaction. It takes no lock: it
+    /// only reads the current state, and a transaction ending meanwhile is caught by the
+    /// partition (its marker clears what this answer allowed).
+    pub fn verify_partitions(
+        &self,
+        transactional_id: &str,
+        producer: ProducerIdAndEpoch,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<i16>, i16> {
+        let txns = self.txns.borrow();
+        let txn = txns
+            .get(transactional_id)
+            .ok_or(ResponseError::InvalidProducerIdMapping.code())?;
+        if txn.producer_id != producer.producer_id {
+            return Err(ResponseError::InvalidProducerIdMapping.code());
+        }
+        if txn.producer_epoch != producer.producer_epoch {
+            return Err(ResponseError::ProducerFenced.code());
+        }
+        if txn.status.is_prepared() {
+            return Err(ResponseError::ConcurrentTransactions.code());
+        }
+        Ok(partitions
+            .iter()
+            .map(|p| {
+                if txn.partitions.contains(p) {
+                    0
+                } else {
+                    ResponseError::InvalidTxnState.code()
+                }
+            })
+            .collect())
+    }
+
     /// EndTxn (v0-4): commits or aborts the producer's transaction; answered once every marker
     /// is written.
     pub async fn end_txn(

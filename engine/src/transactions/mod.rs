@@ -8,7 +8,9 @@
 //! `coordinator` (the requests:
 //! InitProducerId with fencing, AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn,
 //! the timeout sweep), `markers` (commit/abort control batches, written on the partition's shard),
-//! `remote_markers` (markers for partitions another broker leads: Kafka's WriteTxnMarkers).
+//! `remote_markers` (markers for partitions another broker leads: Kafka's WriteTxnMarkers),
+//! `verification` (KIP-890: a partition leader, or a group coordinator, asks the coordinator
+//! whether a partition is in the producer's transaction before its first write there).
 //!
 //! Partition side (on each partition's owning shard): `partition_state` (open transactions, the
 //! last stable offset, aborted transactions, rebuilt from the log on open) and `table` (all of a
@@ -27,6 +29,7 @@ pub mod remote_markers;
 mod table;
 #[cfg(test)]
 mod tests;
+pub mod verification;
 
 pub use config::{
     TxnConfig, TRANSACTION_STATE_COMMIT_TIMEOUT, TRANSACTION_STATE_PARTITIONS,
@@ -54,9 +57,14 @@ pub fn before_append(
     if !crate::produce::any_transactional(records) {
         return Ok(());
     }
-    shard
-        .txn_partitions
-        .check_and_note(topic, partition, dir, records, base_offset)
+    shard.txn_partitions.check_and_note(
+        topic,
+        partition,
+        dir,
+        records,
+        base_offset,
+        shard.config.transaction_partition_verification,
+    )
 }
 
 /// Produce path: the append at `base_offset` failed; forget what `before_append` recorded.

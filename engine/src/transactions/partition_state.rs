@@ -44,6 +44,11 @@ pub struct PartitionTxns {
     aborted: Vec<AbortedTxn>,
     /// Producer id → epoch of its latest marker here.
     marker_epochs: HashMap<i64, i16>,
+    /// Producer id → epoch the transaction coordinator confirmed this partition is in the
+    /// producer's ongoing transaction for (KIP-890 verification, `verification`); ends with the
+    /// transaction's marker, so a batch after it is verified again. Memory only: a new leader asks
+    /// again.
+    verified: HashMap<i64, i16>,
     /// The flag file exists (or the scan found transactional data).
     pub flagged: bool,
 }
@@ -74,6 +79,32 @@ impl PartitionTxns {
         }
     }
 
+    /// Whether `producer_id` at `epoch` may write transactional batches here without asking the
+    /// coordinator: its open transaction already has a batch here, or the coordinator said this
+    /// partition is in it.
+    pub fn in_transaction(&self, producer_id: i64, epoch: i16) -> bool {
+        self.ongoing.contains_key(&producer_id) || self.verified.get(&producer_id) == Some(&epoch)
+    }
+
+    /// The coordinator confirmed this partition is in the transaction of `producer_id` at `epoch`.
+    pub fn note_verified(&mut self, producer_id: i64, epoch: i16) {
+        self.verified.insert(producer_id, epoch);
+    }
+
+    /// Refuses transactional batches of a producer whose transaction was not verified here (or
+    /// ended since): Kafka's INVALID_TXN_STATE, "Partition was not added to the transaction".
+    pub fn check_verified(&self, records: &[u8]) -> Result<(), i16> {
+        for (header, _) in batches(records).flatten() {
+            if header.is_transactional()
+                && !header.is_control()
+                && !self.in_transaction(header.producer_id, header.producer_epoch)
+            {
+                return Err(ResponseError::InvalidTxnState.code());
+            }
+        }
+        Ok(())
+    }
+
     fn note_data(&mut self, header: &BatchHeader, offset: i64) {
         if header.is_transactional() && !header.is_control() {
             self.ongoing.entry(header.producer_id).or_insert(offset);
@@ -87,6 +118,7 @@ impl PartitionTxns {
 
     /// Records a marker of `producer_id` written at `marker_offset`.
     pub fn note_marker(&mut self, producer_id: i64, epoch: i16, commit: bool, marker_offset: i64) {
+        self.verified.remove(&producer_id);
         let first = self.ongoing.remove(&producer_id);
         if !commit {
             if let Some(first_offset) = first {

@@ -1,8 +1,9 @@
 //! Markers for partitions another broker leads: the coordinator sends that broker Kafka's
 //! WriteTxnMarkers (v1) over a broker-to-broker connection (`replication::client`), and the
 //! leader writes the marker as it would for its own coordinator (`handlers::write_txn_markers`).
-//! Connections are kept per shard and leader broker and reused; a failed one is dropped and the
-//! marker is retried by the caller (the coordinator retries every marker until it is written).
+//! Connections are kept per shard and leader broker and reused (by the transaction verification
+//! too, `verification`); a failed one is dropped and the marker is retried by the caller (the
+//! coordinator retries every marker until it is written).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -51,29 +52,38 @@ impl MarkerLinks {
     }
 }
 
+/// A connection to `broker`, another broker: an idle one from this shard's pool, else a new one
+/// (the transaction verification of `verification` shares the pool). Kafka's error code when
+/// none can be had.
+pub(super) async fn connection(shard: &Shard, broker: i32) -> Result<BrokerConnection, i16> {
+    debug_assert_ne!(broker, shard.config.node_id);
+    if let Some(connection) = shard.marker_links.take(broker) {
+        return Ok(connection);
+    }
+    let peer = broker_address(shard, broker).map_err(|error| {
+        tracing::debug!(broker, %error, "no address for a transaction request to another broker");
+        ResponseError::NotLeaderOrFollower.code()
+    })?;
+    let security = &shard.config.security.inter_broker;
+    BrokerConnection::connect(&peer, security)
+        .await
+        .map_err(|error| {
+            tracing::warn!(broker, %error, "cannot reach a broker for a transaction request");
+            ResponseError::CoordinatorNotAvailable.code()
+        })
+}
+
+/// Gives a connection that answered back to the pool.
+pub(super) fn put_back(shard: &Shard, broker: i32, connection: BrokerConnection) {
+    shard.marker_links.put_back(broker, connection);
+}
+
 /// Writes `marker` through `leader`, another broker; a Kafka error code (0 on success).
 pub async fn write_remote(shard: &Shard, leader: i32, marker: Marker<'_>) -> i16 {
-    debug_assert_ne!(leader, shard.config.node_id);
     let not_available = ResponseError::CoordinatorNotAvailable.code();
-    let mut connection = match shard.marker_links.take(leader) {
-        Some(connection) => connection,
-        None => {
-            let peer = match broker_address(shard, leader) {
-                Ok(peer) => peer,
-                Err(error) => {
-                    tracing::debug!(leader, %error, "no address for a transaction marker");
-                    return ResponseError::NotLeaderOrFollower.code();
-                }
-            };
-            let security = &shard.config.security.inter_broker;
-            match BrokerConnection::connect(&peer, security).await {
-                Ok(connection) => connection,
-                Err(error) => {
-                    tracing::warn!(leader, %error, "cannot reach a partition leader for a transaction marker");
-                    return not_available;
-                }
-            }
-        }
+    let mut connection = match connection(shard, leader).await {
+        Ok(connection) => connection,
+        Err(code) => return code,
     };
     let request =
         WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
@@ -89,7 +99,7 @@ pub async fn write_remote(shard: &Shard, leader: i32, marker: Marker<'_>) -> i16
         .await;
     match response {
         Ok(response) => {
-            shard.marker_links.put_back(leader, connection);
+            put_back(shard, leader, connection);
             let code = response
                 .markers
                 .iter()

@@ -33,7 +33,9 @@ impl PartitionTxnTable {
 
     /// Checks transactional `records` about to be appended at `base_offset` to the partition
     /// whose log lives in `dir`, and records them. The first transactional append of a partition
-    /// creates its flag file first (see `partition_state`).
+    /// creates its flag file first (see `partition_state`). With `verification`, each batch's
+    /// transaction must be known here (`verification`: asked of the coordinator just before, and
+    /// no marker since).
     pub fn check_and_note(
         &self,
         topic: &str,
@@ -41,9 +43,13 @@ impl PartitionTxnTable {
         dir: &Path,
         records: &[u8],
         base_offset: i64,
+        verification: bool,
     ) -> Result<(), i16> {
         self.with_state(topic, partition, |state| {
             state.check_batches(records)?;
+            if verification {
+                state.check_verified(records)?;
+            }
             if let Err(e) = flag(state, dir) {
                 tracing::warn!(topic, partition, error = %e, "cannot mark a partition transactional");
                 return Err(ResponseError::KafkaStorageError.code());
@@ -73,6 +79,30 @@ impl PartitionTxnTable {
             .or_default()
             .entry(partition)
             .or_default())
+    }
+
+    /// Whether `producer_id` at `epoch` may write transactional batches to the partition without
+    /// asking the coordinator (see [`PartitionTxns::in_transaction`]). One lookup, no allocation:
+    /// the produce path asks it of every transactional batch.
+    pub fn in_transaction(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        epoch: i16,
+    ) -> bool {
+        self.partitions
+            .borrow()
+            .get(topic)
+            .and_then(|p| p.get(&partition))
+            .is_some_and(|state| state.in_transaction(producer_id, epoch))
+    }
+
+    /// The coordinator confirmed the partition is in the transaction of `producer_id` at `epoch`.
+    pub fn note_verified(&self, topic: &str, partition: i32, producer_id: i64, epoch: i16) {
+        self.with_state(topic, partition, |state| {
+            state.note_verified(producer_id, epoch)
+        });
     }
 
     /// Undoes `check_and_note` for a failed append at `base_offset`.

@@ -394,7 +394,7 @@ mod failover {
             .expect("an id of the partition")
     }
 
-    async fn coordinator_over(dir: &Path) -> TxnCoordinator {
+    pub(super) async fn coordinator_over(dir: &Path) -> TxnCoordinator {
         let owned: Vec<i32> = (0..TRANSACTION_STATE_PARTITIONS).collect();
         let store = TxnLogStore::open(dir, &owned, &small_config())
             .await
@@ -406,7 +406,7 @@ mod failover {
 
     /// A one-shard broker (node 0) whose image has topic `t` (one partition, led here) and that
     /// is live, as after joining its cluster.
-    async fn broker(dir: &Path) -> Rc<Shard> {
+    pub(super) async fn broker(dir: &Path) -> Rc<Shard> {
         let config = BrokerConfig {
             data_dir: dir.to_path_buf(),
             shard_cpus: vec![None],
@@ -588,6 +588,112 @@ mod failover {
                     .is_none_or(|l| l.log_end_offset() == 0),
                 "nothing appended"
             );
+        });
+    }
+}
+
+/// KIP-890 verification on one broker: a transactional batch reaches a partition's log only when
+/// its coordinator says the partition is in the producer's transaction, and only until the
+/// transaction's marker.
+mod verification {
+    use std::rc::Rc;
+
+    use kafka_protocol::ResponseError;
+
+    use super::failover::{broker, coordinator_over};
+    use super::txn_batch;
+    use crate::produce::{append_local, Acks};
+    use crate::storage::tests::run;
+    use crate::transactions::ProducerIdAndEpoch;
+
+    const ACKS: Acks = Acks {
+        acks: 1,
+        timeout_ms: 5_000,
+    };
+
+    #[test]
+    fn a_batch_outside_the_transaction_is_refused_and_a_verified_one_appended() {
+        run(|| async {
+            let temp = tempfile::tempdir().expect("temp dir");
+            let shard = broker(temp.path()).await;
+            let c = Rc::new(coordinator_over(temp.path()).await);
+            shard.set_transactions(c.clone());
+            let producer: ProducerIdAndEpoch = c
+                .init_producer_id(&shard, "v", 60_000, None, true)
+                .await
+                .expect("init");
+            let batch = txn_batch(producer.producer_id, 2);
+            let invalid_state = ResponseError::InvalidTxnState.code();
+            let log = shard.log("t", 0).expect("t-0");
+
+            // Never added: refused, nothing written, no open transaction left on the partition.
+            let refused = append_local(&shard, "t", 0, &batch, ACKS, Some("v")).await;
+            assert_eq!(refused.error_code, invalid_state);
+            assert_eq!(log.log_end_offset(), 0);
+            assert!(!shard
+                .txn_partitions
+                .in_transaction("t", 0, producer.producer_id, 0));
+
+            // Added: the first batch asks the coordinator, the next ones find it known here.
+            c.add_partitions("v", producer, &[("t".into(), 0)], true)
+                .await
+                .expect("add");
+            let first = append_local(&shard, "t", 0, &batch, ACKS, Some("v")).await;
+            assert_eq!((first.error_code, first.base_offset), (0, 0));
+            assert!(shard
+                .txn_partitions
+                .in_transaction("t", 0, producer.producer_id, 0));
+            assert!(
+                c.verify_partitions("v", producer, &[("t".into(), 1)]) == Ok(vec![invalid_state])
+            );
+
+            // The marker ends what was verified: a late batch of the ended transaction is refused.
+            c.end_txn(&shard, "v", producer, false, true)
+                .await
+                .expect("abort");
+            assert!(!shard
+                .txn_partitions
+                .in_transaction("t", 0, producer.producer_id, 0));
+            let end = log.log_end_offset();
+            let late = append_local(&shard, "t", 0, &batch, ACKS, Some("v")).await;
+            assert_eq!(late.error_code, invalid_state);
+            assert_eq!(log.log_end_offset(), end);
+        });
+    }
+
+    #[test]
+    fn the_coordinator_answers_kafkas_verification_errors() {
+        run(|| async {
+            let temp = tempfile::tempdir().expect("temp dir");
+            let c = coordinator_over(temp.path()).await;
+            let shard = broker(temp.path()).await;
+            let producer = c
+                .init_producer_id(&shard, "w", 60_000, None, true)
+                .await
+                .expect("init");
+            let t0 = [("t".to_string(), 0)];
+            let unknown = c.verify_partitions("nobody", producer, &t0);
+            assert_eq!(unknown, Err(ResponseError::InvalidProducerIdMapping.code()));
+            let other_id = ProducerIdAndEpoch {
+                producer_id: producer.producer_id + 1,
+                ..producer
+            };
+            assert_eq!(
+                c.verify_partitions("w", other_id, &t0),
+                Err(ResponseError::InvalidProducerIdMapping.code())
+            );
+            let other_epoch = ProducerIdAndEpoch {
+                producer_epoch: producer.producer_epoch + 1,
+                ..producer
+            };
+            assert_eq!(
+                c.verify_partitions("w", other_epoch, &t0),
+                Err(ResponseError::ProducerFenced.code())
+            );
+            c.add_partitions("w", producer, &t0, true)
+                .await
+                .expect("add");
+            assert_eq!(c.verify_partitions("w", producer, &t0), Ok(vec![0]));
         });
     }
 }

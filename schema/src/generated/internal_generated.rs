@@ -182,6 +182,7 @@ impl<'a> ProduceRequest<'a> {
   pub const VT_RECORDS: ::flatbuffers::VOffsetT = 8;
   pub const VT_ACKS: ::flatbuffers::VOffsetT = 10;
   pub const VT_TIMEOUT_MS: ::flatbuffers::VOffsetT = 12;
+  pub const VT_TRANSACTIONAL_ID: ::flatbuffers::VOffsetT = 14;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -193,6 +194,7 @@ impl<'a> ProduceRequest<'a> {
     args: &'args ProduceRequestArgs<'args>
   ) -> ::flatbuffers::WIPOffset<ProduceRequest<'bldr>> {
     let mut builder = ProduceRequestBuilder::new(_fbb);
+    if let Some(x) = args.transactional_id { builder.add_transactional_id(x); }
     builder.add_timeout_ms(args.timeout_ms);
     if let Some(x) = args.records { builder.add_records(x); }
     builder.add_partition(args.partition);
@@ -240,6 +242,15 @@ impl<'a> ProduceRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<i32>(ProduceRequest::VT_TIMEOUT_MS, Some(30000)).unwrap()}
   }
+  /// The producer's transactional id (absent for others): the owning shard asks its transaction
+  /// coordinator before a transaction's first batch on the partition (KIP-890 verification).
+  #[inline]
+  pub fn transactional_id(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(ProduceRequest::VT_TRANSACTIONAL_ID, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for ProduceRequest<'_> {
@@ -253,6 +264,7 @@ impl ::flatbuffers::Verifiable for ProduceRequest<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("records", Self::VT_RECORDS, false)?
      .visit_field::<i16>("acks", Self::VT_ACKS, false)?
      .visit_field::<i32>("timeout_ms", Self::VT_TIMEOUT_MS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("transactional_id", Self::VT_TRANSACTIONAL_ID, false)?
      .finish();
     Ok(())
   }
@@ -263,6 +275,7 @@ pub struct ProduceRequestArgs<'a> {
     pub records: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
     pub acks: i16,
     pub timeout_ms: i32,
+    pub transactional_id: Option<::flatbuffers::WIPOffset<&'a str>>,
 }
 impl<'a> Default for ProduceRequestArgs<'a> {
   #[inline]
@@ -273,6 +286,7 @@ impl<'a> Default for ProduceRequestArgs<'a> {
       records: None,
       acks: 1,
       timeout_ms: 30000,
+      transactional_id: None,
     }
   }
 }
@@ -303,6 +317,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ProduceRequestBuilder<'a, 'b,
     self.fbb_.push_slot::<i32>(ProduceRequest::VT_TIMEOUT_MS, timeout_ms, 30000);
   }
   #[inline]
+  pub fn add_transactional_id(&mut self, transactional_id: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ProduceRequest::VT_TRANSACTIONAL_ID, transactional_id);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ProduceRequestBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     ProduceRequestBuilder {
@@ -325,6 +343,7 @@ impl ::core::fmt::Debug for ProduceRequest<'_> {
       ds.field("records", &self.records());
       ds.field("acks", &self.acks());
       ds.field("timeout_ms", &self.timeout_ms());
+      ds.field("transactional_id", &self.transactional_id());
       ds.finish()
   }
 }

@@ -394,6 +394,7 @@ impl Resolved {
             // The bounds (at most 24 h) keep it inside i32, Kafka's type for the timeout.
             transaction_max_timeout_ms: i32::try_from(resolved.transaction_max_timeout_ms)
                 .unwrap_or(i32::MAX),
+            transaction_partition_verification: settings.transaction_partition_verification.value.0,
             connections_max_idle_ms: resolved.connections_max_idle_ms,
             request_read_timeout_ms: resolved.request_read_timeout_ms,
             max_in_flight_bytes_per_connection: resolved.max_in_flight_bytes_per_connection

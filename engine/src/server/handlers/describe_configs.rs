@@ -300,6 +300,14 @@ fn broker_configs(config: &BrokerConfig) -> Vec<BrokerEntry> {
             doc: "create unknown topics on Metadata requests",
         },
         BrokerEntry {
+            name: "transaction.partition.verification.enable",
+            value: config.transaction_partition_verification.to_string(),
+            source: SOURCE_STATIC_BROKER_CONFIG,
+            config_type: ConfigType::String,
+            doc:
+                "ask the transaction coordinator before a transaction's first write to a partition",
+        },
+        BrokerEntry {
             name: "default.replication.factor",
             value: config.cluster.default_replication_factor.to_string(),
             source: SOURCE_STATIC_BROKER_CONFIG,

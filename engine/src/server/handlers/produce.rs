@@ -67,7 +67,13 @@ pub async fn handle(
     };
     for (name, entries) in &layout {
         for entry in entries {
-            appends.push(append(shard, name.as_str(), entry, acks));
+            appends.push(append(
+                shard,
+                name.as_str(),
+                entry,
+                acks,
+                body.transactional_id.as_ref().map(|id| id.as_str()),
+            ));
         }
     }
     let outcomes = join_all(appends).await;
@@ -167,10 +173,26 @@ fn validate_all(
 }
 
 /// The append of one validated partition, or its refusal.
-async fn append(shard: &Shard, topic: &str, entry: &Entry, acks: produce::Acks) -> ProduceOutcome {
+async fn append(
+    shard: &Shard,
+    topic: &str,
+    entry: &Entry,
+    acks: produce::Acks,
+    transactional_id: Option<&str>,
+) -> ProduceOutcome {
     match &entry.checked {
         Err(refusal) => ProduceOutcome::error(refusal.code),
-        Ok(_) => produce::append(shard, topic, entry.index, entry.records.clone(), acks).await,
+        Ok(_) => {
+            produce::append(
+                shard,
+                topic,
+                entry.index,
+                entry.records.clone(),
+                acks,
+                transactional_id,
+            )
+            .await
+        }
     }
 }
 

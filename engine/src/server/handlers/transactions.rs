@@ -1,5 +1,7 @@
-//! The transaction APIs: InitProducerId with a transactional id, AddPartitionsToTxn (v0-3),
-//! AddOffsetsToTxn, TxnOffsetCommit, EndTxn, DescribeTransactions and ListTransactions. A
+//! The transaction APIs: InitProducerId with a transactional id, AddPartitionsToTxn (v0-3 from
+//! producers; v4-5, Kafka's broker-to-broker batch whose `verify_only` transactions ask whether
+//! partitions are in a transaction, KIP-890), AddOffsetsToTxn, TxnOffsetCommit, EndTxn,
+//! DescribeTransactions and ListTransactions. A
 //! transactional id is coordinated by the shard owning its `__transaction_state` partition; a
 //! request arriving elsewhere travels there as its raw Kafka body (the group APIs' mesh message,
 //! `GroupRequest`), and the encoded response body comes back. TxnOffsetCommit is the group
@@ -7,8 +9,11 @@
 //! shard owning the group's `__consumer_offsets` partition instead.
 
 use bytes::Bytes;
+use kafka_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+};
 use kafka_protocol::messages::add_partitions_to_txn_response::{
-    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::messages::list_transactions_response::TransactionState as ListedTransaction;
@@ -20,7 +25,7 @@ use super::groups::{decode, encode, frame_body, route_to};
 use super::not_coordinator;
 use super::transactions_authorization as authorization;
 use crate::metadata::owner_shard;
-use crate::security::acl::Session;
+use crate::security::acl::{Operation, Session};
 use crate::server::dispatch::HandlerError;
 use crate::server::dispatch::Outcome;
 use crate::shard::Shard;
@@ -33,6 +38,9 @@ const INIT_PRODUCER_ID_FENCED_VERSION: i16 = 3;
 const ADD_PARTITIONS_FENCED_VERSION: i16 = 2;
 const ADD_OFFSETS_FENCED_VERSION: i16 = 2;
 const END_TXN_FENCED_VERSION: i16 = 2;
+/// First AddPartitionsToTxn version of Kafka's broker-to-broker form (several transactions, each
+/// maybe `verify_only`), needing ClusterAction.
+pub const ADD_PARTITIONS_BROKER_VERSION: i16 = 4;
 
 /// Whether `api` is one of the transaction coordinator's.
 pub fn is_transaction_api(api: ApiKey) -> bool {
@@ -70,7 +78,7 @@ pub fn transactional_id_of(
                 .map(|id| id.0.to_string())
                 .unwrap_or_default()
         }
-        ApiKey::AddPartitionsToTxn => {
+        ApiKey::AddPartitionsToTxn if version < ADD_PARTITIONS_BROKER_VERSION => {
             let request: AddPartitionsToTxnRequest = decode(api, version, body.clone())?;
             request.v3_and_below_transactional_id.0.to_string()
         }
@@ -99,7 +107,20 @@ pub async fn handle(
     session: &Session,
 ) -> Result<Outcome, HandlerError> {
     let (api, version) = (request.api_key, request.version());
-    let body = if api == ApiKey::ListTransactions {
+    let body = if api == ApiKey::AddPartitionsToTxn && version >= ADD_PARTITIONS_BROKER_VERSION {
+        // Brokers' own traffic (Kafka's KafkaApis: ClusterAction, else one top-level error).
+        match session.cluster_refusal(Operation::ClusterAction) {
+            Some(code) => encode(
+                api,
+                version,
+                &AddPartitionsToTxnResponse::default().with_error_code(code),
+            )?,
+            None => {
+                let batch: AddPartitionsToTxnRequest = decode(api, version, request.body.clone())?;
+                encode(api, version, &route_batch(shard, &batch, version).await?)?
+            }
+        }
+    } else if api == ApiKey::ListTransactions {
         let listed = list_transactions(shard, version, request.body.clone()).await?;
         authorization::visible_transactions(session, api, version, listed)?
     } else if api == ApiKey::DescribeTransactions {
@@ -143,9 +164,33 @@ pub async fn route(
     if api == ApiKey::TxnOffsetCommit {
         return route_txn_offset_commit(shard, version, body).await;
     }
+    if api == ApiKey::AddPartitionsToTxn && version >= ADD_PARTITIONS_BROKER_VERSION {
+        let batch: AddPartitionsToTxnRequest = decode(api, version, body)?;
+        return encode(api, version, &route_batch(shard, &batch, version).await?);
+    }
     let id = transactional_id_of(api, version, &body)?;
     let owner = coordinator_shard(&id, shard.count);
     route_to(shard, owner, api, version, body).await
+}
+
+/// AddPartitionsToTxn v4+ (from another broker, or this broker's own verification): each
+/// transaction of the batch goes to its coordinator shard alone; the answers are gathered.
+pub async fn route_batch(
+    shard: &Shard,
+    batch: &AddPartitionsToTxnRequest,
+    version: i16,
+) -> Result<AddPartitionsToTxnResponse, HandlerError> {
+    debug_assert!(version >= ADD_PARTITIONS_BROKER_VERSION);
+    let api = ApiKey::AddPartitionsToTxn;
+    let mut results = Vec::with_capacity(batch.transactions.len());
+    for transaction in &batch.transactions {
+        let owner = coordinator_shard(transaction.transactional_id.as_str(), shard.count);
+        let one = AddPartitionsToTxnRequest::default().with_transactions(vec![transaction.clone()]);
+        let reply = route_to(shard, owner, api, version, encode(api, version, &one)?).await?;
+        let answer: AddPartitionsToTxnResponse = decode(api, version, reply)?;
+        results.extend(answer.results_by_transaction);
+    }
+    Ok(AddPartitionsToTxnResponse::default().with_results_by_transaction(results))
 }
 
 /// Routes a TxnOffsetCommit to its group's coordinator shard, when this broker coordinates the
@@ -242,10 +287,37 @@ pub async fn serve_local(
             };
             encode(api, version, &response)
         }
+        ApiKey::AddPartitionsToTxn if version >= ADD_PARTITIONS_BROKER_VERSION => {
+            let request: AddPartitionsToTxnRequest = decode(api, version, body)?;
+            let mut results = Vec::with_capacity(request.transactions.len());
+            for transaction in &request.transactions {
+                results.push(broker_transaction(shard, transaction).await);
+            }
+            encode(
+                api,
+                version,
+                &AddPartitionsToTxnResponse::default().with_results_by_transaction(results),
+            )
+        }
         ApiKey::AddPartitionsToTxn => {
             let request: AddPartitionsToTxnRequest = decode(api, version, body)?;
-            let response = add_partitions(shard, &request, version).await;
-            encode(api, version, &response)
+            let producer = ProducerIdAndEpoch {
+                producer_id: request.v3_and_below_producer_id.0,
+                producer_epoch: request.v3_and_below_producer_epoch,
+            };
+            let results = add_topics(
+                shard,
+                request.v3_and_below_transactional_id.as_str(),
+                producer,
+                &request.v3_and_below_topics,
+                version >= ADD_PARTITIONS_FENCED_VERSION,
+            )
+            .await;
+            encode(
+                api,
+                version,
+                &AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results),
+            )
         }
         ApiKey::AddOffsetsToTxn => {
             let request: AddOffsetsToTxnRequest = decode(api, version, body)?;
@@ -278,6 +350,9 @@ pub async fn serve_local(
             // As every group request: only once this shard has loaded the group's partition.
             if !not_coordinator::loaded_here(shard, request.group_id.0.as_str()) {
                 let code = ResponseError::NotCoordinator.code();
+                return encode(api, version, &txn_offset_commit_response(&request, code));
+            }
+            if let Err(code) = verify_txn_offset_commit(shard, &request).await {
                 return encode(api, version, &txn_offset_commit_response(&request, code));
             }
             let response = shard.groups.txn_offset_commit(request, version).await;
@@ -334,6 +409,51 @@ pub async fn serve_local(
     }
 }
 
+/// KIP-890 for TxnOffsetCommit (`transaction.partition.verification.enable`): the group's
+/// `__consumer_offsets` partition must be in the producer's transaction (AddOffsetsToTxn), as
+/// Kafka's group coordinator asks the transaction coordinator before writing the offsets. Asked
+/// on every TxnOffsetCommit (usually one per transaction). Errors as Kafka's group coordinator
+/// normalizes them: INVALID_TXN_STATE when the group was not added; retriable ones as the
+/// COORDINATOR_NOT_AVAILABLE or NOT_COORDINATOR clients retry.
+async fn verify_txn_offset_commit(
+    shard: &Shard,
+    request: &TxnOffsetCommitRequest,
+) -> Result<(), i16> {
+    if !shard.config.transaction_partition_verification {
+        return Ok(());
+    }
+    let (topic, partition) =
+        crate::transactions::offsets_group_partition(request.group_id.0.as_str());
+    let producer = ProducerIdAndEpoch {
+        producer_id: request.producer_id.0,
+        producer_epoch: request.producer_epoch,
+    };
+    let code = crate::transactions::verification::ask_coordinator(
+        shard,
+        request.transactional_id.as_str(),
+        producer,
+        &topic,
+        partition,
+    )
+    .await;
+    let unavailable = [
+        ResponseError::NetworkException.code(),
+        ResponseError::NotEnoughReplicas.code(),
+        ResponseError::UnknownTopicOrPartition.code(),
+        ResponseError::RequestTimedOut.code(),
+    ];
+    Err(match code {
+        0 => return Ok(()),
+        code if unavailable.contains(&code) => ResponseError::CoordinatorNotAvailable.code(),
+        code if code == ResponseError::NotLeaderOrFollower.code()
+            || code == ResponseError::KafkaStorageError.code() =>
+        {
+            ResponseError::NotCoordinator.code()
+        }
+        code => code,
+    })
+}
+
 /// TxnOffsetCommit's answer: `code` for every partition of the request.
 pub(super) fn txn_offset_commit_response(
     request: &TxnOffsetCommitRequest,
@@ -347,78 +467,107 @@ pub(super) fn txn_offset_commit_response(
     crate::groups::responses::txn_offset_commit_response(request, codes)
 }
 
-async fn add_partitions(
+/// One transaction of an AddPartitionsToTxn v4+ batch, on its coordinator shard: verified
+/// (`verify_only`) or added as a producer's v3 request is (a v4 sender knows PRODUCER_FENCED).
+async fn broker_transaction(
     shard: &Shard,
-    request: &AddPartitionsToTxnRequest,
-    version: i16,
-) -> AddPartitionsToTxnResponse {
-    let table = shard.topic_table();
-    let mut partitions = Vec::new();
-    let mut unknown = false;
-    for topic in &request.v3_and_below_topics {
-        for &p in &topic.partitions {
-            let exists = table
-                .get(topic.name.0.as_str())
-                .is_some_and(|meta| (0..meta.partitions).contains(&p));
-            unknown |= !exists;
-            partitions.push((topic.name.0.to_string(), p, exists));
-        }
-    }
-    // Like Kafka: unknown partitions get UNKNOWN_TOPIC_OR_PARTITION and the others
-    // OPERATION_NOT_ATTEMPTED; otherwise one outcome for all.
-    let outcome = |exists: bool, code: i16| {
-        if !unknown {
-            code
-        } else if exists {
-            ResponseError::OperationNotAttempted.code()
-        } else {
-            ResponseError::UnknownTopicOrPartition.code()
-        }
+    transaction: &AddPartitionsToTxnTransaction,
+) -> AddPartitionsToTxnResult {
+    let id = transaction.transactional_id.as_str();
+    let producer = ProducerIdAndEpoch {
+        producer_id: transaction.producer_id.0,
+        producer_epoch: transaction.producer_epoch,
     };
-    let code = if unknown {
-        0
+    let topic_results = if !transaction.verify_only {
+        add_topics(shard, id, producer, &transaction.topics, true).await
     } else {
-        let list: Vec<(String, i32)> = partitions.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
-        let producer = ProducerIdAndEpoch {
-            producer_id: request.v3_and_below_producer_id.0,
-            producer_epoch: request.v3_and_below_producer_epoch,
+        let partitions: Vec<(String, i32)> = transaction
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|&p| (t.name.0.to_string(), p)))
+            .collect();
+        let verified = if id.is_empty() {
+            Err(ResponseError::InvalidRequest.code())
+        } else {
+            coordinator_for(shard, id).and_then(|c| c.verify_partitions(id, producer, &partitions))
         };
-        match coordinator_for(shard, request.v3_and_below_transactional_id.0.as_str()) {
-            Ok(c) => c
-                .add_partitions(
-                    request.v3_and_below_transactional_id.0.as_str(),
-                    producer,
-                    &list,
-                    version >= ADD_PARTITIONS_FENCED_VERSION,
-                )
-                .await
-                .err()
-                .unwrap_or(0),
-            Err(code) => code,
-        }
+        let mut codes = match verified {
+            Ok(codes) => codes.into_iter(),
+            Err(code) => vec![code; partitions.len()].into_iter(),
+        };
+        topic_results(&transaction.topics, |_| codes.next().unwrap_or(0))
     };
-    let results = request
-        .v3_and_below_topics
+    AddPartitionsToTxnResult::default()
+        .with_transactional_id(transaction.transactional_id.clone())
+        .with_topic_results(topic_results)
+}
+
+/// Each partition of `topics` answered with `code_of(partition)`, in request order.
+fn topic_results(
+    topics: &[AddPartitionsToTxnTopic],
+    mut code_of: impl FnMut(&(&str, i32)) -> i16,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    topics
         .iter()
         .map(|topic| {
             let results_by_partition = topic
                 .partitions
                 .iter()
                 .map(|&p| {
-                    let exists = partitions
-                        .iter()
-                        .any(|(t, q, e)| *t == topic.name.0.as_str() && *q == p && *e);
                     AddPartitionsToTxnPartitionResult::default()
                         .with_partition_index(p)
-                        .with_partition_error_code(outcome(exists, code))
+                        .with_partition_error_code(code_of(&(topic.name.0.as_str(), p)))
                 })
                 .collect();
             AddPartitionsToTxnTopicResult::default()
                 .with_name(topic.name.clone())
                 .with_results_by_partition(results_by_partition)
         })
+        .collect()
+}
+
+/// Adds `topics` to the producer's transaction (AddPartitionsToTxn v0-3, or a v4+ transaction
+/// without `verify_only`).
+async fn add_topics(
+    shard: &Shard,
+    transactional_id: &str,
+    producer: ProducerIdAndEpoch,
+    topics: &[AddPartitionsToTxnTopic],
+    knows_fenced: bool,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let table = shard.topic_table();
+    let exists = |topic: &str, p: i32| {
+        table
+            .get(topic)
+            .is_some_and(|meta| (0..meta.partitions).contains(&p))
+    };
+    let unknown = topics
+        .iter()
+        .any(|t| t.partitions.iter().any(|&p| !exists(t.name.0.as_str(), p)));
+    // Like Kafka: unknown partitions get UNKNOWN_TOPIC_OR_PARTITION and the others
+    // OPERATION_NOT_ATTEMPTED; otherwise one outcome for all.
+    if unknown {
+        return topic_results(topics, |&(t, p)| {
+            if exists(t, p) {
+                ResponseError::OperationNotAttempted.code()
+            } else {
+                ResponseError::UnknownTopicOrPartition.code()
+            }
+        });
+    }
+    let list: Vec<(String, i32)> = topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|&p| (t.name.0.to_string(), p)))
         .collect();
-    AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
+    let code = match coordinator_for(shard, transactional_id) {
+        Ok(c) => c
+            .add_partitions(transactional_id, producer, &list, knows_fenced)
+            .await
+            .err()
+            .unwrap_or(0),
+        Err(code) => code,
+    };
+    topic_results(topics, |_| code)
 }
 
 fn describe_one(shard: &Shard, id: &str) -> TransactionState {
