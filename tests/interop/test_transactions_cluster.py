@@ -39,6 +39,9 @@ from test_replication import (  # noqa: F401 (cluster: a fixture)
     offsets_partition,
 )
 
+# Kafka error codes a client retries on InitProducerId.
+COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE = 14, 15
+
 PARTITIONS = 3
 
 pytestmark = pytest.mark.skipif(not BINARY, reason="cluster tests start their own ringbroker nodes (RINGBROKER_BIN)")
@@ -154,7 +157,12 @@ def test_a_leader_verifies_a_transaction_with_its_coordinator_on_another_broker(
         print(f"partition 0 led by {leader}, {txn_id} coordinated by {coordinator}")
         to_coordinator = Conn(cluster.node(coordinator).bootstrap)
         to_leader = Conn(cluster.node(leader).bootstrap)
-        error, pid, epoch = to_coordinator.init_producer_id(txn_id, 60_000)
+        # The coordinator may still be loading its __transaction_state partition (COORDINATOR_LOAD_IN_PROGRESS,
+        # or COORDINATOR_NOT_AVAILABLE while it is being led): clients retry those, so does this test.
+        def initialised():
+            got = to_coordinator.init_producer_id(txn_id, 60_000)
+            return got if got[0] not in (COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE) else None
+        error, pid, epoch = wait_until(initialised, 60, "InitProducerId past the coordinator's loading")
         assert error == 0
         assert to_leader.produce_transactional(txn_id, pid, epoch, topic_name, 0) == INVALID_TXN_STATE
         assert to_coordinator.add_partitions(2, txn_id, pid, epoch, topic_name) == 0
